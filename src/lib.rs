@@ -1,0 +1,9 @@
+//! lowp: low-precision training on any GPU, with a CPU reference that agrees bit for bit.
+
+pub mod format;
+pub mod quant;
+pub mod reference;
+pub mod rng;
+
+pub use format::{Format, FormatError};
+pub use quant::{Exceptions, QuantSpec, Rounding, Scaling};

@@ -1,0 +1,7 @@
+//! CPU reference emulator: the oracle every GPU kernel is tested against.
+
+pub mod pack;
+pub mod quantize;
+
+pub use pack::{pack, packed_words, unpack};
+pub use quantize::{Quantized, dequantize, fake_quantize, quantize};
