@@ -383,9 +383,7 @@ impl ScalarFormat {
     pub fn emax(&self) -> i32 {
         match self {
             ScalarFormat::Float(f) => f.top_exp(),
-            ScalarFormat::Fixed(x) => {
-                31 - x.max_int().max(1).leading_zeros() as i32 - x.fl as i32
-            }
+            ScalarFormat::Fixed(x) => 31 - x.max_int().max(1).leading_zeros() as i32 - x.fl as i32,
         }
     }
 }
@@ -580,7 +578,9 @@ impl FromStr for Format {
         let mut kv = Vec::new();
         for part in args.split(',').filter(|p| !p.is_empty()) {
             let (k, v) = part.split_once('=').ok_or_else(|| {
-                FormatError(format!("in '{text}': '{part}' is not of the form key=value"))
+                FormatError(format!(
+                    "in '{text}': '{part}' is not of the form key=value"
+                ))
             })?;
             if kv.iter().any(|(k2, _): &(&str, &str)| *k2 == k) {
                 return Err(FormatError(format!("in '{text}': '{k}' is given twice")));

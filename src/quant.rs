@@ -91,9 +91,7 @@ impl fmt::Display for Rounding {
             Rounding::Nearest => f.write_str("nearest"),
             Rounding::NearestAway => f.write_str("nearest-away"),
             Rounding::TowardZero => f.write_str("toward-zero"),
-            Rounding::Stochastic { bits } if *bits == DEFAULT_SR_BITS => {
-                f.write_str("stochastic")
-            }
+            Rounding::Stochastic { bits } if *bits == DEFAULT_SR_BITS => f.write_str("stochastic"),
             Rounding::Stochastic { bits } => write!(f, "stochastic:{bits}"),
         }
     }

@@ -69,7 +69,18 @@ fn float_encode_matches_every_golden_row() {
         let el = fmt.element();
         let name = format!("{file}.encode.csv");
         let (h, rows) = read_csv(&name);
-        assert_eq!(h, ["input_bits", "rne", "rne_sat", "rtz", "sr_random", "sr16", "rna"]);
+        assert_eq!(
+            h,
+            [
+                "input_bits",
+                "rne",
+                "rne_sat",
+                "rtz",
+                "sr_random",
+                "sr16",
+                "rna"
+            ]
+        );
         assert!(rows.len() > 1000, "{name} has only {} rows", rows.len());
         total_rows += rows.len();
         let cols: [(&str, usize, Rounding, bool); 5] = [
@@ -96,7 +107,11 @@ fn float_decode_matches_every_golden_code() {
         let el = text.parse::<Format>().unwrap().element();
         let (h, rows) = read_csv(&format!("{file}.decode.csv"));
         assert_eq!(h, ["code", "value_bits"]);
-        assert_eq!(rows.len(), 1usize << el.bits(), "{file}: not every code listed");
+        assert_eq!(
+            rows.len(),
+            1usize << el.bits(),
+            "{file}: not every code listed"
+        );
         bad += check_column(file, "decode", &rows, 1, |r| el.decode_bits(r[0], 0));
     }
     assert_eq!(bad, 0, "{bad} decode mismatches");
@@ -112,7 +127,17 @@ fn fixed_encode_matches_every_golden_row() {
             .unwrap()
             .element();
         let (h, rows) = read_csv(&name);
-        assert_eq!(h, ["input_bits", "rne_sat", "rtz_sat", "sr_random", "sr16_sat", "rna_sat"]);
+        assert_eq!(
+            h,
+            [
+                "input_bits",
+                "rne_sat",
+                "rtz_sat",
+                "sr_random",
+                "sr16_sat",
+                "rna_sat"
+            ]
+        );
         let cols: [(&str, usize, Rounding); 4] = [
             ("rne_sat", 1, Rounding::Nearest),
             ("rtz_sat", 2, Rounding::TowardZero),
@@ -146,9 +171,11 @@ fn mx_blocks_match_every_golden_block() {
             blocks += 1;
             let x: Vec<f32> = row[..MX_BLOCK].iter().map(|&b| f32::from_bits(b)).collect();
             let q = reference::quantize(&x, &QuantSpec::new(fmt));
-            let scale = f32::from_bits(
-                lowp::quant::make_f32_bits(false, 1, q.block_scale_byte(0) as i32 - 127),
-            );
+            let scale = f32::from_bits(lowp::quant::make_f32_bits(
+                false,
+                1,
+                q.block_scale_byte(0) as i32 - 127,
+            ));
             let mut ok = scale.to_bits() == row[MX_BLOCK];
             let y = reference::dequantize(&q);
             for (j, v) in y.iter().enumerate() {

@@ -26,7 +26,11 @@ pub fn pack(codes: &[u32], w: u32) -> Vec<u32> {
 /// Unpacks `n` codes of `w` bits from packed words.
 pub fn unpack(words: &[u32], w: u32, n: usize) -> Vec<u32> {
     assert!((1..=32).contains(&w), "code width must be 1..=32, got {w}");
-    let mask = if w == 32 { u64::from(u32::MAX) } else { (1u64 << w) - 1 };
+    let mask = if w == 32 {
+        u64::from(u32::MAX)
+    } else {
+        (1u64 << w) - 1
+    };
     (0..n)
         .map(|i| {
             let bit = i * w as usize;

@@ -19,7 +19,9 @@ pub fn read_csv(name: &str) -> (Vec<String>, Vec<Vec<u32>>) {
     let path = golden_dir().join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let mut lines = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty());
+    let mut lines = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty());
     let header: Vec<String> = lines
         .next()
         .expect("empty csv")
@@ -43,7 +45,11 @@ pub fn read_blocks(name: &str) -> Vec<Vec<u32>> {
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| l.split(',').map(|w| u32::from_str_radix(w, 16).unwrap()).collect())
+        .map(|l| {
+            l.split(',')
+                .map(|w| u32::from_str_radix(w, 16).unwrap())
+                .collect()
+        })
         .collect()
 }
 
