@@ -1,6 +1,8 @@
 //! lowp: low-precision training on any GPU, with a CPU reference that agrees bit for bit.
 
 pub mod format;
+pub mod gpu;
+pub mod ops;
 pub mod quant;
 pub mod reference;
 pub mod rng;

@@ -406,11 +406,21 @@ pub fn amax_bits(xs: &[f32]) -> u32 {
         .unwrap_or(0)
 }
 
-/// The E8M0 scale exponent of an MX block with the given amax:
+/// Largest finite |x| (as f32 bits) of a slice: what an MX block's scale is computed from,
+/// so that a ±Inf element saturates instead of flushing the rest of its block.
+pub fn finite_amax_bits(xs: &[f32]) -> u32 {
+    xs.iter()
+        .map(|x| x.to_bits() & 0x7fff_ffff)
+        .filter(|&b| b < 0x7f80_0000)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The E8M0 scale exponent of an MX block with the given finite amax:
 /// `floor(log2 amax) - emax`, clipped to [-127, 127]; -127 for an all-zero block.
 pub fn mx_scale_exp(amax_bits: u32, emax: i32) -> i32 {
-    if amax_bits == 0 || amax_bits >= 0x7f80_0000 {
-        return if amax_bits == 0 { -127 } else { 127 };
+    if amax_bits == 0 {
+        return -127;
     }
     (floor_log2_bits(amax_bits) - emax).clamp(-127, 127)
 }

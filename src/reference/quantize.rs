@@ -3,8 +3,8 @@
 use super::pack::{pack, unpack};
 use crate::format::MX_BLOCK;
 use crate::quant::{
-    ElementRounding, Exceptions, QuantSpec, Scaling, amax_bits, mx_scale_exp, round_element,
-    tensor_scale_exp,
+    ElementRounding, Exceptions, QuantSpec, Scaling, amax_bits, finite_amax_bits, mx_scale_exp,
+    round_element, tensor_scale_exp,
 };
 use crate::rng::random_block;
 
@@ -66,7 +66,7 @@ pub fn quantize(x: &[f32], spec: &QuantSpec) -> Quantized {
             random_block(spec.seed, spec.stream, start as u64, &mut rand[..xs.len()]);
         }
         if mx.is_some() {
-            er.scale_exp = mx_scale_exp(amax_bits(xs), el.emax());
+            er.scale_exp = mx_scale_exp(finite_amax_bits(xs), el.emax());
             scale_bytes.push((er.scale_exp + 127) as u32);
         }
         for (j, (&v, o)) in xs.iter().zip(out.iter_mut()).enumerate() {

@@ -58,3 +58,45 @@ pub fn same_value(a: u32, b: u32) -> bool {
     let nan = |x: u32| x & 0x7fff_ffff > 0x7f80_0000;
     a == b || (nan(a) && nan(b))
 }
+
+/// The GPU context for tests, or a failure that says how to get a (software) GPU.
+pub fn gpu() -> lowp::gpu::GpuContext {
+    match lowp::gpu::GpuContext::new() {
+        Ok(ctx) => ctx,
+        Err(e) => panic!("this test needs a GPU adapter: {e}"),
+    }
+}
+
+/// Test inputs that reach every path of the rounding code: ordinary values across the
+/// exponent range, ties, subnormals, zeros, values near the format limits, ±Inf and NaN.
+pub fn tricky_inputs(n: usize, seed: u64, max: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    (0..n)
+        .map(|i| {
+            let r = next();
+            let sign = if r & 1 == 1 { -1.0 } else { 1.0 };
+            match (r >> 1) % 16 {
+                0 => 0.0 * sign,
+                1 => f32::from_bits((r >> 8) as u32 & 0x7f_ffff) * sign, // f32 subnormal
+                2 => f32::INFINITY * sign,
+                3 if i % 3 == 0 => f32::NAN,
+                4 => max * sign * (1.0 + ((r >> 20) % 64) as f32 / 256.0),
+                5 => {
+                    // halfway between small integers scaled: exercises ties
+                    ((r >> 20) % 64) as f32 * 0.5 * 2f32.powi(((r >> 40) % 20) as i32 - 10) * sign
+                }
+                _ => {
+                    let m = 1.0 + ((r >> 16) as u32 & 0xff_ffff) as f32 / 16_777_216.0;
+                    let e = ((r >> 44) % 80) as i32 - 50;
+                    sign * m * 2f32.powi(e) * max.max(1.0).sqrt()
+                }
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,272 @@
+// Rounding into formats and decoding codes: the twin of src/quant.rs and src/format.rs.
+
+const CANONICAL_NAN: u32 = 0x7fc00000u;
+const OVERFLOW: u32 = 0xffffffffu;
+const FLAG_OVERFLOW: u32 = 1u;
+const FLAG_UNDERFLOW: u32 = 2u;
+const FLAG_NAN: u32 = 4u;
+
+fn low_mask(n: u32) -> u32 {
+    if (n >= 32u) {
+        return 0xffffffffu;
+    }
+    return (1u << n) - 1u;
+}
+
+// Significand of nonzero finite |x| bits: |x| = sig * 2^exp2.
+fn f32_sig(mag: u32) -> u32 {
+    if ((mag >> 23u) == 0u) {
+        return mag;
+    }
+    return (mag & 0x7fffffu) | 0x800000u;
+}
+
+fn f32_exp2(mag: u32) -> i32 {
+    let e = mag >> 23u;
+    if (e == 0u) {
+        return -149;
+    }
+    return i32(e) - 150;
+}
+
+// floor(log2 |x|) of nonzero finite f32 bits.
+fn floor_log2_bits(bits: u32) -> i32 {
+    let e = (bits >> 23u) & 0xffu;
+    if (e == 0u) {
+        return i32(firstLeadingBit(bits & 0x7fffffu)) - 149;
+    }
+    return i32(e) - 127;
+}
+
+// Rounds sig / 2^shift to an integer (exact when shift <= 0).
+fn round_shifted(sig_in: u32, shift_in: i32, mode: u32, k: u32, rand: u32) -> u32 {
+    if (shift_in <= 0) {
+        return sig_in << u32(-shift_in);
+    }
+    var sig = sig_in;
+    var shift = u32(shift_in);
+    if (shift > 32u) {
+        let d = shift - 32u;
+        if (d >= 32u) {
+            sig = select(0u, 1u, sig != 0u);
+        } else {
+            sig = (sig >> d) | select(0u, 1u, (sig & low_mask(d)) != 0u);
+        }
+        shift = 32u;
+    }
+    var int_part = 0u;
+    if (shift < 32u) {
+        int_part = sig >> shift;
+    }
+    let frac = sig & low_mask(shift);
+    let half = 1u << (shift - 1u);
+    var away = false;
+    switch mode {
+        case 0u: {
+            away = frac > half || (frac == half && (int_part & 1u) == 1u);
+        }
+        case 1u: {
+            away = frac >= half;
+        }
+        case 3u: {
+            var d: u32;
+            if (shift <= k) {
+                d = frac << (k - shift);
+            } else {
+                let t = shift - k;
+                let q = frac >> t;
+                let rem = frac & low_mask(t);
+                let h = 1u << (t - 1u);
+                d = q + select(0u, 1u, rem > h || (rem == h && (q & 1u) == 1u));
+            }
+            let r = rand >> (32u - k);
+            away = d + r >= (1u << k);
+        }
+        default: {}
+    }
+    return int_part + select(0u, 1u, away);
+}
+
+// Magnitude code of sig * 2^exp2 (sig != 0) in a float format, or OVERFLOW.
+fn float_magnitude(sig: u32, exp2: i32, m: u32, emin: i32, subnormals: bool, top_field_exp: i32, max_code: u32, mode: u32, k: u32, rand: u32) -> u32 {
+    let u = exp2 + i32(firstLeadingBit(sig));
+    if (u > top_field_exp) {
+        return OVERFLOW;
+    }
+    let mi = i32(m);
+    var code: u32;
+    if (u >= emin) {
+        code = (u32(u - emin) << m) + round_shifted(sig, u - mi - exp2, mode, k, rand);
+    } else if (subnormals) {
+        code = round_shifted(sig, emin - mi - exp2, mode, k, rand);
+    } else {
+        code = round_shifted(sig, emin - exp2, mode, k, rand) << m;
+    }
+    if (code > max_code) {
+        return OVERFLOW;
+    }
+    return code;
+}
+
+// The f32 bits nearest to (-1)^neg * sig * 2^exp2, ties to even.
+fn make_f32_bits(neg: bool, sig: u32, exp2: i32) -> u32 {
+    let sign = select(0u, 0x80000000u, neg);
+    if (sig == 0u) {
+        return sign;
+    }
+    let c = float_magnitude(sig, exp2, 23u, -126, true, 128, 0x7f7fffffu, 0u, 0u, 0u);
+    if (c == OVERFLOW) {
+        return sign | 0x7f800000u;
+    }
+    return sign | c;
+}
+
+fn overflow_code(f: Fmt, sign: u32, saturate: bool, finite_rtz: bool) -> u32 {
+    if (saturate || finite_rtz) {
+        return sign | f.max_code;
+    }
+    if (f.inf_code != NONE) {
+        return sign | f.inf_code;
+    }
+    if (f.nan_code != NONE) {
+        return f.nan_code;
+    }
+    return sign | f.max_code;
+}
+
+// (code, flags) of f32 bits rounded into a float format.
+fn round_float(f: Fmt, bits: u32, scale_exp: i32, mode: u32, k: u32, sat: bool, rand: u32) -> vec2<u32> {
+    let neg = (bits >> 31u) == 1u;
+    let sign = select(0u, f.sign_bit, neg);
+    let mag = bits & 0x7fffffffu;
+    let saturate = sat || f.specials == 2u;
+    if (mag > 0x7f800000u) {
+        return vec2<u32>(select(0u, f.nan_code, f.nan_code != NONE), FLAG_NAN);
+    }
+    if (mag == 0x7f800000u) {
+        return vec2<u32>(overflow_code(f, sign, saturate, false), FLAG_OVERFLOW);
+    }
+    if (mag == 0u) {
+        return vec2<u32>(sign, 0u);
+    }
+    let c = float_magnitude(f32_sig(mag), f32_exp2(mag) - scale_exp, f.m, 1 - f.bias, f.subnormals != 0u, f.top_field_exp, f.max_code, mode, k, rand);
+    if (c == OVERFLOW) {
+        return vec2<u32>(overflow_code(f, sign, saturate, mode == 2u), FLAG_OVERFLOW);
+    }
+    return vec2<u32>(sign | c, select(0u, FLAG_UNDERFLOW, c == 0u));
+}
+
+// (code, flags) of f32 bits rounded into a fixed-point format (always saturating).
+fn round_fixed(f: Fmt, bits: u32, scale_exp: i32, mode: u32, k: u32, rand: u32) -> vec2<u32> {
+    let neg = (bits >> 31u) == 1u;
+    let mag = bits & 0x7fffffffu;
+    if (mag > 0x7f800000u) {
+        return vec2<u32>(0u, FLAG_NAN);
+    }
+    if (mag == 0u) {
+        return vec2<u32>(0u, 0u);
+    }
+    let limit = select(f.max_int, f.min_int_mag, neg);
+    var n = limit;
+    var flags = FLAG_OVERFLOW;
+    if (mag != 0x7f800000u) {
+        let sig = f32_sig(mag);
+        let exp2 = f32_exp2(mag) - scale_exp;
+        let qexp = -i32(f.fl);
+        let top = exp2 + i32(firstLeadingBit(sig)) - qexp;
+        if (top < 32) {
+            // Two's-complement stochastic rounding: complemented bits for negatives.
+            let r = select(rand, ~rand, neg);
+            let v = round_shifted(sig, qexp - exp2, mode, k, r);
+            if (v <= limit) {
+                n = v;
+                flags = 0u;
+            }
+        }
+    }
+    if (n == 0u) {
+        flags = flags | FLAG_UNDERFLOW;
+    }
+    var code = n;
+    if (neg) {
+        code = 0u - n;
+    }
+    return vec2<u32>(code & low_mask(f.bits), flags);
+}
+
+fn round_element(f: Fmt, bits: u32, scale_exp: i32, mode: u32, k: u32, sat: bool, rand: u32) -> vec2<u32> {
+    if (f.kind == 0u) {
+        return round_float(f, bits, scale_exp, mode, k, sat, rand);
+    }
+    return round_fixed(f, bits, scale_exp, mode, k, rand);
+}
+
+// f32 bits of a float code times 2^scale_exp.
+fn decode_float(f: Fmt, code: u32, scale_exp: i32) -> u32 {
+    let neg = (code & f.sign_bit) != 0u;
+    let mag = code & (f.sign_bit - 1u);
+    let field = mag >> f.m;
+    let mant = mag & low_mask(f.m);
+    let all_field = (f.sign_bit - 1u) >> f.m;
+    if (f.specials == 0u && field == all_field) {
+        if (mant == 0u) {
+            return select(0u, 0x80000000u, neg) | 0x7f800000u;
+        }
+        return CANONICAL_NAN;
+    }
+    if (f.specials == 1u && mag == f.nan_code) {
+        return CANONICAL_NAN;
+    }
+    if (field == 0u) {
+        if (f.subnormals == 0u) {
+            return select(0u, 0x80000000u, neg);
+        }
+        return make_f32_bits(neg, mant, 1 - f.bias - i32(f.m) + scale_exp);
+    }
+    return make_f32_bits(neg, mant | (1u << f.m), i32(field) - f.bias - i32(f.m) + scale_exp);
+}
+
+// f32 bits of a two's-complement code times 2^(scale_exp - fl).
+fn decode_fixed(f: Fmt, code: u32, scale_exp: i32) -> u32 {
+    let shift = 32u - f.bits;
+    let k = bitcast<i32>(code << shift) >> shift;
+    return make_f32_bits(k < 0, bitcast<u32>(abs(k)), scale_exp - i32(f.fl));
+}
+
+fn decode_code(f: Fmt, code: u32, scale_exp: i32) -> u32 {
+    if (f.kind == 0u) {
+        return decode_float(f, code, scale_exp);
+    }
+    return decode_fixed(f, code, scale_exp);
+}
+
+// E8M0 exponent of an MX block from its finite amax: floor(log2 amax) - emax, clipped to [-127, 127].
+fn mx_scale_exp(amax_bits: u32, emax: i32) -> i32 {
+    if (amax_bits == 0u) {
+        return -127;
+    }
+    return clamp(floor_log2_bits(amax_bits) - emax, -127, 127);
+}
+
+// Smallest power-of-two exponent s with amax / 2^s <= max.
+fn tensor_scale_exp(amax_bits: u32, f: Fmt) -> i32 {
+    if (amax_bits == 0u || amax_bits >= 0x7f800000u) {
+        return 0;
+    }
+    let s = floor_log2_bits(amax_bits) - f.emax;
+    let sig = f32_sig(amax_bits);
+    let norm = (sig << countLeadingZeros(sig)) >> 8u;
+    let moved = (u32(f.emax + 127) << 23u) | (norm & 0x7fffffu);
+    return s + select(0, 1, moved > f.max_bits);
+}
+
+// The scale exponent element i is divided by.
+fn element_scale_exp(scaling: u32, scale_word: u32, i: u32) -> i32 {
+    if (scaling == 2u) {
+        return i32((scale_word >> (8u * ((i / 32u) % 4u))) & 0xffu) - 127;
+    }
+    if (scaling == 1u) {
+        return bitcast<i32>(scale_word);
+    }
+    return 0;
+}

@@ -1,0 +1,105 @@
+//! Buffer helpers: upload, zeroed storage, uniforms, readback and size checks.
+
+use super::context::GpuContext;
+use super::error::GpuError;
+use wgpu::util::DeviceExt;
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+/// Fails with `TooLarge` if `bytes` exceed what one storage binding may hold.
+pub fn check_size(ctx: &GpuContext, what: &str, bytes: u64) -> Result<(), GpuError> {
+    let l = ctx.device.limits();
+    let limit = l.max_storage_buffer_binding_size.min(l.max_buffer_size);
+    if bytes > limit {
+        return Err(GpuError::TooLarge {
+            what: what.to_string(),
+            bytes,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// A storage buffer holding `words`.
+pub fn upload_u32(ctx: &GpuContext, label: &str, words: &[u32]) -> Result<wgpu::Buffer, GpuError> {
+    check_size(ctx, label, words.len() as u64 * 4)?;
+    let data: &[u32] = if words.is_empty() { &[0] } else { words };
+    Ok(ctx
+        .device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(data),
+            usage: STORAGE,
+        }))
+}
+
+/// A storage buffer holding f32 values.
+pub fn upload_f32(ctx: &GpuContext, label: &str, xs: &[f32]) -> Result<wgpu::Buffer, GpuError> {
+    upload_u32(ctx, label, bytemuck::cast_slice(xs))
+}
+
+/// A zero-filled storage buffer of `words` u32 words (at least one).
+pub fn zeroed(ctx: &GpuContext, label: &str, words: usize) -> Result<wgpu::Buffer, GpuError> {
+    let bytes = words.max(1) as u64 * 4;
+    check_size(ctx, label, bytes)?;
+    Ok(ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes,
+        usage: STORAGE,
+        mapped_at_creation: false,
+    }))
+}
+
+/// A uniform buffer holding `value`.
+pub fn uniform<T: bytemuck::Pod>(ctx: &GpuContext, value: &T) -> wgpu::Buffer {
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::bytes_of(value),
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+}
+
+/// A staging buffer a copy can land in and be mapped for reading.
+pub fn staging(ctx: &GpuContext, bytes: u64) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("staging"),
+        size: bytes.max(4),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+/// Maps a staging buffer (after its copy was submitted) and returns its words.
+pub fn map_read(ctx: &GpuContext, staging: &wgpu::Buffer) -> Result<Vec<u32>, GpuError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    staging.map_async(wgpu::MapMode::Read, .., move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.wait()?;
+    rx.recv()
+        .map_err(|e| GpuError::Readback(e.to_string()))?
+        .map_err(|e| GpuError::Readback(e.to_string()))?;
+    let words = {
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        bytemuck::cast_slice::<u8, u32>(&view).to_vec()
+    };
+    staging.unmap();
+    Ok(words)
+}
+
+/// Reads the first `words` words of a storage buffer back to the CPU.
+pub fn read_u32(ctx: &GpuContext, buf: &wgpu::Buffer, words: usize) -> Result<Vec<u32>, GpuError> {
+    let bytes = (words.max(1) * 4) as u64;
+    let st = staging(ctx, bytes);
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(buf, 0, &st, 0, bytes);
+    ctx.queue.submit([enc.finish()]);
+    let mut out = map_read(ctx, &st)?;
+    out.truncate(words);
+    Ok(out)
+}

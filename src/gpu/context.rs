@@ -1,0 +1,170 @@
+//! The device context: adapter choice, device, queue, capabilities and pipeline cache.
+
+use super::error::GpuError;
+use super::pipelines::PipelineCache;
+use std::sync::{Arc, Mutex};
+
+/// An open GPU device with everything the ops need.
+pub struct GpuContext {
+    /// The chosen adapter.
+    pub adapter: wgpu::Adapter,
+    /// The device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// Adapter name, backend, type and driver.
+    pub info: wgpu::AdapterInfo,
+    pub(crate) pipelines: PipelineCache,
+    max_groups_x: u32,
+    error: Arc<Mutex<Option<String>>>,
+}
+
+fn type_rank(t: wgpu::DeviceType) -> u32 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+impl GpuContext {
+    /// Opens the adapter named by WGPU_ADAPTER_NAME, else the best one on WGPU_BACKEND's backends.
+    pub fn new() -> Result<GpuContext, GpuError> {
+        pollster::block_on(Self::open())
+    }
+
+    async fn open() -> Result<GpuContext, GpuError> {
+        let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        let backends = desc.backends;
+        let instance = wgpu::Instance::new(desc);
+        let adapters = instance.enumerate_adapters(backends).await;
+        if adapters.is_empty() {
+            return Err(GpuError::NoAdapter {
+                backends: format!("{backends:?}"),
+            });
+        }
+        let names = || {
+            adapters
+                .iter()
+                .map(|a| {
+                    let i = a.get_info();
+                    format!("{} ({:?})", i.name, i.backend)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let chosen = match std::env::var("WGPU_ADAPTER_NAME") {
+            Ok(wanted) if !wanted.is_empty() => {
+                let w = wanted.to_lowercase();
+                adapters
+                    .iter()
+                    .find(|a| a.get_info().name.to_lowercase().contains(&w))
+                    .cloned()
+                    .ok_or_else(|| GpuError::AdapterNotFound {
+                        wanted,
+                        available: names(),
+                    })?
+            }
+            _ => adapters
+                .iter()
+                .min_by_key(|a| {
+                    let i = a.get_info();
+                    (type_rank(i.device_type), i.backend == wgpu::Backend::Gl)
+                })
+                .cloned()
+                .expect("nonempty"),
+        };
+        let info = chosen.get_info();
+        let wanted = wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+            | wgpu::Features::SHADER_F16
+            | wgpu::Features::SUBGROUP;
+        let (device, queue) = chosen
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("lowp"),
+                required_features: chosen.features() & wanted,
+                required_limits: chosen.limits(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::RequestDevice {
+                adapter: info.name.clone(),
+                reason: e.to_string(),
+            })?;
+        let error = Arc::new(Mutex::new(None));
+        let sink = error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = sink.lock().unwrap();
+            if slot.is_none() {
+                *slot = Some(e.to_string());
+            }
+        }));
+        let max_groups_x = device.limits().max_compute_workgroups_per_dimension;
+        Ok(GpuContext {
+            adapter: chosen,
+            device,
+            queue,
+            info,
+            pipelines: PipelineCache::default(),
+            max_groups_x,
+            error,
+        })
+    }
+
+    /// Caps the workgroups of a dispatch's x dimension (to exercise the 2-D path in tests).
+    pub fn with_max_groups_x(mut self, n: u32) -> GpuContext {
+        self.max_groups_x = n.clamp(1, self.device.limits().max_compute_workgroups_per_dimension);
+        self
+    }
+
+    /// Largest number of workgroups a dispatch puts along x.
+    pub fn max_groups_x(&self) -> u32 {
+        self.max_groups_x
+    }
+
+    /// Whether the device can time passes with timestamp queries.
+    pub fn has_timestamps(&self) -> bool {
+        self.device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// Returns (and clears) the first error wgpu reported since the last check.
+    pub fn check(&self) -> Result<(), GpuError> {
+        match self.error.lock().unwrap().take() {
+            Some(e) => Err(GpuError::Device(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until the queue is idle.
+    pub fn wait(&self) -> Result<(), GpuError> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+        self.check()
+    }
+
+    /// A human-readable capability report.
+    pub fn report(&self) -> String {
+        let f = self.device.features();
+        let l = self.device.limits();
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        format!(
+            "adapter: {} ({:?}, {:?})\ndriver: {} {}\nshader-f16: {}\nsubgroups: {}\ntimestamp queries: {}\nmax storage buffer binding: {} MiB\nmax buffer: {} MiB\nmax workgroups per dimension: {}",
+            self.info.name,
+            self.info.backend,
+            self.info.device_type,
+            self.info.driver,
+            self.info.driver_info,
+            yes(f.contains(wgpu::Features::SHADER_F16)),
+            yes(f.contains(wgpu::Features::SUBGROUP)),
+            yes(f.contains(wgpu::Features::TIMESTAMP_QUERY)),
+            l.max_storage_buffer_binding_size >> 20,
+            l.max_buffer_size >> 20,
+            l.max_compute_workgroups_per_dimension,
+        )
+    }
+}

@@ -1,0 +1,54 @@
+//! Recording one kernel dispatch: grid size, bind group and compute pass.
+
+use super::buffers::uniform;
+use super::context::GpuContext;
+use super::params::QuantParams;
+
+/// Invocations per workgroup of every 1-D kernel (WGSL's `WG`).
+pub const WORKGROUP: u32 = 256;
+
+/// Workgroups along x and y covering `count` work items.
+pub fn grid(ctx: &GpuContext, count: u32) -> (u32, u32) {
+    let groups = count.div_ceil(WORKGROUP).max(1);
+    let gx = groups.min(ctx.max_groups_x());
+    (gx, groups.div_ceil(gx))
+}
+
+/// Records `entry` of `kernel` over `count` work items with the given storage bindings
+/// (binding 0 is the uniform `params`, filled in here with the grid).
+pub fn record(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    kernel: &str,
+    entry: &str,
+    count: u32,
+    mut params: QuantParams,
+    bindings: &[(u32, &wgpu::Buffer)],
+    timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
+) {
+    let (gx, gy) = grid(ctx, count);
+    params.groups_x = gx;
+    params.count = count;
+    let ubuf = uniform(ctx, &params);
+    let pipeline = ctx.pipelines.get(&ctx.device, kernel, entry);
+    let mut entries = vec![wgpu::BindGroupEntry {
+        binding: 0,
+        resource: ubuf.as_entire_binding(),
+    }];
+    entries.extend(bindings.iter().map(|(b, buf)| wgpu::BindGroupEntry {
+        binding: *b,
+        resource: buf.as_entire_binding(),
+    }));
+    let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(kernel),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &entries,
+    });
+    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some(kernel),
+        timestamp_writes: timestamps,
+    });
+    pass.set_pipeline(&pipeline);
+    pass.set_bind_group(0, &bind, &[]);
+    pass.dispatch_workgroups(gx, gy, 1);
+}

@@ -1,0 +1,14 @@
+//! GPU layer: device context, buffers, pipelines, shader assembly and the packed tensor.
+
+pub mod buffers;
+pub mod context;
+pub mod dispatch;
+pub mod error;
+pub mod params;
+pub mod pipelines;
+pub mod shader;
+pub mod tensor;
+
+pub use context::GpuContext;
+pub use error::GpuError;
+pub use tensor::Tensor;

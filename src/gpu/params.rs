@@ -1,0 +1,115 @@
+//! The uniform parameters of the quantization kernels; mirrors `shaders/lib/params.wgsl`.
+
+use crate::format::{ScalarFormat, Specials};
+use crate::quant::{QuantSpec, Scaling};
+
+/// A format flattened for the kernels (16 words, like WGSL's `Fmt`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct FmtParams {
+    kind: u32,
+    bits: u32,
+    m: u32,
+    bias: i32,
+    specials: u32,
+    subnormals: u32,
+    max_code: u32,
+    top_field_exp: i32,
+    sign_bit: u32,
+    inf_code: u32,
+    nan_code: u32,
+    fl: u32,
+    max_int: u32,
+    min_int_mag: u32,
+    emax: i32,
+    max_bits: u32,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl FmtParams {
+    /// The parameters of an element format.
+    pub fn new(f: &ScalarFormat) -> FmtParams {
+        let common = FmtParams {
+            bits: f.bits(),
+            emax: f.emax(),
+            max_bits: f.max().to_bits(),
+            inf_code: NONE,
+            nan_code: NONE,
+            ..Default::default()
+        };
+        match f {
+            ScalarFormat::Float(x) => FmtParams {
+                kind: 0,
+                m: x.m,
+                bias: x.bias,
+                specials: match x.specials {
+                    Specials::Ieee => 0,
+                    Specials::Nan => 1,
+                    Specials::None => 2,
+                },
+                subnormals: x.subnormals as u32,
+                max_code: x.max_code(),
+                top_field_exp: x.top_field_exp(),
+                sign_bit: x.sign_bit(),
+                inf_code: x.inf_code().unwrap_or(NONE),
+                nan_code: x.nan_code().unwrap_or(NONE),
+                ..common
+            },
+            ScalarFormat::Fixed(x) => FmtParams {
+                kind: 1,
+                fl: x.fl,
+                max_int: x.max_int(),
+                min_int_mag: x.min_int_mag(),
+                ..common
+            },
+        }
+    }
+}
+
+/// One dispatch's parameters (32 words, like WGSL's `QuantParams`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct QuantParams {
+    fmt: FmtParams,
+    n: u32,
+    mode: u32,
+    sr_bits: u32,
+    saturate: u32,
+    seed_lo: u32,
+    seed_hi: u32,
+    stream: u32,
+    scaling: u32,
+    /// Workgroups along x in this dispatch.
+    pub groups_x: u32,
+    /// Work items in this dispatch.
+    pub count: u32,
+    pad: [u32; 6],
+}
+
+impl QuantParams {
+    /// Parameters for quantizing `n` elements as `spec` says.
+    pub fn new(spec: &QuantSpec, n: usize) -> QuantParams {
+        QuantParams {
+            fmt: FmtParams::new(&spec.format.element()),
+            n: n as u32,
+            mode: spec.rounding.mode_id(),
+            sr_bits: spec.rounding.sr_bits(),
+            saturate: (spec.saturate || spec.format.mx().is_some()) as u32,
+            seed_lo: spec.seed as u32,
+            seed_hi: (spec.seed >> 32) as u32,
+            stream: spec.stream,
+            scaling: scaling_id(spec),
+            ..Default::default()
+        }
+    }
+}
+
+/// 0 none, 1 per tensor, 2 MX blocks.
+pub fn scaling_id(spec: &QuantSpec) -> u32 {
+    match (spec.format.mx(), spec.scaling) {
+        (Some(_), _) => 2,
+        (None, Scaling::Tensor) => 1,
+        (None, Scaling::None) => 0,
+    }
+}

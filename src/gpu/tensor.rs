@@ -1,0 +1,86 @@
+//! The packed GPU tensor: shape, format, and its codes stored at the format's own width.
+
+use super::buffers::read_u32;
+use super::{GpuContext, GpuError};
+use crate::quant::QuantSpec;
+use crate::reference::packed_words;
+
+/// A tensor held on the GPU in a (packed) number format.
+pub struct Tensor {
+    shape: Vec<usize>,
+    spec: QuantSpec,
+    len: usize,
+    words: wgpu::Buffer,
+    scales: Option<wgpu::Buffer>,
+}
+
+impl Tensor {
+    /// Wraps buffers a quantize kernel filled (the ops layer builds tensors).
+    pub fn from_parts(
+        shape: Vec<usize>,
+        spec: QuantSpec,
+        words: wgpu::Buffer,
+        scales: Option<wgpu::Buffer>,
+    ) -> Tensor {
+        let len = shape.iter().product();
+        Tensor {
+            shape,
+            spec,
+            len,
+            words,
+            scales,
+        }
+    }
+
+    /// The buffer of packed codes.
+    pub fn words(&self) -> &wgpu::Buffer {
+        &self.words
+    }
+
+    /// The scale buffer, if the tensor has scales.
+    pub fn scales(&self) -> Option<&wgpu::Buffer> {
+        self.scales.as_ref()
+    }
+
+    /// The packed code words, as stored.
+    pub fn read_words(&self, ctx: &GpuContext) -> Result<Vec<u32>, GpuError> {
+        read_u32(
+            ctx,
+            &self.words,
+            packed_words(self.len, self.spec.format.bits()),
+        )
+    }
+
+    /// The scale words (MX E8M0 bytes four to a word, or the per-tensor exponent); empty if none.
+    pub fn read_scales(&self, ctx: &GpuContext) -> Result<Vec<u32>, GpuError> {
+        match &self.scales {
+            Some(s) => read_u32(ctx, s, (s.size() / 4) as usize),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Bytes of GPU memory the tensor's codes and scales occupy.
+    pub fn stored_bytes(&self) -> u64 {
+        self.words.size() + self.scales.as_ref().map_or(0, |s| s.size())
+    }
+
+    /// The tensor's shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the tensor has no elements (never true: empty tensors are refused).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// How the tensor was quantized (its format among it).
+    pub fn spec(&self) -> &QuantSpec {
+        &self.spec
+    }
+}

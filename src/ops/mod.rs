@@ -1,0 +1,5 @@
+//! GPU operations on packed tensors.
+
+pub mod quantize;
+
+pub use quantize::{convert, dequantize, fake_quantize, quantize, quantize_buffer};

@@ -1,0 +1,284 @@
+//! Quantize, dequantize, fake-quantize and amax on the GPU.
+
+use crate::format::MX_BLOCK;
+use crate::gpu::buffers::{map_read, read_u32, staging, upload_f32, zeroed};
+use crate::gpu::dispatch::record;
+use crate::gpu::params::{QuantParams, scaling_id};
+use crate::gpu::{GpuContext, GpuError, Tensor};
+use crate::quant::{Exceptions, QuantSpec};
+use crate::reference::packed_words;
+
+/// Where a quantize writes: packed codes, scales, and the four stats words.
+pub struct QuantizeTargets<'a> {
+    /// Packed codes (at least `packed_words(n, bits)` words).
+    pub words: &'a wgpu::Buffer,
+    /// MX scale words, or one word for the per-tensor exponent; any buffer otherwise.
+    pub scales: &'a wgpu::Buffer,
+    /// [overflow, underflow, nan, amax bits], zeroed before the first use.
+    pub stats: &'a wgpu::Buffer,
+}
+
+/// Number of scale words a tensor of `n` elements needs under `spec`.
+pub fn scale_words(spec: &QuantSpec, n: usize) -> usize {
+    match scaling_id(spec) {
+        2 => n.div_ceil(MX_BLOCK).div_ceil(4),
+        1 => 1,
+        _ => 0,
+    }
+}
+
+/// Fails unless `n` elements fit the kernels' 32-bit indexing.
+pub fn check_len(spec: &QuantSpec, n: usize) -> Result<(), GpuError> {
+    if n == 0 {
+        return Err(GpuError::Invalid("cannot quantize an empty tensor".into()));
+    }
+    let bits = n as u64 * spec.format.bits() as u64;
+    if bits >= 1 << 32 || n as u64 >= 1 << 32 {
+        return Err(GpuError::TooLarge {
+            what: format!("a tensor of {n} {} elements", spec.format),
+            bytes: bits / 8,
+            limit: (1u64 << 32) / 8,
+        });
+    }
+    Ok(())
+}
+
+/// Records the passes that compute the scales `spec` needs (MX block scales, or the
+/// per-tensor exponent from the tensor's amax) into `scales`.
+pub fn record_scales(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    input: &wgpu::Buffer,
+    n: usize,
+    spec: &QuantSpec,
+    scales: &wgpu::Buffer,
+    stats: &wgpu::Buffer,
+) {
+    let p = QuantParams::new(spec, n);
+    let n32 = n as u32;
+    match scaling_id(spec) {
+        2 => {
+            let words = scale_words(spec, n) as u32;
+            record(
+                ctx,
+                enc,
+                "mx_scales",
+                "main",
+                words,
+                p,
+                &[(1, input), (2, scales)],
+                None,
+            );
+        }
+        1 => {
+            let groups = n32.div_ceil(4);
+            record(
+                ctx,
+                enc,
+                "amax",
+                "amax",
+                groups,
+                p,
+                &[(1, input), (7, stats)],
+                None,
+            );
+            record(
+                ctx,
+                enc,
+                "amax",
+                "tensor_scale",
+                1,
+                p,
+                &[(2, scales), (7, stats)],
+                None,
+            );
+        }
+        _ => {}
+    }
+}
+
+/// Records the passes that quantize `n` f32 values from `input` into `t`.
+pub fn record_quantize(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    input: &wgpu::Buffer,
+    n: usize,
+    spec: &QuantSpec,
+    t: &QuantizeTargets<'_>,
+) {
+    record_scales(ctx, enc, input, n, spec, t.scales, t.stats);
+    let p = QuantParams::new(spec, n);
+    let words = packed_words(n, spec.format.bits()) as u32;
+    record(
+        ctx,
+        enc,
+        "quantize",
+        "main",
+        words,
+        p,
+        &[(1, input), (2, t.words), (3, t.scales), (7, t.stats)],
+        None,
+    );
+}
+
+/// Records the pass that decodes `n` elements of packed codes into f32 `out`.
+pub fn dequantize_into(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    words: &wgpu::Buffer,
+    scales: &wgpu::Buffer,
+    n: usize,
+    spec: &QuantSpec,
+    out: &wgpu::Buffer,
+) {
+    let p = QuantParams::new(spec, n);
+    record(
+        ctx,
+        enc,
+        "dequantize",
+        "main",
+        n as u32,
+        p,
+        &[(1, words), (2, out), (3, scales)],
+        None,
+    );
+}
+
+/// Decodes the four stats words.
+pub fn exceptions_from(stats: &[u32]) -> Exceptions {
+    Exceptions {
+        overflow: stats[0] as u64,
+        underflow: stats[1] as u64,
+        nan: stats[2] as u64,
+        amax: f32::from_bits(stats[3]),
+    }
+}
+
+/// Rounds `x` through the format and back on the GPU, with the exception counts.
+pub fn fake_quantize(
+    ctx: &GpuContext,
+    x: &[f32],
+    spec: &QuantSpec,
+) -> Result<(Vec<f32>, Exceptions), GpuError> {
+    let n = x.len();
+    check_len(spec, n)?;
+    let input = upload_f32(ctx, "input", x)?;
+    let out = zeroed(ctx, "output", n)?;
+    let scales = zeroed(ctx, "scales", scale_words(spec, n))?;
+    let stats = zeroed(ctx, "stats", 4)?;
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    record_scales(ctx, &mut enc, &input, n, spec, &scales, &stats);
+    let p = QuantParams::new(spec, n);
+    record(
+        ctx,
+        &mut enc,
+        "fake_quantize",
+        "main",
+        (n as u32).div_ceil(4),
+        p,
+        &[(1, &input), (2, &out), (3, &scales), (7, &stats)],
+        None,
+    );
+    let st = staging(ctx, 16);
+    enc.copy_buffer_to_buffer(&stats, 0, &st, 0, 16);
+    ctx.queue.submit([enc.finish()]);
+    let exc = exceptions_from(&map_read(ctx, &st)?);
+    let y = read_u32(ctx, &out, n)?;
+    Ok((y.into_iter().map(f32::from_bits).collect(), exc))
+}
+
+/// Quantizes f32 data of the given shape on the GPU.
+pub fn quantize(
+    ctx: &GpuContext,
+    data: &[f32],
+    shape: &[usize],
+    spec: &QuantSpec,
+) -> Result<(Tensor, Exceptions), GpuError> {
+    let n: usize = shape.iter().product();
+    if n != data.len() {
+        return Err(GpuError::Invalid(format!(
+            "shape {shape:?} holds {n} elements but {} values were given",
+            data.len()
+        )));
+    }
+    check_len(spec, n)?;
+    let input = upload_f32(ctx, "input", data)?;
+    quantize_buffer(ctx, &input, shape, spec)
+}
+
+/// Quantizes `shape.product()` f32 values already in a GPU buffer.
+pub fn quantize_buffer(
+    ctx: &GpuContext,
+    input: &wgpu::Buffer,
+    shape: &[usize],
+    spec: &QuantSpec,
+) -> Result<(Tensor, Exceptions), GpuError> {
+    let n: usize = shape.iter().product();
+    check_len(spec, n)?;
+    let words = zeroed(ctx, "codes", packed_words(n, spec.format.bits()))?;
+    let sw = scale_words(spec, n);
+    let scales = if sw > 0 {
+        Some(zeroed(ctx, "scales", sw)?)
+    } else {
+        None
+    };
+    let dummy;
+    let scales_ref = match &scales {
+        Some(s) => s,
+        None => {
+            dummy = zeroed(ctx, "no scales", 1)?;
+            &dummy
+        }
+    };
+    let stats = zeroed(ctx, "stats", 4)?;
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let targets = QuantizeTargets {
+        words: &words,
+        scales: scales_ref,
+        stats: &stats,
+    };
+    record_quantize(ctx, &mut enc, input, n, spec, &targets);
+    let st = staging(ctx, 16);
+    enc.copy_buffer_to_buffer(&stats, 0, &st, 0, 16);
+    ctx.queue.submit([enc.finish()]);
+    let exc = exceptions_from(&map_read(ctx, &st)?);
+    Ok((
+        Tensor::from_parts(shape.to_vec(), *spec, words, scales),
+        exc,
+    ))
+}
+
+/// Decodes a tensor to f32 on the GPU and reads it back.
+pub fn dequantize(ctx: &GpuContext, t: &Tensor) -> Result<Vec<f32>, GpuError> {
+    let out = dequantize_buffer(ctx, t)?;
+    let y = read_u32(ctx, &out, t.len())?;
+    Ok(y.into_iter().map(f32::from_bits).collect())
+}
+
+/// Decodes a tensor into a new f32 GPU buffer.
+pub fn dequantize_buffer(ctx: &GpuContext, t: &Tensor) -> Result<wgpu::Buffer, GpuError> {
+    let out = zeroed(ctx, "decoded", t.len())?;
+    let dummy;
+    let scales = match t.scales() {
+        Some(s) => s,
+        None => {
+            dummy = zeroed(ctx, "no scales", 1)?;
+            &dummy
+        }
+    };
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    dequantize_into(ctx, &mut enc, t.words(), scales, t.len(), t.spec(), &out);
+    ctx.queue.submit([enc.finish()]);
+    ctx.check()?;
+    Ok(out)
+}
+
+/// Converts a tensor to another format on the GPU (decode, then quantize as `spec` says).
+pub fn convert(
+    ctx: &GpuContext,
+    t: &Tensor,
+    spec: &QuantSpec,
+) -> Result<(Tensor, Exceptions), GpuError> {
+    let decoded = dequantize_buffer(ctx, t)?;
+    quantize_buffer(ctx, &decoded, t.shape(), spec)
+}
