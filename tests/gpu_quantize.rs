@@ -1,0 +1,166 @@
+//! GPU kernels equal the CPU reference bit for bit: every format, rounding mode,
+//! saturation and scaling option, on lengths around word and dispatch boundaries.
+
+mod common;
+
+use lowp::format::Format;
+use lowp::gpu::GpuContext;
+use lowp::ops;
+use lowp::quant::{QuantSpec, Rounding, Scaling};
+use lowp::reference;
+use std::sync::OnceLock;
+
+/// A context whose dispatches put at most 3 workgroups along x, so that any tensor of
+/// more than 768 work items takes the two-dimensional dispatch path.
+fn ctx() -> &'static GpuContext {
+    static CTX: OnceLock<GpuContext> = OnceLock::new();
+    CTX.get_or_init(|| common::gpu().with_max_groups_x(3))
+}
+
+const FORMATS: [&str; 24] = [
+    "fp32",
+    "bf16",
+    "fp16",
+    "e5m2",
+    "e4m3",
+    "e3m2",
+    "e2m3",
+    "e2m1",
+    "float(e=5,m=4)",
+    "float(e=4,m=3,bias=11,specials=none)",
+    "float(e=3,m=0,specials=nan)",
+    "float(e=6,m=9,subnormals=false)",
+    "float(e=8,m=3)",
+    "float(e=2,m=12,bias=-3)",
+    "fixed(wl=8,fl=4)",
+    "fixed(wl=16,fl=8)",
+    "fixed(wl=5,fl=5)",
+    "fixed(wl=32,fl=16)",
+    "mxfp8_e4m3",
+    "mxfp8_e5m2",
+    "mxfp6_e3m2",
+    "mxfp6_e2m3",
+    "mxfp4_e2m1",
+    "mxint8",
+];
+
+const ROUNDINGS: [Rounding; 5] = [
+    Rounding::Nearest,
+    Rounding::NearestAway,
+    Rounding::TowardZero,
+    Rounding::Stochastic { bits: 16 },
+    Rounding::Stochastic { bits: 5 },
+];
+
+/// Lengths that end mid-word, on word boundaries, and past one 2-D dispatch row.
+const LENGTHS: [usize; 6] = [1, 31, 97, 1024, 3 * 256 * 4 + 7, 3 * 256 * 32 + 33];
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn check(spec: &QuantSpec, n: usize, seed: u64) {
+    let c = ctx();
+    let x = common::tricky_inputs(n, seed, spec.format.max());
+    let what = format!(
+        "{} {} sat={} {:?} n={n}",
+        spec.format, spec.rounding, spec.saturate, spec.scaling
+    );
+    let r = reference::quantize(&x, spec);
+    let (t, exc) = ops::quantize(c, &x, &[n], spec).unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(t.read_words(c).unwrap(), r.words, "{what}: packed codes differ");
+    assert_eq!(exc, r.exceptions, "{what}: exception counts differ");
+    match (spec.format.mx(), spec.scaling) {
+        (Some(_), _) => assert_eq!(t.read_scales(c).unwrap(), r.scales, "{what}: MX scales"),
+        (None, Scaling::Tensor) => assert_eq!(
+            t.read_scales(c).unwrap(),
+            vec![r.scale_exp as u32],
+            "{what}: tensor scale"
+        ),
+        _ => {}
+    }
+    assert_eq!(
+        t.stored_bytes(),
+        (r.words.len() + r.scales.len() + (spec.scaling == Scaling::Tensor && spec.format.mx().is_none()) as usize) as u64 * 4
+    );
+    let y = ops::dequantize(c, &t).unwrap();
+    let yr = reference::dequantize(&r);
+    assert_eq!(bits(&y), bits(&yr), "{what}: dequantized values differ");
+    let (fy, fexc) = ops::fake_quantize(c, &x, spec).unwrap();
+    assert_eq!(bits(&fy), bits(&yr), "{what}: fake-quantize differs");
+    assert_eq!(fexc, r.exceptions, "{what}: fake-quantize exception counts differ");
+}
+
+#[test]
+fn every_format_rounding_saturation_and_scaling() {
+    let mut case = 0u64;
+    for f in FORMATS {
+        let format: Format = f.parse().unwrap();
+        for rounding in ROUNDINGS {
+            for saturate in [false, true] {
+                for scaling in [Scaling::None, Scaling::Tensor] {
+                    if format.mx().is_some() && scaling == Scaling::Tensor {
+                        continue;
+                    }
+                    let spec = QuantSpec {
+                        format,
+                        rounding,
+                        saturate,
+                        scaling,
+                        seed: 0x1234_5678_9abc + case,
+                        stream: case as u32 % 5,
+                    };
+                    // Cycle the short lengths over the cases; the long ones have their own test.
+                    check(&spec, LENGTHS[(case % 4) as usize], case);
+                    case += 1;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn lengths_around_word_and_dispatch_boundaries() {
+    for f in ["e4m3", "float(e=3,m=2)", "fixed(wl=7,fl=3)", "mxfp4_e2m1", "fp32"] {
+        for &n in &LENGTHS {
+            for rounding in [Rounding::Nearest, Rounding::Stochastic { bits: 16 }] {
+                let spec = QuantSpec {
+                    rounding,
+                    seed: n as u64,
+                    ..QuantSpec::new(f.parse().unwrap())
+                };
+                check(&spec, n, n as u64 + 99);
+            }
+        }
+    }
+}
+
+#[test]
+fn convert_between_formats_matches_reference() {
+    let c = ctx();
+    let x = common::tricky_inputs(777, 5, 100.0);
+    let a = QuantSpec::new("bf16".parse().unwrap());
+    let b = QuantSpec {
+        rounding: Rounding::Stochastic { bits: 16 },
+        seed: 3,
+        ..QuantSpec::new("mxfp6_e3m2".parse().unwrap())
+    };
+    let (t, _) = ops::quantize(c, &x, &[7, 111], &a).unwrap();
+    let (u, exc) = ops::convert(c, &t, &b).unwrap();
+    assert_eq!(u.shape(), &[7, 111]);
+    let via = reference::dequantize(&reference::quantize(&x, &a));
+    let r = reference::quantize(&via, &b);
+    assert_eq!(u.read_words(c).unwrap(), r.words);
+    assert_eq!(exc, r.exceptions);
+    assert_eq!(u.stored_bytes(), b.format.stored_bytes(777) as u64);
+}
+
+#[test]
+fn bad_shapes_and_empty_tensors_are_errors() {
+    let c = ctx();
+    let spec = QuantSpec::new("e4m3".parse().unwrap());
+    let e = ops::quantize(c, &[1.0, 2.0], &[3], &spec).err().unwrap();
+    assert!(e.to_string().contains("shape"), "{e}");
+    let e = ops::quantize(c, &[], &[0], &spec).err().unwrap();
+    assert!(e.to_string().contains("empty"), "{e}");
+}
