@@ -1,5 +1,6 @@
 //! lowp: low-precision training on any GPU, with a CPU reference that agrees bit for bit.
 
+pub mod data;
 pub mod format;
 pub mod gpu;
 pub mod ops;

@@ -137,6 +137,13 @@ impl QuantSpec {
         }
     }
 
+    /// Bytes a tensor of `n` elements quantized this way occupies: packed codes, MX block
+    /// scales, and the 4-byte exponent of a per-tensor scale.
+    pub fn stored_bytes(&self, n: usize) -> usize {
+        let tensor_scale = self.format.mx().is_none() && self.scaling == Scaling::Tensor;
+        self.format.stored_bytes(n) + if tensor_scale { 4 } else { 0 }
+    }
+
     /// Whether overflow clamps (asked for, or forced by the format).
     pub fn saturates(&self) -> bool {
         self.saturate || self.format.always_saturates()

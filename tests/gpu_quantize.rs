@@ -68,7 +68,11 @@ fn check(spec: &QuantSpec, n: usize, seed: u64) {
     );
     let r = reference::quantize(&x, spec);
     let (t, exc) = ops::quantize(c, &x, &[n], spec).unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert_eq!(t.read_words(c).unwrap(), r.words, "{what}: packed codes differ");
+    assert_eq!(
+        t.read_words(c).unwrap(),
+        r.words,
+        "{what}: packed codes differ"
+    );
     assert_eq!(exc, r.exceptions, "{what}: exception counts differ");
     match (spec.format.mx(), spec.scaling) {
         (Some(_), _) => assert_eq!(t.read_scales(c).unwrap(), r.scales, "{what}: MX scales"),
@@ -79,16 +83,26 @@ fn check(spec: &QuantSpec, n: usize, seed: u64) {
         ),
         _ => {}
     }
+    // The GPU buffers are exactly the dense-packed size.
     assert_eq!(
         t.stored_bytes(),
-        (r.words.len() + r.scales.len() + (spec.scaling == Scaling::Tensor && spec.format.mx().is_none()) as usize) as u64 * 4
+        spec.stored_bytes(n) as u64,
+        "{what}: stored bytes"
+    );
+    assert_eq!(
+        r.stored_bytes(),
+        (r.words.len() + r.scales.len()) * 4
+            + 4 * (t.read_scales(c).unwrap().len() == 1 && spec.format.mx().is_none()) as usize
     );
     let y = ops::dequantize(c, &t).unwrap();
     let yr = reference::dequantize(&r);
     assert_eq!(bits(&y), bits(&yr), "{what}: dequantized values differ");
     let (fy, fexc) = ops::fake_quantize(c, &x, spec).unwrap();
     assert_eq!(bits(&fy), bits(&yr), "{what}: fake-quantize differs");
-    assert_eq!(fexc, r.exceptions, "{what}: fake-quantize exception counts differ");
+    assert_eq!(
+        fexc, r.exceptions,
+        "{what}: fake-quantize exception counts differ"
+    );
 }
 
 #[test]
@@ -121,7 +135,13 @@ fn every_format_rounding_saturation_and_scaling() {
 
 #[test]
 fn lengths_around_word_and_dispatch_boundaries() {
-    for f in ["e4m3", "float(e=3,m=2)", "fixed(wl=7,fl=3)", "mxfp4_e2m1", "fp32"] {
+    for f in [
+        "e4m3",
+        "float(e=3,m=2)",
+        "fixed(wl=7,fl=3)",
+        "mxfp4_e2m1",
+        "fp32",
+    ] {
         for &n in &LENGTHS {
             for rounding in [Rounding::Nearest, Rounding::Stochastic { bits: 16 }] {
                 let spec = QuantSpec {

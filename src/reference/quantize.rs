@@ -28,7 +28,7 @@ pub struct Quantized {
 impl Quantized {
     /// Bytes the packed codes and scales occupy.
     pub fn stored_bytes(&self) -> usize {
-        (self.words.len() + self.scales.len()) * 4
+        self.spec.stored_bytes(self.len)
     }
 
     /// The E8M0 scale byte of block `b`.

@@ -1,0 +1,116 @@
+//! `lowp formats`: the table of named formats, or one format described.
+
+use lowp::format::{Format, MX_BLOCK, ScalarFormat, Specials};
+
+fn g(v: f32) -> String {
+    if v == 0.0 || (1e-3..1e6).contains(&v.abs()) {
+        format!("{v}")
+    } else {
+        format!("{v:.4e}")
+    }
+}
+
+fn bits_text(f: &Format) -> String {
+    match f.mx() {
+        Some(_) => format!("{}+8/{MX_BLOCK}", f.bits()),
+        None => f.bits().to_string(),
+    }
+}
+
+/// Prints the table, or the description of `text`.
+pub fn run(text: Option<&str>) -> Result<(), String> {
+    match text {
+        None => {
+            println!(
+                "{:<12} {:>7} {:>12} {:>12} {:>12} {:>10} {:>4} {:>4}",
+                "format", "bits", "max", "min normal", "min >0", "epsilon", "inf", "nan"
+            );
+            for f in Format::named() {
+                let p = f.properties();
+                println!(
+                    "{:<12} {:>7} {:>12} {:>12} {:>12} {:>10} {:>4} {:>4}",
+                    f.to_string(),
+                    bits_text(&f),
+                    g(p.max),
+                    p.min_normal.map_or("-".into(), g),
+                    g(p.min_subnormal),
+                    g(p.epsilon),
+                    if p.has_inf { "yes" } else { "no" },
+                    if p.has_nan { "yes" } else { "no" },
+                );
+            }
+            println!(
+                "\nAlso: float(e=E,m=M[,bias=B][,specials=ieee|nan|none][,subnormals=false]) and fixed(wl=W,fl=F)."
+            );
+            println!("Describe any of them with: lowp formats 'float(e=5,m=4)'");
+            Ok(())
+        }
+        Some(t) => describe(&t.parse::<Format>().map_err(|e| e.to_string())?),
+    }
+}
+
+fn describe(f: &Format) -> Result<(), String> {
+    let p = f.properties();
+    println!("format        {f}");
+    match f.element() {
+        ScalarFormat::Float(x) => {
+            let sp = match x.specials {
+                Specials::Ieee => "ieee: the top exponent holds ±Inf and NaN",
+                Specials::Nan => "nan: only the all-ones code is NaN; no Inf",
+                Specials::None => "none: every code is finite; overflow saturates, NaN becomes +0",
+            };
+            println!(
+                "layout        1 sign, {} exponent, {} mantissa bits; bias {}",
+                x.e, x.m, x.bias
+            );
+            println!("specials      {sp}");
+            println!(
+                "subnormals    {}",
+                if x.subnormals {
+                    "yes"
+                } else {
+                    "no (flushed to zero)"
+                }
+            );
+        }
+        ScalarFormat::Fixed(x) => {
+            println!(
+                "layout        {}-bit two's complement, value k * 2^-{}",
+                x.wl, x.fl
+            );
+            println!(
+                "range         {} .. {}",
+                g(-(x.min_int_mag() as f64 / 2f64.powi(x.fl as i32)) as f32),
+                g(p.max)
+            );
+        }
+    }
+    if f.mx().is_some() {
+        println!(
+            "blocks        {MX_BLOCK} elements share one E8M0 scale 2^(floor(log2 amax) - {})",
+            p.emax
+        );
+    }
+    println!("bits          {}", bits_text(f));
+    println!("max           {}", g(p.max));
+    if let Some(n) = p.min_normal {
+        println!("min normal    {}", g(n));
+    }
+    println!("min positive  {}", g(p.min_subnormal));
+    println!("epsilon       {}", g(p.epsilon));
+    println!("emax          {}", p.emax);
+    println!(
+        "stored bytes  {} per 1024 elements (fp32: 4096)",
+        f.stored_bytes(1024)
+    );
+    let el = f.element();
+    if el.bits() <= 6 {
+        let vals: Vec<String> = (0..1u32 << el.bits())
+            .map(|c| f32::from_bits(el.decode_bits(c, 0)))
+            .filter(|v| v.is_finite() && v.is_sign_positive())
+            .map(g)
+            .collect();
+        println!("values >= 0   {}", vals.join(" "));
+    }
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! The `lowp` command line.
+
+mod formats_cmd;
+mod quantize_cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "lowp",
+    version,
+    about = "Low-precision training on any GPU: number formats, quantization, and (soon) training"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the named formats, or describe one format (any text, e.g. 'float(e=5,m=4)').
+    Formats {
+        /// A format to describe in detail.
+        format: Option<String>,
+    },
+    /// Quantize an f32 .npy array and write the quantized values as f32 .npy.
+    Quantize(quantize_cmd::Args),
+    /// Show the GPU adapter lowp would use and what it offers.
+    Info,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Formats { format } => formats_cmd::run(format.as_deref()),
+        Command::Quantize(args) => quantize_cmd::run(&args),
+        Command::Info => lowp::gpu::GpuContext::new()
+            .map(|ctx| println!("{}", ctx.report()))
+            .map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}

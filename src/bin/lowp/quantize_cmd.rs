@@ -1,0 +1,143 @@
+//! `lowp quantize`: an f32 .npy array through a format, on the GPU or the CPU reference.
+
+use lowp::data::npy::{NpyArray, read_f32, write_f32};
+use lowp::format::Format;
+use lowp::quant::{Exceptions, QuantSpec, Rounding, Scaling};
+use std::path::PathBuf;
+
+/// Where the work runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Device {
+    /// The GPU kernels (through wgpu).
+    Gpu,
+    /// The CPU reference emulator.
+    Cpu,
+}
+
+/// Per-tensor scaling choice on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScaleArg {
+    /// No scaling (MX formats still scale per block).
+    None,
+    /// One power-of-two scale for the whole tensor.
+    Tensor,
+}
+
+/// Arguments of `lowp quantize`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Input: an f32 .npy array.
+    input: PathBuf,
+    /// Output: the quantized values as an f32 .npy array of the same shape.
+    output: PathBuf,
+    /// Target format (see `lowp formats`).
+    #[arg(long, value_parser = |s: &str| s.parse::<Format>().map_err(|e| e.to_string()))]
+    format: Format,
+    /// nearest | nearest-away | toward-zero | stochastic[:K]
+    #[arg(long, default_value = "nearest", value_parser = |s: &str| s.parse::<Rounding>().map_err(|e| e.to_string()))]
+    rounding: Rounding,
+    /// Clamp overflow to ±max instead of Inf/NaN.
+    #[arg(long)]
+    saturate: bool,
+    /// Seed of the stochastic-rounding bits.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Per-tensor power-of-two scaling.
+    #[arg(long, value_enum, default_value_t = ScaleArg::None)]
+    scale: ScaleArg,
+    /// Run on the GPU or on the CPU reference.
+    #[arg(long, value_enum, default_value_t = Device::Gpu)]
+    device: Device,
+}
+
+/// Runs the command.
+pub fn run(a: &Args) -> Result<(), String> {
+    let input = read_f32(&a.input).map_err(|e| e.to_string())?;
+    let n = input.data.len();
+    if n == 0 {
+        return Err(format!("{}: the array is empty", a.input.display()));
+    }
+    let spec = QuantSpec {
+        format: a.format,
+        rounding: a.rounding,
+        saturate: a.saturate,
+        scaling: match a.scale {
+            ScaleArg::None => Scaling::None,
+            ScaleArg::Tensor => Scaling::Tensor,
+        },
+        seed: a.seed,
+        stream: 0,
+    };
+    let (y, exc, stored, device) = match a.device {
+        Device::Cpu => {
+            let q = lowp::reference::quantize(&input.data, &spec);
+            let y = lowp::reference::dequantize(&q);
+            (
+                y,
+                q.exceptions,
+                q.stored_bytes() as u64,
+                "cpu reference".to_string(),
+            )
+        }
+        Device::Gpu => {
+            let ctx = lowp::gpu::GpuContext::new()
+                .map_err(|e| format!("{e}; or run on the CPU reference with --device cpu"))?;
+            let shape = [n];
+            let (t, exc) =
+                lowp::ops::quantize(&ctx, &input.data, &shape, &spec).map_err(|e| e.to_string())?;
+            let y = lowp::ops::dequantize(&ctx, &t).map_err(|e| e.to_string())?;
+            (y, exc, t.stored_bytes(), format!("gpu ({})", ctx.info.name))
+        }
+    };
+    report(&spec, &input, &y, &exc, stored, &device);
+    let out = NpyArray { data: y, ..input };
+    write_f32(&a.output, &out).map_err(|e| e.to_string())
+}
+
+fn report(
+    spec: &QuantSpec,
+    input: &NpyArray,
+    y: &[f32],
+    exc: &Exceptions,
+    stored: u64,
+    device: &str,
+) {
+    let n = y.len();
+    let (mut sum, mut count) = (0f64, 0usize);
+    for (x, q) in input.data.iter().zip(y) {
+        if x.is_finite() && q.is_finite() {
+            let d = *x as f64 - *q as f64;
+            sum += d * d;
+            count += 1;
+        }
+    }
+    let mse = if count > 0 {
+        sum / count as f64
+    } else {
+        f64::NAN
+    };
+    println!(
+        "format      {} ({} bits), rounding {}, saturate {}, scaling {:?}",
+        spec.format,
+        spec.format.bits(),
+        spec.rounding,
+        if spec.saturates() { "yes" } else { "no" },
+        spec.scaling
+    );
+    println!("device      {device}");
+    println!("elements    {n} (shape {:?})", input.shape);
+    println!("overflow    {}", exc.overflow);
+    println!("underflow   {}", exc.underflow);
+    println!("nan         {}", exc.nan);
+    println!("amax        {}", exc.amax);
+    if count == n {
+        println!("mse         {mse:.6e}");
+    } else {
+        println!("mse         {mse:.6e} (over the {count} elements finite before and after)");
+    }
+    println!(
+        "stored      {stored} bytes vs {} bytes fp32 ({:.1}%)",
+        4 * n,
+        100.0 * stored as f64 / (4 * n) as f64
+    );
+}

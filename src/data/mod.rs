@@ -1,0 +1,3 @@
+//! Data on disk: .npy arrays (and, later, the training data sets).
+
+pub mod npy;

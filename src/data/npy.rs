@@ -1,0 +1,104 @@
+//! Reading and writing f32 .npy arrays.
+
+use npyz::WriterBuilder;
+use std::path::{Path, PathBuf};
+
+/// An f32 array with its shape and memory order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NpyArray {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Whether the data is in Fortran (column-major) order.
+    pub fortran_order: bool,
+    /// The values, in file order.
+    pub data: Vec<f32>,
+}
+
+/// Why an .npy file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum NpyError {
+    /// The file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The array does not hold 32-bit floats.
+    #[error(
+        "{path}: holds {found} values, but lowp reads float32 arrays (convert with arr.astype(np.float32))"
+    )]
+    Dtype {
+        /// The file.
+        path: PathBuf,
+        /// The dtype it holds.
+        found: String,
+    },
+    /// Not a valid .npy file.
+    #[error("{path}: not a valid .npy file: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Reads an f32 .npy file.
+pub fn read_f32(path: &Path) -> Result<NpyArray, NpyError> {
+    let io = |source| NpyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes = std::fs::read(path).map_err(io)?;
+    let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| NpyError::Format {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let fortran_order = npy.order() == npyz::Order::Fortran;
+    let found = npy.dtype().descr();
+    let reader = npy.data::<f32>().map_err(|_| NpyError::Dtype {
+        path: path.to_path_buf(),
+        found,
+    })?;
+    let data = reader
+        .collect::<Result<Vec<f32>, _>>()
+        .map_err(|e| NpyError::Format {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    Ok(NpyArray {
+        shape,
+        fortran_order,
+        data,
+    })
+}
+
+/// Writes an f32 .npy file atomically (a temporary file renamed into place).
+pub fn write_f32(path: &Path, a: &NpyArray) -> Result<(), NpyError> {
+    let io = |source| NpyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut buf = Vec::new();
+    let shape: Vec<u64> = a.shape.iter().map(|&d| d as u64).collect();
+    let order = if a.fortran_order {
+        npyz::Order::Fortran
+    } else {
+        npyz::Order::C
+    };
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&shape)
+        .order(order)
+        .writer(&mut buf)
+        .begin_nd()
+        .map_err(io)?;
+    w.extend(a.data.iter().copied()).map_err(io)?;
+    w.finish().map_err(io)?;
+    let tmp = path.with_extension("npy.partial");
+    std::fs::write(&tmp, &buf).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}

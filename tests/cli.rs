@@ -1,0 +1,188 @@
+//! The `lowp` binary: formats table, quantize on GPU and CPU, and one-line errors for bad input.
+
+use lowp::data::npy::{NpyArray, read_f32, write_f32};
+use npyz::WriterBuilder;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn lowp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lowp"))
+        .args(args)
+        .output()
+        .expect("run lowp")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lowp-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A failing run: non-zero exit, one line on stderr naming the problem, no panic.
+fn assert_clean_failure(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "should fail: {err}");
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    assert!(
+        err.contains(needle),
+        "stderr should mention {needle:?}: {err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "{err}"
+    );
+}
+
+#[test]
+fn formats_lists_and_describes() {
+    let out = lowp(&["formats"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for name in ["fp32", "bf16", "e4m3", "e2m1", "mxfp4_e2m1", "mxint8"] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    let out = lowp(&["formats", "float(e=5,m=4)"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("bias 15") && text.contains("max           63488"),
+        "{text}"
+    );
+    assert_clean_failure(&lowp(&["formats", "float(e=0,m=3)"]), "e=0");
+}
+
+#[test]
+fn quantize_gives_the_same_output_on_gpu_and_cpu() {
+    let x: Vec<f32> = (0..6000)
+        .map(|i| ((i as f32) * 0.731).sin() * 300.0)
+        .collect();
+    let input = tmp("in.npy");
+    write_f32(
+        &input,
+        &NpyArray {
+            shape: vec![60, 100],
+            fortran_order: false,
+            data: x.clone(),
+        },
+    )
+    .unwrap();
+    for (fmt, extra) in [
+        ("e4m3", vec!["--rounding", "stochastic", "--seed", "7"]),
+        ("float(e=5,m=4)", vec!["--saturate"]),
+        ("fixed(wl=8,fl=2)", vec!["--rounding", "stochastic:8"]),
+        ("mxfp4_e2m1", vec![]),
+        (
+            "e2m3",
+            vec!["--scale", "tensor", "--rounding", "toward-zero"],
+        ),
+    ] {
+        let (g, c) = (tmp("g.npy"), tmp("c.npy"));
+        let mut args = vec!["quantize", s(&input), s(&g), "--format", fmt];
+        args.extend(&extra);
+        let out = lowp(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            report.contains("mse") && report.contains("stored"),
+            "{report}"
+        );
+        args[2] = s(&c);
+        args.extend(["--device", "cpu"]);
+        let out = lowp(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (gy, cy) = (read_f32(&g).unwrap(), read_f32(&c).unwrap());
+        assert_eq!(gy.shape, vec![60, 100]);
+        assert_eq!(
+            gy.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            cy.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "{fmt}: gpu and cpu differ"
+        );
+        // Same report numbers apart from the device line.
+        let cpu_report = String::from_utf8(out.stdout).unwrap();
+        let strip = |r: &str| {
+            r.lines()
+                .filter(|l| !l.starts_with("device"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(strip(&report), strip(&cpu_report));
+    }
+}
+
+#[test]
+fn bad_input_is_a_one_line_error() {
+    let out_path = tmp("never.npy");
+    assert_clean_failure(
+        &lowp(&[
+            "quantize",
+            "/no/such/file.npy",
+            s(&out_path),
+            "--format",
+            "e4m3",
+        ]),
+        "No such file",
+    );
+    let f64_path = tmp("f64.npy");
+    {
+        let mut buf = Vec::new();
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[3])
+            .writer(&mut buf)
+            .begin_nd()
+            .unwrap();
+        w.extend([1.0f64, 2.0, 3.0]).unwrap();
+        w.finish().unwrap();
+        std::fs::write(&f64_path, buf).unwrap();
+    }
+    assert_clean_failure(
+        &lowp(&["quantize", s(&f64_path), s(&out_path), "--format", "e4m3"]),
+        "float32",
+    );
+    let junk = tmp("junk.npy");
+    std::fs::write(&junk, b"not an npy file at all").unwrap();
+    assert_clean_failure(
+        &lowp(&["quantize", s(&junk), s(&out_path), "--format", "e4m3"]),
+        "not a valid .npy",
+    );
+    let ok = tmp("ok.npy");
+    write_f32(
+        &ok,
+        &NpyArray {
+            shape: vec![2],
+            fortran_order: false,
+            data: vec![1.0, 2.0],
+        },
+    )
+    .unwrap();
+    assert_clean_failure(
+        &lowp(&["quantize", s(&ok), s(&out_path), "--format", "e9m9"]),
+        "unknown format",
+    );
+    assert_clean_failure(
+        &lowp(&[
+            "quantize",
+            s(&ok),
+            s(&out_path),
+            "--format",
+            "e4m3",
+            "--rounding",
+            "up",
+        ]),
+        "unknown rounding",
+    );
+    assert!(!out_path.exists(), "no output may be written on failure");
+}
