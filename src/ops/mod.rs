@@ -2,4 +2,4 @@
 
 pub mod quantize;
 
-pub use quantize::{convert, dequantize, fake_quantize, quantize, quantize_buffer};
+pub use quantize::{amax, convert, dequantize, fake_quantize, quantize, quantize_buffer};

@@ -282,3 +282,26 @@ pub fn convert(
     let decoded = dequantize_buffer(ctx, t)?;
     quantize_buffer(ctx, &decoded, t.shape(), spec)
 }
+
+/// Largest |x| over the non-NaN values of `n` f32 values in a GPU buffer (±Inf counts).
+pub fn amax(ctx: &GpuContext, input: &wgpu::Buffer, n: usize) -> Result<f32, GpuError> {
+    if n == 0 {
+        return Ok(0.0);
+    }
+    let stats = zeroed(ctx, "stats", 4)?;
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let p = QuantParams::new(&QuantSpec::new(crate::format::Format::FP32), n);
+    let groups = (n as u32).div_ceil(4);
+    record(
+        ctx,
+        &mut enc,
+        "amax",
+        "amax",
+        groups,
+        p,
+        &[(1, input), (7, &stats)],
+        None,
+    );
+    ctx.queue.submit([enc.finish()]);
+    Ok(f32::from_bits(read_u32(ctx, &stats, 4)?[3]))
+}
