@@ -24,7 +24,6 @@ pub fn record(
     count: u32,
     mut params: QuantParams,
     bindings: &[(u32, &wgpu::Buffer)],
-    timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
 ) {
     let (gx, gy) = grid(ctx, count);
     params.groups_x = gx;
@@ -46,7 +45,7 @@ pub fn record(
     });
     let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
         label: Some(kernel),
-        timestamp_writes: timestamps,
+        timestamp_writes: None,
     });
     pass.set_pipeline(&pipeline);
     pass.set_bind_group(0, &bind, &[]);

@@ -67,7 +67,6 @@ pub fn record_scales(
                 words,
                 p,
                 &[(1, input), (2, scales)],
-                None,
             );
         }
         1 => {
@@ -80,7 +79,6 @@ pub fn record_scales(
                 groups,
                 p,
                 &[(1, input), (7, stats)],
-                None,
             );
             record(
                 ctx,
@@ -90,7 +88,6 @@ pub fn record_scales(
                 1,
                 p,
                 &[(2, scales), (7, stats)],
-                None,
             );
         }
         _ => {}
@@ -117,7 +114,6 @@ pub fn record_quantize(
         words,
         p,
         &[(1, input), (2, t.words), (3, t.scales), (7, t.stats)],
-        None,
     );
 }
 
@@ -140,7 +136,6 @@ pub fn dequantize_into(
         n as u32,
         p,
         &[(1, words), (2, out), (3, scales)],
-        None,
     );
 }
 
@@ -177,7 +172,6 @@ pub fn fake_quantize(
         (n as u32).div_ceil(4),
         p,
         &[(1, &input), (2, &out), (3, &scales), (7, &stats)],
-        None,
     );
     let st = staging(ctx, 16);
     enc.copy_buffer_to_buffer(&stats, 0, &st, 0, 16);
@@ -300,7 +294,6 @@ pub fn amax(ctx: &GpuContext, input: &wgpu::Buffer, n: usize) -> Result<f32, Gpu
         groups,
         p,
         &[(1, input), (7, &stats)],
-        None,
     );
     ctx.queue.submit([enc.finish()]);
     Ok(f32::from_bits(read_u32(ctx, &stats, 4)?[3]))
