@@ -144,6 +144,18 @@ impl QuantSpec {
         self.format.stored_bytes(n) + if tensor_scale { 4 } else { 0 }
     }
 
+    /// Checks what the type cannot: stochastic rounding needs 1..=24 random bits.
+    pub fn validate(&self) -> Result<(), RoundingError> {
+        match self.rounding {
+            Rounding::Stochastic { bits } if !(1..=24).contains(&bits) => {
+                Err(RoundingError(format!(
+                    "stochastic rounding with {bits} random bits: the number of bits must be 1..=24"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Whether overflow clamps (asked for, or forced by the format).
     pub fn saturates(&self) -> bool {
         self.saturate || self.format.always_saturates()

@@ -183,4 +183,14 @@ fn bad_shapes_and_empty_tensors_are_errors() {
     assert!(e.to_string().contains("shape"), "{e}");
     let e = ops::quantize(c, &[], &[0], &spec).err().unwrap();
     assert!(e.to_string().contains("empty"), "{e}");
+    for bits in [0, 25, 32] {
+        let bad = QuantSpec {
+            rounding: Rounding::Stochastic { bits },
+            ..spec
+        };
+        let e = ops::quantize(c, &[1.0], &[1], &bad).err().unwrap();
+        assert!(e.to_string().contains("1..=24"), "{e}");
+        let e = ops::fake_quantize(c, &[1.0], &bad).err().unwrap();
+        assert!(e.to_string().contains("1..=24"), "{e}");
+    }
 }

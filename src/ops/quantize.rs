@@ -27,8 +27,10 @@ pub fn scale_words(spec: &QuantSpec, n: usize) -> usize {
     }
 }
 
-/// Fails unless `n` elements fit the kernels' 32-bit indexing.
+/// Fails unless `spec` is valid and `n` elements fit the kernels' 32-bit indexing.
 pub fn check_len(spec: &QuantSpec, n: usize) -> Result<(), GpuError> {
+    spec.validate()
+        .map_err(|e| GpuError::Invalid(e.to_string()))?;
     if n == 0 {
         return Err(GpuError::Invalid("cannot quantize an empty tensor".into()));
     }

@@ -38,7 +38,13 @@ impl Quantized {
 }
 
 /// Quantizes `x` as `spec` says.
+///
+/// # Panics
+/// If `spec` fails [`QuantSpec::validate`] (stochastic rounding with 0 or more than 24 bits).
 pub fn quantize(x: &[f32], spec: &QuantSpec) -> Quantized {
+    if let Err(e) = spec.validate() {
+        panic!("invalid quantization spec: {e}");
+    }
     let el = spec.format.element();
     let amax = amax_bits(x);
     let mx = spec.format.mx();
