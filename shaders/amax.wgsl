@@ -1,6 +1,5 @@
 // Absolute maximum of a tensor (into stats[3]), and the per-tensor scale computed from it.
 
-@group(0) @binding(0) var<uniform> P: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<u32>;
 @group(0) @binding(2) var<storage, read_write> scale_out: array<u32>;
 

@@ -1,9 +1,7 @@
 // f32 -> format -> f32, four elements per invocation (one Philox call covers them).
 
-@group(0) @binding(0) var<uniform> P: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
-@group(0) @binding(3) var<storage, read> scales: array<u32>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -17,13 +15,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
         for (var t = 0u; t < 4u; t++) {
             let i = 4u * j + t;
             if (i < P.n) {
-                var sw = 0u;
-                if (P.scaling == 2u) {
-                    sw = scales[i / 128u];
-                } else if (P.scaling == 1u) {
-                    sw = scales[0];
-                }
-                let se = element_scale_exp(P.scaling, sw, i);
+                let se = scale_exp_of(i);
                 let v = x[i];
                 let r = round_element(P.fmt, v, se, P.mode, P.sr_bits, P.saturate != 0u, rnd[t]);
                 out[i] = decode_code(P.fmt, r.x, se);

@@ -1,8 +1,7 @@
 // E8M0 scales of MX blocks: one invocation computes the four scale bytes of one word.
 
-@group(0) @binding(0) var<uniform> P: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<u32>;
-@group(0) @binding(2) var<storage, read_write> scales: array<u32>;
+@group(0) @binding(2) var<storage, read_write> scales_out: array<u32>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -25,5 +24,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             word |= u32(mx_scale_exp(amax, P.fmt.emax) + 127) << (8u * b);
         }
     }
-    scales[t] = word;
+    scales_out[t] = word;
 }

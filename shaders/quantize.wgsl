@@ -1,10 +1,8 @@
 // f32 -> packed codes. One invocation writes one output word, rounding every element
 // that overlaps it; an element is counted by the word its first bit lies in.
 
-@group(0) @binding(0) var<uniform> P: QuantParams;
 @group(0) @binding(1) var<storage, read> x: array<u32>;
 @group(0) @binding(2) var<storage, read_write> words: array<u32>;
-@group(0) @binding(3) var<storage, read> scales: array<u32>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -27,14 +25,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
                 }
                 rand = rnd[i & 3u];
             }
-            var sw = 0u;
-            if (P.scaling == 2u) {
-                sw = scales[i / 128u];
-            } else if (P.scaling == 1u) {
-                sw = scales[0];
-            }
             let v = x[i];
-            let r = round_element(P.fmt, v, element_scale_exp(P.scaling, sw, i), P.mode, P.sr_bits, P.saturate != 0u, rand);
+            let r = round_element(P.fmt, v, scale_exp_of(i), P.mode, P.sr_bits, P.saturate != 0u, rand);
             let start = i * w;
             if (start >= base) {
                 word |= r.x << (start - base);

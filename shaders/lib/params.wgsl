@@ -41,6 +41,9 @@ struct QuantParams {
     _pad5: u32,
 }
 
+// Every kernel takes its parameters at binding 0.
+@group(0) @binding(0) var<uniform> P: QuantParams;
+
 const NONE: u32 = 0xffffffffu;
 const WG: u32 = 256u;
 

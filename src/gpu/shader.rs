@@ -1,10 +1,11 @@
 //! Shader assembly: WGSL has no #include, so a kernel is the shared library pieces plus its own file.
 
 /// The pieces of `shaders/lib/` every kernel is assembled with, in dependency order.
-const LIB: [(&str, &str); 4] = [
+const LIB: [(&str, &str); 5] = [
     ("params.wgsl", include_str!("../../shaders/lib/params.wgsl")),
     ("rng.wgsl", include_str!("../../shaders/lib/rng.wgsl")),
     ("quant.wgsl", include_str!("../../shaders/lib/quant.wgsl")),
+    ("scales.wgsl", include_str!("../../shaders/lib/scales.wgsl")),
     ("stats.wgsl", include_str!("../../shaders/lib/stats.wgsl")),
 ];
 
