@@ -13,10 +13,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let start = i * w;
     let wi = start / 32u;
     let off = start % 32u;
-    var code = words[wi] >> off;
+    var hi = 0u;
     if (off + w > 32u) {
-        code |= words[wi + 1u] << (32u - off);
+        hi = words[wi + 1u];
     }
-    code &= low_mask(w);
+    let code = extract_code(words[wi], hi, off, w);
     out[i] = decode_code(P.fmt, code, scale_exp_of(i));
 }

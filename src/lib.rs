@@ -1,5 +1,6 @@
 //! lowp: low-precision training on any GPU, with a CPU reference that agrees bit for bit.
 
+pub mod accum;
 pub mod data;
 pub mod format;
 pub mod gpu;
@@ -7,6 +8,7 @@ pub mod ops;
 pub mod quant;
 pub mod reference;
 pub mod rng;
+pub mod softfloat;
 
 pub use format::{Format, FormatError};
 pub use quant::{Exceptions, QuantSpec, Rounding, Scaling};

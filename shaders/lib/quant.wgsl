@@ -260,6 +260,15 @@ fn tensor_scale_exp(amax_bits: u32, f: Fmt) -> i32 {
     return s + select(0, 1, moved > f.max_bits);
 }
 
+// The w-bit code starting at bit `off` of word `lo` (continuing into `hi`).
+fn extract_code(lo: u32, hi: u32, off: u32, w: u32) -> u32 {
+    var code = lo >> off;
+    if (off + w > 32u) {
+        code |= hi << (32u - off);
+    }
+    return code & low_mask(w);
+}
+
 // The scale exponent element i is divided by.
 fn element_scale_exp(scaling: u32, scale_word: u32, i: u32) -> i32 {
     if (scaling == 2u) {

@@ -2,7 +2,7 @@
 
 use super::buffers::uniform;
 use super::context::GpuContext;
-use super::params::QuantParams;
+use super::params::DispatchParams;
 
 /// Invocations per workgroup of every 1-D kernel (WGSL's `WG`).
 pub const WORKGROUP: u32 = 256;
@@ -16,19 +16,31 @@ pub fn grid(ctx: &GpuContext, count: u32) -> (u32, u32) {
 
 /// Records `entry` of `kernel` over `count` work items with the given storage bindings
 /// (binding 0 is the uniform `params`, filled in here with the grid).
-pub fn record(
+pub fn record<P: DispatchParams>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
     kernel: &str,
     entry: &str,
     count: u32,
-    mut params: QuantParams,
+    mut params: P,
     bindings: &[(u32, &wgpu::Buffer)],
 ) {
     let (gx, gy) = grid(ctx, count);
-    params.groups_x = gx;
-    params.count = count;
-    let ubuf = uniform(ctx, &params);
+    params.set_grid(gx, count);
+    record_groups(ctx, enc, kernel, entry, (gx, gy), &params, bindings);
+}
+
+/// Records `entry` of `kernel` over an explicit grid of workgroups.
+pub fn record_groups<P: bytemuck::Pod>(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    kernel: &str,
+    entry: &str,
+    (gx, gy): (u32, u32),
+    params: &P,
+    bindings: &[(u32, &wgpu::Buffer)],
+) {
+    let ubuf = uniform(ctx, params);
     let pipeline = ctx.pipelines.get(&ctx.device, kernel, entry);
     let mut entries = vec![wgpu::BindGroupEntry {
         binding: 0,

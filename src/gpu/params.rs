@@ -113,3 +113,61 @@ pub fn scaling_id(spec: &QuantSpec) -> u32 {
         (None, Scaling::None) => 0,
     }
 }
+
+/// A GEMM dispatch's parameters (64 words, like WGSL's `GemmParams`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct GemmParams {
+    /// Format of A's elements.
+    pub fa: FmtParams,
+    /// Format of B's elements.
+    pub fb: FmtParams,
+    /// Format of the emulated accumulator.
+    pub facc: FmtParams,
+    /// Rows of op(A) and C.
+    pub m: u32,
+    /// Columns of op(B) and C.
+    pub n: u32,
+    /// Inner dimension.
+    pub k: u32,
+    /// A is stored transposed.
+    pub trans_a: u32,
+    /// B is stored transposed.
+    pub trans_b: u32,
+    /// A's scaling: 0 none, 1 per tensor, 2 MX.
+    pub a_scaling: u32,
+    /// B's scaling.
+    pub b_scaling: u32,
+    /// 0 fp32, 1 exact integer, 2 emulated accumulator.
+    pub mode: u32,
+    /// Products per accumulator chunk.
+    pub chunk: u32,
+    /// Whether a bias vector is added.
+    pub has_bias: u32,
+    /// Workgroups along x in this dispatch.
+    pub groups_x: u32,
+    /// Work items in this dispatch.
+    pub count: u32,
+    /// Padding to 64 words.
+    pub pad: [u32; 4],
+}
+
+/// Parameter blocks whose dispatch grid is filled in when they are recorded.
+pub trait DispatchParams: bytemuck::Pod {
+    /// Stores the grid of a 1-D dispatch over `count` items.
+    fn set_grid(&mut self, groups_x: u32, count: u32);
+}
+
+impl DispatchParams for QuantParams {
+    fn set_grid(&mut self, groups_x: u32, count: u32) {
+        self.groups_x = groups_x;
+        self.count = count;
+    }
+}
+
+impl DispatchParams for GemmParams {
+    fn set_grid(&mut self, groups_x: u32, count: u32) {
+        self.groups_x = groups_x;
+        self.count = count;
+    }
+}

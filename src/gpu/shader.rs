@@ -1,31 +1,71 @@
-//! Shader assembly: WGSL has no #include, so a kernel is the shared library pieces plus its own file.
+//! Shader assembly: WGSL has no #include, so a kernel is the library pieces it names plus its own file.
 
-/// The pieces of `shaders/lib/` every kernel is assembled with, in dependency order.
-const LIB: [(&str, &str); 5] = [
-    ("params.wgsl", include_str!("../../shaders/lib/params.wgsl")),
-    ("rng.wgsl", include_str!("../../shaders/lib/rng.wgsl")),
-    ("quant.wgsl", include_str!("../../shaders/lib/quant.wgsl")),
-    ("scales.wgsl", include_str!("../../shaders/lib/scales.wgsl")),
-    ("stats.wgsl", include_str!("../../shaders/lib/stats.wgsl")),
+/// The pieces of `shaders/lib/`, in dependency order.
+const LIB: [(&str, &str); 8] = [
+    ("fmt", include_str!("../../shaders/lib/fmt.wgsl")),
+    (
+        "quant_params",
+        include_str!("../../shaders/lib/quant_params.wgsl"),
+    ),
+    ("rng", include_str!("../../shaders/lib/rng.wgsl")),
+    ("quant", include_str!("../../shaders/lib/quant.wgsl")),
+    (
+        "softfloat",
+        include_str!("../../shaders/lib/softfloat.wgsl"),
+    ),
+    ("scales", include_str!("../../shaders/lib/scales.wgsl")),
+    ("stats", include_str!("../../shaders/lib/stats.wgsl")),
+    ("gemm_io", include_str!("../../shaders/lib/gemm_io.wgsl")),
 ];
 
-/// The kernels, by name.
-const KERNELS: [(&str, &str); 5] = [
-    ("quantize", include_str!("../../shaders/quantize.wgsl")),
-    ("dequantize", include_str!("../../shaders/dequantize.wgsl")),
+const QUANT_LIB: &[&str] = &["fmt", "quant_params", "rng", "quant", "scales", "stats"];
+const GEMM_LIB: &[&str] = &["fmt", "rng", "quant", "softfloat", "gemm_io"];
+
+/// The kernels: name, library pieces, source.
+const KERNELS: [(&str, &[&str], &str); 7] = [
+    (
+        "quantize",
+        QUANT_LIB,
+        include_str!("../../shaders/quantize.wgsl"),
+    ),
+    (
+        "dequantize",
+        QUANT_LIB,
+        include_str!("../../shaders/dequantize.wgsl"),
+    ),
     (
         "fake_quantize",
+        QUANT_LIB,
         include_str!("../../shaders/fake_quantize.wgsl"),
     ),
-    ("amax", include_str!("../../shaders/amax.wgsl")),
-    ("mx_scales", include_str!("../../shaders/mx_scales.wgsl")),
+    ("amax", QUANT_LIB, include_str!("../../shaders/amax.wgsl")),
+    (
+        "mx_scales",
+        QUANT_LIB,
+        include_str!("../../shaders/mx_scales.wgsl"),
+    ),
+    (
+        "gemm_exact",
+        GEMM_LIB,
+        include_str!("../../shaders/gemm_exact.wgsl"),
+    ),
+    (
+        "gemm_f32",
+        GEMM_LIB,
+        include_str!("../../shaders/gemm_f32.wgsl"),
+    ),
 ];
 
-/// The full WGSL source of a kernel: library pieces, then the kernel file.
+/// The full WGSL source of a kernel: its library pieces, then the kernel file.
 pub fn assemble(kernel: &str) -> Option<String> {
-    let body = KERNELS.iter().find(|(n, _)| *n == kernel)?.1;
+    let (_, libs, body) = KERNELS.iter().find(|(n, _, _)| *n == kernel)?;
     let mut src = String::new();
-    for (name, text) in LIB.iter().copied().chain([(kernel, body)]) {
+    let pieces = LIB
+        .iter()
+        .filter(|(name, _)| libs.contains(name))
+        .copied()
+        .chain([(kernel, *body)]);
+    for (name, text) in pieces {
         src.push_str("// ---- ");
         src.push_str(name);
         src.push_str(" ----\n");
@@ -37,5 +77,5 @@ pub fn assemble(kernel: &str) -> Option<String> {
 
 /// Names of every kernel.
 pub fn kernel_names() -> impl Iterator<Item = &'static str> {
-    KERNELS.iter().map(|(n, _)| *n)
+    KERNELS.iter().map(|(n, _, _)| *n)
 }

@@ -1,4 +1,4 @@
-// Parameters shared by the quantization kernels; mirrors src/gpu/params.rs field for field.
+// The flattened format every kernel decodes and rounds with; mirrors src/gpu/params.rs.
 
 // A format, flattened (16 words).
 struct Fmt {
@@ -19,30 +19,6 @@ struct Fmt {
     emax: i32,          // floor(log2(max))
     max_bits: u32,      // f32 bits of the largest finite value
 }
-
-// One dispatch's parameters (32 words).
-struct QuantParams {
-    fmt: Fmt,
-    n: u32,         // elements in the tensor
-    mode: u32,      // 0 nearest, 1 nearest-away, 2 toward-zero, 3 stochastic
-    sr_bits: u32,   // random bits for stochastic rounding
-    saturate: u32,  // 1 to clamp overflow to max
-    seed_lo: u32,
-    seed_hi: u32,
-    stream: u32,
-    scaling: u32,   // 0 none, 1 per tensor, 2 MX blocks
-    groups_x: u32,  // workgroups along x in this dispatch
-    count: u32,     // work items in this dispatch
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-    _pad3: u32,
-    _pad4: u32,
-    _pad5: u32,
-}
-
-// Every kernel takes its parameters at binding 0.
-@group(0) @binding(0) var<uniform> P: QuantParams;
 
 const NONE: u32 = 0xffffffffu;
 const WG: u32 = 256u;

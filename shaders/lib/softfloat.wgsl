@@ -1,0 +1,122 @@
+// f32 add and mul in integer arithmetic, rounded to nearest even with subnormals:
+// the twin of src/softfloat.rs. Needs quant.wgsl (make_f32_bits) and rng.wgsl (mulhilo).
+
+fn sf_is_nan(b: u32) -> bool {
+    return (b & 0x7fffffffu) > 0x7f800000u;
+}
+
+fn sf_mul(a: u32, b: u32) -> u32 {
+    let sign = (a ^ b) & 0x80000000u;
+    let ma = a & 0x7fffffffu;
+    let mb = b & 0x7fffffffu;
+    if (sf_is_nan(a) || sf_is_nan(b)) {
+        return CANONICAL_NAN;
+    }
+    if (ma == 0x7f800000u || mb == 0x7f800000u) {
+        if (ma == 0u || mb == 0u) {
+            return CANONICAL_NAN;
+        }
+        return sign | 0x7f800000u;
+    }
+    if (ma == 0u || mb == 0u) {
+        return sign;
+    }
+    let p = mulhilo(f32_sig(ma), f32_sig(mb));
+    let c = compress64(p.x, p.y);
+    return make_f32_bits(sign != 0u, c.x, f32_exp2(ma) + f32_exp2(mb) + i32(c.y));
+}
+
+fn sf_add(a: u32, b: u32) -> u32 {
+    if (sf_is_nan(a) || sf_is_nan(b)) {
+        return CANONICAL_NAN;
+    }
+    let ma = a & 0x7fffffffu;
+    let mb = b & 0x7fffffffu;
+    if (ma == 0x7f800000u || mb == 0x7f800000u) {
+        if (ma == 0x7f800000u && mb == 0x7f800000u && ((a ^ b) >> 31u) == 1u) {
+            return CANONICAL_NAN;
+        }
+        return select(b, a, ma == 0x7f800000u);
+    }
+    if (ma == 0u && mb == 0u) {
+        return a & b;
+    }
+    if (mb == 0u) {
+        return a;
+    }
+    if (ma == 0u) {
+        return b;
+    }
+    var big = a;
+    var small = b;
+    if (mb > ma) {
+        big = b;
+        small = a;
+    }
+    let bm = big & 0x7fffffffu;
+    let smm = small & 0x7fffffffu;
+    let eb = f32_exp2(bm);
+    let big7 = f32_sig(bm) << 7u;
+    let d = u32(eb - f32_exp2(smm));
+    var small7 = 1u;
+    if (d < 32u) {
+        let s = f32_sig(smm) << 7u;
+        small7 = (s >> d) | select(0u, 1u, (s & low_mask(d)) != 0u);
+    }
+    var sum: u32;
+    if (((a ^ b) >> 31u) == 0u) {
+        sum = big7 + small7;
+    } else {
+        sum = big7 - small7;
+    }
+    if (sum == 0u) {
+        return 0u;
+    }
+    return make_f32_bits((big >> 31u) == 1u, sum, eb - 7);
+}
+
+// The top 32 significant bits of the 64-bit magnitude (hi, lo), with a sticky bit for
+// the rest, and how far they were shifted down: vec2(sig, shift).
+fn compress64(hi: u32, lo: u32) -> vec2<u32> {
+    if (hi == 0u) {
+        return vec2<u32>(lo, 0u);
+    }
+    let s = firstLeadingBit(hi) + 1u; // 1..=32
+    if (s == 32u) {
+        return vec2<u32>(hi | select(0u, 1u, lo != 0u), 32u);
+    }
+    let kept = (hi << (32u - s)) | (lo >> s);
+    return vec2<u32>(kept | select(0u, 1u, (lo & ((1u << s) - 1u)) != 0u), s);
+}
+
+// 64-bit two's-complement integers as vec2(lo, hi).
+fn i64_neg(v: vec2<u32>) -> vec2<u32> {
+    let lo = ~v.x + 1u;
+    return vec2<u32>(lo, ~v.y + select(0u, 1u, lo == 0u));
+}
+
+fn i64_add(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    let lo = a.x + b.x;
+    return vec2<u32>(lo, a.y + b.y + select(0u, 1u, lo < a.x));
+}
+
+// The exact 64-bit product of two i32.
+fn i32_mul_wide(a: i32, b: i32) -> vec2<u32> {
+    let p = mulhilo(bitcast<u32>(abs(a)), bitcast<u32>(abs(b)));
+    let v = vec2<u32>(p.y, p.x);
+    if ((a < 0) != (b < 0)) {
+        return i64_neg(v);
+    }
+    return v;
+}
+
+// The f32 nearest (ties to even) to the 64-bit integer v times 2^exp2.
+fn i64_to_f32_bits(v: vec2<u32>, exp2: i32) -> u32 {
+    let neg = (v.y >> 31u) == 1u;
+    var mag = v;
+    if (neg) {
+        mag = i64_neg(v);
+    }
+    let c = compress64(mag.y, mag.x);
+    return make_f32_bits(neg, c.x, exp2 + i32(c.y));
+}

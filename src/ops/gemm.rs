@@ -1,0 +1,96 @@
+//! GEMM on the GPU over packed operands: C = op(A) op(B) (+ bias), quantized to its format.
+
+use super::quantize::quantize_buffer;
+use crate::accum::{Accumulator, GemmMode, GemmSpec};
+use crate::gpu::buffers::{upload_f32, zeroed};
+use crate::gpu::dispatch::{record, record_groups};
+use crate::gpu::params::{FmtParams, GemmParams, scaling_id};
+use crate::gpu::{GpuContext, GpuError, Tensor};
+use crate::quant::Exceptions;
+
+/// Output tile of the f32 kernel (`TM` x `TN` in `shaders/gemm_f32.wgsl`).
+const TILE: usize = 64;
+
+/// Multiplies two packed tensors on the GPU; returns C (shape m x n) and its exception counts.
+pub fn gemm(
+    ctx: &GpuContext,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&[f32]>,
+    spec: &GemmSpec,
+) -> Result<(Tensor, Exceptions), GpuError> {
+    let invalid = |e: crate::accum::GemmError| GpuError::Invalid(e.0);
+    let (m, n, k) = spec
+        .dims(a.shape(), b.shape(), bias.map(<[f32]>::len))
+        .map_err(invalid)?;
+    let mode = spec
+        .mode(&a.spec().format, &b.spec().format, k)
+        .map_err(invalid)?;
+    let cells = m as u64 * n as u64;
+    if cells >= 1 << 32
+        || m.div_ceil(TILE) > u16::MAX as usize
+        || n.div_ceil(TILE) > u16::MAX as usize
+    {
+        return Err(GpuError::TooLarge {
+            what: format!("a {m}x{n} GEMM result"),
+            bytes: cells * 4,
+            limit: u32::MAX as u64,
+        });
+    }
+    let (facc, chunk) = match spec.acc {
+        Accumulator::Emulated { format, chunk } => (
+            FmtParams::new(&format.element()),
+            chunk.min(u32::MAX as usize) as u32,
+        ),
+        Accumulator::Fp32 => (FmtParams::default(), 0),
+    };
+    let params = GemmParams {
+        fa: FmtParams::new(&a.spec().format.element()),
+        fb: FmtParams::new(&b.spec().format.element()),
+        facc,
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        trans_a: spec.trans_a as u32,
+        trans_b: spec.trans_b as u32,
+        a_scaling: scaling_id(a.spec()),
+        b_scaling: scaling_id(b.spec()),
+        mode: match mode {
+            GemmMode::Fp32 => 0,
+            GemmMode::ExactInteger => 1,
+            GemmMode::Emulated => 2,
+        },
+        chunk,
+        has_bias: bias.is_some() as u32,
+        ..Default::default()
+    };
+    let c = zeroed(ctx, "gemm sums", m * n)?;
+    let bias_buf = upload_f32(ctx, "bias", bias.unwrap_or(&[0.0]))?;
+    let none = zeroed(ctx, "no scales", 1)?;
+    let bindings = [
+        (1, a.words()),
+        (2, a.scales().unwrap_or(&none)),
+        (3, b.words()),
+        (4, b.scales().unwrap_or(&none)),
+        (5, &bias_buf),
+        (6, &c),
+    ];
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    match mode {
+        GemmMode::Fp32 => {
+            let grid = (n.div_ceil(TILE) as u32, m.div_ceil(TILE) as u32);
+            record_groups(ctx, &mut enc, "gemm_f32", "main", grid, &params, &bindings);
+        }
+        _ => record(
+            ctx,
+            &mut enc,
+            "gemm_exact",
+            "main",
+            cells as u32,
+            params,
+            &bindings,
+        ),
+    }
+    ctx.queue.submit([enc.finish()]);
+    quantize_buffer(ctx, &c, &[m, n], &spec.out)
+}

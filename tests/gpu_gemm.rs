@@ -1,0 +1,276 @@
+//! GPU GEMM against the CPU reference: bit for bit for fixed-point operands and every
+//! emulated accumulator; within the standard error bound for fp32 accumulation.
+
+mod common;
+
+use lowp::accum::{Accumulator, GemmSpec};
+use lowp::format::Format;
+use lowp::gpu::GpuContext;
+use lowp::quant::{QuantSpec, Rounding, Scaling};
+use lowp::{ops, reference};
+use std::sync::OnceLock;
+
+fn ctx() -> &'static GpuContext {
+    static CTX: OnceLock<GpuContext> = OnceLock::new();
+    CTX.get_or_init(|| common::gpu().with_max_groups_x(5))
+}
+
+fn data(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32 * scale
+        })
+        .collect()
+}
+
+struct Case {
+    fa: &'static str,
+    fb: &'static str,
+    m: usize,
+    n: usize,
+    k: usize,
+    trans_a: bool,
+    trans_b: bool,
+    bias: bool,
+}
+
+/// Runs one GEMM on both sides; returns (gpu output bits, reference result, decoded A, decoded B).
+fn run(
+    c: &Case,
+    spec: &GemmSpec,
+    seed: u64,
+) -> (Vec<u32>, reference::gemm::GemmResult, Vec<f32>, Vec<f32>) {
+    let g = ctx();
+    let a_shape = if c.trans_a { [c.k, c.m] } else { [c.m, c.k] };
+    let b_shape = if c.trans_b { [c.n, c.k] } else { [c.k, c.n] };
+    let qa = QuantSpec {
+        scaling: Scaling::None,
+        ..QuantSpec::new(c.fa.parse().unwrap())
+    };
+    let qb = QuantSpec::new(c.fb.parse::<Format>().unwrap());
+    let xa = data(c.m * c.k, seed, 3.0);
+    let xb = data(c.k * c.n, seed + 1, 2.0);
+    let bias = c.bias.then(|| data(c.n, seed + 2, 5.0));
+    let (ta, _) = ops::quantize(g, &xa, &a_shape, &qa).unwrap();
+    let (tb, _) = ops::quantize(g, &xb, &b_shape, &qb).unwrap();
+    let (ra, rb) = (reference::quantize(&xa, &qa), reference::quantize(&xb, &qb));
+    let (tc, exc) = ops::gemm(g, &ta, &tb, bias.as_deref(), spec).unwrap();
+    assert_eq!(tc.shape(), &[c.m, c.n]);
+    let r = reference::gemm::gemm(&ra, &a_shape, &rb, &b_shape, bias.as_deref(), spec).unwrap();
+    let words = tc.read_words(g).unwrap();
+    if spec.acc != Accumulator::Fp32
+        || matches!(
+            (c.fa.parse().unwrap(), c.fb.parse().unwrap()),
+            (Format::Fixed(_), Format::Fixed(_))
+        )
+    {
+        assert_eq!(
+            exc, r.out.exceptions,
+            "{} x {}: exception counts",
+            c.fa, c.fb
+        );
+    }
+    (
+        words,
+        r,
+        reference::dequantize(&ra),
+        reference::dequantize(&rb),
+    )
+}
+
+const SHAPES: [(usize, usize, usize); 5] = [
+    (37, 29, 45),
+    (1, 1, 1),
+    (65, 3, 1),
+    (2, 130, 7),
+    (64, 64, 16),
+];
+
+#[test]
+fn fixed_point_operands_are_exact() {
+    for (t, &(m, n, k)) in SHAPES.iter().enumerate() {
+        for (fa, fb) in [
+            ("fixed(wl=8,fl=4)", "fixed(wl=8,fl=2)"),
+            ("fixed(wl=16,fl=10)", "fixed(wl=4,fl=1)"),
+            ("fixed(wl=24,fl=20)", "fixed(wl=24,fl=3)"),
+        ] {
+            let case = Case {
+                fa,
+                fb,
+                m,
+                n,
+                k,
+                trans_a: t % 2 == 1,
+                trans_b: t % 3 == 1,
+                bias: t % 2 == 0,
+            };
+            let spec = GemmSpec {
+                trans_a: case.trans_a,
+                trans_b: case.trans_b,
+                ..GemmSpec::new()
+            };
+            let (gpu, r, _, _) = run(&case, &spec, t as u64);
+            assert_eq!(gpu, r.out.words, "{fa} x {fb} {m}x{n}x{k}");
+        }
+    }
+}
+
+#[test]
+fn emulated_accumulators_are_bit_exact() {
+    let accs = [
+        "fp16:1",
+        "bf16:4",
+        "e5m2:1",
+        "float(e=6,m=9):8",
+        "fp32:1",
+        "e4m3:32",
+        "fixed(wl=16,fl=8):2",
+    ];
+    let ops_fmts = [
+        ("e4m3", "e5m2"),
+        ("bf16", "bf16"),
+        ("mxfp8_e4m3", "fp16"),
+        ("fixed(wl=8,fl=4)", "e2m1"),
+        ("mxfp4_e2m1", "mxint8"),
+    ];
+    let mut t = 0;
+    for acc in accs {
+        for (fa, fb) in ops_fmts {
+            let (m, n, k) = SHAPES[t % SHAPES.len()];
+            let case = Case {
+                fa,
+                fb,
+                m,
+                n,
+                k: k + 40,
+                trans_a: t % 2 == 0,
+                trans_b: t % 3 == 0,
+                bias: t % 2 == 1,
+            };
+            let out = if t % 3 == 0 {
+                QuantSpec {
+                    rounding: Rounding::Stochastic { bits: 12 },
+                    seed: t as u64,
+                    ..QuantSpec::new("e4m3".parse().unwrap())
+                }
+            } else {
+                QuantSpec::new(Format::FP32)
+            };
+            let spec = GemmSpec {
+                trans_a: case.trans_a,
+                trans_b: case.trans_b,
+                acc: acc.parse().unwrap(),
+                out,
+            };
+            let (gpu, r, _, _) = run(&case, &spec, 100 + t as u64);
+            assert_eq!(
+                gpu,
+                r.out.words,
+                "acc {acc}: {fa} x {fb} {m}x{n}x{}",
+                k + 40
+            );
+            t += 1;
+        }
+    }
+}
+
+#[test]
+fn fp32_accumulation_is_within_the_error_bound() {
+    // |C - exact| <= gamma_K * sum_k |a||b| (+ |bias| for the bias addition, which is one
+    // more rounded addition: gamma_(K+1)), gamma_j = j u / (1 - j u), u = 2^-24. The exact
+    // value is the f64 sum of exact f64 products, itself within K 2^-53 sum|a||b|.
+    let u = 2f64.powi(-24);
+    let mut t = 0;
+    for (fa, fb) in [
+        ("fp32", "fp32"),
+        ("bf16", "e4m3"),
+        ("e2m1", "mxfp8_e4m3"),
+        ("fixed(wl=8,fl=4)", "fp16"),
+        ("float(e=5,m=4)", "mxfp6_e3m2"),
+    ] {
+        for &(m, n, k) in SHAPES.iter().chain(&[(70, 66, 300)]) {
+            let case = Case {
+                fa,
+                fb,
+                m,
+                n,
+                k,
+                trans_a: t % 2 == 1,
+                trans_b: t % 3 == 2,
+                bias: t % 2 == 0,
+            };
+            let spec = GemmSpec {
+                trans_a: case.trans_a,
+                trans_b: case.trans_b,
+                ..GemmSpec::new()
+            };
+            let (gpu, r, va, vb) = run(&case, &spec, 200 + t);
+            let bias = case.bias.then(|| data(n, 200 + t + 2, 5.0));
+            let gamma = |j: usize| j as f64 * u / (1.0 - j as f64 * u);
+            for i in 0..m {
+                for j in 0..n {
+                    let (mut exact, mut mag) = (0f64, 0f64);
+                    for kk in 0..k {
+                        let a = va[if case.trans_a { kk * m + i } else { i * k + kk }] as f64;
+                        let b = vb[if case.trans_b { j * k + kk } else { kk * n + j }] as f64;
+                        exact += a * b;
+                        mag += (a * b).abs();
+                    }
+                    let bj = bias.as_ref().map_or(0.0, |b| b[j] as f64);
+                    let bound = gamma(k + 1) * (mag + bj.abs()) + k as f64 * 2f64.powi(-53) * mag;
+                    let got = f32::from_bits(gpu[i * n + j]) as f64;
+                    assert!(
+                        (got - exact - bj).abs() <= bound,
+                        "{fa} x {fb} {m}x{n}x{k} C[{i},{j}] = {got}, exact {}, bound {bound}",
+                        exact + bj
+                    );
+                    let reference = r.c[i * n + j] as f64;
+                    assert!(
+                        (reference - exact - bj).abs() <= bound,
+                        "reference outside the bound"
+                    );
+                }
+            }
+            t += 1;
+        }
+    }
+}
+
+#[test]
+fn bad_gemms_are_errors() {
+    let g = ctx();
+    let q = QuantSpec::new(Format::FP32);
+    let (a, _) = ops::quantize(g, &[1.0; 6], &[2, 3], &q).unwrap();
+    let (b, _) = ops::quantize(g, &[1.0; 8], &[4, 2], &q).unwrap();
+    let e = ops::gemm(g, &a, &b, None, &GemmSpec::new()).err().unwrap();
+    assert!(e.to_string().contains("inner dimensions"), "{e}");
+    let (v, _) = ops::quantize(g, &[1.0; 3], &[3], &q).unwrap();
+    let e = ops::gemm(g, &v, &a, None, &GemmSpec::new()).err().unwrap();
+    assert!(e.to_string().contains("2-D"), "{e}");
+    let (bt, _) = ops::quantize(g, &[1.0; 6], &[3, 2], &q).unwrap();
+    let e = ops::gemm(g, &a, &bt, Some(&[1.0; 3]), &GemmSpec::new())
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("bias"), "{e}");
+    let wide = QuantSpec::new("fixed(wl=32,fl=0)".parse().unwrap());
+    let (wa, _) = ops::quantize(g, &[1.0; 6], &[2, 3], &wide).unwrap();
+    let (wb, _) = ops::quantize(g, &[1.0; 6], &[3, 2], &wide).unwrap();
+    let e = ops::gemm(g, &wa, &wb, None, &GemmSpec::new())
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("64-bit"), "{e}");
+    assert!("mxfp8_e4m3:4".parse::<Accumulator>().is_err());
+    assert!("fp16:0".parse::<Accumulator>().is_err());
+    assert_eq!(
+        "bf16:8".parse::<Accumulator>().unwrap().to_string(),
+        "bf16:8"
+    );
+    assert_eq!(
+        "float(e=5,m=4)".parse::<Accumulator>().unwrap().to_string(),
+        "float(e=5,m=4):1"
+    );
+}

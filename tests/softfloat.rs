@@ -1,0 +1,117 @@
+//! Integer soft-float add and mul against the CPU's IEEE binary32 arithmetic.
+
+use lowp::softfloat::{add, mul};
+
+fn same(a: u32, b: u32) -> bool {
+    let nan = |x: u32| x & 0x7fff_ffff > 0x7f80_0000;
+    a == b || (nan(a) && nan(b))
+}
+
+/// Values that stress rounding: every exponent, subnormals, ±0, ±Inf, NaN, near-ties.
+fn operands() -> Vec<u32> {
+    let mut v = vec![
+        0,
+        0x8000_0000,
+        0x7f80_0000,
+        0xff80_0000,
+        0x7fc0_0000,
+        1,
+        0x8000_0001,
+        0x7f7f_ffff,
+        0x0080_0000,
+        0x007f_ffff,
+    ];
+    let mut s = 0x1234_5678_9abc_def1u64;
+    for i in 0..3000u32 {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        let r = s as u32;
+        v.push(match i % 4 {
+            0 => r,                               // anything
+            1 => (r & 0x8fff_ffff) | 0x3f00_0000, // near 1
+            2 => r & 0x80ff_ffff,                 // subnormal or tiny
+            _ => (r & 0xffff_0000) | (i & 1),     // few mantissa bits: exact sums, ties
+        });
+    }
+    v
+}
+
+#[test]
+fn add_and_mul_equal_hardware_f32() {
+    let ops = operands();
+    let mut checked = 0u64;
+    for (i, &a) in ops.iter().enumerate() {
+        // Pair each operand with a window of others (including itself and its negation).
+        for &b in ops[i.saturating_sub(40)..(i + 40).min(ops.len())]
+            .iter()
+            .chain([&a, &(a ^ 0x8000_0000)])
+        {
+            let (x, y) = (f32::from_bits(a), f32::from_bits(b));
+            let s = add(a, b);
+            assert!(
+                same(s, (x + y).to_bits()),
+                "{x:e} + {y:e}: soft {:08x} hw {:08x}",
+                s,
+                (x + y).to_bits()
+            );
+            let p = mul(a, b);
+            assert!(
+                same(p, (x * y).to_bits()),
+                "{x:e} * {y:e}: soft {:08x} hw {:08x}",
+                p,
+                (x * y).to_bits()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 200_000);
+}
+
+#[test]
+fn add_of_near_cancelling_and_far_apart_values() {
+    // Exponent gaps from 0 to 60, both signs, with sticky bits set.
+    for gap in 0..60i32 {
+        for &(ma, mb) in &[
+            (0x00ab_cdefu32, 0x0012_3457u32),
+            (0x0080_0001, 0x00ff_ffff),
+            (0x0080_0000, 0x0080_0001),
+        ] {
+            let a = ((127 + 10) << 23) | (ma & 0x7f_ffff);
+            let eb = 127 + 10 - gap;
+            if eb <= 0 {
+                continue;
+            }
+            let b = ((eb as u32) << 23) | (mb & 0x7f_ffff);
+            for (x, y) in [(a, b), (a, b | 0x8000_0000), (a | 0x8000_0000, b)] {
+                let hw = (f32::from_bits(x) + f32::from_bits(y)).to_bits();
+                assert_eq!(add(x, y), hw, "gap {gap}: {x:08x} + {y:08x}");
+            }
+        }
+    }
+}
+
+#[test]
+fn four_million_random_pairs() {
+    let mut s = 0xdead_beef_cafe_f00du64;
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    for i in 0..4_000_000u32 {
+        let r = next();
+        let a = r as u32;
+        // Half the pairs share nearby exponents, where cancellation and ties live.
+        let b = if i % 2 == 0 {
+            (r >> 32) as u32
+        } else {
+            let e = ((a >> 23) & 0xff) as i32 + ((r >> 40) % 7) as i32 - 3;
+            ((r >> 32) as u32 & 0x807f_ffff) | ((e.clamp(0, 254) as u32) << 23)
+        };
+        let (x, y) = (f32::from_bits(a), f32::from_bits(b));
+        assert!(same(add(a, b), (x + y).to_bits()), "{a:08x} + {b:08x}");
+        assert!(same(mul(a, b), (x * y).to_bits()), "{a:08x} * {b:08x}");
+    }
+}
