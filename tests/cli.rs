@@ -186,3 +186,123 @@ fn bad_input_is_a_one_line_error() {
     );
     assert!(!out_path.exists(), "no output may be written on failure");
 }
+
+#[test]
+fn matmul_runs_on_gpu_and_cpu() {
+    let (m, k, n) = (13, 40, 7);
+    let xa: Vec<f32> = (0..m * k)
+        .map(|i| ((i as f32) * 0.37).sin() * 4.0)
+        .collect();
+    let xb: Vec<f32> = (0..k * n).map(|i| ((i as f32) * 0.11).cos()).collect();
+    let (pa, pb, pbias) = (tmp("a.npy"), tmp("b.npy"), tmp("bias.npy"));
+    write_f32(
+        &pa,
+        &NpyArray {
+            shape: vec![m, k],
+            fortran_order: false,
+            data: xa,
+        },
+    )
+    .unwrap();
+    write_f32(
+        &pb,
+        &NpyArray {
+            shape: vec![k, n],
+            fortran_order: false,
+            data: xb,
+        },
+    )
+    .unwrap();
+    write_f32(
+        &pbias,
+        &NpyArray {
+            shape: vec![n],
+            fortran_order: false,
+            data: vec![0.5; n],
+        },
+    )
+    .unwrap();
+    for extra in [
+        vec![
+            "--a-format",
+            "e4m3",
+            "--b-format",
+            "e5m2",
+            "--acc",
+            "fp16:4",
+            "--out-format",
+            "bf16",
+        ],
+        vec![
+            "--a-format",
+            "fixed(wl=8,fl=4)",
+            "--b-format",
+            "fixed(wl=8,fl=6)",
+        ],
+        vec![
+            "--a-format",
+            "mxfp8_e4m3",
+            "--b-format",
+            "bf16",
+            "--acc",
+            "bf16:1",
+            "--bias",
+            s(&pbias),
+        ],
+    ] {
+        let (g, c) = (tmp("cg.npy"), tmp("cc.npy"));
+        let mut args = vec!["matmul", s(&pa), s(&pb), s(&g)];
+        args.extend(&extra);
+        let out = lowp(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            report.contains("max |err|") && report.contains("relative"),
+            "{report}"
+        );
+        args[3] = s(&c);
+        args.extend(["--device", "cpu"]);
+        let out = lowp(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (gy, cy) = (read_f32(&g).unwrap(), read_f32(&c).unwrap());
+        assert_eq!(gy.shape, vec![m, n]);
+        // Exact accumulators (emulated, fixed-point) give identical bits on GPU and CPU.
+        assert_eq!(
+            gy.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            cy.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "{extra:?}"
+        );
+    }
+    let out = lowp(&[
+        "matmul",
+        s(&pa),
+        s(&pa),
+        s(&tmp("x.npy")),
+        "--a-format",
+        "e4m3",
+        "--b-format",
+        "e4m3",
+    ]);
+    assert_clean_failure(&out, "inner dimensions");
+    let out = lowp(&[
+        "matmul",
+        s(&pa),
+        s(&pb),
+        s(&tmp("x.npy")),
+        "--a-format",
+        "e4m3",
+        "--b-format",
+        "e4m3",
+        "--acc",
+        "fp16:0",
+    ]);
+    assert_clean_failure(&out, "chunk");
+}

@@ -1,6 +1,8 @@
 //! The `lowp` command line.
 
+mod args;
 mod formats_cmd;
+mod matmul_cmd;
 mod quantize_cmd;
 
 use clap::{Parser, Subcommand};
@@ -10,7 +12,7 @@ use std::process::ExitCode;
 #[command(
     name = "lowp",
     version,
-    about = "Low-precision training on any GPU: number formats, quantization, and (soon) training"
+    about = "Low-precision training on any GPU: number formats, quantization, GEMM, and (soon) training"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -26,6 +28,8 @@ enum Command {
     },
     /// Quantize an f32 .npy array and write the quantized values as f32 .npy.
     Quantize(quantize_cmd::Args),
+    /// Multiply two f32 .npy matrices through low-precision operands and accumulator.
+    Matmul(matmul_cmd::Args),
     /// Show the GPU adapter lowp would use and what it offers.
     Info,
 }
@@ -35,6 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Formats { format } => formats_cmd::run(format.as_deref()),
         Command::Quantize(args) => quantize_cmd::run(&args),
+        Command::Matmul(args) => matmul_cmd::run(&args),
         Command::Info => lowp::gpu::GpuContext::new()
             .map(|ctx| println!("{}", ctx.report()))
             .map_err(|e| e.to_string()),

@@ -5,14 +5,7 @@ use lowp::format::Format;
 use lowp::quant::{Exceptions, QuantSpec, Rounding, Scaling};
 use std::path::PathBuf;
 
-/// Where the work runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Device {
-    /// The GPU kernels (through wgpu).
-    Gpu,
-    /// The CPU reference emulator.
-    Cpu,
-}
+use crate::args::{self, Device};
 
 /// Per-tensor scaling choice on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -31,10 +24,10 @@ pub struct Args {
     /// Output: the quantized values as an f32 .npy array of the same shape.
     output: PathBuf,
     /// Target format (see `lowp formats`).
-    #[arg(long, value_parser = |s: &str| s.parse::<Format>().map_err(|e| e.to_string()))]
+    #[arg(long, value_parser = args::format)]
     format: Format,
     /// nearest | nearest-away | toward-zero | stochastic[:K]
-    #[arg(long, default_value = "nearest", value_parser = |s: &str| s.parse::<Rounding>().map_err(|e| e.to_string()))]
+    #[arg(long, default_value = "nearest", value_parser = args::rounding)]
     rounding: Rounding,
     /// Clamp overflow to ±max instead of Inf/NaN.
     #[arg(long)]
@@ -80,8 +73,7 @@ pub fn run(a: &Args) -> Result<(), String> {
             )
         }
         Device::Gpu => {
-            let ctx = lowp::gpu::GpuContext::new()
-                .map_err(|e| format!("{e}; or run on the CPU reference with --device cpu"))?;
+            let ctx = args::gpu()?;
             let shape = [n];
             let (t, exc) =
                 lowp::ops::quantize(&ctx, &input.data, &shape, &spec).map_err(|e| e.to_string())?;
