@@ -1,4 +1,4 @@
-// GEMM with f32 accumulation: 64x64 output tiles per workgroup of 16x16 invocations, each
+// GEMM (or a convolution's GEMM view) with f32 accumulation: 64x64 output tiles per workgroup of 16x16 invocations, each
 // computing a 4x4 register tile; operands are decoded from their packed codes as the
 // 16-deep K tiles are staged in workgroup memory.
 
@@ -54,9 +54,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             if (gi < G.m && gj < G.n) {
                 var v = acc[r * 4u + q];
                 if (G.has_bias != 0u) {
-                    v = v + bitcast<f32>(bias[gj]);
+                    v = v + bitcast<f32>(bias_at(gi, gj));
                 }
-                c_out[gi * G.n + gj] = bitcast<u32>(v);
+                c_out[out_index(gi, gj)] = bitcast<u32>(v);
             }
         }
     }

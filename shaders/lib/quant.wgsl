@@ -226,10 +226,15 @@ fn decode_float(f: Fmt, code: u32, scale_exp: i32) -> u32 {
     return make_f32_bits(neg, mant | (1u << f.m), i32(field) - f.bias - i32(f.m) + scale_exp);
 }
 
+// The integer k of a two's-complement fixed-point code (value k * 2^-fl).
+fn fixed_int(f: Fmt, code: u32) -> i32 {
+    let shift = 32u - f.bits;
+    return bitcast<i32>(code << shift) >> shift;
+}
+
 // f32 bits of a two's-complement code times 2^(scale_exp - fl).
 fn decode_fixed(f: Fmt, code: u32, scale_exp: i32) -> u32 {
-    let shift = 32u - f.bits;
-    let k = bitcast<i32>(code << shift) >> shift;
+    let k = fixed_int(f, code);
     return make_f32_bits(k < 0, bitcast<u32>(abs(k)), scale_exp - i32(f.fl));
 }
 

@@ -1,7 +1,7 @@
 //! Shader assembly: WGSL has no #include, so a kernel is the library pieces it names plus its own file.
 
 /// The pieces of `shaders/lib/`, in dependency order.
-const LIB: [(&str, &str); 8] = [
+const LIB: [(&str, &str); 10] = [
     ("fmt", include_str!("../../shaders/lib/fmt.wgsl")),
     (
         "quant_params",
@@ -15,14 +15,25 @@ const LIB: [(&str, &str); 8] = [
     ),
     ("scales", include_str!("../../shaders/lib/scales.wgsl")),
     ("stats", include_str!("../../shaders/lib/stats.wgsl")),
-    ("gemm_io", include_str!("../../shaders/lib/gemm_io.wgsl")),
+    ("operands", include_str!("../../shaders/lib/operands.wgsl")),
+    (
+        "gemm_index",
+        include_str!("../../shaders/lib/gemm_index.wgsl"),
+    ),
+    (
+        "conv_index",
+        include_str!("../../shaders/lib/conv_index.wgsl"),
+    ),
 ];
 
 const QUANT_LIB: &[&str] = &["fmt", "quant_params", "rng", "quant", "scales", "stats"];
-const GEMM_LIB: &[&str] = &["fmt", "rng", "quant", "softfloat", "gemm_io"];
+const GEMM_LIB: &[&str] = &["fmt", "rng", "quant", "softfloat", "operands", "gemm_index"];
+const CONV_LIB: &[&str] = &["fmt", "rng", "quant", "softfloat", "operands", "conv_index"];
+const GEMM_EXACT: &str = include_str!("../../shaders/gemm_exact.wgsl");
+const GEMM_F32: &str = include_str!("../../shaders/gemm_f32.wgsl");
 
 /// The kernels: name, library pieces, source.
-const KERNELS: [(&str, &[&str], &str); 7] = [
+const KERNELS: [(&str, &[&str], &str); 9] = [
     (
         "quantize",
         QUANT_LIB,
@@ -44,16 +55,11 @@ const KERNELS: [(&str, &[&str], &str); 7] = [
         QUANT_LIB,
         include_str!("../../shaders/mx_scales.wgsl"),
     ),
-    (
-        "gemm_exact",
-        GEMM_LIB,
-        include_str!("../../shaders/gemm_exact.wgsl"),
-    ),
-    (
-        "gemm_f32",
-        GEMM_LIB,
-        include_str!("../../shaders/gemm_f32.wgsl"),
-    ),
+    ("gemm_exact", GEMM_LIB, GEMM_EXACT),
+    ("gemm_f32", GEMM_LIB, GEMM_F32),
+    // Convolutions run the GEMM bodies with convolution addressing.
+    ("conv_exact", CONV_LIB, GEMM_EXACT),
+    ("conv_f32", CONV_LIB, GEMM_F32),
 ];
 
 /// The full WGSL source of a kernel: its library pieces, then the kernel file.

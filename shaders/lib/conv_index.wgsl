@@ -1,0 +1,152 @@
+// Convolution (NCHW) addressing for the GEMM kernels: each pass is a GEMM over virtual
+// operands (implicit im2col). Mirrors src/gpu/params.rs ConvParams and src/conv.rs.
+//   pass 0, forward:         Y[n,o,oh,ow]  = sum_(c,kh,kw)  W[o,c,kh,kw] X[n,c,ih,iw]
+//   pass 1, backward data:   dX[n,c,h,w]   = sum_(o,kh,kw)  W[o,c,kh,kw] dY[n,o,oh,ow]
+//   pass 2, backward weight: dW[o,c,kh,kw] = sum_(n,oh,ow)  dY[n,o,oh,ow] X[n,c,ih,iw]
+// with ih = oh*stride - pad + kh*dilation (likewise iw); out-of-range taps read zero.
+
+struct ConvParams {
+    fa: Fmt,
+    fb: Fmt,
+    facc: Fmt,
+    m: u32,
+    n: u32,
+    k: u32,
+    pass: u32,
+    a_scaling: u32,
+    b_scaling: u32,
+    mode: u32,
+    chunk: u32,
+    has_bias: u32,
+    groups_x: u32,
+    count: u32,
+    batch: u32,
+    cin: u32,
+    h: u32,
+    w: u32,
+    cout: u32,
+    kh: u32,
+    kw: u32,
+    oh: u32,
+    ow: u32,
+    stride_h: u32,
+    stride_w: u32,
+    pad_h: u32,
+    pad_w: u32,
+    dil_h: u32,
+    dil_w: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> G: ConvParams;
+
+// Flat index of X[nb, c, ih, iw] seen by output (oh, ow) through tap (kh, kw), or NONE.
+fn input_flat(nb: u32, c: u32, oh: u32, ow: u32, kh: u32, kw: u32) -> u32 {
+    let ih = i32(oh * G.stride_h + kh * G.dil_h) - i32(G.pad_h);
+    let iw = i32(ow * G.stride_w + kw * G.dil_w) - i32(G.pad_w);
+    if (ih < 0 || iw < 0 || ih >= i32(G.h) || iw >= i32(G.w)) {
+        return NONE;
+    }
+    return ((nb * G.cin + c) * G.h + u32(ih)) * G.w + u32(iw);
+}
+
+// Flat index of dY[nb, o, oh, ow] whose tap (kh, kw) reads input (ih, iw), or NONE.
+fn output_flat(nb: u32, o: u32, ih: u32, iw: u32, kh: u32, kw: u32) -> u32 {
+    let th = i32(ih + G.pad_h) - i32(kh * G.dil_h);
+    let tw = i32(iw + G.pad_w) - i32(kw * G.dil_w);
+    if (th < 0 || tw < 0 || u32(th) % G.stride_h != 0u || u32(tw) % G.stride_w != 0u) {
+        return NONE;
+    }
+    let oh = u32(th) / G.stride_h;
+    let ow = u32(tw) / G.stride_w;
+    if (oh >= G.oh || ow >= G.ow) {
+        return NONE;
+    }
+    return ((nb * G.cout + o) * G.oh + oh) * G.ow + ow;
+}
+
+fn flat_a(i: u32, kk: u32) -> u32 {
+    let taps = G.kh * G.kw;
+    switch G.pass {
+        case 0u: {
+            return i * G.k + kk;
+        }
+        case 1u: {
+            return ((kk / taps) * G.cin + i) * taps + kk % taps;
+        }
+        default: {
+            let sp = G.oh * G.ow;
+            return ((kk / sp) * G.cout + i) * sp + kk % sp;
+        }
+    }
+}
+
+fn flat_b(kk: u32, j: u32) -> u32 {
+    let taps = G.kh * G.kw;
+    let sp = G.oh * G.ow;
+    switch G.pass {
+        case 0u: {
+            let r = kk % taps;
+            let p = j % sp;
+            return input_flat(j / sp, kk / taps, p / G.ow, p % G.ow, r / G.kw, r % G.kw);
+        }
+        case 1u: {
+            let r = kk % taps;
+            let hw = G.h * G.w;
+            let q = j % hw;
+            return output_flat(j / hw, kk / taps, q / G.w, q % G.w, r / G.kw, r % G.kw);
+        }
+        default: {
+            let r = j % taps;
+            let p = kk % sp;
+            return input_flat(kk / sp, j / taps, p / G.ow, p % G.ow, r / G.kw, r % G.kw);
+        }
+    }
+}
+
+fn value_a(i: u32, kk: u32) -> u32 {
+    let f = flat_a(i, kk);
+    return decode_code(G.fa, code_a(f), scale_a(f));
+}
+
+fn value_b(kk: u32, j: u32) -> u32 {
+    let f = flat_b(kk, j);
+    if (f == NONE) {
+        return 0u;
+    }
+    return decode_code(G.fb, code_b(f), scale_b(f));
+}
+
+fn int_a(i: u32, kk: u32) -> i32 {
+    return fixed_int(G.fa, code_a(flat_a(i, kk)));
+}
+
+fn int_b(kk: u32, j: u32) -> i32 {
+    let f = flat_b(kk, j);
+    if (f == NONE) {
+        return 0;
+    }
+    return fixed_int(G.fb, code_b(f));
+}
+
+fn out_index(i: u32, j: u32) -> u32 {
+    switch G.pass {
+        case 0u: {
+            let sp = G.oh * G.ow;
+            return ((j / sp) * G.cout + i) * sp + j % sp;
+        }
+        case 1u: {
+            let hw = G.h * G.w;
+            return ((j / hw) * G.cin + i) * hw + j % hw;
+        }
+        default: {
+            return i * G.n + j;
+        }
+    }
+}
+
+// The forward pass's bias is per output channel: GEMM row i.
+fn bias_at(i: u32, j: u32) -> u32 {
+    return bias[i];
+}
