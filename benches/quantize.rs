@@ -95,9 +95,11 @@ fn bench(c: &mut Criterion) {
             scales: &scales,
             stats: &stats,
         };
-        let q = |enc: &mut wgpu::CommandEncoder| record_quantize(&ctx, enc, &input, n, &spec, &t);
+        let q = |enc: &mut wgpu::CommandEncoder| {
+            record_quantize(&ctx, enc, &input, n, &spec, &t).unwrap()
+        };
         let dq = |enc: &mut wgpu::CommandEncoder| {
-            dequantize_into(&ctx, enc, &words, &scales, n, &spec, &decoded)
+            dequantize_into(&ctx, enc, &words, &scales, n, &spec, &decoded).unwrap()
         };
         // MX reads its input twice (scales pass, then the quantize pass).
         let q_bytes = 4 * n as u64 * if spec.format.mx().is_some() { 2 } else { 1 } + packed;

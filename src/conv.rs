@@ -207,6 +207,17 @@ impl ConvGeometry {
         }
     }
 
+    /// Checks a bias: only the forward pass takes one, with one value per output channel.
+    pub fn check_bias(&self, pass: ConvPass, bias: Option<usize>) -> Result<(), GemmError> {
+        match bias {
+            Some(len) if pass != ConvPass::Forward || len != self.cout => Err(GemmError(format!(
+                "a bias goes with the forward pass and has {} values (one per output channel), got {len} for {pass:?}",
+                self.cout
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// The shape the pass produces.
     pub fn out_shape(&self, pass: ConvPass) -> Vec<usize> {
         match pass {

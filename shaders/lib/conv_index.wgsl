@@ -12,7 +12,7 @@ struct ConvParams {
     m: u32,
     n: u32,
     k: u32,
-    pass: u32,
+    conv_pass: u32,
     a_scaling: u32,
     b_scaling: u32,
     mode: u32,
@@ -68,7 +68,7 @@ fn output_flat(nb: u32, o: u32, ih: u32, iw: u32, kh: u32, kw: u32) -> u32 {
 
 fn flat_a(i: u32, kk: u32) -> u32 {
     let taps = G.kh * G.kw;
-    switch G.pass {
+    switch G.conv_pass {
         case 0u: {
             return i * G.k + kk;
         }
@@ -85,7 +85,7 @@ fn flat_a(i: u32, kk: u32) -> u32 {
 fn flat_b(kk: u32, j: u32) -> u32 {
     let taps = G.kh * G.kw;
     let sp = G.oh * G.ow;
-    switch G.pass {
+    switch G.conv_pass {
         case 0u: {
             let r = kk % taps;
             let p = j % sp;
@@ -131,7 +131,7 @@ fn int_b(kk: u32, j: u32) -> i32 {
 }
 
 fn out_index(i: u32, j: u32) -> u32 {
-    switch G.pass {
+    switch G.conv_pass {
         case 0u: {
             let sp = G.oh * G.ow;
             return ((j / sp) * G.cout + i) * sp + j % sp;

@@ -2,6 +2,7 @@
 
 use super::buffers::uniform;
 use super::context::GpuContext;
+use super::error::GpuError;
 use super::params::DispatchParams;
 
 /// Invocations per workgroup of every 1-D kernel (WGSL's `WG`).
@@ -24,13 +25,14 @@ pub fn record<P: DispatchParams>(
     count: u32,
     mut params: P,
     bindings: &[(u32, &wgpu::Buffer)],
-) {
+) -> Result<(), GpuError> {
     let (gx, gy) = grid(ctx, count);
     params.set_grid(gx, count);
-    record_groups(ctx, enc, kernel, entry, (gx, gy), &params, bindings);
+    record_groups(ctx, enc, kernel, entry, (gx, gy), &params, bindings)
 }
 
-/// Records `entry` of `kernel` over an explicit grid of workgroups.
+/// Records `entry` of `kernel` over an explicit grid of workgroups. A shader, pipeline or
+/// binding error is returned here, by the call that caused it.
 pub fn record_groups<P: bytemuck::Pod>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
@@ -39,7 +41,8 @@ pub fn record_groups<P: bytemuck::Pod>(
     (gx, gy): (u32, u32),
     params: &P,
     bindings: &[(u32, &wgpu::Buffer)],
-) {
+) -> Result<(), GpuError> {
+    let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let ubuf = uniform(ctx, params);
     let pipeline = ctx.pipelines.get(&ctx.device, kernel, entry);
     let mut entries = vec![wgpu::BindGroupEntry {
@@ -62,4 +65,9 @@ pub fn record_groups<P: bytemuck::Pod>(
     pass.set_pipeline(&pipeline);
     pass.set_bind_group(0, &bind, &[]);
     pass.dispatch_workgroups(gx, gy, 1);
+    drop(pass);
+    match pollster::block_on(scope.pop()) {
+        Some(e) => Err(GpuError::Device(format!("kernel {kernel}/{entry}: {e}"))),
+        None => Ok(()),
+    }
 }

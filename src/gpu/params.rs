@@ -171,3 +171,76 @@ impl DispatchParams for GemmParams {
         self.count = count;
     }
 }
+
+/// A convolution dispatch's parameters (76 words, like WGSL's `ConvParams`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct ConvParams {
+    /// Format of operand A's elements.
+    pub fa: FmtParams,
+    /// Format of operand B's elements.
+    pub fb: FmtParams,
+    /// Format of the emulated accumulator.
+    pub facc: FmtParams,
+    /// GEMM-view rows.
+    pub m: u32,
+    /// GEMM-view columns.
+    pub n: u32,
+    /// GEMM-view inner dimension.
+    pub k: u32,
+    /// 0 forward, 1 backward data, 2 backward weight.
+    pub pass: u32,
+    /// A's scaling: 0 none, 1 per tensor, 2 MX.
+    pub a_scaling: u32,
+    /// B's scaling.
+    pub b_scaling: u32,
+    /// 0 fp32, 1 exact integer, 2 emulated accumulator.
+    pub mode: u32,
+    /// Products per accumulator chunk.
+    pub chunk: u32,
+    /// Whether a bias is added.
+    pub has_bias: u32,
+    /// Workgroups along x in this dispatch.
+    pub groups_x: u32,
+    /// Work items in this dispatch.
+    pub count: u32,
+    /// Batch size N.
+    pub batch: u32,
+    /// Input channels C.
+    pub cin: u32,
+    /// Input height.
+    pub h: u32,
+    /// Input width.
+    pub w: u32,
+    /// Output channels O.
+    pub cout: u32,
+    /// Kernel height.
+    pub kh: u32,
+    /// Kernel width.
+    pub kw: u32,
+    /// Output height.
+    pub oh: u32,
+    /// Output width.
+    pub ow: u32,
+    /// Vertical stride.
+    pub stride_h: u32,
+    /// Horizontal stride.
+    pub stride_w: u32,
+    /// Vertical padding.
+    pub pad_h: u32,
+    /// Horizontal padding.
+    pub pad_w: u32,
+    /// Vertical dilation.
+    pub dil_h: u32,
+    /// Horizontal dilation.
+    pub dil_w: u32,
+    /// Padding to a multiple of 4 words.
+    pub pad: [u32; 2],
+}
+
+impl DispatchParams for ConvParams {
+    fn set_grid(&mut self, groups_x: u32, count: u32) {
+        self.groups_x = groups_x;
+        self.count = count;
+    }
+}

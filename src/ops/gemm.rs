@@ -4,7 +4,7 @@ use super::quantize::quantize_buffer;
 use crate::accum::{Accumulator, GemmMode, GemmSpec};
 use crate::gpu::buffers::{upload_f32, zeroed};
 use crate::gpu::dispatch::{record, record_groups};
-use crate::gpu::params::{FmtParams, GemmParams, scaling_id};
+use crate::gpu::params::{DispatchParams, FmtParams, GemmParams, scaling_id};
 use crate::gpu::{GpuContext, GpuError, Tensor};
 use crate::quant::Exceptions;
 
@@ -37,13 +37,7 @@ pub fn gemm(
             limit: u32::MAX as u64,
         });
     }
-    let (facc, chunk) = match spec.acc {
-        Accumulator::Emulated { format, chunk } => (
-            FmtParams::new(&format.element()),
-            chunk.min(u32::MAX as usize) as u32,
-        ),
-        Accumulator::Fp32 => (FmtParams::default(), 0),
-    };
+    let (facc, chunk) = acc_params(&spec.acc);
     let params = GemmParams {
         fa: FmtParams::new(&a.spec().format.element()),
         fb: FmtParams::new(&b.spec().format.element()),
@@ -55,15 +49,76 @@ pub fn gemm(
         trans_b: spec.trans_b as u32,
         a_scaling: scaling_id(a.spec()),
         b_scaling: scaling_id(b.spec()),
-        mode: match mode {
-            GemmMode::Fp32 => 0,
-            GemmMode::ExactInteger => 1,
-            GemmMode::Emulated => 2,
-        },
+        mode: mode_id(mode),
         chunk,
         has_bias: bias.is_some() as u32,
         ..Default::default()
     };
+    let view = GemmView {
+        kernel: ("gemm_f32", "gemm_exact"),
+        mode,
+        m,
+        n,
+    };
+    run_view(ctx, &view, params, a, b, bias, &[m, n], spec)
+}
+
+/// The id of a mode in the kernels' parameters.
+pub(crate) fn mode_id(mode: GemmMode) -> u32 {
+    match mode {
+        GemmMode::Fp32 => 0,
+        GemmMode::ExactInteger => 1,
+        GemmMode::Emulated => 2,
+    }
+}
+
+/// The accumulator format's parameters and chunk (zeros for fp32).
+pub(crate) fn acc_params(acc: &Accumulator) -> (FmtParams, u32) {
+    match acc {
+        Accumulator::Emulated { format, chunk } => (
+            FmtParams::new(&format.element()),
+            (*chunk).min(u32::MAX as usize) as u32,
+        ),
+        Accumulator::Fp32 => (FmtParams::default(), 0),
+    }
+}
+
+/// A GEMM-shaped dispatch: which kernels, which mode, the view's rows and columns.
+pub(crate) struct GemmView {
+    /// (f32 kernel, exact kernel).
+    pub kernel: (&'static str, &'static str),
+    /// How it accumulates.
+    pub mode: GemmMode,
+    /// Rows of the view.
+    pub m: usize,
+    /// Columns of the view.
+    pub n: usize,
+}
+
+/// Runs a GEMM view with operands `a`, `b` and quantizes its sums into a tensor of `out_shape`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_view<P: DispatchParams>(
+    ctx: &GpuContext,
+    view: &GemmView,
+    params: P,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&[f32]>,
+    out_shape: &[usize],
+    spec: &GemmSpec,
+) -> Result<(Tensor, Exceptions), GpuError> {
+    let (m, n) = (view.m, view.n);
+    let cells = m as u64 * n as u64;
+    if cells >= 1 << 32
+        || m.div_ceil(TILE) > u16::MAX as usize
+        || n.div_ceil(TILE) > u16::MAX as usize
+    {
+        return Err(GpuError::TooLarge {
+            what: format!("a {m}x{n} GEMM result"),
+            bytes: cells * 4,
+            limit: u32::MAX as u64,
+        });
+    }
     let c = zeroed(ctx, "gemm sums", m * n)?;
     let bias_buf = upload_f32(ctx, "bias", bias.unwrap_or(&[0.0]))?;
     let none = zeroed(ctx, "no scales", 1)?;
@@ -76,21 +131,29 @@ pub fn gemm(
         (6, &c),
     ];
     let mut enc = ctx.device.create_command_encoder(&Default::default());
-    match mode {
+    match view.mode {
         GemmMode::Fp32 => {
             let grid = (n.div_ceil(TILE) as u32, m.div_ceil(TILE) as u32);
-            record_groups(ctx, &mut enc, "gemm_f32", "main", grid, &params, &bindings);
+            record_groups(
+                ctx,
+                &mut enc,
+                view.kernel.0,
+                "main",
+                grid,
+                &params,
+                &bindings,
+            )?;
         }
         _ => record(
             ctx,
             &mut enc,
-            "gemm_exact",
+            view.kernel.1,
             "main",
             cells as u32,
             params,
             &bindings,
-        ),
+        )?,
     }
     ctx.queue.submit([enc.finish()]);
-    quantize_buffer(ctx, &c, &[m, n], &spec.out)
+    quantize_buffer(ctx, &c, out_shape, &spec.out)
 }

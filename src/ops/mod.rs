@@ -1,7 +1,9 @@
 //! GPU operations on packed tensors.
 
+pub mod conv;
 pub mod gemm;
 pub mod quantize;
 
+pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
 pub use gemm::gemm;
 pub use quantize::{amax, convert, dequantize, fake_quantize, quantize, quantize_buffer};

@@ -55,7 +55,7 @@ pub fn record_scales(
     spec: &QuantSpec,
     scales: &wgpu::Buffer,
     stats: &wgpu::Buffer,
-) {
+) -> Result<(), GpuError> {
     let p = QuantParams::new(spec, n);
     let n32 = n as u32;
     match scaling_id(spec) {
@@ -69,7 +69,7 @@ pub fn record_scales(
                 words,
                 p,
                 &[(1, input), (2, scales)],
-            );
+            )?;
         }
         1 => {
             let groups = n32.div_ceil(4);
@@ -81,7 +81,7 @@ pub fn record_scales(
                 groups,
                 p,
                 &[(1, input), (7, stats)],
-            );
+            )?;
             record(
                 ctx,
                 enc,
@@ -90,10 +90,11 @@ pub fn record_scales(
                 1,
                 p,
                 &[(2, scales), (7, stats)],
-            );
+            )?;
         }
         _ => {}
     }
+    Ok(())
 }
 
 /// Records the passes that quantize `n` f32 values from `input` into `t`.
@@ -104,8 +105,8 @@ pub fn record_quantize(
     n: usize,
     spec: &QuantSpec,
     t: &QuantizeTargets<'_>,
-) {
-    record_scales(ctx, enc, input, n, spec, t.scales, t.stats);
+) -> Result<(), GpuError> {
+    record_scales(ctx, enc, input, n, spec, t.scales, t.stats)?;
     let p = QuantParams::new(spec, n);
     let words = packed_words(n, spec.format.bits()) as u32;
     record(
@@ -116,7 +117,7 @@ pub fn record_quantize(
         words,
         p,
         &[(1, input), (2, t.words), (3, t.scales), (7, t.stats)],
-    );
+    )
 }
 
 /// Records the pass that decodes `n` elements of packed codes into f32 `out`.
@@ -128,7 +129,7 @@ pub fn dequantize_into(
     n: usize,
     spec: &QuantSpec,
     out: &wgpu::Buffer,
-) {
+) -> Result<(), GpuError> {
     let p = QuantParams::new(spec, n);
     record(
         ctx,
@@ -138,7 +139,7 @@ pub fn dequantize_into(
         n as u32,
         p,
         &[(1, words), (2, out), (3, scales)],
-    );
+    )
 }
 
 /// Decodes the four stats words.
@@ -164,7 +165,7 @@ pub fn fake_quantize(
     let scales = zeroed(ctx, "scales", scale_words(spec, n))?;
     let stats = zeroed(ctx, "stats", 4)?;
     let mut enc = ctx.device.create_command_encoder(&Default::default());
-    record_scales(ctx, &mut enc, &input, n, spec, &scales, &stats);
+    record_scales(ctx, &mut enc, &input, n, spec, &scales, &stats)?;
     let p = QuantParams::new(spec, n);
     record(
         ctx,
@@ -174,7 +175,7 @@ pub fn fake_quantize(
         (n as u32).div_ceil(4),
         p,
         &[(1, &input), (2, &out), (3, &scales), (7, &stats)],
-    );
+    )?;
     let st = staging(ctx, 16);
     enc.copy_buffer_to_buffer(&stats, 0, &st, 0, 16);
     ctx.queue.submit([enc.finish()]);
@@ -233,7 +234,7 @@ pub fn quantize_buffer(
         scales: scales_ref,
         stats: &stats,
     };
-    record_quantize(ctx, &mut enc, input, n, spec, &targets);
+    record_quantize(ctx, &mut enc, input, n, spec, &targets)?;
     let st = staging(ctx, 16);
     enc.copy_buffer_to_buffer(&stats, 0, &st, 0, 16);
     ctx.queue.submit([enc.finish()]);
@@ -263,7 +264,7 @@ pub fn dequantize_buffer(ctx: &GpuContext, t: &Tensor) -> Result<wgpu::Buffer, G
         }
     };
     let mut enc = ctx.device.create_command_encoder(&Default::default());
-    dequantize_into(ctx, &mut enc, t.words(), scales, t.len(), t.spec(), &out);
+    dequantize_into(ctx, &mut enc, t.words(), scales, t.len(), t.spec(), &out)?;
     ctx.queue.submit([enc.finish()]);
     ctx.check()?;
     Ok(out)
@@ -296,7 +297,7 @@ pub fn amax(ctx: &GpuContext, input: &wgpu::Buffer, n: usize) -> Result<f32, Gpu
         groups,
         p,
         &[(1, input), (7, &stats)],
-    );
+    )?;
     ctx.queue.submit([enc.finish()]);
     Ok(f32::from_bits(read_u32(ctx, &stats, 4)?[3]))
 }

@@ -1,5 +1,6 @@
 //! CPU reference emulator: the oracle every GPU kernel is tested against.
 
+pub mod conv;
 pub mod gemm;
 pub mod pack;
 pub mod quantize;

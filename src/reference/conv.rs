@@ -1,0 +1,86 @@
+//! CPU reference convolutions (NCHW): the GEMM-based twin of the GPU kernels, and a
+//! direct-loop version in f64 that shares no index arithmetic with it.
+
+use super::gemm::{GemmResult, Operand, sums};
+use super::quantize::{Quantized, quantize};
+use crate::accum::GemmError;
+use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
+
+/// One pass as a GEMM over virtual operands: forward (a = W, b = X), backward data
+/// (a = W, b = dY) or backward weight (a = dY, b = X). Bias (forward only) is per channel.
+pub fn conv2d(
+    pass: ConvPass,
+    g: &ConvGeometry,
+    a: &Quantized,
+    b: &Quantized,
+    bias: Option<&[f32]>,
+    spec: &Conv2dSpec,
+) -> Result<GemmResult, GemmError> {
+    let (m, n, k) = g.gemm_dims(pass);
+    g.check_bias(pass, bias.map(<[f32]>::len))?;
+    let gs = spec.gemm_spec();
+    let mode = gs.mode(&a.spec.format, &b.spec.format, k)?;
+    let s = sums(
+        (m, n, k),
+        mode,
+        gs.acc,
+        &Operand::new(a),
+        |i, kk| g.flat_a(pass, i, kk),
+        &Operand::new(b),
+        |kk, j| g.flat_b(pass, kk, j),
+    );
+    let mut c = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            c[g.out_index(pass, i, j)] = s[i * n + j] + bias.map_or(0.0, |b| b[i]);
+        }
+    }
+    let out = quantize(&c, &spec.out);
+    Ok(GemmResult { c, out })
+}
+
+/// The three passes by direct loops over the forward convolution's taps, in f64:
+/// returns each output's value and the sum of |products| (for error bounds).
+/// `x`, `w`, `dy` are decoded f32 values; pass the ones the pass needs.
+pub fn conv2d_direct(
+    pass: ConvPass,
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+) -> (Vec<f64>, Vec<f64>) {
+    let size = g.out_shape(pass).iter().product();
+    let (mut out, mut mag) = (vec![0f64; size], vec![0f64; size]);
+    for nb in 0..g.batch {
+        for o in 0..g.cout {
+            for oh in 0..g.oh {
+                for ow in 0..g.ow {
+                    let yi = ((nb * g.cout + o) * g.oh + oh) * g.ow + ow;
+                    for c in 0..g.cin {
+                        for kh in 0..g.kh {
+                            for kw in 0..g.kw {
+                                let ih = (oh * g.stride[0] + kh * g.dilation[0]) as isize
+                                    - g.padding[0] as isize;
+                                let iw = (ow * g.stride[1] + kw * g.dilation[1]) as isize
+                                    - g.padding[1] as isize;
+                                if ih < 0 || iw < 0 || ih >= g.h as isize || iw >= g.w as isize {
+                                    continue;
+                                }
+                                let xi = ((nb * g.cin + c) * g.h + ih as usize) * g.w + iw as usize;
+                                let wi = ((o * g.cin + c) * g.kh + kh) * g.kw + kw;
+                                let (dst, p) = match pass {
+                                    ConvPass::Forward => (yi, w[wi] as f64 * x[xi] as f64),
+                                    ConvPass::BackwardData => (xi, w[wi] as f64 * dy[yi] as f64),
+                                    ConvPass::BackwardWeight => (wi, dy[yi] as f64 * x[xi] as f64),
+                                };
+                                out[dst] += p;
+                                mag[dst] += p.abs();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (out, mag)
+}

@@ -1,0 +1,23 @@
+//! Every kernel, assembled from its library pieces, parses and validates as WGSL (naga),
+//! without needing a GPU.
+
+use lowp::gpu::shader::{assemble, kernel_names};
+use wgpu::naga;
+
+#[test]
+fn every_kernel_validates() {
+    let mut n = 0;
+    for k in kernel_names() {
+        let src = assemble(k).unwrap();
+        let module = naga::front::wgsl::parse_str(&src)
+            .unwrap_or_else(|e| panic!("{k}: {}", e.emit_to_string(&src)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{k}: {}", e.emit_to_string(&src)));
+        n += 1;
+    }
+    assert!(n >= 9);
+}
