@@ -1,7 +1,7 @@
 //! 2-D convolutions (NCHW) on the GPU: forward, backward data, backward weight, each an
 //! implicit GEMM over packed operands with the same accumulator and output options.
 
-use super::gemm::{GemmView, acc_params, mode_id, run_view};
+use super::gemm::{GemmView, acc_params, finish_view, mode_id};
 use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
 use crate::gpu::params::{ConvParams, FmtParams, scaling_id};
 use crate::gpu::{GpuContext, GpuError, Tensor};
@@ -60,8 +60,30 @@ fn run(
     bias: Option<&[f32]>,
     spec: &Conv2dSpec,
 ) -> Result<(Tensor, Exceptions), GpuError> {
-    g.check_bias(pass, bias.map(<[f32]>::len))
-        .map_err(invalid)?;
+    let (view, params) = prepare_conv(pass, g, a, b, bias.map(<[f32]>::len), spec)?;
+    finish_view(
+        ctx,
+        &view,
+        params,
+        a,
+        b,
+        bias,
+        &g.out_shape(pass),
+        &spec.out,
+    )
+}
+
+/// Checks one convolution pass with operands `a` (A of the GEMM view) and `b`, and builds
+/// its dispatch.
+pub fn prepare_conv(
+    pass: ConvPass,
+    g: &ConvGeometry,
+    a: &Tensor,
+    b: &Tensor,
+    bias_len: Option<usize>,
+    spec: &Conv2dSpec,
+) -> Result<(GemmView, ConvParams), GpuError> {
+    g.check_bias(pass, bias_len).map_err(invalid)?;
     let (m, n, k) = g.gemm_dims(pass);
     let gs = spec.gemm_spec();
     let mode = gs
@@ -81,7 +103,7 @@ fn run(
         b_scaling: scaling_id(b.spec()),
         mode: mode_id(mode),
         chunk,
-        has_bias: bias.is_some() as u32,
+        has_bias: bias_len.is_some() as u32,
         batch: u(g.batch),
         cin: u(g.cin),
         h: u(g.h),
@@ -105,5 +127,5 @@ fn run(
         m,
         n,
     };
-    run_view(ctx, &view, params, a, b, bias, &g.out_shape(pass), &gs)
+    Ok((view, params))
 }
