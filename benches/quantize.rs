@@ -3,6 +3,9 @@
 //! Bytes counted: everything a kernel must read and write (f32 input, packed codes,
 //! scales); a copy of n f32 moves 8n bytes (read + write).
 
+mod common;
+
+use common::{config, is_cpu, per_rep};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use lowp::gpu::GpuContext;
 use lowp::gpu::buffers::{upload_f32, zeroed};
@@ -33,25 +36,8 @@ fn spec_of(label: &str, fmt: &str) -> QuantSpec {
 /// Element count: large on a real GPU, small on a CPU adapter such as lavapipe.
 fn size(ctx: &GpuContext) -> usize {
     let limit = ctx.device.limits().max_storage_buffer_binding_size as usize / 4;
-    let want = if ctx.info.device_type == wgpu::DeviceType::Cpu {
-        1 << 20
-    } else {
-        1 << 26
-    };
+    let want = if is_cpu(ctx) { 1 << 20 } else { 1 << 26 };
     want.min(limit)
-}
-
-/// Time per repetition, repeating until the measured span is at least a quarter second,
-/// so that fixed per-submission overhead does not distort the figure.
-fn per_rep(ctx: &GpuContext, mut record: impl FnMut(&mut wgpu::CommandEncoder)) -> Duration {
-    let mut reps = 1u32;
-    loop {
-        let (t, _) = time_gpu(ctx, reps, &mut record).unwrap();
-        if t >= Duration::from_millis(250) || reps >= 1 << 14 {
-            return t / reps;
-        }
-        reps *= 4;
-    }
 }
 
 fn gbps(bytes: u64, d: Duration) -> f64 {
@@ -141,13 +127,6 @@ fn bench(c: &mut Criterion) {
     if clock == Clock::WallClock {
         println!("(wall-clock timing: the adapter has no timestamp queries inside encoders)");
     }
-}
-
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
 }
 
 criterion_group! { name = benches; config = config(); targets = bench }

@@ -14,6 +14,8 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     /// Adapter name, backend, type and driver.
     pub info: wgpu::AdapterInfo,
+    /// WGSL language extensions the instance offers (e.g. packed 4x8 integer dot products).
+    pub wgsl_features: wgpu::WgslLanguageFeatures,
     pub(crate) pipelines: PipelineCache,
     max_groups_x: u32,
     error: Arc<Mutex<Option<String>>>,
@@ -102,11 +104,13 @@ impl GpuContext {
             }
         }));
         let max_groups_x = device.limits().max_compute_workgroups_per_dimension;
+        let wgsl_features = instance.wgsl_language_features();
         Ok(GpuContext {
             adapter: chosen,
             device,
             queue,
             info,
+            wgsl_features,
             pipelines: PipelineCache::default(),
             max_groups_x,
             error,
@@ -153,7 +157,7 @@ impl GpuContext {
         let l = self.device.limits();
         let yes = |b: bool| if b { "yes" } else { "no" };
         format!(
-            "adapter: {} ({:?}, {:?})\ndriver: {} {}\nshader-f16: {}\nsubgroups: {}\ntimestamp queries: {}\nmax storage buffer binding: {} MiB\nmax buffer: {} MiB\nmax workgroups per dimension: {}",
+            "adapter: {} ({:?}, {:?})\ndriver: {} {}\nshader-f16: {}\nsubgroups: {}\ndot4I8Packed (WGSL): {}\ncooperative matrix: {}\ntimestamp queries: {}\nmax storage buffer binding: {} MiB\nmax buffer: {} MiB\nmax workgroups per dimension: {}",
             self.info.name,
             self.info.backend,
             self.info.device_type,
@@ -161,6 +165,13 @@ impl GpuContext {
             self.info.driver_info,
             yes(f.contains(wgpu::Features::SHADER_F16)),
             yes(f.contains(wgpu::Features::SUBGROUP)),
+            yes(self
+                .wgsl_features
+                .contains(wgpu::WgslLanguageFeatures::Packed4x8IntegerDotProduct)),
+            yes(self
+                .adapter
+                .features()
+                .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)),
             yes(f.contains(wgpu::Features::TIMESTAMP_QUERY)),
             l.max_storage_buffer_binding_size >> 20,
             l.max_buffer_size >> 20,
