@@ -6,12 +6,12 @@ mod common;
 
 use common::{config, is_cpu, per_rep};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use lowp::accum::{GemmMode, GemmSpec};
+use lowp::accum::GemmSpec;
 use lowp::conv::{Conv2dSpec, ConvPass};
 use lowp::gpu::buffers::{upload_f32, zeroed};
 use lowp::gpu::{GpuContext, Tensor};
 use lowp::ops::conv::prepare_conv;
-use lowp::ops::gemm::{prepare_gemm, record_view};
+use lowp::ops::gemm::{Kernel, prepare_gemm, record_view};
 use lowp::quant::QuantSpec;
 use std::time::Duration;
 
@@ -72,8 +72,8 @@ fn bench(c: &mut Criterion) {
         for fmt in FORMATS {
             let (a, b) = (tensor(&ctx, &[m, k], fmt, 1), tensor(&ctx, &[k, n], fmt, 2));
             let (view, params, _) = prepare_gemm(&a, &b, None, &GemmSpec::new()).unwrap();
-            // The exact integer path is a plain kernel: keep it to small sizes on a CPU adapter.
-            if cpu && view.mode != GemmMode::Fp32 && m * n * k > 1 << 24 {
+            // The per-element exact kernel is slow: keep it to small sizes on a CPU adapter.
+            if cpu && view.kernel == Kernel::PerElement && m * n * k > 1 << 24 {
                 rows.push(Row {
                     case: case.clone(),
                     format: fmt.into(),

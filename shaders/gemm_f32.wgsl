@@ -1,58 +1,74 @@
-// GEMM (or a convolution's GEMM view) with f32 accumulation: 64x64 output tiles per workgroup of 16x16 invocations, each
-// computing a 4x4 register tile; operands are decoded from their packed codes as the
-// 16-deep K tiles are staged in workgroup memory.
+// GEMM (or a convolution's GEMM view) with f32 accumulation. A workgroup of WX x WY
+// invocations computes a TM x TN tile of C, each invocation an RM x RN register tile;
+// operands are decoded from their packed codes as TK-deep slices of A and B are staged in
+// workgroup memory. The tile sizes are pipeline-overridable, chosen per adapter
+// (src/ops/tiles.rs), with WX = TN / RN, WY = TM / RM, TILE_A = TK * TM, TILE_B = TK * TN.
 
-const TM: u32 = 64u;
-const TN: u32 = 64u;
-const TK: u32 = 16u;
+override TM: u32 = 64u;
+override TN: u32 = 64u;
+override TK: u32 = 16u;
+override RM: u32 = 4u;
+override RN: u32 = 4u;
+override WX: u32 = 16u;
+override WY: u32 = 16u;
+override TILE_A: u32 = 1024u;
+override TILE_B: u32 = 1024u;
 
-var<workgroup> tile_a: array<f32, 1024>; // [TK][TM]
-var<workgroup> tile_b: array<f32, 1024>; // [TK][TN]
+// Register tiles hold up to 8 x 8 values.
+const RMAX: u32 = 64u;
 
-@compute @workgroup_size(16, 16)
+var<workgroup> tile_a: array<f32, TILE_A>; // [TK][TM]
+var<workgroup> tile_b: array<f32, TILE_B>; // [TK][TN]
+
+@compute @workgroup_size(WX, WY)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let row0 = wid.y * TM;
     let col0 = wid.x * TN;
-    var acc: array<f32, 16>;
+    let threads = WX * WY;
+    var acc: array<f32, RMAX>;
     for (var k0 = 0u; k0 < G.k; k0 += TK) {
-        for (var t = 0u; t < 4u; t++) {
-            let e = li + t * 256u;
+        for (var e = li; e < TILE_A; e += threads) {
             let kk = e / TM;
             let r = e % TM;
-            let gk = k0 + kk;
-            var va = 0.0;
-            if (row0 + r < G.m && gk < G.k) {
-                va = bitcast<f32>(value_a(row0 + r, gk));
+            var v = 0.0;
+            if (row0 + r < G.m && k0 + kk < G.k) {
+                v = bitcast<f32>(value_a(row0 + r, k0 + kk));
             }
-            tile_a[e] = va;
-            var vb = 0.0;
-            if (col0 + r < G.n && gk < G.k) {
-                vb = bitcast<f32>(value_b(gk, col0 + r));
+            tile_a[e] = v;
+        }
+        for (var e = li; e < TILE_B; e += threads) {
+            let kk = e / TN;
+            let q = e % TN;
+            var v = 0.0;
+            if (col0 + q < G.n && k0 + kk < G.k) {
+                v = bitcast<f32>(value_b(k0 + kk, col0 + q));
             }
-            tile_b[e] = vb;
+            tile_b[e] = v;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
-            var a: array<f32, 4>;
-            var b: array<f32, 4>;
-            for (var r = 0u; r < 4u; r++) {
-                a[r] = tile_a[kk * TM + lid.y * 4u + r];
-                b[r] = tile_b[kk * TN + lid.x * 4u + r];
+            var a: array<f32, 8>;
+            var b: array<f32, 8>;
+            for (var r = 0u; r < RM; r++) {
+                a[r] = tile_a[kk * TM + lid.y * RM + r];
             }
-            for (var r = 0u; r < 4u; r++) {
-                for (var q = 0u; q < 4u; q++) {
-                    acc[r * 4u + q] = fma(a[r], b[q], acc[r * 4u + q]);
+            for (var q = 0u; q < RN; q++) {
+                b[q] = tile_b[kk * TN + lid.x * RN + q];
+            }
+            for (var r = 0u; r < RM; r++) {
+                for (var q = 0u; q < RN; q++) {
+                    acc[r * RN + q] = fma(a[r], b[q], acc[r * RN + q]);
                 }
             }
         }
         workgroupBarrier();
     }
-    for (var r = 0u; r < 4u; r++) {
-        let gi = row0 + lid.y * 4u + r;
-        for (var q = 0u; q < 4u; q++) {
-            let gj = col0 + lid.x * 4u + q;
+    for (var r = 0u; r < RM; r++) {
+        let gi = row0 + lid.y * RM + r;
+        for (var q = 0u; q < RN; q++) {
+            let gj = col0 + lid.x * RN + q;
             if (gi < G.m && gj < G.n) {
-                var v = acc[r * 4u + q];
+                var v = acc[r * RN + q];
                 if (G.has_bias != 0u) {
                     v = v + bitcast<f32>(bias_at(gi, gj));
                 }

@@ -274,3 +274,99 @@ fn bad_gemms_are_errors() {
         "float(e=5,m=4):1"
     );
 }
+
+#[test]
+fn eight_bit_fixed_point_takes_the_dot4_kernel() {
+    use lowp::accum::GemmMode;
+    use lowp::ops::gemm::{GemmView, Kernel};
+    let f = |t: &str| t.parse::<Format>().unwrap();
+    let view = |a: &str, b: &str, k: usize| {
+        GemmView::new("gemm", GemmMode::ExactInteger, &f(a), &f(b), (4, 4, k)).kernel
+    };
+    assert_eq!(
+        view("fixed(wl=8,fl=4)", "fixed(wl=8,fl=0)", 1000),
+        Kernel::TiledI8
+    );
+    assert_eq!(
+        view("fixed(wl=5,fl=4)", "fixed(wl=3,fl=0)", 1000),
+        Kernel::TiledI8
+    );
+    // K 2^7 2^7 >= 2^31 would overflow the i32 sums: the 64-bit kernel takes it.
+    assert_eq!(
+        view("fixed(wl=8,fl=4)", "fixed(wl=8,fl=0)", 1 << 17),
+        Kernel::PerElement
+    );
+    assert_eq!(
+        view("fixed(wl=16,fl=4)", "fixed(wl=8,fl=0)", 10),
+        Kernel::PerElement
+    );
+}
+
+#[test]
+fn every_tiling_gives_the_same_exact_results_and_stays_in_bound() {
+    use lowp::gpu::tiles::Tiles;
+    let odd = Tiles {
+        tm: 48,
+        tn: 40,
+        tk: 12,
+        rm: 3,
+        rn: 5,
+    };
+    for tiles in [Tiles::SMALL, Tiles::MEDIUM, Tiles::LARGE, odd] {
+        let g = common::gpu().with_tiles(tiles).unwrap();
+        assert_eq!(g.tiles(), tiles);
+        for (fa, fb, (m, n, k)) in [
+            ("fixed(wl=8,fl=4)", "fixed(wl=6,fl=2)", (131, 77, 203)),
+            ("e4m3", "bf16", (97, 130, 61)),
+        ] {
+            let (qa, qb) = (
+                QuantSpec::new(fa.parse().unwrap()),
+                QuantSpec::new(fb.parse().unwrap()),
+            );
+            let (xa, xb) = (data(m * k, 1, 3.0), data(k * n, 2, 2.0));
+            let bias = data(n, 3, 1.0);
+            let (ta, _) = ops::quantize(&g, &xa, &[m, k], &qa).unwrap();
+            let (tb, _) = ops::quantize(&g, &xb, &[k, n], &qb).unwrap();
+            let (tc, _) = ops::gemm(&g, &ta, &tb, Some(&bias), &GemmSpec::new()).unwrap();
+            let (ra, rb) = (reference::quantize(&xa, &qa), reference::quantize(&xb, &qb));
+            let r =
+                reference::gemm::gemm(&ra, &[m, k], &rb, &[k, n], Some(&bias), &GemmSpec::new())
+                    .unwrap();
+            let got = tc.read_words(&g).unwrap();
+            if fa.starts_with("fixed") {
+                assert_eq!(got, r.out.words, "{tiles:?}: exact integer GEMM differs");
+            } else {
+                // Both are fp32 sums of the same exact products in different orders: each is
+                // within gamma_(K+1) (sum |a||b| + |bias|) of the exact value, so within twice that of each other.
+                let (va, vb) = (reference::dequantize(&ra), reference::dequantize(&rb));
+                let u = 2f64.powi(-24);
+                let gamma = (k + 1) as f64 * u / (1.0 - (k + 1) as f64 * u);
+                for i in 0..m {
+                    for j in 0..n {
+                        let mag: f64 = (0..k)
+                            .map(|kk| (va[i * k + kk] as f64 * vb[kk * n + j] as f64).abs())
+                            .sum::<f64>()
+                            + (bias[j] as f64).abs();
+                        let (x, y) = (f32::from_bits(got[i * n + j]) as f64, r.c[i * n + j] as f64);
+                        assert!(
+                            (x - y).abs() <= 2.0 * gamma * mag,
+                            "{tiles:?} C[{i},{j}]: {x} vs {y}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let g = common::gpu();
+    assert!(
+        g.with_tiles(Tiles {
+            tm: 64,
+            tn: 64,
+            tk: 6,
+            rm: 4,
+            rn: 4
+        })
+        .is_err(),
+        "tk must be a multiple of 4"
+    );
+}

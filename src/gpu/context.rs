@@ -2,6 +2,7 @@
 
 use super::error::GpuError;
 use super::pipelines::PipelineCache;
+use super::tiles::Tiles;
 use std::sync::{Arc, Mutex};
 
 /// An open GPU device with everything the ops need.
@@ -18,6 +19,7 @@ pub struct GpuContext {
     pub wgsl_features: wgpu::WgslLanguageFeatures,
     pub(crate) pipelines: PipelineCache,
     max_groups_x: u32,
+    tiles: Tiles,
     error: Arc<Mutex<Option<String>>>,
 }
 
@@ -105,6 +107,7 @@ impl GpuContext {
         }));
         let max_groups_x = device.limits().max_compute_workgroups_per_dimension;
         let wgsl_features = instance.wgsl_language_features();
+        let tiles = Tiles::for_adapter(info.device_type, &device.limits())?;
         Ok(GpuContext {
             adapter: chosen,
             device,
@@ -113,6 +116,7 @@ impl GpuContext {
             wgsl_features,
             pipelines: PipelineCache::default(),
             max_groups_x,
+            tiles,
             error,
         })
     }
@@ -121,6 +125,18 @@ impl GpuContext {
     pub fn with_max_groups_x(mut self, n: u32) -> GpuContext {
         self.max_groups_x = n.clamp(1, self.device.limits().max_compute_workgroups_per_dimension);
         self
+    }
+
+    /// Uses other GEMM tile sizes (to test every tiling, or tune one adapter).
+    pub fn with_tiles(mut self, tiles: Tiles) -> Result<GpuContext, GpuError> {
+        tiles.validate(&self.device.limits())?;
+        self.tiles = tiles;
+        Ok(self)
+    }
+
+    /// The tile sizes of the tiled GEMM kernels.
+    pub fn tiles(&self) -> Tiles {
+        self.tiles
     }
 
     /// Largest number of workgroups a dispatch puts along x.
@@ -157,7 +173,7 @@ impl GpuContext {
         let l = self.device.limits();
         let yes = |b: bool| if b { "yes" } else { "no" };
         format!(
-            "adapter: {} ({:?}, {:?})\ndriver: {} {}\nshader-f16: {}\nsubgroups: {}\ndot4I8Packed (WGSL): {}\ncooperative matrix: {}\ntimestamp queries: {}\nmax storage buffer binding: {} MiB\nmax buffer: {} MiB\nmax workgroups per dimension: {}",
+            "adapter: {} ({:?}, {:?})\ndriver: {} {}\nshader-f16: {}\nsubgroups: {}\ndot4I8Packed (WGSL): {}\ncooperative matrix: {}\ntimestamp queries: {}\nmax storage buffer binding: {} MiB\nmax buffer: {} MiB\nmax workgroups per dimension: {}\nGEMM tiles: {:?}",
             self.info.name,
             self.info.backend,
             self.info.device_type,
@@ -176,6 +192,7 @@ impl GpuContext {
             l.max_storage_buffer_binding_size >> 20,
             l.max_buffer_size >> 20,
             l.max_compute_workgroups_per_dimension,
+            self.tiles,
         )
     }
 }

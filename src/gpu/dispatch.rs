@@ -42,9 +42,21 @@ pub fn record_groups<P: bytemuck::Pod>(
     params: &P,
     bindings: &[(u32, &wgpu::Buffer)],
 ) -> Result<(), GpuError> {
+    record_tiled(ctx, enc, (kernel, entry, &[]), (gx, gy), params, bindings)
+}
+
+/// Like [`record_groups`], for a kernel with pipeline-overridable constants.
+pub fn record_tiled<P: bytemuck::Pod>(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    (kernel, entry, constants): (&str, &str, &[(&str, f64)]),
+    (gx, gy): (u32, u32),
+    params: &P,
+    bindings: &[(u32, &wgpu::Buffer)],
+) -> Result<(), GpuError> {
     let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let ubuf = uniform(ctx, params);
-    let pipeline = ctx.pipelines.get(&ctx.device, kernel, entry);
+    let pipeline = ctx.pipelines.get(&ctx.device, kernel, entry, constants);
     let mut entries = vec![wgpu::BindGroupEntry {
         binding: 0,
         resource: ubuf.as_entire_binding(),

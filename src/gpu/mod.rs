@@ -8,6 +8,7 @@ pub mod params;
 pub mod pipelines;
 pub mod shader;
 pub mod tensor;
+pub mod tiles;
 pub mod timer;
 
 pub use context::GpuContext;

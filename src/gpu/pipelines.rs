@@ -7,18 +7,24 @@ use std::sync::{Arc, Mutex};
 /// Compiled pipelines, built on first use.
 #[derive(Default)]
 pub struct PipelineCache {
-    map: Mutex<HashMap<(String, String), Arc<wgpu::ComputePipeline>>>,
+    map: Mutex<HashMap<(String, String, String), Arc<wgpu::ComputePipeline>>>,
 }
 
 impl PipelineCache {
-    /// The pipeline of `entry` in `kernel`, compiling it the first time.
+    /// The pipeline of `entry` in `kernel` with the given overridable constants, compiled
+    /// the first time it is asked for.
     pub fn get(
         &self,
         device: &wgpu::Device,
         kernel: &str,
         entry: &str,
+        constants: &[(&str, f64)],
     ) -> Arc<wgpu::ComputePipeline> {
-        let key = (kernel.to_string(), entry.to_string());
+        let key = (
+            kernel.to_string(),
+            entry.to_string(),
+            format!("{constants:?}"),
+        );
         if let Some(p) = self.map.lock().unwrap().get(&key) {
             return p.clone();
         }
@@ -33,7 +39,10 @@ impl PipelineCache {
                 layout: None,
                 module: &module,
                 entry_point: Some(entry),
-                compilation_options: Default::default(),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    ..Default::default()
+                },
                 cache: None,
             }),
         );

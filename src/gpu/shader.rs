@@ -31,9 +31,10 @@ const GEMM_LIB: &[&str] = &["fmt", "rng", "quant", "softfloat", "operands", "gem
 const CONV_LIB: &[&str] = &["fmt", "rng", "quant", "softfloat", "operands", "conv_index"];
 const GEMM_EXACT: &str = include_str!("../../shaders/gemm_exact.wgsl");
 const GEMM_F32: &str = include_str!("../../shaders/gemm_f32.wgsl");
+const GEMM_I8: &str = include_str!("../../shaders/gemm_i8.wgsl");
 
 /// The kernels: name, library pieces, source.
-const KERNELS: [(&str, &[&str], &str); 9] = [
+const KERNELS: [(&str, &[&str], &str); 11] = [
     (
         "quantize",
         QUANT_LIB,
@@ -57,9 +58,11 @@ const KERNELS: [(&str, &[&str], &str); 9] = [
     ),
     ("gemm_exact", GEMM_LIB, GEMM_EXACT),
     ("gemm_f32", GEMM_LIB, GEMM_F32),
+    ("gemm_i8", GEMM_LIB, GEMM_I8),
     // Convolutions run the GEMM bodies with convolution addressing.
     ("conv_exact", CONV_LIB, GEMM_EXACT),
     ("conv_f32", CONV_LIB, GEMM_F32),
+    ("conv_i8", CONV_LIB, GEMM_I8),
 ];
 
 /// The full WGSL source of a kernel: its library pieces, then the kernel file.

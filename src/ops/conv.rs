@@ -121,11 +121,6 @@ pub fn prepare_conv(
         dil_w: u(g.dilation[1]),
         ..Default::default()
     };
-    let view = GemmView {
-        kernel: ("conv_f32", "conv_exact"),
-        mode,
-        m,
-        n,
-    };
+    let view = GemmView::new("conv", mode, &a.spec().format, &b.spec().format, (m, n, k));
     Ok((view, params))
 }

@@ -2,26 +2,71 @@
 
 use super::quantize::quantize_buffer;
 use crate::accum::{Accumulator, GemmMode, GemmSpec};
+use crate::format::Format;
 use crate::gpu::buffers::{upload_f32, zeroed};
-use crate::gpu::dispatch::{record, record_groups};
+use crate::gpu::dispatch::{record, record_tiled};
 use crate::gpu::params::{DispatchParams, FmtParams, GemmParams, scaling_id};
 use crate::gpu::{GpuContext, GpuError, Tensor};
 use crate::quant::{Exceptions, QuantSpec};
 
-/// Output tile of the f32 kernel (`TM` x `TN` in `shaders/gemm_f32.wgsl`).
-const TILE: usize = 64;
+/// Which kernel runs a GEMM-shaped dispatch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// Tiled f32 accumulation.
+    TiledF32,
+    /// Tiled exact integer accumulation with dot4I8Packed (fixed point of at most 8 bits).
+    TiledI8,
+    /// One invocation per output: exact 64-bit integer or emulated accumulation.
+    PerElement,
+}
 
-/// A GEMM-shaped dispatch: which kernels, which mode, the view's rows and columns.
+/// A GEMM-shaped dispatch: kernel family ("gemm" or "conv"), kernel, the view's rows and columns.
 #[derive(Clone, Copy, Debug)]
 pub struct GemmView {
-    /// (f32 kernel, exact kernel).
-    pub kernel: (&'static str, &'static str),
-    /// How it accumulates.
-    pub mode: GemmMode,
+    /// "gemm" or "conv": the addressing the kernel is assembled with.
+    pub family: &'static str,
+    /// The kernel that runs it.
+    pub kernel: Kernel,
     /// Rows of the view.
     pub m: usize,
     /// Columns of the view.
     pub n: usize,
+}
+
+impl GemmView {
+    /// The view of a GEMM-shaped pass with operand formats `fa`, `fb`, inner dimension `k`.
+    pub fn new(
+        family: &'static str,
+        mode: GemmMode,
+        fa: &Format,
+        fb: &Format,
+        (m, n, k): (usize, usize, usize),
+    ) -> GemmView {
+        let kernel = match (mode, fa, fb) {
+            (GemmMode::Fp32, _, _) => Kernel::TiledF32,
+            (GemmMode::ExactInteger, Format::Fixed(x), Format::Fixed(y))
+                if x.wl <= 8 && y.wl <= 8 && (k as u64) << (x.wl + y.wl - 2) < 1 << 31 =>
+            {
+                Kernel::TiledI8
+            }
+            _ => Kernel::PerElement,
+        };
+        GemmView {
+            family,
+            kernel,
+            m,
+            n,
+        }
+    }
+
+    fn kernel_name(&self) -> String {
+        let suffix = match self.kernel {
+            Kernel::TiledF32 => "f32",
+            Kernel::TiledI8 => "i8",
+            Kernel::PerElement => "exact",
+        };
+        format!("{}_{suffix}", self.family)
+    }
 }
 
 /// The id of a mode in the kernels' parameters.
@@ -73,12 +118,7 @@ pub fn prepare_gemm(
         has_bias: bias_len.is_some() as u32,
         ..Default::default()
     };
-    let view = GemmView {
-        kernel: ("gemm_f32", "gemm_exact"),
-        mode,
-        m,
-        n,
-    };
+    let view = GemmView::new("gemm", mode, &a.spec().format, &b.spec().format, (m, n, k));
     Ok((view, params, k))
 }
 
@@ -108,9 +148,10 @@ pub fn record_view<P: DispatchParams>(
 ) -> Result<(), GpuError> {
     let (m, n) = (view.m, view.n);
     let cells = m as u64 * n as u64;
+    let tiles = ctx.tiles();
     if cells >= 1 << 32
-        || m.div_ceil(TILE) > u16::MAX as usize
-        || n.div_ceil(TILE) > u16::MAX as usize
+        || m.div_ceil(tiles.tm as usize) > u16::MAX as usize
+        || n.div_ceil(tiles.tn as usize) > u16::MAX as usize
     {
         return Err(GpuError::TooLarge {
             what: format!("a {m}x{n} GEMM result"),
@@ -127,20 +168,24 @@ pub fn record_view<P: DispatchParams>(
         (5, bias),
         (6, c),
     ];
-    match view.mode {
-        GemmMode::Fp32 => {
-            let grid = (n.div_ceil(TILE) as u32, m.div_ceil(TILE) as u32);
-            record_groups(ctx, enc, view.kernel.0, "main", grid, &params, &bindings)
+    let name = view.kernel_name();
+    match view.kernel {
+        Kernel::PerElement => record(ctx, enc, &name, "main", cells as u32, params, &bindings),
+        tiled => {
+            let grid = (
+                n.div_ceil(tiles.tn as usize) as u32,
+                m.div_ceil(tiles.tm as usize) as u32,
+            );
+            let constants = tiles.constants(tiled == Kernel::TiledI8);
+            record_tiled(
+                ctx,
+                enc,
+                (&name, "main", &constants),
+                grid,
+                &params,
+                &bindings,
+            )
         }
-        _ => record(
-            ctx,
-            enc,
-            view.kernel.1,
-            "main",
-            cells as u32,
-            params,
-            &bindings,
-        ),
     }
 }
 
