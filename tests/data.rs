@@ -134,7 +134,12 @@ fn bad_data_is_a_clear_error() {
     )
     .unwrap();
     let e = load_dir(&bad).unwrap_err().to_string();
-    assert!(e.contains("bytes") && e.contains("header"), "{e}");
+    assert!(e.contains("shorter than an IDX header"), "{e}");
+    // A whole header (2 images of 2 x 2) but only 3 of the 8 pixel bytes.
+    let truncated = [0u8, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 9, 9, 9];
+    std::fs::write(bad.join("t10k-images-idx3-ubyte"), truncated).unwrap();
+    let e = load_dir(&bad).unwrap_err().to_string();
+    assert!(e.contains("19 bytes") && e.contains("says 24"), "{e}");
     let cif = tmpdir("cifar");
     std::fs::write(cif.join("test_batch.bin"), vec![0u8; 100]).unwrap();
     let e = load_dir(&cif).unwrap_err().to_string();
