@@ -10,6 +10,7 @@ pub mod quant;
 pub mod reference;
 pub mod rng;
 pub mod softfloat;
+pub mod train;
 
 pub use format::{Format, FormatError};
 pub use quant::{Exceptions, QuantSpec, Rounding, Scaling};

@@ -1,0 +1,240 @@
+//! The precision map: which format, rounding and saturation each named tensor is held in.
+//!
+//! Tensor names: `LAYER.weight`, `LAYER.bias`, `LAYER.act` (the layer's output),
+//! `LAYER.grad` (gradient of the loss with respect to the output), `LAYER.wgrad`,
+//! `LAYER.momentum` (and Adam's `LAYER.second`), `LAYER.master`, `LAYER.acc` (the GEMM
+//! accumulator), and `input`. A map is TOML:
+//!
+//! ```toml
+//! default = { format = "fp32" }            # optional
+//! [[rule]]
+//! match = "*.weight"                        # glob: * any run, ? one character
+//! format = "e4m3"
+//! rounding = "nearest"                      # optional: nearest | nearest-away | toward-zero | stochastic[:K]
+//! saturate = true                           # optional, default false
+//! scale = "tensor"                          # optional: none | tensor
+//! ```
+//!
+//! Rules are tried in order and the first whose pattern matches a name decides; names no
+//! rule matches take the default. A rule that matches no tensor, or a tensor that neither a
+//! rule nor a default covers, is an error that lists the names.
+
+use super::glob::glob_match;
+use crate::format::Format;
+use crate::quant::{Rounding, Scaling};
+use serde::Deserialize;
+use std::path::Path;
+
+/// How one tensor is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    /// Its format.
+    pub format: Format,
+    /// How values are rounded into it.
+    pub rounding: Rounding,
+    /// Clamp overflow to ±max.
+    pub saturate: bool,
+    /// Per-tensor scaling.
+    pub scaling: Scaling,
+}
+
+impl Assignment {
+    /// `format`, nearest-even, non-saturating, unscaled.
+    pub fn plain(format: Format) -> Assignment {
+        Assignment {
+            format,
+            rounding: Rounding::Nearest,
+            saturate: false,
+            scaling: Scaling::None,
+        }
+    }
+}
+
+/// One ordered rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Glob over tensor names.
+    pub pattern: String,
+    /// What the matched tensors get.
+    pub assign: Assignment,
+}
+
+/// A default and ordered rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrecisionMap {
+    /// What tensors no rule matches get, if anything.
+    pub default: Option<Assignment>,
+    /// Rules, first match wins.
+    pub rules: Vec<Rule>,
+}
+
+/// Why a precision map is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrecisionError {
+    /// The file could not be read.
+    #[error("{0}")]
+    Io(String),
+    /// The TOML is malformed or has unknown keys.
+    #[error("precision map: {0}")]
+    Syntax(String),
+    /// A value is not valid (format, rounding, scale).
+    #[error("precision map, {place}: {message}")]
+    Value {
+        /// `default` or `rule N (PATTERN)`.
+        place: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Rules that match no tensor of the model.
+    #[error("precision map: rule(s) {rules} match no tensor; the model's tensors are: {names}")]
+    UnusedRules {
+        /// The rules, as `N (PATTERN)`.
+        rules: String,
+        /// The model's tensor names.
+        names: String,
+    },
+    /// Tensors no rule matches, with no default.
+    #[error("precision map: no rule and no default covers {names}; add a rule or a default")]
+    Unassigned {
+        /// The uncovered names.
+        names: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSpec {
+    default: Option<EntrySpec>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<EntrySpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntrySpec {
+    #[serde(rename = "match")]
+    pattern: Option<String>,
+    format: String,
+    rounding: Option<String>,
+    saturate: Option<bool>,
+    scale: Option<String>,
+}
+
+impl EntrySpec {
+    fn assignment(&self, place: &str) -> Result<Assignment, PrecisionError> {
+        let err = |message: String| PrecisionError::Value {
+            place: place.to_string(),
+            message,
+        };
+        let format: Format = self
+            .format
+            .parse()
+            .map_err(|e: crate::format::FormatError| err(e.to_string()))?;
+        let rounding = match &self.rounding {
+            Some(r) => r
+                .parse()
+                .map_err(|e: crate::quant::RoundingError| err(e.to_string()))?,
+            None => Rounding::Nearest,
+        };
+        let scaling = match self.scale.as_deref() {
+            None | Some("none") => Scaling::None,
+            Some("tensor") => Scaling::Tensor,
+            Some(other) => return Err(err(format!("scale = {other:?} is not none or tensor"))),
+        };
+        Ok(Assignment {
+            format,
+            rounding,
+            saturate: self.saturate.unwrap_or(false),
+            scaling,
+        })
+    }
+}
+
+impl PrecisionMap {
+    /// Every tensor in `format` (nearest-even).
+    pub fn uniform(format: Format) -> PrecisionMap {
+        PrecisionMap {
+            default: Some(Assignment::plain(format)),
+            rules: Vec::new(),
+        }
+    }
+
+    /// Parses a map from TOML text.
+    pub fn parse(text: &str) -> Result<PrecisionMap, PrecisionError> {
+        let spec: FileSpec = toml::from_str(text)
+            .map_err(|e| PrecisionError::Syntax(e.to_string().trim().to_string()))?;
+        let default = match &spec.default {
+            Some(d) if d.pattern.is_some() => {
+                return Err(PrecisionError::Value {
+                    place: "default".into(),
+                    message: "the default takes no match pattern".into(),
+                });
+            }
+            Some(d) => Some(d.assignment("default")?),
+            None => None,
+        };
+        let mut rules = Vec::new();
+        for (i, r) in spec.rules.iter().enumerate() {
+            let pattern = r.pattern.clone().ok_or_else(|| PrecisionError::Value {
+                place: format!("rule {}", i + 1),
+                message: "needs match = \"PATTERN\"".into(),
+            })?;
+            let assign = r.assignment(&format!("rule {} ({pattern})", i + 1))?;
+            rules.push(Rule { pattern, assign });
+        }
+        Ok(PrecisionMap { default, rules })
+    }
+
+    /// Reads and parses a map file.
+    pub fn load(path: &Path) -> Result<PrecisionMap, PrecisionError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PrecisionError::Io(format!("{}: {e}", path.display())))?;
+        PrecisionMap::parse(&text).map_err(|e| match e {
+            PrecisionError::Syntax(m) => PrecisionError::Syntax(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Assigns every name: `(name, assignment, index of the deciding rule or None for the default)`.
+    pub fn resolve(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<(String, Assignment, Option<usize>)>, PrecisionError> {
+        let mut used = vec![false; self.rules.len()];
+        let mut out = Vec::with_capacity(names.len());
+        let mut uncovered = Vec::new();
+        for name in names {
+            match self.rules.iter().position(|r| glob_match(&r.pattern, name)) {
+                Some(i) => {
+                    used[i] = true;
+                    out.push((name.clone(), self.rules[i].assign, Some(i)));
+                }
+                None => match self.default {
+                    Some(d) => out.push((name.clone(), d, None)),
+                    None => uncovered.push(name.as_str()),
+                },
+            }
+        }
+        // A rule whose pattern matches no name at all is a mistake (a typo, or a tensor the
+        // model does not have); one shadowed by an earlier rule is fine.
+        let unused: Vec<String> = self
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| !used[*i] && !names.iter().any(|n| glob_match(&r.pattern, n)))
+            .map(|(i, r)| format!("{} ({})", i + 1, r.pattern))
+            .collect();
+        if !unused.is_empty() {
+            return Err(PrecisionError::UnusedRules {
+                rules: unused.join(", "),
+                names: names.join(", "),
+            });
+        }
+        if !uncovered.is_empty() {
+            return Err(PrecisionError::Unassigned {
+                names: uncovered.join(", "),
+            });
+        }
+        Ok(out)
+    }
+}

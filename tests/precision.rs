@@ -1,0 +1,160 @@
+//! Precision maps: glob matching, first-match resolution, errors that list names, and the
+//! example maps shipped in examples/precision.
+
+use lowp::format::Format;
+use lowp::quant::{Rounding, Scaling};
+use lowp::train::glob::glob_match;
+use lowp::train::precision::{PrecisionError, PrecisionMap};
+
+/// The tensor names of a small LeNet-style model trained with momentum and master weights.
+fn names() -> Vec<String> {
+    let mut v = vec!["input".to_string()];
+    for layer in ["conv1", "conv2", "fc1", "fc2"] {
+        for t in [
+            "weight", "bias", "act", "grad", "wgrad", "momentum", "master", "acc",
+        ] {
+            v.push(format!("{layer}.{t}"));
+        }
+    }
+    v
+}
+
+#[test]
+fn globs() {
+    assert!(glob_match("*.weight", "fc1.weight"));
+    assert!(
+        glob_match("*.weight", "block1.conv2.weight"),
+        "* crosses dots"
+    );
+    assert!(!glob_match("*.weight", "fc1.wgrad"));
+    assert!(glob_match("fc?.act", "fc2.act"));
+    assert!(!glob_match("fc?.act", "fc12.act"));
+    assert!(glob_match("*", ""));
+    assert!(glob_match("conv*.*", "conv1.bias"));
+    assert!(!glob_match("input", "input2"));
+    assert!(glob_match("*a*b*c", "xxaxxbxxbxxc"));
+    assert!(!glob_match("*a*b*c", "xxaxxbxxbxx"));
+}
+
+#[test]
+fn first_matching_rule_decides() {
+    let m = PrecisionMap::parse(
+        r#"
+        default = { format = "bf16" }
+        [[rule]]
+        match = "fc2.*"
+        format = "fp32"
+        [[rule]]
+        match = "*.weight"
+        format = "e4m3"
+        rounding = "stochastic:8"
+        saturate = true
+        [[rule]]
+        match = "*.grad"
+        format = "e5m2"
+        scale = "tensor"
+        "#,
+    )
+    .unwrap();
+    let r = m.resolve(&names()).unwrap();
+    let get = |n: &str| r.iter().find(|(name, _, _)| name == n).unwrap().clone();
+    assert_eq!(
+        get("fc2.weight").1.format,
+        Format::FP32,
+        "the earlier rule wins"
+    );
+    assert_eq!(get("fc2.weight").2, Some(0));
+    let w = get("conv1.weight").1;
+    assert_eq!(
+        (w.format.to_string(), w.rounding, w.saturate),
+        ("e4m3".into(), Rounding::Stochastic { bits: 8 }, true)
+    );
+    assert_eq!(get("fc1.grad").1.scaling, Scaling::Tensor);
+    assert_eq!(get("input").1.format.to_string(), "bf16");
+    assert_eq!(get("input").2, None);
+}
+
+#[test]
+fn errors_list_the_names() {
+    let names = names();
+    let e = PrecisionMap::parse("[[rule]]\nmatch = \"*.weigth\"\nformat = \"e4m3\"\n[[rule]]\nmatch = \"*\"\nformat = \"fp32\"").unwrap().resolve(&names).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, PrecisionError::UnusedRules { .. }));
+    assert!(
+        text.contains("1 (*.weigth)") && text.contains("conv1.weight"),
+        "{text}"
+    );
+    let e = PrecisionMap::parse("[[rule]]\nmatch = \"*.weight\"\nformat = \"e4m3\"")
+        .unwrap()
+        .resolve(&names)
+        .unwrap_err();
+    assert!(matches!(e, PrecisionError::Unassigned { .. }));
+    assert!(
+        e.to_string().contains("input") && e.to_string().contains("fc2.acc"),
+        "{e}"
+    );
+    let e = PrecisionMap::parse("default = { format = \"e9m9\" }")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("default") && e.contains("unknown format"), "{e}");
+    let e = PrecisionMap::parse("[[rule]]\nmatch = \"x\"\nformat = \"e4m3\"\nrounding = \"up\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("rule 1 (x)") && e.contains("unknown rounding"),
+        "{e}"
+    );
+    let e = PrecisionMap::parse("[[rule]]\nformat = \"e4m3\"")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("needs match"), "{e}");
+    let e = PrecisionMap::parse("[[rule]]\nmatch = \"x\"\nformat = \"e4m3\"\nsaturated = true")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("saturated"), "unknown keys are named: {e}");
+    let e = PrecisionMap::parse("default = { format = \"fp32\", scale = \"block\" }")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("scale"), "{e}");
+    let e = PrecisionMap::load(std::path::Path::new("/no/such/map.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("/no/such/map.toml"), "{e}");
+}
+
+#[test]
+fn example_maps_parse_and_resolve() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/precision");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let m = PrecisionMap::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let r = m
+            .resolve(&names())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(r.len(), names().len());
+        n += 1;
+    }
+    assert!(n >= 5, "fp32, bf16, hfp8, e4m3, fp4");
+    let hfp8 = PrecisionMap::load(&dir.join("hfp8.toml"))
+        .unwrap()
+        .resolve(&names())
+        .unwrap();
+    let get = |n: &str| {
+        hfp8.iter()
+            .find(|(name, _, _)| name == n)
+            .unwrap()
+            .1
+            .format
+            .to_string()
+    };
+    assert_eq!(
+        (
+            get("fc1.weight"),
+            get("fc1.act"),
+            get("fc1.grad"),
+            get("fc1.master")
+        ),
+        ("e4m3".into(), "e4m3".into(), "e5m2".into(), "fp32".into())
+    );
+}
