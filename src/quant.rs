@@ -229,7 +229,7 @@ fn low_mask(n: u32) -> u32 {
 /// Rounds the integer `sig / 2^shift` to an integer by `mode` (exact when shift <= 0).
 ///
 /// `rand` holds the random bits for stochastic rounding (its top `k` bits are used).
-fn round_shifted(sig: u32, shift: i32, rounding: Rounding, rand: u32) -> u32 {
+pub fn round_shifted(sig: u32, shift: i32, rounding: Rounding, rand: u32) -> u32 {
     if shift <= 0 {
         return sig << (-shift) as u32;
     }

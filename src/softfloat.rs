@@ -109,3 +109,95 @@ pub fn compress64(hi: u32, lo: u32) -> (u32, i32) {
     let kept = (hi << (32 - s)) | (lo >> s);
     (kept | ((lo & ((1u32 << s) - 1)) != 0) as u32, s as i32)
 }
+
+/// `(sig, exp2)` of nonzero finite |x| bits with sig normalized to [2^23, 2^24).
+fn split_normalized(mag: u32) -> (u32, i32) {
+    let (s, e) = split(mag);
+    let shift = s.leading_zeros() - 8;
+    (s << shift, e - shift as i32)
+}
+
+/// `a / b` of f32 bit patterns, as IEEE binary32 division.
+pub fn div(a: u32, b: u32) -> u32 {
+    let sign = (a ^ b) & 0x8000_0000;
+    let (ma, mb) = (a & 0x7fff_ffff, b & 0x7fff_ffff);
+    if is_nan(a) || is_nan(b) || (ma == INF && mb == INF) || (ma == 0 && mb == 0) {
+        return CANONICAL_NAN;
+    }
+    if ma == INF || mb == 0 {
+        return sign | INF;
+    }
+    if ma == 0 || mb == INF {
+        return sign;
+    }
+    let ((sa, ea), (sb, eb)) = (split_normalized(ma), split_normalized(mb));
+    // 27 quotient bits of sa * 2^26 / sb (sa / sb lies in (1/2, 2)), and a sticky bit.
+    let num = (sa as u64) << 26;
+    let q = (num / sb as u64) as u32;
+    let sticky = !num.is_multiple_of(sb as u64) as u32;
+    make_f32_bits(sign != 0, q | sticky, ea - eb - 26)
+}
+
+/// The nearest integer to f32 bits x (ties to even); |x| must be below 2^30.
+pub fn round_to_int(x: u32) -> i32 {
+    let mag = x & 0x7fff_ffff;
+    if mag < 0x3f00_0000 {
+        return 0; // |x| < 0.5
+    }
+    let (sig, exp2) = split(mag);
+    let n = if exp2 >= 0 {
+        sig << exp2
+    } else {
+        crate::quant::round_shifted(sig, -exp2, crate::quant::Rounding::Nearest, 0)
+    } as i32;
+    if x >> 31 == 1 { -n } else { n }
+}
+
+const LOG2E: u32 = 0x3fb8_aa3b; // 1.44269504
+const LN2_HI: u32 = 0x3f31_7200; // 0.693145751953125, 16 significant bits: n * LN2_HI is exact
+const LN2_LO: u32 = 0x35bf_be8e; // 1.42860677e-6 = ln 2 - LN2_HI
+/// 1/6!, 1/5!, 1/4!, 1/3!, 1/2!, 1, 1: Horner coefficients of e^r, highest first.
+const EXP_POLY: [u32; 7] = [
+    0x3ab6_0b61, // 1/720
+    0x3c08_8889, // 1/120
+    0x3d2a_aaab, // 1/24
+    0x3e2a_aaab, // 1/6
+    0x3f00_0000, // 1/2
+    0x3f80_0000, // 1
+    0x3f80_0000, // 1
+];
+
+/// e^x of f32 bits, deterministic: the same operations in the same order on every device.
+///
+/// x = n ln2 + r with n = round(x log2 e) and |r| <= 0.35, e^r by a degree-6 Taylor
+/// polynomial (truncation below 0.35^7/7! < 1.3e-7 relative), scaled by 2^n exactly.
+pub fn exp(x: u32) -> u32 {
+    if is_nan(x) {
+        return CANONICAL_NAN;
+    }
+    let v = f32::from_bits(x);
+    if v > 88.72284 {
+        return INF;
+    }
+    if v < -103.97209 {
+        return 0;
+    }
+    let n = round_to_int(mul(x, LOG2E));
+    let nf = make_f32_bits(n < 0, n.unsigned_abs(), 0);
+    let r = add(
+        add(x, mul(nf, LN2_HI) ^ 0x8000_0000),
+        mul(nf, LN2_LO) ^ 0x8000_0000,
+    );
+    let mut p = EXP_POLY[0];
+    for &c in &EXP_POLY[1..] {
+        p = add(mul(p, r), c);
+    }
+    let (sig, e) = split(p & 0x7fff_ffff);
+    make_f32_bits(false, sig, e + n)
+}
+
+/// A u32 that orders f32 bit patterns as their values (-0 just below +0; NaNs at the
+/// ends): compared as integers, so no device's float comparison can differ.
+pub fn order_key(b: u32) -> u32 {
+    if b >> 31 == 1 { !b } else { b | 0x8000_0000 }
+}

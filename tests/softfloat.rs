@@ -115,3 +115,72 @@ fn four_million_random_pairs() {
         assert!(same(mul(a, b), (x * y).to_bits()), "{a:08x} * {b:08x}");
     }
 }
+
+#[test]
+fn div_equals_hardware_f32() {
+    use lowp::softfloat::div;
+    let ops = operands();
+    for (i, &a) in ops.iter().enumerate() {
+        for &b in ops[i.saturating_sub(30)..(i + 30).min(ops.len())]
+            .iter()
+            .chain([&a])
+        {
+            let (x, y) = (f32::from_bits(a), f32::from_bits(b));
+            assert!(
+                same(div(a, b), (x / y).to_bits()),
+                "{x:e} / {y:e}: soft {:08x} hw {:08x}",
+                div(a, b),
+                (x / y).to_bits()
+            );
+        }
+    }
+    let mut s = 0x1357_9bdf_2468_ace0u64;
+    for _ in 0..2_000_000 {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        let (a, b) = (s as u32, (s >> 32) as u32);
+        let (x, y) = (f32::from_bits(a), f32::from_bits(b));
+        assert!(same(div(a, b), (x / y).to_bits()), "{a:08x} / {b:08x}");
+    }
+}
+
+#[test]
+fn exp_is_within_its_error_bound() {
+    use lowp::softfloat::exp;
+    // Error sources, in units of the result's ulp (2^-23 relative at worst): the Taylor
+    // truncation 0.35^7/7! < 1.3e-7 (1.1 ulp); 12 rounded operations in the Horner loop,
+    // each <= 0.5 ulp of a partial value <= 1.42 (<= 6 ulp together, loosely); the range
+    // reduction's ln 2 error n * 8e-14 < 1.2e-11 (negligible). Hence <= 8 ulp for normal
+    // results; subnormal results may lose up to one more unit of 2^-149 to the final rounding.
+    let mut worst = 0f64;
+    let mut x = -103.0f32;
+    while x < 88.7 {
+        let got = f32::from_bits(exp(x.to_bits())) as f64;
+        let want = (x as f64).exp();
+        let ulp = if want >= f32::MIN_POSITIVE as f64 {
+            2f64.powi(want.log2().floor() as i32 - 23)
+        } else {
+            2f64.powi(-149)
+        };
+        let err = (got - want).abs() / ulp;
+        worst = worst.max(if want >= f32::MIN_POSITIVE as f64 {
+            err
+        } else {
+            0.0
+        });
+        assert!(
+            err <= 8.0
+                || (want < f32::MIN_POSITIVE as f64
+                    && (got - want).abs() <= 8.0 * want * 2f64.powi(-23) + 2f64.powi(-149)),
+            "exp({x}) = {got}, want {want}: {err} ulp"
+        );
+        x += 0.0137;
+    }
+    eprintln!("exp: worst error {worst:.2} ulp over [-103, 88.7]");
+    assert!(worst > 0.0 && worst <= 8.0, "worst {worst} ulp");
+    assert_eq!(exp(0), 0x3f80_0000, "e^0 = 1 exactly");
+    assert_eq!(exp(0x42c8_0000), 0x7f80_0000, "e^100 overflows");
+    assert_eq!(exp(0xc2f0_0000), 0, "e^-120 underflows");
+    assert!(f32::from_bits(exp(0x7fc0_0000)).is_nan());
+}

@@ -120,3 +120,88 @@ fn i64_to_f32_bits(v: vec2<u32>, exp2: i32) -> u32 {
     let c = compress64(mag.y, mag.x);
     return make_f32_bits(neg, c.x, exp2 + i32(c.y));
 }
+
+// f32 bits of a / b, as IEEE binary32 division (restoring long division, 27 quotient bits).
+fn sf_div(a: u32, b: u32) -> u32 {
+    let sign = (a ^ b) & 0x80000000u;
+    let ma = a & 0x7fffffffu;
+    let mb = b & 0x7fffffffu;
+    if (sf_is_nan(a) || sf_is_nan(b) || (ma == 0x7f800000u && mb == 0x7f800000u) || (ma == 0u && mb == 0u)) {
+        return CANONICAL_NAN;
+    }
+    if (ma == 0x7f800000u || mb == 0u) {
+        return sign | 0x7f800000u;
+    }
+    if (ma == 0u || mb == 0x7f800000u) {
+        return sign;
+    }
+    let za = countLeadingZeros(f32_sig(ma)) - 8u;
+    let zb = countLeadingZeros(f32_sig(mb)) - 8u;
+    let sa = f32_sig(ma) << za;
+    let sb = f32_sig(mb) << zb;
+    var r = sa;
+    var q = 0u;
+    for (var i = 0u; i < 27u; i++) {
+        let bit = r >= sb;
+        if (bit) {
+            r -= sb;
+        }
+        q = (q << 1u) | select(0u, 1u, bit);
+        r = r << 1u;
+    }
+    let e = (f32_exp2(ma) - i32(za)) - (f32_exp2(mb) - i32(zb)) - 26;
+    return make_f32_bits(sign != 0u, q | select(0u, 1u, r != 0u), e);
+}
+
+// The nearest integer to f32 bits x (ties to even); |x| < 2^30.
+fn sf_round_to_int(x: u32) -> i32 {
+    let mag = x & 0x7fffffffu;
+    if (mag < 0x3f000000u) {
+        return 0;
+    }
+    let e = f32_exp2(mag);
+    var n: u32;
+    if (e >= 0) {
+        n = f32_sig(mag) << u32(e);
+    } else {
+        n = round_shifted(f32_sig(mag), -e, 0u, 0u, 0u);
+    }
+    if ((x >> 31u) == 1u) {
+        return -i32(n);
+    }
+    return i32(n);
+}
+
+// e^x of f32 bits, deterministic: the twin of softfloat::exp in src/softfloat.rs.
+fn sf_exp(x: u32) -> u32 {
+    if (sf_is_nan(x)) {
+        return CANONICAL_NAN;
+    }
+    if (bitcast<f32>(x) > 88.72284) {
+        return 0x7f800000u;
+    }
+    if (bitcast<f32>(x) < -103.97209) {
+        return 0u;
+    }
+    let n = sf_round_to_int(sf_mul(x, 0x3fb8aa3bu));
+    let nf = make_f32_bits(n < 0, u32(abs(n)), 0);
+    let r = sf_add(sf_add(x, sf_mul(nf, 0x3f317200u) ^ 0x80000000u), sf_mul(nf, 0x35bfbe8eu) ^ 0x80000000u);
+    var p = 0x3ab60b61u;
+    p = sf_add(sf_mul(p, r), 0x3c088889u);
+    p = sf_add(sf_mul(p, r), 0x3d2aaaabu);
+    p = sf_add(sf_mul(p, r), 0x3e2aaaabu);
+    p = sf_add(sf_mul(p, r), 0x3f000000u);
+    p = sf_add(sf_mul(p, r), 0x3f800000u);
+    p = sf_add(sf_mul(p, r), 0x3f800000u);
+    let pm = p & 0x7fffffffu;
+    return make_f32_bits(false, f32_sig(pm), f32_exp2(pm) + n);
+}
+
+// A u32 that orders f32 bit patterns as their values (-0 just below +0; NaNs at the ends),
+// compared as integers so that no device's float comparison (or flushing) can differ.
+fn order_key(b: u32) -> u32 {
+    if ((b >> 31u) == 1u) {
+        return ~b;
+    }
+    return b | 0x80000000u;
+}

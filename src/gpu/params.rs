@@ -244,3 +244,38 @@ impl DispatchParams for ConvParams {
         self.count = count;
     }
 }
+
+/// Parameters of the elementwise training kernels (16 words, like WGSL's `ElemParams`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct ElemParams {
+    /// Elements (or rows for per-row kernels).
+    pub n: u32,
+    /// Rows of a matrix operand.
+    pub rows: u32,
+    /// Columns of a matrix operand.
+    pub cols: u32,
+    /// Workgroups along x in this dispatch.
+    pub groups_x: u32,
+    /// Work items in this dispatch.
+    pub count: u32,
+    /// Learning rate (f32 bits).
+    pub lr: u32,
+    /// Momentum (f32 bits).
+    pub mu: u32,
+    /// Weight decay (f32 bits).
+    pub wd: u32,
+    /// 1 for Nesterov momentum.
+    pub nesterov: u32,
+    /// Scale of the loss gradient, 1 / batch (f32 bits).
+    pub scale: u32,
+    /// Padding to 16 words.
+    pub pad: [u32; 6],
+}
+
+impl DispatchParams for ElemParams {
+    fn set_grid(&mut self, groups_x: u32, count: u32) {
+        self.groups_x = groups_x;
+        self.count = count;
+    }
+}

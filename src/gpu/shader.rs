@@ -1,7 +1,11 @@
 //! Shader assembly: WGSL has no #include, so a kernel is the library pieces it names plus its own file.
 
 /// The pieces of `shaders/lib/`, in dependency order.
-const LIB: [(&str, &str); 10] = [
+const LIB: &[(&str, &str)] = &[
+    (
+        "elem_params",
+        include_str!("../../shaders/lib/elem_params.wgsl"),
+    ),
     ("fmt", include_str!("../../shaders/lib/fmt.wgsl")),
     (
         "quant_params",
@@ -28,13 +32,14 @@ const LIB: [(&str, &str); 10] = [
 
 const QUANT_LIB: &[&str] = &["fmt", "quant_params", "rng", "quant", "scales", "stats"];
 const GEMM_LIB: &[&str] = &["fmt", "rng", "quant", "softfloat", "operands", "gemm_index"];
+const ELEM_LIB: &[&str] = &["fmt", "rng", "quant", "softfloat", "elem_params"];
 const CONV_LIB: &[&str] = &["fmt", "rng", "quant", "softfloat", "operands", "conv_index"];
 const GEMM_EXACT: &str = include_str!("../../shaders/gemm_exact.wgsl");
 const GEMM_F32: &str = include_str!("../../shaders/gemm_f32.wgsl");
 const GEMM_I8: &str = include_str!("../../shaders/gemm_i8.wgsl");
 
 /// The kernels: name, library pieces, source.
-const KERNELS: [(&str, &[&str], &str); 11] = [
+const KERNELS: &[(&str, &[&str], &str)] = &[
     (
         "quantize",
         QUANT_LIB,
@@ -63,6 +68,18 @@ const KERNELS: [(&str, &[&str], &str); 11] = [
     ("conv_exact", CONV_LIB, GEMM_EXACT),
     ("conv_f32", CONV_LIB, GEMM_F32),
     ("conv_i8", CONV_LIB, GEMM_I8),
+    ("relu", ELEM_LIB, include_str!("../../shaders/relu.wgsl")),
+    (
+        "softmax_xent",
+        ELEM_LIB,
+        include_str!("../../shaders/softmax_xent.wgsl"),
+    ),
+    (
+        "col_sum",
+        ELEM_LIB,
+        include_str!("../../shaders/col_sum.wgsl"),
+    ),
+    ("sgd", ELEM_LIB, include_str!("../../shaders/sgd.wgsl")),
 ];
 
 /// The full WGSL source of a kernel: its library pieces, then the kernel file.

@@ -1,6 +1,7 @@
 //! GPU operations on packed tensors.
 
 pub mod conv;
+pub mod elementwise;
 pub mod gemm;
 pub mod quantize;
 

@@ -1,6 +1,7 @@
 //! CPU reference emulator: the oracle every GPU kernel is tested against.
 
 pub mod conv;
+pub mod elementwise;
 pub mod gemm;
 pub mod pack;
 pub mod quantize;

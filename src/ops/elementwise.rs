@@ -1,0 +1,149 @@
+//! The elementwise and per-row kernels of training, on f32 GPU buffers: ReLU, softmax
+//! cross-entropy, column sums (bias gradients) and the SGD update. All use soft-float where
+//! they round, so they equal their reference twins bit for bit.
+
+use crate::gpu::dispatch::record;
+use crate::gpu::params::ElemParams;
+use crate::gpu::{GpuContext, GpuError};
+
+/// Records y = relu(x) over `n` values.
+pub fn record_relu_forward(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    n: usize,
+) -> Result<(), GpuError> {
+    let p = ElemParams {
+        n: n as u32,
+        ..Default::default()
+    };
+    record(ctx, enc, "relu", "forward", n as u32, p, &[(1, x), (3, y)])
+}
+
+/// Records dx = g where the forward input x was positive, else 0.
+pub fn record_relu_backward(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    x: &wgpu::Buffer,
+    g: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+    n: usize,
+) -> Result<(), GpuError> {
+    let p = ElemParams {
+        n: n as u32,
+        ..Default::default()
+    };
+    record(
+        ctx,
+        enc,
+        "relu",
+        "backward",
+        n as u32,
+        p,
+        &[(1, x), (2, g), (3, dx)],
+    )
+}
+
+/// Where softmax cross-entropy writes: the logits' gradient, per-row loss and correctness.
+pub struct XentOutputs<'a> {
+    /// rows x cols gradient (p - onehot) / rows.
+    pub grad: &'a wgpu::Buffer,
+    /// Per-row loss (f32).
+    pub loss: &'a wgpu::Buffer,
+    /// Per-row 1 if the first maximum is the label.
+    pub correct: &'a wgpu::Buffer,
+}
+
+/// Records softmax cross-entropy of `rows` x `cols` logits against u32 labels.
+pub fn record_softmax_xent(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    logits: &wgpu::Buffer,
+    labels: &wgpu::Buffer,
+    out: &XentOutputs<'_>,
+    (rows, cols): (usize, usize),
+) -> Result<(), GpuError> {
+    let p = ElemParams {
+        n: rows as u32,
+        rows: rows as u32,
+        cols: cols as u32,
+        scale: (1.0f32 / rows as f32).to_bits(),
+        ..Default::default()
+    };
+    let b = [
+        (1, logits),
+        (2, labels),
+        (3, out.grad),
+        (4, out.loss),
+        (5, out.correct),
+    ];
+    record(ctx, enc, "softmax_xent", "main", rows as u32, p, &b)
+}
+
+/// Records the column sums of a `rows` x `cols` matrix (in row order).
+pub fn record_col_sum(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    g: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    (rows, cols): (usize, usize),
+) -> Result<(), GpuError> {
+    let p = ElemParams {
+        n: cols as u32,
+        rows: rows as u32,
+        cols: cols as u32,
+        ..Default::default()
+    };
+    record(
+        ctx,
+        enc,
+        "col_sum",
+        "main",
+        cols as u32,
+        p,
+        &[(1, g), (2, out)],
+    )
+}
+
+/// SGD hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sgd {
+    /// Learning rate.
+    pub lr: f32,
+    /// Momentum.
+    pub momentum: f32,
+    /// L2 weight decay.
+    pub weight_decay: f32,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+}
+
+/// Records one SGD step over `n` weights `w` with velocity `v` and gradient `g` (in place).
+pub fn record_sgd(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    g: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    v: &wgpu::Buffer,
+    n: usize,
+    s: &Sgd,
+) -> Result<(), GpuError> {
+    let p = ElemParams {
+        n: n as u32,
+        lr: s.lr.to_bits(),
+        mu: s.momentum.to_bits(),
+        wd: s.weight_decay.to_bits(),
+        nesterov: s.nesterov as u32,
+        ..Default::default()
+    };
+    record(
+        ctx,
+        enc,
+        "sgd",
+        "main",
+        n as u32,
+        p,
+        &[(1, g), (2, w), (3, v)],
+    )
+}

@@ -1,0 +1,214 @@
+//! The elementwise training kernels equal their CPU twins bit for bit.
+
+mod common;
+
+use lowp::gpu::GpuContext;
+use lowp::gpu::buffers::{read_u32, upload_f32, upload_u32, zeroed};
+use lowp::ops::elementwise::*;
+use lowp::reference::elementwise as cpu;
+use std::sync::OnceLock;
+
+fn ctx() -> &'static GpuContext {
+    static CTX: OnceLock<GpuContext> = OnceLock::new();
+    CTX.get_or_init(|| common::gpu().with_max_groups_x(2))
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn run(f: impl FnOnce(&mut wgpu::CommandEncoder)) {
+    let c = ctx();
+    let mut enc = c.device.create_command_encoder(&Default::default());
+    f(&mut enc);
+    c.queue.submit([enc.finish()]);
+}
+
+#[test]
+fn relu_matches() {
+    let c = ctx();
+    let mut x = common::tricky_inputs(1500, 3, 100.0);
+    x[0] = -0.0;
+    let g = common::tricky_inputs(1500, 4, 1.0);
+    let (bx, bg) = (
+        upload_f32(c, "x", &x).unwrap(),
+        upload_f32(c, "g", &g).unwrap(),
+    );
+    let (y, dx) = (
+        zeroed(c, "y", x.len()).unwrap(),
+        zeroed(c, "dx", x.len()).unwrap(),
+    );
+    run(|e| {
+        record_relu_forward(c, e, &bx, &y, x.len()).unwrap();
+        record_relu_backward(c, e, &bx, &bg, &dx, x.len()).unwrap();
+    });
+    assert_eq!(
+        read_u32(c, &y, x.len()).unwrap(),
+        bits(&cpu::relu_forward(&x))
+    );
+    assert_eq!(
+        read_u32(c, &dx, x.len()).unwrap(),
+        bits(&cpu::relu_backward(&x, &g))
+    );
+    assert_eq!(cpu::relu_forward(&[-0.0])[0].to_bits(), 0, "relu(-0) = +0");
+}
+
+#[test]
+fn softmax_cross_entropy_matches() {
+    let c = ctx();
+    for (rows, cols) in [(1, 1), (7, 10), (600, 10), (33, 3)] {
+        let z: Vec<f32> = common::tricky_inputs(rows * cols, rows as u64, 30.0)
+            .into_iter()
+            .map(|v| {
+                if v.is_finite() {
+                    v.clamp(-80.0, 80.0)
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        let labels: Vec<u32> = (0..rows as u32)
+            .map(|i| (i * 7 + 3) % cols as u32)
+            .collect();
+        let (bz, bl) = (
+            upload_f32(c, "z", &z).unwrap(),
+            upload_u32(c, "labels", &labels).unwrap(),
+        );
+        let (grad, loss, correct) = (
+            zeroed(c, "g", rows * cols).unwrap(),
+            zeroed(c, "loss", rows).unwrap(),
+            zeroed(c, "ok", rows).unwrap(),
+        );
+        let out = XentOutputs {
+            grad: &grad,
+            loss: &loss,
+            correct: &correct,
+        };
+        run(|e| record_softmax_xent(c, e, &bz, &bl, &out, (rows, cols)).unwrap());
+        let (rg, rloss, rcorrect) = cpu::softmax_xent(&z, &labels, (rows, cols));
+        assert_eq!(
+            read_u32(c, &grad, rows * cols).unwrap(),
+            bits(&rg),
+            "{rows}x{cols} gradient"
+        );
+        assert_eq!(read_u32(c, &correct, rows).unwrap(), rcorrect);
+        // The loss uses each side's own f32 log: ln(s) + m - z agrees within a few ulp of
+        // its largest term; allow 1e-5 of that plus 1e-6.
+        for (i, l) in read_u32(c, &loss, rows).unwrap().iter().enumerate() {
+            let (g, r) = (f32::from_bits(*l), rloss[i]);
+            let scale = r.abs().max(
+                z[i * cols..(i + 1) * cols]
+                    .iter()
+                    .fold(0f32, |a, v| a.max(v.abs())),
+            );
+            assert!((g - r).abs() <= 1e-5 * scale + 1e-6, "row {i}: {g} vs {r}");
+        }
+        // Rows of the gradient sum to zero: sum p = 1 up to rounding (cols ulps of 1/rows).
+        for i in 0..rows {
+            let s: f64 = rg[i * cols..(i + 1) * cols].iter().map(|&v| v as f64).sum();
+            assert!(
+                s.abs() <= cols as f64 * 2e-7 / rows as f64 + 1e-7,
+                "row {i} sums to {s}"
+            );
+        }
+    }
+}
+
+#[test]
+fn softmax_gradient_is_the_derivative_of_the_loss() {
+    // The mean loss L(z) = (1/B) sum_i [ln sum_j e^z_ij - z_i,label], in f64; its central
+    // difference with step 1e-3 has truncation error below 1e-6 here (third derivatives of
+    // softmax are below 1), far inside the 1e-4 allowed.
+    let (rows, cols) = (4, 5);
+    let z: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.4)
+        .collect();
+    let labels = [0u32, 3, 4, 1];
+    let loss = |z: &[f64]| -> f64 {
+        (0..rows)
+            .map(|i| {
+                let r = &z[i * cols..(i + 1) * cols];
+                r.iter().map(|v| v.exp()).sum::<f64>().ln() - r[labels[i] as usize]
+            })
+            .sum::<f64>()
+            / rows as f64
+    };
+    let (g, _, _) = cpu::softmax_xent(&z, &labels, (rows, cols));
+    for k in 0..rows * cols {
+        let mut zp: Vec<f64> = z.iter().map(|&v| v as f64).collect();
+        let mut zm = zp.clone();
+        zp[k] += 1e-3;
+        zm[k] -= 1e-3;
+        let fd = (loss(&zp) - loss(&zm)) / 2e-3;
+        assert!((fd - g[k] as f64).abs() < 1e-4, "dz[{k}]: {} vs {fd}", g[k]);
+    }
+}
+
+#[test]
+fn column_sums_and_sgd_match() {
+    let c = ctx();
+    let (rows, cols) = (129, 300);
+    let gm = common::tricky_inputs(rows * cols, 9, 2.0)
+        .into_iter()
+        .map(|v| if v.is_finite() { v } else { 0.5 })
+        .collect::<Vec<_>>();
+    let bg = upload_f32(c, "g", &gm).unwrap();
+    let out = zeroed(c, "sum", cols).unwrap();
+    run(|e| record_col_sum(c, e, &bg, &out, (rows, cols)).unwrap());
+    assert_eq!(
+        read_u32(c, &out, cols).unwrap(),
+        bits(&cpu::col_sum(&gm, (rows, cols)))
+    );
+
+    let n = 1000;
+    let g: Vec<f32> = gm[..n].to_vec();
+    let (mut w, mut v) = (
+        common::tricky_inputs(n, 10, 1.0),
+        common::tricky_inputs(n, 11, 0.1),
+    );
+    for x in w.iter_mut().chain(v.iter_mut()) {
+        if !x.is_finite() {
+            *x = 0.25;
+        }
+    }
+    for nesterov in [false, true] {
+        let s = Sgd {
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            nesterov,
+        };
+        let (bw, bv, bgr) = (
+            upload_f32(c, "w", &w).unwrap(),
+            upload_f32(c, "v", &v).unwrap(),
+            upload_f32(c, "g", &g).unwrap(),
+        );
+        run(|e| {
+            for _ in 0..3 {
+                record_sgd(c, e, &bgr, &bw, &bv, n, &s).unwrap();
+            }
+        });
+        let (mut rw, mut rv) = (w.clone(), v.clone());
+        for _ in 0..3 {
+            cpu::sgd(
+                &g,
+                &mut rw,
+                &mut rv,
+                s.lr,
+                s.momentum,
+                s.weight_decay,
+                nesterov,
+            );
+        }
+        assert_eq!(
+            read_u32(c, &bw, n).unwrap(),
+            bits(&rw),
+            "weights, nesterov {nesterov}"
+        );
+        assert_eq!(
+            read_u32(c, &bv, n).unwrap(),
+            bits(&rv),
+            "velocity, nesterov {nesterov}"
+        );
+    }
+}
