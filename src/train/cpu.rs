@@ -1,0 +1,234 @@
+//! The CPU reference trainer: the same model, precision plan and step as the GPU engine,
+//! on the CPU emulator, to cross-check it (and to train where there is no GPU).
+
+use super::model::Layer;
+use super::plan::{Plan, SgdConfig};
+use crate::accum::GemmSpec;
+use crate::reference::elementwise::{col_sum, relu_backward, relu_forward, sgd, softmax_xent};
+use crate::reference::gemm::gemm;
+use crate::reference::{Quantized, dequantize, quantize};
+
+/// What one training step measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepStats {
+    /// Mean cross-entropy over the batch.
+    pub loss: f32,
+    /// Samples whose first maximum logit is their label.
+    pub correct: usize,
+}
+
+/// The stored state of one Linear layer.
+#[derive(Clone, Debug)]
+pub struct LinearState {
+    /// Weights, out x in, in `LAYER.weight`'s format.
+    pub w: Quantized,
+    /// Biases in `LAYER.bias`'s format.
+    pub b: Quantized,
+    /// Velocity of the weights, `LAYER.momentum`.
+    pub vw: Quantized,
+    /// Velocity of the biases.
+    pub vb: Quantized,
+    /// Master copies of weights and biases, `LAYER.master`, if kept.
+    pub master: Option<(Quantized, Quantized)>,
+}
+
+/// A model's parameters and optimizer state on the CPU.
+pub struct CpuTrainer {
+    /// The plan.
+    pub plan: Plan,
+    /// The optimizer.
+    pub sgd: SgdConfig,
+    /// Per layer: its state if it has weights.
+    pub state: Vec<Option<LinearState>>,
+    /// Steps taken.
+    pub step: u64,
+}
+
+impl CpuTrainer {
+    /// Initial state: He-uniform weights, zero biases and velocities, quantized per the plan.
+    pub fn new(plan: Plan, sgd: SgdConfig) -> CpuTrainer {
+        let state = plan
+            .model
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                l.has_params().then(|| {
+                    let n = l.name();
+                    let (w, b) = plan.model.init_linear(i, plan.seed);
+                    let q = |v: &[f32], t: &str, part| {
+                        quantize(v, &plan.spec(&format!("{n}.{t}"), 0, part))
+                    };
+                    LinearState {
+                        w: q(&w, "weight", 0),
+                        b: q(&b, "bias", 0),
+                        vw: q(&vec![0.0; w.len()], "momentum", 0),
+                        vb: q(&vec![0.0; b.len()], "momentum", 1),
+                        master: plan
+                            .master
+                            .then(|| (q(&w, "master", 0), q(&b, "master", 1))),
+                    }
+                })
+            })
+            .collect();
+        CpuTrainer {
+            plan,
+            sgd,
+            state,
+            step: 0,
+        }
+    }
+
+    /// One step on a batch of `labels.len()` samples.
+    pub fn step(&mut self, x: &[f32], labels: &[u32]) -> StepStats {
+        let plan = &self.plan;
+        let (s, batch) = (self.step, labels.len());
+        let layers = plan.model.layers.clone();
+        let input = quantize(x, &plan.spec("input", s, 0));
+        let mut acts: Vec<Quantized> = Vec::with_capacity(layers.len());
+        // Forward.
+        for (i, l) in layers.iter().enumerate() {
+            let prev = if i == 0 { &input } else { &acts[i - 1] };
+            let n = l.name();
+            let act = match l {
+                Layer::Linear {
+                    inputs, outputs, ..
+                } => {
+                    let st = self.state[i].as_ref().unwrap();
+                    let spec = GemmSpec {
+                        trans_a: false,
+                        trans_b: true,
+                        acc: plan.accumulator(n),
+                        out: plan.spec(&format!("{n}.act"), s, 0),
+                    };
+                    let bias = dequantize(&st.b);
+                    gemm(
+                        prev,
+                        &[batch, *inputs],
+                        &st.w,
+                        &[*outputs, *inputs],
+                        Some(&bias),
+                        &spec,
+                    )
+                    .unwrap()
+                    .out
+                }
+                Layer::Relu { .. } => quantize(
+                    &relu_forward(&dequantize(prev)),
+                    &plan.spec(&format!("{n}.act"), s, 0),
+                ),
+            };
+            acts.push(act);
+        }
+        // Loss.
+        let last = layers.last().unwrap();
+        let classes = last.outputs();
+        let (g, loss, correct) =
+            softmax_xent(&dequantize(acts.last().unwrap()), labels, (batch, classes));
+        let mut grad = quantize(&g, &plan.spec(&format!("{}.grad", last.name()), s, 0));
+        // Backward.
+        let mut grads: Vec<Option<(Quantized, Quantized)>> = vec![None; layers.len()];
+        for i in (0..layers.len()).rev() {
+            let l = &layers[i];
+            let n = l.name();
+            let x_in = if i == 0 { &input } else { &acts[i - 1] };
+            let prev_grad =
+                (i > 0).then(|| plan.spec(&format!("{}.grad", layers[i - 1].name()), s, 0));
+            match l {
+                Layer::Linear {
+                    inputs, outputs, ..
+                } => {
+                    let st = self.state[i].as_ref().unwrap();
+                    let acc = plan.accumulator(n);
+                    let wspec = GemmSpec {
+                        trans_a: true,
+                        trans_b: false,
+                        acc,
+                        out: plan.spec(&format!("{n}.wgrad"), s, 0),
+                    };
+                    let dw = gemm(
+                        &grad,
+                        &[batch, *outputs],
+                        x_in,
+                        &[batch, *inputs],
+                        None,
+                        &wspec,
+                    )
+                    .unwrap()
+                    .out;
+                    let db = quantize(
+                        &col_sum(&dequantize(&grad), (batch, *outputs)),
+                        &plan.spec(&format!("{n}.wgrad"), s, 1),
+                    );
+                    grads[i] = Some((dw, db));
+                    if let Some(out) = prev_grad {
+                        let xspec = GemmSpec {
+                            trans_a: false,
+                            trans_b: false,
+                            acc,
+                            out,
+                        };
+                        grad = gemm(
+                            &grad,
+                            &[batch, *outputs],
+                            &st.w,
+                            &[*outputs, *inputs],
+                            None,
+                            &xspec,
+                        )
+                        .unwrap()
+                        .out;
+                    }
+                }
+                Layer::Relu { .. } => {
+                    if let Some(out) = prev_grad {
+                        grad =
+                            quantize(&relu_backward(&dequantize(x_in), &dequantize(&grad)), &out);
+                    }
+                }
+            }
+        }
+        // Update.
+        let c = self.sgd;
+        for (i, l) in layers.iter().enumerate() {
+            let Some((dw, db)) = grads[i].take() else {
+                continue;
+            };
+            let n = l.name();
+            let st = self.state[i].as_mut().unwrap();
+            for (part, g) in [(0u32, dw), (1, db)] {
+                let (param, vel) = if part == 0 {
+                    (&mut st.w, &mut st.vw)
+                } else {
+                    (&mut st.b, &mut st.vb)
+                };
+                let source = match &st.master {
+                    Some((mw, mb)) => dequantize(if part == 0 { mw } else { mb }),
+                    None => dequantize(param),
+                };
+                let (mut w, mut v) = (source, dequantize(vel));
+                sgd(
+                    &dequantize(&g),
+                    &mut w,
+                    &mut v,
+                    c.lr,
+                    c.momentum,
+                    c.weight_decay,
+                    c.nesterov,
+                );
+                let t = if part == 0 { "weight" } else { "bias" };
+                *param = quantize(&w, &plan.spec(&format!("{n}.{t}"), s + 1, 0));
+                *vel = quantize(&v, &plan.spec(&format!("{n}.momentum"), s + 1, part));
+                if let Some((mw, mb)) = st.master.as_mut() {
+                    let m = if part == 0 { mw } else { mb };
+                    *m = quantize(&w, &plan.spec(&format!("{n}.master"), s + 1, part));
+                }
+            }
+        }
+        self.step += 1;
+        StepStats {
+            loss: loss.iter().sum::<f32>() / batch as f32,
+            correct: correct.iter().map(|&c| c as usize).sum(),
+        }
+    }
+}

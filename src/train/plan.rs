@@ -1,0 +1,103 @@
+//! The training plan: every tensor's resolved precision, and how each is quantized at each
+//! step (seeds and streams of its stochastic rounding). Shared by the GPU engine and the
+//! CPU reference trainer, so that both round the same values the same way.
+
+use super::model::Model;
+use super::precision::{Assignment, PrecisionError, PrecisionMap};
+use crate::accum::Accumulator;
+use crate::quant::QuantSpec;
+use std::collections::HashMap;
+
+/// The optimizer of a run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdConfig {
+    /// Learning rate.
+    pub lr: f32,
+    /// Momentum.
+    pub momentum: f32,
+    /// L2 weight decay.
+    pub weight_decay: f32,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+}
+
+/// Resolved precision of every tensor of a model.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The model.
+    pub model: Model,
+    /// Whether fp32-style master weights are kept (`LAYER.master`).
+    pub master: bool,
+    /// Run seed.
+    pub seed: u64,
+    assignments: HashMap<String, (Assignment, u32)>,
+}
+
+impl Plan {
+    /// Resolves `map` over the model's tensors.
+    pub fn new(
+        model: Model,
+        map: &PrecisionMap,
+        master: bool,
+        seed: u64,
+    ) -> Result<Plan, PrecisionError> {
+        let names = model.tensor_names(master);
+        let resolved = map.resolve(&names)?;
+        let assignments = resolved
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, a, _))| (name, (a, i as u32)))
+            .collect();
+        Ok(Plan {
+            model,
+            master,
+            seed,
+            assignments,
+        })
+    }
+
+    /// The assignment of a tensor.
+    pub fn assignment(&self, name: &str) -> Assignment {
+        self.assignments[name].0
+    }
+
+    /// How tensor `name` is quantized at `step`: its assignment, with random bits keyed by
+    /// (run seed, step) and a stream per tensor (`part` separates a layer's weight and bias).
+    pub fn spec(&self, name: &str, step: u64, part: u32) -> QuantSpec {
+        let (a, id) = self.assignments[name];
+        QuantSpec {
+            format: a.format,
+            rounding: a.rounding,
+            saturate: a.saturate,
+            scaling: a.scaling,
+            seed: self.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            stream: id * 4 + part,
+        }
+    }
+
+    /// The accumulator of a layer's GEMMs: fp32 if `LAYER.acc` is fp32, else that format
+    /// with a rounding after every addition.
+    pub fn accumulator(&self, layer: &str) -> Accumulator {
+        let a = self.assignment(&format!("{layer}.acc"));
+        if a.format == crate::format::Format::FP32 {
+            Accumulator::Fp32
+        } else {
+            Accumulator::Emulated {
+                format: a.format,
+                chunk: 1,
+            }
+        }
+    }
+
+    /// The resolved map, for `--show-precision`: (name, format text, rounding, saturate).
+    pub fn table(&self) -> Vec<(String, Assignment)> {
+        self.model
+            .tensor_names(self.master)
+            .into_iter()
+            .map(|n| {
+                let a = self.assignment(&n);
+                (n, a)
+            })
+            .collect()
+    }
+}

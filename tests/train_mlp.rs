@@ -1,0 +1,145 @@
+//! The GPU training engine equals the CPU reference trainer, step after step, bit for bit
+//! where every rounding is exact by construction (fixed point with exact integer GEMMs,
+//! emulated accumulators, soft-float softmax and SGD).
+
+mod common;
+
+use lowp::train::cpu::CpuTrainer;
+use lowp::train::gpu::GpuTrainer;
+use lowp::train::model::Model;
+use lowp::train::plan::{Plan, SgdConfig};
+use lowp::train::precision::PrecisionMap;
+
+fn data(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0) as f32
+        })
+        .collect()
+}
+
+fn check(map_text: &str, master: bool, steps: usize) {
+    let ctx = common::gpu();
+    let model = Model::mlp(12, &[10, 8], 4);
+    let map = PrecisionMap::parse(map_text).unwrap();
+    let plan = Plan::new(model.clone(), &map, master, 77).unwrap();
+    let sgd = SgdConfig {
+        lr: 0.1,
+        momentum: 0.9,
+        weight_decay: 1e-3,
+        nesterov: true,
+    };
+    let batch = 6;
+    let mut cpu = CpuTrainer::new(plan.clone(), sgd);
+    let mut gpu = GpuTrainer::new(&ctx, plan, sgd, batch).unwrap();
+    let initial: Vec<Vec<u32>> = cpu.state.iter().flatten().map(|s| s.w.words.clone()).collect();
+    for step in 0..steps {
+        let x = data(batch * 12, step as u64);
+        let labels: Vec<u32> = (0..batch as u32)
+            .map(|i| (i * 3 + step as u32) % 4)
+            .collect();
+        let c = cpu.step(&x, &labels);
+        let g = gpu.step(&x, &labels).unwrap();
+        assert_eq!(g.correct, c.correct, "step {step}: correct counts");
+        // Each side takes its own f32 log of the same bits: agree to a few ulp of the loss.
+        assert!(
+            (g.loss - c.loss).abs() <= 1e-5 * c.loss.abs() + 1e-6,
+            "step {step}: loss {} vs {}",
+            g.loss,
+            c.loss
+        );
+        for (i, st) in cpu.state.iter().enumerate() {
+            let Some(st) = st else { continue };
+            let (w, b) = gpu.read_params(i).unwrap();
+            assert_eq!(w, st.w.words, "step {step}: layer {i} weights differ");
+            assert_eq!(b, st.b.words, "step {step}: layer {i} biases differ");
+        }
+        assert!(c.loss.is_finite() && c.loss > 0.0, "step {step}: loss {}", c.loss);
+    }
+    // Training moved every layer's weights (the comparison above is not of frozen values).
+    for (w0, st) in initial.iter().zip(cpu.state.iter().flatten()) {
+        let changed = w0.iter().zip(&st.w.words).filter(|(a, b)| a != b).count();
+        assert!(changed * 4 > w0.len(), "only {changed} of {} weight words changed", w0.len());
+    }
+}
+
+#[test]
+fn sixteen_bit_fixed_point_training_is_bit_exact() {
+    check(
+        r#"
+        default = { format = "fixed(wl=16,fl=10)" }
+        [[rule]]
+        match = "*.acc"
+        format = "fp32"
+        [[rule]]
+        match = "*.grad"
+        format = "fixed(wl=16,fl=14)"
+        rounding = "stochastic"
+        [[rule]]
+        match = "*.wgrad"
+        format = "fixed(wl=16,fl=13)"
+        "#,
+        false,
+        4,
+    );
+}
+
+#[test]
+fn eight_bit_fixed_point_training_is_bit_exact() {
+    check(
+        r#"
+        default = { format = "fixed(wl=16,fl=12)" }
+        [[rule]]
+        match = "*.acc"
+        format = "fp32"
+        [[rule]]
+        match = "input"
+        format = "fixed(wl=8,fl=5)"
+        [[rule]]
+        match = "*.weight"
+        format = "fixed(wl=8,fl=6)"
+        rounding = "stochastic"
+        [[rule]]
+        match = "*.act"
+        format = "fixed(wl=8,fl=4)"
+        [[rule]]
+        match = "*.grad"
+        format = "fixed(wl=8,fl=7)"
+        rounding = "stochastic:8"
+        "#,
+        false,
+        4,
+    );
+}
+
+#[test]
+fn fp8_training_with_emulated_accumulators_is_bit_exact() {
+    check(
+        r#"
+        default = { format = "bf16" }
+        [[rule]]
+        match = "*.acc"
+        format = "fp16"
+        [[rule]]
+        match = "*.weight"
+        format = "e4m3"
+        rounding = "stochastic"
+        saturate = true
+        [[rule]]
+        match = "input"
+        format = "e4m3"
+        [[rule]]
+        match = "*.grad"
+        format = "e5m2"
+        [[rule]]
+        match = "*.master"
+        format = "fp32"
+        "#,
+        true,
+        4,
+    );
+}
