@@ -36,7 +36,12 @@ fn check(map_text: &str, master: bool, steps: usize) {
     let batch = 6;
     let mut cpu = CpuTrainer::new(plan.clone(), sgd);
     let mut gpu = GpuTrainer::new(&ctx, plan, sgd, batch).unwrap();
-    let initial: Vec<Vec<u32>> = cpu.state.iter().flatten().map(|s| s.w.words.clone()).collect();
+    let initial: Vec<Vec<u32>> = cpu
+        .state
+        .iter()
+        .flatten()
+        .map(|s| s.w.words.clone())
+        .collect();
     for step in 0..steps {
         let x = data(batch * 12, step as u64);
         let labels: Vec<u32> = (0..batch as u32)
@@ -58,12 +63,20 @@ fn check(map_text: &str, master: bool, steps: usize) {
             assert_eq!(w, st.w.words, "step {step}: layer {i} weights differ");
             assert_eq!(b, st.b.words, "step {step}: layer {i} biases differ");
         }
-        assert!(c.loss.is_finite() && c.loss > 0.0, "step {step}: loss {}", c.loss);
+        assert!(
+            c.loss.is_finite() && c.loss > 0.0,
+            "step {step}: loss {}",
+            c.loss
+        );
     }
     // Training moved every layer's weights (the comparison above is not of frozen values).
     for (w0, st) in initial.iter().zip(cpu.state.iter().flatten()) {
         let changed = w0.iter().zip(&st.w.words).filter(|(a, b)| a != b).count();
-        assert!(changed * 4 > w0.len(), "only {changed} of {} weight words changed", w0.len());
+        assert!(
+            changed * 4 > w0.len(),
+            "only {changed} of {} weight words changed",
+            w0.len()
+        );
     }
 }
 

@@ -79,14 +79,12 @@ impl CpuTrainer {
         }
     }
 
-    /// One step on a batch of `labels.len()` samples.
-    pub fn step(&mut self, x: &[f32], labels: &[u32]) -> StepStats {
+    /// The forward pass at step `s`: the quantized input and every layer's output.
+    fn forward(&self, x: &[f32], batch: usize, s: u64) -> (Quantized, Vec<Quantized>) {
         let plan = &self.plan;
-        let (s, batch) = (self.step, labels.len());
-        let layers = plan.model.layers.clone();
+        let layers = &plan.model.layers;
         let input = quantize(x, &plan.spec("input", s, 0));
         let mut acts: Vec<Quantized> = Vec::with_capacity(layers.len());
-        // Forward.
         for (i, l) in layers.iter().enumerate() {
             let prev = if i == 0 { &input } else { &acts[i - 1] };
             let n = l.name();
@@ -120,6 +118,30 @@ impl CpuTrainer {
             };
             acts.push(act);
         }
+        (input, acts)
+    }
+
+    /// Loss and correct count of a batch without training.
+    pub fn evaluate(&self, x: &[f32], labels: &[u32]) -> StepStats {
+        let (_, acts) = self.forward(x, labels.len(), self.step);
+        let classes = self.plan.model.classes();
+        let (_, loss, correct) = softmax_xent(
+            &dequantize(acts.last().unwrap()),
+            labels,
+            (labels.len(), classes),
+        );
+        StepStats {
+            loss: loss.iter().sum::<f32>() / labels.len() as f32,
+            correct: correct.iter().map(|&c| c as usize).sum(),
+        }
+    }
+
+    /// One step on a batch of `labels.len()` samples.
+    pub fn step(&mut self, x: &[f32], labels: &[u32]) -> StepStats {
+        let (s, batch) = (self.step, labels.len());
+        let (input, acts) = self.forward(x, batch, s);
+        let plan = &self.plan;
+        let layers = plan.model.layers.clone();
         // Loss.
         let last = layers.last().unwrap();
         let classes = last.outputs();

@@ -16,6 +16,28 @@ use crate::ops::quantize::{QuantizeTargets, dequantize_into, record_quantize, sc
 use crate::quant::QuantSpec;
 use crate::reference::packed_words;
 
+/// Stored bytes of a model's tensors by role.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryReport {
+    /// Weights and biases.
+    pub weights: u64,
+    /// Layer outputs and the input.
+    pub activations: u64,
+    /// Output and weight gradients.
+    pub gradients: u64,
+    /// Momentum.
+    pub optimizer: u64,
+    /// Master weights.
+    pub master: u64,
+}
+
+impl MemoryReport {
+    /// All roles together.
+    pub fn total(&self) -> u64 {
+        self.weights + self.activations + self.gradients + self.optimizer + self.master
+    }
+}
+
 /// A packed tensor plus an f32 working copy of the same size.
 struct Slot {
     t: Tensor,
@@ -231,6 +253,35 @@ impl<'c> GpuTrainer<'c> {
 
     /// One step on a batch (exactly `batch` samples), submitted as one command buffer.
     pub fn step(&mut self, x: &[f32], labels: &[u32]) -> Result<StepStats, GpuError> {
+        self.run(x, labels, true)
+    }
+
+    /// Loss and correct count of a batch without training (forward pass only).
+    pub fn evaluate(&mut self, x: &[f32], labels: &[u32]) -> Result<StepStats, GpuError> {
+        self.run(x, labels, false)
+    }
+
+    /// Bytes of GPU memory per role: (weights incl. biases, activations incl. input,
+    /// gradients incl. weight gradients, optimizer state, master weights).
+    pub fn stored_bytes(&self) -> MemoryReport {
+        let mut r = MemoryReport::default();
+        r.activations += self.input.t.stored_bytes();
+        for (a, g) in self.acts.iter().zip(&self.grads) {
+            r.activations += a.t.stored_bytes();
+            r.gradients += g.t.stored_bytes();
+        }
+        for p in self.params.iter().flatten() {
+            r.weights += p.w.t.stored_bytes() + p.b.t.stored_bytes();
+            r.gradients += p.dw.t.stored_bytes() + p.db.t.stored_bytes();
+            r.optimizer += p.vw.t.stored_bytes() + p.vb.t.stored_bytes();
+            if let Some((mw, mb)) = &p.master {
+                r.master += mw.t.stored_bytes() + mb.t.stored_bytes();
+            }
+        }
+        r
+    }
+
+    fn run(&mut self, x: &[f32], labels: &[u32], train: bool) -> Result<StepStats, GpuError> {
         let (ctx, s, batch) = (self.ctx, self.step, self.batch);
         if labels.len() != batch || x.len() != batch * self.plan.model.inputs {
             return Err(GpuError::Invalid(format!(
@@ -301,7 +352,7 @@ impl<'c> GpuTrainer<'c> {
             &plan.spec(&format!("{}.grad", layers[last].name()), s, 0),
         )?;
         // Backward.
-        for i in (0..layers.len()).rev() {
+        for i in (0..layers.len()).rev().filter(|_| train) {
             let n = layers[i].name();
             let x_in = if i == 0 {
                 &self.input
@@ -354,7 +405,7 @@ impl<'c> GpuTrainer<'c> {
             weight_decay: c.weight_decay,
             nesterov: c.nesterov,
         };
-        for (i, l) in layers.iter().enumerate() {
+        for (i, l) in layers.iter().enumerate().filter(|_| train) {
             let Some(p) = self.params[i].as_ref() else {
                 continue;
             };
@@ -401,7 +452,7 @@ impl<'c> GpuTrainer<'c> {
         enc.copy_buffer_to_buffer(&self.correct, 0, &st, 4 * batch as u64, 4 * batch as u64);
         ctx.queue.submit([enc.finish()]);
         let words = map_read(ctx, &st)?;
-        self.step += 1;
+        self.step += train as u64;
         Ok(StepStats {
             loss: words[..batch]
                 .iter()
