@@ -3,7 +3,7 @@
 
 use super::cpu::StepStats;
 use super::model::Layer;
-use super::plan::{Plan, SgdConfig};
+use super::plan::{Plan, RoleBytes, SgdConfig};
 use crate::accum::GemmSpec;
 use crate::gpu::buffers::{map_read, staging, zeroed};
 use crate::gpu::{GpuContext, GpuError, Tensor};
@@ -15,28 +15,6 @@ use crate::ops::gemm::{prepare_gemm, record_view};
 use crate::ops::quantize::{QuantizeTargets, dequantize_into, record_quantize, scale_words};
 use crate::quant::QuantSpec;
 use crate::reference::packed_words;
-
-/// Stored bytes of a model's tensors by role.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MemoryReport {
-    /// Weights and biases.
-    pub weights: u64,
-    /// Layer outputs and the input.
-    pub activations: u64,
-    /// Output and weight gradients.
-    pub gradients: u64,
-    /// Momentum.
-    pub optimizer: u64,
-    /// Master weights.
-    pub master: u64,
-}
-
-impl MemoryReport {
-    /// All roles together.
-    pub fn total(&self) -> u64 {
-        self.weights + self.activations + self.gradients + self.optimizer + self.master
-    }
-}
 
 /// A packed tensor plus an f32 working copy of the same size.
 struct Slot {
@@ -263,8 +241,8 @@ impl<'c> GpuTrainer<'c> {
 
     /// Bytes of GPU memory per role: (weights incl. biases, activations incl. input,
     /// gradients incl. weight gradients, optimizer state, master weights).
-    pub fn stored_bytes(&self) -> MemoryReport {
-        let mut r = MemoryReport::default();
+    pub fn stored_bytes(&self) -> RoleBytes {
+        let mut r = RoleBytes::default();
         r.activations += self.input.t.stored_bytes();
         for (a, g) in self.acts.iter().zip(&self.grads) {
             r.activations += a.t.stored_bytes();

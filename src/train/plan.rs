@@ -101,3 +101,75 @@ impl Plan {
             .collect()
     }
 }
+
+/// Stored bytes of a model's tensors by role, for a batch size: what the precision map
+/// costs, next to what all-fp32 storage would.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoleBytes {
+    /// Weights and biases.
+    pub weights: u64,
+    /// Layer outputs and the input.
+    pub activations: u64,
+    /// Output and weight gradients.
+    pub gradients: u64,
+    /// Momentum.
+    pub optimizer: u64,
+    /// Master weights.
+    pub master: u64,
+}
+
+impl RoleBytes {
+    /// All roles together.
+    pub fn total(&self) -> u64 {
+        self.weights + self.activations + self.gradients + self.optimizer + self.master
+    }
+}
+
+impl Plan {
+    /// Element counts of every stored tensor part: (name, part, elements). Names with a
+    /// weight and a bias part (`.wgrad`, `.momentum`, `.master`) list both; `.acc` is not stored.
+    pub fn tensor_sizes(&self, batch: usize) -> Vec<(String, u32, usize)> {
+        let mut v = vec![("input".to_string(), 0, batch * self.model.inputs)];
+        for l in &self.model.layers {
+            let n = l.name();
+            v.push((format!("{n}.act"), 0, batch * l.outputs()));
+            v.push((format!("{n}.grad"), 0, batch * l.outputs()));
+            if let super::model::Layer::Linear {
+                inputs, outputs, ..
+            } = l
+            {
+                let (w, b) = (inputs * outputs, *outputs);
+                v.push((format!("{n}.weight"), 0, w));
+                v.push((format!("{n}.bias"), 0, b));
+                let mut pairs = vec!["wgrad", "momentum"];
+                if self.master {
+                    pairs.push("master");
+                }
+                for t in pairs {
+                    v.push((format!("{n}.{t}"), 0, w));
+                    v.push((format!("{n}.{t}"), 1, b));
+                }
+            }
+        }
+        v
+    }
+
+    /// Bytes per role under this plan, and under all-fp32 storage.
+    pub fn memory(&self, batch: usize) -> (RoleBytes, RoleBytes) {
+        let (mut planned, mut fp32) = (RoleBytes::default(), RoleBytes::default());
+        for (name, part, n) in self.tensor_sizes(batch) {
+            let bytes = self.spec(&name, 0, part).stored_bytes(n) as u64;
+            let suffix = name.rsplit('.').next().unwrap_or("");
+            for (r, b) in [(&mut planned, bytes), (&mut fp32, 4 * n as u64)] {
+                match suffix {
+                    "weight" | "bias" => r.weights += b,
+                    "act" | "input" => r.activations += b,
+                    "grad" | "wgrad" => r.gradients += b,
+                    "momentum" => r.optimizer += b,
+                    _ => r.master += b,
+                }
+            }
+        }
+        (planned, fp32)
+    }
+}
