@@ -42,6 +42,13 @@ fn check(map_text: &str, master: bool, steps: usize) {
         .flatten()
         .map(|s| s.w.words.clone())
         .collect();
+    // The memory report's figures are the sums of the GPU buffers' real sizes.
+    let (planned, fp32) = cpu.plan.memory(batch);
+    assert_eq!(gpu.stored_bytes(), planned);
+    assert!(
+        planned.total() < fp32.total(),
+        "{planned:?} vs fp32 {fp32:?}"
+    );
     for step in 0..steps {
         let x = data(batch * 12, step as u64);
         let labels: Vec<u32> = (0..batch as u32)
@@ -68,6 +75,12 @@ fn check(map_text: &str, master: bool, steps: usize) {
             "step {step}: loss {}",
             c.loss
         );
+        let (ge, ce) = (
+            gpu.evaluate(&x, &labels).unwrap(),
+            cpu.evaluate(&x, &labels),
+        );
+        assert_eq!(ge.correct, ce.correct, "step {step}: evaluation");
+        assert!((ge.loss - ce.loss).abs() <= 1e-5 * ce.loss.abs() + 1e-6);
     }
     // Training moved every layer's weights (the comparison above is not of frozen values).
     for (w0, st) in initial.iter().zip(cpu.state.iter().flatten()) {
