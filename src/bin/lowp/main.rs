@@ -3,7 +3,9 @@
 mod args;
 mod formats_cmd;
 mod matmul_cmd;
+mod plot;
 mod quantize_cmd;
+mod train_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -30,6 +32,8 @@ enum Command {
     Quantize(quantize_cmd::Args),
     /// Multiply two f32 .npy matrices through low-precision operands and accumulator.
     Matmul(matmul_cmd::Args),
+    /// Train a model with every tensor in the format its precision map gives.
+    Train(Box<train_cmd::Args>),
     /// Show the GPU adapter lowp would use and what it offers.
     Info,
 }
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
         Command::Formats { format } => formats_cmd::run(format.as_deref()),
         Command::Quantize(args) => quantize_cmd::run(&args),
         Command::Matmul(args) => matmul_cmd::run(&args),
+        Command::Train(args) => train_cmd::run(&args),
         Command::Info => lowp::gpu::GpuContext::new()
             .map(|ctx| println!("{}", ctx.report()))
             .map_err(|e| e.to_string()),
