@@ -329,3 +329,22 @@ impl ConvGeometry {
         }
     }
 }
+
+/// The geometry of max pooling: planes of `in_hw` pooled by non-overlapping `pool` x `pool`
+/// windows (whole windows only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool {
+    /// Number of planes (batch x channels).
+    pub planes: usize,
+    /// Input plane (height, width).
+    pub in_hw: [usize; 2],
+    /// Window size and stride.
+    pub pool: usize,
+}
+
+impl Pool {
+    /// Output plane (height, width).
+    pub fn out_hw(&self) -> [usize; 2] {
+        [self.in_hw[0] / self.pool, self.in_hw[1] / self.pool]
+    }
+}

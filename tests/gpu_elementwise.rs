@@ -154,10 +154,10 @@ fn column_sums_and_sgd_match() {
         .collect::<Vec<_>>();
     let bg = upload_f32(c, "g", &gm).unwrap();
     let out = zeroed(c, "sum", cols).unwrap();
-    run(|e| record_col_sum(c, e, &bg, &out, (rows, cols)).unwrap());
+    run(|e| record_col_sum(c, e, &bg, &out, (rows, cols, 1)).unwrap());
     assert_eq!(
         read_u32(c, &out, cols).unwrap(),
-        bits(&cpu::col_sum(&gm, (rows, cols)))
+        bits(&cpu::col_sum(&gm, (rows, cols, 1)))
     );
 
     let n = 1000;
@@ -211,4 +211,48 @@ fn column_sums_and_sgd_match() {
             "velocity, nesterov {nesterov}"
         );
     }
+}
+
+#[test]
+fn maxpool_matches_with_ties() {
+    use lowp::conv::Pool;
+    let c = ctx();
+    let p = Pool {
+        planes: 7,
+        in_hw: [9, 10],
+        pool: 2,
+    };
+    // Few distinct values, so windows hold ties: the first maximum must win on both sides.
+    let x: Vec<f32> = (0..7 * 90).map(|i| ((i * 7919) % 5) as f32 - 2.0).collect();
+    let [oh, ow] = p.out_hw();
+    let g = common::tricky_inputs(7 * oh * ow, 12, 1.0)
+        .into_iter()
+        .map(|v| if v.is_finite() { v } else { 1.0 })
+        .collect::<Vec<_>>();
+    let (bx, bg) = (
+        upload_f32(c, "x", &x).unwrap(),
+        upload_f32(c, "g", &g).unwrap(),
+    );
+    let (y, dx) = (
+        zeroed(c, "y", g.len()).unwrap(),
+        zeroed(c, "dx", x.len()).unwrap(),
+    );
+    run(|e| {
+        record_maxpool_forward(c, e, &bx, &y, &p).unwrap();
+        record_maxpool_backward(c, e, &bx, &bg, &dx, &p).unwrap();
+    });
+    assert_eq!(
+        read_u32(c, &y, g.len()).unwrap(),
+        bits(&cpu::maxpool_forward(&x, &p))
+    );
+    assert_eq!(
+        read_u32(c, &dx, x.len()).unwrap(),
+        bits(&cpu::maxpool_backward(&x, &g, &p))
+    );
+    // Each window passes exactly one gradient (odd edges: row 8 and no column is left over).
+    let routed = cpu::maxpool_backward(&x, &vec![1.0; g.len()], &p)
+        .iter()
+        .filter(|&&v| v == 1.0)
+        .count();
+    assert_eq!(routed, g.len());
 }

@@ -23,8 +23,12 @@ fn data(n: usize, seed: u64) -> Vec<f32> {
 }
 
 fn check(map_text: &str, master: bool, steps: usize) {
+    check_model(Model::mlp(12, &[10, 8], 4), map_text, master, steps);
+}
+
+fn check_model(model: Model, map_text: &str, master: bool, steps: usize) {
     let ctx = common::gpu();
-    let model = Model::mlp(12, &[10, 8], 4);
+    let inputs = model.inputs;
     let map = PrecisionMap::parse(map_text).unwrap();
     let plan = Plan::new(model.clone(), &map, master, 77).unwrap();
     let sgd = SgdConfig {
@@ -50,9 +54,9 @@ fn check(map_text: &str, master: bool, steps: usize) {
         "{planned:?} vs fp32 {fp32:?}"
     );
     for step in 0..steps {
-        let x = data(batch * 12, step as u64);
+        let x = data(batch * inputs, step as u64);
         let labels: Vec<u32> = (0..batch as u32)
-            .map(|i| (i * 3 + step as u32) % 4)
+            .map(|i| (i * 3 + step as u32) % model.classes() as u32)
             .collect();
         let c = cpu.step(&x, &labels);
         let g = gpu.step(&x, &labels).unwrap();
@@ -167,5 +171,53 @@ fn fp8_training_with_emulated_accumulators_is_bit_exact() {
         "#,
         true,
         4,
+    );
+}
+
+#[test]
+fn lenet_training_is_bit_exact() {
+    // LeNet-5 on 1 x 12 x 12 images: conv 5x5 pad 2, ReLU, pool, conv 5x5, ReLU, pool (to
+    // 16 x 1 x 1), then 120, 84, 4: every layer kind, with exact 16-bit fixed point.
+    let model = Model::lenet([1, 12, 12], 4).unwrap();
+    check_model(
+        model,
+        r#"
+        default = { format = "fixed(wl=16,fl=10)" }
+        [[rule]]
+        match = "*.acc"
+        format = "fp32"
+        [[rule]]
+        match = "*.grad"
+        format = "fixed(wl=16,fl=14)"
+        rounding = "stochastic"
+        [[rule]]
+        match = "*.wgrad"
+        format = "fixed(wl=16,fl=12)"
+        "#,
+        false,
+        3,
+    );
+}
+
+#[test]
+fn lenet_with_fp8_and_emulated_accumulators_is_bit_exact() {
+    let model = Model::lenet([1, 12, 12], 4).unwrap();
+    check_model(
+        model,
+        r#"
+        default = { format = "bf16" }
+        [[rule]]
+        match = "*.acc"
+        format = "bf16"
+        [[rule]]
+        match = "*.weight"
+        format = "e4m3"
+        rounding = "stochastic"
+        [[rule]]
+        match = "*.grad"
+        format = "e5m2"
+        "#,
+        false,
+        3,
     );
 }

@@ -11,12 +11,12 @@ struct ElemParams {
     wd: u32,        // f32 bits: weight decay
     nesterov: u32,
     scale: u32,     // f32 bits: 1 / batch for the loss gradient
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-    _pad3: u32,
-    _pad4: u32,
-    _pad5: u32,
+    inner: u32,     // column sums: values per (row, column), e.g. a channel's pixels
+    in_h: u32,      // pooling: input plane height
+    in_w: u32,      // pooling: input plane width
+    out_h: u32,     // pooling: output plane height
+    out_w: u32,     // pooling: output plane width
+    pool: u32,      // pooling: window size and stride
 }
 
 @group(0) @binding(0) var<uniform> E: ElemParams;

@@ -269,8 +269,18 @@ pub struct ElemParams {
     pub nesterov: u32,
     /// Scale of the loss gradient, 1 / batch (f32 bits).
     pub scale: u32,
-    /// Padding to 16 words.
-    pub pad: [u32; 6],
+    /// Column sums: values per (row, column).
+    pub inner: u32,
+    /// Pooling: input plane height.
+    pub in_h: u32,
+    /// Pooling: input plane width.
+    pub in_w: u32,
+    /// Pooling: output plane height.
+    pub out_h: u32,
+    /// Pooling: output plane width.
+    pub out_w: u32,
+    /// Pooling: window size and stride.
+    pub pool: u32,
 }
 
 impl DispatchParams for ElemParams {

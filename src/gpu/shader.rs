@@ -80,6 +80,11 @@ const KERNELS: &[(&str, &[&str], &str)] = &[
         include_str!("../../shaders/col_sum.wgsl"),
     ),
     ("sgd", ELEM_LIB, include_str!("../../shaders/sgd.wgsl")),
+    (
+        "maxpool",
+        ELEM_LIB,
+        include_str!("../../shaders/maxpool.wgsl"),
+    ),
 ];
 
 /// The full WGSL source of a kernel: its library pieces, then the kernel file.

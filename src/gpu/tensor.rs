@@ -32,6 +32,22 @@ impl Tensor {
         }
     }
 
+    /// The same stored tensor under another shape of as many elements (buffers shared).
+    pub fn reshaped(&self, shape: Vec<usize>) -> Tensor {
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            self.len,
+            "a view must keep the element count"
+        );
+        Tensor {
+            shape,
+            spec: self.spec,
+            len: self.len,
+            words: self.words.clone(),
+            scales: self.scales.clone(),
+        }
+    }
+
     /// The buffer of packed codes.
     pub fn words(&self) -> &wgpu::Buffer {
         &self.words

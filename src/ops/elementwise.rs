@@ -2,6 +2,7 @@
 //! cross-entropy, column sums (bias gradients) and the SGD update. All use soft-float where
 //! they round, so they equal their reference twins bit for bit.
 
+use crate::conv::Pool;
 use crate::gpu::dispatch::record;
 use crate::gpu::params::ElemParams;
 use crate::gpu::{GpuContext, GpuError};
@@ -81,18 +82,19 @@ pub fn record_softmax_xent(
     record(ctx, enc, "softmax_xent", "main", rows as u32, p, &b)
 }
 
-/// Records the column sums of a `rows` x `cols` matrix (in row order).
+/// Records the column sums of a `rows` x `cols` x `inner` array (in (row, inner) order).
 pub fn record_col_sum(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
     g: &wgpu::Buffer,
     out: &wgpu::Buffer,
-    (rows, cols): (usize, usize),
+    (rows, cols, inner): (usize, usize, usize),
 ) -> Result<(), GpuError> {
     let p = ElemParams {
         n: cols as u32,
         rows: rows as u32,
         cols: cols as u32,
+        inner: inner as u32,
         ..Default::default()
     };
     record(
@@ -145,5 +147,60 @@ pub fn record_sgd(
         n as u32,
         p,
         &[(1, g), (2, w), (3, v)],
+    )
+}
+
+fn pool_params(p: &Pool, n: usize) -> ElemParams {
+    let [oh, ow] = p.out_hw();
+    ElemParams {
+        n: n as u32,
+        in_h: p.in_hw[0] as u32,
+        in_w: p.in_hw[1] as u32,
+        out_h: oh as u32,
+        out_w: ow as u32,
+        pool: p.pool as u32,
+        ..Default::default()
+    }
+}
+
+/// Records y = maxpool(x).
+pub fn record_maxpool_forward(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    p: &Pool,
+) -> Result<(), GpuError> {
+    let [oh, ow] = p.out_hw();
+    let n = p.planes * oh * ow;
+    record(
+        ctx,
+        enc,
+        "maxpool",
+        "forward",
+        n as u32,
+        pool_params(p, n),
+        &[(1, x), (3, y)],
+    )
+}
+
+/// Records dx: each output gradient routed to its window's first maximum in x.
+pub fn record_maxpool_backward(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    x: &wgpu::Buffer,
+    g: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+    p: &Pool,
+) -> Result<(), GpuError> {
+    let n = p.planes * p.in_hw[0] * p.in_hw[1];
+    record(
+        ctx,
+        enc,
+        "maxpool",
+        "backward",
+        n as u32,
+        pool_params(p, n),
+        &[(1, x), (2, g), (3, dx)],
     )
 }

@@ -1,5 +1,6 @@
 //! CPU twins of the elementwise training kernels (`ops::elementwise`), bit for bit.
 
+use crate::conv::Pool;
 use crate::quant::CANONICAL_NAN;
 use crate::softfloat::{exp, order_key};
 
@@ -62,11 +63,55 @@ pub fn softmax_xent(
     (grad, loss, correct)
 }
 
-/// Column sums of a rows x cols matrix, in row order.
-pub fn col_sum(g: &[f32], (rows, cols): (usize, usize)) -> Vec<f32> {
+/// Column sums of a rows x cols x inner array, in (row, inner) order.
+pub fn col_sum(g: &[f32], (rows, cols, inner): (usize, usize, usize)) -> Vec<f32> {
     (0..cols)
-        .map(|j| (0..rows).fold(0f32, |s, i| s + g[i * cols + j]))
+        .map(|j| {
+            let mut s = 0f32;
+            for i in 0..rows {
+                for p in 0..inner {
+                    s += g[(i * cols + j) * inner + p];
+                }
+            }
+            s
+        })
         .collect()
+}
+
+/// Flat index of the first maximum of output `o`'s window.
+fn window_argmax(x: &[f32], o: usize, p: &Pool) -> usize {
+    let [oh_n, ow_n] = p.out_hw();
+    let per = oh_n * ow_n;
+    let (plane, oh, ow) = (o / per, (o % per) / ow_n, o % ow_n);
+    let base = plane * p.in_hw[0] * p.in_hw[1];
+    let mut best = base + oh * p.pool * p.in_hw[1] + ow * p.pool;
+    for a in 0..p.pool {
+        for b in 0..p.pool {
+            let idx = base + (oh * p.pool + a) * p.in_hw[1] + ow * p.pool + b;
+            if order_key(x[idx].to_bits()) > order_key(x[best].to_bits()) {
+                best = idx;
+            }
+        }
+    }
+    best
+}
+
+/// Max pooling: each window's first maximum.
+pub fn maxpool_forward(x: &[f32], p: &Pool) -> Vec<f32> {
+    let [oh, ow] = p.out_hw();
+    (0..p.planes * oh * ow)
+        .map(|o| x[window_argmax(x, o, p)])
+        .collect()
+}
+
+/// Max pooling's gradient: each output's gradient at its window's first maximum.
+pub fn maxpool_backward(x: &[f32], g: &[f32], p: &Pool) -> Vec<f32> {
+    let mut dx = vec![0f32; x.len()];
+    let [oh, ow] = p.out_hw();
+    for o in 0..p.planes * oh * ow {
+        dx[window_argmax(x, o, p)] = g[o];
+    }
+    dx
 }
 
 /// One SGD step in place: ge = g + wd w; v' = mu v + ge; u = nesterov ? ge + mu v' : v'; w' = w - lr u.

@@ -3,8 +3,13 @@
 
 use super::model::Layer;
 use super::plan::{Plan, SgdConfig};
+use super::plan::{conv_spec, in_shape};
 use crate::accum::GemmSpec;
-use crate::reference::elementwise::{col_sum, relu_backward, relu_forward, sgd, softmax_xent};
+use crate::conv::{ConvPass, Pool};
+use crate::reference::conv::conv2d;
+use crate::reference::elementwise::{
+    col_sum, maxpool_backward, maxpool_forward, relu_backward, relu_forward, sgd, softmax_xent,
+};
 use crate::reference::gemm::gemm;
 use crate::reference::{Quantized, dequantize, quantize};
 
@@ -55,7 +60,7 @@ impl CpuTrainer {
             .map(|(i, l)| {
                 l.has_params().then(|| {
                     let n = l.name();
-                    let (w, b) = plan.model.init_linear(i, plan.seed);
+                    let (w, b) = plan.model.init_params(i, plan.seed);
                     let q = |v: &[f32], t: &str, part| {
                         quantize(v, &plan.spec(&format!("{n}.{t}"), 0, part))
                     };
@@ -110,6 +115,37 @@ impl CpuTrainer {
                     )
                     .unwrap()
                     .out
+                }
+                Layer::Conv2d { pad, .. } => {
+                    let st = self.state[i].as_ref().unwrap();
+                    let spec = conv_spec(
+                        *pad,
+                        plan.accumulator(n),
+                        plan.spec(&format!("{n}.act"), s, 0),
+                    );
+                    let g = spec
+                        .geometry(&in_shape(plan, i, batch), &l.weight_shape())
+                        .unwrap();
+                    let bias = dequantize(&st.b);
+                    conv2d(ConvPass::Forward, &g, &st.w, prev, Some(&bias), &spec)
+                        .unwrap()
+                        .out
+                }
+                Layer::MaxPool2d {
+                    channels,
+                    pool,
+                    in_hw,
+                    ..
+                } => {
+                    let p = Pool {
+                        planes: batch * channels,
+                        in_hw: *in_hw,
+                        pool: *pool,
+                    };
+                    quantize(
+                        &maxpool_forward(&dequantize(prev), &p),
+                        &plan.spec(&format!("{n}.act"), s, 0),
+                    )
                 }
                 Layer::Relu { .. } => quantize(
                     &relu_forward(&dequantize(prev)),
@@ -179,7 +215,7 @@ impl CpuTrainer {
                     .unwrap()
                     .out;
                     let db = quantize(
-                        &col_sum(&dequantize(&grad), (batch, *outputs)),
+                        &col_sum(&dequantize(&grad), (batch, *outputs, 1)),
                         &plan.spec(&format!("{n}.wgrad"), s, 1),
                     );
                     grads[i] = Some((dw, db));
@@ -200,6 +236,54 @@ impl CpuTrainer {
                         )
                         .unwrap()
                         .out;
+                    }
+                }
+                Layer::Conv2d { pad, cout, .. } => {
+                    let st = self.state[i].as_ref().unwrap();
+                    let acc = plan.accumulator(n);
+                    let g = conv_spec(
+                        *pad,
+                        acc,
+                        crate::quant::QuantSpec::new(crate::format::Format::FP32),
+                    )
+                    .geometry(&in_shape(plan, i, batch), &l.weight_shape())
+                    .unwrap();
+                    let wspec = conv_spec(*pad, acc, plan.spec(&format!("{n}.wgrad"), s, 0));
+                    let dw = conv2d(ConvPass::BackwardWeight, &g, &grad, x_in, None, &wspec)
+                        .unwrap()
+                        .out;
+                    let sums = col_sum(&dequantize(&grad), (batch, *cout, g.oh * g.ow));
+                    let db = quantize(&sums, &plan.spec(&format!("{n}.wgrad"), s, 1));
+                    grads[i] = Some((dw, db));
+                    if let Some(out) = prev_grad {
+                        grad = conv2d(
+                            ConvPass::BackwardData,
+                            &g,
+                            &st.w,
+                            &grad,
+                            None,
+                            &conv_spec(*pad, acc, out),
+                        )
+                        .unwrap()
+                        .out;
+                    }
+                }
+                Layer::MaxPool2d {
+                    channels,
+                    pool,
+                    in_hw,
+                    ..
+                } => {
+                    if let Some(out) = prev_grad {
+                        let p = Pool {
+                            planes: batch * channels,
+                            in_hw: *in_hw,
+                            pool: *pool,
+                        };
+                        grad = quantize(
+                            &maxpool_backward(&dequantize(x_in), &dequantize(&grad), &p),
+                            &out,
+                        );
                     }
                 }
                 Layer::Relu { .. } => {

@@ -3,14 +3,18 @@
 
 use super::cpu::StepStats;
 use super::model::Layer;
+use super::plan::conv_spec;
 use super::plan::{Plan, RoleBytes, SgdConfig};
 use crate::accum::GemmSpec;
+use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass, Pool};
 use crate::gpu::buffers::{map_read, staging, zeroed};
 use crate::gpu::{GpuContext, GpuError, Tensor};
+use crate::ops::conv::prepare_conv;
 use crate::ops::elementwise::{
     Sgd, XentOutputs, record_col_sum, record_relu_backward, record_relu_forward, record_sgd,
     record_softmax_xent,
 };
+use crate::ops::elementwise::{record_maxpool_backward, record_maxpool_forward};
 use crate::ops::gemm::{prepare_gemm, record_view};
 use crate::ops::quantize::{QuantizeTargets, dequantize_into, record_quantize, scale_words};
 use crate::quant::QuantSpec;
@@ -97,7 +101,11 @@ impl<'c> GpuTrainer<'c> {
             ctx,
             sgd,
             batch,
-            input: slot(ctx, &[batch, m.inputs], &plan.spec("input", 0, 0))?,
+            input: slot(
+                ctx,
+                &[vec![batch], m.input_shape.clone()].concat(),
+                &plan.spec("input", 0, 0),
+            )?,
             acts: Vec::new(),
             grads: Vec::new(),
             params: Vec::new(),
@@ -115,40 +123,33 @@ impl<'c> GpuTrainer<'c> {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         for (i, l) in m.layers.iter().enumerate() {
             let n = l.name().to_string();
-            t.acts.push(slot(
-                ctx,
-                &[batch, l.outputs()],
-                &t.plan.spec(&format!("{n}.act"), 0, 0),
-            )?);
-            t.grads.push(slot(
-                ctx,
-                &[batch, l.outputs()],
-                &t.plan.spec(&format!("{n}.grad"), 0, 0),
-            )?);
-            let Layer::Linear {
-                inputs, outputs, ..
-            } = l
-            else {
+            let shape = [vec![batch], l.sample_shape()].concat();
+            t.acts
+                .push(slot(ctx, &shape, &t.plan.spec(&format!("{n}.act"), 0, 0))?);
+            t.grads
+                .push(slot(ctx, &shape, &t.plan.spec(&format!("{n}.grad"), 0, 0))?);
+            let Some((_, nb, _)) = l.param_sizes() else {
                 t.params.push(None);
                 continue;
             };
+            let ws = l.weight_shape();
             let p = |name: &str, part| t.plan.spec(&format!("{n}.{name}"), 0, part);
-            let (w0, b0) = m.init_linear(i, t.plan.seed);
+            let (w0, b0) = m.init_params(i, t.plan.seed);
             let ls = LinearSlots {
-                w: slot(ctx, &[*outputs, *inputs], &p("weight", 0))?,
-                b: slot(ctx, &[*outputs], &p("bias", 0))?,
-                vw: slot(ctx, &[*outputs, *inputs], &p("momentum", 0))?,
-                vb: slot(ctx, &[*outputs], &p("momentum", 1))?,
-                dw: slot(ctx, &[*outputs, *inputs], &p("wgrad", 0))?,
-                db: slot(ctx, &[*outputs], &p("wgrad", 1))?,
+                w: slot(ctx, &ws, &p("weight", 0))?,
+                b: slot(ctx, &[nb], &p("bias", 0))?,
+                vw: slot(ctx, &ws, &p("momentum", 0))?,
+                vb: slot(ctx, &[nb], &p("momentum", 1))?,
+                dw: slot(ctx, &ws, &p("wgrad", 0))?,
+                db: slot(ctx, &[nb], &p("wgrad", 1))?,
                 master: match t.plan.master {
                     true => Some((
-                        slot(ctx, &[*outputs, *inputs], &p("master", 0))?,
-                        slot(ctx, &[*outputs], &p("master", 1))?,
+                        slot(ctx, &ws, &p("master", 0))?,
+                        slot(ctx, &[nb], &p("master", 1))?,
                     )),
                     false => None,
                 },
-                bias_f32: zeroed(ctx, "bias", *outputs)?,
+                bias_f32: zeroed(ctx, "bias", nb)?,
             };
             ctx.queue
                 .write_buffer(&ls.w.f, 0, bytemuck::cast_slice(&w0));
@@ -229,6 +230,33 @@ impl<'c> GpuTrainer<'c> {
         self.quantize(enc, &out.f, out, &spec.out)
     }
 
+    /// Records a convolution pass of two packed tensors `(a, b)` (A and B of its GEMM view)
+    /// into `out` (its f32 copy, then quantized).
+    #[allow(clippy::too_many_arguments)]
+    fn conv(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        pass: ConvPass,
+        geo: &ConvGeometry,
+        (a, b): (&Tensor, &Tensor),
+        bias: Option<(&wgpu::Buffer, usize)>,
+        spec: &Conv2dSpec,
+        out: &Slot,
+    ) -> Result<(), GpuError> {
+        let (view, params) = prepare_conv(pass, geo, a, b, bias.map(|(_, n)| n), spec)?;
+        record_view(
+            self.ctx,
+            enc,
+            &view,
+            params,
+            a,
+            b,
+            bias.map_or(&self.none, |(buf, _)| buf),
+            &out.f,
+        )?;
+        self.quantize(enc, &out.f, out, &spec.out)
+    }
+
     /// One step on a batch (exactly `batch` samples), submitted as one command buffer.
     pub fn step(&mut self, x: &[f32], labels: &[u32]) -> Result<StepStats, GpuError> {
         self.run(x, labels, true)
@@ -288,7 +316,42 @@ impl<'c> GpuTrainer<'c> {
             let n = l.name();
             let act_spec = plan.spec(&format!("{n}.act"), s, 0);
             match l {
-                Layer::Linear { outputs, .. } => {
+                Layer::Conv2d { pad, cout, .. } => {
+                    let p = self.params[i].as_ref().unwrap();
+                    self.decode(e, &p.b, &p.bias_f32)?;
+                    let spec = conv_spec(*pad, plan.accumulator(n), act_spec);
+                    let g = spec
+                        .geometry(prev.t.shape(), p.w.t.shape())
+                        .map_err(|e| GpuError::Invalid(e.0))?;
+                    let bias = Some((&p.bias_f32, *cout));
+                    self.conv(
+                        e,
+                        ConvPass::Forward,
+                        &g,
+                        (&p.w.t, &prev.t),
+                        bias,
+                        &spec,
+                        &self.acts[i],
+                    )?;
+                }
+                Layer::MaxPool2d {
+                    channels,
+                    pool,
+                    in_hw,
+                    ..
+                } => {
+                    let p = Pool {
+                        planes: batch * channels,
+                        in_hw: *in_hw,
+                        pool: *pool,
+                    };
+                    self.decode(e, prev, &self.scratch)?;
+                    record_maxpool_forward(ctx, e, &self.scratch, &self.acts[i].f, &p)?;
+                    self.quantize(e, &self.acts[i].f, &self.acts[i], &act_spec)?;
+                }
+                Layer::Linear {
+                    inputs, outputs, ..
+                } => {
                     let p = self.params[i].as_ref().unwrap();
                     self.decode(e, &p.b, &p.bias_f32)?;
                     let spec = GemmSpec {
@@ -299,7 +362,7 @@ impl<'c> GpuTrainer<'c> {
                     };
                     self.gemm(
                         e,
-                        &prev.t,
+                        &prev.t.reshaped(vec![batch, *inputs]),
                         &p.w.t,
                         Some((&p.bias_f32, *outputs)),
                         &spec,
@@ -341,7 +404,73 @@ impl<'c> GpuTrainer<'c> {
                 (i > 0).then(|| plan.spec(&format!("{}.grad", layers[i - 1].name()), s, 0));
             let g = &self.grads[i];
             match &layers[i] {
-                Layer::Linear { outputs, .. } => {
+                Layer::Conv2d { pad, cout, .. } => {
+                    let p = self.params[i].as_ref().unwrap();
+                    let acc = plan.accumulator(n);
+                    let wspec = conv_spec(*pad, acc, plan.spec(&format!("{n}.wgrad"), s, 0));
+                    let geo = wspec
+                        .geometry(x_in.t.shape(), p.w.t.shape())
+                        .map_err(|e| GpuError::Invalid(e.0))?;
+                    self.conv(
+                        e,
+                        ConvPass::BackwardWeight,
+                        &geo,
+                        (&g.t, &x_in.t),
+                        None,
+                        &wspec,
+                        &p.dw,
+                    )?;
+                    self.decode(e, g, &self.scratch)?;
+                    record_col_sum(
+                        ctx,
+                        e,
+                        &self.scratch,
+                        &p.db.f,
+                        (batch, *cout, geo.oh * geo.ow),
+                    )?;
+                    self.quantize(e, &p.db.f, &p.db, &plan.spec(&format!("{n}.wgrad"), s, 1))?;
+                    if let Some(out) = prev_grad {
+                        let xspec = conv_spec(*pad, acc, out);
+                        self.conv(
+                            e,
+                            ConvPass::BackwardData,
+                            &geo,
+                            (&p.w.t, &g.t),
+                            None,
+                            &xspec,
+                            &self.grads[i - 1],
+                        )?;
+                    }
+                }
+                Layer::MaxPool2d {
+                    channels,
+                    pool,
+                    in_hw,
+                    ..
+                } => {
+                    if let Some(out) = prev_grad {
+                        let pl = Pool {
+                            planes: batch * channels,
+                            in_hw: *in_hw,
+                            pool: *pool,
+                        };
+                        let dst = &self.grads[i - 1];
+                        self.decode(e, x_in, &self.scratch)?;
+                        self.decode(e, g, &self.scratch2)?;
+                        record_maxpool_backward(
+                            ctx,
+                            e,
+                            &self.scratch,
+                            &self.scratch2,
+                            &dst.f,
+                            &pl,
+                        )?;
+                        self.quantize(e, &dst.f, dst, &out)?;
+                    }
+                }
+                Layer::Linear {
+                    inputs, outputs, ..
+                } => {
                     let p = self.params[i].as_ref().unwrap();
                     let acc = plan.accumulator(n);
                     let wspec = GemmSpec {
@@ -350,9 +479,16 @@ impl<'c> GpuTrainer<'c> {
                         acc,
                         out: plan.spec(&format!("{n}.wgrad"), s, 0),
                     };
-                    self.gemm(e, &g.t, &x_in.t, None, &wspec, &p.dw)?;
+                    self.gemm(
+                        e,
+                        &g.t,
+                        &x_in.t.reshaped(vec![batch, *inputs]),
+                        None,
+                        &wspec,
+                        &p.dw,
+                    )?;
                     self.decode(e, g, &self.scratch)?;
-                    record_col_sum(ctx, e, &self.scratch, &p.db.f, (batch, *outputs))?;
+                    record_col_sum(ctx, e, &self.scratch, &p.db.f, (batch, *outputs, 1))?;
                     self.quantize(e, &p.db.f, &p.db, &plan.spec(&format!("{n}.wgrad"), s, 1))?;
                     if let Some(out) = prev_grad {
                         let xspec = GemmSpec {

@@ -134,11 +134,7 @@ impl Plan {
             let n = l.name();
             v.push((format!("{n}.act"), 0, batch * l.outputs()));
             v.push((format!("{n}.grad"), 0, batch * l.outputs()));
-            if let super::model::Layer::Linear {
-                inputs, outputs, ..
-            } = l
-            {
-                let (w, b) = (inputs * outputs, *outputs);
+            if let Some((w, b, _)) = l.param_sizes() {
                 v.push((format!("{n}.weight"), 0, w));
                 v.push((format!("{n}.bias"), 0, b));
                 let mut pairs = vec!["wgrad", "momentum"];
@@ -172,4 +168,30 @@ impl Plan {
         }
         (planned, fp32)
     }
+}
+
+/// The convolution spec of a layer: stride 1, the layer's padding, the given accumulator
+/// and output quantization.
+pub fn conv_spec(
+    pad: usize,
+    acc: crate::accum::Accumulator,
+    out: crate::quant::QuantSpec,
+) -> crate::conv::Conv2dSpec {
+    crate::conv::Conv2dSpec {
+        stride: [1, 1],
+        padding: [pad, pad],
+        dilation: [1, 1],
+        acc,
+        out,
+    }
+}
+
+/// The stored shape of layer `i`'s input for a batch.
+pub fn in_shape(plan: &Plan, i: usize, batch: usize) -> Vec<usize> {
+    let sample = if i == 0 {
+        plan.model.input_shape.clone()
+    } else {
+        plan.model.layers[i - 1].sample_shape()
+    };
+    [vec![batch], sample].concat()
 }
