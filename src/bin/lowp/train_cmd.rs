@@ -17,7 +17,7 @@ use std::time::Instant;
 pub enum ModelArg {
     /// Multi-layer perceptron (hidden widths from --hidden).
     Mlp,
-    /// LeNet-5 (not built yet).
+    /// LeNet-5 (two 5x5 convolutions with max pooling, then 120, 84, classes).
     Lenet,
     /// CIFAR ResNet-8 (not built yet).
     Resnet8,
@@ -149,10 +149,11 @@ fn show(r: &RoleBytes, fp32: &RoleBytes, when: &str) {
 
 /// Runs the command.
 pub fn run(a: &Args) -> Result<(), String> {
-    if a.model != ModelArg::Mlp {
-        return Err(
-            format!("--model {:?} is not built yet; use --model mlp", a.model).to_lowercase(),
-        );
+    if matches!(a.model, ModelArg::Resnet8 | ModelArg::Resnet20) {
+        let name = format!("{:?}", a.model).to_lowercase();
+        return Err(format!(
+            "--model {name} is not built yet; use --model mlp or lenet"
+        ));
     }
     if a.optimizer != OptimizerArg::Sgd {
         return Err("--optimizer adam is not built yet; use --optimizer sgd".into());
@@ -172,7 +173,10 @@ pub fn run(a: &Args) -> Result<(), String> {
             )
         })?;
     let (train, test) = data(a)?;
-    let model = Model::mlp(train.image_len(), &hidden, train.classes);
+    let model = match a.model {
+        ModelArg::Lenet => Model::lenet(train.shape, train.classes)?,
+        _ => Model::mlp(train.image_len(), &hidden, train.classes),
+    };
     let map = match &a.precision {
         Some(p) => PrecisionMap::load(p).map_err(|e| e.to_string())?,
         None => PrecisionMap::uniform(Format::FP32),
