@@ -203,6 +203,23 @@ pub fn quantize(
     quantize_buffer(ctx, &input, shape, spec)
 }
 
+/// A zeroed tensor of `shape` with buffers for its packed codes and the scales `spec` needs.
+pub fn alloc_tensor(
+    ctx: &GpuContext,
+    shape: &[usize],
+    spec: &QuantSpec,
+) -> Result<Tensor, GpuError> {
+    let n: usize = shape.iter().product();
+    let words = zeroed(ctx, "codes", packed_words(n, spec.format.bits()))?;
+    let sw = scale_words(spec, n);
+    let scales = if sw > 0 {
+        Some(zeroed(ctx, "scales", sw)?)
+    } else {
+        None
+    };
+    Ok(Tensor::from_parts(shape.to_vec(), *spec, words, scales))
+}
+
 /// Quantizes `shape.product()` f32 values already in a GPU buffer.
 pub fn quantize_buffer(
     ctx: &GpuContext,
@@ -212,13 +229,8 @@ pub fn quantize_buffer(
 ) -> Result<(Tensor, Exceptions), GpuError> {
     let n: usize = shape.iter().product();
     check_len(spec, n)?;
-    let words = zeroed(ctx, "codes", packed_words(n, spec.format.bits()))?;
-    let sw = scale_words(spec, n);
-    let scales = if sw > 0 {
-        Some(zeroed(ctx, "scales", sw)?)
-    } else {
-        None
-    };
+    let t = alloc_tensor(ctx, shape, spec)?;
+    let (words, scales) = (t.words().clone(), t.scales().cloned());
     let dummy;
     let scales_ref = match &scales {
         Some(s) => s,

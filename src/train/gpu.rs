@@ -8,6 +8,7 @@ use super::plan::{Plan, RoleBytes, SgdConfig};
 use crate::accum::GemmSpec;
 use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass, Pool};
 use crate::gpu::buffers::{map_read, staging, zeroed};
+use crate::gpu::params::DispatchParams;
 use crate::gpu::{GpuContext, GpuError, Tensor};
 use crate::ops::conv::prepare_conv;
 use crate::ops::elementwise::{
@@ -15,10 +16,9 @@ use crate::ops::elementwise::{
     record_softmax_xent,
 };
 use crate::ops::elementwise::{record_maxpool_backward, record_maxpool_forward};
-use crate::ops::gemm::{prepare_gemm, record_view};
-use crate::ops::quantize::{QuantizeTargets, dequantize_into, record_quantize, scale_words};
+use crate::ops::gemm::{GemmView, prepare_gemm, record_view};
+use crate::ops::quantize::{QuantizeTargets, alloc_tensor, dequantize_into, record_quantize};
 use crate::quant::QuantSpec;
-use crate::reference::packed_words;
 
 /// A packed tensor plus an f32 working copy of the same size.
 struct Slot {
@@ -64,16 +64,10 @@ pub struct GpuTrainer<'c> {
 }
 
 fn slot(ctx: &GpuContext, shape: &[usize], spec: &QuantSpec) -> Result<Slot, GpuError> {
-    let n: usize = shape.iter().product();
-    let words = zeroed(ctx, "codes", packed_words(n, spec.format.bits()))?;
-    let sw = scale_words(spec, n);
-    let scales = if sw > 0 {
-        Some(zeroed(ctx, "scales", sw)?)
-    } else {
-        None
-    };
+    let t = alloc_tensor(ctx, shape, spec)?;
+    let n = t.len();
     Ok(Slot {
-        t: Tensor::from_parts(shape.to_vec(), *spec, words, scales),
+        t,
         f: zeroed(ctx, "f32", n)?,
         n,
     })
@@ -217,17 +211,24 @@ impl<'c> GpuTrainer<'c> {
         out: &Slot,
     ) -> Result<(), GpuError> {
         let (view, params, _) = prepare_gemm(a, b, bias.map(|(_, n)| n), spec)?;
-        record_view(
-            self.ctx,
-            enc,
-            &view,
-            params,
-            a,
-            b,
-            bias.map_or(&self.none, |(buf, _)| buf),
-            &out.f,
-        )?;
-        self.quantize(enc, &out.f, out, &spec.out)
+        self.finish(enc, &view, params, (a, b), bias, out, &spec.out)
+    }
+
+    /// Records a prepared GEMM view's sums into `out`'s f32 copy, then quantizes them.
+    #[allow(clippy::too_many_arguments)]
+    fn finish<P: DispatchParams>(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        view: &GemmView,
+        params: P,
+        (a, b): (&Tensor, &Tensor),
+        bias: Option<(&wgpu::Buffer, usize)>,
+        out: &Slot,
+        out_spec: &QuantSpec,
+    ) -> Result<(), GpuError> {
+        let bias = bias.map_or(&self.none, |(buf, _)| buf);
+        record_view(self.ctx, enc, view, params, a, b, bias, &out.f)?;
+        self.quantize(enc, &out.f, out, out_spec)
     }
 
     /// Records a convolution pass of two packed tensors `(a, b)` (A and B of its GEMM view)
@@ -244,17 +245,7 @@ impl<'c> GpuTrainer<'c> {
         out: &Slot,
     ) -> Result<(), GpuError> {
         let (view, params) = prepare_conv(pass, geo, a, b, bias.map(|(_, n)| n), spec)?;
-        record_view(
-            self.ctx,
-            enc,
-            &view,
-            params,
-            a,
-            b,
-            bias.map_or(&self.none, |(buf, _)| buf),
-            &out.f,
-        )?;
-        self.quantize(enc, &out.f, out, &spec.out)
+        self.finish(enc, &view, params, (a, b), bias, out, &spec.out)
     }
 
     /// One step on a batch (exactly `batch` samples), submitted as one command buffer.
