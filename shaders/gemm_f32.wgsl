@@ -1,8 +1,9 @@
 // GEMM (or a convolution's GEMM view) with f32 accumulation. A workgroup of WX x WY
 // invocations computes a TM x TN tile of C, each invocation an RM x RN register tile;
 // operands are decoded from their packed codes as TK-deep slices of A and B are staged in
-// workgroup memory. The tile sizes are pipeline-overridable, chosen per adapter
-// (src/ops/tiles.rs), with WX = TN / RN, WY = TM / RM, TILE_A = TK * TM, TILE_B = TK * TN.
+// workgroup memory (split-K: workgroup z takes one slice of K and writes a partial sum).
+// The tile sizes are pipeline-overridable, chosen per adapter
+// (src/gpu/tiles.rs), with WX = TN / RN, WY = TM / RM, TILE_A = TK * TM, TILE_B = TK * TN.
 
 override TM: u32 = 64u;
 override TN: u32 = 64u;
@@ -26,12 +27,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let col0 = wid.x * TN;
     let threads = WX * WY;
     var acc: array<f32, RMAX>;
-    for (var k0 = 0u; k0 < G.k; k0 += TK) {
+    // Split-K: workgroup z sums products [k_begin, k_end) only.
+    let k_begin = wid.z * G.k_split;
+    let k_end = min(G.k, k_begin + G.k_split);
+    for (var k0 = k_begin; k0 < k_end; k0 += TK) {
         for (var e = li; e < TILE_A; e += threads) {
             let kk = e / TM;
             let r = e % TM;
             var v = 0.0;
-            if (row0 + r < G.m && k0 + kk < G.k) {
+            if (row0 + r < G.m && k0 + kk < k_end) {
                 v = bitcast<f32>(value_a(row0 + r, k0 + kk));
             }
             tile_a[e] = v;
@@ -40,7 +44,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             let kk = e / TN;
             let q = e % TN;
             var v = 0.0;
-            if (col0 + q < G.n && k0 + kk < G.k) {
+            if (col0 + q < G.n && k0 + kk < k_end) {
                 v = bitcast<f32>(value_b(k0 + kk, col0 + q));
             }
             tile_b[e] = v;
@@ -67,7 +71,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         let gi = row0 + lid.y * RM + r;
         for (var q = 0u; q < RN; q++) {
             let gj = col0 + lid.x * RN + q;
-            if (gi < G.m && gj < G.n) {
+            if (gi < G.m && gj < G.n && G.splits > 1u) {
+                // A partial sum, row-major per slice; gemm_reduce adds the slices.
+                c_out[(wid.z * G.m + gi) * G.n + gj] = bitcast<u32>(acc[r * RN + q]);
+            } else if (gi < G.m && gj < G.n) {
                 var v = acc[r * RN + q];
                 if (G.has_bias != 0u) {
                     v = v + bitcast<f32>(bias_at(gi, gj));

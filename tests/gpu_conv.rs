@@ -307,3 +307,30 @@ fn bad_convolutions_are_errors() {
     .unwrap();
     assert!(e.to_string().contains("stride"), "{e}");
 }
+
+#[test]
+fn split_k_backward_weight_is_within_the_bound() {
+    // Backward weight of a 3 x 2 x 3 x 3 kernel over a 4 x 2 x 40 x 40 input: a GEMM view of
+    // 3 x 18 outputs and K = 6400, which the fp32 kernel splits across workgroups. Bound as
+    // in fp32_accumulation_is_within_the_bound_of_the_direct_loops.
+    let u = 2f64.powi(-24);
+    let geo: Geo = ([4, 2, 40, 40], [3, 3, 3], [1, 1], [1, 1], [1, 1]);
+    let spec = spec_of(&geo);
+    let r = setup(&geo, ["bf16", "e4m3", "fp16"], &spec, 7);
+    let dec = |v: &[f32], q: &QuantSpec| reference::dequantize(&reference::quantize(v, q));
+    let (x, w, dy) = (dec(&r.x, &r.qx), dec(&r.w, &r.qw), dec(&r.dy, &r.qdy));
+    let pass = ConvPass::BackwardWeight;
+    let k = r.g.gemm_dims(pass).2;
+    assert_eq!(k, 6400);
+    let (gpu, _) = both(&r, pass, &spec, None);
+    let (exact, mag) = reference::conv::conv2d_direct(pass, &r.g, &x, &w, &dy);
+    let gamma = k as f64 * u / (1.0 - k as f64 * u);
+    for (i, (&e, &m)) in exact.iter().zip(&mag).enumerate() {
+        let got = f32::from_bits(gpu[i]) as f64;
+        let bound = gamma * m + k as f64 * 2f64.powi(-53) * m;
+        assert!(
+            (got - e).abs() <= bound,
+            "dW[{i}]: {got} vs {e}, bound {bound}"
+        );
+    }
+}

@@ -35,8 +35,8 @@ struct ConvParams {
     pad_w: u32,
     dil_h: u32,
     dil_w: u32,
-    _pad0: u32,
-    _pad1: u32,
+    splits: u32,
+    k_split: u32,
 }
 
 @group(0) @binding(0) var<uniform> G: ConvParams;

@@ -17,10 +17,10 @@ struct GemmParams {
     has_bias: u32,
     groups_x: u32,
     count: u32,
+    splits: u32,     // K slices summed by separate workgroups (split-K)
+    k_split: u32,    // products per slice
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
-    _pad3: u32,
 }
 
 @group(0) @binding(0) var<uniform> G: GemmParams;

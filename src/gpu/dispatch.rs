@@ -42,7 +42,14 @@ pub fn record_groups<P: bytemuck::Pod>(
     params: &P,
     bindings: &[(u32, &wgpu::Buffer)],
 ) -> Result<(), GpuError> {
-    record_tiled(ctx, enc, (kernel, entry, &[]), (gx, gy), params, bindings)
+    record_tiled(
+        ctx,
+        enc,
+        (kernel, entry, &[]),
+        (gx, gy, 1),
+        params,
+        bindings,
+    )
 }
 
 /// Like [`record_groups`], for a kernel with pipeline-overridable constants.
@@ -50,7 +57,7 @@ pub fn record_tiled<P: bytemuck::Pod>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
     (kernel, entry, constants): (&str, &str, &[(&str, f64)]),
-    (gx, gy): (u32, u32),
+    (gx, gy, gz): (u32, u32, u32),
     params: &P,
     bindings: &[(u32, &wgpu::Buffer)],
 ) -> Result<(), GpuError> {
@@ -76,7 +83,7 @@ pub fn record_tiled<P: bytemuck::Pod>(
     });
     pass.set_pipeline(&pipeline);
     pass.set_bind_group(0, &bind, &[]);
-    pass.dispatch_workgroups(gx, gy, 1);
+    pass.dispatch_workgroups(gx, gy, gz);
     drop(pass);
     match pollster::block_on(scope.pop()) {
         Some(e) => Err(GpuError::Device(format!("kernel {kernel}/{entry}: {e}"))),

@@ -148,8 +148,12 @@ pub struct GemmParams {
     pub groups_x: u32,
     /// Work items in this dispatch.
     pub count: u32,
+    /// K slices summed by separate workgroups (split-K), 1 for none.
+    pub splits: u32,
+    /// Products per K slice.
+    pub k_split: u32,
     /// Padding to 64 words.
-    pub pad: [u32; 4],
+    pub pad: [u32; 2],
 }
 
 /// Parameter blocks whose dispatch grid is filled in when they are recorded.
@@ -162,6 +166,26 @@ impl DispatchParams for QuantParams {
     fn set_grid(&mut self, groups_x: u32, count: u32) {
         self.groups_x = groups_x;
         self.count = count;
+    }
+}
+
+/// Parameter blocks of GEMM-shaped dispatches, whose K may be split.
+pub trait SplitParams: DispatchParams {
+    /// Sets the number of K slices and their length.
+    fn set_split(&mut self, splits: u32, k_split: u32);
+}
+
+impl SplitParams for GemmParams {
+    fn set_split(&mut self, splits: u32, k_split: u32) {
+        self.splits = splits;
+        self.k_split = k_split;
+    }
+}
+
+impl SplitParams for ConvParams {
+    fn set_split(&mut self, splits: u32, k_split: u32) {
+        self.splits = splits;
+        self.k_split = k_split;
     }
 }
 
@@ -234,8 +258,10 @@ pub struct ConvParams {
     pub dil_h: u32,
     /// Horizontal dilation.
     pub dil_w: u32,
-    /// Padding to a multiple of 4 words.
-    pub pad: [u32; 2],
+    /// K slices summed by separate workgroups (split-K), 1 for none.
+    pub splits: u32,
+    /// Products per K slice.
+    pub k_split: u32,
 }
 
 impl DispatchParams for ConvParams {

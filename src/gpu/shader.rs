@@ -37,6 +37,7 @@ const CONV_LIB: &[&str] = &["fmt", "rng", "quant", "softfloat", "operands", "con
 const GEMM_EXACT: &str = include_str!("../../shaders/gemm_exact.wgsl");
 const GEMM_F32: &str = include_str!("../../shaders/gemm_f32.wgsl");
 const GEMM_I8: &str = include_str!("../../shaders/gemm_i8.wgsl");
+const GEMM_REDUCE: &str = include_str!("../../shaders/gemm_reduce.wgsl");
 
 /// The kernels: name, library pieces, source.
 const KERNELS: &[(&str, &[&str], &str)] = &[
@@ -64,10 +65,12 @@ const KERNELS: &[(&str, &[&str], &str)] = &[
     ("gemm_exact", GEMM_LIB, GEMM_EXACT),
     ("gemm_f32", GEMM_LIB, GEMM_F32),
     ("gemm_i8", GEMM_LIB, GEMM_I8),
+    ("gemm_reduce", GEMM_LIB, GEMM_REDUCE),
     // Convolutions run the GEMM bodies with convolution addressing.
     ("conv_exact", CONV_LIB, GEMM_EXACT),
     ("conv_f32", CONV_LIB, GEMM_F32),
     ("conv_i8", CONV_LIB, GEMM_I8),
+    ("conv_reduce", CONV_LIB, GEMM_REDUCE),
     ("relu", ELEM_LIB, include_str!("../../shaders/relu.wgsl")),
     (
         "softmax_xent",

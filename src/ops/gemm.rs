@@ -5,7 +5,7 @@ use crate::accum::{Accumulator, GemmMode, GemmSpec};
 use crate::format::Format;
 use crate::gpu::buffers::{upload_f32, zeroed};
 use crate::gpu::dispatch::{record, record_tiled};
-use crate::gpu::params::{DispatchParams, FmtParams, GemmParams, scaling_id};
+use crate::gpu::params::{FmtParams, GemmParams, SplitParams, scaling_id};
 use crate::gpu::{GpuContext, GpuError, Tensor};
 use crate::quant::{Exceptions, QuantSpec};
 
@@ -31,6 +31,22 @@ pub struct GemmView {
     pub m: usize,
     /// Columns of the view.
     pub n: usize,
+    /// Inner dimension of the view.
+    pub k: usize,
+}
+
+/// How many K slices a tiled f32 GEMM of `groups` output tiles is split into: enough
+/// workgroups to occupy the device, each slice at least four K tiles deep.
+fn split_count(ctx: &GpuContext, groups: usize, k: usize, tk: usize) -> usize {
+    let target = if ctx.info.device_type == wgpu::DeviceType::Cpu {
+        16
+    } else {
+        512
+    };
+    if groups >= target {
+        return 1;
+    }
+    (target / groups.max(1)).min(k / (4 * tk)).clamp(1, 64)
 }
 
 impl GemmView {
@@ -56,6 +72,7 @@ impl GemmView {
             kernel,
             m,
             n,
+            k,
         }
     }
 
@@ -136,11 +153,11 @@ pub fn gemm(
 
 /// Records a GEMM view's sums (bias added) into the f32 buffer `c` (m x n words).
 #[allow(clippy::too_many_arguments)]
-pub fn record_view<P: DispatchParams>(
+pub fn record_view<P: SplitParams>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
     view: &GemmView,
-    params: P,
+    mut params: P,
     a: &Tensor,
     b: &Tensor,
     bias: &wgpu::Buffer,
@@ -172,18 +189,49 @@ pub fn record_view<P: DispatchParams>(
     match view.kernel {
         Kernel::PerElement => record(ctx, enc, &name, "main", cells as u32, params, &bindings),
         tiled => {
-            let grid = (
-                n.div_ceil(tiles.tn as usize) as u32,
-                m.div_ceil(tiles.tm as usize) as u32,
-            );
+            let (gx, gy) = (n.div_ceil(tiles.tn as usize), m.div_ceil(tiles.tm as usize));
             let constants = tiles.constants(tiled == Kernel::TiledI8);
+            let splits = if tiled == Kernel::TiledF32 {
+                split_count(ctx, gx * gy, view.k, tiles.tk as usize)
+            } else {
+                1
+            };
+            let k_split = view.k.div_ceil(splits).next_multiple_of(tiles.tk as usize);
+            let splits = view.k.div_ceil(k_split.max(1)).max(1);
+            params.set_split(splits as u32, k_split as u32);
+            let grid = (gx as u32, gy as u32, splits as u32);
+            if splits == 1 {
+                return record_tiled(
+                    ctx,
+                    enc,
+                    (&name, "main", &constants),
+                    grid,
+                    &params,
+                    &bindings,
+                );
+            }
+            // Partial sums per slice, then one pass adds them in slice order (and the bias).
+            let partial = zeroed(ctx, "split-K partial sums", splits * m * n)?;
+            let mut split_bindings = bindings;
+            split_bindings[5] = (6, &partial);
             record_tiled(
                 ctx,
                 enc,
                 (&name, "main", &constants),
                 grid,
                 &params,
-                &bindings,
+                &split_bindings,
+            )?;
+            let reduce = format!("{}_reduce", view.family);
+            let reduce_bindings = [(5, bias), (6, &partial), (8, c)];
+            record(
+                ctx,
+                enc,
+                &reduce,
+                "main",
+                cells as u32,
+                params,
+                &reduce_bindings,
             )
         }
     }
@@ -191,7 +239,7 @@ pub fn record_view<P: DispatchParams>(
 
 /// Runs a GEMM view and quantizes its sums into a tensor of `out_shape`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn finish_view<P: DispatchParams>(
+pub(crate) fn finish_view<P: SplitParams>(
     ctx: &GpuContext,
     view: &GemmView,
     params: P,

@@ -8,7 +8,7 @@ use super::plan::{Plan, RoleBytes, SgdConfig};
 use crate::accum::GemmSpec;
 use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass, Pool};
 use crate::gpu::buffers::{map_read, staging, zeroed};
-use crate::gpu::params::DispatchParams;
+use crate::gpu::params::SplitParams;
 use crate::gpu::{GpuContext, GpuError, Tensor};
 use crate::ops::conv::prepare_conv;
 use crate::ops::elementwise::{
@@ -216,7 +216,7 @@ impl<'c> GpuTrainer<'c> {
 
     /// Records a prepared GEMM view's sums into `out`'s f32 copy, then quantizes them.
     #[allow(clippy::too_many_arguments)]
-    fn finish<P: DispatchParams>(
+    fn finish<P: SplitParams>(
         &self,
         enc: &mut wgpu::CommandEncoder,
         view: &GemmView,
