@@ -1,16 +1,13 @@
 //! The `lowp` binary: formats table, quantize on GPU and CPU, and one-line errors for bad input.
 
+mod common;
+
+use common::lowp;
+
 use lowp::data::npy::{NpyArray, read_f32, write_f32};
 use npyz::WriterBuilder;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn lowp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lowp"))
-        .args(args)
-        .output()
-        .expect("run lowp")
-}
+use std::process::Output;
 
 fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("lowp-cli-{}", std::process::id()));

@@ -1,15 +1,11 @@
 //! `lowp train`: GPU and CPU runs agree under an exact (fixed-point) map, the precision
 //! table and memory report, metrics and plot files, and clear errors.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn lowp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lowp"))
-        .args(args)
-        .output()
-        .expect("run lowp")
-}
+use common::lowp;
+
+use std::path::PathBuf;
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("lowp-train-{}-{name}", std::process::id()));

@@ -15,18 +15,6 @@ fn ctx() -> &'static GpuContext {
     CTX.get_or_init(common::gpu)
 }
 
-fn data(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32 * scale
-        })
-        .collect()
-}
-
 /// (x shape, kernel (O, KH, KW), stride, padding, dilation)
 type Geo = ([usize; 4], [usize; 3], [usize; 2], [usize; 2], [usize; 2]);
 
@@ -52,9 +40,9 @@ struct Run {
 fn setup(geo: &Geo, formats: [&str; 3], spec: &Conv2dSpec, seed: u64) -> Run {
     let (xs, [o, kh, kw], ..) = *geo;
     let g = spec.geometry(&xs, &[o, xs[1], kh, kw]).unwrap();
-    let x = data(xs.iter().product(), seed, 2.0);
-    let w = data(o * xs[1] * kh * kw, seed + 1, 1.0);
-    let dy = data(g.batch * g.cout * g.oh * g.ow, seed + 2, 1.5);
+    let x = common::uniform(xs.iter().product(), seed, 2.0);
+    let w = common::uniform(o * xs[1] * kh * kw, seed + 1, 1.0);
+    let dy = common::uniform(g.batch * g.cout * g.oh * g.ow, seed + 2, 1.5);
     let q = |f: &str| QuantSpec::new(f.parse().unwrap());
     Run {
         g,
@@ -145,7 +133,8 @@ fn exact_accumulation_equals_the_gemm_based_reference() {
             }
             let r = setup(geo, formats, &spec, t);
             for pass in PASSES {
-                let bias = (pass == ConvPass::Forward).then(|| data(r.g.cout, t + 9, 1.0));
+                let bias =
+                    (pass == ConvPass::Forward).then(|| common::uniform(r.g.cout, t + 9, 1.0));
                 let (gpu, rr) = both(&r, pass, &spec, bias.as_deref());
                 assert_eq!(gpu, rr.out.words, "{pass:?} {geo:?} {formats:?} acc {acc}");
             }
@@ -167,7 +156,7 @@ fn fp32_accumulation_is_within_the_bound_of_the_direct_loops() {
         let (x, w, dy) = (dec(&r.x, &r.qx), dec(&r.w, &r.qw), dec(&r.dy, &r.qdy));
         for pass in PASSES {
             let (_, _, k) = r.g.gemm_dims(pass);
-            let bias = (pass == ConvPass::Forward).then(|| data(r.g.cout, 7, 1.0));
+            let bias = (pass == ConvPass::Forward).then(|| common::uniform(r.g.cout, 7, 1.0));
             let (gpu, rr) = both(&r, pass, &spec, bias.as_deref());
             let (exact, mag) = reference::conv::conv2d_direct(pass, &r.g, &x, &w, &dy);
             let per_channel = r.g.oh * r.g.ow;

@@ -15,18 +15,6 @@ fn ctx() -> &'static GpuContext {
     CTX.get_or_init(|| common::gpu().with_max_groups_x(5))
 }
 
-fn data(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32 * scale
-        })
-        .collect()
-}
-
 struct Case {
     fa: &'static str,
     fb: &'static str,
@@ -52,9 +40,9 @@ fn run(
         ..QuantSpec::new(c.fa.parse().unwrap())
     };
     let qb = QuantSpec::new(c.fb.parse::<Format>().unwrap());
-    let xa = data(c.m * c.k, seed, 3.0);
-    let xb = data(c.k * c.n, seed + 1, 2.0);
-    let bias = c.bias.then(|| data(c.n, seed + 2, 5.0));
+    let xa = common::uniform(c.m * c.k, seed, 3.0);
+    let xb = common::uniform(c.k * c.n, seed + 1, 2.0);
+    let bias = c.bias.then(|| common::uniform(c.n, seed + 2, 5.0));
     let (ta, _) = ops::quantize(g, &xa, &a_shape, &qa).unwrap();
     let (tb, _) = ops::quantize(g, &xb, &b_shape, &qb).unwrap();
     let (ra, rb) = (reference::quantize(&xa, &qa), reference::quantize(&xb, &qb));
@@ -211,7 +199,7 @@ fn fp32_accumulation_is_within_the_error_bound() {
                 ..GemmSpec::new()
             };
             let (gpu, r, va, vb) = run(&case, &spec, 200 + t);
-            let bias = case.bias.then(|| data(n, 200 + t + 2, 5.0));
+            let bias = case.bias.then(|| common::uniform(n, 200 + t + 2, 5.0));
             let gamma = |j: usize| j as f64 * u / (1.0 - j as f64 * u);
             for i in 0..m {
                 for j in 0..n {
@@ -325,8 +313,11 @@ fn every_tiling_gives_the_same_exact_results_and_stays_in_bound() {
                 QuantSpec::new(fa.parse().unwrap()),
                 QuantSpec::new(fb.parse().unwrap()),
             );
-            let (xa, xb) = (data(m * k, 1, 3.0), data(k * n, 2, 2.0));
-            let bias = data(n, 3, 1.0);
+            let (xa, xb) = (
+                common::uniform(m * k, 1, 3.0),
+                common::uniform(k * n, 2, 2.0),
+            );
+            let bias = common::uniform(n, 3, 1.0);
             let (ta, _) = ops::quantize(&g, &xa, &[m, k], &qa).unwrap();
             let (tb, _) = ops::quantize(&g, &xb, &[k, n], &qb).unwrap();
             let (tc, _) = ops::gemm(&g, &ta, &tb, Some(&bias), &GemmSpec::new()).unwrap();

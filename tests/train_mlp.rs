@@ -10,18 +10,6 @@ use lowp::train::model::Model;
 use lowp::train::plan::{Plan, SgdConfig};
 use lowp::train::precision::PrecisionMap;
 
-fn data(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0) as f32
-        })
-        .collect()
-}
-
 fn check(map_text: &str, master: bool, steps: usize) {
     check_model(Model::mlp(12, &[10, 8], 4), map_text, master, steps);
 }
@@ -54,7 +42,7 @@ fn check_model(model: Model, map_text: &str, master: bool, steps: usize) {
         "{planned:?} vs fp32 {fp32:?}"
     );
     for step in 0..steps {
-        let x = data(batch * inputs, step as u64);
+        let x = common::uniform(batch * inputs, step as u64, 2.0);
         let labels: Vec<u32> = (0..batch as u32)
             .map(|i| (i * 3 + step as u32) % model.classes() as u32)
             .collect();

@@ -100,3 +100,24 @@ pub fn tricky_inputs(n: usize, seed: u64, max: f32) -> Vec<f32> {
         })
         .collect()
 }
+
+/// `n` values uniform in [-scale, scale) from a seeded xorshift generator.
+pub fn uniform(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32 * scale
+        })
+        .collect()
+}
+
+/// Runs the `lowp` binary with `args`.
+pub fn lowp(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_lowp"))
+        .args(args)
+        .output()
+        .expect("run lowp")
+}
