@@ -5,7 +5,7 @@ use super::model::Layer;
 use super::plan::{Plan, SgdConfig};
 use super::plan::{conv_spec, in_shape};
 use crate::accum::GemmSpec;
-use crate::conv::{ConvPass, Pool};
+use crate::conv::ConvPass;
 use crate::reference::conv::conv2d;
 use crate::reference::elementwise::{
     col_sum, maxpool_backward, maxpool_forward, relu_backward, relu_forward, sgd, softmax_xent,
@@ -131,17 +131,8 @@ impl CpuTrainer {
                         .unwrap()
                         .out
                 }
-                Layer::MaxPool2d {
-                    channels,
-                    pool,
-                    in_hw,
-                    ..
-                } => {
-                    let p = Pool {
-                        planes: batch * channels,
-                        in_hw: *in_hw,
-                        pool: *pool,
-                    };
+                Layer::MaxPool2d { .. } => {
+                    let p = l.pool_geometry(batch).unwrap();
                     quantize(
                         &maxpool_forward(&dequantize(prev), &p),
                         &plan.spec(&format!("{n}.act"), s, 0),
@@ -268,18 +259,9 @@ impl CpuTrainer {
                         .out;
                     }
                 }
-                Layer::MaxPool2d {
-                    channels,
-                    pool,
-                    in_hw,
-                    ..
-                } => {
+                Layer::MaxPool2d { .. } => {
                     if let Some(out) = prev_grad {
-                        let p = Pool {
-                            planes: batch * channels,
-                            in_hw: *in_hw,
-                            pool: *pool,
-                        };
+                        let p = l.pool_geometry(batch).unwrap();
                         grad = quantize(
                             &maxpool_backward(&dequantize(x_in), &dequantize(&grad), &p),
                             &out,

@@ -6,7 +6,7 @@ use super::model::Layer;
 use super::plan::conv_spec;
 use super::plan::{Plan, RoleBytes, SgdConfig};
 use crate::accum::GemmSpec;
-use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass, Pool};
+use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
 use crate::gpu::buffers::{map_read, staging, zeroed};
 use crate::gpu::params::SplitParams;
 use crate::gpu::{GpuContext, GpuError, Tensor};
@@ -325,17 +325,8 @@ impl<'c> GpuTrainer<'c> {
                         &self.acts[i],
                     )?;
                 }
-                Layer::MaxPool2d {
-                    channels,
-                    pool,
-                    in_hw,
-                    ..
-                } => {
-                    let p = Pool {
-                        planes: batch * channels,
-                        in_hw: *in_hw,
-                        pool: *pool,
-                    };
+                Layer::MaxPool2d { .. } => {
+                    let p = l.pool_geometry(batch).unwrap();
                     self.decode(e, prev, &self.scratch)?;
                     record_maxpool_forward(ctx, e, &self.scratch, &self.acts[i].f, &p)?;
                     self.quantize(e, &self.acts[i].f, &self.acts[i], &act_spec)?;
@@ -433,18 +424,9 @@ impl<'c> GpuTrainer<'c> {
                         )?;
                     }
                 }
-                Layer::MaxPool2d {
-                    channels,
-                    pool,
-                    in_hw,
-                    ..
-                } => {
+                Layer::MaxPool2d { .. } => {
                     if let Some(out) = prev_grad {
-                        let pl = Pool {
-                            planes: batch * channels,
-                            in_hw: *in_hw,
-                            pool: *pool,
-                        };
+                        let pl = layers[i].pool_geometry(batch).unwrap();
                         let dst = &self.grads[i - 1];
                         self.decode(e, x_in, &self.scratch)?;
                         self.decode(e, g, &self.scratch2)?;

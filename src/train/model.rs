@@ -92,6 +92,23 @@ impl Layer {
         self.sample_shape().iter().product()
     }
 
+    /// The pooling geometry of a MaxPool2d layer for a batch.
+    pub fn pool_geometry(&self, batch: usize) -> Option<crate::conv::Pool> {
+        match self {
+            Layer::MaxPool2d {
+                channels,
+                pool,
+                in_hw,
+                ..
+            } => Some(crate::conv::Pool {
+                planes: batch * channels,
+                in_hw: *in_hw,
+                pool: *pool,
+            }),
+            _ => None,
+        }
+    }
+
     /// Whether the layer has weights.
     pub fn has_params(&self) -> bool {
         matches!(self, Layer::Linear { .. } | Layer::Conv2d { .. })
