@@ -115,6 +115,34 @@ impl Tiles {
         Ok(())
     }
 
+    /// These tiles reshaped for an `m` x `n` view: while one side's tile is at least twice
+    /// that side and the other side is wider than its tile, halve the first and double the
+    /// second (the workgroup keeps its size), so thin views stop idling most of each tile.
+    pub fn fit(&self, m: usize, n: usize, limits: &wgpu::Limits) -> Tiles {
+        let mut t = *self;
+        loop {
+            let next = if t.tm / 2 >= m as u32 && (t.tn as usize) < n {
+                Tiles {
+                    tm: t.tm / 2,
+                    tn: t.tn * 2,
+                    ..t
+                }
+            } else if t.tn / 2 >= n as u32 && (t.tm as usize) < m {
+                Tiles {
+                    tn: t.tn / 2,
+                    tm: t.tm * 2,
+                    ..t
+                }
+            } else {
+                return t;
+            };
+            if next.validate(limits).is_err() {
+                return t;
+            }
+            t = next;
+        }
+    }
+
     /// The pipeline constants of the kernels (`packed`: the dot4I8Packed kernel's word tiles).
     pub fn constants(&self, packed: bool) -> [(&'static str, f64); 9] {
         let depth = if packed { self.tk / 4 } else { self.tk };
@@ -129,5 +157,39 @@ impl Tiles {
             ("TILE_A", (depth * self.tm) as f64),
             ("TILE_B", (depth * self.tn) as f64),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tiles;
+
+    #[test]
+    fn thin_views_get_thin_tiles_of_the_same_workgroup_size() {
+        let limits = wgpu::Limits::default();
+        let threads = |t: Tiles| (t.tm / t.rm) * (t.tn / t.rn);
+        for base in [Tiles::SMALL, Tiles::MEDIUM, Tiles::LARGE] {
+            for (m, n) in [
+                (6, 12544),
+                (16, 4096),
+                (12544, 6),
+                (1, 1 << 20),
+                (500, 500),
+                (3, 5),
+            ] {
+                let t = base.fit(m, n, &limits);
+                t.validate(&limits).unwrap();
+                assert_eq!(threads(t), threads(base), "{base:?} fit to {m}x{n}");
+                // A side never shrinks below its extent once the other side is wide.
+                if (t.tm, t.tn) != (base.tm, base.tn) {
+                    assert!(t.tm as usize >= m.min(base.tm as usize) || t.tm == t.rm);
+                    assert!(t.tn as usize >= n.min(base.tn as usize) || t.tn == t.rn);
+                }
+            }
+            assert_eq!(base.fit(500, 500, &limits), base);
+            assert_eq!(base.fit(3, 5, &limits), base);
+            let thin = base.fit(6, 12544, &limits);
+            assert!(thin.tm < base.tm && thin.tm as usize >= 6.min(base.tm as usize));
+        }
     }
 }

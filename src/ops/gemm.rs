@@ -165,7 +165,7 @@ pub fn record_view<P: SplitParams>(
 ) -> Result<(), GpuError> {
     let (m, n) = (view.m, view.n);
     let cells = m as u64 * n as u64;
-    let tiles = ctx.tiles();
+    let tiles = ctx.tiles().fit(m, n, &ctx.device.limits());
     if cells >= 1 << 32
         || m.div_ceil(tiles.tm as usize) > u16::MAX as usize
         || n.div_ceil(tiles.tn as usize) > u16::MAX as usize
