@@ -11,7 +11,7 @@ use lowp::format::Format;
 use lowp::gpu::GpuContext;
 use lowp::train::gpu::GpuTrainer;
 use lowp::train::model::Model;
-use lowp::train::plan::{Plan, SgdConfig};
+use lowp::train::plan::{Plan, TrainConfig};
 use lowp::train::precision::PrecisionMap;
 use std::time::Instant;
 
@@ -30,12 +30,6 @@ fn main() {
     let data = synthetic(BATCH * (steps + 1), 1);
     let per = data.image_len();
     let labels: Vec<u32> = data.labels.iter().map(|&l| l as u32).collect();
-    let sgd = SgdConfig {
-        lr: 0.05,
-        momentum: 0.9,
-        weight_decay: 0.0,
-        nesterov: false,
-    };
     println!(
         "\nadapter: {} ({:?}, {:?}); LeNet-5, batch {BATCH}, {steps} timed steps after one warm-up",
         ctx.info.name, ctx.info.backend, ctx.info.device_type
@@ -47,8 +41,8 @@ fn main() {
     let mut fp32_rate = 0.0;
     for (name, map, master) in maps {
         let model = Model::lenet(data.shape, data.classes).unwrap();
-        let plan = Plan::new(model, &map, master, 1).unwrap();
-        let mut t = GpuTrainer::new(&ctx, plan, sgd, BATCH).unwrap();
+        let plan = Plan::new(model, &map, master, TrainConfig::default(), 1).unwrap();
+        let mut t = GpuTrainer::new(&ctx, plan, BATCH).unwrap();
         let batch = |s: usize| {
             (
                 &data.images[s * BATCH * per..(s + 1) * BATCH * per],

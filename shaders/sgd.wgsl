@@ -1,18 +1,21 @@
-// SGD with momentum, weight decay and optional Nesterov, in soft-float (bit-exact):
-//   ge = g + wd w;  v' = mu v + ge;  u = nesterov ? ge + mu v' : v';  w' = w - lr u.
+// SGD with momentum, weight decay and optional Nesterov, in soft-float (bit-exact), on the
+// gradient unscaled by the loss-scale state (skipped entirely when that state says so):
+//   ge = g / S + wd w;  v' = mu v + ge;  u = nesterov ? ge + mu v' : v';  w' = w - lr u.
 
 @group(0) @binding(1) var<storage, read> g: array<u32>;
 @group(0) @binding(2) var<storage, read_write> w: array<u32>;
 @group(0) @binding(3) var<storage, read_write> v: array<u32>;
+// Loss-scale state: [scale, skip, 1 / scale of this step, good steps] (loss_scale.wgsl).
+@group(0) @binding(4) var<storage, read> ls: array<u32, 4>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = item_index(gid, E.groups_x);
-    if (i >= E.count) {
+    if (i >= E.count || ls[1] != 0u) {
         return;
     }
     let wi = w[i];
-    let ge = sf_add(g[i], sf_mul(E.wd, wi));
+    let ge = sf_add(sf_mul(g[i], ls[2]), sf_mul(E.wd, wi));
     let vn = sf_add(sf_mul(E.mu, v[i]), ge);
     var u = vn;
     if (E.nesterov != 0u) {

@@ -138,6 +138,27 @@ pub fn div(a: u32, b: u32) -> u32 {
     make_f32_bits(sign != 0, q | sticky, ea - eb - 26)
 }
 
+/// The square root of f32 bits, as IEEE binary32 `sqrt` (correctly rounded).
+pub fn sqrt(a: u32) -> u32 {
+    let mag = a & 0x7fff_ffff;
+    if is_nan(a) || (a >> 31 == 1 && mag != 0) {
+        return CANONICAL_NAN;
+    }
+    if mag == 0 || mag == INF {
+        return a;
+    }
+    let (mut sig, mut e) = split_normalized(mag);
+    // An even exponent, with sig in [2^24, 2^26).
+    let shift = if e % 2 != 0 { 1 } else { 2 };
+    sig <<= shift;
+    e -= shift;
+    // sqrt(sig * 2^26) has 26 bits: 24 significant, a round bit and one the sticky bit joins.
+    let radicand = (sig as u64) << 26;
+    let root = radicand.isqrt();
+    let sticky = (root * root != radicand) as u32;
+    make_f32_bits(false, root as u32 | sticky, (e - 26) / 2)
+}
+
 /// The nearest integer to f32 bits x (ties to even); |x| must be below 2^30.
 pub fn round_to_int(x: u32) -> i32 {
     let mag = x & 0x7fff_ffff;

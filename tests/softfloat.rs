@@ -184,3 +184,42 @@ fn exp_is_within_its_error_bound() {
     assert_eq!(exp(0xc2f0_0000), 0, "e^-120 underflows");
     assert!(f32::from_bits(exp(0x7fc0_0000)).is_nan());
 }
+
+#[test]
+fn sqrt_equals_hardware_f32() {
+    use lowp::softfloat::sqrt;
+    let check = |a: u32| {
+        let x = f32::from_bits(a);
+        assert!(
+            same(sqrt(a), x.sqrt().to_bits()),
+            "sqrt({x:e}) bits {a:08x}"
+        );
+    };
+    // Every significand at an even and an odd exponent (1.x and 2.x), and every
+    // subnormal in steps of 7; specials and negatives.
+    for a in (0x3f80_0000u32..0x4080_0000).step_by(1) {
+        check(a);
+    }
+    for a in (0..0x0080_0000u32).step_by(7) {
+        check(a);
+    }
+    for a in [
+        0,
+        0x8000_0000,
+        0x7f80_0000,
+        0xff80_0000,
+        0x7fc0_0000,
+        0xbf80_0000,
+        0x7f7f_ffff,
+        1,
+    ] {
+        check(a);
+    }
+    let mut s = 0x2468_ace0_1357_9bdfu64;
+    for _ in 0..4_000_000 {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        check(s as u32);
+    }
+}

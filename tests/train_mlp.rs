@@ -7,27 +7,41 @@ mod common;
 use lowp::train::cpu::CpuTrainer;
 use lowp::train::gpu::GpuTrainer;
 use lowp::train::model::Model;
-use lowp::train::plan::{Plan, SgdConfig};
+use lowp::train::plan::{LossScale, OptimKind, Plan, TrainConfig};
 use lowp::train::precision::PrecisionMap;
 
-fn check(map_text: &str, master: bool, steps: usize) {
-    check_model(Model::mlp(12, &[10, 8], 4), map_text, master, steps);
-}
-
-fn check_model(model: Model, map_text: &str, master: bool, steps: usize) {
-    let ctx = common::gpu();
-    let inputs = model.inputs;
-    let map = PrecisionMap::parse(map_text).unwrap();
-    let plan = Plan::new(model.clone(), &map, master, 77).unwrap();
-    let sgd = SgdConfig {
+/// SGD with Nesterov momentum and weight decay, no loss scaling.
+fn sgd() -> TrainConfig {
+    TrainConfig {
         lr: 0.1,
         momentum: 0.9,
         weight_decay: 1e-3,
         nesterov: true,
-    };
+        ..Default::default()
+    }
+}
+
+fn check(map_text: &str, master: bool, steps: usize) {
+    check_model(Model::mlp(12, &[10, 8], 4), map_text, master, steps, sgd());
+}
+
+/// Trains `steps` steps on the CPU and the GPU and compares every step; returns
+/// (steps skipped by loss scaling, distinct loss scales seen).
+fn check_model(
+    model: Model,
+    map_text: &str,
+    master: bool,
+    steps: usize,
+    config: TrainConfig,
+) -> (usize, usize) {
+    let ctx = common::gpu();
+    let inputs = model.inputs;
+    let map = PrecisionMap::parse(map_text).unwrap();
+    let plan = Plan::new(model.clone(), &map, master, config, 77).unwrap();
     let batch = 6;
-    let mut cpu = CpuTrainer::new(plan.clone(), sgd);
-    let mut gpu = GpuTrainer::new(&ctx, plan, sgd, batch).unwrap();
+    let mut cpu = CpuTrainer::new(plan.clone());
+    let mut gpu = GpuTrainer::new(&ctx, plan, batch).unwrap();
+    let (mut skipped, mut scales) = (0, Vec::new());
     let initial: Vec<Vec<u32>> = cpu
         .state
         .iter()
@@ -49,6 +63,15 @@ fn check_model(model: Model, map_text: &str, master: bool, steps: usize) {
         let c = cpu.step(&x, &labels);
         let g = gpu.step(&x, &labels).unwrap();
         assert_eq!(g.correct, c.correct, "step {step}: correct counts");
+        assert_eq!(
+            (g.loss_scale, g.skipped, g.grad_exceptions),
+            (c.loss_scale, c.skipped, c.grad_exceptions),
+            "step {step}: loss scaling (scale, skipped, gradient exceptions)"
+        );
+        skipped += c.skipped as usize;
+        if !scales.contains(&c.loss_scale) {
+            scales.push(c.loss_scale);
+        }
         // Each side takes its own f32 log of the same bits: agree to a few ulp of the loss.
         assert!(
             (g.loss - c.loss).abs() <= 1e-5 * c.loss.abs() + 1e-6,
@@ -67,13 +90,22 @@ fn check_model(model: Model, map_text: &str, master: bool, steps: usize) {
             "step {step}: loss {}",
             c.loss
         );
+        // Evaluation of a short batch (padded on the GPU) counts only its own samples.
+        let short = batch - 1 - step % 2;
         let (ge, ce) = (
-            gpu.evaluate(&x, &labels).unwrap(),
-            cpu.evaluate(&x, &labels),
+            gpu.evaluate(&x[..short * inputs], &labels[..short])
+                .unwrap(),
+            cpu.evaluate(&x[..short * inputs], &labels[..short]),
         );
         assert_eq!(ge.correct, ce.correct, "step {step}: evaluation");
         assert!((ge.loss - ce.loss).abs() <= 1e-5 * ce.loss.abs() + 1e-6);
     }
+    // The whole state agrees: momenta, Adam's second moments, master copies, loss scale.
+    assert_eq!(
+        gpu.state().unwrap(),
+        cpu.state(),
+        "state after {steps} steps"
+    );
     // Training moved every layer's weights (the comparison above is not of frozen values).
     for (w0, st) in initial.iter().zip(cpu.state.iter().flatten()) {
         let changed = w0.iter().zip(&st.w.words).filter(|(a, b)| a != b).count();
@@ -83,6 +115,7 @@ fn check_model(model: Model, map_text: &str, master: bool, steps: usize) {
             w0.len()
         );
     }
+    (skipped, scales.len())
 }
 
 #[test]
@@ -184,6 +217,7 @@ fn lenet_training_is_bit_exact() {
         "#,
         false,
         3,
+        sgd(),
     );
 }
 
@@ -207,5 +241,141 @@ fn lenet_with_fp8_and_emulated_accumulators_is_bit_exact() {
         "#,
         false,
         3,
+        sgd(),
     );
+}
+
+/// fp8 storage with fp16 accumulators under Adam and dynamic loss scaling started far too
+/// high (2^20), so that e5m2 gradients overflow: steps are skipped and the scale halves,
+/// identically on both sides.
+const FP8_ADAM_MAP: &str = r#"
+    default = { format = "bf16" }
+    [[rule]]
+    match = "*.acc"
+    format = "fp16"
+    [[rule]]
+    match = "*.weight"
+    format = "e4m3"
+    rounding = "stochastic"
+    saturate = true
+    [[rule]]
+    match = "*.grad"
+    format = "e5m2"
+    [[rule]]
+    match = "*.wgrad"
+    format = "e5m2"
+    [[rule]]
+    match = "*.master"
+    format = "fp32"
+    [[rule]]
+    match = "*.moment2"
+    format = "fp32"
+"#;
+
+fn adam_dynamic() -> TrainConfig {
+    TrainConfig {
+        kind: OptimKind::Adam,
+        lr: 1e-2,
+        weight_decay: 1e-4,
+        loss_scale: LossScale::Dynamic {
+            init: 2f32.powi(20),
+            interval: 2,
+        },
+        ..Default::default()
+    }
+}
+
+#[test]
+fn adam_with_dynamic_loss_scaling_is_bit_exact() {
+    let (skipped, scales) = check_model(
+        Model::mlp(12, &[10, 8], 4),
+        FP8_ADAM_MAP,
+        true,
+        10,
+        adam_dynamic(),
+    );
+    // The test exercises both branches: overflowing steps skipped, the scale moved.
+    assert!((1..10).contains(&skipped), "{skipped} of 10 steps skipped");
+    assert!(scales >= 3, "only {scales} distinct loss scales");
+}
+
+#[test]
+fn static_loss_scaling_is_bit_exact() {
+    let config = TrainConfig {
+        loss_scale: LossScale::Static(256.0),
+        ..sgd()
+    };
+    // SGD keeps no second moments, so the map's `*.moment2` rule would match nothing.
+    let map = FP8_ADAM_MAP.replace("match = \"*.moment2\"", "match = \"*.momentum\"");
+    let (skipped, scales) = check_model(Model::mlp(12, &[10, 8], 4), &map, true, 3, config);
+    assert_eq!((skipped, scales), (0, 1));
+}
+
+#[test]
+fn restoring_a_saved_state_continues_exactly() {
+    // 6 steps straight, against 3 steps, a checkpoint file, a fresh trainer restored from
+    // it, and 3 more steps: the same final state, bit for bit.
+    let ctx = common::gpu();
+    let model = Model::mlp(12, &[10, 8], 4);
+    let map = PrecisionMap::parse(FP8_ADAM_MAP).unwrap();
+    let plan = Plan::new(model.clone(), &map, true, adam_dynamic(), 5).unwrap();
+    let batch = 6;
+    let data = |step: usize| {
+        let x = common::uniform(batch * 12, 100 + step as u64, 2.0);
+        let y: Vec<u32> = (0..batch as u32).map(|i| (i + step as u32) % 4).collect();
+        (x, y)
+    };
+    let mut straight = GpuTrainer::new(&ctx, plan.clone(), batch).unwrap();
+    for s in 0..6 {
+        let (x, y) = data(s);
+        straight.step(&x, &y).unwrap();
+    }
+    let mut first = GpuTrainer::new(&ctx, plan.clone(), batch).unwrap();
+    for s in 0..3 {
+        let (x, y) = data(s);
+        first.step(&x, &y).unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("lowp-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("checkpoint.safetensors");
+    let meta = [("note".to_string(), "test".to_string())].into();
+    lowp::train::checkpoint::save(&path, &first.state().unwrap(), &meta).unwrap();
+    drop(first);
+    let (saved, meta_back) = lowp::train::checkpoint::load(&path).unwrap();
+    assert_eq!(meta_back, meta);
+    assert_eq!(saved.step, 3);
+    let mut resumed = GpuTrainer::new(&ctx, plan.clone(), batch).unwrap();
+    resumed.restore(&saved).unwrap();
+    for s in 3..6 {
+        let (x, y) = data(s);
+        resumed.step(&x, &y).unwrap();
+    }
+    assert_eq!(resumed.state().unwrap(), straight.state().unwrap());
+    // The CPU trainer restores the same file to the same continuation.
+    let mut cpu = CpuTrainer::new(plan.clone());
+    cpu.restore(&saved).unwrap();
+    for s in 3..6 {
+        let (x, y) = data(s);
+        cpu.step(&x, &y);
+    }
+    assert_eq!(cpu.state(), straight.state().unwrap());
+    // A checkpoint of another map is refused with the tensor named.
+    let other = Plan::new(
+        model,
+        &PrecisionMap::parse("default = { format = \"fp32\" }").unwrap(),
+        true,
+        adam_dynamic(),
+        5,
+    )
+    .unwrap();
+    let err = GpuTrainer::new(&ctx, other, batch)
+        .unwrap()
+        .restore(&saved)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("fc1.weight") || err.contains("weight"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

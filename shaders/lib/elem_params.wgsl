@@ -1,4 +1,4 @@
-// Parameters of the elementwise training kernels (16 words); mirrors src/gpu/params.rs ElemParams.
+// Parameters of the elementwise training kernels (24 words); mirrors src/gpu/params.rs ElemParams.
 
 struct ElemParams {
     n: u32,         // elements (or rows for per-row kernels)
@@ -17,6 +17,14 @@ struct ElemParams {
     out_h: u32,     // pooling: output plane height
     out_w: u32,     // pooling: output plane width
     pool: u32,      // pooling: window size and stride
+    beta1c: u32,    // Adam: 1 - beta1 (f32 bits; beta1 is mu)
+    beta2: u32,     // Adam: beta2 (f32 bits)
+    beta2c: u32,    // Adam: 1 - beta2 (f32 bits)
+    eps: u32,       // Adam: epsilon (f32 bits)
+    bc2: u32,       // Adam: 1 / sqrt(1 - beta2^t) (f32 bits)
+    dynamic: u32,   // loss-scale update: 1 for dynamic scaling
+    interval: u32,  // loss-scale update: good steps before the scale doubles
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> E: ElemParams;

@@ -153,6 +153,43 @@ fn sf_div(a: u32, b: u32) -> u32 {
     return make_f32_bits(sign != 0u, q | select(0u, 1u, r != 0u), e);
 }
 
+// f32 bits of sqrt(a), as IEEE binary32 sqrt: a 26-bit integer root of sig * 2^26, found
+// two radicand bits at a time (restoring), then rounded with a sticky bit.
+fn sf_sqrt(a: u32) -> u32 {
+    let mag = a & 0x7fffffffu;
+    if (sf_is_nan(a) || ((a >> 31u) == 1u && mag != 0u)) {
+        return CANONICAL_NAN;
+    }
+    if (mag == 0u || mag == 0x7f800000u) {
+        return a;
+    }
+    let z = countLeadingZeros(f32_sig(mag)) - 8u;
+    var sig = f32_sig(mag) << z;
+    var e = f32_exp2(mag) - i32(z);
+    // An even exponent, with sig in [2^24, 2^26).
+    let shift = select(2u, 1u, (e & 1) != 0);
+    sig = sig << shift;
+    e -= i32(shift);
+    // The radicand sig * 2^26: pair j (bits 2j+1, 2j) is sig's bits 2j-26.. for j >= 13, else 0.
+    var q = 0u;
+    var r = 0u;
+    for (var j = 25i; j >= 0; j--) {
+        var pair = 0u;
+        if (j >= 13) {
+            pair = (sig >> u32(2 * j - 26)) & 3u;
+        }
+        r = (r << 2u) | pair;
+        let trial = (q << 2u) | 1u;
+        if (r >= trial) {
+            r -= trial;
+            q = (q << 1u) | 1u;
+        } else {
+            q = q << 1u;
+        }
+    }
+    return make_f32_bits(false, q | select(0u, 1u, r != 0u), (e - 26) / 2);
+}
+
 // The nearest integer to f32 bits x (ties to even); |x| < 2^30.
 fn sf_round_to_int(x: u32) -> i32 {
     let mag = x & 0x7fffffffu;

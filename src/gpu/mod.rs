@@ -6,6 +6,7 @@ pub mod dispatch;
 pub mod error;
 pub mod params;
 pub mod pipelines;
+pub mod readback;
 pub mod shader;
 pub mod tensor;
 pub mod tiles;

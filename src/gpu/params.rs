@@ -271,7 +271,7 @@ impl DispatchParams for ConvParams {
     }
 }
 
-/// Parameters of the elementwise training kernels (16 words, like WGSL's `ElemParams`).
+/// Parameters of the elementwise training kernels (24 words, like WGSL's `ElemParams`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct ElemParams {
@@ -307,6 +307,22 @@ pub struct ElemParams {
     pub out_w: u32,
     /// Pooling: window size and stride.
     pub pool: u32,
+    /// Adam: 1 - beta1 (f32 bits; beta1 is `mu`).
+    pub beta1c: u32,
+    /// Adam: beta2 (f32 bits).
+    pub beta2: u32,
+    /// Adam: 1 - beta2 (f32 bits).
+    pub beta2c: u32,
+    /// Adam: epsilon (f32 bits).
+    pub eps: u32,
+    /// Adam: 1 / sqrt(1 - beta2^t), the second moment's bias correction (f32 bits).
+    pub bc2: u32,
+    /// Loss-scale update: 1 for dynamic scaling.
+    pub dynamic: u32,
+    /// Loss-scale update: good steps before the scale doubles.
+    pub interval: u32,
+    /// Padding to a multiple of 16 bytes.
+    pub _pad: u32,
 }
 
 impl DispatchParams for ElemParams {

@@ -83,6 +83,12 @@ const KERNELS: &[(&str, &[&str], &str)] = &[
         include_str!("../../shaders/col_sum.wgsl"),
     ),
     ("sgd", ELEM_LIB, include_str!("../../shaders/sgd.wgsl")),
+    ("adam", ELEM_LIB, include_str!("../../shaders/adam.wgsl")),
+    (
+        "loss_scale",
+        ELEM_LIB,
+        include_str!("../../shaders/loss_scale.wgsl"),
+    ),
     (
         "maxpool",
         ELEM_LIB,

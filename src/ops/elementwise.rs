@@ -1,5 +1,5 @@
 //! The elementwise and per-row kernels of training, on f32 GPU buffers: ReLU, softmax
-//! cross-entropy, column sums (bias gradients) and the SGD update. All use soft-float where
+//! cross-entropy, column sums (bias gradients) and max pooling. All use soft-float where
 //! they round, so they equal their reference twins bit for bit.
 
 use crate::conv::Pool;
@@ -105,48 +105,6 @@ pub fn record_col_sum(
         cols as u32,
         p,
         &[(1, g), (2, out)],
-    )
-}
-
-/// SGD hyper-parameters.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Sgd {
-    /// Learning rate.
-    pub lr: f32,
-    /// Momentum.
-    pub momentum: f32,
-    /// L2 weight decay.
-    pub weight_decay: f32,
-    /// Nesterov momentum.
-    pub nesterov: bool,
-}
-
-/// Records one SGD step over `n` weights `w` with velocity `v` and gradient `g` (in place).
-pub fn record_sgd(
-    ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
-    g: &wgpu::Buffer,
-    w: &wgpu::Buffer,
-    v: &wgpu::Buffer,
-    n: usize,
-    s: &Sgd,
-) -> Result<(), GpuError> {
-    let p = ElemParams {
-        n: n as u32,
-        lr: s.lr.to_bits(),
-        mu: s.momentum.to_bits(),
-        wd: s.weight_decay.to_bits(),
-        nesterov: s.nesterov as u32,
-        ..Default::default()
-    };
-    record(
-        ctx,
-        enc,
-        "sgd",
-        "main",
-        n as u32,
-        p,
-        &[(1, g), (2, w), (3, v)],
     )
 }
 

@@ -113,14 +113,3 @@ pub fn maxpool_backward(x: &[f32], g: &[f32], p: &Pool) -> Vec<f32> {
     }
     dx
 }
-
-/// One SGD step in place: ge = g + wd w; v' = mu v + ge; u = nesterov ? ge + mu v' : v'; w' = w - lr u.
-pub fn sgd(g: &[f32], w: &mut [f32], v: &mut [f32], lr: f32, mu: f32, wd: f32, nesterov: bool) {
-    for i in 0..w.len() {
-        let ge = g[i] + wd * w[i];
-        let vn = mu * v[i] + ge;
-        let u = if nesterov { ge + mu * vn } else { vn };
-        w[i] -= lr * u;
-        v[i] = vn;
-    }
-}

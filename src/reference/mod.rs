@@ -3,6 +3,7 @@
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;
+pub mod optim;
 pub mod pack;
 pub mod quantize;
 

@@ -1,16 +1,18 @@
 //! The CPU reference trainer: the same model, precision plan and step as the GPU engine,
 //! on the CPU emulator, to cross-check it (and to train where there is no GPU).
 
+use super::checkpoint::{CheckpointError, StoredTensor, TrainState};
 use super::model::Layer;
-use super::plan::{Plan, SgdConfig};
+use super::plan::Plan;
 use super::plan::{conv_spec, in_shape};
 use crate::accum::GemmSpec;
 use crate::conv::ConvPass;
 use crate::reference::conv::conv2d;
 use crate::reference::elementwise::{
-    col_sum, maxpool_backward, maxpool_forward, relu_backward, relu_forward, sgd, softmax_xent,
+    col_sum, maxpool_backward, maxpool_forward, relu_backward, relu_forward, softmax_xent,
 };
 use crate::reference::gemm::gemm;
+use crate::reference::optim::{LossScaleState, adam, sgd};
 use crate::reference::{Quantized, dequantize, quantize};
 
 /// What one training step measured.
@@ -20,6 +22,12 @@ pub struct StepStats {
     pub loss: f32,
     /// Samples whose first maximum logit is their label.
     pub correct: usize,
+    /// The loss scale the step used (1 without loss scaling).
+    pub loss_scale: f32,
+    /// Whether the update was skipped (its gradients overflowed under dynamic scaling).
+    pub skipped: bool,
+    /// Gradient elements that overflowed or were NaN in this step's quantizers.
+    pub grad_exceptions: u64,
 }
 
 /// The stored state of one Linear layer.
@@ -33,6 +41,8 @@ pub struct LinearState {
     pub vw: Quantized,
     /// Velocity of the biases.
     pub vb: Quantized,
+    /// Adam's second moments of weights and biases, `LAYER.moment2`.
+    pub moment2: Option<(Quantized, Quantized)>,
     /// Master copies of weights and biases, `LAYER.master`, if kept.
     pub master: Option<(Quantized, Quantized)>,
 }
@@ -41,17 +51,17 @@ pub struct LinearState {
 pub struct CpuTrainer {
     /// The plan.
     pub plan: Plan,
-    /// The optimizer.
-    pub sgd: SgdConfig,
     /// Per layer: its state if it has weights.
     pub state: Vec<Option<LinearState>>,
+    /// The loss-scale state.
+    pub loss_scale: LossScaleState,
     /// Steps taken.
     pub step: u64,
 }
 
 impl CpuTrainer {
     /// Initial state: He-uniform weights, zero biases and velocities, quantized per the plan.
-    pub fn new(plan: Plan, sgd: SgdConfig) -> CpuTrainer {
+    pub fn new(plan: Plan) -> CpuTrainer {
         let state = plan
             .model
             .layers
@@ -69,6 +79,12 @@ impl CpuTrainer {
                         b: q(&b, "bias", 0),
                         vw: q(&vec![0.0; w.len()], "momentum", 0),
                         vb: q(&vec![0.0; b.len()], "momentum", 1),
+                        moment2: plan.adam().then(|| {
+                            (
+                                q(&vec![0.0; w.len()], "moment2", 0),
+                                q(&vec![0.0; b.len()], "moment2", 1),
+                            )
+                        }),
                         master: plan
                             .master
                             .then(|| (q(&w, "master", 0), q(&b, "master", 1))),
@@ -77,11 +93,80 @@ impl CpuTrainer {
             })
             .collect();
         CpuTrainer {
+            loss_scale: LossScaleState::new(plan.config.loss_scale.initial()),
             plan,
-            sgd,
             state,
             step: 0,
         }
+    }
+
+    /// Every stored parameter and optimizer-state tensor with its checkpoint name.
+    fn stored_mut(&mut self) -> Vec<(String, &mut Quantized)> {
+        let mut v = Vec::new();
+        for (l, st) in self.plan.model.layers.iter().zip(self.state.iter_mut()) {
+            let Some(st) = st else { continue };
+            let n = l.name();
+            v.push((format!("{n}.weight"), &mut st.w));
+            v.push((format!("{n}.bias"), &mut st.b));
+            v.push((format!("{n}.momentum.weight"), &mut st.vw));
+            v.push((format!("{n}.momentum.bias"), &mut st.vb));
+            for (t, pair) in [("moment2", &mut st.moment2), ("master", &mut st.master)] {
+                if let Some((w, b)) = pair {
+                    v.push((format!("{n}.{t}.weight"), w));
+                    v.push((format!("{n}.{t}.bias"), b));
+                }
+            }
+        }
+        v
+    }
+
+    /// The trainer's whole state.
+    pub fn state(&mut self) -> TrainState {
+        let (step, loss_scale) = (self.step, self.loss_scale.words());
+        let tensors = self
+            .stored_mut()
+            .into_iter()
+            .map(|(name, q)| StoredTensor {
+                name,
+                format: q.spec.format.to_string(),
+                len: q.len,
+                words: q.words.clone(),
+                scales: match q.spec.scaling {
+                    crate::quant::Scaling::Tensor if q.scales.is_empty() => {
+                        vec![q.scale_exp as u32]
+                    }
+                    _ => q.scales.clone(),
+                },
+            })
+            .collect();
+        TrainState {
+            step,
+            loss_scale,
+            tensors,
+        }
+    }
+
+    /// Continues from a saved state (of the same model, map and optimizer).
+    pub fn restore(&mut self, st: &TrainState) -> Result<(), CheckpointError> {
+        for (name, q) in self.stored_mut() {
+            let t = st.expect(&name, &q.spec.format.to_string(), q.len)?;
+            if t.words.len() != q.words.len() {
+                return Err(CheckpointError::Mismatch(format!(
+                    "{name} has {} code words, this run {}",
+                    t.words.len(),
+                    q.words.len()
+                )));
+            }
+            q.words = t.words.clone();
+            if q.spec.scaling == crate::quant::Scaling::Tensor && q.scales.is_empty() {
+                q.scale_exp = t.scales.first().copied().unwrap_or(0) as i32;
+            } else {
+                q.scales = t.scales.clone();
+            }
+        }
+        self.loss_scale = LossScaleState::from_words(st.loss_scale);
+        self.step = st.step;
+        Ok(())
     }
 
     /// The forward pass at step `s`: the quantized input and every layer's output.
@@ -160,6 +245,9 @@ impl CpuTrainer {
         StepStats {
             loss: loss.iter().sum::<f32>() / labels.len() as f32,
             correct: correct.iter().map(|&c| c as usize).sum(),
+            loss_scale: f32::from_bits(self.loss_scale.scale),
+            skipped: false,
+            grad_exceptions: 0,
         }
     }
 
@@ -172,9 +260,13 @@ impl CpuTrainer {
         // Loss.
         let last = layers.last().unwrap();
         let classes = last.outputs();
-        let (g, loss, correct) =
+        let (mut g, loss, correct) =
             softmax_xent(&dequantize(acts.last().unwrap()), labels, (batch, classes));
+        let scale = f32::from_bits(self.loss_scale.scale);
+        g.iter_mut().for_each(|v| *v *= scale);
         let mut grad = quantize(&g, &plan.spec(&format!("{}.grad", last.name()), s, 0));
+        // Exception counts of every gradient quantizer, for loss scaling.
+        let mut grad_ex = grad.exceptions;
         // Backward.
         let mut grads: Vec<Option<(Quantized, Quantized)>> = vec![None; layers.len()];
         for i in (0..layers.len()).rev() {
@@ -209,6 +301,8 @@ impl CpuTrainer {
                         &col_sum(&dequantize(&grad), (batch, *outputs, 1)),
                         &plan.spec(&format!("{n}.wgrad"), s, 1),
                     );
+                    grad_ex.merge(&dw.exceptions);
+                    grad_ex.merge(&db.exceptions);
                     grads[i] = Some((dw, db));
                     if let Some(out) = prev_grad {
                         let xspec = GemmSpec {
@@ -245,6 +339,8 @@ impl CpuTrainer {
                         .out;
                     let sums = col_sum(&dequantize(&grad), (batch, *cout, g.oh * g.ow));
                     let db = quantize(&sums, &plan.spec(&format!("{n}.wgrad"), s, 1));
+                    grad_ex.merge(&dw.exceptions);
+                    grad_ex.merge(&db.exceptions);
                     grads[i] = Some((dw, db));
                     if let Some(out) = prev_grad {
                         grad = conv2d(
@@ -275,9 +371,19 @@ impl CpuTrainer {
                     }
                 }
             }
+            if i > 0 {
+                grad_ex.merge(&grad.exceptions);
+            }
         }
-        // Update.
-        let c = self.sgd;
+        let (dynamic, interval) = plan.config.loss_scale.dynamic();
+        self.loss_scale.update(&grad_ex, dynamic, interval);
+        let (skip, inv) = (
+            self.loss_scale.skip != 0,
+            f32::from_bits(self.loss_scale.inv),
+        );
+        // Update (skipped when the loss scale says so; the stored tensors are rounded again
+        // from the master copies either way, as on the GPU).
+        let c = plan.config;
         for (i, l) in layers.iter().enumerate() {
             let Some((dw, db)) = grads[i].take() else {
                 continue;
@@ -285,28 +391,37 @@ impl CpuTrainer {
             let n = l.name();
             let st = self.state[i].as_mut().unwrap();
             for (part, g) in [(0u32, dw), (1, db)] {
+                let pick = |pair: &(Quantized, Quantized)| {
+                    if part == 0 {
+                        pair.0.clone()
+                    } else {
+                        pair.1.clone()
+                    }
+                };
                 let (param, vel) = if part == 0 {
                     (&mut st.w, &mut st.vw)
                 } else {
                     (&mut st.b, &mut st.vb)
                 };
                 let source = match &st.master {
-                    Some((mw, mb)) => dequantize(if part == 0 { mw } else { mb }),
+                    Some(pair) => dequantize(&pick(pair)),
                     None => dequantize(param),
                 };
                 let (mut w, mut v) = (source, dequantize(vel));
-                sgd(
-                    &dequantize(&g),
-                    &mut w,
-                    &mut v,
-                    c.lr,
-                    c.momentum,
-                    c.weight_decay,
-                    c.nesterov,
-                );
+                let mut v2 = st.moment2.as_ref().map(|p| dequantize(&pick(p)));
+                let g = dequantize(&g);
+                match (&mut v2, skip) {
+                    (_, true) => {}
+                    (Some(v2), false) => adam(&g, &mut w, (&mut v, v2), inv, &c.adam(s)),
+                    (None, false) => sgd(&g, &mut w, &mut v, inv, &c.sgd()),
+                }
                 let t = if part == 0 { "weight" } else { "bias" };
                 *param = quantize(&w, &plan.spec(&format!("{n}.{t}"), s + 1, 0));
                 *vel = quantize(&v, &plan.spec(&format!("{n}.momentum"), s + 1, part));
+                if let (Some(pair), Some(v2)) = (st.moment2.as_mut(), &v2) {
+                    let m2 = if part == 0 { &mut pair.0 } else { &mut pair.1 };
+                    *m2 = quantize(v2, &plan.spec(&format!("{n}.moment2"), s + 1, part));
+                }
                 if let Some((mw, mb)) = st.master.as_mut() {
                     let m = if part == 0 { mw } else { mb };
                     *m = quantize(&w, &plan.spec(&format!("{n}.master"), s + 1, part));
@@ -317,6 +432,9 @@ impl CpuTrainer {
         StepStats {
             loss: loss.iter().sum::<f32>() / batch as f32,
             correct: correct.iter().map(|&c| c as usize).sum(),
+            loss_scale: scale,
+            skipped: skip,
+            grad_exceptions: grad_ex.overflow + grad_ex.nan,
         }
     }
 }

@@ -1,22 +1,26 @@
 //! The GPU training engine: every tensor packed in its planned format, each step recorded
 //! into one command encoder and submitted once.
 
+use super::checkpoint::{CheckpointError, StoredTensor, TrainState};
 use super::cpu::StepStats;
 use super::model::Layer;
 use super::plan::conv_spec;
-use super::plan::{Plan, RoleBytes, SgdConfig};
+use super::plan::{Plan, RoleBytes};
 use crate::accum::GemmSpec;
 use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
-use crate::gpu::buffers::{map_read, staging, zeroed};
+use crate::gpu::buffers::zeroed;
 use crate::gpu::params::SplitParams;
+use crate::gpu::readback::Readback;
 use crate::gpu::{GpuContext, GpuError, Tensor};
 use crate::ops::conv::prepare_conv;
 use crate::ops::elementwise::{
-    Sgd, XentOutputs, record_col_sum, record_relu_backward, record_relu_forward, record_sgd,
-    record_softmax_xent,
+    XentOutputs, record_col_sum, record_relu_backward, record_relu_forward, record_softmax_xent,
 };
 use crate::ops::elementwise::{record_maxpool_backward, record_maxpool_forward};
 use crate::ops::gemm::{GemmView, prepare_gemm, record_view};
+use crate::ops::optim::{
+    loss_scale_state, record_adam, record_loss_scale_apply, record_loss_scale_update, record_sgd,
+};
 use crate::ops::quantize::{QuantizeTargets, alloc_tensor, dequantize_into, record_quantize};
 use crate::quant::QuantSpec;
 
@@ -33,6 +37,8 @@ struct LinearSlots {
     b: Slot,
     vw: Slot,
     vb: Slot,
+    /// Adam's second moments of weights and biases.
+    moment2: Option<(Slot, Slot)>,
     dw: Slot,
     db: Slot,
     master: Option<(Slot, Slot)>,
@@ -45,7 +51,6 @@ pub struct GpuTrainer<'c> {
     ctx: &'c GpuContext,
     /// The plan.
     pub plan: Plan,
-    sgd: SgdConfig,
     batch: usize,
     input: Slot,
     acts: Vec<Slot>,
@@ -58,9 +63,38 @@ pub struct GpuTrainer<'c> {
     scratch: wgpu::Buffer,
     scratch2: wgpu::Buffer,
     stats: wgpu::Buffer,
+    /// Exception counts of this step's gradient quantizers (loss scaling reads them).
+    grad_stats: wgpu::Buffer,
+    /// Loss-scale state: [scale, skip, 1 / scale, good steps].
+    loss_scale: wgpu::Buffer,
     none: wgpu::Buffer,
+    readback: Readback,
+    arrived: Vec<(u64, Vec<u32>)>,
+    /// Samples that count in each submission on its way, oldest first.
+    valid: std::collections::VecDeque<usize>,
     /// Steps taken.
     pub step: u64,
+}
+
+/// The statistics of the last report.
+fn last_of(mut v: Vec<Report>) -> Result<StepStats, GpuError> {
+    v.pop()
+        .map(|r| r.stats)
+        .ok_or_else(|| GpuError::Readback("no statistics came back".into()))
+}
+
+/// Submissions the host may run ahead of the GPU.
+const MAX_IN_FLIGHT: usize = 3;
+
+/// What came back from one submission.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Report {
+    /// The step it belonged to (for an evaluation: the steps taken before it).
+    pub step: u64,
+    /// A training step (else an evaluation).
+    pub train: bool,
+    /// Its statistics.
+    pub stats: StepStats,
 }
 
 fn slot(ctx: &GpuContext, shape: &[usize], spec: &QuantSpec) -> Result<Slot, GpuError> {
@@ -76,12 +110,11 @@ fn slot(ctx: &GpuContext, shape: &[usize], spec: &QuantSpec) -> Result<Slot, Gpu
 impl<'c> GpuTrainer<'c> {
     /// Allocates every tensor for batches of `batch` samples and uploads the initial state
     /// (the same He-uniform weights as the CPU trainer, quantized on the GPU).
-    pub fn new(
-        ctx: &'c GpuContext,
-        plan: Plan,
-        sgd: SgdConfig,
-        batch: usize,
-    ) -> Result<GpuTrainer<'c>, GpuError> {
+    pub fn new(ctx: &'c GpuContext, plan: Plan, batch: usize) -> Result<GpuTrainer<'c>, GpuError> {
+        plan.config
+            .loss_scale
+            .validate()
+            .map_err(GpuError::Invalid)?;
         let m = plan.model.clone();
         let widest = m
             .layers
@@ -91,9 +124,13 @@ impl<'c> GpuTrainer<'c> {
             .max()
             .unwrap()
             * batch;
+        let ls = crate::gpu::buffers::upload_u32(
+            ctx,
+            "loss scale",
+            &loss_scale_state(plan.config.loss_scale.initial()),
+        )?;
         let mut t = GpuTrainer {
             ctx,
-            sgd,
             batch,
             input: slot(
                 ctx,
@@ -110,7 +147,12 @@ impl<'c> GpuTrainer<'c> {
             scratch: zeroed(ctx, "scratch", widest)?,
             scratch2: zeroed(ctx, "scratch", widest)?,
             stats: zeroed(ctx, "stats", 4)?,
+            grad_stats: zeroed(ctx, "gradient stats", 4)?,
+            loss_scale: ls,
             none: zeroed(ctx, "no scales", 1)?,
+            readback: Readback::default(),
+            arrived: Vec::new(),
+            valid: Default::default(),
             step: 0,
             plan,
         };
@@ -134,6 +176,13 @@ impl<'c> GpuTrainer<'c> {
                 b: slot(ctx, &[nb], &p("bias", 0))?,
                 vw: slot(ctx, &ws, &p("momentum", 0))?,
                 vb: slot(ctx, &[nb], &p("momentum", 1))?,
+                moment2: match t.plan.adam() {
+                    true => Some((
+                        slot(ctx, &ws, &p("moment2", 0))?,
+                        slot(ctx, &[nb], &p("moment2", 1))?,
+                    )),
+                    false => None,
+                },
                 dw: slot(ctx, &ws, &p("wgrad", 0))?,
                 db: slot(ctx, &[nb], &p("wgrad", 1))?,
                 master: match t.plan.master {
@@ -153,6 +202,10 @@ impl<'c> GpuTrainer<'c> {
             t.quantize(&mut enc, &ls.b.f, &ls.b, &p("bias", 0))?;
             t.quantize(&mut enc, &ls.vw.f, &ls.vw, &p("momentum", 0))?;
             t.quantize(&mut enc, &ls.vb.f, &ls.vb, &p("momentum", 1))?;
+            if let Some((mw, mb)) = &ls.moment2 {
+                t.quantize(&mut enc, &mw.f, mw, &p("moment2", 0))?;
+                t.quantize(&mut enc, &mb.f, mb, &p("moment2", 1))?;
+            }
             if let Some((mw, mb)) = &ls.master {
                 t.quantize(&mut enc, &ls.w.f, mw, &p("master", 0))?;
                 t.quantize(&mut enc, &ls.b.f, mb, &p("master", 1))?;
@@ -173,10 +226,22 @@ impl<'c> GpuTrainer<'c> {
         spec: &QuantSpec,
     ) -> Result<(), GpuError> {
         enc.clear_buffer(&self.stats, 0, None);
+        self.quantize_counting(enc, src, dst, spec, &self.stats)
+    }
+
+    /// Records: quantize `src` into `dst`, adding its exception counts to `stats`.
+    fn quantize_counting(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        src: &wgpu::Buffer,
+        dst: &Slot,
+        spec: &QuantSpec,
+        stats: &wgpu::Buffer,
+    ) -> Result<(), GpuError> {
         let targets = QuantizeTargets {
             words: dst.t.words(),
             scales: dst.t.scales().unwrap_or(&self.none),
-            stats: &self.stats,
+            stats,
         };
         record_quantize(self.ctx, enc, src, dst.n, spec, &targets)
     }
@@ -208,10 +273,21 @@ impl<'c> GpuTrainer<'c> {
         b: &Tensor,
         bias: Option<(&wgpu::Buffer, usize)>,
         spec: &GemmSpec,
-        out: &Slot,
+        (out, grad): (&Slot, bool),
     ) -> Result<(), GpuError> {
         let (view, params, _) = prepare_gemm(a, b, bias.map(|(_, n)| n), spec)?;
-        self.finish(enc, &view, params, (a, b), bias, out, &spec.out)
+        self.finish(enc, &view, params, (a, b), bias, out, &spec.out, grad)
+    }
+
+    /// Records a quantization of a gradient, counting its exceptions for loss scaling.
+    fn quantize_grad(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        src: &wgpu::Buffer,
+        dst: &Slot,
+        spec: &QuantSpec,
+    ) -> Result<(), GpuError> {
+        self.quantize_counting(enc, src, dst, spec, &self.grad_stats)
     }
 
     /// Records a prepared GEMM view's sums into `out`'s f32 copy, then quantizes them.
@@ -225,10 +301,14 @@ impl<'c> GpuTrainer<'c> {
         bias: Option<(&wgpu::Buffer, usize)>,
         out: &Slot,
         out_spec: &QuantSpec,
+        grad: bool,
     ) -> Result<(), GpuError> {
         let bias = bias.map_or(&self.none, |(buf, _)| buf);
         record_view(self.ctx, enc, view, params, a, b, bias, &out.f)?;
-        self.quantize(enc, &out.f, out, out_spec)
+        match grad {
+            true => self.quantize_grad(enc, &out.f, out, out_spec),
+            false => self.quantize(enc, &out.f, out, out_spec),
+        }
     }
 
     /// Records a convolution pass of two packed tensors `(a, b)` (A and B of its GEMM view)
@@ -245,17 +325,78 @@ impl<'c> GpuTrainer<'c> {
         out: &Slot,
     ) -> Result<(), GpuError> {
         let (view, params) = prepare_conv(pass, geo, a, b, bias.map(|(_, n)| n), spec)?;
-        self.finish(enc, &view, params, (a, b), bias, out, &spec.out)
+        let grad = pass != ConvPass::Forward;
+        self.finish(enc, &view, params, (a, b), bias, out, &spec.out, grad)
     }
 
-    /// One step on a batch (exactly `batch` samples), submitted as one command buffer.
+    /// One step on a batch (exactly `batch` samples), submitted as one command buffer;
+    /// waits for it (and anything submitted before) and returns its statistics.
     pub fn step(&mut self, x: &[f32], labels: &[u32]) -> Result<StepStats, GpuError> {
-        self.run(x, labels, true)
+        self.submit(x, labels, true)?;
+        last_of(self.readback_all()?)
     }
 
-    /// Loss and correct count of a batch without training (forward pass only).
+    /// Loss and correct count of a batch without training (forward pass only); waits.
     pub fn evaluate(&mut self, x: &[f32], labels: &[u32]) -> Result<StepStats, GpuError> {
-        self.run(x, labels, false)
+        self.submit(x, labels, false)?;
+        last_of(self.readback_all()?)
+    }
+
+    /// Records and submits a training step (`train`) or an evaluation of a batch, without
+    /// waiting for it: its statistics come back later through `poll` or `readback_all`.
+    /// The host runs at most `MAX_IN_FLIGHT` submissions ahead of the GPU.
+    pub fn submit(&mut self, x: &[f32], labels: &[u32], train: bool) -> Result<(), GpuError> {
+        let earlier = self.readback.limit(self.ctx, MAX_IN_FLIGHT - 1)?;
+        self.arrived.extend(earlier);
+        let (st, tag) = self.run(x, labels, train)?;
+        self.readback.push(tag, st.0, st.1);
+        Ok(())
+    }
+
+    /// Statistics of the submissions that have finished, oldest first, without waiting.
+    pub fn poll(&mut self) -> Result<Vec<Report>, GpuError> {
+        let v = self.readback.poll(self.ctx)?;
+        self.arrived.extend(v);
+        Ok(self.reports())
+    }
+
+    /// Waits for every submission and returns their statistics, oldest first.
+    pub fn readback_all(&mut self) -> Result<Vec<Report>, GpuError> {
+        let v = self.readback.wait_all(self.ctx)?;
+        self.arrived.extend(v);
+        Ok(self.reports())
+    }
+
+    fn reports(&mut self) -> Vec<Report> {
+        let batch = self.batch;
+        let valid = &mut self.valid;
+        self.arrived
+            .drain(..)
+            .map(|(tag, words)| {
+                let n = valid.pop_front().unwrap_or(batch);
+                let ls = &words[2 * batch..];
+                let train = tag & 1 == 1;
+                // Training: the scale this step used is 1 / (its recorded inverse).
+                let scale = match train {
+                    true => 1.0 / f32::from_bits(ls[2]),
+                    false => f32::from_bits(ls[0]),
+                };
+                Report {
+                    step: tag >> 1,
+                    train,
+                    stats: StepStats {
+                        loss: words[..n].iter().map(|&w| f32::from_bits(w)).sum::<f32>() / n as f32,
+                        correct: words[batch..batch + n].iter().sum::<u32>() as usize,
+                        loss_scale: scale,
+                        skipped: train && ls[1] != 0,
+                        grad_exceptions: match train {
+                            true => ls[4] as u64 + ls[6] as u64,
+                            false => 0,
+                        },
+                    },
+                }
+            })
+            .collect()
     }
 
     /// Bytes of GPU memory per role: (weights incl. biases, activations incl. input,
@@ -271,6 +412,9 @@ impl<'c> GpuTrainer<'c> {
             r.weights += p.w.t.stored_bytes() + p.b.t.stored_bytes();
             r.gradients += p.dw.t.stored_bytes() + p.db.t.stored_bytes();
             r.optimizer += p.vw.t.stored_bytes() + p.vb.t.stored_bytes();
+            if let Some((mw, mb)) = &p.moment2 {
+                r.optimizer += mw.t.stored_bytes() + mb.t.stored_bytes();
+            }
             if let Some((mw, mb)) = &p.master {
                 r.master += mw.t.stored_bytes() + mb.t.stored_bytes();
             }
@@ -278,24 +422,45 @@ impl<'c> GpuTrainer<'c> {
         r
     }
 
-    fn run(&mut self, x: &[f32], labels: &[u32], train: bool) -> Result<StepStats, GpuError> {
+    /// Records and submits one step; returns its staging buffer and submission, and its tag.
+    fn run(
+        &mut self,
+        x: &[f32],
+        labels: &[u32],
+        train: bool,
+    ) -> Result<((wgpu::Buffer, wgpu::SubmissionIndex), u64), GpuError> {
         let (ctx, s, batch) = (self.ctx, self.step, self.batch);
-        if labels.len() != batch || x.len() != batch * self.plan.model.inputs {
+        let inputs = self.plan.model.inputs;
+        let classes = self.plan.model.classes();
+        let n = labels.len();
+        // A training step takes exactly `batch` samples; an evaluation up to that many.
+        if n == 0 || n > batch || (train && n != batch) || x.len() != n * inputs {
             return Err(GpuError::Invalid(format!(
-                "a step takes {batch} samples of {} values, got {} labels and {} values",
-                self.plan.model.inputs,
-                labels.len(),
+                "a {} takes {}{batch} samples of {inputs} values, got {n} labels and {} values",
+                if train { "training step" } else { "evaluation" },
+                if train { "" } else { "1 to " },
                 x.len()
+            )));
+        }
+        if let Some(&bad) = labels.iter().find(|&&l| l as usize >= classes) {
+            return Err(GpuError::Invalid(format!(
+                "label {bad} is not below the model's {classes} classes"
             )));
         }
         let layers = self.plan.model.layers.clone();
         let plan = &self.plan;
+        // A short evaluation batch is padded with zeros (label 0); only the first n count.
+        let mut xs = x.to_vec();
+        xs.resize(batch * inputs, 0.0);
+        let mut ys = labels.to_vec();
+        ys.resize(batch, 0);
         ctx.queue
-            .write_buffer(&self.input.f, 0, bytemuck::cast_slice(x));
+            .write_buffer(&self.input.f, 0, bytemuck::cast_slice(&xs));
         ctx.queue
-            .write_buffer(&self.labels, 0, bytemuck::cast_slice(labels));
+            .write_buffer(&self.labels, 0, bytemuck::cast_slice(&ys));
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         let e = &mut enc;
+        e.clear_buffer(&self.grad_stats, 0, None);
         self.quantize(e, &self.input.f, &self.input, &plan.spec("input", s, 0))?;
         // Forward.
         for (i, l) in layers.iter().enumerate() {
@@ -348,7 +513,7 @@ impl<'c> GpuTrainer<'c> {
                         &p.w.t,
                         Some((&p.bias_f32, *outputs)),
                         &spec,
-                        &self.acts[i],
+                        (&self.acts[i], false),
                     )?;
                 }
                 Layer::Relu { .. } => {
@@ -360,7 +525,6 @@ impl<'c> GpuTrainer<'c> {
         }
         // Loss.
         let last = layers.len() - 1;
-        let classes = layers[last].outputs();
         self.decode(e, &self.acts[last], &self.scratch)?;
         let out = XentOutputs {
             grad: &self.xent_grad,
@@ -368,7 +532,10 @@ impl<'c> GpuTrainer<'c> {
             correct: &self.correct,
         };
         record_softmax_xent(ctx, e, &self.scratch, &self.labels, &out, (batch, classes))?;
-        self.quantize(
+        if train {
+            record_loss_scale_apply(ctx, e, &self.xent_grad, &self.loss_scale, batch * classes)?;
+        }
+        self.quantize_grad(
             e,
             &self.xent_grad,
             &self.grads[last],
@@ -410,7 +577,7 @@ impl<'c> GpuTrainer<'c> {
                         &p.db.f,
                         (batch, *cout, geo.oh * geo.ow),
                     )?;
-                    self.quantize(e, &p.db.f, &p.db, &plan.spec(&format!("{n}.wgrad"), s, 1))?;
+                    self.quantize_grad(e, &p.db.f, &p.db, &plan.spec(&format!("{n}.wgrad"), s, 1))?;
                     if let Some(out) = prev_grad {
                         let xspec = conv_spec(*pad, acc, out);
                         self.conv(
@@ -438,7 +605,7 @@ impl<'c> GpuTrainer<'c> {
                             &dst.f,
                             &pl,
                         )?;
-                        self.quantize(e, &dst.f, dst, &out)?;
+                        self.quantize_grad(e, &dst.f, dst, &out)?;
                     }
                 }
                 Layer::Linear {
@@ -458,11 +625,11 @@ impl<'c> GpuTrainer<'c> {
                         &x_in.t.reshaped(vec![batch, *inputs]),
                         None,
                         &wspec,
-                        &p.dw,
+                        (&p.dw, true),
                     )?;
                     self.decode(e, g, &self.scratch)?;
                     record_col_sum(ctx, e, &self.scratch, &p.db.f, (batch, *outputs, 1))?;
-                    self.quantize(e, &p.db.f, &p.db, &plan.spec(&format!("{n}.wgrad"), s, 1))?;
+                    self.quantize_grad(e, &p.db.f, &p.db, &plan.spec(&format!("{n}.wgrad"), s, 1))?;
                     if let Some(out) = prev_grad {
                         let xspec = GemmSpec {
                             trans_a: false,
@@ -470,7 +637,8 @@ impl<'c> GpuTrainer<'c> {
                             acc,
                             out,
                         };
-                        self.gemm(e, &g.t, &p.w.t, None, &xspec, &self.grads[i - 1])?;
+                        let dst = (&self.grads[i - 1], true);
+                        self.gemm(e, &g.t, &p.w.t, None, &xspec, dst)?;
                     }
                 }
                 Layer::Relu { .. } => {
@@ -479,38 +647,54 @@ impl<'c> GpuTrainer<'c> {
                         self.decode(e, x_in, &self.scratch)?;
                         self.decode(e, g, &self.scratch2)?;
                         record_relu_backward(ctx, e, &self.scratch, &self.scratch2, &dst.f, g.n)?;
-                        self.quantize(e, &dst.f, dst, &out)?;
+                        self.quantize_grad(e, &dst.f, dst, &out)?;
                     }
                 }
             }
         }
-        // Update.
-        let c = self.sgd;
-        let sgd = Sgd {
-            lr: c.lr,
-            momentum: c.momentum,
-            weight_decay: c.weight_decay,
-            nesterov: c.nesterov,
-        };
+        // Loss scale: this step's skip flag and 1 / S, the next step's S.
+        let c = plan.config;
+        if train {
+            let (dynamic, interval) = c.loss_scale.dynamic();
+            record_loss_scale_update(
+                ctx,
+                e,
+                &self.loss_scale,
+                &self.grad_stats,
+                dynamic,
+                interval,
+            )?;
+        }
+        // Update (the kernels skip it when the loss scale says so; the stored tensors are
+        // rounded again from the master copies either way).
         for (i, l) in layers.iter().enumerate().filter(|_| train) {
             let Some(p) = self.params[i].as_ref() else {
                 continue;
             };
             let n = l.name();
             for part in [0u32, 1] {
+                fn pick(pair: &(Slot, Slot), part: u32) -> &Slot {
+                    if part == 0 { &pair.0 } else { &pair.1 }
+                }
                 let (param, vel, grad) = if part == 0 {
                     (&p.w, &p.vw, &p.dw)
                 } else {
                     (&p.b, &p.vb, &p.db)
                 };
-                let master = p
-                    .master
-                    .as_ref()
-                    .map(|(mw, mb)| if part == 0 { mw } else { mb });
+                let master = p.master.as_ref().map(|m| pick(m, part));
+                let moment2 = p.moment2.as_ref().map(|m| pick(m, part));
                 self.decode(e, master.unwrap_or(param), &param.f)?;
                 self.decode(e, vel, &vel.f)?;
                 self.decode(e, grad, &grad.f)?;
-                record_sgd(ctx, e, &grad.f, &param.f, &vel.f, param.n, &sgd)?;
+                let ls = &self.loss_scale;
+                match moment2 {
+                    Some(v2) => {
+                        self.decode(e, v2, &v2.f)?;
+                        let moments = (&vel.f, &v2.f);
+                        record_adam(ctx, e, &grad.f, &param.f, moments, ls, param.n, &c.adam(s))?;
+                    }
+                    None => record_sgd(ctx, e, &grad.f, &param.f, &vel.f, ls, param.n, &c.sgd())?,
+                }
                 let t = if part == 0 { "weight" } else { "bias" };
                 self.quantize(
                     e,
@@ -524,6 +708,10 @@ impl<'c> GpuTrainer<'c> {
                     vel,
                     &plan.spec(&format!("{n}.momentum"), s + 1, part),
                 )?;
+                if let Some(v2) = moment2 {
+                    let spec = plan.spec(&format!("{n}.moment2"), s + 1, part);
+                    self.quantize(e, &v2.f, v2, &spec)?;
+                }
                 if let Some(m) = master {
                     self.quantize(
                         e,
@@ -534,20 +722,100 @@ impl<'c> GpuTrainer<'c> {
                 }
             }
         }
-        let st = staging(ctx, 8 * batch as u64);
-        enc.copy_buffer_to_buffer(&self.loss, 0, &st, 0, 4 * batch as u64);
-        enc.copy_buffer_to_buffer(&self.correct, 0, &st, 4 * batch as u64, 4 * batch as u64);
-        ctx.queue.submit([enc.finish()]);
-        let words = map_read(ctx, &st)?;
+        let st = Readback::stage(
+            ctx,
+            &mut enc,
+            &[
+                (&self.loss, batch),
+                (&self.correct, batch),
+                (&self.loss_scale, 4),
+                (&self.grad_stats, 4),
+            ],
+        );
+        let index = ctx.queue.submit([enc.finish()]);
+        self.valid.push_back(n);
+        let tag = (s << 1) | train as u64;
         self.step += train as u64;
-        Ok(StepStats {
-            loss: words[..batch]
-                .iter()
-                .map(|&w| f32::from_bits(w))
-                .sum::<f32>()
-                / batch as f32,
-            correct: words[batch..].iter().sum::<u32>() as usize,
+        Ok(((st, index), tag))
+    }
+
+    /// Every stored parameter and optimizer-state tensor with its checkpoint name.
+    fn stored(&self) -> Vec<(String, &Slot)> {
+        let mut v = Vec::new();
+        for (l, p) in self.plan.model.layers.iter().zip(&self.params) {
+            let Some(p) = p else { continue };
+            let n = l.name();
+            v.push((format!("{n}.weight"), &p.w));
+            v.push((format!("{n}.bias"), &p.b));
+            v.push((format!("{n}.momentum.weight"), &p.vw));
+            v.push((format!("{n}.momentum.bias"), &p.vb));
+            for (t, pair) in [("moment2", &p.moment2), ("master", &p.master)] {
+                if let Some((w, b)) = pair {
+                    v.push((format!("{n}.{t}.weight"), w));
+                    v.push((format!("{n}.{t}.bias"), b));
+                }
+            }
+        }
+        v
+    }
+
+    /// The trainer's whole state, read back from the GPU (after the work submitted so far).
+    pub fn state(&self) -> Result<TrainState, GpuError> {
+        let tensors = self
+            .stored()
+            .into_iter()
+            .map(|(name, s)| {
+                Ok(StoredTensor {
+                    name,
+                    format: s.t.spec().format.to_string(),
+                    len: s.n,
+                    words: s.t.read_words(self.ctx)?,
+                    scales: s.t.read_scales(self.ctx)?,
+                })
+            })
+            .collect::<Result<_, GpuError>>()?;
+        let ls = crate::gpu::buffers::read_u32(self.ctx, &self.loss_scale, 4)?;
+        Ok(TrainState {
+            step: self.step,
+            loss_scale: [ls[0], ls[1], ls[2], ls[3]],
+            tensors,
         })
+    }
+
+    /// Continues from a saved state (of the same model, map and optimizer).
+    pub fn restore(&mut self, st: &TrainState) -> Result<(), GpuError> {
+        let mismatch = |e: CheckpointError| GpuError::Invalid(e.to_string());
+        for (name, s) in self.stored() {
+            let t = st
+                .expect(&name, &s.t.spec().format.to_string(), s.n)
+                .map_err(mismatch)?;
+            let want = s.t.scales().map_or(0, |b| (b.size() / 4) as usize);
+            if t.words.len() != crate::reference::packed_words(s.n, s.t.spec().format.bits())
+                || t.scales.len() != want
+            {
+                return Err(mismatch(CheckpointError::Mismatch(format!(
+                    "{name} has {} code words and {} scale words, this run {} and {want}",
+                    t.words.len(),
+                    t.scales.len(),
+                    crate::reference::packed_words(s.n, s.t.spec().format.bits()),
+                ))));
+            }
+            self.ctx
+                .queue
+                .write_buffer(s.t.words(), 0, bytemuck::cast_slice(&t.words));
+            if let Some(b) = s.t.scales() {
+                self.ctx
+                    .queue
+                    .write_buffer(b, 0, bytemuck::cast_slice(&t.scales));
+            }
+        }
+        self.ctx
+            .queue
+            .write_buffer(&self.loss_scale, 0, bytemuck::cast_slice(&st.loss_scale));
+        self.ctx.queue.submit([]);
+        self.ctx.wait()?;
+        self.step = st.step;
+        Ok(())
     }
 
     /// The packed codes of layer `i`'s weights and biases (for checks against the CPU trainer).

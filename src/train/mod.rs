@@ -1,5 +1,7 @@
-//! Training: per-tensor precision, and (to come) models, scheduler, optimizers, checkpoints.
+//! Training: models, per-tensor precision, the GPU engine and its CPU reference twin,
+//! optimizers and checkpoints.
 
+pub mod checkpoint;
 pub mod cpu;
 pub mod glob;
 pub mod gpu;

@@ -257,8 +257,8 @@ impl Model {
 
     /// Every tensor name the model has in training, in a fixed order: `input`, then per
     /// layer `.act`, `.grad`, and for layers with weights `.weight`, `.bias`, `.wgrad`,
-    /// `.acc`, `.momentum` and (with master weights) `.master`.
-    pub fn tensor_names(&self, master: bool) -> Vec<String> {
+    /// `.acc`, `.momentum`, (with Adam) `.moment2` and (with master weights) `.master`.
+    pub fn tensor_names(&self, master: bool, adam: bool) -> Vec<String> {
         let mut v = vec!["input".to_string()];
         for l in &self.layers {
             let n = l.name();
@@ -267,6 +267,9 @@ impl Model {
             if l.has_params() {
                 for t in ["weight", "bias", "wgrad", "acc", "momentum"] {
                     v.push(format!("{n}.{t}"));
+                }
+                if adam {
+                    v.push(format!("{n}.moment2"));
                 }
                 if master {
                     v.push(format!("{n}.master"));

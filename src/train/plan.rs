@@ -8,17 +8,130 @@ use crate::accum::Accumulator;
 use crate::quant::QuantSpec;
 use std::collections::HashMap;
 
-/// The optimizer of a run.
+/// Which optimizer updates the weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OptimKind {
+    /// SGD with momentum (`LAYER.momentum`), weight decay and optional Nesterov.
+    #[default]
+    Sgd,
+    /// Adam: first moment `LAYER.momentum`, second moment `LAYER.moment2`.
+    Adam,
+}
+
+/// Loss scaling: the loss gradient is multiplied by S before the backward pass and the
+/// weight gradients divided by S in the update.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum LossScale {
+    /// No scaling (S = 1).
+    #[default]
+    None,
+    /// A fixed S (a power of two).
+    Static(f32),
+    /// S starts at `init` (a power of two); a step whose gradient quantizers overflow (or
+    /// see NaN) is skipped and S halved; `interval` good steps in a row double S.
+    Dynamic {
+        /// Initial scale.
+        init: f32,
+        /// Good steps before the scale doubles.
+        interval: u32,
+    },
+}
+
+impl LossScale {
+    /// The initial scale.
+    pub fn initial(&self) -> f32 {
+        match *self {
+            LossScale::None => 1.0,
+            LossScale::Static(s) => s,
+            LossScale::Dynamic { init, .. } => init,
+        }
+    }
+
+    /// Whether the scale adapts (and overflowing steps are skipped), with its interval.
+    pub fn dynamic(&self) -> (bool, u32) {
+        match *self {
+            LossScale::Dynamic { interval, .. } => (true, interval),
+            _ => (false, 1),
+        }
+    }
+
+    /// Checks that the scale is a power of two within [2^-64, 2^64].
+    pub fn validate(&self) -> Result<(), String> {
+        let s = self.initial();
+        let e = (s.to_bits() >> 23) & 0xff;
+        if s.to_bits() & 0x807f_ffff != 0 || !(63..=191).contains(&e) {
+            return Err(format!(
+                "loss scale {s}: must be a power of two between 2^-64 and 2^64"
+            ));
+        }
+        if let LossScale::Dynamic { interval: 0, .. } = self {
+            return Err("dynamic loss scaling needs an interval of at least 1 step".into());
+        }
+        Ok(())
+    }
+}
+
+/// How a run trains: its optimizer and hyper-parameters, and loss scaling.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SgdConfig {
+pub struct TrainConfig {
+    /// SGD or Adam.
+    pub kind: OptimKind,
     /// Learning rate.
     pub lr: f32,
-    /// Momentum.
+    /// SGD momentum.
     pub momentum: f32,
+    /// Adam's first-moment decay.
+    pub beta1: f32,
+    /// Adam's second-moment decay.
+    pub beta2: f32,
+    /// Adam's epsilon.
+    pub eps: f32,
     /// L2 weight decay.
     pub weight_decay: f32,
-    /// Nesterov momentum.
+    /// Nesterov momentum (SGD).
     pub nesterov: bool,
+    /// Loss scaling.
+    pub loss_scale: LossScale,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            kind: OptimKind::Sgd,
+            lr: 0.05,
+            momentum: 0.9,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            nesterov: false,
+            loss_scale: LossScale::None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The SGD constants.
+    pub fn sgd(&self) -> crate::ops::optim::Sgd {
+        crate::ops::optim::Sgd {
+            lr: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            nesterov: self.nesterov,
+        }
+    }
+
+    /// Adam's constants for the update that ends step `step` (counted from 0).
+    pub fn adam(&self, step: u64) -> crate::ops::optim::AdamStep {
+        crate::ops::optim::AdamStep::new(
+            self.lr,
+            self.beta1,
+            self.beta2,
+            self.eps,
+            self.weight_decay,
+            step + 1,
+        )
+    }
 }
 
 /// Resolved precision of every tensor of a model.
@@ -28,6 +141,8 @@ pub struct Plan {
     pub model: Model,
     /// Whether fp32-style master weights are kept (`LAYER.master`).
     pub master: bool,
+    /// The optimizer.
+    pub config: TrainConfig,
     /// Run seed.
     pub seed: u64,
     assignments: HashMap<String, (Assignment, u32)>,
@@ -39,9 +154,10 @@ impl Plan {
         model: Model,
         map: &PrecisionMap,
         master: bool,
+        config: TrainConfig,
         seed: u64,
     ) -> Result<Plan, PrecisionError> {
-        let names = model.tensor_names(master);
+        let names = model.tensor_names(master, config.kind == OptimKind::Adam);
         let resolved = map.resolve(&names)?;
         let assignments = resolved
             .into_iter()
@@ -51,9 +167,15 @@ impl Plan {
         Ok(Plan {
             model,
             master,
+            config,
             seed,
             assignments,
         })
+    }
+
+    /// Whether the run keeps Adam's second moments (`LAYER.moment2`).
+    pub fn adam(&self) -> bool {
+        self.config.kind == OptimKind::Adam
     }
 
     /// The assignment of a tensor.
@@ -92,7 +214,7 @@ impl Plan {
     /// The resolved map, for `--show-precision`: (name, format text, rounding, saturate).
     pub fn table(&self) -> Vec<(String, Assignment)> {
         self.model
-            .tensor_names(self.master)
+            .tensor_names(self.master, self.adam())
             .into_iter()
             .map(|n| {
                 let a = self.assignment(&n);
@@ -112,7 +234,7 @@ pub struct RoleBytes {
     pub activations: u64,
     /// Output and weight gradients.
     pub gradients: u64,
-    /// Momentum.
+    /// Optimizer state: momentum, Adam's moments.
     pub optimizer: u64,
     /// Master weights.
     pub master: u64,
@@ -127,7 +249,7 @@ impl RoleBytes {
 
 impl Plan {
     /// Element counts of every stored tensor part: (name, part, elements). Names with a
-    /// weight and a bias part (`.wgrad`, `.momentum`, `.master`) list both; `.acc` is not stored.
+    /// weight and a bias part (`.wgrad`, `.momentum`, `.moment2`, `.master`) list both; `.acc` is not stored.
     pub fn tensor_sizes(&self, batch: usize) -> Vec<(String, u32, usize)> {
         let mut v = vec![("input".to_string(), 0, batch * self.model.inputs)];
         for l in &self.model.layers {
@@ -138,6 +260,9 @@ impl Plan {
                 v.push((format!("{n}.weight"), 0, w));
                 v.push((format!("{n}.bias"), 0, b));
                 let mut pairs = vec!["wgrad", "momentum"];
+                if self.adam() {
+                    pairs.push("moment2");
+                }
                 if self.master {
                     pairs.push("master");
                 }
@@ -161,7 +286,7 @@ impl Plan {
                     "weight" | "bias" => r.weights += b,
                     "act" | "input" => r.activations += b,
                     "grad" | "wgrad" => r.gradients += b,
-                    "momentum" => r.optimizer += b,
+                    "momentum" | "moment2" => r.optimizer += b,
                     _ => r.master += b,
                 }
             }

@@ -3,11 +3,13 @@
 use crate::args::{self, Device};
 use lowp::data::{Dataset, load_dir, shuffled, synthetic::synthetic};
 use lowp::format::Format;
-use lowp::train::cpu::{CpuTrainer, StepStats};
-use lowp::train::gpu::GpuTrainer;
+use lowp::train::checkpoint::{self, TrainState};
+use lowp::train::cpu::CpuTrainer;
+use lowp::train::gpu::{GpuTrainer, Report};
 use lowp::train::model::Model;
-use lowp::train::plan::{Plan, RoleBytes, SgdConfig};
+use lowp::train::plan::{LossScale, OptimKind, Plan, RoleBytes, TrainConfig};
 use lowp::train::precision::PrecisionMap;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -30,7 +32,7 @@ pub enum ModelArg {
 pub enum OptimizerArg {
     /// SGD with momentum, weight decay and optional Nesterov.
     Sgd,
-    /// Adam (not built yet).
+    /// Adam (first moment `.momentum`, second moment `.moment2`).
     Adam,
 }
 
@@ -64,9 +66,28 @@ pub struct Args {
     /// Learning rate.
     #[arg(long, default_value_t = 0.05)]
     lr: f32,
-    /// Momentum.
+    /// SGD momentum.
     #[arg(long, default_value_t = 0.9)]
     momentum: f32,
+    /// Adam's moment decays, beta1,beta2.
+    #[arg(long, default_value = "0.9,0.999")]
+    betas: String,
+    /// Adam's epsilon.
+    #[arg(long, default_value_t = 1e-8)]
+    eps: f32,
+    /// Loss scaling: none, static:S, or dynamic[:INIT[:INTERVAL]] (S, INIT powers of two;
+    /// dynamic defaults to 65536 and 200 steps). Dynamic scaling skips steps whose gradient
+    /// quantizers overflow and halves the scale.
+    #[arg(long, default_value = "none")]
+    loss_scale: String,
+    /// Also checkpoint every N steps (a checkpoint is always written at each epoch's end when
+    /// --out is given).
+    #[arg(long, default_value_t = 0)]
+    checkpoint_every: u64,
+    /// Continue from a checkpoint (a .safetensors file, or a folder holding
+    /// checkpoint.safetensors) with the same settings.
+    #[arg(long)]
+    resume: Option<PathBuf>,
     /// L2 weight decay.
     #[arg(long, default_value_t = 0.0)]
     weight_decay: f32,
@@ -82,7 +103,7 @@ pub struct Args {
     /// Seed of initialization, shuffling, splitting and stochastic rounding.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Folder for metrics.jsonl and curves.svg.
+    /// Folder for metrics.jsonl, curves.svg and checkpoint.safetensors.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Train on the GPU or on the CPU reference.
@@ -92,18 +113,132 @@ pub struct Args {
 
 enum Trainer<'c> {
     Gpu(Box<GpuTrainer<'c>>),
-    Cpu(CpuTrainer),
+    Cpu(Box<CpuTrainer>, Vec<Report>),
 }
 
 impl Trainer<'_> {
-    fn step(&mut self, x: &[f32], y: &[u32], train: bool) -> Result<StepStats, String> {
-        match (self, train) {
-            (Trainer::Gpu(t), true) => t.step(x, y).map_err(|e| e.to_string()),
-            (Trainer::Gpu(t), false) => t.evaluate(x, y).map_err(|e| e.to_string()),
-            (Trainer::Cpu(t), true) => Ok(t.step(x, y)),
-            (Trainer::Cpu(t), false) => Ok(t.evaluate(x, y)),
+    /// Starts a training step or an evaluation; its statistics arrive through `poll`/`flush`.
+    fn submit(&mut self, x: &[f32], y: &[u32], train: bool) -> Result<(), String> {
+        match self {
+            Trainer::Gpu(t) => t.submit(x, y, train).map_err(|e| e.to_string()),
+            Trainer::Cpu(t, done) => {
+                let step = t.step;
+                let stats = if train {
+                    t.step(x, y)
+                } else {
+                    t.evaluate(x, y)
+                };
+                done.push(Report { step, train, stats });
+                Ok(())
+            }
         }
     }
+
+    /// Statistics that have arrived, without waiting.
+    fn poll(&mut self) -> Result<Vec<Report>, String> {
+        match self {
+            Trainer::Gpu(t) => t.poll().map_err(|e| e.to_string()),
+            Trainer::Cpu(_, done) => Ok(std::mem::take(done)),
+        }
+    }
+
+    /// Every outstanding statistic, waiting for the device.
+    fn flush(&mut self) -> Result<Vec<Report>, String> {
+        match self {
+            Trainer::Gpu(t) => t.readback_all().map_err(|e| e.to_string()),
+            Trainer::Cpu(_, done) => Ok(std::mem::take(done)),
+        }
+    }
+
+    fn state(&mut self) -> Result<TrainState, String> {
+        match self {
+            Trainer::Gpu(t) => t.state().map_err(|e| e.to_string()),
+            Trainer::Cpu(t, _) => Ok(t.state()),
+        }
+    }
+
+    fn restore(&mut self, st: &TrainState) -> Result<(), String> {
+        match self {
+            Trainer::Gpu(t) => t.restore(st).map_err(|e| e.to_string()),
+            Trainer::Cpu(t, _) => t.restore(st).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Parses `--loss-scale`.
+fn loss_scale(text: &str) -> Result<LossScale, String> {
+    let bad = || {
+        format!(
+            "--loss-scale {text:?}: expected none, static:S or dynamic[:INIT[:INTERVAL]] (S and INIT powers of two)"
+        )
+    };
+    let parts: Vec<&str> = text.split(':').collect();
+    let num = |s: &str| s.trim().parse::<f32>().map_err(|_| bad());
+    let ls = match parts[..] {
+        ["none"] => LossScale::None,
+        ["static", s] => LossScale::Static(num(s)?),
+        ["dynamic"] => LossScale::Dynamic {
+            init: 65536.0,
+            interval: 200,
+        },
+        ["dynamic", s] => LossScale::Dynamic {
+            init: num(s)?,
+            interval: 200,
+        },
+        ["dynamic", s, n] => LossScale::Dynamic {
+            init: num(s)?,
+            interval: n.trim().parse().map_err(|_| bad())?,
+        },
+        _ => return Err(bad()),
+    };
+    ls.validate()
+        .map_err(|e| format!("--loss-scale {text:?}: {e}"))?;
+    Ok(ls)
+}
+
+/// Parses `--betas`.
+fn betas(text: &str) -> Result<(f32, f32), String> {
+    let v: Vec<f32> = text
+        .split(',')
+        .map(|s| s.trim().parse::<f32>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("--betas {text:?}: expected two numbers like 0.9,0.999"))?;
+    match v[..] {
+        [b1, b2] if (0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2) => Ok((b1, b2)),
+        _ => Err(format!(
+            "--betas {text:?}: expected two numbers in [0, 1) like 0.9,0.999"
+        )),
+    }
+}
+
+/// The settings a checkpoint must share with the run that resumes it.
+fn run_settings(a: &Args) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    let mut put = |k: &str, v: String| {
+        m.insert(k.to_string(), v);
+    };
+    put("model", format!("{:?}", a.model).to_lowercase());
+    put("hidden", a.hidden.clone());
+    put(
+        "data",
+        a.data
+            .as_ref()
+            .map_or("synthetic".into(), |d| d.display().to_string()),
+    );
+    put("train_size", format!("{:?}", a.train_size));
+    put("batch", a.batch.to_string());
+    put("seed", a.seed.to_string());
+    put("optimizer", format!("{:?}", a.optimizer).to_lowercase());
+    put("lr", a.lr.to_string());
+    put("momentum", a.momentum.to_string());
+    put("betas", a.betas.clone());
+    put("eps", a.eps.to_string());
+    put("weight_decay", a.weight_decay.to_string());
+    put("nesterov", a.nesterov.to_string());
+    put("loss_scale", a.loss_scale.clone());
+    put("master", a.master.to_string());
+    put("device", format!("{:?}", a.device).to_lowercase());
+    m
 }
 
 fn data(a: &Args) -> Result<(Dataset, Dataset), String> {
@@ -155,9 +290,6 @@ pub fn run(a: &Args) -> Result<(), String> {
             "--model {name} is not built yet; use --model mlp or lenet"
         ));
     }
-    if a.optimizer != OptimizerArg::Sgd {
-        return Err("--optimizer adam is not built yet; use --optimizer sgd".into());
-    }
     if a.batch == 0 || a.epochs == 0 {
         return Err("--batch and --epochs must be at least 1".into());
     }
@@ -181,7 +313,22 @@ pub fn run(a: &Args) -> Result<(), String> {
         Some(p) => PrecisionMap::load(p).map_err(|e| e.to_string())?,
         None => PrecisionMap::uniform(Format::FP32),
     };
-    let plan = Plan::new(model, &map, a.master, a.seed).map_err(|e| e.to_string())?;
+    let (beta1, beta2) = betas(&a.betas)?;
+    let config = TrainConfig {
+        kind: match a.optimizer {
+            OptimizerArg::Sgd => OptimKind::Sgd,
+            OptimizerArg::Adam => OptimKind::Adam,
+        },
+        lr: a.lr,
+        momentum: a.momentum,
+        beta1,
+        beta2,
+        eps: a.eps,
+        weight_decay: a.weight_decay,
+        nesterov: a.nesterov,
+        loss_scale: loss_scale(&a.loss_scale)?,
+    };
+    let plan = Plan::new(model, &map, a.master, config, a.seed).map_err(|e| e.to_string())?;
     if a.show_precision {
         let sizes = plan.tensor_sizes(a.batch);
         println!(
@@ -205,26 +352,20 @@ pub fn run(a: &Args) -> Result<(), String> {
         show(&r, &fp32, &format!("batch {}", a.batch));
         return Ok(());
     }
-    let sgd = SgdConfig {
-        lr: a.lr,
-        momentum: a.momentum,
-        weight_decay: a.weight_decay,
-        nesterov: a.nesterov,
-    };
     let ctx;
     let mut trainer = match a.device {
-        Device::Cpu => Trainer::Cpu(CpuTrainer::new(plan.clone(), sgd)),
+        Device::Cpu => Trainer::Cpu(Box::new(CpuTrainer::new(plan.clone())), Vec::new()),
         Device::Gpu => {
             ctx = args::gpu()?;
             println!("device: {}", ctx.info.name);
-            let t = GpuTrainer::new(&ctx, plan.clone(), sgd, a.batch).map_err(|e| e.to_string())?;
+            let t = GpuTrainer::new(&ctx, plan.clone(), a.batch).map_err(|e| e.to_string())?;
             Trainer::Gpu(Box::new(t))
         }
     };
     let (planned, fp32) = plan.memory(a.batch);
     match &trainer {
         Trainer::Gpu(t) => show(&t.stored_bytes(), &fp32, "GPU buffers"),
-        Trainer::Cpu(_) => show(&planned, &fp32, "planned"),
+        Trainer::Cpu(..) => show(&planned, &fp32, "planned"),
     }
     println!(
         "data: {} train / {} test images of {:?}, {} classes",
@@ -233,18 +374,12 @@ pub fn run(a: &Args) -> Result<(), String> {
         train.shape,
         train.classes
     );
-    let mut log = match &a.out {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            Some(
-                std::fs::File::create(dir.join("metrics.jsonl"))
-                    .map_err(|e| format!("{}: {e}", dir.display()))?,
-            )
-        }
-        None => None,
-    };
+    let settings = run_settings(a);
+    if a.checkpoint_every > 0 && a.out.is_none() {
+        return Err("--checkpoint-every needs --out (the folder the checkpoints go to)".into());
+    }
     let per = train.image_len();
-    let steps = train.len() / a.batch;
+    let steps = (train.len() / a.batch) as u64;
     if steps == 0 {
         return Err(format!(
             "--batch {} is larger than the {} training images",
@@ -252,76 +387,214 @@ pub fn run(a: &Args) -> Result<(), String> {
             train.len()
         ));
     }
-    let (mut curve_loss, mut curve_acc) = (Vec::new(), Vec::new());
-    for epoch in 1..=a.epochs {
+    // Resume: the state, the settings it was saved with, and the running sums of its epoch.
+    let (mut start_step, mut carried) = (0u64, (0f64, 0usize));
+    let mut kept_lines: Vec<serde_json::Value> = Vec::new();
+    if let Some(p) = &a.resume {
+        let file = if p.is_dir() {
+            p.join("checkpoint.safetensors")
+        } else {
+            p.clone()
+        };
+        let (st, meta) = checkpoint::load(&file).map_err(|e| e.to_string())?;
+        for (k, v) in &settings {
+            let saved = meta.get(k).map_or("(none)", String::as_str);
+            if saved != v {
+                return Err(format!(
+                    "{}: saved with --{} {saved}, but this run has {v}; resume with the same settings",
+                    file.display(),
+                    k.replace('_', "-")
+                ));
+            }
+        }
+        trainer.restore(&st)?;
+        start_step = st.step;
+        carried = (
+            meta.get("epoch_loss")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0),
+            meta.get("epoch_correct")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        );
+        println!("resumed from {} at step {start_step}", file.display());
+        // Keep the metrics of the epochs finished before the checkpoint.
+        if let Some(dir) = &a.out
+            && let Ok(text) = std::fs::read_to_string(dir.join("metrics.jsonl"))
+        {
+            let first = start_step / steps + 1;
+            kept_lines = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|v| v["epoch"].as_u64().is_some_and(|e| e < first))
+                .collect();
+        }
+    }
+    let mut log = match &a.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let mut f = std::fs::File::create(dir.join("metrics.jsonl"))
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+            for v in &kept_lines {
+                writeln!(f, "{v}").map_err(|e| e.to_string())?;
+            }
+            Some(f)
+        }
+        None => None,
+    };
+    let ckpt_path = a.out.as_ref().map(|d| d.join("checkpoint.safetensors"));
+    let mut last_good: Option<u64> = a.resume.as_ref().map(|_| start_step);
+    let save = |trainer: &mut Trainer, sums: (f64, usize)| -> Result<u64, String> {
+        let Some(path) = &ckpt_path else {
+            return Ok(0);
+        };
+        let st = trainer.state()?;
+        let mut meta = settings.clone();
+        meta.insert("epoch_loss".into(), format!("{:?}", sums.0));
+        meta.insert("epoch_correct".into(), sums.1.to_string());
+        checkpoint::save(path, &st, &meta).map_err(|e| e.to_string())?;
+        Ok(st.step)
+    };
+    let diverged = |r: &Report, last_good: Option<u64>, path: &Option<PathBuf>| {
+        let kept = match (last_good, path) {
+            (Some(s), Some(p)) => format!(
+                "; the last good checkpoint (step {s}) is {}, resume with --resume",
+                p.display()
+            ),
+            _ => String::new(),
+        };
+        format!(
+            "the loss became {} at step {}: training diverged (try a smaller --lr, loss scaling, or a wider gradient format){kept}",
+            r.stats.loss, r.step
+        )
+    };
+    let (mut curve_loss, mut curve_acc): (Vec<f64>, Vec<f64>) = kept_lines
+        .iter()
+        .map(|v| {
+            (
+                v["train_loss"].as_f64().unwrap_or(f64::NAN),
+                v["test_acc"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .unzip();
+    let batch_of = |set: &Dataset, idx: &[usize]| -> (Vec<f32>, Vec<u32>) {
+        let x = idx
+            .iter()
+            .flat_map(|&i| set.images[i * per..(i + 1) * per].iter().copied())
+            .collect();
+        (x, idx.iter().map(|&i| set.labels[i] as u32).collect())
+    };
+    let first_epoch = (start_step / steps + 1) as usize;
+    for epoch in first_epoch..=a.epochs {
         let t0 = Instant::now();
         let order = shuffled(train.len(), a.seed, epoch as u32);
-        let bar = indicatif::ProgressBar::new(steps as u64);
+        let begin = if epoch == first_epoch {
+            start_step % steps
+        } else {
+            0
+        };
+        let bar = indicatif::ProgressBar::new(steps);
         bar.set_style(
             indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
                 .unwrap()
                 .progress_chars("=> "),
         );
         bar.set_prefix(epoch.to_string());
-        let (mut loss, mut correct) = (0f64, 0usize);
-        for s in 0..steps {
-            let idx = &order[s * a.batch..(s + 1) * a.batch];
-            let x: Vec<f32> = idx
-                .iter()
-                .flat_map(|&i| train.images[i * per..(i + 1) * per].iter().copied())
-                .collect();
-            let y: Vec<u32> = idx.iter().map(|&i| train.labels[i] as u32).collect();
-            let st = trainer.step(&x, &y, true)?;
-            if !st.loss.is_finite() {
-                bar.abandon();
-                return Err(format!(
-                    "the loss became {} at epoch {epoch}, step {s}: training diverged (try a smaller --lr, or a wider gradient format)",
-                    st.loss
-                ));
+        bar.set_position(begin);
+        let (mut loss, mut correct) = if epoch == first_epoch {
+            carried
+        } else {
+            (0.0, 0)
+        };
+        let (mut skipped, mut scale) = (0u64, 1f32);
+        let mut take = |reports: Vec<Report>,
+                        loss: &mut f64,
+                        correct: &mut usize,
+                        last_good: Option<u64>|
+         -> Result<(), String> {
+            for r in reports {
+                if !r.stats.loss.is_finite() {
+                    bar.abandon();
+                    return Err(diverged(&r, last_good, &ckpt_path));
+                }
+                *loss += r.stats.loss as f64;
+                *correct += r.stats.correct;
+                skipped += r.stats.skipped as u64;
+                scale = r.stats.loss_scale;
+                let done = r.step % steps + 1;
+                let mut msg = format!(
+                    "loss {:.4} acc {:.3}",
+                    *loss / done as f64,
+                    *correct as f64 / (done as usize * a.batch) as f64
+                );
+                if a.loss_scale != "none" {
+                    msg += &format!(" scale {scale} skipped {skipped}");
+                }
+                bar.set_message(msg);
+                bar.set_position(done);
             }
-            loss += st.loss as f64;
-            correct += st.correct;
-            bar.set_message(format!(
-                "loss {:.4} acc {:.3}",
-                loss / (s + 1) as f64,
-                correct as f64 / ((s + 1) * a.batch) as f64
-            ));
-            bar.inc(1);
+            Ok(())
+        };
+        for s in begin..steps {
+            let (x, y) = batch_of(
+                &train,
+                &order[s as usize * a.batch..(s as usize + 1) * a.batch],
+            );
+            trainer.submit(&x, &y, true)?;
+            take(trainer.poll()?, &mut loss, &mut correct, last_good)?;
+            let global = (epoch as u64 - 1) * steps + s + 1;
+            if a.checkpoint_every > 0 && global.is_multiple_of(a.checkpoint_every) && s + 1 < steps
+            {
+                take(trainer.flush()?, &mut loss, &mut correct, last_good)?;
+                last_good = Some(save(&mut trainer, (loss, correct))?);
+            }
         }
+        take(trainer.flush()?, &mut loss, &mut correct, last_good)?;
         bar.finish_and_clear();
-        let (mut tl, mut tc, mut tn) = (0f64, 0usize, 0usize);
-        for s in 0..test.len() / a.batch {
-            let idx: Vec<usize> = (s * a.batch..(s + 1) * a.batch).collect();
-            let x: Vec<f32> = idx
-                .iter()
-                .flat_map(|&i| test.images[i * per..(i + 1) * per].iter().copied())
-                .collect();
-            let y: Vec<u32> = idx.iter().map(|&i| test.labels[i] as u32).collect();
-            let st = trainer.step(&x, &y, false)?;
-            tl += st.loss as f64 * a.batch as f64;
-            tc += st.correct;
-            tn += a.batch;
+        // Evaluate every test image: the last batch may be short.
+        let (mut tl, mut tc, tn) = (0f64, 0usize, test.len());
+        let mut sizes = std::collections::VecDeque::new();
+        let mut count = |reports: Vec<Report>, sizes: &mut std::collections::VecDeque<usize>| {
+            for r in reports.into_iter().filter(|r| !r.train) {
+                let n = sizes.pop_front().unwrap_or(0);
+                tl += r.stats.loss as f64 * n as f64;
+                tc += r.stats.correct;
+            }
+        };
+        for start in (0..tn).step_by(a.batch) {
+            let idx: Vec<usize> = (start..(start + a.batch).min(tn)).collect();
+            let (x, y) = batch_of(&test, &idx);
+            sizes.push_back(idx.len());
+            trainer.submit(&x, &y, false)?;
+            count(trainer.poll()?, &mut sizes);
         }
+        count(trainer.flush()?, &mut sizes);
         let secs = t0.elapsed().as_secs_f64();
-        let line = serde_json::json!({
+        let n_train = steps as usize * a.batch;
+        let mut line = serde_json::json!({
             "epoch": epoch,
             "train_loss": loss / steps as f64,
-            "train_acc": correct as f64 / (steps * a.batch) as f64,
+            "train_acc": correct as f64 / n_train as f64,
             "test_loss": tl / tn.max(1) as f64,
             "test_acc": tc as f64 / tn.max(1) as f64,
             "test_images": tn,
             "seconds": secs,
         });
+        if a.loss_scale != "none" {
+            line["loss_scale"] = serde_json::json!(scale);
+            line["skipped_steps"] = serde_json::json!(skipped);
+        }
         println!(
             "epoch {epoch}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} ({tn} images) | {secs:.1} s",
             loss / steps as f64,
-            correct as f64 / (steps * a.batch) as f64,
+            correct as f64 / n_train as f64,
             tl / tn.max(1) as f64,
             tc as f64 / tn.max(1) as f64
         );
         if let Some(f) = log.as_mut() {
             writeln!(f, "{line}").map_err(|e| e.to_string())?;
         }
+        last_good = Some(save(&mut trainer, (0.0, 0))?);
         curve_loss.push(loss / steps as f64);
         curve_acc.push(tc as f64 / tn.max(1) as f64);
     }
