@@ -145,4 +145,118 @@ fn bad_training_requests_are_one_line_errors() {
     check(&["train", "--precision", map.to_str().unwrap()], "*.weigth");
     check(&["train", "--data", "/no/such/dir"], "no such folder");
     check(&["train", "--hidden", "0"], "--hidden");
+    check(&["train", "--loss-scale", "static:3"], "power of two");
+    check(&["train", "--loss-scale", "sometimes"], "--loss-scale");
+    check(&["train", "--betas", "0.9"], "--betas");
+    check(&["train", "--checkpoint-every", "5"], "--out");
+    check(
+        &["train", "--resume", "/no/such/checkpoint.safetensors"],
+        "checkpoint",
+    );
+    check(&["train", "--test-size", "0"], "--test-size");
+}
+
+/// A run killed (SIGKILL) after a mid-epoch checkpoint and resumed with --resume ends with
+/// the same state and metrics as the same run uninterrupted.
+#[test]
+fn a_killed_run_resumes_to_the_uninterrupted_result() {
+    let dir = tmp("resume");
+    let map = dir.join("map.toml");
+    std::fs::write(&map, FIXED_MAP).unwrap();
+    let args = |out: &std::path::Path| -> Vec<String> {
+        [
+            "train",
+            "--epochs",
+            "4",
+            "--hidden",
+            "16",
+            "--batch",
+            "50",
+            "--train-size",
+            "600",
+            "--test-size",
+            "120",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.01",
+            "--loss-scale",
+            "dynamic:1024:3",
+            "--precision",
+            map.to_str().unwrap(),
+            "--checkpoint-every",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |extra: &[&str], out: &std::path::Path| {
+        let mut a = args(out);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        let o = lowp(&refs);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let straight = dir.join("straight");
+    run(&[], &straight);
+    // The interrupted run: kill it once a checkpoint past step 5 exists, before the end.
+    let cut = dir.join("cut");
+    let ckpt = cut.join("checkpoint.safetensors");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lowp"))
+        .args(args(&cut))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let killed_at = loop {
+        if let Ok((st, _)) = lowp::train::checkpoint::load(&ckpt)
+            && st.step >= 5
+        {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break st.step;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let (at_kill, _) = lowp::train::checkpoint::load(&ckpt).unwrap();
+    assert!(
+        at_kill.step < 48,
+        "killed at step {killed_at}, checkpoint {}",
+        at_kill.step
+    );
+    let text = run(&["--resume", cut.to_str().unwrap()], &cut);
+    assert!(text.contains("resumed from"), "{text}");
+    let (a, _) = lowp::train::checkpoint::load(&straight.join("checkpoint.safetensors")).unwrap();
+    let (b, _) = lowp::train::checkpoint::load(&ckpt).unwrap();
+    assert_eq!(a.step, 48);
+    assert_eq!(a, b, "resumed state differs from the uninterrupted run's");
+    let strip = |v: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+        v.into_iter()
+            .map(|mut l| {
+                l.as_object_mut().unwrap().remove("seconds");
+                l
+            })
+            .collect()
+    };
+    assert_eq!(strip(metrics(&cut)), strip(metrics(&straight)));
+    // Resuming with other settings is refused, naming the setting.
+    let mut bad = args(&cut);
+    bad.extend([
+        "--resume".into(),
+        cut.to_str().unwrap().into(),
+        "--lr".into(),
+        "0.5".into(),
+    ]);
+    let refs: Vec<&str> = bad.iter().map(String::as_str).collect();
+    let o = lowp(&refs);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--lr"));
 }

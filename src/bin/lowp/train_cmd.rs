@@ -45,9 +45,13 @@ pub struct Args {
     /// A folder with MNIST/Fashion-MNIST IDX files or CIFAR-10 binaries (default: a built-in synthetic set).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Training images when the data has no separate test set (the rest are the test set; default 80%).
+    /// Training images when the data has no separate test set (the rest are the test set;
+    /// default 80%, or 6000 of the 7000 synthetic images).
     #[arg(long)]
     train_size: Option<usize>,
+    /// Use at most this many test images (default: all).
+    #[arg(long)]
+    test_size: Option<usize>,
     /// Precision map (TOML); default: everything fp32.
     #[arg(long)]
     precision: Option<PathBuf>,
@@ -165,6 +169,14 @@ impl Trainer<'_> {
     }
 }
 
+/// Running sums of an epoch's training reports (kept in checkpoints for a mid-epoch resume).
+#[derive(Clone, Copy, Debug, Default)]
+struct EpochSums {
+    loss: f64,
+    correct: usize,
+    skipped: u64,
+}
+
 /// Parses `--loss-scale`.
 fn loss_scale(text: &str) -> Result<LossScale, String> {
     let bad = || {
@@ -226,6 +238,7 @@ fn run_settings(a: &Args) -> BTreeMap<String, String> {
             .map_or("synthetic".into(), |d| d.display().to_string()),
     );
     put("train_size", format!("{:?}", a.train_size));
+    put("test_size", format!("{:?}", a.test_size));
     put("batch", a.batch.to_string());
     put("seed", a.seed.to_string());
     put("optimizer", format!("{:?}", a.optimizer).to_lowercase());
@@ -243,7 +256,7 @@ fn run_settings(a: &Args) -> BTreeMap<String, String> {
 
 fn data(a: &Args) -> Result<(Dataset, Dataset), String> {
     let (mut train, mut test) = match &a.data {
-        None => synthetic(7000, a.seed).split(6000, a.seed)?,
+        None => synthetic(7000, a.seed).split(a.train_size.unwrap_or(6000), a.seed)?,
         Some(dir) => {
             let l = load_dir(dir).map_err(|e| e.to_string())?;
             match l.test {
@@ -255,6 +268,15 @@ fn data(a: &Args) -> Result<(Dataset, Dataset), String> {
             }
         }
     };
+    if let Some(n) = a.test_size {
+        if n == 0 {
+            return Err("--test-size must be at least 1".into());
+        }
+        if n < test.len() {
+            let keep: Vec<usize> = (0..n).collect();
+            test = test.subset(&keep, &test.name.clone());
+        }
+    }
     let stats = train.channel_stats();
     train.normalize(&stats);
     test.normalize(&stats);
@@ -388,7 +410,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         ));
     }
     // Resume: the state, the settings it was saved with, and the running sums of its epoch.
-    let (mut start_step, mut carried) = (0u64, (0f64, 0usize));
+    let (mut start_step, mut carried) = (0u64, EpochSums::default());
     let mut kept_lines: Vec<serde_json::Value> = Vec::new();
     if let Some(p) = &a.resume {
         let file = if p.is_dir() {
@@ -409,14 +431,12 @@ pub fn run(a: &Args) -> Result<(), String> {
         }
         trainer.restore(&st)?;
         start_step = st.step;
-        carried = (
-            meta.get("epoch_loss")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0.0),
-            meta.get("epoch_correct")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
-        );
+        let num = |k: &str| meta.get(k).and_then(|v| v.parse::<f64>().ok());
+        carried = EpochSums {
+            loss: num("epoch_loss").unwrap_or(0.0),
+            correct: num("epoch_correct").unwrap_or(0.0) as usize,
+            skipped: num("epoch_skipped").unwrap_or(0.0) as u64,
+        };
         println!("resumed from {} at step {start_step}", file.display());
         // Keep the metrics of the epochs finished before the checkpoint.
         if let Some(dir) = &a.out
@@ -444,14 +464,15 @@ pub fn run(a: &Args) -> Result<(), String> {
     };
     let ckpt_path = a.out.as_ref().map(|d| d.join("checkpoint.safetensors"));
     let mut last_good: Option<u64> = a.resume.as_ref().map(|_| start_step);
-    let save = |trainer: &mut Trainer, sums: (f64, usize)| -> Result<u64, String> {
+    let save = |trainer: &mut Trainer, sums: &EpochSums| -> Result<u64, String> {
         let Some(path) = &ckpt_path else {
             return Ok(0);
         };
         let st = trainer.state()?;
         let mut meta = settings.clone();
-        meta.insert("epoch_loss".into(), format!("{:?}", sums.0));
-        meta.insert("epoch_correct".into(), sums.1.to_string());
+        meta.insert("epoch_loss".into(), format!("{:?}", sums.loss));
+        meta.insert("epoch_correct".into(), sums.correct.to_string());
+        meta.insert("epoch_skipped".into(), sums.skipped.to_string());
         checkpoint::save(path, &st, &meta).map_err(|e| e.to_string())?;
         Ok(st.step)
     };
@@ -501,15 +522,14 @@ pub fn run(a: &Args) -> Result<(), String> {
         );
         bar.set_prefix(epoch.to_string());
         bar.set_position(begin);
-        let (mut loss, mut correct) = if epoch == first_epoch {
+        let mut sums = if epoch == first_epoch {
             carried
         } else {
-            (0.0, 0)
+            EpochSums::default()
         };
-        let (mut skipped, mut scale) = (0u64, 1f32);
+        let mut scale = 1f32;
         let mut take = |reports: Vec<Report>,
-                        loss: &mut f64,
-                        correct: &mut usize,
+                        sums: &mut EpochSums,
                         last_good: Option<u64>|
          -> Result<(), String> {
             for r in reports {
@@ -517,18 +537,18 @@ pub fn run(a: &Args) -> Result<(), String> {
                     bar.abandon();
                     return Err(diverged(&r, last_good, &ckpt_path));
                 }
-                *loss += r.stats.loss as f64;
-                *correct += r.stats.correct;
-                skipped += r.stats.skipped as u64;
+                sums.loss += r.stats.loss as f64;
+                sums.correct += r.stats.correct;
+                sums.skipped += r.stats.skipped as u64;
                 scale = r.stats.loss_scale;
                 let done = r.step % steps + 1;
                 let mut msg = format!(
                     "loss {:.4} acc {:.3}",
-                    *loss / done as f64,
-                    *correct as f64 / (done as usize * a.batch) as f64
+                    sums.loss / done as f64,
+                    sums.correct as f64 / (done as usize * a.batch) as f64
                 );
                 if a.loss_scale != "none" {
-                    msg += &format!(" scale {scale} skipped {skipped}");
+                    msg += &format!(" scale {scale} skipped {}", sums.skipped);
                 }
                 bar.set_message(msg);
                 bar.set_position(done);
@@ -541,15 +561,15 @@ pub fn run(a: &Args) -> Result<(), String> {
                 &order[s as usize * a.batch..(s as usize + 1) * a.batch],
             );
             trainer.submit(&x, &y, true)?;
-            take(trainer.poll()?, &mut loss, &mut correct, last_good)?;
+            take(trainer.poll()?, &mut sums, last_good)?;
             let global = (epoch as u64 - 1) * steps + s + 1;
             if a.checkpoint_every > 0 && global.is_multiple_of(a.checkpoint_every) && s + 1 < steps
             {
-                take(trainer.flush()?, &mut loss, &mut correct, last_good)?;
-                last_good = Some(save(&mut trainer, (loss, correct))?);
+                take(trainer.flush()?, &mut sums, last_good)?;
+                last_good = Some(save(&mut trainer, &sums)?);
             }
         }
-        take(trainer.flush()?, &mut loss, &mut correct, last_good)?;
+        take(trainer.flush()?, &mut sums, last_good)?;
         bar.finish_and_clear();
         // Evaluate every test image: the last batch may be short.
         let (mut tl, mut tc, tn) = (0f64, 0usize, test.len());
@@ -573,8 +593,8 @@ pub fn run(a: &Args) -> Result<(), String> {
         let n_train = steps as usize * a.batch;
         let mut line = serde_json::json!({
             "epoch": epoch,
-            "train_loss": loss / steps as f64,
-            "train_acc": correct as f64 / n_train as f64,
+            "train_loss": sums.loss / steps as f64,
+            "train_acc": sums.correct as f64 / n_train as f64,
             "test_loss": tl / tn.max(1) as f64,
             "test_acc": tc as f64 / tn.max(1) as f64,
             "test_images": tn,
@@ -582,20 +602,20 @@ pub fn run(a: &Args) -> Result<(), String> {
         });
         if a.loss_scale != "none" {
             line["loss_scale"] = serde_json::json!(scale);
-            line["skipped_steps"] = serde_json::json!(skipped);
+            line["skipped_steps"] = serde_json::json!(sums.skipped);
         }
         println!(
             "epoch {epoch}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} ({tn} images) | {secs:.1} s",
-            loss / steps as f64,
-            correct as f64 / n_train as f64,
+            sums.loss / steps as f64,
+            sums.correct as f64 / n_train as f64,
             tl / tn.max(1) as f64,
             tc as f64 / tn.max(1) as f64
         );
         if let Some(f) = log.as_mut() {
             writeln!(f, "{line}").map_err(|e| e.to_string())?;
         }
-        last_good = Some(save(&mut trainer, (0.0, 0))?);
-        curve_loss.push(loss / steps as f64);
+        last_good = Some(save(&mut trainer, &EpochSums::default())?);
+        curve_loss.push(sums.loss / steps as f64);
         curve_acc.push(tc as f64 / tn.max(1) as f64);
     }
     if let Trainer::Gpu(t) = &trainer {
