@@ -818,6 +818,14 @@ impl<'c> GpuTrainer<'c> {
         Ok(())
     }
 
+    /// The packed codes of layer `i`'s weight and bias gradients from the last step.
+    pub fn read_grads(&self, i: usize) -> Result<(Vec<u32>, Vec<u32>), GpuError> {
+        let p = self.params[i]
+            .as_ref()
+            .ok_or_else(|| GpuError::Invalid(format!("layer {i} has no weights")))?;
+        Ok((p.dw.t.read_words(self.ctx)?, p.db.t.read_words(self.ctx)?))
+    }
+
     /// The packed codes of layer `i`'s weights and biases (for checks against the CPU trainer).
     pub fn read_params(&self, i: usize) -> Result<(Vec<u32>, Vec<u32>), GpuError> {
         let p = self.params[i]

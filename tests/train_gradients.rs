@@ -1,0 +1,98 @@
+//! Every layer's weight and bias gradients, as the GPU engine computes them in fp32, agree
+//! with central finite differences of the loss the engine evaluates.
+//!
+//! Bound: the loss is an f32 mean of f32 per-sample losses, each within about 1e-6
+//! relative of exact for these small nets, so each side of the difference carries an error
+//! d <= 1e-6 |L| and the quotient (L+ - L-) / 2h carries d / h; the truncation error of a
+//! central difference is h^2 |L'''| / 6, negligible next to that for h = 5e-4 on
+//! piecewise-linear layers under a softmax. Allowed: 1.5 d / h + 2% of |g| (the 2% covers
+//! the curvature of the softmax over the step). No checked weight may sit within h of a
+//! ReLU or max-pool kink: a weight whose differences at 4h and h disagree beyond the
+//! bound has one within 4h, and is skipped; at most a quarter may be (the data are fixed, so
+//! the check is deterministic).
+
+mod common;
+
+use lowp::format::Format;
+use lowp::train::gpu::GpuTrainer;
+use lowp::train::model::Model;
+use lowp::train::plan::{Plan, TrainConfig};
+use lowp::train::precision::PrecisionMap;
+
+fn check(model: Model, batch: usize) {
+    let ctx = common::gpu();
+    // lr 0, no momentum: a step computes gradients and leaves the weights as they are.
+    let config = TrainConfig {
+        lr: 0.0,
+        momentum: 0.0,
+        ..Default::default()
+    };
+    let plan = Plan::new(
+        model.clone(),
+        &PrecisionMap::uniform(Format::FP32),
+        false,
+        config,
+        3,
+    )
+    .unwrap();
+    let mut t = GpuTrainer::new(&ctx, plan, batch).unwrap();
+    let x = common::uniform(batch * model.inputs, 41, 1.5);
+    let y: Vec<u32> = (0..batch as u32)
+        .map(|i| (i * 7) % model.classes() as u32)
+        .collect();
+    t.step(&x, &y).unwrap();
+    let base = t.state().unwrap();
+    let loss0 = t.evaluate(&x, &y).unwrap().loss as f64;
+    let h = 5e-4f64;
+    let d = 1e-6 * loss0.abs();
+    let (mut checked, mut kinks) = (0, 0);
+    for (i, layer) in model.layers.iter().enumerate() {
+        if !layer.has_params() {
+            continue;
+        }
+        let (dw, db) = t.read_grads(i).unwrap();
+        for (part, grads) in [("weight", dw), ("bias", db)] {
+            let name = format!("{}.{part}", layer.name());
+            let at = base.tensors.iter().position(|s| s.name == name).unwrap();
+            let n = grads.len();
+            for k in (0..n).step_by((n / 7).max(1)) {
+                let mut loss_at = |delta: f64| {
+                    let mut st = base.clone();
+                    let w = f32::from_bits(st.tensors[at].words[k]) as f64 + delta;
+                    st.tensors[at].words[k] = (w as f32).to_bits();
+                    t.restore(&st).unwrap();
+                    t.evaluate(&x, &y).unwrap().loss as f64
+                };
+                let fd_wide = (loss_at(4.0 * h) - loss_at(-4.0 * h)) / (8.0 * h);
+                let fd = (loss_at(h) - loss_at(-h)) / (2.0 * h);
+                let g = f32::from_bits(grads[k]) as f64;
+                let bound = 1.5 * d / h + 0.02 * g.abs();
+                // Differences at 4h and h that disagree mean a kink lies within 4h: skip.
+                if (fd - fd_wide).abs() > bound {
+                    kinks += 1;
+                    continue;
+                }
+                assert!(
+                    (fd - g).abs() <= bound,
+                    "{name}[{k}]: engine {g:e}, finite difference {fd:e}, bound {bound:e}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 20 && kinks * 4 <= checked,
+        "{checked} gradients checked, {kinks} weights skipped beside a kink"
+    );
+}
+
+#[test]
+fn mlp_gradients_match_finite_differences() {
+    check(Model::mlp(12, &[10, 8], 4), 6);
+}
+
+#[test]
+fn lenet_gradients_match_finite_differences() {
+    // Conv 5x5 pad 2, ReLU, max pool, conv, ReLU, max pool, three Linear layers.
+    check(Model::lenet([1, 12, 12], 4).unwrap(), 4);
+}
