@@ -204,3 +204,63 @@ fn maxpool_matches_with_ties() {
         .count();
     assert_eq!(routed, g.len());
 }
+
+#[test]
+fn mse_matches_and_its_gradient_is_the_derivative_of_the_loss() {
+    let c = ctx();
+    let (rows, cols) = (300, 10);
+    let z = common::tricky_inputs(rows * cols, 21, 3.0);
+    let labels: Vec<u32> = (0..rows as u32).map(|i| (i * 7) % cols as u32).collect();
+    let (bz, bl) = (
+        upload_f32(c, "z", &z).unwrap(),
+        upload_u32(c, "labels", &labels).unwrap(),
+    );
+    let (grad, loss, correct) = (
+        zeroed(c, "grad", rows * cols).unwrap(),
+        zeroed(c, "loss", rows).unwrap(),
+        zeroed(c, "correct", rows).unwrap(),
+    );
+    let out = XentOutputs {
+        grad: &grad,
+        loss: &loss,
+        correct: &correct,
+    };
+    run(|e| record_mse(c, e, &bz, &bl, &out, (rows, cols)).unwrap());
+    let (rg, rloss, rc) = cpu::mse(&z, &labels, (rows, cols));
+    // Bit for bit, NaN and Inf rows included.
+    assert_eq!(read_u32(c, &grad, rows * cols).unwrap(), bits(&rg));
+    assert_eq!(read_u32(c, &loss, rows).unwrap(), bits(&rloss));
+    assert_eq!(read_u32(c, &correct, rows).unwrap(), rc);
+    // The mean loss L(z) = (1/B) sum_i (1/C) sum_j (z_ij - t_ij)^2 is quadratic, so its
+    // central difference is exact up to rounding: in f64 with step 1e-3, within 1e-9.
+    let (rows, cols) = (3, 4);
+    let z: Vec<f32> = (0..rows * cols).map(|i| (i as f32 - 5.0) * 0.3).collect();
+    let labels = [1u32, 0, 3];
+    let loss = |z: &[f64]| -> f64 {
+        let mut s = 0.0;
+        for i in 0..rows {
+            for j in 0..cols {
+                let t = (j as u32 == labels[i]) as u8 as f64;
+                s += (z[i * cols + j] - t).powi(2) / cols as f64;
+            }
+        }
+        s / rows as f64
+    };
+    let (g, l, _) = cpu::mse(&z, &labels, (rows, cols));
+    let zf: Vec<f64> = z.iter().map(|&v| v as f64).collect();
+    // Mean of the per-row losses is the loss (f32 rounding only).
+    let mean = l.iter().map(|&v| v as f64).sum::<f64>() / rows as f64;
+    assert!((mean - loss(&zf)).abs() <= 1e-6 * loss(&zf));
+    for k in 0..rows * cols {
+        let (mut zp, mut zm) = (zf.clone(), zf.clone());
+        zp[k] += 1e-3;
+        zm[k] -= 1e-3;
+        let fd = (loss(&zp) - loss(&zm)) / 2e-3;
+        // g is f32: within a few ulp of its value plus the f64 difference's 1e-9.
+        assert!(
+            (fd - g[k] as f64).abs() <= 1e-6 * fd.abs() + 1e-9,
+            "dz[{k}]: {} vs {fd}",
+            g[k]
+        );
+    }
+}

@@ -16,13 +16,14 @@ mod common;
 use lowp::format::Format;
 use lowp::train::gpu::GpuTrainer;
 use lowp::train::model::Model;
-use lowp::train::plan::{Plan, TrainConfig};
+use lowp::train::plan::{LossKind, Plan, TrainConfig};
 use lowp::train::precision::PrecisionMap;
 
-fn check(model: Model, batch: usize) {
+fn check(model: Model, batch: usize, loss: LossKind) {
     let ctx = common::gpu();
     // lr 0, no momentum: a step computes gradients and leaves the weights as they are.
     let config = TrainConfig {
+        loss,
         lr: 0.0,
         momentum: 0.0,
         ..Default::default()
@@ -88,11 +89,20 @@ fn check(model: Model, batch: usize) {
 
 #[test]
 fn mlp_gradients_match_finite_differences() {
-    check(Model::mlp(12, &[10, 8], 4), 6);
+    check(Model::mlp(12, &[10, 8], 4), 6, LossKind::CrossEntropy);
+}
+
+#[test]
+fn mlp_gradients_under_mse_match_finite_differences() {
+    check(Model::mlp(12, &[10, 8], 4), 6, LossKind::Mse);
 }
 
 #[test]
 fn lenet_gradients_match_finite_differences() {
     // Conv 5x5 pad 2, ReLU, max pool, conv, ReLU, max pool, three Linear layers.
-    check(Model::lenet([1, 12, 12], 4).unwrap(), 4);
+    check(
+        Model::lenet([1, 12, 12], 4).unwrap(),
+        4,
+        LossKind::CrossEntropy,
+    );
 }

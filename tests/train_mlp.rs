@@ -7,7 +7,7 @@ mod common;
 use lowp::train::cpu::CpuTrainer;
 use lowp::train::gpu::GpuTrainer;
 use lowp::train::model::Model;
-use lowp::train::plan::{LossScale, OptimKind, Plan, TrainConfig};
+use lowp::train::plan::{LossKind, LossScale, OptimKind, Plan, TrainConfig};
 use lowp::train::precision::PrecisionMap;
 
 /// SGD with Nesterov momentum and weight decay, no loss scaling.
@@ -378,4 +378,23 @@ fn restoring_a_saved_state_continues_exactly() {
         "{err}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn mse_training_is_bit_exact() {
+    let config = TrainConfig {
+        loss: LossKind::Mse,
+        ..sgd()
+    };
+    let map = r#"
+        default = { format = "fixed(wl=16,fl=10)" }
+        [[rule]]
+        match = "*.acc"
+        format = "fp32"
+        [[rule]]
+        match = "*.grad"
+        format = "fixed(wl=16,fl=14)"
+        rounding = "stochastic"
+    "#;
+    check_model(Model::mlp(12, &[10, 8], 4), map, false, 4, config);
 }

@@ -84,6 +84,7 @@ const KERNELS: &[(&str, &[&str], &str)] = &[
     ),
     ("sgd", ELEM_LIB, include_str!("../../shaders/sgd.wgsl")),
     ("adam", ELEM_LIB, include_str!("../../shaders/adam.wgsl")),
+    ("mse", ELEM_LIB, include_str!("../../shaders/mse.wgsl")),
     (
         "loss_scale",
         ELEM_LIB,

@@ -46,7 +46,8 @@ pub fn record_relu_backward(
     )
 }
 
-/// Where softmax cross-entropy writes: the logits' gradient, per-row loss and correctness.
+/// Where a loss (softmax cross-entropy or MSE) writes: the outputs' gradient, per-row loss
+/// and correctness.
 pub struct XentOutputs<'a> {
     /// rows x cols gradient (p - onehot) / rows.
     pub grad: &'a wgpu::Buffer,
@@ -80,6 +81,35 @@ pub fn record_softmax_xent(
         (5, out.correct),
     ];
     record(ctx, enc, "softmax_xent", "main", rows as u32, p, &b)
+}
+
+/// Records the mean squared error of `rows` x `cols` outputs against one-hot labels: the
+/// gradient (z - onehot) 2 / (rows cols), per-row loss sum((z - onehot)^2) / cols, and
+/// per-row correctness (first maximum is the label).
+pub fn record_mse(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    logits: &wgpu::Buffer,
+    labels: &wgpu::Buffer,
+    out: &XentOutputs<'_>,
+    (rows, cols): (usize, usize),
+) -> Result<(), GpuError> {
+    let p = ElemParams {
+        n: rows as u32,
+        rows: rows as u32,
+        cols: cols as u32,
+        scale: (2.0f32 / (rows * cols) as f32).to_bits(),
+        mu: (1.0f32 / cols as f32).to_bits(),
+        ..Default::default()
+    };
+    let b = [
+        (1, logits),
+        (2, labels),
+        (3, out.grad),
+        (4, out.loss),
+        (5, out.correct),
+    ];
+    record(ctx, enc, "mse", "main", rows as u32, p, &b)
 }
 
 /// Records the column sums of a `rows` x `cols` x `inner` array (in (row, inner) order).

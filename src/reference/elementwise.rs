@@ -63,6 +63,36 @@ pub fn softmax_xent(
     (grad, loss, correct)
 }
 
+/// Mean squared error of rows x cols outputs against one-hot labels: (gradient
+/// (z - onehot) 2 / (rows cols), per-row loss sum((z - onehot)^2) / cols, per-row correct).
+pub fn mse(
+    logits: &[f32],
+    labels: &[u32],
+    (rows, cols): (usize, usize),
+) -> (Vec<f32>, Vec<f32>, Vec<u32>) {
+    let scale = 2.0f32 / (rows * cols) as f32;
+    let inv_cols = 1.0f32 / cols as f32;
+    let (mut grad, mut loss, mut correct) =
+        (vec![0f32; rows * cols], vec![0f32; rows], vec![0u32; rows]);
+    for i in 0..rows {
+        let z = &logits[i * cols..(i + 1) * cols];
+        let label = labels[i] as usize;
+        let (mut m, mut arg, mut s) = (z[0], 0, 0f32);
+        for (j, &v) in z.iter().enumerate() {
+            if j > 0 && order_key(v.to_bits()) > order_key(m.to_bits()) {
+                m = v;
+                arg = j;
+            }
+            let d = if j == label { v - 1.0 } else { v };
+            s += d * d;
+            grad[i * cols + j] = d * scale;
+        }
+        loss[i] = s * inv_cols;
+        correct[i] = (arg == label) as u32;
+    }
+    (grad, loss, correct)
+}
+
 /// Column sums of a rows x cols x inner array, in (row, inner) order.
 pub fn col_sum(g: &[f32], (rows, cols, inner): (usize, usize, usize)) -> Vec<f32> {
     (0..cols)

@@ -3,13 +3,16 @@
 
 use super::checkpoint::{CheckpointError, StoredTensor, TrainState};
 use super::model::Layer;
-use super::plan::Plan;
+use super::plan::{LossKind, Plan};
+
+/// A loss's gradient, per-row losses and per-row correct flags.
+type LossParts = (Vec<f32>, Vec<f32>, Vec<u32>);
 use super::plan::{conv_spec, in_shape};
 use crate::accum::GemmSpec;
 use crate::conv::ConvPass;
 use crate::reference::conv::conv2d;
 use crate::reference::elementwise::{
-    col_sum, maxpool_backward, maxpool_forward, relu_backward, relu_forward, softmax_xent,
+    col_sum, maxpool_backward, maxpool_forward, mse, relu_backward, relu_forward, softmax_xent,
 };
 use crate::reference::gemm::gemm;
 use crate::reference::optim::{LossScaleState, adam, sgd};
@@ -169,6 +172,14 @@ impl CpuTrainer {
         Ok(())
     }
 
+    /// The run's loss: (gradient, per-row loss, per-row correct).
+    fn loss(&self, z: &[f32], labels: &[u32], shape: (usize, usize)) -> LossParts {
+        match self.plan.config.loss {
+            LossKind::CrossEntropy => softmax_xent(z, labels, shape),
+            LossKind::Mse => mse(z, labels, shape),
+        }
+    }
+
     /// The forward pass at step `s`: the quantized input and every layer's output.
     fn forward(&self, x: &[f32], batch: usize, s: u64) -> (Quantized, Vec<Quantized>) {
         let plan = &self.plan;
@@ -237,7 +248,7 @@ impl CpuTrainer {
     pub fn evaluate(&self, x: &[f32], labels: &[u32]) -> StepStats {
         let (_, acts) = self.forward(x, labels.len(), self.step);
         let classes = self.plan.model.classes();
-        let (_, loss, correct) = softmax_xent(
+        let (_, loss, correct) = self.loss(
             &dequantize(acts.last().unwrap()),
             labels,
             (labels.len(), classes),
@@ -261,7 +272,7 @@ impl CpuTrainer {
         let last = layers.last().unwrap();
         let classes = last.outputs();
         let (mut g, loss, correct) =
-            softmax_xent(&dequantize(acts.last().unwrap()), labels, (batch, classes));
+            self.loss(&dequantize(acts.last().unwrap()), labels, (batch, classes));
         let scale = f32::from_bits(self.loss_scale.scale);
         g.iter_mut().for_each(|v| *v *= scale);
         let mut grad = quantize(&g, &plan.spec(&format!("{}.grad", last.name()), s, 0));

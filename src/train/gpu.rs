@@ -5,7 +5,7 @@ use super::checkpoint::{CheckpointError, StoredTensor, TrainState};
 use super::cpu::StepStats;
 use super::model::Layer;
 use super::plan::conv_spec;
-use super::plan::{Plan, RoleBytes};
+use super::plan::{LossKind, Plan, RoleBytes};
 use crate::accum::GemmSpec;
 use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
 use crate::gpu::buffers::zeroed;
@@ -14,7 +14,8 @@ use crate::gpu::readback::Readback;
 use crate::gpu::{GpuContext, GpuError, Tensor};
 use crate::ops::conv::prepare_conv;
 use crate::ops::elementwise::{
-    XentOutputs, record_col_sum, record_relu_backward, record_relu_forward, record_softmax_xent,
+    XentOutputs, record_col_sum, record_mse, record_relu_backward, record_relu_forward,
+    record_softmax_xent,
 };
 use crate::ops::elementwise::{record_maxpool_backward, record_maxpool_forward};
 use crate::ops::gemm::{GemmView, prepare_gemm, record_view};
@@ -531,7 +532,14 @@ impl<'c> GpuTrainer<'c> {
             loss: &self.loss,
             correct: &self.correct,
         };
-        record_softmax_xent(ctx, e, &self.scratch, &self.labels, &out, (batch, classes))?;
+        match plan.config.loss {
+            LossKind::CrossEntropy => {
+                record_softmax_xent(ctx, e, &self.scratch, &self.labels, &out, (batch, classes))?
+            }
+            LossKind::Mse => {
+                record_mse(ctx, e, &self.scratch, &self.labels, &out, (batch, classes))?
+            }
+        }
         if train {
             record_loss_scale_apply(ctx, e, &self.xent_grad, &self.loss_scale, batch * classes)?;
         }

@@ -18,6 +18,16 @@ pub enum OptimKind {
     Adam,
 }
 
+/// The loss a run minimizes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LossKind {
+    /// Softmax cross-entropy.
+    #[default]
+    CrossEntropy,
+    /// Mean squared error against one-hot targets.
+    Mse,
+}
+
 /// Loss scaling: the loss gradient is multiplied by S before the backward pass and the
 /// weight gradients divided by S in the update.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -71,9 +81,11 @@ impl LossScale {
     }
 }
 
-/// How a run trains: its optimizer and hyper-parameters, and loss scaling.
+/// How a run trains: its loss, optimizer and hyper-parameters, and loss scaling.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainConfig {
+    /// The loss.
+    pub loss: LossKind,
     /// SGD or Adam.
     pub kind: OptimKind,
     /// Learning rate.
@@ -97,6 +109,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
+            loss: LossKind::CrossEntropy,
             kind: OptimKind::Sgd,
             lr: 0.05,
             momentum: 0.9,

@@ -7,7 +7,7 @@ use lowp::train::checkpoint::{self, TrainState};
 use lowp::train::cpu::CpuTrainer;
 use lowp::train::gpu::{GpuTrainer, Report};
 use lowp::train::model::Model;
-use lowp::train::plan::{LossScale, OptimKind, Plan, RoleBytes, TrainConfig};
+use lowp::train::plan::{LossKind, LossScale, OptimKind, Plan, RoleBytes, TrainConfig};
 use lowp::train::precision::PrecisionMap;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -25,6 +25,15 @@ pub enum ModelArg {
     Resnet8,
     /// CIFAR ResNet-20 (not built yet).
     Resnet20,
+}
+
+/// The losses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LossArg {
+    /// Softmax cross-entropy.
+    Xent,
+    /// Mean squared error against one-hot targets.
+    Mse,
 }
 
 /// The optimizers.
@@ -98,6 +107,9 @@ pub struct Args {
     /// Nesterov momentum.
     #[arg(long)]
     nesterov: bool,
+    /// Loss.
+    #[arg(long, value_enum, default_value_t = LossArg::Xent)]
+    loss: LossArg,
     /// Optimizer.
     #[arg(long, value_enum, default_value_t = OptimizerArg::Sgd)]
     optimizer: OptimizerArg,
@@ -241,6 +253,7 @@ fn run_settings(a: &Args) -> BTreeMap<String, String> {
     put("test_size", format!("{:?}", a.test_size));
     put("batch", a.batch.to_string());
     put("seed", a.seed.to_string());
+    put("loss", format!("{:?}", a.loss).to_lowercase());
     put("optimizer", format!("{:?}", a.optimizer).to_lowercase());
     put("lr", a.lr.to_string());
     put("momentum", a.momentum.to_string());
@@ -337,6 +350,10 @@ pub fn run(a: &Args) -> Result<(), String> {
     };
     let (beta1, beta2) = betas(&a.betas)?;
     let config = TrainConfig {
+        loss: match a.loss {
+            LossArg::Xent => LossKind::CrossEntropy,
+            LossArg::Mse => LossKind::Mse,
+        },
         kind: match a.optimizer {
             OptimizerArg::Sgd => OptimKind::Sgd,
             OptimizerArg::Adam => OptimKind::Adam,
