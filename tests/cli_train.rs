@@ -260,3 +260,38 @@ fn a_killed_run_resumes_to_the_uninterrupted_result() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--lr"));
 }
+
+/// Every example map resolves for both models, master copies included where it asks.
+#[test]
+fn every_example_map_resolves() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/precision");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let map = lowp::train::precision::PrecisionMap::parse(&text).unwrap();
+        for model in ["mlp", "lenet"] {
+            let out = lowp(&[
+                "train",
+                "--model",
+                model,
+                "--precision",
+                path.to_str().unwrap(),
+                "--show-precision",
+            ]);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(stdout.contains(".master"), map.master, "{}", path.display());
+        }
+        seen += 1;
+    }
+    assert!(seen >= 5);
+}

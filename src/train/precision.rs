@@ -66,6 +66,8 @@ pub struct PrecisionMap {
     pub default: Option<Assignment>,
     /// Rules, first match wins.
     pub rules: Vec<Rule>,
+    /// Whether the map asks for master weights (`master = true`; `LAYER.master` tensors).
+    pub master: bool,
 }
 
 /// Why a precision map is unusable.
@@ -104,6 +106,8 @@ pub enum PrecisionError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileSpec {
+    #[serde(default)]
+    master: bool,
     default: Option<EntrySpec>,
     #[serde(default, rename = "rule")]
     rules: Vec<EntrySpec>,
@@ -156,6 +160,7 @@ impl PrecisionMap {
         PrecisionMap {
             default: Some(Assignment::plain(format)),
             rules: Vec::new(),
+            master: false,
         }
     }
 
@@ -182,7 +187,11 @@ impl PrecisionMap {
             let assign = r.assignment(&format!("rule {} ({pattern})", i + 1))?;
             rules.push(Rule { pattern, assign });
         }
-        Ok(PrecisionMap { default, rules })
+        Ok(PrecisionMap {
+            default,
+            rules,
+            master: spec.master,
+        })
     }
 
     /// Reads and parses a map file.

@@ -64,7 +64,7 @@ pub struct Args {
     /// Precision map (TOML); default: everything fp32.
     #[arg(long)]
     precision: Option<PathBuf>,
-    /// Keep master weights (`LAYER.master` in the map).
+    /// Keep master weights (`LAYER.master` in the map; also when the map says `master = true`).
     #[arg(long)]
     master: bool,
     /// Print the resolved precision map with each tensor's stored bytes, and stop.
@@ -263,6 +263,12 @@ fn run_settings(a: &Args) -> BTreeMap<String, String> {
     put("nesterov", a.nesterov.to_string());
     put("loss_scale", a.loss_scale.clone());
     put("master", a.master.to_string());
+    put(
+        "precision",
+        a.precision
+            .as_ref()
+            .map_or("fp32".into(), |p| p.display().to_string()),
+    );
     put("device", format!("{:?}", a.device).to_lowercase());
     m
 }
@@ -367,7 +373,8 @@ pub fn run(a: &Args) -> Result<(), String> {
         nesterov: a.nesterov,
         loss_scale: loss_scale(&a.loss_scale)?,
     };
-    let plan = Plan::new(model, &map, a.master, config, a.seed).map_err(|e| e.to_string())?;
+    let master = a.master || map.master;
+    let plan = Plan::new(model, &map, master, config, a.seed).map_err(|e| e.to_string())?;
     if a.show_precision {
         let sizes = plan.tensor_sizes(a.batch);
         println!(
