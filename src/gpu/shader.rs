@@ -86,6 +86,21 @@ const KERNELS: &[(&str, &[&str], &str)] = &[
     ("adam", ELEM_LIB, include_str!("../../shaders/adam.wgsl")),
     ("mse", ELEM_LIB, include_str!("../../shaders/mse.wgsl")),
     (
+        "batchnorm",
+        ELEM_LIB,
+        include_str!("../../shaders/batchnorm.wgsl"),
+    ),
+    (
+        "avgpool",
+        ELEM_LIB,
+        include_str!("../../shaders/avgpool.wgsl"),
+    ),
+    (
+        "residual",
+        ELEM_LIB,
+        include_str!("../../shaders/residual.wgsl"),
+    ),
+    (
         "loss_scale",
         ELEM_LIB,
         include_str!("../../shaders/loss_scale.wgsl"),

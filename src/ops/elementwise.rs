@@ -192,3 +192,160 @@ pub fn record_maxpool_backward(
         &[(1, x), (2, g), (3, dx)],
     )
 }
+
+fn avg_params(p: &Pool, n: usize) -> ElemParams {
+    ElemParams {
+        scale: (1.0f32 / (p.pool * p.pool) as f32).to_bits(),
+        ..pool_params(p, n)
+    }
+}
+
+/// Records y = average pooling of x.
+pub fn record_avgpool_forward(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    p: &Pool,
+) -> Result<(), GpuError> {
+    let [oh, ow] = p.out_hw();
+    let n = p.planes * oh * ow;
+    let params = avg_params(p, n);
+    record(
+        ctx,
+        enc,
+        "avgpool",
+        "forward",
+        n as u32,
+        params,
+        &[(1, x), (3, y)],
+    )
+}
+
+/// Records dx: each input gets its window's gradient over pool^2.
+pub fn record_avgpool_backward(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    g: &wgpu::Buffer,
+    dx: &wgpu::Buffer,
+    p: &Pool,
+) -> Result<(), GpuError> {
+    let n = p.planes * p.in_hw[0] * p.in_hw[1];
+    let params = avg_params(p, n);
+    record(
+        ctx,
+        enc,
+        "avgpool",
+        "backward",
+        n as u32,
+        params,
+        &[(2, g), (3, dx)],
+    )
+}
+
+/// A residual shortcut from a `source` [C, H, W] sample to an `out` [C, H, W] sample:
+/// identity, or every stride-th pixel with channels zero-padded evenly on both sides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shortcut {
+    /// Samples in the batch.
+    pub batch: usize,
+    /// Source (channels, height, width).
+    pub source: [usize; 3],
+    /// Output (channels, height, width).
+    pub out: [usize; 3],
+}
+
+impl Shortcut {
+    /// The pixel stride, checking the shapes fit option A (more channels, integer stride).
+    pub fn stride(&self) -> Result<usize, String> {
+        let ([cs, hs, ws], [c, h, w]) = (self.source, self.out);
+        let s = hs / h.max(1);
+        if cs > c || (c - cs) % 2 != 0 || h == 0 || s == 0 || hs != s * h || ws != s * w {
+            return Err(format!(
+                "a shortcut from {:?} to {:?}: needs the same or evenly more channels and an integer stride",
+                self.source, self.out
+            ));
+        }
+        Ok(s)
+    }
+
+    fn params(&self, n: usize) -> Result<ElemParams, GpuError> {
+        let s = self.stride().map_err(GpuError::Invalid)?;
+        Ok(ElemParams {
+            n: n as u32,
+            cols: self.out[0] as u32,
+            rows: self.source[0] as u32,
+            out_h: self.out[1] as u32,
+            out_w: self.out[2] as u32,
+            in_h: self.source[1] as u32,
+            in_w: self.source[2] as u32,
+            pool: s as u32,
+            ..Default::default()
+        })
+    }
+}
+
+/// Records y = a + shortcut(s) over a batch of outputs.
+pub fn record_residual_forward(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    (a, s): (&wgpu::Buffer, &wgpu::Buffer),
+    y: &wgpu::Buffer,
+    sc: &Shortcut,
+) -> Result<(), GpuError> {
+    let n = sc.batch * sc.out.iter().product::<usize>();
+    let p = sc.params(n)?;
+    record(
+        ctx,
+        enc,
+        "residual",
+        "forward",
+        n as u32,
+        p,
+        &[(1, a), (2, s), (3, y)],
+    )
+}
+
+/// Records ds: the gradient `g` of the outputs, taken back through the shortcut.
+pub fn record_skip_backward(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    g: &wgpu::Buffer,
+    ds: &wgpu::Buffer,
+    sc: &Shortcut,
+) -> Result<(), GpuError> {
+    let n = sc.batch * sc.source.iter().product::<usize>();
+    let p = sc.params(n)?;
+    record(
+        ctx,
+        enc,
+        "residual",
+        "skip_backward",
+        n as u32,
+        p,
+        &[(1, g), (3, ds)],
+    )
+}
+
+/// Records y += g over `n` values.
+pub fn record_accumulate(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    g: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    n: usize,
+) -> Result<(), GpuError> {
+    let p = ElemParams {
+        n: n as u32,
+        ..Default::default()
+    };
+    record(
+        ctx,
+        enc,
+        "residual",
+        "accumulate",
+        n as u32,
+        p,
+        &[(1, g), (3, y)],
+    )
+}

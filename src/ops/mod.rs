@@ -1,5 +1,6 @@
 //! GPU operations on packed tensors.
 
+pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;

@@ -143,3 +143,81 @@ pub fn maxpool_backward(x: &[f32], g: &[f32], p: &Pool) -> Vec<f32> {
     }
     dx
 }
+
+/// Average pooling: each window summed in row order, times 1 / pool^2.
+pub fn avgpool_forward(x: &[f32], p: &Pool) -> Vec<f32> {
+    let [oh, ow] = p.out_hw();
+    let [ih, iw] = p.in_hw;
+    let inv = 1.0f32 / (p.pool * p.pool) as f32;
+    (0..p.planes * oh * ow)
+        .map(|o| {
+            let (plane, r, c) = (o / (oh * ow), (o % (oh * ow)) / ow, o % ow);
+            let mut s = 0f32;
+            for a in 0..p.pool {
+                for b in 0..p.pool {
+                    s += x[plane * ih * iw + (r * p.pool + a) * iw + c * p.pool + b];
+                }
+            }
+            s * inv
+        })
+        .collect()
+}
+
+/// Average pooling's gradient: each input gets its window's gradient times 1 / pool^2.
+pub fn avgpool_backward(g: &[f32], p: &Pool) -> Vec<f32> {
+    let [oh, ow] = p.out_hw();
+    let [ih, iw] = p.in_hw;
+    let inv = 1.0f32 / (p.pool * p.pool) as f32;
+    (0..p.planes * ih * iw)
+        .map(|i| {
+            let (plane, r, c) = (i / (ih * iw), (i % (ih * iw)) / iw, i % iw);
+            let (orow, ocol) = (r / p.pool, c / p.pool);
+            if orow < oh && ocol < ow {
+                g[(plane * oh + orow) * ow + ocol] * inv
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// y = a + shortcut(s) (see `ops::elementwise::Shortcut`).
+pub fn residual_forward(a: &[f32], s: &[f32], sc: &crate::ops::elementwise::Shortcut) -> Vec<f32> {
+    let stride = sc.stride().expect("a valid shortcut");
+    let ([cs, hs, ws], [c, h, w]) = (sc.source, sc.out);
+    let off = (c - cs) / 2;
+    (0..a.len())
+        .map(|i| {
+            let (n, ch, p) = (i / (c * h * w), (i / (h * w)) % c, i % (h * w));
+            let v = if ch >= off && ch - off < cs {
+                let (r, q) = ((p / w) * stride, (p % w) * stride);
+                s[((n * cs + ch - off) * hs + r) * ws + q]
+            } else {
+                0.0
+            };
+            a[i] + v
+        })
+        .collect()
+}
+
+/// The gradient of the shortcut's source from the output gradient `g`.
+pub fn skip_backward(g: &[f32], sc: &crate::ops::elementwise::Shortcut) -> Vec<f32> {
+    let stride = sc.stride().expect("a valid shortcut");
+    let ([cs, hs, ws], [c, h, w]) = (sc.source, sc.out);
+    let off = (c - cs) / 2;
+    (0..sc.batch * cs * hs * ws)
+        .map(|i| {
+            let (n, ch, r, q) = (
+                i / (cs * hs * ws),
+                (i / (hs * ws)) % cs,
+                (i % (hs * ws)) / ws,
+                i % ws,
+            );
+            if r % stride == 0 && q % stride == 0 && r / stride < h && q / stride < w {
+                g[((n * c + ch + off) * h + r / stride) * w + q / stride]
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}

@@ -1,5 +1,6 @@
 //! CPU reference emulator: the oracle every GPU kernel is tested against.
 
+pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;

@@ -1,0 +1,64 @@
+// Residual connections (NCHW) in soft-float. The shortcut maps a source of Cs channels and
+// Hs x Ws pixels to the block's C x H x W output: identity when the shapes agree, else
+// "option A" of He et al. (2016): every stride-th pixel (stride = Hs / H), channels placed
+// at offset (C - Cs) / 2 with zeros around them.
+//   forward (per output element): y = a + shortcut(s).
+//   skip_backward (per source element): ds = the gradient at the output it feeds, or 0.
+//   accumulate (per element): y = y + g (adds a skip gradient into a layer's gradient).
+// E.cols = C, E.rows = Cs, E.out_h/out_w = H, W, E.in_h/in_w = Hs, Ws, E.pool = stride.
+
+@group(0) @binding(1) var<storage, read> a: array<u32>;
+@group(0) @binding(2) var<storage, read> s: array<u32>;
+@group(0) @binding(3) var<storage, read_write> y: array<u32>;
+
+fn offset() -> u32 {
+    return (E.cols - E.rows) / 2u;
+}
+
+@compute @workgroup_size(256)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = item_index(gid, E.groups_x);
+    if (i >= E.count) {
+        return;
+    }
+    let hw = E.out_h * E.out_w;
+    let n = i / (E.cols * hw);
+    let c = (i / hw) % E.cols;
+    let p = i % hw;
+    var v = 0u;
+    let off = offset();
+    if (c >= off && c - off < E.rows) {
+        let h = (p / E.out_w) * E.pool;
+        let w = (p % E.out_w) * E.pool;
+        v = s[((n * E.rows + c - off) * E.in_h + h) * E.in_w + w];
+    }
+    y[i] = sf_add(a[i], v);
+}
+
+@compute @workgroup_size(256)
+fn skip_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = item_index(gid, E.groups_x);
+    if (i >= E.count) {
+        return;
+    }
+    let shw = E.in_h * E.in_w;
+    let n = i / (E.rows * shw);
+    let cs = (i / shw) % E.rows;
+    let h = (i % shw) / E.in_w;
+    let w = i % E.in_w;
+    var v = 0u;
+    if (h % E.pool == 0u && w % E.pool == 0u && h / E.pool < E.out_h && w / E.pool < E.out_w) {
+        let c = cs + offset();
+        v = a[((n * E.cols + c) * E.out_h + h / E.pool) * E.out_w + w / E.pool];
+    }
+    y[i] = v;
+}
+
+@compute @workgroup_size(256)
+fn accumulate(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = item_index(gid, E.groups_x);
+    if (i >= E.count) {
+        return;
+    }
+    y[i] = sf_add(y[i], a[i]);
+}

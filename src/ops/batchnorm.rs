@@ -1,0 +1,125 @@
+//! 2-D batch normalization on f32 GPU buffers (NCHW), in soft-float: equal to the CPU twin
+//! `reference::batchnorm` bit for bit. Per channel: statistics, normalization, and the
+//! backward pass from per-channel gradient sums.
+
+use crate::gpu::dispatch::record;
+use crate::gpu::params::ElemParams;
+use crate::gpu::{GpuContext, GpuError};
+
+/// The shape and constants of a batch-norm layer over a batch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchNorm {
+    /// Samples.
+    pub batch: usize,
+    /// Channels.
+    pub channels: usize,
+    /// Pixels per channel plane.
+    pub pixels: usize,
+    /// Added to the variance.
+    pub eps: f32,
+    /// Weight of the new batch statistics in the running ones.
+    pub momentum: f32,
+}
+
+impl BatchNorm {
+    /// Values each channel's statistics are taken over.
+    pub fn count(&self) -> usize {
+        self.batch * self.pixels
+    }
+
+    /// The constants, computed once on the host (and shared with the CPU twin):
+    /// (1 / M, M, M / (M - 1), 1 - momentum).
+    pub fn constants(&self) -> (f32, f32, f32, f32) {
+        let m = self.count() as f64;
+        let unbias = if m > 1.0 { m / (m - 1.0) } else { 1.0 };
+        (
+            (1.0 / m) as f32,
+            m as f32,
+            unbias as f32,
+            (1.0 - self.momentum as f64) as f32,
+        )
+    }
+
+    fn params(&self, n: usize, train: bool) -> ElemParams {
+        let (inv_m, m, unbias, keep) = self.constants();
+        ElemParams {
+            n: n as u32,
+            rows: self.batch as u32,
+            cols: self.channels as u32,
+            inner: self.pixels as u32,
+            nesterov: train as u32,
+            scale: inv_m.to_bits(),
+            wd: m.to_bits(),
+            lr: unbias.to_bits(),
+            mu: self.momentum.to_bits(),
+            beta1c: keep.to_bits(),
+            eps: self.eps.to_bits(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Records the per-channel statistics into `stat` ([6][C]: mean, 1 / sqrt(var + eps),
+/// running mean, running variance, then the backward sums): from the batch `x` when
+/// training (updating the running statistics), else from the running statistics.
+pub fn record_bn_stats(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    x: &wgpu::Buffer,
+    stat: &wgpu::Buffer,
+    bn: &BatchNorm,
+    train: bool,
+) -> Result<(), GpuError> {
+    let c = bn.channels;
+    let p = bn.params(c, train);
+    record(
+        ctx,
+        enc,
+        "batchnorm",
+        "stats",
+        c as u32,
+        p,
+        &[(1, x), (5, stat)],
+    )
+}
+
+/// Records y = gamma (x - mean) inv + beta (`gamma_beta`: gamma then beta, C each).
+pub fn record_bn_forward(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    x: &wgpu::Buffer,
+    (gamma_beta, stat): (&wgpu::Buffer, &wgpu::Buffer),
+    y: &wgpu::Buffer,
+    bn: &BatchNorm,
+) -> Result<(), GpuError> {
+    let n = bn.count() * bn.channels;
+    let p = bn.params(n, true);
+    let b = [(1, x), (3, y), (4, gamma_beta), (5, stat)];
+    record(ctx, enc, "batchnorm", "forward", n as u32, p, &b)
+}
+
+/// Records the backward pass: dbeta and dgamma into `stat`, dx into `dx`.
+pub fn record_bn_backward(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    (x, g): (&wgpu::Buffer, &wgpu::Buffer),
+    (gamma_beta, stat): (&wgpu::Buffer, &wgpu::Buffer),
+    dx: &wgpu::Buffer,
+    bn: &BatchNorm,
+) -> Result<(), GpuError> {
+    let c = bn.channels;
+    let p = bn.params(c, true);
+    record(
+        ctx,
+        enc,
+        "batchnorm",
+        "grad_sums",
+        c as u32,
+        p,
+        &[(1, x), (2, g), (5, stat)],
+    )?;
+    let n = bn.count() * c;
+    let p = bn.params(n, true);
+    let b = [(1, x), (2, g), (3, dx), (4, gamma_beta), (5, stat)];
+    record(ctx, enc, "batchnorm", "backward", n as u32, p, &b)
+}
