@@ -138,7 +138,6 @@ fn bad_training_requests_are_one_line_errors() {
             "{args:?}: {err}"
         );
     };
-    check(&["train", "--model", "resnet20"], "not built yet");
     let dir = tmp("bad");
     let map = dir.join("map.toml");
     std::fs::write(&map, "[[rule]]\nmatch = \"*.weigth\"\nformat = \"e4m3\"\n").unwrap();

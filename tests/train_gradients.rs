@@ -7,8 +7,8 @@
 //! central difference is h^2 |L'''| / 6, negligible next to that for h = 5e-4 on
 //! piecewise-linear layers under a softmax. Allowed: 1.5 d / h + 2% of |g| (the 2% covers
 //! the curvature of the softmax over the step). No checked weight may sit within h of a
-//! ReLU or max-pool kink: a weight whose differences at 4h and h disagree beyond the
-//! bound has one within 4h, and is skipped; at most a quarter may be (the data are fixed, so
+//! ReLU or max-pool kink: a weight whose one-sided differences disagree beyond the bound
+//! has one within h, and is skipped; at most a quarter may be (the data are fixed, so
 //! the check is deterministic).
 
 mod common;
@@ -19,7 +19,8 @@ use lowp::train::model::Model;
 use lowp::train::plan::{LossKind, Plan, TrainConfig};
 use lowp::train::precision::PrecisionMap;
 
-fn check(model: Model, batch: usize, loss: LossKind) {
+/// Checks `per_tensor` weights of every weight and bias tensor.
+fn check(model: Model, batch: usize, loss: LossKind, per_tensor: usize) {
     let ctx = common::gpu();
     // lr 0, no momentum: a step computes gradients and leaves the weights as they are.
     let config = TrainConfig {
@@ -43,7 +44,8 @@ fn check(model: Model, batch: usize, loss: LossKind) {
         .collect();
     t.step(&x, &y).unwrap();
     let base = t.state().unwrap();
-    let loss0 = t.evaluate(&x, &y).unwrap().loss as f64;
+    t.restore(&base).unwrap();
+    let loss0 = t.step(&x, &y).unwrap().loss as f64;
     let h = 5e-4f64;
     let d = 1e-6 * loss0.abs();
     let (mut checked, mut kinks) = (0, 0);
@@ -56,20 +58,22 @@ fn check(model: Model, batch: usize, loss: LossKind) {
             let name = format!("{}.{part}", layer.name());
             let at = base.tensors.iter().position(|s| s.name == name).unwrap();
             let n = grads.len();
-            for k in (0..n).step_by((n / 7).max(1)) {
+            for k in (0..n).step_by((n / per_tensor).max(1)) {
                 let mut loss_at = |delta: f64| {
                     let mut st = base.clone();
                     let w = f32::from_bits(st.tensors[at].words[k]) as f64 + delta;
                     st.tensors[at].words[k] = (w as f32).to_bits();
                     t.restore(&st).unwrap();
-                    t.evaluate(&x, &y).unwrap().loss as f64
+                    // A step at lr 0 reports the training-mode loss (batch-norm statistics
+                    // from the batch, as the gradients assume) and changes no weight.
+                    t.step(&x, &y).unwrap().loss as f64
                 };
-                let fd_wide = (loss_at(4.0 * h) - loss_at(-4.0 * h)) / (8.0 * h);
-                let fd = (loss_at(h) - loss_at(-h)) / (2.0 * h);
+                let (lp, lm) = (loss_at(h), loss_at(-h));
+                let fd = (lp - lm) / (2.0 * h);
                 let g = f32::from_bits(grads[k]) as f64;
                 let bound = 1.5 * d / h + 0.02 * g.abs();
-                // Differences at 4h and h that disagree mean a kink lies within 4h: skip.
-                if (fd - fd_wide).abs() > bound {
+                // One-sided differences that disagree mean a kink lies within h: skip.
+                if ((lp - loss0) / h - (loss0 - lm) / h).abs() > bound {
                     kinks += 1;
                     continue;
                 }
@@ -89,12 +93,12 @@ fn check(model: Model, batch: usize, loss: LossKind) {
 
 #[test]
 fn mlp_gradients_match_finite_differences() {
-    check(Model::mlp(12, &[10, 8], 4), 6, LossKind::CrossEntropy);
+    check(Model::mlp(12, &[10, 8], 4), 6, LossKind::CrossEntropy, 7);
 }
 
 #[test]
 fn mlp_gradients_under_mse_match_finite_differences() {
-    check(Model::mlp(12, &[10, 8], 4), 6, LossKind::Mse);
+    check(Model::mlp(12, &[10, 8], 4), 6, LossKind::Mse, 7);
 }
 
 #[test]
@@ -104,5 +108,17 @@ fn lenet_gradients_match_finite_differences() {
         Model::lenet([1, 12, 12], 4).unwrap(),
         4,
         LossKind::CrossEntropy,
+        7,
+    );
+}
+
+#[test]
+fn resnet_gradients_match_finite_differences() {
+    // Batch norm, residual shortcuts (identity and option A), average pooling, flatten.
+    check(
+        Model::resnet(1, [2, 8, 8], 4).unwrap(),
+        4,
+        LossKind::CrossEntropy,
+        2,
     );
 }

@@ -2,7 +2,7 @@
 //! on the CPU emulator, to cross-check it (and to train where there is no GPU).
 
 use super::checkpoint::{CheckpointError, StoredTensor, TrainState};
-use super::model::Layer;
+use super::model::{BN_EPS, BN_MOMENTUM, Layer};
 use super::plan::{LossKind, Plan};
 
 /// A loss's gradient, per-row losses and per-row correct flags.
@@ -10,7 +10,13 @@ type LossParts = (Vec<f32>, Vec<f32>, Vec<u32>);
 use super::plan::{conv_spec, in_shape};
 use crate::accum::GemmSpec;
 use crate::conv::ConvPass;
+use crate::ops::batchnorm::BatchNorm;
+use crate::ops::elementwise::Shortcut;
+use crate::reference::batchnorm::{BnStat, bn_backward, bn_forward, bn_stats};
 use crate::reference::conv::conv2d;
+use crate::reference::elementwise::{
+    avgpool_backward, avgpool_forward, residual_forward, skip_backward,
+};
 use crate::reference::elementwise::{
     col_sum, maxpool_backward, maxpool_forward, mse, relu_backward, relu_forward, softmax_xent,
 };
@@ -58,6 +64,8 @@ pub struct CpuTrainer {
     pub state: Vec<Option<LinearState>>,
     /// The loss-scale state.
     pub loss_scale: LossScaleState,
+    /// Per layer: batch-norm statistics (running and last used), for BatchNorm2d layers.
+    pub bn: Vec<Option<BnStat>>,
     /// Steps taken.
     pub step: u64,
 }
@@ -95,7 +103,17 @@ impl CpuTrainer {
                 })
             })
             .collect();
+        let bn = plan
+            .model
+            .layers
+            .iter()
+            .map(|l| match l {
+                Layer::BatchNorm2d { shape, .. } => Some(BnStat::new(shape[0])),
+                _ => None,
+            })
+            .collect();
         CpuTrainer {
+            bn,
             loss_scale: LossScaleState::new(plan.config.loss_scale.initial()),
             plan,
             state,
@@ -141,7 +159,22 @@ impl CpuTrainer {
                     _ => q.scales.clone(),
                 },
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut tensors = tensors;
+        for (l, st) in self.plan.model.layers.iter().zip(&self.bn) {
+            if let Some(st) = st {
+                let words: Vec<u32> = (st.running_mean.iter().chain(&st.running_var))
+                    .map(|v| v.to_bits())
+                    .collect();
+                tensors.push(StoredTensor {
+                    name: format!("{}.running", l.name()),
+                    format: "fp32".into(),
+                    len: words.len(),
+                    words,
+                    scales: Vec::new(),
+                });
+            }
+        }
         TrainState {
             step,
             loss_scale,
@@ -167,6 +200,16 @@ impl CpuTrainer {
                 q.scales = t.scales.clone();
             }
         }
+        let layers = self.plan.model.layers.clone();
+        for (l, bn) in layers.iter().zip(self.bn.iter_mut()) {
+            if let Some(b) = bn {
+                let c = b.mean.len();
+                let t = st.expect(&format!("{}.running", l.name()), "fp32", 2 * c)?;
+                let v: Vec<f32> = t.words.iter().map(|&w| f32::from_bits(w)).collect();
+                b.running_mean = v[..c].to_vec();
+                b.running_var = v[c..].to_vec();
+            }
+        }
         self.loss_scale = LossScaleState::from_words(st.loss_scale);
         self.step = st.step;
         Ok(())
@@ -180,8 +223,30 @@ impl CpuTrainer {
         }
     }
 
-    /// The forward pass at step `s`: the quantized input and every layer's output.
-    fn forward(&self, x: &[f32], batch: usize, s: u64) -> (Quantized, Vec<Quantized>) {
+    /// The batch-norm geometry of layer `i` for a batch.
+    fn bn_of(&self, i: usize, batch: usize) -> BatchNorm {
+        let Layer::BatchNorm2d { shape, .. } = &self.plan.model.layers[i] else {
+            unreachable!("layer {i} is not a batch norm")
+        };
+        BatchNorm {
+            batch,
+            channels: shape[0],
+            pixels: shape[1] * shape[2],
+            eps: BN_EPS,
+            momentum: BN_MOMENTUM,
+        }
+    }
+
+    /// The forward pass at step `s` (batch-norm statistics from the batch when `train`,
+    /// updating `bn`'s running statistics): the quantized input and every layer's output.
+    fn forward(
+        &self,
+        x: &[f32],
+        batch: usize,
+        s: u64,
+        bn: &mut [Option<BnStat>],
+        train: bool,
+    ) -> (Quantized, Vec<Quantized>) {
         let plan = &self.plan;
         let layers = &plan.model.layers;
         let input = quantize(x, &plan.spec("input", s, 0));
@@ -189,6 +254,7 @@ impl CpuTrainer {
         for (i, l) in layers.iter().enumerate() {
             let prev = if i == 0 { &input } else { &acts[i - 1] };
             let n = l.name();
+            let act_spec = plan.spec(&format!("{n}.act"), s, 0);
             let act = match l {
                 Layer::Linear {
                     inputs, outputs, ..
@@ -198,7 +264,7 @@ impl CpuTrainer {
                         trans_a: false,
                         trans_b: true,
                         acc: plan.accumulator(n),
-                        out: plan.spec(&format!("{n}.act"), s, 0),
+                        out: act_spec,
                     };
                     let bias = dequantize(&st.b);
                     gemm(
@@ -212,13 +278,9 @@ impl CpuTrainer {
                     .unwrap()
                     .out
                 }
-                Layer::Conv2d { pad, .. } => {
+                Layer::Conv2d { pad, stride, .. } => {
                     let st = self.state[i].as_ref().unwrap();
-                    let spec = conv_spec(
-                        *pad,
-                        plan.accumulator(n),
-                        plan.spec(&format!("{n}.act"), s, 0),
-                    );
+                    let spec = conv_spec((*pad, *stride), plan.accumulator(n), act_spec);
                     let g = spec
                         .geometry(&in_shape(plan, i, batch), &l.weight_shape())
                         .unwrap();
@@ -229,15 +291,37 @@ impl CpuTrainer {
                 }
                 Layer::MaxPool2d { .. } => {
                     let p = l.pool_geometry(batch).unwrap();
-                    quantize(
-                        &maxpool_forward(&dequantize(prev), &p),
-                        &plan.spec(&format!("{n}.act"), s, 0),
-                    )
+                    quantize(&maxpool_forward(&dequantize(prev), &p), &act_spec)
                 }
-                Layer::Relu { .. } => quantize(
-                    &relu_forward(&dequantize(prev)),
-                    &plan.spec(&format!("{n}.act"), s, 0),
-                ),
+                Layer::AvgPool2d { .. } => {
+                    let p = l.pool_geometry(batch).unwrap();
+                    quantize(&avgpool_forward(&dequantize(prev), &p), &act_spec)
+                }
+                Layer::Relu { .. } => quantize(&relu_forward(&dequantize(prev)), &act_spec),
+                Layer::Flatten { .. } => quantize(&dequantize(prev), &act_spec),
+                Layer::BatchNorm2d { .. } => {
+                    let st = self.state[i].as_ref().unwrap();
+                    let geo = self.bn_of(i, batch);
+                    let stat = bn[i].as_mut().unwrap();
+                    let xin = dequantize(prev);
+                    bn_stats(&xin, stat, &geo, train);
+                    let y = bn_forward(&xin, &dequantize(&st.w), &dequantize(&st.b), stat, &geo);
+                    quantize(&y, &act_spec)
+                }
+                Layer::Add {
+                    from,
+                    source,
+                    shape,
+                    ..
+                } => {
+                    let sc = Shortcut {
+                        batch,
+                        source: *source,
+                        out: *shape,
+                    };
+                    let y = residual_forward(&dequantize(prev), &dequantize(&acts[*from]), &sc);
+                    quantize(&y, &act_spec)
+                }
             };
             acts.push(act);
         }
@@ -246,7 +330,8 @@ impl CpuTrainer {
 
     /// Loss and correct count of a batch without training.
     pub fn evaluate(&self, x: &[f32], labels: &[u32]) -> StepStats {
-        let (_, acts) = self.forward(x, labels.len(), self.step);
+        let mut bn = self.bn.clone();
+        let (_, acts) = self.forward(x, labels.len(), self.step, &mut bn, false);
         let classes = self.plan.model.classes();
         let (_, loss, correct) = self.loss(
             &dequantize(acts.last().unwrap()),
@@ -265,7 +350,8 @@ impl CpuTrainer {
     /// One step on a batch of `labels.len()` samples.
     pub fn step(&mut self, x: &[f32], labels: &[u32]) -> StepStats {
         let (s, batch) = (self.step, labels.len());
-        let (input, acts) = self.forward(x, batch, s);
+        let mut bn = std::mem::take(&mut self.bn);
+        let (input, acts) = self.forward(x, batch, s, &mut bn, true);
         let plan = &self.plan;
         let layers = plan.model.layers.clone();
         // Loss.
@@ -278,14 +364,17 @@ impl CpuTrainer {
         let mut grad = quantize(&g, &plan.spec(&format!("{}.grad", last.name()), s, 0));
         // Exception counts of every gradient quantizer, for loss scaling.
         let mut grad_ex = grad.exceptions;
-        // Backward.
+        // Backward. Each layer's input gradient is formed in f32, a pending residual-skip
+        // gradient added to it, then quantized (as the GPU does).
         let mut grads: Vec<Option<(Quantized, Quantized)>> = vec![None; layers.len()];
+        let mut skips: Vec<Option<Vec<f32>>> = vec![None; layers.len()];
         for i in (0..layers.len()).rev() {
             let l = &layers[i];
             let n = l.name();
             let x_in = if i == 0 { &input } else { &acts[i - 1] };
-            let prev_grad =
-                (i > 0).then(|| plan.spec(&format!("{}.grad", layers[i - 1].name()), s, 0));
+            let wgrad = |part| plan.spec(&format!("{n}.wgrad"), s, part);
+            // The gradient of the layer's input, before quantization (None for layer 0).
+            let mut dx: Option<Vec<f32>> = None;
             match l {
                 Layer::Linear {
                     inputs, outputs, ..
@@ -296,96 +385,98 @@ impl CpuTrainer {
                         trans_a: true,
                         trans_b: false,
                         acc,
-                        out: plan.spec(&format!("{n}.wgrad"), s, 0),
+                        out: wgrad(0),
                     };
-                    let dw = gemm(
-                        &grad,
-                        &[batch, *outputs],
-                        x_in,
-                        &[batch, *inputs],
-                        None,
-                        &wspec,
-                    )
-                    .unwrap()
-                    .out;
+                    let (gs, xs) = ([batch, *outputs], [batch, *inputs]);
+                    let dw = gemm(&grad, &gs, x_in, &xs, None, &wspec).unwrap().out;
                     let db = quantize(
                         &col_sum(&dequantize(&grad), (batch, *outputs, 1)),
-                        &plan.spec(&format!("{n}.wgrad"), s, 1),
+                        &wgrad(1),
                     );
-                    grad_ex.merge(&dw.exceptions);
-                    grad_ex.merge(&db.exceptions);
                     grads[i] = Some((dw, db));
-                    if let Some(out) = prev_grad {
+                    if i > 0 {
                         let xspec = GemmSpec {
                             trans_a: false,
                             trans_b: false,
                             acc,
-                            out,
+                            out: wgrad(0),
                         };
-                        grad = gemm(
-                            &grad,
-                            &[batch, *outputs],
-                            &st.w,
-                            &[*outputs, *inputs],
-                            None,
-                            &xspec,
-                        )
-                        .unwrap()
-                        .out;
+                        let ws = [*outputs, *inputs];
+                        dx = Some(gemm(&grad, &gs, &st.w, &ws, None, &xspec).unwrap().c);
                     }
                 }
-                Layer::Conv2d { pad, cout, .. } => {
+                Layer::Conv2d {
+                    pad, stride, cout, ..
+                } => {
                     let st = self.state[i].as_ref().unwrap();
                     let acc = plan.accumulator(n);
-                    let g = conv_spec(
-                        *pad,
-                        acc,
-                        crate::quant::QuantSpec::new(crate::format::Format::FP32),
-                    )
-                    .geometry(&in_shape(plan, i, batch), &l.weight_shape())
-                    .unwrap();
-                    let wspec = conv_spec(*pad, acc, plan.spec(&format!("{n}.wgrad"), s, 0));
+                    let wspec = conv_spec((*pad, *stride), acc, wgrad(0));
+                    let g = wspec
+                        .geometry(&in_shape(plan, i, batch), &l.weight_shape())
+                        .unwrap();
                     let dw = conv2d(ConvPass::BackwardWeight, &g, &grad, x_in, None, &wspec)
                         .unwrap()
                         .out;
                     let sums = col_sum(&dequantize(&grad), (batch, *cout, g.oh * g.ow));
-                    let db = quantize(&sums, &plan.spec(&format!("{n}.wgrad"), s, 1));
-                    grad_ex.merge(&dw.exceptions);
-                    grad_ex.merge(&db.exceptions);
-                    grads[i] = Some((dw, db));
-                    if let Some(out) = prev_grad {
-                        grad = conv2d(
-                            ConvPass::BackwardData,
-                            &g,
-                            &st.w,
-                            &grad,
-                            None,
-                            &conv_spec(*pad, acc, out),
-                        )
-                        .unwrap()
-                        .out;
+                    grads[i] = Some((dw, quantize(&sums, &wgrad(1))));
+                    if i > 0 {
+                        let r = conv2d(ConvPass::BackwardData, &g, &st.w, &grad, None, &wspec);
+                        dx = Some(r.unwrap().c);
                     }
+                }
+                Layer::BatchNorm2d { .. } => {
+                    let st = self.state[i].as_ref().unwrap();
+                    let geo = self.bn_of(i, batch);
+                    let stat = bn[i].as_mut().unwrap();
+                    let gamma = dequantize(&st.w);
+                    let d = bn_backward(&dequantize(x_in), &dequantize(&grad), &gamma, stat, &geo);
+                    let (dgamma, dbeta) = (stat.dgamma.clone(), stat.dbeta.clone());
+                    grads[i] = Some((quantize(&dgamma, &wgrad(0)), quantize(&dbeta, &wgrad(1))));
+                    dx = (i > 0).then_some(d);
                 }
                 Layer::MaxPool2d { .. } => {
-                    if let Some(out) = prev_grad {
-                        let p = l.pool_geometry(batch).unwrap();
-                        grad = quantize(
-                            &maxpool_backward(&dequantize(x_in), &dequantize(&grad), &p),
-                            &out,
-                        );
-                    }
+                    let p = l.pool_geometry(batch).unwrap();
+                    dx = (i > 0)
+                        .then(|| maxpool_backward(&dequantize(x_in), &dequantize(&grad), &p));
+                }
+                Layer::AvgPool2d { .. } => {
+                    let p = l.pool_geometry(batch).unwrap();
+                    dx = (i > 0).then(|| avgpool_backward(&dequantize(&grad), &p));
                 }
                 Layer::Relu { .. } => {
-                    if let Some(out) = prev_grad {
-                        grad =
-                            quantize(&relu_backward(&dequantize(x_in), &dequantize(&grad)), &out);
-                    }
+                    dx = (i > 0).then(|| relu_backward(&dequantize(x_in), &dequantize(&grad)));
+                }
+                Layer::Flatten { .. } => dx = (i > 0).then(|| dequantize(&grad)),
+                Layer::Add {
+                    from,
+                    source,
+                    shape,
+                    ..
+                } => {
+                    let g = dequantize(&grad);
+                    let sc = Shortcut {
+                        batch,
+                        source: *source,
+                        out: *shape,
+                    };
+                    skips[*from] = Some(skip_backward(&g, &sc));
+                    dx = (i > 0).then_some(g);
                 }
             }
-            if i > 0 {
+            if let Some((dw, db)) = &grads[i] {
+                grad_ex.merge(&dw.exceptions);
+                grad_ex.merge(&db.exceptions);
+            }
+            if let Some(mut v) = dx {
+                if let Some(sk) = skips[i - 1].take() {
+                    v.iter_mut().zip(&sk).for_each(|(a, b)| *a += *b);
+                }
+                let out = plan.spec(&format!("{}.grad", layers[i - 1].name()), s, 0);
+                grad = quantize(&v, &out);
                 grad_ex.merge(&grad.exceptions);
             }
         }
+        self.bn = bn;
         let (dynamic, interval) = plan.config.loss_scale.dynamic();
         self.loss_scale.update(&grad_ex, dynamic, interval);
         let (skip, inv) = (

@@ -3,16 +3,21 @@
 
 use super::checkpoint::{CheckpointError, StoredTensor, TrainState};
 use super::cpu::StepStats;
-use super::model::Layer;
+use super::model::{BN_EPS, BN_MOMENTUM, Layer};
 use super::plan::conv_spec;
 use super::plan::{LossKind, Plan, RoleBytes};
 use crate::accum::GemmSpec;
 use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
-use crate::gpu::buffers::zeroed;
+use crate::gpu::buffers::{upload_u32, zeroed};
 use crate::gpu::params::SplitParams;
 use crate::gpu::readback::Readback;
 use crate::gpu::{GpuContext, GpuError, Tensor};
+use crate::ops::batchnorm::{BatchNorm, record_bn_backward, record_bn_forward, record_bn_stats};
 use crate::ops::conv::prepare_conv;
+use crate::ops::elementwise::{
+    Shortcut, record_accumulate, record_avgpool_backward, record_avgpool_forward,
+    record_residual_forward, record_skip_backward,
+};
 use crate::ops::elementwise::{
     XentOutputs, record_col_sum, record_mse, record_relu_backward, record_relu_forward,
     record_softmax_xent,
@@ -24,6 +29,7 @@ use crate::ops::optim::{
 };
 use crate::ops::quantize::{QuantizeTargets, alloc_tensor, dequantize_into, record_quantize};
 use crate::quant::QuantSpec;
+use crate::reference::batchnorm::BnStat;
 
 /// A packed tensor plus an f32 working copy of the same size.
 struct Slot {
@@ -70,6 +76,11 @@ pub struct GpuTrainer<'c> {
     loss_scale: wgpu::Buffer,
     none: wgpu::Buffer,
     readback: Readback,
+    /// Per BatchNorm2d layer: its statistics ([6][C]: mean, inv, running mean, running var,
+    /// dbeta, dgamma) and its decoded gamma and beta ([2][C]).
+    bn: Vec<Option<(wgpu::Buffer, wgpu::Buffer)>>,
+    /// Per layer whose output a residual shortcut takes: the shortcut's gradient (f32).
+    skip: Vec<Option<wgpu::Buffer>>,
     arrived: Vec<(u64, Vec<u32>)>,
     /// Samples that count in each submission on its way, oldest first.
     valid: std::collections::VecDeque<usize>,
@@ -152,6 +163,8 @@ impl<'c> GpuTrainer<'c> {
             loss_scale: ls,
             none: zeroed(ctx, "no scales", 1)?,
             readback: Readback::default(),
+            bn: Vec::new(),
+            skip: Vec::new(),
             arrived: Vec::new(),
             valid: Default::default(),
             step: 0,
@@ -212,6 +225,19 @@ impl<'c> GpuTrainer<'c> {
                 t.quantize(&mut enc, &ls.b.f, mb, &p("master", 1))?;
             }
             t.params.push(Some(ls));
+        }
+        for (j, l) in m.layers.iter().enumerate() {
+            t.bn.push(match l {
+                Layer::BatchNorm2d { shape, .. } => Some((
+                    upload_u32(ctx, "batch-norm stats", &BnStat::new(shape[0]).words())?,
+                    zeroed(ctx, "gamma and beta", 2 * shape[0])?,
+                )),
+                _ => None,
+            });
+            t.skip.push(match m.skip_from(j) {
+                Some(_) => Some(zeroed(ctx, "skip gradient", batch * l.outputs())?),
+                None => None,
+            });
         }
         ctx.queue.submit([enc.finish()]);
         ctx.wait()?;
@@ -472,30 +498,31 @@ impl<'c> GpuTrainer<'c> {
             };
             let n = l.name();
             let act_spec = plan.spec(&format!("{n}.act"), s, 0);
+            let act = &self.acts[i];
             match l {
-                Layer::Conv2d { pad, cout, .. } => {
+                Layer::Conv2d {
+                    pad, stride, cout, ..
+                } => {
                     let p = self.params[i].as_ref().unwrap();
                     self.decode(e, &p.b, &p.bias_f32)?;
-                    let spec = conv_spec(*pad, plan.accumulator(n), act_spec);
+                    let spec = conv_spec((*pad, *stride), plan.accumulator(n), act_spec);
                     let g = spec
                         .geometry(prev.t.shape(), p.w.t.shape())
                         .map_err(|e| GpuError::Invalid(e.0))?;
                     let bias = Some((&p.bias_f32, *cout));
-                    self.conv(
-                        e,
-                        ConvPass::Forward,
-                        &g,
-                        (&p.w.t, &prev.t),
-                        bias,
-                        &spec,
-                        &self.acts[i],
-                    )?;
+                    let ab = (&p.w.t, &prev.t);
+                    self.conv(e, ConvPass::Forward, &g, ab, bias, &spec, act)?;
                 }
-                Layer::MaxPool2d { .. } => {
+                Layer::MaxPool2d { .. } | Layer::AvgPool2d { .. } => {
                     let p = l.pool_geometry(batch).unwrap();
                     self.decode(e, prev, &self.scratch)?;
-                    record_maxpool_forward(ctx, e, &self.scratch, &self.acts[i].f, &p)?;
-                    self.quantize(e, &self.acts[i].f, &self.acts[i], &act_spec)?;
+                    match l {
+                        Layer::MaxPool2d { .. } => {
+                            record_maxpool_forward(ctx, e, &self.scratch, &act.f, &p)?
+                        }
+                        _ => record_avgpool_forward(ctx, e, &self.scratch, &act.f, &p)?,
+                    }
+                    self.quantize(e, &act.f, act, &act_spec)?;
                 }
                 Layer::Linear {
                     inputs, outputs, ..
@@ -514,13 +541,48 @@ impl<'c> GpuTrainer<'c> {
                         &p.w.t,
                         Some((&p.bias_f32, *outputs)),
                         &spec,
-                        (&self.acts[i], false),
+                        (act, false),
                     )?;
                 }
                 Layer::Relu { .. } => {
                     self.decode(e, prev, &self.scratch)?;
-                    record_relu_forward(ctx, e, &self.scratch, &self.acts[i].f, prev.n)?;
-                    self.quantize(e, &self.acts[i].f, &self.acts[i], &act_spec)?;
+                    record_relu_forward(ctx, e, &self.scratch, &act.f, prev.n)?;
+                    self.quantize(e, &act.f, act, &act_spec)?;
+                }
+                Layer::Flatten { .. } => {
+                    self.decode(e, prev, &act.f)?;
+                    self.quantize(e, &act.f, act, &act_spec)?;
+                }
+                Layer::BatchNorm2d { .. } => {
+                    let p = self.params[i].as_ref().unwrap();
+                    let (stat, gb) = self.bn[i].as_ref().unwrap();
+                    let geo = self.bn_geometry(i);
+                    self.decode(e, &p.w, &p.w.f)?;
+                    self.decode(e, &p.b, &p.b.f)?;
+                    let c = 4 * geo.channels as u64;
+                    e.copy_buffer_to_buffer(&p.w.f, 0, gb, 0, c);
+                    e.copy_buffer_to_buffer(&p.b.f, 0, gb, c, c);
+                    self.decode(e, prev, &self.scratch)?;
+                    record_bn_stats(ctx, e, &self.scratch, stat, &geo, train)?;
+                    record_bn_forward(ctx, e, &self.scratch, (gb, stat), &act.f, &geo)?;
+                    self.quantize(e, &act.f, act, &act_spec)?;
+                }
+                Layer::Add {
+                    from,
+                    source,
+                    shape,
+                    ..
+                } => {
+                    let sc = Shortcut {
+                        batch,
+                        source: *source,
+                        out: *shape,
+                    };
+                    self.decode(e, prev, &self.scratch)?;
+                    self.decode(e, &self.acts[*from], &self.scratch2)?;
+                    let ab = (&self.scratch, &self.scratch2);
+                    record_residual_forward(ctx, e, ab, &act.f, &sc)?;
+                    self.quantize(e, &act.f, act, &act_spec)?;
                 }
             }
         }
@@ -549,7 +611,8 @@ impl<'c> GpuTrainer<'c> {
             &self.grads[last],
             &plan.spec(&format!("{}.grad", layers[last].name()), s, 0),
         )?;
-        // Backward.
+        // Backward. Each layer leaves its input's gradient in f32 in the previous layer's
+        // gradient slot; a pending residual-skip gradient is added, then it is quantized.
         for i in (0..layers.len()).rev().filter(|_| train) {
             let n = layers[i].name();
             let x_in = if i == 0 {
@@ -557,63 +620,30 @@ impl<'c> GpuTrainer<'c> {
             } else {
                 &self.acts[i - 1]
             };
-            let prev_grad =
-                (i > 0).then(|| plan.spec(&format!("{}.grad", layers[i - 1].name()), s, 0));
+            let wgrad = |part| plan.spec(&format!("{n}.wgrad"), s, part);
             let g = &self.grads[i];
+            // Where the input gradient goes (only layer 0 has none).
+            let dst = (i > 0).then(|| &self.grads[i - 1].f);
             match &layers[i] {
-                Layer::Conv2d { pad, cout, .. } => {
+                Layer::Conv2d {
+                    pad, stride, cout, ..
+                } => {
                     let p = self.params[i].as_ref().unwrap();
                     let acc = plan.accumulator(n);
-                    let wspec = conv_spec(*pad, acc, plan.spec(&format!("{n}.wgrad"), s, 0));
+                    let wspec = conv_spec((*pad, *stride), acc, wgrad(0));
                     let geo = wspec
                         .geometry(x_in.t.shape(), p.w.t.shape())
                         .map_err(|e| GpuError::Invalid(e.0))?;
-                    self.conv(
-                        e,
-                        ConvPass::BackwardWeight,
-                        &geo,
-                        (&g.t, &x_in.t),
-                        None,
-                        &wspec,
-                        &p.dw,
-                    )?;
+                    let ab = (&g.t, &x_in.t);
+                    self.conv(e, ConvPass::BackwardWeight, &geo, ab, None, &wspec, &p.dw)?;
                     self.decode(e, g, &self.scratch)?;
-                    record_col_sum(
-                        ctx,
-                        e,
-                        &self.scratch,
-                        &p.db.f,
-                        (batch, *cout, geo.oh * geo.ow),
-                    )?;
-                    self.quantize_grad(e, &p.db.f, &p.db, &plan.spec(&format!("{n}.wgrad"), s, 1))?;
-                    if let Some(out) = prev_grad {
-                        let xspec = conv_spec(*pad, acc, out);
-                        self.conv(
-                            e,
-                            ConvPass::BackwardData,
-                            &geo,
-                            (&p.w.t, &g.t),
-                            None,
-                            &xspec,
-                            &self.grads[i - 1],
-                        )?;
-                    }
-                }
-                Layer::MaxPool2d { .. } => {
-                    if let Some(out) = prev_grad {
-                        let pl = layers[i].pool_geometry(batch).unwrap();
-                        let dst = &self.grads[i - 1];
-                        self.decode(e, x_in, &self.scratch)?;
-                        self.decode(e, g, &self.scratch2)?;
-                        record_maxpool_backward(
-                            ctx,
-                            e,
-                            &self.scratch,
-                            &self.scratch2,
-                            &dst.f,
-                            &pl,
-                        )?;
-                        self.quantize_grad(e, &dst.f, dst, &out)?;
+                    let shape = (batch, *cout, geo.oh * geo.ow);
+                    record_col_sum(ctx, e, &self.scratch, &p.db.f, shape)?;
+                    self.quantize_grad(e, &p.db.f, &p.db, &wgrad(1))?;
+                    if let Some(dst) = dst {
+                        let (view, params) =
+                            prepare_conv(ConvPass::BackwardData, &geo, &p.w.t, &g.t, None, &wspec)?;
+                        record_view(ctx, e, &view, params, &p.w.t, &g.t, &self.none, dst)?;
                     }
                 }
                 Layer::Linear {
@@ -625,39 +655,99 @@ impl<'c> GpuTrainer<'c> {
                         trans_a: true,
                         trans_b: false,
                         acc,
-                        out: plan.spec(&format!("{n}.wgrad"), s, 0),
+                        out: wgrad(0),
                     };
-                    self.gemm(
-                        e,
-                        &g.t,
-                        &x_in.t.reshaped(vec![batch, *inputs]),
-                        None,
-                        &wspec,
-                        (&p.dw, true),
-                    )?;
+                    let x2 = x_in.t.reshaped(vec![batch, *inputs]);
+                    self.gemm(e, &g.t, &x2, None, &wspec, (&p.dw, true))?;
                     self.decode(e, g, &self.scratch)?;
                     record_col_sum(ctx, e, &self.scratch, &p.db.f, (batch, *outputs, 1))?;
-                    self.quantize_grad(e, &p.db.f, &p.db, &plan.spec(&format!("{n}.wgrad"), s, 1))?;
-                    if let Some(out) = prev_grad {
+                    self.quantize_grad(e, &p.db.f, &p.db, &wgrad(1))?;
+                    if let Some(dst) = dst {
                         let xspec = GemmSpec {
                             trans_a: false,
                             trans_b: false,
                             acc,
-                            out,
+                            out: wgrad(0),
                         };
-                        let dst = (&self.grads[i - 1], true);
-                        self.gemm(e, &g.t, &p.w.t, None, &xspec, dst)?;
+                        let (view, params, _) = prepare_gemm(&g.t, &p.w.t, None, &xspec)?;
+                        record_view(ctx, e, &view, params, &g.t, &p.w.t, &self.none, dst)?;
+                    }
+                }
+                Layer::BatchNorm2d { .. } => {
+                    let p = self.params[i].as_ref().unwrap();
+                    let (stat, gb) = self.bn[i].as_ref().unwrap();
+                    let geo = self.bn_geometry(i);
+                    self.decode(e, x_in, &self.scratch)?;
+                    self.decode(e, g, &self.scratch2)?;
+                    let unused;
+                    let out = match dst {
+                        Some(d) => d,
+                        None => {
+                            unused = zeroed(ctx, "unused input gradient", g.n)?;
+                            &unused
+                        }
+                    };
+                    let xg = (&self.scratch, &self.scratch2);
+                    record_bn_backward(ctx, e, xg, (gb, stat), out, &geo)?;
+                    let c = 4 * geo.channels as u64;
+                    e.copy_buffer_to_buffer(stat, 5 * c, &p.dw.f, 0, c);
+                    e.copy_buffer_to_buffer(stat, 4 * c, &p.db.f, 0, c);
+                    self.quantize_grad(e, &p.dw.f, &p.dw, &wgrad(0))?;
+                    self.quantize_grad(e, &p.db.f, &p.db, &wgrad(1))?;
+                }
+                Layer::MaxPool2d { .. } => {
+                    if let Some(dst) = dst {
+                        let pl = layers[i].pool_geometry(batch).unwrap();
+                        self.decode(e, x_in, &self.scratch)?;
+                        self.decode(e, g, &self.scratch2)?;
+                        record_maxpool_backward(ctx, e, &self.scratch, &self.scratch2, dst, &pl)?;
+                    }
+                }
+                Layer::AvgPool2d { .. } => {
+                    if let Some(dst) = dst {
+                        let pl = layers[i].pool_geometry(batch).unwrap();
+                        self.decode(e, g, &self.scratch)?;
+                        record_avgpool_backward(ctx, e, &self.scratch, dst, &pl)?;
                     }
                 }
                 Layer::Relu { .. } => {
-                    if let Some(out) = prev_grad {
-                        let dst = &self.grads[i - 1];
+                    if let Some(dst) = dst {
                         self.decode(e, x_in, &self.scratch)?;
                         self.decode(e, g, &self.scratch2)?;
-                        record_relu_backward(ctx, e, &self.scratch, &self.scratch2, &dst.f, g.n)?;
-                        self.quantize_grad(e, &dst.f, dst, &out)?;
+                        record_relu_backward(ctx, e, &self.scratch, &self.scratch2, dst, g.n)?;
                     }
                 }
+                Layer::Flatten { .. } => {
+                    if let Some(dst) = dst {
+                        self.decode(e, g, dst)?;
+                    }
+                }
+                Layer::Add {
+                    from,
+                    source,
+                    shape,
+                    ..
+                } => {
+                    let sc = Shortcut {
+                        batch,
+                        source: *source,
+                        out: *shape,
+                    };
+                    self.decode(e, g, &self.scratch)?;
+                    let skip = self.skip[*from].as_ref().unwrap();
+                    record_skip_backward(ctx, e, &self.scratch, skip, &sc)?;
+                    if let Some(dst) = dst {
+                        e.copy_buffer_to_buffer(&self.scratch, 0, dst, 0, 4 * g.n as u64);
+                    }
+                }
+            }
+            if i > 0 {
+                let prev = &self.grads[i - 1];
+                if let Some(skip) = &self.skip[i - 1] {
+                    record_accumulate(ctx, e, skip, &prev.f, prev.n)?;
+                }
+                let spec = plan.spec(&format!("{}.grad", layers[i - 1].name()), s, 0);
+                self.quantize_grad(e, &prev.f, prev, &spec)?;
             }
         }
         // Loss scale: this step's skip flag and 1 / S, the next step's S.
@@ -747,6 +837,18 @@ impl<'c> GpuTrainer<'c> {
         Ok(((st, index), tag))
     }
 
+    /// The batch-norm geometry of layer `i`.
+    fn bn_geometry(&self, i: usize) -> BatchNorm {
+        let shape = self.plan.model.layers[i].sample_shape();
+        BatchNorm {
+            batch: self.batch,
+            channels: shape[0],
+            pixels: shape[1] * shape[2],
+            eps: BN_EPS,
+            momentum: BN_MOMENTUM,
+        }
+    }
+
     /// Every stored parameter and optimizer-state tensor with its checkpoint name.
     fn stored(&self) -> Vec<(String, &Slot)> {
         let mut v = Vec::new();
@@ -781,7 +883,24 @@ impl<'c> GpuTrainer<'c> {
                     scales: s.t.read_scales(self.ctx)?,
                 })
             })
-            .collect::<Result<_, GpuError>>()?;
+            .collect::<Result<Vec<_>, GpuError>>()?;
+        let mut tensors = tensors;
+        for (l, bn) in self.plan.model.layers.iter().zip(&self.bn) {
+            if let Some((stat, _)) = bn {
+                // Rows 2 and 3 of the statistics: the running mean and variance.
+                let all =
+                    crate::gpu::buffers::read_u32(self.ctx, stat, (stat.size() / 4) as usize)?;
+                let c = all.len() / 6;
+                let words = all[2 * c..4 * c].to_vec();
+                tensors.push(StoredTensor {
+                    name: format!("{}.running", l.name()),
+                    format: "fp32".into(),
+                    len: words.len(),
+                    words,
+                    scales: Vec::new(),
+                });
+            }
+        }
         let ls = crate::gpu::buffers::read_u32(self.ctx, &self.loss_scale, 4)?;
         Ok(TrainState {
             step: self.step,
@@ -815,6 +934,17 @@ impl<'c> GpuTrainer<'c> {
                 self.ctx
                     .queue
                     .write_buffer(b, 0, bytemuck::cast_slice(&t.scales));
+            }
+        }
+        for (l, bn) in self.plan.model.layers.iter().zip(&self.bn) {
+            if let Some((stat, _)) = bn {
+                let c = (stat.size() / 24) as usize;
+                let t = st
+                    .expect(&format!("{}.running", l.name()), "fp32", 2 * c)
+                    .map_err(mismatch)?;
+                self.ctx
+                    .queue
+                    .write_buffer(stat, 8 * c as u64, bytemuck::cast_slice(&t.words));
             }
         }
         self.ctx

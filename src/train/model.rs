@@ -2,6 +2,11 @@
 
 use crate::rng::random_bits;
 
+/// Added to a batch-norm layer's variance.
+pub const BN_EPS: f32 = 1e-5;
+/// Weight of each batch's statistics in a batch-norm layer's running statistics.
+pub const BN_MOMENTUM: f32 = 0.1;
+
 /// One layer of a sequential model.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Layer {
@@ -21,7 +26,7 @@ pub enum Layer {
         /// Shape of one sample (same in and out).
         shape: Vec<usize>,
     },
-    /// 2-D convolution (NCHW), stride 1, square kernel, zero padding on every side.
+    /// 2-D convolution (NCHW), square kernel, zero padding on every side.
     Conv2d {
         /// Layer name.
         name: String,
@@ -33,6 +38,8 @@ pub enum Layer {
         kernel: usize,
         /// Zero padding.
         pad: usize,
+        /// Stride.
+        stride: usize,
         /// Input (height, width).
         in_hw: [usize; 2],
     },
@@ -47,6 +54,44 @@ pub enum Layer {
         /// Input (height, width).
         in_hw: [usize; 2],
     },
+    /// Average pooling over non-overlapping pool x pool windows (global when pool = H = W).
+    AvgPool2d {
+        /// Layer name.
+        name: String,
+        /// Channels.
+        channels: usize,
+        /// Window size and stride.
+        pool: usize,
+        /// Input (height, width).
+        in_hw: [usize; 2],
+    },
+    /// Batch normalization per channel (batch statistics in training, running statistics
+    /// in evaluation); `.weight` is gamma, `.bias` is beta.
+    BatchNorm2d {
+        /// Layer name.
+        name: String,
+        /// Sample shape (C, H, W), same in and out.
+        shape: [usize; 3],
+    },
+    /// Residual addition: the previous layer's output plus a shortcut from layer `from`'s
+    /// output (identity, or option A: strided pixels, zero-padded channels).
+    Add {
+        /// Layer name.
+        name: String,
+        /// Index of the layer whose output the shortcut takes.
+        from: usize,
+        /// That output's sample shape (C, H, W).
+        source: [usize; 3],
+        /// Sample shape (C, H, W) of the sum.
+        shape: [usize; 3],
+    },
+    /// Flattens a sample to one dimension (its values unchanged).
+    Flatten {
+        /// Layer name.
+        name: String,
+        /// Values per sample.
+        len: usize,
+    },
 }
 
 impl Layer {
@@ -56,7 +101,11 @@ impl Layer {
             Layer::Linear { name, .. }
             | Layer::Relu { name, .. }
             | Layer::Conv2d { name, .. }
-            | Layer::MaxPool2d { name, .. } => name,
+            | Layer::MaxPool2d { name, .. }
+            | Layer::AvgPool2d { name, .. }
+            | Layer::BatchNorm2d { name, .. }
+            | Layer::Add { name, .. }
+            | Layer::Flatten { name, .. } => name,
         }
     }
 
@@ -69,13 +118,14 @@ impl Layer {
                 cout,
                 kernel,
                 pad,
+                stride,
                 in_hw,
                 ..
             } => {
                 vec![
                     *cout,
-                    in_hw[0] + 2 * pad + 1 - kernel,
-                    in_hw[1] + 2 * pad + 1 - kernel,
+                    (in_hw[0] + 2 * pad - kernel) / stride + 1,
+                    (in_hw[1] + 2 * pad - kernel) / stride + 1,
                 ]
             }
             Layer::MaxPool2d {
@@ -83,7 +133,15 @@ impl Layer {
                 pool,
                 in_hw,
                 ..
+            }
+            | Layer::AvgPool2d {
+                channels,
+                pool,
+                in_hw,
+                ..
             } => vec![*channels, in_hw[0] / pool, in_hw[1] / pool],
+            Layer::BatchNorm2d { shape, .. } | Layer::Add { shape, .. } => shape.to_vec(),
+            Layer::Flatten { len, .. } => vec![*len],
         }
     }
 
@@ -92,10 +150,16 @@ impl Layer {
         self.sample_shape().iter().product()
     }
 
-    /// The pooling geometry of a MaxPool2d layer for a batch.
+    /// The pooling geometry of a pooling layer for a batch.
     pub fn pool_geometry(&self, batch: usize) -> Option<crate::conv::Pool> {
         match self {
             Layer::MaxPool2d {
+                channels,
+                pool,
+                in_hw,
+                ..
+            }
+            | Layer::AvgPool2d {
                 channels,
                 pool,
                 in_hw,
@@ -111,7 +175,10 @@ impl Layer {
 
     /// Whether the layer has weights.
     pub fn has_params(&self) -> bool {
-        matches!(self, Layer::Linear { .. } | Layer::Conv2d { .. })
+        matches!(
+            self,
+            Layer::Linear { .. } | Layer::Conv2d { .. } | Layer::BatchNorm2d { .. }
+        )
     }
 
     /// Element counts of the weight and the bias, and the weight's fan-in.
@@ -123,6 +190,7 @@ impl Layer {
             Layer::Conv2d {
                 cin, cout, kernel, ..
             } => Some((cout * cin * kernel * kernel, *cout, cin * kernel * kernel)),
+            Layer::BatchNorm2d { shape, .. } => Some((shape[0], shape[0], 1)),
             _ => None,
         }
     }
@@ -136,6 +204,7 @@ impl Layer {
             Layer::Conv2d {
                 cin, cout, kernel, ..
             } => vec![*cout, *cin, *kernel, *kernel],
+            Layer::BatchNorm2d { shape, .. } => vec![shape[0]],
             _ => Vec::new(),
         }
     }
@@ -196,6 +265,7 @@ impl Model {
             cout: 6,
             kernel: 5,
             pad: 2,
+            stride: 1,
             in_hw: [h, w],
         }];
         let push_relu = |layers: &mut Vec<Layer>, name: &str| {
@@ -219,6 +289,7 @@ impl Model {
             cout: 16,
             kernel: 5,
             pad: 0,
+            stride: 1,
             in_hw: [s1[1], s1[2]],
         });
         push_relu(&mut layers, "relu2");
@@ -248,6 +319,121 @@ impl Model {
             layers,
             input_shape: vec![c, h, w],
         })
+    }
+
+    /// The CIFAR ResNet of He et al. (2016) with `blocks` basic blocks per stage (1:
+    /// ResNet-8, 3: ResNet-20) for images of `shape`: conv 3x3 to 16 channels, BN, ReLU;
+    /// stages of 16, 32, 64 channels (the 2nd and 3rd start with stride 2 and an option-A
+    /// shortcut), each block conv-BN-ReLU-conv-BN, add, ReLU; global average pooling,
+    /// flatten, and a Linear layer to `classes`. Convolutions keep their biases.
+    pub fn resnet(blocks: usize, shape: [usize; 3], classes: usize) -> Result<Model, String> {
+        let [c, h, w] = shape;
+        if h < 4 || w < 4 || h % 4 != 0 || w % 4 != 0 || blocks == 0 {
+            return Err(format!(
+                "a ResNet needs images whose sides are multiples of 4, got {h} x {w}"
+            ));
+        }
+        let mut layers: Vec<Layer> = Vec::new();
+        let conv = |name: String, cin: usize, cout: usize, stride: usize, in_hw: [usize; 2]| {
+            Layer::Conv2d {
+                name,
+                cin,
+                cout,
+                kernel: 3,
+                pad: 1,
+                stride,
+                in_hw,
+            }
+        };
+        let last_shape = |layers: &Vec<Layer>| -> [usize; 3] {
+            let s = layers.last().unwrap().sample_shape();
+            [s[0], s[1], s[2]]
+        };
+        layers.push(conv("conv1".into(), c, 16, 1, [h, w]));
+        layers.push(Layer::BatchNorm2d {
+            name: "bn1".into(),
+            shape: [16, h, w],
+        });
+        layers.push(Layer::Relu {
+            name: "relu1".into(),
+            shape: vec![16, h, w],
+        });
+        let mut width = 16;
+        for stage in 1..=3 {
+            let planes = 16 << (stage - 1);
+            for b in 1..=blocks {
+                let stride = if stage > 1 && b == 1 { 2 } else { 1 };
+                let p = format!("s{stage}b{b}");
+                let from = layers.len() - 1;
+                let source = last_shape(&layers);
+                let hw = [source[1], source[2]];
+                layers.push(conv(format!("{p}.conv1"), width, planes, stride, hw));
+                let s1 = last_shape(&layers);
+                layers.push(Layer::BatchNorm2d {
+                    name: format!("{p}.bn1"),
+                    shape: s1,
+                });
+                layers.push(Layer::Relu {
+                    name: format!("{p}.relu1"),
+                    shape: s1.to_vec(),
+                });
+                layers.push(conv(
+                    format!("{p}.conv2"),
+                    planes,
+                    planes,
+                    1,
+                    [s1[1], s1[2]],
+                ));
+                layers.push(Layer::BatchNorm2d {
+                    name: format!("{p}.bn2"),
+                    shape: s1,
+                });
+                layers.push(Layer::Add {
+                    name: format!("{p}.add"),
+                    from,
+                    source,
+                    shape: s1,
+                });
+                layers.push(Layer::Relu {
+                    name: format!("{p}.relu2"),
+                    shape: s1.to_vec(),
+                });
+                width = planes;
+            }
+        }
+        let [cf, hf, wf] = last_shape(&layers);
+        if hf != wf {
+            return Err(format!(
+                "a ResNet's global pooling needs square feature maps, got {hf} x {wf}"
+            ));
+        }
+        layers.push(Layer::AvgPool2d {
+            name: "pool".into(),
+            channels: cf,
+            pool: hf,
+            in_hw: [hf, wf],
+        });
+        layers.push(Layer::Flatten {
+            name: "flatten".into(),
+            len: cf,
+        });
+        layers.push(Layer::Linear {
+            name: "fc".into(),
+            inputs: cf,
+            outputs: classes,
+        });
+        Ok(Model {
+            inputs: c * h * w,
+            layers,
+            input_shape: vec![c, h, w],
+        })
+    }
+
+    /// Index of the Add layer whose shortcut starts at layer `j`'s output, if any.
+    pub fn skip_from(&self, j: usize) -> Option<usize> {
+        self.layers
+            .iter()
+            .position(|l| matches!(l, Layer::Add { from, .. } if *from == j))
     }
 
     /// Number of classes (outputs of the last layer).
@@ -285,6 +471,9 @@ impl Model {
         let (nw, nb, fan_in) = self.layers[layer]
             .param_sizes()
             .unwrap_or_else(|| panic!("layer {layer} has no weights"));
+        if let Layer::BatchNorm2d { .. } = self.layers[layer] {
+            return (vec![1.0; nw], vec![0.0; nb]);
+        }
         let bound = (6.0 / fan_in as f64).sqrt();
         let w = (0..nw)
             .map(|i| {

@@ -308,15 +308,15 @@ impl Plan {
     }
 }
 
-/// The convolution spec of a layer: stride 1, the layer's padding, the given accumulator
-/// and output quantization.
+/// The convolution spec of a layer: its padding and stride, the given accumulator and
+/// output quantization.
 pub fn conv_spec(
-    pad: usize,
+    (pad, stride): (usize, usize),
     acc: crate::accum::Accumulator,
     out: crate::quant::QuantSpec,
 ) -> crate::conv::Conv2dSpec {
     crate::conv::Conv2dSpec {
-        stride: [1, 1],
+        stride: [stride, stride],
         padding: [pad, pad],
         dilation: [1, 1],
         acc,

@@ -21,9 +21,9 @@ pub enum ModelArg {
     Mlp,
     /// LeNet-5 (two 5x5 convolutions with max pooling, then 120, 84, classes).
     Lenet,
-    /// CIFAR ResNet-8 (not built yet).
+    /// CIFAR ResNet-8 (He et al. 2016: one basic block per stage, option-A shortcuts).
     Resnet8,
-    /// CIFAR ResNet-20 (not built yet).
+    /// CIFAR ResNet-20 (three basic blocks per stage).
     Resnet20,
 }
 
@@ -325,12 +325,6 @@ fn show(r: &RoleBytes, fp32: &RoleBytes, when: &str) {
 
 /// Runs the command.
 pub fn run(a: &Args) -> Result<(), String> {
-    if matches!(a.model, ModelArg::Resnet8 | ModelArg::Resnet20) {
-        let name = format!("{:?}", a.model).to_lowercase();
-        return Err(format!(
-            "--model {name} is not built yet; use --model mlp or lenet"
-        ));
-    }
     if a.batch == 0 || a.epochs == 0 {
         return Err("--batch and --epochs must be at least 1".into());
     }
@@ -348,6 +342,8 @@ pub fn run(a: &Args) -> Result<(), String> {
     let (train, test) = data(a)?;
     let model = match a.model {
         ModelArg::Lenet => Model::lenet(train.shape, train.classes)?,
+        ModelArg::Resnet8 => Model::resnet(1, train.shape, train.classes)?,
+        ModelArg::Resnet20 => Model::resnet(3, train.shape, train.classes)?,
         _ => Model::mlp(train.image_len(), &hidden, train.classes),
     };
     let map = match &a.precision {
