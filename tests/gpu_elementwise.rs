@@ -147,6 +147,15 @@ fn softmax_gradient_is_the_derivative_of_the_loss() {
 #[test]
 fn column_sums_match() {
     let c = ctx();
+    // Columns longer than a CPU adapter's 65,535 loop iterations per invocation.
+    let long = common::uniform(3 * 2 * 40_000, 31, 2.0);
+    let bl = upload_f32(c, "long", &long).unwrap();
+    let lo = zeroed(c, "long sums", 2).unwrap();
+    run(|e| record_col_sum(c, e, &bl, &lo, (3, 2, 40_000)).unwrap());
+    assert_eq!(
+        read_u32(c, &lo, 2).unwrap(),
+        bits(&cpu::col_sum(&long, (3, 2, 40_000)))
+    );
     let (rows, cols) = (129, 300);
     let gm = common::tricky_inputs(rows * cols, 9, 2.0)
         .into_iter()

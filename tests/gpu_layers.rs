@@ -39,14 +39,21 @@ fn finite(n: usize, seed: u64, scale: f32) -> Vec<f32> {
 
 #[test]
 fn batchnorm_matches_its_twin_in_training_and_evaluation() {
+    // A small layer, and one whose channels hold more values (90,000) than a CPU adapter
+    // lets one invocation loop over (65,535): the sums must be chunked to come out right.
+    for (batch, pixels) in [(5, 7 * 6), (3, 30_000)] {
+        batchnorm_case(BatchNorm {
+            batch,
+            channels: 3,
+            pixels,
+            eps: 1e-5,
+            momentum: 0.1,
+        });
+    }
+}
+
+fn batchnorm_case(bn: BatchNorm) {
     let c = ctx();
-    let bn = BatchNorm {
-        batch: 5,
-        channels: 3,
-        pixels: 7 * 6,
-        eps: 1e-5,
-        momentum: 0.1,
-    };
     let n = bn.batch * bn.channels * bn.pixels;
     let x = finite(n, 1, 4.0);
     let g = finite(n, 2, 1.0);

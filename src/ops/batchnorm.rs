@@ -2,6 +2,8 @@
 //! `reference::batchnorm` bit for bit. Per channel: statistics, normalization, and the
 //! backward pass from per-channel gradient sums.
 
+use super::elementwise::record_col_sum;
+use crate::gpu::buffers::zeroed;
 use crate::gpu::dispatch::record;
 use crate::gpu::params::ElemParams;
 use crate::gpu::{GpuContext, GpuError};
@@ -72,14 +74,50 @@ pub fn record_bn_stats(
 ) -> Result<(), GpuError> {
     let c = bn.channels;
     let p = bn.params(c, train);
+    if !train {
+        return record(
+            ctx,
+            enc,
+            "batchnorm",
+            "set_running",
+            c as u32,
+            p,
+            &[(5, stat)],
+        );
+    }
+    let n = bn.count() * c;
+    let shape = (bn.batch, c, bn.pixels);
+    let sums = zeroed(ctx, "batch-norm sums", c)?;
+    let sq = zeroed(ctx, "batch-norm squares", n)?;
+    record_col_sum(ctx, enc, x, &sums, shape)?;
     record(
         ctx,
         enc,
         "batchnorm",
-        "stats",
+        "set_mean",
         c as u32,
         p,
-        &[(1, x), (5, stat)],
+        &[(2, &sums), (5, stat)],
+    )?;
+    let pn = bn.params(n, train);
+    record(
+        ctx,
+        enc,
+        "batchnorm",
+        "center_sq",
+        n as u32,
+        pn,
+        &[(1, x), (3, &sq), (5, stat)],
+    )?;
+    record_col_sum(ctx, enc, &sq, &sums, shape)?;
+    record(
+        ctx,
+        enc,
+        "batchnorm",
+        "set_var",
+        c as u32,
+        p,
+        &[(2, &sums), (5, stat)],
     )
 }
 
@@ -108,18 +146,25 @@ pub fn record_bn_backward(
     bn: &BatchNorm,
 ) -> Result<(), GpuError> {
     let c = bn.channels;
-    let p = bn.params(c, true);
+    let n = bn.count() * c;
+    let shape = (bn.batch, c, bn.pixels);
+    let row = 4 * c as u64;
+    let sums = zeroed(ctx, "batch-norm sums", c)?;
+    record_col_sum(ctx, enc, g, &sums, shape)?;
+    enc.copy_buffer_to_buffer(&sums, 0, stat, 4 * row, row);
+    let gx = zeroed(ctx, "batch-norm g xhat", n)?;
+    let p = bn.params(n, true);
     record(
         ctx,
         enc,
         "batchnorm",
-        "grad_sums",
-        c as u32,
+        "g_xhat",
+        n as u32,
         p,
-        &[(1, x), (2, g), (5, stat)],
+        &[(1, x), (2, g), (3, &gx), (5, stat)],
     )?;
-    let n = bn.count() * c;
-    let p = bn.params(n, true);
+    record_col_sum(ctx, enc, &gx, &sums, shape)?;
+    enc.copy_buffer_to_buffer(&sums, 0, stat, 5 * row, row);
     let b = [(1, x), (2, g), (3, dx), (4, gamma_beta), (5, stat)];
     record(ctx, enc, "batchnorm", "backward", n as u32, p, &b)
 }

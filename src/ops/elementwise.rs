@@ -112,7 +112,8 @@ pub fn record_mse(
     record(ctx, enc, "mse", "main", rows as u32, p, &b)
 }
 
-/// Records the column sums of a `rows` x `cols` x `inner` array (in (row, inner) order).
+/// Records the column sums of a `rows` x `cols` x `inner` array (chunked, see
+/// `reference::elementwise::col_sum`) (in (row, inner) order).
 pub fn record_col_sum(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
@@ -120,6 +121,8 @@ pub fn record_col_sum(
     out: &wgpu::Buffer,
     (rows, cols, inner): (usize, usize, usize),
 ) -> Result<(), GpuError> {
+    let chunks = (rows * inner).div_ceil(COL_SUM_CHUNK).max(1);
+    let parts = crate::gpu::buffers::zeroed(ctx, "column-sum chunks", chunks * cols)?;
     let p = ElemParams {
         n: cols as u32,
         rows: rows as u32,
@@ -127,16 +130,29 @@ pub fn record_col_sum(
         inner: inner as u32,
         ..Default::default()
     };
+    let count = (chunks * cols) as u32;
     record(
         ctx,
         enc,
         "col_sum",
-        "main",
+        "partial",
+        count,
+        p,
+        &[(1, g), (2, &parts)],
+    )?;
+    record(
+        ctx,
+        enc,
+        "col_sum",
+        "finish",
         cols as u32,
         p,
-        &[(1, g), (2, out)],
+        &[(1, &parts), (2, out)],
     )
 }
+
+/// Values per chunk of a column sum (`shaders/col_sum.wgsl`'s CHUNK).
+pub const COL_SUM_CHUNK: usize = 16384;
 
 fn pool_params(p: &Pool, n: usize) -> ElemParams {
     let [oh, ow] = p.out_hw();

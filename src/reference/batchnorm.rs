@@ -1,6 +1,7 @@
 //! CPU twin of `ops::batchnorm` (2-D batch normalization, NCHW), bit for bit: the same
 //! IEEE binary32 operations in the same order.
 
+use super::elementwise::col_sum;
 use crate::ops::batchnorm::BatchNorm;
 
 /// Per-channel state of a batch-norm layer: the six rows of the GPU's `stat` buffer.
@@ -67,38 +68,33 @@ impl BnStat {
     }
 }
 
-fn index(bn: &BatchNorm, n: usize, c: usize, p: usize) -> usize {
-    (n * bn.channels + c) * bn.pixels + p
+/// Per-channel sums in the chunked order of `col_sum`.
+fn channel_sums(v: &[f32], bn: &BatchNorm) -> Vec<f32> {
+    col_sum(v, (bn.batch, bn.channels, bn.pixels))
 }
 
 /// The statistics: from the batch `x` (updating the running ones) when training, else the
 /// running ones.
 pub fn bn_stats(x: &[f32], st: &mut BnStat, bn: &BatchNorm, train: bool) {
     let (inv_m, _, unbias, keep) = bn.constants();
-    for c in 0..bn.channels {
-        if !train {
+    if !train {
+        for c in 0..bn.channels {
             st.mean[c] = st.running_mean[c];
             st.inv[c] = 1.0 / (st.running_var[c] + bn.eps).sqrt();
-            continue;
         }
-        let mut s = 0f32;
-        for n in 0..bn.batch {
-            for p in 0..bn.pixels {
-                s += x[index(bn, n, c, p)];
-            }
-        }
-        let mean = s * inv_m;
-        let mut q = 0f32;
-        for n in 0..bn.batch {
-            for p in 0..bn.pixels {
-                let d = x[index(bn, n, c, p)] - mean;
-                q += d * d;
-            }
-        }
-        let var = q * inv_m;
-        st.mean[c] = mean;
+        return;
+    }
+    st.mean = channel_sums(x, bn).iter().map(|s| s * inv_m).collect();
+    let sq: Vec<f32> = (0..x.len())
+        .map(|i| {
+            let d = x[i] - st.mean[(i / bn.pixels) % bn.channels];
+            d * d
+        })
+        .collect();
+    for (c, sum) in channel_sums(&sq, bn).into_iter().enumerate() {
+        let var = sum * inv_m;
         st.inv[c] = 1.0 / (var + bn.eps).sqrt();
-        st.running_mean[c] = keep * st.running_mean[c] + bn.momentum * mean;
+        st.running_mean[c] = keep * st.running_mean[c] + bn.momentum * st.mean[c];
         st.running_var[c] = keep * st.running_var[c] + bn.momentum * (var * unbias);
     }
 }
@@ -123,27 +119,19 @@ pub fn bn_backward(
     bn: &BatchNorm,
 ) -> Vec<f32> {
     let (inv_m, m, _, _) = bn.constants();
-    for c in 0..bn.channels {
-        let (mut db, mut dg) = (0f32, 0f32);
-        for n in 0..bn.batch {
-            for p in 0..bn.pixels {
-                let i = index(bn, n, c, p);
-                let xhat = (x[i] - st.mean[c]) * st.inv[c];
-                db += g[i];
-                dg += g[i] * xhat;
-            }
-        }
-        st.dbeta[c] = db;
-        st.dgamma[c] = dg;
-    }
-    (0..x.len())
+    let chan = |i: usize| (i / bn.pixels) % bn.channels;
+    let xhat = |i: usize| (x[i] - st.mean[chan(i)]) * st.inv[chan(i)];
+    let gx: Vec<f32> = (0..x.len()).map(|i| g[i] * xhat(i)).collect();
+    let (dbeta, dgamma) = (channel_sums(g, bn), channel_sums(&gx, bn));
+    let dx = (0..x.len())
         .map(|i| {
-            let c = (i / bn.pixels) % bn.channels;
-            let inv = st.inv[c];
-            let xhat = (x[i] - st.mean[c]) * inv;
-            let t = (m * g[i] - st.dbeta[c]) - xhat * st.dgamma[c];
-            let k = gamma[c] * inv * inv_m;
+            let c = chan(i);
+            let t = (m * g[i] - dbeta[c]) - xhat(i) * dgamma[c];
+            let k = gamma[c] * st.inv[c] * inv_m;
             k * t
         })
-        .collect()
+        .collect();
+    st.dbeta = dbeta;
+    st.dgamma = dgamma;
+    dx
 }

@@ -93,15 +93,20 @@ pub fn mse(
     (grad, loss, correct)
 }
 
-/// Column sums of a rows x cols x inner array, in (row, inner) order.
+/// Column sums of a rows x cols x inner array: each column's values in (row, inner) order
+/// summed in chunks of `COL_SUM_CHUNK`, then the chunk sums in order.
 pub fn col_sum(g: &[f32], (rows, cols, inner): (usize, usize, usize)) -> Vec<f32> {
+    let chunk = crate::ops::elementwise::COL_SUM_CHUNK;
+    let total = rows * inner;
     (0..cols)
         .map(|j| {
             let mut s = 0f32;
-            for i in 0..rows {
-                for p in 0..inner {
-                    s += g[(i * cols + j) * inner + p];
+            for q in 0..total.div_ceil(chunk).max(1) {
+                let mut part = 0f32;
+                for t in q * chunk..((q + 1) * chunk).min(total) {
+                    part += g[((t / inner) * cols + j) * inner + t % inner];
                 }
+                s += part;
             }
             s
         })

@@ -54,8 +54,8 @@ pub struct Args {
     /// A folder with MNIST/Fashion-MNIST IDX files or CIFAR-10 binaries (default: a built-in synthetic set).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Training images when the data has no separate test set (the rest are the test set;
-    /// default 80%, or 6000 of the 7000 synthetic images).
+    /// Training images: with no separate test set, the rest are the test set (default 80%,
+    /// or 6000 of the 7000 synthetic images); with one, a seeded subset of the training set.
     #[arg(long)]
     train_size: Option<usize>,
     /// Use at most this many test images (default: all).
@@ -279,7 +279,11 @@ fn data(a: &Args) -> Result<(Dataset, Dataset), String> {
         Some(dir) => {
             let l = load_dir(dir).map_err(|e| e.to_string())?;
             match l.test {
-                Some(test) => (l.train, test),
+                Some(test) => match a.train_size {
+                    // A seeded subset of the training set.
+                    Some(n) if n < l.train.len() => (l.train.split(n, a.seed)?.0, test),
+                    _ => (l.train, test),
+                },
                 None => {
                     let n = a.train_size.unwrap_or(l.train.len() * 4 / 5);
                     l.train.split(n, a.seed)?
