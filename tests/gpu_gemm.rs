@@ -363,3 +363,50 @@ fn every_tiling_gives_the_same_exact_results_and_stays_in_bound() {
         "tk must be a multiple of 4"
     );
 }
+
+/// Exact and emulated accumulation over K = 70,000 products: longer than a CPU adapter lets
+/// one invocation loop (65,535), so the sum runs in passes that carry their state; chunk 7
+/// straddles the pass boundary. Bit for bit with the reference.
+#[test]
+fn per_element_sums_longer_than_a_cpu_adapters_loop_limit() {
+    let bf16: Format = "bf16".parse().unwrap();
+    let fp16: Format = "fp16".parse().unwrap();
+    for (fa, fb, acc) in [
+        (
+            "e4m3",
+            "e4m3",
+            Accumulator::Emulated {
+                format: fp16,
+                chunk: 7,
+            },
+        ),
+        (
+            "fixed(wl=12,fl=6)",
+            "fixed(wl=12,fl=6)",
+            Accumulator::Emulated {
+                format: bf16,
+                chunk: 1,
+            },
+        ),
+        ("fixed(wl=16,fl=8)", "fixed(wl=16,fl=8)", Accumulator::Fp32),
+    ] {
+        let c = Case {
+            m: 3,
+            n: 2,
+            k: 70_000,
+            fa,
+            fb,
+            trans_a: false,
+            trans_b: true,
+            bias: true,
+        };
+        let spec = GemmSpec {
+            trans_a: c.trans_a,
+            trans_b: c.trans_b,
+            acc,
+            out: QuantSpec::new(Format::FP32),
+        };
+        let (words, r, _, _) = run(&c, &spec, 11);
+        assert_eq!(words, r.out.words, "{fa} x {fb}, {acc:?}");
+    }
+}

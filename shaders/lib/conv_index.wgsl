@@ -37,6 +37,10 @@ struct ConvParams {
     dil_w: u32,
     splits: u32,
     k_split: u32,
+    k_begin: u32,   // per-element kernels: the first product of this pass
+    k_end: u32,     // one past its last
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> G: ConvParams;

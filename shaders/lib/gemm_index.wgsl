@@ -19,8 +19,8 @@ struct GemmParams {
     count: u32,
     splits: u32,     // K slices summed by separate workgroups (split-K)
     k_split: u32,    // products per slice
-    _pad0: u32,
-    _pad1: u32,
+    k_begin: u32,   // per-element kernels: the first product of this pass
+    k_end: u32,     // one past its last
 }
 
 @group(0) @binding(0) var<uniform> G: GemmParams;

@@ -152,8 +152,10 @@ pub struct GemmParams {
     pub splits: u32,
     /// Products per K slice.
     pub k_split: u32,
-    /// Padding to 64 words.
-    pub pad: [u32; 2],
+    /// Per-element kernels: the first product of this pass.
+    pub k_begin: u32,
+    /// Per-element kernels: one past the last product of this pass.
+    pub k_end: u32,
 }
 
 /// Parameter blocks whose dispatch grid is filled in when they are recorded.
@@ -173,6 +175,8 @@ impl DispatchParams for QuantParams {
 pub trait SplitParams: DispatchParams {
     /// Sets the number of K slices and their length.
     fn set_split(&mut self, splits: u32, k_split: u32);
+    /// Sets the products [begin, end) a per-element pass covers.
+    fn set_pass(&mut self, begin: u32, end: u32);
 }
 
 impl SplitParams for GemmParams {
@@ -180,12 +184,22 @@ impl SplitParams for GemmParams {
         self.splits = splits;
         self.k_split = k_split;
     }
+
+    fn set_pass(&mut self, begin: u32, end: u32) {
+        self.k_begin = begin;
+        self.k_end = end;
+    }
 }
 
 impl SplitParams for ConvParams {
     fn set_split(&mut self, splits: u32, k_split: u32) {
         self.splits = splits;
         self.k_split = k_split;
+    }
+
+    fn set_pass(&mut self, begin: u32, end: u32) {
+        self.k_begin = begin;
+        self.k_end = end;
     }
 }
 
@@ -262,6 +276,12 @@ pub struct ConvParams {
     pub splits: u32,
     /// Products per K slice.
     pub k_split: u32,
+    /// Per-element kernels: the first product of this pass.
+    pub k_begin: u32,
+    /// Per-element kernels: one past the last product of this pass.
+    pub k_end: u32,
+    /// Padding to a multiple of 16 bytes.
+    pub pad: [u32; 2],
 }
 
 impl DispatchParams for ConvParams {

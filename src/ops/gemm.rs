@@ -35,6 +35,10 @@ pub struct GemmView {
     pub k: usize,
 }
 
+/// Products per pass of a per-element kernel on a CPU adapter: llvmpipe ends any shader loop
+/// after 65,535 iterations, so longer sums run as several passes that carry their state.
+const PASS: usize = 32768;
+
 /// How many K slices a tiled f32 GEMM of `groups` output tiles is split into: enough
 /// workgroups to occupy the device, each slice at least four K tiles deep.
 fn split_count(ctx: &GpuContext, groups: usize, k: usize, tk: usize) -> usize {
@@ -187,7 +191,23 @@ pub fn record_view<P: SplitParams>(
     ];
     let name = view.kernel_name();
     match view.kernel {
-        Kernel::PerElement => record(ctx, enc, &name, "main", cells as u32, params, &bindings),
+        Kernel::PerElement => {
+            // Passes of at most PASS products on CPU adapters (their loop limit), one elsewhere.
+            let k = view.k.max(1);
+            let pass = if ctx.info.device_type == wgpu::DeviceType::Cpu {
+                PASS
+            } else {
+                k
+            };
+            let state = zeroed(ctx, "accumulator state", 2 * cells as usize)?;
+            let mut with_state = bindings.to_vec();
+            with_state.push((9, &state));
+            for begin in (0..k).step_by(pass) {
+                params.set_pass(begin as u32, (begin + pass).min(k) as u32);
+                record(ctx, enc, &name, "main", cells as u32, params, &with_state)?;
+            }
+            Ok(())
+        }
         tiled => {
             let (gx, gy) = (n.div_ceil(tiles.tn as usize), m.div_ceil(tiles.tm as usize));
             let constants = tiles.constants(tiled == Kernel::TiledI8);
