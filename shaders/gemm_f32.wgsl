@@ -4,6 +4,9 @@
 // workgroup memory (split-K: workgroup z takes one slice of K and writes a partial sum).
 // The tile sizes are pipeline-overridable, chosen per adapter
 // (src/gpu/tiles.rs), with WX = TN / RN, WY = TM / RM, TILE_A = TK * TM, TILE_B = TK * TN.
+// `Stage` (declared by the assembler) is the staged values' type: f32, or f16 for operands
+// whose every value f16 holds exactly (src/ops/gemm.rs), halving workgroup memory; the
+// products and sums stay f32, so both give the same bits.
 
 override TM: u32 = 64u;
 override TN: u32 = 64u;
@@ -18,8 +21,8 @@ override TILE_B: u32 = 1024u;
 // Register tiles hold up to 8 x 8 values.
 const RMAX: u32 = 64u;
 
-var<workgroup> tile_a: array<f32, TILE_A>; // [TK][TM]
-var<workgroup> tile_b: array<f32, TILE_B>; // [TK][TN]
+var<workgroup> tile_a: array<Stage, TILE_A>; // [TK][TM]
+var<workgroup> tile_b: array<Stage, TILE_B>; // [TK][TN]
 
 @compute @workgroup_size(WX, WY)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -38,7 +41,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             if (row0 + r < G.m && k0 + kk < k_end) {
                 v = bitcast<f32>(value_a(row0 + r, k0 + kk));
             }
-            tile_a[e] = v;
+            tile_a[e] = Stage(v);
         }
         for (var e = li; e < TILE_B; e += threads) {
             let kk = e / TN;
@@ -47,17 +50,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             if (col0 + q < G.n && k0 + kk < k_end) {
                 v = bitcast<f32>(value_b(k0 + kk, col0 + q));
             }
-            tile_b[e] = v;
+            tile_b[e] = Stage(v);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
             var a: array<f32, 8>;
             var b: array<f32, 8>;
             for (var r = 0u; r < RM; r++) {
-                a[r] = tile_a[kk * TM + lid.y * RM + r];
+                a[r] = f32(tile_a[kk * TM + lid.y * RM + r]);
             }
             for (var q = 0u; q < RN; q++) {
-                b[q] = tile_b[kk * TN + lid.x * RN + q];
+                b[q] = f32(tile_b[kk * TN + lid.x * RN + q]);
             }
             for (var r = 0u; r < RM; r++) {
                 for (var q = 0u; q < RN; q++) {

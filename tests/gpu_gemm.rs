@@ -410,3 +410,50 @@ fn per_element_sums_longer_than_a_cpu_adapters_loop_limit() {
         assert_eq!(words, r.out.words, "{fa} x {fb}, {acc:?}");
     }
 }
+
+/// Staging f16-exact operands as f16 (SHADER_F16) gives the f32 kernel's bits exactly:
+/// GEMMs and a convolution view, with and without split-K; formats f16 cannot hold exactly
+/// (bf16, MX) keep the f32 kernel.
+#[test]
+fn f16_staging_equals_f32_staging() {
+    let on = common::gpu();
+    if !on.f16_staging() {
+        eprintln!("skipped: the adapter has no SHADER_F16");
+        return;
+    }
+    let off = common::gpu().with_f16_staging(false);
+    for (fa, fb, exact) in [
+        ("e4m3", "e5m2", true),
+        ("e2m1", "fixed(wl=8,fl=4)", true),
+        ("fp16", "e3m2", true),
+        ("bf16", "e4m3", false),
+        ("mxfp8_e4m3", "e4m3", false),
+    ] {
+        let (qa, qb) = (
+            QuantSpec::new(fa.parse().unwrap()),
+            QuantSpec::new(fb.parse().unwrap()),
+        );
+        assert_eq!(
+            lowp::ops::gemm::f16_exact(&qa) && lowp::ops::gemm::f16_exact(&qb),
+            exact,
+            "{fa} x {fb}"
+        );
+        for (m, n, k) in [(37, 29, 45), (3, 5, 20_000), (64, 64, 16)] {
+            let xa = common::uniform(m * k, 5, 3.0);
+            let xb = common::uniform(k * n, 6, 2.0);
+            let spec = GemmSpec {
+                trans_a: false,
+                trans_b: true,
+                acc: Accumulator::Fp32,
+                out: QuantSpec::new(Format::FP32),
+            };
+            let result = |c: &GpuContext| {
+                let (ta, _) = ops::quantize(c, &xa, &[m, k], &qa).unwrap();
+                let (tb, _) = ops::quantize(c, &xb, &[n, k], &qb).unwrap();
+                let (tc, _) = ops::gemm(c, &ta, &tb, None, &spec).unwrap();
+                tc.read_words(c).unwrap()
+            };
+            assert_eq!(result(&on), result(&off), "{fa} x {fb}, {m}x{n}x{k}");
+        }
+    }
+}

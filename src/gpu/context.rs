@@ -20,6 +20,7 @@ pub struct GpuContext {
     pub(crate) pipelines: PipelineCache,
     max_groups_x: u32,
     tiles: Tiles,
+    f16_staging: bool,
     error: Arc<Mutex<Option<String>>>,
 }
 
@@ -107,6 +108,8 @@ impl GpuContext {
         }));
         let max_groups_x = device.limits().max_compute_workgroups_per_dimension;
         let wgsl_features = instance.wgsl_language_features();
+        let f16_staging = device.features().contains(wgpu::Features::SHADER_F16)
+            && std::env::var("LOWP_GEMM_F16").map_or(true, |v| v != "0");
         let tiles = Tiles::for_adapter(info.device_type, &device.limits())?;
         Ok(GpuContext {
             adapter: chosen,
@@ -117,6 +120,7 @@ impl GpuContext {
             pipelines: PipelineCache::default(),
             max_groups_x,
             tiles,
+            f16_staging,
             error,
         })
     }
@@ -132,6 +136,18 @@ impl GpuContext {
         tiles.validate(&self.device.limits())?;
         self.tiles = tiles;
         Ok(self)
+    }
+
+    /// Turns the f16 staging of f16-exact GEMM operands on or off (on needs SHADER_F16).
+    pub fn with_f16_staging(mut self, on: bool) -> GpuContext {
+        self.f16_staging = on && self.device.features().contains(wgpu::Features::SHADER_F16);
+        self
+    }
+
+    /// Whether tiled GEMMs stage f16-exact operands as f16 (SHADER_F16 present, and
+    /// `LOWP_GEMM_F16` not `0`).
+    pub fn f16_staging(&self) -> bool {
+        self.f16_staging
     }
 
     /// The tile sizes of the tiled GEMM kernels.

@@ -63,11 +63,13 @@ const KERNELS: &[(&str, &[&str], &str)] = &[
         include_str!("../../shaders/mx_scales.wgsl"),
     ),
     ("gemm_exact", GEMM_LIB, GEMM_EXACT),
+    ("gemm_f16", GEMM_LIB, GEMM_F32),
     ("gemm_f32", GEMM_LIB, GEMM_F32),
     ("gemm_i8", GEMM_LIB, GEMM_I8),
     ("gemm_reduce", GEMM_LIB, GEMM_REDUCE),
     // Convolutions run the GEMM bodies with convolution addressing.
     ("conv_exact", CONV_LIB, GEMM_EXACT),
+    ("conv_f16", CONV_LIB, GEMM_F32),
     ("conv_f32", CONV_LIB, GEMM_F32),
     ("conv_i8", CONV_LIB, GEMM_I8),
     ("conv_reduce", CONV_LIB, GEMM_REDUCE),
@@ -115,7 +117,12 @@ const KERNELS: &[(&str, &[&str], &str)] = &[
 /// The full WGSL source of a kernel: its library pieces, then the kernel file.
 pub fn assemble(kernel: &str) -> Option<String> {
     let (_, libs, body) = KERNELS.iter().find(|(n, _, _)| *n == kernel)?;
-    let mut src = String::new();
+    // The tiled kernel stages its operands as `Stage`: f16 in the *_f16 kernels.
+    let mut src = String::from(match kernel {
+        k if k.ends_with("_f16") => "enable f16;\nalias Stage = f16;\n",
+        k if k.ends_with("_f32") => "alias Stage = f32;\n",
+        _ => "",
+    });
     let pieces = LIB
         .iter()
         .filter(|(name, _)| libs.contains(name))
@@ -129,6 +136,11 @@ pub fn assemble(kernel: &str) -> Option<String> {
         src.push('\n');
     }
     Some(src)
+}
+
+/// Whether a kernel needs the SHADER_F16 device feature.
+pub fn needs_f16(kernel: &str) -> bool {
+    kernel.ends_with("_f16")
 }
 
 /// Names of every kernel.

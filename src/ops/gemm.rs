@@ -14,6 +14,8 @@ use crate::quant::{Exceptions, QuantSpec};
 pub enum Kernel {
     /// Tiled f32 accumulation.
     TiledF32,
+    /// Tiled f32 accumulation with operands staged as f16 (every value exact in f16).
+    TiledF16,
     /// Tiled exact integer accumulation with dot4I8Packed (fixed point of at most 8 bits).
     TiledI8,
     /// One invocation per output: exact 64-bit integer or emulated accumulation.
@@ -33,6 +35,24 @@ pub struct GemmView {
     pub n: usize,
     /// Inner dimension of the view.
     pub k: usize,
+}
+
+/// Whether every value a tensor of `spec` holds is exact in f16 (so staging it as f16 loses
+/// nothing): no per-tensor or MX scale, and a value grid within f16's: at most 11
+/// significant bits, quantum at least 2^-24, magnitude at most 65504.
+pub fn f16_exact(spec: &QuantSpec) -> bool {
+    if spec.scaling != crate::quant::Scaling::None {
+        return false;
+    }
+    match spec.format {
+        Format::Float(f) => {
+            let max = f32::from_bits(f.decode_bits(f.max_code(), 0));
+            let quantum = f.emin() - f.m as i32; // exponent of the smallest step
+            f.m <= 10 && quantum >= -24 && max <= 65504.0
+        }
+        Format::Fixed(x) => x.wl <= 12 && x.fl <= 24 && (x.wl as i32 - 1 - x.fl as i32) <= 15,
+        Format::Mx(_) => false,
+    }
 }
 
 /// Products per pass of a per-element kernel on a CPU adapter: llvmpipe ends any shader loop
@@ -83,6 +103,7 @@ impl GemmView {
     fn kernel_name(&self) -> String {
         let suffix = match self.kernel {
             Kernel::TiledF32 => "f32",
+            Kernel::TiledF16 => "f16",
             Kernel::TiledI8 => "i8",
             Kernel::PerElement => "exact",
         };
@@ -189,6 +210,14 @@ pub fn record_view<P: SplitParams>(
         (5, bias),
         (6, c),
     ];
+    let mut view = *view;
+    if view.kernel == Kernel::TiledF32
+        && ctx.f16_staging()
+        && f16_exact(a.spec())
+        && f16_exact(b.spec())
+    {
+        view.kernel = Kernel::TiledF16;
+    }
     let name = view.kernel_name();
     match view.kernel {
         Kernel::PerElement => {
@@ -211,7 +240,7 @@ pub fn record_view<P: SplitParams>(
         tiled => {
             let (gx, gy) = (n.div_ceil(tiles.tn as usize), m.div_ceil(tiles.tm as usize));
             let constants = tiles.constants(tiled == Kernel::TiledI8);
-            let splits = if tiled == Kernel::TiledF32 {
+            let splits = if tiled != Kernel::TiledI8 {
                 split_count(ctx, gx * gy, view.k, tiles.tk as usize)
             } else {
                 1
