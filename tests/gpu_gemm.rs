@@ -423,9 +423,9 @@ fn f16_staging_equals_f32_staging() {
     }
     let off = common::gpu().with_f16_staging(false);
     for (fa, fb, exact) in [
-        ("e4m3", "e5m2", true),
+        ("e4m3", "e3m2", true),
         ("e2m1", "fixed(wl=8,fl=4)", true),
-        ("fp16", "e3m2", true),
+        ("e5m2", "e4m3", false), // e5m2's subnormals are f16 subnormals, which may flush
         ("bf16", "e4m3", false),
         ("mxfp8_e4m3", "e4m3", false),
     ] {

@@ -449,3 +449,34 @@ fn resnet_with_fp8_adam_is_bit_exact() {
     };
     check_model(model, map, true, 3, config);
 }
+
+/// Gradients with per-tensor scales (as `examples/precision/e4m3.toml` has): each
+/// gradient's scale comes from its own largest value, on both sides.
+#[test]
+fn tensor_scaled_gradients_are_bit_exact() {
+    check_model(
+        Model::lenet([1, 12, 12], 4).unwrap(),
+        r#"
+        default = { format = "bf16" }
+        [[rule]]
+        match = "*.acc"
+        format = "fp16"
+        [[rule]]
+        match = "*.grad"
+        format = "e4m3"
+        saturate = true
+        scale = "tensor"
+        [[rule]]
+        match = "*.wgrad"
+        format = "e5m2"
+        scale = "tensor"
+        [[rule]]
+        match = "*.weight"
+        format = "e4m3"
+        saturate = true
+        "#,
+        false,
+        3,
+        sgd(),
+    );
+}

@@ -38,8 +38,8 @@ pub struct GemmView {
 }
 
 /// Whether every value a tensor of `spec` holds is exact in f16 (so staging it as f16 loses
-/// nothing): no per-tensor or MX scale, and a value grid within f16's: at most 11
-/// significant bits, quantum at least 2^-24, magnitude at most 65504.
+/// nothing): no per-tensor or MX scale, and a value grid within f16's normal range: at
+/// most 11 significant bits, quantum at least 2^-14, magnitude at most 65504.
 pub fn f16_exact(spec: &QuantSpec) -> bool {
     if spec.scaling != crate::quant::Scaling::None {
         return false;
@@ -47,10 +47,12 @@ pub fn f16_exact(spec: &QuantSpec) -> bool {
     match spec.format {
         Format::Float(f) => {
             let max = f32::from_bits(f.decode_bits(f.max_code(), 0));
+            // Every nonzero value at least f16's smallest normal, 2^-14: WGSL lets devices
+            // flush f16 subnormals.
             let quantum = f.emin() - f.m as i32; // exponent of the smallest step
-            f.m <= 10 && quantum >= -24 && max <= 65504.0
+            f.m <= 10 && quantum >= -14 && max <= 65504.0
         }
-        Format::Fixed(x) => x.wl <= 12 && x.fl <= 24 && (x.wl as i32 - 1 - x.fl as i32) <= 15,
+        Format::Fixed(x) => x.wl <= 12 && x.fl <= 14 && (x.wl as i32 - 1 - x.fl as i32) <= 15,
         Format::Mx(_) => false,
     }
 }
@@ -222,16 +224,18 @@ pub fn record_view<P: SplitParams>(
     match view.kernel {
         Kernel::PerElement => {
             // Passes of at most PASS products on CPU adapters (their loop limit), one elsewhere.
-            let k = view.k.max(1);
+            let k = view.k;
             let pass = if ctx.info.device_type == wgpu::DeviceType::Cpu {
                 PASS
             } else {
-                k
+                k.max(1)
             };
-            let state = zeroed(ctx, "accumulator state", 2 * cells as usize)?;
+            // The running state between passes (a placeholder when one pass does it all).
+            let words = if k > pass { 2 * cells as usize } else { 1 };
+            let state = zeroed(ctx, "accumulator state", words)?;
             let mut with_state = bindings.to_vec();
             with_state.push((9, &state));
-            for begin in (0..k).step_by(pass) {
+            for begin in (0..k.max(1)).step_by(pass) {
                 params.set_pass(begin as u32, (begin + pass).min(k) as u32);
                 record(ctx, enc, &name, "main", cells as u32, params, &with_state)?;
             }

@@ -68,6 +68,24 @@ impl LossScaleState {
         }
     }
 
+    /// Checks saved state words: a power-of-two scale within [2^-64, 2^64], its inverse, a
+    /// 0/1 skip flag.
+    pub fn check_words(w: [u32; 4]) -> Result<(), String> {
+        let power = |b: u32| b & 0x807f_ffff == 0;
+        let (e, inv_e) = ((w[0] >> 23) & 0xff, (w[2] >> 23) & 0xff);
+        // 1 / S of the last step: S then was this scale, or one doubling or halving away.
+        let ok = power(w[0])
+            && (63..=191).contains(&e)
+            && w[1] <= 1
+            && power(w[2])
+            && (e - 1..=e + 1).contains(&(254u32.saturating_sub(inv_e)));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("loss-scale state {w:08x?} is not one lowp writes"))
+        }
+    }
+
     /// The state's four words.
     pub fn words(&self) -> [u32; 4] {
         [self.scale, self.skip, self.inv, self.good]

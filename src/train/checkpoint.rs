@@ -211,7 +211,7 @@ impl TrainState {
         if t.format != format || t.len != len {
             return Err(CheckpointError::Mismatch(format!(
                 "{name} is {} x {} there, but this run has {format} x {len}",
-                t.len, t.format
+                t.format, t.len
             )));
         }
         Ok(t)

@@ -193,9 +193,18 @@ impl CpuTrainer {
                     q.words.len()
                 )));
             }
+            let tensor_scaled =
+                q.spec.scaling == crate::quant::Scaling::Tensor && q.scales.is_empty();
+            let want = if tensor_scaled { 1 } else { q.scales.len() };
+            if t.scales.len() != want {
+                return Err(CheckpointError::Mismatch(format!(
+                    "{name} has {} scale words, this run {want}",
+                    t.scales.len()
+                )));
+            }
             q.words = t.words.clone();
-            if q.spec.scaling == crate::quant::Scaling::Tensor && q.scales.is_empty() {
-                q.scale_exp = t.scales.first().copied().unwrap_or(0) as i32;
+            if tensor_scaled {
+                q.scale_exp = t.scales[0] as i32;
             } else {
                 q.scales = t.scales.clone();
             }
@@ -205,11 +214,20 @@ impl CpuTrainer {
             if let Some(b) = bn {
                 let c = b.mean.len();
                 let t = st.expect(&format!("{}.running", l.name()), "fp32", 2 * c)?;
+                if t.words.len() != 2 * c {
+                    return Err(CheckpointError::Mismatch(format!(
+                        "{}.running has {} words, this run {}",
+                        l.name(),
+                        t.words.len(),
+                        2 * c
+                    )));
+                }
                 let v: Vec<f32> = t.words.iter().map(|&w| f32::from_bits(w)).collect();
                 b.running_mean = v[..c].to_vec();
                 b.running_var = v[c..].to_vec();
             }
         }
+        LossScaleState::check_words(st.loss_scale).map_err(CheckpointError::Mismatch)?;
         self.loss_scale = LossScaleState::from_words(st.loss_scale);
         self.step = st.step;
         Ok(())

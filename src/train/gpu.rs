@@ -314,6 +314,9 @@ impl<'c> GpuTrainer<'c> {
         dst: &Slot,
         spec: &QuantSpec,
     ) -> Result<(), GpuError> {
+        // Counts accumulate over the step; the amax word is this tensor's own (a per-tensor
+        // scale is taken from it).
+        enc.clear_buffer(&self.grad_stats, 12, Some(4));
         self.quantize_counting(enc, src, dst, spec, &self.grad_stats)
     }
 
@@ -942,11 +945,21 @@ impl<'c> GpuTrainer<'c> {
                 let t = st
                     .expect(&format!("{}.running", l.name()), "fp32", 2 * c)
                     .map_err(mismatch)?;
+                if t.words.len() != 2 * c {
+                    return Err(GpuError::Invalid(format!(
+                        "the checkpoint's {}.running has {} words, this run {}",
+                        l.name(),
+                        t.words.len(),
+                        2 * c
+                    )));
+                }
                 self.ctx
                     .queue
                     .write_buffer(stat, 8 * c as u64, bytemuck::cast_slice(&t.words));
             }
         }
+        crate::reference::optim::LossScaleState::check_words(st.loss_scale)
+            .map_err(GpuError::Invalid)?;
         self.ctx
             .queue
             .write_buffer(&self.loss_scale, 0, bytemuck::cast_slice(&st.loss_scale));

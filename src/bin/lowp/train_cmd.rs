@@ -265,9 +265,14 @@ fn run_settings(a: &Args) -> BTreeMap<String, String> {
     put("master", a.master.to_string());
     put(
         "precision",
-        a.precision
-            .as_ref()
-            .map_or("fp32".into(), |p| p.display().to_string()),
+        // The map's content (FNV-1a of its text), so that an edited map is not resumed silently.
+        a.precision.as_ref().map_or("fp32".into(), |p| {
+            let text = std::fs::read(p).unwrap_or_default();
+            let h = text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+                (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+            });
+            format!("{} ({h:016x})", p.display())
+        }),
     );
     put("device", format!("{:?}", a.device).to_lowercase());
     m
