@@ -170,6 +170,10 @@ impl Plan {
         config: TrainConfig,
         seed: u64,
     ) -> Result<Plan, PrecisionError> {
+        config
+            .loss_scale
+            .validate()
+            .map_err(PrecisionError::Setting)?;
         let names = model.tensor_names(master, config.kind == OptimKind::Adam);
         let resolved = map.resolve(&names)?;
         let assignments = resolved

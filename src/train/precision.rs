@@ -95,6 +95,9 @@ pub enum PrecisionError {
         /// The model's tensor names.
         names: String,
     },
+    /// A run setting the plan cannot use (e.g. a loss scale that is not a power of two).
+    #[error("{0}")]
+    Setting(String),
     /// Tensors no rule matches, with no default.
     #[error("precision map: no rule and no default covers {names}; add a rule or a default")]
     Unassigned {
