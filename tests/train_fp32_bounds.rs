@@ -17,6 +17,7 @@
 //!   soft-float exp (8 ulp), the f32 sum and division add a relative 140 u + u |z - max|
 //!   on each side; the subtraction of the label and the 1 / B scaling round once each;
 //! - SGD without momentum: w' = w - lr g, each side rounding the product and the difference.
+//!
 //! Magnitudes come from an f64 copy of the model run on the CPU trainer's weights.
 
 mod common;
@@ -205,14 +206,14 @@ fn check(inputs: usize, hidden: &[usize], batch: usize, steps: u64) {
         let classes = z.c;
         let mut g = M::zeros(batch, classes);
         let mut eg = M::zeros(batch, classes);
-        for r in 0..batch {
+        for (r, &label) in labels.iter().enumerate() {
             let row = &z.v[r * classes..(r + 1) * classes];
             let e = (0..classes).map(|j| ez.at(r, j)).fold(0.0, f64::max);
             let m = row.iter().cloned().fold(f64::MIN, f64::max);
             let s: f64 = row.iter().map(|v| (v - m).exp()).sum();
             for j in 0..classes {
                 let p = (row[j] - m).exp() / s;
-                let t = p - (j as u32 == labels[r]) as u8 as f64;
+                let t = p - (j as u32 == label) as u8 as f64;
                 let theta = 140.0 * U + U * (row[j] - m).abs();
                 let dp = p * ((2.0 * e).exp() - 1.0) + theta * p * (1.0 + (2.0 * e).exp());
                 g.v[r * classes + j] = t / batch as f64;
