@@ -211,10 +211,10 @@ fn check(inputs: usize, hidden: &[usize], batch: usize, steps: u64) {
             let e = (0..classes).map(|j| ez.at(r, j)).fold(0.0, f64::max);
             let m = row.iter().cloned().fold(f64::MIN, f64::max);
             let s: f64 = row.iter().map(|v| (v - m).exp()).sum();
-            for j in 0..classes {
-                let p = (row[j] - m).exp() / s;
+            for (j, &zj) in row.iter().enumerate() {
+                let p = (zj - m).exp() / s;
                 let t = p - (j as u32 == label) as u8 as f64;
-                let theta = 140.0 * U + U * (row[j] - m).abs();
+                let theta = 140.0 * U + U * (zj - m).abs();
                 let dp = p * ((2.0 * e).exp() - 1.0) + theta * p * (1.0 + (2.0 * e).exp());
                 g.v[r * classes + j] = t / batch as f64;
                 eg.v[r * classes + j] = (dp * (1.0 + 4.0 * U) + 4.0 * U * t.abs()) / batch as f64;
