@@ -1,8 +1,8 @@
 //! The CPU reference trainer: the same model, precision plan and step as the GPU engine,
 //! on the CPU emulator, to cross-check it (and to train where there is no GPU).
 
-use super::checkpoint::{CheckpointError, StoredTensor, TrainState};
-use super::model::{BN_EPS, BN_MOMENTUM, Layer};
+use super::checkpoint::{CheckpointError, StoredTensor, TrainState, layer_state};
+use super::model::Layer;
 use super::plan::{LossKind, Plan};
 
 /// A loss's gradient, per-row losses and per-row correct flags.
@@ -10,8 +10,6 @@ type LossParts = (Vec<f32>, Vec<f32>, Vec<u32>);
 use super::plan::{conv_spec, in_shape};
 use crate::accum::GemmSpec;
 use crate::conv::ConvPass;
-use crate::ops::batchnorm::BatchNorm;
-use crate::ops::elementwise::Shortcut;
 use crate::reference::batchnorm::{BnStat, bn_backward, bn_forward, bn_stats};
 use crate::reference::conv::conv2d;
 use crate::reference::elementwise::{
@@ -123,20 +121,20 @@ impl CpuTrainer {
 
     /// Every stored parameter and optimizer-state tensor with its checkpoint name.
     fn stored_mut(&mut self) -> Vec<(String, &mut Quantized)> {
+        let layers = &self.plan.model.layers;
         let mut v = Vec::new();
-        for (l, st) in self.plan.model.layers.iter().zip(self.state.iter_mut()) {
+        for (l, st) in layers.iter().zip(self.state.iter_mut()) {
             let Some(st) = st else { continue };
-            let n = l.name();
-            v.push((format!("{n}.weight"), &mut st.w));
-            v.push((format!("{n}.bias"), &mut st.b));
-            v.push((format!("{n}.momentum.weight"), &mut st.vw));
-            v.push((format!("{n}.momentum.bias"), &mut st.vb));
-            for (t, pair) in [("moment2", &mut st.moment2), ("master", &mut st.master)] {
-                if let Some((w, b)) = pair {
-                    v.push((format!("{n}.{t}.weight"), w));
-                    v.push((format!("{n}.{t}.bias"), b));
-                }
-            }
+            let optional = [
+                ("moment2", st.moment2.as_mut().map(|(w, b)| (w, b))),
+                ("master", st.master.as_mut().map(|(w, b)| (w, b))),
+            ];
+            v.extend(layer_state(
+                l.name(),
+                (&mut st.w, &mut st.b),
+                (&mut st.vw, &mut st.vb),
+                optional,
+            ));
         }
         v
     }
@@ -241,20 +239,6 @@ impl CpuTrainer {
         }
     }
 
-    /// The batch-norm geometry of layer `i` for a batch.
-    fn bn_of(&self, i: usize, batch: usize) -> BatchNorm {
-        let Layer::BatchNorm2d { shape, .. } = &self.plan.model.layers[i] else {
-            unreachable!("layer {i} is not a batch norm")
-        };
-        BatchNorm {
-            batch,
-            channels: shape[0],
-            pixels: shape[1] * shape[2],
-            eps: BN_EPS,
-            momentum: BN_MOMENTUM,
-        }
-    }
-
     /// The forward pass at step `s` (batch-norm statistics from the batch when `train`,
     /// updating `bn`'s running statistics): the quantized input and every layer's output.
     fn forward(
@@ -319,24 +303,15 @@ impl CpuTrainer {
                 Layer::Flatten { .. } => quantize(&dequantize(prev), &act_spec),
                 Layer::BatchNorm2d { .. } => {
                     let st = self.state[i].as_ref().unwrap();
-                    let geo = self.bn_of(i, batch);
+                    let geo = layers[i].batch_norm(batch).unwrap();
                     let stat = bn[i].as_mut().unwrap();
                     let xin = dequantize(prev);
                     bn_stats(&xin, stat, &geo, train);
                     let y = bn_forward(&xin, &dequantize(&st.w), &dequantize(&st.b), stat, &geo);
                     quantize(&y, &act_spec)
                 }
-                Layer::Add {
-                    from,
-                    source,
-                    shape,
-                    ..
-                } => {
-                    let sc = Shortcut {
-                        batch,
-                        source: *source,
-                        out: *shape,
-                    };
+                Layer::Add { from, .. } => {
+                    let sc = layers[i].shortcut(batch).unwrap();
                     let y = residual_forward(&dequantize(prev), &dequantize(&acts[*from]), &sc);
                     quantize(&y, &act_spec)
                 }
@@ -444,7 +419,7 @@ impl CpuTrainer {
                 }
                 Layer::BatchNorm2d { .. } => {
                     let st = self.state[i].as_ref().unwrap();
-                    let geo = self.bn_of(i, batch);
+                    let geo = layers[i].batch_norm(batch).unwrap();
                     let stat = bn[i].as_mut().unwrap();
                     let gamma = dequantize(&st.w);
                     let d = bn_backward(&dequantize(x_in), &dequantize(&grad), &gamma, stat, &geo);
@@ -465,18 +440,9 @@ impl CpuTrainer {
                     dx = (i > 0).then(|| relu_backward(&dequantize(x_in), &dequantize(&grad)));
                 }
                 Layer::Flatten { .. } => dx = (i > 0).then(|| dequantize(&grad)),
-                Layer::Add {
-                    from,
-                    source,
-                    shape,
-                    ..
-                } => {
+                Layer::Add { from, .. } => {
                     let g = dequantize(&grad);
-                    let sc = Shortcut {
-                        batch,
-                        source: *source,
-                        out: *shape,
-                    };
+                    let sc = layers[i].shortcut(batch).unwrap();
                     skips[*from] = Some(skip_backward(&g, &sc));
                     dx = (i > 0).then_some(g);
                 }

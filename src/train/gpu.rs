@@ -1,9 +1,9 @@
 //! The GPU training engine: every tensor packed in its planned format, each step recorded
 //! into one command encoder and submitted once.
 
-use super::checkpoint::{CheckpointError, StoredTensor, TrainState};
+use super::checkpoint::{CheckpointError, StoredTensor, TrainState, layer_state};
 use super::cpu::StepStats;
-use super::model::{BN_EPS, BN_MOMENTUM, Layer};
+use super::model::Layer;
 use super::plan::conv_spec;
 use super::plan::{LossKind, Plan, RoleBytes};
 use crate::accum::GemmSpec;
@@ -12,15 +12,15 @@ use crate::gpu::buffers::{upload_u32, zeroed};
 use crate::gpu::params::SplitParams;
 use crate::gpu::readback::Readback;
 use crate::gpu::{GpuContext, GpuError, Tensor};
-use crate::ops::batchnorm::{BatchNorm, record_bn_backward, record_bn_forward, record_bn_stats};
+use crate::ops::batchnorm::{record_bn_backward, record_bn_forward, record_bn_stats};
 use crate::ops::conv::prepare_conv;
-use crate::ops::elementwise::{
-    Shortcut, record_accumulate, record_avgpool_backward, record_avgpool_forward,
-    record_residual_forward, record_skip_backward,
-};
 use crate::ops::elementwise::{
     XentOutputs, record_col_sum, record_mse, record_relu_backward, record_relu_forward,
     record_softmax_xent,
+};
+use crate::ops::elementwise::{
+    record_accumulate, record_avgpool_backward, record_avgpool_forward, record_residual_forward,
+    record_skip_backward,
 };
 use crate::ops::elementwise::{record_maxpool_backward, record_maxpool_forward};
 use crate::ops::gemm::{GemmView, prepare_gemm, record_view};
@@ -559,7 +559,7 @@ impl<'c> GpuTrainer<'c> {
                 Layer::BatchNorm2d { .. } => {
                     let p = self.params[i].as_ref().unwrap();
                     let (stat, gb) = self.bn[i].as_ref().unwrap();
-                    let geo = self.bn_geometry(i);
+                    let geo = layers[i].batch_norm(batch).unwrap();
                     self.decode(e, &p.w, &p.w.f)?;
                     self.decode(e, &p.b, &p.b.f)?;
                     let c = 4 * geo.channels as u64;
@@ -570,17 +570,8 @@ impl<'c> GpuTrainer<'c> {
                     record_bn_forward(ctx, e, &self.scratch, (gb, stat), &act.f, &geo)?;
                     self.quantize(e, &act.f, act, &act_spec)?;
                 }
-                Layer::Add {
-                    from,
-                    source,
-                    shape,
-                    ..
-                } => {
-                    let sc = Shortcut {
-                        batch,
-                        source: *source,
-                        out: *shape,
-                    };
+                Layer::Add { from, .. } => {
+                    let sc = layers[i].shortcut(batch).unwrap();
                     self.decode(e, prev, &self.scratch)?;
                     self.decode(e, &self.acts[*from], &self.scratch2)?;
                     let ab = (&self.scratch, &self.scratch2);
@@ -679,7 +670,7 @@ impl<'c> GpuTrainer<'c> {
                 Layer::BatchNorm2d { .. } => {
                     let p = self.params[i].as_ref().unwrap();
                     let (stat, gb) = self.bn[i].as_ref().unwrap();
-                    let geo = self.bn_geometry(i);
+                    let geo = layers[i].batch_norm(batch).unwrap();
                     self.decode(e, x_in, &self.scratch)?;
                     self.decode(e, g, &self.scratch2)?;
                     let unused;
@@ -725,17 +716,8 @@ impl<'c> GpuTrainer<'c> {
                         self.decode(e, g, dst)?;
                     }
                 }
-                Layer::Add {
-                    from,
-                    source,
-                    shape,
-                    ..
-                } => {
-                    let sc = Shortcut {
-                        batch,
-                        source: *source,
-                        out: *shape,
-                    };
+                Layer::Add { from, .. } => {
+                    let sc = layers[i].shortcut(batch).unwrap();
                     self.decode(e, g, &self.scratch)?;
                     let skip = self.skip[*from].as_ref().unwrap();
                     record_skip_backward(ctx, e, &self.scratch, skip, &sc)?;
@@ -840,34 +822,21 @@ impl<'c> GpuTrainer<'c> {
         Ok(((st, index), tag))
     }
 
-    /// The batch-norm geometry of layer `i`.
-    fn bn_geometry(&self, i: usize) -> BatchNorm {
-        let shape = self.plan.model.layers[i].sample_shape();
-        BatchNorm {
-            batch: self.batch,
-            channels: shape[0],
-            pixels: shape[1] * shape[2],
-            eps: BN_EPS,
-            momentum: BN_MOMENTUM,
-        }
-    }
-
     /// Every stored parameter and optimizer-state tensor with its checkpoint name.
     fn stored(&self) -> Vec<(String, &Slot)> {
         let mut v = Vec::new();
         for (l, p) in self.plan.model.layers.iter().zip(&self.params) {
             let Some(p) = p else { continue };
-            let n = l.name();
-            v.push((format!("{n}.weight"), &p.w));
-            v.push((format!("{n}.bias"), &p.b));
-            v.push((format!("{n}.momentum.weight"), &p.vw));
-            v.push((format!("{n}.momentum.bias"), &p.vb));
-            for (t, pair) in [("moment2", &p.moment2), ("master", &p.master)] {
-                if let Some((w, b)) = pair {
-                    v.push((format!("{n}.{t}.weight"), w));
-                    v.push((format!("{n}.{t}.bias"), b));
-                }
-            }
+            let optional = [
+                ("moment2", p.moment2.as_ref().map(|(w, b)| (w, b))),
+                ("master", p.master.as_ref().map(|(w, b)| (w, b))),
+            ];
+            v.extend(layer_state(
+                l.name(),
+                (&p.w, &p.b),
+                (&p.vw, &p.vb),
+                optional,
+            ));
         }
         v
     }

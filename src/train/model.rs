@@ -173,6 +173,32 @@ impl Layer {
         }
     }
 
+    /// The residual shortcut of an Add layer for a batch.
+    pub fn shortcut(&self, batch: usize) -> Option<crate::ops::elementwise::Shortcut> {
+        match self {
+            Layer::Add { source, shape, .. } => Some(crate::ops::elementwise::Shortcut {
+                batch,
+                source: *source,
+                out: *shape,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The batch-norm geometry of a BatchNorm2d layer for a batch.
+    pub fn batch_norm(&self, batch: usize) -> Option<crate::ops::batchnorm::BatchNorm> {
+        match self {
+            Layer::BatchNorm2d { shape, .. } => Some(crate::ops::batchnorm::BatchNorm {
+                batch,
+                channels: shape[0],
+                pixels: shape[1] * shape[2],
+                eps: BN_EPS,
+                momentum: BN_MOMENTUM,
+            }),
+            _ => None,
+        }
+    }
+
     /// Whether the layer has weights.
     pub fn has_params(&self) -> bool {
         matches!(
