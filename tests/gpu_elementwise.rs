@@ -2,31 +2,13 @@
 
 mod common;
 
-use lowp::gpu::GpuContext;
 use lowp::gpu::buffers::{read_u32, upload_f32, upload_u32, zeroed};
 use lowp::ops::elementwise::*;
 use lowp::reference::elementwise as cpu;
-use std::sync::OnceLock;
-
-fn ctx() -> &'static GpuContext {
-    static CTX: OnceLock<GpuContext> = OnceLock::new();
-    CTX.get_or_init(|| common::gpu().with_max_groups_x(2))
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
-
-fn run(f: impl FnOnce(&mut wgpu::CommandEncoder)) {
-    let c = ctx();
-    let mut enc = c.device.create_command_encoder(&Default::default());
-    f(&mut enc);
-    c.queue.submit([enc.finish()]);
-}
 
 #[test]
 fn relu_matches() {
-    let c = ctx();
+    let c = common::small_grid_gpu();
     let mut x = common::tricky_inputs(1500, 3, 100.0);
     x[0] = -0.0;
     let g = common::tricky_inputs(1500, 4, 1.0);
@@ -38,24 +20,24 @@ fn relu_matches() {
         zeroed(c, "y", x.len()).unwrap(),
         zeroed(c, "dx", x.len()).unwrap(),
     );
-    run(|e| {
+    common::submit(|e| {
         record_relu_forward(c, e, &bx, &y, x.len()).unwrap();
         record_relu_backward(c, e, &bx, &bg, &dx, x.len()).unwrap();
     });
     assert_eq!(
         read_u32(c, &y, x.len()).unwrap(),
-        bits(&cpu::relu_forward(&x))
+        common::bits(&cpu::relu_forward(&x))
     );
     assert_eq!(
         read_u32(c, &dx, x.len()).unwrap(),
-        bits(&cpu::relu_backward(&x, &g))
+        common::bits(&cpu::relu_backward(&x, &g))
     );
     assert_eq!(cpu::relu_forward(&[-0.0])[0].to_bits(), 0, "relu(-0) = +0");
 }
 
 #[test]
 fn softmax_cross_entropy_matches() {
-    let c = ctx();
+    let c = common::small_grid_gpu();
     for (rows, cols) in [(1, 1), (7, 10), (600, 10), (33, 3)] {
         let z: Vec<f32> = common::tricky_inputs(rows * cols, rows as u64, 30.0)
             .into_iter()
@@ -84,11 +66,11 @@ fn softmax_cross_entropy_matches() {
             loss: &loss,
             correct: &correct,
         };
-        run(|e| record_softmax_xent(c, e, &bz, &bl, &out, (rows, cols)).unwrap());
+        common::submit(|e| record_softmax_xent(c, e, &bz, &bl, &out, (rows, cols)).unwrap());
         let (rg, rloss, rcorrect) = cpu::softmax_xent(&z, &labels, (rows, cols));
         assert_eq!(
             read_u32(c, &grad, rows * cols).unwrap(),
-            bits(&rg),
+            common::bits(&rg),
             "{rows}x{cols} gradient"
         );
         assert_eq!(read_u32(c, &correct, rows).unwrap(), rcorrect);
@@ -146,15 +128,15 @@ fn softmax_gradient_is_the_derivative_of_the_loss() {
 
 #[test]
 fn column_sums_match() {
-    let c = ctx();
+    let c = common::small_grid_gpu();
     // Columns longer than a CPU adapter's 65,535 loop iterations per invocation.
     let long = common::uniform(3 * 2 * 40_000, 31, 2.0);
     let bl = upload_f32(c, "long", &long).unwrap();
     let lo = zeroed(c, "long sums", 2).unwrap();
-    run(|e| record_col_sum(c, e, &bl, &lo, (3, 2, 40_000)).unwrap());
+    common::submit(|e| record_col_sum(c, e, &bl, &lo, (3, 2, 40_000)).unwrap());
     assert_eq!(
         read_u32(c, &lo, 2).unwrap(),
-        bits(&cpu::col_sum(&long, (3, 2, 40_000)))
+        common::bits(&cpu::col_sum(&long, (3, 2, 40_000)))
     );
     let (rows, cols) = (129, 300);
     let gm = common::tricky_inputs(rows * cols, 9, 2.0)
@@ -163,17 +145,17 @@ fn column_sums_match() {
         .collect::<Vec<_>>();
     let bg = upload_f32(c, "g", &gm).unwrap();
     let out = zeroed(c, "sum", cols).unwrap();
-    run(|e| record_col_sum(c, e, &bg, &out, (rows, cols, 1)).unwrap());
+    common::submit(|e| record_col_sum(c, e, &bg, &out, (rows, cols, 1)).unwrap());
     assert_eq!(
         read_u32(c, &out, cols).unwrap(),
-        bits(&cpu::col_sum(&gm, (rows, cols, 1)))
+        common::bits(&cpu::col_sum(&gm, (rows, cols, 1)))
     );
 }
 
 #[test]
 fn maxpool_matches_with_ties() {
     use lowp::conv::Pool;
-    let c = ctx();
+    let c = common::small_grid_gpu();
     let p = Pool {
         planes: 7,
         in_hw: [9, 10],
@@ -194,17 +176,17 @@ fn maxpool_matches_with_ties() {
         zeroed(c, "y", g.len()).unwrap(),
         zeroed(c, "dx", x.len()).unwrap(),
     );
-    run(|e| {
+    common::submit(|e| {
         record_maxpool_forward(c, e, &bx, &y, &p).unwrap();
         record_maxpool_backward(c, e, &bx, &bg, &dx, &p).unwrap();
     });
     assert_eq!(
         read_u32(c, &y, g.len()).unwrap(),
-        bits(&cpu::maxpool_forward(&x, &p))
+        common::bits(&cpu::maxpool_forward(&x, &p))
     );
     assert_eq!(
         read_u32(c, &dx, x.len()).unwrap(),
-        bits(&cpu::maxpool_backward(&x, &g, &p))
+        common::bits(&cpu::maxpool_backward(&x, &g, &p))
     );
     // Each window passes exactly one gradient (odd edges: row 8 and no column is left over).
     let routed = cpu::maxpool_backward(&x, &vec![1.0; g.len()], &p)
@@ -216,7 +198,7 @@ fn maxpool_matches_with_ties() {
 
 #[test]
 fn mse_matches_and_its_gradient_is_the_derivative_of_the_loss() {
-    let c = ctx();
+    let c = common::small_grid_gpu();
     let (rows, cols) = (300, 10);
     let z = common::tricky_inputs(rows * cols, 21, 3.0);
     let labels: Vec<u32> = (0..rows as u32).map(|i| (i * 7) % cols as u32).collect();
@@ -234,11 +216,11 @@ fn mse_matches_and_its_gradient_is_the_derivative_of_the_loss() {
         loss: &loss,
         correct: &correct,
     };
-    run(|e| record_mse(c, e, &bz, &bl, &out, (rows, cols)).unwrap());
+    common::submit(|e| record_mse(c, e, &bz, &bl, &out, (rows, cols)).unwrap());
     let (rg, rloss, rc) = cpu::mse(&z, &labels, (rows, cols));
     // Bit for bit, NaN and Inf rows included.
-    assert_eq!(read_u32(c, &grad, rows * cols).unwrap(), bits(&rg));
-    assert_eq!(read_u32(c, &loss, rows).unwrap(), bits(&rloss));
+    assert_eq!(read_u32(c, &grad, rows * cols).unwrap(), common::bits(&rg));
+    assert_eq!(read_u32(c, &loss, rows).unwrap(), common::bits(&rloss));
     assert_eq!(read_u32(c, &correct, rows).unwrap(), rc);
     // The mean loss L(z) = (1/B) sum_i (1/C) sum_j (z_ij - t_ij)^2 is quadratic, so its
     // central difference is exact up to rounding: in f64 with step 1e-3, within 1e-9.

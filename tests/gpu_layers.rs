@@ -6,36 +6,11 @@
 mod common;
 
 use lowp::conv::Pool;
-use lowp::gpu::GpuContext;
 use lowp::gpu::buffers::{read_u32, upload_f32, upload_u32, zeroed};
 use lowp::ops::batchnorm::*;
 use lowp::ops::elementwise::*;
 use lowp::reference::batchnorm::{BnStat, bn_backward, bn_forward, bn_stats};
 use lowp::reference::elementwise as cpu;
-use std::sync::OnceLock;
-
-fn ctx() -> &'static GpuContext {
-    static CTX: OnceLock<GpuContext> = OnceLock::new();
-    CTX.get_or_init(|| common::gpu().with_max_groups_x(2))
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
-
-fn run(f: impl FnOnce(&mut wgpu::CommandEncoder)) {
-    let c = ctx();
-    let mut enc = c.device.create_command_encoder(&Default::default());
-    f(&mut enc);
-    c.queue.submit([enc.finish()]);
-}
-
-fn finite(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    common::tricky_inputs(n, seed, scale)
-        .into_iter()
-        .map(|v| if v.is_finite() { v } else { 0.5 })
-        .collect()
-}
 
 #[test]
 fn batchnorm_matches_its_twin_in_training_and_evaluation() {
@@ -53,10 +28,10 @@ fn batchnorm_matches_its_twin_in_training_and_evaluation() {
 }
 
 fn batchnorm_case(bn: BatchNorm) {
-    let c = ctx();
+    let c = common::small_grid_gpu();
     let n = bn.batch * bn.channels * bn.pixels;
-    let x = finite(n, 1, 4.0);
-    let g = finite(n, 2, 1.0);
+    let x = common::finite(n, 1, 4.0);
+    let g = common::finite(n, 2, 1.0);
     let gamma = vec![1.0f32, 0.5, -2.0];
     let beta = vec![0.0f32, 0.25, 3.0];
     let mut st = BnStat::new(bn.channels);
@@ -70,7 +45,7 @@ fn batchnorm_case(bn: BatchNorm) {
     let stat = upload_u32(c, "stat", &st.words()).unwrap();
     let (y, dx) = (zeroed(c, "y", n).unwrap(), zeroed(c, "dx", n).unwrap());
     for (round, train) in [(0, true), (1, true), (2, false)] {
-        run(|e| {
+        common::submit(|e| {
             record_bn_stats(c, e, &bx, &stat, &bn, train).unwrap();
             record_bn_forward(c, e, &bx, (&bgb, &stat), &y, &bn).unwrap();
             record_bn_backward(c, e, (&bx, &bg), (&bgb, &stat), &dx, &bn).unwrap();
@@ -84,8 +59,12 @@ fn batchnorm_case(bn: BatchNorm) {
             st.words(),
             "stats, {what}"
         );
-        assert_eq!(read_u32(c, &y, n).unwrap(), bits(&ry), "y, {what}");
-        assert_eq!(read_u32(c, &dx, n).unwrap(), bits(&rdx), "dx, {what}");
+        assert_eq!(read_u32(c, &y, n).unwrap(), common::bits(&ry), "y, {what}");
+        assert_eq!(
+            read_u32(c, &dx, n).unwrap(),
+            common::bits(&rdx),
+            "dx, {what}"
+        );
     }
 }
 
@@ -159,7 +138,7 @@ fn batchnorm_backward_is_the_derivative_of_its_forward() {
 
 #[test]
 fn average_pooling_matches_and_is_its_own_adjoint() {
-    let c = ctx();
+    let c = common::small_grid_gpu();
     let p = Pool {
         planes: 7,
         in_hw: [9, 8],
@@ -167,20 +146,20 @@ fn average_pooling_matches_and_is_its_own_adjoint() {
     };
     let [oh, ow] = p.out_hw();
     let (nin, nout) = (p.planes * 72, p.planes * oh * ow);
-    let x = finite(nin, 3, 10.0);
-    let g = finite(nout, 4, 1.0);
+    let x = common::finite(nin, 3, 10.0);
+    let g = common::finite(nout, 4, 1.0);
     let (bx, bg) = (
         upload_f32(c, "x", &x).unwrap(),
         upload_f32(c, "g", &g).unwrap(),
     );
     let (y, dx) = (zeroed(c, "y", nout).unwrap(), zeroed(c, "dx", nin).unwrap());
-    run(|e| {
+    common::submit(|e| {
         record_avgpool_forward(c, e, &bx, &y, &p).unwrap();
         record_avgpool_backward(c, e, &bg, &dx, &p).unwrap();
     });
     let (ry, rdx) = (cpu::avgpool_forward(&x, &p), cpu::avgpool_backward(&g, &p));
-    assert_eq!(read_u32(c, &y, nout).unwrap(), bits(&ry));
-    assert_eq!(read_u32(c, &dx, nin).unwrap(), bits(&rdx));
+    assert_eq!(read_u32(c, &y, nout).unwrap(), common::bits(&ry));
+    assert_eq!(read_u32(c, &dx, nin).unwrap(), common::bits(&rdx));
     // <g, A x> = <A^T g, x> for the linear map A, in f64 on small integers (exact).
     let xi: Vec<f32> = (0..nin).map(|i| (i % 5) as f32).collect();
     let gi: Vec<f32> = (0..nout).map(|i| (i % 3) as f32).collect();
@@ -199,7 +178,7 @@ fn average_pooling_matches_and_is_its_own_adjoint() {
 
 #[test]
 fn residual_shortcuts_match_and_are_adjoint() {
-    let c = ctx();
+    let c = common::small_grid_gpu();
     for (source, out) in [
         ([4, 6, 6], [4, 6, 6]),
         ([4, 6, 6], [8, 3, 3]),
@@ -214,7 +193,11 @@ fn residual_shortcuts_match_and_are_adjoint() {
             3 * source.iter().product::<usize>(),
             3 * out.iter().product::<usize>(),
         );
-        let (a, s, g) = (finite(no, 5, 3.0), finite(ns, 6, 3.0), finite(no, 7, 1.0));
+        let (a, s, g) = (
+            common::finite(no, 5, 3.0),
+            common::finite(ns, 6, 3.0),
+            common::finite(no, 7, 1.0),
+        );
         let (ba, bs, bg) = (
             upload_f32(c, "a", &a).unwrap(),
             upload_f32(c, "s", &s).unwrap(),
@@ -222,7 +205,7 @@ fn residual_shortcuts_match_and_are_adjoint() {
         );
         let (y, ds) = (zeroed(c, "y", no).unwrap(), zeroed(c, "ds", ns).unwrap());
         let acc = upload_f32(c, "acc", &a).unwrap();
-        run(|e| {
+        common::submit(|e| {
             record_residual_forward(c, e, (&ba, &bs), &y, &sc).unwrap();
             record_skip_backward(c, e, &bg, &ds, &sc).unwrap();
             record_accumulate(c, e, &bg, &acc, no).unwrap();
@@ -233,16 +216,16 @@ fn residual_shortcuts_match_and_are_adjoint() {
         );
         assert_eq!(
             read_u32(c, &y, no).unwrap(),
-            bits(&ry),
+            common::bits(&ry),
             "{source:?} -> {out:?}"
         );
         assert_eq!(
             read_u32(c, &ds, ns).unwrap(),
-            bits(&rds),
+            common::bits(&rds),
             "{source:?} -> {out:?}"
         );
         let sum: Vec<f32> = a.iter().zip(&g).map(|(x, y)| x + y).collect();
-        assert_eq!(read_u32(c, &acc, no).unwrap(), bits(&sum));
+        assert_eq!(read_u32(c, &acc, no).unwrap(), common::bits(&sum));
         // <g, shortcut(s)> = <skip_backward(g), s>: both pick the same products (exact on
         // small integers).
         let zeros = vec![0f32; no];

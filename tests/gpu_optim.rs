@@ -4,44 +4,18 @@
 
 mod common;
 
-use lowp::gpu::GpuContext;
 use lowp::gpu::buffers::{read_u32, upload_f32, upload_u32};
 use lowp::ops::optim::*;
 use lowp::quant::Exceptions;
 use lowp::reference::optim as cpu;
-use std::sync::OnceLock;
-
-fn ctx() -> &'static GpuContext {
-    static CTX: OnceLock<GpuContext> = OnceLock::new();
-    CTX.get_or_init(|| common::gpu().with_max_groups_x(2))
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
-
-fn run(f: impl FnOnce(&mut wgpu::CommandEncoder)) {
-    let c = ctx();
-    let mut enc = c.device.create_command_encoder(&Default::default());
-    f(&mut enc);
-    c.queue.submit([enc.finish()]);
-}
-
-/// Finite test values of magnitude up to `scale` (subnormals, near-ties and zeros included).
-fn finite(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    common::tricky_inputs(n, seed, scale)
-        .into_iter()
-        .map(|v| if v.is_finite() { v } else { 0.25 })
-        .collect()
-}
 
 const N: usize = 1000;
 
 #[test]
 fn sgd_matches_with_and_without_a_loss_scale() {
-    let c = ctx();
-    let g = finite(N, 9, 2.0);
-    let (w, v) = (finite(N, 10, 1.0), finite(N, 11, 0.1));
+    let c = common::small_grid_gpu();
+    let g = common::finite(N, 9, 2.0);
+    let (w, v) = (common::finite(N, 10, 1.0), common::finite(N, 11, 0.1));
     for (nesterov, scale) in [(false, 1.0f32), (true, 1024.0), (false, 0.125)] {
         let s = Sgd {
             lr: 0.05,
@@ -55,7 +29,7 @@ fn sgd_matches_with_and_without_a_loss_scale() {
             upload_f32(c, "g", &g).unwrap(),
         );
         let ls = upload_u32(c, "ls", &loss_scale_state(scale)).unwrap();
-        run(|e| {
+        common::submit(|e| {
             for _ in 0..3 {
                 record_sgd(c, e, &bg, &bw, &bv, &ls, N, &s).unwrap();
             }
@@ -65,19 +39,30 @@ fn sgd_matches_with_and_without_a_loss_scale() {
             cpu::sgd(&g, &mut rw, &mut rv, 1.0 / scale, &s);
         }
         let case = format!("nesterov {nesterov}, scale {scale}");
-        assert_eq!(read_u32(c, &bw, N).unwrap(), bits(&rw), "weights, {case}");
-        assert_eq!(read_u32(c, &bv, N).unwrap(), bits(&rv), "velocity, {case}");
+        assert_eq!(
+            read_u32(c, &bw, N).unwrap(),
+            common::bits(&rw),
+            "weights, {case}"
+        );
+        assert_eq!(
+            read_u32(c, &bv, N).unwrap(),
+            common::bits(&rv),
+            "velocity, {case}"
+        );
     }
 }
 
 #[test]
 fn adam_matches_over_steps_with_bias_correction() {
-    let c = ctx();
-    let g = finite(N, 12, 3.0);
-    let w = finite(N, 13, 1.0);
+    let c = common::small_grid_gpu();
+    let g = common::finite(N, 12, 3.0);
+    let w = common::finite(N, 13, 1.0);
     // Second moments from 0 (first steps) and from tiny values (subnormal square roots).
-    let m = finite(N, 14, 0.1);
-    let v: Vec<f32> = finite(N, 15, 1e-20).iter().map(|x| x.abs()).collect();
+    let m = common::finite(N, 14, 0.1);
+    let v: Vec<f32> = common::finite(N, 15, 1e-20)
+        .iter()
+        .map(|x| x.abs())
+        .collect();
     for (scale, wd, eps) in [(1.0f32, 0.0f32, 1e-8f32), (256.0, 1e-2, 1e-6)] {
         let (bw, bm, bv, bg) = (
             upload_f32(c, "w", &w).unwrap(),
@@ -89,7 +74,7 @@ fn adam_matches_over_steps_with_bias_correction() {
         let steps: Vec<AdamStep> = (1..=4)
             .map(|t| AdamStep::new(1e-3, 0.9, 0.999, eps, wd, t))
             .collect();
-        run(|e| {
+        common::submit(|e| {
             for a in &steps {
                 record_adam(c, e, &bg, &bw, (&bm, &bv), &ls, N, a).unwrap();
             }
@@ -99,9 +84,13 @@ fn adam_matches_over_steps_with_bias_correction() {
             cpu::adam(&g, &mut rw, (&mut rm, &mut rv), 1.0 / scale, a);
         }
         let case = format!("scale {scale}, wd {wd}, eps {eps}");
-        assert_eq!(read_u32(c, &bw, N).unwrap(), bits(&rw), "weights, {case}");
-        assert_eq!(read_u32(c, &bm, N).unwrap(), bits(&rm), "m, {case}");
-        assert_eq!(read_u32(c, &bv, N).unwrap(), bits(&rv), "v, {case}");
+        assert_eq!(
+            read_u32(c, &bw, N).unwrap(),
+            common::bits(&rw),
+            "weights, {case}"
+        );
+        assert_eq!(read_u32(c, &bm, N).unwrap(), common::bits(&rm), "m, {case}");
+        assert_eq!(read_u32(c, &bv, N).unwrap(), common::bits(&rv), "v, {case}");
         // The update moved the weights (the comparison is not of untouched buffers).
         assert!(rw.iter().zip(&w).filter(|(a, b)| a != b).count() > N / 2);
     }
@@ -109,18 +98,18 @@ fn adam_matches_over_steps_with_bias_correction() {
 
 #[test]
 fn loss_scale_apply_and_update_match_their_twin() {
-    let c = ctx();
+    let c = common::small_grid_gpu();
     // A run of exception counts: good, good, overflow, NaN, good x 3, at interval 2.
     let events: [(u32, u32); 7] = [(0, 0), (0, 0), (3, 0), (0, 1), (0, 0), (0, 0), (0, 0)];
     for dynamic in [true, false] {
         let ls = upload_u32(c, "ls", &loss_scale_state(1024.0)).unwrap();
         let mut twin = cpu::LossScaleState::new(1024.0);
-        let x = finite(300, 16, 5.0);
+        let x = common::finite(300, 16, 5.0);
         let bx = upload_f32(c, "x", &x).unwrap();
         let mut want = x.clone();
         for (k, &(overflow, nan)) in events.iter().enumerate() {
             let stats = upload_u32(c, "stats", &[overflow, 7, nan, 0x3f80_0000]).unwrap();
-            run(|e| {
+            common::submit(|e| {
                 record_loss_scale_apply(c, e, &bx, &ls, x.len()).unwrap();
                 record_loss_scale_update(c, e, &ls, &stats, dynamic, 2).unwrap();
             });
@@ -135,7 +124,7 @@ fn loss_scale_apply_and_update_match_their_twin() {
             twin.update(&ex, dynamic, 2);
             let got = read_u32(c, &ls, 4).unwrap();
             assert_eq!(got, twin.words().to_vec(), "dynamic {dynamic}, event {k}");
-            assert_eq!(read_u32(c, &bx, x.len()).unwrap(), bits(&want));
+            assert_eq!(read_u32(c, &bx, x.len()).unwrap(), common::bits(&want));
         }
         let end = f32::from_bits(twin.scale);
         if dynamic {

@@ -121,3 +121,31 @@ pub fn lowp(args: &[&str]) -> std::process::Output {
         .output()
         .expect("run lowp")
 }
+
+/// One GPU context per test binary whose dispatches put at most 2 workgroups along x, so
+/// that kernels take their 2-D dispatch path even on small inputs.
+pub fn small_grid_gpu() -> &'static lowp::gpu::GpuContext {
+    static CTX: std::sync::OnceLock<lowp::gpu::GpuContext> = std::sync::OnceLock::new();
+    CTX.get_or_init(|| gpu().with_max_groups_x(2))
+}
+
+/// Records what `f` encodes on `small_grid_gpu()` and submits it.
+pub fn submit(f: impl FnOnce(&mut wgpu::CommandEncoder)) {
+    let c = small_grid_gpu();
+    let mut enc = c.device.create_command_encoder(&Default::default());
+    f(&mut enc);
+    c.queue.submit([enc.finish()]);
+}
+
+/// The bit patterns of f32 values.
+pub fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// `tricky_inputs` with every non-finite value replaced by 0.5.
+pub fn finite(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    tricky_inputs(n, seed, scale)
+        .into_iter()
+        .map(|v| if v.is_finite() { v } else { 0.5 })
+        .collect()
+}
