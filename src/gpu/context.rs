@@ -21,6 +21,7 @@ pub struct GpuContext {
     max_groups_x: u32,
     tiles: Tiles,
     f16_staging: bool,
+    scratch: Mutex<std::collections::HashMap<(&'static str, usize), wgpu::Buffer>>,
     error: Arc<Mutex<Option<String>>>,
 }
 
@@ -121,6 +122,7 @@ impl GpuContext {
             max_groups_x,
             tiles,
             f16_staging,
+            scratch: Mutex::default(),
             error,
         })
     }
@@ -148,6 +150,20 @@ impl GpuContext {
     /// `LOWP_GEMM_F16` not `0`).
     pub fn f16_staging(&self) -> bool {
         self.f16_staging
+    }
+
+    /// A storage buffer of `words` words for temporaries of `purpose` (column-sum chunks,
+    /// split-K partial sums, ...), reused by every later call with the same purpose and
+    /// size instead of allocated anew. Its contents are undefined: a user writes what it
+    /// reads within the commands it records, which the queue runs in order.
+    pub fn scratch(&self, purpose: &'static str, words: usize) -> Result<wgpu::Buffer, GpuError> {
+        let mut pool = self.scratch.lock().unwrap();
+        if let Some(b) = pool.get(&(purpose, words)) {
+            return Ok(b.clone());
+        }
+        let b = super::buffers::zeroed(self, purpose, words)?;
+        pool.insert((purpose, words), b.clone());
+        Ok(b)
     }
 
     /// The tile sizes of the tiled GEMM kernels.

@@ -3,7 +3,6 @@
 //! backward pass from per-channel gradient sums.
 
 use super::elementwise::record_col_sum;
-use crate::gpu::buffers::zeroed;
 use crate::gpu::dispatch::record;
 use crate::gpu::params::ElemParams;
 use crate::gpu::{GpuContext, GpuError};
@@ -87,8 +86,8 @@ pub fn record_bn_stats(
     }
     let n = bn.count() * c;
     let shape = (bn.batch, c, bn.pixels);
-    let sums = zeroed(ctx, "batch-norm sums", c)?;
-    let sq = zeroed(ctx, "batch-norm squares", n)?;
+    let sums = ctx.scratch("batch-norm sums", c)?;
+    let sq = ctx.scratch("batch-norm squares", n)?;
     record_col_sum(ctx, enc, x, &sums, shape)?;
     record(
         ctx,
@@ -149,10 +148,10 @@ pub fn record_bn_backward(
     let n = bn.count() * c;
     let shape = (bn.batch, c, bn.pixels);
     let row = 4 * c as u64;
-    let sums = zeroed(ctx, "batch-norm sums", c)?;
+    let sums = ctx.scratch("batch-norm sums", c)?;
     record_col_sum(ctx, enc, g, &sums, shape)?;
     enc.copy_buffer_to_buffer(&sums, 0, stat, 4 * row, row);
-    let gx = zeroed(ctx, "batch-norm g xhat", n)?;
+    let gx = ctx.scratch("batch-norm g xhat", n)?;
     let p = bn.params(n, true);
     record(
         ctx,

@@ -122,7 +122,7 @@ pub fn record_col_sum(
     (rows, cols, inner): (usize, usize, usize),
 ) -> Result<(), GpuError> {
     let chunks = (rows * inner).div_ceil(COL_SUM_CHUNK).max(1);
-    let parts = crate::gpu::buffers::zeroed(ctx, "column-sum chunks", chunks * cols)?;
+    let parts = ctx.scratch("column-sum chunks", chunks * cols)?;
     let p = ElemParams {
         n: cols as u32,
         rows: rows as u32,

@@ -203,7 +203,7 @@ pub fn record_view<P: SplitParams>(
             limit: u32::MAX as u64,
         });
     }
-    let none = zeroed(ctx, "no scales", 1)?;
+    let none = ctx.scratch("no scales", 1)?;
     let bindings = [
         (1, a.words()),
         (2, a.scales().unwrap_or(&none)),
@@ -232,7 +232,7 @@ pub fn record_view<P: SplitParams>(
             };
             // The running state between passes (a placeholder when one pass does it all).
             let words = if k > pass { 2 * cells as usize } else { 1 };
-            let state = zeroed(ctx, "accumulator state", words)?;
+            let state = ctx.scratch("accumulator state", words)?;
             let mut with_state = bindings.to_vec();
             with_state.push((9, &state));
             for begin in (0..k.max(1)).step_by(pass) {
@@ -264,7 +264,7 @@ pub fn record_view<P: SplitParams>(
                 );
             }
             // Partial sums per slice, then one pass adds them in slice order (and the bias).
-            let partial = zeroed(ctx, "split-K partial sums", splits * m * n)?;
+            let partial = ctx.scratch("split-K partial sums", splits * m * n)?;
             let mut split_bindings = bindings;
             split_bindings[5] = (6, &partial);
             record_tiled(

@@ -677,7 +677,7 @@ impl<'c> GpuTrainer<'c> {
                     let out = match dst {
                         Some(d) => d,
                         None => {
-                            unused = zeroed(ctx, "unused input gradient", g.n)?;
+                            unused = ctx.scratch("unused input gradient", g.n)?;
                             &unused
                         }
                     };
