@@ -17,6 +17,12 @@ override WX: u32 = 16u;
 override WY: u32 = 16u;
 override TILE_A: u32 = 1024u;
 override TILE_B: u32 = 1024u;
+// How A and B are staged: 0 value by value; 1 in groups of four stored consecutively
+// along K, 2 along M (A) or N (B), each group read with one 16-byte load (group_a/group_b).
+// src/ops/gemm.rs sets them only where every group lies whole in one row, in one MX block
+// and in one aligned vec4 of words, and the tile's extent along it is a multiple of four.
+override VEC_A: u32 = 0u;
+override VEC_B: u32 = 0u;
 
 // Register tiles hold up to 8 x 8 values.
 const RMAX: u32 = 64u;
@@ -34,23 +40,65 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let k_begin = wid.z * G.k_split;
     let k_end = min(G.k, k_begin + G.k_split);
     for (var k0 = k_begin; k0 < k_end; k0 += TK) {
-        for (var e = li; e < TILE_A; e += threads) {
-            let kk = e / TM;
-            let r = e % TM;
-            var v = 0.0;
-            if (row0 + r < G.m && k0 + kk < k_end) {
-                v = bitcast<f32>(value_a(row0 + r, k0 + kk));
+        if (VEC_A == 0u) {
+            for (var e = li; e < TILE_A; e += threads) {
+                let kk = e / TM;
+                let r = e % TM;
+                var v = 0.0;
+                if (row0 + r < G.m && k0 + kk < k_end) {
+                    v = bitcast<f32>(value_a(row0 + r, k0 + kk));
+                }
+                tile_a[e] = Stage(v);
             }
-            tile_a[e] = Stage(v);
+        } else {
+            // Groups of four stored values, one vector load each: along K (VEC_A = 1) or M.
+            for (var e = li; e < TILE_A / 4u; e += threads) {
+                var kk = (e / TM) * 4u;
+                var r = e % TM;
+                var step = TM;
+                if (VEC_A == 2u) {
+                    kk = e / (TM / 4u);
+                    r = (e % (TM / 4u)) * 4u;
+                    step = 1u;
+                }
+                var v = vec4<u32>(0u);
+                if (row0 + r < G.m && k0 + kk < k_end) {
+                    v = group_a(row0 + r, k0 + kk);
+                }
+                for (var t = 0u; t < 4u; t++) {
+                    tile_a[kk * TM + r + t * step] = Stage(bitcast<f32>(v[t]));
+                }
+            }
         }
-        for (var e = li; e < TILE_B; e += threads) {
-            let kk = e / TN;
-            let q = e % TN;
-            var v = 0.0;
-            if (col0 + q < G.n && k0 + kk < k_end) {
-                v = bitcast<f32>(value_b(k0 + kk, col0 + q));
+        if (VEC_B == 0u) {
+            for (var e = li; e < TILE_B; e += threads) {
+                let kk = e / TN;
+                let q = e % TN;
+                var v = 0.0;
+                if (col0 + q < G.n && k0 + kk < k_end) {
+                    v = bitcast<f32>(value_b(k0 + kk, col0 + q));
+                }
+                tile_b[e] = Stage(v);
             }
-            tile_b[e] = Stage(v);
+        } else {
+            // Groups of four stored values, one vector load each: along K (VEC_B = 1) or N.
+            for (var e = li; e < TILE_B / 4u; e += threads) {
+                var kk = (e / TN) * 4u;
+                var q = e % TN;
+                var step = TN;
+                if (VEC_B == 2u) {
+                    kk = e / (TN / 4u);
+                    q = (e % (TN / 4u)) * 4u;
+                    step = 1u;
+                }
+                var v = vec4<u32>(0u);
+                if (col0 + q < G.n && k0 + kk < k_end) {
+                    v = group_b(k0 + kk, col0 + q);
+                }
+                for (var t = 0u; t < 4u; t++) {
+                    tile_b[kk * TN + q + t * step] = Stage(bitcast<f32>(v[t]));
+                }
+            }
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {

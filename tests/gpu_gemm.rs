@@ -457,3 +457,63 @@ fn f16_staging_equals_f32_staging() {
         }
     }
 }
+
+/// Reading operands in 16-byte groups gives the bits of value-by-value staging: every
+/// transpose, 4-, 8-, 16- and 32-bit codes, MX blocks, a 6-bit format and shapes that are
+/// not multiples of four (which stage value by value), buffers shorter than one 16-byte
+/// vector, and split-K.
+#[test]
+fn vector_loads_equal_value_by_value_staging() {
+    let on = common::gpu();
+    assert!(
+        on.vector_loads(),
+        "LOWP_GEMM_VEC=0 turns off what this test checks"
+    );
+    let off = common::gpu().with_vector_loads(false);
+    let mut grouped = 0;
+    for (fa, fb) in [
+        ("fp32", "fp32"),
+        ("bf16", "e4m3"),
+        ("e2m1", "fixed(wl=8,fl=4)"),
+        ("mxfp8_e4m3", "mxfp4_e2m1"),
+        ("e3m2", "fp16"),
+    ] {
+        let (qa, qb) = (
+            QuantSpec::new(fa.parse().unwrap()),
+            QuantSpec::new(fb.parse().unwrap()),
+        );
+        for (m, n, k) in [(36, 28, 64), (1, 4, 4), (37, 29, 45), (4, 8, 8192)] {
+            for (trans_a, trans_b) in [(false, false), (false, true), (true, false), (true, true)] {
+                let xa = common::uniform(m * k, 5, 3.0);
+                let xb = common::uniform(k * n, 6, 2.0);
+                let spec = GemmSpec {
+                    trans_a,
+                    trans_b,
+                    acc: Accumulator::Fp32,
+                    out: QuantSpec::new(Format::FP32),
+                };
+                let sa = if trans_a { [k, m] } else { [m, k] };
+                let sb = if trans_b { [n, k] } else { [k, n] };
+                let result = |c: &GpuContext| {
+                    let (ta, _) = ops::quantize(c, &xa, &sa, &qa).unwrap();
+                    let (tb, _) = ops::quantize(c, &xb, &sb, &qb).unwrap();
+                    let (view, _, _) =
+                        lowp::ops::gemm::prepare_gemm(&ta, &tb, None, &spec).unwrap();
+                    let (tc, _) = ops::gemm(c, &ta, &tb, None, &spec).unwrap();
+                    (view.groups, tc.read_words(c).unwrap())
+                };
+                let ((groups, got), (_, want)) = (result(&on), result(&off));
+                grouped += groups.iter().filter(|&&g| g != 0).count();
+                let differ = got.iter().zip(&want).filter(|(g, w)| g != w).count();
+                assert!(
+                    got.len() == want.len() && differ == 0,
+                    "{fa} x {fb}, {m}x{n}x{k}, trans {trans_a}/{trans_b}, groups {groups:?}: \
+                     {differ} of {} outputs differ",
+                    want.len()
+                );
+            }
+        }
+    }
+    // Most operands above qualify for groups: the comparison is not vacuous.
+    assert!(grouped >= 40, "only {grouped} operands were read in groups");
+}

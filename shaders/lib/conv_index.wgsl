@@ -122,6 +122,16 @@ fn value_b(kk: u32, j: u32) -> u32 {
     return decode_code(G.fb, code_b(f), scale_b(f));
 }
 
+// Four values along K, for the tiled kernel's grouped staging. Convolution views gather
+// their operands, so src/ops/conv.rs always stages them value by value (VEC_A = VEC_B = 0).
+fn group_a(i: u32, kk: u32) -> vec4<u32> {
+    return vec4<u32>(value_a(i, kk), value_a(i, kk + 1u), value_a(i, kk + 2u), value_a(i, kk + 3u));
+}
+
+fn group_b(kk: u32, j: u32) -> vec4<u32> {
+    return vec4<u32>(value_b(kk, j), value_b(kk + 1u, j), value_b(kk + 2u, j), value_b(kk + 3u, j));
+}
+
 fn int_a(i: u32, kk: u32) -> i32 {
     return fixed_int(G.fa, code_a(flat_a(i, kk)));
 }

@@ -21,6 +21,7 @@ pub struct GpuContext {
     max_groups_x: u32,
     tiles: Tiles,
     f16_staging: bool,
+    vector_loads: bool,
     scratch: Mutex<std::collections::HashMap<(&'static str, usize), wgpu::Buffer>>,
     error: Arc<Mutex<Option<String>>>,
 }
@@ -111,6 +112,7 @@ impl GpuContext {
         let wgsl_features = instance.wgsl_language_features();
         let f16_staging = device.features().contains(wgpu::Features::SHADER_F16)
             && std::env::var("LOWP_GEMM_F16").map_or(true, |v| v != "0");
+        let vector_loads = std::env::var("LOWP_GEMM_VEC").map_or(true, |v| v != "0");
         let tiles = Tiles::for_adapter(info.device_type, &device.limits())?;
         Ok(GpuContext {
             adapter: chosen,
@@ -122,6 +124,7 @@ impl GpuContext {
             max_groups_x,
             tiles,
             f16_staging,
+            vector_loads,
             scratch: Mutex::default(),
             error,
         })
@@ -150,6 +153,18 @@ impl GpuContext {
     /// `LOWP_GEMM_F16` not `0`).
     pub fn f16_staging(&self) -> bool {
         self.f16_staging
+    }
+
+    /// Turns the vector (16-byte) loads of tiled GEMMs' operands on or off.
+    pub fn with_vector_loads(mut self, on: bool) -> GpuContext {
+        self.vector_loads = on;
+        self
+    }
+
+    /// Whether tiled GEMMs read operands in 16-byte groups where their layout allows
+    /// (`LOWP_GEMM_VEC` not `0`).
+    pub fn vector_loads(&self) -> bool {
+        self.vector_loads
     }
 
     /// A storage buffer of `words` words for temporaries of `purpose` (column-sum chunks,

@@ -35,6 +35,9 @@ pub struct GemmView {
     pub n: usize,
     /// Inner dimension of the view.
     pub k: usize,
+    /// How each operand's stored values run in groups of four a vector load can read:
+    /// 0 none, 1 along K, 2 along M (A) or N (B). Convolution views gather: always 0.
+    pub groups: [u32; 2],
 }
 
 /// Whether every value a tensor of `spec` holds is exact in f16 (so staging it as f16 loses
@@ -99,7 +102,34 @@ impl GemmView {
             m,
             n,
             k,
+            groups: [0, 0],
         }
+    }
+
+    /// The vector-load groups of a plain GEMM's operands: along the dimension each is stored
+    /// contiguously in, where its codes are 4, 8, 16 or 32 bits wide (four of them fill an
+    /// aligned part of a 16-byte vector, within one 32-value MX block) and that dimension
+    /// is a multiple of four (a group never straddles two rows).
+    fn with_groups(mut self, fa: &Format, fb: &Format, spec: &GemmSpec) -> GemmView {
+        let group = |f: &Format, (dir, extent): (u32, usize)| {
+            if matches!(f.bits(), 4 | 8 | 16 | 32) && extent % 4 == 0 {
+                dir
+            } else {
+                0
+            }
+        };
+        let a = if spec.trans_a {
+            (2, self.m)
+        } else {
+            (1, self.k)
+        };
+        let b = if spec.trans_b {
+            (1, self.k)
+        } else {
+            (2, self.n)
+        };
+        self.groups = [group(fa, a), group(fb, b)];
+        self
     }
 
     fn kernel_name(&self) -> String {
@@ -162,7 +192,8 @@ pub fn prepare_gemm(
         has_bias: bias_len.is_some() as u32,
         ..Default::default()
     };
-    let view = GemmView::new("gemm", mode, &a.spec().format, &b.spec().format, (m, n, k));
+    let (fa, fb) = (&a.spec().format, &b.spec().format);
+    let view = GemmView::new("gemm", mode, fa, fb, (m, n, k)).with_groups(fa, fb, spec);
     Ok((view, params, k))
 }
 
@@ -204,7 +235,8 @@ pub fn record_view<P: SplitParams>(
         });
     }
     let none = ctx.scratch("no scales", 1)?;
-    let bindings = [
+    let vector_none = ctx.scratch("no vector view", 4)?;
+    let mut bindings = vec![
         (1, a.words()),
         (2, a.scales().unwrap_or(&none)),
         (3, b.words()),
@@ -233,7 +265,7 @@ pub fn record_view<P: SplitParams>(
             // The running state between passes (a placeholder when one pass does it all).
             let words = if k > pass { 2 * cells as usize } else { 1 };
             let state = ctx.scratch("accumulator state", words)?;
-            let mut with_state = bindings.to_vec();
+            let mut with_state = bindings;
             with_state.push((9, &state));
             for begin in (0..k.max(1)).step_by(pass) {
                 params.set_pass(begin as u32, (begin + pass).min(k) as u32);
@@ -243,7 +275,27 @@ pub fn record_view<P: SplitParams>(
         }
         tiled => {
             let (gx, gy) = (n.div_ceil(tiles.tn as usize), m.div_ceil(tiles.tm as usize));
-            let constants = tiles.constants(tiled == Kernel::TiledI8);
+            let mut constants = tiles.constants(tiled == Kernel::TiledI8).to_vec();
+            if tiled != Kernel::TiledI8 && view.family == "gemm" {
+                // Grouped staging where the tile's extent along the group is a multiple of 4
+                // and the buffer holds at least one 16-byte vector (a binding's minimum).
+                let fits = |dir: u32, other: u32, words: &wgpu::Buffer| {
+                    let extent = if dir == 1 { tiles.tk } else { other };
+                    if ctx.vector_loads() && extent % 4 == 0 && words.size() >= 16 {
+                        dir
+                    } else {
+                        0
+                    }
+                };
+                let (va, vb) = (
+                    fits(view.groups[0], tiles.tm, a.words()),
+                    fits(view.groups[1], tiles.tn, b.words()),
+                );
+                constants.push(("VEC_A", va as f64));
+                constants.push(("VEC_B", vb as f64));
+                bindings.push((10, if va != 0 { a.words() } else { &vector_none }));
+                bindings.push((11, if vb != 0 { b.words() } else { &vector_none }));
+            }
             let splits = if tiled != Kernel::TiledI8 {
                 split_count(ctx, gx * gy, view.k, tiles.tk as usize)
             } else {
@@ -265,7 +317,7 @@ pub fn record_view<P: SplitParams>(
             }
             // Partial sums per slice, then one pass adds them in slice order (and the bias).
             let partial = ctx.scratch("split-K partial sums", splits * m * n)?;
-            let mut split_bindings = bindings;
+            let mut split_bindings = bindings.clone();
             split_bindings[5] = (6, &partial);
             record_tiled(
                 ctx,
