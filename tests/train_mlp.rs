@@ -7,7 +7,7 @@ mod common;
 use lowp::train::cpu::CpuTrainer;
 use lowp::train::gpu::GpuTrainer;
 use lowp::train::model::Model;
-use lowp::train::plan::{LossKind, LossScale, OptimKind, Plan, TrainConfig};
+use lowp::train::plan::{LossKind, LossScale, LrSchedule, OptimKind, Plan, TrainConfig};
 use lowp::train::precision::PrecisionMap;
 
 /// SGD with Nesterov momentum and weight decay, no loss scaling.
@@ -309,6 +309,27 @@ fn static_loss_scaling_is_bit_exact() {
     let map = FP8_ADAM_MAP.replace("match = \"*.moment2\"", "match = \"*.momentum\"");
     let (skipped, scales) = check_model(Model::mlp(12, &[10, 8], 4), &map, true, 3, config);
     assert_eq!((skipped, scales), (0, 1));
+}
+
+#[test]
+fn a_cosine_schedule_is_bit_exact() {
+    // 5 steps of a 4-step decay: the rate falls every step, then stays at 0.
+    let config = TrainConfig {
+        schedule: LrSchedule::Cosine { steps: 4 },
+        ..sgd()
+    };
+    let rates: Vec<f32> = (0..5).map(|s| config.lr_at(s)).collect();
+    assert_eq!(rates[0], 0.1);
+    assert!(
+        rates.windows(2).all(|w| w[1] < w[0] || w[1] == 0.0),
+        "{rates:?}"
+    );
+    assert!(
+        (rates[2] - 0.05).abs() < 1e-8 && rates[4] == 0.0,
+        "{rates:?}"
+    );
+    let map = FP8_ADAM_MAP.replace("match = \"*.moment2\"", "match = \"*.momentum\"");
+    check_model(Model::mlp(12, &[10, 8], 4), &map, true, 5, config);
 }
 
 #[test]

@@ -499,7 +499,7 @@ impl CpuTrainer {
                 match (&mut v2, skip) {
                     (_, true) => {}
                     (Some(v2), false) => adam(&g, &mut w, (&mut v, v2), inv, &c.adam(s)),
-                    (None, false) => sgd(&g, &mut w, &mut v, inv, &c.sgd()),
+                    (None, false) => sgd(&g, &mut w, &mut v, inv, &c.sgd(s)),
                 }
                 let t = if part == 0 { "weight" } else { "bias" };
                 *param = quantize(&w, &plan.spec(&format!("{n}.{t}"), s + 1, 0));

@@ -776,7 +776,7 @@ impl<'c> GpuTrainer<'c> {
                         let moments = (&vel.f, &v2.f);
                         record_adam(ctx, e, &grad.f, &param.f, moments, ls, param.n, &c.adam(s))?;
                     }
-                    None => record_sgd(ctx, e, &grad.f, &param.f, &vel.f, ls, param.n, &c.sgd())?,
+                    None => record_sgd(ctx, e, &grad.f, &param.f, &vel.f, ls, param.n, &c.sgd(s))?,
                 }
                 let t = if part == 0 { "weight" } else { "bias" };
                 self.quantize(

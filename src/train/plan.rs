@@ -81,6 +81,20 @@ impl LossScale {
     }
 }
 
+/// How the learning rate moves over a run.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum LrSchedule {
+    /// The same rate every step.
+    #[default]
+    Constant,
+    /// Cosine decay from the rate to 0 over `steps` steps: lr (1 + cos(pi t / steps)) / 2 at
+    /// step t (0 from step `steps` on).
+    Cosine {
+        /// Steps the decay spans (a run's epochs times its steps per epoch).
+        steps: u64,
+    },
+}
+
 /// How a run trains: its loss, optimizer and hyper-parameters, and loss scaling.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainConfig {
@@ -88,8 +102,10 @@ pub struct TrainConfig {
     pub loss: LossKind,
     /// SGD or Adam.
     pub kind: OptimKind,
-    /// Learning rate.
+    /// Learning rate (the peak, under a schedule).
     pub lr: f32,
+    /// How the learning rate moves over the run.
+    pub schedule: LrSchedule,
     /// SGD momentum.
     pub momentum: f32,
     /// Adam's first-moment decay.
@@ -112,6 +128,7 @@ impl Default for TrainConfig {
             loss: LossKind::CrossEntropy,
             kind: OptimKind::Sgd,
             lr: 0.05,
+            schedule: LrSchedule::Constant,
             momentum: 0.9,
             beta1: 0.9,
             beta2: 0.999,
@@ -124,10 +141,22 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// The SGD constants.
-    pub fn sgd(&self) -> crate::ops::optim::Sgd {
+    /// The learning rate of the update that ends step `step` (counted from 0), computed on
+    /// the host in f64 and rounded to f32 once, the same for both trainers.
+    pub fn lr_at(&self, step: u64) -> f32 {
+        match self.schedule {
+            LrSchedule::Constant => self.lr,
+            LrSchedule::Cosine { steps } => {
+                let t = step.min(steps) as f64 / steps.max(1) as f64;
+                (self.lr as f64 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())) as f32
+            }
+        }
+    }
+
+    /// The SGD constants for the update that ends step `step` (counted from 0).
+    pub fn sgd(&self, step: u64) -> crate::ops::optim::Sgd {
         crate::ops::optim::Sgd {
-            lr: self.lr,
+            lr: self.lr_at(step),
             momentum: self.momentum,
             weight_decay: self.weight_decay,
             nesterov: self.nesterov,
@@ -137,7 +166,7 @@ impl TrainConfig {
     /// Adam's constants for the update that ends step `step` (counted from 0).
     pub fn adam(&self, step: u64) -> crate::ops::optim::AdamStep {
         crate::ops::optim::AdamStep::new(
-            self.lr,
+            self.lr_at(step),
             self.beta1,
             self.beta2,
             self.eps,

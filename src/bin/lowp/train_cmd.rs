@@ -7,7 +7,7 @@ use lowp::train::checkpoint::{self, TrainState};
 use lowp::train::cpu::CpuTrainer;
 use lowp::train::gpu::{GpuTrainer, Report};
 use lowp::train::model::Model;
-use lowp::train::plan::{LossKind, LossScale, OptimKind, Plan, RoleBytes, TrainConfig};
+use lowp::train::plan::{LossKind, LossScale, LrSchedule, OptimKind, Plan, RoleBytes, TrainConfig};
 use lowp::train::precision::PrecisionMap;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -45,6 +45,15 @@ pub enum OptimizerArg {
     Adam,
 }
 
+/// Learning-rate schedules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScheduleArg {
+    /// The same rate every step.
+    Constant,
+    /// Cosine decay from --lr to 0 over the whole run (all epochs).
+    Cosine,
+}
+
 /// Arguments of `lowp train`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -79,6 +88,9 @@ pub struct Args {
     /// Learning rate.
     #[arg(long, default_value_t = 0.05)]
     lr: f32,
+    /// Learning-rate schedule over the run.
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Constant)]
+    lr_schedule: ScheduleArg,
     /// SGD momentum.
     #[arg(long, default_value_t = 0.9)]
     momentum: f32,
@@ -256,6 +268,11 @@ fn run_settings(a: &Args) -> BTreeMap<String, String> {
     put("loss", format!("{:?}", a.loss).to_lowercase());
     put("optimizer", format!("{:?}", a.optimizer).to_lowercase());
     put("lr", a.lr.to_string());
+    put("lr_schedule", format!("{:?}", a.lr_schedule).to_lowercase());
+    if a.lr_schedule == ScheduleArg::Cosine {
+        // The decay spans the whole run, so its length is part of the schedule.
+        put("epochs", a.epochs.to_string());
+    }
     put("momentum", a.momentum.to_string());
     put("betas", a.betas.clone());
     put("eps", a.eps.to_string());
@@ -370,6 +387,12 @@ pub fn run(a: &Args) -> Result<(), String> {
             OptimizerArg::Adam => OptimKind::Adam,
         },
         lr: a.lr,
+        schedule: match a.lr_schedule {
+            ScheduleArg::Constant => LrSchedule::Constant,
+            ScheduleArg::Cosine => LrSchedule::Cosine {
+                steps: (train.len() / a.batch) as u64 * a.epochs as u64,
+            },
+        },
         momentum: a.momentum,
         beta1,
         beta2,
@@ -449,7 +472,13 @@ pub fn run(a: &Args) -> Result<(), String> {
         };
         let (st, meta) = checkpoint::load(&file).map_err(|e| e.to_string())?;
         for (k, v) in &settings {
-            let saved = meta.get(k).map_or("(none)", String::as_str);
+            // Checkpoints from before schedules existed trained at a constant rate.
+            let absent = if k == "lr_schedule" {
+                "constant"
+            } else {
+                "(none)"
+            };
+            let saved = meta.get(k).map_or(absent, String::as_str);
             if saved != v {
                 return Err(format!(
                     "{}: saved with --{} {saved}, but this run has {v}; resume with the same settings",
@@ -628,6 +657,7 @@ pub fn run(a: &Args) -> Result<(), String> {
             "test_acc": tc as f64 / tn.max(1) as f64,
             "test_images": tn,
             "seconds": secs,
+            "lr": config.lr_at((epoch as u64 * steps).saturating_sub(1)),
         });
         if a.loss_scale != "none" {
             line["loss_scale"] = serde_json::json!(scale);
