@@ -4,12 +4,14 @@
 //! quantization to fp32) is the same function on both sides.
 //!
 //! Each step is checked from a common state: the CPU trainer is restored from the GPU's
-//! state, both take the step on the same batch, and every weight and bias must agree
-//! within twice a derived bound E on either side's distance from the exact (real-number)
-//! step from that state. Checking each step of a run this way tests the implementation of
-//! every step along the trajectory; a bound carried across steps instead grows by the
-//! training map's Lipschitz constant every step (about 10x here) and says nothing after a
-//! few steps, because training itself amplifies last-bit differences.
+//! state, both take the step on the same batch, and every weight, bias and momentum of
+//! each must lie within a derived bound E of the exact (real-number) step from that state,
+//! so within 2E of each other. Most elements' bounds are below half of what the step moved
+//! them (asserted), so a wrong or missing update falls outside. Checking each step of a
+//! run this way tests the implementation of every step along the trajectory; a bound
+//! carried across steps instead grows by the training map's Lipschitz constant every step
+//! (about 10x here) and says nothing after a few steps, because training itself amplifies
+//! last-bit differences.
 //!
 //! The bound, per element, with u = 2^-24 and gamma_n = n u / (1 - n u). Each side
 //! computes with its own values x^ = x + d, |d| <= e:
@@ -189,8 +191,9 @@ struct Sgd {
     weight_decay: f64,
 }
 
-/// The exact SGD update of one weight from gradient (g, eg): (new weight, its bound).
-fn sgd(g: f64, eg: f64, w: f64, v: f64, s: Sgd) -> (f64, f64) {
+/// The exact SGD update of one weight from gradient (g, eg): (new weight, its bound) and
+/// (new momentum, its bound).
+fn sgd(g: f64, eg: f64, w: f64, v: f64, s: Sgd) -> ((f64, f64), (f64, f64)) {
     let wd = s.weight_decay * w;
     let ge = g + wd;
     let ege = eg + U * wd.abs() + U * (ge.abs() + eg + U * wd.abs());
@@ -200,7 +203,7 @@ fn sgd(g: f64, eg: f64, w: f64, v: f64, s: Sgd) -> (f64, f64) {
     let st = s.lr * vn;
     let est = s.lr * evn + U * (st.abs() + s.lr * evn);
     let wn = w - st;
-    (wn, est + U * (wn.abs() + est))
+    ((wn, est + U * (wn.abs() + est)), (vn, evn))
 }
 
 /// One layer's parameters and momenta from the CPU trainer, in f64.
@@ -216,14 +219,15 @@ fn f64s(q: &Quantized) -> Vec<f64> {
 }
 
 /// The exact forward pass, loss gradient and backward pass of one step with bounds, and
-/// the exact updated (weight, bias) of every layer with parameters with their bounds.
+/// every updated tensor (weights, biases and their momenta, by checkpoint name) with its
+/// bound, each with the value it had before the step.
 fn exact_step(
     model: &Model,
     params: &[Option<Params>],
     x: &[f32],
     labels: &[u32],
     s: Sgd,
-) -> Vec<Option<(T, T)>> {
+) -> Vec<(String, T, Vec<f64>)> {
     let batch = labels.len();
     let mut act = T {
         v: x.iter().map(|&v| v as f64).collect(),
@@ -310,7 +314,7 @@ fn exact_step(
         }
     }
     // Backward, last layer first, and the update of every layer with parameters.
-    let mut updated: Vec<Option<(T, T)>> = (0..model.layers.len()).map(|_| None).collect();
+    let mut updated = Vec::new();
     for (i, layer) in model.layers.iter().enumerate().rev() {
         let a = &inputs[i];
         let (dw, db, da) = match layer {
@@ -393,15 +397,16 @@ fn exact_step(
         };
         if let (Some(dw), Some(db)) = (dw, db) {
             let p = params[i].as_ref().unwrap();
-            let step = |accs: &[Acc], w: &[f64], v: &[f64]| {
-                let mut out = T::zeros(w.len());
+            let name = layer.name();
+            for (what, accs, w, v) in [("weight", &dw, &p.w, &p.vw), ("bias", &db, &p.b, &p.vb)] {
+                let (mut wn, mut vn) = (T::zeros(w.len()), T::zeros(w.len()));
                 for k in 0..w.len() {
                     let (gv, ge) = accs[k].done();
-                    (out.v[k], out.e[k]) = sgd(gv, ge, w[k], v[k], s);
+                    ((wn.v[k], wn.e[k]), (vn.v[k], vn.e[k])) = sgd(gv, ge, w[k], v[k], s);
                 }
-                out
-            };
-            updated[i] = Some((step(&dw, &p.w, &p.vw), step(&db, &p.b, &p.vb)));
+                updated.push((format!("{name}.{what}"), wn, w.clone()));
+                updated.push((format!("{name}.momentum.{what}"), vn, v.clone()));
+            }
         }
         g = da;
     }
@@ -410,18 +415,21 @@ fn exact_step(
 
 #[test]
 fn fp32_steps_of_a_small_mlp_stay_within_the_derived_bound() {
-    check(Model::mlp(12, &[10, 8], 4), 6, 5);
+    check(Model::mlp(12, &[10, 8], 4), 6, 5, 0.99);
 }
 
 #[test]
 fn fp32_steps_with_reordered_sums_stay_within_the_derived_bound() {
-    // Long enough dot products (300 inputs, batch 128) that split-K reorders the sums.
-    check(Model::mlp(300, &[32, 16], 4), 128, 3);
+    // Long enough dot products (300 inputs, batch 128) that split-K reorders the sums. The
+    // first layer's 9,600 weight gradients each sum 128 products of random inputs that
+    // mostly cancel, so gamma_128 of their magnitudes exceeds half the update for most of
+    // them; the deeper layers and all momenta are checked tightly (43% of elements here).
+    check(Model::mlp(300, &[32, 16], 4), 128, 3, 0.4);
 }
 
 #[test]
 fn fp32_steps_of_a_small_cnn_stay_within_the_derived_bound() {
-    check(small_cnn(), 16, 4);
+    check(small_cnn(), 16, 4, 0.99);
 }
 
 /// A CNN on 1 x 8 x 8 images: conv 3x3 (pad 1) to 4 channels, ReLU, 2x2 max pool, conv
@@ -478,8 +486,9 @@ fn small_cnn() -> Model {
 }
 
 /// Takes `steps` SGD steps on both trainers from a common state each step and checks
-/// every weight and bias against the bound.
-fn check(model: Model, batch: usize, steps: u64) {
+/// every weight, bias and momentum of both against the exact step's bound.
+/// At least `min_checked` of the elements must have a bound below half their update.
+fn check(model: Model, batch: usize, steps: u64, min_checked: f64) {
     let ctx = common::gpu();
     let config = TrainConfig {
         lr: 0.1,
@@ -497,7 +506,8 @@ fn check(model: Model, batch: usize, steps: u64) {
     let mut cpu = CpuTrainer::new(plan.clone());
     let mut gpu = GpuTrainer::new(&ctx, plan, batch).unwrap();
     let classes = model.layers.last().unwrap().outputs() as u32;
-    let (mut largest, mut steps_differing, mut tightest) = (0f64, 0, 0f64);
+    let (mut largest, mut steps_differing) = (0f64, 0);
+    let (mut elements, mut checked) = (0usize, 0usize);
     for step in 0..steps {
         cpu.restore(&gpu.state().unwrap()).unwrap();
         let x = common::uniform(batch * model.inputs, 500 + step, 2.0);
@@ -519,56 +529,52 @@ fn check(model: Model, batch: usize, steps: u64) {
         let exact = exact_step(&model, &params, &x, &labels, s);
         cpu.step(&x, &labels);
         gpu.step(&x, &labels).unwrap();
+        let (gs, cs) = (gpu.state().unwrap(), cpu.state());
+        let words = |st: &lowp::train::checkpoint::TrainState, name: &str| -> Vec<f64> {
+            let t = st.tensors.iter().find(|t| t.name == name).unwrap();
+            t.words.iter().map(|&w| f32::from_bits(w) as f64).collect()
+        };
         let mut differs = false;
-        for (i, up) in exact.iter().enumerate() {
-            let Some((ew, eb)) = up else { continue };
-            let st = cpu.state[i].as_ref().unwrap();
-            let (gw, gb) = gpu.read_params(i).unwrap();
-            let p = params[i].as_ref().unwrap();
-            for (codes, cpu_codes, bound, before, what) in [
-                (&gw, &st.w.words, ew, &p.w, "weight"),
-                (&gb, &st.b.words, eb, &p.b, "bias"),
-            ] {
-                let mut moved = 0f64;
-                let mut widest = 0f64;
-                for (k, (&gc, &cc)) in codes.iter().zip(cpu_codes).enumerate() {
-                    let (gv, cv) = (f32::from_bits(gc) as f64, f32::from_bits(cc) as f64);
-                    // Each side is within E of the exact step, so they are within 2E.
-                    let allowed = 2.0 * bound.e[k] * SLACK;
-                    let gap = (gv - cv).abs();
-                    differs |= gap > 0.0;
-                    largest = largest.max(gap / allowed.max(f64::MIN_POSITIVE));
-                    assert!(
-                        gap <= allowed,
-                        "step {step}, {} {what}[{k}]: gpu {gv:e} cpu {cv:e}, bound {allowed:e}",
-                        model.layers[i].name(),
-                    );
-                    // The exact step agrees with the CPU's within E too (an independent
-                    // check of the reference trainer against the f64 step).
-                    assert!(
-                        (cv - bound.v[k]).abs() <= bound.e[k] * SLACK,
-                        "step {step}, {} {what}[{k}]: cpu {cv:e}, exact {:e} +- {:e}",
-                        model.layers[i].name(),
-                        bound.v[k],
-                        bound.e[k]
-                    );
-                    moved = moved.max((bound.v[k] - before[k]).abs());
-                    widest = widest.max(allowed);
-                }
-                tightest = tightest.max(widest / moved);
-                // The bound stays below half of the largest update, so a GPU that
-                // updated wrongly (or not at all) would fall outside it.
+        for (name, bound, before) in &exact {
+            let (gv, cv) = (words(&gs, name), words(&cs, name));
+            assert_eq!(
+                (gv.len(), cv.len()),
+                (bound.v.len(), bound.v.len()),
+                "{name}"
+            );
+            for k in 0..gv.len() {
+                let (x, e) = (bound.v[k], bound.e[k] * SLACK);
+                // Each side within E of the exact step, so within 2E of each other.
+                let gap = (gv[k] - cv[k]).abs();
+                differs |= gap > 0.0;
+                largest = largest.max(gap / (2.0 * e).max(f64::MIN_POSITIVE));
                 assert!(
-                    widest < 0.5 * moved,
-                    "step {step}, {} {what}: bound {widest:e}, update {moved:e}",
-                    model.layers[i].name()
+                    gap <= 2.0 * e,
+                    "step {step}, {name}[{k}]: gpu {:e} cpu {:e}, bound {:e}",
+                    gv[k],
+                    cv[k],
+                    2.0 * e
                 );
+                for (side, v) in [("gpu", gv[k]), ("cpu", cv[k])] {
+                    assert!(
+                        (v - x).abs() <= e,
+                        "step {step}, {name}[{k}]: {side} {v:e}, exact {x:e} +- {e:e}"
+                    );
+                }
+                // An element is checked meaningfully where its bound is below half of what
+                // the step moved it: a wrong (or missing) update would fall outside it.
+                elements += 1;
+                checked += (e < 0.5 * (x - before[k]).abs()) as usize;
             }
         }
         steps_differing += differs as usize;
     }
+    assert!(
+        checked as f64 >= min_checked * elements as f64,
+        "only {checked} of {elements} elements have a bound below half their update"
+    );
     eprintln!(
         "steps where GPU and CPU differ: {steps_differing} of {steps}; largest gap / bound: \
-         {largest:.3}; largest bound / update: {tightest:.2e}"
+         {largest:.3}; elements whose bound is below half their update: {checked} of {elements}"
     );
 }
