@@ -470,7 +470,7 @@ fn vector_loads_equal_value_by_value_staging() {
         "LOWP_GEMM_VEC=0 turns off what this test checks"
     );
     let off = common::gpu().with_vector_loads(false);
-    let mut grouped = 0;
+    let (mut grouped, mut directions) = (0, [false; 6]);
     for (fa, fb) in [
         ("fp32", "fp32"),
         ("bf16", "e4m3"),
@@ -482,7 +482,17 @@ fn vector_loads_equal_value_by_value_staging() {
             QuantSpec::new(fa.parse().unwrap()),
             QuantSpec::new(fb.parse().unwrap()),
         );
-        for (m, n, k) in [(36, 28, 64), (1, 4, 4), (37, 29, 45), (4, 8, 8192)] {
+        // (3, 4, 4) and (4, 4, 12): 16-bit A of 24 bytes and 4-bit operands of 24 bytes end
+        // inside their second 16-byte vector, which the kernel reads value by value.
+        let shapes = [
+            (36, 28, 64),
+            (1, 4, 4),
+            (3, 4, 4),
+            (4, 4, 12),
+            (37, 29, 45),
+            (4, 8, 8192),
+        ];
+        for (m, n, k) in shapes {
             for (trans_a, trans_b) in [(false, false), (false, true), (true, false), (true, true)] {
                 let xa = common::uniform(m * k, 5, 3.0);
                 let xb = common::uniform(k * n, 6, 2.0);
@@ -504,6 +514,8 @@ fn vector_loads_equal_value_by_value_staging() {
                 };
                 let ((groups, got), (_, want)) = (result(&on), result(&off));
                 grouped += groups.iter().filter(|&&g| g != 0).count();
+                directions[groups[0] as usize] = true;
+                directions[3 + groups[1] as usize] = true;
                 let differ = got.iter().zip(&want).filter(|(g, w)| g != w).count();
                 assert!(
                     got.len() == want.len() && differ == 0,
@@ -514,6 +526,8 @@ fn vector_loads_equal_value_by_value_staging() {
             }
         }
     }
-    // Most operands above qualify for groups: the comparison is not vacuous.
+    // Most operands above are read in groups, both operands in both directions: the
+    // comparison is not vacuous.
     assert!(grouped >= 40, "only {grouped} operands were read in groups");
+    assert_eq!(directions, [true; 6], "A: none/K/M, B: none/K/N");
 }

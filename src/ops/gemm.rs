@@ -209,6 +209,30 @@ pub fn gemm(
     finish_view(ctx, &view, params, a, b, bias, &[view.m, view.n], &spec.out)
 }
 
+/// How a tiled f32 GEMM view stages its operands (the kernel's VEC_A and VEC_B): its
+/// vector groups where vector loads are on, the tile's extent along the group is a
+/// multiple of 4 and the operand's buffer holds at least one 16-byte vector (a binding's
+/// minimum); 0 (value by value) otherwise, and always for convolutions and other kernels.
+pub fn vector_staging(ctx: &GpuContext, view: &GemmView, a: &Tensor, b: &Tensor) -> [u32; 2] {
+    let tiled = matches!(view.kernel, Kernel::TiledF32 | Kernel::TiledF16);
+    if !tiled || view.family != "gemm" || !ctx.vector_loads() {
+        return [0, 0];
+    }
+    let tiles = ctx.tiles().fit(view.m, view.n, &ctx.device.limits());
+    let fits = |dir: u32, other: u32, words: &wgpu::Buffer| {
+        let extent = if dir == 1 { tiles.tk } else { other };
+        if extent % 4 == 0 && words.size() >= 16 {
+            dir
+        } else {
+            0
+        }
+    };
+    [
+        fits(view.groups[0], tiles.tm, a.words()),
+        fits(view.groups[1], tiles.tn, b.words()),
+    ]
+}
+
 /// Records a GEMM view's sums (bias added) into the f32 buffer `c` (m x n words).
 #[allow(clippy::too_many_arguments)]
 pub fn record_view<P: SplitParams>(
@@ -277,20 +301,7 @@ pub fn record_view<P: SplitParams>(
             let (gx, gy) = (n.div_ceil(tiles.tn as usize), m.div_ceil(tiles.tm as usize));
             let mut constants = tiles.constants(tiled == Kernel::TiledI8).to_vec();
             if tiled != Kernel::TiledI8 && view.family == "gemm" {
-                // Grouped staging where the tile's extent along the group is a multiple of 4
-                // and the buffer holds at least one 16-byte vector (a binding's minimum).
-                let fits = |dir: u32, other: u32, words: &wgpu::Buffer| {
-                    let extent = if dir == 1 { tiles.tk } else { other };
-                    if ctx.vector_loads() && extent % 4 == 0 && words.size() >= 16 {
-                        dir
-                    } else {
-                        0
-                    }
-                };
-                let (va, vb) = (
-                    fits(view.groups[0], tiles.tm, a.words()),
-                    fits(view.groups[1], tiles.tn, b.words()),
-                );
+                let [va, vb] = vector_staging(ctx, &view, a, b);
                 constants.push(("VEC_A", va as f64));
                 constants.push(("VEC_B", vb as f64));
                 bindings.push((10, if va != 0 { a.words() } else { &vector_none }));
