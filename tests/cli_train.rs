@@ -302,3 +302,49 @@ fn every_example_map_resolves() {
     }
     assert!(seen >= 5);
 }
+
+/// A cosine schedule decays the rate over the whole run (each epoch's JSON line says the
+/// rate of its last step), and its checkpoint refuses a resume that changes the run's length.
+#[test]
+fn a_cosine_schedule_spans_the_run_and_fixes_its_length() {
+    let dir = tmp("cosine");
+    let args = |epochs: &str| -> Vec<String> {
+        [
+            "train",
+            "--epochs",
+            epochs,
+            "--hidden",
+            "16",
+            "--batch",
+            "50",
+            "--lr",
+            "0.05",
+            "--lr-schedule",
+            "cosine",
+            "--out",
+            dir.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    fn refs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let out = lowp(&refs(&args("2")));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = metrics(&dir);
+    let lr: Vec<f64> = lines.iter().map(|l| l["lr"].as_f64().unwrap()).collect();
+    // Two epochs of S steps: the last step of epoch 1 is at t = (S - 1) / 2S, just under
+    // half way (a rate just over half of 0.05); the run's last step is at (2S - 1) / 2S.
+    assert!(lr[0] > 0.025 && lr[0] < 0.03, "{lr:?}");
+    assert!(lr[1] > 0.0 && lr[1] < 0.001, "{lr:?}");
+    let mut again = args("3");
+    again.extend(["--resume".into(), dir.to_str().unwrap().into()]);
+    let o = lowp(&refs(&again));
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--epochs"));
+}
