@@ -53,45 +53,46 @@ fn value_b(kk: u32, j: u32) -> u32 {
     return decode_code(G.fb, code_b(f), scale_b(f));
 }
 
+// The four w-bit codes of a group from bit `first` of its 16-byte vector q.
+fn group_codes(q: vec4<u32>, first: u32, w: u32) -> vec4<u32> {
+    var c = vec4<u32>(0u);
+    for (var t = 0u; t < 4u; t++) {
+        let bit = first + t * w;
+        c[t] = extract_code(q[bit / 32u], 0u, bit % 32u, w);
+    }
+    return c;
+}
+
+// f32 bits of four codes of format fm that share the scale exponent s.
+fn decode_group(fm: Fmt, c: vec4<u32>, s: i32) -> vec4<u32> {
+    return vec4<u32>(decode_code(fm, c.x, s), decode_code(fm, c.y, s), decode_code(fm, c.z, s), decode_code(fm, c.w, s));
+}
+
 // f32 bits of the four values stored consecutively from flat index f (a multiple of four,
 // with codes of 4, 8, 16 or 32 bits: the four lie in one MX block and one aligned vec4 of
 // words), read with one vector load; value by value where the buffer ends inside that vec4.
 fn group_a(i: u32, kk: u32) -> vec4<u32> {
     let f = flat_a(i, kk);
-    let w = G.fa.bits;
-    let s = scale_a(f);
-    var out = vec4<u32>(0u);
-    if (f * w / 128u < arrayLength(&a_vec)) {
-        let q = a_vec[f * w / 128u];
-        for (var t = 0u; t < 4u; t++) {
-            let bit = (f * w) % 128u + t * w;
-            out[t] = decode_code(G.fa, extract_code(q[bit / 32u], 0u, bit % 32u, w), s);
-        }
+    let bit = f * G.fa.bits;
+    var c: vec4<u32>;
+    if (bit / 128u < arrayLength(&a_vec)) {
+        c = group_codes(a_vec[bit / 128u], bit % 128u, G.fa.bits);
     } else {
-        for (var t = 0u; t < 4u; t++) {
-            out[t] = decode_code(G.fa, code_a(f + t), s);
-        }
+        c = vec4<u32>(code_a(f), code_a(f + 1u), code_a(f + 2u), code_a(f + 3u));
     }
-    return out;
+    return decode_group(G.fa, c, scale_a(f));
 }
 
 fn group_b(kk: u32, j: u32) -> vec4<u32> {
     let f = flat_b(kk, j);
-    let w = G.fb.bits;
-    let s = scale_b(f);
-    var out = vec4<u32>(0u);
-    if (f * w / 128u < arrayLength(&b_vec)) {
-        let q = b_vec[f * w / 128u];
-        for (var t = 0u; t < 4u; t++) {
-            let bit = (f * w) % 128u + t * w;
-            out[t] = decode_code(G.fb, extract_code(q[bit / 32u], 0u, bit % 32u, w), s);
-        }
+    let bit = f * G.fb.bits;
+    var c: vec4<u32>;
+    if (bit / 128u < arrayLength(&b_vec)) {
+        c = group_codes(b_vec[bit / 128u], bit % 128u, G.fb.bits);
     } else {
-        for (var t = 0u; t < 4u; t++) {
-            out[t] = decode_code(G.fb, code_b(f + t), s);
-        }
+        c = vec4<u32>(code_b(f), code_b(f + 1u), code_b(f + 2u), code_b(f + 3u));
     }
-    return out;
+    return decode_group(G.fb, c, scale_b(f));
 }
 
 // Integer values of fixed-point operands (exact integer GEMM).
