@@ -6,6 +6,7 @@ use crate::format::Format;
 use crate::gpu::buffers::{upload_f32, zeroed};
 use crate::gpu::dispatch::{record, record_tiled};
 use crate::gpu::params::{FmtParams, GemmParams, SplitParams, scaling_id};
+use crate::gpu::tiles::Tiles;
 use crate::gpu::{GpuContext, GpuError, Tensor};
 use crate::quant::{Exceptions, QuantSpec};
 
@@ -214,11 +215,22 @@ pub fn gemm(
 /// multiple of 4 and the operand's buffer holds at least one 16-byte vector (a binding's
 /// minimum); 0 (value by value) otherwise, and always for convolutions and other kernels.
 pub fn vector_staging(ctx: &GpuContext, view: &GemmView, a: &Tensor, b: &Tensor) -> [u32; 2] {
+    let tiles = ctx.tiles().fit(view.m, view.n, &ctx.device.limits());
+    staging_in(ctx, view, &tiles, a, b)
+}
+
+/// [`vector_staging`] for the tiles a dispatch already fitted.
+fn staging_in(
+    ctx: &GpuContext,
+    view: &GemmView,
+    tiles: &Tiles,
+    a: &Tensor,
+    b: &Tensor,
+) -> [u32; 2] {
     let tiled = matches!(view.kernel, Kernel::TiledF32 | Kernel::TiledF16);
     if !tiled || view.family != "gemm" || !ctx.vector_loads() {
         return [0, 0];
     }
-    let tiles = ctx.tiles().fit(view.m, view.n, &ctx.device.limits());
     let fits = |dir: u32, other: u32, words: &wgpu::Buffer| {
         let extent = if dir == 1 { tiles.tk } else { other };
         if extent % 4 == 0 && words.size() >= 16 {
@@ -259,7 +271,6 @@ pub fn record_view<P: SplitParams>(
         });
     }
     let none = ctx.scratch("no scales", 1)?;
-    let vector_none = ctx.scratch("no vector view", 4)?;
     let mut bindings = vec![
         (1, a.words()),
         (2, a.scales().unwrap_or(&none)),
@@ -300,8 +311,11 @@ pub fn record_view<P: SplitParams>(
         tiled => {
             let (gx, gy) = (n.div_ceil(tiles.tn as usize), m.div_ceil(tiles.tm as usize));
             let mut constants = tiles.constants(tiled == Kernel::TiledI8).to_vec();
+            let vector_none;
             if tiled != Kernel::TiledI8 && view.family == "gemm" {
-                let [va, vb] = vector_staging(ctx, &view, a, b);
+                // Bindings 10 and 11 are part of this kernel's layout even when unused.
+                vector_none = ctx.scratch("no vector view", 4)?;
+                let [va, vb] = staging_in(ctx, &view, &tiles, a, b);
                 constants.push(("VEC_A", va as f64));
                 constants.push(("VEC_B", vb as f64));
                 bindings.push((10, if va != 0 { a.words() } else { &vector_none }));
