@@ -79,6 +79,26 @@ fn split_count(ctx: &GpuContext, groups: usize, k: usize, tk: usize) -> usize {
     (target / groups.max(1)).min(k / (4 * tk)).clamp(1, 64)
 }
 
+/// The K slices of a view on tiles `tiles`: (how many, K per slice).
+fn slices(ctx: &GpuContext, view: &GemmView, tiles: &Tiles) -> (usize, usize) {
+    let tk = tiles.tk as usize;
+    let splits = match view.kernel {
+        Kernel::TiledF32 | Kernel::TiledF16 => {
+            let groups = view.n.div_ceil(tiles.tn as usize) * view.m.div_ceil(tiles.tm as usize);
+            split_count(ctx, groups, view.k, tk)
+        }
+        _ => 1,
+    };
+    let k_split = view.k.div_ceil(splits).next_multiple_of(tk);
+    (view.k.div_ceil(k_split.max(1)).max(1), k_split)
+}
+
+/// How many K slices (split-K) the tiled kernel runs a view in on `ctx`; 1 for no split.
+pub fn k_splits(ctx: &GpuContext, view: &GemmView) -> usize {
+    let tiles = ctx.tiles().fit(view.m, view.n, &ctx.device.limits());
+    slices(ctx, view, &tiles).0
+}
+
 impl GemmView {
     /// The view of a GEMM-shaped pass with operand formats `fa`, `fb`, inner dimension `k`.
     pub fn new(
@@ -321,13 +341,7 @@ pub fn record_view<P: SplitParams>(
                 bindings.push((10, if va != 0 { a.words() } else { &vector_none }));
                 bindings.push((11, if vb != 0 { b.words() } else { &vector_none }));
             }
-            let splits = if tiled != Kernel::TiledI8 {
-                split_count(ctx, gx * gy, view.k, tiles.tk as usize)
-            } else {
-                1
-            };
-            let k_split = view.k.div_ceil(splits).next_multiple_of(tiles.tk as usize);
-            let splits = view.k.div_ceil(k_split.max(1)).max(1);
+            let (splits, k_split) = slices(ctx, &view, &tiles);
             params.set_split(splits as u32, k_split as u32);
             let grid = (gx as u32, gy as u32, splits as u32);
             if splits == 1 {
