@@ -59,7 +59,9 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
-fn check(spec: &QuantSpec, n: usize, seed: u64) {
+/// Quantizes `n` tricky inputs on both sides and asserts every output agrees; returns the
+/// exception counts.
+fn check(spec: &QuantSpec, n: usize, seed: u64) -> lowp::quant::Exceptions {
     let c = ctx();
     let x = common::tricky_inputs(n, seed, spec.format.max());
     let what = format!(
@@ -103,11 +105,55 @@ fn check(spec: &QuantSpec, n: usize, seed: u64) {
         fexc, r.exceptions,
         "{what}: fake-quantize exception counts differ"
     );
+    exc
+}
+
+/// Lengths of the sweep: one element; a word and a bit (every width), two MX blocks and a
+/// bit; past one 2-D dispatch row of the test context (768 items) even for 4-bit codes,
+/// whose 8 elements share one word and one work item.
+const SWEEP_LENGTHS: [usize; 4] = [1, 33, 2 * 32 + 5, 3 * 256 * 8 + 7];
+
+/// What the inputs alone call for, independent of the code under test: NaN inputs
+/// (exactly), and lower bounds on overflows and underflows where no scale moves the grid.
+struct Called {
+    nan: u64,
+    overflow: u64,
+    underflow: u64,
+    /// Finite inputs at least one step past the largest finite value.
+    finite_overflow: u64,
+}
+
+fn called_for(x: &[f32], spec: &QuantSpec) -> Called {
+    let p = spec.format.properties();
+    let unscaled = spec.scaling == Scaling::None && spec.format.mx().is_none();
+    // The grid's spacing just below max: epsilon 2^emax for floats, the resolution for fixed
+    // (doubled there: two's complement reaches one step further below zero, -max - step).
+    let step = match spec.format {
+        Format::Fixed(_) => 2.0 * p.epsilon as f64,
+        _ => p.epsilon as f64 * 2f64.powi(p.emax),
+    };
+    // Beyond max + step every rounding mode leaves the finite range (toward-zero included,
+    // which clamps but still counts it). Below min_subnormal 2^-18 every mode gives zero:
+    // nearest and toward-zero plainly; stochastic with k <= 16 bits rounds the fraction,
+    // under 2^-18, to 0 of 2^k, which no k-bit random integer lifts to 2^k.
+    let beyond = |v: f32| v.is_finite() && v.abs() as f64 >= p.max as f64 + step;
+    let tiny = |v: f32| v != 0.0 && ((v.abs() as f64) < p.min_subnormal as f64 * 2f64.powi(-18));
+    let count = |f: &dyn Fn(f32) -> bool| x.iter().filter(|&&v| f(v)).count() as u64;
+    let inf = count(&|v| v.is_infinite());
+    let finite_overflow = if unscaled { count(&beyond) } else { 0 };
+    Called {
+        nan: count(&|v| v.is_nan()),
+        overflow: inf + finite_overflow,
+        underflow: if unscaled { count(&tiny) } else { 0 },
+        finite_overflow,
+    }
 }
 
 #[test]
-fn every_format_rounding_saturation_and_scaling() {
+fn every_format_rounding_saturation_and_scaling_at_every_length() {
     let mut case = 0u64;
+    // How often each kind of exception was called for and seen.
+    let (mut overflows, mut underflows, mut nans, mut to_inf) = (0, 0, 0, 0);
     for f in FORMATS {
         let format: Format = f.parse().unwrap();
         for rounding in ROUNDINGS {
@@ -116,21 +162,49 @@ fn every_format_rounding_saturation_and_scaling() {
                     if format.mx().is_some() && scaling == Scaling::Tensor {
                         continue;
                     }
-                    let spec = QuantSpec {
-                        format,
-                        rounding,
-                        saturate,
-                        scaling,
-                        seed: 0x1234_5678_9abc + case,
-                        stream: case as u32 % 5,
-                    };
-                    // Cycle the short lengths over the cases; the long ones have their own test.
-                    check(&spec, LENGTHS[(case % 4) as usize], case);
-                    case += 1;
+                    for n in SWEEP_LENGTHS {
+                        let spec = QuantSpec {
+                            format,
+                            rounding,
+                            saturate,
+                            scaling,
+                            seed: 0x1234_5678_9abc + case,
+                            stream: case as u32 % 5,
+                        };
+                        let exc = check(&spec, n, case);
+                        let want = called_for(&common::tricky_inputs(n, case, format.max()), &spec);
+                        let what = format!("{f} {rounding} sat={saturate} {scaling:?} n={n}");
+                        assert_eq!(exc.nan, want.nan, "{what}: NaN count");
+                        assert!(exc.overflow >= want.overflow, "{what}: overflows");
+                        assert!(exc.underflow >= want.underflow, "{what}: underflows");
+                        overflows += want.finite_overflow.min(1);
+                        underflows += want.underflow.min(1);
+                        nans += want.nan.min(1);
+                        // Without saturation, a format with Inf stores Inf for each value
+                        // past its range (toward-zero clamps instead; MX elements saturate).
+                        let props = format.properties();
+                        let unsaturated = !saturate && format.mx().is_none();
+                        if unsaturated && props.has_inf && rounding != Rounding::TowardZero {
+                            let y = reference::dequantize(&reference::quantize(
+                                &common::tricky_inputs(n, case, format.max()),
+                                &spec,
+                            ));
+                            let infs = y.iter().filter(|v| v.is_infinite()).count() as u64;
+                            assert!(infs >= want.overflow, "{what}: {infs} Inf outputs");
+                            to_inf += want.finite_overflow;
+                        }
+                        case += 1;
+                    }
                 }
             }
         }
     }
+    // The inputs do call for each exception kind in many cases (not one element per mode).
+    eprintln!(
+        "cases with finite overflow {overflows}, underflow {underflows}, NaN {nans}; \
+         finite values overflowing to Inf {to_inf}"
+    );
+    assert!(overflows >= 200 && underflows >= 200 && nans >= 300 && to_inf >= 1000);
 }
 
 #[test]
@@ -149,7 +223,7 @@ fn lengths_around_word_and_dispatch_boundaries() {
                     seed: n as u64,
                     ..QuantSpec::new(f.parse().unwrap())
                 };
-                check(&spec, n, n as u64 + 99);
+                let _ = check(&spec, n, n as u64 + 99);
             }
         }
     }
