@@ -123,11 +123,19 @@ pub fn assemble(kernel: &str) -> Option<String> {
         k if k.ends_with("_f32") => "alias Stage = f32;\n",
         _ => "",
     });
+    src.push_str(&assemble_with(libs, kernel, body));
+    Some(src)
+}
+
+/// A kernel's WGSL from the library pieces `libs` (names of `shaders/lib/` files, put in
+/// dependency order) and a body of its own: how tests build kernels of their own.
+pub fn assemble_with(libs: &[&str], name: &str, body: &str) -> String {
     let pieces = LIB
         .iter()
-        .filter(|(name, _)| libs.contains(name))
+        .filter(|(lib, _)| libs.contains(lib))
         .copied()
-        .chain([(kernel, *body)]);
+        .chain([(name, body)]);
+    let mut src = String::new();
     for (name, text) in pieces {
         src.push_str("// ---- ");
         src.push_str(name);
@@ -135,7 +143,7 @@ pub fn assemble(kernel: &str) -> Option<String> {
         src.push_str(text);
         src.push('\n');
     }
-    Some(src)
+    src
 }
 
 /// Whether a kernel needs the SHADER_F16 device feature.

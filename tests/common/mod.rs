@@ -149,3 +149,33 @@ pub fn finite(n: usize, seed: u64, scale: f32) -> Vec<f32> {
         .map(|v| if v.is_finite() { v } else { 0.5 })
         .collect()
 }
+
+/// Values that stress rounding: every exponent, subnormals, ±0, ±Inf, NaN, near-ties.
+pub fn softfloat_operands() -> Vec<u32> {
+    let mut v = vec![
+        0,
+        0x8000_0000,
+        0x7f80_0000,
+        0xff80_0000,
+        0x7fc0_0000,
+        1,
+        0x8000_0001,
+        0x7f7f_ffff,
+        0x0080_0000,
+        0x007f_ffff,
+    ];
+    let mut s = 0x1234_5678_9abc_def1u64;
+    for i in 0..3000u32 {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        let r = s as u32;
+        v.push(match i % 4 {
+            0 => r,                               // anything
+            1 => (r & 0x8fff_ffff) | 0x3f00_0000, // near 1
+            2 => r & 0x80ff_ffff,                 // subnormal or tiny
+            _ => (r & 0xffff_0000) | (i & 1),     // few mantissa bits: exact sums, ties
+        });
+    }
+    v
+}
