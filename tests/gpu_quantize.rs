@@ -268,3 +268,59 @@ fn bad_shapes_and_empty_tensors_are_errors() {
         assert!(e.to_string().contains("1..=24"), "{e}");
     }
 }
+
+/// `--scale tensor` picks the smallest power of two 2^s with amax / 2^s <= max, found here by
+/// an independent f64 search; with that scale no finite element overflows. Amax exactly at
+/// max 2^k, one ulp above it, and spread over 2^-40..2^40, for floats and fixed point.
+#[test]
+fn tensor_scale_is_the_smallest_power_of_two_that_fits_amax() {
+    let c = ctx();
+    let mut checked = 0;
+    for f in [
+        "e4m3",
+        "e5m2",
+        "bf16",
+        "e2m1",
+        "float(e=4,m=3,bias=11,specials=none)",
+        "fixed(wl=8,fl=4)",
+        "fixed(wl=5,fl=5)",
+    ] {
+        let spec = QuantSpec {
+            scaling: Scaling::Tensor,
+            ..QuantSpec::new(f.parse().unwrap())
+        };
+        let max = spec.format.max() as f64;
+        for k in -40..=40 {
+            let exact = (max * 2f64.powi(k)) as f32;
+            for amax in [exact, f32::from_bits(exact.to_bits() + 1), 1.37 * exact] {
+                if !amax.is_normal() {
+                    continue; // bf16's max 2^40 is beyond f32
+                }
+                let mut x = common::uniform(50, (k + 50) as u64, amax * 0.99);
+                x[17] = -amax;
+                // The smallest s with amax / 2^s <= max, by search from below.
+                let mut s = -200;
+                while amax as f64 / 2f64.powi(s) > max {
+                    s += 1;
+                }
+                while amax as f64 / 2f64.powi(s - 1) <= max {
+                    s -= 1;
+                }
+                let r = reference::quantize(&x, &spec);
+                let (t, exc) = ops::quantize(c, &x, &[50], &spec).unwrap();
+                assert_eq!(r.scale_exp, s, "{f}: amax {amax:e}");
+                assert_eq!(
+                    t.read_scales(c).unwrap(),
+                    vec![s as u32],
+                    "{f}: amax {amax:e}"
+                );
+                assert_eq!(
+                    exc.overflow, 0,
+                    "{f}: amax {amax:e} overflowed at scale 2^{s}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 6 * 81 * 3, "{checked} cases");
+}

@@ -127,8 +127,18 @@ fn exp_is_within_its_error_bound() {
     // reduction's ln 2 error n * 8e-14 < 1.2e-11 (negligible). Hence <= 8 ulp for normal
     // results; subnormal results may lose up to one more unit of 2^-149 to the final rounding.
     let mut worst = 0f64;
-    let mut x = -103.0f32;
-    while x < 88.7 {
+    // A sweep in steps of 0.0137, then a million random points, over [-103, 88.7].
+    let mut s = 0x0bad_5eed_1234_5678u64;
+    let random = (0..1_000_000).map(|_| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        -103.0 + (s >> 11) as f64 / (1u64 << 53) as f64 * 191.7
+    });
+    let sweep = (0..)
+        .map(|i| -103.0 + i as f64 * 0.0137)
+        .take_while(|&x| x < 88.7);
+    for x in sweep.chain(random).map(|x| x as f32) {
         let got = f32::from_bits(exp(x.to_bits())) as f64;
         let want = (x as f64).exp();
         let ulp = if want >= f32::MIN_POSITIVE as f64 {
@@ -148,10 +158,10 @@ fn exp_is_within_its_error_bound() {
                     && (got - want).abs() <= 8.0 * want * 2f64.powi(-23) + 2f64.powi(-149)),
             "exp({x}) = {got}, want {want}: {err} ulp"
         );
-        x += 0.0137;
     }
-    eprintln!("exp: worst error {worst:.2} ulp over [-103, 88.7]");
-    assert!(worst > 0.0 && worst <= 8.0, "worst {worst} ulp");
+    eprintln!("exp: worst error {worst:.3} ulp over [-103, 88.7]");
+    // The README claims what this measures: at most 3 ulp for normal results (2.94 seen).
+    assert!(worst > 0.0 && worst <= 3.0, "worst {worst} ulp");
     assert_eq!(exp(0), 0x3f80_0000, "e^0 = 1 exactly");
     assert_eq!(exp(0x42c8_0000), 0x7f80_0000, "e^100 overflows");
     assert_eq!(exp(0xc2f0_0000), 0, "e^-120 underflows");
