@@ -303,3 +303,146 @@ fn matmul_runs_on_gpu_and_cpu() {
     ]);
     assert_clean_failure(&out, "chunk");
 }
+
+fn write(path: &Path, shape: Vec<usize>, data: Vec<f32>) {
+    let a = NpyArray {
+        shape,
+        fortran_order: false,
+        data,
+    };
+    write_f32(path, &a).unwrap();
+}
+
+/// The value after `label` in a matmul report (`  max |err| 1.2e-3`).
+fn reported(report: &str, label: &str) -> f64 {
+    let line = report
+        .lines()
+        .find(|l| l.trim_start().starts_with(label))
+        .unwrap_or_else(|| panic!("no {label:?} in {report}"));
+    line.trim_start()[label.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// `--transpose-a/-b` read A as [K, M] and B as [N, K]: with fixed-point operands (an exact
+/// sum, rounded once) every transpose gives the f64 product of the inputs bit for bit. The
+/// reported max, rms and relative errors equal those the test computes from the output
+/// against an f64 product of the unquantized inputs.
+#[test]
+fn matmul_transposes_and_its_reported_error() {
+    let (m, k, n) = (9, 23, 6);
+    // Multiples of 1/16 in [-4, 4) and of 1/64 in [-1, 1): exact in fixed(8,4) and (8,6).
+    let grid = |v: Vec<f32>, q: f32| v.iter().map(|x| (x * q).floor() / q).collect::<Vec<_>>();
+    let a = grid(common::uniform(m * k, 1, 4.0), 16.0);
+    let b = grid(common::uniform(k * n, 2, 1.0), 64.0);
+    let transpose = |v: &[f32], rows: usize, cols: usize| {
+        (0..cols * rows)
+            .map(|i| v[(i % rows) * cols + i / rows])
+            .collect::<Vec<_>>()
+    };
+    let exact = |a: &[f32], b: &[f32]| {
+        (0..m * n)
+            .map(|ij| {
+                (0..k)
+                    .map(|kk| a[ij / n * k + kk] as f64 * b[kk * n + ij % n] as f64)
+                    .sum::<f64>()
+            })
+            .collect::<Vec<f64>>()
+    };
+    let want: Vec<u32> = exact(&a, &b)
+        .iter()
+        .map(|&v| (v as f32).to_bits())
+        .collect();
+    let (pa, pb, pc) = (tmp("ta.npy"), tmp("tb.npy"), tmp("tc.npy"));
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        let (sa, da) = if ta {
+            (vec![k, m], transpose(&a, m, k))
+        } else {
+            (vec![m, k], a.clone())
+        };
+        let (sb, db) = if tb {
+            (vec![n, k], transpose(&b, k, n))
+        } else {
+            (vec![k, n], b.clone())
+        };
+        write(&pa, sa, da);
+        write(&pb, sb, db);
+        let mut args = vec![
+            "matmul",
+            s(&pa),
+            s(&pb),
+            s(&pc),
+            "--a-format",
+            "fixed(wl=8,fl=4)",
+            "--b-format",
+            "fixed(wl=8,fl=6)",
+        ];
+        if ta {
+            args.push("--transpose-a");
+        }
+        if tb {
+            args.push("--transpose-b");
+        }
+        let out = lowp(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let c = read_f32(&pc).unwrap();
+        assert_eq!(c.shape, vec![m, n]);
+        let got: Vec<u32> = c.data.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(got, want, "transpose A {ta}, B {tb}");
+        let report = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(reported(&report, "max |err|"), 0.0, "{report}");
+
+        // Off-grid inputs in e4m3 x e5m2: the report's errors against an f64 product of the
+        // unquantized inputs, recomputed here from the output file.
+        let (a2, b2) = (
+            common::uniform(m * k, 3, 4.0),
+            common::uniform(k * n, 4, 1.0),
+        );
+        write(
+            &pa,
+            if ta { vec![k, m] } else { vec![m, k] },
+            if ta { transpose(&a2, m, k) } else { a2.clone() },
+        );
+        write(
+            &pb,
+            if tb { vec![n, k] } else { vec![k, n] },
+            if tb { transpose(&b2, k, n) } else { b2.clone() },
+        );
+        args[5] = "e4m3";
+        args[7] = "e5m2";
+        let out = lowp(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report = String::from_utf8(out.stdout).unwrap();
+        let c = read_f32(&pc).unwrap();
+        let e = exact(&a2, &b2);
+        let err: Vec<f64> = c
+            .data
+            .iter()
+            .zip(&e)
+            .map(|(&g, &w)| (g as f64 - w).abs())
+            .collect();
+        let max = err.iter().cloned().fold(0.0, f64::max);
+        let rms = (err.iter().map(|x| x * x).sum::<f64>() / (m * n) as f64).sqrt();
+        let rel =
+            (err.iter().map(|x| x * x).sum::<f64>() / e.iter().map(|x| x * x).sum::<f64>()).sqrt();
+        // Printed with 7 significant digits: agreement to 1e-6 relative.
+        for (label, mine) in [("max |err|", max), ("rms err", rms), ("relative", rel)] {
+            let theirs = reported(&report, label);
+            assert!(
+                (theirs - mine).abs() <= 1e-6 * mine && mine > 1e-3,
+                "transpose A {ta}, B {tb}: {label} reported {theirs}, computed {mine}"
+            );
+        }
+    }
+}
