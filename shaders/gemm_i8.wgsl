@@ -3,6 +3,12 @@
 // dot4I8Packed, summing exactly in i32 (the host uses this kernel only when
 // K * 2^(wl_a - 1) * 2^(wl_b - 1) < 2^31). Same tiling and overrides as gemm_f32.wgsl, with
 // TK a multiple of 4, TILE_A = TK / 4 * TM and TILE_B = TK / 4 * TN packed words.
+// The products [G.k_begin, G.k_end) (k_begin a multiple of TK) run in this pass; a pass that
+// does not reach K keeps its i32 sums in `state` (one word per output) for the next, since
+// CPU adapters (llvmpipe) stop a loop after 65,535 iterations, counting those of the loops
+// nested in it. The sum is the same as in one pass.
+
+@group(0) @binding(9) var<storage, read_write> state: array<i32>;
 
 override TM: u32 = 64u;
 override TN: u32 = 64u;
@@ -46,7 +52,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let threads = WX * WY;
     let kq = TK / 4u;
     var acc: array<i32, RMAX>;
-    for (var k0 = 0u; k0 < G.k; k0 += TK) {
+    if (G.k_begin > 0u) {
+        for (var r = 0u; r < RM; r++) {
+            for (var q = 0u; q < RN; q++) {
+                let gi = row0 + lid.y * RM + r;
+                let gj = col0 + lid.x * RN + q;
+                if (gi < G.m && gj < G.n) {
+                    acc[r * RN + q] = state[gi * G.n + gj];
+                }
+            }
+        }
+    }
+    for (var k0 = G.k_begin; k0 < G.k_end; k0 += TK) {
         for (var e = li; e < TILE_A; e += threads) {
             tile_a[e] = packed_a(row0 + e % TM, k0 + 4u * (e / TM));
         }
@@ -70,6 +87,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             }
         }
         workgroupBarrier();
+    }
+    if (G.k_end < G.k) {
+        for (var r = 0u; r < RM; r++) {
+            for (var q = 0u; q < RN; q++) {
+                let gi = row0 + lid.y * RM + r;
+                let gj = col0 + lid.x * RN + q;
+                if (gi < G.m && gj < G.n) {
+                    state[gi * G.n + gj] = acc[r * RN + q];
+                }
+            }
+        }
+        return;
     }
     let exp2 = scale_a(0u) + scale_b(0u) - i32(G.fa.fl) - i32(G.fb.fl);
     for (var r = 0u; r < RM; r++) {

@@ -331,3 +331,85 @@ fn split_k_convolution_backward_weight_is_exact() {
         }
     }
 }
+
+/// dot4I8Packed sums in i32: the host takes it while K 2^(wa-1) 2^(wb-1) < 2^31. At the
+/// last K it allows (2^17 - 1 for 8-bit operands), the extreme codes -128 and 127 reach
+/// sums within 16,384 of the i32 limits; one more K must go to the 64-bit kernel. Every
+/// result is the exact integer rounded once to f32.
+#[test]
+fn dot4_at_the_edge_of_its_i32_range_is_exact() {
+    use lowp::ops::gemm::Kernel;
+    let c = common::gpu();
+    let q = QuantSpec::new("fixed(wl=8,fl=0)".parse().unwrap());
+    // Rows of A: all -128, all 127, alternating; columns of B (stored [N, K]): all -128,
+    // all 127, alternating the other way.
+    let row = |r: usize, kk: usize| match r {
+        0 => -128.0,
+        1 => 127.0,
+        _ if kk % 2 == 0 => -128.0,
+        _ => 127.0,
+    };
+    for (k, kernel) in [
+        ((1 << 17) - 1, Kernel::TiledI8),
+        (1 << 17, Kernel::PerElement),
+    ] {
+        let a: Vec<f32> = (0..3 * k).map(|i| row(i / k, i % k)).collect();
+        let b: Vec<f32> = (0..3 * k)
+            .map(|i| row(i / k, i % k + (i / k == 2) as usize))
+            .collect();
+        let spec = GemmSpec {
+            trans_a: false,
+            trans_b: true,
+            acc: Accumulator::Fp32,
+            out: QuantSpec::new(Format::FP32),
+        };
+        let (ta, _) = ops::quantize(&c, &a, &[3, k], &q).unwrap();
+        let (tb, _) = ops::quantize(&c, &b, &[3, k], &q).unwrap();
+        let (view, _, _) = prepare_gemm(&ta, &tb, None, &spec).unwrap();
+        assert_eq!(view.kernel, kernel, "K = {k}");
+        let (tc, _) = ops::gemm(&c, &ta, &tb, None, &spec).unwrap();
+        let got = tc.read_words(&c).unwrap();
+        for i in 0..3 {
+            for j in 0..3 {
+                let s: i64 = (0..k)
+                    .map(|kk| a[i * k + kk] as i64 * b[j * k + kk] as i64)
+                    .sum();
+                if k < 1 << 17 {
+                    // Within i32, and at the edge of it for -128 x -128.
+                    assert!(s < 1 << 31 && s >= -(1 << 31), "{s}");
+                    if i == 0 && j == 0 {
+                        assert_eq!(s, (1 << 31) - 16_384);
+                    }
+                }
+                assert_eq!(
+                    got[i * 3 + j],
+                    (s as f32).to_bits(),
+                    "K = {k}, C[{i},{j}] = {} want {s}",
+                    f32::from_bits(got[i * 3 + j])
+                );
+            }
+        }
+    }
+}
+
+/// A long K over enough output tiles that split-K does not cut it (128 x 128, 16 tiles of
+/// 32 x 32 on a CPU adapter): llvmpipe ends a loop after 65,535 iterations, nested ones
+/// counted, which once dropped the tail of K = 70,000 silently. Passes or slices bounded
+/// in depth keep every product.
+#[test]
+fn long_k_over_many_tiles_equals_the_exact_product() {
+    let c = common::gpu();
+    let mut seen = Seen::default();
+    for pair in [("fp32", "fp32"), ("e2m1", "e2m1")] {
+        check(
+            &c,
+            pair,
+            (128, 128, 70_000),
+            (false, true),
+            false,
+            1,
+            &mut seen,
+            "long K",
+        );
+    }
+}

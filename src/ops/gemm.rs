@@ -79,7 +79,23 @@ fn split_count(ctx: &GpuContext, groups: usize, k: usize, tk: usize) -> usize {
     (target / groups.max(1)).min(k / (4 * tk)).clamp(1, 64)
 }
 
-/// The K slices of a view on tiles `tiles`: (how many, K per slice).
+/// Tile steps (K / TK) one dispatch of a tiled kernel may take on a CPU adapter. llvmpipe
+/// ends a shader loop after 65,535 iterations and counts those of the loops nested in it:
+/// with 32 x 32 x 16 tiles the K loop stopped after about 4,370 steps (fp32, about 15
+/// nested iterations a step) and 5,461 (dot4, 12 a step), silently dropping the rest of
+/// the sum. 256 steps leave room for 255 nested iterations a step, beyond any tiling's.
+const CPU_TILE_STEPS: usize = 256;
+
+/// The deepest K one dispatch of a tiled kernel takes: all of it, except on CPU adapters.
+fn max_depth(ctx: &GpuContext, tiles: &Tiles) -> usize {
+    if ctx.info.device_type == wgpu::DeviceType::Cpu {
+        CPU_TILE_STEPS * tiles.tk as usize
+    } else {
+        usize::MAX
+    }
+}
+
+/// The K slices of a tiled f32 view on tiles `tiles`: (how many, K per slice).
 fn slices(ctx: &GpuContext, view: &GemmView, tiles: &Tiles) -> (usize, usize) {
     let tk = tiles.tk as usize;
     let splits = match view.kernel {
@@ -89,7 +105,11 @@ fn slices(ctx: &GpuContext, view: &GemmView, tiles: &Tiles) -> (usize, usize) {
         }
         _ => 1,
     };
-    let k_split = view.k.div_ceil(splits).next_multiple_of(tk);
+    let k_split = view
+        .k
+        .div_ceil(splits)
+        .next_multiple_of(tk)
+        .min(max_depth(ctx, tiles));
     (view.k.div_ceil(k_split.max(1)).max(1), k_split)
 }
 
@@ -340,6 +360,26 @@ pub fn record_view<P: SplitParams>(
                 constants.push(("VEC_B", vb as f64));
                 bindings.push((10, if va != 0 { a.words() } else { &vector_none }));
                 bindings.push((11, if vb != 0 { b.words() } else { &vector_none }));
+            }
+            if tiled == Kernel::TiledI8 {
+                // Passes that carry the i32 sums (the kernel's `state`), each within
+                // max_depth; one pass where the whole K fits.
+                let depth = max_depth(ctx, &tiles).min(view.k.max(1));
+                let words = if view.k > depth { cells as usize } else { 1 };
+                let state = ctx.scratch("dot4 running sums", words)?;
+                bindings.push((9, &state));
+                for begin in (0..view.k.max(1)).step_by(depth) {
+                    params.set_pass(begin as u32, (begin + depth).min(view.k) as u32);
+                    record_tiled(
+                        ctx,
+                        enc,
+                        (&name, "main", &constants),
+                        (gx as u32, gy as u32, 1),
+                        &params,
+                        &bindings,
+                    )?;
+                }
+                return Ok(());
             }
             let (splits, k_split) = slices(ctx, &view, &tiles);
             params.set_split(splits as u32, k_split as u32);
