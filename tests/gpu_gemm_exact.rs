@@ -346,7 +346,7 @@ fn dot4_at_the_edge_of_its_i32_range_is_exact() {
     let row = |r: usize, kk: usize| match r {
         0 => -128.0,
         1 => 127.0,
-        _ if kk % 2 == 0 => -128.0,
+        _ if kk.is_multiple_of(2) => -128.0,
         _ => 127.0,
     };
     for (k, kernel) in [
@@ -376,7 +376,7 @@ fn dot4_at_the_edge_of_its_i32_range_is_exact() {
                     .sum();
                 if k < 1 << 17 {
                     // Within i32, and at the edge of it for -128 x -128.
-                    assert!(s < 1 << 31 && s >= -(1 << 31), "{s}");
+                    assert!((-(1 << 31)..1 << 31).contains(&s), "{s}");
                     if i == 0 && j == 0 {
                         assert_eq!(s, (1 << 31) - 16_384);
                     }
