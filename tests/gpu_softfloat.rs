@@ -37,8 +37,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 "#;
 
+/// A soft-float function of one or two f32 bit patterns.
+type Function = fn(u32, u32) -> u32;
+
 /// The functions, in the kernel's `op` order, with their twins.
-const FUNCTIONS: [(&str, fn(u32, u32) -> u32); 5] = [
+const FUNCTIONS: [(&str, Function); 5] = [
     ("add", softfloat::add),
     ("mul", softfloat::mul),
     ("div", softfloat::div),
