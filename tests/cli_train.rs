@@ -202,33 +202,45 @@ fn a_killed_run_resumes_to_the_uninterrupted_result() {
     };
     let straight = dir.join("straight");
     run(&[], &straight);
-    // The interrupted run: kill it once a checkpoint past step 5 exists, before the end.
+    // The interrupted run: killed once a mid-epoch checkpoint exists (12 steps an epoch,
+    // one every 5 steps), so that the resumed run must restart inside an epoch. Should the
+    // run have written an epoch-end checkpoint before the kill landed, kill a new one.
     let cut = dir.join("cut");
     let ckpt = cut.join("checkpoint.safetensors");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lowp"))
-        .args(args(&cut))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let killed_at = loop {
-        if let Ok((st, _)) = lowp::train::checkpoint::load(&ckpt)
-            && st.step >= 5
-        {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            break st.step;
+    let steps_per_epoch = 600 / 50;
+    let mut at_kill = None;
+    for _attempt in 0..5 {
+        let _ = std::fs::remove_dir_all(&cut);
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lowp"))
+            .args(args(&cut))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        loop {
+            if let Ok((st, _)) = lowp::train::checkpoint::load(&ckpt)
+                && st.step >= 5
+            {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                break;
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before it was killed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it was killed"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
-    let (at_kill, _) = lowp::train::checkpoint::load(&ckpt).unwrap();
+        let (st, _) = lowp::train::checkpoint::load(&ckpt).unwrap();
+        if st.step % steps_per_epoch != 0 {
+            at_kill = Some(st);
+            break;
+        }
+    }
+    let at_kill = at_kill.expect("no run was killed with a mid-epoch checkpoint in 5 tries");
     assert!(
-        at_kill.step < 48,
-        "killed at step {killed_at}, checkpoint {}",
+        at_kill.step < 48 && at_kill.step % steps_per_epoch != 0,
+        "checkpoint at step {}",
         at_kill.step
     );
     let text = run(&["--resume", cut.to_str().unwrap()], &cut);
@@ -347,4 +359,74 @@ fn a_cosine_schedule_spans_the_run_and_fixes_its_length() {
     let o = lowp(&refs(&again));
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--epochs"));
+}
+
+/// A loss that turns NaN stops the run with one error line naming the step and the last
+/// good checkpoint: the latest one taken before that step's weights (a checkpoint holds the
+/// weights after its step, whose loss only the next step shows), put back in place, with
+/// finite weights.
+#[test]
+fn a_nan_loss_stops_the_run_and_names_the_last_good_checkpoint() {
+    let dir = tmp("nan");
+    let out = dir.join("run");
+    // lr 1e6 with momentum: finite losses for a few steps, then NaN (seen at step 5).
+    let o = lowp(&[
+        "train",
+        "--epochs",
+        "2",
+        "--hidden",
+        "16",
+        "--batch",
+        "50",
+        "--train-size",
+        "600",
+        "--test-size",
+        "100",
+        "--lr",
+        "1e6",
+        "--momentum",
+        "0.9",
+        "--checkpoint-every",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error"))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    let number_after = |what: &str| -> u64 {
+        let at = line
+            .find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in {line}"))
+            + what.len();
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let diverged = number_after("the loss became NaN at step ");
+    let good = number_after("the last good checkpoint (after step ");
+    assert!(
+        line.contains("training diverged") && line.contains("--resume"),
+        "{line}"
+    );
+    // The checkpoint left in place is that one; its loss (at step good + 1) was finite.
+    assert!(good < diverged && good % 2 == 0, "{line}");
+    let ckpt = out.join("checkpoint.safetensors");
+    assert!(line.contains(ckpt.to_str().unwrap()), "{line}");
+    let (st, _) = lowp::train::checkpoint::load(&ckpt).unwrap();
+    assert_eq!(st.step, good);
+    for t in st.tensors.iter().filter(|t| t.format == "fp32") {
+        assert!(
+            t.words.iter().all(|&w| f32::from_bits(w).is_finite()),
+            "{} holds non-finite values",
+            t.name
+        );
+    }
 }

@@ -521,30 +521,69 @@ pub fn run(a: &Args) -> Result<(), String> {
         None => None,
     };
     let ckpt_path = a.out.as_ref().map(|d| d.join("checkpoint.safetensors"));
-    let mut last_good: Option<u64> = a.resume.as_ref().map(|_| start_step);
-    let save = |trainer: &mut Trainer, sums: &EpochSums| -> Result<u64, String> {
-        let Some(path) = &ckpt_path else {
-            return Ok(0);
+    // A checkpoint holds the weights after its step, whose loss only the next step shows:
+    // the one before it is kept beside it (checkpoint.prev.safetensors) until then.
+    let prev_path = a
+        .out
+        .as_ref()
+        .map(|d| d.join("checkpoint.prev.safetensors"));
+    // Steps of the latest checkpoint and of the one before it.
+    let mut kept: [Option<u64>; 2] = [a.resume.as_ref().map(|_| start_step), None];
+    let save = |trainer: &mut Trainer,
+                sums: &EpochSums,
+                kept: &mut [Option<u64>; 2]|
+     -> Result<(), String> {
+        let (Some(path), Some(prev)) = (&ckpt_path, &prev_path) else {
+            return Ok(());
         };
         let st = trainer.state()?;
         let mut meta = settings.clone();
         meta.insert("epoch_loss".into(), format!("{:?}", sums.loss));
         meta.insert("epoch_correct".into(), sums.correct.to_string());
         meta.insert("epoch_skipped".into(), sums.skipped.to_string());
+        if path.exists() {
+            // A whole file under the other name at every moment: link (or copy), and the
+            // save below replaces `path` atomically.
+            let _ = std::fs::remove_file(prev);
+            if std::fs::hard_link(path, prev).is_err() {
+                std::fs::copy(path, prev).map_err(|e| format!("{}: {e}", prev.display()))?;
+            }
+            kept[1] = kept[0];
+        }
         checkpoint::save(path, &st, &meta).map_err(|e| e.to_string())?;
-        Ok(st.step)
+        kept[0] = Some(st.step);
+        Ok(())
     };
-    let diverged = |r: &Report, last_good: Option<u64>, path: &Option<PathBuf>| {
-        let kept = match (last_good, path) {
-            (Some(s), Some(p)) => format!(
-                "; the last good checkpoint (step {s}) is {}, resume with --resume",
+    // The message for a loss that diverged at (0-based) step `r.step`: the last good
+    // checkpoint is the latest one taken before that step's weights, put back in place
+    // where it was the one before the latest.
+    let diverged = |r: &Report, kept: [Option<u64>; 2]| {
+        let good = kept.iter().flatten().copied().find(|&s| s < r.step);
+        let note = match (good, &ckpt_path, &prev_path) {
+            (Some(s), Some(p), Some(prev)) => {
+                let restored = kept[0] == Some(s) || std::fs::rename(prev, p).is_ok();
+                if restored {
+                    format!(
+                        "; the last good checkpoint (after step {s}) is {}, resume with --resume",
+                        p.display()
+                    )
+                } else {
+                    format!(
+                        "; the last good checkpoint (after step {s}) is {}",
+                        prev.display()
+                    )
+                }
+            }
+            (None, Some(p), _) if kept[0].is_some() => format!(
+                "; {} holds the weights that diverged (no earlier checkpoint was kept)",
                 p.display()
             ),
             _ => String::new(),
         };
         format!(
-            "the loss became {} at step {}: training diverged (try a smaller --lr, loss scaling, or a wider gradient format){kept}",
-            r.stats.loss, r.step
+            "the loss became {} at step {}: training diverged (try a smaller --lr, loss scaling, or a wider gradient format){note}",
+            r.stats.loss,
+            r.step + 1
         )
     };
     let (mut curve_loss, mut curve_acc): (Vec<f64>, Vec<f64>) = kept_lines
@@ -588,12 +627,12 @@ pub fn run(a: &Args) -> Result<(), String> {
         let mut scale = 1f32;
         let mut take = |reports: Vec<Report>,
                         sums: &mut EpochSums,
-                        last_good: Option<u64>|
+                        kept: [Option<u64>; 2]|
          -> Result<(), String> {
             for r in reports {
                 if !r.stats.loss.is_finite() {
                     bar.abandon();
-                    return Err(diverged(&r, last_good, &ckpt_path));
+                    return Err(diverged(&r, kept));
                 }
                 sums.loss += r.stats.loss as f64;
                 sums.correct += r.stats.correct;
@@ -619,15 +658,15 @@ pub fn run(a: &Args) -> Result<(), String> {
                 &order[s as usize * a.batch..(s as usize + 1) * a.batch],
             );
             trainer.submit(&x, &y, true)?;
-            take(trainer.poll()?, &mut sums, last_good)?;
+            take(trainer.poll()?, &mut sums, kept)?;
             let global = (epoch as u64 - 1) * steps + s + 1;
             if a.checkpoint_every > 0 && global.is_multiple_of(a.checkpoint_every) && s + 1 < steps
             {
-                take(trainer.flush()?, &mut sums, last_good)?;
-                last_good = Some(save(&mut trainer, &sums)?);
+                take(trainer.flush()?, &mut sums, kept)?;
+                save(&mut trainer, &sums, &mut kept)?;
             }
         }
-        take(trainer.flush()?, &mut sums, last_good)?;
+        take(trainer.flush()?, &mut sums, kept)?;
         bar.finish_and_clear();
         // Evaluate every test image: the last batch may be short.
         let (mut tl, mut tc, tn) = (0f64, 0usize, test.len());
@@ -673,7 +712,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         if let Some(f) = log.as_mut() {
             writeln!(f, "{line}").map_err(|e| e.to_string())?;
         }
-        last_good = Some(save(&mut trainer, &EpochSums::default())?);
+        save(&mut trainer, &EpochSums::default(), &mut kept)?;
         curve_loss.push(sums.loss / steps as f64);
         curve_acc.push(tc as f64 / tn.max(1) as f64);
     }
