@@ -3,7 +3,8 @@
 #   python3 -m venv venv && venv/bin/pip install numpy gfloat==0.5.2
 #   venv/bin/python tools/compare_gfloat.py target/release/lowp
 #
-# Bits must agree exactly (any NaN matches any NaN). Writes scratch files under /tmp/gcmp.
+# Bits must agree exactly (any NaN matches any NaN); exits 1 on any mismatch. Writes scratch
+# files under /tmp/gcmp.
 import os, subprocess, sys, numpy as np
 from gfloat import FormatInfo, RoundMode, round_ndarray
 from gfloat.types import Domain
@@ -50,3 +51,4 @@ for (e, m, dbias, specials) in [(3, 4, 0, 'ieee'), (5, 3, 2, 'ieee'), (4, 6, -1,
             for i in np.nonzero(bad)[0][:3]:
                 print(f'    x={x[i]!r} gfloat={want[i]!r} lowp={got[i]!r}')
 print('total mismatches', total)
+sys.exit(1 if total else 0)
