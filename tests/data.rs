@@ -145,3 +145,40 @@ fn bad_data_is_a_clear_error() {
     let e = load_dir(&cif).unwrap_err().to_string();
     assert!(e.contains("CIFAR-10 records"), "{e}");
 }
+
+/// The CIFAR loader against the file's own bytes: records of 1 label byte then 1024 red,
+/// 1024 green and 1024 blue bytes, row-major; image i's channel c, row r, column q is
+/// byte 1 + 1024 c + 32 r + q of record i, scaled by 1/255. Checked whole for the first
+/// and last records of both files; the channels differ, so a swap would show.
+#[test]
+fn cifar_pixels_and_channel_order_are_the_files_bytes() {
+    let l = load_dir(&shared("cifar10")).unwrap();
+    for (file, set) in [
+        ("data_batch_1.bin", &l.train),
+        ("test_batch.bin", l.test.as_ref().unwrap()),
+    ] {
+        let bytes = std::fs::read(shared("cifar10").join(file)).unwrap();
+        let records = bytes.len() / 3073;
+        assert_eq!(records * 3073, bytes.len());
+        assert_eq!(set.len(), records);
+        let mut channels_differ = false;
+        for i in [0, 1, 2, records - 1] {
+            let rec = &bytes[i * 3073..(i + 1) * 3073];
+            assert_eq!(set.labels[i], rec[0], "{file} record {i}: label");
+            for c in 0..3 {
+                for p in 0..1024 {
+                    let want = rec[1 + 1024 * c + p] as f32 / 255.0;
+                    assert_eq!(
+                        set.images[i * 3072 + 1024 * c + p].to_bits(),
+                        want.to_bits(),
+                        "{file} record {i}: channel {c}, row {}, column {}",
+                        p / 32,
+                        p % 32
+                    );
+                }
+            }
+            channels_differ |= (0..1024).any(|p| rec[1 + p] != rec[1 + 1024 + p]);
+        }
+        assert!(channels_differ, "{file}: red and green never differ");
+    }
+}
