@@ -430,3 +430,66 @@ fn a_nan_loss_stops_the_run_and_names_the_last_good_checkpoint() {
         );
     }
 }
+
+/// A CIFAR-10 model trained through the command line on the real subset in ../shared:
+/// ResNet-8, HFP8 map, two steps and an evaluation, with the metrics line, plot and
+/// checkpoint a user gets.
+#[test]
+fn a_cifar_resnet_trains_through_the_cli() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/cifar10");
+    assert!(
+        std::path::Path::new(data).is_dir(),
+        "the CIFAR-10 subset is not at {data}: the tests need ../shared beside the checkout"
+    );
+    let out = tmp("cifar").join("run");
+    let map = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/precision/hfp8.toml");
+    let o = lowp(&[
+        "train",
+        "--model",
+        "resnet8",
+        "--data",
+        data,
+        "--train-size",
+        "16",
+        "--test-size",
+        "8",
+        "--batch",
+        "8",
+        "--epochs",
+        "1",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.001",
+        "--precision",
+        map,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{}{text}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        text.contains("16 train / 8 test images of [3, 32, 32], 10 classes"),
+        "{text}"
+    );
+    let m = metrics(&out);
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0]["test_images"], 8);
+    let loss = m[0]["train_loss"].as_f64().unwrap();
+    // Ten classes at initialization: a cross-entropy near ln 10 = 2.3.
+    assert!(loss.is_finite() && (1.0..5.0).contains(&loss), "{loss}");
+    let acc = m[0]["test_acc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    let (st, _) = lowp::train::checkpoint::load(&out.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(st.step, 2);
+    assert!(
+        st.tensors
+            .iter()
+            .any(|t| t.name == "conv1.weight" && t.format == "e4m3")
+    );
+    assert!(out.join("curves.svg").is_file());
+}

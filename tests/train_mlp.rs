@@ -501,3 +501,84 @@ fn tensor_scaled_gradients_are_bit_exact() {
         sgd(),
     );
 }
+
+/// The shipped `examples/precision/fp4.toml` (MXFP4 weights and activations, MXFP8 E5M2
+/// gradients, fp32 masters) on LeNet, with an emulated fp16 accumulator added so that every
+/// rounding is defined: MX operands in every convolution and GEMM, GPU equal to CPU.
+#[test]
+fn lenet_under_the_example_fp4_map_is_bit_exact() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/precision/fp4.toml");
+    let map = std::fs::read_to_string(path).unwrap()
+        + "\n[[rule]]\nmatch = \"*.acc\"\nformat = \"fp16\"\n";
+    check_model(Model::lenet([1, 12, 12], 4).unwrap(), &map, true, 3, sgd());
+}
+
+/// ResNet-20 as He et al. build it for CIFAR-10 (3 x 32 x 32, three stages of three
+/// blocks, 16/32/64 channels, option-A shortcuts): 19 convolutions and one Linear layer,
+/// 268,336 weights (conv 267,696 + fc 640, He et al.'s 0.27M); one step on the GPU equals
+/// the CPU reference's under exact 16-bit fixed point.
+#[test]
+fn resnet20_is_built_and_steps_bit_exact() {
+    use lowp::train::model::Layer;
+    let model = Model::resnet(3, [3, 32, 32], 10).unwrap();
+    let (mut convs, mut linears, mut weights) = (0, 0, 0);
+    for l in &model.layers {
+        match l {
+            Layer::Conv2d {
+                cin, cout, kernel, ..
+            } => {
+                convs += 1;
+                weights += cin * cout * kernel * kernel;
+            }
+            Layer::Linear {
+                inputs, outputs, ..
+            } => {
+                linears += 1;
+                weights += inputs * outputs;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((convs, linears, weights), (19, 1, 268_336));
+    let map = r#"
+        default = { format = "fixed(wl=16,fl=10)" }
+        [[rule]]
+        match = "*.acc"
+        format = "fp32"
+        [[rule]]
+        match = "*.grad"
+        format = "fixed(wl=16,fl=14)"
+        [[rule]]
+        match = "*.wgrad"
+        format = "fixed(wl=16,fl=12)"
+    "#;
+    let plan = Plan::new(model, &PrecisionMap::parse(map).unwrap(), false, sgd(), 5).unwrap();
+    let ctx = common::gpu();
+    let batch = 2;
+    let mut cpu = CpuTrainer::new(plan.clone());
+    let mut gpu = GpuTrainer::new(&ctx, plan, batch).unwrap();
+    let before = cpu.state();
+    let x = common::uniform(batch * 3 * 32 * 32, 1, 2.0);
+    let labels = [3, 7];
+    let (c, g) = (cpu.step(&x, &labels), gpu.step(&x, &labels).unwrap());
+    assert!(c.loss.is_finite() && (g.loss - c.loss).abs() <= 1e-5 * c.loss.abs());
+    let after = cpu.state();
+    assert_eq!(
+        gpu.state().unwrap(),
+        after,
+        "ResNet-20 state after one step"
+    );
+    let moved = before
+        .tensors
+        .iter()
+        .zip(&after.tensors)
+        .filter(|(a, b)| {
+            a.name.ends_with(".weight") && !a.name.contains("momentum") && a.words != b.words
+        })
+        .count();
+    assert_eq!(
+        moved,
+        20 + 19,
+        "every weight tensor (convolutions, batch norms, fc) moved"
+    );
+}
