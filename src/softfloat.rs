@@ -217,6 +217,44 @@ pub fn exp(x: u32) -> u32 {
     make_f32_bits(false, sig, e + n)
 }
 
+/// 1/11!, 1/10!, ..., 1/2 (f32 bits): expm1's Taylor coefficients beyond x, Horner order.
+const EXPM1_POLY: [u32; 10] = [
+    0x32d7_322b, // 1/11!
+    0x3493_f27e, // 1/10!
+    0x3638_ef1d, // 1/9!
+    0x37d0_0d01, // 1/8!
+    0x3950_0d01, // 1/7!
+    0x3ab6_0b61, // 1/6!
+    0x3c08_8889, // 1/5!
+    0x3d2a_aaab, // 1/4!
+    0x3e2a_aaab, // 1/3!
+    0x3f00_0000, // 1/2
+];
+
+/// e^x - 1 of f32 bits, deterministic, accurate where e^x is near 1 (Adam's bias
+/// corrections 1 - beta^t = -expm1(t ln beta)).
+///
+/// |x| < 0.6875: x + x^2 (1/2 + x/3! + ... + x^9/11!) (truncation below 0.69^12/12! <
+/// 3e-11); beyond, e^x - 1, where e^x is at most 0.51 or at least 1.98 and the
+/// subtraction cancels at most one bit.
+pub fn expm1(x: u32) -> u32 {
+    if is_nan(x) {
+        return CANONICAL_NAN;
+    }
+    let mag = x & 0x7fff_ffff;
+    if mag == 0 {
+        return x;
+    }
+    if mag >= 0x3f30_0000 {
+        return add(exp(x), 0xbf80_0000);
+    }
+    let mut q = EXPM1_POLY[0];
+    for &c in &EXPM1_POLY[1..] {
+        q = add(mul(q, x), c);
+    }
+    add(x, mul(mul(x, x), q))
+}
+
 /// A u32 that orders f32 bit patterns as their values (-0 just below +0; NaNs at the
 /// ends): compared as integers, so no device's float comparison can differ.
 pub fn order_key(b: u32) -> u32 {

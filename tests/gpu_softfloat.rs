@@ -1,5 +1,5 @@
 //! The WGSL soft-float (`shaders/lib/softfloat.wgsl`) applied element by element on the GPU,
-//! equal bit for bit to its twin `src/softfloat.rs`: add, mul, div, sqrt and exp over the
+//! equal bit for bit to its twin `src/softfloat.rs`: add, mul, div, sqrt, exp and expm1 over the
 //! operands of tests/softfloat.rs (subnormals, signed zeros, Inf, NaN, near-ties) paired in
 //! windows, plus random pairs, about a million in all. The emulated accumulators, the
 //! loss, batch norm and the optimizers rest on these functions; a device that flushes
@@ -32,7 +32,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         case 1u: { res[i] = sf_mul(a, b); }
         case 2u: { res[i] = sf_div(a, b); }
         case 3u: { res[i] = sf_sqrt(a); }
-        default: { res[i] = sf_exp(a); }
+        case 4u: { res[i] = sf_exp(a); }
+        default: { res[i] = sf_expm1(a); }
     }
 }
 "#;
@@ -41,17 +42,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 type Function = fn(u32, u32) -> u32;
 
 /// The functions, in the kernel's `op` order, with their twins.
-const FUNCTIONS: [(&str, Function); 5] = [
+const FUNCTIONS: [(&str, Function); 6] = [
     ("add", softfloat::add),
     ("mul", softfloat::mul),
     ("div", softfloat::div),
     ("sqrt", |a, _| softfloat::sqrt(a)),
     ("exp", |a, _| softfloat::exp(a)),
+    ("expm1", |a, _| softfloat::expm1(a)),
 ];
 
 /// The operand pairs: each operand with a window of 40 on either side, itself and its
 /// negation; then random pairs, half of them with nearby exponents (cancellation, ties);
-/// then exp's whole range in steps of 0.0137.
+/// then exp's whole range in steps of 0.0137, and expm1's small arguments t ln(beta).
 fn pairs() -> (Vec<u32>, Vec<u32>) {
     let ops = common::softfloat_operands();
     let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -84,6 +86,12 @@ fn pairs() -> (Vec<u32>, Vec<u32>) {
         a.push(x.to_bits());
         b.push(1.0f32.to_bits());
         x += 0.0137;
+    }
+    for t in 1..3000 {
+        for beta in [0.9f64, 0.99, 0.999, 0.9999] {
+            a.push((t as f32 * beta.ln() as f32).to_bits());
+            b.push(1.0f32.to_bits());
+        }
     }
     (a, b)
 }

@@ -234,6 +234,31 @@ fn sf_exp(x: u32) -> u32 {
     return make_f32_bits(false, f32_sig(pm), f32_exp2(pm) + n);
 }
 
+// e^x - 1 of f32 bits, accurate near 0: the twin of softfloat::expm1 in src/softfloat.rs.
+fn sf_expm1(x: u32) -> u32 {
+    if (sf_is_nan(x)) {
+        return CANONICAL_NAN;
+    }
+    let mag = x & 0x7fffffffu;
+    if (mag == 0u) {
+        return x;
+    }
+    if (mag >= 0x3f300000u) {
+        return sf_add(sf_exp(x), 0xbf800000u);
+    }
+    var q = 0x32d7322bu;
+    q = sf_add(sf_mul(q, x), 0x3493f27eu);
+    q = sf_add(sf_mul(q, x), 0x3638ef1du);
+    q = sf_add(sf_mul(q, x), 0x37d00d01u);
+    q = sf_add(sf_mul(q, x), 0x39500d01u);
+    q = sf_add(sf_mul(q, x), 0x3ab60b61u);
+    q = sf_add(sf_mul(q, x), 0x3c088889u);
+    q = sf_add(sf_mul(q, x), 0x3d2aaaabu);
+    q = sf_add(sf_mul(q, x), 0x3e2aaaabu);
+    q = sf_add(sf_mul(q, x), 0x3f000000u);
+    return sf_add(x, sf_mul(sf_mul(x, x), q));
+}
+
 // A u32 that orders f32 bit patterns as their values (-0 just below +0; NaNs at the ends),
 // compared as integers so that no device's float comparison (or flushing) can differ.
 fn order_key(b: u32) -> u32 {
