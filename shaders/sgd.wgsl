@@ -6,7 +6,7 @@
 @group(0) @binding(2) var<storage, read_write> w: array<u32>;
 @group(0) @binding(3) var<storage, read_write> v: array<u32>;
 // Loss-scale state: [scale, skip, 1 / scale of this step, good steps] (loss_scale.wgsl).
-@group(0) @binding(4) var<storage, read> ls: array<u32, 4>;
+@group(0) @binding(4) var<storage, read> ls: array<u32, 8>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

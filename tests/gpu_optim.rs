@@ -71,18 +71,31 @@ fn adam_matches_over_steps_with_bias_correction() {
             upload_f32(c, "g", &g).unwrap(),
         );
         let ls = upload_u32(c, "ls", &loss_scale_state(scale)).unwrap();
-        let steps: Vec<AdamStep> = (1..=4)
-            .map(|t| AdamStep::new(1e-3, 0.9, 0.999, eps, wd, t))
+        let a = AdamStep::new(1e-3, 0.9, 0.999, eps, wd);
+        // Five steps, the third skipped (an overflow under dynamic scaling): four updates,
+        // t = 1, 2, 3, 4, each with the step state's bias corrections.
+        let stats: Vec<[u32; 4]> = (0..5)
+            .map(|k| [(k == 2) as u32, 0, 0, 0x3f80_0000])
             .collect();
-        common::submit(|e| {
-            for a in &steps {
-                record_adam(c, e, &bg, &bw, (&bm, &bv), &ls, N, a).unwrap();
-            }
-        });
+        let mut twin = cpu::LossScaleState::new(scale);
         let (mut rw, mut rm, mut rv) = (w.clone(), m.clone(), v.clone());
-        for a in &steps {
-            cpu::adam(&g, &mut rw, (&mut rm, &mut rv), 1.0 / scale, a);
+        for st in &stats {
+            let bs = upload_u32(c, "stats", st).unwrap();
+            common::submit(|e| {
+                record_loss_scale_update(c, e, &ls, &bs, (true, 1000), a.ln_betas()).unwrap();
+                record_adam(c, e, &bg, &bw, (&bm, &bv), &ls, N, &a).unwrap();
+            });
+            let ex = Exceptions {
+                overflow: st[0] as u64,
+                ..Default::default()
+            };
+            twin.update(&ex, (true, 1000), a.ln_betas());
+            if twin.skip == 0 {
+                cpu::adam(&g, &mut rw, (&mut rm, &mut rv), &twin, &a);
+            }
         }
+        assert_eq!(twin.updates, 4);
+        assert_eq!(read_u32(c, &ls, 8).unwrap(), twin.words().to_vec());
         let case = format!("scale {scale}, wd {wd}, eps {eps}");
         assert_eq!(
             read_u32(c, &bw, N).unwrap(),
@@ -111,7 +124,7 @@ fn loss_scale_apply_and_update_match_their_twin() {
             let stats = upload_u32(c, "stats", &[overflow, 7, nan, 0x3f80_0000]).unwrap();
             common::submit(|e| {
                 record_loss_scale_apply(c, e, &bx, &ls, x.len()).unwrap();
-                record_loss_scale_update(c, e, &ls, &stats, dynamic, 2).unwrap();
+                record_loss_scale_update(c, e, &ls, &stats, (dynamic, 2), [-0.1, -0.001]).unwrap();
             });
             let s = f32::from_bits(twin.scale);
             want.iter_mut().for_each(|v| *v *= s);
@@ -121,8 +134,8 @@ fn loss_scale_apply_and_update_match_their_twin() {
                 nan: nan as u64,
                 amax: 1.0,
             };
-            twin.update(&ex, dynamic, 2);
-            let got = read_u32(c, &ls, 4).unwrap();
+            twin.update(&ex, (dynamic, 2), [-0.1, -0.001]);
+            let got = read_u32(c, &ls, 8).unwrap();
             assert_eq!(got, twin.words().to_vec(), "dynamic {dynamic}, event {k}");
             assert_eq!(read_u32(c, &bx, x.len()).unwrap(), common::bits(&want));
         }
@@ -142,6 +155,6 @@ fn loss_scale_apply_and_update_match_their_twin() {
         overflow: 1,
         ..Default::default()
     };
-    t.update(&bad, true, 1);
+    t.update(&bad, (true, 1), [-0.1, -0.001]);
     assert_eq!(f32::from_bits(t.scale), 2f32.powi(-64));
 }

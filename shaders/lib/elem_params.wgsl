@@ -21,10 +21,10 @@ struct ElemParams {
     beta2: u32,     // Adam: beta2 (f32 bits)
     beta2c: u32,    // Adam: 1 - beta2 (f32 bits)
     eps: u32,       // Adam: epsilon (f32 bits)
-    bc2: u32,       // Adam: 1 / sqrt(1 - beta2^t) (f32 bits)
+    ln_beta1: u32,  // step-state update: ln(beta1) (f32 bits)
     dynamic: u32,   // loss-scale update: 1 for dynamic scaling
     interval: u32,  // loss-scale update: good steps before the scale doubles
-    _pad: u32,
+    ln_beta2: u32,  // step-state update: ln(beta2) (f32 bits)
 }
 
 @group(0) @binding(0) var<uniform> E: ElemParams;

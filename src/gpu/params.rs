@@ -335,14 +335,14 @@ pub struct ElemParams {
     pub beta2c: u32,
     /// Adam: epsilon (f32 bits).
     pub eps: u32,
-    /// Adam: 1 / sqrt(1 - beta2^t), the second moment's bias correction (f32 bits).
-    pub bc2: u32,
+    /// Step-state update: ln(beta1), for Adam's first bias correction (f32 bits).
+    pub ln_beta1: u32,
     /// Loss-scale update: 1 for dynamic scaling.
     pub dynamic: u32,
     /// Loss-scale update: good steps before the scale doubles.
     pub interval: u32,
-    /// Padding to a multiple of 16 bytes.
-    pub _pad: u32,
+    /// Step-state update: ln(beta2), for Adam's second bias correction (f32 bits).
+    pub ln_beta2: u32,
 }
 
 impl DispatchParams for ElemParams {

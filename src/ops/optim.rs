@@ -19,11 +19,13 @@ pub struct Sgd {
     pub nesterov: bool,
 }
 
-/// Adam's constants for one step, bias corrections included.
+/// Adam's constants for one step. The bias corrections depend on how many updates were
+/// applied (a step skipped by loss scaling does not count, as in PyTorch), which only the
+/// device knows: the loss-scale update kernel keeps them in the step state.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamStep {
-    /// lr / (1 - beta1^t).
-    pub lr_t: f32,
+    /// Learning rate of this step.
+    pub lr: f32,
     /// beta1.
     pub beta1: f32,
     /// 1 - beta1.
@@ -32,8 +34,6 @@ pub struct AdamStep {
     pub beta2: f32,
     /// 1 - beta2.
     pub beta2c: f32,
-    /// 1 / sqrt(1 - beta2^t).
-    pub bc2: f32,
     /// epsilon.
     pub eps: f32,
     /// L2 weight decay.
@@ -41,22 +41,33 @@ pub struct AdamStep {
 }
 
 impl AdamStep {
-    /// The constants of step `t` (1 for the first update), computed in f64 and rounded once.
-    pub fn new(lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32, t: u64) -> Self {
-        let t = t.min(i32::MAX as u64) as i32;
+    /// The constants of a step with learning rate `lr`.
+    pub fn new(lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32) -> Self {
         let (b1, b2) = (beta1 as f64, beta2 as f64);
         AdamStep {
-            lr_t: (lr as f64 / (1.0 - b1.powi(t))) as f32,
+            lr,
             beta1,
             beta1c: (1.0 - b1) as f32,
             beta2,
             beta2c: (1.0 - b2) as f32,
-            bc2: (1.0 / (1.0 - b2.powi(t)).sqrt()) as f32,
             eps,
             weight_decay,
         }
     }
+
+    /// ln(beta1) and ln(beta2), from which the step state's bias corrections come.
+    pub fn ln_betas(&self) -> [f32; 2] {
+        [
+            (self.beta1 as f64).ln() as f32,
+            (self.beta2 as f64).ln() as f32,
+        ]
+    }
 }
+
+/// Words of the step state buffer: [loss scale S, skip this step's update, 1 / S of this
+/// step, good steps since S last changed, updates applied, 1 / (1 - beta1^t),
+/// 1 / sqrt(1 - beta2^t), 0], t being the updates applied (Adam's bias corrections).
+pub const STEP_STATE_WORDS: usize = 8;
 
 /// Records one SGD step over `n` weights `w` with velocity `v` and gradient `g` (in place),
 /// the gradient unscaled by (and the step skipped as) the loss-scale state `ls` says.
@@ -98,13 +109,12 @@ pub fn record_adam(
 ) -> Result<(), GpuError> {
     let p = ElemParams {
         n: n as u32,
-        lr: a.lr_t.to_bits(),
+        lr: a.lr.to_bits(),
         mu: a.beta1.to_bits(),
         wd: a.weight_decay.to_bits(),
         beta1c: a.beta1c.to_bits(),
         beta2: a.beta2.to_bits(),
         beta2c: a.beta2c.to_bits(),
-        bc2: a.bc2.to_bits(),
         eps: a.eps.to_bits(),
         ..Default::default()
     };
@@ -112,10 +122,10 @@ pub fn record_adam(
     record(ctx, enc, "adam", "main", n as u32, p, &bindings)
 }
 
-/// The four words of a loss-scale state buffer with scale `scale` (a power of two):
-/// [scale, skip, 1 / scale, good steps].
-pub fn loss_scale_state(scale: f32) -> [u32; 4] {
-    [scale.to_bits(), 0, (1.0 / scale).to_bits(), 0]
+/// The step state before the first step, with loss scale `scale` (a power of two): no
+/// update applied yet (see [`STEP_STATE_WORDS`]).
+pub fn loss_scale_state(scale: f32) -> [u32; STEP_STATE_WORDS] {
+    [scale.to_bits(), 0, (1.0 / scale).to_bits(), 0, 0, 0, 0, 0]
 }
 
 /// Records x *= S over `n` values (S from the loss-scale state `ls`).
@@ -141,20 +151,23 @@ pub fn record_loss_scale_apply(
     )
 }
 
-/// Records the loss-scale update from the gradients' exception counts `grad_stats`
-/// (`dynamic`: halve on overflow and skip, double after `interval` good steps).
+/// Records the step-state update from the gradients' exception counts `grad_stats`
+/// (`dynamic`: halve on overflow and skip, double after `interval` good steps), counting
+/// the update unless skipped and setting Adam's bias corrections for it from `ln_betas`.
 pub fn record_loss_scale_update(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
     ls: &wgpu::Buffer,
     grad_stats: &wgpu::Buffer,
-    dynamic: bool,
-    interval: u32,
+    (dynamic, interval): (bool, u32),
+    ln_betas: [f32; 2],
 ) -> Result<(), GpuError> {
     let p = ElemParams {
         n: 1,
         dynamic: dynamic as u32,
         interval: interval.max(1),
+        ln_beta1: ln_betas[0].to_bits(),
+        ln_beta2: ln_betas[1].to_bits(),
         ..Default::default()
     };
     crate::gpu::dispatch::record_groups(

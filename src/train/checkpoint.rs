@@ -26,7 +26,7 @@ pub struct TrainState {
     /// Steps taken.
     pub step: u64,
     /// Loss-scale state words: [scale, skip, 1 / scale, good steps].
-    pub loss_scale: [u32; 4],
+    pub loss_scale: [u32; crate::ops::optim::STEP_STATE_WORDS],
     /// Parameters and optimizer state.
     pub tensors: Vec<StoredTensor>,
 }
@@ -172,8 +172,13 @@ pub fn load(path: &Path) -> Result<(TrainState, BTreeMap<String, String>), Check
     let step = get("lowp.step")?
         .parse::<u64>()
         .map_err(|e| bad(format!("lowp.step: {e}")))?;
-    let loss_scale: [u32; 4] = serde_json::from_str(get("lowp.loss_scale")?)
-        .map_err(|e| bad(format!("lowp.loss_scale: {e}")))?;
+    let loss_scale: [u32; crate::ops::optim::STEP_STATE_WORDS] =
+        serde_json::from_str(get("lowp.loss_scale")?).map_err(|e| {
+            bad(format!(
+                "lowp.loss_scale: {e} (a checkpoint from before the step state counted \
+                 Adam's updates cannot be resumed)"
+            ))
+        })?;
     let words_of = |name: &str| -> Result<Option<Vec<u32>>, CheckpointError> {
         match st.tensor(name) {
             Ok(v) if v.dtype() == safetensors::Dtype::U32 => Ok(Some(

@@ -461,8 +461,8 @@ impl CpuTrainer {
             }
         }
         self.bn = bn;
-        let (dynamic, interval) = plan.config.loss_scale.dynamic();
-        self.loss_scale.update(&grad_ex, dynamic, interval);
+        let ln_betas = plan.config.adam(s).ln_betas();
+        (self.loss_scale).update(&grad_ex, plan.config.loss_scale.dynamic(), ln_betas);
         let (skip, inv) = (
             self.loss_scale.skip != 0,
             f32::from_bits(self.loss_scale.inv),
@@ -498,7 +498,9 @@ impl CpuTrainer {
                 let g = dequantize(&g);
                 match (&mut v2, skip) {
                     (_, true) => {}
-                    (Some(v2), false) => adam(&g, &mut w, (&mut v, v2), inv, &c.adam(s)),
+                    (Some(v2), false) => {
+                        adam(&g, &mut w, (&mut v, v2), &self.loss_scale, &c.adam(s))
+                    }
                     (None, false) => sgd(&g, &mut w, &mut v, inv, &c.sgd(s)),
                 }
                 let t = if part == 0 { "weight" } else { "bias" };

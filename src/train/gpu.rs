@@ -25,7 +25,8 @@ use crate::ops::elementwise::{
 use crate::ops::elementwise::{record_maxpool_backward, record_maxpool_forward};
 use crate::ops::gemm::{GemmView, prepare_gemm, record_view};
 use crate::ops::optim::{
-    loss_scale_state, record_adam, record_loss_scale_apply, record_loss_scale_update, record_sgd,
+    STEP_STATE_WORDS, loss_scale_state, record_adam, record_loss_scale_apply,
+    record_loss_scale_update, record_sgd,
 };
 use crate::ops::quantize::{QuantizeTargets, alloc_tensor, dequantize_into, record_quantize};
 use crate::quant::QuantSpec;
@@ -738,14 +739,13 @@ impl<'c> GpuTrainer<'c> {
         // Loss scale: this step's skip flag and 1 / S, the next step's S.
         let c = plan.config;
         if train {
-            let (dynamic, interval) = c.loss_scale.dynamic();
             record_loss_scale_update(
                 ctx,
                 e,
                 &self.loss_scale,
                 &self.grad_stats,
-                dynamic,
-                interval,
+                c.loss_scale.dynamic(),
+                c.adam(s).ln_betas(),
             )?;
         }
         // Update (the kernels skip it when the loss scale says so; the stored tensors are
@@ -873,10 +873,10 @@ impl<'c> GpuTrainer<'c> {
                 });
             }
         }
-        let ls = crate::gpu::buffers::read_u32(self.ctx, &self.loss_scale, 4)?;
+        let ls = crate::gpu::buffers::read_u32(self.ctx, &self.loss_scale, STEP_STATE_WORDS)?;
         Ok(TrainState {
             step: self.step,
-            loss_scale: [ls[0], ls[1], ls[2], ls[3]],
+            loss_scale: ls.try_into().expect("the step state's words"),
             tensors,
         })
     }

@@ -163,7 +163,8 @@ impl TrainConfig {
         }
     }
 
-    /// Adam's constants for the update that ends step `step` (counted from 0).
+    /// Adam's constants for the update that ends step `step` (counted from 0); the bias
+    /// corrections come from the step state, which counts the updates applied.
     pub fn adam(&self, step: u64) -> crate::ops::optim::AdamStep {
         crate::ops::optim::AdamStep::new(
             self.lr_at(step),
@@ -171,7 +172,6 @@ impl TrainConfig {
             self.beta2,
             self.eps,
             self.weight_decay,
-            step + 1,
         )
     }
 }
