@@ -946,6 +946,21 @@ impl<'c> GpuTrainer<'c> {
         Ok((p.dw.t.read_words(self.ctx)?, p.db.t.read_words(self.ctx)?))
     }
 
+    /// The packed codes of the last step's input (`None`) or of layer `i`'s output.
+    pub fn read_activation(&self, i: Option<usize>) -> Result<Vec<u32>, GpuError> {
+        let slot = match i {
+            None => &self.input,
+            Some(i) => self.acts.get(i).ok_or_else(|| no_layer(i))?,
+        };
+        slot.t.read_words(self.ctx)
+    }
+
+    /// The packed codes of the gradient of layer `i`'s output from the last step.
+    pub fn read_output_grad(&self, i: usize) -> Result<Vec<u32>, GpuError> {
+        let slot = self.grads.get(i).ok_or_else(|| no_layer(i))?;
+        slot.t.read_words(self.ctx)
+    }
+
     /// The packed codes of layer `i`'s weights and biases (for checks against the CPU trainer).
     pub fn read_params(&self, i: usize) -> Result<(Vec<u32>, Vec<u32>), GpuError> {
         let p = self.params[i]
@@ -953,4 +968,9 @@ impl<'c> GpuTrainer<'c> {
             .ok_or_else(|| GpuError::Invalid(format!("layer {i} has no weights")))?;
         Ok((p.w.t.read_words(self.ctx)?, p.b.t.read_words(self.ctx)?))
     }
+}
+
+/// The error for a layer index past the model's end.
+fn no_layer(i: usize) -> GpuError {
+    GpuError::Invalid(format!("the model has no layer {i}"))
 }
