@@ -1,7 +1,9 @@
-//! Buffer helpers: upload, zeroed storage, uniforms, readback and size checks.
+//! Buffer helpers: upload, zeroed storage, uniforms, readback and size checks. Every buffer
+//! is made here and counted in its context's ledger (`gpu::memory`) under its purpose.
 
 use super::context::GpuContext;
 use super::error::GpuError;
+use super::memory::{DeviceBuffer, Purpose};
 use wgpu::util::DeviceExt;
 
 const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
@@ -22,54 +24,79 @@ pub fn check_size(ctx: &GpuContext, what: &str, bytes: u64) -> Result<(), GpuErr
     Ok(())
 }
 
-/// A storage buffer holding `words`.
-pub fn upload_u32(ctx: &GpuContext, label: &str, words: &[u32]) -> Result<wgpu::Buffer, GpuError> {
+/// A storage buffer for `purpose` holding `words`.
+pub fn upload_as(
+    ctx: &GpuContext,
+    purpose: Purpose,
+    label: &str,
+    words: &[u32],
+) -> Result<DeviceBuffer, GpuError> {
     check_size(ctx, label, words.len() as u64 * 4)?;
     let data: &[u32] = if words.is_empty() { &[0] } else { words };
-    Ok(ctx
+    let b = ctx
         .device
         .create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
             contents: bytemuck::cast_slice(data),
             usage: STORAGE,
-        }))
+        });
+    Ok(DeviceBuffer::track(b, purpose, &ctx.ledger))
 }
 
-/// A storage buffer holding f32 values.
-pub fn upload_f32(ctx: &GpuContext, label: &str, xs: &[f32]) -> Result<wgpu::Buffer, GpuError> {
-    upload_u32(ctx, label, bytemuck::cast_slice(xs))
+/// A storage buffer holding `words` (counted as `Purpose::Other`).
+pub fn upload_u32(ctx: &GpuContext, label: &str, words: &[u32]) -> Result<DeviceBuffer, GpuError> {
+    upload_as(ctx, Purpose::Other, label, words)
 }
 
-/// A zero-filled storage buffer of `words` u32 words (at least one).
-pub fn zeroed(ctx: &GpuContext, label: &str, words: usize) -> Result<wgpu::Buffer, GpuError> {
+/// A storage buffer holding f32 values (counted as `Purpose::Other`).
+pub fn upload_f32(ctx: &GpuContext, label: &str, xs: &[f32]) -> Result<DeviceBuffer, GpuError> {
+    upload_as(ctx, Purpose::Other, label, bytemuck::cast_slice(xs))
+}
+
+/// A zero-filled storage buffer for `purpose` of `words` u32 words (at least one).
+pub fn zeroed_as(
+    ctx: &GpuContext,
+    purpose: Purpose,
+    label: &str,
+    words: usize,
+) -> Result<DeviceBuffer, GpuError> {
     let bytes = words.max(1) as u64 * 4;
     check_size(ctx, label, bytes)?;
-    Ok(ctx.device.create_buffer(&wgpu::BufferDescriptor {
+    let b = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         size: bytes,
         usage: STORAGE,
         mapped_at_creation: false,
-    }))
+    });
+    Ok(DeviceBuffer::track(b, purpose, &ctx.ledger))
+}
+
+/// A zero-filled storage buffer of `words` u32 words (counted as `Purpose::Other`).
+pub fn zeroed(ctx: &GpuContext, label: &str, words: usize) -> Result<DeviceBuffer, GpuError> {
+    zeroed_as(ctx, Purpose::Other, label, words)
 }
 
 /// A uniform buffer holding `value`.
-pub fn uniform<T: bytemuck::Pod>(ctx: &GpuContext, value: &T) -> wgpu::Buffer {
-    ctx.device
+pub fn uniform<T: bytemuck::Pod>(ctx: &GpuContext, value: &T) -> DeviceBuffer {
+    let b = ctx
+        .device
         .create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("params"),
             contents: bytemuck::bytes_of(value),
             usage: wgpu::BufferUsages::UNIFORM,
-        })
+        });
+    DeviceBuffer::track(b, Purpose::Parameters, &ctx.ledger)
 }
 
 /// A staging buffer a copy can land in and be mapped for reading.
-pub fn staging(ctx: &GpuContext, bytes: u64) -> wgpu::Buffer {
-    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+pub fn staging(ctx: &GpuContext, bytes: u64) -> DeviceBuffer {
+    let b = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("staging"),
         size: bytes.max(4),
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
-    })
+    });
+    DeviceBuffer::track(b, Purpose::Staging, &ctx.ledger)
 }
 
 /// Maps a staging buffer (after its copy was submitted) and returns its words.

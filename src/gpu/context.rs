@@ -1,6 +1,7 @@
 //! The device context: adapter choice, device, queue, capabilities and pipeline cache.
 
 use super::error::GpuError;
+use super::memory::{DeviceBuffer, Ledger, Purpose};
 use super::pipelines::PipelineCache;
 use super::tiles::Tiles;
 use std::sync::{Arc, Mutex};
@@ -22,7 +23,9 @@ pub struct GpuContext {
     tiles: Tiles,
     f16_staging: bool,
     vector_loads: bool,
-    scratch: Mutex<std::collections::HashMap<(&'static str, usize), wgpu::Buffer>>,
+    scratch: Mutex<std::collections::HashMap<(&'static str, usize), DeviceBuffer>>,
+    /// Every buffer made on this device, counted by purpose.
+    pub ledger: Arc<Ledger>,
     error: Arc<Mutex<Option<String>>>,
 }
 
@@ -126,6 +129,7 @@ impl GpuContext {
             f16_staging,
             vector_loads,
             scratch: Mutex::default(),
+            ledger: Arc::default(),
             error,
         })
     }
@@ -171,14 +175,19 @@ impl GpuContext {
     /// split-K partial sums, ...), reused by every later call with the same purpose and
     /// size instead of allocated anew. Its contents are undefined: a user writes what it
     /// reads within the commands it records, which the queue runs in order.
-    pub fn scratch(&self, purpose: &'static str, words: usize) -> Result<wgpu::Buffer, GpuError> {
+    pub fn scratch(&self, purpose: &'static str, words: usize) -> Result<DeviceBuffer, GpuError> {
         let mut pool = self.scratch.lock().unwrap();
         if let Some(b) = pool.get(&(purpose, words)) {
             return Ok(b.clone());
         }
-        let b = super::buffers::zeroed(self, purpose, words)?;
+        let b = super::buffers::zeroed_as(self, Purpose::Temporary, purpose, words)?;
         pool.insert((purpose, words), b.clone());
         Ok(b)
+    }
+
+    /// The bytes of the buffers alive on this device, by purpose, as lowp counts them.
+    pub fn memory(&self) -> super::memory::MemoryReport {
+        self.ledger.report()
     }
 
     /// The tile sizes of the tiled GEMM kernels.

@@ -4,6 +4,7 @@ pub mod buffers;
 pub mod context;
 pub mod dispatch;
 pub mod error;
+pub mod memory;
 pub mod params;
 pub mod pipelines;
 pub mod readback;

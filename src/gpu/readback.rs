@@ -3,6 +3,7 @@
 //! GPU has finished, in submission order, while later work is still running.
 
 use super::buffers::staging;
+use super::memory::DeviceBuffer;
 use super::{GpuContext, GpuError};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ const FAILED: u8 = 2;
 
 struct InFlight {
     tag: u64,
-    buffer: wgpu::Buffer,
+    buffer: DeviceBuffer,
     state: Arc<AtomicU8>,
     submission: wgpu::SubmissionIndex,
 }
@@ -31,7 +32,7 @@ impl Readback {
         ctx: &GpuContext,
         enc: &mut wgpu::CommandEncoder,
         sources: &[(&wgpu::Buffer, usize)],
-    ) -> wgpu::Buffer {
+    ) -> DeviceBuffer {
         let words: usize = sources.iter().map(|(_, n)| n).sum();
         let st = staging(ctx, 4 * words as u64);
         let mut at = 0u64;
@@ -45,7 +46,7 @@ impl Readback {
 
     /// Starts mapping a staging buffer whose copies were just submitted (as `submission`),
     /// labelled `tag`.
-    pub fn push(&mut self, tag: u64, buffer: wgpu::Buffer, submission: wgpu::SubmissionIndex) {
+    pub fn push(&mut self, tag: u64, buffer: DeviceBuffer, submission: wgpu::SubmissionIndex) {
         let state = Arc::new(AtomicU8::new(PENDING));
         let flag = state.clone();
         buffer.map_async(wgpu::MapMode::Read, .., move |r| {

@@ -1,6 +1,7 @@
 //! The packed GPU tensor: shape, format, and its codes stored at the format's own width.
 
 use super::buffers::read_u32;
+use super::memory::DeviceBuffer;
 use super::{GpuContext, GpuError};
 use crate::quant::QuantSpec;
 use crate::reference::packed_words;
@@ -10,8 +11,8 @@ pub struct Tensor {
     shape: Vec<usize>,
     spec: QuantSpec,
     len: usize,
-    words: wgpu::Buffer,
-    scales: Option<wgpu::Buffer>,
+    words: DeviceBuffer,
+    scales: Option<DeviceBuffer>,
 }
 
 impl Tensor {
@@ -19,8 +20,8 @@ impl Tensor {
     pub fn from_parts(
         shape: Vec<usize>,
         spec: QuantSpec,
-        words: wgpu::Buffer,
-        scales: Option<wgpu::Buffer>,
+        words: DeviceBuffer,
+        scales: Option<DeviceBuffer>,
     ) -> Tensor {
         let len = shape.iter().product();
         Tensor {
@@ -55,7 +56,7 @@ impl Tensor {
 
     /// The scale buffer, if the tensor has scales.
     pub fn scales(&self) -> Option<&wgpu::Buffer> {
-        self.scales.as_ref()
+        self.scales.as_deref()
     }
 
     /// The packed code words, as stored.

@@ -311,7 +311,7 @@ pub fn record_view<P: SplitParams>(
         });
     }
     let none = ctx.scratch("no scales", 1)?;
-    let mut bindings = vec![
+    let mut bindings: Vec<(u32, &wgpu::Buffer)> = vec![
         (1, a.words()),
         (2, a.scales().unwrap_or(&none)),
         (3, b.words()),

@@ -1,8 +1,9 @@
 //! Quantize, dequantize, fake-quantize and amax on the GPU.
 
 use crate::format::MX_BLOCK;
-use crate::gpu::buffers::{map_read, read_u32, staging, upload_f32, zeroed};
+use crate::gpu::buffers::{map_read, read_u32, staging, upload_f32, zeroed, zeroed_as};
 use crate::gpu::dispatch::record;
+use crate::gpu::memory::{DeviceBuffer, Purpose};
 use crate::gpu::params::{QuantParams, scaling_id};
 use crate::gpu::{GpuContext, GpuError, Tensor};
 use crate::quant::{Exceptions, QuantSpec};
@@ -210,10 +211,15 @@ pub fn alloc_tensor(
     spec: &QuantSpec,
 ) -> Result<Tensor, GpuError> {
     let n: usize = shape.iter().product();
-    let words = zeroed(ctx, "codes", packed_words(n, spec.format.bits()))?;
+    let words = zeroed_as(
+        ctx,
+        Purpose::Tensor,
+        "codes",
+        packed_words(n, spec.format.bits()),
+    )?;
     let sw = scale_words(spec, n);
     let scales = if sw > 0 {
-        Some(zeroed(ctx, "scales", sw)?)
+        Some(zeroed_as(ctx, Purpose::Tensor, "scales", sw)?)
     } else {
         None
     };
@@ -230,9 +236,8 @@ pub fn quantize_buffer(
     let n: usize = shape.iter().product();
     check_len(spec, n)?;
     let t = alloc_tensor(ctx, shape, spec)?;
-    let (words, scales) = (t.words().clone(), t.scales().cloned());
     let dummy;
-    let scales_ref = match &scales {
+    let scales_ref = match t.scales() {
         Some(s) => s,
         None => {
             dummy = zeroed(ctx, "no scales", 1)?;
@@ -242,7 +247,7 @@ pub fn quantize_buffer(
     let stats = zeroed(ctx, "stats", 4)?;
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     let targets = QuantizeTargets {
-        words: &words,
+        words: t.words(),
         scales: scales_ref,
         stats: &stats,
     };
@@ -251,10 +256,7 @@ pub fn quantize_buffer(
     enc.copy_buffer_to_buffer(&stats, 0, &st, 0, 16);
     ctx.queue.submit([enc.finish()]);
     let exc = exceptions_from(&map_read(ctx, &st)?);
-    Ok((
-        Tensor::from_parts(shape.to_vec(), *spec, words, scales),
-        exc,
-    ))
+    Ok((t, exc))
 }
 
 /// Decodes a tensor to f32 on the GPU and reads it back.
@@ -265,7 +267,7 @@ pub fn dequantize(ctx: &GpuContext, t: &Tensor) -> Result<Vec<f32>, GpuError> {
 }
 
 /// Decodes a tensor into a new f32 GPU buffer.
-pub fn dequantize_buffer(ctx: &GpuContext, t: &Tensor) -> Result<wgpu::Buffer, GpuError> {
+pub fn dequantize_buffer(ctx: &GpuContext, t: &Tensor) -> Result<DeviceBuffer, GpuError> {
     let out = zeroed(ctx, "decoded", t.len())?;
     let dummy;
     let scales = match t.scales() {

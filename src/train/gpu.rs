@@ -8,7 +8,8 @@ use super::plan::conv_spec;
 use super::plan::{LossKind, Plan, RoleBytes};
 use crate::accum::GemmSpec;
 use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
-use crate::gpu::buffers::{upload_u32, zeroed};
+use crate::gpu::buffers::{upload_as, zeroed_as};
+use crate::gpu::memory::{DeviceBuffer, Purpose};
 use crate::gpu::params::SplitParams;
 use crate::gpu::readback::Readback;
 use crate::gpu::{GpuContext, GpuError, Tensor};
@@ -35,7 +36,7 @@ use crate::reference::batchnorm::BnStat;
 /// A packed tensor plus an f32 working copy of the same size.
 struct Slot {
     t: Tensor,
-    f: wgpu::Buffer,
+    f: DeviceBuffer,
     n: usize,
 }
 
@@ -51,7 +52,7 @@ struct LinearSlots {
     db: Slot,
     master: Option<(Slot, Slot)>,
     /// The decoded bias for the forward GEMM.
-    bias_f32: wgpu::Buffer,
+    bias_f32: DeviceBuffer,
 }
 
 /// A model training on the GPU.
@@ -64,24 +65,24 @@ pub struct GpuTrainer<'c> {
     acts: Vec<Slot>,
     grads: Vec<Slot>,
     params: Vec<Option<LinearSlots>>,
-    labels: wgpu::Buffer,
-    loss: wgpu::Buffer,
-    correct: wgpu::Buffer,
-    xent_grad: wgpu::Buffer,
-    scratch: wgpu::Buffer,
-    scratch2: wgpu::Buffer,
-    stats: wgpu::Buffer,
+    labels: DeviceBuffer,
+    loss: DeviceBuffer,
+    correct: DeviceBuffer,
+    xent_grad: DeviceBuffer,
+    scratch: DeviceBuffer,
+    scratch2: DeviceBuffer,
+    stats: DeviceBuffer,
     /// Exception counts of this step's gradient quantizers (loss scaling reads them).
-    grad_stats: wgpu::Buffer,
+    grad_stats: DeviceBuffer,
     /// Loss-scale state: [scale, skip, 1 / scale, good steps].
-    loss_scale: wgpu::Buffer,
-    none: wgpu::Buffer,
+    loss_scale: DeviceBuffer,
+    none: DeviceBuffer,
     readback: Readback,
     /// Per BatchNorm2d layer: its statistics ([6][C]: mean, inv, running mean, running var,
     /// dbeta, dgamma) and its decoded gamma and beta ([2][C]).
-    bn: Vec<Option<(wgpu::Buffer, wgpu::Buffer)>>,
+    bn: Vec<Option<(DeviceBuffer, DeviceBuffer)>>,
     /// Per layer whose output a residual shortcut takes: the shortcut's gradient (f32).
-    skip: Vec<Option<wgpu::Buffer>>,
+    skip: Vec<Option<DeviceBuffer>>,
     arrived: Vec<(u64, Vec<u32>)>,
     /// Samples that count in each submission on its way, oldest first.
     valid: std::collections::VecDeque<usize>,
@@ -115,7 +116,7 @@ fn slot(ctx: &GpuContext, shape: &[usize], spec: &QuantSpec) -> Result<Slot, Gpu
     let n = t.len();
     Ok(Slot {
         t,
-        f: zeroed(ctx, "f32", n)?,
+        f: zeroed_as(ctx, Purpose::Working, "f32", n)?,
         n,
     })
 }
@@ -137,8 +138,9 @@ impl<'c> GpuTrainer<'c> {
             .max()
             .unwrap()
             * batch;
-        let ls = crate::gpu::buffers::upload_u32(
+        let ls = upload_as(
             ctx,
+            Purpose::Other,
             "loss scale",
             &loss_scale_state(plan.config.loss_scale.initial()),
         )?;
@@ -153,16 +155,16 @@ impl<'c> GpuTrainer<'c> {
             acts: Vec::new(),
             grads: Vec::new(),
             params: Vec::new(),
-            labels: zeroed(ctx, "labels", batch)?,
-            loss: zeroed(ctx, "loss", batch)?,
-            correct: zeroed(ctx, "correct", batch)?,
-            xent_grad: zeroed(ctx, "xent grad", batch * m.classes())?,
-            scratch: zeroed(ctx, "scratch", widest)?,
-            scratch2: zeroed(ctx, "scratch", widest)?,
-            stats: zeroed(ctx, "stats", 4)?,
-            grad_stats: zeroed(ctx, "gradient stats", 4)?,
+            labels: zeroed_as(ctx, Purpose::Other, "labels", batch)?,
+            loss: zeroed_as(ctx, Purpose::Other, "loss", batch)?,
+            correct: zeroed_as(ctx, Purpose::Other, "correct", batch)?,
+            xent_grad: zeroed_as(ctx, Purpose::Working, "xent grad", batch * m.classes())?,
+            scratch: zeroed_as(ctx, Purpose::Working, "scratch", widest)?,
+            scratch2: zeroed_as(ctx, Purpose::Working, "scratch", widest)?,
+            stats: zeroed_as(ctx, Purpose::Other, "stats", 4)?,
+            grad_stats: zeroed_as(ctx, Purpose::Other, "gradient stats", 4)?,
             loss_scale: ls,
-            none: zeroed(ctx, "no scales", 1)?,
+            none: zeroed_as(ctx, Purpose::Other, "no scales", 1)?,
             readback: Readback::default(),
             bn: Vec::new(),
             skip: Vec::new(),
@@ -207,7 +209,7 @@ impl<'c> GpuTrainer<'c> {
                     )),
                     false => None,
                 },
-                bias_f32: zeroed(ctx, "bias", nb)?,
+                bias_f32: zeroed_as(ctx, Purpose::Working, "bias", nb)?,
             };
             ctx.queue
                 .write_buffer(&ls.w.f, 0, bytemuck::cast_slice(&w0));
@@ -230,13 +232,23 @@ impl<'c> GpuTrainer<'c> {
         for (j, l) in m.layers.iter().enumerate() {
             t.bn.push(match l {
                 Layer::BatchNorm2d { shape, .. } => Some((
-                    upload_u32(ctx, "batch-norm stats", &BnStat::new(shape[0]).words())?,
-                    zeroed(ctx, "gamma and beta", 2 * shape[0])?,
+                    upload_as(
+                        ctx,
+                        Purpose::Working,
+                        "batch-norm stats",
+                        &BnStat::new(shape[0]).words(),
+                    )?,
+                    zeroed_as(ctx, Purpose::Working, "gamma and beta", 2 * shape[0])?,
                 )),
                 _ => None,
             });
             t.skip.push(match m.skip_from(j) {
-                Some(_) => Some(zeroed(ctx, "skip gradient", batch * l.outputs())?),
+                Some(_) => Some(zeroed_as(
+                    ctx,
+                    Purpose::Working,
+                    "skip gradient",
+                    batch * l.outputs(),
+                )?),
                 None => None,
             });
         }
@@ -334,7 +346,7 @@ impl<'c> GpuTrainer<'c> {
         out_spec: &QuantSpec,
         grad: bool,
     ) -> Result<(), GpuError> {
-        let bias = bias.map_or(&self.none, |(buf, _)| buf);
+        let bias = bias.map_or(&*self.none, |(buf, _)| buf);
         record_view(self.ctx, enc, view, params, a, b, bias, &out.f)?;
         match grad {
             true => self.quantize_grad(enc, &out.f, out, out_spec),
@@ -459,7 +471,7 @@ impl<'c> GpuTrainer<'c> {
         x: &[f32],
         labels: &[u32],
         train: bool,
-    ) -> Result<((wgpu::Buffer, wgpu::SubmissionIndex), u64), GpuError> {
+    ) -> Result<((DeviceBuffer, wgpu::SubmissionIndex), u64), GpuError> {
         let (ctx, s, batch) = (self.ctx, self.step, self.batch);
         let inputs = self.plan.model.inputs;
         let classes = self.plan.model.classes();
@@ -513,7 +525,7 @@ impl<'c> GpuTrainer<'c> {
                     let g = spec
                         .geometry(prev.t.shape(), p.w.t.shape())
                         .map_err(|e| GpuError::Invalid(e.0))?;
-                    let bias = Some((&p.bias_f32, *cout));
+                    let bias = Some((&*p.bias_f32, *cout));
                     let ab = (&p.w.t, &prev.t);
                     self.conv(e, ConvPass::Forward, &g, ab, bias, &spec, act)?;
                 }
@@ -575,7 +587,7 @@ impl<'c> GpuTrainer<'c> {
                     let sc = layers[i].shortcut(batch).unwrap();
                     self.decode(e, prev, &self.scratch)?;
                     self.decode(e, &self.acts[*from], &self.scratch2)?;
-                    let ab = (&self.scratch, &self.scratch2);
+                    let ab = (&*self.scratch, &*self.scratch2);
                     record_residual_forward(ctx, e, ab, &act.f, &sc)?;
                     self.quantize(e, &act.f, act, &act_spec)?;
                 }
@@ -682,7 +694,7 @@ impl<'c> GpuTrainer<'c> {
                             &unused
                         }
                     };
-                    let xg = (&self.scratch, &self.scratch2);
+                    let xg = (&*self.scratch, &*self.scratch2);
                     record_bn_backward(ctx, e, xg, (gb, stat), out, &geo)?;
                     let c = 4 * geo.channels as u64;
                     e.copy_buffer_to_buffer(stat, 5 * c, &p.dw.f, 0, c);
@@ -773,7 +785,7 @@ impl<'c> GpuTrainer<'c> {
                 match moment2 {
                     Some(v2) => {
                         self.decode(e, v2, &v2.f)?;
-                        let moments = (&vel.f, &v2.f);
+                        let moments = (&*vel.f, &*v2.f);
                         record_adam(ctx, e, &grad.f, &param.f, moments, ls, param.n, &c.adam(s))?;
                     }
                     None => record_sgd(ctx, e, &grad.f, &param.f, &vel.f, ls, param.n, &c.sgd(s))?,
@@ -944,6 +956,16 @@ impl<'c> GpuTrainer<'c> {
             .as_ref()
             .ok_or_else(|| GpuError::Invalid(format!("layer {i} has no weights")))?;
         Ok((p.dw.t.read_words(self.ctx)?, p.db.t.read_words(self.ctx)?))
+    }
+
+    /// The bytes of every buffer alive on the trainer's device, by purpose, and the peak.
+    pub fn device_memory(&self) -> crate::gpu::memory::MemoryReport {
+        self.ctx.memory()
+    }
+
+    /// The trainer's device.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.ctx.device
     }
 
     /// The packed codes of the last step's input (`None`) or of layer `i`'s output.

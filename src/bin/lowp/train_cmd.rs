@@ -3,6 +3,7 @@
 use crate::args::{self, Device};
 use lowp::data::{Dataset, load_dir, shuffled, synthetic::synthetic};
 use lowp::format::Format;
+use lowp::gpu::memory::{MemoryReport, Purpose, wgpu_buffer_bytes};
 use lowp::train::checkpoint::{self, TrainState};
 use lowp::train::cpu::CpuTrainer;
 use lowp::train::gpu::{GpuTrainer, Report};
@@ -349,6 +350,30 @@ fn show(r: &RoleBytes, fp32: &RoleBytes, when: &str) {
     }
 }
 
+/// Prints the device memory a trainer's buffers take, by purpose, next to the all-fp32
+/// trainer's, and what wgpu counts for every buffer on the device.
+fn show_device(ours: &MemoryReport, fp32: &MemoryReport, when: &str, wgpu_bytes: u64) {
+    let pct = |a: u64, b: u64| {
+        if b == 0 {
+            "".to_string()
+        } else {
+            format!("{:5.1}%", 100.0 * a as f64 / b as f64)
+        }
+    };
+    println!("device memory ({when}): bytes of every buffer, this map vs all-fp32");
+    for p in Purpose::ALL {
+        let (a, b) = (ours.of(p), fp32.of(p));
+        if a + b > 0 {
+            println!("  {:<20} {a:>12} {b:>12}  {}", p.name(), pct(a, b));
+        }
+    }
+    let (a, b) = (ours.total(), fp32.total());
+    println!("  {:<20} {a:>12} {b:>12}  {}", "total", pct(a, b));
+    println!(
+        "  wgpu counts {wgpu_bytes} bytes of buffer memory on the device (every buffer, its own included)"
+    );
+}
+
 /// Runs the command.
 pub fn run(a: &Args) -> Result<(), String> {
     if a.batch == 0 || a.epochs == 0 {
@@ -427,12 +452,34 @@ pub fn run(a: &Args) -> Result<(), String> {
         return Ok(());
     }
     let ctx;
+    let mut device_fp32: Option<MemoryReport> = None;
     let mut trainer = match a.device {
         Device::Cpu => Trainer::Cpu(Box::new(CpuTrainer::new(plan.clone())), Vec::new()),
         Device::Gpu => {
             ctx = args::gpu()?;
             println!("device: {}", ctx.info.name);
+            // The all-fp32 trainer of the same model and batch, built to be measured first.
+            let fp32 = {
+                let plan32 = Plan::new(
+                    plan.model.clone(),
+                    &PrecisionMap::uniform(Format::FP32),
+                    false,
+                    plan.config,
+                    a.seed,
+                )
+                .map_err(|e| e.to_string())?;
+                let before = ctx.memory();
+                let t32 = GpuTrainer::new(&ctx, plan32, a.batch).map_err(|e| e.to_string())?;
+                let m = ctx.memory().since(&before);
+                drop(t32);
+                m
+            };
+            ctx.ledger.reset_peak();
+            let before = ctx.memory();
             let t = GpuTrainer::new(&ctx, plan.clone(), a.batch).map_err(|e| e.to_string())?;
+            let ours = ctx.memory().since(&before);
+            device_fp32 = Some(fp32);
+            show_device(&ours, &fp32, "start", wgpu_buffer_bytes(&ctx.device));
             Trainer::Gpu(Box::new(t))
         }
     };
@@ -718,6 +765,12 @@ pub fn run(a: &Args) -> Result<(), String> {
     }
     if let Trainer::Gpu(t) = &trainer {
         show(&t.stored_bytes(), &fp32, "end, GPU buffers");
+        if let Some(fp32) = &device_fp32 {
+            let now = t.device_memory();
+            let when = "end, all buffers alive; fp32 as built";
+            show_device(&now, fp32, when, wgpu_buffer_bytes(t.device()));
+            println!("  peak while training   {:>12}", now.peak);
+        }
     }
     if let Some(dir) = &a.out {
         let doc = crate::plot::svg(

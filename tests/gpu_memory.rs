@@ -1,0 +1,88 @@
+//! The device-memory ledger counts every buffer lowp makes, by purpose, until its last
+//! handle goes: checked against the sizes asked for, against wgpu's own count of buffer
+//! memory (an independent figure from the backend's allocator), and, for a trainer,
+//! against the packed tensor bytes its memory report gives.
+
+mod common;
+
+use lowp::format::Format;
+use lowp::gpu::buffers::{staging, uniform, upload_as, zeroed_as};
+use lowp::gpu::memory::{Purpose, wgpu_buffer_bytes};
+use lowp::train::gpu::GpuTrainer;
+use lowp::train::model::Model;
+use lowp::train::plan::{Plan, TrainConfig};
+use lowp::train::precision::PrecisionMap;
+
+#[test]
+fn the_ledger_counts_every_buffer_until_its_last_handle_goes() {
+    let c = common::gpu();
+    c.wait().unwrap();
+    let (before, hal_before) = (c.memory(), wgpu_buffer_bytes(&c.device));
+    let a = zeroed_as(&c, Purpose::Tensor, "a", 1000).unwrap();
+    let b = upload_as(&c, Purpose::Working, "b", &[7; 300]).unwrap();
+    let s = staging(&c, 64);
+    let u = uniform(&c, &[1u32; 4]);
+    let a2 = a.clone();
+    let now = c.memory().since(&before);
+    assert_eq!(now.of(Purpose::Tensor), 4000);
+    assert_eq!(now.of(Purpose::Working), 1200);
+    assert_eq!(now.of(Purpose::Staging), 64);
+    assert_eq!(now.of(Purpose::Parameters), 16);
+    assert_eq!(
+        (now.total(), now.buffers),
+        (5280, 4),
+        "a clone is not another buffer"
+    );
+    // wgpu's own count: at least what was asked for (allocations round up).
+    c.wait().unwrap();
+    let hal = wgpu_buffer_bytes(&c.device) - hal_before;
+    assert!(hal >= 5280, "wgpu counts {hal} bytes for 5,280 asked");
+    eprintln!("4 buffers of 5,280 bytes: wgpu counts {hal}");
+    drop(a);
+    assert_eq!(
+        c.memory().since(&before).of(Purpose::Tensor),
+        4000,
+        "a clone lives"
+    );
+    drop((a2, b, s, u));
+    let after = c.memory();
+    assert_eq!(after.total(), before.total());
+    assert_eq!(after.buffers, before.buffers);
+}
+
+/// A trainer's tensor buffers in the ledger are exactly the packed bytes its memory report
+/// gives; wgpu's count of the device's buffer memory covers everything the ledger holds.
+#[test]
+fn a_trainers_tensor_bytes_are_its_reported_packed_bytes() {
+    let c = common::gpu();
+    let model = Model::lenet([1, 12, 12], 4).unwrap();
+    let hfp8 = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/precision/hfp8.toml"
+    ))
+    .unwrap();
+    for map in [
+        PrecisionMap::uniform(Format::FP32),
+        PrecisionMap::parse(&hfp8).unwrap(),
+    ] {
+        let plan = Plan::new(model.clone(), &map, map.master, TrainConfig::default(), 1).unwrap();
+        let before = c.memory();
+        let t = GpuTrainer::new(&c, plan, 8).unwrap();
+        let m = c.memory().since(&before);
+        assert_eq!(
+            m.of(Purpose::Tensor),
+            t.stored_bytes().total(),
+            "tensor buffers vs the packed bytes reported"
+        );
+        c.wait().unwrap();
+        let all = c.memory().total();
+        let hal = wgpu_buffer_bytes(&c.device);
+        assert!(hal >= all, "wgpu counts {hal} bytes, the ledger {all}");
+        eprintln!(
+            "{} tensors, {} f32 working copies, {} in all; wgpu counts {hal}",
+            m.of(Purpose::Tensor),
+            m.of(Purpose::Working),
+            m.total()
+        );
+    }
+}
