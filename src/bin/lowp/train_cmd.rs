@@ -110,6 +110,10 @@ pub struct Args {
     /// --out is given).
     #[arg(long, default_value_t = 0)]
     checkpoint_every: u64,
+    /// Also build the all-fp32 trainer of the same model and batch first, to report its
+    /// device memory beside this run's (it needs that memory for a moment).
+    #[arg(long)]
+    fp32_baseline: bool,
     /// Continue from a checkpoint (a .safetensors file, or a folder holding
     /// checkpoint.safetensors) with the same settings.
     #[arg(long)]
@@ -352,7 +356,7 @@ fn show(r: &RoleBytes, fp32: &RoleBytes, when: &str) {
 
 /// Prints the device memory a trainer's buffers take, by purpose, next to the all-fp32
 /// trainer's, and what wgpu counts for every buffer on the device.
-fn show_device(ours: &MemoryReport, fp32: &MemoryReport, when: &str, wgpu_bytes: u64) {
+fn show_device(ours: &MemoryReport, fp32: Option<&MemoryReport>, when: &str, wgpu_bytes: u64) {
     let pct = |a: u64, b: u64| {
         if b == 0 {
             "".to_string()
@@ -360,15 +364,25 @@ fn show_device(ours: &MemoryReport, fp32: &MemoryReport, when: &str, wgpu_bytes:
             format!("{:5.1}%", 100.0 * a as f64 / b as f64)
         }
     };
-    println!("device memory ({when}): bytes of every buffer, this map vs all-fp32");
+    let zero = MemoryReport::default();
+    match fp32 {
+        Some(_) => println!("device memory ({when}): bytes of every buffer, this map vs all-fp32"),
+        None => println!(
+            "device memory ({when}): bytes of every buffer (--fp32-baseline adds the fp32 run's)"
+        ),
+    }
+    let row = |name: &str, a: u64, b: u64| match fp32 {
+        Some(_) => println!("  {name:<20} {a:>12} {b:>12}  {}", pct(a, b)),
+        None => println!("  {name:<20} {a:>12}"),
+    };
+    let base = fp32.unwrap_or(&zero);
     for p in Purpose::ALL {
-        let (a, b) = (ours.of(p), fp32.of(p));
+        let (a, b) = (ours.of(p), base.of(p));
         if a + b > 0 {
-            println!("  {:<20} {a:>12} {b:>12}  {}", p.name(), pct(a, b));
+            row(p.name(), a, b);
         }
     }
-    let (a, b) = (ours.total(), fp32.total());
-    println!("  {:<20} {a:>12} {b:>12}  {}", "total", pct(a, b));
+    row("total", ours.total(), base.total());
     println!(
         "  wgpu counts {wgpu_bytes} bytes of buffer memory on the device (every buffer, its own included)"
     );
@@ -459,7 +473,7 @@ pub fn run(a: &Args) -> Result<(), String> {
             ctx = args::gpu()?;
             println!("device: {}", ctx.info.name);
             // The all-fp32 trainer of the same model and batch, built to be measured first.
-            let fp32 = {
+            if a.fp32_baseline {
                 let plan32 = Plan::new(
                     plan.model.clone(),
                     &PrecisionMap::uniform(Format::FP32),
@@ -470,16 +484,15 @@ pub fn run(a: &Args) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
                 let before = ctx.memory();
                 let t32 = GpuTrainer::new(&ctx, plan32, a.batch).map_err(|e| e.to_string())?;
-                let m = ctx.memory().since(&before);
+                device_fp32 = Some(ctx.memory().since(&before));
                 drop(t32);
-                m
-            };
+            }
             ctx.ledger.reset_peak();
             let before = ctx.memory();
             let t = GpuTrainer::new(&ctx, plan.clone(), a.batch).map_err(|e| e.to_string())?;
             let ours = ctx.memory().since(&before);
-            device_fp32 = Some(fp32);
-            show_device(&ours, &fp32, "start", wgpu_buffer_bytes(&ctx.device));
+            let fp32 = device_fp32.as_ref();
+            show_device(&ours, fp32, "start", wgpu_buffer_bytes(&ctx.device));
             Trainer::Gpu(Box::new(t))
         }
     };
@@ -765,12 +778,18 @@ pub fn run(a: &Args) -> Result<(), String> {
     }
     if let Trainer::Gpu(t) = &trainer {
         show(&t.stored_bytes(), &fp32, "end, GPU buffers");
-        if let Some(fp32) = &device_fp32 {
-            let now = t.device_memory();
-            let when = "end, all buffers alive; fp32 as built";
-            show_device(&now, fp32, when, wgpu_buffer_bytes(t.device()));
-            println!("  peak while training   {:>12}", now.peak);
-        }
+        let now = t.device_memory();
+        let when = match device_fp32 {
+            Some(_) => "end, all buffers alive; fp32 as built",
+            None => "end, all buffers alive",
+        };
+        show_device(
+            &now,
+            device_fp32.as_ref(),
+            when,
+            wgpu_buffer_bytes(t.device()),
+        );
+        println!("  peak while training   {:>12}", now.peak);
     }
     if let Some(dir) = &a.out {
         let doc = crate::plot::svg(
