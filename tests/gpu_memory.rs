@@ -86,3 +86,47 @@ fn a_trainers_tensor_bytes_are_its_reported_packed_bytes() {
         );
     }
 }
+
+/// Beside its packed tensors a trainer holds f32 buffers within the bound its code states
+/// (`GpuTrainer::f32_bound`: a few batch-sized buffers and the update's pool, not an f32
+/// copy of every tensor), and the ledger's total is packed bytes plus that plus a few
+/// small buffers (labels, losses, statistics).
+#[test]
+fn a_trainers_device_bytes_are_packed_bytes_plus_the_stated_f32_bound() {
+    let c = common::gpu();
+    let hfp8 = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/precision/hfp8.toml"
+    ))
+    .unwrap();
+    for model in [
+        Model::lenet([1, 12, 12], 4).unwrap(),
+        Model::resnet(1, [3, 8, 8], 4).unwrap(),
+    ] {
+        for map in [
+            PrecisionMap::uniform(Format::FP32),
+            PrecisionMap::parse(&hfp8).unwrap(),
+        ] {
+            let config = TrainConfig {
+                kind: lowp::train::plan::OptimKind::Adam,
+                ..Default::default()
+            };
+            let plan = Plan::new(model.clone(), &map, map.master, config, 1).unwrap();
+            let before = c.memory();
+            let batch = 6;
+            let t = GpuTrainer::new(&c, plan, batch).unwrap();
+            let m = c.memory().since(&before);
+            let (packed, bound) = (t.stored_bytes().total(), t.f32_bound());
+            let widest =
+                4 * batch as u64 * model.layers.iter().map(|l| l.outputs()).max().unwrap() as u64;
+            assert_eq!(m.of(Purpose::Tensor), packed);
+            assert!(
+                m.of(Purpose::Working) <= bound && m.of(Purpose::Working) >= 3 * widest,
+                "f32 buffers {} against the bound {bound}",
+                m.of(Purpose::Working)
+            );
+            assert!(m.of(Purpose::Other) <= 4 * (3 * batch as u64 + 64), "{m:?}");
+            assert!(m.total() <= packed + bound + m.of(Purpose::Other));
+        }
+    }
+}

@@ -33,11 +33,28 @@ use crate::ops::quantize::{QuantizeTargets, alloc_tensor, dequantize_into, recor
 use crate::quant::QuantSpec;
 use crate::reference::batchnorm::BnStat;
 
-/// A packed tensor plus an f32 working copy of the same size.
+/// A packed tensor, and the f32 buffer its values are computed in before they are rounded
+/// into it. That buffer is shared by every slot of the same role (see `F32Pool`): its
+/// contents live only from the op that writes them to the quantization that reads them.
 struct Slot {
     t: Tensor,
     f: DeviceBuffer,
     n: usize,
+}
+
+/// The f32 buffers tensors are computed in, one per role, each as large as its role's
+/// largest tensor. A tensor's f32 values never outlive the op that rounds them, and the
+/// tensors of one role are never computed at once, so the whole trainer holds, beside its
+/// packed tensors: one buffer of batch x (widest layer) words for every layer's output and
+/// input gradient, and eight of the largest weight or bias for the update (parameter,
+/// velocity, gradient, second moment, for weights and for biases).
+struct F32Pool {
+    layer: DeviceBuffer,
+    /// [weights, biases] of each: parameter, velocity, gradient, second moment.
+    param: [DeviceBuffer; 2],
+    velocity: [DeviceBuffer; 2],
+    grad: [DeviceBuffer; 2],
+    moment2: [DeviceBuffer; 2],
 }
 
 /// Parameters and optimizer state of one Linear layer.
@@ -111,14 +128,16 @@ pub struct Report {
     pub stats: StepStats,
 }
 
-fn slot(ctx: &GpuContext, shape: &[usize], spec: &QuantSpec) -> Result<Slot, GpuError> {
+fn slot(
+    ctx: &GpuContext,
+    shape: &[usize],
+    spec: &QuantSpec,
+    f: &DeviceBuffer,
+) -> Result<Slot, GpuError> {
     let t = alloc_tensor(ctx, shape, spec)?;
     let n = t.len();
-    Ok(Slot {
-        t,
-        f: zeroed_as(ctx, Purpose::Working, "f32", n)?,
-        n,
-    })
+    debug_assert!(f.size() >= 4 * n as u64, "a pooled f32 buffer too small");
+    Ok(Slot { t, f: f.clone(), n })
 }
 
 impl<'c> GpuTrainer<'c> {
@@ -144,6 +163,24 @@ impl<'c> GpuTrainer<'c> {
             "loss scale",
             &loss_scale_state(plan.config.loss_scale.initial()),
         )?;
+        let (most_w, most_b) = m
+            .layers
+            .iter()
+            .filter_map(Layer::param_sizes)
+            .fold((1, 1), |(w, b), (nw, nb, _)| (w.max(nw), b.max(nb)));
+        let pair = |what: &'static str| -> Result<[DeviceBuffer; 2], GpuError> {
+            Ok([
+                zeroed_as(ctx, Purpose::Working, what, most_w)?,
+                zeroed_as(ctx, Purpose::Working, what, most_b)?,
+            ])
+        };
+        let pool = F32Pool {
+            layer: zeroed_as(ctx, Purpose::Working, "layer f32", widest)?,
+            param: pair("parameter f32")?,
+            velocity: pair("velocity f32")?,
+            grad: pair("weight gradient f32")?,
+            moment2: pair("second moment f32")?,
+        };
         let mut t = GpuTrainer {
             ctx,
             batch,
@@ -151,6 +188,7 @@ impl<'c> GpuTrainer<'c> {
                 ctx,
                 &[vec![batch], m.input_shape.clone()].concat(),
                 &plan.spec("input", 0, 0),
+                &pool.layer,
             )?,
             acts: Vec::new(),
             grads: Vec::new(),
@@ -177,10 +215,10 @@ impl<'c> GpuTrainer<'c> {
         for (i, l) in m.layers.iter().enumerate() {
             let n = l.name().to_string();
             let shape = [vec![batch], l.sample_shape()].concat();
-            t.acts
-                .push(slot(ctx, &shape, &t.plan.spec(&format!("{n}.act"), 0, 0))?);
-            t.grads
-                .push(slot(ctx, &shape, &t.plan.spec(&format!("{n}.grad"), 0, 0))?);
+            let act_spec = t.plan.spec(&format!("{n}.act"), 0, 0);
+            t.acts.push(slot(ctx, &shape, &act_spec, &pool.layer)?);
+            let grad_spec = t.plan.spec(&format!("{n}.grad"), 0, 0);
+            t.grads.push(slot(ctx, &shape, &grad_spec, &pool.layer)?);
             let Some((_, nb, _)) = l.param_sizes() else {
                 t.params.push(None);
                 continue;
@@ -188,44 +226,59 @@ impl<'c> GpuTrainer<'c> {
             let ws = l.weight_shape();
             let p = |name: &str, part| t.plan.spec(&format!("{n}.{name}"), 0, part);
             let (w0, b0) = m.init_params(i, t.plan.seed);
+            let [pw, pb] = &pool.param;
             let ls = LinearSlots {
-                w: slot(ctx, &ws, &p("weight", 0))?,
-                b: slot(ctx, &[nb], &p("bias", 0))?,
-                vw: slot(ctx, &ws, &p("momentum", 0))?,
-                vb: slot(ctx, &[nb], &p("momentum", 1))?,
+                w: slot(ctx, &ws, &p("weight", 0), pw)?,
+                b: slot(ctx, &[nb], &p("bias", 0), pb)?,
+                vw: slot(ctx, &ws, &p("momentum", 0), &pool.velocity[0])?,
+                vb: slot(ctx, &[nb], &p("momentum", 1), &pool.velocity[1])?,
                 moment2: match t.plan.adam() {
                     true => Some((
-                        slot(ctx, &ws, &p("moment2", 0))?,
-                        slot(ctx, &[nb], &p("moment2", 1))?,
+                        slot(ctx, &ws, &p("moment2", 0), &pool.moment2[0])?,
+                        slot(ctx, &[nb], &p("moment2", 1), &pool.moment2[1])?,
                     )),
                     false => None,
                 },
-                dw: slot(ctx, &ws, &p("wgrad", 0))?,
-                db: slot(ctx, &[nb], &p("wgrad", 1))?,
+                dw: slot(ctx, &ws, &p("wgrad", 0), &pool.grad[0])?,
+                db: slot(ctx, &[nb], &p("wgrad", 1), &pool.grad[1])?,
                 master: match t.plan.master {
                     true => Some((
-                        slot(ctx, &ws, &p("master", 0))?,
-                        slot(ctx, &[nb], &p("master", 1))?,
+                        slot(ctx, &ws, &p("master", 0), pw)?,
+                        slot(ctx, &[nb], &p("master", 1), pb)?,
                     )),
                     false => None,
                 },
                 bias_f32: zeroed_as(ctx, Purpose::Working, "bias", nb)?,
             };
-            ctx.queue
-                .write_buffer(&ls.w.f, 0, bytemuck::cast_slice(&w0));
-            ctx.queue
-                .write_buffer(&ls.b.f, 0, bytemuck::cast_slice(&b0));
-            t.quantize(&mut enc, &ls.w.f, &ls.w, &p("weight", 0))?;
-            t.quantize(&mut enc, &ls.b.f, &ls.b, &p("bias", 0))?;
-            t.quantize(&mut enc, &ls.vw.f, &ls.vw, &p("momentum", 0))?;
-            t.quantize(&mut enc, &ls.vb.f, &ls.vb, &p("momentum", 1))?;
+            // The initial values come in buffers of their own (the pooled f32 buffers are
+            // shared, and queue writes land before the encoder's commands run); velocity
+            // and second moments start at zero.
+            let (w0, b0) = (
+                upload_as(
+                    ctx,
+                    Purpose::Other,
+                    "initial weights",
+                    bytemuck::cast_slice(&w0),
+                )?,
+                upload_as(
+                    ctx,
+                    Purpose::Other,
+                    "initial biases",
+                    bytemuck::cast_slice(&b0),
+                )?,
+            );
+            let zeros = zeroed_as(ctx, Purpose::Other, "zeros", ls.w.n.max(nb))?;
+            t.quantize(&mut enc, &w0, &ls.w, &p("weight", 0))?;
+            t.quantize(&mut enc, &b0, &ls.b, &p("bias", 0))?;
+            t.quantize(&mut enc, &zeros, &ls.vw, &p("momentum", 0))?;
+            t.quantize(&mut enc, &zeros, &ls.vb, &p("momentum", 1))?;
             if let Some((mw, mb)) = &ls.moment2 {
-                t.quantize(&mut enc, &mw.f, mw, &p("moment2", 0))?;
-                t.quantize(&mut enc, &mb.f, mb, &p("moment2", 1))?;
+                t.quantize(&mut enc, &zeros, mw, &p("moment2", 0))?;
+                t.quantize(&mut enc, &zeros, mb, &p("moment2", 1))?;
             }
             if let Some((mw, mb)) = &ls.master {
-                t.quantize(&mut enc, &ls.w.f, mw, &p("master", 0))?;
-                t.quantize(&mut enc, &ls.b.f, mb, &p("master", 1))?;
+                t.quantize(&mut enc, &w0, mw, &p("master", 0))?;
+                t.quantize(&mut enc, &b0, mb, &p("master", 1))?;
             }
             t.params.push(Some(ls));
         }
@@ -956,6 +1009,38 @@ impl<'c> GpuTrainer<'c> {
             .as_ref()
             .ok_or_else(|| GpuError::Invalid(format!("layer {i} has no weights")))?;
         Ok((p.dw.t.read_words(self.ctx)?, p.db.t.read_words(self.ctx)?))
+    }
+
+    /// The bound, in bytes, on the f32 buffers the trainer holds beside its packed tensors
+    /// (`Purpose::Working`), from the model's shape: three of batch x the widest layer (the
+    /// pooled layer buffer and two decode scratches), one more for each residual shortcut's
+    /// gradient, the loss gradient (batch x classes), eight of the largest weight or bias
+    /// (the update's pool), each layer's decoded bias and 8 words a batch-norm channel.
+    pub fn f32_bound(&self) -> u64 {
+        let (m, batch) = (&self.plan.model, self.batch);
+        let widest = m
+            .layers
+            .iter()
+            .map(Layer::outputs)
+            .chain([m.inputs])
+            .max()
+            .unwrap_or(1)
+            * batch;
+        let shortcuts = (0..m.layers.len())
+            .filter(|&j| m.skip_from(j).is_some())
+            .count();
+        let (mut most_w, mut most_b, mut biases, mut bn) = (1, 1, 0, 0);
+        for l in &m.layers {
+            if let Some((nw, nb, _)) = l.param_sizes() {
+                (most_w, most_b, biases) = (most_w.max(nw), most_b.max(nb), biases + nb);
+            }
+            if let Layer::BatchNorm2d { shape, .. } = l {
+                bn += 8 * shape[0];
+            }
+        }
+        let words =
+            (3 + shortcuts) * widest + batch * m.classes() + 4 * (most_w + most_b) + biases + bn;
+        4 * words as u64
     }
 
     /// The bytes of every buffer alive on the trainer's device, by purpose, and the peak.
