@@ -694,3 +694,8 @@ impl FromStr for Format {
         }
     }
 }
+
+/// Number of u32 words holding `n` codes of `w` bits, densely packed.
+pub fn packed_words(n: usize, w: u32) -> usize {
+    (n * w as usize).div_ceil(32)
+}

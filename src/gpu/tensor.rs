@@ -3,8 +3,8 @@
 use super::buffers::read_u32;
 use super::memory::DeviceBuffer;
 use super::{GpuContext, GpuError};
+use crate::format::packed_words;
 use crate::quant::QuantSpec;
-use crate::reference::packed_words;
 
 /// A tensor held on the GPU in a (packed) number format.
 pub struct Tensor {

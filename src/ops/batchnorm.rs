@@ -6,41 +6,9 @@ use super::elementwise::record_col_sum;
 use crate::gpu::dispatch::record;
 use crate::gpu::params::ElemParams;
 use crate::gpu::{GpuContext, GpuError};
-
-/// The shape and constants of a batch-norm layer over a batch.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BatchNorm {
-    /// Samples.
-    pub batch: usize,
-    /// Channels.
-    pub channels: usize,
-    /// Pixels per channel plane.
-    pub pixels: usize,
-    /// Added to the variance.
-    pub eps: f32,
-    /// Weight of the new batch statistics in the running ones.
-    pub momentum: f32,
-}
+pub use crate::layer_geometry::BatchNorm;
 
 impl BatchNorm {
-    /// Values each channel's statistics are taken over.
-    pub fn count(&self) -> usize {
-        self.batch * self.pixels
-    }
-
-    /// The constants, computed once on the host (and shared with the CPU twin):
-    /// (1 / M, M, M / (M - 1), 1 - momentum).
-    pub fn constants(&self) -> (f32, f32, f32, f32) {
-        let m = self.count() as f64;
-        let unbias = if m > 1.0 { m / (m - 1.0) } else { 1.0 };
-        (
-            (1.0 / m) as f32,
-            m as f32,
-            unbias as f32,
-            (1.0 - self.momentum as f64) as f32,
-        )
-    }
-
     fn params(&self, n: usize, train: bool) -> ElemParams {
         let (inv_m, m, unbias, keep) = self.constants();
         ElemParams {

@@ -6,6 +6,7 @@ use crate::conv::Pool;
 use crate::gpu::dispatch::record;
 use crate::gpu::params::ElemParams;
 use crate::gpu::{GpuContext, GpuError};
+pub use crate::layer_geometry::{COL_SUM_CHUNK, Shortcut};
 
 /// Records y = relu(x) over `n` values.
 pub fn record_relu_forward(
@@ -151,9 +152,6 @@ pub fn record_col_sum(
     )
 }
 
-/// Values per chunk of a column sum (`shaders/col_sum.wgsl`'s CHUNK).
-pub const COL_SUM_CHUNK: usize = 16384;
-
 fn pool_params(p: &Pool, n: usize) -> ElemParams {
     let [oh, ow] = p.out_hw();
     ElemParams {
@@ -259,32 +257,7 @@ pub fn record_avgpool_backward(
     )
 }
 
-/// A residual shortcut from a `source` [C, H, W] sample to an `out` [C, H, W] sample:
-/// identity, or every stride-th pixel with channels zero-padded evenly on both sides.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Shortcut {
-    /// Samples in the batch.
-    pub batch: usize,
-    /// Source (channels, height, width).
-    pub source: [usize; 3],
-    /// Output (channels, height, width).
-    pub out: [usize; 3],
-}
-
 impl Shortcut {
-    /// The pixel stride, checking the shapes fit option A (more channels, integer stride).
-    pub fn stride(&self) -> Result<usize, String> {
-        let ([cs, hs, ws], [c, h, w]) = (self.source, self.out);
-        let s = hs / h.max(1);
-        if cs > c || (c - cs) % 2 != 0 || h == 0 || s == 0 || hs != s * h || ws != s * w {
-            return Err(format!(
-                "a shortcut from {:?} to {:?}: needs the same or evenly more channels and an integer stride",
-                self.source, self.out
-            ));
-        }
-        Ok(s)
-    }
-
     fn params(&self, n: usize) -> Result<ElemParams, GpuError> {
         let s = self.stride().map_err(GpuError::Invalid)?;
         Ok(ElemParams {

@@ -1,13 +1,13 @@
 //! Quantize, dequantize, fake-quantize and amax on the GPU.
 
 use crate::format::MX_BLOCK;
+use crate::format::packed_words;
 use crate::gpu::buffers::{map_read, read_u32, staging, upload_f32, zeroed, zeroed_as};
 use crate::gpu::dispatch::record;
 use crate::gpu::memory::{DeviceBuffer, Purpose};
 use crate::gpu::params::{QuantParams, scaling_id};
 use crate::gpu::{GpuContext, GpuError, Tensor};
 use crate::quant::{Exceptions, QuantSpec};
-use crate::reference::packed_words;
 
 /// Where a quantize writes: packed codes, scales, and the four stats words.
 pub struct QuantizeTargets<'a> {

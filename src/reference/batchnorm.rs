@@ -2,7 +2,7 @@
 //! IEEE binary32 operations in the same order.
 
 use super::elementwise::col_sum;
-use crate::ops::batchnorm::BatchNorm;
+use crate::layer_geometry::BatchNorm;
 
 /// Per-channel state of a batch-norm layer: the six rows of the GPU's `stat` buffer.
 #[derive(Clone, Debug, PartialEq)]

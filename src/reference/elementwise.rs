@@ -96,7 +96,7 @@ pub fn mse(
 /// Column sums of a rows x cols x inner array: each column's values in (row, inner) order
 /// summed in chunks of `COL_SUM_CHUNK`, then the chunk sums in order.
 pub fn col_sum(g: &[f32], (rows, cols, inner): (usize, usize, usize)) -> Vec<f32> {
-    let chunk = crate::ops::elementwise::COL_SUM_CHUNK;
+    let chunk = crate::layer_geometry::COL_SUM_CHUNK;
     let total = rows * inner;
     (0..cols)
         .map(|j| {
@@ -187,7 +187,7 @@ pub fn avgpool_backward(g: &[f32], p: &Pool) -> Vec<f32> {
 }
 
 /// y = a + shortcut(s) (see `ops::elementwise::Shortcut`).
-pub fn residual_forward(a: &[f32], s: &[f32], sc: &crate::ops::elementwise::Shortcut) -> Vec<f32> {
+pub fn residual_forward(a: &[f32], s: &[f32], sc: &crate::layer_geometry::Shortcut) -> Vec<f32> {
     let stride = sc.stride().expect("a valid shortcut");
     let ([cs, hs, ws], [c, h, w]) = (sc.source, sc.out);
     let off = (c - cs) / 2;
@@ -206,7 +206,7 @@ pub fn residual_forward(a: &[f32], s: &[f32], sc: &crate::ops::elementwise::Shor
 }
 
 /// The gradient of the shortcut's source from the output gradient `g`.
-pub fn skip_backward(g: &[f32], sc: &crate::ops::elementwise::Shortcut) -> Vec<f32> {
+pub fn skip_backward(g: &[f32], sc: &crate::layer_geometry::Shortcut) -> Vec<f32> {
     let stride = sc.stride().expect("a valid shortcut");
     let ([cs, hs, ws], [c, h, w]) = (sc.source, sc.out);
     let off = (c - cs) / 2;

@@ -1,7 +1,7 @@
 //! CPU twins of the optimizer and loss-scale kernels (`ops::optim`), bit for bit: the same
 //! IEEE binary32 operations in the same order.
 
-use crate::ops::optim::{AdamStep, STEP_STATE_WORDS, Sgd};
+use crate::optim::{AdamStep, STEP_STATE_WORDS, Sgd};
 use crate::quant::Exceptions;
 use crate::softfloat::{div, expm1, mul, sqrt};
 
@@ -65,7 +65,7 @@ pub struct LossScaleState {
 impl LossScaleState {
     /// The state before the first step, with scale `scale` (a power of two).
     pub fn new(scale: f32) -> Self {
-        let w = crate::ops::optim::loss_scale_state(scale);
+        let w = crate::optim::loss_scale_state(scale);
         Self::from_words(w)
     }
 

@@ -1,9 +1,6 @@
 //! Dense bit-packing: element i at bits [i*w, (i+1)*w) of a little-endian u32 stream.
 
-/// Number of u32 words holding `n` codes of `w` bits.
-pub fn packed_words(n: usize, w: u32) -> usize {
-    (n * w as usize).div_ceil(32)
-}
+pub use crate::format::packed_words;
 
 /// Packs `w`-bit codes (1..=32) densely into u32 words.
 pub fn pack(codes: &[u32], w: u32) -> Vec<u32> {
