@@ -446,3 +446,31 @@ fn matmul_transposes_and_its_reported_error() {
         }
     }
 }
+
+/// Output piped into a reader that stops at once (as `| head -1` does): no panic, and the
+/// output file is written whole before the report.
+#[test]
+fn a_closed_pipe_ends_quietly_and_keeps_the_output() {
+    let (input, output) = (tmp("pipe_in.npy"), tmp("pipe_out.npy"));
+    write(&input, vec![1000], common::uniform(1000, 3, 4.0));
+    for cmd in [
+        vec!["quantize", s(&input), s(&output), "--format", "e4m3"],
+        vec!["formats"],
+    ] {
+        let _ = std::fs::remove_file(&output);
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lowp"))
+            .args(&cmd)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader goes away before anything is read
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{cmd:?}: {err}");
+        if cmd[0] == "quantize" {
+            let y = read_f32(&output).unwrap();
+            assert_eq!(y.data.len(), 1000, "the output was written whole");
+        }
+    }
+}

@@ -153,6 +153,23 @@ fn bad_training_requests_are_one_line_errors() {
         "checkpoint",
     );
     check(&["train", "--test-size", "0"], "--test-size");
+    // Hyper-parameters out of their range.
+    check(&["train", "--lr=-1"], "--lr -1");
+    check(&["train", "--lr", "nan"], "--lr NaN");
+    check(&["train", "--momentum", "5"], "--momentum 5");
+    check(&["train", "--weight-decay=-0.1"], "--weight-decay");
+    check(&["train", "--optimizer", "adam", "--eps", "0"], "--eps");
+    // A folder holding a run is not overwritten without --resume.
+    let held = tmp("held");
+    std::fs::write(held.join("metrics.jsonl"), "{}\n").unwrap();
+    check(
+        &["train", "--out", held.to_str().unwrap()],
+        "already holds a run",
+    );
+    assert_eq!(
+        std::fs::read_to_string(held.join("metrics.jsonl")).unwrap(),
+        "{}\n"
+    );
 }
 
 /// A run killed (SIGKILL) after a mid-epoch checkpoint and resumed with --resume ends with

@@ -163,6 +163,36 @@ impl TrainConfig {
         }
     }
 
+    /// Checks the hyper-parameters: a finite non-negative learning rate, momentum and betas in
+    /// [0, 1), a finite non-negative weight decay, a finite positive epsilon, and the loss
+    /// scaling's own rules; the error names the setting as the command line spells it.
+    pub fn validate(&self) -> Result<(), String> {
+        let bad = |what: &str, v: f32, wants: &str| Err(format!("{what} {v} is not {wants}"));
+        if !(self.lr.is_finite() && self.lr >= 0.0) {
+            return bad("--lr", self.lr, "a finite number at least 0");
+        }
+        for (what, v) in [
+            ("--momentum", self.momentum),
+            ("--betas (beta1)", self.beta1),
+            ("--betas (beta2)", self.beta2),
+        ] {
+            if !(0.0..1.0).contains(&v) {
+                return bad(what, v, "in [0, 1)");
+            }
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(
+                "--weight-decay",
+                self.weight_decay,
+                "a finite number at least 0",
+            );
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return bad("--eps", self.eps, "a finite number above 0");
+        }
+        self.loss_scale.validate()
+    }
+
     /// Adam's constants for the update that ends step `step` (counted from 0); the bias
     /// corrections come from the step state, which counts the updates applied.
     pub fn adam(&self, step: u64) -> crate::ops::optim::AdamStep {
@@ -199,10 +229,7 @@ impl Plan {
         config: TrainConfig,
         seed: u64,
     ) -> Result<Plan, PrecisionError> {
-        config
-            .loss_scale
-            .validate()
-            .map_err(PrecisionError::Setting)?;
+        config.validate().map_err(PrecisionError::Setting)?;
         let names = model.tensor_names(master, config.kind == OptimKind::Adam);
         let resolved = map.resolve(&names)?;
         let assignments = resolved

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 #[command(
     name = "lowp",
     version,
-    about = "Low-precision training on any GPU: number formats, quantization, GEMM, and (soon) training"
+    about = "Low-precision training on any GPU: number formats, quantization, GEMM and convolution, and training with every tensor in the format you choose"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -39,6 +39,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Output piped into a reader that stops early (`| head`) ends the process quietly, as
+    // for any Unix tool, instead of a panic in the middle of a report.
+    #[cfg(unix)]
+    // SAFETY: restoring the default action of SIGPIPE before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Formats { format } => formats_cmd::run(format.as_deref()),

@@ -125,6 +125,16 @@ pub fn run(a: &Args) -> Result<(), String> {
             (c, exc, stored, format!("gpu ({})", ctx.info.name))
         }
     };
+    // The output first: a report cut short (a closed pipe) must not lose it.
+    write_f32(
+        &a.output,
+        &NpyArray {
+            shape: vec![m, n],
+            fortran_order: false,
+            data: c.clone(),
+        },
+    )
+    .map_err(|e| e.to_string())?;
     report(
         &spec,
         (m, n, k),
@@ -135,15 +145,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         &device,
         (a.a_format, a.b_format),
     );
-    write_f32(
-        &a.output,
-        &NpyArray {
-            shape: vec![m, n],
-            fortran_order: false,
-            data: c,
-        },
-    )
-    .map_err(|e| e.to_string())
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

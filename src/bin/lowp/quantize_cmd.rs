@@ -81,9 +81,15 @@ pub fn run(a: &Args) -> Result<(), String> {
             (y, exc, t.stored_bytes(), format!("gpu ({})", ctx.info.name))
         }
     };
+    // The output first: a report cut short (a closed pipe) must not lose it.
+    let out = NpyArray {
+        data: y.clone(),
+        shape: input.shape.clone(),
+        fortran_order: input.fortran_order,
+    };
+    write_f32(&a.output, &out).map_err(|e| e.to_string())?;
     report(&spec, &input, &y, &exc, stored, &device);
-    let out = NpyArray { data: y, ..input };
-    write_f32(&a.output, &out).map_err(|e| e.to_string())
+    Ok(())
 }
 
 fn report(

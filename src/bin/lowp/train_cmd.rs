@@ -393,6 +393,21 @@ pub fn run(a: &Args) -> Result<(), String> {
     if a.batch == 0 || a.epochs == 0 {
         return Err("--batch and --epochs must be at least 1".into());
     }
+    // A folder that holds a run is continued with --resume, never overwritten.
+    if let (Some(dir), None) = (&a.out, &a.resume) {
+        let held: Vec<&str> = ["metrics.jsonl", "checkpoint.safetensors"]
+            .into_iter()
+            .filter(|f| dir.join(f).exists())
+            .collect();
+        if !held.is_empty() {
+            return Err(format!(
+                "{} already holds a run ({}): continue it with --resume {}, or name another --out",
+                dir.display(),
+                held.join(", "),
+                dir.display()
+            ));
+        }
+    }
     let hidden: Vec<usize> = a
         .hidden
         .split(',')
