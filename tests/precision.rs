@@ -167,3 +167,57 @@ fn example_maps_parse_and_resolve() {
         ("e4m3".into(), "e4m3".into(), "e5m2".into(), "fp32".into())
     );
 }
+
+/// A map's default is for stored tensors: accumulators stay fp32 unless a rule names them
+/// (examples/precision/e4m3.toml once accumulated in e4m3, rounding after every add), and
+/// a rule asks only for what an emulated accumulator does, else a one-line error naming
+/// the rule.
+#[test]
+fn accumulators_follow_rules_only() {
+    use lowp::accum::Accumulator;
+    use lowp::train::model::Model;
+    use lowp::train::plan::{Plan, TrainConfig};
+    let model = Model::lenet([1, 12, 12], 4).unwrap();
+    let plan_of = |text: &str| {
+        Plan::new(
+            model.clone(),
+            &PrecisionMap::parse(text).unwrap(),
+            false,
+            TrainConfig::default(),
+            1,
+        )
+    };
+    let e4m3 = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/precision/e4m3.toml"
+    ))
+    .unwrap();
+    let plan = plan_of(&e4m3).unwrap();
+    assert_eq!(plan.accumulator("conv1"), Accumulator::Fp32);
+    assert_eq!(
+        plan.spec("conv1.weight", 0, 0).format,
+        "e4m3".parse().unwrap()
+    );
+    let with_rule =
+        "default = { format = \"e4m3\" }\n[[rule]]\nmatch = \"*.acc\"\nformat = \"bf16\"\n";
+    assert_eq!(
+        plan_of(with_rule).unwrap().accumulator("fc1"),
+        Accumulator::Emulated {
+            format: "bf16".parse().unwrap(),
+            chunk: 1
+        }
+    );
+    for (rule, needle) in [
+        ("format = \"mxfp8_e4m3\"", "MX blocks"),
+        (
+            "format = \"fp16\"\nrounding = \"stochastic\"",
+            "nearest even",
+        ),
+        ("format = \"fp16\"\nsaturate = true", "neither saturates"),
+    ] {
+        let text =
+            format!("default = {{ format = \"fp32\" }}\n[[rule]]\nmatch = \"*.acc\"\n{rule}\n");
+        let e = plan_of(&text).err().expect("refused").to_string();
+        assert!(e.contains("rule 1") && e.contains(needle), "{e}");
+    }
+}

@@ -231,7 +231,36 @@ impl Plan {
     ) -> Result<Plan, PrecisionError> {
         config.validate().map_err(PrecisionError::Setting)?;
         let names = model.tensor_names(master, config.kind == OptimKind::Adam);
-        let resolved = map.resolve(&names)?;
+        let mut resolved = map.resolve(&names)?;
+        // Accumulators: fp32 unless a rule names them (a default means the stored
+        // tensors), and a rule may ask only for what an emulated accumulator does: a
+        // scalar format, rounded to nearest even after every addition, unscaled.
+        for (name, a, rule) in resolved.iter_mut() {
+            if !name.ends_with(".acc") {
+                continue;
+            }
+            match rule {
+                None => *a = Assignment::plain(crate::format::Format::FP32),
+                Some(r) => {
+                    let bad = |why: &str| {
+                        Err(PrecisionError::Setting(format!(
+                            "precision map, rule {} gives {name} {}: {why}",
+                            *r + 1,
+                            a.format
+                        )))
+                    };
+                    if a.format.mx().is_some() {
+                        return bad("an accumulator holds one running sum, not MX blocks");
+                    }
+                    if a.rounding != crate::quant::Rounding::Nearest {
+                        return bad("an accumulator rounds to nearest even (drop `rounding`)");
+                    }
+                    if a.saturate || a.scaling != crate::quant::Scaling::None {
+                        return bad("an accumulator neither saturates nor scales");
+                    }
+                }
+            }
+        }
         let assignments = resolved
             .into_iter()
             .enumerate()
