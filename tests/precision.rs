@@ -217,7 +217,7 @@ fn accumulators_follow_rules_only() {
     ] {
         let text =
             format!("default = {{ format = \"fp32\" }}\n[[rule]]\nmatch = \"*.acc\"\n{rule}\n");
-        let e = plan_of(&text).err().expect("refused").to_string();
+        let e = plan_of(&text).expect_err("refused").to_string();
         assert!(e.contains("rule 1") && e.contains(needle), "{e}");
     }
 }
