@@ -365,6 +365,26 @@ fn restoring_a_saved_state_continues_exactly() {
     let (saved, meta_back) = lowp::train::checkpoint::load(&path).unwrap();
     assert_eq!(meta_back, meta);
     assert_eq!(saved.step, 3);
+    // One bit flipped anywhere in the tensor data, or a byte in the header's numbers, and
+    // the file is refused as damaged (or unreadable), never resumed.
+    let good = std::fs::read(&path).unwrap();
+    let header = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize + 8;
+    let damaged = dir.join("damaged.safetensors");
+    let mut refused = 0;
+    for at in (header..good.len())
+        .step_by(97)
+        .chain([header + 1, good.len() - 1])
+    {
+        for bit in [0, 7] {
+            let mut bytes = good.clone();
+            bytes[at] ^= 1 << bit;
+            std::fs::write(&damaged, &bytes).unwrap();
+            let e = lowp::train::checkpoint::load(&damaged).expect_err("a damaged file resumed");
+            assert!(e.to_string().contains("damaged"), "{e}");
+            refused += 1;
+        }
+    }
+    assert!(refused > 20);
     let mut resumed = GpuTrainer::new(&ctx, plan.clone(), batch).unwrap();
     resumed.restore(&saved).unwrap();
     for s in 3..6 {

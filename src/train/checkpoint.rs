@@ -86,6 +86,41 @@ fn bytes_of(words: &[u32]) -> Vec<u8> {
     words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
+/// A 64-bit FNV-1a digest of everything a checkpoint holds (step, step state, every
+/// tensor by name, the run settings), independent of the order they are stored in: a
+/// damaged file fails to match it.
+fn checksum(state: &TrainState, meta: &BTreeMap<String, String>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(b"lowp checkpoint 1");
+    eat(&state.step.to_le_bytes());
+    state.loss_scale.iter().for_each(|w| eat(&w.to_le_bytes()));
+    let mut tensors: Vec<&StoredTensor> = state.tensors.iter().collect();
+    tensors.sort_by(|a, b| a.name.cmp(&b.name));
+    for t in tensors {
+        for text in [&t.name, &t.format] {
+            eat(text.as_bytes());
+            eat(&[0]);
+        }
+        eat(&(t.len as u64).to_le_bytes());
+        for part in [&t.words, &t.scales] {
+            eat(&(part.len() as u64).to_le_bytes());
+            part.iter().for_each(|w| eat(&w.to_le_bytes()));
+        }
+    }
+    for (k, v) in meta {
+        for text in [k, v] {
+            eat(text.as_bytes());
+            eat(&[0]);
+        }
+    }
+    h
+}
+
 /// Writes `state` and `meta` (run settings, free text) to `path` atomically.
 pub fn save(
     path: &Path,
@@ -101,6 +136,10 @@ pub fn save(
         .map(|(k, v)| (format!("run.{k}"), v.clone()))
         .collect();
     info.insert("lowp.step".into(), state.step.to_string());
+    info.insert(
+        "lowp.checksum".into(),
+        format!("{:016x}", checksum(state, meta)),
+    );
     info.insert(
         "lowp.loss_scale".into(),
         serde_json::to_string(&state.loss_scale).unwrap(),
@@ -214,14 +253,21 @@ pub fn load(path: &Path) -> Result<(TrainState, BTreeMap<String, String>), Check
         .iter()
         .filter_map(|(k, v)| k.strip_prefix("run.").map(|k| (k.to_string(), v.clone())))
         .collect();
-    Ok((
-        TrainState {
-            step,
-            loss_scale,
-            tensors,
-        },
-        meta,
-    ))
+    let state = TrainState {
+        step,
+        loss_scale,
+        tensors,
+    };
+    let (saved, computed) = (
+        get("lowp.checksum")?,
+        format!("{:016x}", checksum(&state, &meta)),
+    );
+    if *saved != computed {
+        return Err(bad(format!(
+            "its checksum is {saved} but its contents give {computed}: the file is damaged"
+        )));
+    }
+    Ok((state, meta))
 }
 
 impl TrainState {
