@@ -29,6 +29,37 @@ pub struct GpuContext {
     error: Arc<Mutex<Option<String>>>,
 }
 
+/// The kind of adapter in words.
+fn device_type_name(t: wgpu::DeviceType) -> &'static str {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => "discrete GPU",
+        wgpu::DeviceType::IntegratedGpu => "integrated GPU",
+        wgpu::DeviceType::VirtualGpu => "virtual GPU",
+        wgpu::DeviceType::Cpu => "CPU adapter",
+        wgpu::DeviceType::Other => "other adapter",
+    }
+}
+
+/// The names of a set of backends, e.g. "vulkan, gl".
+fn backend_names(b: wgpu::Backends) -> String {
+    let names: Vec<&str> = [
+        wgpu::Backend::Vulkan,
+        wgpu::Backend::Metal,
+        wgpu::Backend::Dx12,
+        wgpu::Backend::Gl,
+        wgpu::Backend::BrowserWebGpu,
+    ]
+    .into_iter()
+    .filter(|k| b.contains(wgpu::Backends::from(*k)))
+    .map(|k| k.to_str())
+    .collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
 fn type_rank(t: wgpu::DeviceType) -> u32 {
     match t {
         wgpu::DeviceType::DiscreteGpu => 0,
@@ -52,7 +83,7 @@ impl GpuContext {
         let adapters = instance.enumerate_adapters(backends).await;
         if adapters.is_empty() {
             return Err(GpuError::NoAdapter {
-                backends: format!("{backends:?}"),
+                backends: backend_names(backends),
             });
         }
         let names = || {
@@ -60,7 +91,7 @@ impl GpuContext {
                 .iter()
                 .map(|a| {
                     let i = a.get_info();
-                    format!("{} ({:?})", i.name, i.backend)
+                    format!("{} ({})", i.name, i.backend.to_str())
                 })
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -229,10 +260,10 @@ impl GpuContext {
         let l = self.device.limits();
         let yes = |b: bool| if b { "yes" } else { "no" };
         format!(
-            "adapter: {} ({:?}, {:?})\ndriver: {} {}\nshader-f16: {}\nsubgroups: {}\ndot4I8Packed (WGSL): {}\ncooperative matrix: {}\ntimestamp queries: {}\nmax storage buffer binding: {} MiB\nmax buffer: {} MiB\nmax workgroups per dimension: {}\nGEMM tiles: {:?}",
+            "adapter: {} ({}, {})\ndriver: {} {}\nshader-f16: {}\nsubgroups: {}\ndot4I8Packed (WGSL): {}\ncooperative matrix: {}\ntimestamp queries: {}\nmax storage buffer binding: {} MiB\nmax buffer: {} MiB\nmax workgroups per dimension: {}\nGEMM tiles: {}",
             self.info.name,
-            self.info.backend,
-            self.info.device_type,
+            self.info.backend.to_str(),
+            device_type_name(self.info.device_type),
             self.info.driver,
             self.info.driver_info,
             yes(f.contains(wgpu::Features::SHADER_F16)),

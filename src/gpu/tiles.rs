@@ -18,6 +18,16 @@ pub struct Tiles {
     pub rn: u32,
 }
 
+impl std::fmt::Display for Tiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} x {} x {} (tm x tn x tk), {} x {} per invocation",
+            self.tm, self.tn, self.tk, self.rm, self.rn
+        )
+    }
+}
+
 impl Tiles {
     /// 32 x 32 tiles for CPU adapters (lavapipe), where small workgroups run best.
     pub const SMALL: Tiles = Tiles {
@@ -82,7 +92,7 @@ impl Tiles {
 
     /// Checks the tiles fit the kernels and the device.
     pub fn validate(&self, limits: &wgpu::Limits) -> Result<(), GpuError> {
-        let bad = |why: String| Err(GpuError::Invalid(format!("GEMM tiles {self:?}: {why}")));
+        let bad = |why: String| Err(GpuError::Invalid(format!("GEMM tiles {self}: {why}")));
         if !(1..=8).contains(&self.rm) || !(1..=8).contains(&self.rn) {
             return bad("register tiles rm, rn must be 1..=8".into());
         }

@@ -115,15 +115,19 @@ fn report(
         f64::NAN
     };
     println!(
-        "format      {} ({} bits), rounding {}, saturate {}, scaling {:?}",
+        "format      {} ({} bits), rounding {}, saturate {}, scaling {}",
         spec.format,
         spec.format.bits(),
         spec.rounding,
         if spec.saturates() { "yes" } else { "no" },
-        spec.scaling
+        match spec.scaling {
+            Scaling::None => "none",
+            Scaling::Tensor => "per tensor",
+        }
     );
     println!("device      {device}");
-    println!("elements    {n} (shape {:?})", input.shape);
+    let shape: Vec<String> = input.shape.iter().map(usize::to_string).collect();
+    println!("elements    {n} (shape {})", shape.join(" x "));
     println!("overflow    {}", exc.overflow);
     println!("underflow   {}", exc.underflow);
     println!("nan         {}", exc.nan);

@@ -266,7 +266,10 @@ fn run_settings(a: &Args) -> BTreeMap<String, String> {
             .as_ref()
             .map_or("synthetic".into(), |d| d.display().to_string()),
     );
-    put("train_size", format!("{:?}", a.train_size));
+    put(
+        "train_size",
+        a.train_size.map_or("all".into(), |n| n.to_string()),
+    );
     put("test_size", format!("{:?}", a.test_size));
     put("batch", a.batch.to_string());
     put("seed", a.seed.to_string());
