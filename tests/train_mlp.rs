@@ -368,6 +368,13 @@ fn restoring_a_saved_state_continues_exactly() {
     // One bit flipped anywhere in the tensor data, or a byte in the header's numbers, and
     // the file is refused as damaged (or unreadable), never resumed.
     let good = std::fs::read(&path).unwrap();
+    // The same state saved again gives the same bytes (the header's keys are sorted).
+    let again = dir.join("again.safetensors");
+    lowp::train::checkpoint::save(&again, &saved, &meta).unwrap();
+    assert!(
+        std::fs::read(&again).unwrap() == good,
+        "equal states, different files"
+    );
     let header = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize + 8;
     let damaged = dir.join("damaged.safetensors");
     let mut refused = 0;

@@ -121,6 +121,41 @@ fn checksum(state: &TrainState, meta: &BTreeMap<String, String>) -> u64 {
     h
 }
 
+/// The safetensors file of u32 tensors `blobs` (name, bytes, words) and `info`: an 8-byte
+/// little-endian header length, the JSON header with keys in sorted order (so equal states
+/// give equal files), padded with spaces to 8 bytes, then the tensors' bytes in name order.
+fn safetensors_bytes(
+    blobs: &[(String, Vec<u8>, usize)],
+    info: &HashMap<String, String>,
+) -> Vec<u8> {
+    let mut order: Vec<&(String, Vec<u8>, usize)> = blobs.iter().collect();
+    order.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut header = serde_json::Map::new();
+    let sorted: BTreeMap<&String, &String> = info.iter().collect();
+    header.insert("__metadata__".into(), serde_json::json!(sorted));
+    let mut offset = 0usize;
+    for (name, data, words) in &order {
+        header.insert(
+            name.clone(),
+            serde_json::json!({
+                "dtype": "U32",
+                "shape": [words],
+                "data_offsets": [offset, offset + data.len()],
+            }),
+        );
+        offset += data.len();
+    }
+    let mut text = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + offset);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    for (_, data, _) in order {
+        out.extend_from_slice(data);
+    }
+    out
+}
+
 /// Writes `state` and `meta` (run settings, free text) to `path` atomically.
 pub fn save(
     path: &Path,
@@ -161,18 +196,7 @@ pub fn save(
             ));
         }
     }
-    let views: Vec<(String, safetensors::tensor::TensorView)> = blobs
-        .iter()
-        .map(|(name, data, n)| {
-            let v = safetensors::tensor::TensorView::new(safetensors::Dtype::U32, vec![*n], data)
-                .expect("a u32 view of whole words");
-            (name.clone(), v)
-        })
-        .collect();
-    let bytes = safetensors::serialize(views, Some(info)).map_err(|e| CheckpointError::Format {
-        path: path.to_path_buf(),
-        why: e.to_string(),
-    })?;
+    let bytes = safetensors_bytes(&blobs, &info);
     let tmp = path.with_extension("safetensors.tmp");
     {
         use std::io::Write;
