@@ -149,14 +149,7 @@ impl<'c> GpuTrainer<'c> {
             .validate()
             .map_err(GpuError::Invalid)?;
         let m = plan.model.clone();
-        let widest = m
-            .layers
-            .iter()
-            .map(Layer::outputs)
-            .chain([m.inputs])
-            .max()
-            .unwrap()
-            * batch;
+        let widest = widest_values(&m) * batch;
         let ls = upload_as(
             ctx,
             Purpose::Other,
@@ -1018,14 +1011,7 @@ impl<'c> GpuTrainer<'c> {
     /// (the update's pool), each layer's decoded bias and 8 words a batch-norm channel.
     pub fn f32_bound(&self) -> u64 {
         let (m, batch) = (&self.plan.model, self.batch);
-        let widest = m
-            .layers
-            .iter()
-            .map(Layer::outputs)
-            .chain([m.inputs])
-            .max()
-            .unwrap_or(1)
-            * batch;
+        let widest = widest_values(m) * batch;
         let shortcuts = (0..m.layers.len())
             .filter(|&j| m.skip_from(j).is_some())
             .count();
@@ -1080,4 +1066,14 @@ impl<'c> GpuTrainer<'c> {
 /// The error for a layer index past the model's end.
 fn no_layer(i: usize) -> GpuError {
     GpuError::Invalid(format!("the model has no layer {i}"))
+}
+
+/// Values in one sample of the model's widest tensor: its input or a layer's output.
+fn widest_values(m: &crate::train::model::Model) -> usize {
+    m.layers
+        .iter()
+        .map(Layer::outputs)
+        .chain([m.inputs])
+        .max()
+        .unwrap_or(1)
 }
