@@ -508,5 +508,19 @@ fn a_cifar_resnet_trains_through_the_cli() {
             .iter()
             .any(|t| t.name == "conv1.weight" && t.format == "e4m3")
     );
-    assert!(out.join("curves.svg").is_file());
+    // The plot of a one-epoch run: its title names model and map, each quantity has its
+    // own labelled axis, and the single epoch shows as points.
+    let svg = std::fs::read_to_string(out.join("curves.svg")).unwrap();
+    for needle in [
+        "resnet8",
+        "map hfp8",
+        ">loss<",
+        ">accuracy<",
+        ">learning rate<",
+        ">epoch<",
+        ">test accuracy<",
+        "<circle",
+    ] {
+        assert!(svg.contains(needle), "curves.svg lacks {needle:?}");
+    }
 }

@@ -1,55 +1,174 @@
-//! A small SVG line chart of training curves (no plotting dependency needed for two lines).
+//! SVG charts of training curves: one panel per quantity, each with its own labelled axis,
+//! ticks and grid, and a marker at every epoch (so a one-epoch run shows its points).
 
-/// Writes curves (name, colour, values in [0, max]) over epochs 1..=n as an SVG document.
-pub fn svg(title: &str, series: &[(&str, &str, Vec<f64>)]) -> String {
-    let (w, h, pad) = (640.0, 360.0, 50.0);
-    let n = series.iter().map(|s| s.2.len()).max().unwrap_or(1).max(2);
-    let top = series
+/// One curve: its name, colour and one value per epoch (NaN where there is none).
+pub struct Curve {
+    /// Legend text.
+    pub name: &'static str,
+    /// Stroke colour.
+    pub colour: &'static str,
+    /// Values, epoch 1 first.
+    pub values: Vec<f64>,
+}
+
+/// One panel: the quantity on its y axis, whether that axis is [0, 1], and its curves.
+pub struct Panel {
+    /// The y axis' label.
+    pub label: &'static str,
+    /// Fix the axis to [0, 1] (accuracies).
+    pub unit: bool,
+    /// The curves drawn in it.
+    pub curves: Vec<Curve>,
+}
+
+/// About five round tick values covering [lo, hi].
+fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let span = (hi - lo).max(1e-12);
+    let raw = span / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
         .iter()
-        .flat_map(|s| s.2.iter().copied())
-        .filter(|v| v.is_finite())
-        .fold(1e-9f64, f64::max);
-    let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / (n - 1) as f64;
-    let y = |v: f64| h - pad - (h - 2.0 * pad) * (v / top).clamp(0.0, 1.0);
+        .map(|m| m * mag)
+        .find(|s| span / s <= 6.0)
+        .unwrap_or(10.0 * mag);
+    let first = (lo / step).floor() as i64;
+    let last = (hi / step).ceil() as i64;
+    (first..=last).map(|k| k as f64 * step).collect()
+}
+
+/// A tick label: short, without trailing noise.
+fn label(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if v.abs() >= 1e4 || v.abs() < 1e-3 {
+        format!("{v:.0e}")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// Text made safe inside SVG.
+fn escape(t: &str) -> String {
+    t.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The chart: `title` above panels stacked vertically, epochs 1..=n along every x axis.
+pub fn svg(title: &str, panels: &[Panel]) -> String {
+    let (w, ph, left, right, top) = (720.0, 220.0, 70.0, 170.0, 40.0);
+    let h = top + ph * panels.len() as f64 + 10.0;
+    let n = panels
+        .iter()
+        .flat_map(|p| p.curves.iter().map(|c| c.values.len()))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let x = |i: usize| {
+        let span = w - left - right;
+        if n == 1 {
+            left + span / 2.0
+        } else {
+            left + span * i as f64 / (n - 1) as f64
+        }
+    };
     let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{pad}\" y=\"24\" font-size=\"15\">{title}</text>\n"
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{left}\" y=\"24\" font-size=\"15\">{}</text>\n",
+        escape(title)
     );
-    out += &format!(
-        "<line x1=\"{pad}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n",
-        h - pad,
-        w - pad,
-        h - pad
-    );
-    out += &format!(
-        "<line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{}\" stroke=\"black\"/>\n",
-        h - pad
-    );
-    out += &format!(
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">epoch</text>\n",
-        w / 2.0,
-        h - 12.0
-    );
-    out += &format!(
-        "<text x=\"8\" y=\"{}\">{top:.3}</text>\n<text x=\"8\" y=\"{}\">0</text>\n",
-        pad + 4.0,
-        h - pad
-    );
-    for (k, (name, colour, values)) in series.iter().enumerate() {
-        let pts: Vec<String> = values
+    for (p, panel) in panels.iter().enumerate() {
+        let (y0, y1) = (top + ph * p as f64 + 10.0, top + ph * (p + 1) as f64 - 40.0);
+        let finite: Vec<f64> = panel
+            .curves
             .iter()
-            .enumerate()
-            .filter(|(_, v)| v.is_finite())
-            .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v)))
+            .flat_map(|c| c.values.iter().copied())
+            .filter(|v| v.is_finite())
             .collect();
+        let (lo, hi) = if panel.unit {
+            (0.0, 1.0)
+        } else {
+            let hi = finite.iter().copied().fold(f64::MIN, f64::max);
+            let lo = finite.iter().copied().fold(f64::MAX, f64::min).min(0.0);
+            if finite.is_empty() {
+                (0.0, 1.0)
+            } else if hi > lo {
+                (lo, hi)
+            } else {
+                (lo, lo + hi.abs().max(1.0))
+            }
+        };
+        let marks = ticks(lo, hi);
+        let (lo, hi) = (marks[0].min(lo), marks[marks.len() - 1].max(hi));
+        let y = |v: f64| y1 - (y1 - y0) * ((v - lo) / (hi - lo)).clamp(0.0, 1.0);
+        let x_end = w - right;
+        // Grid and y ticks.
+        for &t in &marks {
+            out += &format!(
+                "<line x1=\"{left}\" y1=\"{0:.1}\" x2=\"{x_end}\" y2=\"{0:.1}\" stroke=\"#dddddd\"/>\n\
+                 <text x=\"{1}\" y=\"{2:.1}\" text-anchor=\"end\">{3}</text>\n",
+                y(t),
+                left - 6.0,
+                y(t) + 4.0,
+                label(t)
+            );
+        }
+        // x ticks: every epoch while they fit, else about ten.
+        let every = n.div_ceil(10).max(1);
+        for i in (0..n).step_by(every) {
+            out += &format!(
+                "<line x1=\"{0:.1}\" y1=\"{y1}\" x2=\"{0:.1}\" y2=\"{1}\" stroke=\"black\"/>\n\
+                 <text x=\"{0:.1}\" y=\"{2}\" text-anchor=\"middle\">{3}</text>\n",
+                x(i),
+                y1 + 4.0,
+                y1 + 16.0,
+                i + 1
+            );
+        }
         out += &format!(
-            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\n",
-            pts.join(" ")
+            "<line x1=\"{left}\" y1=\"{y1}\" x2=\"{x_end}\" y2=\"{y1}\" stroke=\"black\"/>\n\
+             <line x1=\"{left}\" y1=\"{y0}\" x2=\"{left}\" y2=\"{y1}\" stroke=\"black\"/>\n\
+             <text x=\"{0}\" y=\"{1}\" text-anchor=\"middle\">epoch</text>\n\
+             <text transform=\"translate(16,{2:.1}) rotate(-90)\" text-anchor=\"middle\">{3}</text>\n",
+            (left + x_end) / 2.0,
+            y1 + 30.0,
+            (y0 + y1) / 2.0,
+            escape(panel.label)
         );
-        out += &format!(
-            "<text x=\"{}\" y=\"{}\" fill=\"{colour}\">{name}</text>\n",
-            w - pad - 140.0,
-            pad + 16.0 * k as f64
-        );
+        for (k, c) in panel.curves.iter().enumerate() {
+            let pts: Vec<(f64, f64)> = c
+                .values
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_finite())
+                .map(|(i, &v)| (x(i), y(v)))
+                .collect();
+            let line: Vec<String> = pts.iter().map(|(a, b)| format!("{a:.1},{b:.1}")).collect();
+            out += &format!(
+                "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"/>\n",
+                c.colour,
+                line.join(" ")
+            );
+            for (a, b) in &pts {
+                out += &format!(
+                    "<circle cx=\"{a:.1}\" cy=\"{b:.1}\" r=\"3\" fill=\"{}\"/>\n",
+                    c.colour
+                );
+            }
+            out += &format!(
+                "<line x1=\"{0}\" y1=\"{1:.1}\" x2=\"{2}\" y2=\"{1:.1}\" stroke=\"{3}\" stroke-width=\"2\"/>\n\
+                 <text x=\"{4}\" y=\"{5:.1}\">{6}</text>\n",
+                x_end + 14.0,
+                y0 + 10.0 + 16.0 * k as f64,
+                x_end + 34.0,
+                c.colour,
+                x_end + 40.0,
+                y0 + 14.0 + 16.0 * k as f64,
+                escape(c.name)
+            );
+        }
     }
     out + "</svg>\n"
 }

@@ -391,6 +391,70 @@ fn show_device(ours: &MemoryReport, fp32: Option<&MemoryReport>, when: &str, wgp
     );
 }
 
+/// The plot's title: model, precision map, optimizer and batch.
+fn plot_title(a: &Args) -> String {
+    let map = a
+        .precision
+        .as_ref()
+        .and_then(|p| p.file_stem())
+        .map_or("fp32".into(), |s| s.to_string_lossy().into_owned());
+    format!(
+        "lowp train: {}, map {map}, {}, lr {}, batch {}",
+        format!("{:?}", a.model).to_lowercase(),
+        format!("{:?}", a.optimizer).to_lowercase(),
+        a.lr,
+        a.batch
+    )
+}
+
+/// The plot's panels from the metrics lines: losses, accuracies, the learning rate, and the
+/// loss scale where the run scaled its loss.
+fn plot_panels(lines: &[serde_json::Value]) -> Vec<crate::plot::Panel> {
+    use crate::plot::{Curve, Panel};
+    let of = |key: &str| -> Vec<f64> {
+        lines
+            .iter()
+            .map(|l| l[key].as_f64().unwrap_or(f64::NAN))
+            .collect()
+    };
+    let curve = |name, colour, key: &str| Curve {
+        name,
+        colour,
+        values: of(key),
+    };
+    let mut panels = vec![
+        Panel {
+            label: "loss",
+            unit: false,
+            curves: vec![
+                curve("train loss", "#c0392b", "train_loss"),
+                curve("test loss", "#e67e22", "test_loss"),
+            ],
+        },
+        Panel {
+            label: "accuracy",
+            unit: true,
+            curves: vec![
+                curve("train accuracy", "#2471a3", "train_acc"),
+                curve("test accuracy", "#1e8449", "test_acc"),
+            ],
+        },
+        Panel {
+            label: "learning rate",
+            unit: false,
+            curves: vec![curve("learning rate", "#555555", "lr")],
+        },
+    ];
+    if lines.iter().any(|l| l.get("loss_scale").is_some()) {
+        panels.push(Panel {
+            label: "loss scale",
+            unit: false,
+            curves: vec![curve("loss scale", "#7d3c98", "loss_scale")],
+        });
+    }
+    panels
+}
+
 /// Runs the command.
 pub fn run(a: &Args) -> Result<(), String> {
     if a.batch == 0 || a.epochs == 0 {
@@ -664,15 +728,8 @@ pub fn run(a: &Args) -> Result<(), String> {
             r.step + 1
         )
     };
-    let (mut curve_loss, mut curve_acc): (Vec<f64>, Vec<f64>) = kept_lines
-        .iter()
-        .map(|v| {
-            (
-                v["train_loss"].as_f64().unwrap_or(f64::NAN),
-                v["test_acc"].as_f64().unwrap_or(f64::NAN),
-            )
-        })
-        .unzip();
+    // Every epoch's metrics line, the resumed run's earlier ones first: what the plot shows.
+    let mut lines = kept_lines.clone();
     let batch_of = |set: &Dataset, idx: &[usize]| -> (Vec<f32>, Vec<u32>) {
         let x = idx
             .iter()
@@ -791,8 +848,7 @@ pub fn run(a: &Args) -> Result<(), String> {
             writeln!(f, "{line}").map_err(|e| e.to_string())?;
         }
         save(&mut trainer, &EpochSums::default(), &mut kept)?;
-        curve_loss.push(sums.loss / steps as f64);
-        curve_acc.push(tc as f64 / tn.max(1) as f64);
+        lines.push(line);
     }
     if let Trainer::Gpu(t) = &trainer {
         show(&t.stored_bytes(), &fp32, "end, GPU buffers");
@@ -810,13 +866,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         println!("  peak while training   {:>12}", now.peak);
     }
     if let Some(dir) = &a.out {
-        let doc = crate::plot::svg(
-            "lowp train",
-            &[
-                ("train loss", "#c0392b", curve_loss),
-                ("test accuracy", "#2471a3", curve_acc),
-            ],
-        );
+        let doc = crate::plot::svg(&plot_title(a), &plot_panels(&lines));
         std::fs::write(dir.join("curves.svg"), doc)
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         println!(
