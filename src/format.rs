@@ -439,7 +439,7 @@ impl Format {
 
     /// Bytes a dense-packed tensor of `n` elements occupies (codes in u32 words, plus MX scales).
     pub fn stored_bytes(&self, n: usize) -> usize {
-        let words = (n * self.bits() as usize).div_ceil(32);
+        let words = packed_words(n, self.bits());
         let scales = if self.mx().is_some() {
             n.div_ceil(MX_BLOCK).div_ceil(4)
         } else {

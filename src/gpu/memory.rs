@@ -47,7 +47,7 @@ impl Purpose {
     }
 
     fn index(self) -> usize {
-        Purpose::ALL.iter().position(|&p| p == self).unwrap()
+        self as usize // declared in `ALL` order
     }
 }
 
@@ -55,6 +55,7 @@ impl Purpose {
 #[derive(Debug, Default)]
 pub struct Ledger {
     live: [AtomicU64; 6],
+    total: AtomicU64,
     buffers: AtomicU64,
     peak: AtomicU64,
 }
@@ -99,18 +100,19 @@ impl Ledger {
     fn add(&self, p: Purpose, bytes: u64) {
         self.live[p.index()].fetch_add(bytes, Ordering::SeqCst);
         self.buffers.fetch_add(1, Ordering::SeqCst);
-        let total: u64 = self.live.iter().map(|a| a.load(Ordering::SeqCst)).sum();
+        let total = self.total.fetch_add(bytes, Ordering::SeqCst) + bytes;
         self.peak.fetch_max(total, Ordering::SeqCst);
     }
 
     fn sub(&self, p: Purpose, bytes: u64) {
         self.live[p.index()].fetch_sub(bytes, Ordering::SeqCst);
+        self.total.fetch_sub(bytes, Ordering::SeqCst);
         self.buffers.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Starts the peak afresh from what is held now.
     pub fn reset_peak(&self) {
-        let total: u64 = self.live.iter().map(|a| a.load(Ordering::SeqCst)).sum();
+        let total = self.total.load(Ordering::SeqCst);
         self.peak.store(total, Ordering::SeqCst);
     }
 

@@ -126,20 +126,17 @@ pub fn run(a: &Args) -> Result<(), String> {
         }
     };
     // The output first: a report cut short (a closed pipe) must not lose it.
-    write_f32(
-        &a.output,
-        &NpyArray {
-            shape: vec![m, n],
-            fortran_order: false,
-            data: c.clone(),
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let out = NpyArray {
+        shape: vec![m, n],
+        fortran_order: false,
+        data: c,
+    };
+    write_f32(&a.output, &out).map_err(|e| e.to_string())?;
     report(
         &spec,
         (m, n, k),
         (&xa, &xb, bias.as_deref()),
-        &c,
+        &out.data,
         &exc,
         stored,
         &device,

@@ -83,12 +83,12 @@ pub fn run(a: &Args) -> Result<(), String> {
     };
     // The output first: a report cut short (a closed pipe) must not lose it.
     let out = NpyArray {
-        data: y.clone(),
+        data: y,
         shape: input.shape.clone(),
         fortran_order: input.fortran_order,
     };
     write_f32(&a.output, &out).map_err(|e| e.to_string())?;
-    report(&spec, &input, &y, &exc, stored, &device);
+    report(&spec, &input, &out.data, &exc, stored, &device);
     Ok(())
 }
 

@@ -336,14 +336,16 @@ fn data(a: &Args) -> Result<(Dataset, Dataset), String> {
     Ok((train, test))
 }
 
+/// `a` as a percentage of `b`, or blank where `b` is 0.
+fn pct(a: u64, b: u64) -> String {
+    if b == 0 {
+        String::new()
+    } else {
+        format!("{:5.1}%", 100.0 * a as f64 / b as f64)
+    }
+}
+
 fn show(r: &RoleBytes, fp32: &RoleBytes, when: &str) {
-    let pct = |a: u64, b: u64| {
-        if b == 0 {
-            0.0
-        } else {
-            100.0 * a as f64 / b as f64
-        }
-    };
     println!("memory ({when}): bytes stored vs all-fp32");
     for (name, a, b) in [
         ("weights", r.weights, fp32.weights),
@@ -353,20 +355,13 @@ fn show(r: &RoleBytes, fp32: &RoleBytes, when: &str) {
         ("master", r.master, fp32.master),
         ("total", r.total(), fp32.total()),
     ] {
-        println!("  {name:<12} {a:>12} {b:>12}  {:5.1}%", pct(a, b));
+        println!("  {name:<12} {a:>12} {b:>12}  {}", pct(a, b));
     }
 }
 
 /// Prints the device memory a trainer's buffers take, by purpose, next to the all-fp32
 /// trainer's, and what wgpu counts for every buffer on the device.
 fn show_device(ours: &MemoryReport, fp32: Option<&MemoryReport>, when: &str, wgpu_bytes: u64) {
-    let pct = |a: u64, b: u64| {
-        if b == 0 {
-            "".to_string()
-        } else {
-            format!("{:5.1}%", 100.0 * a as f64 / b as f64)
-        }
-    };
     let zero = MemoryReport::default();
     match fp32 {
         Some(_) => println!("device memory ({when}): bytes of every buffer, this map vs all-fp32"),
