@@ -1,10 +1,7 @@
 // Average pooling over non-overlapping pool x pool windows of each plane, in soft-float:
 // forward sums each window in row order and multiplies by 1 / pool^2 (E.scale); backward
-// gives each input its window's gradient times 1 / pool^2.
-
-@group(0) @binding(1) var<storage, read> x: array<u32>;
-@group(0) @binding(2) var<storage, read> g: array<u32>;
-@group(0) @binding(3) var<storage, read_write> y: array<u32>;
+// gives each input its window's gradient times 1 / pool^2. The input (in0: x forward, g
+// backward) is decoded as it is loaded, the output rounded as it is stored.
 
 @compute @workgroup_size(256)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -20,10 +17,10 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     var s = 0u;
     for (var a = 0u; a < E.pool; a++) {
         for (var b = 0u; b < E.pool; b++) {
-            s = sf_add(s, x[base + (oh * E.pool + a) * E.in_w + ow * E.pool + b]);
+            s = sf_add(s, load0(base + (oh * E.pool + a) * E.in_w + ow * E.pool + b));
         }
     }
-    y[o] = sf_mul(s, E.scale);
+    store_out(o, sf_mul(s, E.scale));
 }
 
 @compute @workgroup_size(256)
@@ -40,7 +37,7 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ow = iw / E.pool;
     var v = 0u;
     if (oh < E.out_h && ow < E.out_w) {
-        v = sf_mul(g[(plane * E.out_h + oh) * E.out_w + ow], E.scale);
+        v = sf_mul(load0((plane * E.out_h + oh) * E.out_w + ow), E.scale);
     }
-    y[i] = v;
+    store_out(i, v);
 }

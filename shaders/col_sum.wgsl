@@ -4,6 +4,7 @@
 // CHUNK; `partial` sums each chunk in order (one invocation per column and chunk), then
 // `finish` sums a column's chunk sums in order. (No invocation loops more than CHUNK
 // times: CPU adapters such as llvmpipe stop loops after 65535 iterations.)
+// `partial` decodes the array as it loads it (in0); `finish` reads the chunk sums (g).
 
 const CHUNK: u32 = 16384u;
 
@@ -23,7 +24,7 @@ fn partial(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var t = q * CHUNK; t < end; t++) {
         let i = t / E.inner;
         let p = t % E.inner;
-        s = sf_add(s, g[(i * E.cols + j) * E.inner + p]);
+        s = sf_add(s, load0((i * E.cols + j) * E.inner + p));
     }
     out[q * E.cols + j] = s;
 }

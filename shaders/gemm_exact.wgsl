@@ -61,5 +61,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (G.has_bias != 0u) {
         c = sf_add(c, bias_at(i, j));
     }
-    c_out[out_index(i, j)] = c;
+    store_out(out_index(i, j), c);
 }

@@ -130,7 +130,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
                 if (G.has_bias != 0u) {
                     v = v + bitcast<f32>(bias_at(gi, gj));
                 }
-                c_out[out_index(gi, gj)] = bitcast<u32>(v);
+                store_out(out_index(gi, gj), bitcast<u32>(v));
             }
         }
     }

@@ -111,7 +111,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
                 if (G.has_bias != 0u) {
                     c = sf_add(c, bias_at(gi, gj));
                 }
-                c_out[out_index(gi, gj)] = c;
+                store_out(out_index(gi, gj), c);
             }
         }
     }

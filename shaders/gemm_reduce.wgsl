@@ -1,7 +1,5 @@
 // Split-K: adds the partial sums of the K slices in slice order, then the bias, into the
-// output's layout. One output element per invocation.
-
-@group(0) @binding(8) var<storage, read_write> final_out: array<u32>;
+// output's layout, rounded into the output as it is stored. One output element per invocation.
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -18,5 +16,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (G.has_bias != 0u) {
         s = s + bitcast<f32>(bias_at(i, j));
     }
-    final_out[out_index(i, j)] = bitcast<u32>(s);
+    store_out(out_index(i, j), bitcast<u32>(s));
 }

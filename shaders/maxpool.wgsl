@@ -1,10 +1,7 @@
 // Max pooling over non-overlapping pool x pool windows of each plane: forward takes each
 // window's first maximum (integer-ordered comparison, so every device agrees); backward
-// routes each output's gradient to that position.
-
-@group(0) @binding(1) var<storage, read> x: array<u32>;
-@group(0) @binding(2) var<storage, read> g: array<u32>;
-@group(0) @binding(3) var<storage, read_write> y: array<u32>;
+// routes each output's gradient to that position. x (in0) and g (in1) are decoded as they
+// are loaded, the output rounded as it is stored.
 
 // Flat input index of the first maximum of output o's window.
 fn window_argmax(o: u32) -> u32 {
@@ -14,11 +11,14 @@ fn window_argmax(o: u32) -> u32 {
     let ow = o % E.out_w;
     let base = plane * E.in_h * E.in_w;
     var best = base + oh * E.pool * E.in_w + ow * E.pool;
+    var top = order_key(load0(best));
     for (var a = 0u; a < E.pool; a++) {
         for (var b = 0u; b < E.pool; b++) {
             let idx = base + (oh * E.pool + a) * E.in_w + ow * E.pool + b;
-            if (order_key(x[idx]) > order_key(x[best])) {
+            let key = order_key(load0(idx));
+            if (key > top) {
                 best = idx;
+                top = key;
             }
         }
     }
@@ -31,7 +31,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (o >= E.count) {
         return;
     }
-    y[o] = x[window_argmax(o)];
+    store_out(o, load0(window_argmax(o)));
 }
 
 @compute @workgroup_size(256)
@@ -50,8 +50,8 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (oh < E.out_h && ow < E.out_w) {
         let o = (plane * E.out_h + oh) * E.out_w + ow;
         if (window_argmax(o) == i) {
-            v = g[o];
+            v = load1(o);
         }
     }
-    y[i] = v;
+    store_out(i, v);
 }

@@ -1,8 +1,8 @@
 // Mean squared error against one-hot targets, one row per invocation, in soft-float
 // (bit-exact with the CPU reference): d = z - onehot, the row's loss sum(d^2) / C, the
-// gradient d * 2 / (B C), and whether the row's first maximum is its label.
+// gradient d * 2 / (B C), and whether the row's first maximum is its label. The outputs
+// (in0) are decoded as they are loaded.
 
-@group(0) @binding(1) var<storage, read> logits: array<u32>;
 @group(0) @binding(2) var<storage, read> labels: array<u32>;
 @group(0) @binding(3) var<storage, read_write> grad: array<u32>;
 @group(0) @binding(4) var<storage, read_write> loss: array<u32>;
@@ -17,11 +17,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = E.cols;
     let base = i * c;
     let label = labels[i];
-    var m = logits[base];
+    var m = load0(base);
     var arg = 0u;
     var s = 0u;
     for (var j = 0u; j < c; j++) {
-        let z = logits[base + j];
+        let z = load0(base + j);
         if (j > 0u && order_key(z) > order_key(m)) {
             m = z;
             arg = j;

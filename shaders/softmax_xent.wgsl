@@ -1,9 +1,8 @@
 // Softmax cross-entropy, one row per invocation: the gradient (p - onehot) / B with
 // deterministic soft-float exp and division (bit-exact with the CPU reference), the row's
 // loss ln(sum e) + max - z_label (native f32 log: reported only), and whether the row's
-// first maximum is its label.
+// first maximum is its label. The logits (in0) are decoded as they are loaded.
 
-@group(0) @binding(1) var<storage, read> logits: array<u32>;
 @group(0) @binding(2) var<storage, read> labels: array<u32>;
 @group(0) @binding(3) var<storage, read_write> grad: array<u32>;
 @group(0) @binding(4) var<storage, read_write> loss: array<f32>;
@@ -17,24 +16,25 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let c = E.cols;
     let base = i * c;
-    var m = logits[base];
+    var m = load0(base);
     var arg = 0u;
     for (var j = 1u; j < c; j++) {
-        if (order_key(logits[base + j]) > order_key(m)) {
-            m = logits[base + j];
+        let z = load0(base + j);
+        if (order_key(z) > order_key(m)) {
+            m = z;
             arg = j;
         }
     }
     var s = 0u;
     for (var j = 0u; j < c; j++) {
-        s = sf_add(s, sf_exp(sf_add(logits[base + j], m ^ 0x80000000u)));
+        s = sf_add(s, sf_exp(sf_add(load0(base + j), m ^ 0x80000000u)));
     }
     let label = labels[i];
     for (var j = 0u; j < c; j++) {
-        let p = sf_div(sf_exp(sf_add(logits[base + j], m ^ 0x80000000u)), s);
+        let p = sf_div(sf_exp(sf_add(load0(base + j), m ^ 0x80000000u)), s);
         let t = select(p, sf_add(p, 0xbf800000u), j == label);
         grad[base + j] = sf_mul(t, E.scale);
     }
-    loss[i] = log(bitcast<f32>(s)) + bitcast<f32>(m) - bitcast<f32>(logits[base + label]);
+    loss[i] = log(bitcast<f32>(s)) + bitcast<f32>(m) - bitcast<f32>(load0(base + label));
     correct[i] = select(0u, 1u, arg == label);
 }

@@ -351,3 +351,84 @@ impl DispatchParams for ElemParams {
         self.count = count;
     }
 }
+
+/// A fused kernel's input format (20 words, like WGSL's `InFmt`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct InParams {
+    fmt: FmtParams,
+    scaling: u32,
+    raw: u32,
+    pad: [u32; 2],
+}
+
+impl InParams {
+    /// Plain f32 words, read as they are.
+    pub fn raw() -> InParams {
+        InParams {
+            raw: 1,
+            ..Default::default()
+        }
+    }
+
+    /// A tensor of `spec`, decoded as it is loaded.
+    pub fn packed(spec: &QuantSpec) -> InParams {
+        InParams {
+            fmt: FmtParams::new(&spec.format.element()),
+            scaling: scaling_id(spec),
+            ..Default::default()
+        }
+    }
+}
+
+/// A fused kernel's output format and rounding (24 words, like WGSL's `OutFmt`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct OutParams {
+    fmt: FmtParams,
+    mode: u32,
+    sr_bits: u32,
+    saturate: u32,
+    seed_lo: u32,
+    seed_hi: u32,
+    stream: u32,
+    raw: u32,
+    pad: u32,
+}
+
+impl OutParams {
+    /// Plain f32 words, stored as they are.
+    pub fn raw() -> OutParams {
+        OutParams {
+            raw: 1,
+            ..Default::default()
+        }
+    }
+
+    /// Rounded into a tensor of `spec` (which has no scale) as it is stored.
+    pub fn packed(spec: &QuantSpec) -> OutParams {
+        let q = QuantParams::new(spec, 0);
+        OutParams {
+            fmt: q.fmt,
+            mode: q.mode,
+            sr_bits: q.sr_bits,
+            saturate: q.saturate,
+            seed_lo: q.seed_lo,
+            seed_hi: q.seed_hi,
+            stream: q.stream,
+            ..Default::default()
+        }
+    }
+}
+
+/// The packed operands of a fused kernel (64 words, like WGSL's `IoParams`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct IoParams {
+    /// The output.
+    pub out: OutParams,
+    /// The first input.
+    pub in0: InParams,
+    /// The second input.
+    pub in1: InParams,
+}

@@ -13,6 +13,19 @@ const LIB: &[(&str, &str)] = &[
     ),
     ("rng", include_str!("../../shaders/lib/rng.wgsl")),
     ("quant", include_str!("../../shaders/lib/quant.wgsl")),
+    ("io_params", include_str!("../../shaders/lib/io_params.wgsl")),
+    (
+        "packed_load",
+        include_str!("../../shaders/lib/packed_load.wgsl"),
+    ),
+    (
+        "packed_load2",
+        include_str!("../../shaders/lib/packed_load2.wgsl"),
+    ),
+    (
+        "packed_store",
+        include_str!("../../shaders/lib/packed_store.wgsl"),
+    ),
     (
         "softfloat",
         include_str!("../../shaders/lib/softfloat.wgsl"),
@@ -31,9 +44,39 @@ const LIB: &[(&str, &str)] = &[
 ];
 
 const QUANT_LIB: &[&str] = &["fmt", "quant_params", "rng", "quant", "scales", "stats"];
-const GEMM_LIB: &[&str] = &["fmt", "rng", "quant", "softfloat", "operands", "gemm_index"];
-const ELEM_LIB: &[&str] = &["fmt", "rng", "quant", "softfloat", "elem_params"];
-const CONV_LIB: &[&str] = &["fmt", "rng", "quant", "softfloat", "operands", "conv_index"];
+// The GEMM family rounds its output as it stores it; the elementwise kernels also decode
+// their inputs as they load them (a kernel's layout holds only the bindings it uses).
+const GEMM_LIB: &[&str] = &[
+    "fmt",
+    "rng",
+    "quant",
+    "io_params",
+    "packed_store",
+    "softfloat",
+    "operands",
+    "gemm_index",
+];
+const ELEM_LIB: &[&str] = &[
+    "fmt",
+    "rng",
+    "quant",
+    "io_params",
+    "packed_load",
+    "packed_load2",
+    "packed_store",
+    "softfloat",
+    "elem_params",
+];
+const CONV_LIB: &[&str] = &[
+    "fmt",
+    "rng",
+    "quant",
+    "io_params",
+    "packed_store",
+    "softfloat",
+    "operands",
+    "conv_index",
+];
 const GEMM_EXACT: &str = include_str!("../../shaders/gemm_exact.wgsl");
 const GEMM_F32: &str = include_str!("../../shaders/gemm_f32.wgsl");
 const GEMM_I8: &str = include_str!("../../shaders/gemm_i8.wgsl");

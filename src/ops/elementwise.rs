@@ -1,50 +1,80 @@
-//! The elementwise and per-row kernels of training, on f32 GPU buffers: ReLU, softmax
-//! cross-entropy, column sums (bias gradients) and max pooling. All use soft-float where
-//! they round, so they equal their reference twins bit for bit.
+//! The elementwise and per-row kernels of training: ReLU, pooling, conversion, the losses
+//! and column sums (bias gradients) read packed tensors (decoded as they load) or f32
+//! buffers, and ReLU, pooling and conversion write packed tensors (rounded as they store)
+//! or f32 buffers; the residual kernels work on f32 buffers. All use soft-float where they
+//! round, so they equal their reference twins bit for bit.
 
+use super::packed_io::{Dst, Io, Src};
 use crate::conv::Pool;
 use crate::gpu::dispatch::record;
 use crate::gpu::params::ElemParams;
 use crate::gpu::{GpuContext, GpuError};
 pub use crate::layer_geometry::{COL_SUM_CHUNK, Shortcut};
 
-/// Records y = relu(x) over `n` values.
-pub fn record_relu_forward(
+/// Records `entry` of a fused kernel over `count` items, with its own storage bindings
+/// `own` and the packed operands `ins` and `out`.
+#[allow(clippy::too_many_arguments)]
+fn record_io<'a>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
-    n: usize,
+    (kernel, entry): (&str, &str),
+    count: usize,
+    p: ElemParams,
+    own: &[(u32, &wgpu::Buffer)],
+    ins: &[Src<'a>],
+    out: Option<Dst<'a>>,
 ) -> Result<(), GpuError> {
-    let p = ElemParams {
+    let io = Io::new(ctx, enc, ins, out)?;
+    let mut b = own.to_vec();
+    b.extend(io.bindings());
+    record(ctx, enc, kernel, entry, count as u32, p, &b)
+}
+
+fn count_params(n: usize) -> ElemParams {
+    ElemParams {
         n: n as u32,
         ..Default::default()
-    };
-    record(ctx, enc, "relu", "forward", n as u32, p, &[(1, x), (3, y)])
+    }
+}
+
+/// Records y = relu(x) over `n` values.
+pub fn record_relu_forward<'a>(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    x: impl Into<Src<'a>>,
+    y: impl Into<Dst<'a>>,
+    n: usize,
+) -> Result<(), GpuError> {
+    let p = count_params(n);
+    let (ins, out) = ([x.into()], Some(y.into()));
+    record_io(ctx, enc, ("relu", "forward"), n, p, &[], &ins, out)
 }
 
 /// Records dx = g where the forward input x was positive, else 0.
-pub fn record_relu_backward(
+pub fn record_relu_backward<'a>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
-    x: &wgpu::Buffer,
-    g: &wgpu::Buffer,
-    dx: &wgpu::Buffer,
+    x: impl Into<Src<'a>>,
+    g: impl Into<Src<'a>>,
+    dx: impl Into<Dst<'a>>,
     n: usize,
 ) -> Result<(), GpuError> {
-    let p = ElemParams {
-        n: n as u32,
-        ..Default::default()
-    };
-    record(
-        ctx,
-        enc,
-        "relu",
-        "backward",
-        n as u32,
-        p,
-        &[(1, x), (2, g), (3, dx)],
-    )
+    let p = count_params(n);
+    let (ins, out) = ([x.into(), g.into()], Some(dx.into()));
+    record_io(ctx, enc, ("relu", "backward"), n, p, &[], &ins, out)
+}
+
+/// Records y = x over `n` values, decoded from x's format and rounded into y's.
+pub fn record_convert<'a>(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    x: impl Into<Src<'a>>,
+    y: impl Into<Dst<'a>>,
+    n: usize,
+) -> Result<(), GpuError> {
+    let p = count_params(n);
+    let (ins, out) = ([x.into()], Some(y.into()));
+    record_io(ctx, enc, ("relu", "convert"), n, p, &[], &ins, out)
 }
 
 /// Where a loss (softmax cross-entropy or MSE) writes: the outputs' gradient, per-row loss
@@ -59,10 +89,10 @@ pub struct XentOutputs<'a> {
 }
 
 /// Records softmax cross-entropy of `rows` x `cols` logits against u32 labels.
-pub fn record_softmax_xent(
+pub fn record_softmax_xent<'a>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
-    logits: &wgpu::Buffer,
+    logits: impl Into<Src<'a>>,
     labels: &wgpu::Buffer,
     out: &XentOutputs<'_>,
     (rows, cols): (usize, usize),
@@ -75,22 +105,22 @@ pub fn record_softmax_xent(
         ..Default::default()
     };
     let b = [
-        (1, logits),
         (2, labels),
         (3, out.grad),
         (4, out.loss),
         (5, out.correct),
     ];
-    record(ctx, enc, "softmax_xent", "main", rows as u32, p, &b)
+    let ins = [logits.into()];
+    record_io(ctx, enc, ("softmax_xent", "main"), rows, p, &b, &ins, None)
 }
 
 /// Records the mean squared error of `rows` x `cols` outputs against one-hot labels: the
 /// gradient (z - onehot) 2 / (rows cols), per-row loss sum((z - onehot)^2) / cols, and
 /// per-row correctness (first maximum is the label).
-pub fn record_mse(
+pub fn record_mse<'a>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
-    logits: &wgpu::Buffer,
+    logits: impl Into<Src<'a>>,
     labels: &wgpu::Buffer,
     out: &XentOutputs<'_>,
     (rows, cols): (usize, usize),
@@ -104,21 +134,21 @@ pub fn record_mse(
         ..Default::default()
     };
     let b = [
-        (1, logits),
         (2, labels),
         (3, out.grad),
         (4, out.loss),
         (5, out.correct),
     ];
-    record(ctx, enc, "mse", "main", rows as u32, p, &b)
+    let ins = [logits.into()];
+    record_io(ctx, enc, ("mse", "main"), rows, p, &b, &ins, None)
 }
 
 /// Records the column sums of a `rows` x `cols` x `inner` array (chunked, see
 /// `reference::elementwise::col_sum`) (in (row, inner) order).
-pub fn record_col_sum(
+pub fn record_col_sum<'a>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
-    g: &wgpu::Buffer,
+    g: impl Into<Src<'a>>,
     out: &wgpu::Buffer,
     (rows, cols, inner): (usize, usize, usize),
 ) -> Result<(), GpuError> {
@@ -131,16 +161,9 @@ pub fn record_col_sum(
         inner: inner as u32,
         ..Default::default()
     };
-    let count = (chunks * cols) as u32;
-    record(
-        ctx,
-        enc,
-        "col_sum",
-        "partial",
-        count,
-        p,
-        &[(1, g), (2, &parts)],
-    )?;
+    let count = chunks * cols;
+    let own = [(2, &*parts)];
+    record_io(ctx, enc, ("col_sum", "partial"), count, p, &own, &[g.into()], None)?;
     record(
         ctx,
         enc,
@@ -166,45 +189,33 @@ fn pool_params(p: &Pool, n: usize) -> ElemParams {
 }
 
 /// Records y = maxpool(x).
-pub fn record_maxpool_forward(
+pub fn record_maxpool_forward<'a>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
+    x: impl Into<Src<'a>>,
+    y: impl Into<Dst<'a>>,
     p: &Pool,
 ) -> Result<(), GpuError> {
     let [oh, ow] = p.out_hw();
     let n = p.planes * oh * ow;
-    record(
-        ctx,
-        enc,
-        "maxpool",
-        "forward",
-        n as u32,
-        pool_params(p, n),
-        &[(1, x), (3, y)],
-    )
+    let (ins, out) = ([x.into()], Some(y.into()));
+    let e = ("maxpool", "forward");
+    record_io(ctx, enc, e, n, pool_params(p, n), &[], &ins, out)
 }
 
 /// Records dx: each output gradient routed to its window's first maximum in x.
-pub fn record_maxpool_backward(
+pub fn record_maxpool_backward<'a>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
-    x: &wgpu::Buffer,
-    g: &wgpu::Buffer,
-    dx: &wgpu::Buffer,
+    x: impl Into<Src<'a>>,
+    g: impl Into<Src<'a>>,
+    dx: impl Into<Dst<'a>>,
     p: &Pool,
 ) -> Result<(), GpuError> {
     let n = p.planes * p.in_hw[0] * p.in_hw[1];
-    record(
-        ctx,
-        enc,
-        "maxpool",
-        "backward",
-        n as u32,
-        pool_params(p, n),
-        &[(1, x), (2, g), (3, dx)],
-    )
+    let (ins, out) = ([x.into(), g.into()], Some(dx.into()));
+    let e = ("maxpool", "backward");
+    record_io(ctx, enc, e, n, pool_params(p, n), &[], &ins, out)
 }
 
 fn avg_params(p: &Pool, n: usize) -> ElemParams {
@@ -215,46 +226,32 @@ fn avg_params(p: &Pool, n: usize) -> ElemParams {
 }
 
 /// Records y = average pooling of x.
-pub fn record_avgpool_forward(
+pub fn record_avgpool_forward<'a>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
+    x: impl Into<Src<'a>>,
+    y: impl Into<Dst<'a>>,
     p: &Pool,
 ) -> Result<(), GpuError> {
     let [oh, ow] = p.out_hw();
     let n = p.planes * oh * ow;
-    let params = avg_params(p, n);
-    record(
-        ctx,
-        enc,
-        "avgpool",
-        "forward",
-        n as u32,
-        params,
-        &[(1, x), (3, y)],
-    )
+    let (ins, out) = ([x.into()], Some(y.into()));
+    let e = ("avgpool", "forward");
+    record_io(ctx, enc, e, n, avg_params(p, n), &[], &ins, out)
 }
 
 /// Records dx: each input gets its window's gradient over pool^2.
-pub fn record_avgpool_backward(
+pub fn record_avgpool_backward<'a>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
-    g: &wgpu::Buffer,
-    dx: &wgpu::Buffer,
+    g: impl Into<Src<'a>>,
+    dx: impl Into<Dst<'a>>,
     p: &Pool,
 ) -> Result<(), GpuError> {
     let n = p.planes * p.in_hw[0] * p.in_hw[1];
-    let params = avg_params(p, n);
-    record(
-        ctx,
-        enc,
-        "avgpool",
-        "backward",
-        n as u32,
-        params,
-        &[(2, g), (3, dx)],
-    )
+    let (ins, out) = ([g.into()], Some(dx.into()));
+    let e = ("avgpool", "backward");
+    record_io(ctx, enc, e, n, avg_params(p, n), &[], &ins, out)
 }
 
 impl Shortcut {

@@ -1,5 +1,6 @@
 //! GEMM on the GPU over packed operands: C = op(A) op(B) (+ bias), quantized to its format.
 
+use super::packed_io::{Dst, Io};
 use super::quantize::quantize_buffer;
 use crate::accum::{Accumulator, GemmMode, GemmSpec};
 use crate::format::Format;
@@ -285,9 +286,10 @@ fn staging_in(
     ]
 }
 
-/// Records a GEMM view's sums (bias added) into the f32 buffer `c` (m x n words).
+/// Records a GEMM view's sums (bias added) into `c`: f32 words (m x n), or a packed tensor
+/// each sum is rounded into as it is stored.
 #[allow(clippy::too_many_arguments)]
-pub fn record_view<P: SplitParams>(
+pub fn record_view<'c, P: SplitParams>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
     view: &GemmView,
@@ -295,7 +297,7 @@ pub fn record_view<P: SplitParams>(
     a: &Tensor,
     b: &Tensor,
     bias: &wgpu::Buffer,
-    c: &wgpu::Buffer,
+    c: impl Into<Dst<'c>>,
 ) -> Result<(), GpuError> {
     let (m, n) = (view.m, view.n);
     let cells = m as u64 * n as u64;
@@ -311,14 +313,15 @@ pub fn record_view<P: SplitParams>(
         });
     }
     let none = ctx.scratch("no scales", 1)?;
+    let io = Io::new(ctx, enc, &[], Some(c.into()))?;
     let mut bindings: Vec<(u32, &wgpu::Buffer)> = vec![
         (1, a.words()),
         (2, a.scales().unwrap_or(&none)),
         (3, b.words()),
         (4, b.scales().unwrap_or(&none)),
         (5, bias),
-        (6, c),
     ];
+    bindings.extend(io.bindings());
     let mut view = *view;
     if view.kernel == Kernel::TiledF32
         && ctx.f16_staging()
@@ -385,6 +388,9 @@ pub fn record_view<P: SplitParams>(
             params.set_split(splits as u32, k_split as u32);
             let grid = (gx as u32, gy as u32, splits as u32);
             if splits == 1 {
+                // The partial sums' binding is part of the layout, unused without a split.
+                let no_partials = ctx.scratch("no partial sums", 1)?;
+                bindings.push((6, &no_partials));
                 return record_tiled(
                     ctx,
                     enc,
@@ -396,8 +402,9 @@ pub fn record_view<P: SplitParams>(
             }
             // Partial sums per slice, then one pass adds them in slice order (and the bias).
             let partial = ctx.scratch("split-K partial sums", splits * m * n)?;
+            // The kernel's layout holds the output's bindings, unused with a split.
             let mut split_bindings = bindings.clone();
-            split_bindings[5] = (6, &partial);
+            split_bindings.push((6, &partial));
             record_tiled(
                 ctx,
                 enc,
@@ -407,7 +414,8 @@ pub fn record_view<P: SplitParams>(
                 &split_bindings,
             )?;
             let reduce = format!("{}_reduce", view.family);
-            let reduce_bindings = [(5, bias), (6, &partial), (8, c)];
+            let mut reduce_bindings = vec![(5, bias), (6, &*partial)];
+            reduce_bindings.extend(io.bindings());
             record(
                 ctx,
                 enc,
@@ -436,7 +444,7 @@ pub(crate) fn finish_view<P: SplitParams>(
     let c = zeroed(ctx, "gemm sums", view.m * view.n)?;
     let bias_buf = upload_f32(ctx, "bias", bias.unwrap_or(&[0.0]))?;
     let mut enc = ctx.device.create_command_encoder(&Default::default());
-    record_view(ctx, &mut enc, view, params, a, b, &bias_buf, &c)?;
+    record_view(ctx, &mut enc, view, params, a, b, &bias_buf, &*c)?;
     ctx.queue.submit([enc.finish()]);
     quantize_buffer(ctx, &c, out_shape, out)
 }

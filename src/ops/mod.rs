@@ -5,6 +5,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod gemm;
 pub mod optim;
+pub mod packed_io;
 pub mod quantize;
 
 pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
