@@ -13,7 +13,10 @@ const LIB: &[(&str, &str)] = &[
     ),
     ("rng", include_str!("../../shaders/lib/rng.wgsl")),
     ("quant", include_str!("../../shaders/lib/quant.wgsl")),
-    ("io_params", include_str!("../../shaders/lib/io_params.wgsl")),
+    (
+        "io_params",
+        include_str!("../../shaders/lib/io_params.wgsl"),
+    ),
     (
         "packed_load",
         include_str!("../../shaders/lib/packed_load.wgsl"),

@@ -104,12 +104,7 @@ pub fn record_softmax_xent<'a>(
         scale: (1.0f32 / rows as f32).to_bits(),
         ..Default::default()
     };
-    let b = [
-        (2, labels),
-        (3, out.grad),
-        (4, out.loss),
-        (5, out.correct),
-    ];
+    let b = [(2, labels), (3, out.grad), (4, out.loss), (5, out.correct)];
     let ins = [logits.into()];
     record_io(ctx, enc, ("softmax_xent", "main"), rows, p, &b, &ins, None)
 }
@@ -133,12 +128,7 @@ pub fn record_mse<'a>(
         mu: (1.0f32 / cols as f32).to_bits(),
         ..Default::default()
     };
-    let b = [
-        (2, labels),
-        (3, out.grad),
-        (4, out.loss),
-        (5, out.correct),
-    ];
+    let b = [(2, labels), (3, out.grad), (4, out.loss), (5, out.correct)];
     let ins = [logits.into()];
     record_io(ctx, enc, ("mse", "main"), rows, p, &b, &ins, None)
 }
@@ -163,7 +153,16 @@ pub fn record_col_sum<'a>(
     };
     let count = chunks * cols;
     let own = [(2, &*parts)];
-    record_io(ctx, enc, ("col_sum", "partial"), count, p, &own, &[g.into()], None)?;
+    record_io(
+        ctx,
+        enc,
+        ("col_sum", "partial"),
+        count,
+        p,
+        &own,
+        &[g.into()],
+        None,
+    )?;
     record(
         ctx,
         enc,

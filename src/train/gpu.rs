@@ -10,7 +10,6 @@ use crate::accum::GemmSpec;
 use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
 use crate::gpu::buffers::{upload_as, zeroed_as};
 use crate::gpu::memory::{DeviceBuffer, Purpose};
-use crate::gpu::params::SplitParams;
 use crate::gpu::readback::Readback;
 use crate::gpu::{GpuContext, GpuError, Tensor};
 use crate::ops::batchnorm::{record_bn_backward, record_bn_forward, record_bn_stats};
@@ -23,33 +22,49 @@ use crate::ops::elementwise::{
     record_accumulate, record_avgpool_backward, record_avgpool_forward, record_residual_forward,
     record_skip_backward,
 };
-use crate::ops::elementwise::{record_maxpool_backward, record_maxpool_forward};
-use crate::ops::gemm::{GemmView, prepare_gemm, record_view};
+use crate::ops::elementwise::{record_convert, record_maxpool_backward, record_maxpool_forward};
+use crate::ops::gemm::{prepare_gemm, record_view};
 use crate::ops::optim::{
     STEP_STATE_WORDS, loss_scale_state, record_adam, record_loss_scale_apply,
     record_loss_scale_update, record_sgd,
 };
+use crate::ops::packed_io::{Dst, stores_packed};
 use crate::ops::quantize::{QuantizeTargets, alloc_tensor, dequantize_into, record_quantize};
 use crate::quant::QuantSpec;
 use crate::reference::batchnorm::BnStat;
 
-/// A packed tensor, and the f32 buffer its values are computed in before they are rounded
-/// into it. That buffer is shared by every slot of the same role (see `F32Pool`): its
-/// contents live only from the op that writes them to the quantization that reads them.
+/// A packed tensor, and, where its values cannot be rounded as the op that computes them
+/// stores them, the f32 buffer they are computed in first. That buffer is shared by every
+/// slot of the same role (see `F32Pool`): its contents live only from the op that writes
+/// them to the quantization that reads them.
 struct Slot {
     t: Tensor,
-    f: DeviceBuffer,
+    f: Option<DeviceBuffer>,
     n: usize,
 }
 
+impl Slot {
+    /// The f32 buffer this tensor is computed in before it is rounded.
+    fn f32(&self) -> Result<&DeviceBuffer, GpuError> {
+        self.f.as_ref().ok_or_else(|| {
+            GpuError::Invalid(format!(
+                "a {} tensor of {} values has no f32 buffer: its producer rounds as it stores",
+                self.t.spec().format,
+                self.n
+            ))
+        })
+    }
+}
+
 /// The f32 buffers tensors are computed in, one per role, each as large as its role's
-/// largest tensor. A tensor's f32 values never outlive the op that rounds them, and the
-/// tensors of one role are never computed at once, so the whole trainer holds, beside its
-/// packed tensors: one buffer of batch x (widest layer) words for every layer's output and
-/// input gradient, and eight of the largest weight or bias for the update (parameter,
-/// velocity, gradient, second moment, for weights and for biases).
+/// largest tensor that needs one. A tensor's f32 values never outlive the op that rounds
+/// them, and the tensors of one role are never computed at once, so the whole trainer
+/// holds, beside its packed tensors: one buffer for the layer outputs and input gradients
+/// that cannot be rounded as they are stored (see `F32Needs`), and eight of the largest
+/// weight or bias for the update (parameter, velocity, gradient, second moment, for
+/// weights and for biases).
 struct F32Pool {
-    layer: DeviceBuffer,
+    layer: Option<DeviceBuffer>,
     /// [weights, biases] of each: parameter, velocity, gradient, second moment.
     param: [DeviceBuffer; 2],
     velocity: [DeviceBuffer; 2],
@@ -79,6 +94,8 @@ pub struct GpuTrainer<'c> {
     pub plan: Plan,
     batch: usize,
     input: Slot,
+    /// Each layer's output and input gradient: whether it is rounded as it is stored.
+    direct: Vec<(bool, bool)>,
     acts: Vec<Slot>,
     grads: Vec<Slot>,
     params: Vec<Option<LinearSlots>>,
@@ -86,8 +103,9 @@ pub struct GpuTrainer<'c> {
     loss: DeviceBuffer,
     correct: DeviceBuffer,
     xent_grad: DeviceBuffer,
-    scratch: DeviceBuffer,
-    scratch2: DeviceBuffer,
+    /// Decoded inputs of the layers whose kernels read f32 (batch norm, residual add).
+    scratch: Option<DeviceBuffer>,
+    scratch2: Option<DeviceBuffer>,
     stats: DeviceBuffer,
     /// Exception counts of this step's gradient quantizers (loss scaling reads them).
     grad_stats: DeviceBuffer,
@@ -132,12 +150,77 @@ fn slot(
     ctx: &GpuContext,
     shape: &[usize],
     spec: &QuantSpec,
-    f: &DeviceBuffer,
+    f: Option<&DeviceBuffer>,
 ) -> Result<Slot, GpuError> {
     let t = alloc_tensor(ctx, shape, spec)?;
     let n = t.len();
-    debug_assert!(f.size() >= 4 * n as u64, "a pooled f32 buffer too small");
-    Ok(Slot { t, f: f.clone(), n })
+    debug_assert!(
+        f.is_none_or(|f| f.size() >= 4 * n as u64),
+        "a pooled f32 buffer too small"
+    );
+    Ok(Slot {
+        t,
+        f: f.cloned(),
+        n,
+    })
+}
+
+/// The f32 working memory a model needs at a batch size, in words, and which tensors are
+/// rounded as they are stored. A layer's output is, unless its format scales (a scale
+/// needs the whole tensor's amax first) or the layer's kernel writes f32 (batch norm,
+/// residual add); its input gradient is, unless its format scales, the layer's backward
+/// kernel writes f32, or a residual shortcut's gradient is added to it. The others are
+/// computed in one pooled buffer as large as the largest of them.
+struct F32Needs {
+    /// Per layer: (output, input gradient) rounded as stored.
+    direct: Vec<(bool, bool)>,
+    /// Words of the pooled buffer (0: none).
+    layer: usize,
+    /// Words of each of the two decode scratches (0: none).
+    scratch: usize,
+}
+
+impl F32Needs {
+    fn new(plan: &Plan, batch: usize) -> F32Needs {
+        let m = &plan.model;
+        let f32_kernel = |l: &Layer| matches!(l, Layer::BatchNorm2d { .. } | Layer::Add { .. });
+        let direct: Vec<(bool, bool)> = m
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let n = l.name();
+                let act = stores_packed(&plan.spec(&format!("{n}.act"), 0, 0)) && !f32_kernel(l);
+                // The gradient of layer i's output is written by layer i + 1's backward
+                // (the last layer's by the loss, through its own f32 buffer).
+                let grad = match m.layers.get(i + 1) {
+                    Some(next) => {
+                        stores_packed(&plan.spec(&format!("{n}.grad"), 0, 0))
+                            && !f32_kernel(next)
+                            && m.skip_from(i).is_none()
+                    }
+                    None => true,
+                };
+                (act, grad)
+            })
+            .collect();
+        let layer = m
+            .layers
+            .iter()
+            .zip(&direct)
+            .map(|(l, &(a, g))| if a && g { 0 } else { batch * l.outputs() })
+            .max()
+            .unwrap_or(0);
+        let scratch = match m.layers.iter().any(f32_kernel) {
+            true => batch * widest_values(m),
+            false => 0,
+        };
+        F32Needs {
+            direct,
+            layer,
+            scratch,
+        }
+    }
 }
 
 impl<'c> GpuTrainer<'c> {
@@ -149,7 +232,11 @@ impl<'c> GpuTrainer<'c> {
             .validate()
             .map_err(GpuError::Invalid)?;
         let m = plan.model.clone();
-        let widest = widest_values(&m) * batch;
+        let needs = F32Needs::new(&plan, batch);
+        let working = |what, words| match words {
+            0 => Ok(None),
+            w => zeroed_as(ctx, Purpose::Working, what, w).map(Some),
+        };
         let ls = upload_as(
             ctx,
             Purpose::Other,
@@ -168,7 +255,7 @@ impl<'c> GpuTrainer<'c> {
             ])
         };
         let pool = F32Pool {
-            layer: zeroed_as(ctx, Purpose::Working, "layer f32", widest)?,
+            layer: working("layer f32", needs.layer)?,
             param: pair("parameter f32")?,
             velocity: pair("velocity f32")?,
             grad: pair("weight gradient f32")?,
@@ -181,8 +268,14 @@ impl<'c> GpuTrainer<'c> {
                 ctx,
                 &[vec![batch], m.input_shape.clone()].concat(),
                 &plan.spec("input", 0, 0),
-                &pool.layer,
+                Some(&zeroed_as(
+                    ctx,
+                    Purpose::Working,
+                    "input f32",
+                    batch * m.inputs,
+                )?),
             )?,
+            direct: needs.direct.clone(),
             acts: Vec::new(),
             grads: Vec::new(),
             params: Vec::new(),
@@ -190,8 +283,8 @@ impl<'c> GpuTrainer<'c> {
             loss: zeroed_as(ctx, Purpose::Other, "loss", batch)?,
             correct: zeroed_as(ctx, Purpose::Other, "correct", batch)?,
             xent_grad: zeroed_as(ctx, Purpose::Working, "xent grad", batch * m.classes())?,
-            scratch: zeroed_as(ctx, Purpose::Working, "scratch", widest)?,
-            scratch2: zeroed_as(ctx, Purpose::Working, "scratch", widest)?,
+            scratch: working("scratch", needs.scratch)?,
+            scratch2: working("scratch", needs.scratch)?,
             stats: zeroed_as(ctx, Purpose::Other, "stats", 4)?,
             grad_stats: zeroed_as(ctx, Purpose::Other, "gradient stats", 4)?,
             loss_scale: ls,
@@ -208,10 +301,14 @@ impl<'c> GpuTrainer<'c> {
         for (i, l) in m.layers.iter().enumerate() {
             let n = l.name().to_string();
             let shape = [vec![batch], l.sample_shape()].concat();
+            let (act_direct, grad_direct) = needs.direct[i];
+            let pooled = |direct: bool| (!direct).then_some(pool.layer.as_ref()).flatten();
             let act_spec = t.plan.spec(&format!("{n}.act"), 0, 0);
-            t.acts.push(slot(ctx, &shape, &act_spec, &pool.layer)?);
+            t.acts
+                .push(slot(ctx, &shape, &act_spec, pooled(act_direct))?);
             let grad_spec = t.plan.spec(&format!("{n}.grad"), 0, 0);
-            t.grads.push(slot(ctx, &shape, &grad_spec, &pool.layer)?);
+            t.grads
+                .push(slot(ctx, &shape, &grad_spec, pooled(grad_direct))?);
             let Some((_, nb, _)) = l.param_sizes() else {
                 t.params.push(None);
                 continue;
@@ -221,23 +318,23 @@ impl<'c> GpuTrainer<'c> {
             let (w0, b0) = m.init_params(i, t.plan.seed);
             let [pw, pb] = &pool.param;
             let ls = LinearSlots {
-                w: slot(ctx, &ws, &p("weight", 0), pw)?,
-                b: slot(ctx, &[nb], &p("bias", 0), pb)?,
-                vw: slot(ctx, &ws, &p("momentum", 0), &pool.velocity[0])?,
-                vb: slot(ctx, &[nb], &p("momentum", 1), &pool.velocity[1])?,
+                w: slot(ctx, &ws, &p("weight", 0), Some(pw))?,
+                b: slot(ctx, &[nb], &p("bias", 0), Some(pb))?,
+                vw: slot(ctx, &ws, &p("momentum", 0), Some(&pool.velocity[0]))?,
+                vb: slot(ctx, &[nb], &p("momentum", 1), Some(&pool.velocity[1]))?,
                 moment2: match t.plan.adam() {
                     true => Some((
-                        slot(ctx, &ws, &p("moment2", 0), &pool.moment2[0])?,
-                        slot(ctx, &[nb], &p("moment2", 1), &pool.moment2[1])?,
+                        slot(ctx, &ws, &p("moment2", 0), Some(&pool.moment2[0]))?,
+                        slot(ctx, &[nb], &p("moment2", 1), Some(&pool.moment2[1]))?,
                     )),
                     false => None,
                 },
-                dw: slot(ctx, &ws, &p("wgrad", 0), &pool.grad[0])?,
-                db: slot(ctx, &[nb], &p("wgrad", 1), &pool.grad[1])?,
+                dw: slot(ctx, &ws, &p("wgrad", 0), Some(&pool.grad[0]))?,
+                db: slot(ctx, &[nb], &p("wgrad", 1), Some(&pool.grad[1]))?,
                 master: match t.plan.master {
                     true => Some((
-                        slot(ctx, &ws, &p("master", 0), pw)?,
-                        slot(ctx, &[nb], &p("master", 1), pb)?,
+                        slot(ctx, &ws, &p("master", 0), Some(pw))?,
+                        slot(ctx, &[nb], &p("master", 1), Some(pb))?,
                     )),
                     false => None,
                 },
@@ -350,7 +447,77 @@ impl<'c> GpuTrainer<'c> {
         )
     }
 
-    /// Records a GEMM of two packed tensors into `out` (its f32 copy, then quantized).
+    /// Records `op` computing `slot`'s values, rounded into it with `spec` (a gradient's
+    /// exceptions counted for loss scaling): as they are stored where the slot allows it,
+    /// else into its f32 buffer, which then has `skip` (a residual shortcut's gradient)
+    /// added and is quantized.
+    fn produce<'s>(
+        &'s self,
+        enc: &mut wgpu::CommandEncoder,
+        (slot, direct): (&'s Slot, bool),
+        spec: &'s QuantSpec,
+        (grad, skip): (bool, Option<&DeviceBuffer>),
+        op: impl FnOnce(&mut wgpu::CommandEncoder, Dst<'s>) -> Result<(), GpuError>,
+    ) -> Result<(), GpuError> {
+        if direct && skip.is_none() {
+            let stats = match grad {
+                true => {
+                    enc.clear_buffer(&self.grad_stats, 12, Some(4));
+                    &self.grad_stats
+                }
+                false => {
+                    enc.clear_buffer(&self.stats, 0, None);
+                    &self.stats
+                }
+            };
+            let t = &slot.t;
+            return op(enc, Dst::Packed { t, spec, stats });
+        }
+        let f = slot.f32()?;
+        op(enc, Dst::F32(f))?;
+        self.settle(enc, slot, spec, (grad, skip))
+    }
+
+    /// Records the rounding of `slot`'s f32 buffer into it, after adding `skip`.
+    fn settle(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        slot: &Slot,
+        spec: &QuantSpec,
+        (grad, skip): (bool, Option<&DeviceBuffer>),
+    ) -> Result<(), GpuError> {
+        let f = slot.f32()?;
+        if let Some(skip) = skip {
+            record_accumulate(self.ctx, enc, skip, f, slot.n)?;
+        }
+        match grad {
+            true => self.quantize_grad(enc, f, slot, spec),
+            false => self.quantize(enc, f, slot, spec),
+        }
+    }
+
+    /// The first decode scratch (models with batch-norm or residual layers).
+    fn scratch(&self) -> Result<&DeviceBuffer, GpuError> {
+        self.scratch
+            .as_ref()
+            .ok_or_else(|| GpuError::Invalid("this model has no decode scratch".into()))
+    }
+
+    /// The second decode scratch.
+    fn scratch2(&self) -> Result<&DeviceBuffer, GpuError> {
+        self.scratch2
+            .as_ref()
+            .ok_or_else(|| GpuError::Invalid("this model has no decode scratch".into()))
+    }
+
+    /// Whether layer `i`'s output (`grad` false) or its output's gradient is rounded as
+    /// it is stored.
+    fn direct(&self, i: usize, grad: bool) -> bool {
+        let (a, g) = self.direct[i];
+        if grad { g } else { a }
+    }
+
+    /// Records a GEMM of two packed tensors into `out`.
     #[allow(clippy::too_many_arguments)]
     fn gemm(
         &self,
@@ -359,10 +526,13 @@ impl<'c> GpuTrainer<'c> {
         b: &Tensor,
         bias: Option<(&wgpu::Buffer, usize)>,
         spec: &GemmSpec,
-        (out, grad): (&Slot, bool),
+        (out, direct, grad): (&Slot, bool, bool),
     ) -> Result<(), GpuError> {
         let (view, params, _) = prepare_gemm(a, b, bias.map(|(_, n)| n), spec)?;
-        self.finish(enc, &view, params, (a, b), bias, out, &spec.out, grad)
+        let bias = bias.map_or(&*self.none, |(buf, _)| buf);
+        self.produce(enc, (out, direct), &spec.out, (grad, None), |e, d| {
+            record_view(self.ctx, e, &view, params, a, b, bias, d)
+        })
     }
 
     /// Records a quantization of a gradient, counting its exceptions for loss scaling.
@@ -379,29 +549,9 @@ impl<'c> GpuTrainer<'c> {
         self.quantize_counting(enc, src, dst, spec, &self.grad_stats)
     }
 
-    /// Records a prepared GEMM view's sums into `out`'s f32 copy, then quantizes them.
-    #[allow(clippy::too_many_arguments)]
-    fn finish<P: SplitParams>(
-        &self,
-        enc: &mut wgpu::CommandEncoder,
-        view: &GemmView,
-        params: P,
-        (a, b): (&Tensor, &Tensor),
-        bias: Option<(&wgpu::Buffer, usize)>,
-        out: &Slot,
-        out_spec: &QuantSpec,
-        grad: bool,
-    ) -> Result<(), GpuError> {
-        let bias = bias.map_or(&*self.none, |(buf, _)| buf);
-        record_view(self.ctx, enc, view, params, a, b, bias, &out.f)?;
-        match grad {
-            true => self.quantize_grad(enc, &out.f, out, out_spec),
-            false => self.quantize(enc, &out.f, out, out_spec),
-        }
-    }
-
     /// Records a convolution pass of two packed tensors `(a, b)` (A and B of its GEMM view)
-    /// into `out` (its f32 copy, then quantized).
+    /// into `out` (rounded as stored where `direct`), a pending shortcut gradient `skip`
+    /// added.
     #[allow(clippy::too_many_arguments)]
     fn conv(
         &self,
@@ -411,11 +561,14 @@ impl<'c> GpuTrainer<'c> {
         (a, b): (&Tensor, &Tensor),
         bias: Option<(&wgpu::Buffer, usize)>,
         spec: &Conv2dSpec,
-        out: &Slot,
+        (out, direct, skip): (&Slot, bool, Option<&DeviceBuffer>),
     ) -> Result<(), GpuError> {
         let (view, params) = prepare_conv(pass, geo, a, b, bias.map(|(_, n)| n), spec)?;
         let grad = pass != ConvPass::Forward;
-        self.finish(enc, &view, params, (a, b), bias, out, &spec.out, grad)
+        let bias = bias.map_or(&*self.none, |(buf, _)| buf);
+        self.produce(enc, (out, direct), &spec.out, (grad, skip), |e, d| {
+            record_view(self.ctx, e, &view, params, a, b, bias, d)
+        })
     }
 
     /// One step on a batch (exactly `batch` samples), submitted as one command buffer;
@@ -544,13 +697,13 @@ impl<'c> GpuTrainer<'c> {
         let mut ys = labels.to_vec();
         ys.resize(batch, 0);
         ctx.queue
-            .write_buffer(&self.input.f, 0, bytemuck::cast_slice(&xs));
+            .write_buffer(self.input.f32()?, 0, bytemuck::cast_slice(&xs));
         ctx.queue
             .write_buffer(&self.labels, 0, bytemuck::cast_slice(&ys));
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         let e = &mut enc;
         e.clear_buffer(&self.grad_stats, 0, None);
-        self.quantize(e, &self.input.f, &self.input, &plan.spec("input", s, 0))?;
+        self.quantize(e, self.input.f32()?, &self.input, &plan.spec("input", s, 0))?;
         // Forward.
         for (i, l) in layers.iter().enumerate() {
             let prev = if i == 0 {
@@ -561,6 +714,9 @@ impl<'c> GpuTrainer<'c> {
             let n = l.name();
             let act_spec = plan.spec(&format!("{n}.act"), s, 0);
             let act = &self.acts[i];
+            let out = (act, self.direct(i, false));
+            let spec = &act_spec;
+            let no_grad = (false, None);
             match l {
                 Layer::Conv2d {
                     pad, stride, cout, ..
@@ -573,18 +729,20 @@ impl<'c> GpuTrainer<'c> {
                         .map_err(|e| GpuError::Invalid(e.0))?;
                     let bias = Some((&*p.bias_f32, *cout));
                     let ab = (&p.w.t, &prev.t);
-                    self.conv(e, ConvPass::Forward, &g, ab, bias, &spec, act)?;
+                    let to = (act, out.1, None);
+                    self.conv(e, ConvPass::Forward, &g, ab, bias, &spec, to)?;
                 }
-                Layer::MaxPool2d { .. } | Layer::AvgPool2d { .. } => {
+                Layer::MaxPool2d { .. } => {
                     let p = l.pool_geometry(batch).unwrap();
-                    self.decode(e, prev, &self.scratch)?;
-                    match l {
-                        Layer::MaxPool2d { .. } => {
-                            record_maxpool_forward(ctx, e, &self.scratch, &act.f, &p)?
-                        }
-                        _ => record_avgpool_forward(ctx, e, &self.scratch, &act.f, &p)?,
-                    }
-                    self.quantize(e, &act.f, act, &act_spec)?;
+                    self.produce(e, out, spec, no_grad, |e, d| {
+                        record_maxpool_forward(ctx, e, &prev.t, d, &p)
+                    })?;
+                }
+                Layer::AvgPool2d { .. } => {
+                    let p = l.pool_geometry(batch).unwrap();
+                    self.produce(e, out, spec, no_grad, |e, d| {
+                        record_avgpool_forward(ctx, e, &prev.t, d, &p)
+                    })?;
                 }
                 Layer::Linear {
                     inputs, outputs, ..
@@ -603,45 +761,47 @@ impl<'c> GpuTrainer<'c> {
                         &p.w.t,
                         Some((&p.bias_f32, *outputs)),
                         &spec,
-                        (act, false),
+                        (act, out.1, false),
                     )?;
                 }
                 Layer::Relu { .. } => {
-                    self.decode(e, prev, &self.scratch)?;
-                    record_relu_forward(ctx, e, &self.scratch, &act.f, prev.n)?;
-                    self.quantize(e, &act.f, act, &act_spec)?;
+                    self.produce(e, out, spec, no_grad, |e, d| {
+                        record_relu_forward(ctx, e, &prev.t, d, prev.n)
+                    })?;
                 }
                 Layer::Flatten { .. } => {
-                    self.decode(e, prev, &act.f)?;
-                    self.quantize(e, &act.f, act, &act_spec)?;
+                    self.produce(e, out, spec, no_grad, |e, d| {
+                        record_convert(ctx, e, &prev.t, d, prev.n)
+                    })?;
                 }
                 Layer::BatchNorm2d { .. } => {
                     let p = self.params[i].as_ref().unwrap();
                     let (stat, gb) = self.bn[i].as_ref().unwrap();
                     let geo = layers[i].batch_norm(batch).unwrap();
-                    self.decode(e, &p.w, &p.w.f)?;
-                    self.decode(e, &p.b, &p.b.f)?;
+                    self.decode(e, &p.w, p.w.f32()?)?;
+                    self.decode(e, &p.b, p.b.f32()?)?;
                     let c = 4 * geo.channels as u64;
-                    e.copy_buffer_to_buffer(&p.w.f, 0, gb, 0, c);
-                    e.copy_buffer_to_buffer(&p.b.f, 0, gb, c, c);
-                    self.decode(e, prev, &self.scratch)?;
-                    record_bn_stats(ctx, e, &self.scratch, stat, &geo, train)?;
-                    record_bn_forward(ctx, e, &self.scratch, (gb, stat), &act.f, &geo)?;
-                    self.quantize(e, &act.f, act, &act_spec)?;
+                    e.copy_buffer_to_buffer(p.w.f32()?, 0, gb, 0, c);
+                    e.copy_buffer_to_buffer(p.b.f32()?, 0, gb, c, c);
+                    let x = self.scratch()?;
+                    self.decode(e, prev, x)?;
+                    record_bn_stats(ctx, e, x, stat, &geo, train)?;
+                    record_bn_forward(ctx, e, x, (gb, stat), act.f32()?, &geo)?;
+                    self.settle(e, act, spec, no_grad)?;
                 }
                 Layer::Add { from, .. } => {
                     let sc = layers[i].shortcut(batch).unwrap();
-                    self.decode(e, prev, &self.scratch)?;
-                    self.decode(e, &self.acts[*from], &self.scratch2)?;
-                    let ab = (&*self.scratch, &*self.scratch2);
-                    record_residual_forward(ctx, e, ab, &act.f, &sc)?;
-                    self.quantize(e, &act.f, act, &act_spec)?;
+                    let (x, x2) = (self.scratch()?, self.scratch2()?);
+                    self.decode(e, prev, x)?;
+                    self.decode(e, &self.acts[*from], x2)?;
+                    record_residual_forward(ctx, e, (x, x2), act.f32()?, &sc)?;
+                    self.settle(e, act, spec, no_grad)?;
                 }
             }
         }
         // Loss.
         let last = layers.len() - 1;
-        self.decode(e, &self.acts[last], &self.scratch)?;
+        let logits = &self.acts[last].t;
         let out = XentOutputs {
             grad: &self.xent_grad,
             loss: &self.loss,
@@ -649,11 +809,9 @@ impl<'c> GpuTrainer<'c> {
         };
         match plan.config.loss {
             LossKind::CrossEntropy => {
-                record_softmax_xent(ctx, e, &self.scratch, &self.labels, &out, (batch, classes))?
+                record_softmax_xent(ctx, e, logits, &self.labels, &out, (batch, classes))?
             }
-            LossKind::Mse => {
-                record_mse(ctx, e, &self.scratch, &self.labels, &out, (batch, classes))?
-            }
+            LossKind::Mse => record_mse(ctx, e, logits, &self.labels, &out, (batch, classes))?,
         }
         if train {
             record_loss_scale_apply(ctx, e, &self.xent_grad, &self.loss_scale, batch * classes)?;
@@ -675,8 +833,14 @@ impl<'c> GpuTrainer<'c> {
             };
             let wgrad = |part| plan.spec(&format!("{n}.wgrad"), s, part);
             let g = &self.grads[i];
-            // Where the input gradient goes (only layer 0 has none).
-            let dst = (i > 0).then(|| &self.grads[i - 1].f);
+            // Where the input gradient goes (only layer 0 has none): the previous layer's
+            // gradient slot, its rounding, and a residual shortcut's gradient to add.
+            let dst = (i > 0).then(|| {
+                let prev = &self.grads[i - 1];
+                let spec = plan.spec(&format!("{}.grad", layers[i - 1].name()), s, 0);
+                let skip = self.skip[i - 1].as_ref();
+                ((prev, self.direct(i - 1, true)), spec, (true, skip))
+            });
             match &layers[i] {
                 Layer::Conv2d {
                     pad, stride, cout, ..
@@ -688,15 +852,17 @@ impl<'c> GpuTrainer<'c> {
                         .geometry(x_in.t.shape(), p.w.t.shape())
                         .map_err(|e| GpuError::Invalid(e.0))?;
                     let ab = (&g.t, &x_in.t);
-                    self.conv(e, ConvPass::BackwardWeight, &geo, ab, None, &wspec, &p.dw)?;
-                    self.decode(e, g, &self.scratch)?;
+                    let dw = (&p.dw, stores_packed(&wspec.out), None);
+                    self.conv(e, ConvPass::BackwardWeight, &geo, ab, None, &wspec, dw)?;
                     let shape = (batch, *cout, geo.oh * geo.ow);
-                    record_col_sum(ctx, e, &self.scratch, &p.db.f, shape)?;
-                    self.quantize_grad(e, &p.db.f, &p.db, &wgrad(1))?;
-                    if let Some(dst) = dst {
+                    record_col_sum(ctx, e, &g.t, p.db.f32()?, shape)?;
+                    self.quantize_grad(e, p.db.f32()?, &p.db, &wgrad(1))?;
+                    if let Some((to, spec, how)) = &dst {
                         let (view, params) =
                             prepare_conv(ConvPass::BackwardData, &geo, &p.w.t, &g.t, None, &wspec)?;
-                        record_view(ctx, e, &view, params, &p.w.t, &g.t, &self.none, dst)?;
+                        self.produce(e, *to, spec, *how, |e, d| {
+                            record_view(ctx, e, &view, params, &p.w.t, &g.t, &self.none, d)
+                        })?;
                     }
                 }
                 Layer::Linear {
@@ -711,87 +877,90 @@ impl<'c> GpuTrainer<'c> {
                         out: wgrad(0),
                     };
                     let x2 = x_in.t.reshaped(vec![batch, *inputs]);
-                    self.gemm(e, &g.t, &x2, None, &wspec, (&p.dw, true))?;
-                    self.decode(e, g, &self.scratch)?;
-                    record_col_sum(ctx, e, &self.scratch, &p.db.f, (batch, *outputs, 1))?;
-                    self.quantize_grad(e, &p.db.f, &p.db, &wgrad(1))?;
-                    if let Some(dst) = dst {
+                    let dw = (&p.dw, stores_packed(&wspec.out), true);
+                    self.gemm(e, &g.t, &x2, None, &wspec, dw)?;
+                    let shape = (batch, *outputs, 1);
+                    record_col_sum(ctx, e, &g.t, p.db.f32()?, shape)?;
+                    self.quantize_grad(e, p.db.f32()?, &p.db, &wgrad(1))?;
+                    if let Some((to, spec, how)) = &dst {
                         let xspec = GemmSpec {
                             trans_a: false,
                             trans_b: false,
                             acc,
-                            out: wgrad(0),
+                            out: *spec,
                         };
                         let (view, params, _) = prepare_gemm(&g.t, &p.w.t, None, &xspec)?;
-                        record_view(ctx, e, &view, params, &g.t, &p.w.t, &self.none, dst)?;
+                        self.produce(e, *to, spec, *how, |e, d| {
+                            record_view(ctx, e, &view, params, &g.t, &p.w.t, &self.none, d)
+                        })?;
                     }
                 }
                 Layer::BatchNorm2d { .. } => {
                     let p = self.params[i].as_ref().unwrap();
                     let (stat, gb) = self.bn[i].as_ref().unwrap();
                     let geo = layers[i].batch_norm(batch).unwrap();
-                    self.decode(e, x_in, &self.scratch)?;
-                    self.decode(e, g, &self.scratch2)?;
+                    let (x, x2) = (self.scratch()?, self.scratch2()?);
+                    self.decode(e, x_in, x)?;
+                    self.decode(e, g, x2)?;
                     let unused;
-                    let out = match dst {
-                        Some(d) => d,
+                    let out = match &dst {
+                        Some(((to, _), _, _)) => to.f32()?,
                         None => {
                             unused = ctx.scratch("unused input gradient", g.n)?;
                             &unused
                         }
                     };
-                    let xg = (&*self.scratch, &*self.scratch2);
-                    record_bn_backward(ctx, e, xg, (gb, stat), out, &geo)?;
+                    record_bn_backward(ctx, e, (x, x2), (gb, stat), out, &geo)?;
                     let c = 4 * geo.channels as u64;
-                    e.copy_buffer_to_buffer(stat, 5 * c, &p.dw.f, 0, c);
-                    e.copy_buffer_to_buffer(stat, 4 * c, &p.db.f, 0, c);
-                    self.quantize_grad(e, &p.dw.f, &p.dw, &wgrad(0))?;
-                    self.quantize_grad(e, &p.db.f, &p.db, &wgrad(1))?;
+                    e.copy_buffer_to_buffer(stat, 5 * c, p.dw.f32()?, 0, c);
+                    e.copy_buffer_to_buffer(stat, 4 * c, p.db.f32()?, 0, c);
+                    self.quantize_grad(e, p.dw.f32()?, &p.dw, &wgrad(0))?;
+                    self.quantize_grad(e, p.db.f32()?, &p.db, &wgrad(1))?;
+                    if let Some(((to, _), spec, how)) = &dst {
+                        self.settle(e, to, spec, *how)?;
+                    }
                 }
                 Layer::MaxPool2d { .. } => {
-                    if let Some(dst) = dst {
+                    if let Some((to, spec, how)) = &dst {
                         let pl = layers[i].pool_geometry(batch).unwrap();
-                        self.decode(e, x_in, &self.scratch)?;
-                        self.decode(e, g, &self.scratch2)?;
-                        record_maxpool_backward(ctx, e, &self.scratch, &self.scratch2, dst, &pl)?;
+                        self.produce(e, *to, spec, *how, |e, d| {
+                            record_maxpool_backward(ctx, e, &x_in.t, &g.t, d, &pl)
+                        })?;
                     }
                 }
                 Layer::AvgPool2d { .. } => {
-                    if let Some(dst) = dst {
+                    if let Some((to, spec, how)) = &dst {
                         let pl = layers[i].pool_geometry(batch).unwrap();
-                        self.decode(e, g, &self.scratch)?;
-                        record_avgpool_backward(ctx, e, &self.scratch, dst, &pl)?;
+                        self.produce(e, *to, spec, *how, |e, d| {
+                            record_avgpool_backward(ctx, e, &g.t, d, &pl)
+                        })?;
                     }
                 }
                 Layer::Relu { .. } => {
-                    if let Some(dst) = dst {
-                        self.decode(e, x_in, &self.scratch)?;
-                        self.decode(e, g, &self.scratch2)?;
-                        record_relu_backward(ctx, e, &self.scratch, &self.scratch2, dst, g.n)?;
+                    if let Some((to, spec, how)) = &dst {
+                        self.produce(e, *to, spec, *how, |e, d| {
+                            record_relu_backward(ctx, e, &x_in.t, &g.t, d, g.n)
+                        })?;
                     }
                 }
                 Layer::Flatten { .. } => {
-                    if let Some(dst) = dst {
-                        self.decode(e, g, dst)?;
+                    if let Some((to, spec, how)) = &dst {
+                        self.produce(e, *to, spec, *how, |e, d| {
+                            record_convert(ctx, e, &g.t, d, g.n)
+                        })?;
                     }
                 }
                 Layer::Add { from, .. } => {
                     let sc = layers[i].shortcut(batch).unwrap();
-                    self.decode(e, g, &self.scratch)?;
+                    let x = self.scratch()?;
+                    self.decode(e, g, x)?;
                     let skip = self.skip[*from].as_ref().unwrap();
-                    record_skip_backward(ctx, e, &self.scratch, skip, &sc)?;
-                    if let Some(dst) = dst {
-                        e.copy_buffer_to_buffer(&self.scratch, 0, dst, 0, 4 * g.n as u64);
+                    record_skip_backward(ctx, e, x, skip, &sc)?;
+                    if let Some(((to, _), spec, how)) = &dst {
+                        e.copy_buffer_to_buffer(x, 0, to.f32()?, 0, 4 * g.n as u64);
+                        self.settle(e, to, spec, *how)?;
                     }
                 }
-            }
-            if i > 0 {
-                let prev = &self.grads[i - 1];
-                if let Some(skip) = &self.skip[i - 1] {
-                    record_accumulate(ctx, e, skip, &prev.f, prev.n)?;
-                }
-                let spec = plan.spec(&format!("{}.grad", layers[i - 1].name()), s, 0);
-                self.quantize_grad(e, &prev.f, prev, &spec)?;
             }
         }
         // Loss scale: this step's skip flag and 1 / S, the next step's S.
@@ -824,39 +993,57 @@ impl<'c> GpuTrainer<'c> {
                 };
                 let master = p.master.as_ref().map(|m| pick(m, part));
                 let moment2 = p.moment2.as_ref().map(|m| pick(m, part));
-                self.decode(e, master.unwrap_or(param), &param.f)?;
-                self.decode(e, vel, &vel.f)?;
-                self.decode(e, grad, &grad.f)?;
+                self.decode(e, master.unwrap_or(param), param.f32()?)?;
+                self.decode(e, vel, vel.f32()?)?;
+                self.decode(e, grad, grad.f32()?)?;
                 let ls = &self.loss_scale;
                 match moment2 {
                     Some(v2) => {
-                        self.decode(e, v2, &v2.f)?;
-                        let moments = (&*vel.f, &*v2.f);
-                        record_adam(ctx, e, &grad.f, &param.f, moments, ls, param.n, &c.adam(s))?;
+                        self.decode(e, v2, v2.f32()?)?;
+                        let moments: (&wgpu::Buffer, &wgpu::Buffer) = (vel.f32()?, v2.f32()?);
+                        record_adam(
+                            ctx,
+                            e,
+                            grad.f32()?,
+                            param.f32()?,
+                            moments,
+                            ls,
+                            param.n,
+                            &c.adam(s),
+                        )?;
                     }
-                    None => record_sgd(ctx, e, &grad.f, &param.f, &vel.f, ls, param.n, &c.sgd(s))?,
+                    None => record_sgd(
+                        ctx,
+                        e,
+                        grad.f32()?,
+                        param.f32()?,
+                        vel.f32()?,
+                        ls,
+                        param.n,
+                        &c.sgd(s),
+                    )?,
                 }
                 let t = if part == 0 { "weight" } else { "bias" };
                 self.quantize(
                     e,
-                    &param.f,
+                    param.f32()?,
                     param,
                     &plan.spec(&format!("{n}.{t}"), s + 1, 0),
                 )?;
                 self.quantize(
                     e,
-                    &vel.f,
+                    vel.f32()?,
                     vel,
                     &plan.spec(&format!("{n}.momentum"), s + 1, part),
                 )?;
                 if let Some(v2) = moment2 {
                     let spec = plan.spec(&format!("{n}.moment2"), s + 1, part);
-                    self.quantize(e, &v2.f, v2, &spec)?;
+                    self.quantize(e, v2.f32()?, v2, &spec)?;
                 }
                 if let Some(m) = master {
                     self.quantize(
                         e,
-                        &param.f,
+                        param.f32()?,
                         m,
                         &plan.spec(&format!("{n}.master"), s + 1, part),
                     )?;
@@ -1005,16 +1192,19 @@ impl<'c> GpuTrainer<'c> {
     }
 
     /// The bound, in bytes, on the f32 buffers the trainer holds beside its packed tensors
-    /// (`Purpose::Working`), from the model's shape: three of batch x the widest layer (the
-    /// pooled layer buffer and two decode scratches), one more for each residual shortcut's
-    /// gradient, the loss gradient (batch x classes), eight of the largest weight or bias
-    /// (the update's pool), each layer's decoded bias and 8 words a batch-norm channel.
+    /// (`Purpose::Working`), from the model's shape and map: the input as the host gives it
+    /// (batch x inputs), the pooled buffer of the tensors that cannot be rounded as they
+    /// are stored and the two decode scratches of batch-norm and residual layers (see
+    /// `F32Needs`), one buffer for each residual shortcut's gradient, the loss gradient
+    /// (batch x classes), eight of the largest weight or bias (the update's pool), each
+    /// layer's decoded bias and 8 words a batch-norm channel.
     pub fn f32_bound(&self) -> u64 {
         let (m, batch) = (&self.plan.model, self.batch);
-        let widest = widest_values(m) * batch;
-        let shortcuts = (0..m.layers.len())
+        let needs = F32Needs::new(&self.plan, batch);
+        let shortcuts: usize = (0..m.layers.len())
             .filter(|&j| m.skip_from(j).is_some())
-            .count();
+            .map(|j| batch * m.layers[j].outputs())
+            .sum();
         let (mut most_w, mut most_b, mut biases, mut bn) = (1, 1, 0, 0);
         for l in &m.layers {
             if let Some((nw, nb, _)) = l.param_sizes() {
@@ -1024,8 +1214,14 @@ impl<'c> GpuTrainer<'c> {
                 bn += 8 * shape[0];
             }
         }
-        let words =
-            (3 + shortcuts) * widest + batch * m.classes() + 4 * (most_w + most_b) + biases + bn;
+        let words = batch * m.inputs
+            + needs.layer
+            + 2 * needs.scratch
+            + shortcuts
+            + batch * m.classes()
+            + 4 * (most_w + most_b)
+            + biases
+            + bn;
         4 * words as u64
     }
 
