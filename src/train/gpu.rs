@@ -268,12 +268,7 @@ impl<'c> GpuTrainer<'c> {
                 ctx,
                 &[vec![batch], m.input_shape.clone()].concat(),
                 &plan.spec("input", 0, 0),
-                Some(&zeroed_as(
-                    ctx,
-                    Purpose::Working,
-                    "input f32",
-                    batch * m.inputs,
-                )?),
+                None,
             )?,
             direct: needs.direct.clone(),
             acts: Vec::new(),
@@ -692,18 +687,35 @@ impl<'c> GpuTrainer<'c> {
         let layers = self.plan.model.layers.clone();
         let plan = &self.plan;
         // A short evaluation batch is padded with zeros (label 0); only the first n count.
-        let mut xs = x.to_vec();
-        xs.resize(batch * inputs, 0.0);
+        let padded;
+        let xs = match n == batch {
+            true => x,
+            false => {
+                padded = [x, &vec![0.0; (batch - n) * inputs]].concat();
+                &padded[..]
+            }
+        };
         let mut ys = labels.to_vec();
         ys.resize(batch, 0);
+        // The input is rounded here, by the CPU twin of the quantize kernel (the same
+        // codes), so that only its packed codes travel and no f32 copy sits on the device.
+        let input = &self.input.t;
+        let q = crate::reference::quantize::quantize(xs, &plan.spec("input", s, 0));
         ctx.queue
-            .write_buffer(self.input.f32()?, 0, bytemuck::cast_slice(&xs));
+            .write_buffer(input.words(), 0, bytemuck::cast_slice(&q.words));
+        if let Some(scales) = input.scales() {
+            let words = match q.spec.format.mx() {
+                Some(_) => q.scales,
+                None => vec![q.scale_exp as u32],
+            };
+            ctx.queue
+                .write_buffer(scales, 0, bytemuck::cast_slice(&words));
+        }
         ctx.queue
             .write_buffer(&self.labels, 0, bytemuck::cast_slice(&ys));
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         let e = &mut enc;
         e.clear_buffer(&self.grad_stats, 0, None);
-        self.quantize(e, self.input.f32()?, &self.input, &plan.spec("input", s, 0))?;
         // Forward.
         for (i, l) in layers.iter().enumerate() {
             let prev = if i == 0 {
@@ -1192,8 +1204,7 @@ impl<'c> GpuTrainer<'c> {
     }
 
     /// The bound, in bytes, on the f32 buffers the trainer holds beside its packed tensors
-    /// (`Purpose::Working`), from the model's shape and map: the input as the host gives it
-    /// (batch x inputs), the pooled buffer of the tensors that cannot be rounded as they
+    /// (`Purpose::Working`), from the model's shape and map: the pooled buffer of the tensors that cannot be rounded as they
     /// are stored and the two decode scratches of batch-norm and residual layers (see
     /// `F32Needs`), one buffer for each residual shortcut's gradient, the loss gradient
     /// (batch x classes), eight of the largest weight or bias (the update's pool), each
@@ -1214,8 +1225,7 @@ impl<'c> GpuTrainer<'c> {
                 bn += 8 * shape[0];
             }
         }
-        let words = batch * m.inputs
-            + needs.layer
+        let words = needs.layer
             + 2 * needs.scratch
             + shortcuts
             + batch * m.classes()
