@@ -19,8 +19,9 @@ struct OutFmt {
     seed_lo: u32,
     seed_hi: u32,
     stream: u32,
-    raw: u32,       // 1: plain f32 words, stored as they are (no rounding, no counts)
-    _p0: u32,
+    phase: u32,     // 0 round and store; 1 plain f32 words, stored as they are (no
+                    // rounding, no counts); 2 only the amax a scale needs (see packed_store)
+    scaling: u32,   // 0 none, 1 per tensor, 2 MX blocks
 }
 
 struct IoParams {

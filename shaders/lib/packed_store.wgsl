@@ -3,22 +3,46 @@
 // codes are the same bits), its code ORed into the packed words (which the caller cleared:
 // elements that share a word come from different invocations), its exceptions and |x|
 // added to the output's counts. A raw output takes the f32 bits as they are.
+// A scaled output is written in two dispatches of the same kernel: phase 2 only gathers the
+// amax its scales need (per tensor: |x| into the counts' amax word; MX: each block's finite
+// amax into out_amax), then out_scales.wgsl computes the scales, then phase 0 rounds with them.
 
 @group(0) @binding(25) var<storage, read_write> out_words: array<atomic<u32>>;
 @group(0) @binding(26) var<storage, read_write> out_stats: array<atomic<u32>, 4>;
+@group(0) @binding(27) var<storage, read> out_scales: array<u32>;
+@group(0) @binding(28) var<storage, read_write> out_amax: array<atomic<u32>>;
 
+// The amax words are raised with a load first, so that most elements write nothing.
 fn store_out(i: u32, v: u32) {
     let f = IO.out;
-    if (f.raw != 0u) {
+    if (f.phase == 1u) {
         atomicStore(&out_words[i], v);
         return;
+    }
+    let mag = v & 0x7fffffffu;
+    if (f.phase == 2u) {
+        if (f.scaling == 2u) {
+            if (mag < 0x7f800000u && mag > atomicLoad(&out_amax[i / 32u])) {
+                atomicMax(&out_amax[i / 32u], mag);
+            }
+        } else if (mag <= 0x7f800000u && mag > atomicLoad(&out_stats[3])) {
+            atomicMax(&out_stats[3], mag);
+        }
+        return;
+    }
+    var sw = 0u;
+    if (f.scaling == 2u) {
+        sw = out_scales[i / 128u];
+    } else if (f.scaling == 1u) {
+        sw = out_scales[0];
     }
     var rand = 0u;
     if (f.mode == 3u) {
         let r4 = random_block4(f.seed_lo, f.seed_hi, f.stream, i >> 2u);
         rand = r4[i & 3u];
     }
-    let r = round_element(f.fmt, v, 0, f.mode, f.sr_bits, f.saturate != 0u, rand);
+    let se = element_scale_exp(f.scaling, sw, i);
+    let r = round_element(f.fmt, v, se, f.mode, f.sr_bits, f.saturate != 0u, rand);
     let w = f.fmt.bits;
     if (w == 32u) {
         atomicStore(&out_words[i], r.x);
@@ -38,8 +62,6 @@ fn store_out(i: u32, v: u32) {
             }
         }
     }
-    // The largest finite |x|: a load first, so that most elements need no atomic write.
-    let mag = v & 0x7fffffffu;
     if (mag <= 0x7f800000u && mag > atomicLoad(&out_stats[3])) {
         atomicMax(&out_stats[3], mag);
     }

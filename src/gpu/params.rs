@@ -392,21 +392,33 @@ pub struct OutParams {
     seed_lo: u32,
     seed_hi: u32,
     stream: u32,
-    raw: u32,
-    pad: u32,
+    phase: u32,
+    scaling: u32,
+}
+
+/// What a fused kernel's dispatch does with its output values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutPhase {
+    /// Rounds and stores them (with the scales already computed, if the format scales).
+    Store = 0,
+    /// Stores the f32 values as they are.
+    Raw = 1,
+    /// Only gathers the amax the output's scales need.
+    Amax = 2,
 }
 
 impl OutParams {
     /// Plain f32 words, stored as they are.
     pub fn raw() -> OutParams {
         OutParams {
-            raw: 1,
+            phase: OutPhase::Raw as u32,
             ..Default::default()
         }
     }
 
-    /// Rounded into a tensor of `spec` (which has no scale) as it is stored.
-    pub fn packed(spec: &QuantSpec) -> OutParams {
+    /// Rounded into a tensor of `spec` as it is stored (`OutPhase::Store`), or the amax
+    /// pass before that of a scaled one (`OutPhase::Amax`).
+    pub fn packed(spec: &QuantSpec, phase: OutPhase) -> OutParams {
         let q = QuantParams::new(spec, 0);
         OutParams {
             fmt: q.fmt,
@@ -416,7 +428,8 @@ impl OutParams {
             seed_lo: q.seed_lo,
             seed_hi: q.seed_hi,
             stream: q.stream,
-            ..Default::default()
+            phase: phase as u32,
+            scaling: q.scaling,
         }
     }
 }

@@ -158,6 +158,11 @@ const KERNELS: &[(&str, &[&str], &str)] = &[
         ELEM_LIB,
         include_str!("../../shaders/maxpool.wgsl"),
     ),
+    (
+        "out_scales",
+        &["fmt", "quant", "io_params", "elem_params"],
+        include_str!("../../shaders/out_scales.wgsl"),
+    ),
 ];
 
 /// The full WGSL source of a kernel: its library pieces, then the kernel file.

@@ -4,7 +4,7 @@
 //! or f32 buffers; the residual kernels work on f32 buffers. All use soft-float where they
 //! round, so they equal their reference twins bit for bit.
 
-use super::packed_io::{Dst, Io, Src};
+use super::packed_io::{Dst, Src, record_phases};
 use crate::conv::Pool;
 use crate::gpu::dispatch::record;
 use crate::gpu::params::ElemParams;
@@ -24,10 +24,11 @@ fn record_io<'a>(
     ins: &[Src<'a>],
     out: Option<Dst<'a>>,
 ) -> Result<(), GpuError> {
-    let io = Io::new(ctx, enc, ins, out)?;
-    let mut b = own.to_vec();
-    b.extend(io.bindings());
-    record(ctx, enc, kernel, entry, count as u32, p, &b)
+    record_phases(ctx, enc, ins, out, |enc, io| {
+        let mut b = own.to_vec();
+        b.extend(io.bindings());
+        record(ctx, enc, kernel, entry, count as u32, p, &b)
+    })
 }
 
 fn count_params(n: usize) -> ElemParams {

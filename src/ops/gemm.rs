@@ -1,6 +1,6 @@
 //! GEMM on the GPU over packed operands: C = op(A) op(B) (+ bias), quantized to its format.
 
-use super::packed_io::{Dst, Io};
+use super::packed_io::{Dst, Io, record_phases};
 use super::quantize::quantize_buffer;
 use crate::accum::{Accumulator, GemmMode, GemmSpec};
 use crate::format::Format;
@@ -293,12 +293,28 @@ pub fn record_view<'c, P: SplitParams>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
     view: &GemmView,
-    mut params: P,
+    params: P,
     a: &Tensor,
     b: &Tensor,
     bias: &wgpu::Buffer,
     c: impl Into<Dst<'c>>,
 ) -> Result<(), GpuError> {
+    record_phases(ctx, enc, &[], Some(c.into()), |enc, io| {
+        record_view_io(ctx, enc, view, params, (a, b), bias, io)
+    })
+}
+
+/// Records a GEMM view's sums into the output of `io`.
+fn record_view_io<P: SplitParams>(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    view: &GemmView,
+    params: P,
+    (a, b): (&Tensor, &Tensor),
+    bias: &wgpu::Buffer,
+    io: &Io,
+) -> Result<(), GpuError> {
+    let mut params = params;
     let (m, n) = (view.m, view.n);
     let cells = m as u64 * n as u64;
     let tiles = ctx.tiles().fit(m, n, &ctx.device.limits());
@@ -313,7 +329,6 @@ pub fn record_view<'c, P: SplitParams>(
         });
     }
     let none = ctx.scratch("no scales", 1)?;
-    let io = Io::new(ctx, enc, &[], Some(c.into()))?;
     let mut bindings: Vec<(u32, &wgpu::Buffer)> = vec![
         (1, a.words()),
         (2, a.scales().unwrap_or(&none)),

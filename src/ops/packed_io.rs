@@ -1,9 +1,11 @@
 //! The operands of the fused kernels: inputs decoded as they are loaded and outputs rounded
 //! as they are stored, so that a layer reads and writes packed tensors with no f32 copy.
 
+use crate::format::MX_BLOCK;
 use crate::gpu::buffers::uniform;
+use crate::gpu::dispatch::record;
 use crate::gpu::memory::DeviceBuffer;
-use crate::gpu::params::{InParams, IoParams, OutParams};
+use crate::gpu::params::{ElemParams, InParams, IoParams, OutParams, OutPhase};
 use crate::gpu::{GpuContext, GpuError, Tensor};
 use crate::quant::{QuantSpec, Scaling};
 
@@ -41,8 +43,7 @@ pub enum Dst<'a> {
     F32(&'a wgpu::Buffer),
     /// A packed tensor, each value rounded as `spec` says as it is stored (the same codes
     /// as quantizing the f32 values with `spec`), its exceptions and amax added to `stats`
-    /// ([overflow, underflow, nan, amax bits]). `spec` may not scale: a scale needs the
-    /// whole tensor's amax (or a whole MX block's) before the first value is rounded.
+    /// ([overflow, underflow, nan, amax bits]; a scaled output's amax word is its own).
     Packed {
         /// The tensor written.
         t: &'a Tensor,
@@ -65,29 +66,35 @@ impl<'a> From<&'a DeviceBuffer> for Dst<'a> {
     }
 }
 
-/// Whether a tensor of `spec` can be rounded as it is stored (it has no scale).
+/// Whether a tensor of `spec` is rounded as it is stored in one pass (it has no scale;
+/// a scaled one takes an amax pass first, see [`record_phases`]).
 pub fn stores_packed(spec: &QuantSpec) -> bool {
     spec.format.mx().is_none() && spec.scaling == Scaling::None
 }
 
 /// The bindings of one fused dispatch's operands: its parameters (binding 20), inputs
-/// (21 to 24) and output (25, 26).
+/// (21 to 24) and output (25 to 28).
 pub struct Io<'a> {
     params: DeviceBuffer,
     none: DeviceBuffer,
     no_counts: DeviceBuffer,
+    no_amax: DeviceBuffer,
+    /// An MX output's block amax words (its amax pass and its scales pass).
+    amax: Option<DeviceBuffer>,
     ins: Vec<Src<'a>>,
     out: Option<Dst<'a>>,
 }
 
 impl<'a> Io<'a> {
-    /// The operands `ins` (at most two) and `out`; records the clearing of a packed output
-    /// narrower than a word (its codes are ORed in).
-    pub fn new(
+    /// The operands `ins` (at most two) and `out` of a dispatch in `phase`; records the
+    /// clearing of a packed output narrower than a word before it is stored (its codes are
+    /// ORed in).
+    fn new(
         ctx: &GpuContext,
         enc: &mut wgpu::CommandEncoder,
-        ins: &[Src<'a>],
-        out: Option<Dst<'a>>,
+        (ins, out): (&[Src<'a>], Option<Dst<'a>>),
+        phase: OutPhase,
+        amax: Option<DeviceBuffer>,
     ) -> Result<Io<'a>, GpuError> {
         assert!(ins.len() <= 2, "a fused kernel has at most two inputs");
         let input = |s: Option<&Src>| match s {
@@ -96,23 +103,17 @@ impl<'a> Io<'a> {
         };
         let out_params = match out {
             Some(Dst::Packed { t, spec, .. }) => {
-                if !stores_packed(spec) {
-                    return Err(GpuError::Invalid(format!(
-                        "a {} output is scaled, so it cannot be rounded as it is stored",
-                        spec.format
-                    )));
-                }
-                if spec.format != t.spec().format {
+                if spec.format != t.spec().format || spec.scaling != t.spec().scaling {
                     return Err(GpuError::Invalid(format!(
                         "rounding into {} does not fit a tensor stored as {}",
                         spec.format,
                         t.spec().format
                     )));
                 }
-                if spec.format.bits() < 32 {
+                if phase == OutPhase::Store && spec.format.bits() < 32 {
                     enc.clear_buffer(t.words(), 0, None);
                 }
-                OutParams::packed(spec)
+                OutParams::packed(spec, phase)
             }
             _ => OutParams::raw(),
         };
@@ -125,6 +126,8 @@ impl<'a> Io<'a> {
             params: uniform(ctx, &p),
             none: ctx.scratch("no scales", 1)?,
             no_counts: ctx.scratch("no counts", 4)?,
+            no_amax: ctx.scratch("no block amax", 1)?,
+            amax,
             ins: ins.to_vec(),
             out,
         })
@@ -141,11 +144,77 @@ impl<'a> Io<'a> {
             v.push((21 + 2 * k as u32, words));
             v.push((22 + 2 * k as u32, scales));
         }
+        let amax = self.amax.as_deref().unwrap_or(&self.no_amax);
         match self.out {
-            Some(Dst::F32(b)) => v.extend([(25, b), (26, &*self.no_counts)]),
-            Some(Dst::Packed { t, stats, .. }) => v.extend([(25, t.words()), (26, stats)]),
-            None => {}
+            Some(Dst::F32(b)) => v.extend([(25, b), (26, &*self.no_counts), (27, &*self.none)]),
+            Some(Dst::Packed { t, stats, .. }) => v.extend([
+                (25, t.words()),
+                (26, stats),
+                (27, t.scales().unwrap_or(&self.none)),
+            ]),
+            None => return v,
         }
+        v.push((28, amax));
         v
     }
+}
+
+/// Records `dispatch` (a fused kernel reading `ins` and writing `out`) once, or, when
+/// `out` is a scaled tensor, twice: first to gather the amax its scales need (the whole
+/// tensor's, or each MX block's), then, after a pass that computes the scales from it, to
+/// round and store. The values are computed twice instead of held in f32 in between.
+pub fn record_phases<'a>(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    ins: &[Src<'a>],
+    out: Option<Dst<'a>>,
+    mut dispatch: impl FnMut(&mut wgpu::CommandEncoder, &Io<'a>) -> Result<(), GpuError>,
+) -> Result<(), GpuError> {
+    let scaled = match out {
+        Some(Dst::Packed { t, spec, stats }) if !stores_packed(spec) => Some((t, spec, stats)),
+        _ => None,
+    };
+    let Some((t, spec, stats)) = scaled else {
+        let phase = match out {
+            Some(Dst::Packed { .. }) => OutPhase::Store,
+            _ => OutPhase::Raw,
+        };
+        let io = Io::new(ctx, enc, (ins, out), phase, None)?;
+        return dispatch(enc, &io);
+    };
+    let scales = t
+        .scales()
+        .ok_or_else(|| GpuError::Invalid(format!("a {} tensor without scales", spec.format)))?;
+    let n = t.len();
+    let amax = match spec.format.mx() {
+        Some(_) => {
+            let blocks = ctx.scratch("MX block amax", n.div_ceil(MX_BLOCK))?;
+            enc.clear_buffer(&blocks, 0, None);
+            Some(blocks)
+        }
+        None => {
+            // The per-tensor amax gathers in the counts' amax word.
+            enc.clear_buffer(stats, 12, Some(4));
+            None
+        }
+    };
+    let io = Io::new(ctx, enc, (ins, out), OutPhase::Amax, amax.clone())?;
+    dispatch(enc, &io)?;
+    let p = ElemParams {
+        n: n as u32,
+        ..Default::default()
+    };
+    match &amax {
+        Some(blocks) => {
+            let words = n.div_ceil(MX_BLOCK).div_ceil(4);
+            let b = [(20, &*io.params), (27, scales), (28, &**blocks)];
+            record(ctx, enc, "out_scales", "mx", words as u32, p, &b)?;
+        }
+        None => {
+            let b = [(20, &*io.params), (26, stats), (27, scales)];
+            record(ctx, enc, "out_scales", "tensor", 1, p, &b)?;
+        }
+    }
+    let io = Io::new(ctx, enc, (ins, out), OutPhase::Store, amax)?;
+    dispatch(enc, &io)
 }

@@ -28,7 +28,7 @@ use crate::ops::optim::{
     STEP_STATE_WORDS, loss_scale_state, record_adam, record_loss_scale_apply,
     record_loss_scale_update, record_sgd,
 };
-use crate::ops::packed_io::{Dst, stores_packed};
+use crate::ops::packed_io::Dst;
 use crate::ops::quantize::{QuantizeTargets, alloc_tensor, dequantize_into, record_quantize};
 use crate::quant::QuantSpec;
 use crate::reference::batchnorm::BnStat;
@@ -166,10 +166,10 @@ fn slot(
 }
 
 /// The f32 working memory a model needs at a batch size, in words, and which tensors are
-/// rounded as they are stored. A layer's output is, unless its format scales (a scale
-/// needs the whole tensor's amax first) or the layer's kernel writes f32 (batch norm,
-/// residual add); its input gradient is, unless its format scales, the layer's backward
-/// kernel writes f32, or a residual shortcut's gradient is added to it. The others are
+/// rounded as they are stored (a scaled one after an amax pass, see
+/// `ops::packed_io::record_phases`). A layer's output is, unless the layer's kernel writes
+/// f32 (batch norm, residual add); its input gradient is, unless the layer's backward
+/// kernel writes f32 or a residual shortcut's gradient is added to it. The others are
 /// computed in one pooled buffer as large as the largest of them.
 struct F32Needs {
     /// Per layer: (output, input gradient) rounded as stored.
@@ -181,24 +181,18 @@ struct F32Needs {
 }
 
 impl F32Needs {
-    fn new(plan: &Plan, batch: usize) -> F32Needs {
-        let m = &plan.model;
+    fn new(m: &crate::train::model::Model, batch: usize) -> F32Needs {
         let f32_kernel = |l: &Layer| matches!(l, Layer::BatchNorm2d { .. } | Layer::Add { .. });
         let direct: Vec<(bool, bool)> = m
             .layers
             .iter()
             .enumerate()
             .map(|(i, l)| {
-                let n = l.name();
-                let act = stores_packed(&plan.spec(&format!("{n}.act"), 0, 0)) && !f32_kernel(l);
+                let act = !f32_kernel(l);
                 // The gradient of layer i's output is written by layer i + 1's backward
                 // (the last layer's by the loss, through its own f32 buffer).
                 let grad = match m.layers.get(i + 1) {
-                    Some(next) => {
-                        stores_packed(&plan.spec(&format!("{n}.grad"), 0, 0))
-                            && !f32_kernel(next)
-                            && m.skip_from(i).is_none()
-                    }
+                    Some(next) => !f32_kernel(next) && m.skip_from(i).is_none(),
                     None => true,
                 };
                 (act, grad)
@@ -232,7 +226,7 @@ impl<'c> GpuTrainer<'c> {
             .validate()
             .map_err(GpuError::Invalid)?;
         let m = plan.model.clone();
-        let needs = F32Needs::new(&plan, batch);
+        let needs = F32Needs::new(&plan.model, batch);
         let working = |what, words| match words {
             0 => Ok(None),
             w => zeroed_as(ctx, Purpose::Working, what, w).map(Some),
@@ -864,7 +858,7 @@ impl<'c> GpuTrainer<'c> {
                         .geometry(x_in.t.shape(), p.w.t.shape())
                         .map_err(|e| GpuError::Invalid(e.0))?;
                     let ab = (&g.t, &x_in.t);
-                    let dw = (&p.dw, stores_packed(&wspec.out), None);
+                    let dw = (&p.dw, true, None);
                     self.conv(e, ConvPass::BackwardWeight, &geo, ab, None, &wspec, dw)?;
                     let shape = (batch, *cout, geo.oh * geo.ow);
                     record_col_sum(ctx, e, &g.t, p.db.f32()?, shape)?;
@@ -889,7 +883,7 @@ impl<'c> GpuTrainer<'c> {
                         out: wgrad(0),
                     };
                     let x2 = x_in.t.reshaped(vec![batch, *inputs]);
-                    let dw = (&p.dw, stores_packed(&wspec.out), true);
+                    let dw = (&p.dw, true, true);
                     self.gemm(e, &g.t, &x2, None, &wspec, dw)?;
                     let shape = (batch, *outputs, 1);
                     record_col_sum(ctx, e, &g.t, p.db.f32()?, shape)?;
@@ -1204,14 +1198,15 @@ impl<'c> GpuTrainer<'c> {
     }
 
     /// The bound, in bytes, on the f32 buffers the trainer holds beside its packed tensors
-    /// (`Purpose::Working`), from the model's shape and map: the pooled buffer of the tensors that cannot be rounded as they
-    /// are stored and the two decode scratches of batch-norm and residual layers (see
-    /// `F32Needs`), one buffer for each residual shortcut's gradient, the loss gradient
+    /// (`Purpose::Working`), from the model's shape and map: the pooled buffer of the
+    /// tensors that cannot be rounded as they are stored and the two decode scratches of
+    /// batch-norm and residual layers (see `F32Needs`), one buffer for each residual
+    /// shortcut's gradient, the loss gradient
     /// (batch x classes), eight of the largest weight or bias (the update's pool), each
     /// layer's decoded bias and 8 words a batch-norm channel.
     pub fn f32_bound(&self) -> u64 {
         let (m, batch) = (&self.plan.model, self.batch);
-        let needs = F32Needs::new(&self.plan, batch);
+        let needs = F32Needs::new(&self.plan.model, batch);
         let shortcuts: usize = (0..m.layers.len())
             .filter(|&j| m.skip_from(j).is_some())
             .map(|j| batch * m.layers[j].outputs())

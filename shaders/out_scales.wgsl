@@ -1,0 +1,31 @@
+// The scales of an output rounded as it is stored (see packed_store), from the amax its
+// kernel's first phase gathered: `mx` packs four blocks' E8M0 bytes into each word (one
+// invocation a word, as mx_scales.wgsl does from f32 values); `tensor` writes the per-tensor
+// exponent (as amax.wgsl's tensor_scale does).
+
+@group(0) @binding(26) var<storage, read_write> out_stats: array<u32, 4>;
+@group(0) @binding(27) var<storage, read_write> scales_out: array<u32>;
+@group(0) @binding(28) var<storage, read> block_amax: array<u32>;
+
+@compute @workgroup_size(256)
+fn mx(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let t = item_index(gid, E.groups_x);
+    if (t >= E.count) {
+        return;
+    }
+    var word = 0u;
+    for (var b = 0u; b < 4u; b++) {
+        if ((4u * t + b) * 32u < E.n) {
+            word |= u32(mx_scale_exp(block_amax[4u * t + b], IO.out.fmt.emax) + 127) << (8u * b);
+        }
+    }
+    scales_out[t] = word;
+}
+
+@compute @workgroup_size(1)
+fn tensor() {
+    if (E.n == 0u) {
+        return;
+    }
+    scales_out[0] = bitcast<u32>(tensor_scale_exp(out_stats[3], IO.out.fmt));
+}
