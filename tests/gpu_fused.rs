@@ -1,0 +1,296 @@
+//! The fused kernels read packed tensors (decoded as they load) and write packed tensors
+//! (rounded as they store). Each equals its twin bit for bit: the elementwise kernels the
+//! CPU reference (decode, the reference op, quantize with the output's spec), codes,
+//! scales, exception counts and amax; the GEMM family its own unfused path (f32 sums, then
+//! the quantize kernel), which tests/gpu_gemm*.rs hold to the reference.
+
+mod common;
+
+use lowp::accum::{Accumulator, GemmSpec};
+use lowp::conv::Pool;
+use lowp::format::Format;
+use lowp::gpu::buffers::{read_u32, upload_f32, upload_u32, zeroed};
+use lowp::gpu::{GpuContext, Tensor};
+use lowp::ops::elementwise::*;
+use lowp::ops::gemm::{prepare_gemm, record_view};
+use lowp::ops::packed_io::Dst;
+use lowp::ops::quantize::alloc_tensor;
+use lowp::quant::{Exceptions, QuantSpec, Rounding, Scaling};
+use lowp::reference::elementwise as cpu;
+use lowp::reference::quantize::{Quantized, dequantize, quantize};
+
+fn spec(f: &str, rounding: Rounding, saturate: bool, scaling: Scaling) -> QuantSpec {
+    QuantSpec {
+        rounding,
+        saturate,
+        scaling,
+        seed: 0x5eed_0001,
+        stream: 5,
+        ..QuantSpec::new(f.parse::<Format>().unwrap())
+    }
+}
+
+/// Output specs: every rounding mode, saturation, codes that straddle words (6 and 5 bits),
+/// a per-tensor scale, MX blocks, and f32-wide codes.
+fn out_specs() -> Vec<QuantSpec> {
+    let sr = Rounding::Stochastic { bits: 13 };
+    vec![
+        spec("e5m2", sr, false, Scaling::None),
+        spec("e4m3", Rounding::Nearest, true, Scaling::None),
+        spec("e3m2", Rounding::NearestAway, false, Scaling::None),
+        spec("fixed(wl=8,fl=4)", sr, false, Scaling::None),
+        spec(
+            "fixed(wl=5,fl=5)",
+            Rounding::TowardZero,
+            false,
+            Scaling::None,
+        ),
+        spec("e4m3", sr, true, Scaling::Tensor),
+        spec("mxfp4_e2m1", Rounding::Nearest, false, Scaling::None),
+        spec("mxfp6_e3m2", sr, false, Scaling::None),
+        spec("fp32", Rounding::Nearest, false, Scaling::None),
+        spec("bf16", sr, false, Scaling::None),
+    ]
+}
+
+/// Input specs, taken in turn: plain, MX, per-tensor scaled, fixed point, f32.
+fn in_specs() -> Vec<QuantSpec> {
+    let n = Rounding::Nearest;
+    vec![
+        spec("e4m3", n, true, Scaling::None),
+        spec("mxfp8_e5m2", n, false, Scaling::None),
+        spec("e5m2", n, false, Scaling::Tensor),
+        spec("fixed(wl=8,fl=3)", n, false, Scaling::None),
+        spec("fp32", n, false, Scaling::None),
+    ]
+}
+
+/// A GPU tensor holding `x` quantized as `s`, and its values as the reference decodes them.
+fn packed_input(c: &GpuContext, x: &[f32], s: &QuantSpec) -> (Tensor, Vec<f32>) {
+    let (t, _) = lowp::ops::quantize(c, x, &[x.len()], s).unwrap();
+    (t, dequantize(&quantize(x, s)))
+}
+
+/// The GPU's stored scales in the reference's layout.
+fn expected_scales(q: &Quantized) -> Vec<u32> {
+    match (q.spec.format.mx(), q.spec.scaling) {
+        (Some(_), _) => q.scales.clone(),
+        (None, Scaling::Tensor) => vec![q.scale_exp as u32],
+        _ => Vec::new(),
+    }
+}
+
+/// Counts and amax as the kernels store them.
+fn stats_words(e: &Exceptions) -> Vec<u32> {
+    vec![
+        e.overflow as u32,
+        e.underflow as u32,
+        e.nan as u32,
+        e.amax.to_bits(),
+    ]
+}
+
+/// Runs `op` writing a packed output of `n` values under each output spec, and checks it
+/// against the reference quantization of `want`.
+fn check_output(
+    c: &GpuContext,
+    what: &str,
+    want: &[f32],
+    op: impl Fn(&mut wgpu::CommandEncoder, Dst<'_>),
+) {
+    for s in out_specs() {
+        let out = alloc_tensor(c, &[want.len()], &s).unwrap();
+        let stats = zeroed(c, "stats", 4).unwrap();
+        common::submit(|e| {
+            op(
+                e,
+                Dst::Packed {
+                    t: &out,
+                    spec: &s,
+                    stats: &stats,
+                },
+            )
+        });
+        let q = quantize(want, &s);
+        let f = s.format;
+        assert_eq!(
+            out.read_words(c).unwrap(),
+            q.words,
+            "{what} into {f}: codes"
+        );
+        assert_eq!(
+            out.read_scales(c).unwrap(),
+            expected_scales(&q),
+            "{what} into {f}: scales"
+        );
+        assert_eq!(
+            read_u32(c, &stats, 4).unwrap(),
+            stats_words(&q.exceptions),
+            "{what} into {f}: counts and amax"
+        );
+    }
+}
+
+#[test]
+fn relu_and_convert_round_as_they_store() {
+    let c = common::small_grid_gpu();
+    for (k, si) in in_specs().iter().enumerate() {
+        let x = common::tricky_inputs(1000, 10 + k as u64, 60.0);
+        let g = common::tricky_inputs(1000, 20 + k as u64, 2.0);
+        let (tx, xd) = packed_input(c, &x, si);
+        let (tg, gd) = packed_input(c, &g, &in_specs()[(k + 1) % 5]);
+        let n = x.len();
+        check_output(c, "relu", &cpu::relu_forward(&xd), |e, d| {
+            record_relu_forward(c, e, &tx, d, n).unwrap()
+        });
+        check_output(c, "relu backward", &cpu::relu_backward(&xd, &gd), |e, d| {
+            record_relu_backward(c, e, &tx, &tg, d, n).unwrap()
+        });
+        check_output(c, "convert", &xd, |e, d| {
+            record_convert(c, e, &tx, d, n).unwrap()
+        });
+    }
+}
+
+#[test]
+fn pooling_decodes_and_rounds_in_place_of_f32() {
+    let c = common::small_grid_gpu();
+    // 6 planes of 12 x 10 (odd window counts: MX blocks cut across planes and rows).
+    let p = Pool {
+        planes: 6,
+        in_hw: [12, 10],
+        pool: 2,
+    };
+    let n_in = 6 * 12 * 10;
+    let n_out = 6 * 6 * 5;
+    for (k, si) in in_specs().iter().enumerate() {
+        // Ties within windows: integers from a small set.
+        let x: Vec<f32> = common::uniform(n_in, 30 + k as u64, 4.0)
+            .iter()
+            .map(|v| v.round())
+            .collect();
+        let g = common::tricky_inputs(n_out, 40 + k as u64, 3.0);
+        let (tx, xd) = packed_input(c, &x, si);
+        let (tg, gd) = packed_input(c, &g, &in_specs()[(k + 2) % 5]);
+        check_output(c, "maxpool", &cpu::maxpool_forward(&xd, &p), |e, d| {
+            record_maxpool_forward(c, e, &tx, d, &p).unwrap()
+        });
+        let want = cpu::maxpool_backward(&xd, &gd, &p);
+        check_output(c, "maxpool backward", &want, |e, d| {
+            record_maxpool_backward(c, e, &tx, &tg, d, &p).unwrap()
+        });
+        check_output(c, "avgpool", &cpu::avgpool_forward(&xd, &p), |e, d| {
+            record_avgpool_forward(c, e, &tx, d, &p).unwrap()
+        });
+        check_output(
+            c,
+            "avgpool backward",
+            &cpu::avgpool_backward(&gd, &p),
+            |e, d| record_avgpool_backward(c, e, &tg, d, &p).unwrap(),
+        );
+    }
+}
+
+#[test]
+fn losses_and_column_sums_decode_as_they_load() {
+    let c = common::small_grid_gpu();
+    let (rows, cols) = (37, 10);
+    for (k, si) in in_specs().iter().enumerate() {
+        let z = common::finite(rows * cols, 50 + k as u64, 8.0)
+            .into_iter()
+            .map(|v| v.clamp(-60.0, 60.0))
+            .collect::<Vec<_>>();
+        let (tz, zd) = packed_input(c, &z, si);
+        let labels: Vec<u32> = (0..rows as u32)
+            .map(|i| (i * 3 + 1) % cols as u32)
+            .collect();
+        let bl = upload_u32(c, "labels", &labels).unwrap();
+        let (grad, loss, correct) = (
+            zeroed(c, "grad", rows * cols).unwrap(),
+            zeroed(c, "loss", rows).unwrap(),
+            zeroed(c, "correct", rows).unwrap(),
+        );
+        let out = XentOutputs {
+            grad: &grad,
+            loss: &loss,
+            correct: &correct,
+        };
+        common::submit(|e| record_softmax_xent(c, e, &tz, &bl, &out, (rows, cols)).unwrap());
+        let (g, _, ok) = cpu::softmax_xent(&zd, &labels, (rows, cols));
+        assert_eq!(read_u32(c, &grad, rows * cols).unwrap(), common::bits(&g));
+        assert_eq!(read_u32(c, &correct, rows).unwrap(), ok);
+        common::submit(|e| record_mse(c, e, &tz, &bl, &out, (rows, cols)).unwrap());
+        let (g, l, _) = cpu::mse(&zd, &labels, (rows, cols));
+        assert_eq!(read_u32(c, &grad, rows * cols).unwrap(), common::bits(&g));
+        assert_eq!(read_u32(c, &loss, rows).unwrap(), common::bits(&l));
+        // Column sums of a rows x cols x inner array.
+        let sums = zeroed(c, "sums", cols).unwrap();
+        let shape = (rows, 2, 5);
+        common::submit(|e| record_col_sum(c, e, &tz, &sums, shape).unwrap());
+        assert_eq!(
+            read_u32(c, &sums, 2).unwrap(),
+            common::bits(&cpu::col_sum(&zd, shape))
+        );
+    }
+}
+
+/// GEMM outputs rounded as they are stored equal the sums stored in f32 and then quantized,
+/// on every path that stores them: the tiled kernel, split-K's reduction, the per-element
+/// emulated accumulator and the dot4 integer kernel.
+#[test]
+fn gemm_outputs_round_as_they_store() {
+    let c = &common::gpu();
+    let fp8 = spec("e4m3", Rounding::Nearest, true, Scaling::None);
+    let int8 = spec("fixed(wl=8,fl=4)", Rounding::Nearest, false, Scaling::None);
+    let emulated = Accumulator::Emulated {
+        format: "bf16".parse().unwrap(),
+        chunk: 16,
+    };
+    // (m, n, k, operand spec, accumulator): tiled; split-K (a thin output, a long K);
+    // per element; dot4.
+    let cases = [
+        (33, 70, 40, fp8, Accumulator::Fp32),
+        (8, 8, 3000, fp8, Accumulator::Fp32),
+        (9, 13, 50, fp8, emulated),
+        (20, 24, 64, int8, Accumulator::Fp32),
+    ];
+    for (case, &(m, n, k, op_spec, acc)) in cases.iter().enumerate() {
+        let (ta, _) = packed_input(c, &common::uniform(m * k, 60 + case as u64, 2.0), &op_spec);
+        let (tb, _) = packed_input(c, &common::uniform(k * n, 70 + case as u64, 2.0), &op_spec);
+        let (ta, tb) = (ta.reshaped(vec![m, k]), tb.reshaped(vec![k, n]));
+        let bias = common::uniform(n, 80 + case as u64, 1.0);
+        let bias_buf = upload_f32(c, "bias", &bias).unwrap();
+        for out in out_specs() {
+            let gs = GemmSpec {
+                trans_a: false,
+                trans_b: false,
+                acc,
+                out,
+            };
+            let (want, exc) = lowp::ops::gemm(c, &ta, &tb, Some(&bias), &gs).unwrap();
+            let t = alloc_tensor(c, &[m, n], &out).unwrap();
+            let stats = zeroed(c, "stats", 4).unwrap();
+            let (view, params, _) = prepare_gemm(&ta, &tb, Some(n), &gs).unwrap();
+            let mut enc = c.device.create_command_encoder(&Default::default());
+            let d = Dst::Packed {
+                t: &t,
+                spec: &out,
+                stats: &stats,
+            };
+            record_view(c, &mut enc, &view, params, &ta, &tb, &bias_buf, d).unwrap();
+            c.queue.submit([enc.finish()]);
+            let what = format!("{m}x{n}x{k} into {}", out.format);
+            assert_eq!(
+                t.read_words(c).unwrap(),
+                want.read_words(c).unwrap(),
+                "{what}"
+            );
+            assert_eq!(
+                t.read_scales(c).unwrap(),
+                want.read_scales(c).unwrap(),
+                "{what}"
+            );
+            assert_eq!(read_u32(c, &stats, 4).unwrap(), stats_words(&exc), "{what}");
+        }
+    }
+}
