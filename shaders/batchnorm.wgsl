@@ -2,17 +2,18 @@
 // channel c over its M = N H W values (E.rows = N, E.cols = C, E.inner = H W), with the
 // per-channel sums taken by the chunked column sum (col_sum.wgsl):
 //   training statistics: mean = sum x / M (set_mean), var = sum (x - mean)^2 / M
-//     (center_sq, then set_var, which also moves the running statistics, momentum E.mu,
+//     (col_sum.wgsl's partial_sq, then set_var, which also moves the running statistics, momentum E.mu,
 //     the running variance taking the unbiased var M / (M - 1)); in evaluation, the
 //     running statistics (set_running). inv = 1 / sqrt(var + eps).
 //   forward (per element): y = gamma (x - mean) inv + beta.
-//   backward sums: dbeta = sum g, dgamma = sum g xhat (g_xhat), xhat = (x - mean) inv.
+//   backward sums: dbeta = sum g, dgamma = sum g xhat (col_sum.wgsl's partial_gxhat),
+//     xhat = (x - mean) inv.
 //   backward (per element): dx = (gamma inv / M) (M g - dbeta - xhat dgamma).
 // stat layout per channel: [mean, inv, running mean, running var, dbeta, dgamma].
 
-@group(0) @binding(1) var<storage, read> x: array<u32>;
+// x (in0) and g (in1) are decoded as they are loaded and y rounded as it is stored (see
+// packed_load, packed_store); `g` holds column sums for the per-channel entries.
 @group(0) @binding(2) var<storage, read> g: array<u32>;
-@group(0) @binding(3) var<storage, read_write> y: array<u32>;
 @group(0) @binding(4) var<storage, read> gamma_beta: array<u32>; // [gamma C][beta C]
 @group(0) @binding(5) var<storage, read_write> stat: array<u32>; // [6][C]
 
@@ -28,17 +29,6 @@ fn set_mean(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     stat[c] = sf_mul(g[c], E.scale); // scale = 1 / M
-}
-
-// Per element: (x - mean)^2 into y.
-@compute @workgroup_size(256)
-fn center_sq(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = item_index(gid, E.groups_x);
-    if (i >= E.count) {
-        return;
-    }
-    let d = sf_add(x[i], neg(stat[(i / E.inner) % E.cols]));
-    y[i] = sf_mul(d, d);
 }
 
 // Per channel, from the column sums in `g` (of (x - mean)^2): inv, and the running
@@ -77,20 +67,8 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let c = (i / E.inner) % E.cols;
-    let xhat = sf_mul(sf_add(x[i], neg(stat[c])), stat[E.cols + c]);
-    y[i] = sf_add(sf_mul(gamma_beta[c], xhat), gamma_beta[E.cols + c]);
-}
-
-// Per element: g xhat into y (its column sums are dgamma).
-@compute @workgroup_size(256)
-fn g_xhat(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = item_index(gid, E.groups_x);
-    if (i >= E.count) {
-        return;
-    }
-    let c = (i / E.inner) % E.cols;
-    let xhat = sf_mul(sf_add(x[i], neg(stat[c])), stat[E.cols + c]);
-    y[i] = sf_mul(g[i], xhat);
+    let xhat = sf_mul(sf_add(load0(i), neg(stat[c])), stat[E.cols + c]);
+    store_out(i, sf_add(sf_mul(gamma_beta[c], xhat), gamma_beta[E.cols + c]));
 }
 
 @compute @workgroup_size(256)
@@ -102,10 +80,10 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let cs = E.cols;
     let c = (i / E.inner) % cs;
     let inv = stat[cs + c];
-    let xhat = sf_mul(sf_add(x[i], neg(stat[c])), inv);
+    let xhat = sf_mul(sf_add(load0(i), neg(stat[c])), inv);
     // E.wd holds M as f32; E.scale holds 1 / M.
-    var t = sf_add(sf_mul(E.wd, g[i]), neg(stat[4u * cs + c]));
+    var t = sf_add(sf_mul(E.wd, load1(i)), neg(stat[4u * cs + c]));
     t = sf_add(t, neg(sf_mul(xhat, stat[5u * cs + c])));
     let k = sf_mul(sf_mul(gamma_beta[c], inv), E.scale);
-    y[i] = sf_mul(k, t);
+    store_out(i, sf_mul(k, t));
 }

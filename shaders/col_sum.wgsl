@@ -4,12 +4,17 @@
 // CHUNK; `partial` sums each chunk in order (one invocation per column and chunk), then
 // `finish` sums a column's chunk sums in order. (No invocation loops more than CHUNK
 // times: CPU adapters such as llvmpipe stop loops after 65535 iterations.)
-// `partial` decodes the array as it loads it (in0); `finish` reads the chunk sums (g).
+// `partial` decodes the array as it loads it (in0); `partial_sq` and `partial_gxhat` sum
+// batch norm's (x - mean)^2 and g xhat computed as they load x and g; `finish` reads the
+// chunk sums (g).
 
 const CHUNK: u32 = 16384u;
 
 @group(0) @binding(1) var<storage, read> g: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
+// Batch-norm statistics ([6][C], see batchnorm.wgsl): the partial sums of (x - mean)^2
+// and of g xhat take the mean (and inv) of column j from here.
+@group(0) @binding(5) var<storage, read> stat: array<u32>;
 
 @compute @workgroup_size(256)
 fn partial(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -25,6 +30,47 @@ fn partial(@builtin(global_invocation_id) gid: vec3<u32>) {
         let i = t / E.inner;
         let p = t % E.inner;
         s = sf_add(s, load0((i * E.cols + j) * E.inner + p));
+    }
+    out[q * E.cols + j] = s;
+}
+
+// The partial sums of (x - mean)^2 (x: in0), as `partial` sums an array.
+@compute @workgroup_size(256)
+fn partial_sq(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let idx = item_index(gid, E.groups_x);
+    if (idx >= E.count) {
+        return;
+    }
+    let j = idx % E.cols;
+    let q = idx / E.cols;
+    let end = min(E.rows * E.inner, (q + 1u) * CHUNK);
+    var s = 0u;
+    for (var t = q * CHUNK; t < end; t++) {
+        let i = t / E.inner;
+        let p = t % E.inner;
+        let d = sf_add(load0((i * E.cols + j) * E.inner + p), stat[j] ^ 0x80000000u);
+        s = sf_add(s, sf_mul(d, d));
+    }
+    out[q * E.cols + j] = s;
+}
+
+// The partial sums of g xhat, xhat = (x - mean) inv (x: in0, g: in1).
+@compute @workgroup_size(256)
+fn partial_gxhat(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let idx = item_index(gid, E.groups_x);
+    if (idx >= E.count) {
+        return;
+    }
+    let j = idx % E.cols;
+    let q = idx / E.cols;
+    let end = min(E.rows * E.inner, (q + 1u) * CHUNK);
+    var s = 0u;
+    for (var t = q * CHUNK; t < end; t++) {
+        let i = t / E.inner;
+        let p = t % E.inner;
+        let k = (i * E.cols + j) * E.inner + p;
+        let xhat = sf_mul(sf_add(load0(k), stat[j] ^ 0x80000000u), stat[E.cols + j]);
+        s = sf_add(s, sf_mul(load1(k), xhat));
     }
     out[q * E.cols + j] = s;
 }

@@ -6,9 +6,10 @@
 //   skip_backward (per source element): ds = the gradient at the output it feeds, or 0.
 //   accumulate (per element): y = y + g (adds a skip gradient into a layer's gradient).
 // E.cols = C, E.rows = Cs, E.out_h/out_w = H, W, E.in_h/in_w = Hs, Ws, E.pool = stride.
+// forward decodes a (in0) and s (in1) as it loads them and rounds y as it stores it;
+// skip_backward decodes g (in0) and stores ds (an f32 output); accumulate is on f32 words.
 
 @group(0) @binding(1) var<storage, read> a: array<u32>;
-@group(0) @binding(2) var<storage, read> s: array<u32>;
 @group(0) @binding(3) var<storage, read_write> y: array<u32>;
 
 fn offset() -> u32 {
@@ -30,9 +31,9 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (c >= off && c - off < E.rows) {
         let h = (p / E.out_w) * E.pool;
         let w = (p % E.out_w) * E.pool;
-        v = s[((n * E.rows + c - off) * E.in_h + h) * E.in_w + w];
+        v = load1(((n * E.rows + c - off) * E.in_h + h) * E.in_w + w);
     }
-    y[i] = sf_add(a[i], v);
+    store_out(i, sf_add(load0(i), v));
 }
 
 @compute @workgroup_size(256)
@@ -49,9 +50,9 @@ fn skip_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     var v = 0u;
     if (h % E.pool == 0u && w % E.pool == 0u && h / E.pool < E.out_h && w / E.pool < E.out_w) {
         let c = cs + offset();
-        v = a[((n * E.cols + c) * E.out_h + h / E.pool) * E.out_w + w / E.pool];
+        v = load0(((n * E.cols + c) * E.out_h + h / E.pool) * E.out_w + w / E.pool);
     }
-    y[i] = v;
+    store_out(i, v);
 }
 
 @compute @workgroup_size(256)

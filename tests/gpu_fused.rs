@@ -1,7 +1,7 @@
 //! The fused kernels read packed tensors (decoded as they load) and write packed tensors
 //! (rounded as they store). Each equals its twin bit for bit: the elementwise kernels the
 //! CPU reference (decode, the reference op, quantize with the output's spec), codes,
-//! scales, exception counts and amax; the GEMM family its own unfused path (f32 sums, then
+//! scales, exception counts and amax; batch norm and the GEMM family their own unfused paths (f32 sums, then
 //! the quantize kernel), which tests/gpu_gemm*.rs hold to the reference.
 
 mod common;
@@ -11,11 +11,13 @@ use lowp::conv::Pool;
 use lowp::format::Format;
 use lowp::gpu::buffers::{read_u32, upload_f32, upload_u32, zeroed};
 use lowp::gpu::{GpuContext, Tensor};
+use lowp::ops::batchnorm::*;
 use lowp::ops::elementwise::*;
 use lowp::ops::gemm::{prepare_gemm, record_view};
 use lowp::ops::packed_io::Dst;
 use lowp::ops::quantize::alloc_tensor;
 use lowp::quant::{Exceptions, QuantSpec, Rounding, Scaling};
+use lowp::reference::batchnorm::BnStat;
 use lowp::reference::elementwise as cpu;
 use lowp::reference::quantize::{Quantized, dequantize, quantize};
 
@@ -108,6 +110,7 @@ fn check_output(
                     t: &out,
                     spec: &s,
                     stats: &stats,
+                    add: None,
                 },
             )
         });
@@ -276,6 +279,7 @@ fn gemm_outputs_round_as_they_store() {
                 t: &t,
                 spec: &out,
                 stats: &stats,
+                add: None,
             };
             record_view(c, &mut enc, &view, params, &ta, &tb, &bias_buf, d).unwrap();
             c.queue.submit([enc.finish()]);
@@ -292,5 +296,113 @@ fn gemm_outputs_round_as_they_store() {
             );
             assert_eq!(read_u32(c, &stats, 4).unwrap(), stats_words(&exc), "{what}");
         }
+    }
+}
+
+/// Residual shortcuts read both operands packed and round as they store; the shortcut's
+/// gradient is read packed into f32. A term added before rounding (a pending shortcut
+/// gradient) gives the rounding of the soft-float sum.
+#[test]
+fn residual_shortcuts_and_added_terms_round_as_they_store() {
+    let c = common::small_grid_gpu();
+    let sc = Shortcut {
+        batch: 3,
+        source: [4, 6, 6],
+        out: [8, 3, 3],
+    };
+    let (ns, no) = (3 * 4 * 6 * 6, 3 * 8 * 3 * 3);
+    for (k, si) in in_specs().iter().enumerate() {
+        let (ta, ad) = packed_input(c, &common::tricky_inputs(no, 90 + k as u64, 9.0), si);
+        let s2 = &in_specs()[(k + 3) % 5];
+        let (ts, sd) = packed_input(c, &common::tricky_inputs(ns, 95 + k as u64, 9.0), s2);
+        check_output(
+            c,
+            "residual",
+            &cpu::residual_forward(&ad, &sd, &sc),
+            |e, d| record_residual_forward(c, e, (&ta, &ts), d, &sc).unwrap(),
+        );
+        let ds = zeroed(c, "ds", ns).unwrap();
+        common::submit(|e| record_skip_backward(c, e, &ta, &ds, &sc).unwrap());
+        assert_eq!(
+            read_u32(c, &ds, ns).unwrap(),
+            common::bits(&cpu::skip_backward(&ad, &sc))
+        );
+        // relu(x) + t, rounded once.
+        let t = common::tricky_inputs(no, 99 + k as u64, 5.0);
+        let bt = upload_f32(c, "term", &t).unwrap();
+        let want: Vec<f32> = cpu::relu_forward(&ad)
+            .iter()
+            .zip(&t)
+            .map(|(&y, &t)| f32::from_bits(lowp::softfloat::add(y.to_bits(), t.to_bits())))
+            .collect();
+        check_output(c, "relu plus a term", &want, |e, d| {
+            let Dst::Packed { t, spec, stats, .. } = d else {
+                unreachable!()
+            };
+            let d = Dst::Packed {
+                t,
+                spec,
+                stats,
+                add: Some(&bt),
+            };
+            record_relu_forward(c, e, &ta, d, no).unwrap()
+        });
+    }
+}
+
+/// Batch norm reads x and g packed and rounds y and dx as it stores them: the same
+/// statistics and the same codes as the f32 kernels (tests/gpu_layers.rs holds those to
+/// the CPU twin) on the decoded values, rounded after.
+#[test]
+fn batchnorm_decodes_and_rounds_in_place_of_f32() {
+    let c = common::small_grid_gpu();
+    let bn = BatchNorm {
+        batch: 4,
+        channels: 3,
+        pixels: 5 * 7,
+        eps: 1e-5,
+        momentum: 0.1,
+    };
+    let n = bn.batch * bn.channels * bn.pixels;
+    let gb = upload_f32(c, "gb", &[1.0, 0.5, -2.0, 0.0, 0.25, 3.0]).unwrap();
+    for (k, si) in in_specs().iter().enumerate() {
+        let (tx, xd) = packed_input(c, &common::finite(n, 110 + k as u64, 4.0), si);
+        let gs = &in_specs()[(k + 1) % 5];
+        let (tg, gd) = packed_input(c, &common::finite(n, 120 + k as u64, 1.0), gs);
+        let (bx, bg) = (
+            upload_f32(c, "x", &xd).unwrap(),
+            upload_f32(c, "g", &gd).unwrap(),
+        );
+        let words = BnStat::new(bn.channels).words();
+        let (stat_f, stat_p) = (
+            upload_u32(c, "stat", &words).unwrap(),
+            upload_u32(c, "stat", &words).unwrap(),
+        );
+        let (y, dx) = (zeroed(c, "y", n).unwrap(), zeroed(c, "dx", n).unwrap());
+        common::submit(|e| {
+            record_bn_stats(c, e, &bx, &stat_f, &bn, true).unwrap();
+            record_bn_forward(c, e, &bx, (&gb, &stat_f), &y, &bn).unwrap();
+            record_bn_backward(c, e, (&bx, &bg), (&gb, &stat_f), &dx, &bn).unwrap();
+        });
+        let f32s = |b: &wgpu::Buffer| -> Vec<f32> {
+            read_u32(c, b, n)
+                .unwrap()
+                .into_iter()
+                .map(f32::from_bits)
+                .collect()
+        };
+        let (want_y, want_dx) = (f32s(&y), f32s(&dx));
+        common::submit(|e| record_bn_stats(c, e, &tx, &stat_p, &bn, true).unwrap());
+        check_output(c, "batch norm", &want_y, |e, d| {
+            record_bn_forward(c, e, &tx, (&gb, &stat_p), d, &bn).unwrap()
+        });
+        check_output(c, "batch norm backward", &want_dx, |e, d| {
+            record_bn_backward(c, e, (&tx, &tg), (&gb, &stat_p), d, &bn).unwrap()
+        });
+        assert_eq!(
+            read_u32(c, &stat_p, 6 * bn.channels).unwrap(),
+            read_u32(c, &stat_f, 6 * bn.channels).unwrap(),
+            "statistics and gradient sums"
+        );
     }
 }

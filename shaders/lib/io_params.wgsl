@@ -10,7 +10,7 @@ struct InFmt {
     _p1: u32,
 }
 
-// The output: its element format and rounding (24 words).
+// The output: its element format and rounding (28 words).
 struct OutFmt {
     fmt: Fmt,
     mode: u32,      // 0 nearest, 1 nearest-away, 2 toward-zero, 3 stochastic
@@ -22,6 +22,10 @@ struct OutFmt {
     phase: u32,     // 0 round and store; 1 plain f32 words, stored as they are (no
                     // rounding, no counts); 2 only the amax a scale needs (see packed_store)
     scaling: u32,   // 0 none, 1 per tensor, 2 MX blocks
+    add: u32,       // 1: out_addend[i] is added to each value before it is stored
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
 }
 
 struct IoParams {

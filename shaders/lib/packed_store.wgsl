@@ -2,7 +2,8 @@
 // output's format with the same random word the quantize kernel would draw for it (so the
 // codes are the same bits), its code ORed into the packed words (which the caller cleared:
 // elements that share a word come from different invocations), its exceptions and |x|
-// added to the output's counts. A raw output takes the f32 bits as they are.
+// added to the output's counts. A raw output takes the f32 bits as they are. With IO.out.add
+// an f32 term (a residual shortcut's gradient) is added to each value first, in soft-float.
 // A scaled output is written in two dispatches of the same kernel: phase 2 only gathers the
 // amax its scales need (per tensor: |x| into the counts' amax word; MX: each block's finite
 // amax into out_amax), then out_scales.wgsl computes the scales, then phase 0 rounds with them.
@@ -11,10 +12,15 @@
 @group(0) @binding(26) var<storage, read_write> out_stats: array<atomic<u32>, 4>;
 @group(0) @binding(27) var<storage, read> out_scales: array<u32>;
 @group(0) @binding(28) var<storage, read_write> out_amax: array<atomic<u32>>;
+@group(0) @binding(29) var<storage, read> out_addend: array<u32>;
 
 // The amax words are raised with a load first, so that most elements write nothing.
-fn store_out(i: u32, v: u32) {
+fn store_out(i: u32, value: u32) {
     let f = IO.out;
+    var v = value;
+    if (f.add != 0u) {
+        v = sf_add(v, out_addend[i]);
+    }
     if (f.phase == 1u) {
         atomicStore(&out_words[i], v);
         return;

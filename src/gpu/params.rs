@@ -381,7 +381,7 @@ impl InParams {
     }
 }
 
-/// A fused kernel's output format and rounding (24 words, like WGSL's `OutFmt`).
+/// A fused kernel's output format and rounding (28 words, like WGSL's `OutFmt`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct OutParams {
@@ -394,6 +394,8 @@ pub struct OutParams {
     stream: u32,
     phase: u32,
     scaling: u32,
+    add: u32,
+    pad: [u32; 3],
 }
 
 /// What a fused kernel's dispatch does with its output values.
@@ -417,8 +419,9 @@ impl OutParams {
     }
 
     /// Rounded into a tensor of `spec` as it is stored (`OutPhase::Store`), or the amax
-    /// pass before that of a scaled one (`OutPhase::Amax`).
-    pub fn packed(spec: &QuantSpec, phase: OutPhase) -> OutParams {
+    /// pass before that of a scaled one (`OutPhase::Amax`); `add`: an f32 term is added to
+    /// each value first.
+    pub fn packed(spec: &QuantSpec, phase: OutPhase, add: bool) -> OutParams {
         let q = QuantParams::new(spec, 0);
         OutParams {
             fmt: q.fmt,
@@ -430,11 +433,13 @@ impl OutParams {
             stream: q.stream,
             phase: phase as u32,
             scaling: q.scaling,
+            add: add as u32,
+            pad: [0; 3],
         }
     }
 }
 
-/// The packed operands of a fused kernel (64 words, like WGSL's `IoParams`).
+/// The packed operands of a fused kernel (68 words, like WGSL's `IoParams`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct IoParams {

@@ -1,8 +1,11 @@
-//! 2-D batch normalization on f32 GPU buffers (NCHW), in soft-float: equal to the CPU twin
+//! 2-D batch normalization (NCHW), in soft-float: equal to the CPU twin
 //! `reference::batchnorm` bit for bit. Per channel: statistics, normalization, and the
-//! backward pass from per-channel gradient sums.
+//! backward pass from per-channel gradient sums. x and g are read packed (decoded as they
+//! load) or as f32 words, y and dx written packed (rounded as they store) or as f32.
 
-use super::elementwise::record_col_sum;
+use super::elementwise::record_io;
+use super::elementwise::{record_col_sum, record_col_sum_of};
+use super::packed_io::{Dst, Src};
 use crate::gpu::dispatch::record;
 use crate::gpu::params::ElemParams;
 use crate::gpu::{GpuContext, GpuError};
@@ -31,10 +34,10 @@ impl BatchNorm {
 /// Records the per-channel statistics into `stat` ([6][C]: mean, 1 / sqrt(var + eps),
 /// running mean, running variance, then the backward sums): from the batch `x` when
 /// training (updating the running statistics), else from the running statistics.
-pub fn record_bn_stats(
+pub fn record_bn_stats<'a>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
-    x: &wgpu::Buffer,
+    x: impl Into<Src<'a>>,
     stat: &wgpu::Buffer,
     bn: &BatchNorm,
     train: bool,
@@ -52,10 +55,9 @@ pub fn record_bn_stats(
             &[(5, stat)],
         );
     }
-    let n = bn.count() * c;
+    let x = x.into();
     let shape = (bn.batch, c, bn.pixels);
     let sums = ctx.scratch("batch-norm sums", c)?;
-    let sq = ctx.scratch("batch-norm squares", n)?;
     record_col_sum(ctx, enc, x, &sums, shape)?;
     record(
         ctx,
@@ -66,17 +68,7 @@ pub fn record_bn_stats(
         p,
         &[(2, &sums), (5, stat)],
     )?;
-    let pn = bn.params(n, train);
-    record(
-        ctx,
-        enc,
-        "batchnorm",
-        "center_sq",
-        n as u32,
-        pn,
-        &[(1, x), (3, &sq), (5, stat)],
-    )?;
-    record_col_sum(ctx, enc, &sq, &sums, shape)?;
+    record_col_sum_of(ctx, enc, ("partial_sq", &[x], Some(stat)), &sums, shape)?;
     record(
         ctx,
         enc,
@@ -89,29 +81,31 @@ pub fn record_bn_stats(
 }
 
 /// Records y = gamma (x - mean) inv + beta (`gamma_beta`: gamma then beta, C each).
-pub fn record_bn_forward(
+pub fn record_bn_forward<'a>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
-    x: &wgpu::Buffer,
+    x: impl Into<Src<'a>>,
     (gamma_beta, stat): (&wgpu::Buffer, &wgpu::Buffer),
-    y: &wgpu::Buffer,
+    y: impl Into<Dst<'a>>,
     bn: &BatchNorm,
 ) -> Result<(), GpuError> {
     let n = bn.count() * bn.channels;
     let p = bn.params(n, true);
-    let b = [(1, x), (3, y), (4, gamma_beta), (5, stat)];
-    record(ctx, enc, "batchnorm", "forward", n as u32, p, &b)
+    let b = [(4, gamma_beta), (5, stat)];
+    let (ins, out) = ([x.into()], Some(y.into()));
+    record_io(ctx, enc, ("batchnorm", "forward"), n, p, &b, &ins, out)
 }
 
 /// Records the backward pass: dbeta and dgamma into `stat`, dx into `dx`.
-pub fn record_bn_backward(
+pub fn record_bn_backward<'a>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
-    (x, g): (&wgpu::Buffer, &wgpu::Buffer),
+    (x, g): (impl Into<Src<'a>>, impl Into<Src<'a>>),
     (gamma_beta, stat): (&wgpu::Buffer, &wgpu::Buffer),
-    dx: &wgpu::Buffer,
+    dx: impl Into<Dst<'a>>,
     bn: &BatchNorm,
 ) -> Result<(), GpuError> {
+    let (x, g) = (x.into(), g.into());
     let c = bn.channels;
     let n = bn.count() * c;
     let shape = (bn.batch, c, bn.pixels);
@@ -119,19 +113,16 @@ pub fn record_bn_backward(
     let sums = ctx.scratch("batch-norm sums", c)?;
     record_col_sum(ctx, enc, g, &sums, shape)?;
     enc.copy_buffer_to_buffer(&sums, 0, stat, 4 * row, row);
-    let gx = ctx.scratch("batch-norm g xhat", n)?;
     let p = bn.params(n, true);
-    record(
+    record_col_sum_of(
         ctx,
         enc,
-        "batchnorm",
-        "g_xhat",
-        n as u32,
-        p,
-        &[(1, x), (2, g), (3, &gx), (5, stat)],
+        ("partial_gxhat", &[x, g], Some(stat)),
+        &sums,
+        shape,
     )?;
-    record_col_sum(ctx, enc, &gx, &sums, shape)?;
     enc.copy_buffer_to_buffer(&sums, 0, stat, 5 * row, row);
-    let b = [(1, x), (2, g), (3, dx), (4, gamma_beta), (5, stat)];
-    record(ctx, enc, "batchnorm", "backward", n as u32, p, &b)
+    let b = [(4, gamma_beta), (5, stat)];
+    let out = Some(dx.into());
+    record_io(ctx, enc, ("batchnorm", "backward"), n, p, &b, &[x, g], out)
 }

@@ -1,8 +1,8 @@
-//! The elementwise and per-row kernels of training: ReLU, pooling, conversion, the losses
-//! and column sums (bias gradients) read packed tensors (decoded as they load) or f32
-//! buffers, and ReLU, pooling and conversion write packed tensors (rounded as they store)
-//! or f32 buffers; the residual kernels work on f32 buffers. All use soft-float where they
-//! round, so they equal their reference twins bit for bit.
+//! The elementwise and per-row kernels of training: ReLU, pooling, conversion, residual
+//! shortcuts, the losses and column sums (bias gradients) read packed tensors (decoded as
+//! they load) or f32 buffers, and all but the losses and sums write packed tensors (rounded
+//! as they store) or f32 buffers. All use soft-float where they round, so they equal their
+//! reference twins bit for bit.
 
 use super::packed_io::{Dst, Src, record_phases};
 use crate::conv::Pool;
@@ -14,7 +14,7 @@ pub use crate::layer_geometry::{COL_SUM_CHUNK, Shortcut};
 /// Records `entry` of a fused kernel over `count` items, with its own storage bindings
 /// `own` and the packed operands `ins` and `out`.
 #[allow(clippy::too_many_arguments)]
-fn record_io<'a>(
+pub(crate) fn record_io<'a>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
     (kernel, entry): (&str, &str),
@@ -141,6 +141,18 @@ pub fn record_col_sum<'a>(
     enc: &mut wgpu::CommandEncoder,
     g: impl Into<Src<'a>>,
     out: &wgpu::Buffer,
+    shape: (usize, usize, usize),
+) -> Result<(), GpuError> {
+    record_col_sum_of(ctx, enc, ("partial", &[g.into()], None), out, shape)
+}
+
+/// Column sums in the same order of what `partial` (an entry of col_sum.wgsl) computes from
+/// `ins` (and batch norm's statistics `stat`): the array itself, (x - mean)^2 or g xhat.
+pub(crate) fn record_col_sum_of<'a>(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    (partial, ins, stat): (&str, &[Src<'a>], Option<&wgpu::Buffer>),
+    out: &wgpu::Buffer,
     (rows, cols, inner): (usize, usize, usize),
 ) -> Result<(), GpuError> {
     let chunks = (rows * inner).div_ceil(COL_SUM_CHUNK).max(1);
@@ -153,17 +165,9 @@ pub fn record_col_sum<'a>(
         ..Default::default()
     };
     let count = chunks * cols;
-    let own = [(2, &*parts)];
-    record_io(
-        ctx,
-        enc,
-        ("col_sum", "partial"),
-        count,
-        p,
-        &own,
-        &[g.into()],
-        None,
-    )?;
+    let mut own = vec![(2, &*parts)];
+    own.extend(stat.map(|s| (5, s)));
+    record_io(ctx, enc, ("col_sum", partial), count, p, &own, ins, None)?;
     record(
         ctx,
         enc,
@@ -272,44 +276,39 @@ impl Shortcut {
 }
 
 /// Records y = a + shortcut(s) over a batch of outputs.
-pub fn record_residual_forward(
+pub fn record_residual_forward<'a>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
-    (a, s): (&wgpu::Buffer, &wgpu::Buffer),
-    y: &wgpu::Buffer,
+    (a, s): (impl Into<Src<'a>>, impl Into<Src<'a>>),
+    y: impl Into<Dst<'a>>,
     sc: &Shortcut,
 ) -> Result<(), GpuError> {
     let n = sc.batch * sc.out.iter().product::<usize>();
     let p = sc.params(n)?;
-    record(
-        ctx,
-        enc,
-        "residual",
-        "forward",
-        n as u32,
-        p,
-        &[(1, a), (2, s), (3, y)],
-    )
+    let (ins, out) = ([a.into(), s.into()], Some(y.into()));
+    record_io(ctx, enc, ("residual", "forward"), n, p, &[], &ins, out)
 }
 
 /// Records ds: the gradient `g` of the outputs, taken back through the shortcut.
-pub fn record_skip_backward(
+pub fn record_skip_backward<'a>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
-    g: &wgpu::Buffer,
-    ds: &wgpu::Buffer,
+    g: impl Into<Src<'a>>,
+    ds: impl Into<Dst<'a>>,
     sc: &Shortcut,
 ) -> Result<(), GpuError> {
     let n = sc.batch * sc.source.iter().product::<usize>();
     let p = sc.params(n)?;
-    record(
+    let (ins, out) = ([g.into()], Some(ds.into()));
+    record_io(
         ctx,
         enc,
-        "residual",
-        "skip_backward",
-        n as u32,
+        ("residual", "skip_backward"),
+        n,
         p,
-        &[(1, g), (3, ds)],
+        &[],
+        &ins,
+        out,
     )
 }
 

@@ -51,6 +51,9 @@ pub enum Dst<'a> {
         spec: &'a QuantSpec,
         /// Where its counts go.
         stats: &'a wgpu::Buffer,
+        /// f32 terms added to the values before they are rounded (a residual shortcut's
+        /// gradient), one per element.
+        add: Option<&'a wgpu::Buffer>,
     },
 }
 
@@ -102,7 +105,7 @@ impl<'a> Io<'a> {
             _ => InParams::raw(),
         };
         let out_params = match out {
-            Some(Dst::Packed { t, spec, .. }) => {
+            Some(Dst::Packed { t, spec, add, .. }) => {
                 if spec.format != t.spec().format || spec.scaling != t.spec().scaling {
                     return Err(GpuError::Invalid(format!(
                         "rounding into {} does not fit a tensor stored as {}",
@@ -113,7 +116,7 @@ impl<'a> Io<'a> {
                 if phase == OutPhase::Store && spec.format.bits() < 32 {
                     enc.clear_buffer(t.words(), 0, None);
                 }
-                OutParams::packed(spec, phase)
+                OutParams::packed(spec, phase, add.is_some())
             }
             _ => OutParams::raw(),
         };
@@ -146,11 +149,17 @@ impl<'a> Io<'a> {
         }
         let amax = self.amax.as_deref().unwrap_or(&self.no_amax);
         match self.out {
-            Some(Dst::F32(b)) => v.extend([(25, b), (26, &*self.no_counts), (27, &*self.none)]),
-            Some(Dst::Packed { t, stats, .. }) => v.extend([
+            Some(Dst::F32(b)) => v.extend([
+                (25, b),
+                (26, &*self.no_counts),
+                (27, &*self.none),
+                (29, &*self.none),
+            ]),
+            Some(Dst::Packed { t, stats, add, .. }) => v.extend([
                 (25, t.words()),
                 (26, stats),
                 (27, t.scales().unwrap_or(&self.none)),
+                (29, add.unwrap_or(&self.none)),
             ]),
             None => return v,
         }
@@ -171,7 +180,7 @@ pub fn record_phases<'a>(
     mut dispatch: impl FnMut(&mut wgpu::CommandEncoder, &Io<'a>) -> Result<(), GpuError>,
 ) -> Result<(), GpuError> {
     let scaled = match out {
-        Some(Dst::Packed { t, spec, stats }) if !stores_packed(spec) => Some((t, spec, stats)),
+        Some(Dst::Packed { t, spec, stats, .. }) if !stores_packed(spec) => Some((t, spec, stats)),
         _ => None,
     };
     let Some((t, spec, stats)) = scaled else {

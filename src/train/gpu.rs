@@ -19,8 +19,7 @@ use crate::ops::elementwise::{
     record_softmax_xent,
 };
 use crate::ops::elementwise::{
-    record_accumulate, record_avgpool_backward, record_avgpool_forward, record_residual_forward,
-    record_skip_backward,
+    record_avgpool_backward, record_avgpool_forward, record_residual_forward, record_skip_backward,
 };
 use crate::ops::elementwise::{record_convert, record_maxpool_backward, record_maxpool_forward};
 use crate::ops::gemm::{prepare_gemm, record_view};
@@ -56,15 +55,13 @@ impl Slot {
     }
 }
 
-/// The f32 buffers tensors are computed in, one per role, each as large as its role's
-/// largest tensor that needs one. A tensor's f32 values never outlive the op that rounds
-/// them, and the tensors of one role are never computed at once, so the whole trainer
-/// holds, beside its packed tensors: one buffer for the layer outputs and input gradients
-/// that cannot be rounded as they are stored (see `F32Needs`), and eight of the largest
-/// weight or bias for the update (parameter, velocity, gradient, second moment, for
-/// weights and for biases).
+/// The f32 buffers the update computes in, one per role, each as large as its role's
+/// largest tensor (layer outputs and gradients have none: their kernels round as they
+/// store). A tensor's f32 values never outlive the op that rounds them, and the tensors
+/// of one role are never computed at once, so the whole trainer holds, beside its packed
+/// tensors, eight of the largest weight or bias (parameter, velocity, gradient, second
+/// moment, for weights and for biases).
 struct F32Pool {
-    layer: Option<DeviceBuffer>,
     /// [weights, biases] of each: parameter, velocity, gradient, second moment.
     param: [DeviceBuffer; 2],
     velocity: [DeviceBuffer; 2],
@@ -94,8 +91,6 @@ pub struct GpuTrainer<'c> {
     pub plan: Plan,
     batch: usize,
     input: Slot,
-    /// Each layer's output and input gradient: whether it is rounded as it is stored.
-    direct: Vec<(bool, bool)>,
     acts: Vec<Slot>,
     grads: Vec<Slot>,
     params: Vec<Option<LinearSlots>>,
@@ -103,9 +98,6 @@ pub struct GpuTrainer<'c> {
     loss: DeviceBuffer,
     correct: DeviceBuffer,
     xent_grad: DeviceBuffer,
-    /// Decoded inputs of the layers whose kernels read f32 (batch norm, residual add).
-    scratch: Option<DeviceBuffer>,
-    scratch2: Option<DeviceBuffer>,
     stats: DeviceBuffer,
     /// Exception counts of this step's gradient quantizers (loss scaling reads them).
     grad_stats: DeviceBuffer,
@@ -165,58 +157,6 @@ fn slot(
     })
 }
 
-/// The f32 working memory a model needs at a batch size, in words, and which tensors are
-/// rounded as they are stored (a scaled one after an amax pass, see
-/// `ops::packed_io::record_phases`). A layer's output is, unless the layer's kernel writes
-/// f32 (batch norm, residual add); its input gradient is, unless the layer's backward
-/// kernel writes f32 or a residual shortcut's gradient is added to it. The others are
-/// computed in one pooled buffer as large as the largest of them.
-struct F32Needs {
-    /// Per layer: (output, input gradient) rounded as stored.
-    direct: Vec<(bool, bool)>,
-    /// Words of the pooled buffer (0: none).
-    layer: usize,
-    /// Words of each of the two decode scratches (0: none).
-    scratch: usize,
-}
-
-impl F32Needs {
-    fn new(m: &crate::train::model::Model, batch: usize) -> F32Needs {
-        let f32_kernel = |l: &Layer| matches!(l, Layer::BatchNorm2d { .. } | Layer::Add { .. });
-        let direct: Vec<(bool, bool)> = m
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let act = !f32_kernel(l);
-                // The gradient of layer i's output is written by layer i + 1's backward
-                // (the last layer's by the loss, through its own f32 buffer).
-                let grad = match m.layers.get(i + 1) {
-                    Some(next) => !f32_kernel(next) && m.skip_from(i).is_none(),
-                    None => true,
-                };
-                (act, grad)
-            })
-            .collect();
-        let layer = m
-            .layers
-            .iter()
-            .zip(&direct)
-            .map(|(l, &(a, g))| if a && g { 0 } else { batch * l.outputs() })
-            .max()
-            .unwrap_or(0);
-        let scratch = match m.layers.iter().any(f32_kernel) {
-            true => batch * widest_values(m),
-            false => 0,
-        };
-        F32Needs {
-            direct,
-            layer,
-            scratch,
-        }
-    }
-}
-
 impl<'c> GpuTrainer<'c> {
     /// Allocates every tensor for batches of `batch` samples and uploads the initial state
     /// (the same He-uniform weights as the CPU trainer, quantized on the GPU).
@@ -226,11 +166,6 @@ impl<'c> GpuTrainer<'c> {
             .validate()
             .map_err(GpuError::Invalid)?;
         let m = plan.model.clone();
-        let needs = F32Needs::new(&plan.model, batch);
-        let working = |what, words| match words {
-            0 => Ok(None),
-            w => zeroed_as(ctx, Purpose::Working, what, w).map(Some),
-        };
         let ls = upload_as(
             ctx,
             Purpose::Other,
@@ -249,7 +184,6 @@ impl<'c> GpuTrainer<'c> {
             ])
         };
         let pool = F32Pool {
-            layer: working("layer f32", needs.layer)?,
             param: pair("parameter f32")?,
             velocity: pair("velocity f32")?,
             grad: pair("weight gradient f32")?,
@@ -264,7 +198,6 @@ impl<'c> GpuTrainer<'c> {
                 &plan.spec("input", 0, 0),
                 None,
             )?,
-            direct: needs.direct.clone(),
             acts: Vec::new(),
             grads: Vec::new(),
             params: Vec::new(),
@@ -272,8 +205,6 @@ impl<'c> GpuTrainer<'c> {
             loss: zeroed_as(ctx, Purpose::Other, "loss", batch)?,
             correct: zeroed_as(ctx, Purpose::Other, "correct", batch)?,
             xent_grad: zeroed_as(ctx, Purpose::Working, "xent grad", batch * m.classes())?,
-            scratch: working("scratch", needs.scratch)?,
-            scratch2: working("scratch", needs.scratch)?,
             stats: zeroed_as(ctx, Purpose::Other, "stats", 4)?,
             grad_stats: zeroed_as(ctx, Purpose::Other, "gradient stats", 4)?,
             loss_scale: ls,
@@ -290,14 +221,10 @@ impl<'c> GpuTrainer<'c> {
         for (i, l) in m.layers.iter().enumerate() {
             let n = l.name().to_string();
             let shape = [vec![batch], l.sample_shape()].concat();
-            let (act_direct, grad_direct) = needs.direct[i];
-            let pooled = |direct: bool| (!direct).then_some(pool.layer.as_ref()).flatten();
             let act_spec = t.plan.spec(&format!("{n}.act"), 0, 0);
-            t.acts
-                .push(slot(ctx, &shape, &act_spec, pooled(act_direct))?);
+            t.acts.push(slot(ctx, &shape, &act_spec, None)?);
             let grad_spec = t.plan.spec(&format!("{n}.grad"), 0, 0);
-            t.grads
-                .push(slot(ctx, &shape, &grad_spec, pooled(grad_direct))?);
+            t.grads.push(slot(ctx, &shape, &grad_spec, None)?);
             let Some((_, nb, _)) = l.param_sizes() else {
                 t.params.push(None);
                 continue;
@@ -436,74 +363,38 @@ impl<'c> GpuTrainer<'c> {
         )
     }
 
-    /// Records `op` computing `slot`'s values, rounded into it with `spec` (a gradient's
-    /// exceptions counted for loss scaling): as they are stored where the slot allows it,
-    /// else into its f32 buffer, which then has `skip` (a residual shortcut's gradient)
-    /// added and is quantized.
+    /// Records `op` computing `slot`'s values, rounded into it with `spec` as they are
+    /// stored, with `skip` (a residual shortcut's gradient) added first; a gradient's
+    /// exceptions are counted for loss scaling.
     fn produce<'s>(
         &'s self,
         enc: &mut wgpu::CommandEncoder,
-        (slot, direct): (&'s Slot, bool),
+        slot: &'s Slot,
         spec: &'s QuantSpec,
-        (grad, skip): (bool, Option<&DeviceBuffer>),
+        (grad, skip): (bool, Option<&'s DeviceBuffer>),
         op: impl FnOnce(&mut wgpu::CommandEncoder, Dst<'s>) -> Result<(), GpuError>,
     ) -> Result<(), GpuError> {
-        if direct && skip.is_none() {
-            let stats = match grad {
-                true => {
-                    enc.clear_buffer(&self.grad_stats, 12, Some(4));
-                    &self.grad_stats
-                }
-                false => {
-                    enc.clear_buffer(&self.stats, 0, None);
-                    &self.stats
-                }
-            };
-            let t = &slot.t;
-            return op(enc, Dst::Packed { t, spec, stats });
-        }
-        let f = slot.f32()?;
-        op(enc, Dst::F32(f))?;
-        self.settle(enc, slot, spec, (grad, skip))
-    }
-
-    /// Records the rounding of `slot`'s f32 buffer into it, after adding `skip`.
-    fn settle(
-        &self,
-        enc: &mut wgpu::CommandEncoder,
-        slot: &Slot,
-        spec: &QuantSpec,
-        (grad, skip): (bool, Option<&DeviceBuffer>),
-    ) -> Result<(), GpuError> {
-        let f = slot.f32()?;
-        if let Some(skip) = skip {
-            record_accumulate(self.ctx, enc, skip, f, slot.n)?;
-        }
-        match grad {
-            true => self.quantize_grad(enc, f, slot, spec),
-            false => self.quantize(enc, f, slot, spec),
-        }
-    }
-
-    /// The first decode scratch (models with batch-norm or residual layers).
-    fn scratch(&self) -> Result<&DeviceBuffer, GpuError> {
-        self.scratch
-            .as_ref()
-            .ok_or_else(|| GpuError::Invalid("this model has no decode scratch".into()))
-    }
-
-    /// The second decode scratch.
-    fn scratch2(&self) -> Result<&DeviceBuffer, GpuError> {
-        self.scratch2
-            .as_ref()
-            .ok_or_else(|| GpuError::Invalid("this model has no decode scratch".into()))
-    }
-
-    /// Whether layer `i`'s output (`grad` false) or its output's gradient is rounded as
-    /// it is stored.
-    fn direct(&self, i: usize, grad: bool) -> bool {
-        let (a, g) = self.direct[i];
-        if grad { g } else { a }
+        let stats = match grad {
+            true => {
+                enc.clear_buffer(&self.grad_stats, 12, Some(4));
+                &self.grad_stats
+            }
+            false => {
+                enc.clear_buffer(&self.stats, 0, None);
+                &self.stats
+            }
+        };
+        let t = &slot.t;
+        let add = skip.map(|b| &**b);
+        op(
+            enc,
+            Dst::Packed {
+                t,
+                spec,
+                stats,
+                add,
+            },
+        )
     }
 
     /// Records a GEMM of two packed tensors into `out`.
@@ -515,11 +406,11 @@ impl<'c> GpuTrainer<'c> {
         b: &Tensor,
         bias: Option<(&wgpu::Buffer, usize)>,
         spec: &GemmSpec,
-        (out, direct, grad): (&Slot, bool, bool),
+        (out, grad): (&Slot, bool),
     ) -> Result<(), GpuError> {
         let (view, params, _) = prepare_gemm(a, b, bias.map(|(_, n)| n), spec)?;
         let bias = bias.map_or(&*self.none, |(buf, _)| buf);
-        self.produce(enc, (out, direct), &spec.out, (grad, None), |e, d| {
+        self.produce(enc, out, &spec.out, (grad, None), |e, d| {
             record_view(self.ctx, e, &view, params, a, b, bias, d)
         })
     }
@@ -539,8 +430,7 @@ impl<'c> GpuTrainer<'c> {
     }
 
     /// Records a convolution pass of two packed tensors `(a, b)` (A and B of its GEMM view)
-    /// into `out` (rounded as stored where `direct`), a pending shortcut gradient `skip`
-    /// added.
+    /// into `out`.
     #[allow(clippy::too_many_arguments)]
     fn conv(
         &self,
@@ -550,12 +440,12 @@ impl<'c> GpuTrainer<'c> {
         (a, b): (&Tensor, &Tensor),
         bias: Option<(&wgpu::Buffer, usize)>,
         spec: &Conv2dSpec,
-        (out, direct, skip): (&Slot, bool, Option<&DeviceBuffer>),
+        out: &Slot,
     ) -> Result<(), GpuError> {
         let (view, params) = prepare_conv(pass, geo, a, b, bias.map(|(_, n)| n), spec)?;
         let grad = pass != ConvPass::Forward;
         let bias = bias.map_or(&*self.none, |(buf, _)| buf);
-        self.produce(enc, (out, direct), &spec.out, (grad, skip), |e, d| {
+        self.produce(enc, out, &spec.out, (grad, None), |e, d| {
             record_view(self.ctx, e, &view, params, a, b, bias, d)
         })
     }
@@ -720,7 +610,7 @@ impl<'c> GpuTrainer<'c> {
             let n = l.name();
             let act_spec = plan.spec(&format!("{n}.act"), s, 0);
             let act = &self.acts[i];
-            let out = (act, self.direct(i, false));
+            let out = act;
             let spec = &act_spec;
             let no_grad = (false, None);
             match l {
@@ -735,8 +625,7 @@ impl<'c> GpuTrainer<'c> {
                         .map_err(|e| GpuError::Invalid(e.0))?;
                     let bias = Some((&*p.bias_f32, *cout));
                     let ab = (&p.w.t, &prev.t);
-                    let to = (act, out.1, None);
-                    self.conv(e, ConvPass::Forward, &g, ab, bias, &spec, to)?;
+                    self.conv(e, ConvPass::Forward, &g, ab, bias, &spec, act)?;
                 }
                 Layer::MaxPool2d { .. } => {
                     let p = l.pool_geometry(batch).unwrap();
@@ -767,7 +656,7 @@ impl<'c> GpuTrainer<'c> {
                         &p.w.t,
                         Some((&p.bias_f32, *outputs)),
                         &spec,
-                        (act, out.1, false),
+                        (act, false),
                     )?;
                 }
                 Layer::Relu { .. } => {
@@ -789,19 +678,17 @@ impl<'c> GpuTrainer<'c> {
                     let c = 4 * geo.channels as u64;
                     e.copy_buffer_to_buffer(p.w.f32()?, 0, gb, 0, c);
                     e.copy_buffer_to_buffer(p.b.f32()?, 0, gb, c, c);
-                    let x = self.scratch()?;
-                    self.decode(e, prev, x)?;
-                    record_bn_stats(ctx, e, x, stat, &geo, train)?;
-                    record_bn_forward(ctx, e, x, (gb, stat), act.f32()?, &geo)?;
-                    self.settle(e, act, spec, no_grad)?;
+                    record_bn_stats(ctx, e, &prev.t, stat, &geo, train)?;
+                    self.produce(e, out, spec, no_grad, |e, d| {
+                        record_bn_forward(ctx, e, &prev.t, (gb, stat), d, &geo)
+                    })?;
                 }
                 Layer::Add { from, .. } => {
                     let sc = layers[i].shortcut(batch).unwrap();
-                    let (x, x2) = (self.scratch()?, self.scratch2()?);
-                    self.decode(e, prev, x)?;
-                    self.decode(e, &self.acts[*from], x2)?;
-                    record_residual_forward(ctx, e, (x, x2), act.f32()?, &sc)?;
-                    self.settle(e, act, spec, no_grad)?;
+                    let ins = (&prev.t, &self.acts[*from].t);
+                    self.produce(e, out, spec, no_grad, |e, d| {
+                        record_residual_forward(ctx, e, ins, d, &sc)
+                    })?;
                 }
             }
         }
@@ -845,7 +732,7 @@ impl<'c> GpuTrainer<'c> {
                 let prev = &self.grads[i - 1];
                 let spec = plan.spec(&format!("{}.grad", layers[i - 1].name()), s, 0);
                 let skip = self.skip[i - 1].as_ref();
-                ((prev, self.direct(i - 1, true)), spec, (true, skip))
+                (prev, spec, (true, skip))
             });
             match &layers[i] {
                 Layer::Conv2d {
@@ -858,15 +745,14 @@ impl<'c> GpuTrainer<'c> {
                         .geometry(x_in.t.shape(), p.w.t.shape())
                         .map_err(|e| GpuError::Invalid(e.0))?;
                     let ab = (&g.t, &x_in.t);
-                    let dw = (&p.dw, true, None);
-                    self.conv(e, ConvPass::BackwardWeight, &geo, ab, None, &wspec, dw)?;
+                    self.conv(e, ConvPass::BackwardWeight, &geo, ab, None, &wspec, &p.dw)?;
                     let shape = (batch, *cout, geo.oh * geo.ow);
                     record_col_sum(ctx, e, &g.t, p.db.f32()?, shape)?;
                     self.quantize_grad(e, p.db.f32()?, &p.db, &wgrad(1))?;
                     if let Some((to, spec, how)) = &dst {
                         let (view, params) =
                             prepare_conv(ConvPass::BackwardData, &geo, &p.w.t, &g.t, None, &wspec)?;
-                        self.produce(e, *to, spec, *how, |e, d| {
+                        self.produce(e, to, spec, *how, |e, d| {
                             record_view(ctx, e, &view, params, &p.w.t, &g.t, &self.none, d)
                         })?;
                     }
@@ -883,8 +769,7 @@ impl<'c> GpuTrainer<'c> {
                         out: wgrad(0),
                     };
                     let x2 = x_in.t.reshaped(vec![batch, *inputs]);
-                    let dw = (&p.dw, true, true);
-                    self.gemm(e, &g.t, &x2, None, &wspec, dw)?;
+                    self.gemm(e, &g.t, &x2, None, &wspec, (&p.dw, true))?;
                     let shape = (batch, *outputs, 1);
                     record_col_sum(ctx, e, &g.t, p.db.f32()?, shape)?;
                     self.quantize_grad(e, p.db.f32()?, &p.db, &wgrad(1))?;
@@ -896,7 +781,7 @@ impl<'c> GpuTrainer<'c> {
                             out: *spec,
                         };
                         let (view, params, _) = prepare_gemm(&g.t, &p.w.t, None, &xspec)?;
-                        self.produce(e, *to, spec, *how, |e, d| {
+                        self.produce(e, to, spec, *how, |e, d| {
                             record_view(ctx, e, &view, params, &g.t, &p.w.t, &self.none, d)
                         })?;
                     }
@@ -905,31 +790,26 @@ impl<'c> GpuTrainer<'c> {
                     let p = self.params[i].as_ref().unwrap();
                     let (stat, gb) = self.bn[i].as_ref().unwrap();
                     let geo = layers[i].batch_norm(batch).unwrap();
-                    let (x, x2) = (self.scratch()?, self.scratch2()?);
-                    self.decode(e, x_in, x)?;
-                    self.decode(e, g, x2)?;
-                    let unused;
-                    let out = match &dst {
-                        Some(((to, _), _, _)) => to.f32()?,
+                    let xg = (&x_in.t, &g.t);
+                    match &dst {
+                        Some((to, spec, how)) => self.produce(e, to, spec, *how, |e, d| {
+                            record_bn_backward(ctx, e, xg, (gb, stat), d, &geo)
+                        })?,
                         None => {
-                            unused = ctx.scratch("unused input gradient", g.n)?;
-                            &unused
+                            let unused = ctx.scratch("unused input gradient", g.n)?;
+                            record_bn_backward(ctx, e, xg, (gb, stat), &unused, &geo)?;
                         }
-                    };
-                    record_bn_backward(ctx, e, (x, x2), (gb, stat), out, &geo)?;
+                    }
                     let c = 4 * geo.channels as u64;
                     e.copy_buffer_to_buffer(stat, 5 * c, p.dw.f32()?, 0, c);
                     e.copy_buffer_to_buffer(stat, 4 * c, p.db.f32()?, 0, c);
                     self.quantize_grad(e, p.dw.f32()?, &p.dw, &wgrad(0))?;
                     self.quantize_grad(e, p.db.f32()?, &p.db, &wgrad(1))?;
-                    if let Some(((to, _), spec, how)) = &dst {
-                        self.settle(e, to, spec, *how)?;
-                    }
                 }
                 Layer::MaxPool2d { .. } => {
                     if let Some((to, spec, how)) = &dst {
                         let pl = layers[i].pool_geometry(batch).unwrap();
-                        self.produce(e, *to, spec, *how, |e, d| {
+                        self.produce(e, to, spec, *how, |e, d| {
                             record_maxpool_backward(ctx, e, &x_in.t, &g.t, d, &pl)
                         })?;
                     }
@@ -937,34 +817,34 @@ impl<'c> GpuTrainer<'c> {
                 Layer::AvgPool2d { .. } => {
                     if let Some((to, spec, how)) = &dst {
                         let pl = layers[i].pool_geometry(batch).unwrap();
-                        self.produce(e, *to, spec, *how, |e, d| {
+                        self.produce(e, to, spec, *how, |e, d| {
                             record_avgpool_backward(ctx, e, &g.t, d, &pl)
                         })?;
                     }
                 }
                 Layer::Relu { .. } => {
                     if let Some((to, spec, how)) = &dst {
-                        self.produce(e, *to, spec, *how, |e, d| {
+                        self.produce(e, to, spec, *how, |e, d| {
                             record_relu_backward(ctx, e, &x_in.t, &g.t, d, g.n)
                         })?;
                     }
                 }
                 Layer::Flatten { .. } => {
                     if let Some((to, spec, how)) = &dst {
-                        self.produce(e, *to, spec, *how, |e, d| {
+                        self.produce(e, to, spec, *how, |e, d| {
                             record_convert(ctx, e, &g.t, d, g.n)
                         })?;
                     }
                 }
                 Layer::Add { from, .. } => {
                     let sc = layers[i].shortcut(batch).unwrap();
-                    let x = self.scratch()?;
-                    self.decode(e, g, x)?;
                     let skip = self.skip[*from].as_ref().unwrap();
-                    record_skip_backward(ctx, e, x, skip, &sc)?;
-                    if let Some(((to, _), spec, how)) = &dst {
-                        e.copy_buffer_to_buffer(x, 0, to.f32()?, 0, 4 * g.n as u64);
-                        self.settle(e, to, spec, *how)?;
+                    record_skip_backward(ctx, e, &g.t, skip, &sc)?;
+                    if let Some((to, spec, how)) = &dst {
+                        // The block's input gradient is its output's.
+                        self.produce(e, to, spec, *how, |e, d| {
+                            record_convert(ctx, e, &g.t, d, g.n)
+                        })?;
                     }
                 }
             }
@@ -1198,15 +1078,13 @@ impl<'c> GpuTrainer<'c> {
     }
 
     /// The bound, in bytes, on the f32 buffers the trainer holds beside its packed tensors
-    /// (`Purpose::Working`), from the model's shape and map: the pooled buffer of the
-    /// tensors that cannot be rounded as they are stored and the two decode scratches of
-    /// batch-norm and residual layers (see `F32Needs`), one buffer for each residual
-    /// shortcut's gradient, the loss gradient
-    /// (batch x classes), eight of the largest weight or bias (the update's pool), each
-    /// layer's decoded bias and 8 words a batch-norm channel.
+    /// (`Purpose::Working`), from the model's shape: one buffer for each residual
+    /// shortcut's gradient (held from the block's backward to its source's), the loss
+    /// gradient (batch x classes), eight of the largest weight or bias (the update's pool),
+    /// each layer's decoded bias and 8 words a batch-norm channel. Layer outputs and
+    /// gradients have no f32 buffer: their kernels round as they store.
     pub fn f32_bound(&self) -> u64 {
         let (m, batch) = (&self.plan.model, self.batch);
-        let needs = F32Needs::new(&self.plan.model, batch);
         let shortcuts: usize = (0..m.layers.len())
             .filter(|&j| m.skip_from(j).is_some())
             .map(|j| batch * m.layers[j].outputs())
@@ -1220,13 +1098,7 @@ impl<'c> GpuTrainer<'c> {
                 bn += 8 * shape[0];
             }
         }
-        let words = needs.layer
-            + 2 * needs.scratch
-            + shortcuts
-            + batch * m.classes()
-            + 4 * (most_w + most_b)
-            + biases
-            + bn;
+        let words = shortcuts + batch * m.classes() + 4 * (most_w + most_b) + biases + bn;
         4 * words as u64
     }
 
@@ -1267,14 +1139,4 @@ impl<'c> GpuTrainer<'c> {
 /// The error for a layer index past the model's end.
 fn no_layer(i: usize) -> GpuError {
     GpuError::Invalid(format!("the model has no layer {i}"))
-}
-
-/// Values in one sample of the model's widest tensor: its input or a layer's output.
-fn widest_values(m: &crate::train::model::Model) -> usize {
-    m.layers
-        .iter()
-        .map(Layer::outputs)
-        .chain([m.inputs])
-        .max()
-        .unwrap_or(1)
 }
