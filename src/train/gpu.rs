@@ -288,7 +288,7 @@ impl<'c> GpuTrainer<'c> {
             }
             t.params.push(Some(ls));
         }
-        for (j, l) in m.layers.iter().enumerate() {
+        for l in &m.layers {
             t.bn.push(match l {
                 Layer::BatchNorm2d { shape, .. } => Some((
                     upload_as(
@@ -301,16 +301,13 @@ impl<'c> GpuTrainer<'c> {
                 )),
                 _ => None,
             });
-            t.skip.push(match m.skip_from(j) {
-                Some(_) => Some(zeroed_as(
-                    ctx,
-                    Purpose::Working,
-                    "skip gradient",
-                    batch * l.outputs(),
-                )?),
-                None => None,
-            });
         }
+        let (owner, words) = shortcut_buffers(&m, batch);
+        let pool = words
+            .iter()
+            .map(|&w| zeroed_as(ctx, Purpose::Working, "shortcut gradient", w))
+            .collect::<Result<Vec<_>, _>>()?;
+        t.skip = owner.iter().map(|o| o.map(|k| pool[k].clone())).collect();
         ctx.queue.submit([enc.finish()]);
         ctx.wait()?;
         Ok(t)
@@ -1078,17 +1075,14 @@ impl<'c> GpuTrainer<'c> {
     }
 
     /// The bound, in bytes, on the f32 buffers the trainer holds beside its packed tensors
-    /// (`Purpose::Working`), from the model's shape: one buffer for each residual
-    /// shortcut's gradient (held from the block's backward to its source's), the loss
+    /// (`Purpose::Working`), from the model's shape: the residual shortcuts' gradients
+    /// (see `shortcut_buffers`), the loss
     /// gradient (batch x classes), eight of the largest weight or bias (the update's pool),
     /// each layer's decoded bias and 8 words a batch-norm channel. Layer outputs and
     /// gradients have no f32 buffer: their kernels round as they store.
     pub fn f32_bound(&self) -> u64 {
         let (m, batch) = (&self.plan.model, self.batch);
-        let shortcuts: usize = (0..m.layers.len())
-            .filter(|&j| m.skip_from(j).is_some())
-            .map(|j| batch * m.layers[j].outputs())
-            .sum();
+        let shortcuts: usize = shortcut_buffers(m, batch).1.iter().sum();
         let (mut most_w, mut most_b, mut biases, mut bn) = (1, 1, 0, 0);
         for l in &m.layers {
             if let Some((nw, nb, _)) = l.param_sizes() {
@@ -1139,4 +1133,38 @@ impl<'c> GpuTrainer<'c> {
 /// The error for a layer index past the model's end.
 fn no_layer(i: usize) -> GpuError {
     GpuError::Invalid(format!("the model has no layer {i}"))
+}
+
+/// The f32 buffers of the residual shortcuts' gradients: which buffer holds the gradient of
+/// the shortcut from each layer's output (by layer), and each buffer's words. A shortcut's
+/// gradient is pending from its block's backward (the Add layer i) until its source's
+/// gradient is produced (by layer j + 1's backward); shortcuts whose pending spans do not
+/// overlap share a buffer as large as the largest of them (first fit, in backward order).
+fn shortcut_buffers(
+    m: &crate::train::model::Model,
+    batch: usize,
+) -> (Vec<Option<usize>>, Vec<usize>) {
+    // (i, j) pairs, latest block first: the order the backward pass meets them.
+    let mut spans: Vec<(usize, usize)> = (0..m.layers.len())
+        .filter_map(|j| m.skip_from(j).map(|i| (i, j)))
+        .collect();
+    spans.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut owner = vec![None; m.layers.len()];
+    // Per buffer: its words and the layer whose backward frees it (its last span's j + 1).
+    let mut buffers: Vec<(usize, usize)> = Vec::new();
+    for (i, j) in spans {
+        let words = batch * m.layers[j].outputs();
+        // Free when the last span's consumer runs after layer i's backward has begun, i.e.
+        // the backward reached it first: its j + 1 > i.
+        let k = match buffers.iter().position(|&(_, free_at)| free_at > i) {
+            Some(k) => k,
+            None => {
+                buffers.push((0, usize::MAX));
+                buffers.len() - 1
+            }
+        };
+        buffers[k] = (buffers[k].0.max(words), j + 1);
+        owner[j] = Some(k);
+    }
+    (owner, buffers.into_iter().map(|(w, _)| w).collect())
 }
