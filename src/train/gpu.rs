@@ -3,8 +3,8 @@
 
 use super::checkpoint::{CheckpointError, StoredTensor, TrainState, layer_state};
 use super::cpu::StepStats;
+use super::engine::{Elem, Engine, Out, T};
 use super::model::Layer;
-use super::plan::conv_spec;
 use super::plan::{LossKind, Plan, RoleBytes};
 use crate::accum::GemmSpec;
 use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
@@ -12,6 +12,7 @@ use crate::gpu::buffers::{upload_as, zeroed_as};
 use crate::gpu::memory::{DeviceBuffer, Purpose};
 use crate::gpu::readback::Readback;
 use crate::gpu::{GpuContext, GpuError, Tensor};
+use crate::layer_geometry::{BatchNorm, Shortcut};
 use crate::ops::batchnorm::{record_bn_backward, record_bn_forward, record_bn_stats};
 use crate::ops::conv::prepare_conv;
 use crate::ops::elementwise::{
@@ -394,24 +395,6 @@ impl<'c> GpuTrainer<'c> {
         )
     }
 
-    /// Records a GEMM of two packed tensors into `out`.
-    #[allow(clippy::too_many_arguments)]
-    fn gemm(
-        &self,
-        enc: &mut wgpu::CommandEncoder,
-        a: &Tensor,
-        b: &Tensor,
-        bias: Option<(&wgpu::Buffer, usize)>,
-        spec: &GemmSpec,
-        (out, grad): (&Slot, bool),
-    ) -> Result<(), GpuError> {
-        let (view, params, _) = prepare_gemm(a, b, bias.map(|(_, n)| n), spec)?;
-        let bias = bias.map_or(&*self.none, |(buf, _)| buf);
-        self.produce(enc, out, &spec.out, (grad, None), |e, d| {
-            record_view(self.ctx, e, &view, params, a, b, bias, d)
-        })
-    }
-
     /// Records a quantization of a gradient, counting its exceptions for loss scaling.
     fn quantize_grad(
         &self,
@@ -426,25 +409,22 @@ impl<'c> GpuTrainer<'c> {
         self.quantize_counting(enc, src, dst, spec, &self.grad_stats)
     }
 
-    /// Records a convolution pass of two packed tensors `(a, b)` (A and B of its GEMM view)
-    /// into `out`.
-    #[allow(clippy::too_many_arguments)]
-    fn conv(
-        &self,
-        enc: &mut wgpu::CommandEncoder,
-        pass: ConvPass,
-        geo: &ConvGeometry,
-        (a, b): (&Tensor, &Tensor),
-        bias: Option<(&wgpu::Buffer, usize)>,
-        spec: &Conv2dSpec,
-        out: &Slot,
-    ) -> Result<(), GpuError> {
-        let (view, params) = prepare_conv(pass, geo, a, b, bias.map(|(_, n)| n), spec)?;
-        let grad = pass != ConvPass::Forward;
-        let bias = bias.map_or(&*self.none, |(buf, _)| buf);
-        self.produce(enc, out, &spec.out, (grad, None), |e, d| {
-            record_view(self.ctx, e, &view, params, a, b, bias, d)
-        })
+    /// The slot of a step's tensor.
+    fn slot(&self, t: T) -> &Slot {
+        let params = |i: usize| {
+            self.params[i]
+                .as_ref()
+                .expect("only layers with weights name weight tensors")
+        };
+        match t {
+            T::Input => &self.input,
+            T::Act(i) => &self.acts[i],
+            T::Grad(i) => &self.grads[i],
+            T::Weight(i) => &params(i).w,
+            T::Bias(i) => &params(i).b,
+            T::WeightGrad(i) => &params(i).dw,
+            T::BiasGrad(i) => &params(i).db,
+        }
     }
 
     /// One step on a batch (exactly `batch` samples), submitted as one command buffer;
@@ -597,98 +577,12 @@ impl<'c> GpuTrainer<'c> {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         let e = &mut enc;
         e.clear_buffer(&self.grad_stats, 0, None);
-        // Forward.
-        for (i, l) in layers.iter().enumerate() {
-            let prev = if i == 0 {
-                &self.input
-            } else {
-                &self.acts[i - 1]
-            };
-            let n = l.name();
-            let act_spec = plan.spec(&format!("{n}.act"), s, 0);
-            let act = &self.acts[i];
-            let out = act;
-            let spec = &act_spec;
-            let no_grad = (false, None);
-            match l {
-                Layer::Conv2d {
-                    pad, stride, cout, ..
-                } => {
-                    let p = self.params[i].as_ref().unwrap();
-                    self.decode(e, &p.b, &p.bias_f32)?;
-                    let spec = conv_spec((*pad, *stride), plan.accumulator(n), act_spec);
-                    let g = spec
-                        .geometry(prev.t.shape(), p.w.t.shape())
-                        .map_err(|e| GpuError::Invalid(e.0))?;
-                    let bias = Some((&*p.bias_f32, *cout));
-                    let ab = (&p.w.t, &prev.t);
-                    self.conv(e, ConvPass::Forward, &g, ab, bias, &spec, act)?;
-                }
-                Layer::MaxPool2d { .. } => {
-                    let p = l.pool_geometry(batch).unwrap();
-                    self.produce(e, out, spec, no_grad, |e, d| {
-                        record_maxpool_forward(ctx, e, &prev.t, d, &p)
-                    })?;
-                }
-                Layer::AvgPool2d { .. } => {
-                    let p = l.pool_geometry(batch).unwrap();
-                    self.produce(e, out, spec, no_grad, |e, d| {
-                        record_avgpool_forward(ctx, e, &prev.t, d, &p)
-                    })?;
-                }
-                Layer::Linear {
-                    inputs, outputs, ..
-                } => {
-                    let p = self.params[i].as_ref().unwrap();
-                    self.decode(e, &p.b, &p.bias_f32)?;
-                    let spec = GemmSpec {
-                        trans_a: false,
-                        trans_b: true,
-                        acc: plan.accumulator(n),
-                        out: act_spec,
-                    };
-                    self.gemm(
-                        e,
-                        &prev.t.reshaped(vec![batch, *inputs]),
-                        &p.w.t,
-                        Some((&p.bias_f32, *outputs)),
-                        &spec,
-                        (act, false),
-                    )?;
-                }
-                Layer::Relu { .. } => {
-                    self.produce(e, out, spec, no_grad, |e, d| {
-                        record_relu_forward(ctx, e, &prev.t, d, prev.n)
-                    })?;
-                }
-                Layer::Flatten { .. } => {
-                    self.produce(e, out, spec, no_grad, |e, d| {
-                        record_convert(ctx, e, &prev.t, d, prev.n)
-                    })?;
-                }
-                Layer::BatchNorm2d { .. } => {
-                    let p = self.params[i].as_ref().unwrap();
-                    let (stat, gb) = self.bn[i].as_ref().unwrap();
-                    let geo = layers[i].batch_norm(batch).unwrap();
-                    self.decode(e, &p.w, p.w.f32()?)?;
-                    self.decode(e, &p.b, p.b.f32()?)?;
-                    let c = 4 * geo.channels as u64;
-                    e.copy_buffer_to_buffer(p.w.f32()?, 0, gb, 0, c);
-                    e.copy_buffer_to_buffer(p.b.f32()?, 0, gb, c, c);
-                    record_bn_stats(ctx, e, &prev.t, stat, &geo, train)?;
-                    self.produce(e, out, spec, no_grad, |e, d| {
-                        record_bn_forward(ctx, e, &prev.t, (gb, stat), d, &geo)
-                    })?;
-                }
-                Layer::Add { from, .. } => {
-                    let sc = layers[i].shortcut(batch).unwrap();
-                    let ins = (&prev.t, &self.acts[*from].t);
-                    self.produce(e, out, spec, no_grad, |e, d| {
-                        record_residual_forward(ctx, e, ins, d, &sc)
-                    })?;
-                }
-            }
+        // Forward, layer by layer (train::layers).
+        let mut step = GpuStep { t: self, e };
+        for i in 0..layers.len() {
+            super::layers::forward(&mut step, plan, i, (batch, s, train))?;
         }
+        let e = step.e;
         // Loss.
         let last = layers.len() - 1;
         let logits = &self.acts[last].t;
@@ -712,140 +606,12 @@ impl<'c> GpuTrainer<'c> {
             &self.grads[last],
             &plan.spec(&format!("{}.grad", layers[last].name()), s, 0),
         )?;
-        // Backward. Each layer leaves its input's gradient in f32 in the previous layer's
-        // gradient slot; a pending residual-skip gradient is added, then it is quantized.
+        // Backward, layer by layer (train::layers).
+        let mut step = GpuStep { t: self, e };
         for i in (0..layers.len()).rev().filter(|_| train) {
-            let n = layers[i].name();
-            let x_in = if i == 0 {
-                &self.input
-            } else {
-                &self.acts[i - 1]
-            };
-            let wgrad = |part| plan.spec(&format!("{n}.wgrad"), s, part);
-            let g = &self.grads[i];
-            // Where the input gradient goes (only layer 0 has none): the previous layer's
-            // gradient slot, its rounding, and a residual shortcut's gradient to add.
-            let dst = (i > 0).then(|| {
-                let prev = &self.grads[i - 1];
-                let spec = plan.spec(&format!("{}.grad", layers[i - 1].name()), s, 0);
-                let skip = self.skip[i - 1].as_ref();
-                (prev, spec, (true, skip))
-            });
-            match &layers[i] {
-                Layer::Conv2d {
-                    pad, stride, cout, ..
-                } => {
-                    let p = self.params[i].as_ref().unwrap();
-                    let acc = plan.accumulator(n);
-                    let wspec = conv_spec((*pad, *stride), acc, wgrad(0));
-                    let geo = wspec
-                        .geometry(x_in.t.shape(), p.w.t.shape())
-                        .map_err(|e| GpuError::Invalid(e.0))?;
-                    let ab = (&g.t, &x_in.t);
-                    self.conv(e, ConvPass::BackwardWeight, &geo, ab, None, &wspec, &p.dw)?;
-                    let shape = (batch, *cout, geo.oh * geo.ow);
-                    record_col_sum(ctx, e, &g.t, p.db.f32()?, shape)?;
-                    self.quantize_grad(e, p.db.f32()?, &p.db, &wgrad(1))?;
-                    if let Some((to, spec, how)) = &dst {
-                        let (view, params) =
-                            prepare_conv(ConvPass::BackwardData, &geo, &p.w.t, &g.t, None, &wspec)?;
-                        self.produce(e, to, spec, *how, |e, d| {
-                            record_view(ctx, e, &view, params, &p.w.t, &g.t, &self.none, d)
-                        })?;
-                    }
-                }
-                Layer::Linear {
-                    inputs, outputs, ..
-                } => {
-                    let p = self.params[i].as_ref().unwrap();
-                    let acc = plan.accumulator(n);
-                    let wspec = GemmSpec {
-                        trans_a: true,
-                        trans_b: false,
-                        acc,
-                        out: wgrad(0),
-                    };
-                    let x2 = x_in.t.reshaped(vec![batch, *inputs]);
-                    self.gemm(e, &g.t, &x2, None, &wspec, (&p.dw, true))?;
-                    let shape = (batch, *outputs, 1);
-                    record_col_sum(ctx, e, &g.t, p.db.f32()?, shape)?;
-                    self.quantize_grad(e, p.db.f32()?, &p.db, &wgrad(1))?;
-                    if let Some((to, spec, how)) = &dst {
-                        let xspec = GemmSpec {
-                            trans_a: false,
-                            trans_b: false,
-                            acc,
-                            out: *spec,
-                        };
-                        let (view, params, _) = prepare_gemm(&g.t, &p.w.t, None, &xspec)?;
-                        self.produce(e, to, spec, *how, |e, d| {
-                            record_view(ctx, e, &view, params, &g.t, &p.w.t, &self.none, d)
-                        })?;
-                    }
-                }
-                Layer::BatchNorm2d { .. } => {
-                    let p = self.params[i].as_ref().unwrap();
-                    let (stat, gb) = self.bn[i].as_ref().unwrap();
-                    let geo = layers[i].batch_norm(batch).unwrap();
-                    let xg = (&x_in.t, &g.t);
-                    match &dst {
-                        Some((to, spec, how)) => self.produce(e, to, spec, *how, |e, d| {
-                            record_bn_backward(ctx, e, xg, (gb, stat), d, &geo)
-                        })?,
-                        None => {
-                            let unused = ctx.scratch("unused input gradient", g.n)?;
-                            record_bn_backward(ctx, e, xg, (gb, stat), &unused, &geo)?;
-                        }
-                    }
-                    let c = 4 * geo.channels as u64;
-                    e.copy_buffer_to_buffer(stat, 5 * c, p.dw.f32()?, 0, c);
-                    e.copy_buffer_to_buffer(stat, 4 * c, p.db.f32()?, 0, c);
-                    self.quantize_grad(e, p.dw.f32()?, &p.dw, &wgrad(0))?;
-                    self.quantize_grad(e, p.db.f32()?, &p.db, &wgrad(1))?;
-                }
-                Layer::MaxPool2d { .. } => {
-                    if let Some((to, spec, how)) = &dst {
-                        let pl = layers[i].pool_geometry(batch).unwrap();
-                        self.produce(e, to, spec, *how, |e, d| {
-                            record_maxpool_backward(ctx, e, &x_in.t, &g.t, d, &pl)
-                        })?;
-                    }
-                }
-                Layer::AvgPool2d { .. } => {
-                    if let Some((to, spec, how)) = &dst {
-                        let pl = layers[i].pool_geometry(batch).unwrap();
-                        self.produce(e, to, spec, *how, |e, d| {
-                            record_avgpool_backward(ctx, e, &g.t, d, &pl)
-                        })?;
-                    }
-                }
-                Layer::Relu { .. } => {
-                    if let Some((to, spec, how)) = &dst {
-                        self.produce(e, to, spec, *how, |e, d| {
-                            record_relu_backward(ctx, e, &x_in.t, &g.t, d, g.n)
-                        })?;
-                    }
-                }
-                Layer::Flatten { .. } => {
-                    if let Some((to, spec, how)) = &dst {
-                        self.produce(e, to, spec, *how, |e, d| {
-                            record_convert(ctx, e, &g.t, d, g.n)
-                        })?;
-                    }
-                }
-                Layer::Add { from, .. } => {
-                    let sc = layers[i].shortcut(batch).unwrap();
-                    let skip = self.skip[*from].as_ref().unwrap();
-                    record_skip_backward(ctx, e, &g.t, skip, &sc)?;
-                    if let Some((to, spec, how)) = &dst {
-                        // The block's input gradient is its output's.
-                        self.produce(e, to, spec, *how, |e, d| {
-                            record_convert(ctx, e, &g.t, d, g.n)
-                        })?;
-                    }
-                }
-            }
+            super::layers::backward(&mut step, plan, i, (batch, s))?;
         }
+        let e = step.e;
         // Loss scale: this step's skip flag and 1 / S, the next step's S.
         let c = plan.config;
         if train {
@@ -1167,4 +933,165 @@ fn shortcut_buffers(
         owner[j] = Some(k);
     }
     (owner, buffers.into_iter().map(|(w, _)| w).collect())
+}
+
+/// The GPU engine during one step: the trainer's tensors, and the encoder its ops are
+/// recorded into.
+struct GpuStep<'a, 'c> {
+    t: &'a GpuTrainer<'c>,
+    e: &'a mut wgpu::CommandEncoder,
+}
+
+impl<'a> GpuStep<'a, '_> {
+    /// Records `op` writing `out`'s values, rounded as they are stored.
+    fn produce<'s>(
+        &'s mut self,
+        out: &'s Out,
+        op: impl FnOnce(&mut wgpu::CommandEncoder, Dst<'s>) -> Result<(), GpuError>,
+    ) -> Result<(), GpuError> {
+        let t = self.t;
+        let skip = out.add_shortcut.map(|j| {
+            t.skip[j]
+                .as_ref()
+                .expect("a pending shortcut gradient has a buffer")
+        });
+        t.produce(self.e, t.slot(out.t), &out.spec, (out.grad, skip), op)
+    }
+
+    /// The decoded bias of a forward GEMM or convolution, and its length.
+    fn bias(&mut self, bias: Option<T>) -> Result<Option<(&'a wgpu::Buffer, usize)>, GpuError> {
+        let Some(T::Bias(i)) = bias else {
+            return Ok(None);
+        };
+        let t = self.t;
+        let p = t.params[i].as_ref().expect("a layer with a bias");
+        t.decode(self.e, &p.b, &p.bias_f32)?;
+        Ok(Some((&*p.bias_f32, p.b.n)))
+    }
+}
+
+impl Engine for GpuStep<'_, '_> {
+    type Error = GpuError;
+
+    fn gemm(
+        &mut self,
+        (a, ash): (T, &[usize]),
+        (b, bsh): (T, &[usize]),
+        bias: Option<T>,
+        spec: &GemmSpec,
+        out: Out,
+    ) -> Result<(), GpuError> {
+        let t = self.t;
+        let ta = t.slot(a).t.reshaped(ash.to_vec());
+        let tb = t.slot(b).t.reshaped(bsh.to_vec());
+        let bias = self.bias(bias)?;
+        let (view, params, _) = prepare_gemm(&ta, &tb, bias.map(|(_, n)| n), spec)?;
+        let bias = bias.map_or(&*t.none, |(buf, _)| buf);
+        self.produce(&out, |e, d| {
+            record_view(t.ctx, e, &view, params, &ta, &tb, bias, d)
+        })
+    }
+
+    fn conv(
+        &mut self,
+        pass: ConvPass,
+        geo: &ConvGeometry,
+        (a, b): (T, T),
+        bias: Option<T>,
+        spec: &Conv2dSpec,
+        out: Out,
+    ) -> Result<(), GpuError> {
+        let t = self.t;
+        let (ta, tb) = (&t.slot(a).t, &t.slot(b).t);
+        let bias = self.bias(bias)?;
+        let (view, params) = prepare_conv(pass, geo, ta, tb, bias.map(|(_, n)| n), spec)?;
+        let bias = bias.map_or(&*t.none, |(buf, _)| buf);
+        self.produce(&out, |e, d| {
+            record_view(t.ctx, e, &view, params, ta, tb, bias, d)
+        })
+    }
+
+    fn elementwise(&mut self, op: Elem, ins: &[T], n: usize, out: Out) -> Result<(), GpuError> {
+        let (t, ctx) = (self.t, self.t.ctx);
+        let x = &t.slot(ins[0]).t;
+        let second = || &t.slot(ins[1]).t;
+        self.produce(&out, |e, d| match op {
+            Elem::Relu => record_relu_forward(ctx, e, x, d, n),
+            Elem::ReluBackward => record_relu_backward(ctx, e, x, second(), d, n),
+            Elem::Convert => record_convert(ctx, e, x, d, n),
+            Elem::MaxPool(p) => record_maxpool_forward(ctx, e, x, d, &p),
+            Elem::MaxPoolBackward(p) => record_maxpool_backward(ctx, e, x, second(), d, &p),
+            Elem::AvgPool(p) => record_avgpool_forward(ctx, e, x, d, &p),
+            Elem::AvgPoolBackward(p) => record_avgpool_backward(ctx, e, x, d, &p),
+            Elem::Residual(sc) => record_residual_forward(ctx, e, (x, second()), d, &sc),
+        })
+    }
+
+    fn col_sum(&mut self, g: T, shape: (usize, usize, usize), out: Out) -> Result<(), GpuError> {
+        let t = self.t;
+        let slot = t.slot(out.t);
+        record_col_sum(t.ctx, self.e, &t.slot(g).t, slot.f32()?, shape)?;
+        t.quantize_grad(self.e, slot.f32()?, slot, &out.spec)
+    }
+
+    fn batch_norm(
+        &mut self,
+        i: usize,
+        x: T,
+        geo: &BatchNorm,
+        train: bool,
+        out: Out,
+    ) -> Result<(), GpuError> {
+        let (t, ctx) = (self.t, self.t.ctx);
+        let p = t.params[i]
+            .as_ref()
+            .expect("a batch-norm layer's gamma and beta");
+        let (stat, gb) = t.bn[i].as_ref().expect("a batch-norm layer's statistics");
+        t.decode(self.e, &p.w, p.w.f32()?)?;
+        t.decode(self.e, &p.b, p.b.f32()?)?;
+        let c = 4 * geo.channels as u64;
+        self.e.copy_buffer_to_buffer(p.w.f32()?, 0, gb, 0, c);
+        self.e.copy_buffer_to_buffer(p.b.f32()?, 0, gb, c, c);
+        let x = &t.slot(x).t;
+        record_bn_stats(ctx, self.e, x, stat, geo, train)?;
+        self.produce(&out, |e, d| {
+            record_bn_forward(ctx, e, x, (gb, stat), d, geo)
+        })
+    }
+
+    fn batch_norm_backward(
+        &mut self,
+        i: usize,
+        (x, g): (T, T),
+        geo: &BatchNorm,
+        dx: Option<Out>,
+        (dw, db): (Out, Out),
+    ) -> Result<(), GpuError> {
+        let (t, ctx) = (self.t, self.t.ctx);
+        let (stat, gb) = t.bn[i].as_ref().expect("a batch-norm layer's statistics");
+        let xg = (&t.slot(x).t, &t.slot(g).t);
+        match &dx {
+            Some(dx) => self.produce(dx, |e, d| {
+                record_bn_backward(ctx, e, xg, (gb, stat), d, geo)
+            })?,
+            None => {
+                let unused = ctx.scratch("unused input gradient", t.slot(g).n)?;
+                record_bn_backward(ctx, self.e, xg, (gb, stat), &unused, geo)?;
+            }
+        }
+        let c = 4 * geo.channels as u64;
+        let (sw, sb) = (t.slot(dw.t), t.slot(db.t));
+        self.e.copy_buffer_to_buffer(stat, 5 * c, sw.f32()?, 0, c);
+        self.e.copy_buffer_to_buffer(stat, 4 * c, sb.f32()?, 0, c);
+        t.quantize_grad(self.e, sw.f32()?, sw, &dw.spec)?;
+        t.quantize_grad(self.e, sb.f32()?, sb, &db.spec)
+    }
+
+    fn shortcut_backward(&mut self, g: T, sc: &Shortcut, source: usize) -> Result<(), GpuError> {
+        let t = self.t;
+        let skip = t.skip[source]
+            .as_ref()
+            .expect("a shortcut's source has a gradient buffer");
+        record_skip_backward(t.ctx, self.e, &t.slot(g).t, skip, sc)
+    }
 }

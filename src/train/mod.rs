@@ -3,8 +3,10 @@
 
 pub mod checkpoint;
 pub mod cpu;
+pub mod engine;
 pub mod glob;
 pub mod gpu;
+pub mod layers;
 pub mod model;
 pub mod plan;
 pub mod precision;

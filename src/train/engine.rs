@@ -1,0 +1,121 @@
+//! The seam between the layers and the machines that run them: the GPU engine records
+//! kernels, the CPU engine calls the reference twins. A layer's forward and backward are
+//! written once (`train::layers`) against this interface.
+
+use crate::accum::GemmSpec;
+use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass, Pool};
+use crate::layer_geometry::{BatchNorm, Shortcut};
+use crate::quant::QuantSpec;
+
+/// A tensor of a training step, by its role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum T {
+    /// The quantized input batch.
+    Input,
+    /// Layer i's output.
+    Act(usize),
+    /// The gradient of layer i's output.
+    Grad(usize),
+    /// Layer i's weight (batch norm: gamma).
+    Weight(usize),
+    /// Layer i's bias (batch norm: beta).
+    Bias(usize),
+    /// The gradient of layer i's weight.
+    WeightGrad(usize),
+    /// The gradient of layer i's bias.
+    BiasGrad(usize),
+}
+
+/// Where an op's values go: the tensor, its rounding, whether its exceptions count for
+/// loss scaling (a gradient), and the layer whose pending residual-shortcut gradient is
+/// added to the values before they are rounded.
+#[derive(Clone, Copy, Debug)]
+pub struct Out {
+    /// The tensor written.
+    pub t: T,
+    /// Its rounding.
+    pub spec: QuantSpec,
+    /// A gradient: its exceptions count for loss scaling.
+    pub grad: bool,
+    /// Add the shortcut gradient pending for this layer's output first.
+    pub add_shortcut: Option<usize>,
+}
+
+/// An elementwise or windowed op of a layer.
+#[derive(Clone, Copy, Debug)]
+pub enum Elem {
+    /// y = max(x, 0) of [x].
+    Relu,
+    /// dx = g where x > 0 of [x, g].
+    ReluBackward,
+    /// The values of [x], rounded into another format.
+    Convert,
+    /// Max pooling of [x].
+    MaxPool(Pool),
+    /// Max pooling's backward of [x, g].
+    MaxPoolBackward(Pool),
+    /// Average pooling of [x].
+    AvgPool(Pool),
+    /// Average pooling's backward of [g].
+    AvgPoolBackward(Pool),
+    /// y = a + shortcut(s) of [a, s].
+    Residual(Shortcut),
+}
+
+/// What the layers ask of an engine during one step.
+pub trait Engine {
+    /// The engine's error.
+    type Error;
+
+    /// C = op(A) op(B) (+ the bias tensor) into `out`; A and B viewed in the given shapes.
+    fn gemm(
+        &mut self,
+        a: (T, &[usize]),
+        b: (T, &[usize]),
+        bias: Option<T>,
+        spec: &GemmSpec,
+        out: Out,
+    ) -> Result<(), Self::Error>;
+
+    /// One pass of a convolution with operands (A, B) of its GEMM view, into `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn conv(
+        &mut self,
+        pass: ConvPass,
+        geo: &ConvGeometry,
+        ab: (T, T),
+        bias: Option<T>,
+        spec: &Conv2dSpec,
+        out: Out,
+    ) -> Result<(), Self::Error>;
+
+    /// An elementwise or windowed op of `ins` into `out` (`n` output values).
+    fn elementwise(&mut self, op: Elem, ins: &[T], n: usize, out: Out) -> Result<(), Self::Error>;
+
+    /// The column sums of `g` viewed as (rows, cols, inner), into `out` (a bias gradient).
+    fn col_sum(&mut self, g: T, shape: (usize, usize, usize), out: Out) -> Result<(), Self::Error>;
+
+    /// Batch norm of layer `i` on `x` (statistics of the batch when `train`), into `out`.
+    fn batch_norm(
+        &mut self,
+        i: usize,
+        x: T,
+        geo: &BatchNorm,
+        train: bool,
+        out: Out,
+    ) -> Result<(), Self::Error>;
+
+    /// Batch norm's backward of layer `i`: dgamma and dbeta, and dx unless `dx` is None.
+    fn batch_norm_backward(
+        &mut self,
+        i: usize,
+        xg: (T, T),
+        geo: &BatchNorm,
+        dx: Option<Out>,
+        grads: (Out, Out),
+    ) -> Result<(), Self::Error>;
+
+    /// The gradient `g` of a block's output taken back through its shortcut, held (f32) as
+    /// the gradient pending for layer `source`'s output.
+    fn shortcut_backward(&mut self, g: T, sc: &Shortcut, source: usize) -> Result<(), Self::Error>;
+}

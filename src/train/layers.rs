@@ -1,0 +1,202 @@
+//! Every layer kind's forward and backward, written once against [`Engine`]: which tensors
+//! each reads and writes, in which formats, with which accumulators. Both trainers run
+//! their steps through here.
+
+use super::engine::{Elem, Engine, Out, T};
+use super::model::Layer;
+use super::plan::{Plan, conv_spec, in_shape};
+use crate::accum::GemmSpec;
+use crate::conv::ConvPass;
+
+/// The tensor layer `i` reads: the input, or the previous layer's output.
+fn input_of(i: usize) -> T {
+    if i == 0 { T::Input } else { T::Act(i - 1) }
+}
+
+/// Layer `i`'s forward pass at step `s` (batch-norm statistics from the batch when `train`).
+pub fn forward<E: Engine>(
+    e: &mut E,
+    plan: &Plan,
+    i: usize,
+    (batch, s, train): (usize, u64, bool),
+) -> Result<(), E::Error> {
+    let l = &plan.model.layers[i];
+    let n = l.name();
+    let x = input_of(i);
+    let out = Out {
+        t: T::Act(i),
+        spec: plan.spec(&format!("{n}.act"), s, 0),
+        grad: false,
+        add_shortcut: None,
+    };
+    let values = batch * l.outputs();
+    match l {
+        Layer::Linear {
+            inputs, outputs, ..
+        } => {
+            let spec = GemmSpec {
+                trans_a: false,
+                trans_b: true,
+                acc: plan.accumulator(n),
+                out: out.spec,
+            };
+            let (a, b) = (
+                (x, &[batch, *inputs][..]),
+                (T::Weight(i), &[*outputs, *inputs][..]),
+            );
+            e.gemm(a, b, Some(T::Bias(i)), &spec, out)
+        }
+        Layer::Conv2d { pad, stride, .. } => {
+            let spec = conv_spec((*pad, *stride), plan.accumulator(n), out.spec);
+            let geo = geometry(plan, i, batch, &spec);
+            let ab = (T::Weight(i), x);
+            e.conv(ConvPass::Forward, &geo, ab, Some(T::Bias(i)), &spec, out)
+        }
+        Layer::MaxPool2d { .. } => {
+            let p = l.pool_geometry(batch).expect("a pooling layer");
+            e.elementwise(Elem::MaxPool(p), &[x], values, out)
+        }
+        Layer::AvgPool2d { .. } => {
+            let p = l.pool_geometry(batch).expect("a pooling layer");
+            e.elementwise(Elem::AvgPool(p), &[x], values, out)
+        }
+        Layer::Relu { .. } => e.elementwise(Elem::Relu, &[x], values, out),
+        Layer::Flatten { .. } => e.elementwise(Elem::Convert, &[x], values, out),
+        Layer::BatchNorm2d { .. } => {
+            let geo = l.batch_norm(batch).expect("a batch-norm layer");
+            e.batch_norm(i, x, &geo, train, out)
+        }
+        Layer::Add { from, .. } => {
+            let sc = l.shortcut(batch).expect("a residual layer");
+            e.elementwise(Elem::Residual(sc), &[x, T::Act(*from)], values, out)
+        }
+    }
+}
+
+/// The geometry of convolution layer `i` at a batch size.
+fn geometry(
+    plan: &Plan,
+    i: usize,
+    batch: usize,
+    spec: &crate::conv::Conv2dSpec,
+) -> crate::conv::ConvGeometry {
+    let l = &plan.model.layers[i];
+    spec.geometry(&in_shape(plan, i, batch), &l.weight_shape())
+        .expect("a model's convolutions fit its shapes")
+}
+
+/// Layer `i`'s backward pass at step `s`: from the gradient of its output, its weight and
+/// bias gradients and (except for layer 0) its input's gradient, to which the shortcut
+/// gradient pending for that tensor is added.
+pub fn backward<E: Engine>(
+    e: &mut E,
+    plan: &Plan,
+    i: usize,
+    (batch, s): (usize, u64),
+) -> Result<(), E::Error> {
+    let layers = &plan.model.layers;
+    let l = &layers[i];
+    let n = l.name();
+    let (x, g) = (input_of(i), T::Grad(i));
+    let wgrad = |part, t| Out {
+        t,
+        spec: plan.spec(&format!("{n}.wgrad"), s, part),
+        grad: true,
+        add_shortcut: None,
+    };
+    // The weight and bias gradients (of the layers that have weights).
+    let grads = || (wgrad(0, T::WeightGrad(i)), wgrad(1, T::BiasGrad(i)));
+    // Where the input's gradient goes.
+    let dx = (i > 0).then(|| Out {
+        t: T::Grad(i - 1),
+        spec: plan.spec(&format!("{}.grad", layers[i - 1].name()), s, 0),
+        grad: true,
+        add_shortcut: plan.model.skip_from(i - 1).map(|_| i - 1),
+    });
+    let values = match i {
+        0 => 0,
+        _ => batch * layers[i - 1].outputs(),
+    };
+    match l {
+        Layer::Linear {
+            inputs, outputs, ..
+        } => {
+            let (acc, (dw, db)) = (plan.accumulator(n), grads());
+            let (gs, xs, ws) = ([batch, *outputs], [batch, *inputs], [*outputs, *inputs]);
+            let wspec = GemmSpec {
+                trans_a: true,
+                trans_b: false,
+                acc,
+                out: dw.spec,
+            };
+            e.gemm((g, &gs), (x, &xs), None, &wspec, dw)?;
+            e.col_sum(g, (batch, *outputs, 1), db)?;
+            if let Some(dx) = dx {
+                let spec = GemmSpec {
+                    trans_a: false,
+                    trans_b: false,
+                    acc,
+                    out: dx.spec,
+                };
+                e.gemm((g, &gs), (T::Weight(i), &ws), None, &spec, dx)?;
+            }
+            Ok(())
+        }
+        Layer::Conv2d {
+            pad, stride, cout, ..
+        } => {
+            let (acc, (dw, db)) = (plan.accumulator(n), grads());
+            let wspec = conv_spec((*pad, *stride), acc, dw.spec);
+            let geo = geometry(plan, i, batch, &wspec);
+            e.conv(ConvPass::BackwardWeight, &geo, (g, x), None, &wspec, dw)?;
+            e.col_sum(g, (batch, *cout, geo.oh * geo.ow), db)?;
+            if let Some(dx) = dx {
+                let spec = conv_spec((*pad, *stride), acc, dx.spec);
+                e.conv(
+                    ConvPass::BackwardData,
+                    &geo,
+                    (T::Weight(i), g),
+                    None,
+                    &spec,
+                    dx,
+                )?;
+            }
+            Ok(())
+        }
+        Layer::BatchNorm2d { .. } => {
+            let geo = l.batch_norm(batch).expect("a batch-norm layer");
+            e.batch_norm_backward(i, (x, g), &geo, dx, grads())
+        }
+        Layer::MaxPool2d { .. } => match dx {
+            Some(dx) => {
+                let p = l.pool_geometry(batch).expect("a pooling layer");
+                e.elementwise(Elem::MaxPoolBackward(p), &[x, g], values, dx)
+            }
+            None => Ok(()),
+        },
+        Layer::AvgPool2d { .. } => match dx {
+            Some(dx) => {
+                let p = l.pool_geometry(batch).expect("a pooling layer");
+                e.elementwise(Elem::AvgPoolBackward(p), &[g], values, dx)
+            }
+            None => Ok(()),
+        },
+        Layer::Relu { .. } => match dx {
+            Some(dx) => e.elementwise(Elem::ReluBackward, &[x, g], values, dx),
+            None => Ok(()),
+        },
+        Layer::Flatten { .. } => match dx {
+            Some(dx) => e.elementwise(Elem::Convert, &[g], values, dx),
+            None => Ok(()),
+        },
+        Layer::Add { from, .. } => {
+            let sc = l.shortcut(batch).expect("a residual layer");
+            e.shortcut_backward(g, &sc, *from)?;
+            match dx {
+                // The block's input gradient is its output's.
+                Some(dx) => e.elementwise(Elem::Convert, &[g], values, dx),
+                None => Ok(()),
+            }
+        }
+    }
+}
