@@ -7,9 +7,12 @@ use super::plan::{LossKind, Plan};
 
 /// A loss's gradient, per-row losses and per-row correct flags.
 type LossParts = (Vec<f32>, Vec<f32>, Vec<u32>);
-use super::plan::{conv_spec, in_shape};
-use crate::accum::GemmSpec;
-use crate::conv::ConvPass;
+use super::engine::{Elem, Engine, Out, T};
+use super::layers;
+use crate::accum::{GemmError, GemmSpec};
+use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
+use crate::layer_geometry::{BatchNorm, Shortcut};
+use crate::quant::Exceptions;
 use crate::reference::batchnorm::{BnStat, bn_backward, bn_forward, bn_stats};
 use crate::reference::conv::conv2d;
 use crate::reference::elementwise::{
@@ -240,97 +243,33 @@ impl CpuTrainer {
     }
 
     /// The forward pass at step `s` (batch-norm statistics from the batch when `train`,
-    /// updating `bn`'s running statistics): the quantized input and every layer's output.
-    fn forward(
-        &self,
+    /// updating `bn`'s running statistics): the step's tensors, every layer's output set.
+    fn forward<'a>(
+        &'a self,
         x: &[f32],
         batch: usize,
         s: u64,
-        bn: &mut [Option<BnStat>],
+        bn: &'a mut [Option<BnStat>],
         train: bool,
-    ) -> (Quantized, Vec<Quantized>) {
+    ) -> CpuStep<'a> {
         let plan = &self.plan;
-        let layers = &plan.model.layers;
         let input = quantize(x, &plan.spec("input", s, 0));
-        let mut acts: Vec<Quantized> = Vec::with_capacity(layers.len());
-        for (i, l) in layers.iter().enumerate() {
-            let prev = if i == 0 { &input } else { &acts[i - 1] };
-            let n = l.name();
-            let act_spec = plan.spec(&format!("{n}.act"), s, 0);
-            let act = match l {
-                Layer::Linear {
-                    inputs, outputs, ..
-                } => {
-                    let st = self.state[i].as_ref().unwrap();
-                    let spec = GemmSpec {
-                        trans_a: false,
-                        trans_b: true,
-                        acc: plan.accumulator(n),
-                        out: act_spec,
-                    };
-                    let bias = dequantize(&st.b);
-                    gemm(
-                        prev,
-                        &[batch, *inputs],
-                        &st.w,
-                        &[*outputs, *inputs],
-                        Some(&bias),
-                        &spec,
-                    )
-                    .unwrap()
-                    .out
-                }
-                Layer::Conv2d { pad, stride, .. } => {
-                    let st = self.state[i].as_ref().unwrap();
-                    let spec = conv_spec((*pad, *stride), plan.accumulator(n), act_spec);
-                    let g = spec
-                        .geometry(&in_shape(plan, i, batch), &l.weight_shape())
-                        .unwrap();
-                    let bias = dequantize(&st.b);
-                    conv2d(ConvPass::Forward, &g, &st.w, prev, Some(&bias), &spec)
-                        .unwrap()
-                        .out
-                }
-                Layer::MaxPool2d { .. } => {
-                    let p = l.pool_geometry(batch).unwrap();
-                    quantize(&maxpool_forward(&dequantize(prev), &p), &act_spec)
-                }
-                Layer::AvgPool2d { .. } => {
-                    let p = l.pool_geometry(batch).unwrap();
-                    quantize(&avgpool_forward(&dequantize(prev), &p), &act_spec)
-                }
-                Layer::Relu { .. } => quantize(&relu_forward(&dequantize(prev)), &act_spec),
-                Layer::Flatten { .. } => quantize(&dequantize(prev), &act_spec),
-                Layer::BatchNorm2d { .. } => {
-                    let st = self.state[i].as_ref().unwrap();
-                    let geo = layers[i].batch_norm(batch).unwrap();
-                    let stat = bn[i].as_mut().unwrap();
-                    let xin = dequantize(prev);
-                    bn_stats(&xin, stat, &geo, train);
-                    let y = bn_forward(&xin, &dequantize(&st.w), &dequantize(&st.b), stat, &geo);
-                    quantize(&y, &act_spec)
-                }
-                Layer::Add { from, .. } => {
-                    let sc = layers[i].shortcut(batch).unwrap();
-                    let y = residual_forward(&dequantize(prev), &dequantize(&acts[*from]), &sc);
-                    quantize(&y, &act_spec)
-                }
-            };
-            acts.push(act);
+        let mut run = CpuStep::new(&self.state, bn, input);
+        for i in 0..plan.model.layers.len() {
+            layers::forward(&mut run, plan, i, (batch, s, train))
+                .expect("a model's layers fit its shapes");
         }
-        (input, acts)
+        run
     }
 
     /// Loss and correct count of a batch without training.
     pub fn evaluate(&self, x: &[f32], labels: &[u32]) -> StepStats {
         let mut bn = self.bn.clone();
-        let (_, acts) = self.forward(x, labels.len(), self.step, &mut bn, false);
+        let run = self.forward(x, labels.len(), self.step, &mut bn, false);
         let classes = self.plan.model.classes();
-        let (_, loss, correct) = self.loss(
-            &dequantize(acts.last().unwrap()),
-            labels,
-            (labels.len(), classes),
-        );
+        let last = self.plan.model.layers.len() - 1;
+        let (_, loss, correct) =
+            self.loss(&run.values(T::Act(last)), labels, (labels.len(), classes));
         StepStats {
             loss: loss.iter().sum::<f32>() / labels.len() as f32,
             correct: correct.iter().map(|&c| c as usize).sum(),
@@ -344,122 +283,32 @@ impl CpuTrainer {
     pub fn step(&mut self, x: &[f32], labels: &[u32]) -> StepStats {
         let (s, batch) = (self.step, labels.len());
         let mut bn = std::mem::take(&mut self.bn);
-        let (input, acts) = self.forward(x, batch, s, &mut bn, true);
+        let mut run = self.forward(x, batch, s, &mut bn, true);
         let plan = &self.plan;
         let layers = plan.model.layers.clone();
         // Loss.
-        let last = layers.last().unwrap();
-        let classes = last.outputs();
-        let (mut g, loss, correct) =
-            self.loss(&dequantize(acts.last().unwrap()), labels, (batch, classes));
+        let last = layers.len() - 1;
+        let classes = layers[last].outputs();
+        let (mut g, loss, correct) = self.loss(&run.values(T::Act(last)), labels, (batch, classes));
         let scale = f32::from_bits(self.loss_scale.scale);
         g.iter_mut().for_each(|v| *v *= scale);
-        let mut grad = quantize(&g, &plan.spec(&format!("{}.grad", last.name()), s, 0));
-        // Exception counts of every gradient quantizer, for loss scaling.
-        let mut grad_ex = grad.exceptions;
-        // Backward. Each layer's input gradient is formed in f32, a pending residual-skip
-        // gradient added to it, then quantized (as the GPU does).
-        let mut grads: Vec<Option<(Quantized, Quantized)>> = vec![None; layers.len()];
-        let mut skips: Vec<Option<Vec<f32>>> = vec![None; layers.len()];
+        let spec = plan.spec(&format!("{}.grad", layers[last].name()), s, 0);
+        let out = Out {
+            t: T::Grad(last),
+            spec,
+            grad: true,
+            add_shortcut: None,
+        };
+        run.put(out, g);
+        // Backward, layer by layer (train::layers).
         for i in (0..layers.len()).rev() {
-            let l = &layers[i];
-            let n = l.name();
-            let x_in = if i == 0 { &input } else { &acts[i - 1] };
-            let wgrad = |part| plan.spec(&format!("{n}.wgrad"), s, part);
-            // The gradient of the layer's input, before quantization (None for layer 0).
-            let mut dx: Option<Vec<f32>> = None;
-            match l {
-                Layer::Linear {
-                    inputs, outputs, ..
-                } => {
-                    let st = self.state[i].as_ref().unwrap();
-                    let acc = plan.accumulator(n);
-                    let wspec = GemmSpec {
-                        trans_a: true,
-                        trans_b: false,
-                        acc,
-                        out: wgrad(0),
-                    };
-                    let (gs, xs) = ([batch, *outputs], [batch, *inputs]);
-                    let dw = gemm(&grad, &gs, x_in, &xs, None, &wspec).unwrap().out;
-                    let db = quantize(
-                        &col_sum(&dequantize(&grad), (batch, *outputs, 1)),
-                        &wgrad(1),
-                    );
-                    grads[i] = Some((dw, db));
-                    if i > 0 {
-                        let xspec = GemmSpec {
-                            trans_a: false,
-                            trans_b: false,
-                            acc,
-                            out: wgrad(0),
-                        };
-                        let ws = [*outputs, *inputs];
-                        dx = Some(gemm(&grad, &gs, &st.w, &ws, None, &xspec).unwrap().c);
-                    }
-                }
-                Layer::Conv2d {
-                    pad, stride, cout, ..
-                } => {
-                    let st = self.state[i].as_ref().unwrap();
-                    let acc = plan.accumulator(n);
-                    let wspec = conv_spec((*pad, *stride), acc, wgrad(0));
-                    let g = wspec
-                        .geometry(&in_shape(plan, i, batch), &l.weight_shape())
-                        .unwrap();
-                    let dw = conv2d(ConvPass::BackwardWeight, &g, &grad, x_in, None, &wspec)
-                        .unwrap()
-                        .out;
-                    let sums = col_sum(&dequantize(&grad), (batch, *cout, g.oh * g.ow));
-                    grads[i] = Some((dw, quantize(&sums, &wgrad(1))));
-                    if i > 0 {
-                        let r = conv2d(ConvPass::BackwardData, &g, &st.w, &grad, None, &wspec);
-                        dx = Some(r.unwrap().c);
-                    }
-                }
-                Layer::BatchNorm2d { .. } => {
-                    let st = self.state[i].as_ref().unwrap();
-                    let geo = layers[i].batch_norm(batch).unwrap();
-                    let stat = bn[i].as_mut().unwrap();
-                    let gamma = dequantize(&st.w);
-                    let d = bn_backward(&dequantize(x_in), &dequantize(&grad), &gamma, stat, &geo);
-                    let (dgamma, dbeta) = (stat.dgamma.clone(), stat.dbeta.clone());
-                    grads[i] = Some((quantize(&dgamma, &wgrad(0)), quantize(&dbeta, &wgrad(1))));
-                    dx = (i > 0).then_some(d);
-                }
-                Layer::MaxPool2d { .. } => {
-                    let p = l.pool_geometry(batch).unwrap();
-                    dx = (i > 0)
-                        .then(|| maxpool_backward(&dequantize(x_in), &dequantize(&grad), &p));
-                }
-                Layer::AvgPool2d { .. } => {
-                    let p = l.pool_geometry(batch).unwrap();
-                    dx = (i > 0).then(|| avgpool_backward(&dequantize(&grad), &p));
-                }
-                Layer::Relu { .. } => {
-                    dx = (i > 0).then(|| relu_backward(&dequantize(x_in), &dequantize(&grad)));
-                }
-                Layer::Flatten { .. } => dx = (i > 0).then(|| dequantize(&grad)),
-                Layer::Add { from, .. } => {
-                    let g = dequantize(&grad);
-                    let sc = layers[i].shortcut(batch).unwrap();
-                    skips[*from] = Some(skip_backward(&g, &sc));
-                    dx = (i > 0).then_some(g);
-                }
-            }
-            if let Some((dw, db)) = &grads[i] {
-                grad_ex.merge(&dw.exceptions);
-                grad_ex.merge(&db.exceptions);
-            }
-            if let Some(mut v) = dx {
-                if let Some(sk) = skips[i - 1].take() {
-                    v.iter_mut().zip(&sk).for_each(|(a, b)| *a += *b);
-                }
-                let out = plan.spec(&format!("{}.grad", layers[i - 1].name()), s, 0);
-                grad = quantize(&v, &out);
-                grad_ex.merge(&grad.exceptions);
-            }
+            layers::backward(&mut run, plan, i, (batch, s))
+                .expect("a model's layers fit its shapes");
         }
+        // Exception counts of every gradient quantizer, for loss scaling.
+        let grad_ex = run.exceptions;
+        let mut grads: Vec<Option<(Quantized, Quantized)>> =
+            run.wgrads.into_iter().map(|(w, b)| w.zip(b)).collect();
         self.bn = bn;
         let ln_betas = plan.config.adam(s).ln_betas();
         (self.loss_scale).update(&grad_ex, plan.config.loss_scale.dynamic(), ln_betas);
@@ -524,5 +373,188 @@ impl CpuTrainer {
             skipped: skip,
             grad_exceptions: grad_ex.overflow + grad_ex.nan,
         }
+    }
+}
+
+/// The CPU engine during one step: the trainer's parameters and batch-norm statistics,
+/// and the step's tensors.
+struct CpuStep<'a> {
+    state: &'a [Option<LinearState>],
+    bn: &'a mut [Option<BnStat>],
+    input: Quantized,
+    acts: Vec<Option<Quantized>>,
+    grads: Vec<Option<Quantized>>,
+    /// Per layer: its weight and bias gradients.
+    wgrads: Vec<(Option<Quantized>, Option<Quantized>)>,
+    /// Per layer: the shortcut gradient pending for its output (f32).
+    skips: Vec<Option<Vec<f32>>>,
+    /// The gradient quantizers' exception counts.
+    exceptions: Exceptions,
+}
+
+impl<'a> CpuStep<'a> {
+    fn new(
+        state: &'a [Option<LinearState>],
+        bn: &'a mut [Option<BnStat>],
+        input: Quantized,
+    ) -> Self {
+        let n = state.len();
+        CpuStep {
+            state,
+            bn,
+            input,
+            acts: vec![None; n],
+            grads: vec![None; n],
+            wgrads: vec![(None, None); n],
+            skips: vec![None; n],
+            exceptions: Exceptions::default(),
+        }
+    }
+
+    /// A tensor of the step.
+    fn get(&self, t: T) -> &Quantized {
+        let param = |i: usize| self.state[i].as_ref().expect("a layer with weights");
+        fn set(q: Option<&Quantized>) -> &Quantized {
+            q.expect("a tensor is written before it is read")
+        }
+        match t {
+            T::Input => &self.input,
+            T::Act(i) => set(self.acts[i].as_ref()),
+            T::Grad(i) => set(self.grads[i].as_ref()),
+            T::Weight(i) => &param(i).w,
+            T::Bias(i) => &param(i).b,
+            T::WeightGrad(i) => set(self.wgrads[i].0.as_ref()),
+            T::BiasGrad(i) => set(self.wgrads[i].1.as_ref()),
+        }
+    }
+
+    /// A tensor's decoded values.
+    fn values(&self, t: T) -> Vec<f32> {
+        dequantize(self.get(t))
+    }
+
+    /// Rounds `v` into `out` (a pending shortcut gradient added first), counting a
+    /// gradient's exceptions.
+    fn put(&mut self, out: Out, mut v: Vec<f32>) {
+        if let Some(sk) = out.add_shortcut.and_then(|j| self.skips[j].take()) {
+            v.iter_mut().zip(&sk).for_each(|(a, b)| *a += *b);
+        }
+        let q = quantize(&v, &out.spec);
+        if out.grad {
+            self.exceptions.merge(&q.exceptions);
+        }
+        let slot = match out.t {
+            T::Act(i) => &mut self.acts[i],
+            T::Grad(i) => &mut self.grads[i],
+            T::WeightGrad(i) => &mut self.wgrads[i].0,
+            T::BiasGrad(i) => &mut self.wgrads[i].1,
+            other => panic!("a step does not write {other:?}"),
+        };
+        *slot = Some(q);
+    }
+}
+
+impl Engine for CpuStep<'_> {
+    type Error = GemmError;
+
+    fn gemm(
+        &mut self,
+        (a, ash): (T, &[usize]),
+        (b, bsh): (T, &[usize]),
+        bias: Option<T>,
+        spec: &GemmSpec,
+        out: Out,
+    ) -> Result<(), GemmError> {
+        let bias = bias.map(|t| self.values(t));
+        let r = gemm(self.get(a), ash, self.get(b), bsh, bias.as_deref(), spec)?;
+        self.put(out, r.c);
+        Ok(())
+    }
+
+    fn conv(
+        &mut self,
+        pass: ConvPass,
+        geo: &ConvGeometry,
+        (a, b): (T, T),
+        bias: Option<T>,
+        spec: &Conv2dSpec,
+        out: Out,
+    ) -> Result<(), GemmError> {
+        let bias = bias.map(|t| self.values(t));
+        let r = conv2d(pass, geo, self.get(a), self.get(b), bias.as_deref(), spec)?;
+        self.put(out, r.c);
+        Ok(())
+    }
+
+    fn elementwise(&mut self, op: Elem, ins: &[T], _n: usize, out: Out) -> Result<(), GemmError> {
+        let x = self.values(ins[0]);
+        let second = || self.values(ins[1]);
+        let y = match op {
+            Elem::Relu => relu_forward(&x),
+            Elem::ReluBackward => relu_backward(&x, &second()),
+            Elem::Convert => x,
+            Elem::MaxPool(p) => maxpool_forward(&x, &p),
+            Elem::MaxPoolBackward(p) => maxpool_backward(&x, &second(), &p),
+            Elem::AvgPool(p) => avgpool_forward(&x, &p),
+            Elem::AvgPoolBackward(p) => avgpool_backward(&x, &p),
+            Elem::Residual(sc) => residual_forward(&x, &second(), &sc),
+        };
+        self.put(out, y);
+        Ok(())
+    }
+
+    fn col_sum(&mut self, g: T, shape: (usize, usize, usize), out: Out) -> Result<(), GemmError> {
+        let sums = col_sum(&self.values(g), shape);
+        self.put(out, sums);
+        Ok(())
+    }
+
+    fn batch_norm(
+        &mut self,
+        i: usize,
+        x: T,
+        geo: &BatchNorm,
+        train: bool,
+        out: Out,
+    ) -> Result<(), GemmError> {
+        let (xin, gamma, beta) = (
+            self.values(x),
+            self.values(T::Weight(i)),
+            self.values(T::Bias(i)),
+        );
+        let stat = self.bn[i]
+            .as_mut()
+            .expect("a batch-norm layer's statistics");
+        bn_stats(&xin, stat, geo, train);
+        let y = bn_forward(&xin, &gamma, &beta, stat, geo);
+        self.put(out, y);
+        Ok(())
+    }
+
+    fn batch_norm_backward(
+        &mut self,
+        i: usize,
+        (x, g): (T, T),
+        geo: &BatchNorm,
+        dx: Option<Out>,
+        (dw, db): (Out, Out),
+    ) -> Result<(), GemmError> {
+        let (xin, gin, gamma) = (self.values(x), self.values(g), self.values(T::Weight(i)));
+        let stat = self.bn[i]
+            .as_mut()
+            .expect("a batch-norm layer's statistics");
+        let d = bn_backward(&xin, &gin, &gamma, stat, geo);
+        let (dgamma, dbeta) = (stat.dgamma.clone(), stat.dbeta.clone());
+        self.put(dw, dgamma);
+        self.put(db, dbeta);
+        if let Some(dx) = dx {
+            self.put(dx, d);
+        }
+        Ok(())
+    }
+
+    fn shortcut_backward(&mut self, g: T, sc: &Shortcut, source: usize) -> Result<(), GemmError> {
+        self.skips[source] = Some(skip_backward(&self.values(g), sc));
+        Ok(())
     }
 }

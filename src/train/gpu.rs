@@ -914,7 +914,7 @@ fn shortcut_buffers(
     let mut spans: Vec<(usize, usize)> = (0..m.layers.len())
         .filter_map(|j| m.skip_from(j).map(|i| (i, j)))
         .collect();
-    spans.sort_by(|a, b| b.0.cmp(&a.0));
+    spans.sort_by_key(|s| std::cmp::Reverse(s.0));
     let mut owner = vec![None; m.layers.len()];
     // Per buffer: its words and the layer whose backward frees it (its last span's j + 1).
     let mut buffers: Vec<(usize, usize)> = Vec::new();
