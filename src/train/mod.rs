@@ -8,5 +8,6 @@ pub mod glob;
 pub mod gpu;
 pub mod layers;
 pub mod model;
+pub mod model_file;
 pub mod plan;
 pub mod precision;

@@ -8,6 +8,7 @@ use lowp::train::checkpoint::{self, TrainState};
 use lowp::train::cpu::CpuTrainer;
 use lowp::train::gpu::{GpuTrainer, Report};
 use lowp::train::model::Model;
+use lowp::train::model_file::ModelFile;
 use lowp::train::plan::{LossKind, LossScale, LrSchedule, OptimKind, Plan, RoleBytes, TrainConfig};
 use lowp::train::precision::PrecisionMap;
 use std::collections::BTreeMap;
@@ -15,8 +16,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// The models `lowp train` knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+/// The model `lowp train` trains: a built-in one, or one described in a TOML file.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ModelArg {
     /// Multi-layer perceptron (hidden widths from --hidden).
     Mlp,
@@ -26,6 +27,37 @@ pub enum ModelArg {
     Resnet8,
     /// CIFAR ResNet-20 (three basic blocks per stage).
     Resnet20,
+    /// A model file (nodes, their kinds, parameters and inputs; see examples/models).
+    File(PathBuf),
+}
+
+impl ModelArg {
+    /// The model's name: the built-in's, or the file's stem.
+    fn name(&self) -> String {
+        match self {
+            ModelArg::File(p) => p
+                .file_stem()
+                .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
+            other => format!("{other:?}").to_lowercase(),
+        }
+    }
+}
+
+/// Parses `--model`: a built-in's name or a `.toml` file.
+fn model_arg(text: &str) -> Result<ModelArg, String> {
+    Ok(match text {
+        "mlp" => ModelArg::Mlp,
+        "lenet" => ModelArg::Lenet,
+        "resnet8" => ModelArg::Resnet8,
+        "resnet20" => ModelArg::Resnet20,
+        f if f.ends_with(".toml") => ModelArg::File(PathBuf::from(f)),
+        other => {
+            return Err(format!(
+                "{other:?} is neither a built-in model (mlp, lenet, resnet8, resnet20) nor a \
+                 .toml model file"
+            ));
+        }
+    })
 }
 
 /// The losses.
@@ -58,8 +90,9 @@ pub enum ScheduleArg {
 /// Arguments of `lowp train`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The model.
-    #[arg(long, value_enum, default_value_t = ModelArg::Mlp)]
+    /// The model: mlp, lenet, resnet8, resnet20, or a model file FILE.toml (see
+    /// examples/models).
+    #[arg(long, default_value = "mlp", value_parser = model_arg)]
     model: ModelArg,
     /// A folder with MNIST/Fashion-MNIST IDX files or CIFAR-10 binaries (default: a built-in synthetic set).
     #[arg(long)]
@@ -258,7 +291,13 @@ fn run_settings(a: &Args) -> BTreeMap<String, String> {
     let mut put = |k: &str, v: String| {
         m.insert(k.to_string(), v);
     };
-    put("model", format!("{:?}", a.model).to_lowercase());
+    put(
+        "model",
+        match &a.model {
+            ModelArg::File(p) => format!("{} ({:016x})", p.display(), content_hash(p)),
+            other => other.name(),
+        },
+    );
     put("hidden", a.hidden.clone());
     put(
         "data",
@@ -292,11 +331,7 @@ fn run_settings(a: &Args) -> BTreeMap<String, String> {
         "precision",
         // The map's content (FNV-1a of its text), so that an edited map is not resumed silently.
         a.precision.as_ref().map_or("fp32".into(), |p| {
-            let text = std::fs::read(p).unwrap_or_default();
-            let h = text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-                (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-            });
-            format!("{} ({h:016x})", p.display())
+            format!("{} ({:016x})", p.display(), content_hash(p))
         }),
     );
     put("device", format!("{:?}", a.device).to_lowercase());
@@ -395,7 +430,7 @@ fn plot_title(a: &Args) -> String {
         .map_or("fp32".into(), |s| s.to_string_lossy().into_owned());
     format!(
         "lowp train: {}, map {map}, {}, lr {}, batch {}",
-        format!("{:?}", a.model).to_lowercase(),
+        a.model.name(),
         format!("{:?}", a.optimizer).to_lowercase(),
         a.lr,
         a.batch
@@ -482,10 +517,13 @@ pub fn run(a: &Args) -> Result<(), String> {
             )
         })?;
     let (train, test) = data(a)?;
-    let model = match a.model {
+    let model = match &a.model {
         ModelArg::Lenet => Model::lenet(train.shape, train.classes)?,
         ModelArg::Resnet8 => Model::resnet(1, train.shape, train.classes)?,
         ModelArg::Resnet20 => Model::resnet(3, train.shape, train.classes)?,
+        ModelArg::File(p) => ModelFile::load(p)
+            .and_then(|m| m.build(&train.shape, train.classes))
+            .map_err(|e| e.to_string())?,
         _ => Model::mlp(train.image_len(), &hidden, train.classes),
     };
     let map = match &a.precision {
@@ -871,4 +909,13 @@ pub fn run(a: &Args) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// FNV-1a of a file's bytes (of nothing if it cannot be read), so that an edited file is
+/// not resumed silently.
+fn content_hash(p: &std::path::Path) -> u64 {
+    let text = std::fs::read(p).unwrap_or_default();
+    text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
