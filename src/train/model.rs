@@ -1,5 +1,6 @@
 //! Models as layer lists: the tensors each layer owns and their names.
 
+use super::model_file::{ModelFile, Node, Width};
 use crate::rng::random_bits;
 
 /// Added to a batch-norm layer's variance.
@@ -250,101 +251,46 @@ pub struct Model {
 impl Model {
     /// An MLP: Linear and ReLU for each hidden width, then a Linear to `classes` logits.
     pub fn mlp(inputs: usize, hidden: &[usize], classes: usize) -> Model {
-        let mut layers = Vec::new();
-        let mut width = inputs;
+        let mut nodes = Vec::new();
         for (i, &h) in hidden.iter().enumerate() {
-            layers.push(Layer::Linear {
-                name: format!("fc{}", i + 1),
-                inputs: width,
-                outputs: h,
-            });
-            layers.push(Layer::Relu {
-                name: format!("relu{}", i + 1),
-                shape: vec![h],
-            });
-            width = h;
+            nodes.push(linear(&format!("fc{}", i + 1), Width::Count(h)));
+            nodes.push(Node::of("relu").named(format!("relu{}", i + 1)));
         }
-        layers.push(Layer::Linear {
-            name: format!("fc{}", hidden.len() + 1),
-            inputs: width,
-            outputs: classes,
-        });
-        Model {
-            inputs,
-            layers,
-            input_shape: vec![inputs],
-        }
+        nodes.push(linear(&format!("fc{}", hidden.len() + 1), classes_width()));
+        ModelFile { input: None, nodes }
+            .build(&[inputs], classes)
+            .expect("an MLP of positive widths builds")
     }
 
     /// LeNet-5 for images of `shape` (C, H, W): conv 5x5 (pad 2) to 6 channels, ReLU, 2x2
     /// max pool, conv 5x5 to 16, ReLU, pool, then 120, 84 and `classes` fully connected.
     pub fn lenet(shape: [usize; 3], classes: usize) -> Result<Model, String> {
-        let [c, h, w] = shape;
+        let [_, h, w] = shape;
         if h < 12 || w < 12 {
             return Err(format!(
                 "LeNet needs images of at least 12 x 12, got {h} x {w}"
             ));
         }
-        let mut layers = vec![Layer::Conv2d {
-            name: "conv1".into(),
-            cin: c,
-            cout: 6,
-            kernel: 5,
-            pad: 2,
-            stride: 1,
-            in_hw: [h, w],
-        }];
-        let push_relu = |layers: &mut Vec<Layer>, name: &str| {
-            let shape = layers.last().unwrap().sample_shape();
-            layers.push(Layer::Relu {
-                name: name.into(),
-                shape,
-            });
+        let pool = |name: &str| Node {
+            pool: Some(2),
+            ..Node::of("maxpool2d").named(name)
         };
-        push_relu(&mut layers, "relu1");
-        layers.push(Layer::MaxPool2d {
-            name: "pool1".into(),
-            channels: 6,
-            pool: 2,
-            in_hw: [h, w],
-        });
-        let s1 = layers.last().unwrap().sample_shape();
-        layers.push(Layer::Conv2d {
-            name: "conv2".into(),
-            cin: 6,
-            cout: 16,
-            kernel: 5,
-            pad: 0,
-            stride: 1,
-            in_hw: [s1[1], s1[2]],
-        });
-        push_relu(&mut layers, "relu2");
-        let s2 = layers.last().unwrap().sample_shape();
-        layers.push(Layer::MaxPool2d {
-            name: "pool2".into(),
-            channels: 16,
-            pool: 2,
-            in_hw: [s2[1], s2[2]],
-        });
-        let flat = layers.last().unwrap().outputs();
-        for (i, (inputs, outputs)) in [(flat, 120), (120, 84), (84, classes)]
-            .into_iter()
-            .enumerate()
-        {
-            layers.push(Layer::Linear {
-                name: format!("fc{}", i + 1),
-                inputs,
-                outputs,
-            });
-            if i < 2 {
-                push_relu(&mut layers, &format!("relu{}", i + 3));
-            }
-        }
-        Ok(Model {
-            inputs: c * h * w,
-            layers,
-            input_shape: vec![c, h, w],
-        })
+        let nodes = vec![
+            conv("conv1", 6, 5, (2, 1)),
+            Node::of("relu").named("relu1"),
+            pool("pool1"),
+            conv("conv2", 16, 5, (0, 1)),
+            Node::of("relu").named("relu2"),
+            pool("pool2"),
+            linear("fc1", Width::Count(120)),
+            Node::of("relu").named("relu3"),
+            linear("fc2", Width::Count(84)),
+            Node::of("relu").named("relu4"),
+            linear("fc3", classes_width()),
+        ];
+        ModelFile { input: None, nodes }
+            .build(&shape, classes)
+            .map_err(|e| e.0)
     }
 
     /// The CIFAR ResNet of He et al. (2016) with `blocks` basic blocks per stage (1:
@@ -353,106 +299,51 @@ impl Model {
     /// shortcut), each block conv-BN-ReLU-conv-BN, add, ReLU; global average pooling,
     /// flatten, and a Linear layer to `classes`. Convolutions keep their biases.
     pub fn resnet(blocks: usize, shape: [usize; 3], classes: usize) -> Result<Model, String> {
-        let [c, h, w] = shape;
+        let [_, h, w] = shape;
         if h < 4 || w < 4 || h % 4 != 0 || w % 4 != 0 || blocks == 0 {
             return Err(format!(
                 "a ResNet needs images whose sides are multiples of 4, got {h} x {w}"
             ));
         }
-        let mut layers: Vec<Layer> = Vec::new();
-        let conv = |name: String, cin: usize, cout: usize, stride: usize, in_hw: [usize; 2]| {
-            Layer::Conv2d {
-                name,
-                cin,
-                cout,
-                kernel: 3,
-                pad: 1,
-                stride,
-                in_hw,
-            }
-        };
-        let last_shape = |layers: &Vec<Layer>| -> [usize; 3] {
-            let s = layers.last().unwrap().sample_shape();
-            [s[0], s[1], s[2]]
-        };
-        layers.push(conv("conv1".into(), c, 16, 1, [h, w]));
-        layers.push(Layer::BatchNorm2d {
-            name: "bn1".into(),
-            shape: [16, h, w],
-        });
-        layers.push(Layer::Relu {
-            name: "relu1".into(),
-            shape: vec![16, h, w],
-        });
-        let mut width = 16;
+        if h != w {
+            return Err(format!(
+                "a ResNet's global pooling needs square feature maps, got {h} x {w} images"
+            ));
+        }
+        let mut nodes = vec![
+            conv("conv1", 16, 3, (1, 1)),
+            Node::of("batchnorm2d").named("bn1"),
+            Node::of("relu").named("relu1"),
+        ];
+        let mut source = "relu1".to_string();
         for stage in 1..=3 {
             let planes = 16 << (stage - 1);
             for b in 1..=blocks {
                 let stride = if stage > 1 && b == 1 { 2 } else { 1 };
                 let p = format!("s{stage}b{b}");
-                let from = layers.len() - 1;
-                let source = last_shape(&layers);
-                let hw = [source[1], source[2]];
-                layers.push(conv(format!("{p}.conv1"), width, planes, stride, hw));
-                let s1 = last_shape(&layers);
-                layers.push(Layer::BatchNorm2d {
-                    name: format!("{p}.bn1"),
-                    shape: s1,
-                });
-                layers.push(Layer::Relu {
-                    name: format!("{p}.relu1"),
-                    shape: s1.to_vec(),
-                });
-                layers.push(conv(
-                    format!("{p}.conv2"),
-                    planes,
-                    planes,
-                    1,
-                    [s1[1], s1[2]],
-                ));
-                layers.push(Layer::BatchNorm2d {
-                    name: format!("{p}.bn2"),
-                    shape: s1,
-                });
-                layers.push(Layer::Add {
-                    name: format!("{p}.add"),
-                    from,
-                    source,
-                    shape: s1,
-                });
-                layers.push(Layer::Relu {
-                    name: format!("{p}.relu2"),
-                    shape: s1.to_vec(),
-                });
-                width = planes;
+                nodes.extend([
+                    conv(&format!("{p}.conv1"), planes, 3, (1, stride)),
+                    Node::of("batchnorm2d").named(format!("{p}.bn1")),
+                    Node::of("relu").named(format!("{p}.relu1")),
+                    conv(&format!("{p}.conv2"), planes, 3, (1, 1)),
+                    Node::of("batchnorm2d").named(format!("{p}.bn2")),
+                    Node {
+                        shortcut: Some(source.clone()),
+                        ..Node::of("add").named(format!("{p}.add"))
+                    },
+                    Node::of("relu").named(format!("{p}.relu2")),
+                ]);
+                source = format!("{p}.relu2");
             }
         }
-        let [cf, hf, wf] = last_shape(&layers);
-        if hf != wf {
-            return Err(format!(
-                "a ResNet's global pooling needs square feature maps, got {hf} x {wf}"
-            ));
-        }
-        layers.push(Layer::AvgPool2d {
-            name: "pool".into(),
-            channels: cf,
-            pool: hf,
-            in_hw: [hf, wf],
-        });
-        layers.push(Layer::Flatten {
-            name: "flatten".into(),
-            len: cf,
-        });
-        layers.push(Layer::Linear {
-            name: "fc".into(),
-            inputs: cf,
-            outputs: classes,
-        });
-        Ok(Model {
-            inputs: c * h * w,
-            layers,
-            input_shape: vec![c, h, w],
-        })
+        nodes.extend([
+            Node::of("avgpool2d").named("pool"),
+            Node::of("flatten").named("flatten"),
+            linear("fc", classes_width()),
+        ]);
+        ModelFile { input: None, nodes }
+            .build(&shape, classes)
+            .map_err(|e| e.0)
     }
 
     /// Index of the Add layer whose shortcut starts at layer `j`'s output, if any.
@@ -509,4 +400,28 @@ impl Model {
             .collect();
         (w, vec![0.0; nb])
     }
+}
+
+/// A convolution node: `out` channels, a `kernel` x `kernel` window, (padding, stride).
+fn conv(name: &str, out: usize, kernel: usize, (pad, stride): (usize, usize)) -> Node {
+    Node {
+        out_channels: Some(out),
+        kernel: Some(kernel),
+        pad: (pad > 0).then_some(pad),
+        stride: (stride > 1).then_some(stride),
+        ..Node::of("conv2d").named(name)
+    }
+}
+
+/// A linear node of `outputs` features.
+fn linear(name: &str, outputs: Width) -> Node {
+    Node {
+        out_features: Some(outputs),
+        ..Node::of("linear").named(name)
+    }
+}
+
+/// The data's classes as a linear node's outputs.
+fn classes_width() -> Width {
+    Width::Named("classes".into())
 }
