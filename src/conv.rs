@@ -43,6 +43,9 @@ pub struct Conv2dSpec {
     pub padding: [usize; 2],
     /// Spacing between kernel taps, >= 1.
     pub dilation: [usize; 2],
+    /// Channel groups, >= 1: output channel o sees only the input channels of its group
+    /// (groups = C: depthwise). The weight is [O, C / groups, KH, KW].
+    pub groups: usize,
     /// How products are summed.
     pub acc: Accumulator,
     /// The output's format, rounding and random stream.
@@ -76,6 +79,10 @@ pub struct ConvGeometry {
     pub padding: [usize; 2],
     /// Tap spacing.
     pub dilation: [usize; 2],
+    /// Channel groups (C and O are multiples of it).
+    pub groups: usize,
+    /// The group a GEMM view covers (each group is one GEMM of the same dimensions).
+    pub group: usize,
 }
 
 fn four(s: &[usize], name: &str) -> Result<[usize; 4], GemmError> {
@@ -94,6 +101,7 @@ impl Conv2dSpec {
             stride: [1, 1],
             padding: [0, 0],
             dilation: [1, 1],
+            groups: 1,
             acc: Accumulator::Fp32,
             out: QuantSpec::new(Format::FP32),
         }
@@ -124,13 +132,20 @@ impl Conv2dSpec {
         Ok((input + 2 * p - span) / s + 1)
     }
 
-    /// The geometry of a forward pass of input `x` [N,C,H,W] with weight `w` [O,C,KH,KW].
+    /// The geometry of a forward pass of input `x` [N,C,H,W] with weight `w`
+    /// [O,C/groups,KH,KW].
     pub fn geometry(&self, x: &[usize], w: &[usize]) -> Result<ConvGeometry, GemmError> {
         let [batch, cin, h, wd] = four(x, "the input")?;
         let [cout, wc, kh, kw] = four(w, "the weight")?;
-        if wc != cin {
+        let groups = self.groups;
+        if groups == 0 || cin % groups != 0 || cout % groups != 0 {
             return Err(GemmError(format!(
-                "the weight has {wc} input channels, the input {cin}"
+                "{groups} groups must divide both the {cin} input and the {cout} output channels"
+            )));
+        }
+        if wc * groups != cin {
+            return Err(GemmError(format!(
+                "the weight has {wc} input channels a group, the input {cin} in {groups} groups"
             )));
         }
         Ok(ConvGeometry {
@@ -146,10 +161,12 @@ impl Conv2dSpec {
             stride: self.stride,
             padding: self.padding,
             dilation: self.dilation,
+            groups,
+            group: 0,
         })
     }
 
-    /// The geometry of a backward-data pass: `dy` [N,O,OH,OW], `w` [O,C,KH,KW], input size (H, W).
+    /// The geometry of a backward-data pass: `dy` [N,O,OH,OW], `w` [O,C/groups,KH,KW], input size (H, W).
     pub fn geometry_backward_data(
         &self,
         dy: &[usize],
@@ -158,6 +175,7 @@ impl Conv2dSpec {
     ) -> Result<ConvGeometry, GemmError> {
         let [batch, o, _, _] = four(dy, "the output gradient")?;
         let [_, c, _, _] = four(w, "the weight")?;
+        let c = c * self.groups;
         let g = self.geometry(&[batch, c, input_hw[0], input_hw[1]], w)?;
         if [batch, o, g.oh, g.ow] != [dy[0], dy[1], dy[2], dy[3]] || g.cout != o {
             return Err(GemmError(format!(
@@ -177,6 +195,7 @@ impl Conv2dSpec {
     ) -> Result<ConvGeometry, GemmError> {
         let [_, o, _, _] = four(dy, "the output gradient")?;
         let [_, c, _, _] = four(x, "the input")?;
+        let c = c / self.groups.max(1);
         let g = self.geometry(x, &[o, c, kernel[0], kernel[1]])?;
         if [g.batch, o, g.oh, g.ow] != [dy[0], dy[1], dy[2], dy[3]] {
             return Err(GemmError(format!(
@@ -195,15 +214,29 @@ impl Default for Conv2dSpec {
 }
 
 impl ConvGeometry {
-    /// `(m, n, k)` of the pass's GEMM view.
+    /// Input channels a group.
+    pub fn cin_g(&self) -> usize {
+        self.cin / self.groups
+    }
+
+    /// Output channels a group.
+    pub fn cout_g(&self) -> usize {
+        self.cout / self.groups
+    }
+
+    /// The same convolution's GEMM view of group `g`.
+    pub fn for_group(&self, g: usize) -> ConvGeometry {
+        ConvGeometry { group: g, ..*self }
+    }
+
+    /// `(m, n, k)` of the pass's GEMM view (of one group; every group's is the same).
     pub fn gemm_dims(&self, pass: ConvPass) -> (usize, usize, usize) {
         let taps = self.kh * self.kw;
+        let (cin, cout) = (self.cin_g(), self.cout_g());
         match pass {
-            ConvPass::Forward => (self.cout, self.batch * self.oh * self.ow, self.cin * taps),
-            ConvPass::BackwardData => (self.cin, self.batch * self.h * self.w, self.cout * taps),
-            ConvPass::BackwardWeight => {
-                (self.cout, self.cin * taps, self.batch * self.oh * self.ow)
-            }
+            ConvPass::Forward => (cout, self.batch * self.oh * self.ow, cin * taps),
+            ConvPass::BackwardData => (cin, self.batch * self.h * self.w, cout * taps),
+            ConvPass::BackwardWeight => (cout, cin * taps, self.batch * self.oh * self.ow),
         }
     }
 
@@ -223,7 +256,7 @@ impl ConvGeometry {
         match pass {
             ConvPass::Forward => vec![self.batch, self.cout, self.oh, self.ow],
             ConvPass::BackwardData => vec![self.batch, self.cin, self.h, self.w],
-            ConvPass::BackwardWeight => vec![self.cout, self.cin, self.kh, self.kw],
+            ConvPass::BackwardWeight => vec![self.cout, self.cin_g(), self.kh, self.kw],
         }
     }
 
@@ -261,14 +294,20 @@ impl ConvGeometry {
         (oh < self.oh && ow < self.ow).then(|| ((nb * self.cout + o) * self.oh + oh) * self.ow + ow)
     }
 
+    /// The first input and output channel of this view's group.
+    fn group_base(&self) -> (usize, usize) {
+        (self.group * self.cin_g(), self.group * self.cout_g())
+    }
+
     /// Flat index in operand A of GEMM element (i, kk).
     pub fn flat_a(&self, pass: ConvPass, i: usize, kk: usize) -> usize {
         let taps = self.kh * self.kw;
         let sp = self.oh * self.ow;
+        let (cin, (_, o0)) = (self.cin_g(), self.group_base());
         match pass {
-            ConvPass::Forward => i * self.cin * taps + kk,
-            ConvPass::BackwardData => ((kk / taps) * self.cin + i) * taps + kk % taps,
-            ConvPass::BackwardWeight => ((kk / sp) * self.cout + i) * sp + kk % sp,
+            ConvPass::Forward => (o0 + i) * cin * taps + kk,
+            ConvPass::BackwardData => ((o0 + kk / taps) * cin + i) * taps + kk % taps,
+            ConvPass::BackwardWeight => ((kk / sp) * self.cout + o0 + i) * sp + kk % sp,
         }
     }
 
@@ -276,12 +315,13 @@ impl ConvGeometry {
     pub fn flat_b(&self, pass: ConvPass, kk: usize, j: usize) -> Option<usize> {
         let taps = self.kh * self.kw;
         let sp = self.oh * self.ow;
+        let (c0, o0) = self.group_base();
         match pass {
             ConvPass::Forward => {
                 let (r, p) = (kk % taps, j % sp);
                 self.input_flat(
                     j / sp,
-                    kk / taps,
+                    c0 + kk / taps,
                     p / self.ow,
                     p % self.ow,
                     r / self.kw,
@@ -293,7 +333,7 @@ impl ConvGeometry {
                 let q = j % hw;
                 self.output_flat(
                     j / hw,
-                    kk / taps,
+                    o0 + kk / taps,
                     q / self.w,
                     q % self.w,
                     r / self.kw,
@@ -304,7 +344,7 @@ impl ConvGeometry {
                 let (r, p) = (j % taps, kk % sp);
                 self.input_flat(
                     kk / sp,
-                    j / taps,
+                    c0 + j / taps,
                     p / self.ow,
                     p % self.ow,
                     r / self.kw,
@@ -316,17 +356,23 @@ impl ConvGeometry {
 
     /// Flat index in the pass's output of GEMM element (i, j).
     pub fn out_index(&self, pass: ConvPass, i: usize, j: usize) -> usize {
+        let (c0, o0) = self.group_base();
         match pass {
             ConvPass::Forward => {
                 let sp = self.oh * self.ow;
-                ((j / sp) * self.cout + i) * sp + j % sp
+                ((j / sp) * self.cout + o0 + i) * sp + j % sp
             }
             ConvPass::BackwardData => {
                 let hw = self.h * self.w;
-                ((j / hw) * self.cin + i) * hw + j % hw
+                ((j / hw) * self.cin + c0 + i) * hw + j % hw
             }
-            ConvPass::BackwardWeight => i * self.cin * self.kh * self.kw + j,
+            ConvPass::BackwardWeight => (o0 + i) * self.cin_g() * self.kh * self.kw + j,
         }
+    }
+
+    /// The output channel of GEMM row `i` in a forward view (its bias's index).
+    pub fn out_channel(&self, i: usize) -> usize {
+        self.group_base().1 + i
     }
 }
 

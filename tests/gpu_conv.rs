@@ -1,6 +1,7 @@
 //! Convolutions (forward, backward data, backward weight) on the GPU against the
 //! GEMM-based CPU reference (bit for bit where the accumulation is exact) and the
-//! direct-loop f64 reference (within the fp32 error bound), plus gradient checks.
+//! direct-loop f64 reference (within the fp32 error bound), plus gradient checks; plain,
+//! grouped and depthwise.
 
 mod common;
 
@@ -15,16 +16,29 @@ fn ctx() -> &'static GpuContext {
     CTX.get_or_init(common::gpu)
 }
 
-/// (x shape, kernel (O, KH, KW), stride, padding, dilation)
-type Geo = ([usize; 4], [usize; 3], [usize; 2], [usize; 2], [usize; 2]);
+/// (x shape, kernel (O, KH, KW), stride, padding, dilation, groups)
+type Geo = (
+    [usize; 4],
+    [usize; 3],
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+    usize,
+);
 
-const GEOS: [Geo; 6] = [
-    ([2, 3, 7, 6], [4, 3, 3], [1, 1], [1, 1], [1, 1]),
-    ([1, 2, 9, 8], [3, 3, 2], [2, 1], [0, 2], [1, 2]),
-    ([2, 1, 5, 5], [2, 1, 1], [1, 1], [0, 0], [1, 1]), // 1x1 kernel, K = 1
-    ([1, 2, 3, 3], [1, 3, 3], [1, 1], [0, 0], [1, 1]), // 1x1 output
-    ([1, 3, 11, 10], [5, 5, 3], [2, 3], [2, 1], [1, 1]),
-    ([3, 2, 6, 7], [2, 2, 2], [3, 2], [1, 0], [2, 1]),
+const GEOS: [Geo; 9] = [
+    ([2, 3, 7, 6], [4, 3, 3], [1, 1], [1, 1], [1, 1], 1),
+    ([1, 2, 9, 8], [3, 3, 2], [2, 1], [0, 2], [1, 2], 1),
+    ([2, 1, 5, 5], [2, 1, 1], [1, 1], [0, 0], [1, 1], 1), // 1x1 kernel, K = 1
+    ([1, 2, 3, 3], [1, 3, 3], [1, 1], [0, 0], [1, 1], 1), // 1x1 output
+    ([1, 3, 11, 10], [5, 5, 3], [2, 3], [2, 1], [1, 1], 1),
+    ([3, 2, 6, 7], [2, 2, 2], [3, 2], [1, 0], [2, 1], 1),
+    // Grouped: 2 groups of 2 input and 3 output channels.
+    ([2, 4, 7, 6], [6, 3, 3], [1, 1], [1, 1], [1, 1], 2),
+    // Depthwise (MobileNet's): one channel a group, stride 2.
+    ([2, 3, 8, 9], [3, 3, 3], [2, 2], [1, 1], [1, 1], 3),
+    // Depthwise with a channel multiplier of 2, dilated, and a grouped 1x1.
+    ([1, 2, 7, 7], [4, 3, 2], [1, 2], [2, 0], [2, 1], 2),
 ];
 
 struct Run {
@@ -38,10 +52,10 @@ struct Run {
 }
 
 fn setup(geo: &Geo, formats: [&str; 3], spec: &Conv2dSpec, seed: u64) -> Run {
-    let (xs, [o, kh, kw], ..) = *geo;
-    let g = spec.geometry(&xs, &[o, xs[1], kh, kw]).unwrap();
+    let (xs, [o, kh, kw], .., groups) = *geo;
+    let g = spec.geometry(&xs, &[o, xs[1] / groups, kh, kw]).unwrap();
     let x = common::uniform(xs.iter().product(), seed, 2.0);
-    let w = common::uniform(o * xs[1] * kh * kw, seed + 1, 1.0);
+    let w = common::uniform(o * xs[1] / groups * kh * kw, seed + 1, 1.0);
     let dy = common::uniform(g.batch * g.cout * g.oh * g.ow, seed + 2, 1.5);
     let q = |f: &str| QuantSpec::new(f.parse().unwrap());
     Run {
@@ -60,6 +74,7 @@ fn spec_of(geo: &Geo) -> Conv2dSpec {
         stride: geo.2,
         padding: geo.3,
         dilation: geo.4,
+        groups: geo.5,
         ..Conv2dSpec::new()
     }
 }
@@ -80,7 +95,7 @@ fn both(
         )
     };
     let xs = [g.batch, g.cin, g.h, g.w];
-    let ws = [g.cout, g.cin, g.kh, g.kw];
+    let ws = [g.cout, g.cin_g(), g.kh, g.kw];
     let ys = [g.batch, g.cout, g.oh, g.ow];
     let (tx, rx) = t(&r.x, &xs, &r.qx);
     let (tw, rw) = t(&r.w, &ws, &r.qw);
@@ -303,7 +318,7 @@ fn split_k_backward_weight_is_within_the_bound() {
     // 3 x 18 outputs and K = 6400, which the fp32 kernel splits across workgroups. Bound as
     // in fp32_accumulation_is_within_the_bound_of_the_direct_loops.
     let u = 2f64.powi(-24);
-    let geo: Geo = ([4, 2, 40, 40], [3, 3, 3], [1, 1], [1, 1], [1, 1]);
+    let geo: Geo = ([4, 2, 40, 40], [3, 3, 3], [1, 1], [1, 1], [1, 1], 1);
     let spec = spec_of(&geo);
     let r = setup(&geo, ["bf16", "e4m3", "fp16"], &spec, 7);
     let dec = |v: &[f32], q: &QuantSpec| reference::dequantize(&reference::quantize(v, q));

@@ -443,6 +443,7 @@ fn small_cnn() -> Model {
             kernel: 3,
             pad: 1,
             stride: 1,
+            groups: 1,
             in_hw: [8, 8],
         },
         Layer::Relu {
@@ -462,6 +463,7 @@ fn small_cnn() -> Model {
             kernel: 3,
             pad: 1,
             stride: 2,
+            groups: 1,
             in_hw: [4, 4],
         },
         Layer::Relu {

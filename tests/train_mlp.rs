@@ -609,3 +609,69 @@ fn resnet20_is_built_and_steps_bit_exact() {
         "every weight tensor (convolutions, batch norms, fc) moved"
     );
 }
+
+/// A small MobileNet-style model (a depthwise 3x3 with a channel multiplier, a grouped 1x1,
+/// batch norm) described as nodes: the GPU equals the CPU reference bit for bit.
+#[test]
+fn grouped_and_depthwise_convolutions_train_bit_exact() {
+    let model = lowp::train::model_file::ModelFile::parse(GROUPED_MODEL)
+        .unwrap()
+        .build(&[2, 8, 8], 4)
+        .unwrap();
+    check_model(
+        model,
+        r#"
+        default = { format = "fixed(wl=16,fl=10)" }
+        [[rule]]
+        match = "*.acc"
+        format = "fp32"
+        [[rule]]
+        match = "*.grad"
+        format = "fixed(wl=16,fl=14)"
+        rounding = "stochastic"
+        [[rule]]
+        match = "*.wgrad"
+        format = "fixed(wl=16,fl=12)"
+        "#,
+        false,
+        3,
+        sgd(),
+    );
+}
+
+/// Conv 3x3 to 4 channels; depthwise 3x3 (stride 2) doubling the channels; grouped 1x1 in
+/// 2 groups; global average pooling; linear.
+pub const GROUPED_MODEL: &str = r#"
+[[node]]
+kind = "conv2d"
+out_channels = 4
+kernel = 3
+pad = 1
+[[node]]
+kind = "relu"
+[[node]]
+name = "dw"
+kind = "conv2d"
+out_channels = 8
+kernel = 3
+pad = 1
+stride = 2
+groups = 4
+[[node]]
+kind = "batchnorm2d"
+[[node]]
+kind = "relu"
+[[node]]
+name = "pw"
+kind = "conv2d"
+out_channels = 6
+kernel = 1
+groups = 2
+[[node]]
+kind = "avgpool2d"
+[[node]]
+kind = "flatten"
+[[node]]
+kind = "linear"
+out_features = "classes"
+"#;

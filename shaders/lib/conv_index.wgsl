@@ -4,6 +4,8 @@
 //   pass 1, backward data:   dX[n,c,h,w]   = sum_(o,kh,kw)  W[o,c,kh,kw] dY[n,o,oh,ow]
 //   pass 2, backward weight: dW[o,c,kh,kw] = sum_(n,oh,ow)  dY[n,o,oh,ow] X[n,c,ih,iw]
 // with ih = oh*stride - pad + kh*dilation (likewise iw); out-of-range taps read zero.
+// Grouped: each dispatch is group G.group's view, its channels offset by the group's first
+// (c0 input, o0 output); W is [O, C / groups, KH, KW]; G.cin and G.cout count all groups.
 
 struct ConvParams {
     fa: Fmt,
@@ -39,8 +41,8 @@ struct ConvParams {
     k_split: u32,
     k_begin: u32,   // per-element kernels: the first product of this pass
     k_end: u32,     // one past its last
-    _pad0: u32,
-    _pad1: u32,
+    groups: u32,    // channel groups: each dispatch computes one group's GEMM view
+    group: u32,     // this dispatch's group
 }
 
 @group(0) @binding(0) var<uniform> G: ConvParams;
@@ -70,18 +72,30 @@ fn output_flat(nb: u32, o: u32, ih: u32, iw: u32, kh: u32, kw: u32) -> u32 {
     return ((nb * G.cout + o) * G.oh + oh) * G.ow + ow;
 }
 
+fn cin_g() -> u32 {
+    return G.cin / G.groups;
+}
+
+fn c0() -> u32 {
+    return G.group * cin_g();
+}
+
+fn o0() -> u32 {
+    return G.group * (G.cout / G.groups);
+}
+
 fn flat_a(i: u32, kk: u32) -> u32 {
     let taps = G.kh * G.kw;
     switch G.conv_pass {
         case 0u: {
-            return i * G.k + kk;
+            return (o0() + i) * G.k + kk;
         }
         case 1u: {
-            return ((kk / taps) * G.cin + i) * taps + kk % taps;
+            return ((o0() + kk / taps) * cin_g() + i) * taps + kk % taps;
         }
         default: {
             let sp = G.oh * G.ow;
-            return ((kk / sp) * G.cout + i) * sp + kk % sp;
+            return ((kk / sp) * G.cout + o0() + i) * sp + kk % sp;
         }
     }
 }
@@ -93,18 +107,18 @@ fn flat_b(kk: u32, j: u32) -> u32 {
         case 0u: {
             let r = kk % taps;
             let p = j % sp;
-            return input_flat(j / sp, kk / taps, p / G.ow, p % G.ow, r / G.kw, r % G.kw);
+            return input_flat(j / sp, c0() + kk / taps, p / G.ow, p % G.ow, r / G.kw, r % G.kw);
         }
         case 1u: {
             let r = kk % taps;
             let hw = G.h * G.w;
             let q = j % hw;
-            return output_flat(j / hw, kk / taps, q / G.w, q % G.w, r / G.kw, r % G.kw);
+            return output_flat(j / hw, o0() + kk / taps, q / G.w, q % G.w, r / G.kw, r % G.kw);
         }
         default: {
             let r = j % taps;
             let p = kk % sp;
-            return input_flat(kk / sp, j / taps, p / G.ow, p % G.ow, r / G.kw, r % G.kw);
+            return input_flat(kk / sp, c0() + j / taps, p / G.ow, p % G.ow, r / G.kw, r % G.kw);
         }
     }
 }
@@ -148,19 +162,19 @@ fn out_index(i: u32, j: u32) -> u32 {
     switch G.conv_pass {
         case 0u: {
             let sp = G.oh * G.ow;
-            return ((j / sp) * G.cout + i) * sp + j % sp;
+            return ((j / sp) * G.cout + o0() + i) * sp + j % sp;
         }
         case 1u: {
             let hw = G.h * G.w;
-            return ((j / hw) * G.cin + i) * hw + j % hw;
+            return ((j / hw) * G.cin + c0() + i) * hw + j % hw;
         }
         default: {
-            return i * G.n + j;
+            return (o0() + i) * G.n + j;
         }
     }
 }
 
-// The forward pass's bias is per output channel: GEMM row i.
+// The forward pass's bias is per output channel: GEMM row i of the group.
 fn bias_at(i: u32, j: u32) -> u32 {
-    return bias[i];
+    return bias[o0() + i];
 }

@@ -177,6 +177,14 @@ pub trait SplitParams: DispatchParams {
     fn set_split(&mut self, splits: u32, k_split: u32);
     /// Sets the products [begin, end) a per-element pass covers.
     fn set_pass(&mut self, begin: u32, end: u32);
+    /// How many GEMM views of the same dimensions the op is (convolution groups).
+    fn groups(&self) -> u32 {
+        1
+    }
+    /// The parameters of view `g`.
+    fn with_group(self, _g: u32) -> Self {
+        self
+    }
 }
 
 impl SplitParams for GemmParams {
@@ -200,6 +208,14 @@ impl SplitParams for ConvParams {
     fn set_pass(&mut self, begin: u32, end: u32) {
         self.k_begin = begin;
         self.k_end = end;
+    }
+
+    fn groups(&self) -> u32 {
+        self.groups.max(1)
+    }
+
+    fn with_group(self, g: u32) -> Self {
+        ConvParams { group: g, ..self }
     }
 }
 
@@ -280,8 +296,10 @@ pub struct ConvParams {
     pub k_begin: u32,
     /// Per-element kernels: one past the last product of this pass.
     pub k_end: u32,
-    /// Padding to a multiple of 16 bytes.
-    pub pad: [u32; 2],
+    /// Channel groups.
+    pub groups: u32,
+    /// The group this dispatch computes.
+    pub group: u32,
 }
 
 impl DispatchParams for ConvParams {

@@ -119,6 +119,7 @@ pub fn prepare_conv(
         pad_w: u(g.padding[1]),
         dil_h: u(g.dilation[0]),
         dil_w: u(g.dilation[1]),
+        groups: u(g.groups),
         ..Default::default()
     };
     let view = GemmView::new("conv", mode, &a.spec().format, &b.spec().format, (m, n, k));

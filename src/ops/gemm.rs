@@ -299,8 +299,12 @@ pub fn record_view<'c, P: SplitParams>(
     bias: &wgpu::Buffer,
     c: impl Into<Dst<'c>>,
 ) -> Result<(), GpuError> {
+    // A grouped convolution is one view per group, each writing its own outputs.
     record_phases(ctx, enc, &[], Some(c.into()), |enc, io| {
-        record_view_io(ctx, enc, view, params, (a, b), bias, io)
+        for g in 0..params.groups() {
+            record_view_io(ctx, enc, view, params.with_group(g), (a, b), bias, io)?;
+        }
+        Ok(())
     })
 }
 
@@ -456,7 +460,7 @@ pub(crate) fn finish_view<P: SplitParams>(
     out_shape: &[usize],
     out: &QuantSpec,
 ) -> Result<(Tensor, Exceptions), GpuError> {
-    let c = zeroed(ctx, "gemm sums", view.m * view.n)?;
+    let c = zeroed(ctx, "gemm sums", out_shape.iter().product())?;
     let bias_buf = upload_f32(ctx, "bias", bias.unwrap_or(&[0.0]))?;
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     record_view(ctx, &mut enc, view, params, a, b, &bias_buf, &*c)?;

@@ -20,19 +20,25 @@ pub fn conv2d(
     g.check_bias(pass, bias.map(<[f32]>::len))?;
     let gs = spec.gemm_spec();
     let mode = gs.mode(&a.spec.format, &b.spec.format, k)?;
-    let s = sums(
-        (m, n, k),
-        mode,
-        gs.acc,
-        &Operand::new(a),
-        |i, kk| g.flat_a(pass, i, kk),
-        &Operand::new(b),
-        |kk, j| g.flat_b(pass, kk, j),
-    );
-    let mut c = vec![0f32; m * n];
-    for i in 0..m {
-        for j in 0..n {
-            c[g.out_index(pass, i, j)] = s[i * n + j] + bias.map_or(0.0, |b| b[i]);
+    let (oa, ob) = (Operand::new(a), Operand::new(b));
+    let mut c = vec![0f32; m * n * g.groups];
+    // One GEMM view per channel group, each writing its own outputs.
+    for group in 0..g.groups {
+        let g = g.for_group(group);
+        let s = sums(
+            (m, n, k),
+            mode,
+            gs.acc,
+            &oa,
+            |i, kk| g.flat_a(pass, i, kk),
+            &ob,
+            |kk, j| g.flat_b(pass, kk, j),
+        );
+        for i in 0..m {
+            for j in 0..n {
+                let b = bias.map_or(0.0, |b| b[g.out_channel(i)]);
+                c[g.out_index(pass, i, j)] = s[i * n + j] + b;
+            }
         }
     }
     let out = quantize(&c, &spec.out);
@@ -56,7 +62,9 @@ pub fn conv2d_direct(
             for oh in 0..g.oh {
                 for ow in 0..g.ow {
                     let yi = ((nb * g.cout + o) * g.oh + oh) * g.ow + ow;
-                    for c in 0..g.cin {
+                    // The input channels of o's group.
+                    let c0 = (o / g.cout_g()) * g.cin_g();
+                    for c in c0..c0 + g.cin_g() {
                         for kh in 0..g.kh {
                             for kw in 0..g.kw {
                                 let ih = (oh * g.stride[0] + kh * g.dilation[0]) as isize
@@ -67,7 +75,7 @@ pub fn conv2d_direct(
                                     continue;
                                 }
                                 let xi = ((nb * g.cin + c) * g.h + ih as usize) * g.w + iw as usize;
-                                let wi = ((o * g.cin + c) * g.kh + kh) * g.kw + kw;
+                                let wi = ((o * g.cin_g() + c - c0) * g.kh + kh) * g.kw + kw;
                                 let (dst, p) = match pass {
                                     ConvPass::Forward => (yi, w[wi] as f64 * x[xi] as f64),
                                     ConvPass::BackwardData => (xi, w[wi] as f64 * dy[yi] as f64),

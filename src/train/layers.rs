@@ -6,7 +6,7 @@ use super::engine::{Elem, Engine, Out, T};
 use super::model::Layer;
 use super::plan::{Plan, conv_spec, in_shape};
 use crate::accum::GemmSpec;
-use crate::conv::ConvPass;
+use crate::conv::{Conv2dSpec, ConvPass};
 
 /// The tensor layer `i` reads: the input, or the previous layer's output.
 fn input_of(i: usize) -> T {
@@ -46,8 +46,16 @@ pub fn forward<E: Engine>(
             );
             e.gemm(a, b, Some(T::Bias(i)), &spec, out)
         }
-        Layer::Conv2d { pad, stride, .. } => {
-            let spec = conv_spec((*pad, *stride), plan.accumulator(n), out.spec);
+        Layer::Conv2d {
+            pad,
+            stride,
+            groups,
+            ..
+        } => {
+            let spec = Conv2dSpec {
+                groups: *groups,
+                ..conv_spec((*pad, *stride), plan.accumulator(n), out.spec)
+            };
             let geo = geometry(plan, i, batch, &spec);
             let ab = (T::Weight(i), x);
             e.conv(ConvPass::Forward, &geo, ab, Some(T::Bias(i)), &spec, out)
@@ -143,23 +151,25 @@ pub fn backward<E: Engine>(
             Ok(())
         }
         Layer::Conv2d {
-            pad, stride, cout, ..
+            pad,
+            stride,
+            cout,
+            groups,
+            ..
         } => {
             let (acc, (dw, db)) = (plan.accumulator(n), grads());
-            let wspec = conv_spec((*pad, *stride), acc, dw.spec);
+            let spec = |out| Conv2dSpec {
+                groups: *groups,
+                ..conv_spec((*pad, *stride), acc, out)
+            };
+            let wspec = spec(dw.spec);
             let geo = geometry(plan, i, batch, &wspec);
             e.conv(ConvPass::BackwardWeight, &geo, (g, x), None, &wspec, dw)?;
             e.col_sum(g, (batch, *cout, geo.oh * geo.ow), db)?;
             if let Some(dx) = dx {
-                let spec = conv_spec((*pad, *stride), acc, dx.spec);
-                e.conv(
-                    ConvPass::BackwardData,
-                    &geo,
-                    (T::Weight(i), g),
-                    None,
-                    &spec,
-                    dx,
-                )?;
+                let dspec = spec(dx.spec);
+                let wg = (T::Weight(i), g);
+                e.conv(ConvPass::BackwardData, &geo, wg, None, &dspec, dx)?;
             }
             Ok(())
         }

@@ -41,6 +41,8 @@ pub enum Layer {
         pad: usize,
         /// Stride.
         stride: usize,
+        /// Channel groups (cin and cout multiples of it; cin groups: depthwise).
+        groups: usize,
         /// Input (height, width).
         in_hw: [usize; 2],
     },
@@ -215,8 +217,15 @@ impl Layer {
                 inputs, outputs, ..
             } => Some((inputs * outputs, *outputs, *inputs)),
             Layer::Conv2d {
-                cin, cout, kernel, ..
-            } => Some((cout * cin * kernel * kernel, *cout, cin * kernel * kernel)),
+                cin,
+                cout,
+                kernel,
+                groups,
+                ..
+            } => {
+                let fan_in = cin / groups * kernel * kernel;
+                Some((cout * fan_in, *cout, fan_in))
+            }
             Layer::BatchNorm2d { shape, .. } => Some((shape[0], shape[0], 1)),
             _ => None,
         }
@@ -229,8 +238,12 @@ impl Layer {
                 inputs, outputs, ..
             } => vec![*outputs, *inputs],
             Layer::Conv2d {
-                cin, cout, kernel, ..
-            } => vec![*cout, *cin, *kernel, *kernel],
+                cin,
+                cout,
+                kernel,
+                groups,
+                ..
+            } => vec![*cout, cin / groups, *kernel, *kernel],
             Layer::BatchNorm2d { shape, .. } => vec![shape[0]],
             _ => Vec::new(),
         }

@@ -23,7 +23,8 @@
 //!
 //! Each node reads the node before it (the first reads the input); `add` also reads the node
 //! its `shortcut` names. Kinds: linear, conv2d, relu, maxpool2d, avgpool2d (global without
-//! `pool`), batchnorm2d, flatten, add.
+//! `pool`), batchnorm2d, flatten, add. conv2d takes `groups` (default 1; the input channels
+//! for a depthwise convolution).
 
 use super::model::{Layer, Model};
 use serde::Deserialize;
@@ -69,6 +70,8 @@ pub struct Node {
     pub pad: Option<usize>,
     /// conv2d: stride (default 1).
     pub stride: Option<usize>,
+    /// conv2d: channel groups (default 1; the input channels: depthwise).
+    pub groups: Option<usize>,
     /// maxpool2d, avgpool2d: window and stride (avgpool2d without it: global).
     pub pool: Option<usize>,
     /// add: the node whose output the shortcut takes.
@@ -205,6 +208,13 @@ impl ModelFile {
                     let [c, h, w] = spatial("conv2d")?;
                     let (kernel, pad) = (node.kernel.unwrap_or(0), node.pad.unwrap_or(0));
                     let (stride, cout) = (node.stride.unwrap_or(1), node.out_channels.unwrap_or(0));
+                    let groups = node.groups.unwrap_or(1);
+                    if groups == 0 || c % groups != 0 || cout % groups != 0 {
+                        return Err(at(format!(
+                            "{groups} groups must divide both its {c} input and {cout} output \
+                             channels"
+                        )));
+                    }
                     if kernel == 0 || stride == 0 || cout == 0 || kernel > h.min(w) + 2 * pad {
                         return Err(at(format!(
                             "a {kernel}x{kernel} kernel (stride {stride}, pad {pad}, {cout} \
@@ -218,6 +228,7 @@ impl ModelFile {
                         kernel,
                         pad,
                         stride,
+                        groups,
                         in_hw: [h, w],
                     }
                 }
@@ -325,12 +336,13 @@ impl Node {
             ("kernel", self.kernel.is_some()),
             ("pad", self.pad.is_some()),
             ("stride", self.stride.is_some()),
+            ("groups", self.groups.is_some()),
             ("pool", self.pool.is_some()),
             ("shortcut", self.shortcut.is_some()),
         ];
         let (needs, takes): (&[&str], &[&str]) = match kind {
             "linear" => (&["out_features"], &[]),
-            "conv2d" => (&["out_channels", "kernel"], &["pad", "stride"]),
+            "conv2d" => (&["out_channels", "kernel"], &["pad", "stride", "groups"]),
             "maxpool2d" => (&["pool"], &[]),
             "avgpool2d" => (&[], &["pool"]),
             "add" => (&["shortcut"], &[]),

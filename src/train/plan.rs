@@ -408,6 +408,7 @@ pub fn conv_spec(
         stride: [stride, stride],
         padding: [pad, pad],
         dilation: [1, 1],
+        groups: 1,
         acc,
         out,
     }
