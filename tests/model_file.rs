@@ -142,6 +142,10 @@ fn bad_descriptions_are_one_clear_error() {
             "[[node]]\nkind = \"maxpool2d\"\npool = 5",
             "does not fit 4 x 4",
         ),
+        (
+            "[[node]]\nkind = \"conv2d\"\nout_channels = 3\nkernel = 1\ngroups = 2",
+            "2 groups must divide",
+        ),
     ];
     for (text, want) in cases {
         let e = ModelFile::parse(text)
