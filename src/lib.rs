@@ -3,6 +3,7 @@
 pub mod accum;
 pub mod conv;
 pub mod data;
+pub mod error;
 pub mod format;
 pub mod gpu;
 pub mod layer_geometry;
@@ -14,5 +15,6 @@ pub mod rng;
 pub mod softfloat;
 pub mod train;
 
+pub use error::Error;
 pub use format::{Format, FormatError};
 pub use quant::{Exceptions, QuantSpec, Rounding, Scaling};

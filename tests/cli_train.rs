@@ -378,15 +378,16 @@ fn a_cosine_schedule_spans_the_run_and_fixes_its_length() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--epochs"));
 }
 
-/// A loss that turns NaN stops the run with one error line naming the step and the last
-/// good checkpoint: the latest one taken before that step's weights (a checkpoint holds the
-/// weights after its step, whose loss only the next step shows), put back in place, with
-/// finite weights.
+/// A loss that turns NaN, or grows past 1000 times the run's first, stops the run with one
+/// error line naming the step and the last good checkpoint: the latest one taken before
+/// that step's weights (a checkpoint holds the weights after its step, whose loss only the
+/// next step shows), put back in place, with finite weights.
 #[test]
 fn a_nan_loss_stops_the_run_and_names_the_last_good_checkpoint() {
     let dir = tmp("nan");
     let out = dir.join("run");
-    // lr 1e6 with momentum: finite losses for a few steps, then NaN (seen at step 5).
+    // lr 1e6 with momentum: a loss of 1e12 at step 2 (it was NaN by step 5), before any
+    // good checkpoint: the one there holds the weights that diverged, and says so.
     let o = lowp(&[
         "train",
         "--epochs",
@@ -404,7 +405,36 @@ fn a_nan_loss_stops_the_run_and_names_the_last_good_checkpoint() {
         "--momentum",
         "0.9",
         "--checkpoint-every",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("at step 2 (over") && err.contains("holds the weights that diverged"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+    // lr 5 with momentum: finite losses, then 3,300 (1,300 times the first) at step 3.
+    let o = lowp(&[
+        "train",
+        "--epochs",
         "2",
+        "--hidden",
+        "16",
+        "--batch",
+        "50",
+        "--train-size",
+        "600",
+        "--test-size",
+        "100",
+        "--lr",
+        "5",
+        "--momentum",
+        "0.9",
+        "--checkpoint-every",
+        "1",
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -427,14 +457,20 @@ fn a_nan_loss_stops_the_run_and_names_the_last_good_checkpoint() {
             .parse()
             .unwrap()
     };
-    let diverged = number_after("the loss became NaN at step ");
+    let after_loss = &line[line.find("the loss became ").expect("the diverging loss")..];
+    let diverged: u64 = after_loss[after_loss.find("at step ").unwrap() + 8..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let good = number_after("the last good checkpoint (after step ");
     assert!(
         line.contains("training diverged") && line.contains("--resume"),
         "{line}"
     );
     // The checkpoint left in place is that one; its loss (at step good + 1) was finite.
-    assert!(good < diverged && good % 2 == 0, "{line}");
+    assert!(good < diverged, "{line}");
     let ckpt = out.join("checkpoint.safetensors");
     assert!(line.contains(ckpt.to_str().unwrap()), "{line}");
     let (st, _) = lowp::train::checkpoint::load(&ckpt).unwrap();
@@ -446,6 +482,33 @@ fn a_nan_loss_stops_the_run_and_names_the_last_good_checkpoint() {
             t.name
         );
     }
+    // The advice can be followed: resumed with a smaller rate (into the same folder, which
+    // --resume DIR goes on writing), the run finishes, with its curves.
+    let o = lowp(&[
+        "train",
+        "--epochs",
+        "1",
+        "--hidden",
+        "16",
+        "--batch",
+        "50",
+        "--train-size",
+        "600",
+        "--test-size",
+        "100",
+        "--lr",
+        "0.5",
+        "--momentum",
+        "0.9",
+        "--checkpoint-every",
+        "1",
+        "--resume",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 1, "{metrics}");
+    assert!(out.join("curves.svg").exists());
 }
 
 /// A CIFAR-10 model trained through the command line on the real subset in ../shared:

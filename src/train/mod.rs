@@ -11,3 +11,4 @@ pub mod model;
 pub mod model_file;
 pub mod plan;
 pub mod precision;
+pub mod run;

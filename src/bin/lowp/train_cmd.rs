@@ -1,20 +1,18 @@
 //! `lowp train`: train a model with every tensor in the format its precision map gives.
 
 use crate::args::{self, Device};
-use lowp::data::{Dataset, load_dir, shuffled, synthetic::synthetic};
+use lowp::data::{Dataset, load_dir, synthetic::synthetic};
 use lowp::format::Format;
 use lowp::gpu::memory::{MemoryReport, Purpose, wgpu_buffer_bytes};
-use lowp::train::checkpoint::{self, TrainState};
 use lowp::train::cpu::CpuTrainer;
-use lowp::train::gpu::{GpuTrainer, Report};
+use lowp::train::gpu::GpuTrainer;
 use lowp::train::model::Model;
 use lowp::train::model_file::ModelFile;
 use lowp::train::plan::{LossKind, LossScale, LrSchedule, OptimKind, Plan, RoleBytes, TrainConfig};
 use lowp::train::precision::PrecisionMap;
+use lowp::train::run::{self, RunOptions, Trainer};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
-use std::time::Instant;
 
 /// The model `lowp train` trains: a built-in one, or one described in a TOML file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -177,68 +175,6 @@ pub struct Args {
     device: Device,
 }
 
-enum Trainer<'c> {
-    Gpu(Box<GpuTrainer<'c>>),
-    Cpu(Box<CpuTrainer>, Vec<Report>),
-}
-
-impl Trainer<'_> {
-    /// Starts a training step or an evaluation; its statistics arrive through `poll`/`flush`.
-    fn submit(&mut self, x: &[f32], y: &[u32], train: bool) -> Result<(), String> {
-        match self {
-            Trainer::Gpu(t) => t.submit(x, y, train).map_err(|e| e.to_string()),
-            Trainer::Cpu(t, done) => {
-                let step = t.step;
-                let stats = if train {
-                    t.step(x, y)
-                } else {
-                    t.evaluate(x, y)
-                };
-                done.push(Report { step, train, stats });
-                Ok(())
-            }
-        }
-    }
-
-    /// Statistics that have arrived, without waiting.
-    fn poll(&mut self) -> Result<Vec<Report>, String> {
-        match self {
-            Trainer::Gpu(t) => t.poll().map_err(|e| e.to_string()),
-            Trainer::Cpu(_, done) => Ok(std::mem::take(done)),
-        }
-    }
-
-    /// Every outstanding statistic, waiting for the device.
-    fn flush(&mut self) -> Result<Vec<Report>, String> {
-        match self {
-            Trainer::Gpu(t) => t.readback_all().map_err(|e| e.to_string()),
-            Trainer::Cpu(_, done) => Ok(std::mem::take(done)),
-        }
-    }
-
-    fn state(&mut self) -> Result<TrainState, String> {
-        match self {
-            Trainer::Gpu(t) => t.state().map_err(|e| e.to_string()),
-            Trainer::Cpu(t, _) => Ok(t.state()),
-        }
-    }
-
-    fn restore(&mut self, st: &TrainState) -> Result<(), String> {
-        match self {
-            Trainer::Gpu(t) => t.restore(st).map_err(|e| e.to_string()),
-            Trainer::Cpu(t, _) => t.restore(st).map_err(|e| e.to_string()),
-        }
-    }
-}
-
-/// Running sums of an epoch's training reports (kept in checkpoints for a mid-epoch resume).
-#[derive(Clone, Copy, Debug, Default)]
-struct EpochSums {
-    loss: f64,
-    correct: usize,
-    skipped: u64,
-}
-
 /// Parses `--loss-scale`.
 fn loss_scale(text: &str) -> Result<LossScale, String> {
     let bad = || {
@@ -301,9 +237,13 @@ fn run_settings(a: &Args) -> BTreeMap<String, String> {
     put("hidden", a.hidden.clone());
     put(
         "data",
-        a.data
-            .as_ref()
-            .map_or("synthetic".into(), |d| d.display().to_string()),
+        // The folder itself, whichever path names it.
+        a.data.as_ref().map_or("synthetic".into(), |d| {
+            std::fs::canonicalize(d)
+                .unwrap_or_else(|_| d.clone())
+                .display()
+                .to_string()
+        }),
     );
     put(
         "train_size",
@@ -583,7 +523,7 @@ pub fn run(a: &Args) -> Result<(), String> {
     let ctx;
     let mut device_fp32: Option<MemoryReport> = None;
     let mut trainer = match a.device {
-        Device::Cpu => Trainer::Cpu(Box::new(CpuTrainer::new(plan.clone())), Vec::new()),
+        Device::Cpu => Trainer::cpu(CpuTrainer::new(plan.clone())),
         Device::Gpu => {
             ctx = args::gpu()?;
             println!("device: {}", ctx.info.name);
@@ -623,265 +563,41 @@ pub fn run(a: &Args) -> Result<(), String> {
         train.shape,
         train.classes
     );
-    let settings = run_settings(a);
-    if a.checkpoint_every > 0 && a.out.is_none() {
-        return Err("--checkpoint-every needs --out (the folder the checkpoints go to)".into());
-    }
-    let per = train.image_len();
-    let steps = (train.len() / a.batch) as u64;
-    if steps == 0 {
-        return Err(format!(
-            "--batch {} is larger than the {} training images",
-            a.batch,
-            train.len()
-        ));
-    }
-    // Resume: the state, the settings it was saved with, and the running sums of its epoch.
-    let (mut start_step, mut carried) = (0u64, EpochSums::default());
-    let mut kept_lines: Vec<serde_json::Value> = Vec::new();
-    if let Some(p) = &a.resume {
-        let file = if p.is_dir() {
-            p.join("checkpoint.safetensors")
-        } else {
-            p.clone()
-        };
-        let (st, meta) = checkpoint::load(&file).map_err(|e| e.to_string())?;
-        for (k, v) in &settings {
-            // Checkpoints from before schedules existed trained at a constant rate.
-            let absent = if k == "lr_schedule" {
-                "constant"
-            } else {
-                "(none)"
-            };
-            let saved = meta.get(k).map_or(absent, String::as_str);
-            if saved != v {
-                return Err(format!(
-                    "{}: saved with --{} {saved}, but this run has {v}; resume with the same settings",
-                    file.display(),
-                    k.replace('_', "-")
-                ));
-            }
-        }
-        trainer.restore(&st)?;
-        start_step = st.step;
-        let num = |k: &str| meta.get(k).and_then(|v| v.parse::<f64>().ok());
-        carried = EpochSums {
-            loss: num("epoch_loss").unwrap_or(0.0),
-            correct: num("epoch_correct").unwrap_or(0.0) as usize,
-            skipped: num("epoch_skipped").unwrap_or(0.0) as u64,
-        };
-        println!("resumed from {} at step {start_step}", file.display());
-        // Keep the metrics of the epochs finished before the checkpoint.
-        if let Some(dir) = &a.out
-            && let Ok(text) = std::fs::read_to_string(dir.join("metrics.jsonl"))
-        {
-            let first = start_step / steps + 1;
-            kept_lines = text
-                .lines()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .filter(|v| v["epoch"].as_u64().is_some_and(|e| e < first))
-                .collect();
-        }
-    }
-    let mut log = match &a.out {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let mut f = std::fs::File::create(dir.join("metrics.jsonl"))
-                .map_err(|e| format!("{}: {e}", dir.display()))?;
-            for v in &kept_lines {
-                writeln!(f, "{v}").map_err(|e| e.to_string())?;
-            }
-            Some(f)
-        }
-        None => None,
+    let opts = RunOptions {
+        epochs: a.epochs,
+        batch: a.batch,
+        seed: a.seed,
+        checkpoint_every: a.checkpoint_every,
+        // A resumed run folder goes on being written unless --out says otherwise.
+        out: a
+            .out
+            .clone()
+            .or_else(|| a.resume.clone().filter(|p| p.is_dir())),
+        resume: a.resume.clone(),
+        settings: run_settings(a),
+        loss_scaling: a.loss_scale != "none",
     };
-    let ckpt_path = a.out.as_ref().map(|d| d.join("checkpoint.safetensors"));
-    // A checkpoint holds the weights after its step, whose loss only the next step shows:
-    // the one before it is kept beside it (checkpoint.prev.safetensors) until then.
-    let prev_path = a
-        .out
-        .as_ref()
-        .map(|d| d.join("checkpoint.prev.safetensors"));
-    // Steps of the latest checkpoint and of the one before it.
-    let mut kept: [Option<u64>; 2] = [a.resume.as_ref().map(|_| start_step), None];
-    let save = |trainer: &mut Trainer,
-                sums: &EpochSums,
-                kept: &mut [Option<u64>; 2]|
-     -> Result<(), String> {
-        let (Some(path), Some(prev)) = (&ckpt_path, &prev_path) else {
-            return Ok(());
-        };
-        let st = trainer.state()?;
-        let mut meta = settings.clone();
-        meta.insert("epoch_loss".into(), format!("{:?}", sums.loss));
-        meta.insert("epoch_correct".into(), sums.correct.to_string());
-        meta.insert("epoch_skipped".into(), sums.skipped.to_string());
-        if path.exists() {
-            // A whole file under the other name at every moment: link (or copy), and the
-            // save below replaces `path` atomically.
-            let _ = std::fs::remove_file(prev);
-            if std::fs::hard_link(path, prev).is_err() {
-                std::fs::copy(path, prev).map_err(|e| format!("{}: {e}", prev.display()))?;
-            }
-            kept[1] = kept[0];
-        }
-        checkpoint::save(path, &st, &meta).map_err(|e| e.to_string())?;
-        kept[0] = Some(st.step);
-        Ok(())
-    };
-    // The message for a loss that diverged at (0-based) step `r.step`: the last good
-    // checkpoint is the latest one taken before that step's weights, put back in place
-    // where it was the one before the latest.
-    let diverged = |r: &Report, kept: [Option<u64>; 2]| {
-        let good = kept.iter().flatten().copied().find(|&s| s < r.step);
-        let note = match (good, &ckpt_path, &prev_path) {
-            (Some(s), Some(p), Some(prev)) => {
-                let restored = kept[0] == Some(s) || std::fs::rename(prev, p).is_ok();
-                if restored {
-                    format!(
-                        "; the last good checkpoint (after step {s}) is {}, resume with --resume",
-                        p.display()
-                    )
-                } else {
-                    format!(
-                        "; the last good checkpoint (after step {s}) is {}",
-                        prev.display()
-                    )
-                }
-            }
-            (None, Some(p), _) if kept[0].is_some() => format!(
-                "; {} holds the weights that diverged (no earlier checkpoint was kept)",
-                p.display()
-            ),
-            _ => String::new(),
-        };
-        format!(
-            "the loss became {} at step {}: training diverged (try a smaller --lr, loss scaling, or a wider gradient format){note}",
-            r.stats.loss,
-            r.step + 1
-        )
-    };
-    // Every epoch's metrics line, the resumed run's earlier ones first: what the plot shows.
-    let mut lines = kept_lines.clone();
-    let batch_of = |set: &Dataset, idx: &[usize]| -> (Vec<f32>, Vec<u32>) {
-        let x = idx
-            .iter()
-            .flat_map(|&i| set.images[i * per..(i + 1) * per].iter().copied())
+    let mut bar = Bar::default();
+    let result = run::run(&mut trainer, (&train, &test), &config, &opts, &mut bar);
+    // The curves so far, also of a run that diverged.
+    if let Some(dir) = &opts.out {
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("metrics.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
-        (x, idx.iter().map(|&i| set.labels[i] as u32).collect())
-    };
-    let first_epoch = (start_step / steps + 1) as usize;
-    for epoch in first_epoch..=a.epochs {
-        let t0 = Instant::now();
-        let order = shuffled(train.len(), a.seed, epoch as u32);
-        let begin = if epoch == first_epoch {
-            start_step % steps
-        } else {
-            0
-        };
-        let bar = indicatif::ProgressBar::new(steps);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
-                .unwrap()
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(epoch.to_string());
-        bar.set_position(begin);
-        let mut sums = if epoch == first_epoch {
-            carried
-        } else {
-            EpochSums::default()
-        };
-        let mut scale = 1f32;
-        let mut take = |reports: Vec<Report>,
-                        sums: &mut EpochSums,
-                        kept: [Option<u64>; 2]|
-         -> Result<(), String> {
-            for r in reports {
-                if !r.stats.loss.is_finite() {
-                    bar.abandon();
-                    return Err(diverged(&r, kept));
-                }
-                sums.loss += r.stats.loss as f64;
-                sums.correct += r.stats.correct;
-                sums.skipped += r.stats.skipped as u64;
-                scale = r.stats.loss_scale;
-                let done = r.step % steps + 1;
-                let mut msg = format!(
-                    "loss {:.4} acc {:.3}",
-                    sums.loss / done as f64,
-                    sums.correct as f64 / (done as usize * a.batch) as f64
-                );
-                if a.loss_scale != "none" {
-                    msg += &format!(" scale {scale} skipped {}", sums.skipped);
-                }
-                bar.set_message(msg);
-                bar.set_position(done);
-            }
-            Ok(())
-        };
-        for s in begin..steps {
-            let (x, y) = batch_of(
-                &train,
-                &order[s as usize * a.batch..(s as usize + 1) * a.batch],
-            );
-            trainer.submit(&x, &y, true)?;
-            take(trainer.poll()?, &mut sums, kept)?;
-            let global = (epoch as u64 - 1) * steps + s + 1;
-            if a.checkpoint_every > 0 && global.is_multiple_of(a.checkpoint_every) && s + 1 < steps
-            {
-                take(trainer.flush()?, &mut sums, kept)?;
-                save(&mut trainer, &sums, &mut kept)?;
-            }
+        if !lines.is_empty() || result.is_ok() {
+            let doc = crate::plot::svg(&plot_title(a), &plot_panels(&lines));
+            std::fs::write(dir.join("curves.svg"), doc)
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
         }
-        take(trainer.flush()?, &mut sums, kept)?;
-        bar.finish_and_clear();
-        // Evaluate every test image: the last batch may be short.
-        let (mut tl, mut tc, tn) = (0f64, 0usize, test.len());
-        let mut sizes = std::collections::VecDeque::new();
-        let mut count = |reports: Vec<Report>, sizes: &mut std::collections::VecDeque<usize>| {
-            for r in reports.into_iter().filter(|r| !r.train) {
-                let n = sizes.pop_front().unwrap_or(0);
-                tl += r.stats.loss as f64 * n as f64;
-                tc += r.stats.correct;
-            }
-        };
-        for start in (0..tn).step_by(a.batch) {
-            let idx: Vec<usize> = (start..(start + a.batch).min(tn)).collect();
-            let (x, y) = batch_of(&test, &idx);
-            sizes.push_back(idx.len());
-            trainer.submit(&x, &y, false)?;
-            count(trainer.poll()?, &mut sizes);
-        }
-        count(trainer.flush()?, &mut sizes);
-        let secs = t0.elapsed().as_secs_f64();
-        let n_train = steps as usize * a.batch;
-        let mut line = serde_json::json!({
-            "epoch": epoch,
-            "train_loss": sums.loss / steps as f64,
-            "train_acc": sums.correct as f64 / n_train as f64,
-            "test_loss": tl / tn.max(1) as f64,
-            "test_acc": tc as f64 / tn.max(1) as f64,
-            "test_images": tn,
-            "seconds": secs,
-            "lr": config.lr_at((epoch as u64 * steps).saturating_sub(1)),
-        });
-        if a.loss_scale != "none" {
-            line["loss_scale"] = serde_json::json!(scale);
-            line["skipped_steps"] = serde_json::json!(sums.skipped);
-        }
+    }
+    let lines = result.map_err(|e| e.to_string())?;
+    if lines.len() >= a.epochs && bar.epochs == 0 {
         println!(
-            "epoch {epoch}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} ({tn} images) | {secs:.1} s",
-            sums.loss / steps as f64,
-            sums.correct as f64 / n_train as f64,
-            tl / tn.max(1) as f64,
-            tc as f64 / tn.max(1) as f64
+            "the run had already finished its {} epochs; nothing to do (raise --epochs to go on)",
+            a.epochs
         );
-        if let Some(f) = log.as_mut() {
-            writeln!(f, "{line}").map_err(|e| e.to_string())?;
-        }
-        save(&mut trainer, &EpochSums::default(), &mut kept)?;
-        lines.push(line);
     }
     if let Trainer::Gpu(t) = &trainer {
         show(&t.stored_bytes(), &fp32, "end, GPU buffers");
@@ -898,10 +614,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         );
         println!("  peak while training   {:>12}", now.peak);
     }
-    if let Some(dir) = &a.out {
-        let doc = crate::plot::svg(&plot_title(a), &plot_panels(&lines));
-        std::fs::write(dir.join("curves.svg"), doc)
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
+    if let Some(dir) = &opts.out {
         println!(
             "wrote {} and {}",
             dir.join("metrics.jsonl").display(),
@@ -909,6 +622,63 @@ pub fn run(a: &Args) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// The progress bar of an epoch and its summary line.
+#[derive(Default)]
+struct Bar {
+    bar: Option<indicatif::ProgressBar>,
+    /// Epochs run by this process.
+    epochs: usize,
+}
+
+impl run::Progress for Bar {
+    fn resumed(&mut self, file: &std::path::Path, step: u64) {
+        println!("resumed from {} at step {step}", file.display());
+    }
+
+    fn epoch_start(&mut self, epoch: usize, steps: u64, done: u64) {
+        let bar = indicatif::ProgressBar::new(steps);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(epoch.to_string());
+        bar.set_position(done);
+        self.bar = Some(bar);
+    }
+
+    fn step(&mut self, done: u64, figures: &str) {
+        if let Some(b) = &self.bar {
+            b.set_message(figures.to_string());
+            b.set_position(done);
+        }
+    }
+
+    fn epoch_end(&mut self, line: &serde_json::Value) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        self.epochs += 1;
+        let f = |k: &str| line[k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "epoch {}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} ({} images) | {:.1} s",
+            line["epoch"],
+            f("train_loss"),
+            f("train_acc"),
+            f("test_loss"),
+            f("test_acc"),
+            line["test_images"],
+            f("seconds")
+        );
+    }
+
+    fn abandon(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.abandon();
+        }
+    }
 }
 
 /// FNV-1a of a file's bytes (of nothing if it cannot be read), so that an edited file is

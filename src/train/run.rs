@@ -1,0 +1,432 @@
+//! The run loop: epochs of shuffled batches, evaluation on the test set, metrics lines,
+//! checkpoints (with the one before kept until the next step proves it good), resume, and
+//! divergence. The command line and the research methods drive training through it.
+
+use super::checkpoint::{self, TrainState};
+use super::cpu::CpuTrainer;
+use super::gpu::{GpuTrainer, Report};
+use super::plan::TrainConfig;
+use crate::data::{Dataset, shuffled};
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// A trainer on either engine.
+pub enum Trainer<'c> {
+    /// The GPU engine.
+    Gpu(Box<GpuTrainer<'c>>),
+    /// The CPU reference, and its reports not yet taken.
+    Cpu(Box<CpuTrainer>, Vec<Report>),
+}
+
+impl Trainer<'_> {
+    /// The CPU reference trainer.
+    pub fn cpu(t: CpuTrainer) -> Trainer<'static> {
+        Trainer::Cpu(Box::new(t), Vec::new())
+    }
+
+    /// Starts a training step or an evaluation; its statistics arrive through `poll`/`flush`.
+    pub fn submit(&mut self, x: &[f32], y: &[u32], train: bool) -> Result<()> {
+        match self {
+            Trainer::Gpu(t) => Ok(t.submit(x, y, train)?),
+            Trainer::Cpu(t, done) => {
+                let step = t.step;
+                let stats = if train {
+                    t.step(x, y)
+                } else {
+                    t.evaluate(x, y)
+                };
+                done.push(Report { step, train, stats });
+                Ok(())
+            }
+        }
+    }
+
+    /// Statistics that have arrived, without waiting.
+    pub fn poll(&mut self) -> Result<Vec<Report>> {
+        match self {
+            Trainer::Gpu(t) => Ok(t.poll()?),
+            Trainer::Cpu(_, done) => Ok(std::mem::take(done)),
+        }
+    }
+
+    /// Every outstanding statistic, waiting for the device.
+    pub fn flush(&mut self) -> Result<Vec<Report>> {
+        match self {
+            Trainer::Gpu(t) => Ok(t.readback_all()?),
+            Trainer::Cpu(_, done) => Ok(std::mem::take(done)),
+        }
+    }
+
+    /// The whole state (after the work submitted so far).
+    pub fn state(&mut self) -> Result<TrainState> {
+        match self {
+            Trainer::Gpu(t) => Ok(t.state()?),
+            Trainer::Cpu(t, _) => Ok(t.state()),
+        }
+    }
+
+    /// Continues from a saved state.
+    pub fn restore(&mut self, st: &TrainState) -> Result<()> {
+        match self {
+            Trainer::Gpu(t) => Ok(t.restore(st)?),
+            Trainer::Cpu(t, _) => Ok(t.restore(st)?),
+        }
+    }
+}
+
+/// How a run goes besides the model and data.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Epochs in all (a resumed run continues to this many).
+    pub epochs: usize,
+    /// Samples a step.
+    pub batch: usize,
+    /// The seed of the shuffles.
+    pub seed: u64,
+    /// Also checkpoint every this many steps (0: at the end of each epoch only).
+    pub checkpoint_every: u64,
+    /// The folder metrics.jsonl and the checkpoints go to.
+    pub out: Option<PathBuf>,
+    /// A checkpoint (or a run folder holding one) to continue from.
+    pub resume: Option<PathBuf>,
+    /// The settings a checkpoint records and a resume must match. A value of the form
+    /// "name (hash)" matches another with the same hash: the same file by another path.
+    pub settings: BTreeMap<String, String>,
+    /// Loss scaling is on: report the scale and the skipped steps.
+    pub loss_scaling: bool,
+}
+
+/// What a run reports as it goes (the command line shows a progress bar).
+pub trait Progress {
+    /// The run continues from `file` at step `step`.
+    fn resumed(&mut self, _file: &Path, _step: u64) {}
+    /// An epoch of `steps` steps starts, `done` of them already taken.
+    fn epoch_start(&mut self, _epoch: usize, _steps: u64, _done: u64) {}
+    /// Steps taken so far in the epoch, and the running figures.
+    fn step(&mut self, _done: u64, _figures: &str) {}
+    /// An epoch ended with this metrics line.
+    fn epoch_end(&mut self, _line: &serde_json::Value) {}
+    /// The run stopped within an epoch.
+    fn abandon(&mut self) {}
+}
+
+/// Reports nothing.
+pub struct Silent;
+
+impl Progress for Silent {}
+
+/// Running sums of an epoch's training reports (kept in checkpoints for a mid-epoch resume).
+#[derive(Clone, Copy, Debug, Default)]
+struct EpochSums {
+    loss: f64,
+    correct: usize,
+    skipped: u64,
+}
+
+/// Whether a saved setting matches this run's: equal, or naming the same content.
+fn same_setting(saved: &str, now: &str) -> bool {
+    let hash = |s: &str| {
+        s.rfind(" (")
+            .filter(|_| s.ends_with(')'))
+            .map(|i| s[i..].to_string())
+    };
+    saved == now || (hash(saved).is_some() && hash(saved) == hash(now))
+}
+
+/// The checkpoint files of a run and the steps they hold.
+struct Checkpoints<'a> {
+    /// checkpoint.safetensors and checkpoint.prev.safetensors in the output folder.
+    paths: Option<(PathBuf, PathBuf)>,
+    settings: &'a BTreeMap<String, String>,
+    /// Steps of the latest checkpoint and of the one before it.
+    kept: [Option<u64>; 2],
+}
+
+impl Checkpoints<'_> {
+    /// Saves the trainer's state with the epoch's running sums; the previous checkpoint is
+    /// kept beside it (its weights are good until the next step's loss shows the new ones are).
+    fn save(&mut self, trainer: &mut Trainer, sums: &EpochSums) -> Result<()> {
+        let Some((path, prev)) = &self.paths else {
+            return Ok(());
+        };
+        let st = trainer.state()?;
+        let mut meta = self.settings.clone();
+        meta.insert("epoch_loss".into(), format!("{:?}", sums.loss));
+        meta.insert("epoch_correct".into(), sums.correct.to_string());
+        meta.insert("epoch_skipped".into(), sums.skipped.to_string());
+        if path.exists() {
+            // A whole file under the other name at every moment: link (or copy), and the
+            // save below replaces `path` atomically.
+            let _ = std::fs::remove_file(prev);
+            if std::fs::hard_link(path, prev).is_err() {
+                std::fs::copy(path, prev).map_err(|e| Error::io(prev, e))?;
+            }
+            self.kept[1] = self.kept[0];
+        }
+        checkpoint::save(path, &st, &meta)?;
+        self.kept[0] = Some(st.step);
+        Ok(())
+    }
+
+    /// The error for a loss that diverged at (0-based) step `r.step`: the last good
+    /// checkpoint is the latest one taken before that step's weights, put back in place
+    /// where it was the one before the latest.
+    fn diverged(&self, r: &Report, why: &str) -> Error {
+        let kept = self.kept;
+        let good = kept.iter().flatten().copied().find(|&s| s < r.step);
+        let note = match (good, &self.paths) {
+            (Some(s), Some((p, prev))) => {
+                let restored = kept[0] == Some(s) || std::fs::rename(prev, p).is_ok();
+                let at = if restored { p } else { prev };
+                format!(
+                    "; the last good checkpoint (after step {s}) is {}{}",
+                    at.display(),
+                    if restored {
+                        ", resume with --resume (a smaller --lr may be given)"
+                    } else {
+                        ""
+                    }
+                )
+            }
+            (None, Some((p, _))) if kept[0].is_some() => format!(
+                "; {} holds the weights that diverged (no earlier checkpoint was kept)",
+                p.display()
+            ),
+            _ => String::new(),
+        };
+        Error::Diverged(format!(
+            "the loss became {} at step {}{why}: training diverged (try a smaller --lr, loss \
+             scaling, or a wider gradient format){note}",
+            r.stats.loss,
+            r.step + 1
+        ))
+    }
+}
+
+/// A loss no classifier this run trains reaches without diverging: 1000 times its first
+/// finite step's, and at least 1000.
+fn divergence_limit(first: f32) -> f32 {
+    (first.abs() * 1000.0).max(1000.0)
+}
+
+/// Trains for `opts.epochs` epochs (continuing a resumed run), evaluating on `test` after
+/// each, writing a metrics line and a checkpoint per epoch; returns every epoch's metrics
+/// line, the resumed run's earlier ones first. A loss that is not finite, or that exceeds
+/// 1000 times the run's first, stops the run with `Error::Diverged`, naming the last good
+/// checkpoint.
+pub fn run(
+    trainer: &mut Trainer,
+    (train, test): (&Dataset, &Dataset),
+    config: &TrainConfig,
+    opts: &RunOptions,
+    progress: &mut dyn Progress,
+) -> Result<Vec<serde_json::Value>> {
+    if opts.checkpoint_every > 0 && opts.out.is_none() {
+        return Err(Error::Invalid(
+            "--checkpoint-every needs --out (the folder the checkpoints go to)".into(),
+        ));
+    }
+    let per = train.image_len();
+    let batch = opts.batch;
+    let steps = (train.len() / batch.max(1)) as u64;
+    if steps == 0 {
+        return Err(Error::Invalid(format!(
+            "--batch {batch} is larger than the {} training images",
+            train.len()
+        )));
+    }
+    // Resume: the state, the settings it was saved with, and the running sums of its epoch.
+    let (mut start_step, mut carried) = (0u64, EpochSums::default());
+    let mut kept_lines: Vec<serde_json::Value> = Vec::new();
+    if let Some(p) = &opts.resume {
+        let file = if p.is_dir() {
+            p.join("checkpoint.safetensors")
+        } else {
+            p.clone()
+        };
+        let (st, meta) = checkpoint::load(&file)?;
+        for (k, v) in &opts.settings {
+            // The learning rate may change (a diverged run resumes with a smaller one).
+            if k == "lr" {
+                continue;
+            }
+            // Checkpoints from before schedules existed trained at a constant rate.
+            let absent = if k == "lr_schedule" {
+                "constant"
+            } else {
+                "(none)"
+            };
+            let saved = meta.get(k).map_or(absent, String::as_str);
+            if !same_setting(saved, v) {
+                return Err(Error::Invalid(format!(
+                    "{}: saved with --{} {saved}, but this run has {v}; resume with the same settings",
+                    file.display(),
+                    k.replace('_', "-")
+                )));
+            }
+        }
+        trainer.restore(&st)?;
+        start_step = st.step;
+        let num = |k: &str| meta.get(k).and_then(|v| v.parse::<f64>().ok());
+        carried = EpochSums {
+            loss: num("epoch_loss").unwrap_or(0.0),
+            correct: num("epoch_correct").unwrap_or(0.0) as usize,
+            skipped: num("epoch_skipped").unwrap_or(0.0) as u64,
+        };
+        progress.resumed(&file, start_step);
+        // Keep the metrics of the epochs finished before the checkpoint.
+        if let Some(dir) = &opts.out
+            && let Ok(text) = std::fs::read_to_string(dir.join("metrics.jsonl"))
+        {
+            let first = start_step / steps + 1;
+            kept_lines = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|v| v["epoch"].as_u64().is_some_and(|e| e < first))
+                .collect();
+        }
+    }
+    let mut log = match &opts.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            let path = dir.join("metrics.jsonl");
+            let mut f = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+            for v in &kept_lines {
+                writeln!(f, "{v}").map_err(|e| Error::io(&path, e))?;
+            }
+            Some((f, path))
+        }
+        None => None,
+    };
+    let mut ckpt = Checkpoints {
+        paths: opts.out.as_ref().map(|d| {
+            (
+                d.join("checkpoint.safetensors"),
+                d.join("checkpoint.prev.safetensors"),
+            )
+        }),
+        settings: &opts.settings,
+        kept: [opts.resume.as_ref().map(|_| start_step), None],
+    };
+    let mut lines = kept_lines;
+    let batch_of = |set: &Dataset, idx: &[usize]| -> (Vec<f32>, Vec<u32>) {
+        let x = idx
+            .iter()
+            .flat_map(|&i| set.images[i * per..(i + 1) * per].iter().copied())
+            .collect();
+        (x, idx.iter().map(|&i| set.labels[i] as u32).collect())
+    };
+    let mut limit: Option<f32> = None;
+    let first_epoch = (start_step / steps + 1) as usize;
+    for epoch in first_epoch..=opts.epochs {
+        let t0 = Instant::now();
+        let order = shuffled(train.len(), opts.seed, epoch as u32);
+        let begin = if epoch == first_epoch {
+            start_step % steps
+        } else {
+            0
+        };
+        progress.epoch_start(epoch, steps, begin);
+        let mut sums = if epoch == first_epoch {
+            carried
+        } else {
+            EpochSums::default()
+        };
+        let mut scale = 1f32;
+        let mut take = |reports: Vec<Report>,
+                        sums: &mut EpochSums,
+                        ckpt: &Checkpoints,
+                        progress: &mut dyn Progress|
+         -> Result<()> {
+            for r in reports {
+                let loss = r.stats.loss;
+                let why = match limit {
+                    _ if !loss.is_finite() => Some(String::new()),
+                    Some(l) if loss > l => {
+                        Some(format!(" (over {l}, 1000 times the run's first loss)"))
+                    }
+                    _ => None,
+                };
+                if let Some(why) = why {
+                    progress.abandon();
+                    return Err(ckpt.diverged(&r, &why));
+                }
+                limit.get_or_insert(divergence_limit(loss));
+                sums.loss += loss as f64;
+                sums.correct += r.stats.correct;
+                sums.skipped += r.stats.skipped as u64;
+                scale = r.stats.loss_scale;
+                let done = r.step % steps + 1;
+                let mut msg = format!(
+                    "loss {:.4} acc {:.3}",
+                    sums.loss / done as f64,
+                    sums.correct as f64 / (done as usize * batch) as f64
+                );
+                if opts.loss_scaling {
+                    msg += &format!(" scale {scale} skipped {}", sums.skipped);
+                }
+                progress.step(done, &msg);
+            }
+            Ok(())
+        };
+        for s in begin..steps {
+            let idx = &order[s as usize * batch..(s as usize + 1) * batch];
+            let (x, y) = batch_of(train, idx);
+            trainer.submit(&x, &y, true)?;
+            take(trainer.poll()?, &mut sums, &ckpt, progress)?;
+            let global = (epoch as u64 - 1) * steps + s + 1;
+            if opts.checkpoint_every > 0
+                && global.is_multiple_of(opts.checkpoint_every)
+                && s + 1 < steps
+            {
+                take(trainer.flush()?, &mut sums, &ckpt, progress)?;
+                ckpt.save(trainer, &sums)?;
+            }
+        }
+        take(trainer.flush()?, &mut sums, &ckpt, progress)?;
+        // Evaluate every test image: the last batch may be short.
+        let (mut tl, mut tc, tn) = (0f64, 0usize, test.len());
+        let mut sizes = std::collections::VecDeque::new();
+        let mut count = |reports: Vec<Report>, sizes: &mut std::collections::VecDeque<usize>| {
+            for r in reports.into_iter().filter(|r| !r.train) {
+                let n = sizes.pop_front().unwrap_or(0);
+                tl += r.stats.loss as f64 * n as f64;
+                tc += r.stats.correct;
+            }
+        };
+        for start in (0..tn).step_by(batch) {
+            let idx: Vec<usize> = (start..(start + batch).min(tn)).collect();
+            let (x, y) = batch_of(test, &idx);
+            sizes.push_back(idx.len());
+            trainer.submit(&x, &y, false)?;
+            count(trainer.poll()?, &mut sizes);
+        }
+        count(trainer.flush()?, &mut sizes);
+        let secs = t0.elapsed().as_secs_f64();
+        let n_train = steps as usize * batch;
+        let mut line = serde_json::json!({
+            "epoch": epoch,
+            "train_loss": sums.loss / steps as f64,
+            "train_acc": sums.correct as f64 / n_train as f64,
+            "test_loss": tl / tn.max(1) as f64,
+            "test_acc": tc as f64 / tn.max(1) as f64,
+            "test_images": tn,
+            "seconds": secs,
+            "lr": config.lr_at((epoch as u64 * steps).saturating_sub(1)),
+        });
+        if opts.loss_scaling {
+            line["loss_scale"] = serde_json::json!(scale);
+            line["skipped_steps"] = serde_json::json!(sums.skipped);
+        }
+        progress.epoch_end(&line);
+        if let Some((f, path)) = log.as_mut() {
+            writeln!(f, "{line}").map_err(|e| Error::io(&*path, e))?;
+        }
+        ckpt.save(trainer, &EpochSums::default())?;
+        lines.push(line);
+    }
+    Ok(lines)
+}
