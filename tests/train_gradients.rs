@@ -154,38 +154,9 @@ fn resnet_gradients_match_finite_differences() {
 
 #[test]
 fn grouped_and_depthwise_convolution_gradients_match_finite_differences() {
-    let model = lowp::train::model_file::ModelFile::parse(
-        r#"
-        [[node]]
-        kind = "conv2d"
-        out_channels = 4
-        kernel = 3
-        pad = 1
-        [[node]]
-        kind = "relu"
-        [[node]]
-        kind = "conv2d"
-        out_channels = 8
-        kernel = 3
-        pad = 1
-        stride = 2
-        groups = 4
-        [[node]]
-        kind = "relu"
-        [[node]]
-        kind = "conv2d"
-        out_channels = 6
-        kernel = 1
-        groups = 2
-        [[node]]
-        kind = "flatten"
-        [[node]]
-        kind = "linear"
-        out_features = "classes"
-        "#,
-    )
-    .unwrap()
-    .build(&[2, 8, 8], 4)
-    .unwrap();
+    let model = lowp::train::model_file::ModelFile::parse(common::GROUPED_MODEL)
+        .unwrap()
+        .build(&[2, 8, 8], 4)
+        .unwrap();
     check(model, 4, LossKind::CrossEntropy, 3, 1e-3);
 }

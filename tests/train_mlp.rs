@@ -200,25 +200,7 @@ fn lenet_training_is_bit_exact() {
     // LeNet-5 on 1 x 12 x 12 images: conv 5x5 pad 2, ReLU, pool, conv 5x5, ReLU, pool (to
     // 16 x 1 x 1), then 120, 84, 4: every layer kind, with exact 16-bit fixed point.
     let model = Model::lenet([1, 12, 12], 4).unwrap();
-    check_model(
-        model,
-        r#"
-        default = { format = "fixed(wl=16,fl=10)" }
-        [[rule]]
-        match = "*.acc"
-        format = "fp32"
-        [[rule]]
-        match = "*.grad"
-        format = "fixed(wl=16,fl=14)"
-        rounding = "stochastic"
-        [[rule]]
-        match = "*.wgrad"
-        format = "fixed(wl=16,fl=12)"
-        "#,
-        false,
-        3,
-        sgd(),
-    );
+    check_model(model, FIXED16, false, 3, sgd());
 }
 
 #[test]
@@ -614,64 +596,25 @@ fn resnet20_is_built_and_steps_bit_exact() {
 /// batch norm) described as nodes: the GPU equals the CPU reference bit for bit.
 #[test]
 fn grouped_and_depthwise_convolutions_train_bit_exact() {
-    let model = lowp::train::model_file::ModelFile::parse(GROUPED_MODEL)
+    let model = lowp::train::model_file::ModelFile::parse(common::GROUPED_MODEL)
         .unwrap()
         .build(&[2, 8, 8], 4)
         .unwrap();
-    check_model(
-        model,
-        r#"
-        default = { format = "fixed(wl=16,fl=10)" }
-        [[rule]]
-        match = "*.acc"
-        format = "fp32"
-        [[rule]]
-        match = "*.grad"
-        format = "fixed(wl=16,fl=14)"
-        rounding = "stochastic"
-        [[rule]]
-        match = "*.wgrad"
-        format = "fixed(wl=16,fl=12)"
-        "#,
-        false,
-        3,
-        sgd(),
-    );
+    check_model(model, FIXED16, false, 3, sgd());
 }
 
-/// Conv 3x3 to 4 channels; depthwise 3x3 (stride 2) doubling the channels; grouped 1x1 in
-/// 2 groups; global average pooling; linear.
-pub const GROUPED_MODEL: &str = r#"
-[[node]]
-kind = "conv2d"
-out_channels = 4
-kernel = 3
-pad = 1
-[[node]]
-kind = "relu"
-[[node]]
-name = "dw"
-kind = "conv2d"
-out_channels = 8
-kernel = 3
-pad = 1
-stride = 2
-groups = 4
-[[node]]
-kind = "batchnorm2d"
-[[node]]
-kind = "relu"
-[[node]]
-name = "pw"
-kind = "conv2d"
-out_channels = 6
-kernel = 1
-groups = 2
-[[node]]
-kind = "avgpool2d"
-[[node]]
-kind = "flatten"
-[[node]]
-kind = "linear"
-out_features = "classes"
+/// Exact 16-bit fixed point for weights and activations, stochastic rounding of the
+/// gradients, fp32 accumulators (exact for these operands).
+const FIXED16: &str = r#"
+    default = { format = "fixed(wl=16,fl=10)" }
+    [[rule]]
+    match = "*.acc"
+    format = "fp32"
+    [[rule]]
+    match = "*.grad"
+    format = "fixed(wl=16,fl=14)"
+    rounding = "stochastic"
+    [[rule]]
+    match = "*.wgrad"
+    format = "fixed(wl=16,fl=12)"
 "#;

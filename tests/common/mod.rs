@@ -179,3 +179,40 @@ pub fn softfloat_operands() -> Vec<u32> {
     }
     v
 }
+
+/// Conv 3x3 to 4 channels; depthwise 3x3 (stride 2) doubling the channels; grouped 1x1 in
+/// 2 groups; global average pooling; linear.
+pub const GROUPED_MODEL: &str = r#"
+[[node]]
+kind = "conv2d"
+out_channels = 4
+kernel = 3
+pad = 1
+[[node]]
+kind = "relu"
+[[node]]
+name = "dw"
+kind = "conv2d"
+out_channels = 8
+kernel = 3
+pad = 1
+stride = 2
+groups = 4
+[[node]]
+kind = "batchnorm2d"
+[[node]]
+kind = "relu"
+[[node]]
+name = "pw"
+kind = "conv2d"
+out_channels = 6
+kernel = 1
+groups = 2
+[[node]]
+kind = "avgpool2d"
+[[node]]
+kind = "flatten"
+[[node]]
+kind = "linear"
+out_features = "classes"
+"#;
