@@ -226,6 +226,22 @@ fn losses_and_column_sums_decode_as_they_load() {
         let (g, l, _) = cpu::mse(&zd, &labels, (rows, cols));
         assert_eq!(read_u32(c, &grad, rows * cols).unwrap(), common::bits(&g));
         assert_eq!(read_u32(c, &loss, rows).unwrap(), common::bits(&l));
+        // The gradient times a loss scale of 2^k, rounded as it is stored.
+        let scale = 2f32.powi(3 * k as i32 - 4);
+        let state = upload_u32(c, "loss scale", &[scale.to_bits(), 0]).unwrap();
+        for (kind, (g, _, _)) in [
+            (
+                Loss::SoftmaxXent,
+                cpu::softmax_xent(&zd, &labels, (rows, cols)),
+            ),
+            (Loss::Mse, cpu::mse(&zd, &labels, (rows, cols))),
+        ] {
+            let scaled: Vec<f32> = g.iter().map(|v| v * scale).collect();
+            check_output(c, &format!("{kind:?} gradient"), &scaled, |e, d| {
+                let io = ((&tz, &*bl), (&*loss, &*correct));
+                record_loss(c, e, kind, io.0, d, io.1, &state, (rows, cols)).unwrap()
+            });
+        }
         // Column sums of a rows x cols x inner array.
         let sums = zeroed(c, "sums", cols).unwrap();
         let shape = (rows, 2, 5);

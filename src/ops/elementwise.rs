@@ -89,49 +89,91 @@ pub struct XentOutputs<'a> {
     pub correct: &'a wgpu::Buffer,
 }
 
-/// Records softmax cross-entropy of `rows` x `cols` logits against u32 labels.
+/// The losses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// Softmax cross-entropy: gradient (p - onehot) / rows, loss ln(sum e) + max - z_label.
+    SoftmaxXent,
+    /// Mean squared error against one-hot targets: gradient (z - onehot) 2 / (rows cols),
+    /// loss sum((z - onehot)^2) / cols.
+    Mse,
+}
+
+/// Records a loss of `rows` x `cols` outputs against u32 labels: its gradient times the
+/// loss scale (the first word of `scale_state`) into `grad`, per-row loss and correctness
+/// (first maximum is the label) into `(loss, correct)`.
+#[allow(clippy::too_many_arguments)]
+pub fn record_loss<'a>(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    kind: Loss,
+    (logits, labels): (impl Into<Src<'a>>, &wgpu::Buffer),
+    grad: impl Into<Dst<'a>>,
+    (loss, correct): (&wgpu::Buffer, &wgpu::Buffer),
+    scale_state: &wgpu::Buffer,
+    (rows, cols): (usize, usize),
+) -> Result<(), GpuError> {
+    let (kernel, p) = match kind {
+        Loss::SoftmaxXent => (
+            "softmax_xent",
+            ElemParams {
+                n: rows as u32,
+                rows: rows as u32,
+                cols: cols as u32,
+                scale: (1.0f32 / rows as f32).to_bits(),
+                ..Default::default()
+            },
+        ),
+        Loss::Mse => (
+            "mse",
+            ElemParams {
+                n: rows as u32,
+                rows: rows as u32,
+                cols: cols as u32,
+                scale: (2.0f32 / (rows * cols) as f32).to_bits(),
+                mu: (1.0f32 / cols as f32).to_bits(),
+                ..Default::default()
+            },
+        ),
+    };
+    let b = [(2, labels), (4, loss), (5, correct), (6, scale_state)];
+    let (ins, out) = ([logits.into()], Some(grad.into()));
+    record_io(ctx, enc, (kernel, "main"), rows, p, &b, &ins, out)
+}
+
+/// Records softmax cross-entropy of `rows` x `cols` logits against u32 labels (no loss scale).
 pub fn record_softmax_xent<'a>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
     logits: impl Into<Src<'a>>,
     labels: &wgpu::Buffer,
-    out: &XentOutputs<'_>,
-    (rows, cols): (usize, usize),
+    out: &XentOutputs<'a>,
+    shape: (usize, usize),
 ) -> Result<(), GpuError> {
-    let p = ElemParams {
-        n: rows as u32,
-        rows: rows as u32,
-        cols: cols as u32,
-        scale: (1.0f32 / rows as f32).to_bits(),
-        ..Default::default()
-    };
-    let b = [(2, labels), (3, out.grad), (4, out.loss), (5, out.correct)];
-    let ins = [logits.into()];
-    record_io(ctx, enc, ("softmax_xent", "main"), rows, p, &b, &ins, None)
+    let one = unit_scale(ctx)?;
+    let (kind, res) = (Loss::SoftmaxXent, (out.loss, out.correct));
+    record_loss(ctx, enc, kind, (logits, labels), out.grad, res, &one, shape)
 }
 
 /// Records the mean squared error of `rows` x `cols` outputs against one-hot labels: the
 /// gradient (z - onehot) 2 / (rows cols), per-row loss sum((z - onehot)^2) / cols, and
-/// per-row correctness (first maximum is the label).
+/// per-row correctness (first maximum is the label); no loss scale.
 pub fn record_mse<'a>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
     logits: impl Into<Src<'a>>,
     labels: &wgpu::Buffer,
-    out: &XentOutputs<'_>,
-    (rows, cols): (usize, usize),
+    out: &XentOutputs<'a>,
+    shape: (usize, usize),
 ) -> Result<(), GpuError> {
-    let p = ElemParams {
-        n: rows as u32,
-        rows: rows as u32,
-        cols: cols as u32,
-        scale: (2.0f32 / (rows * cols) as f32).to_bits(),
-        mu: (1.0f32 / cols as f32).to_bits(),
-        ..Default::default()
-    };
-    let b = [(2, labels), (3, out.grad), (4, out.loss), (5, out.correct)];
-    let ins = [logits.into()];
-    record_io(ctx, enc, ("mse", "main"), rows, p, &b, &ins, None)
+    let one = unit_scale(ctx)?;
+    let (kind, res) = (Loss::Mse, (out.loss, out.correct));
+    record_loss(ctx, enc, kind, (logits, labels), out.grad, res, &one, shape)
+}
+
+/// A loss-scale state whose scale is 1.
+pub fn unit_scale(ctx: &GpuContext) -> Result<crate::gpu::memory::DeviceBuffer, GpuError> {
+    crate::gpu::buffers::upload_u32(ctx, "unit loss scale", &[1.0f32.to_bits(), 0])
 }
 
 /// Records the column sums of a `rows` x `cols` x `inner` array (chunked, see

@@ -16,8 +16,7 @@ use crate::layer_geometry::{BatchNorm, Shortcut};
 use crate::ops::batchnorm::{record_bn_backward, record_bn_forward, record_bn_stats};
 use crate::ops::conv::prepare_conv;
 use crate::ops::elementwise::{
-    XentOutputs, record_col_sum, record_mse, record_relu_backward, record_relu_forward,
-    record_softmax_xent,
+    Loss, record_col_sum, record_loss, record_relu_backward, record_relu_forward,
 };
 use crate::ops::elementwise::{
     record_avgpool_backward, record_avgpool_forward, record_residual_forward, record_skip_backward,
@@ -25,8 +24,7 @@ use crate::ops::elementwise::{
 use crate::ops::elementwise::{record_convert, record_maxpool_backward, record_maxpool_forward};
 use crate::ops::gemm::{prepare_gemm, record_view};
 use crate::ops::optim::{
-    STEP_STATE_WORDS, loss_scale_state, record_adam, record_loss_scale_apply,
-    record_loss_scale_update, record_sgd,
+    STEP_STATE_WORDS, loss_scale_state, record_adam, record_loss_scale_update, record_sgd,
 };
 use crate::ops::packed_io::Dst;
 use crate::ops::quantize::{QuantizeTargets, alloc_tensor, dequantize_into, record_quantize};
@@ -98,7 +96,8 @@ pub struct GpuTrainer<'c> {
     labels: DeviceBuffer,
     loss: DeviceBuffer,
     correct: DeviceBuffer,
-    xent_grad: DeviceBuffer,
+    /// A loss-scale state of scale 1 (evaluations).
+    unit_scale: DeviceBuffer,
     stats: DeviceBuffer,
     /// Exception counts of this step's gradient quantizers (loss scaling reads them).
     grad_stats: DeviceBuffer,
@@ -205,7 +204,7 @@ impl<'c> GpuTrainer<'c> {
             labels: zeroed_as(ctx, Purpose::Other, "labels", batch)?,
             loss: zeroed_as(ctx, Purpose::Other, "loss", batch)?,
             correct: zeroed_as(ctx, Purpose::Other, "correct", batch)?,
-            xent_grad: zeroed_as(ctx, Purpose::Working, "xent grad", batch * m.classes())?,
+            unit_scale: crate::ops::elementwise::unit_scale(ctx)?,
             stats: zeroed_as(ctx, Purpose::Other, "stats", 4)?,
             grad_stats: zeroed_as(ctx, Purpose::Other, "gradient stats", 4)?,
             loss_scale: ls,
@@ -586,26 +585,22 @@ impl<'c> GpuTrainer<'c> {
         // Loss.
         let last = layers.len() - 1;
         let logits = &self.acts[last].t;
-        let out = XentOutputs {
-            grad: &self.xent_grad,
-            loss: &self.loss,
-            correct: &self.correct,
+        let kind = match plan.config.loss {
+            LossKind::CrossEntropy => Loss::SoftmaxXent,
+            LossKind::Mse => Loss::Mse,
         };
-        match plan.config.loss {
-            LossKind::CrossEntropy => {
-                record_softmax_xent(ctx, e, logits, &self.labels, &out, (batch, classes))?
-            }
-            LossKind::Mse => record_mse(ctx, e, logits, &self.labels, &out, (batch, classes))?,
-        }
-        if train {
-            record_loss_scale_apply(ctx, e, &self.xent_grad, &self.loss_scale, batch * classes)?;
-        }
-        self.quantize_grad(
-            e,
-            &self.xent_grad,
-            &self.grads[last],
-            &plan.spec(&format!("{}.grad", layers[last].name()), s, 0),
-        )?;
+        // The gradient is scaled by S in training (an evaluation's is not used).
+        let scale = if train {
+            &self.loss_scale
+        } else {
+            &self.unit_scale
+        };
+        let spec = plan.spec(&format!("{}.grad", layers[last].name()), s, 0);
+        let results = (&*self.loss, &*self.correct);
+        self.produce(e, &self.grads[last], &spec, (true, None), |e, d| {
+            let (inputs, shape) = ((logits, &*self.labels), (batch, classes));
+            record_loss(ctx, e, kind, inputs, d, results, scale, shape)
+        })?;
         // Backward, layer by layer (train::layers).
         let mut step = GpuStep { t: self, e };
         for i in (0..layers.len()).rev().filter(|_| train) {
@@ -842,10 +837,10 @@ impl<'c> GpuTrainer<'c> {
 
     /// The bound, in bytes, on the f32 buffers the trainer holds beside its packed tensors
     /// (`Purpose::Working`), from the model's shape: the residual shortcuts' gradients
-    /// (see `shortcut_buffers`), the loss
-    /// gradient (batch x classes), eight of the largest weight or bias (the update's pool),
+    /// (see `shortcut_buffers`), eight of the largest weight or bias (the update's pool),
     /// each layer's decoded bias and 8 words a batch-norm channel. Layer outputs and
-    /// gradients have no f32 buffer: their kernels round as they store.
+    /// gradients, the loss gradient included, have no f32 buffer: their kernels round as
+    /// they store.
     pub fn f32_bound(&self) -> u64 {
         let (m, batch) = (&self.plan.model, self.batch);
         let shortcuts: usize = shortcut_buffers(m, batch).1.iter().sum();
@@ -858,7 +853,7 @@ impl<'c> GpuTrainer<'c> {
                 bn += 8 * shape[0];
             }
         }
-        let words = shortcuts + batch * m.classes() + 4 * (most_w + most_b) + biases + bn;
+        let words = shortcuts + 4 * (most_w + most_b) + biases + bn;
         4 * words as u64
     }
 
