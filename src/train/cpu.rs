@@ -7,7 +7,7 @@ use super::plan::{LossKind, Plan};
 
 /// A loss's gradient, per-row losses and per-row correct flags.
 type LossParts = (Vec<f32>, Vec<f32>, Vec<u32>);
-use super::engine::{Elem, Engine, Out, T};
+use super::engine::{Elem, Engine, Out, T, UpdateSpecs};
 use super::layers;
 use crate::accum::{GemmError, GemmSpec};
 use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
@@ -234,45 +234,16 @@ impl CpuTrainer {
         Ok(())
     }
 
-    /// The run's loss: (gradient, per-row loss, per-row correct).
-    fn loss(&self, z: &[f32], labels: &[u32], shape: (usize, usize)) -> LossParts {
-        match self.plan.config.loss {
-            LossKind::CrossEntropy => softmax_xent(z, labels, shape),
-            LossKind::Mse => mse(z, labels, shape),
-        }
-    }
-
-    /// The forward pass at step `s` (batch-norm statistics from the batch when `train`,
-    /// updating `bn`'s running statistics): the step's tensors, every layer's output set.
-    fn forward<'a>(
-        &'a self,
-        x: &[f32],
-        batch: usize,
-        s: u64,
-        bn: &'a mut [Option<BnStat>],
-        train: bool,
-    ) -> CpuStep<'a> {
-        let plan = &self.plan;
-        let input = quantize(x, &plan.spec("input", s, 0));
-        let mut run = CpuStep::new(&self.state, bn, input);
-        for i in 0..plan.model.layers.len() {
-            layers::forward(&mut run, plan, i, (batch, s, train))
-                .expect("a model's layers fit its shapes");
-        }
-        run
-    }
-
     /// Loss and correct count of a batch without training.
     pub fn evaluate(&self, x: &[f32], labels: &[u32]) -> StepStats {
-        let mut bn = self.bn.clone();
-        let run = self.forward(x, labels.len(), self.step, &mut bn, false);
-        let classes = self.plan.model.classes();
-        let last = self.plan.model.layers.len() - 1;
-        let (_, loss, correct) =
-            self.loss(&run.values(T::Act(last)), labels, (labels.len(), classes));
+        // An evaluation changes nothing: it runs on copies of the state it reads.
+        let (mut state, mut bn, mut ls) = (self.state.clone(), self.bn.clone(), self.loss_scale);
+        let step = self.step;
+        let parts = (&mut state[..], &mut bn[..], &mut ls);
+        let run = run_step(&self.plan, parts, (x, labels), (step, false));
         StepStats {
-            loss: loss.iter().sum::<f32>() / labels.len() as f32,
-            correct: correct.iter().map(|&c| c as usize).sum(),
+            loss: run.results.0.iter().sum::<f32>() / labels.len() as f32,
+            correct: run.results.1.iter().map(|&c| c as usize).sum(),
             loss_scale: f32::from_bits(self.loss_scale.scale),
             skipped: false,
             grad_exceptions: 0,
@@ -281,106 +252,52 @@ impl CpuTrainer {
 
     /// One step on a batch of `labels.len()` samples.
     pub fn step(&mut self, x: &[f32], labels: &[u32]) -> StepStats {
-        let (s, batch) = (self.step, labels.len());
-        let mut bn = std::mem::take(&mut self.bn);
-        let mut run = self.forward(x, batch, s, &mut bn, true);
-        let plan = &self.plan;
-        let layers = plan.model.layers.clone();
-        // Loss.
-        let last = layers.len() - 1;
-        let classes = layers[last].outputs();
-        let (mut g, loss, correct) = self.loss(&run.values(T::Act(last)), labels, (batch, classes));
+        let s = self.step;
         let scale = f32::from_bits(self.loss_scale.scale);
-        g.iter_mut().for_each(|v| *v *= scale);
-        let spec = plan.spec(&format!("{}.grad", layers[last].name()), s, 0);
-        let out = Out {
-            t: T::Grad(last),
-            spec,
-            grad: true,
-            add_shortcut: None,
-        };
-        run.put(out, g);
-        // Backward, layer by layer (train::layers).
-        for i in (0..layers.len()).rev() {
-            layers::backward(&mut run, plan, i, (batch, s))
-                .expect("a model's layers fit its shapes");
-        }
-        // Exception counts of every gradient quantizer, for loss scaling.
+        let parts = (&mut self.state[..], &mut self.bn[..], &mut self.loss_scale);
+        let run = run_step(&self.plan, parts, (x, labels), (s, true));
+        let (loss, correct) = run.results;
         let grad_ex = run.exceptions;
-        let mut grads: Vec<Option<(Quantized, Quantized)>> =
-            run.wgrads.into_iter().map(|(w, b)| w.zip(b)).collect();
-        self.bn = bn;
-        let ln_betas = plan.config.adam(s).ln_betas();
-        (self.loss_scale).update(&grad_ex, plan.config.loss_scale.dynamic(), ln_betas);
-        let (skip, inv) = (
-            self.loss_scale.skip != 0,
-            f32::from_bits(self.loss_scale.inv),
-        );
-        // Update (skipped when the loss scale says so; the stored tensors are rounded again
-        // from the master copies either way, as on the GPU).
-        let c = plan.config;
-        for (i, l) in layers.iter().enumerate() {
-            let Some((dw, db)) = grads[i].take() else {
-                continue;
-            };
-            let n = l.name();
-            let st = self.state[i].as_mut().unwrap();
-            for (part, g) in [(0u32, dw), (1, db)] {
-                let pick = |pair: &(Quantized, Quantized)| {
-                    if part == 0 {
-                        pair.0.clone()
-                    } else {
-                        pair.1.clone()
-                    }
-                };
-                let (param, vel) = if part == 0 {
-                    (&mut st.w, &mut st.vw)
-                } else {
-                    (&mut st.b, &mut st.vb)
-                };
-                let source = match &st.master {
-                    Some(pair) => dequantize(&pick(pair)),
-                    None => dequantize(param),
-                };
-                let (mut w, mut v) = (source, dequantize(vel));
-                let mut v2 = st.moment2.as_ref().map(|p| dequantize(&pick(p)));
-                let g = dequantize(&g);
-                match (&mut v2, skip) {
-                    (_, true) => {}
-                    (Some(v2), false) => {
-                        adam(&g, &mut w, (&mut v, v2), &self.loss_scale, &c.adam(s))
-                    }
-                    (None, false) => sgd(&g, &mut w, &mut v, inv, &c.sgd(s)),
-                }
-                let t = if part == 0 { "weight" } else { "bias" };
-                *param = quantize(&w, &plan.spec(&format!("{n}.{t}"), s + 1, 0));
-                *vel = quantize(&v, &plan.spec(&format!("{n}.momentum"), s + 1, part));
-                if let (Some(pair), Some(v2)) = (st.moment2.as_mut(), &v2) {
-                    let m2 = if part == 0 { &mut pair.0 } else { &mut pair.1 };
-                    *m2 = quantize(v2, &plan.spec(&format!("{n}.moment2"), s + 1, part));
-                }
-                if let Some((mw, mb)) = st.master.as_mut() {
-                    let m = if part == 0 { mw } else { mb };
-                    *m = quantize(&w, &plan.spec(&format!("{n}.master"), s + 1, part));
-                }
-            }
-        }
         self.step += 1;
         StepStats {
-            loss: loss.iter().sum::<f32>() / batch as f32,
+            loss: loss.iter().sum::<f32>() / labels.len() as f32,
             correct: correct.iter().map(|&c| c as usize).sum(),
             loss_scale: scale,
-            skipped: skip,
+            skipped: self.loss_scale.skip != 0,
             grad_exceptions: grad_ex.overflow + grad_ex.nan,
         }
     }
 }
 
-/// The CPU engine during one step: the trainer's parameters and batch-norm statistics,
-/// and the step's tensors.
+/// Runs step `s` (training, or an evaluation) on a batch, in train::layers' order, on the
+/// given state; returns the step's tensors and statistics.
+fn run_step<'a>(
+    plan: &'a Plan,
+    (state, bn, loss_scale): (
+        &'a mut [Option<LinearState>],
+        &'a mut [Option<BnStat>],
+        &'a mut LossScaleState,
+    ),
+    (x, labels): (&[f32], &'a [u32]),
+    (s, train): (u64, bool),
+) -> CpuStep<'a> {
+    let input = quantize(x, &plan.spec("input", s, 0));
+    let mut run = CpuStep::new(plan, (state, bn, loss_scale), input, labels);
+    layers::step(&mut run, plan, (labels.len(), s, train))
+        .expect("a model's layers fit its shapes");
+    run
+}
+
+/// The CPU engine during one step: the trainer's parameters, batch-norm statistics and
+/// loss scale, and the step's tensors.
 struct CpuStep<'a> {
-    state: &'a [Option<LinearState>],
+    plan: &'a Plan,
+    state: &'a mut [Option<LinearState>],
     bn: &'a mut [Option<BnStat>],
+    loss_scale: &'a mut LossScaleState,
+    labels: &'a [u32],
+    /// Per-sample losses and correct flags.
+    results: (Vec<f32>, Vec<u32>),
     input: Quantized,
     acts: Vec<Option<Quantized>>,
     grads: Vec<Option<Quantized>>,
@@ -394,14 +311,23 @@ struct CpuStep<'a> {
 
 impl<'a> CpuStep<'a> {
     fn new(
-        state: &'a [Option<LinearState>],
-        bn: &'a mut [Option<BnStat>],
+        plan: &'a Plan,
+        (state, bn, loss_scale): (
+            &'a mut [Option<LinearState>],
+            &'a mut [Option<BnStat>],
+            &'a mut LossScaleState,
+        ),
         input: Quantized,
+        labels: &'a [u32],
     ) -> Self {
         let n = state.len();
         CpuStep {
+            plan,
             state,
             bn,
+            loss_scale,
+            labels,
+            results: (Vec::new(), Vec::new()),
             input,
             acts: vec![None; n],
             grads: vec![None; n],
@@ -555,6 +481,77 @@ impl Engine for CpuStep<'_> {
 
     fn shortcut_backward(&mut self, g: T, sc: &Shortcut, source: usize) -> Result<(), GemmError> {
         self.skips[source] = Some(skip_backward(&self.values(g), sc));
+        Ok(())
+    }
+
+    fn loss(&mut self, out: Out, train: bool) -> Result<(), GemmError> {
+        let z = self.values(T::Act(self.acts.len() - 1));
+        let shape = (self.labels.len(), z.len() / self.labels.len().max(1));
+        let (mut g, loss, correct): LossParts = match self.plan.config.loss {
+            LossKind::CrossEntropy => softmax_xent(&z, self.labels, shape),
+            LossKind::Mse => mse(&z, self.labels, shape),
+        };
+        self.results = (loss, correct);
+        if train {
+            let scale = f32::from_bits(self.loss_scale.scale);
+            g.iter_mut().for_each(|v| *v *= scale);
+            self.put(out, g);
+        }
+        Ok(())
+    }
+
+    fn loss_scale_update(&mut self, s: u64) -> Result<(), GemmError> {
+        let c = self.plan.config;
+        let ln_betas = c.adam(s).ln_betas();
+        self.loss_scale
+            .update(&self.exceptions, c.loss_scale.dynamic(), ln_betas);
+        Ok(())
+    }
+
+    fn update(&mut self, i: usize, part: u32, specs: &UpdateSpecs) -> Result<(), GemmError> {
+        let (c, s) = (self.plan.config, specs.step);
+        let (skip, inv) = (
+            self.loss_scale.skip != 0,
+            f32::from_bits(self.loss_scale.inv),
+        );
+        let g = match part {
+            0 => self.wgrads[i].0.take(),
+            _ => self.wgrads[i].1.take(),
+        };
+        let g = dequantize(&g.expect("the backward pass wrote the gradient"));
+        let st = self.state[i].as_mut().expect("a layer with weights");
+        let pick = |pair: &(Quantized, Quantized)| {
+            if part == 0 {
+                pair.0.clone()
+            } else {
+                pair.1.clone()
+            }
+        };
+        // The update reads the master copy where there is one; it is skipped when the loss
+        // scale says so, and the stored tensors are rounded again either way.
+        let source = match &st.master {
+            Some(pair) => dequantize(&pick(pair)),
+            None => dequantize(if part == 0 { &st.w } else { &st.b }),
+        };
+        let vel = if part == 0 { &mut st.vw } else { &mut st.vb };
+        let (mut w, mut v) = (source, dequantize(vel));
+        let mut v2 = st.moment2.as_ref().map(|p| dequantize(&pick(p)));
+        match (&mut v2, skip) {
+            (_, true) => {}
+            (Some(v2), false) => adam(&g, &mut w, (&mut v, v2), self.loss_scale, &c.adam(s)),
+            (None, false) => sgd(&g, &mut w, &mut v, inv, &c.sgd(s)),
+        }
+        *vel = quantize(&v, &specs.velocity);
+        let param = if part == 0 { &mut st.w } else { &mut st.b };
+        *param = quantize(&w, &specs.param);
+        if let (Some(pair), Some(v2), Some(spec)) = (st.moment2.as_mut(), &v2, &specs.moment2) {
+            let m2 = if part == 0 { &mut pair.0 } else { &mut pair.1 };
+            *m2 = quantize(v2, spec);
+        }
+        if let (Some((mw, mb)), Some(spec)) = (st.master.as_mut(), &specs.master) {
+            let m = if part == 0 { mw } else { mb };
+            *m = quantize(&w, spec);
+        }
         Ok(())
     }
 }

@@ -118,4 +118,34 @@ pub trait Engine {
     /// The gradient `g` of a block's output taken back through its shortcut, held (f32) as
     /// the gradient pending for layer `source`'s output.
     fn shortcut_backward(&mut self, g: T, sc: &Shortcut, source: usize) -> Result<(), Self::Error>;
+
+    /// The run's loss of the last layer's output against the step's labels (per-sample
+    /// losses and correct flags kept for the step's statistics), its gradient, times the
+    /// loss scale when `train`, into `out`.
+    fn loss(&mut self, out: Out, train: bool) -> Result<(), Self::Error>;
+
+    /// After the backward pass of step `s`: the loss scale's update from the gradients'
+    /// exception counts (this step's skip flag and 1 / S, the next step's S, Adam's bias
+    /// corrections for the update if it is not skipped).
+    fn loss_scale_update(&mut self, s: u64) -> Result<(), Self::Error>;
+
+    /// Layer `i`'s weight (`part` 0) or bias (1) and its optimizer state updated from its
+    /// gradient (unless the loss scale skips the step), each rounded into its spec.
+    fn update(&mut self, i: usize, part: u32, specs: &UpdateSpecs) -> Result<(), Self::Error>;
+}
+
+/// The roundings of one parameter's update at step `step`: the parameter, its velocity (or
+/// Adam's first moment), Adam's second moment and the master copy, where the run has them.
+#[derive(Clone, Copy, Debug)]
+pub struct UpdateSpecs {
+    /// The step whose gradient is applied (its learning rate and Adam's bias corrections).
+    pub step: u64,
+    /// The parameter as stored.
+    pub param: QuantSpec,
+    /// Velocity, or Adam's first moment.
+    pub velocity: QuantSpec,
+    /// Adam's second moment.
+    pub moment2: Option<QuantSpec>,
+    /// The master copy.
+    pub master: Option<QuantSpec>,
 }

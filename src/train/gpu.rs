@@ -3,7 +3,7 @@
 
 use super::checkpoint::{CheckpointError, StoredTensor, TrainState, layer_state};
 use super::cpu::StepStats;
-use super::engine::{Elem, Engine, Out, T};
+use super::engine::{Elem, Engine, Out, T, UpdateSpecs};
 use super::model::Layer;
 use super::plan::{LossKind, Plan, RoleBytes};
 use crate::accum::GemmSpec;
@@ -544,7 +544,6 @@ impl<'c> GpuTrainer<'c> {
                 "label {bad} is not below the model's {classes} classes"
             )));
         }
-        let layers = self.plan.model.layers.clone();
         let plan = &self.plan;
         // A short evaluation batch is padded with zeros (label 0); only the first n count.
         let padded;
@@ -576,124 +575,9 @@ impl<'c> GpuTrainer<'c> {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         let e = &mut enc;
         e.clear_buffer(&self.grad_stats, 0, None);
-        // Forward, layer by layer (train::layers).
+        // The step, in the order train::layers gives.
         let mut step = GpuStep { t: self, e };
-        for i in 0..layers.len() {
-            super::layers::forward(&mut step, plan, i, (batch, s, train))?;
-        }
-        let e = step.e;
-        // Loss.
-        let last = layers.len() - 1;
-        let logits = &self.acts[last].t;
-        let kind = match plan.config.loss {
-            LossKind::CrossEntropy => Loss::SoftmaxXent,
-            LossKind::Mse => Loss::Mse,
-        };
-        // The gradient is scaled by S in training (an evaluation's is not used).
-        let scale = if train {
-            &self.loss_scale
-        } else {
-            &self.unit_scale
-        };
-        let spec = plan.spec(&format!("{}.grad", layers[last].name()), s, 0);
-        let results = (&*self.loss, &*self.correct);
-        self.produce(e, &self.grads[last], &spec, (true, None), |e, d| {
-            let (inputs, shape) = ((logits, &*self.labels), (batch, classes));
-            record_loss(ctx, e, kind, inputs, d, results, scale, shape)
-        })?;
-        // Backward, layer by layer (train::layers).
-        let mut step = GpuStep { t: self, e };
-        for i in (0..layers.len()).rev().filter(|_| train) {
-            super::layers::backward(&mut step, plan, i, (batch, s))?;
-        }
-        let e = step.e;
-        // Loss scale: this step's skip flag and 1 / S, the next step's S.
-        let c = plan.config;
-        if train {
-            record_loss_scale_update(
-                ctx,
-                e,
-                &self.loss_scale,
-                &self.grad_stats,
-                c.loss_scale.dynamic(),
-                c.adam(s).ln_betas(),
-            )?;
-        }
-        // Update (the kernels skip it when the loss scale says so; the stored tensors are
-        // rounded again from the master copies either way).
-        for (i, l) in layers.iter().enumerate().filter(|_| train) {
-            let Some(p) = self.params[i].as_ref() else {
-                continue;
-            };
-            let n = l.name();
-            for part in [0u32, 1] {
-                fn pick(pair: &(Slot, Slot), part: u32) -> &Slot {
-                    if part == 0 { &pair.0 } else { &pair.1 }
-                }
-                let (param, vel, grad) = if part == 0 {
-                    (&p.w, &p.vw, &p.dw)
-                } else {
-                    (&p.b, &p.vb, &p.db)
-                };
-                let master = p.master.as_ref().map(|m| pick(m, part));
-                let moment2 = p.moment2.as_ref().map(|m| pick(m, part));
-                self.decode(e, master.unwrap_or(param), param.f32()?)?;
-                self.decode(e, vel, vel.f32()?)?;
-                self.decode(e, grad, grad.f32()?)?;
-                let ls = &self.loss_scale;
-                match moment2 {
-                    Some(v2) => {
-                        self.decode(e, v2, v2.f32()?)?;
-                        let moments: (&wgpu::Buffer, &wgpu::Buffer) = (vel.f32()?, v2.f32()?);
-                        record_adam(
-                            ctx,
-                            e,
-                            grad.f32()?,
-                            param.f32()?,
-                            moments,
-                            ls,
-                            param.n,
-                            &c.adam(s),
-                        )?;
-                    }
-                    None => record_sgd(
-                        ctx,
-                        e,
-                        grad.f32()?,
-                        param.f32()?,
-                        vel.f32()?,
-                        ls,
-                        param.n,
-                        &c.sgd(s),
-                    )?,
-                }
-                let t = if part == 0 { "weight" } else { "bias" };
-                self.quantize(
-                    e,
-                    param.f32()?,
-                    param,
-                    &plan.spec(&format!("{n}.{t}"), s + 1, 0),
-                )?;
-                self.quantize(
-                    e,
-                    vel.f32()?,
-                    vel,
-                    &plan.spec(&format!("{n}.momentum"), s + 1, part),
-                )?;
-                if let Some(v2) = moment2 {
-                    let spec = plan.spec(&format!("{n}.moment2"), s + 1, part);
-                    self.quantize(e, v2.f32()?, v2, &spec)?;
-                }
-                if let Some(m) = master {
-                    self.quantize(
-                        e,
-                        param.f32()?,
-                        m,
-                        &plan.spec(&format!("{n}.master"), s + 1, part),
-                    )?;
-                }
-            }
-        }
+        super::layers::step(&mut step, plan, (batch, s, train))?;
         let st = Readback::stage(
             ctx,
             &mut enc,
@@ -965,7 +849,7 @@ impl<'a> GpuStep<'a, '_> {
     }
 }
 
-impl Engine for GpuStep<'_, '_> {
+impl<'a> Engine for GpuStep<'a, '_> {
     type Error = GpuError;
 
     fn gemm(
@@ -1088,5 +972,68 @@ impl Engine for GpuStep<'_, '_> {
             .as_ref()
             .expect("a shortcut's source has a gradient buffer");
         record_skip_backward(t.ctx, self.e, &t.slot(g).t, skip, sc)
+    }
+
+    fn loss(&mut self, out: Out, train: bool) -> Result<(), GpuError> {
+        let (t, ctx) = (self.t, self.t.ctx);
+        let plan = &t.plan;
+        let last = plan.model.layers.len() - 1;
+        let logits = &t.acts[last].t;
+        let kind = match plan.config.loss {
+            LossKind::CrossEntropy => Loss::SoftmaxXent,
+            LossKind::Mse => Loss::Mse,
+        };
+        // The gradient is scaled by S in training (an evaluation's is not used).
+        let scale = if train { &t.loss_scale } else { &t.unit_scale };
+        let results = (&*t.loss, &*t.correct);
+        let shape = (t.batch, plan.model.classes());
+        self.produce(&out, |e, d| {
+            record_loss(ctx, e, kind, (logits, &*t.labels), d, results, scale, shape)
+        })
+    }
+
+    fn loss_scale_update(&mut self, s: u64) -> Result<(), GpuError> {
+        let t = self.t;
+        let c = t.plan.config;
+        let ln_betas = c.adam(s).ln_betas();
+        let ls = (&*t.loss_scale, &*t.grad_stats);
+        record_loss_scale_update(t.ctx, self.e, ls.0, ls.1, c.loss_scale.dynamic(), ln_betas)
+    }
+
+    fn update(&mut self, i: usize, part: u32, specs: &UpdateSpecs) -> Result<(), GpuError> {
+        let (t, ctx, e) = (self.t, self.t.ctx, &mut *self.e);
+        let (c, s) = (t.plan.config, specs.step);
+        let p = t.params[i].as_ref().expect("a layer with weights");
+        let pick = |pair: &'a (Slot, Slot)| if part == 0 { &pair.0 } else { &pair.1 };
+        let (param, vel, grad) = if part == 0 {
+            (&p.w, &p.vw, &p.dw)
+        } else {
+            (&p.b, &p.vb, &p.db)
+        };
+        let master = p.master.as_ref().map(pick);
+        let moment2 = p.moment2.as_ref().map(pick);
+        // The update reads the master copy where there is one; the kernels skip it when
+        // the loss scale says so, and the stored tensors are rounded again either way.
+        t.decode(e, master.unwrap_or(param), param.f32()?)?;
+        t.decode(e, vel, vel.f32()?)?;
+        t.decode(e, grad, grad.f32()?)?;
+        let (g, w, v, n) = (grad.f32()?, param.f32()?, vel.f32()?, param.n);
+        match moment2 {
+            Some(v2) => {
+                t.decode(e, v2, v2.f32()?)?;
+                let moments: (&wgpu::Buffer, &wgpu::Buffer) = (v, v2.f32()?);
+                record_adam(ctx, e, g, w, moments, &t.loss_scale, n, &c.adam(s))?;
+            }
+            None => record_sgd(ctx, e, g, w, v, &t.loss_scale, n, &c.sgd(s))?,
+        }
+        t.quantize(e, w, param, &specs.param)?;
+        t.quantize(e, v, vel, &specs.velocity)?;
+        if let (Some(v2), Some(spec)) = (moment2, &specs.moment2) {
+            t.quantize(e, v2.f32()?, v2, spec)?;
+        }
+        if let (Some(m), Some(spec)) = (master, &specs.master) {
+            t.quantize(e, w, m, spec)?;
+        }
+        Ok(())
     }
 }

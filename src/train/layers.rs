@@ -1,8 +1,9 @@
 //! Every layer kind's forward and backward, written once against [`Engine`]: which tensors
-//! each reads and writes, in which formats, with which accumulators. Both trainers run
-//! their steps through here.
+//! each reads and writes, in which formats, with which accumulators; and a step's order
+//! (forward, loss, backward, loss scale, updates) with every tensor's rounding and random
+//! stream. Both trainers run their steps through here.
 
-use super::engine::{Elem, Engine, Out, T};
+use super::engine::{Elem, Engine, Out, T, UpdateSpecs};
 use super::model::Layer;
 use super::plan::{Plan, conv_spec, in_shape};
 use crate::accum::GemmSpec;
@@ -209,4 +210,48 @@ pub fn backward<E: Engine>(
             }
         }
     }
+}
+
+/// One step at step number `s`: every layer's forward pass, the loss and, when training,
+/// every layer's backward pass, the loss scale's update and every parameter's update (each
+/// rounded with the next step's streams).
+pub fn step<E: Engine>(
+    e: &mut E,
+    plan: &Plan,
+    (batch, s, train): (usize, u64, bool),
+) -> Result<(), E::Error> {
+    let layers = &plan.model.layers;
+    for i in 0..layers.len() {
+        forward(e, plan, i, (batch, s, train))?;
+    }
+    let last = layers.len() - 1;
+    let out = Out {
+        t: T::Grad(last),
+        spec: plan.spec(&format!("{}.grad", layers[last].name()), s, 0),
+        grad: true,
+        add_shortcut: None,
+    };
+    e.loss(out, train)?;
+    if !train {
+        return Ok(());
+    }
+    for i in (0..layers.len()).rev() {
+        backward(e, plan, i, (batch, s))?;
+    }
+    e.loss_scale_update(s)?;
+    for (i, l) in layers.iter().enumerate().filter(|(_, l)| l.has_params()) {
+        let n = l.name();
+        let spec = |t: &str, part| plan.spec(&format!("{n}.{t}"), s + 1, part);
+        for part in [0u32, 1] {
+            let specs = UpdateSpecs {
+                step: s,
+                param: spec(if part == 0 { "weight" } else { "bias" }, 0),
+                velocity: spec("momentum", part),
+                moment2: plan.adam().then(|| spec("moment2", part)),
+                master: plan.master.then(|| spec("master", part)),
+            };
+            e.update(i, part, &specs)?;
+        }
+    }
+    Ok(())
 }
