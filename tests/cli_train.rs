@@ -159,6 +159,13 @@ fn bad_training_requests_are_one_line_errors() {
     check(&["train", "--momentum", "5"], "--momentum 5");
     check(&["train", "--weight-decay=-0.1"], "--weight-decay");
     check(&["train", "--optimizer", "adam", "--eps", "0"], "--eps");
+    // A checkpoint file resumed with nowhere to write to.
+    let file = dir.join("checkpoint.safetensors");
+    std::fs::write(&file, b"x").unwrap();
+    check(
+        &["train", "--resume", file.to_str().unwrap()],
+        "needs --out",
+    );
     // A folder holding a run is not overwritten without --resume.
     let held = tmp("held");
     std::fs::write(held.join("metrics.jsonl"), "{}\n").unwrap();

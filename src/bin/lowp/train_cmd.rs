@@ -430,6 +430,16 @@ pub fn run(a: &Args) -> Result<(), String> {
     if a.batch == 0 || a.epochs == 0 {
         return Err("--batch and --epochs must be at least 1".into());
     }
+    // A resumed run writes somewhere: into the run folder it resumes, or into --out.
+    if let (Some(r), None) = (&a.resume, &a.out)
+        && r.is_file()
+    {
+        return Err(format!(
+            "--resume {}: a checkpoint file needs --out DIR, the folder the continued run writes \
+             to (or resume its run folder, which the run goes on writing)",
+            r.display()
+        ));
+    }
     // A folder that holds a run is continued with --resume, never overwritten.
     if let (Some(dir), None) = (&a.out, &a.resume) {
         let held: Vec<&str> = ["metrics.jsonl", "checkpoint.safetensors"]
