@@ -594,3 +594,52 @@ fn a_cifar_resnet_trains_through_the_cli() {
         assert!(svg.contains(needle), "curves.svg lacks {needle:?}");
     }
 }
+
+/// Resume compares content, not paths: the same precision map under another name, and the
+/// data folder named another way, are accepted; an edited map is refused, naming it.
+#[test]
+fn resume_accepts_the_same_files_by_another_path() {
+    let dir = tmp("paths");
+    let (map, copy, edited) = (dir.join("a.toml"), dir.join("b.toml"), dir.join("c.toml"));
+    std::fs::write(&map, FIXED_MAP).unwrap();
+    std::fs::write(&copy, FIXED_MAP).unwrap();
+    std::fs::write(&edited, format!("{FIXED_MAP}\n# edited\n")).unwrap();
+    let out = dir.join("run");
+    let mnist = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/mnist");
+    // The same folder through a path with a "." in it.
+    let mnist_again = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/./data/mnist");
+    let run = |epochs: &str, map: &PathBuf, data: &str, resume: bool| {
+        let mut args = vec![
+            "train",
+            "--data",
+            data,
+            "--train-size",
+            "100",
+            "--test-size",
+            "50",
+            "--hidden",
+            "8",
+            "--batch",
+            "50",
+            "--epochs",
+            epochs,
+            "--precision",
+        ];
+        args.push(map.to_str().unwrap());
+        if resume {
+            args.extend(["--resume", out.to_str().unwrap()]);
+        } else {
+            args.extend(["--out", out.to_str().unwrap()]);
+        }
+        lowp(&args)
+    };
+    let o = run("1", &map, mnist, false);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run("2", &edited, mnist, true);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--precision"), "{err}");
+    let o = run("2", &copy, mnist_again, true);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 2, "{metrics}");
+}
