@@ -489,6 +489,13 @@ fn a_nan_loss_stops_the_run_and_names_the_last_good_checkpoint() {
             t.name
         );
     }
+    // The metrics and curves up to the divergence: the epoch's steps before it.
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    assert_eq!(v["diverged_at_step"].as_u64(), Some(diverged), "{metrics}");
+    assert_eq!(v["steps"].as_u64(), Some(diverged - 1), "{metrics}");
+    assert!(v["train_loss"].as_f64().unwrap().is_finite(), "{metrics}");
+    assert!(out.join("curves.svg").exists());
     // The advice can be followed: resumed with a smaller rate (into the same folder, which
     // --resume DIR goes on writing), the run finishes, with its curves.
     let o = lowp(&[

@@ -206,6 +206,17 @@ impl Checkpoints<'_> {
     }
 }
 
+/// Appends the metrics line of an epoch that diverged part of the way through.
+fn write_partial(
+    log: &mut Option<(std::fs::File, PathBuf)>,
+    line: Option<serde_json::Value>,
+) -> Result<()> {
+    if let (Some((f, path)), Some(line)) = (log.as_mut(), line) {
+        writeln!(f, "{line}").map_err(|e| Error::io(&*path, e))?;
+    }
+    Ok(())
+}
+
 /// A loss no classifier this run trains reaches without diverging: 1000 times its first
 /// finite step's, and at least 1000.
 fn divergence_limit(first: f32) -> f32 {
@@ -216,7 +227,8 @@ fn divergence_limit(first: f32) -> f32 {
 /// each, writing a metrics line and a checkpoint per epoch; returns every epoch's metrics
 /// line, the resumed run's earlier ones first. A loss that is not finite, or that exceeds
 /// 1000 times the run's first, stops the run with `Error::Diverged`, naming the last good
-/// checkpoint.
+/// checkpoint, after a metrics line for the part of the epoch before it (marked with
+/// `diverged_at_step`).
 pub fn run(
     trainer: &mut Trainer,
     (train, test): (&Dataset, &Dataset),
@@ -336,10 +348,12 @@ pub fn run(
             EpochSums::default()
         };
         let mut scale = 1f32;
+        let mut partial: Option<serde_json::Value> = None;
         let mut take = |reports: Vec<Report>,
                         sums: &mut EpochSums,
                         ckpt: &Checkpoints,
-                        progress: &mut dyn Progress|
+                        progress: &mut dyn Progress,
+                        partial: &mut Option<serde_json::Value>|
          -> Result<()> {
             for r in reports {
                 let loss = r.stats.loss;
@@ -352,6 +366,18 @@ pub fn run(
                 };
                 if let Some(why) = why {
                     progress.abandon();
+                    // The epoch's metrics up to the step before, marked diverged.
+                    let done = r.step % steps;
+                    if done > 0 {
+                        *partial = Some(serde_json::json!({
+                            "epoch": epoch,
+                            "steps": done,
+                            "train_loss": sums.loss / done as f64,
+                            "train_acc": sums.correct as f64 / (done as usize * batch) as f64,
+                            "lr": config.lr_at(r.step.saturating_sub(1)),
+                            "diverged_at_step": r.step + 1,
+                        }));
+                    }
                     return Err(ckpt.diverged(&r, &why));
                 }
                 limit.get_or_insert(divergence_limit(loss));
@@ -376,17 +402,23 @@ pub fn run(
             let idx = &order[s as usize * batch..(s as usize + 1) * batch];
             let (x, y) = batch_of(train, idx);
             trainer.submit(&x, &y, true)?;
-            take(trainer.poll()?, &mut sums, &ckpt, progress)?;
+            let taken = take(trainer.poll()?, &mut sums, &ckpt, progress, &mut partial);
+            write_partial(&mut log, partial.take())?;
+            taken?;
             let global = (epoch as u64 - 1) * steps + s + 1;
             if opts.checkpoint_every > 0
                 && global.is_multiple_of(opts.checkpoint_every)
                 && s + 1 < steps
             {
-                take(trainer.flush()?, &mut sums, &ckpt, progress)?;
+                let taken = take(trainer.flush()?, &mut sums, &ckpt, progress, &mut partial);
+                write_partial(&mut log, partial.take())?;
+                taken?;
                 ckpt.save(trainer, &sums)?;
             }
         }
-        take(trainer.flush()?, &mut sums, &ckpt, progress)?;
+        let taken = take(trainer.flush()?, &mut sums, &ckpt, progress, &mut partial);
+        write_partial(&mut log, partial.take())?;
+        taken?;
         // Evaluate every test image: the last batch may be short.
         let (mut tl, mut tc, tn) = (0f64, 0usize, test.len());
         let mut sizes = std::collections::VecDeque::new();
