@@ -150,9 +150,14 @@ pub fn record_softmax_xent<'a>(
     out: &XentOutputs<'a>,
     shape: (usize, usize),
 ) -> Result<(), GpuError> {
-    let one = unit_scale(ctx)?;
-    let (kind, res) = (Loss::SoftmaxXent, (out.loss, out.correct));
-    record_loss(ctx, enc, kind, (logits, labels), out.grad, res, &one, shape)
+    record_unscaled(
+        ctx,
+        enc,
+        Loss::SoftmaxXent,
+        (logits.into(), labels),
+        out,
+        shape,
+    )
 }
 
 /// Records the mean squared error of `rows` x `cols` outputs against one-hot labels: the
@@ -166,9 +171,21 @@ pub fn record_mse<'a>(
     out: &XentOutputs<'a>,
     shape: (usize, usize),
 ) -> Result<(), GpuError> {
+    record_unscaled(ctx, enc, Loss::Mse, (logits.into(), labels), out, shape)
+}
+
+/// [`record_loss`] into f32 outputs, with a loss scale of 1.
+fn record_unscaled<'a>(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    kind: Loss,
+    inputs: (Src<'a>, &wgpu::Buffer),
+    out: &XentOutputs<'a>,
+    shape: (usize, usize),
+) -> Result<(), GpuError> {
     let one = unit_scale(ctx)?;
-    let (kind, res) = (Loss::Mse, (out.loss, out.correct));
-    record_loss(ctx, enc, kind, (logits, labels), out.grad, res, &one, shape)
+    let res = (out.loss, out.correct);
+    record_loss(ctx, enc, kind, inputs, out.grad, res, &one, shape)
 }
 
 /// A loss-scale state whose scale is 1.

@@ -16,6 +16,20 @@ pub fn conv2d(
     bias: Option<&[f32]>,
     spec: &Conv2dSpec,
 ) -> Result<GemmResult, GemmError> {
+    let c = conv2d_values(pass, g, a, b, bias, spec)?;
+    let out = quantize(&c, &spec.out);
+    Ok(GemmResult { c, out })
+}
+
+/// [`conv2d`]'s f32 sums (bias added), before the output quantization.
+pub fn conv2d_values(
+    pass: ConvPass,
+    g: &ConvGeometry,
+    a: &Quantized,
+    b: &Quantized,
+    bias: Option<&[f32]>,
+    spec: &Conv2dSpec,
+) -> Result<Vec<f32>, GemmError> {
     let (m, n, k) = g.gemm_dims(pass);
     g.check_bias(pass, bias.map(<[f32]>::len))?;
     let gs = spec.gemm_spec();
@@ -41,8 +55,7 @@ pub fn conv2d(
             }
         }
     }
-    let out = quantize(&c, &spec.out);
-    Ok(GemmResult { c, out })
+    Ok(c)
 }
 
 /// The three passes by direct loops over the forward convolution's taps, in f64:

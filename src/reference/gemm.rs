@@ -108,6 +108,20 @@ pub fn gemm(
     bias: Option<&[f32]>,
     spec: &GemmSpec,
 ) -> Result<GemmResult, GemmError> {
+    let c = gemm_values(a, a_shape, b, b_shape, bias, spec)?;
+    let out = quantize(&c, &spec.out);
+    Ok(GemmResult { c, out })
+}
+
+/// [`gemm`]'s f32 sums (bias added), before the output quantization.
+pub fn gemm_values(
+    a: &Quantized,
+    a_shape: &[usize],
+    b: &Quantized,
+    b_shape: &[usize],
+    bias: Option<&[f32]>,
+    spec: &GemmSpec,
+) -> Result<Vec<f32>, GemmError> {
     let (m, n, k) = spec.dims(a_shape, b_shape, bias.map(<[f32]>::len))?;
     let mode = spec.mode(&a.spec.format, &b.spec.format, k)?;
     let ia = |i: usize, kk: usize| if spec.trans_a { kk * m + i } else { i * k + kk };
@@ -126,6 +140,5 @@ pub fn gemm(
             *v += bias[i % n];
         }
     }
-    let out = quantize(&c, &spec.out);
-    Ok(GemmResult { c, out })
+    Ok(c)
 }

@@ -14,14 +14,14 @@ use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
 use crate::layer_geometry::{BatchNorm, Shortcut};
 use crate::quant::Exceptions;
 use crate::reference::batchnorm::{BnStat, bn_backward, bn_forward, bn_stats};
-use crate::reference::conv::conv2d;
+use crate::reference::conv::conv2d_values;
 use crate::reference::elementwise::{
     avgpool_backward, avgpool_forward, residual_forward, skip_backward,
 };
 use crate::reference::elementwise::{
     col_sum, maxpool_backward, maxpool_forward, mse, relu_backward, relu_forward, softmax_xent,
 };
-use crate::reference::gemm::gemm;
+use crate::reference::gemm::gemm_values;
 use crate::reference::optim::{LossScaleState, adam, sgd};
 use crate::reference::{Quantized, dequantize, quantize};
 
@@ -392,8 +392,8 @@ impl Engine for CpuStep<'_> {
         out: Out,
     ) -> Result<(), GemmError> {
         let bias = bias.map(|t| self.values(t));
-        let r = gemm(self.get(a), ash, self.get(b), bsh, bias.as_deref(), spec)?;
-        self.put(out, r.c);
+        let c = gemm_values(self.get(a), ash, self.get(b), bsh, bias.as_deref(), spec)?;
+        self.put(out, c);
         Ok(())
     }
 
@@ -407,8 +407,8 @@ impl Engine for CpuStep<'_> {
         out: Out,
     ) -> Result<(), GemmError> {
         let bias = bias.map(|t| self.values(t));
-        let r = conv2d(pass, geo, self.get(a), self.get(b), bias.as_deref(), spec)?;
-        self.put(out, r.c);
+        let c = conv2d_values(pass, geo, self.get(a), self.get(b), bias.as_deref(), spec)?;
+        self.put(out, c);
         Ok(())
     }
 
