@@ -303,7 +303,10 @@ fn every_tiling_gives_the_same_exact_results_and_stays_in_bound() {
         rn: 5,
     };
     for tiles in [Tiles::SMALL, Tiles::MEDIUM, Tiles::LARGE, odd] {
-        let g = common::gpu().with_tiles(tiles).unwrap();
+        let g = common::gpu()
+            .with_gemm_panels(false)
+            .with_tiles(tiles)
+            .unwrap();
         assert_eq!(g.tiles(), tiles);
         for (fa, fb, (m, n, k)) in [
             ("fixed(wl=8,fl=4)", "fixed(wl=6,fl=2)", (131, 77, 203)),
@@ -416,13 +419,15 @@ fn per_element_sums_longer_than_a_cpu_adapters_loop_limit() {
 /// (bf16, MX) keep the f32 kernel.
 #[test]
 fn f16_staging_equals_f32_staging() {
-    let on = common::gpu();
+    let on = common::gpu().with_gemm_panels(false);
     assert!(
         on.f16_staging(),
         "this adapter lacks SHADER_F16 (or LOWP_GEMM_F16=0 is set), so f16 staging cannot be \
          checked; lavapipe and most GPUs have it"
     );
-    let off = common::gpu().with_f16_staging(false);
+    let off = common::gpu()
+        .with_gemm_panels(false)
+        .with_f16_staging(false);
     for (fa, fb, exact) in [
         ("e4m3", "e3m2", true),
         ("e2m1", "fixed(wl=8,fl=4)", true),
@@ -465,12 +470,14 @@ fn f16_staging_equals_f32_staging() {
 /// vector, and split-K.
 #[test]
 fn vector_loads_equal_value_by_value_staging() {
-    let on = common::gpu();
+    let on = common::gpu().with_gemm_panels(false);
     assert!(
         on.vector_loads(),
         "LOWP_GEMM_VEC=0 turns off what this test checks"
     );
-    let off = common::gpu().with_vector_loads(false);
+    let off = common::gpu()
+        .with_gemm_panels(false)
+        .with_vector_loads(false);
     let (mut grouped, mut directions) = (0, [false; 6]);
     for (fa, fb) in [
         ("fp32", "fp32"),

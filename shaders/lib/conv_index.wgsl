@@ -43,37 +43,175 @@ struct ConvParams {
     k_end: u32,     // one past its last
     groups: u32,    // channel groups: each dispatch computes one group's GEMM view
     group: u32,     // this dispatch's group
+    blk_i0: u32,    // panel kernels: the block's first row, column and product
+    blk_j0: u32,
+    blk_k0: u32,
+    blk_k: u32,     // products in the block
+    pan_m: u32,     // rows of the A panel, columns of the B panel
+    pan_n: u32,
+    slice0: u32,    // K slice of the block's first
 }
 
 @group(0) @binding(0) var<uniform> G: ConvParams;
 
+// The geometry again as pipeline constants (src/gpu/params.rs ConvParams::constants): with
+// CV set, the pipeline is specialised to one layer's shape, so its divisions are by
+// constants, which compilers turn into multiplications.
+override CV: bool = false;
+override CV_CIN: u32 = 1u;
+override CV_CONV_PASS: u32 = 1u;
+override CV_COUT: u32 = 1u;
+override CV_DIL_H: u32 = 1u;
+override CV_DIL_W: u32 = 1u;
+override CV_GROUPS: u32 = 1u;
+override CV_H: u32 = 1u;
+override CV_K: u32 = 1u;
+override CV_KH: u32 = 1u;
+override CV_KW: u32 = 1u;
+override CV_N: u32 = 1u;
+override CV_OH: u32 = 1u;
+override CV_OW: u32 = 1u;
+override CV_PAD_H: u32 = 1u;
+override CV_PAD_W: u32 = 1u;
+override CV_STRIDE_H: u32 = 1u;
+override CV_STRIDE_W: u32 = 1u;
+override CV_W: u32 = 1u;
+fn cv_cin() -> u32 {
+    if (CV) {
+        return CV_CIN;
+    }
+    return G.cin;
+}
+fn cv_conv_pass() -> u32 {
+    if (CV) {
+        return CV_CONV_PASS;
+    }
+    return G.conv_pass;
+}
+fn cv_cout() -> u32 {
+    if (CV) {
+        return CV_COUT;
+    }
+    return G.cout;
+}
+fn cv_dil_h() -> u32 {
+    if (CV) {
+        return CV_DIL_H;
+    }
+    return G.dil_h;
+}
+fn cv_dil_w() -> u32 {
+    if (CV) {
+        return CV_DIL_W;
+    }
+    return G.dil_w;
+}
+fn cv_groups() -> u32 {
+    if (CV) {
+        return CV_GROUPS;
+    }
+    return G.groups;
+}
+fn cv_h() -> u32 {
+    if (CV) {
+        return CV_H;
+    }
+    return G.h;
+}
+fn cv_k() -> u32 {
+    if (CV) {
+        return CV_K;
+    }
+    return G.k;
+}
+fn cv_kh() -> u32 {
+    if (CV) {
+        return CV_KH;
+    }
+    return G.kh;
+}
+fn cv_kw() -> u32 {
+    if (CV) {
+        return CV_KW;
+    }
+    return G.kw;
+}
+fn cv_n() -> u32 {
+    if (CV) {
+        return CV_N;
+    }
+    return G.n;
+}
+fn cv_oh() -> u32 {
+    if (CV) {
+        return CV_OH;
+    }
+    return G.oh;
+}
+fn cv_ow() -> u32 {
+    if (CV) {
+        return CV_OW;
+    }
+    return G.ow;
+}
+fn cv_pad_h() -> u32 {
+    if (CV) {
+        return CV_PAD_H;
+    }
+    return G.pad_h;
+}
+fn cv_pad_w() -> u32 {
+    if (CV) {
+        return CV_PAD_W;
+    }
+    return G.pad_w;
+}
+fn cv_stride_h() -> u32 {
+    if (CV) {
+        return CV_STRIDE_H;
+    }
+    return G.stride_h;
+}
+fn cv_stride_w() -> u32 {
+    if (CV) {
+        return CV_STRIDE_W;
+    }
+    return G.stride_w;
+}
+fn cv_w() -> u32 {
+    if (CV) {
+        return CV_W;
+    }
+    return G.w;
+}
+
 // Flat index of X[nb, c, ih, iw] seen by output (oh, ow) through tap (kh, kw), or NONE.
 fn input_flat(nb: u32, c: u32, oh: u32, ow: u32, kh: u32, kw: u32) -> u32 {
-    let ih = i32(oh * G.stride_h + kh * G.dil_h) - i32(G.pad_h);
-    let iw = i32(ow * G.stride_w + kw * G.dil_w) - i32(G.pad_w);
-    if (ih < 0 || iw < 0 || ih >= i32(G.h) || iw >= i32(G.w)) {
+    let ih = i32(oh * cv_stride_h() + kh * cv_dil_h()) - i32(cv_pad_h());
+    let iw = i32(ow * cv_stride_w() + kw * cv_dil_w()) - i32(cv_pad_w());
+    if (ih < 0 || iw < 0 || ih >= i32(cv_h()) || iw >= i32(cv_w())) {
         return NONE;
     }
-    return ((nb * G.cin + c) * G.h + u32(ih)) * G.w + u32(iw);
+    return ((nb * cv_cin() + c) * cv_h() + u32(ih)) * cv_w() + u32(iw);
 }
 
 // Flat index of dY[nb, o, oh, ow] whose tap (kh, kw) reads input (ih, iw), or NONE.
 fn output_flat(nb: u32, o: u32, ih: u32, iw: u32, kh: u32, kw: u32) -> u32 {
-    let th = i32(ih + G.pad_h) - i32(kh * G.dil_h);
-    let tw = i32(iw + G.pad_w) - i32(kw * G.dil_w);
-    if (th < 0 || tw < 0 || u32(th) % G.stride_h != 0u || u32(tw) % G.stride_w != 0u) {
+    let th = i32(ih + cv_pad_h()) - i32(kh * cv_dil_h());
+    let tw = i32(iw + cv_pad_w()) - i32(kw * cv_dil_w());
+    if (th < 0 || tw < 0 || u32(th) % cv_stride_h() != 0u || u32(tw) % cv_stride_w() != 0u) {
         return NONE;
     }
-    let oh = u32(th) / G.stride_h;
-    let ow = u32(tw) / G.stride_w;
-    if (oh >= G.oh || ow >= G.ow) {
+    let oh = u32(th) / cv_stride_h();
+    let ow = u32(tw) / cv_stride_w();
+    if (oh >= cv_oh() || ow >= cv_ow()) {
         return NONE;
     }
-    return ((nb * G.cout + o) * G.oh + oh) * G.ow + ow;
+    return ((nb * cv_cout() + o) * cv_oh() + oh) * cv_ow() + ow;
 }
 
 fn cin_g() -> u32 {
-    return G.cin / G.groups;
+    return cv_cin() / cv_groups();
 }
 
 fn c0() -> u32 {
@@ -81,44 +219,44 @@ fn c0() -> u32 {
 }
 
 fn o0() -> u32 {
-    return G.group * (G.cout / G.groups);
+    return G.group * (cv_cout() / cv_groups());
 }
 
 fn flat_a(i: u32, kk: u32) -> u32 {
-    let taps = G.kh * G.kw;
-    switch G.conv_pass {
+    let taps = cv_kh() * cv_kw();
+    switch cv_conv_pass() {
         case 0u: {
-            return (o0() + i) * G.k + kk;
+            return (o0() + i) * cv_k() + kk;
         }
         case 1u: {
             return ((o0() + kk / taps) * cin_g() + i) * taps + kk % taps;
         }
         default: {
-            let sp = G.oh * G.ow;
-            return ((kk / sp) * G.cout + o0() + i) * sp + kk % sp;
+            let sp = cv_oh() * cv_ow();
+            return ((kk / sp) * cv_cout() + o0() + i) * sp + kk % sp;
         }
     }
 }
 
 fn flat_b(kk: u32, j: u32) -> u32 {
-    let taps = G.kh * G.kw;
-    let sp = G.oh * G.ow;
-    switch G.conv_pass {
+    let taps = cv_kh() * cv_kw();
+    let sp = cv_oh() * cv_ow();
+    switch cv_conv_pass() {
         case 0u: {
             let r = kk % taps;
             let p = j % sp;
-            return input_flat(j / sp, c0() + kk / taps, p / G.ow, p % G.ow, r / G.kw, r % G.kw);
+            return input_flat(j / sp, c0() + kk / taps, p / cv_ow(), p % cv_ow(), r / cv_kw(), r % cv_kw());
         }
         case 1u: {
             let r = kk % taps;
-            let hw = G.h * G.w;
+            let hw = cv_h() * cv_w();
             let q = j % hw;
-            return output_flat(j / hw, o0() + kk / taps, q / G.w, q % G.w, r / G.kw, r % G.kw);
+            return output_flat(j / hw, o0() + kk / taps, q / cv_w(), q % cv_w(), r / cv_kw(), r % cv_kw());
         }
         default: {
             let r = j % taps;
             let p = kk % sp;
-            return input_flat(kk / sp, c0() + j / taps, p / G.ow, p % G.ow, r / G.kw, r % G.kw);
+            return input_flat(kk / sp, c0() + j / taps, p / cv_ow(), p % cv_ow(), r / cv_kw(), r % cv_kw());
         }
     }
 }
@@ -159,17 +297,17 @@ fn int_b(kk: u32, j: u32) -> i32 {
 }
 
 fn out_index(i: u32, j: u32) -> u32 {
-    switch G.conv_pass {
+    switch cv_conv_pass() {
         case 0u: {
-            let sp = G.oh * G.ow;
-            return ((j / sp) * G.cout + o0() + i) * sp + j % sp;
+            let sp = cv_oh() * cv_ow();
+            return ((j / sp) * cv_cout() + o0() + i) * sp + j % sp;
         }
         case 1u: {
-            let hw = G.h * G.w;
-            return ((j / hw) * G.cin + c0() + i) * hw + j % hw;
+            let hw = cv_h() * cv_w();
+            return ((j / hw) * cv_cin() + c0() + i) * hw + j % hw;
         }
         default: {
-            return (o0() + i) * G.n + j;
+            return (o0() + i) * cv_n() + j;
         }
     }
 }

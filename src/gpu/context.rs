@@ -23,11 +23,18 @@ pub struct GpuContext {
     tiles: Tiles,
     f16_staging: bool,
     vector_loads: bool,
+    gemm_panels: bool,
+    panel_words: usize,
     scratch: Mutex<std::collections::HashMap<(&'static str, usize), DeviceBuffer>>,
     /// Every buffer made on this device, counted by purpose.
     pub ledger: Arc<Ledger>,
+    /// Kernel timings, when `LOWP_PROFILE` is set and the device has timestamps.
+    pub profiler: Option<super::profile::Profiler>,
     error: Arc<Mutex<Option<String>>>,
 }
+
+/// The f32 words the GEMM panels of one block may take by default (4 MiB).
+pub const PANEL_WORDS: usize = 1 << 20;
 
 /// The kind of adapter in words.
 fn device_type_name(t: wgpu::DeviceType) -> &'static str {
@@ -148,6 +155,20 @@ impl GpuContext {
             && std::env::var("LOWP_GEMM_F16").map_or(true, |v| v != "0");
         let vector_loads = std::env::var("LOWP_GEMM_VEC").map_or(true, |v| v != "0");
         let tiles = Tiles::for_adapter(info.device_type, &device.limits())?;
+        let gemm_panels = match std::env::var("LOWP_GEMM_KERNEL").as_deref() {
+            Ok("panel") => true,
+            Ok("tiled") => false,
+            Ok(other) if !other.is_empty() => {
+                return Err(GpuError::Invalid(format!(
+                    "LOWP_GEMM_KERNEL={other:?}: expected \"panel\" or \"tiled\""
+                )));
+            }
+            _ => info.device_type == wgpu::DeviceType::Cpu,
+        };
+        let profiler = std::env::var("LOWP_PROFILE")
+            .is_ok_and(|v| !v.is_empty() && v != "0")
+            .then(|| super::profile::Profiler::new(&device))
+            .flatten();
         Ok(GpuContext {
             adapter: chosen,
             device,
@@ -159,10 +180,36 @@ impl GpuContext {
             tiles,
             f16_staging,
             vector_loads,
+            gemm_panels,
+            panel_words: PANEL_WORDS,
             scratch: Mutex::default(),
             ledger: Arc::default(),
+            profiler,
             error,
         })
+    }
+
+    /// Runs f32-accumulating GEMMs with the panel kernel (or the tiled one).
+    pub fn with_gemm_panels(mut self, on: bool) -> GpuContext {
+        self.gemm_panels = on;
+        self
+    }
+
+    /// Whether f32-accumulating GEMMs run as decoded panels and a register-tiled product
+    /// (the default on CPU adapters) rather than the workgroup-staged tiled kernel.
+    pub fn gemm_panels(&self) -> bool {
+        self.gemm_panels
+    }
+
+    /// Sets the f32 words the panel kernel's two panels may take together (at least 4096).
+    pub fn with_panel_words(mut self, words: usize) -> GpuContext {
+        self.panel_words = words.max(4096);
+        self
+    }
+
+    /// The f32 words the panel kernel's two panels may take together.
+    pub fn panel_words(&self) -> usize {
+        self.panel_words
     }
 
     /// Caps the workgroups of a dispatch's x dimension (to exercise the 2-D path in tests).
@@ -260,7 +307,7 @@ impl GpuContext {
         let l = self.device.limits();
         let yes = |b: bool| if b { "yes" } else { "no" };
         format!(
-            "adapter: {} ({}, {})\ndriver: {} {}\nshader-f16: {}\nsubgroups: {}\ndot4I8Packed (WGSL): {}\ncooperative matrix: {}\ntimestamp queries: {}\nmax storage buffer binding: {} MiB\nmax buffer: {} MiB\nmax workgroups per dimension: {}\nGEMM tiles: {}",
+            "adapter: {} ({}, {})\ndriver: {} {}\nshader-f16: {}\nsubgroups: {}\ndot4I8Packed (WGSL): {}\ncooperative matrix: {}\ntimestamp queries: {}\nmax storage buffer binding: {} MiB\nmax buffer: {} MiB\nmax workgroups per dimension: {}\nGEMM with f32 sums: {}\nGEMM tiles: {}",
             self.info.name,
             self.info.backend.to_str(),
             device_type_name(self.info.device_type),
@@ -279,6 +326,14 @@ impl GpuContext {
             l.max_storage_buffer_binding_size >> 20,
             l.max_buffer_size >> 20,
             l.max_compute_workgroups_per_dimension,
+            if self.gemm_panels {
+                format!(
+                    "decoded panels, 8 x 8 per invocation ({} MiB of panels at most)",
+                    self.panel_words * 4 >> 20
+                )
+            } else {
+                "tiled, operands staged in workgroup memory".to_string()
+            },
             self.tiles,
         )
     }

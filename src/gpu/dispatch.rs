@@ -31,6 +31,20 @@ pub fn record<P: DispatchParams>(
     record_groups(ctx, enc, kernel, entry, (gx, gy), &params, bindings)
 }
 
+/// Like [`record`], for a kernel with pipeline-overridable constants.
+pub fn record_with<P: DispatchParams>(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    kernel: (&str, &str, &[(&str, f64)]),
+    count: u32,
+    mut params: P,
+    bindings: &[(u32, &wgpu::Buffer)],
+) -> Result<(), GpuError> {
+    let (gx, gy) = grid(ctx, count);
+    params.set_grid(gx, count);
+    record_tiled(ctx, enc, kernel, (gx, gy, 1), &params, bindings)
+}
+
 /// Records `entry` of `kernel` over an explicit grid of workgroups. A shader, pipeline or
 /// binding error is returned here, by the call that caused it.
 pub fn record_groups<P: bytemuck::Pod>(
@@ -79,7 +93,10 @@ pub fn record_tiled<P: bytemuck::Pod>(
     });
     let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
         label: Some(kernel),
-        timestamp_writes: None,
+        timestamp_writes: ctx
+            .profiler
+            .as_ref()
+            .and_then(|p| p.pass(format!("{kernel}/{entry} {gx}x{gy}x{gz}"))),
     });
     pass.set_pipeline(&pipeline);
     pass.set_bind_group(0, &bind, &[]);

@@ -7,6 +7,7 @@ pub mod error;
 pub mod memory;
 pub mod params;
 pub mod pipelines;
+pub mod profile;
 pub mod readback;
 pub mod shader;
 pub mod tensor;

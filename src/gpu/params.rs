@@ -114,7 +114,7 @@ pub fn scaling_id(spec: &QuantSpec) -> u32 {
     }
 }
 
-/// A GEMM dispatch's parameters (64 words, like WGSL's `GemmParams`).
+/// A GEMM dispatch's parameters (71 words, like WGSL's `GemmParams`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct GemmParams {
@@ -156,6 +156,20 @@ pub struct GemmParams {
     pub k_begin: u32,
     /// Per-element kernels: one past the last product of this pass.
     pub k_end: u32,
+    /// Panel kernels: the block's first row of the view.
+    pub blk_i0: u32,
+    /// Panel kernels: the block's first column.
+    pub blk_j0: u32,
+    /// Panel kernels: the block's first product.
+    pub blk_k0: u32,
+    /// Panel kernels: products in the block.
+    pub blk_k: u32,
+    /// Panel kernels: rows of the A panel (a multiple of the tile's).
+    pub pan_m: u32,
+    /// Panel kernels: columns of the B panel.
+    pub pan_n: u32,
+    /// Panel kernels: the K slice of the block's first.
+    pub slice0: u32,
 }
 
 /// Parameter blocks whose dispatch grid is filled in when they are recorded.
@@ -171,12 +185,40 @@ impl DispatchParams for QuantParams {
     }
 }
 
+/// The block of a GEMM view one panel dispatch covers: rows [i0, i0 + pan_m), columns
+/// [j0, j0 + pan_n) and products [k0, k0 + k) (panels padded past the view's edges).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PanelBlock {
+    /// First row.
+    pub i0: u32,
+    /// First column.
+    pub j0: u32,
+    /// First product.
+    pub k0: u32,
+    /// Products.
+    pub k: u32,
+    /// Rows of the A panel.
+    pub pan_m: u32,
+    /// Columns of the B panel.
+    pub pan_n: u32,
+    /// The K slice (split-K index) of the block's first.
+    pub slice0: u32,
+}
+
 /// Parameter blocks of GEMM-shaped dispatches, whose K may be split.
 pub trait SplitParams: DispatchParams {
     /// Sets the number of K slices and their length.
     fn set_split(&mut self, splits: u32, k_split: u32);
     /// Sets the products [begin, end) a per-element pass covers.
     fn set_pass(&mut self, begin: u32, end: u32);
+    /// Sets the block a panel kernel's dispatch covers.
+    fn set_block(&mut self, b: &PanelBlock);
+    /// Elements of the view's output (m x n).
+    fn cells(&self) -> u32;
+    /// Pipeline constants that specialise the kernel to these parameters' shape.
+    fn constants(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
     /// How many GEMM views of the same dimensions the op is (convolution groups).
     fn groups(&self) -> u32 {
         1
@@ -188,9 +230,18 @@ pub trait SplitParams: DispatchParams {
 }
 
 impl SplitParams for GemmParams {
+    fn cells(&self) -> u32 {
+        self.m * self.n
+    }
+
     fn set_split(&mut self, splits: u32, k_split: u32) {
         self.splits = splits;
         self.k_split = k_split;
+    }
+
+    fn set_block(&mut self, b: &PanelBlock) {
+        [self.blk_i0, self.blk_j0, self.blk_k0, self.blk_k] = [b.i0, b.j0, b.k0, b.k];
+        [self.pan_m, self.pan_n, self.slice0] = [b.pan_m, b.pan_n, b.slice0];
     }
 
     fn set_pass(&mut self, begin: u32, end: u32) {
@@ -200,9 +251,18 @@ impl SplitParams for GemmParams {
 }
 
 impl SplitParams for ConvParams {
+    fn cells(&self) -> u32 {
+        self.m * self.n
+    }
+
     fn set_split(&mut self, splits: u32, k_split: u32) {
         self.splits = splits;
         self.k_split = k_split;
+    }
+
+    fn set_block(&mut self, b: &PanelBlock) {
+        [self.blk_i0, self.blk_j0, self.blk_k0, self.blk_k] = [b.i0, b.j0, b.k0, b.k];
+        [self.pan_m, self.pan_n, self.slice0] = [b.pan_m, b.pan_n, b.slice0];
     }
 
     fn set_pass(&mut self, begin: u32, end: u32) {
@@ -212,6 +272,32 @@ impl SplitParams for ConvParams {
 
     fn groups(&self) -> u32 {
         self.groups.max(1)
+    }
+
+    fn constants(&self) -> Vec<(&'static str, f64)> {
+        let geometry = [
+            ("CV_CIN", self.cin),
+            ("CV_CONV_PASS", self.pass),
+            ("CV_COUT", self.cout),
+            ("CV_DIL_H", self.dil_h),
+            ("CV_DIL_W", self.dil_w),
+            ("CV_GROUPS", self.groups.max(1)),
+            ("CV_H", self.h),
+            ("CV_K", self.k),
+            ("CV_KH", self.kh),
+            ("CV_KW", self.kw),
+            ("CV_N", self.n),
+            ("CV_OH", self.oh),
+            ("CV_OW", self.ow),
+            ("CV_PAD_H", self.pad_h),
+            ("CV_PAD_W", self.pad_w),
+            ("CV_STRIDE_H", self.stride_h),
+            ("CV_STRIDE_W", self.stride_w),
+            ("CV_W", self.w),
+        ];
+        std::iter::once(("CV", 1.0))
+            .chain(geometry.into_iter().map(|(k, v)| (k, v as f64)))
+            .collect()
     }
 
     fn with_group(self, g: u32) -> Self {
@@ -226,7 +312,7 @@ impl DispatchParams for GemmParams {
     }
 }
 
-/// A convolution dispatch's parameters (76 words, like WGSL's `ConvParams`).
+/// A convolution dispatch's parameters (83 words, like WGSL's `ConvParams`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct ConvParams {
@@ -300,6 +386,20 @@ pub struct ConvParams {
     pub groups: u32,
     /// The group this dispatch computes.
     pub group: u32,
+    /// Panel kernels: the block's first row of the view.
+    pub blk_i0: u32,
+    /// Panel kernels: the block's first column.
+    pub blk_j0: u32,
+    /// Panel kernels: the block's first product.
+    pub blk_k0: u32,
+    /// Panel kernels: products in the block.
+    pub blk_k: u32,
+    /// Panel kernels: rows of the A panel (a multiple of the tile's).
+    pub pan_m: u32,
+    /// Panel kernels: columns of the B panel.
+    pub pan_n: u32,
+    /// Panel kernels: the K slice of the block's first.
+    pub slice0: u32,
 }
 
 impl DispatchParams for ConvParams {

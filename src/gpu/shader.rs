@@ -84,6 +84,7 @@ const GEMM_EXACT: &str = include_str!("../../shaders/gemm_exact.wgsl");
 const GEMM_F32: &str = include_str!("../../shaders/gemm_f32.wgsl");
 const GEMM_I8: &str = include_str!("../../shaders/gemm_i8.wgsl");
 const GEMM_REDUCE: &str = include_str!("../../shaders/gemm_reduce.wgsl");
+const GEMM_PANEL: &str = include_str!("../../shaders/gemm_panel.wgsl");
 
 /// The kernels: name, library pieces, source.
 const KERNELS: &[(&str, &[&str], &str)] = &[
@@ -113,12 +114,14 @@ const KERNELS: &[(&str, &[&str], &str)] = &[
     ("gemm_f32", GEMM_LIB, GEMM_F32),
     ("gemm_i8", GEMM_LIB, GEMM_I8),
     ("gemm_reduce", GEMM_LIB, GEMM_REDUCE),
+    ("gemm_panel", GEMM_LIB, GEMM_PANEL),
     // Convolutions run the GEMM bodies with convolution addressing.
     ("conv_exact", CONV_LIB, GEMM_EXACT),
     ("conv_f16", CONV_LIB, GEMM_F32),
     ("conv_f32", CONV_LIB, GEMM_F32),
     ("conv_i8", CONV_LIB, GEMM_I8),
     ("conv_reduce", CONV_LIB, GEMM_REDUCE),
+    ("conv_panel", CONV_LIB, GEMM_PANEL),
     ("relu", ELEM_LIB, include_str!("../../shaders/relu.wgsl")),
     (
         "softmax_xent",

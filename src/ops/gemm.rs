@@ -5,8 +5,8 @@ use super::quantize::quantize_buffer;
 use crate::accum::{Accumulator, GemmMode, GemmSpec};
 use crate::format::Format;
 use crate::gpu::buffers::{upload_f32, zeroed};
-use crate::gpu::dispatch::{record, record_tiled};
-use crate::gpu::params::{FmtParams, GemmParams, SplitParams, scaling_id};
+use crate::gpu::dispatch::{record_tiled, record_with};
+use crate::gpu::params::{FmtParams, GemmParams, PanelBlock, SplitParams, scaling_id};
 use crate::gpu::tiles::Tiles;
 use crate::gpu::{GpuContext, GpuError, Tensor};
 use crate::quant::{Exceptions, QuantSpec};
@@ -22,6 +22,9 @@ pub enum Kernel {
     TiledI8,
     /// One invocation per output: exact 64-bit integer or emulated accumulation.
     PerElement,
+    /// f32 accumulation over operands decoded into f32 panels, 8 x 8 sums per invocation
+    /// (CPU adapters).
+    Panel,
 }
 
 /// A GEMM-shaped dispatch: kernel family ("gemm" or "conv"), kernel, the view's rows and columns.
@@ -180,6 +183,7 @@ impl GemmView {
             Kernel::TiledF16 => "f16",
             Kernel::TiledI8 => "i8",
             Kernel::PerElement => "exact",
+            Kernel::Panel => "panel",
         };
         format!("{}_{suffix}", self.family)
     }
@@ -342,6 +346,10 @@ fn record_view_io<P: SplitParams>(
     ];
     bindings.extend(io.bindings());
     let mut view = *view;
+    if view.kernel == Kernel::TiledF32 && ctx.gemm_panels() {
+        view.kernel = Kernel::Panel;
+        return record_panels(ctx, enc, &view, params, (a, b), bias, io);
+    }
     if view.kernel == Kernel::TiledF32
         && ctx.f16_staging()
         && f16_exact(a.spec())
@@ -364,15 +372,18 @@ fn record_view_io<P: SplitParams>(
             let state = ctx.scratch("accumulator state", words)?;
             let mut with_state = bindings;
             with_state.push((9, &state));
+            let constants = params.constants();
             for begin in (0..k.max(1)).step_by(pass) {
                 params.set_pass(begin as u32, (begin + pass).min(k) as u32);
-                record(ctx, enc, &name, "main", cells as u32, params, &with_state)?;
+                let kernel = (name.as_str(), "main", constants.as_slice());
+                record_with(ctx, enc, kernel, cells as u32, params, &with_state)?;
             }
             Ok(())
         }
         tiled => {
             let (gx, gy) = (n.div_ceil(tiles.tn as usize), m.div_ceil(tiles.tm as usize));
             let mut constants = tiles.constants(tiled == Kernel::TiledI8).to_vec();
+            constants.extend(params.constants());
             let vector_none;
             if tiled != Kernel::TiledI8 && view.family == "gemm" {
                 // Bindings 10 and 11 are part of this kernel's layout even when unused.
@@ -432,20 +443,179 @@ fn record_view_io<P: SplitParams>(
                 &params,
                 &split_bindings,
             )?;
-            let reduce = format!("{}_reduce", view.family);
-            let mut reduce_bindings = vec![(5, bias), (6, &*partial)];
-            reduce_bindings.extend(io.bindings());
-            record(
-                ctx,
-                enc,
-                &reduce,
-                "main",
-                cells as u32,
-                params,
-                &reduce_bindings,
-            )
+            record_reduce(ctx, enc, view.family, params, bias, &partial, io)
         }
     }
+}
+
+/// Invocations per workgroup of the panel kernel at most, each owning 8 x 8 sums.
+const PANEL_LANES: usize = 64;
+
+/// Products one K slice of the panel kernel takes at most: llvmpipe ends a shader loop after
+/// 65,535 iterations.
+const PANEL_SLICE: usize = 32768;
+
+/// The panel kernel's workgroup shape for an `m` x `n` view: (invocations along N, along
+/// M), as many along N as its columns fill (eight each), as many along M as its rows fill
+/// in what is left, then balanced while the rows overflow the tile; a view smaller than
+/// one tile gets a smaller workgroup.
+pub fn panel_lanes(m: usize, n: usize) -> (usize, usize) {
+    let fill = |extent: usize, most: usize| extent.div_ceil(8).next_power_of_two().clamp(1, most);
+    let mut wx = fill(n, PANEL_LANES);
+    let mut wy = fill(m, PANEL_LANES / wx);
+    while wx > 8 && 8 * wy < m {
+        wx /= 2;
+        wy = fill(m, PANEL_LANES / wx);
+    }
+    (wx, wy)
+}
+
+/// How a view is cut for the panel kernel: the blocks' rows, columns and products, and the
+/// K slices (split-K) of its sums: (block rows, block columns, block products, slice length,
+/// slices in all). The two panels of a block take at most `words` f32 words.
+pub fn panel_blocks(
+    ctx: &GpuContext,
+    (m, n, k): (usize, usize, usize),
+    words: usize,
+) -> (usize, usize, usize, usize, usize) {
+    let (wx, wy) = panel_lanes(m, n);
+    let (tm, tn) = (8 * wy, 8 * wx);
+    let k = k.max(1);
+    let (mut bm, mut bn) = (m.max(1).next_multiple_of(tm), n.max(1).next_multiple_of(tn));
+    // Within the grid's limits, then within the panels' budget: halve the larger side.
+    let most = ctx.max_groups_x() as usize;
+    bm = bm.min(most * tm);
+    bn = bn.min(most * tn);
+    while (bm + bn) * k > words && (bm > tm || bn > tn) {
+        if bn >= bm && bn > tn {
+            bn = (bn / 2).next_multiple_of(tn);
+        } else {
+            bm = (bm / 2).next_multiple_of(tm);
+        }
+    }
+    // Split K for parallelism where a block has few tiles, within llvmpipe's loop limit
+    // and the panels' budget.
+    let tiles = (bm / tm) * (bn / tn);
+    let target = if ctx.info.device_type == wgpu::DeviceType::Cpu {
+        16
+    } else {
+        512
+    };
+    let splits = if tiles >= target {
+        1
+    } else {
+        (target / tiles).min(k / 256).clamp(1, 64)
+    };
+    let k_split = k
+        .div_ceil(splits)
+        .min(PANEL_SLICE)
+        .min(words / (bm + bn))
+        .max(1);
+    let bk = if (bm + bn) * k <= words {
+        k
+    } else {
+        (words / (bm + bn) / k_split).max(1) * k_split
+    };
+    (bm, bn, bk, k_split, k.div_ceil(k_split))
+}
+
+/// Records a view with the panel kernel: per block, decode A's and B's panels, multiply
+/// them (straight into the output, or into per-slice partial sums that the reduce pass adds
+/// in slice order with the bias).
+fn record_panels<P: SplitParams>(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    view: &GemmView,
+    mut params: P,
+    (a, b): (&Tensor, &Tensor),
+    bias: &wgpu::Buffer,
+    io: &Io,
+) -> Result<(), GpuError> {
+    let (m, n, k) = (view.m, view.n, view.k);
+    let none = ctx.scratch("no scales", 1)?;
+    let (wx, wy) = panel_lanes(m, n);
+    let (bm, bn, bk, k_split, splits) = panel_blocks(ctx, (m, n, k), ctx.panel_words());
+    params.set_split(splits as u32, k_split as u32);
+    let name = view.kernel_name();
+    // Panels of power-of-two sizes, so that views of many shapes share few buffers.
+    let pa = ctx.scratch("GEMM panel A", (bm * bk).next_power_of_two())?;
+    let pb = ctx.scratch("GEMM panel B", (bn * bk).next_power_of_two())?;
+    let partial = ctx.scratch(
+        "split-K partial sums",
+        if splits > 1 { splits * m * n } else { 1 },
+    )?;
+    let mut main_bindings = vec![(5, bias), (6, &*partial), (13, &*pa), (14, &*pb)];
+    main_bindings.extend(io.bindings());
+    let mut constants = params.constants();
+    constants.extend([("WX", wx as f64), ("WY", wy as f64)]);
+    let with_pan = |pan: usize| {
+        let mut c = params.constants();
+        c.push(("PAN", pan as f64));
+        c
+    };
+    let (pack_a, pack_b) = (with_pan(bm), with_pan(bn));
+    for k0 in (0..k.max(1)).step_by(bk) {
+        let kb = bk.min(k.max(1) - k0);
+        for i0 in (0..m.max(1)).step_by(bm) {
+            let mut block = PanelBlock {
+                i0: i0 as u32,
+                j0: 0,
+                k0: k0 as u32,
+                k: kb as u32,
+                pan_m: bm as u32,
+                pan_n: bn as u32,
+                slice0: (k0 / k_split) as u32,
+            };
+            params.set_block(&block);
+            let a_bindings = [(1, a.words()), (2, a.scales().unwrap_or(&none)), (12, &*pa)];
+            let kernel = (name.as_str(), "pack_a", pack_a.as_slice());
+            record_with(ctx, enc, kernel, (bm * kb) as u32, params, &a_bindings)?;
+            for j0 in (0..n.max(1)).step_by(bn) {
+                block.j0 = j0 as u32;
+                params.set_block(&block);
+                let b_bindings = [(3, b.words()), (4, b.scales().unwrap_or(&none)), (12, &*pb)];
+                let kernel = (name.as_str(), "pack_b", pack_b.as_slice());
+                record_with(ctx, enc, kernel, (bn * kb) as u32, params, &b_bindings)?;
+                let grid = (
+                    (bn / (8 * wx)) as u32,
+                    (bm / (8 * wy)) as u32,
+                    kb.div_ceil(k_split) as u32,
+                );
+                record_tiled(
+                    ctx,
+                    enc,
+                    (&name, "main", &constants),
+                    grid,
+                    &params,
+                    &main_bindings,
+                )?;
+            }
+        }
+    }
+    if splits == 1 {
+        return Ok(());
+    }
+    record_reduce(ctx, enc, view.family, params, bias, &partial, io)
+}
+
+/// Records the pass that adds the K slices' partial sums in slice order, then the bias,
+/// into the output of `io`.
+fn record_reduce<P: SplitParams>(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    family: &str,
+    params: P,
+    bias: &wgpu::Buffer,
+    partial: &wgpu::Buffer,
+    io: &Io,
+) -> Result<(), GpuError> {
+    let cells = params.cells();
+    let reduce = format!("{family}_reduce");
+    let mut bindings = vec![(5, bias), (6, partial)];
+    bindings.extend(io.bindings());
+    let constants = params.constants();
+    let kernel = (reduce.as_str(), "main", constants.as_slice());
+    record_with(ctx, enc, kernel, cells, params, &bindings)
 }
 
 /// Runs a GEMM view and quantizes its sums into a tensor of `out_shape`.

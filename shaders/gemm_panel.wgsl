@@ -1,0 +1,121 @@
+// GEMM (or a convolution's GEMM view) with f32 accumulation for CPU adapters, in two steps.
+// `pack_a` and `pack_b` decode a block of the operands from their packed codes (with the
+// view's addressing) into f32 panels: A's as [k][i] (pan_m values per k), B's as [k][j]
+// (pan_n per k), zero beyond the view, so the product loop needs no bounds checks. `main`
+// then multiplies the panels: a workgroup of up to 64 invocations (WX along N, WY along M) owns a
+// (8 WY) x (8 WX) tile of C, each invocation 8 x 8 values held as sixteen vec4s, read with
+// 16-byte loads and no workgroup memory (on a CPU adapter every lane-varying load is a
+// scalar loop, workgroup memory included, so staging only adds barriers). Each sum runs
+// over its K slice in order with fma; slices go to partial sums that gemm_reduce adds.
+
+override WX: u32 = 8u;
+override WY: u32 = 8u;
+// The width of the panel a pack entry writes (pan_m or pan_n), a constant so that its
+// division is a multiplication.
+override PAN: u32 = 1u;
+
+// Panels: written by the pack entries (binding 12), read as vectors by `main` (13, 14).
+@group(0) @binding(12) var<storage, read_write> panel: array<f32>;
+@group(0) @binding(13) var<storage, read> pa: array<vec4<f32>>;
+@group(0) @binding(14) var<storage, read> pb: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn pack_a(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let e = item_index(gid, G.groups_x);
+    if (e >= G.count) {
+        return;
+    }
+    let kk = e / PAN;
+    let i = G.blk_i0 + e % PAN;
+    let k = G.blk_k0 + kk;
+    var v = 0u;
+    if (i < G.m && k < G.k) {
+        v = value_a(i, k);
+    }
+    panel[e] = bitcast<f32>(v);
+}
+
+@compute @workgroup_size(256)
+fn pack_b(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let e = item_index(gid, G.groups_x);
+    if (e >= G.count) {
+        return;
+    }
+    let kk = e / PAN;
+    let j = G.blk_j0 + e % PAN;
+    let k = G.blk_k0 + kk;
+    var v = 0u;
+    if (j < G.n && k < G.k) {
+        v = value_b(k, j);
+    }
+    panel[e] = bitcast<f32>(v);
+}
+
+// Stores four sums of row `i`, columns j..j+3: the slice's partial sums, or the output
+// (bias added) rounded into its format.
+fn put(i: u32, j: u32, slice: u32, v: vec4<f32>) {
+    if (i >= G.m) {
+        return;
+    }
+    for (var t = 0u; t < 4u; t++) {
+        let jt = j + t;
+        if (jt < G.n) {
+            if (G.splits > 1u) {
+                c_out[(slice * G.m + i) * G.n + jt] = bitcast<u32>(v[t]);
+            } else {
+                var s = v[t];
+                if (G.has_bias != 0u) {
+                    s = s + bitcast<f32>(bias_at(i, jt));
+                }
+                store_out(out_index(i, jt), bitcast<u32>(s));
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(WX, WY)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let lx = lid.x;
+    let ly = lid.y;
+    let row = wid.y * (8u * WY) + ly * 8u; // within the panel
+    let col = wid.x * (8u * WX) + lx * 8u;
+    let sa = G.pan_m / 4u;
+    let sb = G.pan_n / 4u;
+    let ia = row / 4u;
+    let jb = col / 4u;
+    let k_begin = wid.z * G.k_split;
+    let k_end = min(G.blk_k, k_begin + G.k_split);
+    var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
+    var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
+    var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
+    var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
+    var c40 = vec4<f32>(0.0); var c41 = vec4<f32>(0.0);
+    var c50 = vec4<f32>(0.0); var c51 = vec4<f32>(0.0);
+    var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
+    var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
+    for (var k = k_begin; k < k_end; k++) {
+        let a0 = pa[k * sa + ia];
+        let a1 = pa[k * sa + ia + 1u];
+        let b0 = pb[k * sb + jb];
+        let b1 = pb[k * sb + jb + 1u];
+        c00 = fma(vec4(a0.x), b0, c00); c01 = fma(vec4(a0.x), b1, c01);
+        c10 = fma(vec4(a0.y), b0, c10); c11 = fma(vec4(a0.y), b1, c11);
+        c20 = fma(vec4(a0.z), b0, c20); c21 = fma(vec4(a0.z), b1, c21);
+        c30 = fma(vec4(a0.w), b0, c30); c31 = fma(vec4(a0.w), b1, c31);
+        c40 = fma(vec4(a1.x), b0, c40); c41 = fma(vec4(a1.x), b1, c41);
+        c50 = fma(vec4(a1.y), b0, c50); c51 = fma(vec4(a1.y), b1, c51);
+        c60 = fma(vec4(a1.z), b0, c60); c61 = fma(vec4(a1.z), b1, c61);
+        c70 = fma(vec4(a1.w), b0, c70); c71 = fma(vec4(a1.w), b1, c71);
+    }
+    let i = G.blk_i0 + row;
+    let j = G.blk_j0 + col;
+    let s = G.slice0 + wid.z;
+    put(i, j, s, c00); put(i, j + 4u, s, c01);
+    put(i + 1u, j, s, c10); put(i + 1u, j + 4u, s, c11);
+    put(i + 2u, j, s, c20); put(i + 2u, j + 4u, s, c21);
+    put(i + 3u, j, s, c30); put(i + 3u, j + 4u, s, c31);
+    put(i + 4u, j, s, c40); put(i + 4u, j + 4u, s, c41);
+    put(i + 5u, j, s, c50); put(i + 5u, j + 4u, s, c51);
+    put(i + 6u, j, s, c60); put(i + 6u, j + 4u, s, c61);
+    put(i + 7u, j, s, c70); put(i + 7u, j + 4u, s, c71);
+}

@@ -1,0 +1,147 @@
+//! Every kernel that sums in f32 (the workgroup-tiled one, decoded panels, and panels cut
+//! into small blocks and K chunks) against the CPU reference, bit for bit, on operands
+//! whose every product and partial sum is exact in f32 (small integers): any order of
+//! summation then gives the exact sum, so a wrong index, a lost or doubled block, slice or
+//! padding value shows as a wrong bit. GEMMs with every transpose (K beyond llvmpipe's
+//! loop limit included) and convolutions of every pass, plain and grouped.
+
+mod common;
+
+use lowp::accum::GemmSpec;
+use lowp::conv::{Conv2dSpec, ConvPass};
+use lowp::gpu::GpuContext;
+use lowp::quant::QuantSpec;
+use lowp::{ops, reference};
+
+/// The contexts under test: tiled, panels, panels of at most 4096 words.
+fn contexts() -> Vec<(&'static str, GpuContext)> {
+    vec![
+        ("tiled", common::gpu().with_gemm_panels(false)),
+        ("panels", common::gpu().with_gemm_panels(true)),
+        (
+            "small panels",
+            common::gpu()
+                .with_gemm_panels(true)
+                .with_panel_words(4096)
+                .with_max_groups_x(7),
+        ),
+    ]
+}
+
+/// `n` integers in [-r, r] (as f32), from `seed`.
+fn ints(n: usize, seed: u64, r: i32) -> Vec<f32> {
+    common::uniform(n, seed, r as f32 + 0.499)
+        .into_iter()
+        .map(f32::round)
+        .collect()
+}
+
+#[test]
+fn gemms_of_integers_are_exact_with_every_kernel() {
+    // |sum| <= K * 4 * 3 < 2^24 for K < 1.3M: every partial sum is an exact f32.
+    let shapes = [
+        (1, 1, 1),
+        (6, 25, 3000),    // thin and deep, like a convolution's weight gradient
+        (6, 5000, 25),    // wide, like a forward convolution
+        (67, 45, 33),     // edges in every direction
+        (130, 9, 70_000), // K past the 65,535-iteration loop limit
+        (3, 200, 1),
+    ];
+    for (name, ctx) in contexts() {
+        for (t, &(m, n, k)) in shapes.iter().enumerate() {
+            let (ta_, tb_) = (t % 2 == 1, t % 3 != 0);
+            for (fa, fb, fc) in [
+                ("fp32", "fp32", "fp32"),
+                ("e4m3", "fixed(wl=4,fl=0)", "e4m3"),
+            ] {
+                let spec = GemmSpec {
+                    trans_a: ta_,
+                    trans_b: tb_,
+                    out: QuantSpec::new(fc.parse().unwrap()),
+                    ..GemmSpec::new()
+                };
+                let a_shape = if ta_ { [k, m] } else { [m, k] };
+                let b_shape = if tb_ { [n, k] } else { [k, n] };
+                let (xa, xb) = (ints(m * k, t as u64, 4), ints(k * n, 50 + t as u64, 3));
+                let bias: Vec<f32> = ints(n, 99, 20);
+                let (qa, qb) = (
+                    QuantSpec::new(fa.parse().unwrap()),
+                    QuantSpec::new(fb.parse().unwrap()),
+                );
+                let (ta, _) = ops::quantize(&ctx, &xa, &a_shape, &qa).unwrap();
+                let (tb, _) = ops::quantize(&ctx, &xb, &b_shape, &qb).unwrap();
+                let (tc, exc) = ops::gemm(&ctx, &ta, &tb, Some(&bias), &spec).unwrap();
+                let (ra, rb) = (reference::quantize(&xa, &qa), reference::quantize(&xb, &qb));
+                let r = reference::gemm::gemm(&ra, &a_shape, &rb, &b_shape, Some(&bias), &spec)
+                    .unwrap();
+                assert_eq!(
+                    tc.read_words(&ctx).unwrap(),
+                    r.out.words,
+                    "{name}: {fa} x {fb} -> {fc}, {m}x{n}x{k}, trans {ta_} {tb_}"
+                );
+                assert_eq!(exc, r.out.exceptions, "{name}: {m}x{n}x{k} exceptions");
+            }
+        }
+    }
+}
+
+#[test]
+fn convolutions_of_integers_are_exact_with_every_kernel() {
+    // (x shape, O, kernel, stride, padding, groups)
+    let geos: [([usize; 4], usize, usize, usize, usize, usize); 4] = [
+        ([4, 3, 12, 11], 6, 3, 1, 1, 1),
+        ([2, 4, 9, 9], 8, 5, 2, 2, 1),
+        ([3, 6, 7, 8], 6, 3, 1, 1, 3),   // grouped
+        ([1, 2, 30, 30], 4, 1, 1, 0, 2), // 1x1, grouped
+    ];
+    for (name, ctx) in contexts() {
+        for (t, &(xs, o, kk, stride, pad, groups)) in geos.iter().enumerate() {
+            let spec = Conv2dSpec {
+                stride: [stride; 2],
+                padding: [pad; 2],
+                groups,
+                ..Conv2dSpec::new()
+            };
+            let ws = [o, xs[1] / groups, kk, kk];
+            let g = spec.geometry(&xs, &ws).unwrap();
+            let ys = [g.batch, g.cout, g.oh, g.ow];
+            let q = QuantSpec::new("fp32".parse().unwrap());
+            let x = ints(xs.iter().product(), 10 + t as u64, 4);
+            let w = ints(ws.iter().product(), 20 + t as u64, 3);
+            let dy = ints(ys.iter().product(), 30 + t as u64, 3);
+            let up = |v: &[f32], s: &[usize]| ops::quantize(&ctx, v, s, &q).unwrap().0;
+            let (tx, tw, tdy) = (up(&x, &xs), up(&w, &ws), up(&dy, &ys));
+            let (rx, rw, rdy) = (
+                reference::quantize(&x, &q),
+                reference::quantize(&w, &q),
+                reference::quantize(&dy, &q),
+            );
+            let bias = ints(o, 5, 9);
+            for pass in [
+                ConvPass::Forward,
+                ConvPass::BackwardData,
+                ConvPass::BackwardWeight,
+            ] {
+                let (got, want) = match pass {
+                    ConvPass::Forward => (
+                        ops::conv2d_forward(&ctx, &tx, &tw, Some(&bias), &spec),
+                        reference::conv::conv2d(pass, &g, &rw, &rx, Some(&bias), &spec),
+                    ),
+                    ConvPass::BackwardData => (
+                        ops::conv2d_backward_data(&ctx, &tdy, &tw, [g.h, g.w], &spec),
+                        reference::conv::conv2d(pass, &g, &rw, &rdy, None, &spec),
+                    ),
+                    ConvPass::BackwardWeight => (
+                        ops::conv2d_backward_weight(&ctx, &tdy, &tx, [g.kh, g.kw], &spec),
+                        reference::conv::conv2d(pass, &g, &rdy, &rx, None, &spec),
+                    ),
+                };
+                assert_eq!(
+                    got.unwrap().0.read_words(&ctx).unwrap(),
+                    want.unwrap().out.words,
+                    "{name}: {xs:?} {pass:?}"
+                );
+            }
+        }
+    }
+}
