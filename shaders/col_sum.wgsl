@@ -8,7 +8,7 @@
 // batch norm's (x - mean)^2 and g xhat computed as they load x and g; `finish` reads the
 // chunk sums (g).
 
-const CHUNK: u32 = 16384u;
+const CHUNK: u32 = 1024u;
 
 @group(0) @binding(1) var<storage, read> g: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;

@@ -2,7 +2,7 @@
 //! residual shortcuts, column sums), shared by the GPU ops and their CPU twins.
 
 /// Values per chunk of a column sum (`shaders/col_sum.wgsl`'s CHUNK).
-pub const COL_SUM_CHUNK: usize = 16384;
+pub const COL_SUM_CHUNK: usize = 1024;
 
 /// The shape and constants of a batch-norm layer over a batch.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -215,6 +215,14 @@ pub(crate) fn record_col_sum_of<'a>(
     (rows, cols, inner): (usize, usize, usize),
 ) -> Result<(), GpuError> {
     let chunks = (rows * inner).div_ceil(COL_SUM_CHUNK).max(1);
+    // `finish` loops over a column's chunks: within llvmpipe's 65,535-iteration loop limit.
+    if chunks > u16::MAX as usize {
+        return Err(GpuError::Invalid(format!(
+            "a column sum over {} values exceeds the {} a column may hold",
+            rows * inner,
+            u16::MAX as usize * COL_SUM_CHUNK
+        )));
+    }
     let parts = ctx.scratch("column-sum chunks", chunks * cols)?;
     let p = ElemParams {
         n: cols as u32,

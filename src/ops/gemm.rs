@@ -372,10 +372,9 @@ fn record_view_io<P: SplitParams>(
             let state = ctx.scratch("accumulator state", words)?;
             let mut with_state = bindings;
             with_state.push((9, &state));
-            let constants = params.constants();
             for begin in (0..k.max(1)).step_by(pass) {
                 params.set_pass(begin as u32, (begin + pass).min(k) as u32);
-                let kernel = (name.as_str(), "main", constants.as_slice());
+                let kernel = (name.as_str(), "main", &[][..]);
                 record_with(ctx, enc, kernel, cells as u32, params, &with_state)?;
             }
             Ok(())
@@ -546,8 +545,9 @@ fn record_panels<P: SplitParams>(
     )?;
     let mut main_bindings = vec![(5, bias), (6, &*partial), (13, &*pa), (14, &*pb)];
     main_bindings.extend(io.bindings());
-    let mut constants = params.constants();
-    constants.extend([("WX", wx as f64), ("WY", wy as f64)]);
+    // Only the pack entries, whose every element decodes a convolution index, are
+    // specialised to the layer (each specialisation is another pipeline to compile).
+    let constants = [("WX", wx as f64), ("WY", wy as f64)];
     let with_pan = |pan: usize| {
         let mut c = params.constants();
         c.push(("PAN", pan as f64));
@@ -613,9 +613,7 @@ fn record_reduce<P: SplitParams>(
     let reduce = format!("{family}_reduce");
     let mut bindings = vec![(5, bias), (6, partial)];
     bindings.extend(io.bindings());
-    let constants = params.constants();
-    let kernel = (reduce.as_str(), "main", constants.as_slice());
-    record_with(ctx, enc, kernel, cells, params, &bindings)
+    record_with(ctx, enc, (&reduce, "main", &[]), cells, params, &bindings)
 }
 
 /// Runs a GEMM view and quantizes its sums into a tensor of `out_shape`.
