@@ -33,6 +33,9 @@ pub enum Error {
     /// A checkpoint.
     #[error(transparent)]
     Checkpoint(#[from] crate::train::checkpoint::CheckpointError),
+    /// A level set (ZipML quantization levels).
+    #[error(transparent)]
+    Levels(#[from] crate::levels::LevelsError),
     /// A file that could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -7,6 +7,7 @@ pub mod error;
 pub mod format;
 pub mod gpu;
 pub mod layer_geometry;
+pub mod levels;
 pub mod ops;
 pub mod optim;
 pub mod quant;

@@ -1,0 +1,261 @@
+//! Quantization onto a level set (ZipML): the levels of a data column, uniform or
+//! variance-optimal, and unbiased stochastic rounding onto them.
+//!
+//! A value x in [l_j, l_j+1] rounds up to l_j+1 with probability (x - l_j) / (l_j+1 - l_j),
+//! else down to l_j: unbiased, with variance (l_j+1 - x)(x - l_j). The variance-optimal
+//! levels minimise the sum of that variance over a column's values; some optimum puts every
+//! level on a value, so a dynamic program over the sorted values finds it exactly
+//! (Zhang et al., ZipML, ICML 2017, section 4).
+
+/// Why a level set cannot be made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LevelsError {
+    /// No values to fit levels to.
+    #[error("no values to fit levels to")]
+    Empty,
+    /// A value that is NaN or infinite.
+    #[error("value {index} is {value}: levels need finite values")]
+    NotFinite {
+        /// Its position.
+        index: usize,
+        /// The value.
+        value: f32,
+    },
+    /// A width outside 1..=16 bits.
+    #[error("{0} bits: level sets take 1 to 16 bits")]
+    Bits(u32),
+    /// The exact program over this many distinct values would take too long.
+    #[error(
+        "{distinct} distinct values at {bits} bits is beyond the exact program's reach \
+         (about {work:.1e} steps); use the discretised one (a grid of candidate levels)"
+    )]
+    TooLarge {
+        /// Distinct values.
+        distinct: usize,
+        /// Bits.
+        bits: u32,
+        /// Steps the exact program would take.
+        work: f64,
+    },
+    /// A grid with fewer than two points.
+    #[error("a grid of {0} candidate levels: at least 2 are needed")]
+    Grid(usize),
+    /// Levels that are not finite and strictly increasing.
+    #[error("levels must be finite and strictly increasing")]
+    Unsorted,
+}
+
+/// Steps the exact dynamic program may take (levels x distinct values^2 / 2).
+pub const EXACT_WORK_LIMIT: f64 = 4e9;
+
+/// A level set: finite values, strictly increasing; at most 2^bits of them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Levels(Vec<f32>);
+
+impl Levels {
+    /// Levels from their values (finite, strictly increasing, at least one).
+    pub fn new(values: Vec<f32>) -> Result<Levels, LevelsError> {
+        if values.is_empty() {
+            return Err(LevelsError::Empty);
+        }
+        if values.iter().any(|v| !v.is_finite()) || values.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(LevelsError::Unsorted);
+        }
+        Ok(Levels(values))
+    }
+
+    /// The levels, increasing.
+    pub fn values(&self) -> &[f32] {
+        &self.0
+    }
+
+    /// `bits` uniform levels from `lo` to `hi` (2^bits of them, or one where lo = hi).
+    pub fn uniform(lo: f32, hi: f32, bits: u32) -> Result<Levels, LevelsError> {
+        check_bits(bits)?;
+        for (index, value) in [(0, lo), (1, hi)] {
+            if !value.is_finite() {
+                return Err(LevelsError::NotFinite { index, value });
+            }
+        }
+        let (lo, hi) = (lo.min(hi), lo.max(hi));
+        let s = (1u32 << bits) - 1;
+        let mut v: Vec<f32> = (0..=s)
+            .map(|i| (lo as f64 + (hi as f64 - lo as f64) * i as f64 / s as f64) as f32)
+            .collect();
+        v.dedup();
+        Ok(Levels(v))
+    }
+
+    /// Uniform levels spanning the values' range.
+    pub fn uniform_for(data: &[f32], bits: u32) -> Result<Levels, LevelsError> {
+        let (lo, hi) = range(data)?;
+        Levels::uniform(lo, hi, bits)
+    }
+
+    /// The variance-optimal 2^bits levels for `data`, exactly: a dynamic program over its
+    /// distinct values (all of them when there are no more than 2^bits).
+    pub fn optimal(data: &[f32], bits: u32) -> Result<Levels, LevelsError> {
+        check_bits(bits)?;
+        range(data)?;
+        let sorted = sorted(data);
+        let mut distinct: Vec<f64> = sorted.clone();
+        distinct.dedup();
+        let count = 1usize << bits;
+        let work = count as f64 * (distinct.len() as f64).powi(2) / 2.0;
+        if distinct.len() > count && work > EXACT_WORK_LIMIT {
+            return Err(LevelsError::TooLarge {
+                distinct: distinct.len(),
+                bits,
+                work,
+            });
+        }
+        Ok(best_levels(&distinct, &sorted, count))
+    }
+
+    /// The discretised optimum: the best 2^bits levels among `points` evenly spaced
+    /// candidates from the values' minimum to their maximum.
+    pub fn optimal_on_grid(data: &[f32], bits: u32, points: usize) -> Result<Levels, LevelsError> {
+        check_bits(bits)?;
+        if points < 2 {
+            return Err(LevelsError::Grid(points));
+        }
+        let (lo, hi) = range(data)?;
+        let count = 1usize << bits;
+        let work = count as f64 * (points as f64).powi(2) / 2.0;
+        if points > count && work > EXACT_WORK_LIMIT {
+            return Err(LevelsError::TooLarge {
+                distinct: points,
+                bits,
+                work,
+            });
+        }
+        let mut grid: Vec<f64> = (0..points)
+            .map(|i| {
+                let t = i as f64 / (points - 1) as f64;
+                (lo as f64 + (hi as f64 - lo as f64) * t) as f32 as f64
+            })
+            .collect();
+        grid.dedup();
+        Ok(best_levels(&grid, &sorted(data), count))
+    }
+
+    /// The index of the level at or below `x` (clamped into the levels' range) and the
+    /// next level's index (the same at the top).
+    pub fn bracket(&self, x: f32) -> (usize, usize) {
+        let v = &self.0;
+        let j = v.partition_point(|&l| l <= x).saturating_sub(1);
+        (j, (j + 1).min(v.len() - 1))
+    }
+
+    /// Rounds `x` onto the levels with the random word `r`: the index of the level chosen.
+    /// x is clamped into the levels' range; it rounds up when u (l_j+1 - l_j) < x - l_j with
+    /// u = (r >> 8) 2^-24, products and differences in f32 (as a GPU computes them).
+    pub fn round(&self, x: f32, r: u32) -> usize {
+        let v = &self.0;
+        let x = x.clamp(v[0], v[v.len() - 1]);
+        let (j, up) = self.bracket(x);
+        if up == j {
+            return j;
+        }
+        let u = (r >> 8) as f32 * (1.0 / 16_777_216.0);
+        if u * (v[up] - v[j]) < x - v[j] { up } else { j }
+    }
+
+    /// The variance stochastic rounding onto these levels gives `data` (summed over its
+    /// values; a value outside the levels' range counts its clamping's squared error).
+    pub fn variance(&self, data: &[f32]) -> f64 {
+        let v = &self.0;
+        data.iter()
+            .map(|&x| {
+                let (lo, hi) = (v[0] as f64, v[v.len() - 1] as f64);
+                let xf = x as f64;
+                if xf < lo {
+                    return (lo - xf).powi(2);
+                }
+                if xf > hi {
+                    return (xf - hi).powi(2);
+                }
+                let (j, up) = self.bracket(x);
+                (v[up] as f64 - xf) * (xf - v[j] as f64)
+            })
+            .sum()
+    }
+}
+
+fn check_bits(bits: u32) -> Result<(), LevelsError> {
+    if (1..=16).contains(&bits) {
+        Ok(())
+    } else {
+        Err(LevelsError::Bits(bits))
+    }
+}
+
+/// The values' minimum and maximum, or why there are none.
+fn range(data: &[f32]) -> Result<(f32, f32), LevelsError> {
+    if data.is_empty() {
+        return Err(LevelsError::Empty);
+    }
+    if let Some((index, &value)) = data.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(LevelsError::NotFinite { index, value });
+    }
+    let lo = data.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = data.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    Ok((lo, hi))
+}
+
+fn sorted(data: &[f32]) -> Vec<f64> {
+    let mut s: Vec<f64> = data.iter().map(|&x| x as f64).collect();
+    s.sort_by(f64::total_cmp);
+    s
+}
+
+/// The best `count` levels among the candidates `cand` (increasing; the first and last are
+/// the data's minimum and maximum) for the sorted values `data`: the dynamic program
+/// T(k, m) = min_j T(k-1, j) + V(j, m), with V(j, m) the variance of the values in
+/// (c_j, c_m] from prefix sums of counts, values and squares.
+fn best_levels(cand: &[f64], data: &[f64], count: usize) -> Levels {
+    let m = cand.len();
+    if m <= count {
+        return Levels(cand.iter().map(|&c| c as f32).collect());
+    }
+    // Prefix sums over the values at or below each candidate.
+    let (mut p0, mut p1, mut p2) = (vec![0f64; m], vec![0f64; m], vec![0f64; m]);
+    let mut t = 0;
+    let (mut s0, mut s1, mut s2) = (0f64, 0f64, 0f64);
+    for (i, &c) in cand.iter().enumerate() {
+        while t < data.len() && data[t] <= c {
+            (s0, s1, s2) = (s0 + 1.0, s1 + data[t], s2 + data[t] * data[t]);
+            t += 1;
+        }
+        (p0[i], p1[i], p2[i]) = (s0, s1, s2);
+    }
+    let cost = |j: usize, k: usize| {
+        let (a, b) = (cand[j], cand[k]);
+        let (n, s, q) = (p0[k] - p0[j], p1[k] - p1[j], p2[k] - p2[j]);
+        (-q + (a + b) * s - a * b * n).max(0.0)
+    };
+    // best[k][i]: least variance of values up to c_i with k + 1 levels, the last at c_i.
+    let mut best = vec![f64::INFINITY; m];
+    best[0] = 0.0;
+    let mut from = vec![vec![0u32; m]; count];
+    for from_k in from.iter_mut().skip(1) {
+        let mut next = vec![f64::INFINITY; m];
+        for i in 1..m {
+            for j in 0..i {
+                if best[j].is_finite() {
+                    let v = best[j] + cost(j, i);
+                    if v < next[i] {
+                        (next[i], from_k[i]) = (v, j as u32);
+                    }
+                }
+            }
+        }
+        best = next;
+    }
+    let mut idx = vec![m - 1];
+    for k in (1..count).rev() {
+        idx.push(from[k][*idx.last().unwrap()] as usize);
+    }
+    idx.reverse();
+    Levels(idx.into_iter().map(|i| cand[i] as f32).collect())
+}
