@@ -259,3 +259,108 @@ fn best_levels(cand: &[f64], data: &[f64], count: usize) -> Levels {
     idx.reverse();
     Levels(idx.into_iter().map(|i| cand[i] as f32).collect())
 }
+
+/// How a linear model's samples are read (ZipML): as they are, or quantized onto levels
+/// once (naive, biased for least squares) or twice independently (double sampling).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Estimator {
+    /// Full precision.
+    Fp32,
+    /// One stochastic quantization Q(a), used on both sides of a(a^T x - b).
+    Naive,
+    /// Two independent quantizations, Q1(a)(Q2(a)^T x - b): unbiased.
+    Double,
+}
+
+impl std::str::FromStr for Estimator {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Estimator, String> {
+        match s {
+            "fp32" => Ok(Estimator::Fp32),
+            "naive" => Ok(Estimator::Naive),
+            "double" => Ok(Estimator::Double),
+            _ => Err(format!("estimator {s:?}: expected fp32, naive or double")),
+        }
+    }
+}
+
+/// The random stream of sample `s` (0 or 1) of a quantized matrix.
+pub const SAMPLE_STREAM: u32 = 0x5a11;
+
+/// A row-major matrix quantized onto per-column levels: each value stored as the index of
+/// the level at or below it and one bit per sample (up or not), the compact form of two
+/// samples that both lie in {l_j, l_j+1}.
+#[derive(Clone, Debug)]
+pub struct QuantizedMatrix {
+    rows: usize,
+    cols: usize,
+    levels: Vec<Levels>,
+    lower: Vec<u16>,
+    up: Vec<u8>,
+    samples: usize,
+}
+
+impl QuantizedMatrix {
+    /// Quantizes `x` (rows x cols) onto `levels` (one set per column), `samples` (1 or 2)
+    /// independent times; value (i, c)'s sample s draws `random_bits(seed, SAMPLE_STREAM + s,
+    /// i * cols + c)`.
+    pub fn new(
+        x: &[f32],
+        (rows, cols): (usize, usize),
+        levels: Vec<Levels>,
+        samples: usize,
+        seed: u64,
+    ) -> QuantizedMatrix {
+        assert_eq!(x.len(), rows * cols, "matrix size");
+        assert_eq!(levels.len(), cols, "one level set per column");
+        assert!((1..=2).contains(&samples), "one or two samples");
+        let mut lower = Vec::with_capacity(x.len());
+        let mut up = Vec::with_capacity(x.len());
+        for (e, &v) in x.iter().enumerate() {
+            let l = &levels[e % cols];
+            let (j, _) = l.bracket(v.clamp(l.0[0], l.0[l.0.len() - 1]));
+            let mut bits = 0u8;
+            for s in 0..samples {
+                let r = crate::rng::random_bits(seed, SAMPLE_STREAM + s as u32, e as u64);
+                if l.round(v, r) != j {
+                    bits |= 1 << s;
+                }
+            }
+            lower.push(j as u16);
+            up.push(bits);
+        }
+        QuantizedMatrix {
+            rows,
+            cols,
+            levels,
+            lower,
+            up,
+            samples,
+        }
+    }
+
+    /// Rows and columns.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// Sample `s` of value (i, c).
+    pub fn value(&self, i: usize, c: usize, s: usize) -> f32 {
+        let e = i * self.cols + c;
+        let j = self.lower[e] as usize + ((self.up[e] >> s.min(self.samples - 1)) & 1) as usize;
+        self.levels[c].0[j]
+    }
+
+    /// The level sets, one per column.
+    pub fn levels(&self) -> &[Levels] {
+        &self.levels
+    }
+
+    /// Bits of sample data stored per row: each value's level index and one bit per sample.
+    pub fn bits_per_row(&self) -> usize {
+        self.levels
+            .iter()
+            .map(|l| (usize::BITS - (l.0.len() - 1).leading_zeros()) as usize + self.samples)
+            .sum()
+    }
+}
