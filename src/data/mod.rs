@@ -6,6 +6,7 @@ pub mod dataset;
 pub mod idx;
 pub mod npy;
 pub mod synthetic;
+pub mod table;
 
 pub use dataset::{Dataset, shuffled};
 
