@@ -36,6 +36,9 @@ pub enum Error {
     /// A level set (ZipML quantization levels).
     #[error(transparent)]
     Levels(#[from] crate::levels::LevelsError),
+    /// A linear model's training.
+    #[error(transparent)]
+    Linear(#[from] crate::methods::linear::LinearError),
     /// A file that could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -241,9 +241,9 @@ fn best_levels(cand: &[f64], data: &[f64], count: usize) -> Levels {
     for from_k in from.iter_mut().skip(1) {
         let mut next = vec![f64::INFINITY; m];
         for i in 1..m {
-            for j in 0..i {
-                if best[j].is_finite() {
-                    let v = best[j] + cost(j, i);
+            for (j, &b) in best.iter().enumerate().take(i) {
+                if b.is_finite() {
+                    let v = b + cost(j, i);
                     if v < next[i] {
                         (next[i], from_k[i]) = (v, j as u32);
                     }

@@ -8,6 +8,7 @@ pub mod format;
 pub mod gpu;
 pub mod layer_geometry;
 pub mod levels;
+pub mod methods;
 pub mod ops;
 pub mod optim;
 pub mod quant;

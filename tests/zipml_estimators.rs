@@ -23,7 +23,7 @@ fn double_sampling_is_unbiased_and_naive_sampling_is_biased_by_the_variances() {
             .into_iter()
             .enumerate()
         {
-            let g = lsq_gradient(&Samples::Quantized(&q, est), &b, 0..1, &w);
+            let g = lsq_gradient(&Samples::Quantized(&q, est), &b, &[0], &w);
             for c in 0..d {
                 sum[k][c] += g[c] as f64;
                 sq[k][c] += (g[c] as f64).powi(2);

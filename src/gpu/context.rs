@@ -329,7 +329,7 @@ impl GpuContext {
             if self.gemm_panels {
                 format!(
                     "decoded panels, 8 x 8 per invocation ({} MiB of panels at most)",
-                    self.panel_words * 4 >> 20
+                    (self.panel_words * 4) >> 20
                 )
             } else {
                 "tiled, operands staged in workgroup memory".to_string()

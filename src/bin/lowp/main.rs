@@ -2,6 +2,8 @@
 
 mod args;
 mod formats_cmd;
+mod levels_cmd;
+mod linear_cmd;
 mod matmul_cmd;
 mod plot;
 mod quantize_cmd;
@@ -34,6 +36,10 @@ enum Command {
     Matmul(matmul_cmd::Args),
     /// Train a model with every tensor in the format its precision map gives.
     Train(Box<train_cmd::Args>),
+    /// Train least squares on samples read at low precision (ZipML's estimators and levels).
+    Linear(Box<linear_cmd::Args>),
+    /// Print the quantization levels of an array and the variance they give.
+    Levels(levels_cmd::Args),
     /// Show the GPU adapter lowp would use and what it offers.
     Info,
 }
@@ -59,6 +65,8 @@ fn main() -> ExitCode {
         Command::Quantize(args) => quantize_cmd::run(&args),
         Command::Matmul(args) => matmul_cmd::run(&args),
         Command::Train(args) => train_cmd::run(&args),
+        Command::Linear(args) => linear_cmd::run(&args),
+        Command::Levels(args) => levels_cmd::run(&args),
         Command::Info => lowp::gpu::GpuContext::new()
             .map(|ctx| println!("{}", ctx.report()))
             .map_err(|e| e.to_string()),

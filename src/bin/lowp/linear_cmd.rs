@@ -1,0 +1,261 @@
+//! `lowp linear`: least squares trained by SGD on samples read at low precision (ZipML).
+
+use crate::plot::{Curve, Panel, svg};
+use clap::ValueEnum;
+use lowp::data::table::{Scaler, Table};
+use lowp::levels::Estimator;
+use lowp::methods::linear::{
+    EpochMetrics, LevelKind, LinearConfig, lsq_optimum, synthetic_lsq, train_lsq,
+};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// The objective.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Task {
+    /// Least squares, (1/2N) sum (a^T w - b)^2.
+    Lsq,
+}
+
+/// Arguments of `lowp linear`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A CSV file with a header row, or "synthetic" (a least-squares set with a known optimum).
+    #[arg(long, default_value = "synthetic")]
+    data: String,
+    /// The objective.
+    #[arg(long, value_enum, default_value_t = Task::Lsq)]
+    task: Task,
+    /// The CSV column to predict (numeric); every other numeric column is a feature and
+    /// every text column is one-hot encoded.
+    #[arg(long)]
+    target: Option<String>,
+    /// Predict the natural log of the target (e.g. diamonds' price).
+    #[arg(long)]
+    log_target: bool,
+    /// How samples are read: fp32, naive (one quantization) or double (two independent ones).
+    #[arg(long, default_value = "double", value_parser = |s: &str| s.parse::<Estimator>())]
+    estimator: Estimator,
+    /// Bits of each level index (1 to 16).
+    #[arg(long, default_value_t = 4)]
+    bits: u32,
+    /// How each column's levels are chosen: uniform or optimal (variance-optimal).
+    #[arg(long, default_value = "uniform", value_parser = |s: &str| s.parse::<LevelKind>())]
+    levels: LevelKind,
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Samples per step.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Step size.
+    #[arg(long, default_value_t = 0.1)]
+    lr: f32,
+    /// Step size lr / epoch (removes the noise floor a constant step leaves).
+    #[arg(long)]
+    decay: bool,
+    /// Share of the rows held out as the test set.
+    #[arg(long, default_value_t = 0.2)]
+    test_fraction: f64,
+    /// Rows of the synthetic set.
+    #[arg(long, default_value_t = 10_000)]
+    rows: usize,
+    /// Features of the synthetic set (the intercept included).
+    #[arg(long, default_value_t = 20)]
+    features: usize,
+    /// Seed of the split, the quantization and the shuffling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Folder for metrics.jsonl and curves.svg.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn check(a: &Args) -> Result<(), String> {
+    if !(a.lr.is_finite() && a.lr > 0.0) {
+        return Err(format!("--lr {}: a step size must be positive", a.lr));
+    }
+    if a.epochs == 0 || a.batch == 0 {
+        return Err("--epochs and --batch must be at least 1".into());
+    }
+    if !(0.0..1.0).contains(&a.test_fraction) {
+        return Err(format!(
+            "--test-fraction {}: expected a share in [0, 1)",
+            a.test_fraction
+        ));
+    }
+    if let Some(dir) = &a.out
+        && dir.join("metrics.jsonl").exists()
+    {
+        return Err(format!(
+            "{} already holds a run (metrics.jsonl): name another --out",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The table to train on, before scaling.
+fn load(a: &Args) -> Result<Table, String> {
+    if a.data == "synthetic" {
+        if a.rows == 0 || a.features < 2 {
+            return Err("a synthetic set needs --rows >= 1 and --features >= 2".into());
+        }
+        // The generator adds its own intercept; the scaler adds one again: drop its column.
+        let (mut t, _) = synthetic_lsq(a.rows, a.features, 0.1, a.seed);
+        let d = t.cols();
+        t.features = t
+            .features
+            .chunks(d)
+            .flat_map(|r| r[..d - 1].to_vec())
+            .collect();
+        t.names.pop();
+        return Ok(t);
+    }
+    let target = a.target.as_deref().ok_or_else(|| {
+        format!(
+            "--data {}: name the column to predict with --target",
+            a.data
+        )
+    })?;
+    let mut t =
+        Table::from_csv(std::path::Path::new(&a.data), target).map_err(|e| e.to_string())?;
+    if a.log_target {
+        if let Some(v) = t.target.iter().find(|v| **v <= 0.0) {
+            return Err(format!("--log-target: the target holds {v}, not positive"));
+        }
+        t.target.iter_mut().for_each(|v| *v = v.ln());
+    }
+    Ok(t)
+}
+
+pub fn run(a: &Args) -> Result<(), String> {
+    check(a)?;
+    let table = load(a)?;
+    let order = lowp::data::dataset::shuffled(table.rows(), a.seed, 0x5b17);
+    let n_test = (table.rows() as f64 * a.test_fraction).round() as usize;
+    let (test_rows, train_rows) = order.split_at(n_test);
+    let raw_train = table.select(train_rows);
+    let scaler = Scaler::fit(&raw_train);
+    let train = scaler.apply(&raw_train);
+    let test = (n_test > 0).then(|| scaler.apply(&table.select(test_rows)));
+    let (_, optimum) = lsq_optimum(&train);
+    println!(
+        "least squares on {} ({} training rows, {} test rows, {} features with the intercept); \
+         {:?} samples, {} bits, {:?} levels",
+        a.data,
+        train.rows(),
+        n_test,
+        train.cols(),
+        a.estimator,
+        a.bits,
+        a.levels
+    );
+    println!("optimum_loss (exact, f64): {optimum:.6e}");
+    let cfg = LinearConfig {
+        estimator: a.estimator,
+        bits: a.bits,
+        levels: a.levels,
+        epochs: a.epochs,
+        batch: a.batch,
+        lr: a.lr,
+        decay: a.decay,
+        seed: a.seed,
+    };
+    let mut metrics = match &a.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let p = dir.join("metrics.jsonl");
+            Some(std::fs::File::create(&p).map_err(|e| format!("{}: {e}", p.display()))?)
+        }
+        None => None,
+    };
+    let bar = indicatif::ProgressBar::new(a.epochs as u64);
+    let mut history: Vec<EpochMetrics> = Vec::new();
+    let mut failed = None;
+    train_lsq(&cfg, &train, test.as_ref(), |m, _| {
+        bar.suspend(|| {
+            println!(
+                "epoch {:>3}  train_loss {:.6e}  gap {:.3e}  test_loss {}  {:.0} bits/sample  {:.2}s",
+                m.epoch,
+                m.train_loss,
+                m.train_loss - optimum,
+                m.test_loss.map_or("-".into(), |v| format!("{v:.6e}")),
+                m.bits_per_sample,
+                m.seconds
+            )
+        });
+        bar.inc(1);
+        if let Some(f) = metrics.as_mut() {
+            let line = serde_json::json!({
+                "epoch": m.epoch,
+                "train_loss": m.train_loss,
+                "test_loss": m.test_loss,
+                "optimum_loss": optimum,
+                "gap": m.train_loss - optimum,
+                "lr": m.lr,
+                "bits_per_sample": m.bits_per_sample,
+                "seconds": m.seconds,
+            });
+            if let Err(e) = writeln!(f, "{line}") {
+                failed.get_or_insert(e.to_string());
+            }
+        }
+        history.push(m.clone());
+    })
+    .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    if let Some(e) = failed {
+        return Err(format!("writing metrics.jsonl: {e}"));
+    }
+    if let Some(dir) = &a.out {
+        let gap: Vec<f64> = history.iter().map(|m| m.train_loss - optimum).collect();
+        let panels = [
+            Panel {
+                label: "loss",
+                unit: false,
+                curves: vec![
+                    Curve {
+                        name: "train",
+                        colour: "#1f77b4",
+                        values: history.iter().map(|m| m.train_loss).collect(),
+                    },
+                    Curve {
+                        name: "test",
+                        colour: "#ff7f0e",
+                        values: history
+                            .iter()
+                            .map(|m| m.test_loss.unwrap_or(f64::NAN))
+                            .collect(),
+                    },
+                    Curve {
+                        name: "optimum",
+                        colour: "#2ca02c",
+                        values: vec![optimum; history.len()],
+                    },
+                ],
+            },
+            Panel {
+                label: "train loss - optimum",
+                unit: false,
+                curves: vec![Curve {
+                    name: "gap",
+                    colour: "#d62728",
+                    values: gap,
+                }],
+            },
+        ];
+        let title = format!(
+            "least squares, {} — {:?}, {} bits, {:?} levels",
+            a.data, a.estimator, a.bits, a.levels
+        );
+        let p = dir.join("curves.svg");
+        std::fs::write(&p, svg(&title, &panels)).map_err(|e| format!("{}: {e}", p.display()))?;
+        println!(
+            "wrote {} and {}",
+            dir.join("metrics.jsonl").display(),
+            p.display()
+        );
+    }
+    Ok(())
+}

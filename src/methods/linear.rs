@@ -1,0 +1,290 @@
+//! Linear models trained by minibatch SGD on samples read at low precision (ZipML): the
+//! data's columns quantized onto uniform or variance-optimal levels, read once (naive) or
+//! as two independent samples (double sampling); the objective and the exact optimum in
+//! f64 for reference.
+
+use crate::data::table::Table;
+use crate::levels::{Estimator, Levels, LevelsError, QuantizedMatrix};
+use crate::reference::linear::{Samples, lsq_gradient, sgd_step};
+use std::time::Instant;
+
+/// How each column's levels are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LevelKind {
+    /// 2^bits evenly spaced from the column's minimum to its maximum.
+    Uniform,
+    /// The variance-optimal 2^bits levels (exact; on a grid of candidates where the exact
+    /// program would take too long).
+    Optimal,
+}
+
+impl std::str::FromStr for LevelKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<LevelKind, String> {
+        match s {
+            "uniform" => Ok(LevelKind::Uniform),
+            "optimal" => Ok(LevelKind::Optimal),
+            _ => Err(format!("levels {s:?}: expected uniform or optimal")),
+        }
+    }
+}
+
+/// Why a linear model could not be trained.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LinearError {
+    /// The columns' levels.
+    #[error(transparent)]
+    Levels(#[from] LevelsError),
+    /// The objective became NaN or infinite.
+    #[error(
+        "diverged: the training loss is {loss} after epoch {epoch}; try a smaller --lr \
+         (features in [-1, 1]: lr below 1 / (largest eigenvalue of A^T A / N) is stable)"
+    )]
+    Diverged {
+        /// The epoch.
+        epoch: usize,
+        /// Its loss.
+        loss: f64,
+    },
+}
+
+/// Candidate levels of the discretised program, where the exact one is out of reach.
+pub const GRID_POINTS: usize = 4096;
+
+/// How a linear model is trained.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinearConfig {
+    /// How samples are read.
+    pub estimator: Estimator,
+    /// Bits of each level index.
+    pub bits: u32,
+    /// How levels are chosen.
+    pub levels: LevelKind,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Samples per step.
+    pub batch: usize,
+    /// Step size (of the first epoch where it decays).
+    pub lr: f32,
+    /// Step size lr / (1 + epoch) instead of a constant one (removes SGD's noise floor).
+    pub decay: bool,
+    /// Seed of the quantization and the shuffling.
+    pub seed: u64,
+}
+
+/// One epoch's figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochMetrics {
+    /// Epoch, from 1.
+    pub epoch: usize,
+    /// The objective on the whole training set (unquantized), in f64.
+    pub train_loss: f64,
+    /// The objective on the test set, if there is one.
+    pub test_loss: Option<f64>,
+    /// The step size used.
+    pub lr: f32,
+    /// Bits of sample data read per sample.
+    pub bits_per_sample: f64,
+    /// Seconds the epoch took.
+    pub seconds: f64,
+}
+
+/// The least-squares objective (1/2N) sum (a^T w - b)^2 over a table, in f64.
+pub fn lsq_loss(t: &Table, w: &[f32]) -> f64 {
+    let d = t.cols();
+    let n = t.rows().max(1) as f64;
+    t.features
+        .chunks(d.max(1))
+        .zip(&t.target)
+        .map(|(a, &b)| {
+            let r: f64 = a
+                .iter()
+                .zip(w)
+                .map(|(&x, &y)| x as f64 * y as f64)
+                .sum::<f64>();
+            (r - b as f64).powi(2)
+        })
+        .sum::<f64>()
+        / (2.0 * n)
+}
+
+/// The least-squares optimum of a table in f64 (conjugate gradients on the normal
+/// equations from zero, which converge to the least-norm solution when they are
+/// singular): the weights and the objective there.
+pub fn lsq_optimum(t: &Table) -> (Vec<f64>, f64) {
+    let (n, d) = (t.rows(), t.cols());
+    let mut ata = vec![0f64; d * d];
+    let mut atb = vec![0f64; d];
+    for (a, &b) in t.features.chunks(d.max(1)).zip(&t.target).take(n) {
+        for i in 0..d {
+            atb[i] += a[i] as f64 * b as f64;
+            for j in 0..d {
+                ata[i * d + j] += a[i] as f64 * a[j] as f64;
+            }
+        }
+    }
+    let mul = |v: &[f64]| -> Vec<f64> {
+        (0..d)
+            .map(|i| (0..d).map(|j| ata[i * d + j] * v[j]).sum())
+            .collect()
+    };
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let mut x = vec![0f64; d];
+    let mut r = atb.clone();
+    let mut p = r.clone();
+    let mut rr = dot(&r, &r);
+    let scale = rr.max(1e-300);
+    for _ in 0..10 * d.max(1) {
+        if rr <= 1e-28 * scale {
+            break;
+        }
+        let ap = mul(&p);
+        let alpha = rr / dot(&p, &ap);
+        for i in 0..d {
+            x[i] += alpha * p[i];
+            r[i] -= alpha * ap[i];
+        }
+        let next = dot(&r, &r);
+        for i in 0..d {
+            p[i] = r[i] + next / rr * p[i];
+        }
+        rr = next;
+    }
+    let loss = t
+        .features
+        .chunks(d.max(1))
+        .zip(&t.target)
+        .map(|(a, &b)| {
+            let s: f64 = a.iter().zip(&x).map(|(&u, v)| u as f64 * v).sum();
+            (s - b as f64).powi(2)
+        })
+        .sum::<f64>()
+        / (2.0 * n.max(1) as f64);
+    (x, loss)
+}
+
+/// The level sets of a table's columns.
+pub fn column_levels(t: &Table, bits: u32, kind: LevelKind) -> Result<Vec<Levels>, LevelsError> {
+    let d = t.cols();
+    (0..d)
+        .map(|c| {
+            let col: Vec<f32> = t.features.iter().skip(c).step_by(d).copied().collect();
+            match kind {
+                LevelKind::Uniform => Levels::uniform_for(&col, bits),
+                LevelKind::Optimal => match Levels::optimal(&col, bits) {
+                    Err(LevelsError::TooLarge { .. }) => {
+                        Levels::optimal_on_grid(&col, bits, GRID_POINTS)
+                    }
+                    other => other,
+                },
+            }
+        })
+        .collect()
+}
+
+/// Trains least squares on `train` (scaled, with its intercept) on the CPU; calls `each`
+/// after every epoch with its figures and the weights.
+pub fn train_lsq(
+    cfg: &LinearConfig,
+    train: &Table,
+    test: Option<&Table>,
+    mut each: impl FnMut(&EpochMetrics, &[f32]),
+) -> Result<Vec<f32>, LinearError> {
+    let (n, d) = (train.rows(), train.cols());
+    let quantized = match cfg.estimator {
+        Estimator::Fp32 => None,
+        est => {
+            let levels = column_levels(train, cfg.bits, cfg.levels)?;
+            let samples = if est == Estimator::Double { 2 } else { 1 };
+            Some(QuantizedMatrix::new(
+                &train.features,
+                (n, d),
+                levels,
+                samples,
+                cfg.seed,
+            ))
+        }
+    };
+    let samples = match &quantized {
+        Some(q) => Samples::Quantized(q, cfg.estimator),
+        None => Samples::Fp32(&train.features, d),
+    };
+    let bits_per_sample = quantized
+        .as_ref()
+        .map_or(32.0 * d as f64, |q| q.bits_per_row() as f64);
+    let mut w = vec![0f32; d];
+    let batch = cfg.batch.clamp(1, n.max(1));
+    for epoch in 1..=cfg.epochs {
+        let start = Instant::now();
+        let lr = if cfg.decay {
+            cfg.lr / epoch as f32
+        } else {
+            cfg.lr
+        };
+        let order = crate::data::dataset::shuffled(n, cfg.seed, 0x11ea + epoch as u32);
+        for rows in order.chunks(batch) {
+            let g = lsq_gradient(&samples, &train.target, rows, &w);
+            sgd_step(&mut w, &g, lr);
+        }
+        let m = EpochMetrics {
+            epoch,
+            train_loss: lsq_loss(train, &w),
+            test_loss: test.map(|t| lsq_loss(t, &w)),
+            lr,
+            bits_per_sample,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        each(&m, &w);
+        if !m.train_loss.is_finite() {
+            return Err(LinearError::Diverged {
+                epoch,
+                loss: m.train_loss,
+            });
+        }
+    }
+    Ok(w)
+}
+
+/// A synthetic least-squares problem with a known optimum: `n` rows of `d` features
+/// uniform in [-1, 1] (the last is the intercept, 1), targets a^T w* plus Gaussian-ish noise
+/// of standard deviation `noise`; returns the table and w*.
+pub fn synthetic_lsq(n: usize, d: usize, noise: f32, seed: u64) -> (Table, Vec<f32>) {
+    use crate::rng::random_bits;
+    let u = |s: u32, i: u64| random_bits(seed, s, i) as f64 / 4294967296.0;
+    let w: Vec<f32> = (0..d)
+        .map(|c| (2.0 * u(1, c as u64) - 1.0) as f32)
+        .collect();
+    let mut features = Vec::with_capacity(n * d);
+    let mut target = Vec::with_capacity(n);
+    for i in 0..n {
+        let row: Vec<f32> = (0..d)
+            .map(|c| {
+                if c + 1 == d {
+                    1.0
+                } else {
+                    (2.0 * u(2, (i * d + c) as u64) - 1.0) as f32
+                }
+            })
+            .collect();
+        // The sum of four uniforms, centred and scaled to unit variance.
+        let z = ((0..4).map(|k| u(3, (4 * i + k) as u64)).sum::<f64>() - 2.0) * 3f64.sqrt();
+        let y: f64 = row
+            .iter()
+            .zip(&w)
+            .map(|(&a, &b)| a as f64 * b as f64)
+            .sum::<f64>()
+            + noise as f64 * z;
+        features.extend(row);
+        target.push(y as f32);
+    }
+    let mut names: Vec<String> = (1..d).map(|c| format!("x{c}")).collect();
+    names.push("intercept".into());
+    (
+        Table {
+            features,
+            target,
+            names,
+        },
+        w,
+    )
+}

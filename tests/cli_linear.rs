@@ -1,0 +1,165 @@
+//! `lowp linear` and `lowp levels` as a user runs them: metrics written per epoch, the
+//! naive estimator's bias visible against double sampling, clean errors for bad input.
+
+mod common;
+
+use common::lowp;
+use lowp::data::npy::{NpyArray, write_f32};
+use std::path::PathBuf;
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lowp-cli-linear-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn lines(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn double_sampling_closes_the_gap_that_naive_sampling_leaves() {
+    // The synthetic set: 2000 rows, 7 features in [-1, 1] and an intercept, noise 0.1. At 2 bits the naive
+    // estimator minimises a ridge problem whose penalty is the quantization variance (about
+    // (2/3)^2 / 6 per value), far from the optimum; double sampling is unbiased.
+    let mut gaps = Vec::new();
+    for est in ["fp32", "naive", "double"] {
+        let dir = tmp(est);
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = lowp(&[
+            "linear",
+            "--rows",
+            "2000",
+            "--features",
+            "8",
+            "--epochs",
+            "4",
+            "--bits",
+            "2",
+            "--estimator",
+            est,
+            "--lr",
+            "0.1",
+            "--decay",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let l = lines(&dir);
+        assert_eq!(l.len(), 4);
+        for (e, m) in l.iter().enumerate() {
+            assert_eq!(m["epoch"], e + 1);
+            for key in [
+                "train_loss",
+                "test_loss",
+                "optimum_loss",
+                "gap",
+                "lr",
+                "seconds",
+            ] {
+                assert!(m[key].is_number(), "{est}: {key} missing in {m}");
+            }
+        }
+        let bits = l[0]["bits_per_sample"].as_f64().unwrap();
+        // --features counts the intercept: 7 features at 2 + 1 (naive) or 2 + 2 (double)
+        // bits, the intercept (one level) at 0 + 1 or 0 + 2.
+        let want = match est {
+            "fp32" => 32.0 * 8.0,
+            "naive" => 7.0 * 3.0 + 1.0,
+            _ => 7.0 * 4.0 + 2.0,
+        };
+        assert_eq!(bits, want, "{est}");
+        assert!(dir.join("curves.svg").is_file());
+        gaps.push(l[3]["gap"].as_f64().unwrap());
+    }
+    let [fp32, naive, double] = gaps[..] else {
+        unreachable!()
+    };
+    assert!(
+        fp32 >= -1e-9 && double >= -1e-9,
+        "below the exact optimum: {gaps:?}"
+    );
+    assert!(
+        naive > 10.0 * double,
+        "naive {naive} against double {double}"
+    );
+}
+
+#[test]
+fn bad_linear_runs_fail_with_one_clear_line() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["linear", "--lr", "50", "--epochs", "3", "--rows", "500"],
+            "diverged",
+        ),
+        (&["linear", "--data", "x.csv"], "--target"),
+        (
+            &["linear", "--estimator", "triple"],
+            "expected fp32, naive or double",
+        ),
+        (
+            &[
+                "linear",
+                "--bits",
+                "0",
+                "--estimator",
+                "naive",
+                "--rows",
+                "50",
+            ],
+            "1 to 16 bits",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = lowp(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn levels_prints_uniform_and_optimal_levels_of_each_column() {
+    let p = tmp("cols.npy");
+    let data: Vec<f32> = (0..400)
+        .map(|i| ((i * 7 % 100) as f32 / 100.0).powi(3))
+        .collect();
+    write_f32(
+        &p,
+        &NpyArray {
+            shape: vec![200, 2],
+            fortran_order: false,
+            data,
+        },
+    )
+    .unwrap();
+    let out = lowp(&["levels", p.to_str().unwrap(), "--bits", "2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches("uniform").count(), 2, "{text}");
+    assert_eq!(text.matches("optimal (exact)").count(), 2, "{text}");
+    // Each optimal variance is at most the uniform one above it.
+    let variances: Vec<f64> = text
+        .lines()
+        .filter_map(|l| l.split("variance ").nth(1))
+        .map(|v| v.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(variances.len(), 4);
+    assert!(
+        variances[1] <= variances[0] && variances[3] <= variances[2],
+        "{variances:?}"
+    );
+}
