@@ -699,3 +699,21 @@ impl FromStr for Format {
 pub fn packed_words(n: usize, w: u32) -> usize {
     (n * w as usize).div_ceil(32)
 }
+
+/// Packs `w`-bit codes (1..=32) densely into u32 words.
+pub fn pack(codes: &[u32], w: u32) -> Vec<u32> {
+    assert!((1..=32).contains(&w), "code width must be 1..=32, got {w}");
+    let mask = if w == 32 { u32::MAX } else { (1u32 << w) - 1 };
+    let mut words = vec![0u32; packed_words(codes.len(), w)];
+    for (i, &c) in codes.iter().enumerate() {
+        let c = (c & mask) as u64;
+        let bit = i * w as usize;
+        let (word, off) = (bit / 32, bit % 32);
+        let v = c << off;
+        words[word] |= v as u32;
+        if off + w as usize > 32 {
+            words[word + 1] |= (v >> 32) as u32;
+        }
+    }
+    words
+}

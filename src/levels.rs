@@ -356,11 +356,56 @@ impl QuantizedMatrix {
         &self.levels
     }
 
+    /// Width of every stored level index: enough for the column with the most levels.
+    pub fn index_bits(&self) -> u32 {
+        let most = self.levels.iter().map(|l| l.0.len()).max().unwrap_or(1);
+        (usize::BITS - (most - 1).leading_zeros()).max(1)
+    }
+
+    /// Samples per value (1 or 2): the up bits stored per value.
+    pub fn samples(&self) -> usize {
+        self.samples
+    }
+
+    /// Each value's level index, row-major.
+    pub fn lower(&self) -> &[u16] {
+        &self.lower
+    }
+
+    /// Each value's up bits (bit s: sample s rounded up), row-major.
+    pub fn up(&self) -> &[u8] {
+        &self.up
+    }
+
     /// Bits of sample data stored per row: each value's level index and one bit per sample.
     pub fn bits_per_row(&self) -> usize {
-        self.levels
-            .iter()
-            .map(|l| (usize::BITS - (l.0.len() - 1).leading_zeros()) as usize + self.samples)
-            .sum()
+        self.cols * (self.index_bits() as usize + self.samples)
+    }
+}
+
+/// The samples of a linear model's data as an estimator reads them.
+pub enum Samples<'a> {
+    /// Full precision, row-major rows x cols.
+    Fp32(&'a [f32], usize),
+    /// Quantized onto levels (one sample: naive; two: double sampling).
+    Quantized(&'a QuantizedMatrix, Estimator),
+}
+
+impl Samples<'_> {
+    /// Columns.
+    pub fn cols(&self) -> usize {
+        match self {
+            Samples::Fp32(_, c) => *c,
+            Samples::Quantized(q, _) => q.shape().1,
+        }
+    }
+
+    /// Sample `s` (0: the gradient's factor, 1: the residual's) of value (i, c).
+    pub fn value(&self, i: usize, c: usize, s: usize) -> f32 {
+        match self {
+            Samples::Fp32(x, cols) => x[i * cols + c],
+            Samples::Quantized(q, Estimator::Double) => q.value(i, c, s),
+            Samples::Quantized(q, _) => q.value(i, c, 0),
+        }
     }
 }

@@ -69,12 +69,12 @@ fn double_sampling_closes_the_gap_that_naive_sampling_leaves() {
             }
         }
         let bits = l[0]["bits_per_sample"].as_f64().unwrap();
-        // --features counts the intercept: 7 features at 2 + 1 (naive) or 2 + 2 (double)
-        // bits, the intercept (one level) at 0 + 1 or 0 + 2.
+        // --features counts the intercept: 8 values at a 2-bit index plus 1 (naive) or 2
+        // (double) up bits each.
         let want = match est {
             "fp32" => 32.0 * 8.0,
-            "naive" => 7.0 * 3.0 + 1.0,
-            _ => 7.0 * 4.0 + 2.0,
+            "naive" => 8.0 * 3.0,
+            _ => 8.0 * 4.0,
         };
         assert_eq!(bits, want, "{est}");
         assert!(dir.join("curves.svg").is_file());

@@ -3,8 +3,8 @@
 //! the exact gradient plus D_a w (a ridge term, D_a the quantization variances), and the
 //! two are told apart. Bounds: 6 standard errors per coordinate plus f32 rounding.
 
-use lowp::levels::{Estimator, Levels, QuantizedMatrix};
-use lowp::reference::linear::{Samples, lsq_gradient};
+use lowp::levels::{Estimator, Levels, QuantizedMatrix, Samples};
+use lowp::reference::linear::lsq_gradient;
 
 #[test]
 fn double_sampling_is_unbiased_and_naive_sampling_is_biased_by_the_variances() {
@@ -88,5 +88,6 @@ fn quantized_samples_lie_on_the_bracketing_levels_and_count_their_bits() {
         }
     }
     // 8 levels: a 3-bit index, plus one bit for each of the two samples, per value.
+    assert_eq!(q.index_bits(), 3);
     assert_eq!(q.bits_per_row(), 3 * (3 + 2));
 }

@@ -409,6 +409,43 @@ impl DispatchParams for ConvParams {
     }
 }
 
+/// Parameters of the linear-model kernels (12 words, like WGSL's `LinearParams`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct LinearParams {
+    /// Features per row.
+    pub cols: u32,
+    /// First position of the batch in the epoch's row order.
+    pub batch_start: u32,
+    /// Rows in the batch.
+    pub batch_len: u32,
+    /// 0 fp32, 1 naive, 2 double sampling.
+    pub mode: u32,
+    /// Width of a level index.
+    pub bits: u32,
+    /// Up bits per value.
+    pub samples: u32,
+    /// Levels stored per column.
+    pub per_col: u32,
+    /// Step size (f32 bits).
+    pub lr: u32,
+    /// 1 / batch_len (f32 bits).
+    pub inv: u32,
+    /// Workgroups along x in this dispatch.
+    pub groups_x: u32,
+    /// Work items in this dispatch.
+    pub count: u32,
+    /// Padding.
+    pub pad: u32,
+}
+
+impl DispatchParams for LinearParams {
+    fn set_grid(&mut self, groups_x: u32, count: u32) {
+        self.groups_x = groups_x;
+        self.count = count;
+    }
+}
+
 /// Parameters of the elementwise training kernels (24 words, like WGSL's `ElemParams`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]

@@ -162,6 +162,11 @@ const KERNELS: &[(&str, &[&str], &str)] = &[
         include_str!("../../shaders/maxpool.wgsl"),
     ),
     (
+        "linear",
+        &["fmt", "rng", "quant", "softfloat"],
+        include_str!("../../shaders/linear.wgsl"),
+    ),
+    (
         "out_scales",
         &["fmt", "quant", "io_params", "elem_params"],
         include_str!("../../shaders/out_scales.wgsl"),

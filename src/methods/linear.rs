@@ -4,8 +4,8 @@
 //! f64 for reference.
 
 use crate::data::table::Table;
-use crate::levels::{Estimator, Levels, LevelsError, QuantizedMatrix};
-use crate::reference::linear::{Samples, lsq_gradient, sgd_step};
+use crate::levels::{Estimator, Levels, LevelsError, QuantizedMatrix, Samples};
+use crate::reference::linear::{lsq_gradient, sgd_step};
 use std::time::Instant;
 
 /// How each column's levels are chosen.
@@ -30,11 +30,14 @@ impl std::str::FromStr for LevelKind {
 }
 
 /// Why a linear model could not be trained.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum LinearError {
     /// The columns' levels.
     #[error(transparent)]
     Levels(#[from] LevelsError),
+    /// The GPU.
+    #[error(transparent)]
+    Gpu(#[from] crate::gpu::GpuError),
     /// The objective became NaN or infinite.
     #[error(
         "diverged: the training loss is {loss} after epoch {epoch}; try a smaller --lr \
@@ -182,12 +185,14 @@ pub fn column_levels(t: &Table, bits: u32, kind: LevelKind) -> Result<Vec<Levels
         .collect()
 }
 
-/// Trains least squares on `train` (scaled, with its intercept) on the CPU; calls `each`
-/// after every epoch with its figures and the weights.
+/// Trains least squares on `train` (scaled, with its intercept) on the GPU `gpu`, or on
+/// the CPU reference where it is None (the two give the same bits); calls `each` after
+/// every epoch with its figures and the weights.
 pub fn train_lsq(
     cfg: &LinearConfig,
     train: &Table,
     test: Option<&Table>,
+    gpu: Option<&crate::gpu::GpuContext>,
     mut each: impl FnMut(&EpochMetrics, &[f32]),
 ) -> Result<Vec<f32>, LinearError> {
     let (n, d) = (train.rows(), train.cols());
@@ -214,6 +219,14 @@ pub fn train_lsq(
         .map_or(32.0 * d as f64, |q| q.bits_per_row() as f64);
     let mut w = vec![0f32; d];
     let batch = cfg.batch.clamp(1, n.max(1));
+    let mut device = match gpu {
+        Some(ctx) => Some(crate::ops::linear::GpuLinear::new(
+            ctx,
+            &samples,
+            &train.target,
+        )?),
+        None => None,
+    };
     for epoch in 1..=cfg.epochs {
         let start = Instant::now();
         let lr = if cfg.decay {
@@ -222,9 +235,17 @@ pub fn train_lsq(
             cfg.lr
         };
         let order = crate::data::dataset::shuffled(n, cfg.seed, 0x11ea + epoch as u32);
-        for rows in order.chunks(batch) {
-            let g = lsq_gradient(&samples, &train.target, rows, &w);
-            sgd_step(&mut w, &g, lr);
+        match device.as_mut() {
+            Some(dev) => {
+                dev.epoch(&order, batch, lr)?;
+                w = dev.weights()?;
+            }
+            None => {
+                for rows in order.chunks(batch) {
+                    let g = lsq_gradient(&samples, &train.target, rows, &w);
+                    sgd_step(&mut w, &g, lr);
+                }
+            }
         }
         let m = EpochMetrics {
             epoch,

@@ -1,34 +1,7 @@
 //! Linear models on the CPU (the reference the GPU trainer is checked against): the
 //! least-squares gradient of a batch under each ZipML estimator.
 
-use crate::levels::{Estimator, QuantizedMatrix};
-
-/// The samples of a linear model's data as an estimator reads them.
-pub enum Samples<'a> {
-    /// Full precision, row-major rows x cols.
-    Fp32(&'a [f32], usize),
-    /// Quantized onto levels (one sample: naive; two: double sampling).
-    Quantized(&'a QuantizedMatrix, Estimator),
-}
-
-impl Samples<'_> {
-    /// Columns.
-    pub fn cols(&self) -> usize {
-        match self {
-            Samples::Fp32(_, c) => *c,
-            Samples::Quantized(q, _) => q.shape().1,
-        }
-    }
-
-    /// Sample `s` (0: the gradient's factor, 1: the residual's) of value (i, c).
-    fn value(&self, i: usize, c: usize, s: usize) -> f32 {
-        match self {
-            Samples::Fp32(x, cols) => x[i * cols + c],
-            Samples::Quantized(q, Estimator::Double) => q.value(i, c, s),
-            Samples::Quantized(q, _) => q.value(i, c, 0),
-        }
-    }
-}
+use crate::levels::Samples;
 
 /// The mean least-squares gradient over `rows`, (1/B) sum_i Q1(a_i)(Q2(a_i)^T w - b_i),
 /// in f32: each residual summed over the columns in order, then the rows' terms added in

@@ -66,6 +66,9 @@ pub struct Args {
     /// Seed of the split, the quantization and the shuffling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Where to train: gpu (the adapter lowp picks) or cpu (the reference; the same bits).
+    #[arg(long, default_value = "gpu", value_parser = ["gpu", "cpu"])]
+    device: String,
     /// Folder for metrics.jsonl and curves.svg.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -173,7 +176,11 @@ pub fn run(a: &Args) -> Result<(), String> {
     let bar = indicatif::ProgressBar::new(a.epochs as u64);
     let mut history: Vec<EpochMetrics> = Vec::new();
     let mut failed = None;
-    train_lsq(&cfg, &train, test.as_ref(), |m, _| {
+    let ctx = match a.device.as_str() {
+        "gpu" => Some(lowp::gpu::GpuContext::new().map_err(|e| e.to_string())?),
+        _ => None,
+    };
+    train_lsq(&cfg, &train, test.as_ref(), ctx.as_ref(), |m, _| {
         bar.suspend(|| {
             println!(
                 "epoch {:>3}  train_loss {:.6e}  gap {:.3e}  test_loss {}  {:.0} bits/sample  {:.2}s",

@@ -1,0 +1,97 @@
+// Least-squares SGD on samples read at low precision (ZipML), the twin of
+// src/reference/linear.rs in soft-float: `residual` computes r_t = Q2(a_i)^T w - b_i for
+// each row i of the batch (one invocation per row, columns in order), then `update` sums
+// g_c = sum_t Q1(a_ic) r_t over the batch in order (one invocation per column), scales it
+// by 1/B and steps w_c <- w_c - lr g_c.
+// A sample is read as f32 (mode 0), or from its level index (`bits` wide, packed in
+// `lower`) and its up bits (`samples` wide, packed in `up`) through the column's levels
+// (`levels`, `per_col` a column): mode 1 reads sample 0 on both sides, mode 2 sample 1 for
+// the residual.
+
+struct LinearParams {
+    cols: u32,
+    batch_start: u32, // first position of this batch in `order`
+    batch_len: u32,
+    mode: u32,        // 0 fp32, 1 naive, 2 double
+    bits: u32,
+    samples: u32,
+    per_col: u32,     // levels stored per column
+    lr: u32,          // f32 bits
+    inv: u32,         // f32 bits of 1 / batch_len
+    groups_x: u32,
+    count: u32,
+    pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> L: LinearParams;
+@group(0) @binding(1) var<storage, read> features: array<u32>; // f32 bits (mode 0)
+@group(0) @binding(2) var<storage, read> lower: array<u32>;
+@group(0) @binding(3) var<storage, read> up: array<u32>;
+@group(0) @binding(4) var<storage, read> levels: array<u32>;
+@group(0) @binding(5) var<storage, read> targets: array<u32>;
+@group(0) @binding(6) var<storage, read> order: array<u32>;
+@group(0) @binding(7) var<storage, read_write> w: array<u32>;
+@group(0) @binding(8) var<storage, read_write> res: array<u32>;
+
+fn packed_code(words_index: u32, width: u32, which: u32) -> u32 {
+    let start = words_index * width;
+    let wi = start / 32u;
+    let off = start % 32u;
+    var hi = 0u;
+    if (off + width > 32u) {
+        if (which == 0u) {
+            hi = lower[wi + 1u];
+        } else {
+            hi = up[wi + 1u];
+        }
+    }
+    var lo = 0u;
+    if (which == 0u) {
+        lo = lower[wi];
+    } else {
+        lo = up[wi];
+    }
+    return extract_code(lo, hi, off, width);
+}
+
+// f32 bits of sample s of value (i, c).
+fn sample(i: u32, c: u32, s: u32) -> u32 {
+    let e = i * L.cols + c;
+    if (L.mode == 0u) {
+        return features[e];
+    }
+    var which = 0u;
+    if (L.mode == 2u) {
+        which = s;
+    }
+    let j = packed_code(e, L.bits, 0u) + ((packed_code(e, L.samples, 1u) >> which) & 1u);
+    return levels[c * L.per_col + j];
+}
+
+@compute @workgroup_size(256)
+fn residual(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let t = item_index(gid, L.groups_x);
+    if (t >= L.count) {
+        return;
+    }
+    let i = order[L.batch_start + t];
+    var r = 0u;
+    for (var c = 0u; c < L.cols; c++) {
+        r = sf_add(r, sf_mul(sample(i, c, 1u), w[c]));
+    }
+    res[t] = sf_add(r, targets[i] ^ 0x80000000u);
+}
+
+@compute @workgroup_size(256)
+fn update(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = item_index(gid, L.groups_x);
+    if (c >= L.count) {
+        return;
+    }
+    var g = 0u;
+    for (var t = 0u; t < L.batch_len; t++) {
+        g = sf_add(g, sf_mul(sample(order[L.batch_start + t], c, 0u), res[t]));
+    }
+    g = sf_mul(g, L.inv);
+    w[c] = sf_add(w[c], sf_mul(L.lr, g) ^ 0x80000000u);
+}

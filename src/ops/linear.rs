@@ -1,0 +1,146 @@
+//! Least-squares SGD on the GPU over samples stored packed (ZipML): level indices at `bits`
+//! bits and one up bit per sample, or f32 values; the twin of `reference::linear`.
+
+use crate::format::pack;
+use crate::gpu::buffers::{read_u32, upload_f32, upload_u32, zeroed};
+use crate::gpu::dispatch::record;
+use crate::gpu::memory::DeviceBuffer;
+use crate::gpu::params::LinearParams;
+use crate::gpu::{GpuContext, GpuError};
+use crate::levels::{Estimator, Samples};
+
+/// Rows a batch may hold: a kernel loops over them, and llvmpipe ends a loop after 65,535.
+pub const MAX_BATCH: usize = 65_535;
+
+/// A linear model's data, targets and weights on the GPU.
+pub struct GpuLinear<'c> {
+    ctx: &'c GpuContext,
+    base: LinearParams,
+    rows: usize,
+    features: DeviceBuffer,
+    lower: DeviceBuffer,
+    up: DeviceBuffer,
+    levels: DeviceBuffer,
+    target: DeviceBuffer,
+    w: DeviceBuffer,
+    res: DeviceBuffer,
+}
+
+impl<'c> GpuLinear<'c> {
+    /// Uploads the samples (packed as they are stored) and targets, with zero weights.
+    pub fn new(
+        ctx: &'c GpuContext,
+        samples: &Samples,
+        targets: &[f32],
+    ) -> Result<GpuLinear<'c>, GpuError> {
+        let cols = samples.cols();
+        let rows = targets.len();
+        let one = || upload_u32(ctx, "unused", &[0]);
+        let mut base = LinearParams {
+            cols: cols as u32,
+            ..Default::default()
+        };
+        let (features, lower, up, levels) = match samples {
+            Samples::Fp32(x, _) => (
+                upload_f32(ctx, "linear features", x)?,
+                one()?,
+                one()?,
+                one()?,
+            ),
+            Samples::Quantized(q, est) => {
+                let bits = q.index_bits();
+                let s = q.samples() as u32;
+                let per_col = 1usize << bits;
+                base.mode = if *est == Estimator::Double { 2 } else { 1 };
+                base.bits = bits;
+                base.samples = s;
+                base.per_col = per_col as u32;
+                let codes: Vec<u32> = q.lower().iter().map(|&c| c as u32).collect();
+                let ups: Vec<u32> = q.up().iter().map(|&c| c as u32).collect();
+                let mut table = Vec::with_capacity(cols * per_col);
+                for l in q.levels() {
+                    let v = l.values();
+                    table.extend((0..per_col).map(|j| v[j.min(v.len() - 1)]));
+                }
+                (
+                    one()?,
+                    upload_u32(ctx, "level indices", &pack(&codes, bits))?,
+                    upload_u32(ctx, "up bits", &pack(&ups, s))?,
+                    upload_f32(ctx, "levels", &table)?,
+                )
+            }
+        };
+        Ok(GpuLinear {
+            ctx,
+            base,
+            rows,
+            features,
+            lower,
+            up,
+            levels,
+            target: upload_f32(ctx, "targets", targets)?,
+            w: zeroed(ctx, "weights", cols)?,
+            res: zeroed(ctx, "residuals", MAX_BATCH.min(rows.max(1)))?,
+        })
+    }
+
+    /// Bytes of sample data held on the device.
+    pub fn sample_bytes(&self) -> u64 {
+        if self.base.mode == 0 {
+            self.features.size()
+        } else {
+            self.lower.size() + self.up.size()
+        }
+    }
+
+    /// One epoch of SGD: the rows in `order`, `batch` at a time, step size `lr`; submitted
+    /// as one command buffer and waited for.
+    pub fn epoch(&mut self, order: &[usize], batch: usize, lr: f32) -> Result<(), GpuError> {
+        if batch == 0 || batch > MAX_BATCH || order.iter().any(|&i| i >= self.rows) {
+            return Err(GpuError::Invalid(format!(
+                "a batch of {batch} rows over {} (at most {MAX_BATCH} a batch)",
+                self.rows
+            )));
+        }
+        let idx: Vec<u32> = order.iter().map(|&i| i as u32).collect();
+        let order_buf = upload_u32(self.ctx, "row order", &idx)?;
+        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        let cols = self.base.cols;
+        for start in (0..order.len()).step_by(batch) {
+            let len = batch.min(order.len() - start);
+            let p = LinearParams {
+                batch_start: start as u32,
+                batch_len: len as u32,
+                lr: lr.to_bits(),
+                inv: (1.0 / len as f32).to_bits(),
+                ..self.base
+            };
+            let bindings = [
+                (1, &*self.features),
+                (2, &*self.lower),
+                (3, &*self.up),
+                (4, &*self.levels),
+                (5, &*self.target),
+                (6, &*order_buf),
+                (7, &*self.w),
+                (8, &*self.res),
+            ];
+            record(
+                self.ctx, &mut enc, "linear", "residual", len as u32, p, &bindings,
+            )?;
+            // `update` reads every binding but the targets.
+            let update: Vec<_> = bindings.iter().filter(|(b, _)| *b != 5).copied().collect();
+            record(self.ctx, &mut enc, "linear", "update", cols, p, &update)?;
+        }
+        self.ctx.queue.submit([enc.finish()]);
+        self.ctx.wait()
+    }
+
+    /// The weights.
+    pub fn weights(&self) -> Result<Vec<f32>, GpuError> {
+        Ok(read_u32(self.ctx, &self.w, self.base.cols as usize)?
+            .into_iter()
+            .map(f32::from_bits)
+            .collect())
+    }
+}
