@@ -1,5 +1,6 @@
 //! Training step time and samples/s: the MLP, LeNet-5 and ResNet-8 at batch 64 under the
-//! fp32 and HFP8 maps. With `LOWP_PROFILE=1`, each case's GPU time per kernel too.
+//! fp32 and HFP8 maps (`LOWP_BENCH_BATCH`, `LOWP_BENCH_MODEL=mlp|lenet|resnet8` to narrow).
+//! With `LOWP_PROFILE=1`, each case's GPU time per kernel too.
 //!
 //! Wall-clock time per step, from upload of the batch to the step's loss on the host, over
 //! the built-in synthetic images (a step's cost does not depend on the pixels); ResNet-8 on
@@ -18,9 +19,10 @@ use lowp::train::plan::{Plan, TrainConfig};
 use lowp::train::precision::PrecisionMap;
 use std::time::Instant;
 
-const BATCH: usize = 64;
-
 fn main() {
+    // LOWP_BENCH_BATCH sets the batch (64 by default).
+    let batch_env = std::env::var("LOWP_BENCH_BATCH").ok();
+    let batch_size: usize = batch_env.and_then(|b| b.parse().ok()).unwrap_or(64);
     let ctx = GpuContext::new().expect("a GPU adapter (install Mesa's lavapipe)");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let hfp8 = PrecisionMap::load(&root.join("examples/precision/hfp8.toml")).unwrap();
@@ -32,7 +34,7 @@ fn main() {
     let steps = if is_cpu(&ctx) { 3 } else { 50 };
     let only = std::env::var("LOWP_BENCH_MODEL").unwrap_or_default();
     println!(
-        "\nadapter: {} ({:?}, {:?}); batch {BATCH}, {steps} timed steps after one warm-up",
+        "\nadapter: {} ({:?}, {:?}); batch {batch_size}, {steps} timed steps after one warm-up",
         ctx.info.name, ctx.info.backend, ctx.info.device_type
     );
     println!(
@@ -43,10 +45,10 @@ fn main() {
         if !only.is_empty() && only != model_name {
             continue;
         }
-        let mut data = synthetic(BATCH * (steps + 1), 1);
+        let mut data = synthetic(batch_size * (steps + 1), 1);
         if model_name == "resnet8" {
             data.shape = [3, 32, 32];
-            let n = BATCH * (steps + 1) * 3 * 32 * 32;
+            let n = batch_size * (steps + 1) * 3 * 32 * 32;
             data.images = (0..n).map(|i| ((i as f32) * 0.618).sin()).collect();
         }
         let per = data.image_len();
@@ -59,11 +61,11 @@ fn main() {
                 _ => Model::resnet(1, data.shape, data.classes).unwrap(),
             };
             let plan = Plan::new(model, map, *master, TrainConfig::default(), 1).unwrap();
-            let mut t = GpuTrainer::new(&ctx, plan, BATCH).unwrap();
+            let mut t = GpuTrainer::new(&ctx, plan, batch_size).unwrap();
             let batch = |s: usize| {
                 (
-                    &data.images[s * BATCH * per..(s + 1) * BATCH * per],
-                    &labels[s * BATCH..(s + 1) * BATCH],
+                    &data.images[s * batch_size * per..(s + 1) * batch_size * per],
+                    &labels[s * batch_size..(s + 1) * batch_size],
                 )
             };
             let (x, y) = batch(0);
@@ -77,7 +79,7 @@ fn main() {
                 t.step(x, y).unwrap();
             }
             let per_step = start.elapsed().as_secs_f64() / steps as f64;
-            let rate = BATCH as f64 / per_step;
+            let rate = batch_size as f64 / per_step;
             if fp32_rate == 0.0 {
                 fp32_rate = rate;
             }
