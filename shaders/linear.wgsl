@@ -62,7 +62,7 @@ fn sample(i: u32, c: u32, s: u32) -> u32 {
     }
     var which = 0u;
     if (L.mode == 2u) {
-        which = s;
+        which = min(s, L.samples - 1u);
     }
     let j = packed_code(e, L.bits, 0u) + ((packed_code(e, L.samples, 1u) >> which) & 1u);
     return levels[c * L.per_col + j];

@@ -24,13 +24,14 @@ pub enum LevelsError {
     /// A width outside 1..=16 bits.
     #[error("{0} bits: level sets take 1 to 16 bits")]
     Bits(u32),
-    /// The exact program over this many distinct values would take too long.
+    /// The program over this many candidate levels would take too long.
     #[error(
-        "{distinct} distinct values at {bits} bits is beyond the exact program's reach \
-         (about {work:.1e} steps); use the discretised one (a grid of candidate levels)"
+        "{distinct} candidate levels at {bits} bits is beyond the dynamic program's reach \
+         (about {work:.1e} steps, at most {EXACT_WORK_LIMIT:.0e}); Levels::best_within picks \
+         a grid it can afford"
     )]
     TooLarge {
-        /// Distinct values.
+        /// Candidate levels (distinct values, or grid points).
         distinct: usize,
         /// Bits.
         bits: u32,
@@ -47,6 +48,31 @@ pub enum LevelsError {
 
 /// Steps the exact dynamic program may take (levels x distinct values^2 / 2).
 pub const EXACT_WORK_LIMIT: f64 = 4e9;
+
+/// Candidate levels of the discretised program at most (fewer where 2^bits levels would
+/// make it take longer than `EXACT_WORK_LIMIT`).
+pub const GRID_POINTS: usize = 4096;
+
+/// How [`Levels::best_within`] chose its levels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Chosen {
+    /// The exact optimum over the data's distinct values.
+    Exact,
+    /// The optimum over a grid of this many candidates.
+    Grid(usize),
+    /// Uniform levels: 2^bits levels are too many for the program.
+    Uniform,
+}
+
+impl std::fmt::Display for Chosen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Chosen::Exact => write!(f, "exact"),
+            Chosen::Grid(p) => write!(f, "on a grid of {p}"),
+            Chosen::Uniform => write!(f, "uniform: too many levels for the program"),
+        }
+    }
+}
 
 /// A level set: finite values, strictly increasing; at most 2^bits of them.
 #[derive(Clone, Debug, PartialEq)]
@@ -69,7 +95,7 @@ impl Levels {
         &self.0
     }
 
-    /// `bits` uniform levels from `lo` to `hi` (2^bits of them, or one where lo = hi).
+    /// 2^bits uniform levels from `lo` to `hi` (one where lo = hi).
     pub fn uniform(lo: f32, hi: f32, bits: u32) -> Result<Levels, LevelsError> {
         check_bits(bits)?;
         for (index, value) in [(0, lo), (1, hi)] {
@@ -110,6 +136,36 @@ impl Levels {
             });
         }
         Ok(best_levels(&distinct, &sorted, count))
+    }
+
+    /// The best variance-optimal levels the program can afford: exact where it can, else
+    /// on the largest grid (at most `GRID_POINTS`) within `EXACT_WORK_LIMIT`, else (2^bits
+    /// at least as many as such a grid) uniform.
+    pub fn best_within(data: &[f32], bits: u32) -> Result<(Levels, Chosen), LevelsError> {
+        Levels::best_within_work(data, bits, EXACT_WORK_LIMIT)
+    }
+
+    /// [`Levels::best_within`] for a budget of `work` steps of the program.
+    pub fn best_within_work(
+        data: &[f32],
+        bits: u32,
+        work: f64,
+    ) -> Result<(Levels, Chosen), LevelsError> {
+        check_bits(bits)?;
+        range(data)?;
+        let count = 1usize << bits;
+        let mut distinct = sorted(data);
+        distinct.dedup();
+        if distinct.len() <= count || count as f64 * (distinct.len() as f64).powi(2) / 2.0 <= work {
+            return Ok((Levels::optimal(data, bits)?, Chosen::Exact));
+        }
+        let points = ((2.0 * work / count as f64).sqrt() as usize).min(GRID_POINTS);
+        if points > count {
+            let l = Levels::optimal_on_grid(data, bits, points)?;
+            Ok((l, Chosen::Grid(points)))
+        } else {
+            Ok((Levels::uniform_for(data, bits)?, Chosen::Uniform))
+        }
     }
 
     /// The discretised optimum: the best 2^bits levels among `points` evenly spaced
@@ -213,11 +269,16 @@ fn sorted(data: &[f32]) -> Vec<f64> {
 /// the data's minimum and maximum) for the sorted values `data`: the dynamic program
 /// T(k, m) = min_j T(k-1, j) + V(j, m), with V(j, m) the variance of the values in
 /// (c_j, c_m] from prefix sums of counts, values and squares.
-fn best_levels(cand: &[f64], data: &[f64], count: usize) -> Levels {
-    let m = cand.len();
+fn best_levels(cand_in: &[f64], data_in: &[f64], count: usize) -> Levels {
+    let m = cand_in.len();
     if m <= count {
-        return Levels(cand.iter().map(|&c| c as f32).collect());
+        return Levels(cand_in.iter().map(|&c| c as f32).collect());
     }
+    // The variance is unchanged by a shift: measure from the least candidate, so that the
+    // prefix sums of squares do not cancel for data far from zero.
+    let origin = cand_in[0];
+    let cand: Vec<f64> = cand_in.iter().map(|c| c - origin).collect();
+    let data: Vec<f64> = data_in.iter().map(|x| x - origin).collect();
     // Prefix sums over the values at or below each candidate.
     let (mut p0, mut p1, mut p2) = (vec![0f64; m], vec![0f64; m], vec![0f64; m]);
     let mut t = 0;
@@ -257,7 +318,7 @@ fn best_levels(cand: &[f64], data: &[f64], count: usize) -> Levels {
         idx.push(from[k][*idx.last().unwrap()] as usize);
     }
     idx.reverse();
-    Levels(idx.into_iter().map(|i| cand[i] as f32).collect())
+    Levels(idx.into_iter().map(|i| cand_in[i] as f32).collect())
 }
 
 /// How a linear model's samples are read (ZipML): as they are, or quantized onto levels
@@ -314,6 +375,10 @@ impl QuantizedMatrix {
         assert_eq!(x.len(), rows * cols, "matrix size");
         assert_eq!(levels.len(), cols, "one level set per column");
         assert!((1..=2).contains(&samples), "one or two samples");
+        assert!(
+            levels.iter().all(|l| l.0.len() <= 1 << 16),
+            "level indices are stored in 16 bits"
+        );
         let mut lower = Vec::with_capacity(x.len());
         let mut up = Vec::with_capacity(x.len());
         for (e, &v) in x.iter().enumerate() {

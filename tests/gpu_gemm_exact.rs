@@ -3,7 +3,9 @@
 //! partial sum, in any order, is a multiple of 1/4 below 2^22 in magnitude: exact in f32.
 //! Whatever order a tiling, split-K, f16 staging or vector loads add the products in, the
 //! GPU must then equal the f64 product bit for bit. Dropping, doubling or misplacing a
-//! single product changes the result, which the error-bound tests cannot see.
+//! single product changes the result, which the error-bound tests cannot see. These are
+//! the workgroup-tiled kernels (chosen here on every adapter); the panel kernel of CPU
+//! adapters has the same kind of test in tests/gpu_gemm_kernels.rs.
 
 mod common;
 
@@ -156,7 +158,7 @@ fn check_all(
 /// A test context with f16 staging as asked, failing (not skipping) where the adapter
 /// cannot stage in f16.
 fn context(tiles: Tiles, f16: bool, vector: bool) -> GpuContext {
-    let c = common::gpu();
+    let c = common::gpu().with_gemm_panels(false);
     assert!(
         c.f16_staging() || !f16,
         "this adapter lacks SHADER_F16, so f16 staging cannot be checked; \
@@ -254,7 +256,7 @@ fn split_k_equals_the_exact_product() {
 /// The thin view of LeNet's first convolution as a GEMM, 6 x 12544 x 400: reshaped tiles.
 #[test]
 fn thin_view_equals_the_exact_product() {
-    let c = common::gpu();
+    let c = common::gpu().with_gemm_panels(false);
     let fitted = c.tiles().fit(6, 12544, &c.device.limits());
     assert!(fitted.tm < c.tiles().tm, "6 x 12544 did not get thin tiles");
     let mut seen = Seen::default();
@@ -276,7 +278,7 @@ fn thin_view_equals_the_exact_product() {
 /// direct loops; forward and backward-data of the same geometry too.
 #[test]
 fn split_k_convolution_backward_weight_is_exact() {
-    let c = common::gpu();
+    let c = common::gpu().with_gemm_panels(false);
     let spec = Conv2dSpec {
         padding: [1, 1],
         ..Conv2dSpec::new()
@@ -339,7 +341,7 @@ fn split_k_convolution_backward_weight_is_exact() {
 #[test]
 fn dot4_at_the_edge_of_its_i32_range_is_exact() {
     use lowp::ops::gemm::Kernel;
-    let c = common::gpu();
+    let c = common::gpu().with_gemm_panels(false);
     let q = QuantSpec::new("fixed(wl=8,fl=0)".parse().unwrap());
     // Rows of A: all -128, all 127, alternating; columns of B (stored [N, K]): all -128,
     // all 127, alternating the other way.
@@ -398,7 +400,7 @@ fn dot4_at_the_edge_of_its_i32_range_is_exact() {
 /// in depth keep every product.
 #[test]
 fn long_k_over_many_tiles_equals_the_exact_product() {
-    let c = common::gpu();
+    let c = common::gpu().with_gemm_panels(false);
     let mut seen = Seen::default();
     for pair in [("fp32", "fp32"), ("e2m1", "e2m1")] {
         check(

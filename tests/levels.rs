@@ -143,3 +143,52 @@ fn bad_requests_are_errors() {
     assert_eq!(one.values(), &[0.5]);
     assert_eq!(Levels::uniform(2.0, 2.0, 4).unwrap().values(), &[2.0]);
 }
+
+#[test]
+fn best_within_picks_exact_grid_or_uniform_levels_by_cost() {
+    use lowp::levels::Chosen;
+    // A budget of 1e7 steps of the program, so that the test runs fast.
+    let budget = 1e7;
+    let few = data(500, 3, 50);
+    assert_eq!(
+        Levels::best_within_work(&few, 3, budget).unwrap().1,
+        Chosen::Exact
+    );
+    // 2,000 distinct values at 5 bits: 6.4e7 steps exactly, too many; a grid within the
+    // budget (32 levels x points^2 / 2) of more points than levels.
+    let many: Vec<f32> = (0..2_000).map(|i| (i as f32 / 2_000.0).powi(2)).collect();
+    let (l, how) = Levels::best_within_work(&many, 5, budget).unwrap();
+    let Chosen::Grid(points) = how else {
+        panic!("{how:?}")
+    };
+    assert!(
+        points > 32 && 32.0 * (points as f64).powi(2) / 2.0 <= budget,
+        "{points}"
+    );
+    assert!(l.variance(&many) <= Levels::uniform_for(&many, 5).unwrap().variance(&many));
+    // 2^10 levels are more than any grid within the budget holds: uniform, and said so.
+    assert_eq!(
+        Levels::best_within_work(&many, 10, budget).unwrap().1,
+        Chosen::Uniform
+    );
+}
+
+#[test]
+fn data_far_from_zero_gets_the_same_optimum_as_centred_data() {
+    // A shift changes no variance; the program measures from the least candidate, so the
+    // prefix sums do not cancel. Shifted by 2^20, values stay exact in f32 (steps of 1/8).
+    let base: Vec<f32> = (0..40u64)
+        .map(|i| (random_bits(11, 0, i) % 64) as f32 / 8.0)
+        .collect();
+    let far: Vec<f32> = base.iter().map(|v| v + 1048576.0).collect();
+    for bits in [1, 2, 3] {
+        let (a, b) = (
+            Levels::optimal(&base, bits).unwrap(),
+            Levels::optimal(&far, bits).unwrap(),
+        );
+        let shifted: Vec<f32> = a.values().iter().map(|v| v + 1048576.0).collect();
+        assert_eq!(b.values(), &shifted[..], "{bits} bits");
+        let brute = brute_force(&far, 1 << bits);
+        assert!((b.variance(&far) - brute).abs() <= 1e-9 * (1.0 + brute));
+    }
+}

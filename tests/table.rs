@@ -39,7 +39,14 @@ fn bad_tables_are_errors_that_say_what_is_wrong() {
     let cases = [
         ("a,b\n1,2\n", "price", "no column named \"price\""),
         ("a,price\n1,\n", "price", "is empty"),
-        ("a,price\n1,cheap\n", "price", "not a finite number"),
+        ("a,price\n1,cheap\n", "price", "not a number finite in f32"),
+        ("a,price\n1,1e39\n", "price", "not a number finite in f32"),
+        ("price\n1\n", "price", "no feature columns"),
+        (
+            "a,price\n-1e39,1\n",
+            "price",
+            "column \"a\": -1e39 is not a number finite",
+        ),
         ("a,price\n", "price", "no rows"),
         ("a,price\n1,2,3\n", "price", "fields"),
     ];

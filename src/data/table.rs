@@ -78,14 +78,15 @@ impl Table {
         if rows == 0 {
             return Err(bad("no rows after the header".into()));
         }
-        let number = |s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite());
+        // A number that is finite as an f32 (1e39 is not).
+        let number = |s: &str| s.parse::<f32>().ok().filter(|v| v.is_finite());
         let target_values: Vec<f32> = cells[t]
             .iter()
             .enumerate()
             .map(|(r, s)| {
-                number(s).map(|v| v as f32).ok_or_else(|| {
+                number(s).ok_or_else(|| {
                     bad(format!(
-                        "row {}: the target {target:?} is {s:?}, not a finite number",
+                        "row {}: the target {target:?} is {s:?}, not a number finite in f32",
                         r + 2
                     ))
                 })
@@ -97,12 +98,18 @@ impl Table {
             if c == t {
                 continue;
             }
-            let parsed: Option<Vec<f32>> = cells[c]
-                .iter()
-                .map(|s| number(s).map(|v| v as f32))
-                .collect();
+            let parsed: Option<Vec<f64>> = cells[c].iter().map(|s| s.parse::<f64>().ok()).collect();
             match parsed {
-                Some(values) => columns.push((name.clone(), values)),
+                Some(values) => {
+                    if let Some(r) = values.iter().position(|v| !(*v as f32).is_finite()) {
+                        return Err(bad(format!(
+                            "row {}, column {name:?}: {} is not a number finite in f32",
+                            r + 2,
+                            cells[c][r]
+                        )));
+                    }
+                    columns.push((name.clone(), values.iter().map(|&v| v as f32).collect()))
+                }
                 None => {
                     let mut cats: Vec<&String> = cells[c].iter().collect();
                     cats.sort();
@@ -113,6 +120,11 @@ impl Table {
                     }
                 }
             }
+        }
+        if columns.is_empty() {
+            return Err(bad(format!(
+                "no feature columns: the file holds only the target {target:?}"
+            )));
         }
         let mut features = vec![0f32; rows * columns.len()];
         for (c, (_, values)) in columns.iter().enumerate() {

@@ -13,8 +13,8 @@ use std::time::Instant;
 pub enum LevelKind {
     /// 2^bits evenly spaced from the column's minimum to its maximum.
     Uniform,
-    /// The variance-optimal 2^bits levels (exact; on a grid of candidates where the exact
-    /// program would take too long).
+    /// The variance-optimal 2^bits levels (exact; on a grid of candidates, or uniform,
+    /// where the program would take too long: `Levels::best_within`).
     Optimal,
 }
 
@@ -51,9 +51,6 @@ pub enum LinearError {
     },
 }
 
-/// Candidate levels of the discretised program, where the exact one is out of reach.
-pub const GRID_POINTS: usize = 4096;
-
 /// How a linear model is trained.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinearConfig {
@@ -69,7 +66,8 @@ pub struct LinearConfig {
     pub batch: usize,
     /// Step size (of the first epoch where it decays).
     pub lr: f32,
-    /// Step size lr / (1 + epoch) instead of a constant one (removes SGD's noise floor).
+    /// Step size lr / epoch (epochs from 1) instead of a constant one (removes SGD's
+    /// noise floor).
     pub decay: bool,
     /// Seed of the quantization and the shuffling.
     pub seed: u64,
@@ -174,12 +172,7 @@ pub fn column_levels(t: &Table, bits: u32, kind: LevelKind) -> Result<Vec<Levels
             let col: Vec<f32> = t.features.iter().skip(c).step_by(d).copied().collect();
             match kind {
                 LevelKind::Uniform => Levels::uniform_for(&col, bits),
-                LevelKind::Optimal => match Levels::optimal(&col, bits) {
-                    Err(LevelsError::TooLarge { .. }) => {
-                        Levels::optimal_on_grid(&col, bits, GRID_POINTS)
-                    }
-                    other => other,
-                },
+                LevelKind::Optimal => Levels::best_within(&col, bits).map(|(l, _)| l),
             }
         })
         .collect()

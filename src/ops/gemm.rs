@@ -471,7 +471,8 @@ pub fn panel_lanes(m: usize, n: usize) -> (usize, usize) {
 
 /// How a view is cut for the panel kernel: the blocks' rows, columns and products, and the
 /// K slices (split-K) of its sums: (block rows, block columns, block products, slice length,
-/// slices in all). The two panels of a block take at most `words` f32 words.
+/// slices in all). The two panels of a block hold at most `words` f32 words of data
+/// (their buffers, rounded up to powers of two, at most twice that).
 pub fn panel_blocks(
     ctx: &GpuContext,
     (m, n, k): (usize, usize, usize),

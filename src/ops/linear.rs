@@ -96,9 +96,10 @@ impl<'c> GpuLinear<'c> {
     /// One epoch of SGD: the rows in `order`, `batch` at a time, step size `lr`; submitted
     /// as one command buffer and waited for.
     pub fn epoch(&mut self, order: &[usize], batch: usize, lr: f32) -> Result<(), GpuError> {
-        if batch == 0 || batch > MAX_BATCH || order.iter().any(|&i| i >= self.rows) {
+        let held = MAX_BATCH.min(self.rows.max(1));
+        if batch == 0 || batch.min(order.len()) > held || order.iter().any(|&i| i >= self.rows) {
             return Err(GpuError::Invalid(format!(
-                "a batch of {batch} rows over {} (at most {MAX_BATCH} a batch)",
+                "a batch of {batch} rows over {} (at most {held} a batch)",
                 self.rows
             )));
         }

@@ -2,8 +2,7 @@
 //! the variance stochastic rounding onto them gives, uniform beside variance-optimal.
 
 use lowp::data::npy::read_f32;
-use lowp::levels::{Levels, LevelsError};
-use lowp::methods::linear::GRID_POINTS;
+use lowp::levels::Levels;
 use std::path::PathBuf;
 
 /// Arguments of `lowp levels`.
@@ -18,15 +17,6 @@ pub struct Args {
     /// or both side by side.
     #[arg(long, default_value = "both")]
     method: String,
-}
-
-fn optimal(col: &[f32], bits: u32) -> Result<(Levels, &'static str), LevelsError> {
-    match Levels::optimal(col, bits) {
-        Err(LevelsError::TooLarge { .. }) => {
-            Ok((Levels::optimal_on_grid(col, bits, GRID_POINTS)?, "grid"))
-        }
-        other => Ok((other?, "exact")),
-    }
 }
 
 fn show(name: &str, l: &Levels, col: &[f32]) {
@@ -73,7 +63,7 @@ pub fn run(a: &Args) -> Result<(), String> {
             show("uniform", &u, &col);
         }
         if a.method != "uniform" {
-            let (o, how) = optimal(&col, a.bits).map_err(|e| e.to_string())?;
+            let (o, how) = Levels::best_within(&col, a.bits).map_err(|e| e.to_string())?;
             show(&format!("optimal ({how})"), &o, &col);
         }
     }

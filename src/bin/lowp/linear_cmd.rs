@@ -138,6 +138,13 @@ pub fn run(a: &Args) -> Result<(), String> {
     let order = lowp::data::dataset::shuffled(table.rows(), a.seed, 0x5b17);
     let n_test = (table.rows() as f64 * a.test_fraction).round() as usize;
     let (test_rows, train_rows) = order.split_at(n_test);
+    if train_rows.is_empty() {
+        return Err(format!(
+            "{} rows with --test-fraction {} leave none to train on",
+            table.rows(),
+            a.test_fraction
+        ));
+    }
     let raw_train = table.select(train_rows);
     let scaler = Scaler::fit(&raw_train);
     let train = scaler.apply(&raw_train);
