@@ -10,7 +10,7 @@ mod common;
 
 use common::is_cpu;
 use lowp::gpu::GpuContext;
-use lowp::levels::{Estimator, QuantizedMatrix, Samples};
+use lowp::levels::{Estimator, Loss, QuantizedMatrix, Samples};
 use lowp::methods::linear::{LevelKind, column_levels, synthetic_lsq};
 use lowp::ops::linear::GpuLinear;
 use lowp::reference::linear::{lsq_gradient, sgd_step};
@@ -53,7 +53,7 @@ fn main() {
         if fp32_bytes == 0.0 {
             fp32_bytes = bytes;
         }
-        let mut gpu = GpuLinear::new(&ctx, &samples, &t.target).unwrap();
+        let mut gpu = GpuLinear::new(&ctx, &samples, &t.target, &Loss::Lsq).unwrap();
         gpu.epoch(&order, batch, 0.01).unwrap();
         let start = Instant::now();
         for _ in 0..epochs {

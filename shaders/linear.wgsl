@@ -1,18 +1,18 @@
-// Least-squares SGD on samples read at low precision (ZipML), the twin of
-// src/reference/linear.rs in soft-float: `residual` computes r_t = Q2(a_i)^T w - b_i for
-// each row i of the batch (one invocation per row, columns in order), then `update` sums
-// g_c = sum_t Q1(a_ic) r_t over the batch in order (one invocation per column), scales it
-// by 1/B and steps w_c <- w_c - lr g_c.
+// Linear-model SGD on samples read at low precision (ZipML), the twin of
+// src/reference/linear.rs in soft-float: `residual` computes each batch row's gradient
+// factor r_t (least squares: Q(a_i)^T w - b_i; logistic: -y sigma(-y Q(a_i)^T w), or -y P
+// with the polynomial's powers from independent samples), one invocation per row, columns
+// in order; then `update` sums g_c = sum_t Q0(a_ic) r_t over the batch in order (one
+// invocation per column), scales it by 1/B, adds l2 w_c, and steps w_c <- w_c - lr g_c.
 // A sample is read as f32 (mode 0), or from its level index (`bits` wide, packed in
 // `lower`) and its up bits (`samples` wide, packed in `up`) through the column's levels
-// (`levels`, `per_col` a column): mode 1 reads sample 0 on both sides, mode 2 sample 1 for
-// the residual.
+// (`levels`, `per_col` a column): mode 1 reads sample 0 everywhere, mode 2 sample s.
 
 struct LinearParams {
     cols: u32,
     batch_start: u32, // first position of this batch in `order`
     batch_len: u32,
-    mode: u32,        // 0 fp32, 1 naive, 2 double
+    mode: u32,        // 0 fp32, 1 naive, 2 independent samples (double, Chebyshev)
     bits: u32,
     samples: u32,
     per_col: u32,     // levels stored per column
@@ -20,6 +20,9 @@ struct LinearParams {
     inv: u32,         // f32 bits of 1 / batch_len
     groups_x: u32,
     count: u32,
+    task: u32,        // 0 least squares, 1 logistic, 2 logistic through the polynomial
+    degree: u32,      // the polynomial's degree
+    l2: u32,          // f32 bits of the L2 coefficient, 0 for none
     pad: u32,
 }
 
@@ -32,6 +35,7 @@ struct LinearParams {
 @group(0) @binding(6) var<storage, read> order: array<u32>;
 @group(0) @binding(7) var<storage, read_write> w: array<u32>;
 @group(0) @binding(8) var<storage, read_write> res: array<u32>;
+@group(0) @binding(9) var<storage, read> poly: array<u32>; // f32 bits, z^0 first
 
 fn packed_code(words_index: u32, width: u32, which: u32) -> u32 {
     let start = words_index * width;
@@ -68,6 +72,19 @@ fn sample(i: u32, c: u32, s: u32) -> u32 {
     return levels[c * L.per_col + j];
 }
 
+// Sample s of row i times w, columns in order.
+fn dot_w(i: u32, s: u32) -> u32 {
+    var r = 0u;
+    for (var c = 0u; c < L.cols; c++) {
+        r = sf_add(r, sf_mul(sample(i, c, s), w[c]));
+    }
+    return r;
+}
+
+const ONE: u32 = 0x3f800000u;
+
+// The factor of row t's gradient (reference::linear::row_factor): Q(a)^T w - b; or
+// -y sigma(-y Q(a)^T w); or -y P(z) with z^k estimated by prod_t<=k y Q_t(a)^T w.
 @compute @workgroup_size(256)
 fn residual(@builtin(global_invocation_id) gid: vec3<u32>) {
     let t = item_index(gid, L.groups_x);
@@ -75,11 +92,24 @@ fn residual(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let i = order[L.batch_start + t];
-    var r = 0u;
-    for (var c = 0u; c < L.cols; c++) {
-        r = sf_add(r, sf_mul(sample(i, c, 1u), w[c]));
+    let y = targets[i];
+    if (L.task == 0u) {
+        res[t] = sf_add(dot_w(i, 1u), y ^ 0x80000000u);
+        return;
     }
-    res[t] = sf_add(r, targets[i] ^ 0x80000000u);
+    var p = 0u;
+    if (L.task == 1u) {
+        let z = sf_mul(y, dot_w(i, 1u));
+        p = sf_div(ONE, sf_add(ONE, sf_exp(z)));
+    } else {
+        p = poly[0];
+        var prod = ONE;
+        for (var k = 1u; k <= L.degree; k++) {
+            prod = sf_mul(prod, sf_mul(y, dot_w(i, k)));
+            p = sf_add(p, sf_mul(poly[k], prod));
+        }
+    }
+    res[t] = sf_mul(y ^ 0x80000000u, p);
 }
 
 @compute @workgroup_size(256)
@@ -93,5 +123,8 @@ fn update(@builtin(global_invocation_id) gid: vec3<u32>) {
         g = sf_add(g, sf_mul(sample(order[L.batch_start + t], c, 0u), res[t]));
     }
     g = sf_mul(g, L.inv);
+    if (L.l2 != 0u) {
+        g = sf_add(g, sf_mul(L.l2, w[c]));
+    }
     w[c] = sf_add(w[c], sf_mul(L.lr, g) ^ 0x80000000u);
 }

@@ -329,8 +329,12 @@ pub enum Estimator {
     Fp32,
     /// One stochastic quantization Q(a), used on both sides of a(a^T x - b).
     Naive,
-    /// Two independent quantizations, Q1(a)(Q2(a)^T x - b): unbiased.
+    /// Two independent quantizations, Q1(a)(Q2(a)^T x - b): unbiased for least squares.
     Double,
+    /// Logistic regression: independent quantizations Q0, Q1, ..., Qd, the derivative
+    /// through a polynomial of degree d whose k-th power of a^T x is estimated by the
+    /// product of k independent Q_t(a)^T x: unbiased for the polynomial.
+    Chebyshev,
 }
 
 impl std::str::FromStr for Estimator {
@@ -340,7 +344,10 @@ impl std::str::FromStr for Estimator {
             "fp32" => Ok(Estimator::Fp32),
             "naive" => Ok(Estimator::Naive),
             "double" => Ok(Estimator::Double),
-            _ => Err(format!("estimator {s:?}: expected fp32, naive or double")),
+            "chebyshev" => Ok(Estimator::Chebyshev),
+            _ => Err(format!(
+                "estimator {s:?}: expected fp32, naive, double or chebyshev"
+            )),
         }
     }
 }
@@ -362,7 +369,7 @@ pub struct QuantizedMatrix {
 }
 
 impl QuantizedMatrix {
-    /// Quantizes `x` (rows x cols) onto `levels` (one set per column), `samples` (1 or 2)
+    /// Quantizes `x` (rows x cols) onto `levels` (one set per column), `samples` (1 to 8)
     /// independent times; value (i, c)'s sample s draws `random_bits(seed, SAMPLE_STREAM + s,
     /// i * cols + c)`.
     pub fn new(
@@ -374,7 +381,7 @@ impl QuantizedMatrix {
     ) -> QuantizedMatrix {
         assert_eq!(x.len(), rows * cols, "matrix size");
         assert_eq!(levels.len(), cols, "one level set per column");
-        assert!((1..=2).contains(&samples), "one or two samples");
+        assert!((1..=8).contains(&samples), "one to eight samples");
         assert!(
             levels.iter().all(|l| l.0.len() <= 1 << 16),
             "level indices are stored in 16 bits"
@@ -427,7 +434,7 @@ impl QuantizedMatrix {
         (usize::BITS - (most - 1).leading_zeros()).max(1)
     }
 
-    /// Samples per value (1 or 2): the up bits stored per value.
+    /// Samples per value (1 to 8): the up bits stored per value.
     pub fn samples(&self) -> usize {
         self.samples
     }
@@ -465,12 +472,27 @@ impl Samples<'_> {
         }
     }
 
-    /// Sample `s` (0: the gradient's factor, 1: the residual's) of value (i, c).
+    /// Sample `s` of value (i, c): 0 is the gradient's factor, 1 to d the residual's.
     pub fn value(&self, i: usize, c: usize, s: usize) -> f32 {
         match self {
             Samples::Fp32(x, cols) => x[i * cols + c],
-            Samples::Quantized(q, Estimator::Double) => q.value(i, c, s),
-            Samples::Quantized(q, _) => q.value(i, c, 0),
+            Samples::Quantized(q, Estimator::Naive) => q.value(i, c, 0),
+            Samples::Quantized(q, _) => q.value(i, c, s),
         }
     }
+}
+
+/// The objective of a linear model.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Loss {
+    /// Least squares, (1/2N) sum (a^T w - b)^2.
+    Lsq,
+    /// Logistic regression on labels y = +-1, (1/N) sum log(1 + exp(-y a^T w)) + (l2/2)|w|^2;
+    /// with `poly`, the derivative's sigma(-z) is the polynomial sum_k poly[k] z^k.
+    Logistic {
+        /// The L2 coefficient.
+        l2: f32,
+        /// Monomial coefficients of the derivative's polynomial (Chebyshev estimator).
+        poly: Option<Vec<f32>>,
+    },
 }

@@ -94,8 +94,51 @@ fn double_sampling_closes_the_gap_that_naive_sampling_leaves() {
 }
 
 #[test]
+fn logistic_regression_reports_test_accuracy_for_every_estimator() {
+    // Classes are the signs of the synthetic set's noisy linear target: separable up to the
+    // noise, so every estimator at 3 bits classifies most test rows.
+    for est in ["fp32", "naive", "double", "chebyshev"] {
+        let dir = tmp(&format!("logistic-{est}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = lowp(&[
+            "linear",
+            "--task",
+            "logistic",
+            "--rows",
+            "2000",
+            "--features",
+            "8",
+            "--epochs",
+            "3",
+            "--bits",
+            "3",
+            "--estimator",
+            est,
+            "--lr",
+            "0.5",
+            "--decay",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let l = lines(&dir);
+        assert_eq!(l.len(), 3);
+        let acc = l[2]["test_accuracy"].as_f64().unwrap();
+        assert!(acc > 0.8, "{est}: test accuracy {acc}");
+        assert!(
+            l[2].get("gap").is_none(),
+            "no exact optimum for logistic regression"
+        );
+    }
+}
+
+#[test]
 fn bad_linear_runs_fail_with_one_clear_line() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &["linear", "--lr", "50", "--epochs", "3", "--rows", "500"],
             "diverged",
@@ -103,7 +146,7 @@ fn bad_linear_runs_fail_with_one_clear_line() {
         (&["linear", "--data", "x.csv"], "--target"),
         (
             &["linear", "--estimator", "triple"],
-            "expected fp32, naive or double",
+            "expected fp32, naive, double or chebyshev",
         ),
         (
             &[
@@ -116,6 +159,23 @@ fn bad_linear_runs_fail_with_one_clear_line() {
                 "50",
             ],
             "1 to 16 bits",
+        ),
+        (
+            &["linear", "--estimator", "chebyshev", "--rows", "50"],
+            "--task logistic",
+        ),
+        (&["linear", "--task", "logistic", "--l2=-1"], "--l2"),
+        (
+            &[
+                "linear",
+                "--task",
+                "logistic",
+                "--estimator",
+                "chebyshev",
+                "--degree",
+                "9",
+            ],
+            "degree must be 1 to 7",
         ),
     ];
     for (args, needle) in cases {

@@ -1,27 +1,41 @@
 //! The GPU linear-model trainer against its CPU reference: the same weights, bit for bit,
-//! after several epochs, for every estimator, uniform and optimal levels, batches that do
-//! and do not divide the rows, and index widths from 1 to 5 bits.
+//! after several epochs, for least squares and logistic regression, every estimator
+//! (Chebyshev included), uniform and optimal levels, batches that do and do not divide the
+//! rows, and index widths from 1 to 5 bits.
 
 mod common;
 
 use lowp::levels::Estimator;
-use lowp::methods::linear::{LevelKind, LinearConfig, synthetic_lsq, train_lsq};
+use lowp::methods::linear::{LevelKind, LinearConfig, Task, synthetic_lsq, train_linear};
 
 #[test]
 fn gpu_weights_equal_the_cpu_reference_bit_for_bit() {
     let ctx = common::gpu();
     let (train, _) = synthetic_lsq(301, 6, 0.3, 4);
-    for (t, (estimator, bits, levels, batch)) in [
-        (Estimator::Fp32, 4, LevelKind::Uniform, 16),
-        (Estimator::Naive, 1, LevelKind::Uniform, 7),
-        (Estimator::Double, 2, LevelKind::Uniform, 32),
-        (Estimator::Double, 3, LevelKind::Optimal, 301),
-        (Estimator::Naive, 5, LevelKind::Optimal, 1),
+    let mut classes = train.clone();
+    classes
+        .target
+        .iter_mut()
+        .for_each(|v| *v = if *v > 0.0 { 1.0 } else { -1.0 });
+    let logistic = Task::Logistic { l2: 0.01 };
+    for (t, (task, estimator, bits, levels, batch)) in [
+        (Task::Lsq, Estimator::Fp32, 4, LevelKind::Uniform, 16),
+        (Task::Lsq, Estimator::Naive, 1, LevelKind::Uniform, 7),
+        (Task::Lsq, Estimator::Double, 2, LevelKind::Uniform, 32),
+        (Task::Lsq, Estimator::Double, 3, LevelKind::Optimal, 301),
+        (Task::Lsq, Estimator::Naive, 5, LevelKind::Optimal, 1),
+        (logistic, Estimator::Fp32, 4, LevelKind::Uniform, 16),
+        (logistic, Estimator::Naive, 2, LevelKind::Uniform, 9),
+        (logistic, Estimator::Double, 3, LevelKind::Optimal, 32),
+        (logistic, Estimator::Chebyshev, 3, LevelKind::Uniform, 20),
     ]
     .into_iter()
     .enumerate()
     {
         let cfg = LinearConfig {
+            task,
+            degree: 3 + t % 3,
+            range: 4.0,
             estimator,
             bits,
             levels,
@@ -31,12 +45,13 @@ fn gpu_weights_equal_the_cpu_reference_bit_for_bit() {
             decay: t % 2 == 0,
             seed: t as u64,
         };
+        let data = if task == Task::Lsq { &train } else { &classes };
         let (mut on_gpu, mut on_cpu) = (Vec::new(), Vec::new());
-        let wg = train_lsq(&cfg, &train, None, Some(&ctx), |m, w| {
+        let wg = train_linear(&cfg, data, None, Some(&ctx), |m, w| {
             on_gpu.push((m.train_loss, w.to_vec()))
         })
         .unwrap();
-        let wc = train_lsq(&cfg, &train, None, None, |m, w| {
+        let wc = train_linear(&cfg, data, None, None, |m, w| {
             on_cpu.push((m.train_loss, w.to_vec()))
         })
         .unwrap();
@@ -47,8 +62,21 @@ fn gpu_weights_equal_the_cpu_reference_bit_for_bit() {
             assert_eq!(bits_of(g), bits_of(c), "{cfg:?}: an epoch's weights");
             assert_eq!(lg, lc);
         }
-        // It learned something: the loss fell from that of w = 0.
-        let zero = lowp::methods::linear::lsq_loss(&train, &vec![0.0; train.cols()]);
+        // It learned something: the objective fell below that of w = 0.
+        let mut zero = None;
+        train_linear(
+            &LinearConfig {
+                lr: 0.0,
+                epochs: 1,
+                ..cfg.clone()
+            },
+            data,
+            None,
+            None,
+            |m, _| zero = Some(m.train_loss),
+        )
+        .unwrap();
+        let zero = zero.unwrap();
         assert!(on_cpu[2].0 < zero, "{cfg:?}: {} vs {zero}", on_cpu[2].0);
     }
 }

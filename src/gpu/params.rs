@@ -409,7 +409,7 @@ impl DispatchParams for ConvParams {
     }
 }
 
-/// Parameters of the linear-model kernels (12 words, like WGSL's `LinearParams`).
+/// Parameters of the linear-model kernels (16 words, like WGSL's `LinearParams`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct LinearParams {
@@ -419,7 +419,7 @@ pub struct LinearParams {
     pub batch_start: u32,
     /// Rows in the batch.
     pub batch_len: u32,
-    /// 0 fp32, 1 naive, 2 double sampling.
+    /// 0 fp32, 1 naive, 2 independent samples (double sampling, Chebyshev).
     pub mode: u32,
     /// Width of a level index.
     pub bits: u32,
@@ -435,6 +435,12 @@ pub struct LinearParams {
     pub groups_x: u32,
     /// Work items in this dispatch.
     pub count: u32,
+    /// 0 least squares, 1 logistic regression, 2 logistic through a polynomial.
+    pub task: u32,
+    /// Degree of the polynomial (task 2).
+    pub degree: u32,
+    /// L2 coefficient (f32 bits; 0 for none).
+    pub l2: u32,
     /// Padding.
     pub pad: u32,
 }

@@ -5,7 +5,7 @@
 
 use crate::data::table::Table;
 use crate::levels::{Estimator, Levels, LevelsError, QuantizedMatrix, Samples};
-use crate::reference::linear::{lsq_gradient, sgd_step};
+use crate::reference::linear::{Loss, batch_gradient, sgd_step};
 use std::time::Instant;
 
 /// How each column's levels are chosen.
@@ -38,6 +38,9 @@ pub enum LinearError {
     /// The GPU.
     #[error(transparent)]
     Gpu(#[from] crate::gpu::GpuError),
+    /// Settings that do not go together, or data the task cannot take.
+    #[error("{0}")]
+    Invalid(String),
     /// The objective became NaN or infinite.
     #[error(
         "diverged: the training loss is {loss} after epoch {epoch}; try a smaller --lr \
@@ -51,9 +54,27 @@ pub enum LinearError {
     },
 }
 
+/// The objective.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Task {
+    /// Least squares, (1/2N) sum (a^T w - b)^2.
+    Lsq,
+    /// Logistic regression on labels +-1 with an L2 term (l2 / 2)|w|^2.
+    Logistic {
+        /// The L2 coefficient.
+        l2: f32,
+    },
+}
+
 /// How a linear model is trained.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinearConfig {
+    /// The objective.
+    pub task: Task,
+    /// Degree of the Chebyshev estimator's polynomial (logistic regression).
+    pub degree: usize,
+    /// Half-width R of the interval [-R, R] the polynomial approximates sigma(-z) on.
+    pub range: f32,
     /// How samples are read.
     pub estimator: Estimator,
     /// Bits of each level index.
@@ -82,6 +103,8 @@ pub struct EpochMetrics {
     pub train_loss: f64,
     /// The objective on the test set, if there is one.
     pub test_loss: Option<f64>,
+    /// Classification accuracy on the test set (logistic regression).
+    pub test_accuracy: Option<f64>,
     /// The step size used.
     pub lr: f32,
     /// Bits of sample data read per sample.
@@ -178,10 +201,97 @@ pub fn column_levels(t: &Table, bits: u32, kind: LevelKind) -> Result<Vec<Levels
         .collect()
 }
 
-/// Trains least squares on `train` (scaled, with its intercept) on the GPU `gpu`, or on
-/// the CPU reference where it is None (the two give the same bits); calls `each` after
-/// every epoch with its figures and the weights.
-pub fn train_lsq(
+/// The logistic objective (1/N) sum log(1 + exp(-y a^T w)) + (l2/2)|w|^2 in f64 (labels
+/// +-1), computed stably.
+pub fn logistic_loss(t: &Table, w: &[f32], l2: f32) -> f64 {
+    let d = t.cols();
+    let n = t.rows().max(1) as f64;
+    let data: f64 = t
+        .features
+        .chunks(d.max(1))
+        .zip(&t.target)
+        .map(|(a, &y)| {
+            let z: f64 = a
+                .iter()
+                .zip(w)
+                .map(|(&x, &v)| x as f64 * v as f64)
+                .sum::<f64>();
+            let m = -(y as f64) * z;
+            m.max(0.0) + (-m.abs()).exp().ln_1p()
+        })
+        .sum::<f64>()
+        / n;
+    data + 0.5 * l2 as f64 * w.iter().map(|&v| (v as f64).powi(2)).sum::<f64>()
+}
+
+/// The share of rows whose sign of a^T w is their label (+-1).
+pub fn accuracy(t: &Table, w: &[f32]) -> f64 {
+    let d = t.cols();
+    let right = t
+        .features
+        .chunks(d.max(1))
+        .zip(&t.target)
+        .filter(|(a, y)| {
+            let z: f64 = a.iter().zip(w).map(|(&x, &v)| x as f64 * v as f64).sum();
+            (z > 0.0) == (**y > 0.0)
+        })
+        .count();
+    right as f64 / t.rows().max(1) as f64
+}
+
+/// Monomial coefficients (of z^0 .. z^degree) of the polynomial that interpolates
+/// sigma(-z) = 1 / (1 + e^z) at the degree + 1 Chebyshev nodes of [-range, range].
+pub fn sigmoid_poly(degree: usize, range: f32) -> Vec<f32> {
+    let n = degree + 1;
+    let r = range as f64;
+    let f = |x: f64| 1.0 / (1.0 + (r * x).exp());
+    let nodes: Vec<f64> = (0..n)
+        .map(|j| (std::f64::consts::PI * (j as f64 + 0.5) / n as f64).cos())
+        .collect();
+    // Chebyshev coefficients a_k, then T_k in monomials of x, then x = z / range.
+    let mut mono = vec![0f64; n];
+    let (mut t_prev, mut t_cur) = (vec![0f64; n], vec![0f64; n]);
+    t_prev[0] = 1.0; // T_0
+    if n > 1 {
+        t_cur[1] = 1.0; // T_1
+    }
+    for k in 0..n {
+        let tk = if k == 0 {
+            t_prev.clone()
+        } else {
+            t_cur.clone()
+        };
+        let a = nodes
+            .iter()
+            .map(|&x| f(x) * (k as f64 * x.acos()).cos())
+            .sum::<f64>()
+            * if k == 0 { 1.0 } else { 2.0 }
+            / n as f64;
+        for (m, t) in mono.iter_mut().zip(&tk) {
+            *m += a * t;
+        }
+        if k >= 1 {
+            // T_(k+1) = 2 x T_k - T_(k-1)
+            let mut next = vec![0f64; n];
+            for i in 0..n {
+                if i + 1 < n {
+                    next[i + 1] += 2.0 * t_cur[i];
+                }
+                next[i] -= t_prev[i];
+            }
+            t_prev = std::mem::replace(&mut t_cur, next);
+        }
+    }
+    mono.iter()
+        .enumerate()
+        .map(|(k, &m)| (m / r.powi(k as i32)) as f32)
+        .collect()
+}
+
+/// Trains the model `cfg.task` on `train` (scaled, with its intercept; labels +-1 for
+/// logistic regression) on the GPU `gpu`, or on the CPU reference where it is None (the two
+/// give the same bits); calls `each` after every epoch with its figures and the weights.
+pub fn train_linear(
     cfg: &LinearConfig,
     train: &Table,
     test: Option<&Table>,
@@ -189,11 +299,47 @@ pub fn train_lsq(
     mut each: impl FnMut(&EpochMetrics, &[f32]),
 ) -> Result<Vec<f32>, LinearError> {
     let (n, d) = (train.rows(), train.cols());
+    let loss = match (cfg.task, cfg.estimator) {
+        (Task::Lsq, Estimator::Chebyshev) => {
+            return Err(LinearError::Invalid(
+                "the chebyshev estimator is for logistic regression (--task logistic)".into(),
+            ));
+        }
+        (Task::Lsq, _) => Loss::Lsq,
+        (Task::Logistic { l2 }, est) => {
+            let valid = (1..=7).contains(&cfg.degree) && cfg.range.is_finite() && cfg.range > 0.0;
+            if est == Estimator::Chebyshev && !valid {
+                return Err(LinearError::Invalid(format!(
+                    "a Chebyshev polynomial of degree {} on [-{r}, {r}]: the degree must be \
+                     1 to 7 and the range positive",
+                    cfg.degree,
+                    r = cfg.range
+                )));
+            }
+            if let Some(y) = train.target.iter().find(|&&y| y != 1.0 && y != -1.0) {
+                return Err(LinearError::Invalid(format!(
+                    "logistic regression takes labels -1 and +1, not {y}"
+                )));
+            }
+            Loss::Logistic {
+                l2,
+                poly: (est == Estimator::Chebyshev).then(|| sigmoid_poly(cfg.degree, cfg.range)),
+            }
+        }
+    };
+    let objective = |t: &Table, w: &[f32]| match cfg.task {
+        Task::Lsq => lsq_loss(t, w),
+        Task::Logistic { l2 } => logistic_loss(t, w, l2),
+    };
     let quantized = match cfg.estimator {
         Estimator::Fp32 => None,
         est => {
             let levels = column_levels(train, cfg.bits, cfg.levels)?;
-            let samples = if est == Estimator::Double { 2 } else { 1 };
+            let samples = match est {
+                Estimator::Double => 2,
+                Estimator::Chebyshev => cfg.degree + 1,
+                _ => 1,
+            };
             Some(QuantizedMatrix::new(
                 &train.features,
                 (n, d),
@@ -217,6 +363,7 @@ pub fn train_lsq(
             ctx,
             &samples,
             &train.target,
+            &loss,
         )?),
         None => None,
     };
@@ -235,15 +382,19 @@ pub fn train_lsq(
             }
             None => {
                 for rows in order.chunks(batch) {
-                    let g = lsq_gradient(&samples, &train.target, rows, &w);
+                    let g = batch_gradient(&samples, &train.target, rows, &w, &loss);
                     sgd_step(&mut w, &g, lr);
                 }
             }
         }
         let m = EpochMetrics {
             epoch,
-            train_loss: lsq_loss(train, &w),
-            test_loss: test.map(|t| lsq_loss(t, &w)),
+            train_loss: objective(train, &w),
+            test_loss: test.map(|t| objective(t, &w)),
+            test_accuracy: match cfg.task {
+                Task::Lsq => None,
+                Task::Logistic { .. } => test.map(|t| accuracy(t, &w)),
+            },
             lr,
             bits_per_sample,
             seconds: start.elapsed().as_secs_f64(),

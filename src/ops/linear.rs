@@ -7,7 +7,7 @@ use crate::gpu::dispatch::record;
 use crate::gpu::memory::DeviceBuffer;
 use crate::gpu::params::LinearParams;
 use crate::gpu::{GpuContext, GpuError};
-use crate::levels::{Estimator, Samples};
+use crate::levels::{Estimator, Loss, Samples};
 
 /// Rows a batch may hold: a kernel loops over them, and llvmpipe ends a loop after 65,535.
 pub const MAX_BATCH: usize = 65_535;
@@ -22,16 +22,19 @@ pub struct GpuLinear<'c> {
     up: DeviceBuffer,
     levels: DeviceBuffer,
     target: DeviceBuffer,
+    poly: DeviceBuffer,
     w: DeviceBuffer,
     res: DeviceBuffer,
 }
 
 impl<'c> GpuLinear<'c> {
-    /// Uploads the samples (packed as they are stored) and targets, with zero weights.
+    /// Uploads the samples (packed as they are stored) and targets, with zero weights, to
+    /// train the objective `loss`.
     pub fn new(
         ctx: &'c GpuContext,
         samples: &Samples,
         targets: &[f32],
+        loss: &Loss,
     ) -> Result<GpuLinear<'c>, GpuError> {
         let cols = samples.cols();
         let rows = targets.len();
@@ -39,6 +42,21 @@ impl<'c> GpuLinear<'c> {
         let mut base = LinearParams {
             cols: cols as u32,
             ..Default::default()
+        };
+        let poly = match loss {
+            Loss::Lsq => one()?,
+            Loss::Logistic { l2, poly } => {
+                base.l2 = if *l2 == 0.0 { 0 } else { l2.to_bits() };
+                base.task = 1;
+                match poly {
+                    Some(p) => {
+                        base.task = 2;
+                        base.degree = p.len().saturating_sub(1) as u32;
+                        upload_f32(ctx, "polynomial", p)?
+                    }
+                    None => one()?,
+                }
+            }
         };
         let (features, lower, up, levels) = match samples {
             Samples::Fp32(x, _) => (
@@ -51,7 +69,7 @@ impl<'c> GpuLinear<'c> {
                 let bits = q.index_bits();
                 let s = q.samples() as u32;
                 let per_col = 1usize << bits;
-                base.mode = if *est == Estimator::Double { 2 } else { 1 };
+                base.mode = if *est == Estimator::Naive { 1 } else { 2 };
                 base.bits = bits;
                 base.samples = s;
                 base.per_col = per_col as u32;
@@ -79,6 +97,7 @@ impl<'c> GpuLinear<'c> {
             up,
             levels,
             target: upload_f32(ctx, "targets", targets)?,
+            poly,
             w: zeroed(ctx, "weights", cols)?,
             res: zeroed(ctx, "residuals", MAX_BATCH.min(rows.max(1)))?,
         })
@@ -125,12 +144,17 @@ impl<'c> GpuLinear<'c> {
                 (6, &*order_buf),
                 (7, &*self.w),
                 (8, &*self.res),
+                (9, &*self.poly),
             ];
             record(
                 self.ctx, &mut enc, "linear", "residual", len as u32, p, &bindings,
             )?;
-            // `update` reads every binding but the targets.
-            let update: Vec<_> = bindings.iter().filter(|(b, _)| *b != 5).copied().collect();
+            // `update` reads every binding but the targets and the polynomial.
+            let update: Vec<_> = bindings
+                .iter()
+                .filter(|(b, _)| *b != 5 && *b != 9)
+                .copied()
+                .collect();
             record(self.ctx, &mut enc, "linear", "update", cols, p, &update)?;
         }
         self.ctx.queue.submit([enc.finish()]);

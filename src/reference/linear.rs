@@ -1,28 +1,87 @@
-//! Linear models on the CPU (the reference the GPU trainer is checked against): the
-//! least-squares gradient of a batch under each ZipML estimator.
+//! Linear models on the CPU (the reference the GPU trainer is checked against): the batch
+//! gradient of least squares and of L2-regularised logistic regression under each ZipML
+//! estimator, and the SGD step.
 
+pub use crate::levels::Loss;
 use crate::levels::Samples;
+use crate::softfloat;
 
-/// The mean least-squares gradient over `rows`, (1/B) sum_i Q1(a_i)(Q2(a_i)^T w - b_i),
-/// in f32: each residual summed over the columns in order, then the rows' terms added in
-/// order, products and sums rounded separately (no fused multiply-add), then times 1/B
-/// (rounded to f32 first).
-pub fn lsq_gradient(samples: &Samples, targets: &[f32], rows: &[usize], w: &[f32]) -> Vec<f32> {
+/// The dot product of sample `s` of row `i` with `w`, columns in order.
+fn dot(samples: &Samples, i: usize, s: usize, w: &[f32]) -> f32 {
+    let mut r = 0f32;
+    for (c, &wc) in w.iter().enumerate() {
+        r += samples.value(i, c, s) * wc;
+    }
+    r
+}
+
+/// sigma(-z) = 1 / (1 + exp(z)) in soft-float (the GPU's exp), rounded step by step.
+pub fn sigmoid_neg(z: f32) -> f32 {
+    let e = softfloat::exp(z.to_bits());
+    f32::from_bits(softfloat::div(
+        1f32.to_bits(),
+        softfloat::add(1f32.to_bits(), e),
+    ))
+}
+
+/// The scalar that multiplies row i's gradient factor Q0(a_i): Q(a)^T w - b for least
+/// squares; -y sigma(-y Q(a)^T w) for logistic regression, or -y P(y Q_1(a)^T w, ...) with
+/// the k-th power of z estimated by prod_t<=k y Q_t(a)^T w.
+pub fn row_factor(samples: &Samples, targets: &[f32], i: usize, w: &[f32], loss: &Loss) -> f32 {
+    let y = targets[i];
+    match loss {
+        Loss::Lsq => dot(samples, i, 1, w) - y,
+        Loss::Logistic { poly: None, .. } => -y * sigmoid_neg(y * dot(samples, i, 1, w)),
+        Loss::Logistic {
+            poly: Some(coef), ..
+        } => {
+            let (mut p, mut prod) = (coef[0], 1f32);
+            for (k, &ck) in coef.iter().enumerate().skip(1) {
+                prod *= y * dot(samples, i, k, w);
+                p += ck * prod;
+            }
+            -y * p
+        }
+    }
+}
+
+/// The mean gradient over `rows`, (1/B) sum_i Q0(a_i) r_i (+ l2 w), in f32: each row's
+/// factor r_i (`row_factor`) first, then the rows' terms added in order, products and sums
+/// rounded separately (no fused multiply-add), then times 1/B (rounded to f32 first), then
+/// the L2 term where it is not zero.
+pub fn batch_gradient(
+    samples: &Samples,
+    targets: &[f32],
+    rows: &[usize],
+    w: &[f32],
+    loss: &Loss,
+) -> Vec<f32> {
     let d = samples.cols();
     let mut g = vec![0f32; d];
     let inv = 1.0 / rows.len().max(1) as f32;
     for &i in rows {
-        let mut r = 0f32;
-        for (c, &wc) in w.iter().enumerate() {
-            r += samples.value(i, c, 1) * wc;
-        }
-        r -= targets[i];
+        let r = row_factor(samples, targets, i, w, loss);
         for (c, gc) in g.iter_mut().enumerate() {
             *gc += samples.value(i, c, 0) * r;
         }
     }
-    g.iter_mut().for_each(|v| *v *= inv);
+    let l2 = match loss {
+        Loss::Logistic { l2, .. } => *l2,
+        Loss::Lsq => 0.0,
+    };
+    for (gc, &wc) in g.iter_mut().zip(w) {
+        *gc *= inv;
+        if l2 != 0.0 {
+            *gc += l2 * wc;
+        }
+    }
     g
+}
+
+/// The mean least-squares gradient over `rows`, (1/B) sum_i Q1(a_i)(Q2(a_i)^T w - b_i)
+/// (`batch_gradient` with `Loss::Lsq`).
+pub fn lsq_gradient(samples: &Samples, targets: &[f32], rows: &[usize], w: &[f32]) -> Vec<f32> {
+    batch_gradient(samples, targets, rows, w, &Loss::Lsq)
 }
 
 /// One SGD step in f32: w <- w - lr g (product, then difference).

@@ -1,11 +1,12 @@
-//! `lowp linear`: least squares trained by SGD on samples read at low precision (ZipML).
+//! `lowp linear`: least squares or logistic regression trained by SGD on samples read at
+//! low precision (ZipML).
 
 use crate::plot::{Curve, Panel, svg};
 use clap::ValueEnum;
 use lowp::data::table::{Scaler, Table};
 use lowp::levels::Estimator;
 use lowp::methods::linear::{
-    EpochMetrics, LevelKind, LinearConfig, lsq_optimum, synthetic_lsq, train_lsq,
+    EpochMetrics, LevelKind, LinearConfig, lsq_optimum, synthetic_lsq, train_linear,
 };
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,12 +16,15 @@ use std::path::PathBuf;
 pub enum Task {
     /// Least squares, (1/2N) sum (a^T w - b)^2.
     Lsq,
+    /// Logistic regression on two classes (labels -1, +1) with an L2 term.
+    Logistic,
 }
 
 /// Arguments of `lowp linear`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A CSV file with a header row, or "synthetic" (a least-squares set with a known optimum).
+    /// A CSV file with a header row, or "synthetic" (a linear set with a known optimum; for
+    /// logistic regression its classes are the signs of the noisy target).
     #[arg(long, default_value = "synthetic")]
     data: String,
     /// The objective.
@@ -33,9 +37,19 @@ pub struct Args {
     /// Predict the natural log of the target (e.g. diamonds' price).
     #[arg(long)]
     log_target: bool,
-    /// How samples are read: fp32, naive (one quantization) or double (two independent ones).
+    /// How samples are read: fp32, naive (one quantization), double (two independent ones),
+    /// or chebyshev (logistic regression: degree + 1 independent ones).
     #[arg(long, default_value = "double", value_parser = |s: &str| s.parse::<Estimator>())]
     estimator: Estimator,
+    /// L2 coefficient of logistic regression.
+    #[arg(long, default_value_t = 1e-3)]
+    l2: f32,
+    /// Degree of the Chebyshev estimator's polynomial (1 to 7).
+    #[arg(long, default_value_t = 5)]
+    degree: usize,
+    /// The polynomial approximates sigma(-z) on [-R, R].
+    #[arg(long, default_value_t = 4.0)]
+    range: f32,
     /// Bits of each level index (1 to 16).
     #[arg(long, default_value_t = 4)]
     bits: u32,
@@ -78,6 +92,9 @@ fn check(a: &Args) -> Result<(), String> {
     if !(a.lr.is_finite() && a.lr > 0.0) {
         return Err(format!("--lr {}: a step size must be positive", a.lr));
     }
+    if !(a.l2.is_finite() && a.l2 >= 0.0) {
+        return Err(format!("--l2 {}: expected a coefficient >= 0", a.l2));
+    }
     if a.epochs == 0 || a.batch == 0 {
         return Err("--epochs and --batch must be at least 1".into());
     }
@@ -106,6 +123,12 @@ fn load(a: &Args) -> Result<Table, String> {
         }
         // The generator adds its own intercept; the scaler adds one again: drop its column.
         let (mut t, _) = synthetic_lsq(a.rows, a.features, 0.1, a.seed);
+        if a.task == Task::Logistic {
+            // Classes by the sign of the noisy linear target.
+            t.target
+                .iter_mut()
+                .for_each(|v| *v = if *v > 0.0 { 1.0 } else { -1.0 });
+        }
         let d = t.cols();
         t.features = t
             .features
@@ -129,6 +152,22 @@ fn load(a: &Args) -> Result<Table, String> {
         }
         t.target.iter_mut().for_each(|v| *v = v.ln());
     }
+    if a.task == Task::Logistic {
+        // Two classes: the lesser target is -1, the greater +1.
+        let mut values: Vec<f32> = t.target.clone();
+        values.sort_by(f32::total_cmp);
+        values.dedup();
+        if values.len() != 2 {
+            return Err(format!(
+                "--task logistic: the target {:?} takes {} values; two classes are needed",
+                target,
+                values.len()
+            ));
+        }
+        t.target
+            .iter_mut()
+            .for_each(|v| *v = if *v == values[0] { -1.0 } else { 1.0 });
+    }
     Ok(t)
 }
 
@@ -149,9 +188,18 @@ pub fn run(a: &Args) -> Result<(), String> {
     let scaler = Scaler::fit(&raw_train);
     let train = scaler.apply(&raw_train);
     let test = (n_test > 0).then(|| scaler.apply(&table.select(test_rows)));
-    let (_, optimum) = lsq_optimum(&train);
+    let task = match a.task {
+        Task::Lsq => lowp::methods::linear::Task::Lsq,
+        Task::Logistic => lowp::methods::linear::Task::Logistic { l2: a.l2 },
+    };
+    let name = match a.task {
+        Task::Lsq => "least squares",
+        Task::Logistic => "logistic regression",
+    };
+    // Least squares: the exact optimum, for the gap.
+    let optimum = (a.task == Task::Lsq).then(|| lsq_optimum(&train).1);
     println!(
-        "least squares on {} ({} training rows, {} test rows, {} features with the intercept); \
+        "{name} on {} ({} training rows, {} test rows, {} features with the intercept); \
          {:?} samples, {} bits, {:?} levels",
         a.data,
         train.rows(),
@@ -161,8 +209,13 @@ pub fn run(a: &Args) -> Result<(), String> {
         a.bits,
         a.levels
     );
-    println!("optimum_loss (exact, f64): {optimum:.6e}");
+    if let Some(o) = optimum {
+        println!("optimum_loss (exact, f64): {o:.6e}");
+    }
     let cfg = LinearConfig {
+        task,
+        degree: a.degree,
+        range: a.range,
         estimator: a.estimator,
         bits: a.bits,
         levels: a.levels,
@@ -187,30 +240,38 @@ pub fn run(a: &Args) -> Result<(), String> {
         "gpu" => Some(lowp::gpu::GpuContext::new().map_err(|e| e.to_string())?),
         _ => None,
     };
-    train_lsq(&cfg, &train, test.as_ref(), ctx.as_ref(), |m, _| {
+    train_linear(&cfg, &train, test.as_ref(), ctx.as_ref(), |m, _| {
+        let gap = optimum.map(|o| m.train_loss - o);
         bar.suspend(|| {
             println!(
-                "epoch {:>3}  train_loss {:.6e}  gap {:.3e}  test_loss {}  {:.0} bits/sample  {:.2}s",
+                "epoch {:>3}  train_loss {:.6e}{}  test_loss {}{}  {:.0} bits/sample  {:.2}s",
                 m.epoch,
                 m.train_loss,
-                m.train_loss - optimum,
+                gap.map_or(String::new(), |g| format!("  gap {g:.3e}")),
                 m.test_loss.map_or("-".into(), |v| format!("{v:.6e}")),
+                m.test_accuracy
+                    .map_or(String::new(), |v| format!("  test_accuracy {v:.4}")),
                 m.bits_per_sample,
                 m.seconds
             )
         });
         bar.inc(1);
         if let Some(f) = metrics.as_mut() {
-            let line = serde_json::json!({
+            let mut line = serde_json::json!({
                 "epoch": m.epoch,
                 "train_loss": m.train_loss,
                 "test_loss": m.test_loss,
-                "optimum_loss": optimum,
-                "gap": m.train_loss - optimum,
                 "lr": m.lr,
                 "bits_per_sample": m.bits_per_sample,
                 "seconds": m.seconds,
             });
+            if let (Some(o), Some(g)) = (optimum, gap) {
+                line["optimum_loss"] = o.into();
+                line["gap"] = g.into();
+            }
+            if let Some(acc) = m.test_accuracy {
+                line["test_accuracy"] = acc.into();
+            }
             if let Err(e) = writeln!(f, "{line}") {
                 failed.get_or_insert(e.to_string());
             }
@@ -223,44 +284,61 @@ pub fn run(a: &Args) -> Result<(), String> {
         return Err(format!("writing metrics.jsonl: {e}"));
     }
     if let Some(dir) = &a.out {
-        let gap: Vec<f64> = history.iter().map(|m| m.train_loss - optimum).collect();
+        let mut loss = vec![
+            Curve {
+                name: "train",
+                colour: "#1f77b4",
+                values: history.iter().map(|m| m.train_loss).collect(),
+            },
+            Curve {
+                name: "test",
+                colour: "#ff7f0e",
+                values: history
+                    .iter()
+                    .map(|m| m.test_loss.unwrap_or(f64::NAN))
+                    .collect(),
+            },
+        ];
+        let second = match optimum {
+            Some(o) => {
+                loss.push(Curve {
+                    name: "optimum",
+                    colour: "#2ca02c",
+                    values: vec![o; history.len()],
+                });
+                Panel {
+                    label: "train loss - optimum",
+                    unit: false,
+                    curves: vec![Curve {
+                        name: "gap",
+                        colour: "#d62728",
+                        values: history.iter().map(|m| m.train_loss - o).collect(),
+                    }],
+                }
+            }
+            None => Panel {
+                label: "test accuracy",
+                unit: true,
+                curves: vec![Curve {
+                    name: "test",
+                    colour: "#ff7f0e",
+                    values: history
+                        .iter()
+                        .map(|m| m.test_accuracy.unwrap_or(f64::NAN))
+                        .collect(),
+                }],
+            },
+        };
         let panels = [
             Panel {
                 label: "loss",
                 unit: false,
-                curves: vec![
-                    Curve {
-                        name: "train",
-                        colour: "#1f77b4",
-                        values: history.iter().map(|m| m.train_loss).collect(),
-                    },
-                    Curve {
-                        name: "test",
-                        colour: "#ff7f0e",
-                        values: history
-                            .iter()
-                            .map(|m| m.test_loss.unwrap_or(f64::NAN))
-                            .collect(),
-                    },
-                    Curve {
-                        name: "optimum",
-                        colour: "#2ca02c",
-                        values: vec![optimum; history.len()],
-                    },
-                ],
+                curves: loss,
             },
-            Panel {
-                label: "train loss - optimum",
-                unit: false,
-                curves: vec![Curve {
-                    name: "gap",
-                    colour: "#d62728",
-                    values: gap,
-                }],
-            },
+            second,
         ];
         let title = format!(
-            "least squares, {} — {:?}, {} bits, {:?} levels",
+            "{name}, {} — {:?}, {} bits, {:?} levels",
             a.data, a.estimator, a.bits, a.levels
         );
         let p = dir.join("curves.svg");
