@@ -337,6 +337,17 @@ pub enum Estimator {
     Chebyshev,
 }
 
+impl std::fmt::Display for Estimator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Estimator::Fp32 => "fp32",
+            Estimator::Naive => "naive",
+            Estimator::Double => "double",
+            Estimator::Chebyshev => "chebyshev",
+        })
+    }
+}
+
 impl std::str::FromStr for Estimator {
     type Err = String;
     fn from_str(s: &str) -> Result<Estimator, String> {

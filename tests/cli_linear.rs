@@ -137,6 +137,64 @@ fn logistic_regression_reports_test_accuracy_for_every_estimator() {
 }
 
 #[test]
+fn mnist_zeros_against_ones_from_two_bit_double_samples() {
+    // ../shared/data/mnist's 10,000 images hold about 2,100 zeros and ones; a linear
+    // classifier on their pixels separates them almost perfectly (above 99% in fp32).
+    let mnist = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/mnist");
+    assert!(
+        std::path::Path::new(mnist).is_dir(),
+        "{mnist} not found: the tests need ../shared"
+    );
+    let dir = tmp("mnist01");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = lowp(&[
+        "linear",
+        "--data",
+        mnist,
+        "--classes",
+        "0,1",
+        "--task",
+        "logistic",
+        "--estimator",
+        "double",
+        "--bits",
+        "2",
+        "--epochs",
+        "2",
+        "--lr",
+        "0.02",
+        "--decay",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let l = lines(&dir);
+    let acc = l[1]["test_accuracy"].as_f64().unwrap();
+    assert!(acc > 0.97, "test accuracy {acc}");
+    // 784 pixels and the intercept, each at a 2-bit index and two up bits.
+    assert_eq!(l[1]["bits_per_sample"].as_f64().unwrap(), 785.0 * 4.0);
+    for (args, needle) in [
+        (vec!["--classes", "0"], "expected two class numbers"),
+        (vec!["--classes", "3,3"], "two different classes"),
+        (vec!["--classes", "0,12"], "classes 0 to 9"),
+        (vec![], "--classes A,B"),
+    ] {
+        let mut all = vec!["linear", "--data", mnist, "--task", "logistic"];
+        all.extend(args);
+        let out = lowp(&all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(needle),
+            "{all:?}: {err}"
+        );
+    }
+}
+
+#[test]
 fn bad_linear_runs_fail_with_one_clear_line() {
     let cases: [(&[&str], &str); 7] = [
         (

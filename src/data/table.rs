@@ -153,6 +153,55 @@ impl Table {
     }
 }
 
+impl Table {
+    /// Two classes of an image set as a table: every pixel a feature, class `a` labelled
+    /// -1 and class `b` +1, the other images left out (in the set's order).
+    pub fn from_images(
+        sets: &[&super::dataset::Dataset],
+        (a, b): (u8, u8),
+    ) -> Result<Table, DataError> {
+        let first = sets
+            .first()
+            .ok_or_else(|| DataError::Mismatch("no images".into()))?;
+        for &c in &[a, b] {
+            if c as usize >= first.classes {
+                return Err(DataError::Mismatch(format!(
+                    "class {c}: {} has classes 0 to {}",
+                    first.name,
+                    first.classes - 1
+                )));
+            }
+        }
+        if a == b {
+            return Err(DataError::Mismatch(format!(
+                "--classes {a},{b}: name two different classes"
+            )));
+        }
+        let per = first.image_len();
+        let mut t = Table {
+            features: Vec::new(),
+            target: Vec::new(),
+            names: (0..per).map(|i| format!("pixel{i}")).collect(),
+        };
+        for s in sets {
+            for (i, &l) in s.labels.iter().enumerate() {
+                if l == a || l == b {
+                    t.features
+                        .extend_from_slice(&s.images[i * per..(i + 1) * per]);
+                    t.target.push(if l == a { -1.0 } else { 1.0 });
+                }
+            }
+        }
+        if t.target.is_empty() {
+            return Err(DataError::Mismatch(format!(
+                "{}: no images of class {a} or {b}",
+                first.name
+            )));
+        }
+        Ok(t)
+    }
+}
+
 /// Per-column scaling to [-1, 1] by a training set's minimum and maximum (a constant
 /// column maps to 0), then an intercept feature of 1.
 #[derive(Clone, Debug, PartialEq)]

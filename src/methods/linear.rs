@@ -18,6 +18,15 @@ pub enum LevelKind {
     Optimal,
 }
 
+impl std::fmt::Display for LevelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LevelKind::Uniform => "uniform",
+            LevelKind::Optimal => "optimal",
+        })
+    }
+}
+
 impl std::str::FromStr for LevelKind {
     type Err = String;
     fn from_str(s: &str) -> Result<LevelKind, String> {

@@ -34,6 +34,10 @@ pub struct Args {
     /// every text column is one-hot encoded.
     #[arg(long)]
     target: Option<String>,
+    /// With an image folder (MNIST, CIFAR-10) as --data: the two classes A,B to tell apart
+    /// (A is -1, B is +1), every pixel a feature.
+    #[arg(long)]
+    classes: Option<String>,
     /// Predict the natural log of the target (e.g. diamonds' price).
     #[arg(long)]
     log_target: bool,
@@ -138,6 +142,32 @@ fn load(a: &Args) -> Result<Table, String> {
         t.names.pop();
         return Ok(t);
     }
+    let path = std::path::Path::new(&a.data);
+    if path.is_dir() {
+        let spec = a.classes.as_deref().ok_or_else(|| {
+            format!(
+                "--data {}: an image folder needs the two classes to tell apart, --classes A,B",
+                a.data
+            )
+        })?;
+        let pair: Vec<u8> = spec
+            .split(',')
+            .map(|c| c.trim().parse::<u8>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("--classes {spec:?}: expected two class numbers, A,B"))?;
+        let [ca, cb] = pair[..] else {
+            return Err(format!(
+                "--classes {spec:?}: expected two class numbers, A,B"
+            ));
+        };
+        let loaded = lowp::data::load_dir(path).map_err(|e| e.to_string())?;
+        let mut sets = vec![&loaded.train];
+        sets.extend(loaded.test.as_ref());
+        return Table::from_images(&sets, (ca, cb)).map_err(|e| e.to_string());
+    }
+    if a.classes.is_some() {
+        return Err("--classes takes an image folder as --data".into());
+    }
     let target = a.target.as_deref().ok_or_else(|| {
         format!(
             "--data {}: name the column to predict with --target",
@@ -200,7 +230,7 @@ pub fn run(a: &Args) -> Result<(), String> {
     let optimum = (a.task == Task::Lsq).then(|| lsq_optimum(&train).1);
     println!(
         "{name} on {} ({} training rows, {} test rows, {} features with the intercept); \
-         {:?} samples, {} bits, {:?} levels",
+         {} samples, {} bits, {} levels",
         a.data,
         train.rows(),
         n_test,
@@ -338,7 +368,7 @@ pub fn run(a: &Args) -> Result<(), String> {
             second,
         ];
         let title = format!(
-            "{name}, {} — {:?}, {} bits, {:?} levels",
+            "{name}, {} — {} samples, {} bits, {} levels",
             a.data, a.estimator, a.bits, a.levels
         );
         let p = dir.join("curves.svg");
