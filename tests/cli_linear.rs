@@ -281,3 +281,47 @@ fn levels_prints_uniform_and_optimal_levels_of_each_column() {
         "{variances:?}"
     );
 }
+
+#[test]
+fn a_libsvm_file_trains_logistic_regression() {
+    // Separable by the sign of the first feature.
+    let p = tmp("sep.libsvm");
+    let rows: String = (0..60)
+        .map(|i| {
+            let x = (i as f32 * 0.37).sin();
+            let y = if x > 0.0 { "+1" } else { "-1" };
+            format!("{y} 1:{x} 3:{}\n", (i as f32 * 0.11).cos())
+        })
+        .collect();
+    std::fs::write(&p, rows).unwrap();
+    let dir = tmp("libsvm-run");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = lowp(&[
+        "linear",
+        "--data",
+        p.to_str().unwrap(),
+        "--task",
+        "logistic",
+        "--estimator",
+        "double",
+        "--bits",
+        "3",
+        "--epochs",
+        "20",
+        "--lr",
+        "1",
+        "--test-fraction",
+        "0.25",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("4 features with the intercept"), "{text}");
+    let l = lines(&dir);
+    assert!(l[19]["test_accuracy"].as_f64().unwrap() >= 0.9, "{}", l[19]);
+}

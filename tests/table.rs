@@ -89,3 +89,33 @@ fn diamonds_loads_as_twenty_six_features() {
         assert_eq!((lo, hi), (-1.0, 1.0), "{}", s.names[c]);
     }
 }
+
+#[test]
+fn libsvm_rows_are_sparse_features_with_their_labels() {
+    let p = write(
+        "small.libsvm",
+        "+1 1:0.5 3:2 # a comment\n-1 2:-1.5\n\n+1 1:1 2:2 3:3 4:4\n",
+    );
+    let t = Table::from_libsvm(&p).unwrap();
+    assert_eq!(t.names, ["f1", "f2", "f3", "f4"]);
+    assert_eq!(t.target, [1.0, -1.0, 1.0]);
+    assert_eq!(
+        t.features,
+        [0.5, 0.0, 2.0, 0.0, 0.0, -1.5, 0.0, 0.0, 1.0, 2.0, 3.0, 4.0]
+    );
+    for (text, want) in [
+        ("x 1:2\n", "line 1: the label \"x\" is not a number"),
+        (
+            "1 2:1 1:3\n",
+            "line 1: index \"1\": expected increasing indices",
+        ),
+        ("1 0:3\n", "expected increasing indices from 1"),
+        ("1 1:nan\n", "not a finite number"),
+        ("1 1-3\n", "is not index:value"),
+        ("1\n", "no rows with features"),
+    ] {
+        let p = write("bad.libsvm", text);
+        let e = Table::from_libsvm(&p).unwrap_err();
+        assert!(e.to_string().contains(want), "{text:?}: {e}");
+    }
+}

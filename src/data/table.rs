@@ -139,6 +139,70 @@ impl Table {
         })
     }
 
+    /// Reads a LIBSVM text file: a line per row, `label index:value ...` with 1-based
+    /// feature indices in increasing order (absent features are 0); the label is the target.
+    pub fn from_libsvm(path: &Path) -> Result<Table, DataError> {
+        let bad = |line: usize, why: String| {
+            DataError::Format(path.to_path_buf(), format!("line {line}: {why}"))
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| DataError::Io(path.to_path_buf(), e))?;
+        let mut rows: Vec<(f32, Vec<(usize, f32)>)> = Vec::new();
+        let mut width = 0;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let mut tokens = line.split_whitespace();
+            let label = tokens.next().unwrap_or("");
+            let label: f32 = label
+                .parse()
+                .ok()
+                .filter(|v: &f32| v.is_finite())
+                .ok_or_else(|| bad(n + 1, format!("the label {label:?} is not a number")))?;
+            let mut feats = Vec::new();
+            let mut last = 0;
+            for tok in tokens {
+                let (i, v) = tok
+                    .split_once(':')
+                    .ok_or_else(|| bad(n + 1, format!("{tok:?} is not index:value")))?;
+                let i: usize = i.parse().ok().filter(|&i| i > last).ok_or_else(|| {
+                    bad(
+                        n + 1,
+                        format!("index {i:?}: expected increasing indices from 1"),
+                    )
+                })?;
+                let v: f32 = v
+                    .parse()
+                    .ok()
+                    .filter(|v: &f32| v.is_finite())
+                    .ok_or_else(|| bad(n + 1, format!("value {v:?} is not a finite number")))?;
+                last = i;
+                width = width.max(i);
+                feats.push((i - 1, v));
+            }
+            rows.push((label, feats));
+        }
+        if rows.is_empty() || width == 0 {
+            return Err(DataError::Format(
+                path.to_path_buf(),
+                "no rows with features".into(),
+            ));
+        }
+        let mut features = vec![0f32; rows.len() * width];
+        for (r, (_, feats)) in rows.iter().enumerate() {
+            for &(i, v) in feats {
+                features[r * width + i] = v;
+            }
+        }
+        Ok(Table {
+            features,
+            target: rows.iter().map(|(l, _)| *l).collect(),
+            names: (1..=width).map(|i| format!("f{i}")).collect(),
+        })
+    }
+
     /// The rows `pick` selects, in that order.
     pub fn select(&self, pick: &[usize]) -> Table {
         let d = self.cols();

@@ -23,7 +23,8 @@ pub enum Task {
 /// Arguments of `lowp linear`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// A CSV file with a header row, or "synthetic" (a linear set with a known optimum; for
+    /// A CSV file with a header row, a LIBSVM file (.libsvm or .svm: `label index:value ...`),
+    /// an image folder with --classes, or "synthetic" (a linear set with a known optimum; for
     /// logistic regression its classes are the signs of the noisy target).
     #[arg(long, default_value = "synthetic")]
     data: String,
@@ -168,14 +169,26 @@ fn load(a: &Args) -> Result<Table, String> {
     if a.classes.is_some() {
         return Err("--classes takes an image folder as --data".into());
     }
-    let target = a.target.as_deref().ok_or_else(|| {
-        format!(
-            "--data {}: name the column to predict with --target",
-            a.data
-        )
-    })?;
-    let mut t =
-        Table::from_csv(std::path::Path::new(&a.data), target).map_err(|e| e.to_string())?;
+    let libsvm = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("libsvm" | "svm")
+    );
+    let target = if libsvm {
+        "label"
+    } else {
+        a.target.as_deref().ok_or_else(|| {
+            format!(
+                "--data {}: name the column to predict with --target",
+                a.data
+            )
+        })?
+    };
+    let mut t = if libsvm {
+        Table::from_libsvm(path)
+    } else {
+        Table::from_csv(path, target)
+    }
+    .map_err(|e| e.to_string())?;
     if a.log_target {
         if let Some(v) = t.target.iter().find(|v| **v <= 0.0) {
             return Err(format!("--log-target: the target holds {v}, not positive"));
