@@ -1,5 +1,5 @@
 // GEMM (or a convolution's GEMM view) with f32 accumulation for CPU adapters, in two steps.
-// `pack_a` and `pack_b` decode a block of the operands from their packed codes (with the
+// `pack` decodes a block of an operand (A with SIDE 0, B with SIDE 1) from its packed codes (with the
 // view's addressing) into f32 panels: A's as [k][i] (pan_m values per k), B's as [k][j]
 // (pan_n per k), zero beyond the view, so the product loop needs no bounds checks. `main`
 // then multiplies the panels: a workgroup of up to 64 invocations (WX along N, WY along M) owns a
@@ -10,43 +10,35 @@
 
 override WX: u32 = 8u;
 override WY: u32 = 8u;
-// The width of the panel a pack entry writes (pan_m or pan_n), a constant so that its
-// division is a multiplication.
+// The panel `pack` writes: A's (0) or B's (1), and its width (pan_m or pan_n), a constant
+// so that its division is a multiplication.
+override SIDE: u32 = 0u;
 override PAN: u32 = 1u;
 
-// Panels: written by the pack entries (binding 12), read as vectors by `main` (13, 14).
+// Panels: written by `pack` (binding 12), read as vectors by `main` (13, 14).
 @group(0) @binding(12) var<storage, read_write> panel: array<f32>;
 @group(0) @binding(13) var<storage, read> pa: array<vec4<f32>>;
 @group(0) @binding(14) var<storage, read> pb: array<vec4<f32>>;
 
+// Panel element e: row (or column) e % PAN of the block, product e / PAN.
 @compute @workgroup_size(256)
-fn pack_a(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn pack(@builtin(global_invocation_id) gid: vec3<u32>) {
     let e = item_index(gid, G.groups_x);
     if (e >= G.count) {
         return;
     }
-    let kk = e / PAN;
-    let i = G.blk_i0 + e % PAN;
-    let k = G.blk_k0 + kk;
+    let k = G.blk.k0 + e / PAN;
     var v = 0u;
-    if (i < G.m && k < G.k) {
-        v = value_a(i, k);
-    }
-    panel[e] = bitcast<f32>(v);
-}
-
-@compute @workgroup_size(256)
-fn pack_b(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let e = item_index(gid, G.groups_x);
-    if (e >= G.count) {
-        return;
-    }
-    let kk = e / PAN;
-    let j = G.blk_j0 + e % PAN;
-    let k = G.blk_k0 + kk;
-    var v = 0u;
-    if (j < G.n && k < G.k) {
-        v = value_b(k, j);
+    if (SIDE == 0u) {
+        let i = G.blk.i0 + e % PAN;
+        if (i < G.m && k < G.k) {
+            v = value_a(i, k);
+        }
+    } else {
+        let j = G.blk.j0 + e % PAN;
+        if (j < G.n && k < G.k) {
+            v = value_b(k, j);
+        }
     }
     panel[e] = bitcast<f32>(v);
 }
@@ -79,12 +71,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let ly = lid.y;
     let row = wid.y * (8u * WY) + ly * 8u; // within the panel
     let col = wid.x * (8u * WX) + lx * 8u;
-    let sa = G.pan_m / 4u;
-    let sb = G.pan_n / 4u;
+    let sa = G.blk.pan_m / 4u;
+    let sb = G.blk.pan_n / 4u;
     let ia = row / 4u;
     let jb = col / 4u;
     let k_begin = wid.z * G.k_split;
-    let k_end = min(G.blk_k, k_begin + G.k_split);
+    let k_end = min(G.blk.k, k_begin + G.k_split);
     var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
     var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
     var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
@@ -107,9 +99,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         c60 = fma(vec4(a1.z), b0, c60); c61 = fma(vec4(a1.z), b1, c61);
         c70 = fma(vec4(a1.w), b0, c70); c71 = fma(vec4(a1.w), b1, c71);
     }
-    let i = G.blk_i0 + row;
-    let j = G.blk_j0 + col;
-    let s = G.slice0 + wid.z;
+    let i = G.blk.i0 + row;
+    let j = G.blk.j0 + col;
+    let s = G.blk.slice0 + wid.z;
     put(i, j, s, c00); put(i, j + 4u, s, c01);
     put(i + 1u, j, s, c10); put(i + 1u, j + 4u, s, c11);
     put(i + 2u, j, s, c20); put(i + 2u, j + 4u, s, c21);

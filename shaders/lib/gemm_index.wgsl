@@ -21,13 +21,7 @@ struct GemmParams {
     k_split: u32,    // products per slice
     k_begin: u32,   // per-element kernels: the first product of this pass
     k_end: u32,     // one past its last
-    blk_i0: u32,    // panel kernels: the block's first row, column and product
-    blk_j0: u32,
-    blk_k0: u32,
-    blk_k: u32,     // products in the block
-    pan_m: u32,     // rows of the A panel, columns of the B panel
-    pan_n: u32,
-    slice0: u32,    // K slice of the block's first
+    blk: PanelBlock, // panel kernels: the block this dispatch covers (operands.wgsl)
 }
 
 @group(0) @binding(0) var<uniform> G: GemmParams;

@@ -1,6 +1,17 @@
 // Operand access shared by GEMM and convolution: packed codes and scales of A and B,
 // the bias, and the f32 output. G (the index piece's parameters) says their formats.
 
+// The block of a view one panel-kernel dispatch covers (src/gpu/params.rs PanelBlock).
+struct PanelBlock {
+    i0: u32,     // first row, column and product
+    j0: u32,
+    k0: u32,
+    k: u32,      // products in the block
+    pan_m: u32,  // rows of the A panel, columns of the B panel
+    pan_n: u32,
+    slice0: u32, // K slice of the block's first
+}
+
 @group(0) @binding(1) var<storage, read> a_words: array<u32>;
 @group(0) @binding(2) var<storage, read> a_scales: array<u32>;
 @group(0) @binding(3) var<storage, read> b_words: array<u32>;

@@ -23,12 +23,10 @@ pub fn record<P: DispatchParams>(
     kernel: &str,
     entry: &str,
     count: u32,
-    mut params: P,
+    params: P,
     bindings: &[(u32, &wgpu::Buffer)],
 ) -> Result<(), GpuError> {
-    let (gx, gy) = grid(ctx, count);
-    params.set_grid(gx, count);
-    record_groups(ctx, enc, kernel, entry, (gx, gy), &params, bindings)
+    record_with(ctx, enc, (kernel, entry, &[]), count, params, bindings)
 }
 
 /// Like [`record`], for a kernel with pipeline-overridable constants.

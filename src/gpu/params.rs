@@ -156,20 +156,8 @@ pub struct GemmParams {
     pub k_begin: u32,
     /// Per-element kernels: one past the last product of this pass.
     pub k_end: u32,
-    /// Panel kernels: the block's first row of the view.
-    pub blk_i0: u32,
-    /// Panel kernels: the block's first column.
-    pub blk_j0: u32,
-    /// Panel kernels: the block's first product.
-    pub blk_k0: u32,
-    /// Panel kernels: products in the block.
-    pub blk_k: u32,
-    /// Panel kernels: rows of the A panel (a multiple of the tile's).
-    pub pan_m: u32,
-    /// Panel kernels: columns of the B panel.
-    pub pan_n: u32,
-    /// Panel kernels: the K slice of the block's first.
-    pub slice0: u32,
+    /// Panel kernels: the block this dispatch covers.
+    pub blk: PanelBlock,
 }
 
 /// Parameter blocks whose dispatch grid is filled in when they are recorded.
@@ -186,8 +174,10 @@ impl DispatchParams for QuantParams {
 }
 
 /// The block of a GEMM view one panel dispatch covers: rows [i0, i0 + pan_m), columns
-/// [j0, j0 + pan_n) and products [k0, k0 + k) (panels padded past the view's edges).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// [j0, j0 + pan_n) and products [k0, k0 + k) (panels padded past the view's edges); part
+/// of the GEMM and convolution parameters (7 words, like WGSL's `PanelBlock`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct PanelBlock {
     /// First row.
     pub i0: u32,
@@ -240,8 +230,7 @@ impl SplitParams for GemmParams {
     }
 
     fn set_block(&mut self, b: &PanelBlock) {
-        [self.blk_i0, self.blk_j0, self.blk_k0, self.blk_k] = [b.i0, b.j0, b.k0, b.k];
-        [self.pan_m, self.pan_n, self.slice0] = [b.pan_m, b.pan_n, b.slice0];
+        self.blk = *b;
     }
 
     fn set_pass(&mut self, begin: u32, end: u32) {
@@ -261,8 +250,7 @@ impl SplitParams for ConvParams {
     }
 
     fn set_block(&mut self, b: &PanelBlock) {
-        [self.blk_i0, self.blk_j0, self.blk_k0, self.blk_k] = [b.i0, b.j0, b.k0, b.k];
-        [self.pan_m, self.pan_n, self.slice0] = [b.pan_m, b.pan_n, b.slice0];
+        self.blk = *b;
     }
 
     fn set_pass(&mut self, begin: u32, end: u32) {
@@ -386,20 +374,8 @@ pub struct ConvParams {
     pub groups: u32,
     /// The group this dispatch computes.
     pub group: u32,
-    /// Panel kernels: the block's first row of the view.
-    pub blk_i0: u32,
-    /// Panel kernels: the block's first column.
-    pub blk_j0: u32,
-    /// Panel kernels: the block's first product.
-    pub blk_k0: u32,
-    /// Panel kernels: products in the block.
-    pub blk_k: u32,
-    /// Panel kernels: rows of the A panel (a multiple of the tile's).
-    pub pan_m: u32,
-    /// Panel kernels: columns of the B panel.
-    pub pan_n: u32,
-    /// Panel kernels: the K slice of the block's first.
-    pub slice0: u32,
+    /// Panel kernels: the block this dispatch covers.
+    pub blk: PanelBlock,
 }
 
 impl DispatchParams for ConvParams {

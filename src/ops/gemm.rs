@@ -546,15 +546,28 @@ fn record_panels<P: SplitParams>(
     )?;
     let mut main_bindings = vec![(5, bias), (6, &*partial), (13, &*pa), (14, &*pb)];
     main_bindings.extend(io.bindings());
-    // Only the pack entries, whose every element decodes a convolution index, are
-    // specialised to the layer (each specialisation is another pipeline to compile).
+    // Only `pack`, whose every element decodes a convolution index, is specialised to the
+    // layer (each specialisation is another pipeline to compile).
     let constants = [("WX", wx as f64), ("WY", wy as f64)];
-    let with_pan = |pan: usize| {
+    let with_side = |side: u32, pan: usize| {
         let mut c = params.constants();
-        c.push(("PAN", pan as f64));
+        c.extend([("SIDE", side as f64), ("PAN", pan as f64)]);
         c
     };
-    let (pack_a, pack_b) = (with_pan(bm), with_pan(bn));
+    let (pack_a, pack_b) = (with_side(0, bm), with_side(1, bn));
+    // `pack` reads both operands' bindings whichever panel it writes.
+    let operands = [
+        (1, a.words()),
+        (2, a.scales().unwrap_or(&none)),
+        (3, b.words()),
+        (4, b.scales().unwrap_or(&none)),
+    ];
+    let pack_into = |panel| {
+        let mut v = operands.to_vec();
+        v.push((12, panel));
+        v
+    };
+    let (a_bindings, b_bindings) = (pack_into(&*pa), pack_into(&*pb));
     for k0 in (0..k.max(1)).step_by(bk) {
         let kb = bk.min(k.max(1) - k0);
         for i0 in (0..m.max(1)).step_by(bm) {
@@ -568,14 +581,12 @@ fn record_panels<P: SplitParams>(
                 slice0: (k0 / k_split) as u32,
             };
             params.set_block(&block);
-            let a_bindings = [(1, a.words()), (2, a.scales().unwrap_or(&none)), (12, &*pa)];
-            let kernel = (name.as_str(), "pack_a", pack_a.as_slice());
+            let kernel = (name.as_str(), "pack", pack_a.as_slice());
             record_with(ctx, enc, kernel, (bm * kb) as u32, params, &a_bindings)?;
             for j0 in (0..n.max(1)).step_by(bn) {
                 block.j0 = j0 as u32;
                 params.set_block(&block);
-                let b_bindings = [(3, b.words()), (4, b.scales().unwrap_or(&none)), (12, &*pb)];
-                let kernel = (name.as_str(), "pack_b", pack_b.as_slice());
+                let kernel = (name.as_str(), "pack", pack_b.as_slice());
                 record_with(ctx, enc, kernel, (bn * kb) as u32, params, &b_bindings)?;
                 let grid = (
                     (bn / (8 * wx)) as u32,
