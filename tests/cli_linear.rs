@@ -13,12 +13,22 @@ fn tmp(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-fn lines(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+/// Runs `lowp linear ARGS --out DIR` into a fresh folder `name` and checks it succeeded:
+/// its metrics lines, its output and the folder.
+fn run_linear(name: &str, args: &[&str]) -> (Vec<serde_json::Value>, String, PathBuf) {
+    let dir = tmp(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut all = vec!["linear"];
+    all.extend(args);
+    all.extend(["--out", dir.to_str().unwrap()]);
+    let out = lowp(&all);
+    assert!(
+        out.status.success(),
+        "{all:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (common::read_metrics(&dir), text, dir)
 }
 
 #[test]
@@ -28,32 +38,24 @@ fn double_sampling_closes_the_gap_that_naive_sampling_leaves() {
     // (2/3)^2 / 6 per value), far from the optimum; double sampling is unbiased.
     let mut gaps = Vec::new();
     for est in ["fp32", "naive", "double"] {
-        let dir = tmp(est);
-        let _ = std::fs::remove_dir_all(&dir);
-        let out = lowp(&[
-            "linear",
-            "--rows",
-            "2000",
-            "--features",
-            "8",
-            "--epochs",
-            "4",
-            "--bits",
-            "2",
-            "--estimator",
+        let (l, _, dir) = run_linear(
             est,
-            "--lr",
-            "0.1",
-            "--decay",
-            "--out",
-            dir.to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            &[
+                "--rows",
+                "2000",
+                "--features",
+                "8",
+                "--epochs",
+                "4",
+                "--bits",
+                "2",
+                "--estimator",
+                est,
+                "--lr",
+                "0.1",
+                "--decay",
+            ],
         );
-        let l = lines(&dir);
         assert_eq!(l.len(), 4);
         for (e, m) in l.iter().enumerate() {
             assert_eq!(m["epoch"], e + 1);
@@ -98,34 +100,26 @@ fn logistic_regression_reports_test_accuracy_for_every_estimator() {
     // Classes are the signs of the synthetic set's noisy linear target: separable up to the
     // noise, so every estimator at 3 bits classifies most test rows.
     for est in ["fp32", "naive", "double", "chebyshev"] {
-        let dir = tmp(&format!("logistic-{est}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        let out = lowp(&[
-            "linear",
-            "--task",
-            "logistic",
-            "--rows",
-            "2000",
-            "--features",
-            "8",
-            "--epochs",
-            "3",
-            "--bits",
-            "3",
-            "--estimator",
-            est,
-            "--lr",
-            "0.5",
-            "--decay",
-            "--out",
-            dir.to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let (l, _, _) = run_linear(
+            &format!("logistic-{est}"),
+            &[
+                "--task",
+                "logistic",
+                "--rows",
+                "2000",
+                "--features",
+                "8",
+                "--epochs",
+                "3",
+                "--bits",
+                "3",
+                "--estimator",
+                est,
+                "--lr",
+                "0.5",
+                "--decay",
+            ],
         );
-        let l = lines(&dir);
         assert_eq!(l.len(), 3);
         let acc = l[2]["test_accuracy"].as_f64().unwrap();
         assert!(acc > 0.8, "{est}: test accuracy {acc}");
@@ -145,34 +139,26 @@ fn mnist_zeros_against_ones_from_two_bit_double_samples() {
         std::path::Path::new(mnist).is_dir(),
         "{mnist} not found: the tests need ../shared"
     );
-    let dir = tmp("mnist01");
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = lowp(&[
-        "linear",
-        "--data",
-        mnist,
-        "--classes",
-        "0,1",
-        "--task",
-        "logistic",
-        "--estimator",
-        "double",
-        "--bits",
-        "2",
-        "--epochs",
-        "2",
-        "--lr",
-        "0.02",
-        "--decay",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (l, _, _) = run_linear(
+        "mnist01",
+        &[
+            "--data",
+            mnist,
+            "--classes",
+            "0,1",
+            "--task",
+            "logistic",
+            "--estimator",
+            "double",
+            "--bits",
+            "2",
+            "--epochs",
+            "2",
+            "--lr",
+            "0.02",
+            "--decay",
+        ],
     );
-    let l = lines(&dir);
     let acc = l[1]["test_accuracy"].as_f64().unwrap();
     assert!(acc > 0.97, "test accuracy {acc}");
     // 784 pixels and the intercept, each at a 2-bit index and two up bits.
@@ -294,34 +280,25 @@ fn a_libsvm_file_trains_logistic_regression() {
         })
         .collect();
     std::fs::write(&p, rows).unwrap();
-    let dir = tmp("libsvm-run");
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = lowp(&[
-        "linear",
-        "--data",
-        p.to_str().unwrap(),
-        "--task",
-        "logistic",
-        "--estimator",
-        "double",
-        "--bits",
-        "3",
-        "--epochs",
-        "20",
-        "--lr",
-        "1",
-        "--test-fraction",
-        "0.25",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (l, text, _) = run_linear(
+        "libsvm-run",
+        &[
+            "--data",
+            p.to_str().unwrap(),
+            "--task",
+            "logistic",
+            "--estimator",
+            "double",
+            "--bits",
+            "3",
+            "--epochs",
+            "20",
+            "--lr",
+            "1",
+            "--test-fraction",
+            "0.25",
+        ],
     );
-    let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("4 features with the intercept"), "{text}");
-    let l = lines(&dir);
     assert!(l[19]["test_accuracy"].as_f64().unwrap() >= 0.9, "{}", l[19]);
 }

@@ -28,13 +28,7 @@ match = "*.wgrad"
 format = "fixed(wl=16,fl=13)"
 "#;
 
-fn metrics(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use common::read_metrics as metrics;
 
 #[test]
 fn gpu_and_cpu_runs_agree_under_a_fixed_point_map() {

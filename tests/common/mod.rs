@@ -216,3 +216,12 @@ kind = "flatten"
 kind = "linear"
 out_features = "classes"
 "#;
+
+/// The lines of a run folder's metrics.jsonl.
+pub fn read_metrics(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
