@@ -154,10 +154,11 @@ impl Levels {
         check_bits(bits)?;
         range(data)?;
         let count = 1usize << bits;
-        let mut distinct = sorted(data);
+        let values = sorted(data);
+        let mut distinct = values.clone();
         distinct.dedup();
         if distinct.len() <= count || count as f64 * (distinct.len() as f64).powi(2) / 2.0 <= work {
-            return Ok((Levels::optimal(data, bits)?, Chosen::Exact));
+            return Ok((best_levels(&distinct, &values, count), Chosen::Exact));
         }
         let points = ((2.0 * work / count as f64).sqrt() as usize).min(GRID_POINTS);
         if points > count {

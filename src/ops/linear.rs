@@ -126,6 +126,23 @@ impl<'c> GpuLinear<'c> {
         let order_buf = upload_u32(self.ctx, "row order", &idx)?;
         let mut enc = self.ctx.device.create_command_encoder(&Default::default());
         let cols = self.base.cols;
+        let bindings = [
+            (1, &*self.features),
+            (2, &*self.lower),
+            (3, &*self.up),
+            (4, &*self.levels),
+            (5, &*self.target),
+            (6, &*order_buf),
+            (7, &*self.w),
+            (8, &*self.res),
+            (9, &*self.poly),
+        ];
+        // `update` reads every binding but the targets and the polynomial.
+        let update: Vec<_> = bindings
+            .iter()
+            .filter(|(b, _)| *b != 5 && *b != 9)
+            .copied()
+            .collect();
         for start in (0..order.len()).step_by(batch) {
             let len = batch.min(order.len() - start);
             let p = LinearParams {
@@ -135,26 +152,9 @@ impl<'c> GpuLinear<'c> {
                 inv: (1.0 / len as f32).to_bits(),
                 ..self.base
             };
-            let bindings = [
-                (1, &*self.features),
-                (2, &*self.lower),
-                (3, &*self.up),
-                (4, &*self.levels),
-                (5, &*self.target),
-                (6, &*order_buf),
-                (7, &*self.w),
-                (8, &*self.res),
-                (9, &*self.poly),
-            ];
             record(
                 self.ctx, &mut enc, "linear", "residual", len as u32, p, &bindings,
             )?;
-            // `update` reads every binding but the targets and the polynomial.
-            let update: Vec<_> = bindings
-                .iter()
-                .filter(|(b, _)| *b != 5 && *b != 9)
-                .copied()
-                .collect();
             record(self.ctx, &mut enc, "linear", "update", cols, p, &update)?;
         }
         self.ctx.queue.submit([enc.finish()]);
