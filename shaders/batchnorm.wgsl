@@ -43,9 +43,9 @@ fn set_var(@builtin(global_invocation_id) gid: vec3<u32>) {
     let cs = E.cols;
     let var_b = sf_mul(g[c], E.scale);
     stat[cs + c] = sf_div(0x3f800000u, sf_sqrt(sf_add(var_b, E.eps)));
-    stat[2u * cs + c] = sf_add(sf_mul(E.beta1c, stat[2u * cs + c]), sf_mul(E.mu, stat[c]));
-    let unbiased = sf_mul(var_b, E.lr);
-    stat[3u * cs + c] = sf_add(sf_mul(E.beta1c, stat[3u * cs + c]), sf_mul(E.mu, unbiased));
+    stat[2u * cs + c] = sf_add(sf_mul(E.bn_keep, stat[2u * cs + c]), sf_mul(E.mu, stat[c]));
+    let unbiased = sf_mul(var_b, E.bn_unbias);
+    stat[3u * cs + c] = sf_add(sf_mul(E.bn_keep, stat[3u * cs + c]), sf_mul(E.mu, unbiased));
 }
 
 // Per channel, in evaluation: mean and inv from the running statistics.
@@ -81,8 +81,8 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let c = (i / E.inner) % cs;
     let inv = stat[cs + c];
     let xhat = sf_mul(sf_add(load0(i), neg(stat[c])), inv);
-    // E.wd holds M as f32; E.scale holds 1 / M.
-    var t = sf_add(sf_mul(E.wd, load1(i)), neg(stat[4u * cs + c]));
+    // E.bn_m holds M as f32; E.scale holds 1 / M.
+    var t = sf_add(sf_mul(E.bn_m, load1(i)), neg(stat[4u * cs + c]));
     t = sf_add(t, neg(sf_mul(xhat, stat[5u * cs + c])));
     let k = sf_mul(sf_mul(gamma_beta[c], inv), E.scale);
     store_out(i, sf_mul(k, t));

@@ -1,8 +1,10 @@
-// Residual connections (NCHW) in soft-float. The shortcut maps a source of Cs channels and
-// Hs x Ws pixels to the block's C x H x W output: identity when the shapes agree, else
-// "option A" of He et al. (2016): every stride-th pixel (stride = Hs / H), channels placed
-// at offset (C - Cs) / 2 with zeros around them.
+// Residual connections and channel concatenation (NCHW) in soft-float. A map takes a source
+// of Cs channels and Hs x Ws pixels into a C x H x W output: every stride-th pixel (stride =
+// Hs / H), channels placed from E.offset, zeros around them. A residual shortcut is one
+// (identity, or "option A" of He et al. (2016): offset (C - Cs) / 2), and so is each part of
+// a concatenation (its channel window, stride 1).
 //   forward (per output element): y = a + shortcut(s).
+//   place (per source element): y at the output it maps to = s (a concatenation's part).
 //   skip_backward (per source element): ds = the gradient at the output it feeds, or 0.
 //   accumulate (per element): y = y + g (adds a skip gradient into a layer's gradient).
 // E.cols = C, E.rows = Cs, E.out_h/out_w = H, W, E.in_h/in_w = Hs, Ws, E.pool = stride.
@@ -13,7 +15,7 @@
 @group(0) @binding(3) var<storage, read_write> y: array<u32>;
 
 fn offset() -> u32 {
-    return (E.cols - E.rows) / 2u;
+    return E.offset;
 }
 
 @compute @workgroup_size(256)
@@ -34,6 +36,23 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
         v = load1(((n * E.rows + c - off) * E.in_h + h) * E.in_w + w);
     }
     store_out(i, sf_add(load0(i), v));
+}
+
+@compute @workgroup_size(256)
+fn place(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = item_index(gid, E.groups_x);
+    if (i >= E.count) {
+        return;
+    }
+    let shw = E.in_h * E.in_w;
+    let n = i / (E.rows * shw);
+    let cs = (i / shw) % E.rows;
+    let h = (i % shw) / E.in_w;
+    let w = i % E.in_w;
+    if (h % E.pool == 0u && w % E.pool == 0u && h / E.pool < E.out_h && w / E.pool < E.out_w) {
+        let c = cs + offset();
+        store_out(((n * E.cols + c) * E.out_h + h / E.pool) * E.out_w + w / E.pool, load0(i));
+    }
 }
 
 @compute @workgroup_size(256)

@@ -39,8 +39,10 @@ impl BatchNorm {
     }
 }
 
-/// A residual shortcut from a `source` [C, H, W] sample to an `out` [C, H, W] sample:
-/// identity, or every stride-th pixel with channels zero-padded evenly on both sides.
+/// A map from a `source` [C, H, W] sample into an `out` [C, H, W] sample: every stride-th
+/// pixel, the source's channels placed at a channel offset, zeros elsewhere. A residual
+/// shortcut (identity, or option A of He et al. (2016): channels zero-padded evenly on both
+/// sides) and a part of a channel concatenation (its window) are such maps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shortcut {
     /// Samples in the batch.
@@ -49,17 +51,41 @@ pub struct Shortcut {
     pub source: [usize; 3],
     /// Output (channels, height, width).
     pub out: [usize; 3],
+    /// The output channel of the source's channel 0.
+    pub offset: usize,
 }
 
 impl Shortcut {
-    /// The pixel stride, checking the shapes fit option A (more channels, integer stride).
+    /// A residual shortcut: identity, or option A (the source's channels in the middle).
+    pub fn option_a(batch: usize, source: [usize; 3], out: [usize; 3]) -> Shortcut {
+        Shortcut {
+            batch,
+            source,
+            out,
+            offset: out[0].saturating_sub(source[0]) / 2,
+        }
+    }
+
+    /// A part of a channel concatenation: the source's channels at `offset`, same pixels.
+    pub fn window(batch: usize, source: [usize; 3], out: [usize; 3], offset: usize) -> Shortcut {
+        Shortcut {
+            batch,
+            source,
+            out,
+            offset,
+        }
+    }
+
+    /// The pixel stride, checking the shapes fit: the source's channels within the output's
+    /// from the offset, and an integer stride.
     pub fn stride(&self) -> Result<usize, String> {
         let ([cs, hs, ws], [c, h, w]) = (self.source, self.out);
         let s = hs / h.max(1);
-        if cs > c || (c - cs) % 2 != 0 || h == 0 || s == 0 || hs != s * h || ws != s * w {
+        if cs + self.offset > c || h == 0 || s == 0 || hs != s * h || ws != s * w {
             return Err(format!(
-                "a shortcut from {:?} to {:?}: needs the same or evenly more channels and an integer stride",
-                self.source, self.out
+                "a map from {:?} to {:?} (channel offset {}): needs the source's channels \
+                 to fit from the offset and an integer stride",
+                self.source, self.out, self.offset
             ));
         }
         Ok(s)

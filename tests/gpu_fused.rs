@@ -321,11 +321,7 @@ fn gemm_outputs_round_as_they_store() {
 #[test]
 fn residual_shortcuts_and_added_terms_round_as_they_store() {
     let c = common::small_grid_gpu();
-    let sc = Shortcut {
-        batch: 3,
-        source: [4, 6, 6],
-        out: [8, 3, 3],
-    };
+    let sc = Shortcut::option_a(3, [4, 6, 6], [8, 3, 3]);
     let (ns, no) = (3 * 4 * 6 * 6, 3 * 8 * 3 * 3);
     for (k, si) in in_specs().iter().enumerate() {
         let (ta, ad) = packed_input(c, &common::tricky_inputs(no, 90 + k as u64, 9.0), si);
@@ -420,5 +416,67 @@ fn batchnorm_decodes_and_rounds_in_place_of_f32() {
             read_u32(c, &stat_f, 6 * bn.channels).unwrap(),
             "statistics and gradient sums"
         );
+    }
+}
+
+/// A concatenation writes its output in one dispatch a part: each part decoded as it
+/// loads, the whole output rounded as one tensor (a scaled output's amax over every part
+/// before any is rounded), equal to the reference's placement then quantization. A map's
+/// backward into a pending f32 sum (`Dst::Accumulate`) adds in soft-float.
+#[test]
+fn concatenation_rounds_as_one_tensor_and_pending_sums_add() {
+    let c = common::small_grid_gpu();
+    // Channels 3, 5 and 2 of 4 x 5 pixels (the windows straddle words of every width).
+    let (batch, hw, parts) = (2, [4, 5], [3usize, 5, 2]);
+    let total: usize = parts.iter().sum();
+    let mut offset = 0;
+    let mut maps = Vec::new();
+    for &p in &parts {
+        maps.push(Shortcut::window(
+            batch,
+            [p, hw[0], hw[1]],
+            [total, hw[0], hw[1]],
+            offset,
+        ));
+        offset += p;
+    }
+    let n_out = batch * total * hw[0] * hw[1];
+    for k in 0..in_specs().len() {
+        let mut want = vec![0f32; n_out];
+        let mut tensors = Vec::new();
+        for (m, sc) in maps.iter().enumerate() {
+            let n = batch * sc.source.iter().product::<usize>();
+            let s = &in_specs()[(k + m) % 5];
+            let (t, d) = packed_input(
+                c,
+                &common::tricky_inputs(n, 200 + (5 * k + m) as u64, 9.0),
+                s,
+            );
+            cpu::place(&d, sc, &mut want);
+            tensors.push(t);
+        }
+        check_output(c, "concat", &want, |e, d| {
+            let parts: Vec<_> = tensors
+                .iter()
+                .map(|t| t.into())
+                .zip(maps.iter().copied())
+                .collect();
+            record_concat(c, e, &parts, d).unwrap()
+        });
+        // Each part's gradient window, summed into one pending f32 buffer.
+        let g = common::tricky_inputs(n_out, 300 + k as u64, 9.0);
+        let bg = upload_f32(c, "g", &g).unwrap();
+        let np = batch * maps[0].source.iter().product::<usize>();
+        let start = common::tricky_inputs(np, 310 + k as u64, 9.0);
+        let sum = upload_f32(c, "sum", &start).unwrap();
+        common::submit(|e| {
+            record_skip_backward(c, e, &bg, Dst::Accumulate(&sum), &maps[0]).unwrap()
+        });
+        let want: Vec<u32> = start
+            .iter()
+            .zip(cpu::skip_backward(&g, &maps[0]))
+            .map(|(a, b)| lowp::softfloat::add(a.to_bits(), b.to_bits()))
+            .collect();
+        assert_eq!(read_u32(c, &sum, np).unwrap(), want);
     }
 }

@@ -184,11 +184,7 @@ fn residual_shortcuts_match_and_are_adjoint() {
         ([4, 6, 6], [8, 3, 3]),
         ([2, 8, 4], [6, 4, 2]),
     ] {
-        let sc = Shortcut {
-            batch: 3,
-            source,
-            out,
-        };
+        let sc = Shortcut::option_a(3, source, out);
         let (ns, no) = (
             3 * source.iter().product::<usize>(),
             3 * out.iter().product::<usize>(),
@@ -246,10 +242,6 @@ fn residual_shortcuts_match_and_are_adjoint() {
             assert_eq!(rds, g, "the identity shortcut passes the gradient through");
         }
     }
-    let bad = Shortcut {
-        batch: 1,
-        source: [8, 4, 4],
-        out: [4, 2, 2],
-    };
+    let bad = Shortcut::option_a(1, [8, 4, 4], [4, 2, 2]);
     assert!(bad.stride().is_err());
 }

@@ -181,7 +181,7 @@ fn option_a_shortcut_adds_the_subsampled_zero_padded_source() {
         ([2, 5, 3], [6, 5, 3]),
     ] {
         let batch = 3;
-        let sc = Shortcut { batch, source, out };
+        let sc = Shortcut::option_a(batch, source, out);
         let (na, ns) = (
             batch * out.iter().product::<usize>(),
             batch * source.iter().product::<usize>(),

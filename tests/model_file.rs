@@ -112,7 +112,29 @@ fn bad_descriptions_are_one_clear_error() {
         ),
         (
             "[[node]]\nkind = \"relu\"\n[[node]]\nkind = \"relu\"\ninput = \"input\"",
-            "reads the node before it",
+            "node \"relu1\": its output is never read",
+        ),
+        (
+            "[[node]]\nkind = \"relu\"\ninput = \"relu2\"\n[[node]]\nkind = \"relu\"",
+            "reads \"relu2\", which is not an earlier node",
+        ),
+        (
+            "[[node]]\nkind = \"relu\"\n[[node]]\nkind = \"concat\"\ninputs = [\"relu1\"]",
+            "two or more nodes",
+        ),
+        (
+            "[[node]]\nkind = \"maxpool2d\"\npool = 2\n[[node]]\nkind = \"concat\"\n\
+             inputs = [\"pool1\", \"input\"]",
+            "all of the same height and width",
+        ),
+        (
+            "[[node]]\nkind = \"relu\"\n[[node]]\nkind = \"add\"",
+            "an add node reads `inputs = [main, shortcut]`",
+        ),
+        (
+            "[[node]]\nkind = \"relu\"\n[[node]]\nkind = \"add\"\n\
+             inputs = [\"relu1\", \"input\"]\nshortcut = \"input\"",
+            "an add node reads",
         ),
         (
             "[[node]]\nkind = \"conv2d\"\nout_channels = 4\nkernel = 9",

@@ -480,11 +480,7 @@ fn small_cnn() -> Model {
             outputs: 4,
         },
     ];
-    Model {
-        inputs: 64,
-        layers,
-        input_shape: vec![1, 8, 8],
-    }
+    Model::chain(&[1, 8, 8], layers)
 }
 
 /// Takes `steps` SGD steps on both trainers from a common state each step and checks

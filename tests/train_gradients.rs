@@ -160,3 +160,13 @@ fn grouped_and_depthwise_convolution_gradients_match_finite_differences() {
         .unwrap();
     check(model, 4, LossKind::CrossEntropy, 3, 1e-3);
 }
+
+#[test]
+fn branched_model_gradients_match_finite_differences() {
+    // Branches, an output read by three layers, concatenations, an add of a node to itself.
+    let model = lowp::train::model_file::ModelFile::parse(common::BRANCHED_MODEL)
+        .unwrap()
+        .build(&[2, 8, 8], 4)
+        .unwrap();
+    check(model, 4, LossKind::CrossEntropy, 3, 1e-3);
+}

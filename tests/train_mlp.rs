@@ -603,6 +603,17 @@ fn grouped_and_depthwise_convolutions_train_bit_exact() {
     check_model(model, FIXED16, false, 3, sgd());
 }
 
+/// A model with branches, several readers of one output (their gradients summed),
+/// channel and feature concatenation: the GPU equals the CPU reference bit for bit.
+#[test]
+fn branched_models_train_bit_exact() {
+    let model = lowp::train::model_file::ModelFile::parse(common::BRANCHED_MODEL)
+        .unwrap()
+        .build(&[2, 8, 8], 4)
+        .unwrap();
+    check_model(model, FIXED16, false, 3, sgd());
+}
+
 /// Exact 16-bit fixed point for weights and activations, stochastic rounding of the
 /// gradients, fp32 accumulators (exact for these operands).
 const FIXED16: &str = r#"

@@ -1,4 +1,4 @@
-// Parameters of the elementwise training kernels (24 words); mirrors src/gpu/params.rs ElemParams.
+// Parameters of the elementwise training kernels (28 words); mirrors src/gpu/params.rs ElemParams.
 
 struct ElemParams {
     n: u32,         // elements (or rows for per-row kernels)
@@ -25,6 +25,10 @@ struct ElemParams {
     dynamic: u32,   // loss-scale update: 1 for dynamic scaling
     interval: u32,  // loss-scale update: good steps before the scale doubles
     ln_beta2: u32,  // step-state update: ln(beta2) (f32 bits)
+    offset: u32,    // channel maps: the output channel of source channel 0
+    bn_m: u32,      // batch norm: M, values per channel's statistics (f32 bits)
+    bn_unbias: u32, // batch norm: M / (M - 1) (f32 bits)
+    bn_keep: u32,   // batch norm: 1 - momentum (f32 bits)
 }
 
 @group(0) @binding(0) var<uniform> E: ElemParams;

@@ -20,7 +20,8 @@ struct OutFmt {
     seed_hi: u32,
     stream: u32,
     phase: u32,     // 0 round and store; 1 plain f32 words, stored as they are (no
-                    // rounding, no counts); 2 only the amax a scale needs (see packed_store)
+                    // rounding, no counts); 2 only the amax a scale needs (see packed_store);
+                    // 3 plain f32 words added to the words there
     scaling: u32,   // 0 none, 1 per tensor, 2 MX blocks
     add: u32,       // 1: out_addend[i] is added to each value before it is stored
     _p0: u32,

@@ -2,7 +2,8 @@
 // output's format with the same random word the quantize kernel would draw for it (so the
 // codes are the same bits), its code ORed into the packed words (which the caller cleared:
 // elements that share a word come from different invocations), its exceptions and |x|
-// added to the output's counts. A raw output takes the f32 bits as they are. With IO.out.add
+// added to the output's counts. A raw output takes the f32 bits as they are (phase 1) or adds
+// them, in soft-float, to the f32 word there (phase 3: a pending gradient). With IO.out.add
 // an f32 term (a residual shortcut's gradient) is added to each value first, in soft-float.
 // A scaled output is written in two dispatches of the same kernel: phase 2 only gathers the
 // amax its scales need (per tensor: |x| into the counts' amax word; MX: each block's finite
@@ -23,6 +24,11 @@ fn store_out(i: u32, value: u32) {
     }
     if (f.phase == 1u) {
         atomicStore(&out_words[i], v);
+        return;
+    }
+    if (f.phase == 3u) {
+        // Each element has one invocation: the load and store do not race.
+        atomicStore(&out_words[i], sf_add(atomicLoad(&out_words[i]), v));
         return;
     }
     let mag = v & 0x7fffffffu;

@@ -428,7 +428,7 @@ impl DispatchParams for LinearParams {
     }
 }
 
-/// Parameters of the elementwise training kernels (24 words, like WGSL's `ElemParams`).
+/// Parameters of the elementwise training kernels (28 words, like WGSL's `ElemParams`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct ElemParams {
@@ -480,6 +480,14 @@ pub struct ElemParams {
     pub interval: u32,
     /// Step-state update: ln(beta2), for Adam's second bias correction (f32 bits).
     pub ln_beta2: u32,
+    /// Channel maps (shortcuts, concatenation windows): the output channel of source channel 0.
+    pub offset: u32,
+    /// Batch norm: M, the values a channel's statistics are taken over (f32 bits).
+    pub bn_m: u32,
+    /// Batch norm: M / (M - 1), the variance's unbiasing factor (f32 bits).
+    pub bn_unbias: u32,
+    /// Batch norm: 1 - momentum, the running statistics' keep factor (f32 bits).
+    pub bn_keep: u32,
 }
 
 impl DispatchParams for ElemParams {
@@ -544,13 +552,16 @@ pub enum OutPhase {
     Raw = 1,
     /// Only gathers the amax the output's scales need.
     Amax = 2,
+    /// Adds the f32 values to the f32 words already there.
+    Accumulate = 3,
 }
 
 impl OutParams {
-    /// Plain f32 words, stored as they are.
-    pub fn raw() -> OutParams {
+    /// Plain f32 words, stored as they are (`OutPhase::Raw`) or added to the words there
+    /// (`OutPhase::Accumulate`).
+    pub fn raw(phase: OutPhase) -> OutParams {
         OutParams {
-            phase: OutPhase::Raw as u32,
+            phase: phase as u32,
             ..Default::default()
         }
     }

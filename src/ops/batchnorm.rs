@@ -12,19 +12,18 @@ use crate::gpu::{GpuContext, GpuError};
 pub use crate::layer_geometry::BatchNorm;
 
 impl BatchNorm {
-    fn params(&self, n: usize, train: bool) -> ElemParams {
+    fn params(&self, n: usize) -> ElemParams {
         let (inv_m, m, unbias, keep) = self.constants();
         ElemParams {
             n: n as u32,
             rows: self.batch as u32,
             cols: self.channels as u32,
             inner: self.pixels as u32,
-            nesterov: train as u32,
             scale: inv_m.to_bits(),
-            wd: m.to_bits(),
-            lr: unbias.to_bits(),
+            bn_m: m.to_bits(),
+            bn_unbias: unbias.to_bits(),
             mu: self.momentum.to_bits(),
-            beta1c: keep.to_bits(),
+            bn_keep: keep.to_bits(),
             eps: self.eps.to_bits(),
             ..Default::default()
         }
@@ -43,7 +42,7 @@ pub fn record_bn_stats<'a>(
     train: bool,
 ) -> Result<(), GpuError> {
     let c = bn.channels;
-    let p = bn.params(c, train);
+    let p = bn.params(c);
     if !train {
         return record(
             ctx,
@@ -90,7 +89,7 @@ pub fn record_bn_forward<'a>(
     bn: &BatchNorm,
 ) -> Result<(), GpuError> {
     let n = bn.count() * bn.channels;
-    let p = bn.params(n, true);
+    let p = bn.params(n);
     let b = [(4, gamma_beta), (5, stat)];
     let (ins, out) = ([x.into()], Some(y.into()));
     record_io(ctx, enc, ("batchnorm", "forward"), n, p, &b, &ins, out)
@@ -113,7 +112,7 @@ pub fn record_bn_backward<'a>(
     let sums = ctx.scratch("batch-norm sums", c)?;
     record_col_sum(ctx, enc, g, &sums, shape)?;
     enc.copy_buffer_to_buffer(&sums, 0, stat, 4 * row, row);
-    let p = bn.params(n, true);
+    let p = bn.params(n);
     record_col_sum_of(
         ctx,
         enc,

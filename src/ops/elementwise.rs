@@ -4,7 +4,7 @@
 //! as they store) or f32 buffers. All use soft-float where they round, so they equal their
 //! reference twins bit for bit.
 
-use super::packed_io::{Dst, Src, record_phases};
+use super::packed_io::{Dst, Src, record_parts, record_phases};
 use crate::conv::Pool;
 use crate::gpu::dispatch::record;
 use crate::gpu::params::ElemParams;
@@ -337,6 +337,7 @@ impl Shortcut {
             in_h: self.source[1] as u32,
             in_w: self.source[2] as u32,
             pool: s as u32,
+            offset: self.offset as u32,
             ..Default::default()
         })
     }
@@ -354,6 +355,25 @@ pub fn record_residual_forward<'a>(
     let p = sc.params(n)?;
     let (ins, out) = ([a.into(), s.into()], Some(y.into()));
     record_io(ctx, enc, ("residual", "forward"), n, p, &[], &ins, out)
+}
+
+/// Records y = the concatenation of `parts`: each source written where its map places it
+/// (its channel window), one dispatch a part, the output rounded as one tensor.
+pub fn record_concat<'a>(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    parts: &[(Src<'a>, Shortcut)],
+    y: impl Into<Dst<'a>>,
+) -> Result<(), GpuError> {
+    let ins: Vec<[Src<'a>; 1]> = parts.iter().map(|(s, _)| [*s]).collect();
+    let ins: Vec<&[Src<'a>]> = ins.iter().map(|s| &s[..]).collect();
+    record_parts(ctx, enc, &ins, Some(y.into()), |enc, io, k| {
+        let sc = &parts[k].1;
+        let n = sc.batch * sc.source.iter().product::<usize>();
+        let mut b = Vec::new();
+        b.extend(io.bindings());
+        record(ctx, enc, "residual", "place", n as u32, sc.params(n)?, &b)
+    })
 }
 
 /// Records ds: the gradient `g` of the outputs, taken back through the shortcut.

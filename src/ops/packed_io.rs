@@ -41,6 +41,8 @@ impl<'a> From<&'a Tensor> for Src<'a> {
 pub enum Dst<'a> {
     /// Plain f32 words.
     F32(&'a wgpu::Buffer),
+    /// Plain f32 words, each value added (in soft-float) to the word there.
+    Accumulate(&'a wgpu::Buffer),
     /// A packed tensor, each value rounded as `spec` says as it is stored (the same codes
     /// as quantizing the f32 values with `spec`), its exceptions and amax added to `stats`
     /// ([overflow, underflow, nan, amax bits]; a scaled output's amax word is its own).
@@ -89,14 +91,14 @@ pub struct Io<'a> {
 }
 
 impl<'a> Io<'a> {
-    /// The operands `ins` (at most two) and `out` of a dispatch in `phase`; records the
-    /// clearing of a packed output narrower than a word before it is stored (its codes are
-    /// ORed in).
+    /// The operands `ins` (at most two) and `out` of a dispatch in `phase`; when `clear`,
+    /// records the clearing of a packed output narrower than a word before it is stored
+    /// (its codes are ORed in).
     fn new(
         ctx: &GpuContext,
         enc: &mut wgpu::CommandEncoder,
         (ins, out): (&[Src<'a>], Option<Dst<'a>>),
-        phase: OutPhase,
+        (phase, clear): (OutPhase, bool),
         amax: Option<DeviceBuffer>,
     ) -> Result<Io<'a>, GpuError> {
         assert!(ins.len() <= 2, "a fused kernel has at most two inputs");
@@ -113,12 +115,13 @@ impl<'a> Io<'a> {
                         t.spec().format
                     )));
                 }
-                if phase == OutPhase::Store && spec.format.bits() < 32 {
+                if clear && phase == OutPhase::Store && spec.format.bits() < 32 {
                     enc.clear_buffer(t.words(), 0, None);
                 }
                 OutParams::packed(spec, phase, add.is_some())
             }
-            _ => OutParams::raw(),
+            Some(Dst::Accumulate(_)) => OutParams::raw(OutPhase::Accumulate),
+            _ => OutParams::raw(OutPhase::Raw),
         };
         let p = IoParams {
             out: out_params,
@@ -149,7 +152,7 @@ impl<'a> Io<'a> {
         }
         let amax = self.amax.as_deref().unwrap_or(&self.no_amax);
         match self.out {
-            Some(Dst::F32(b)) => v.extend([
+            Some(Dst::F32(b) | Dst::Accumulate(b)) => v.extend([
                 (25, b),
                 (26, &*self.no_counts),
                 (27, &*self.none),
@@ -179,6 +182,31 @@ pub fn record_phases<'a>(
     out: Option<Dst<'a>>,
     mut dispatch: impl FnMut(&mut wgpu::CommandEncoder, &Io<'a>) -> Result<(), GpuError>,
 ) -> Result<(), GpuError> {
+    record_parts(ctx, enc, &[ins], out, |e, io, _| dispatch(e, io))
+}
+
+/// Like [`record_phases`] for an output that several dispatches write disjoint parts of,
+/// dispatch `k` reading `parts[k]`: the output is cleared once, and a scaled output's amax
+/// is gathered over every part before any is rounded.
+pub fn record_parts<'a>(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    parts: &[&[Src<'a>]],
+    out: Option<Dst<'a>>,
+    mut dispatch: impl FnMut(&mut wgpu::CommandEncoder, &Io<'a>, usize) -> Result<(), GpuError>,
+) -> Result<(), GpuError> {
+    let mut each = |enc: &mut wgpu::CommandEncoder,
+                    phase: OutPhase,
+                    amax: &Option<DeviceBuffer>|
+     -> Result<Option<Io<'a>>, GpuError> {
+        let mut last = None;
+        for (k, ins) in parts.iter().enumerate() {
+            let io = Io::new(ctx, enc, (ins, out), (phase, k == 0), amax.clone())?;
+            dispatch(enc, &io, k)?;
+            last = Some(io);
+        }
+        Ok(last)
+    };
     let scaled = match out {
         Some(Dst::Packed { t, spec, stats, .. }) if !stores_packed(spec) => Some((t, spec, stats)),
         _ => None,
@@ -188,8 +216,7 @@ pub fn record_phases<'a>(
             Some(Dst::Packed { .. }) => OutPhase::Store,
             _ => OutPhase::Raw,
         };
-        let io = Io::new(ctx, enc, (ins, out), phase, None)?;
-        return dispatch(enc, &io);
+        return each(enc, phase, &None).map(|_| ());
     };
     let scales = t
         .scales()
@@ -207,8 +234,9 @@ pub fn record_phases<'a>(
             None
         }
     };
-    let io = Io::new(ctx, enc, (ins, out), OutPhase::Amax, amax.clone())?;
-    dispatch(enc, &io)?;
+    let Some(io) = each(enc, OutPhase::Amax, &amax)? else {
+        return Ok(());
+    };
     let p = ElemParams {
         n: n as u32,
         ..Default::default()
@@ -224,6 +252,5 @@ pub fn record_phases<'a>(
             record(ctx, enc, "out_scales", "tensor", 1, p, &b)?;
         }
     }
-    let io = Io::new(ctx, enc, (ins, out), OutPhase::Store, amax)?;
-    dispatch(enc, &io)
+    each(enc, OutPhase::Store, &amax).map(|_| ())
 }

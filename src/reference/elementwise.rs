@@ -190,7 +190,7 @@ pub fn avgpool_backward(g: &[f32], p: &Pool) -> Vec<f32> {
 pub fn residual_forward(a: &[f32], s: &[f32], sc: &crate::layer_geometry::Shortcut) -> Vec<f32> {
     let stride = sc.stride().expect("a valid shortcut");
     let ([cs, hs, ws], [c, h, w]) = (sc.source, sc.out);
-    let off = (c - cs) / 2;
+    let off = sc.offset;
     (0..a.len())
         .map(|i| {
             let (n, ch, p) = (i / (c * h * w), (i / (h * w)) % c, i % (h * w));
@@ -205,11 +205,29 @@ pub fn residual_forward(a: &[f32], s: &[f32], sc: &crate::layer_geometry::Shortc
         .collect()
 }
 
+/// Writes the source `x` into `out` where the map places it (its window of a channel
+/// concatenation), leaving the other values as they are.
+pub fn place(x: &[f32], sc: &crate::layer_geometry::Shortcut, out: &mut [f32]) {
+    let stride = sc.stride().expect("a valid map");
+    let ([cs, hs, ws], [c, h, w]) = (sc.source, sc.out);
+    for (i, v) in x.iter().enumerate().take(sc.batch * cs * hs * ws) {
+        let (n, ch, r, q) = (
+            i / (cs * hs * ws),
+            (i / (hs * ws)) % cs,
+            (i % (hs * ws)) / ws,
+            i % ws,
+        );
+        if r % stride == 0 && q % stride == 0 && r / stride < h && q / stride < w {
+            out[((n * c + ch + sc.offset) * h + r / stride) * w + q / stride] = *v;
+        }
+    }
+}
+
 /// The gradient of the shortcut's source from the output gradient `g`.
 pub fn skip_backward(g: &[f32], sc: &crate::layer_geometry::Shortcut) -> Vec<f32> {
     let stride = sc.stride().expect("a valid shortcut");
     let ([cs, hs, ws], [c, h, w]) = (sc.source, sc.out);
-    let off = (c - cs) / 2;
+    let off = sc.offset;
     (0..sc.batch * cs * hs * ws)
         .map(|i| {
             let (n, ch, r, q) = (

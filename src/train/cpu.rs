@@ -7,7 +7,7 @@ use super::plan::{LossKind, Plan};
 
 /// A loss's gradient, per-row losses and per-row correct flags.
 type LossParts = (Vec<f32>, Vec<f32>, Vec<u32>);
-use super::engine::{Elem, Engine, Out, T, UpdateSpecs};
+use super::engine::{Elem, Engine, Flow, Out, T, UpdateSpecs};
 use super::layers;
 use crate::accum::{GemmError, GemmSpec};
 use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
@@ -16,7 +16,7 @@ use crate::quant::Exceptions;
 use crate::reference::batchnorm::{BnStat, bn_backward, bn_forward, bn_stats};
 use crate::reference::conv::conv2d_values;
 use crate::reference::elementwise::{
-    avgpool_backward, avgpool_forward, residual_forward, skip_backward,
+    avgpool_backward, avgpool_forward, place, residual_forward, skip_backward,
 };
 use crate::reference::elementwise::{
     col_sum, maxpool_backward, maxpool_forward, mse, relu_backward, relu_forward, softmax_xent,
@@ -303,8 +303,9 @@ struct CpuStep<'a> {
     grads: Vec<Option<Quantized>>,
     /// Per layer: its weight and bias gradients.
     wgrads: Vec<(Option<Quantized>, Option<Quantized>)>,
-    /// Per layer: the shortcut gradient pending for its output (f32).
-    skips: Vec<Option<Vec<f32>>>,
+    /// Per layer: the sum of its output gradient's contributions so far, when several
+    /// layers read it (f32).
+    pending: Vec<Option<Vec<f32>>>,
     /// The gradient quantizers' exception counts.
     exceptions: Exceptions,
 }
@@ -332,7 +333,7 @@ impl<'a> CpuStep<'a> {
             acts: vec![None; n],
             grads: vec![None; n],
             wgrads: vec![(None, None); n],
-            skips: vec![None; n],
+            pending: vec![None; n],
             exceptions: Exceptions::default(),
         }
     }
@@ -359,11 +360,31 @@ impl<'a> CpuStep<'a> {
         dequantize(self.get(t))
     }
 
-    /// Rounds `v` into `out` (a pending shortcut gradient added first), counting a
-    /// gradient's exceptions.
+    /// Rounds `v` into `out`, counting a gradient's exceptions; a gradient's contribution
+    /// starts, adds to, or is added to and ends the sum pending for it, as `out.flow` says.
     fn put(&mut self, out: Out, mut v: Vec<f32>) {
-        if let Some(sk) = out.add_shortcut.and_then(|j| self.skips[j].take()) {
-            v.iter_mut().zip(&sk).for_each(|(a, b)| *a += *b);
+        if out.flow != Flow::Store {
+            let T::Grad(j) = out.t else {
+                panic!("only output gradients have several contributions");
+            };
+            let pending = &mut self.pending[j];
+            match out.flow {
+                Flow::Start => {
+                    *pending = Some(v);
+                    return;
+                }
+                Flow::Add => {
+                    let p = pending.as_mut().expect("a started gradient sum");
+                    p.iter_mut().zip(&v).for_each(|(a, b)| *a += *b);
+                }
+                _ => {
+                    let p = pending.take().expect("a started gradient sum");
+                    v.iter_mut().zip(&p).for_each(|(a, b)| *a += *b);
+                }
+            }
+            if out.flow != Flow::Finish {
+                return;
+            }
         }
         let q = quantize(&v, &out.spec);
         if out.grad {
@@ -424,6 +445,7 @@ impl Engine for CpuStep<'_> {
             Elem::AvgPool(p) => avgpool_forward(&x, &p),
             Elem::AvgPoolBackward(p) => avgpool_backward(&x, &p),
             Elem::Residual(sc) => residual_forward(&x, &second(), &sc),
+            Elem::MapBackward(sc) => skip_backward(&x, &sc),
         };
         self.put(out, y);
         Ok(())
@@ -479,8 +501,13 @@ impl Engine for CpuStep<'_> {
         Ok(())
     }
 
-    fn shortcut_backward(&mut self, g: T, sc: &Shortcut, source: usize) -> Result<(), GemmError> {
-        self.skips[source] = Some(skip_backward(&self.values(g), sc));
+    fn concat(&mut self, parts: &[(T, Shortcut)], out: Out) -> Result<(), GemmError> {
+        let sc = &parts[0].1;
+        let mut y = vec![0f32; sc.batch * sc.out.iter().product::<usize>()];
+        for (t, sc) in parts {
+            place(&self.values(*t), sc, &mut y);
+        }
+        self.put(out, y);
         Ok(())
     }
 

@@ -26,9 +26,24 @@ pub enum T {
     BiasGrad(usize),
 }
 
+/// How one contribution to a gradient reaches it. The gradient of an output that several
+/// layers read is their contributions' sum: the first the backward pass meets starts an
+/// f32 sum pending for that output, later ones add to it, and the last is added to it and
+/// rounded into the gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// The only contribution: rounded and stored.
+    Store,
+    /// The first of several: held as the pending f32 sum.
+    Start,
+    /// Neither first nor last: added to the pending sum.
+    Add,
+    /// The last of several: added to the pending sum, rounded and stored.
+    Finish,
+}
+
 /// Where an op's values go: the tensor, its rounding, whether its exceptions count for
-/// loss scaling (a gradient), and the layer whose pending residual-shortcut gradient is
-/// added to the values before they are rounded.
+/// loss scaling (a gradient), and how a gradient's contribution joins the others.
 #[derive(Clone, Copy, Debug)]
 pub struct Out {
     /// The tensor written.
@@ -37,8 +52,8 @@ pub struct Out {
     pub spec: QuantSpec,
     /// A gradient: its exceptions count for loss scaling.
     pub grad: bool,
-    /// Add the shortcut gradient pending for this layer's output first.
-    pub add_shortcut: Option<usize>,
+    /// How the values join the tensor's other contributions.
+    pub flow: Flow,
 }
 
 /// An elementwise or windowed op of a layer.
@@ -60,6 +75,9 @@ pub enum Elem {
     AvgPoolBackward(Pool),
     /// y = a + shortcut(s) of [a, s].
     Residual(Shortcut),
+    /// The gradient of a map's source (a shortcut's, or a concatenation part's) from the
+    /// gradient of its output, of [g].
+    MapBackward(Shortcut),
 }
 
 /// What the layers ask of an engine during one step.
@@ -115,9 +133,8 @@ pub trait Engine {
         grads: (Out, Out),
     ) -> Result<(), Self::Error>;
 
-    /// The gradient `g` of a block's output taken back through its shortcut, held (f32) as
-    /// the gradient pending for layer `source`'s output.
-    fn shortcut_backward(&mut self, g: T, sc: &Shortcut, source: usize) -> Result<(), Self::Error>;
+    /// The concatenation of `parts`, each placed by its map (its channel window), into `out`.
+    fn concat(&mut self, parts: &[(T, Shortcut)], out: Out) -> Result<(), Self::Error>;
 
     /// The run's loss of the last layer's output against the step's labels (per-sample
     /// losses and correct flags kept for the step's statistics), its gradient, times the

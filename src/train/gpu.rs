@@ -3,7 +3,7 @@
 
 use super::checkpoint::{CheckpointError, StoredTensor, TrainState, layer_state};
 use super::cpu::StepStats;
-use super::engine::{Elem, Engine, Out, T, UpdateSpecs};
+use super::engine::{Elem, Engine, Flow, Out, T, UpdateSpecs};
 use super::model::Layer;
 use super::plan::{LossKind, Plan, RoleBytes};
 use crate::accum::GemmSpec;
@@ -21,12 +21,14 @@ use crate::ops::elementwise::{
 use crate::ops::elementwise::{
     record_avgpool_backward, record_avgpool_forward, record_residual_forward, record_skip_backward,
 };
-use crate::ops::elementwise::{record_convert, record_maxpool_backward, record_maxpool_forward};
+use crate::ops::elementwise::{
+    record_concat, record_convert, record_maxpool_backward, record_maxpool_forward,
+};
 use crate::ops::gemm::{prepare_gemm, record_view};
 use crate::ops::optim::{
     STEP_STATE_WORDS, loss_scale_state, record_adam, record_loss_scale_update, record_sgd,
 };
-use crate::ops::packed_io::Dst;
+use crate::ops::packed_io::{Dst, Src};
 use crate::ops::quantize::{QuantizeTargets, alloc_tensor, dequantize_into, record_quantize};
 use crate::quant::QuantSpec;
 use crate::reference::batchnorm::BnStat;
@@ -108,8 +110,9 @@ pub struct GpuTrainer<'c> {
     /// Per BatchNorm2d layer: its statistics ([6][C]: mean, inv, running mean, running var,
     /// dbeta, dgamma) and its decoded gamma and beta ([2][C]).
     bn: Vec<Option<(DeviceBuffer, DeviceBuffer)>>,
-    /// Per layer whose output a residual shortcut takes: the shortcut's gradient (f32).
-    skip: Vec<Option<DeviceBuffer>>,
+    /// Per layer whose output several layers read: the sum of its gradient's contributions
+    /// so far (f32, shared where the sums' spans do not overlap).
+    pending: Vec<Option<DeviceBuffer>>,
     arrived: Vec<(u64, Vec<u32>)>,
     /// Samples that count in each submission on its way, oldest first.
     valid: std::collections::VecDeque<usize>,
@@ -211,7 +214,7 @@ impl<'c> GpuTrainer<'c> {
             none: zeroed_as(ctx, Purpose::Other, "no scales", 1)?,
             readback: Readback::default(),
             bn: Vec::new(),
-            skip: Vec::new(),
+            pending: Vec::new(),
             arrived: Vec::new(),
             valid: Default::default(),
             step: 0,
@@ -302,12 +305,12 @@ impl<'c> GpuTrainer<'c> {
                 _ => None,
             });
         }
-        let (owner, words) = shortcut_buffers(&m, batch);
+        let (owner, words) = pending_buffers(&m, batch);
         let pool = words
             .iter()
-            .map(|&w| zeroed_as(ctx, Purpose::Working, "shortcut gradient", w))
+            .map(|&w| zeroed_as(ctx, Purpose::Working, "pending gradient sum", w))
             .collect::<Result<Vec<_>, _>>()?;
-        t.skip = owner.iter().map(|o| o.map(|k| pool[k].clone())).collect();
+        t.pending = owner.iter().map(|o| o.map(|k| pool[k].clone())).collect();
         ctx.queue.submit([enc.finish()]);
         ctx.wait()?;
         Ok(t)
@@ -720,14 +723,15 @@ impl<'c> GpuTrainer<'c> {
     }
 
     /// The bound, in bytes, on the f32 buffers the trainer holds beside its packed tensors
-    /// (`Purpose::Working`), from the model's shape: the residual shortcuts' gradients
-    /// (see `shortcut_buffers`), eight of the largest weight or bias (the update's pool),
+    /// (`Purpose::Working`), from the model's shape: the pending sums of the gradients of
+    /// outputs several layers read (see `pending_buffers`), eight of the largest weight or
+    /// bias (the update's pool),
     /// each layer's decoded bias and 8 words a batch-norm channel. Layer outputs and
     /// gradients, the loss gradient included, have no f32 buffer: their kernels round as
     /// they store.
     pub fn f32_bound(&self) -> u64 {
         let (m, batch) = (&self.plan.model, self.batch);
-        let shortcuts: usize = shortcut_buffers(m, batch).1.iter().sum();
+        let shortcuts: usize = pending_buffers(m, batch).1.iter().sum();
         let (mut most_w, mut most_b, mut biases, mut bn) = (1, 1, 0, 0);
         for l in &m.layers {
             if let Some((nw, nb, _)) = l.param_sizes() {
@@ -780,27 +784,29 @@ fn no_layer(i: usize) -> GpuError {
     GpuError::Invalid(format!("the model has no layer {i}"))
 }
 
-/// The f32 buffers of the residual shortcuts' gradients: which buffer holds the gradient of
-/// the shortcut from each layer's output (by layer), and each buffer's words. A shortcut's
-/// gradient is pending from its block's backward (the Add layer i) until its source's
-/// gradient is produced (by layer j + 1's backward); shortcuts whose pending spans do not
-/// overlap share a buffer as large as the largest of them (first fit, in backward order).
-fn shortcut_buffers(
+/// The f32 buffers of the pending gradient sums: which buffer holds the sum for each
+/// layer's output that several layers read (by layer), and each buffer's words. A sum is
+/// pending from its latest reader's backward (layer i, where it starts) until its earliest
+/// reader's (layer f, where it is added in and rounded); sums whose spans do not overlap
+/// share a buffer as large as the largest of them (first fit, in backward order).
+fn pending_buffers(
     m: &crate::train::model::Model,
     batch: usize,
 ) -> (Vec<Option<usize>>, Vec<usize>) {
-    // (i, j) pairs, latest block first: the order the backward pass meets them.
-    let mut spans: Vec<(usize, usize)> = (0..m.layers.len())
-        .filter_map(|j| m.skip_from(j).map(|i| (i, j)))
+    // (i, f, j) triples, latest start first: the order the backward pass meets them.
+    let mut spans: Vec<(usize, usize, usize)> = (0..m.layers.len())
+        .filter_map(|j| {
+            let readers = m.consumers(j);
+            (readers.len() > 1).then(|| (readers[readers.len() - 1].0, readers[0].0, j))
+        })
         .collect();
     spans.sort_by_key(|s| std::cmp::Reverse(s.0));
     let mut owner = vec![None; m.layers.len()];
-    // Per buffer: its words and the layer whose backward frees it (its last span's j + 1).
+    // Per buffer: its words and the layer whose backward frees it (its last span's f).
     let mut buffers: Vec<(usize, usize)> = Vec::new();
-    for (i, j) in spans {
+    for (i, f, j) in spans {
         let words = batch * m.layers[j].outputs();
-        // Free when the last span's consumer runs after layer i's backward has begun, i.e.
-        // the backward reached it first: its j + 1 > i.
+        // Free when the last span ended in a layer the backward pass reached before i.
         let k = match buffers.iter().position(|&(_, free_at)| free_at > i) {
             Some(k) => k,
             None => {
@@ -808,7 +814,7 @@ fn shortcut_buffers(
                 buffers.len() - 1
             }
         };
-        buffers[k] = (buffers[k].0.max(words), j + 1);
+        buffers[k] = (buffers[k].0.max(words), f);
         owner[j] = Some(k);
     }
     (owner, buffers.into_iter().map(|(w, _)| w).collect())
@@ -822,19 +828,27 @@ struct GpuStep<'a, 'c> {
 }
 
 impl<'a> GpuStep<'a, '_> {
-    /// Records `op` writing `out`'s values, rounded as they are stored.
+    /// Records `op` writing `out`'s values: rounded as they are stored, or (a contribution
+    /// to a gradient several layers feed) into the f32 sum pending for it.
     fn produce<'s>(
         &'s mut self,
         out: &'s Out,
         op: impl FnOnce(&mut wgpu::CommandEncoder, Dst<'s>) -> Result<(), GpuError>,
     ) -> Result<(), GpuError> {
         let t = self.t;
-        let skip = out.add_shortcut.map(|j| {
-            t.skip[j]
+        let pending = || match out.t {
+            T::Grad(j) => t.pending[j]
                 .as_ref()
-                .expect("a pending shortcut gradient has a buffer")
-        });
-        t.produce(self.e, t.slot(out.t), &out.spec, (out.grad, skip), op)
+                .expect("a gradient several layers feed has a pending sum"),
+            other => panic!("only output gradients have several contributions, not {other:?}"),
+        };
+        let slot = t.slot(out.t);
+        match out.flow {
+            Flow::Store => t.produce(self.e, slot, &out.spec, (out.grad, None), op),
+            Flow::Finish => t.produce(self.e, slot, &out.spec, (out.grad, Some(pending())), op),
+            Flow::Start => op(self.e, Dst::F32(pending())),
+            Flow::Add => op(self.e, Dst::Accumulate(pending())),
+        }
     }
 
     /// The decoded bias of a forward GEMM or convolution, and its length.
@@ -903,6 +917,7 @@ impl<'a> Engine for GpuStep<'a, '_> {
             Elem::AvgPool(p) => record_avgpool_forward(ctx, e, x, d, &p),
             Elem::AvgPoolBackward(p) => record_avgpool_backward(ctx, e, x, d, &p),
             Elem::Residual(sc) => record_residual_forward(ctx, e, (x, second()), d, &sc),
+            Elem::MapBackward(sc) => record_skip_backward(ctx, e, x, d, &sc),
         })
     }
 
@@ -966,12 +981,13 @@ impl<'a> Engine for GpuStep<'a, '_> {
         t.quantize_grad(self.e, sb.f32()?, sb, &db.spec)
     }
 
-    fn shortcut_backward(&mut self, g: T, sc: &Shortcut, source: usize) -> Result<(), GpuError> {
+    fn concat(&mut self, parts: &[(T, Shortcut)], out: Out) -> Result<(), GpuError> {
         let t = self.t;
-        let skip = t.skip[source]
-            .as_ref()
-            .expect("a shortcut's source has a gradient buffer");
-        record_skip_backward(t.ctx, self.e, &t.slot(g).t, skip, sc)
+        let parts: Vec<(Src, Shortcut)> = parts
+            .iter()
+            .map(|(p, sc)| (Src::Packed(&t.slot(*p).t), *sc))
+            .collect();
+        self.produce(&out, |e, d| record_concat(t.ctx, e, &parts, d))
     }
 
     fn loss(&mut self, out: Out, train: bool) -> Result<(), GpuError> {

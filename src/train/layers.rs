@@ -3,15 +3,44 @@
 //! (forward, loss, backward, loss scale, updates) with every tensor's rounding and random
 //! stream. Both trainers run their steps through here.
 
-use super::engine::{Elem, Engine, Out, T, UpdateSpecs};
-use super::model::Layer;
+use super::engine::{Elem, Engine, Flow, Out, T, UpdateSpecs};
+use super::model::{Layer, Source};
 use super::plan::{Plan, conv_spec, in_shape};
 use crate::accum::GemmSpec;
 use crate::conv::{Conv2dSpec, ConvPass};
 
-/// The tensor layer `i` reads: the input, or the previous layer's output.
-fn input_of(i: usize) -> T {
-    if i == 0 { T::Input } else { T::Act(i - 1) }
+/// The tensor a source names.
+fn tensor(s: Source) -> T {
+    match s {
+        Source::Input => T::Input,
+        Source::Layer(j) => T::Act(j),
+    }
+}
+
+/// Where the gradient of layer `i`'s source `slot` goes at step `s` (None for the input,
+/// whose gradient no one needs): that output's gradient, and how this contribution joins
+/// those of its other readers (in backward order: the latest reader first).
+fn source_grad(plan: &Plan, i: usize, slot: usize, s: u64) -> Option<Out> {
+    let Source::Layer(j) = plan.model.sources[i][slot] else {
+        return None;
+    };
+    let readers = plan.model.consumers(j);
+    let at = readers
+        .iter()
+        .position(|&r| r == (i, slot))
+        .expect("a layer reads its sources");
+    let flow = match (readers.len(), at) {
+        (1, _) => Flow::Store,
+        (_, 0) => Flow::Finish,
+        (m, a) if a + 1 == m => Flow::Start,
+        _ => Flow::Add,
+    };
+    Some(Out {
+        t: T::Grad(j),
+        spec: plan.spec(&format!("{}.grad", plan.model.layers[j].name()), s, 0),
+        grad: true,
+        flow,
+    })
 }
 
 /// Layer `i`'s forward pass at step `s` (batch-norm statistics from the batch when `train`).
@@ -23,12 +52,13 @@ pub fn forward<E: Engine>(
 ) -> Result<(), E::Error> {
     let l = &plan.model.layers[i];
     let n = l.name();
-    let x = input_of(i);
+    let srcs = &plan.model.sources[i];
+    let x = tensor(srcs[0]);
     let out = Out {
         t: T::Act(i),
         spec: plan.spec(&format!("{n}.act"), s, 0),
         grad: false,
-        add_shortcut: None,
+        flow: Flow::Store,
     };
     let values = batch * l.outputs();
     match l {
@@ -75,9 +105,14 @@ pub fn forward<E: Engine>(
             let geo = l.batch_norm(batch).expect("a batch-norm layer");
             e.batch_norm(i, x, &geo, train, out)
         }
-        Layer::Add { from, .. } => {
+        Layer::Add { .. } => {
             let sc = l.shortcut(batch).expect("a residual layer");
-            e.elementwise(Elem::Residual(sc), &[x, T::Act(*from)], values, out)
+            e.elementwise(Elem::Residual(sc), &[x, tensor(srcs[1])], values, out)
+        }
+        Layer::Concat { .. } => {
+            let windows = l.windows(batch).expect("a concatenation");
+            let parts: Vec<(T, _)> = srcs.iter().map(|&s| tensor(s)).zip(windows).collect();
+            e.concat(&parts, out)
         }
     }
 }
@@ -95,37 +130,31 @@ fn geometry(
 }
 
 /// Layer `i`'s backward pass at step `s`: from the gradient of its output, its weight and
-/// bias gradients and (except for layer 0) its input's gradient, to which the shortcut
-/// gradient pending for that tensor is added.
+/// bias gradients and its sources' gradients (the input's excepted), each contribution
+/// joining those of the sources' other readers.
 pub fn backward<E: Engine>(
     e: &mut E,
     plan: &Plan,
     i: usize,
     (batch, s): (usize, u64),
 ) -> Result<(), E::Error> {
-    let layers = &plan.model.layers;
-    let l = &layers[i];
+    let model = &plan.model;
+    let l = &model.layers[i];
     let n = l.name();
-    let (x, g) = (input_of(i), T::Grad(i));
+    let srcs = &model.sources[i];
+    let (x, g) = (tensor(srcs[0]), T::Grad(i));
     let wgrad = |part, t| Out {
         t,
         spec: plan.spec(&format!("{n}.wgrad"), s, part),
         grad: true,
-        add_shortcut: None,
+        flow: Flow::Store,
     };
     // The weight and bias gradients (of the layers that have weights).
     let grads = || (wgrad(0, T::WeightGrad(i)), wgrad(1, T::BiasGrad(i)));
-    // Where the input's gradient goes.
-    let dx = (i > 0).then(|| Out {
-        t: T::Grad(i - 1),
-        spec: plan.spec(&format!("{}.grad", layers[i - 1].name()), s, 0),
-        grad: true,
-        add_shortcut: plan.model.skip_from(i - 1).map(|_| i - 1),
-    });
-    let values = match i {
-        0 => 0,
-        _ => batch * layers[i - 1].outputs(),
-    };
+    // Where the first source's gradient goes, and its values.
+    let dx = source_grad(plan, i, 0, s);
+    let size = |slot: usize| batch * model.source_shape(srcs[slot]).iter().product::<usize>();
+    let values = size(0);
     match l {
         Layer::Linear {
             inputs, outputs, ..
@@ -200,14 +229,27 @@ pub fn backward<E: Engine>(
             Some(dx) => e.elementwise(Elem::Convert, &[g], values, dx),
             None => Ok(()),
         },
-        Layer::Add { from, .. } => {
+        Layer::Add { .. } => {
+            // The shortcut's source's gradient: the output's taken back through the map;
+            // the main path's: the output's.
             let sc = l.shortcut(batch).expect("a residual layer");
-            e.shortcut_backward(g, &sc, *from)?;
+            if let Some(ds) = source_grad(plan, i, 1, s) {
+                e.elementwise(Elem::MapBackward(sc), &[g], size(1), ds)?;
+            }
             match dx {
-                // The block's input gradient is its output's.
                 Some(dx) => e.elementwise(Elem::Convert, &[g], values, dx),
                 None => Ok(()),
             }
+        }
+        Layer::Concat { .. } => {
+            // Each part's gradient is its window of the output's; the last part first.
+            let windows = l.windows(batch).expect("a concatenation");
+            for (slot, sc) in windows.into_iter().enumerate().rev() {
+                if let Some(d) = source_grad(plan, i, slot, s) {
+                    e.elementwise(Elem::MapBackward(sc), &[g], size(slot), d)?;
+                }
+            }
+            Ok(())
         }
     }
 }
@@ -229,7 +271,7 @@ pub fn step<E: Engine>(
         t: T::Grad(last),
         spec: plan.spec(&format!("{}.grad", layers[last].name()), s, 0),
         grad: true,
-        add_shortcut: None,
+        flow: Flow::Store,
     };
     e.loss(out, train)?;
     if !train {

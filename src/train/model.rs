@@ -1,4 +1,5 @@
-//! Models as layer lists: the tensors each layer owns and their names.
+//! Models as graphs of layers: each layer reads the input or earlier layers' outputs; the
+//! tensors each layer owns and their names.
 
 use super::model_file::{ModelFile, Node, Width};
 use crate::rng::random_bits;
@@ -8,7 +9,16 @@ pub const BN_EPS: f32 = 1e-5;
 /// Weight of each batch's statistics in a batch-norm layer's running statistics.
 pub const BN_MOMENTUM: f32 = 0.1;
 
-/// One layer of a sequential model.
+/// What a layer reads: the model's input, or an earlier layer's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The input batch.
+    Input,
+    /// Layer i's output.
+    Layer(usize),
+}
+
+/// One layer of a model.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Layer {
     /// y = x W^T + b, W stored out x in.
@@ -76,17 +86,25 @@ pub enum Layer {
         /// Sample shape (C, H, W), same in and out.
         shape: [usize; 3],
     },
-    /// Residual addition: the previous layer's output plus a shortcut from layer `from`'s
-    /// output (identity, or option A: strided pixels, zero-padded channels).
+    /// Residual addition: its first source plus a shortcut from its second (identity, or
+    /// option A: strided pixels, zero-padded channels).
     Add {
         /// Layer name.
         name: String,
-        /// Index of the layer whose output the shortcut takes.
-        from: usize,
-        /// That output's sample shape (C, H, W).
+        /// The shortcut's source's sample shape (C, H, W).
         source: [usize; 3],
         /// Sample shape (C, H, W) of the sum.
         shape: [usize; 3],
+    },
+    /// Concatenation of its sources along the first sample dimension (channels, or the
+    /// features of flat samples).
+    Concat {
+        /// Layer name.
+        name: String,
+        /// Each source's channels (or features), in order.
+        parts: Vec<usize>,
+        /// The (height, width) every source shares; None for flat samples.
+        hw: Option<[usize; 2]>,
     },
     /// Flattens a sample to one dimension (its values unchanged).
     Flatten {
@@ -108,6 +126,7 @@ impl Layer {
             | Layer::AvgPool2d { name, .. }
             | Layer::BatchNorm2d { name, .. }
             | Layer::Add { name, .. }
+            | Layer::Concat { name, .. }
             | Layer::Flatten { name, .. } => name,
         }
     }
@@ -145,6 +164,13 @@ impl Layer {
             } => vec![*channels, in_hw[0] / pool, in_hw[1] / pool],
             Layer::BatchNorm2d { shape, .. } | Layer::Add { shape, .. } => shape.to_vec(),
             Layer::Flatten { len, .. } => vec![*len],
+            Layer::Concat { parts, hw, .. } => {
+                let c = parts.iter().sum();
+                match hw {
+                    Some([h, w]) => vec![c, *h, *w],
+                    None => vec![c],
+                }
+            }
         }
     }
 
@@ -179,13 +205,35 @@ impl Layer {
     /// The residual shortcut of an Add layer for a batch.
     pub fn shortcut(&self, batch: usize) -> Option<crate::ops::elementwise::Shortcut> {
         match self {
-            Layer::Add { source, shape, .. } => Some(crate::ops::elementwise::Shortcut {
-                batch,
-                source: *source,
-                out: *shape,
-            }),
+            Layer::Add { source, shape, .. } => Some(crate::layer_geometry::Shortcut::option_a(
+                batch, *source, *shape,
+            )),
             _ => None,
         }
+    }
+
+    /// The channel windows of a Concat layer's sources in its output, for a batch.
+    pub fn windows(&self, batch: usize) -> Option<Vec<crate::layer_geometry::Shortcut>> {
+        let Layer::Concat { parts, hw, .. } = self else {
+            return None;
+        };
+        let [h, w] = hw.unwrap_or([1, 1]);
+        let total = parts.iter().sum();
+        let mut offset = 0;
+        let windows = parts
+            .iter()
+            .map(|&c| {
+                let sc = crate::layer_geometry::Shortcut::window(
+                    batch,
+                    [c, h, w],
+                    [total, h, w],
+                    offset,
+                );
+                offset += c;
+                sc
+            })
+            .collect();
+        Some(windows)
     }
 
     /// The batch-norm geometry of a BatchNorm2d layer for a batch.
@@ -250,18 +298,39 @@ impl Layer {
     }
 }
 
-/// A sequential classifier ending in logits.
+/// A classifier ending in logits: layers in an order where each reads only earlier ones,
+/// the last one's output the logits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Model {
     /// Values of one input sample.
     pub inputs: usize,
     /// The layers in order.
     pub layers: Vec<Layer>,
+    /// What each layer reads, in order (Add: the main path, then the shortcut's source;
+    /// Concat: its parts).
+    pub sources: Vec<Vec<Source>>,
     /// Shape of one input sample.
     pub input_shape: Vec<usize>,
 }
 
 impl Model {
+    /// A chain of layers, each reading the one before it (the first the input); the
+    /// layers' shapes are taken as given (`ModelFile::build` infers and checks them).
+    pub fn chain(input_shape: &[usize], layers: Vec<Layer>) -> Model {
+        let sources = (0..layers.len())
+            .map(|i| match i {
+                0 => vec![Source::Input],
+                _ => vec![Source::Layer(i - 1)],
+            })
+            .collect();
+        Model {
+            inputs: input_shape.iter().product(),
+            layers,
+            sources,
+            input_shape: input_shape.to_vec(),
+        }
+    }
+
     /// An MLP: Linear and ReLU for each hidden width, then a Linear to `classes` logits.
     pub fn mlp(inputs: usize, hidden: &[usize], classes: usize) -> Model {
         let mut nodes = Vec::new();
@@ -359,11 +428,25 @@ impl Model {
             .map_err(|e| e.0)
     }
 
-    /// Index of the Add layer whose shortcut starts at layer `j`'s output, if any.
-    pub fn skip_from(&self, j: usize) -> Option<usize> {
-        self.layers
-            .iter()
-            .position(|l| matches!(l, Layer::Add { from, .. } if *from == j))
+    /// The readers of layer `j`'s output: (layer, which of its sources), in order.
+    pub fn consumers(&self, j: usize) -> Vec<(usize, usize)> {
+        let mut v = Vec::new();
+        for (i, srcs) in self.sources.iter().enumerate() {
+            for (slot, s) in srcs.iter().enumerate() {
+                if *s == Source::Layer(j) {
+                    v.push((i, slot));
+                }
+            }
+        }
+        v
+    }
+
+    /// The sample shape a source holds.
+    pub fn source_shape(&self, s: Source) -> Vec<usize> {
+        match s {
+            Source::Input => self.input_shape.clone(),
+            Source::Layer(j) => self.layers[j].sample_shape(),
+        }
     }
 
     /// Number of classes (outputs of the last layer).

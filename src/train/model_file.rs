@@ -17,16 +17,32 @@
 //! shortcut = "relu1"           # from this earlier node's output
 //!
 //! [[node]]
+//! name = "branch"
+//! kind = "conv2d"
+//! input = "relu1"              # reads this earlier node (default: the node before)
+//! out_channels = 4
+//! kernel = 1
+//!
+//! [[node]]
+//! kind = "concat"              # channels of its inputs, in order
+//! inputs = ["add1", "branch"]
+//!
+//! [[node]]
 //! kind = "linear"
 //! out_features = "classes"     # or a number
 //! ```
 //!
-//! Each node reads the node before it (the first reads the input); `add` also reads the node
-//! its `shortcut` names. Kinds: linear, conv2d, relu, maxpool2d, avgpool2d (global without
-//! `pool`), batchnorm2d, flatten, add. conv2d takes `groups` (default 1; the input channels
+//! A node reads the node before it (the first reads the input), or the earlier node (or
+//! "input") its `input` names. `add` reads `inputs = [main, shortcut]`, or the node before
+//! it (or `input`) plus the node its `shortcut` names; the shortcut is the identity or, for
+//! fewer channels and a larger image, option A (strided pixels, zero-padded channels).
+//! `concat` joins `inputs` (two or more, equal height and width, or all flat) along the
+//! channels. A node's output may feed several nodes; every node but the last must feed
+//! one. Kinds: linear, conv2d, relu, maxpool2d, avgpool2d (global without `pool`),
+//! batchnorm2d, flatten, add, concat. conv2d takes `groups` (default 1; the input channels
 //! for a depthwise convolution).
 
-use super::model::{Layer, Model};
+use super::model::{Layer, Model, Source};
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -56,10 +72,12 @@ pub enum Width {
 pub struct Node {
     /// Its name (the prefix of its tensors' names in precision maps and checkpoints).
     pub name: Option<String>,
-    /// linear, conv2d, relu, maxpool2d, avgpool2d, batchnorm2d, flatten or add.
+    /// linear, conv2d, relu, maxpool2d, avgpool2d, batchnorm2d, flatten, add or concat.
     pub kind: String,
-    /// The node it reads, if named (it must be the node before it).
+    /// The node it reads (an earlier node, or "input"; default: the node before it).
     pub input: Option<String>,
+    /// add: [main, shortcut]; concat: the nodes joined, in order.
+    pub inputs: Option<Vec<String>>,
     /// linear: output features.
     pub out_features: Option<Width>,
     /// conv2d: output channels.
@@ -114,6 +132,7 @@ const KINDS: &[&str] = &[
     "batchnorm2d",
     "flatten",
     "add",
+    "concat",
 ];
 
 impl ModelFile {
@@ -143,9 +162,9 @@ impl ModelFile {
             return err("a model needs at least one node".into());
         }
         let mut layers: Vec<Layer> = Vec::new();
+        let mut sources: Vec<Vec<Source>> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut counts: HashMap<&str, usize> = HashMap::new();
-        let mut cur: Vec<usize> = shape.to_vec();
         for (k, node) in self.nodes.iter().enumerate() {
             let kind = node.kind.as_str();
             if !KINDS.contains(&kind) {
@@ -171,19 +190,46 @@ impl ModelFile {
             if name.is_empty() || name == "input" || index.contains_key(&name) {
                 return Err(at("a name must be new, not empty and not \"input\"".into()));
             }
-            let previous = match k {
-                0 => "input".to_string(),
-                _ => layers[k - 1].name().to_string(),
+            node.check_fields(kind).map_err(&at)?;
+            let lookup = |n: &String| -> Result<Source, ModelFileError> {
+                match index.get(n) {
+                    _ if n == "input" => Ok(Source::Input),
+                    Some(&j) => Ok(Source::Layer(j)),
+                    None => Err(at(format!(
+                        "reads {n:?}, which is not an earlier node (nor \"input\")"
+                    ))),
+                }
             };
-            if let Some(input) = &node.input
-                && *input != previous
-            {
-                return Err(at(format!(
-                    "reads {input:?}; lowp runs chains with residual shortcuts, so a node \
-                     reads the node before it ({previous:?}) and only `add` reads another"
-                )));
-            }
-            node.check_fields(kind).map_err(at)?;
+            let main = match (&node.input, k) {
+                (Some(n), _) => lookup(n)?,
+                (None, 0) => Source::Input,
+                (None, _) => Source::Layer(k - 1),
+            };
+            let srcs: Vec<Source> = match (kind, &node.inputs, &node.shortcut) {
+                ("add", Some(v), None) if v.len() == 2 && node.input.is_none() => {
+                    vec![lookup(&v[0])?, lookup(&v[1])?]
+                }
+                ("add", None, Some(s)) => vec![main, lookup(s)?],
+                ("add", ..) => {
+                    return Err(at("an add node reads `inputs = [main, shortcut]`, or the \
+                         node before it (or its `input`) and its `shortcut`"
+                        .into()));
+                }
+                ("concat", Some(v), _) if v.len() >= 2 && node.input.is_none() => {
+                    v.iter().map(lookup).collect::<Result<_, _>>()?
+                }
+                ("concat", ..) => {
+                    return Err(at(
+                        "a concat node reads `inputs`: two or more nodes (no `input`)".into(),
+                    ));
+                }
+                _ => vec![main],
+            };
+            let shape_of = |s: &Source| match *s {
+                Source::Input => shape.to_vec(),
+                Source::Layer(j) => layers[j].sample_shape(),
+            };
+            let cur = shape_of(&srcs[0]);
             let spatial = |what: &str| -> Result<[usize; 3], ModelFileError> {
                 match cur[..] {
                     [c, h, w] => Ok([c, h, w]),
@@ -272,47 +318,65 @@ impl ModelFile {
                     name: name.clone(),
                     len: cur.iter().product(),
                 },
-                _ => {
-                    let source_name = node.shortcut.as_ref().expect("checked");
-                    let Some(&from) = index.get(source_name) else {
-                        return Err(at(format!(
-                            "its shortcut {source_name:?} is not an earlier node (the input \
-                             itself cannot start one)"
-                        )));
-                    };
-                    let s = layers[from].sample_shape();
+                "add" => {
+                    let s = shape_of(&srcs[1]);
                     let shape = spatial("add")?;
                     let Ok(source) = <[usize; 3]>::try_from(&s[..]) else {
                         return Err(at(format!(
                             "its shortcut needs (C, H, W) samples, got {s:?}"
                         )));
                     };
-                    if layers
-                        .iter()
-                        .any(|l| matches!(l, Layer::Add { from: f, .. } if *f == from))
-                    {
+                    let sc = crate::layer_geometry::Shortcut::option_a(1, source, shape);
+                    if (shape[0] - source[0].min(shape[0])) % 2 != 0 {
                         return Err(at(format!(
-                            "{source_name:?} already starts a shortcut; one per node"
+                            "a shortcut from {source:?} to {shape:?} pads an odd number of \
+                             channels; option A pads evenly on both sides"
                         )));
                     }
-                    let sc = crate::layer_geometry::Shortcut {
-                        batch: 1,
-                        source,
-                        out: shape,
-                    };
                     sc.stride().map_err(&at)?;
                     Layer::Add {
                         name: name.clone(),
-                        from,
                         source,
                         shape,
                     }
                 }
+                _ => {
+                    let shapes: Vec<Vec<usize>> = srcs.iter().map(shape_of).collect();
+                    let hw = match &shapes[0][..] {
+                        [_] => None,
+                        [_, h, w] => Some([*h, *w]),
+                        other => return Err(at(format!("cannot join samples of {other:?}"))),
+                    };
+                    if shapes
+                        .iter()
+                        .any(|s| s.len() != shapes[0].len() || s[1..] != shapes[0][1..])
+                    {
+                        return Err(at(format!(
+                            "joins samples of {shapes:?}: all flat, or all of the same height \
+                             and width"
+                        )));
+                    }
+                    Layer::Concat {
+                        name: name.clone(),
+                        parts: shapes.iter().map(|s| s[0]).collect(),
+                        hw,
+                    }
+                }
             };
-            cur = layer.sample_shape();
             index.insert(name, k);
             layers.push(layer);
+            sources.push(srcs);
         }
+        // Every node but the last feeds another (an unread output would get no gradient).
+        for (j, l) in layers.iter().enumerate().take(layers.len() - 1) {
+            if !sources.iter().flatten().any(|s| *s == Source::Layer(j)) {
+                return err(format!(
+                    "node {:?}: its output is never read; only the last node ends the model",
+                    l.name()
+                ));
+            }
+        }
+        let cur = layers.last().expect("at least one node").sample_shape();
         let outputs: usize = cur.iter().product();
         if outputs != classes {
             return err(format!(
@@ -322,6 +386,7 @@ impl ModelFile {
         Ok(Model {
             inputs: shape.iter().product(),
             layers,
+            sources,
             input_shape: shape.to_vec(),
         })
     }
@@ -339,13 +404,15 @@ impl Node {
             ("groups", self.groups.is_some()),
             ("pool", self.pool.is_some()),
             ("shortcut", self.shortcut.is_some()),
+            ("inputs", self.inputs.is_some()),
         ];
         let (needs, takes): (&[&str], &[&str]) = match kind {
             "linear" => (&["out_features"], &[]),
             "conv2d" => (&["out_channels", "kernel"], &["pad", "stride", "groups"]),
             "maxpool2d" => (&["pool"], &[]),
             "avgpool2d" => (&[], &["pool"]),
-            "add" => (&["shortcut"], &[]),
+            "add" => (&[], &["shortcut", "inputs"]),
+            "concat" => (&["inputs"], &[]),
             _ => (&[], &[]),
         };
         for (field, present) in set {

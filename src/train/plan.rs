@@ -414,12 +414,8 @@ pub fn conv_spec(
     }
 }
 
-/// The stored shape of layer `i`'s input for a batch.
+/// The stored shape of layer `i`'s (first) input for a batch.
 pub fn in_shape(plan: &Plan, i: usize, batch: usize) -> Vec<usize> {
-    let sample = if i == 0 {
-        plan.model.input_shape.clone()
-    } else {
-        plan.model.layers[i - 1].sample_shape()
-    };
+    let sample = plan.model.source_shape(plan.model.sources[i][0]);
     [vec![batch], sample].concat()
 }

@@ -217,6 +217,71 @@ kind = "linear"
 out_features = "classes"
 "#;
 
+/// A small graph for [2, 8, 8] samples: one output read by three layers (two branches and
+/// an option-A shortcut), a channel concatenation of the branches, an add of a node to
+/// itself, and a concatenation of flat features with a layer computed from them.
+#[allow(dead_code)]
+pub const BRANCHED_MODEL: &str = r#"
+[[node]]
+name = "stem"
+kind = "conv2d"
+out_channels = 4
+kernel = 3
+pad = 1
+[[node]]
+name = "trunk"
+kind = "relu"
+[[node]]
+name = "a"
+kind = "conv2d"
+out_channels = 4
+kernel = 1
+[[node]]
+name = "b"
+kind = "conv2d"
+input = "trunk"
+out_channels = 2
+kernel = 3
+pad = 1
+[[node]]
+kind = "batchnorm2d"
+[[node]]
+name = "b_relu"
+kind = "relu"
+[[node]]
+name = "cat"
+kind = "concat"
+inputs = ["a", "b_relu"]
+[[node]]
+name = "join"
+kind = "add"
+inputs = ["cat", "trunk"]
+[[node]]
+name = "double"
+kind = "add"
+inputs = ["join", "join"]
+[[node]]
+kind = "maxpool2d"
+pool = 4
+[[node]]
+name = "flat"
+kind = "flatten"
+[[node]]
+name = "side"
+kind = "linear"
+out_features = 3
+[[node]]
+name = "side_relu"
+kind = "relu"
+[[node]]
+name = "features"
+kind = "concat"
+inputs = ["flat", "side_relu"]
+[[node]]
+kind = "linear"
+out_features = "classes"
+"#;
+
 /// The lines of a run folder's metrics.jsonl.
 pub fn read_metrics(dir: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))
