@@ -180,3 +180,29 @@ fn bad_descriptions_are_one_clear_error() {
         );
     }
 }
+
+#[test]
+fn the_branched_example_builds_with_its_branches() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/models/inception_mini.toml");
+    let m = ModelFile::load(&path)
+        .unwrap()
+        .build(&[1, 28, 28], 10)
+        .unwrap();
+    // The pooled stem feeds three branches; their concatenation has 8 + 8 + 4 channels.
+    let pool = m
+        .layers
+        .iter()
+        .position(|l| l.name() == "stem_pool")
+        .unwrap();
+    assert_eq!(m.consumers(pool).len(), 3);
+    let mixed = m.layers.iter().find(|l| l.name() == "mixed").unwrap();
+    assert_eq!(mixed.sample_shape(), vec![20, 14, 14]);
+    let weights: usize = m
+        .layers
+        .iter()
+        .filter_map(|l| l.param_sizes())
+        .map(|(w, b, _)| w + b)
+        .sum();
+    assert_eq!(weights, 11_098);
+}
