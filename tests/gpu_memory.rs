@@ -88,11 +88,11 @@ fn a_trainers_tensor_bytes_are_its_reported_packed_bytes() {
 }
 
 /// Beside its packed tensors a trainer holds f32 buffers within the bound its code states
-/// (`GpuTrainer::f32_bound`: a few batch-sized buffers and the update's pool, not an f32
+/// (`GpuTrainer::working_bound`: a few batch-sized buffers and the update's outputs, not an f32
 /// copy of every tensor), and the ledger's total is packed bytes plus that plus a few
 /// small buffers (labels, losses, statistics).
 #[test]
-fn a_trainers_device_bytes_are_packed_bytes_plus_the_stated_f32_bound() {
+fn a_trainers_device_bytes_are_packed_bytes_plus_the_stated_working_bound() {
     let c = common::gpu();
     let hfp8 = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -116,7 +116,7 @@ fn a_trainers_device_bytes_are_packed_bytes_plus_the_stated_f32_bound() {
             let batch = 6;
             let t = GpuTrainer::new(&c, plan, batch).unwrap();
             let m = c.memory().since(&before);
-            let (packed, bound) = (t.stored_bytes().total(), t.f32_bound());
+            let (packed, bound) = (t.stored_bytes().total(), t.working_bound());
             let widest =
                 4 * batch as u64 * model.layers.iter().map(|l| l.outputs()).max().unwrap() as u64;
             assert_eq!(m.of(Purpose::Tensor), packed);

@@ -1,15 +1,54 @@
 //! The optimizer and loss-scale kernels equal their CPU twins bit for bit, through several
 //! steps, on values that reach subnormals and large magnitudes (Adam's soft-float square
-//! root and division included).
+//! root and division included); the update on packed tensors equals decoding, the
+//! reference step, and quantizing each new value with its own spec.
 
 mod common;
 
-use lowp::gpu::buffers::{read_u32, upload_f32, upload_u32};
+use lowp::gpu::GpuContext;
+use lowp::gpu::buffers::{read_u32, upload_f32, upload_u32, zeroed};
 use lowp::ops::optim::*;
+use lowp::ops::packed_io::{Dst, Src};
 use lowp::quant::Exceptions;
 use lowp::reference::optim as cpu;
 
 const N: usize = 1000;
+
+/// Records one step on f32 buffers: each new value into a buffer of its own, then copied
+/// over the old (the update reads every old value for each new one).
+fn f32_step(
+    c: &GpuContext,
+    e: &mut wgpu::CommandEncoder,
+    rule: &Rule,
+    (g, w, v, m2): (
+        &wgpu::Buffer,
+        &wgpu::Buffer,
+        &wgpu::Buffer,
+        Option<&wgpu::Buffer>,
+    ),
+    ls: &wgpu::Buffer,
+) {
+    let ins = StepInputs {
+        g: Src::F32(g),
+        w: Src::F32(w),
+        v: Src::F32(v),
+        moment2: m2.map(Src::F32),
+    };
+    let mut stored = vec![(Stored::Weights, w), (Stored::Velocity, v)];
+    if let Some(m2) = m2 {
+        stored.push((Stored::Moment2, m2));
+    }
+    let outs: Vec<_> = stored
+        .iter()
+        .map(|_| zeroed(c, "new", N).unwrap())
+        .collect();
+    for ((which, _), out) in stored.iter().zip(&outs) {
+        record_update(c, e, rule, &ins, ls, N, *which, Dst::F32(out)).unwrap();
+    }
+    for ((_, old), new) in stored.iter().zip(&outs) {
+        e.copy_buffer_to_buffer(new, 0, old, 0, 4 * N as u64);
+    }
+}
 
 #[test]
 fn sgd_matches_with_and_without_a_loss_scale() {
@@ -31,7 +70,7 @@ fn sgd_matches_with_and_without_a_loss_scale() {
         let ls = upload_u32(c, "ls", &loss_scale_state(scale)).unwrap();
         common::submit(|e| {
             for _ in 0..3 {
-                record_sgd(c, e, &bg, &bw, &bv, &ls, N, &s).unwrap();
+                f32_step(c, e, &Rule::Sgd(s), (&bg, &bw, &bv, None), &ls);
             }
         });
         let (mut rw, mut rv) = (w.clone(), v.clone());
@@ -83,7 +122,7 @@ fn adam_matches_over_steps_with_bias_correction() {
             let bs = upload_u32(c, "stats", st).unwrap();
             common::submit(|e| {
                 record_loss_scale_update(c, e, &ls, &bs, (true, 1000), a.ln_betas()).unwrap();
-                record_adam(c, e, &bg, &bw, (&bm, &bv), &ls, N, &a).unwrap();
+                f32_step(c, e, &Rule::Adam(a), (&bg, &bw, &bm, Some(&bv)), &ls);
             });
             let ex = Exceptions {
                 overflow: st[0] as u64,
@@ -157,4 +196,147 @@ fn loss_scale_apply_and_update_match_their_twin() {
     };
     t.update(&bad, (true, 1), [-0.1, -0.001]);
     assert_eq!(f32::from_bits(t.scale), 2f32.powi(-64));
+}
+
+/// The step on packed tensors: each input decoded as it loads, each new value rounded into
+/// its own format as it stores (stochastic, saturating, per-tensor scaled, MX), equal to
+/// decoding, the reference step and quantizing, codes and scales; a skipped step stores the
+/// old values rounded again.
+#[test]
+fn packed_updates_equal_decode_step_and_quantize() {
+    use lowp::format::Format;
+    use lowp::ops::quantize::alloc_tensor;
+    use lowp::quant::{QuantSpec, Rounding, Scaling};
+    use lowp::reference::{dequantize, quantize};
+    let c = common::small_grid_gpu();
+    let spec = |f: &str, rounding, scaling, stream| QuantSpec {
+        rounding,
+        scaling,
+        saturate: true,
+        seed: 0x0fed_cba9,
+        stream,
+        ..QuantSpec::new(f.parse::<Format>().unwrap())
+    };
+    let (n, sr) = (Rounding::Nearest, Rounding::Stochastic { bits: 12 });
+    // (gradient, weights, velocity, second moment) as stored; the new weights, velocity
+    // and second moment's roundings.
+    let cases = [
+        (
+            [
+                ("e5m2", Scaling::None),
+                ("e4m3", Scaling::None),
+                ("bf16", Scaling::None),
+                ("fp32", Scaling::None),
+            ],
+            [
+                ("e4m3", sr, Scaling::None),
+                ("bf16", sr, Scaling::None),
+                ("fp32", n, Scaling::None),
+            ],
+        ),
+        (
+            [
+                ("mxfp8_e5m2", Scaling::None),
+                ("fp32", Scaling::None),
+                ("e5m2", Scaling::Tensor),
+                ("fixed(wl=16,fl=15)", Scaling::None),
+            ],
+            [
+                ("e4m3", n, Scaling::Tensor),
+                ("mxfp6_e3m2", sr, Scaling::None),
+                ("fixed(wl=16,fl=15)", sr, Scaling::None),
+            ],
+        ),
+    ];
+    let values = [
+        common::finite(N, 21, 3.0),
+        common::finite(N, 22, 1.0),
+        common::finite(N, 23, 0.1),
+        common::finite(N, 24, 1e-3)
+            .iter()
+            .map(|x| x.abs())
+            .collect(),
+    ];
+    for (k, (ins, outs)) in cases.iter().enumerate() {
+        for (adam, skip) in [(false, false), (true, false), (true, true), (false, true)] {
+            let stored: Vec<_> = ins
+                .iter()
+                .zip(&values)
+                .map(|((f, s), x)| {
+                    let sp = spec(f, n, *s, 1);
+                    let (t, _) = lowp::ops::quantize(c, x, &[N], &sp).unwrap();
+                    (t, dequantize(&quantize(x, &sp)))
+                })
+                .collect();
+            let rule = if adam {
+                Rule::Adam(AdamStep::new(1e-2, 0.9, 0.99, 1e-6, 1e-3))
+            } else {
+                Rule::Sgd(Sgd {
+                    lr: 0.1,
+                    momentum: 0.9,
+                    weight_decay: 1e-3,
+                    nesterov: k == 1,
+                })
+            };
+            let mut twin = cpu::LossScaleState::new(8.0);
+            let ex = Exceptions {
+                overflow: skip as u64,
+                ..Default::default()
+            };
+            twin.update(&ex, (true, 1000), [-0.1, -0.01]);
+            let ls = upload_u32(c, "ls", &twin.words()).unwrap();
+            let (mut w, mut v, mut m2) = (
+                stored[1].1.clone(),
+                stored[2].1.clone(),
+                stored[3].1.clone(),
+            );
+            if twin.skip == 0 {
+                match rule {
+                    Rule::Adam(a) => cpu::adam(&stored[0].1, &mut w, (&mut v, &mut m2), &twin, &a),
+                    Rule::Sgd(s) => {
+                        cpu::sgd(&stored[0].1, &mut w, &mut v, f32::from_bits(twin.inv), &s)
+                    }
+                }
+            }
+            let step = StepInputs {
+                g: Src::Packed(&stored[0].0),
+                w: Src::Packed(&stored[1].0),
+                v: Src::Packed(&stored[2].0),
+                moment2: adam.then_some(Src::Packed(&stored[3].0)),
+            };
+            let news = [
+                (Stored::Weights, &w),
+                (Stored::Velocity, &v),
+                (Stored::Moment2, &m2),
+            ];
+            for (m, ((which, want), (f, r, s))) in news.iter().zip(outs).enumerate() {
+                if *which == Stored::Moment2 && !adam {
+                    continue;
+                }
+                let sp = spec(f, *r, *s, 10 + m as u32);
+                let out = alloc_tensor(c, &[N], &sp).unwrap();
+                let stats = zeroed(c, "stats", 4).unwrap();
+                common::submit(|e| {
+                    let d = Dst::Packed {
+                        t: &out,
+                        spec: &sp,
+                        stats: &stats,
+                        add: None,
+                    };
+                    record_update(c, e, &rule, &step, &ls, N, *which, d).unwrap();
+                });
+                let q = quantize(want, &sp);
+                let case = format!("case {k}, adam {adam}, skip {skip}, {which:?} as {f}");
+                assert_eq!(out.read_words(c).unwrap(), q.words, "{case}");
+                let scales = out.read_scales(c).unwrap();
+                match (sp.format.mx(), sp.scaling) {
+                    (Some(_), _) => assert_eq!(scales, q.scales, "{case}"),
+                    (None, Scaling::Tensor) => {
+                        assert_eq!(scales, vec![q.scale_exp as u32], "{case}")
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
 }

@@ -1,4 +1,4 @@
-// Parameters of the elementwise training kernels (28 words); mirrors src/gpu/params.rs ElemParams.
+// Parameters of the elementwise training kernels (32 words); mirrors src/gpu/params.rs ElemParams.
 
 struct ElemParams {
     n: u32,         // elements (or rows for per-row kernels)
@@ -29,6 +29,10 @@ struct ElemParams {
     bn_m: u32,      // batch norm: M, values per channel's statistics (f32 bits)
     bn_unbias: u32, // batch norm: M / (M - 1) (f32 bits)
     bn_keep: u32,   // batch norm: 1 - momentum (f32 bits)
+    which: u32,     // optimizer update: 0 weights, 1 velocity / first moment, 2 second moment
+    reserved0: u32,
+    reserved1: u32,
+    reserved2: u32,
 }
 
 @group(0) @binding(0) var<uniform> E: ElemParams;

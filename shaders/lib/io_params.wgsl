@@ -33,6 +33,8 @@ struct IoParams {
     out: OutFmt,
     in0: InFmt,
     in1: InFmt,
+    in2: InFmt,
+    in3: InFmt,
 }
 
 @group(0) @binding(20) var<uniform> IO: IoParams;

@@ -428,7 +428,7 @@ impl DispatchParams for LinearParams {
     }
 }
 
-/// Parameters of the elementwise training kernels (28 words, like WGSL's `ElemParams`).
+/// Parameters of the elementwise training kernels (32 words, like WGSL's `ElemParams`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct ElemParams {
@@ -488,6 +488,11 @@ pub struct ElemParams {
     pub bn_unbias: u32,
     /// Batch norm: 1 - momentum, the running statistics' keep factor (f32 bits).
     pub bn_keep: u32,
+    /// Optimizer update: which value it stores (0 weights, 1 velocity or Adam's first
+    /// moment, 2 Adam's second moment).
+    pub which: u32,
+    /// Unused (the struct stays a multiple of 16 bytes).
+    pub reserved: [u32; 3],
 }
 
 impl DispatchParams for ElemParams {
@@ -587,7 +592,7 @@ impl OutParams {
     }
 }
 
-/// The packed operands of a fused kernel (68 words, like WGSL's `IoParams`).
+/// The packed operands of a fused kernel (108 words, like WGSL's `IoParams`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct IoParams {
@@ -597,4 +602,8 @@ pub struct IoParams {
     pub in0: InParams,
     /// The second input.
     pub in1: InParams,
+    /// The third input.
+    pub in2: InParams,
+    /// The fourth input.
+    pub in3: InParams,
 }

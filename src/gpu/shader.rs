@@ -22,10 +22,6 @@ const LIB: &[(&str, &str)] = &[
         include_str!("../../shaders/lib/packed_load.wgsl"),
     ),
     (
-        "packed_load2",
-        include_str!("../../shaders/lib/packed_load2.wgsl"),
-    ),
-    (
         "packed_store",
         include_str!("../../shaders/lib/packed_store.wgsl"),
     ),
@@ -65,7 +61,6 @@ const ELEM_LIB: &[&str] = &[
     "quant",
     "io_params",
     "packed_load",
-    "packed_load2",
     "packed_store",
     "softfloat",
     "elem_params",
@@ -133,8 +128,11 @@ const KERNELS: &[(&str, &[&str], &str)] = &[
         ELEM_LIB,
         include_str!("../../shaders/col_sum.wgsl"),
     ),
-    ("sgd", ELEM_LIB, include_str!("../../shaders/sgd.wgsl")),
-    ("adam", ELEM_LIB, include_str!("../../shaders/adam.wgsl")),
+    (
+        "update",
+        ELEM_LIB,
+        include_str!("../../shaders/update.wgsl"),
+    ),
     ("mse", ELEM_LIB, include_str!("../../shaders/mse.wgsl")),
     (
         "batchnorm",
@@ -199,11 +197,24 @@ pub fn assemble_with(libs: &[&str], name: &str, body: &str) -> String {
         src.push_str("// ---- ");
         src.push_str(name);
         src.push_str(" ----\n");
-        src.push_str(text);
+        if name == "packed_load" {
+            for (k, (w, s)) in INPUT_BINDINGS.iter().enumerate() {
+                let copy = text
+                    .replace("$K", &k.to_string())
+                    .replace("$W", &w.to_string())
+                    .replace("$S", &s.to_string());
+                src.push_str(&copy);
+            }
+        } else {
+            src.push_str(text);
+        }
         src.push('\n');
     }
     src
 }
+
+/// The bindings of a fused kernel's inputs: (codes, scales) of in0 to in3.
+pub const INPUT_BINDINGS: [(u32, u32); 4] = [(21, 22), (23, 24), (30, 31), (32, 33)];
 
 /// Whether a kernel needs the SHADER_F16 device feature.
 pub fn needs_f16(kernel: &str) -> bool {

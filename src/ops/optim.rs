@@ -1,63 +1,111 @@
-//! Optimizer updates on f32 GPU buffers (SGD with momentum, Adam) and the loss-scale
-//! kernels that drive them, all in soft-float so that they equal their reference twins
-//! (`reference::optim`) bit for bit.
+//! Optimizer updates (SGD with momentum, Adam) on packed tensors, decoded as they load and
+//! rounded as they store, and the loss-scale kernels that drive them, all in soft-float so
+//! that they equal their reference twins (`reference::optim`) bit for bit.
 
+use super::elementwise::record_io;
+use super::packed_io::{Dst, Src};
 use crate::gpu::dispatch::record;
 use crate::gpu::params::ElemParams;
 use crate::gpu::{GpuContext, GpuError};
 pub use crate::optim::{AdamStep, STEP_STATE_WORDS, Sgd, loss_scale_state};
 
-/// Records one SGD step over `n` weights `w` with velocity `v` and gradient `g` (in place),
-/// the gradient unscaled by (and the step skipped as) the loss-scale state `ls` says.
-#[allow(clippy::too_many_arguments)]
-pub fn record_sgd(
-    ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
-    g: &wgpu::Buffer,
-    w: &wgpu::Buffer,
-    v: &wgpu::Buffer,
-    ls: &wgpu::Buffer,
-    n: usize,
-    s: &Sgd,
-) -> Result<(), GpuError> {
-    let p = ElemParams {
-        n: n as u32,
-        lr: s.lr.to_bits(),
-        mu: s.momentum.to_bits(),
-        wd: s.weight_decay.to_bits(),
-        nesterov: s.nesterov as u32,
-        ..Default::default()
-    };
-    let bindings = [(1, g), (2, w), (3, v), (4, ls)];
-    record(ctx, enc, "sgd", "main", n as u32, p, &bindings)
+/// The rule of an optimizer step and its constants.
+#[derive(Clone, Copy, Debug)]
+pub enum Rule {
+    /// SGD with momentum, weight decay and optional Nesterov.
+    Sgd(Sgd),
+    /// Adam.
+    Adam(AdamStep),
 }
 
-/// Records one Adam step over `n` weights `w` with moments `m`, `v` and gradient `g`
-/// (in place), unscaled and skipped as the loss-scale state `ls` says.
+/// The value of a step an update dispatch stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// The new weights (for the parameter and for its master copy).
+    Weights = 0,
+    /// The new velocity (Adam: first moment).
+    Velocity = 1,
+    /// Adam's new second moment.
+    Moment2 = 2,
+}
+
+/// The operands one step reads: gradient, the weights it starts from (the master copy
+/// where there is one), velocity (Adam's first moment), Adam's second moment.
+#[derive(Clone, Copy)]
+pub struct StepInputs<'a> {
+    /// The gradient, times the loss scale.
+    pub g: Src<'a>,
+    /// The weights the step starts from.
+    pub w: Src<'a>,
+    /// The velocity, or Adam's first moment.
+    pub v: Src<'a>,
+    /// Adam's second moment.
+    pub moment2: Option<Src<'a>>,
+}
+
+/// Records one optimizer step over `n` values, storing the value `which` into `out`: the
+/// inputs decoded as they load, the gradient unscaled by (and the step skipped as) the
+/// loss-scale state `ls` says (a skipped step stores the old value), the result rounded as
+/// it is stored. The inputs are read, not written: `out` must be another buffer.
 #[allow(clippy::too_many_arguments)]
-pub fn record_adam(
+pub fn record_update<'a>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
-    g: &wgpu::Buffer,
-    w: &wgpu::Buffer,
-    (m, v): (&wgpu::Buffer, &wgpu::Buffer),
+    rule: &Rule,
+    ins: &StepInputs<'a>,
     ls: &wgpu::Buffer,
     n: usize,
-    a: &AdamStep,
+    which: Stored,
+    out: impl Into<Dst<'a>>,
 ) -> Result<(), GpuError> {
+    let (entry, p, srcs) = match rule {
+        Rule::Sgd(s) => (
+            "sgd",
+            ElemParams {
+                lr: s.lr.to_bits(),
+                mu: s.momentum.to_bits(),
+                wd: s.weight_decay.to_bits(),
+                nesterov: s.nesterov as u32,
+                ..Default::default()
+            },
+            vec![ins.g, ins.w, ins.v],
+        ),
+        Rule::Adam(a) => {
+            let m2 = ins
+                .moment2
+                .ok_or_else(|| GpuError::Invalid("an Adam step needs the second moment".into()))?;
+            let p = ElemParams {
+                lr: a.lr.to_bits(),
+                mu: a.beta1.to_bits(),
+                wd: a.weight_decay.to_bits(),
+                beta1c: a.beta1c.to_bits(),
+                beta2: a.beta2.to_bits(),
+                beta2c: a.beta2c.to_bits(),
+                eps: a.eps.to_bits(),
+                ..Default::default()
+            };
+            ("adam", p, vec![ins.g, ins.w, ins.v, m2])
+        }
+    };
+    if which == Stored::Moment2 && matches!(rule, Rule::Sgd(_)) {
+        return Err(GpuError::Invalid("an SGD step has no second moment".into()));
+    }
     let p = ElemParams {
         n: n as u32,
-        lr: a.lr.to_bits(),
-        mu: a.beta1.to_bits(),
-        wd: a.weight_decay.to_bits(),
-        beta1c: a.beta1c.to_bits(),
-        beta2: a.beta2.to_bits(),
-        beta2c: a.beta2c.to_bits(),
-        eps: a.eps.to_bits(),
-        ..Default::default()
+        which: which as u32,
+        ..p
     };
-    let bindings = [(1, g), (2, w), (3, m), (4, ls), (5, v)];
-    record(ctx, enc, "adam", "main", n as u32, p, &bindings)
+    let own = [(4, ls)];
+    record_io(
+        ctx,
+        enc,
+        ("update", entry),
+        n,
+        p,
+        &own,
+        &srcs,
+        Some(out.into()),
+    )
 }
 
 /// Records x *= S over `n` values (S from the loss-scale state `ls`).

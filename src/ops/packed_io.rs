@@ -6,6 +6,7 @@ use crate::gpu::buffers::uniform;
 use crate::gpu::dispatch::record;
 use crate::gpu::memory::DeviceBuffer;
 use crate::gpu::params::{ElemParams, InParams, IoParams, OutParams, OutPhase};
+use crate::gpu::shader::INPUT_BINDINGS;
 use crate::gpu::{GpuContext, GpuError, Tensor};
 use crate::quant::{QuantSpec, Scaling};
 
@@ -91,7 +92,7 @@ pub struct Io<'a> {
 }
 
 impl<'a> Io<'a> {
-    /// The operands `ins` (at most two) and `out` of a dispatch in `phase`; when `clear`,
+    /// The operands `ins` (at most four) and `out` of a dispatch in `phase`; when `clear`,
     /// records the clearing of a packed output narrower than a word before it is stored
     /// (its codes are ORed in).
     fn new(
@@ -101,7 +102,7 @@ impl<'a> Io<'a> {
         (phase, clear): (OutPhase, bool),
         amax: Option<DeviceBuffer>,
     ) -> Result<Io<'a>, GpuError> {
-        assert!(ins.len() <= 2, "a fused kernel has at most two inputs");
+        assert!(ins.len() <= 4, "a fused kernel has at most four inputs");
         let input = |s: Option<&Src>| match s {
             Some(Src::Packed(t)) => InParams::packed(t.spec()),
             _ => InParams::raw(),
@@ -127,6 +128,8 @@ impl<'a> Io<'a> {
             out: out_params,
             in0: input(ins.first()),
             in1: input(ins.get(1)),
+            in2: input(ins.get(2)),
+            in3: input(ins.get(3)),
         };
         Ok(Io {
             params: uniform(ctx, &p),
@@ -142,13 +145,13 @@ impl<'a> Io<'a> {
     /// The bindings, to append to the kernel's own.
     pub fn bindings(&self) -> Vec<(u32, &wgpu::Buffer)> {
         let mut v: Vec<(u32, &wgpu::Buffer)> = vec![(20, &self.params)];
-        for (k, s) in self.ins.iter().enumerate() {
+        for (s, (bw, bs)) in self.ins.iter().zip(INPUT_BINDINGS) {
             let (words, scales) = match s {
                 Src::F32(b) => (*b, &*self.none),
                 Src::Packed(t) => (t.words(), t.scales().unwrap_or(&self.none)),
             };
-            v.push((21 + 2 * k as u32, words));
-            v.push((22 + 2 * k as u32, scales));
+            v.push((bw, words));
+            v.push((bs, scales));
         }
         let amax = self.amax.as_deref().unwrap_or(&self.no_amax);
         match self.out {

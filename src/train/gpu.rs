@@ -26,7 +26,8 @@ use crate::ops::elementwise::{
 };
 use crate::ops::gemm::{prepare_gemm, record_view};
 use crate::ops::optim::{
-    STEP_STATE_WORDS, loss_scale_state, record_adam, record_loss_scale_update, record_sgd,
+    Rule, STEP_STATE_WORDS, StepInputs, Stored, loss_scale_state, record_loss_scale_update,
+    record_update,
 };
 use crate::ops::packed_io::{Dst, Src};
 use crate::ops::quantize::{QuantizeTargets, alloc_tensor, dequantize_into, record_quantize};
@@ -35,8 +36,8 @@ use crate::reference::batchnorm::BnStat;
 
 /// A packed tensor, and, where its values cannot be rounded as the op that computes them
 /// stores them, the f32 buffer they are computed in first. That buffer is shared by every
-/// slot of the same role (see `F32Pool`): its contents live only from the op that writes
-/// them to the quantization that reads them.
+/// slot of the same role (see `VectorPool`): its contents live only from the op that
+/// writes them to the quantization that reads them.
 struct Slot {
     t: Tensor,
     f: Option<DeviceBuffer>,
@@ -56,18 +57,22 @@ impl Slot {
     }
 }
 
-/// The f32 buffers the update computes in, one per role, each as large as its role's
-/// largest tensor (layer outputs and gradients have none: their kernels round as they
-/// store). A tensor's f32 values never outlive the op that rounds them, and the tensors
-/// of one role are never computed at once, so the whole trainer holds, beside its packed
-/// tensors, eight of the largest weight or bias (parameter, velocity, gradient, second
-/// moment, for weights and for biases).
-struct F32Pool {
-    /// [weights, biases] of each: parameter, velocity, gradient, second moment.
-    param: [DeviceBuffer; 2],
-    velocity: [DeviceBuffer; 2],
-    grad: [DeviceBuffer; 2],
-    moment2: [DeviceBuffer; 2],
+/// The f32 buffers of the per-channel vectors that are summed before they are rounded
+/// (bias gradients, batch norm's dgamma and dbeta) and of batch norm's decoded gamma and
+/// beta: two of the largest bias. Layer outputs, gradients, weights and optimizer state
+/// have none: their kernels decode as they load and round as they store. A vector's f32
+/// values never outlive the op that rounds them, so every layer shares the two.
+struct VectorPool {
+    /// [weight-side (gamma, dgamma), bias-side (beta, dbeta, bias gradients)].
+    f: [DeviceBuffer; 2],
+}
+
+/// Where an optimizer step's new values are stored before they replace the old ones (the
+/// step reads every old value for each new one it stores): per stored value (weights,
+/// velocity, second moment, master copy), codes and scales as large as the largest
+/// parameter or state tensor's.
+struct UpdateOut {
+    outs: Vec<(DeviceBuffer, DeviceBuffer)>,
 }
 
 /// Parameters and optimizer state of one Linear layer.
@@ -83,6 +88,21 @@ struct LinearSlots {
     master: Option<(Slot, Slot)>,
     /// The decoded bias for the forward GEMM.
     bias_f32: DeviceBuffer,
+}
+
+/// Words of codes and of scales of the largest parameter or optimizer-state tensor.
+fn largest_param_tensor(plan: &Plan) -> (usize, usize) {
+    let (mut words, mut scales) = (1, 1);
+    let state = ["weight", "bias", "momentum", "moment2", "master"];
+    for (name, part, n) in plan.tensor_sizes(1) {
+        if !state.iter().any(|s| name.ends_with(&format!(".{s}"))) {
+            continue;
+        }
+        let spec = plan.spec(&name, 0, part);
+        words = words.max(crate::format::packed_words(n, spec.format.bits()));
+        scales = scales.max(crate::ops::quantize::scale_words(&spec, n));
+    }
+    (words, scales)
 }
 
 /// A model training on the GPU.
@@ -113,6 +133,7 @@ pub struct GpuTrainer<'c> {
     /// Per layer whose output several layers read: the sum of its gradient's contributions
     /// so far (f32, shared where the sums' spans do not overlap).
     pending: Vec<Option<DeviceBuffer>>,
+    update_out: UpdateOut,
     arrived: Vec<(u64, Vec<u32>)>,
     /// Samples that count in each submission on its way, oldest first.
     valid: std::collections::VecDeque<usize>,
@@ -175,22 +196,27 @@ impl<'c> GpuTrainer<'c> {
             "loss scale",
             &loss_scale_state(plan.config.loss_scale.initial()),
         )?;
-        let (most_w, most_b) = m
+        let most_b = m
             .layers
             .iter()
             .filter_map(Layer::param_sizes)
-            .fold((1, 1), |(w, b), (nw, nb, _)| (w.max(nw), b.max(nb)));
-        let pair = |what: &'static str| -> Result<[DeviceBuffer; 2], GpuError> {
-            Ok([
-                zeroed_as(ctx, Purpose::Working, what, most_w)?,
-                zeroed_as(ctx, Purpose::Working, what, most_b)?,
-            ])
+            .fold(1, |b, (_, nb, _)| b.max(nb));
+        let pool = VectorPool {
+            f: [
+                zeroed_as(ctx, Purpose::Working, "gamma, dgamma f32", most_b)?,
+                zeroed_as(ctx, Purpose::Working, "beta, bias gradient f32", most_b)?,
+            ],
         };
-        let pool = F32Pool {
-            param: pair("parameter f32")?,
-            velocity: pair("velocity f32")?,
-            grad: pair("weight gradient f32")?,
-            moment2: pair("second moment f32")?,
+        let (words, scales) = largest_param_tensor(&plan);
+        let update_out = UpdateOut {
+            outs: (0..4)
+                .map(|_| {
+                    Ok((
+                        zeroed_as(ctx, Purpose::Working, "update codes", words)?,
+                        zeroed_as(ctx, Purpose::Working, "update scales", scales)?,
+                    ))
+                })
+                .collect::<Result<_, GpuError>>()?,
         };
         let mut t = GpuTrainer {
             ctx,
@@ -215,6 +241,7 @@ impl<'c> GpuTrainer<'c> {
             readback: Readback::default(),
             bn: Vec::new(),
             pending: Vec::new(),
+            update_out,
             arrived: Vec::new(),
             valid: Default::default(),
             step: 0,
@@ -235,25 +262,29 @@ impl<'c> GpuTrainer<'c> {
             let ws = l.weight_shape();
             let p = |name: &str, part| t.plan.spec(&format!("{n}.{name}"), 0, part);
             let (w0, b0) = m.init_params(i, t.plan.seed);
-            let [pw, pb] = &pool.param;
+            // Batch norm sums dgamma and dbeta in f32 and decodes gamma and beta into its
+            // own layout; every layer sums its bias gradient in f32.
+            let bn = matches!(l, Layer::BatchNorm2d { .. });
+            let [fw, fb] = &pool.f;
+            let fw = bn.then_some(fw);
             let ls = LinearSlots {
-                w: slot(ctx, &ws, &p("weight", 0), Some(pw))?,
-                b: slot(ctx, &[nb], &p("bias", 0), Some(pb))?,
-                vw: slot(ctx, &ws, &p("momentum", 0), Some(&pool.velocity[0]))?,
-                vb: slot(ctx, &[nb], &p("momentum", 1), Some(&pool.velocity[1]))?,
+                w: slot(ctx, &ws, &p("weight", 0), fw)?,
+                b: slot(ctx, &[nb], &p("bias", 0), bn.then_some(fb))?,
+                vw: slot(ctx, &ws, &p("momentum", 0), None)?,
+                vb: slot(ctx, &[nb], &p("momentum", 1), None)?,
                 moment2: match t.plan.adam() {
                     true => Some((
-                        slot(ctx, &ws, &p("moment2", 0), Some(&pool.moment2[0]))?,
-                        slot(ctx, &[nb], &p("moment2", 1), Some(&pool.moment2[1]))?,
+                        slot(ctx, &ws, &p("moment2", 0), None)?,
+                        slot(ctx, &[nb], &p("moment2", 1), None)?,
                     )),
                     false => None,
                 },
-                dw: slot(ctx, &ws, &p("wgrad", 0), Some(&pool.grad[0]))?,
-                db: slot(ctx, &[nb], &p("wgrad", 1), Some(&pool.grad[1]))?,
+                dw: slot(ctx, &ws, &p("wgrad", 0), fw)?,
+                db: slot(ctx, &[nb], &p("wgrad", 1), Some(fb))?,
                 master: match t.plan.master {
                     true => Some((
-                        slot(ctx, &ws, &p("master", 0), Some(pw))?,
-                        slot(ctx, &[nb], &p("master", 1), Some(pb))?,
+                        slot(ctx, &ws, &p("master", 0), None)?,
+                        slot(ctx, &[nb], &p("master", 1), None)?,
                     )),
                     false => None,
                 },
@@ -722,27 +753,29 @@ impl<'c> GpuTrainer<'c> {
         Ok((p.dw.t.read_words(self.ctx)?, p.db.t.read_words(self.ctx)?))
     }
 
-    /// The bound, in bytes, on the f32 buffers the trainer holds beside its packed tensors
-    /// (`Purpose::Working`), from the model's shape: the pending sums of the gradients of
-    /// outputs several layers read (see `pending_buffers`), eight of the largest weight or
-    /// bias (the update's pool),
-    /// each layer's decoded bias and 8 words a batch-norm channel. Layer outputs and
-    /// gradients, the loss gradient included, have no f32 buffer: their kernels round as
-    /// they store.
-    pub fn f32_bound(&self) -> u64 {
+    /// The bound, in bytes, on the working buffers the trainer holds beside its packed
+    /// tensors (`Purpose::Working`), from the model's shape and the plan: the pending sums
+    /// of the gradients of outputs several layers read (f32, see `pending_buffers`), two of
+    /// the largest bias (f32 bias gradients, batch norm's gamma, beta and their
+    /// gradients), each layer's decoded bias, 8 words a batch-norm channel, and the four
+    /// packed outputs of an optimizer step (`UpdateOut`: the largest parameter or state
+    /// tensor's codes and scales each). Layer outputs, gradients, weights and optimizer
+    /// state have no f32 buffer: their kernels decode as they load and round as they store.
+    pub fn working_bound(&self) -> u64 {
         let (m, batch) = (&self.plan.model, self.batch);
-        let shortcuts: usize = pending_buffers(m, batch).1.iter().sum();
-        let (mut most_w, mut most_b, mut biases, mut bn) = (1, 1, 0, 0);
+        let pending: usize = pending_buffers(m, batch).1.iter().sum();
+        let (mut most_b, mut biases, mut bn) = (1, 0, 0);
         for l in &m.layers {
-            if let Some((nw, nb, _)) = l.param_sizes() {
-                (most_w, most_b, biases) = (most_w.max(nw), most_b.max(nb), biases + nb);
+            if let Some((_, nb, _)) = l.param_sizes() {
+                (most_b, biases) = (most_b.max(nb), biases + nb);
             }
             if let Layer::BatchNorm2d { shape, .. } = l {
                 bn += 8 * shape[0];
             }
         }
-        let words = shortcuts + 4 * (most_w + most_b) + biases + bn;
-        4 * words as u64
+        let (words, scales) = largest_param_tensor(&self.plan);
+        let all = pending + 2 * most_b + biases + bn + 4 * (words + scales);
+        4 * all as u64
     }
 
     /// The bytes of every buffer alive on the trainer's device, by purpose, and the peak.
@@ -1028,27 +1061,51 @@ impl<'a> Engine for GpuStep<'a, '_> {
         };
         let master = p.master.as_ref().map(pick);
         let moment2 = p.moment2.as_ref().map(pick);
-        // The update reads the master copy where there is one; the kernels skip it when
-        // the loss scale says so, and the stored tensors are rounded again either way.
-        t.decode(e, master.unwrap_or(param), param.f32()?)?;
-        t.decode(e, vel, vel.f32()?)?;
-        t.decode(e, grad, grad.f32()?)?;
-        let (g, w, v, n) = (grad.f32()?, param.f32()?, vel.f32()?, param.n);
-        match moment2 {
-            Some(v2) => {
-                t.decode(e, v2, v2.f32()?)?;
-                let moments: (&wgpu::Buffer, &wgpu::Buffer) = (v, v2.f32()?);
-                record_adam(ctx, e, g, w, moments, &t.loss_scale, n, &c.adam(s))?;
+        // The step reads the master copy where there is one; a skipped step stores the old
+        // values, rounded again with this step's streams like an applied one.
+        let ins = StepInputs {
+            g: Src::Packed(&grad.t),
+            w: Src::Packed(&master.unwrap_or(param).t),
+            v: Src::Packed(&vel.t),
+            moment2: moment2.map(|m| Src::Packed(&m.t)),
+        };
+        let rule = match moment2 {
+            Some(_) => Rule::Adam(c.adam(s)),
+            None => Rule::Sgd(c.sgd(s)),
+        };
+        let mut stores = vec![
+            (Stored::Weights, param, specs.param),
+            (Stored::Velocity, vel, specs.velocity),
+        ];
+        if let (Some(m2), Some(spec)) = (moment2, specs.moment2) {
+            stores.push((Stored::Moment2, m2, spec));
+        }
+        if let (Some(m), Some(spec)) = (master, specs.master) {
+            stores.push((Stored::Weights, m, spec));
+        }
+        // Every new value goes to a buffer of its own first (each store reads every old
+        // value), then replaces the old one.
+        let mut outs = Vec::new();
+        for ((which, slot, spec), (words, scales)) in stores.iter().zip(&t.update_out.outs) {
+            let shape = slot.t.shape().to_vec();
+            let scaled = slot.t.scales().map(|_| scales.clone());
+            let out = Tensor::from_parts(shape, *spec, words.clone(), scaled);
+            e.clear_buffer(&t.stats, 0, None);
+            let d = Dst::Packed {
+                t: &out,
+                spec,
+                stats: &t.stats,
+                add: None,
+            };
+            record_update(ctx, e, &rule, &ins, &t.loss_scale, slot.n, *which, d)?;
+            outs.push(out);
+        }
+        for ((_, slot, _), out) in stores.iter().zip(&outs) {
+            let words = 4 * crate::format::packed_words(slot.n, slot.t.spec().format.bits()) as u64;
+            e.copy_buffer_to_buffer(out.words(), 0, slot.t.words(), 0, words);
+            if let (Some(from), Some(to)) = (out.scales(), slot.t.scales()) {
+                e.copy_buffer_to_buffer(from, 0, to, 0, to.size());
             }
-            None => record_sgd(ctx, e, g, w, v, &t.loss_scale, n, &c.sgd(s))?,
-        }
-        t.quantize(e, w, param, &specs.param)?;
-        t.quantize(e, v, vel, &specs.velocity)?;
-        if let (Some(v2), Some(spec)) = (moment2, &specs.moment2) {
-            t.quantize(e, v2.f32()?, v2, spec)?;
-        }
-        if let (Some(m), Some(spec)) = (master, &specs.master) {
-            t.quantize(e, w, m, spec)?;
         }
         Ok(())
     }

@@ -1,0 +1,67 @@
+// One optimizer step of one parameter, in soft-float (bit-exact with the CPU twin), its
+// operands decoded as they load: in0 the gradient g (times the loss scale S), in1 the
+// weights w it starts from (the master copy where there is one), in2 the velocity (Adam's
+// first moment m), in3 Adam's second moment v. A dispatch stores one value (E.which: 0 the
+// new weights, 1 the new velocity or m, 2 the new v), rounded as it stores it; the step
+// computes them all and a trainer dispatches once per tensor it keeps. When the
+// loss-scale state (ls) skips the step, the stored values are the old ones.
+//   sgd:  ge = g / S + wd w;  v' = mu v + ge;  u = nesterov ? ge + mu v' : v';  w' = w - lr u.
+//   adam (L2 weight decay added to the gradient, as torch.optim.Adam):
+//     ge = g / S + wd w;  m' = b1 m + (1 - b1) ge;  v' = b2 v + (1 - b2) ge^2;
+//     w' = w - lr_t m' / (sqrt(v') bc2 + eps),  lr_t = lr / (1 - b1^t),  bc2 = 1 / sqrt(1 - b2^t),
+//   t counting the updates applied: the step state (ls) holds 1 / (1 - b1^t) and bc2.
+
+// Loss-scale state: [scale, skip, 1 / scale of this step, good steps, ...] (loss_scale.wgsl).
+@group(0) @binding(4) var<storage, read> ls: array<u32, 8>;
+
+fn pick(i: u32, w: u32, v: u32, m2: u32) {
+    if (E.which == 0u) {
+        store_out(i, w);
+    } else if (E.which == 1u) {
+        store_out(i, v);
+    } else {
+        store_out(i, m2);
+    }
+}
+
+@compute @workgroup_size(256)
+fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = item_index(gid, E.groups_x);
+    if (i >= E.count) {
+        return;
+    }
+    let wi = load1(i);
+    let vi = load2(i);
+    if (ls[1] != 0u) {
+        pick(i, wi, vi, 0u);
+        return;
+    }
+    let ge = sf_add(sf_mul(load0(i), ls[2]), sf_mul(E.wd, wi));
+    let vn = sf_add(sf_mul(E.mu, vi), ge);
+    var u = vn;
+    if (E.nesterov != 0u) {
+        u = sf_add(ge, sf_mul(E.mu, vn));
+    }
+    pick(i, sf_add(wi, sf_mul(E.lr, u) ^ 0x80000000u), vn, 0u);
+}
+
+@compute @workgroup_size(256)
+fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = item_index(gid, E.groups_x);
+    if (i >= E.count) {
+        return;
+    }
+    let wi = load1(i);
+    let mi = load2(i);
+    let vi = load3(i);
+    if (ls[1] != 0u) {
+        pick(i, wi, mi, vi);
+        return;
+    }
+    let ge = sf_add(sf_mul(load0(i), ls[2]), sf_mul(E.wd, wi));
+    let mn = sf_add(sf_mul(E.mu, mi), sf_mul(E.beta1c, ge));
+    let vn = sf_add(sf_mul(E.beta2, vi), sf_mul(E.beta2c, sf_mul(ge, ge)));
+    let denom = sf_add(sf_mul(sf_sqrt(vn), ls[6]), E.eps);
+    let lr_t = sf_mul(E.lr, ls[5]);
+    pick(i, sf_add(wi, sf_mul(lr_t, sf_div(mn, denom)) ^ 0x80000000u), mn, vn);
+}
