@@ -79,7 +79,7 @@ fn a_trainers_tensor_bytes_are_its_reported_packed_bytes() {
         let hal = wgpu_buffer_bytes(&c.device);
         assert!(hal >= all, "wgpu counts {hal} bytes, the ledger {all}");
         eprintln!(
-            "{} tensors, {} f32 working copies, {} in all; wgpu counts {hal}",
+            "{} tensors, {} working buffers, {} in all; wgpu counts {hal}",
             m.of(Purpose::Tensor),
             m.of(Purpose::Working),
             m.total()

@@ -25,7 +25,7 @@ pub struct GpuContext {
     vector_loads: bool,
     gemm_panels: bool,
     panel_words: usize,
-    scratch: Mutex<std::collections::HashMap<(&'static str, usize), DeviceBuffer>>,
+    scratch: Mutex<std::collections::HashMap<&'static str, DeviceBuffer>>,
     /// Every buffer made on this device, counted by purpose.
     pub ledger: Arc<Ledger>,
     /// Kernel timings, when `LOWP_PROFILE` is set and the device has timestamps.
@@ -249,17 +249,21 @@ impl GpuContext {
         self.vector_loads
     }
 
-    /// A storage buffer of `words` words for temporaries of `purpose` (column-sum chunks,
-    /// split-K partial sums, ...), reused by every later call with the same purpose and
-    /// size instead of allocated anew. Its contents are undefined: a user writes what it
-    /// reads within the commands it records, which the queue runs in order.
+    /// A storage buffer of at least `words` words for temporaries of `purpose` (column-sum
+    /// chunks, split-K partial sums, ...): one buffer per purpose, reused by every later
+    /// call and replaced by a larger one when a call needs more, so a purpose holds as much
+    /// as its largest use. Its contents are undefined: a user writes what it reads within
+    /// the commands it records, which the queue runs in order (commands already recorded
+    /// keep a replaced buffer alive until they have run).
     pub fn scratch(&self, purpose: &'static str, words: usize) -> Result<DeviceBuffer, GpuError> {
         let mut pool = self.scratch.lock().unwrap();
-        if let Some(b) = pool.get(&(purpose, words)) {
+        if let Some(b) = pool.get(purpose)
+            && b.size() >= 4 * words.max(1) as u64
+        {
             return Ok(b.clone());
         }
         let b = super::buffers::zeroed_as(self, Purpose::Temporary, purpose, words)?;
-        pool.insert((purpose, words), b.clone());
+        pool.insert(purpose, b.clone());
         Ok(b)
     }
 

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub enum Purpose {
     /// Packed tensor codes and their scales.
     Tensor,
-    /// f32 working copies kept beside packed tensors (and other f32 state of a trainer).
+    /// A trainer's working buffers beside its packed tensors (pending f32 gradient sums,
+    /// f32 per-channel vectors, an optimizer step's new values before they replace the old).
     Working,
     /// Pooled temporaries (split-K partials, chunked sums, accumulator state).
     Temporary,
@@ -38,7 +39,7 @@ impl Purpose {
     pub fn name(self) -> &'static str {
         match self {
             Purpose::Tensor => "tensors",
-            Purpose::Working => "f32 working copies",
+            Purpose::Working => "working buffers",
             Purpose::Temporary => "temporaries",
             Purpose::Parameters => "kernel parameters",
             Purpose::Staging => "staging",

@@ -537,9 +537,9 @@ fn record_panels<P: SplitParams>(
     let (bm, bn, bk, k_split, splits) = panel_blocks(ctx, (m, n, k), ctx.panel_words());
     params.set_split(splits as u32, k_split as u32);
     let name = view.kernel_name();
-    // Panels of power-of-two sizes, so that views of many shapes share few buffers.
-    let pa = ctx.scratch("GEMM panel A", (bm * bk).next_power_of_two())?;
-    let pb = ctx.scratch("GEMM panel B", (bn * bk).next_power_of_two())?;
+    // One buffer per panel, grown to the largest view's (within PANEL_WORDS together).
+    let pa = ctx.scratch("GEMM panel A", bm * bk)?;
+    let pb = ctx.scratch("GEMM panel B", bn * bk)?;
     let partial = ctx.scratch(
         "split-K partial sums",
         if splits > 1 { splits * m * n } else { 1 },

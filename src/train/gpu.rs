@@ -68,12 +68,20 @@ struct VectorPool {
 }
 
 /// Where an optimizer step's new values are stored before they replace the old ones (the
-/// step reads every old value for each new one it stores): per stored value (weights,
-/// velocity, second moment, master copy), codes and scales as large as the largest
-/// parameter or state tensor's.
+/// step reads every old value for each new one it stores): per role ([`UPDATE_ROLES`]:
+/// parameter, velocity, second moment, master copy), codes and scales as large as the
+/// largest tensor of that role's.
 struct UpdateOut {
     outs: Vec<(DeviceBuffer, DeviceBuffer)>,
 }
+
+/// The tensor-name suffixes of the roles an optimizer step stores, in `UpdateOut`'s order.
+const UPDATE_ROLES: [&[&str]; 4] = [
+    &["weight", "bias"],
+    &["momentum"],
+    &["moment2"],
+    &["master"],
+];
 
 /// Parameters and optimizer state of one Linear layer.
 struct LinearSlots {
@@ -90,12 +98,11 @@ struct LinearSlots {
     bias_f32: DeviceBuffer,
 }
 
-/// Words of codes and of scales of the largest parameter or optimizer-state tensor.
-fn largest_param_tensor(plan: &Plan) -> (usize, usize) {
+/// Words of codes and of scales of the largest tensor whose name ends in one of `role`.
+fn largest_of(plan: &Plan, role: &[&str]) -> (usize, usize) {
     let (mut words, mut scales) = (1, 1);
-    let state = ["weight", "bias", "momentum", "moment2", "master"];
     for (name, part, n) in plan.tensor_sizes(1) {
-        if !state.iter().any(|s| name.ends_with(&format!(".{s}"))) {
+        if !role.iter().any(|s| name.ends_with(&format!(".{s}"))) {
             continue;
         }
         let spec = plan.spec(&name, 0, part);
@@ -207,10 +214,11 @@ impl<'c> GpuTrainer<'c> {
                 zeroed_as(ctx, Purpose::Working, "beta, bias gradient f32", most_b)?,
             ],
         };
-        let (words, scales) = largest_param_tensor(&plan);
         let update_out = UpdateOut {
-            outs: (0..4)
-                .map(|_| {
+            outs: UPDATE_ROLES
+                .iter()
+                .map(|role| {
+                    let (words, scales) = largest_of(&plan, role);
                     Ok((
                         zeroed_as(ctx, Purpose::Working, "update codes", words)?,
                         zeroed_as(ctx, Purpose::Working, "update scales", scales)?,
@@ -757,9 +765,9 @@ impl<'c> GpuTrainer<'c> {
     /// tensors (`Purpose::Working`), from the model's shape and the plan: the pending sums
     /// of the gradients of outputs several layers read (f32, see `pending_buffers`), two of
     /// the largest bias (f32 bias gradients, batch norm's gamma, beta and their
-    /// gradients), each layer's decoded bias, 8 words a batch-norm channel, and the four
-    /// packed outputs of an optimizer step (`UpdateOut`: the largest parameter or state
-    /// tensor's codes and scales each). Layer outputs, gradients, weights and optimizer
+    /// gradients), each layer's decoded bias, 8 words a batch-norm channel, and the packed
+    /// outputs of an optimizer step (`UpdateOut`: the codes and scales of the largest
+    /// tensor of each role it stores). Layer outputs, gradients, weights and optimizer
     /// state have no f32 buffer: their kernels decode as they load and round as they store.
     pub fn working_bound(&self) -> u64 {
         let (m, batch) = (&self.plan.model, self.batch);
@@ -773,8 +781,14 @@ impl<'c> GpuTrainer<'c> {
                 bn += 8 * shape[0];
             }
         }
-        let (words, scales) = largest_param_tensor(&self.plan);
-        let all = pending + 2 * most_b + biases + bn + 4 * (words + scales);
+        let update: usize = UPDATE_ROLES
+            .iter()
+            .map(|role| {
+                let (words, scales) = largest_of(&self.plan, role);
+                words + scales
+            })
+            .sum();
+        let all = pending + 2 * most_b + biases + bn + update;
         4 * all as u64
     }
 
@@ -1073,20 +1087,22 @@ impl<'a> Engine for GpuStep<'a, '_> {
             Some(_) => Rule::Adam(c.adam(s)),
             None => Rule::Sgd(c.sgd(s)),
         };
+        // (what is stored, where, its rounding, its role in `UPDATE_ROLES`)
         let mut stores = vec![
-            (Stored::Weights, param, specs.param),
-            (Stored::Velocity, vel, specs.velocity),
+            (Stored::Weights, param, specs.param, 0),
+            (Stored::Velocity, vel, specs.velocity, 1),
         ];
         if let (Some(m2), Some(spec)) = (moment2, specs.moment2) {
-            stores.push((Stored::Moment2, m2, spec));
+            stores.push((Stored::Moment2, m2, spec, 2));
         }
         if let (Some(m), Some(spec)) = (master, specs.master) {
-            stores.push((Stored::Weights, m, spec));
+            stores.push((Stored::Weights, m, spec, 3));
         }
         // Every new value goes to a buffer of its own first (each store reads every old
         // value), then replaces the old one.
         let mut outs = Vec::new();
-        for ((which, slot, spec), (words, scales)) in stores.iter().zip(&t.update_out.outs) {
+        for (which, slot, spec, role) in &stores {
+            let (words, scales) = &t.update_out.outs[*role];
             let shape = slot.t.shape().to_vec();
             let scaled = slot.t.scales().map(|_| scales.clone());
             let out = Tensor::from_parts(shape, *spec, words.clone(), scaled);
@@ -1100,7 +1116,7 @@ impl<'a> Engine for GpuStep<'a, '_> {
             record_update(ctx, e, &rule, &ins, &t.loss_scale, slot.n, *which, d)?;
             outs.push(out);
         }
-        for ((_, slot, _), out) in stores.iter().zip(&outs) {
+        for ((_, slot, _, _), out) in stores.iter().zip(&outs) {
             let words = 4 * crate::format::packed_words(slot.n, slot.t.spec().format.bits()) as u64;
             e.copy_buffer_to_buffer(out.words(), 0, slot.t.words(), 0, words);
             if let (Some(from), Some(to)) = (out.scales(), slot.t.scales()) {
