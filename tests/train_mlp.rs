@@ -407,6 +407,15 @@ fn restoring_a_saved_state_continues_exactly() {
         err.contains("fc1.weight") || err.contains("weight"),
         "{err}"
     );
+    // A checkpoint whose last tensor is short is refused, and nothing of it is written:
+    // both trainers keep the state they had.
+    let mut short = saved.clone();
+    short.tensors.last_mut().unwrap().words.pop();
+    let before = (resumed.state().unwrap(), cpu.state());
+    assert!(resumed.restore(&short).is_err());
+    assert!(cpu.restore(&short).is_err());
+    assert_eq!((resumed.state().unwrap(), cpu.state()), before);
+    assert_ne!(before.0, saved, "the trainers moved on from the checkpoint");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

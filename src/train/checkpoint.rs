@@ -55,30 +55,6 @@ pub enum CheckpointError {
     Mismatch(String),
 }
 
-/// One layer's stored tensors under their checkpoint names, in the order both trainers
-/// save them: `L.weight`, `L.bias`, `L.momentum.weight`, `L.momentum.bias`, then
-/// `L.moment2.*` and `L.master.*` where kept.
-pub fn layer_state<T>(
-    layer: &str,
-    (w, b): (T, T),
-    (vw, vb): (T, T),
-    optional: [(&str, Option<(T, T)>); 2],
-) -> Vec<(String, T)> {
-    let mut v = vec![
-        (format!("{layer}.weight"), w),
-        (format!("{layer}.bias"), b),
-        (format!("{layer}.momentum.weight"), vw),
-        (format!("{layer}.momentum.bias"), vb),
-    ];
-    for (t, pair) in optional {
-        if let Some((w, b)) = pair {
-            v.push((format!("{layer}.{t}.weight"), w));
-            v.push((format!("{layer}.{t}.bias"), b));
-        }
-    }
-    v
-}
-
 const WORDS: &str = "words";
 const SCALES: &str = "scales";
 

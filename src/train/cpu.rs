@@ -1,9 +1,10 @@
 //! The CPU reference trainer: the same model, precision plan and step as the GPU engine,
 //! on the CPU emulator, to cross-check it (and to train where there is no GPU).
 
-use super::checkpoint::{CheckpointError, StoredTensor, TrainState, layer_state};
+use super::checkpoint::{CheckpointError, TrainState};
 use super::model::Layer;
 use super::plan::{LossKind, Plan};
+use super::state::{self, Kept, Role, Store};
 
 /// A loss's gradient, per-row losses and per-row correct flags.
 type LossParts = (Vec<f32>, Vec<f32>, Vec<u32>);
@@ -12,6 +13,7 @@ use super::layers;
 use crate::accum::{GemmError, GemmSpec};
 use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
 use crate::layer_geometry::{BatchNorm, Shortcut};
+use crate::ops::optim::STEP_STATE_WORDS;
 use crate::quant::Exceptions;
 use crate::reference::batchnorm::{BnStat, bn_backward, bn_forward, bn_stats};
 use crate::reference::conv::conv2d_values;
@@ -71,36 +73,51 @@ pub struct CpuTrainer {
     pub step: u64,
 }
 
+impl LinearState {
+    /// A kept tensor of this layer.
+    fn get(&self, role: Role, part: u32) -> Option<&Quantized> {
+        let pair = match role {
+            Role::Param => Some((&self.w, &self.b)),
+            Role::Velocity => Some((&self.vw, &self.vb)),
+            Role::Moment2 => self.moment2.as_ref().map(|(w, b)| (w, b)),
+            Role::Master => self.master.as_ref().map(|(w, b)| (w, b)),
+        }?;
+        Some(if part == 0 { pair.0 } else { pair.1 })
+    }
+
+    /// A kept tensor of this layer, to write.
+    fn get_mut(&mut self, role: Role, part: u32) -> Option<&mut Quantized> {
+        let pair = match role {
+            Role::Param => Some((&mut self.w, &mut self.b)),
+            Role::Velocity => Some((&mut self.vw, &mut self.vb)),
+            Role::Moment2 => self.moment2.as_mut().map(|(w, b)| (w, b)),
+            Role::Master => self.master.as_mut().map(|(w, b)| (w, b)),
+        }?;
+        Some(if part == 0 { pair.0 } else { pair.1 })
+    }
+}
+
 impl CpuTrainer {
     /// Initial state: He-uniform weights, zero biases and velocities, quantized per the plan.
     pub fn new(plan: Plan) -> CpuTrainer {
-        let state = plan
-            .model
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                l.has_params().then(|| {
-                    let n = l.name();
-                    let (w, b) = plan.model.init_params(i, plan.seed);
-                    let q = |v: &[f32], t: &str, part| {
-                        quantize(v, &plan.spec(&format!("{n}.{t}"), 0, part))
-                    };
-                    LinearState {
-                        w: q(&w, "weight", 0),
-                        b: q(&b, "bias", 0),
-                        vw: q(&vec![0.0; w.len()], "momentum", 0),
-                        vb: q(&vec![0.0; b.len()], "momentum", 1),
-                        moment2: plan.adam().then(|| {
-                            (
-                                q(&vec![0.0; w.len()], "moment2", 0),
-                                q(&vec![0.0; b.len()], "moment2", 1),
-                            )
-                        }),
-                        master: plan
-                            .master
-                            .then(|| (q(&w, "master", 0), q(&b, "master", 1))),
-                    }
+        let mut kept: std::collections::HashMap<(usize, Role, u32), Quantized> =
+            state::initial(&plan)
+                .into_iter()
+                .map(|(k, v)| ((k.layer, k.role, k.part), quantize(&v, &k.spec(&plan, 0))))
+                .collect();
+        let mut take = |i, role, part| kept.remove(&(i, role, part));
+        let state = (0..plan.model.layers.len())
+            .map(|i| {
+                let mut pair = |role| Some((take(i, role, 0)?, take(i, role, 1)?));
+                let (w, b) = pair(Role::Param)?;
+                let (vw, vb) = pair(Role::Velocity)?;
+                Some(LinearState {
+                    w,
+                    b,
+                    vw,
+                    vb,
+                    moment2: pair(Role::Moment2),
+                    master: pair(Role::Master),
                 })
             })
             .collect();
@@ -122,116 +139,27 @@ impl CpuTrainer {
         }
     }
 
-    /// Every stored parameter and optimizer-state tensor with its checkpoint name.
-    fn stored_mut(&mut self) -> Vec<(String, &mut Quantized)> {
-        let layers = &self.plan.model.layers;
-        let mut v = Vec::new();
-        for (l, st) in layers.iter().zip(self.state.iter_mut()) {
-            let Some(st) = st else { continue };
-            let optional = [
-                ("moment2", st.moment2.as_mut().map(|(w, b)| (w, b))),
-                ("master", st.master.as_mut().map(|(w, b)| (w, b))),
-            ];
-            v.extend(layer_state(
-                l.name(),
-                (&mut st.w, &mut st.b),
-                (&mut st.vw, &mut st.vb),
-                optional,
-            ));
-        }
-        v
+    /// A kept tensor.
+    fn kept_mut(&mut self, k: &Kept) -> &mut Quantized {
+        self.state[k.layer]
+            .as_mut()
+            .and_then(|st| st.get_mut(k.role, k.part))
+            .expect("a plan keeps what its trainer holds")
     }
 
     /// The trainer's whole state.
     pub fn state(&mut self) -> TrainState {
-        let (step, loss_scale) = (self.step, self.loss_scale.words());
-        let tensors = self
-            .stored_mut()
-            .into_iter()
-            .map(|(name, q)| StoredTensor {
-                name,
-                format: q.spec.format.to_string(),
-                len: q.len,
-                words: q.words.clone(),
-                scales: match q.spec.scaling {
-                    crate::quant::Scaling::Tensor if q.scales.is_empty() => {
-                        vec![q.scale_exp as u32]
-                    }
-                    _ => q.scales.clone(),
-                },
-            })
-            .collect::<Vec<_>>();
-        let mut tensors = tensors;
-        for (l, st) in self.plan.model.layers.iter().zip(&self.bn) {
-            if let Some(st) = st {
-                let words: Vec<u32> = (st.running_mean.iter().chain(&st.running_var))
-                    .map(|v| v.to_bits())
-                    .collect();
-                tensors.push(StoredTensor {
-                    name: format!("{}.running", l.name()),
-                    format: "fp32".into(),
-                    len: words.len(),
-                    words,
-                    scales: Vec::new(),
-                });
-            }
-        }
-        TrainState {
-            step,
-            loss_scale,
-            tensors,
+        let plan = self.plan.clone();
+        match state::save(self, &plan, self.step) {
+            Ok(st) => st,
+            Err(e) => unreachable!("the CPU trainer's reads do not fail: {e}"),
         }
     }
 
     /// Continues from a saved state (of the same model, map and optimizer).
     pub fn restore(&mut self, st: &TrainState) -> Result<(), CheckpointError> {
-        for (name, q) in self.stored_mut() {
-            let t = st.expect(&name, &q.spec.format.to_string(), q.len)?;
-            if t.words.len() != q.words.len() {
-                return Err(CheckpointError::Mismatch(format!(
-                    "{name} has {} code words, this run {}",
-                    t.words.len(),
-                    q.words.len()
-                )));
-            }
-            let tensor_scaled =
-                q.spec.scaling == crate::quant::Scaling::Tensor && q.scales.is_empty();
-            let want = if tensor_scaled { 1 } else { q.scales.len() };
-            if t.scales.len() != want {
-                return Err(CheckpointError::Mismatch(format!(
-                    "{name} has {} scale words, this run {want}",
-                    t.scales.len()
-                )));
-            }
-            q.words = t.words.clone();
-            if tensor_scaled {
-                q.scale_exp = t.scales[0] as i32;
-            } else {
-                q.scales = t.scales.clone();
-            }
-        }
-        let layers = self.plan.model.layers.clone();
-        for (l, bn) in layers.iter().zip(self.bn.iter_mut()) {
-            if let Some(b) = bn {
-                let c = b.mean.len();
-                let t = st.expect(&format!("{}.running", l.name()), "fp32", 2 * c)?;
-                if t.words.len() != 2 * c {
-                    return Err(CheckpointError::Mismatch(format!(
-                        "{}.running has {} words, this run {}",
-                        l.name(),
-                        t.words.len(),
-                        2 * c
-                    )));
-                }
-                let v: Vec<f32> = t.words.iter().map(|&w| f32::from_bits(w)).collect();
-                b.running_mean = v[..c].to_vec();
-                b.running_var = v[c..].to_vec();
-            }
-        }
-        LossScaleState::check_words(st.loss_scale).map_err(CheckpointError::Mismatch)?;
-        self.loss_scale = LossScaleState::from_words(st.loss_scale);
-        self.step = st.step;
-        Ok(())
+        let plan = self.plan.clone();
+        state::restore(self, &plan, st)
     }
 
     /// Loss and correct count of a batch without training.
@@ -579,6 +507,67 @@ impl Engine for CpuStep<'_> {
             let m = if part == 0 { mw } else { mb };
             *m = quantize(&w, spec);
         }
+        Ok(())
+    }
+}
+
+impl Store for CpuTrainer {
+    type Error = CheckpointError;
+
+    fn mismatch(e: CheckpointError) -> CheckpointError {
+        e
+    }
+
+    fn read(&self, k: &Kept) -> Result<(Vec<u32>, Vec<u32>), CheckpointError> {
+        let q = self.state[k.layer]
+            .as_ref()
+            .and_then(|st| st.get(k.role, k.part))
+            .expect("a plan keeps what its trainer holds");
+        let scales = match q.spec.scaling {
+            crate::quant::Scaling::Tensor if q.scales.is_empty() => vec![q.scale_exp as u32],
+            _ => q.scales.clone(),
+        };
+        Ok((q.words.clone(), scales))
+    }
+
+    fn write(&mut self, k: &Kept, words: &[u32], scales: &[u32]) -> Result<(), CheckpointError> {
+        let q = self.kept_mut(k);
+        q.words = words.to_vec();
+        if q.spec.scaling == crate::quant::Scaling::Tensor && q.spec.format.mx().is_none() {
+            q.scale_exp = scales[0] as i32;
+        } else {
+            q.scales = scales.to_vec();
+        }
+        Ok(())
+    }
+
+    fn read_running(&self, layer: usize) -> Result<Vec<u32>, CheckpointError> {
+        let b = self.bn[layer].as_ref().expect("a batch-norm layer");
+        Ok((b.running_mean.iter().chain(&b.running_var))
+            .map(|v| v.to_bits())
+            .collect())
+    }
+
+    fn write_running(&mut self, layer: usize, words: &[u32]) -> Result<(), CheckpointError> {
+        let b = self.bn[layer].as_mut().expect("a batch-norm layer");
+        let c = b.mean.len();
+        let v: Vec<f32> = words.iter().map(|&w| f32::from_bits(w)).collect();
+        b.running_mean = v[..c].to_vec();
+        b.running_var = v[c..].to_vec();
+        Ok(())
+    }
+
+    fn read_step_state(&self) -> Result<[u32; STEP_STATE_WORDS], CheckpointError> {
+        Ok(self.loss_scale.words())
+    }
+
+    fn write_step(
+        &mut self,
+        words: &[u32; STEP_STATE_WORDS],
+        step: u64,
+    ) -> Result<(), CheckpointError> {
+        self.loss_scale = LossScaleState::from_words(*words);
+        self.step = step;
         Ok(())
     }
 }

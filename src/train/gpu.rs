@@ -1,11 +1,12 @@
 //! The GPU training engine: every tensor packed in its planned format, each step recorded
 //! into one command encoder and submitted once.
 
-use super::checkpoint::{CheckpointError, StoredTensor, TrainState, layer_state};
+use super::checkpoint::{CheckpointError, TrainState};
 use super::cpu::StepStats;
 use super::engine::{Elem, Engine, Flow, Out, T, UpdateSpecs};
 use super::model::Layer;
 use super::plan::{LossKind, Plan, RoleBytes};
+use super::state::{self, Kept, Role, Store};
 use crate::accum::GemmSpec;
 use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
 use crate::gpu::buffers::{upload_as, zeroed_as};
@@ -256,7 +257,7 @@ impl<'c> GpuTrainer<'c> {
             plan,
         };
         let mut enc = ctx.device.create_command_encoder(&Default::default());
-        for (i, l) in m.layers.iter().enumerate() {
+        for l in &m.layers {
             let n = l.name().to_string();
             let shape = [vec![batch], l.sample_shape()].concat();
             let act_spec = t.plan.spec(&format!("{n}.act"), 0, 0);
@@ -269,7 +270,6 @@ impl<'c> GpuTrainer<'c> {
             };
             let ws = l.weight_shape();
             let p = |name: &str, part| t.plan.spec(&format!("{n}.{name}"), 0, part);
-            let (w0, b0) = m.init_params(i, t.plan.seed);
             // Batch norm sums dgamma and dbeta in f32 and decodes gamma and beta into its
             // own layout; every layer sums its bias gradient in f32.
             let bn = matches!(l, Layer::BatchNorm2d { .. });
@@ -298,37 +298,20 @@ impl<'c> GpuTrainer<'c> {
                 },
                 bias_f32: zeroed_as(ctx, Purpose::Working, "bias", nb)?,
             };
-            // The initial values come in buffers of their own (the pooled f32 buffers are
-            // shared, and queue writes land before the encoder's commands run); velocity
-            // and second moments start at zero.
-            let (w0, b0) = (
-                upload_as(
-                    ctx,
-                    Purpose::Other,
-                    "initial weights",
-                    bytemuck::cast_slice(&w0),
-                )?,
-                upload_as(
-                    ctx,
-                    Purpose::Other,
-                    "initial biases",
-                    bytemuck::cast_slice(&b0),
-                )?,
-            );
-            let zeros = zeroed_as(ctx, Purpose::Other, "zeros", ls.w.n.max(nb))?;
-            t.quantize(&mut enc, &w0, &ls.w, &p("weight", 0))?;
-            t.quantize(&mut enc, &b0, &ls.b, &p("bias", 0))?;
-            t.quantize(&mut enc, &zeros, &ls.vw, &p("momentum", 0))?;
-            t.quantize(&mut enc, &zeros, &ls.vb, &p("momentum", 1))?;
-            if let Some((mw, mb)) = &ls.moment2 {
-                t.quantize(&mut enc, &zeros, mw, &p("moment2", 0))?;
-                t.quantize(&mut enc, &zeros, mb, &p("moment2", 1))?;
-            }
-            if let Some((mw, mb)) = &ls.master {
-                t.quantize(&mut enc, &w0, mw, &p("master", 0))?;
-                t.quantize(&mut enc, &b0, mb, &p("master", 1))?;
-            }
             t.params.push(Some(ls));
+        }
+        // Every kept tensor's initial values, uploaded and rounded into it (the uploads
+        // live until the encoder has run).
+        let mut uploads = Vec::new();
+        for (k, values) in state::initial(&t.plan) {
+            let v = upload_as(
+                ctx,
+                Purpose::Other,
+                "initial values",
+                bytemuck::cast_slice(&values),
+            )?;
+            t.quantize(&mut enc, &v, t.kept_slot(&k), &k.spec(&t.plan, 0))?;
+            uploads.push(v);
         }
         for l in &m.layers {
             t.bn.push(match l {
@@ -637,120 +620,30 @@ impl<'c> GpuTrainer<'c> {
         Ok(((st, index), tag))
     }
 
-    /// Every stored parameter and optimizer-state tensor with its checkpoint name.
-    fn stored(&self) -> Vec<(String, &Slot)> {
-        let mut v = Vec::new();
-        for (l, p) in self.plan.model.layers.iter().zip(&self.params) {
-            let Some(p) = p else { continue };
-            let optional = [
-                ("moment2", p.moment2.as_ref().map(|(w, b)| (w, b))),
-                ("master", p.master.as_ref().map(|(w, b)| (w, b))),
-            ];
-            v.extend(layer_state(
-                l.name(),
-                (&p.w, &p.b),
-                (&p.vw, &p.vb),
-                optional,
-            ));
-        }
-        v
+    /// The slot of a kept tensor.
+    fn kept_slot(&self, k: &Kept) -> &Slot {
+        let p = self.params[k.layer]
+            .as_ref()
+            .expect("a kept tensor's layer has weights");
+        let pair = match k.role {
+            Role::Param => Some((&p.w, &p.b)),
+            Role::Velocity => Some((&p.vw, &p.vb)),
+            Role::Moment2 => p.moment2.as_ref().map(|(w, b)| (w, b)),
+            Role::Master => p.master.as_ref().map(|(w, b)| (w, b)),
+        };
+        let (w, b) = pair.expect("a plan keeps what its trainer holds");
+        if k.part == 0 { w } else { b }
     }
 
     /// The trainer's whole state, read back from the GPU (after the work submitted so far).
     pub fn state(&self) -> Result<TrainState, GpuError> {
-        let tensors = self
-            .stored()
-            .into_iter()
-            .map(|(name, s)| {
-                Ok(StoredTensor {
-                    name,
-                    format: s.t.spec().format.to_string(),
-                    len: s.n,
-                    words: s.t.read_words(self.ctx)?,
-                    scales: s.t.read_scales(self.ctx)?,
-                })
-            })
-            .collect::<Result<Vec<_>, GpuError>>()?;
-        let mut tensors = tensors;
-        for (l, bn) in self.plan.model.layers.iter().zip(&self.bn) {
-            if let Some((stat, _)) = bn {
-                // Rows 2 and 3 of the statistics: the running mean and variance.
-                let all =
-                    crate::gpu::buffers::read_u32(self.ctx, stat, (stat.size() / 4) as usize)?;
-                let c = all.len() / 6;
-                let words = all[2 * c..4 * c].to_vec();
-                tensors.push(StoredTensor {
-                    name: format!("{}.running", l.name()),
-                    format: "fp32".into(),
-                    len: words.len(),
-                    words,
-                    scales: Vec::new(),
-                });
-            }
-        }
-        let ls = crate::gpu::buffers::read_u32(self.ctx, &self.loss_scale, STEP_STATE_WORDS)?;
-        Ok(TrainState {
-            step: self.step,
-            loss_scale: ls.try_into().expect("the step state's words"),
-            tensors,
-        })
+        state::save(self, &self.plan, self.step)
     }
 
     /// Continues from a saved state (of the same model, map and optimizer).
     pub fn restore(&mut self, st: &TrainState) -> Result<(), GpuError> {
-        let mismatch = |e: CheckpointError| GpuError::Invalid(e.to_string());
-        for (name, s) in self.stored() {
-            let t = st
-                .expect(&name, &s.t.spec().format.to_string(), s.n)
-                .map_err(mismatch)?;
-            let want = s.t.scales().map_or(0, |b| (b.size() / 4) as usize);
-            if t.words.len() != crate::reference::packed_words(s.n, s.t.spec().format.bits())
-                || t.scales.len() != want
-            {
-                return Err(mismatch(CheckpointError::Mismatch(format!(
-                    "{name} has {} code words and {} scale words, this run {} and {want}",
-                    t.words.len(),
-                    t.scales.len(),
-                    crate::reference::packed_words(s.n, s.t.spec().format.bits()),
-                ))));
-            }
-            self.ctx
-                .queue
-                .write_buffer(s.t.words(), 0, bytemuck::cast_slice(&t.words));
-            if let Some(b) = s.t.scales() {
-                self.ctx
-                    .queue
-                    .write_buffer(b, 0, bytemuck::cast_slice(&t.scales));
-            }
-        }
-        for (l, bn) in self.plan.model.layers.iter().zip(&self.bn) {
-            if let Some((stat, _)) = bn {
-                let c = (stat.size() / 24) as usize;
-                let t = st
-                    .expect(&format!("{}.running", l.name()), "fp32", 2 * c)
-                    .map_err(mismatch)?;
-                if t.words.len() != 2 * c {
-                    return Err(GpuError::Invalid(format!(
-                        "the checkpoint's {}.running has {} words, this run {}",
-                        l.name(),
-                        t.words.len(),
-                        2 * c
-                    )));
-                }
-                self.ctx
-                    .queue
-                    .write_buffer(stat, 8 * c as u64, bytemuck::cast_slice(&t.words));
-            }
-        }
-        crate::reference::optim::LossScaleState::check_words(st.loss_scale)
-            .map_err(GpuError::Invalid)?;
-        self.ctx
-            .queue
-            .write_buffer(&self.loss_scale, 0, bytemuck::cast_slice(&st.loss_scale));
-        self.ctx.queue.submit([]);
-        self.ctx.wait()?;
-        self.step = st.step;
-        Ok(())
+        let plan = self.plan.clone();
+        state::restore(self, &plan, st)
     }
 
     /// The packed codes of layer `i`'s weight and bias gradients from the last step.
@@ -823,6 +716,59 @@ impl<'c> GpuTrainer<'c> {
             .as_ref()
             .ok_or_else(|| GpuError::Invalid(format!("layer {i} has no weights")))?;
         Ok((p.w.t.read_words(self.ctx)?, p.b.t.read_words(self.ctx)?))
+    }
+}
+
+impl Store for GpuTrainer<'_> {
+    type Error = GpuError;
+
+    fn mismatch(e: CheckpointError) -> GpuError {
+        GpuError::Invalid(e.to_string())
+    }
+
+    fn read(&self, k: &Kept) -> Result<(Vec<u32>, Vec<u32>), GpuError> {
+        let s = self.kept_slot(k);
+        Ok((s.t.read_words(self.ctx)?, s.t.read_scales(self.ctx)?))
+    }
+
+    fn write(&mut self, k: &Kept, words: &[u32], scales: &[u32]) -> Result<(), GpuError> {
+        let s = self.kept_slot(k);
+        let q = &self.ctx.queue;
+        q.write_buffer(s.t.words(), 0, bytemuck::cast_slice(words));
+        if let Some(b) = s.t.scales() {
+            q.write_buffer(b, 0, bytemuck::cast_slice(scales));
+        }
+        Ok(())
+    }
+
+    fn read_running(&self, layer: usize) -> Result<Vec<u32>, GpuError> {
+        let (stat, _) = self.bn[layer].as_ref().ok_or_else(|| no_layer(layer))?;
+        // Rows 2 and 3 of the statistics: the running mean and variance.
+        let all = crate::gpu::buffers::read_u32(self.ctx, stat, (stat.size() / 4) as usize)?;
+        let c = all.len() / 6;
+        Ok(all[2 * c..4 * c].to_vec())
+    }
+
+    fn write_running(&mut self, layer: usize, words: &[u32]) -> Result<(), GpuError> {
+        let (stat, _) = self.bn[layer].as_ref().ok_or_else(|| no_layer(layer))?;
+        let c = stat.size() / 24;
+        let q = &self.ctx.queue;
+        q.write_buffer(stat, 8 * c, bytemuck::cast_slice(words));
+        Ok(())
+    }
+
+    fn read_step_state(&self) -> Result<[u32; STEP_STATE_WORDS], GpuError> {
+        let ls = crate::gpu::buffers::read_u32(self.ctx, &self.loss_scale, STEP_STATE_WORDS)?;
+        Ok(ls.try_into().expect("the step state's words"))
+    }
+
+    fn write_step(&mut self, words: &[u32; STEP_STATE_WORDS], step: u64) -> Result<(), GpuError> {
+        let q = &self.ctx.queue;
+        q.write_buffer(&self.loss_scale, 0, bytemuck::cast_slice(words));
+        q.submit([]);
+        self.ctx.wait()?;
+        self.step = step;
+        Ok(())
     }
 }
 

@@ -12,3 +12,4 @@ pub mod model_file;
 pub mod plan;
 pub mod precision;
 pub mod run;
+pub mod state;
