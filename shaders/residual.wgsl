@@ -38,20 +38,29 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     store_out(i, sf_add(load0(i), v));
 }
 
+// The output element source element i maps to, or NONE (fmt.wgsl) where the map drops it.
+
+fn mapped(i: u32) -> u32 {
+    let shw = E.in_h * E.in_w;
+    let n = i / (E.rows * shw);
+    let cs = (i / shw) % E.rows;
+    let h = (i % shw) / E.in_w;
+    let w = i % E.in_w;
+    if (h % E.pool != 0u || w % E.pool != 0u || h / E.pool >= E.out_h || w / E.pool >= E.out_w) {
+        return NONE;
+    }
+    return ((n * E.cols + cs + offset()) * E.out_h + h / E.pool) * E.out_w + w / E.pool;
+}
+
 @compute @workgroup_size(256)
 fn place(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = item_index(gid, E.groups_x);
     if (i >= E.count) {
         return;
     }
-    let shw = E.in_h * E.in_w;
-    let n = i / (E.rows * shw);
-    let cs = (i / shw) % E.rows;
-    let h = (i % shw) / E.in_w;
-    let w = i % E.in_w;
-    if (h % E.pool == 0u && w % E.pool == 0u && h / E.pool < E.out_h && w / E.pool < E.out_w) {
-        let c = cs + offset();
-        store_out(((n * E.cols + c) * E.out_h + h / E.pool) * E.out_w + w / E.pool, load0(i));
+    let o = mapped(i);
+    if (o != NONE) {
+        store_out(o, load0(i));
     }
 }
 
@@ -61,15 +70,10 @@ fn skip_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= E.count) {
         return;
     }
-    let shw = E.in_h * E.in_w;
-    let n = i / (E.rows * shw);
-    let cs = (i / shw) % E.rows;
-    let h = (i % shw) / E.in_w;
-    let w = i % E.in_w;
+    let o = mapped(i);
     var v = 0u;
-    if (h % E.pool == 0u && w % E.pool == 0u && h / E.pool < E.out_h && w / E.pool < E.out_w) {
-        let c = cs + offset();
-        v = load0(((n * E.cols + c) * E.out_h + h / E.pool) * E.out_w + w / E.pool);
+    if (o != NONE) {
+        v = load0(o);
     }
     store_out(i, v);
 }

@@ -76,6 +76,25 @@ impl Shortcut {
         }
     }
 
+    /// Values of the batch's source.
+    pub fn source_len(&self) -> usize {
+        self.batch * self.source.iter().product::<usize>()
+    }
+
+    /// The output element source element `i` maps to (with the pixel stride `stride`), or
+    /// None where the map drops it.
+    pub fn target(&self, i: usize, stride: usize) -> Option<usize> {
+        let ([cs, hs, ws], [c, h, w]) = (self.source, self.out);
+        let (n, ch, r, q) = (
+            i / (cs * hs * ws),
+            (i / (hs * ws)) % cs,
+            (i % (hs * ws)) / ws,
+            i % ws,
+        );
+        let kept = r % stride == 0 && q % stride == 0 && r / stride < h && q / stride < w;
+        kept.then(|| ((n * c + ch + self.offset) * h + r / stride) * w + q / stride)
+    }
+
     /// The pixel stride, checking the shapes fit: the source's channels within the output's
     /// from the offset, and an integer stride.
     pub fn stride(&self) -> Result<usize, String> {

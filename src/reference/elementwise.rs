@@ -209,16 +209,9 @@ pub fn residual_forward(a: &[f32], s: &[f32], sc: &crate::layer_geometry::Shortc
 /// concatenation), leaving the other values as they are.
 pub fn place(x: &[f32], sc: &crate::layer_geometry::Shortcut, out: &mut [f32]) {
     let stride = sc.stride().expect("a valid map");
-    let ([cs, hs, ws], [c, h, w]) = (sc.source, sc.out);
-    for (i, v) in x.iter().enumerate().take(sc.batch * cs * hs * ws) {
-        let (n, ch, r, q) = (
-            i / (cs * hs * ws),
-            (i / (hs * ws)) % cs,
-            (i % (hs * ws)) / ws,
-            i % ws,
-        );
-        if r % stride == 0 && q % stride == 0 && r / stride < h && q / stride < w {
-            out[((n * c + ch + sc.offset) * h + r / stride) * w + q / stride] = *v;
+    for (i, v) in x.iter().enumerate().take(sc.source_len()) {
+        if let Some(o) = sc.target(i, stride) {
+            out[o] = *v;
         }
     }
 }
@@ -226,21 +219,7 @@ pub fn place(x: &[f32], sc: &crate::layer_geometry::Shortcut, out: &mut [f32]) {
 /// The gradient of the shortcut's source from the output gradient `g`.
 pub fn skip_backward(g: &[f32], sc: &crate::layer_geometry::Shortcut) -> Vec<f32> {
     let stride = sc.stride().expect("a valid shortcut");
-    let ([cs, hs, ws], [c, h, w]) = (sc.source, sc.out);
-    let off = sc.offset;
-    (0..sc.batch * cs * hs * ws)
-        .map(|i| {
-            let (n, ch, r, q) = (
-                i / (cs * hs * ws),
-                (i / (hs * ws)) % cs,
-                (i % (hs * ws)) / ws,
-                i % ws,
-            );
-            if r % stride == 0 && q % stride == 0 && r / stride < h && q / stride < w {
-                g[((n * c + ch + off) * h + r / stride) * w + q / stride]
-            } else {
-                0.0
-            }
-        })
+    (0..sc.source_len())
+        .map(|i| sc.target(i, stride).map_or(0.0, |o| g[o]))
         .collect()
 }
