@@ -15,6 +15,7 @@ pub mod quant;
 pub mod reference;
 pub mod rng;
 pub mod softfloat;
+pub mod sweep;
 pub mod train;
 
 pub use error::Error;

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod sweep;
+
 use std::path::PathBuf;
 
 /// The golden-vector folder `../shared/golden`, or a failure that says where it was looked for.

@@ -7,6 +7,7 @@ mod linear_cmd;
 mod matmul_cmd;
 mod plot;
 mod quantize_cmd;
+mod sweep_cmd;
 mod train_cmd;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,10 @@ enum Command {
     Matmul(matmul_cmd::Args),
     /// Train a model with every tensor in the format its precision map gives.
     Train(Box<train_cmd::Args>),
+    /// Run a grid of trainings as one command (resumable, sharded, `--jobs` at a time),
+    /// merge the results and plot them with the Pareto frontier marked.
+    #[command(subcommand)]
+    Sweep(sweep_cmd::Command),
     /// Train least squares on samples read at low precision (ZipML's estimators and levels).
     Linear(Box<linear_cmd::Args>),
     /// Print the quantization levels of an array and the variance they give.
@@ -66,6 +71,7 @@ fn main() -> ExitCode {
         Command::Matmul(args) => matmul_cmd::run(&args),
         Command::Train(args) => train_cmd::run(&args),
         Command::Linear(args) => linear_cmd::run(&args),
+        Command::Sweep(c) => sweep_cmd::run(&c),
         Command::Levels(args) => levels_cmd::run(&args),
         Command::Info => lowp::gpu::GpuContext::new()
             .map(|ctx| println!("{}", ctx.report()))

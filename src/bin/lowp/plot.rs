@@ -172,3 +172,107 @@ pub fn svg(title: &str, panels: &[Panel]) -> String {
     }
     out + "</svg>\n"
 }
+
+/// One point of a scatter: its coordinates, its label, and whether it is marked (drawn
+/// filled and labelled; the others hollow).
+pub struct Point {
+    /// x.
+    pub x: f64,
+    /// y.
+    pub y: f64,
+    /// Its label.
+    pub label: String,
+    /// Marked (on the Pareto frontier).
+    pub marked: bool,
+}
+
+/// A scatter chart: `title`, axes labelled `(x, y)` with ticks and grids, every point, the
+/// marked ones filled, joined in order of x and labelled.
+pub fn scatter(title: &str, (xl, yl): (&str, &str), points: &[Point]) -> String {
+    let (w, h, left, right, top, bottom) = (760.0, 480.0, 80.0, 40.0, 50.0, 60.0);
+    let span = |vs: Vec<f64>| {
+        let lo = vs.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = vs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let pad = ((hi - lo) * 0.08).max(hi.abs() * 1e-3).max(1e-12);
+        (lo - pad, hi + pad)
+    };
+    let (x0, x1) = span(points.iter().map(|p| p.x).collect());
+    let (y0, y1) = span(points.iter().map(|p| p.y).collect());
+    let px = |x: f64| left + (w - left - right) * (x - x0) / (x1 - x0);
+    let py = |y: f64| h - bottom - (h - top - bottom) * (y - y0) / (y1 - y0);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{left}\" y=\"28\" font-size=\"15\">{}</text>\n",
+        escape(title)
+    );
+    for t in ticks(x0, x1).into_iter().filter(|t| (x0..=x1).contains(t)) {
+        let x = px(t);
+        out.push_str(&format!(
+            "<line x1=\"{x:.1}\" y1=\"{top}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#e4e4e4\"/>\n\
+             <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
+            h - bottom,
+            h - bottom + 16.0,
+            label(t)
+        ));
+    }
+    for t in ticks(y0, y1).into_iter().filter(|t| (y0..=y1).contains(t)) {
+        let y = py(t);
+        out.push_str(&format!(
+            "<line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#e4e4e4\"/>\n\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
+            w - right,
+            left - 6.0,
+            y + 4.0,
+            label(t)
+        ));
+    }
+    out.push_str(&format!(
+        "<rect x=\"{left}\" y=\"{top}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"none\" stroke=\"#888\"/>\n\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n\
+         <text x=\"18\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 18 {:.1})\">{}</text>\n",
+        w - left - right,
+        h - top - bottom,
+        (left + w - right) / 2.0,
+        h - 18.0,
+        escape(xl),
+        (top + h - bottom) / 2.0,
+        (top + h - bottom) / 2.0,
+        escape(yl)
+    ));
+    let mut front: Vec<&Point> = points.iter().filter(|p| p.marked).collect();
+    front.sort_by(|a, b| a.x.total_cmp(&b.x));
+    if front.len() > 1 {
+        let path: Vec<String> = front
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", px(p.x), py(p.y)))
+            .collect();
+        out.push_str(&format!(
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"#d62728\" stroke-dasharray=\"4 3\"/>\n",
+            path.join(" ")
+        ));
+    }
+    for p in points {
+        let (x, y) = (px(p.x), py(p.y));
+        if p.marked {
+            out.push_str(&format!(
+                "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"5\" fill=\"#d62728\"/>\n\
+                 <text x=\"{:.1}\" y=\"{:.1}\" fill=\"#d62728\">{}</text>\n",
+                x + 7.0,
+                y - 7.0,
+                escape(&p.label)
+            ));
+        } else {
+            out.push_str(&format!(
+                "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"4\" fill=\"none\" stroke=\"#1f77b4\"><title>{}</title></circle>\n",
+                escape(&p.label)
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#555\">filled: on the frontier (no run is better on both); hollow: dominated</text>\n</svg>\n",
+        w - right,
+        top - 6.0
+    ));
+    out
+}

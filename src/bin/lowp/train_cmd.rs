@@ -530,13 +530,19 @@ pub fn run(a: &Args) -> Result<(), String> {
         show(&r, &fp32, &format!("batch {}", a.batch));
         return Ok(());
     }
+    let started = std::time::Instant::now();
     let ctx;
+    let mut adapter = "the CPU reference".to_string();
     let mut device_fp32: Option<MemoryReport> = None;
     let mut trainer = match a.device {
         Device::Cpu => Trainer::cpu(CpuTrainer::new(plan.clone())),
         Device::Gpu => {
             ctx = args::gpu()?;
             println!("device: {}", ctx.info.name);
+            adapter = format!(
+                "{} ({:?}, {:?})",
+                ctx.info.name, ctx.info.backend, ctx.info.device_type
+            );
             // The all-fp32 trainer of the same model and batch, built to be measured first.
             if a.fp32_baseline {
                 let plan32 = Plan::new(
@@ -601,6 +607,25 @@ pub fn run(a: &Args) -> Result<(), String> {
             std::fs::write(dir.join("curves.svg"), doc)
                 .map_err(|e| format!("{}: {e}", dir.display()))?;
         }
+    }
+    // What the run was, for sweeps and for the record: written whatever the outcome.
+    if let Some(dir) = &opts.out {
+        let (packed, device) = match &trainer {
+            Trainer::Gpu(t) => (t.stored_bytes().total(), Some(t.device_memory())),
+            Trainer::Cpu(..) => (planned.total(), None),
+        };
+        let summary = serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "adapter": adapter,
+            "packed_bytes": packed,
+            "device_bytes": device.as_ref().map(|d| d.total()),
+            "peak_device_bytes": device.as_ref().map(|d| d.peak),
+            "seconds": started.elapsed().as_secs_f64(),
+            "error": result.as_ref().err().map(|e| e.to_string()),
+        });
+        let text = serde_json::to_string_pretty(&summary).expect("a JSON value");
+        std::fs::write(dir.join("summary.json"), text + "\n")
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let lines = result.map_err(|e| e.to_string())?;
     if lines.len() >= a.epochs && bar.epochs == 0 {
