@@ -48,6 +48,19 @@ fn label(v: f64) -> String {
     }
 }
 
+/// A tick label with an SI prefix for large values (12.5M, not 1e7).
+fn si(v: f64) -> String {
+    let a = v.abs();
+    let (div, unit) = match a {
+        a if a >= 1e9 => (1e9, "G"),
+        a if a >= 1e6 => (1e6, "M"),
+        a if a >= 1e4 => (1e3, "k"),
+        _ => return label(v),
+    };
+    let s = format!("{:.2}", v / div);
+    format!("{}{unit}", s.trim_end_matches('0').trim_end_matches('.'))
+}
+
 /// Text made safe inside SVG.
 fn escape(t: &str) -> String {
     t.replace('&', "&amp;")
@@ -213,7 +226,7 @@ pub fn scatter(title: &str, (xl, yl): (&str, &str), points: &[Point]) -> String 
              <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
             h - bottom,
             h - bottom + 16.0,
-            label(t)
+            si(t)
         ));
     }
     for t in ticks(y0, y1).into_iter().filter(|t| (y0..=y1).contains(t)) {
@@ -224,7 +237,7 @@ pub fn scatter(title: &str, (xl, yl): (&str, &str), points: &[Point]) -> String 
             w - right,
             left - 6.0,
             y + 4.0,
-            label(t)
+            si(t)
         ));
     }
     out.push_str(&format!(
@@ -255,17 +268,31 @@ pub fn scatter(title: &str, (xl, yl): (&str, &str), points: &[Point]) -> String 
     for p in points {
         let (x, y) = (px(p.x), py(p.y));
         if p.marked {
+            // Labels alternate right-above and left of the point along the frontier, so
+            // that neighbours part.
+            let k = front.iter().position(|q| std::ptr::eq(*q, p)).unwrap_or(0);
+            let fits = x + 7.0 + 7.0 * p.label.len() as f64 <= w;
+            let (dx, dy, anchor) = match (k % 2, fits) {
+                (0, true) => (7.0, -8.0, "start"),
+                (0, false) => (-7.0, -8.0, "end"),
+                _ => (-8.0, 4.0, "end"),
+            };
             out.push_str(&format!(
                 "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"5\" fill=\"#d62728\"/>\n\
-                 <text x=\"{:.1}\" y=\"{:.1}\" fill=\"#d62728\">{}</text>\n",
-                x + 7.0,
-                y - 7.0,
+                 <text x=\"{:.1}\" y=\"{:.1}\" fill=\"#d62728\" text-anchor=\"{anchor}\">{}</text>\n",
+                x + dx,
+                y + dy,
                 escape(&p.label)
             ));
         } else {
+            let fits = x + 6.0 + 6.0 * p.label.len() as f64 <= w;
             out.push_str(&format!(
-                "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"4\" fill=\"none\" stroke=\"#1f77b4\"><title>{}</title></circle>\n",
-                escape(&p.label)
+                "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"4\" fill=\"none\" stroke=\"#1f77b4\"><title>{t}</title></circle>\n\
+                 <text x=\"{tx:.1}\" y=\"{ty:.1}\" fill=\"#1f77b4\" font-size=\"10\" text-anchor=\"{anchor}\">{t}</text>\n",
+                t = escape(&p.label),
+                tx = if fits { x + 6.0 } else { x - 6.0 },
+                ty = y + 14.0,
+                anchor = if fits { "start" } else { "end" },
             ));
         }
     }

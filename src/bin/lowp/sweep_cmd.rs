@@ -67,6 +67,9 @@ pub struct PlotArgs {
     /// The SVG file (default: pareto.svg in the first folder).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Average the runs that differ only in this setting (e.g. seed) into one point.
+    #[arg(long)]
+    mean_over: Option<String>,
 }
 
 /// `lowp train`'s options, to check a grid's settings before anything runs.
@@ -200,13 +203,18 @@ fn run_grid(a: &RunArgs) -> Result<(), String> {
             .iter()
             .find(|r| r.id == rec.id)
             .expect("a run of this shard");
-        bar.println(format!(
+        let line = format!(
             "{:<8} {} {}  {what}  ({:.1} s)",
             rec.status.to_string(),
             rec.id,
             describe(run, &axes),
             rec.seconds
-        ));
+        );
+        // Into a log (a batch job's) the bar is hidden: print the line itself.
+        match bar.is_hidden() {
+            true => println!("{line}"),
+            false => bar.println(line),
+        }
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -376,7 +384,16 @@ fn plot(a: &PlotArgs) -> Result<(), String> {
         }
     }
     let all = merged(&a.dirs)?;
-    let keys = results::varying(&all);
+    let mut keys = results::varying(&all);
+    if let Some(m) = &a.mean_over {
+        if !keys.contains(m) {
+            return Err(format!(
+                "--mean-over {m}: not a setting the runs differ in ({})",
+                keys.join(", ")
+            ));
+        }
+        keys.retain(|k| k != m);
+    }
     let runs: Vec<&Record> = all
         .iter()
         .filter(|r| r.number(&a.x).is_some() && r.number(&a.y).is_some())
@@ -384,41 +401,65 @@ fn plot(a: &PlotArgs) -> Result<(), String> {
     if runs.is_empty() {
         return Err(format!("no run has both {} and {}", a.x, a.y));
     }
-    let xy: Vec<(f64, f64)> = runs
+    // One point per run, or per group of runs that differ only in --mean-over.
+    let mut groups: Vec<(String, Vec<&Record>)> = Vec::new();
+    for r in &runs {
+        let label = keys
+            .iter()
+            .map(|k| match r.settings.get(k) {
+                Some(serde_json::Value::String(s)) => short(s),
+                Some(v) => v.to_string(),
+                None => String::new(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        match groups
+            .iter_mut()
+            .find(|(l, _)| *l == label && a.mean_over.is_some())
+        {
+            Some((_, g)) => g.push(r),
+            None => groups.push((label, vec![r])),
+        }
+    }
+    let mean = |g: &[&Record], f: &str| {
+        g.iter()
+            .map(|r| r.number(f).unwrap_or(f64::NAN))
+            .sum::<f64>()
+            / g.len() as f64
+    };
+    let xy: Vec<(f64, f64)> = groups
         .iter()
-        .map(|r| {
-            (
-                r.number(&a.x).unwrap_or(f64::NAN),
-                r.number(&a.y).unwrap_or(f64::NAN),
-            )
-        })
+        .map(|(_, g)| (mean(g, &a.x), mean(g, &a.y)))
         .collect();
     let front: BTreeSet<usize> = frontier(&xy).into_iter().collect();
-    let points: Vec<crate::plot::Point> = runs
+    let points: Vec<crate::plot::Point> = groups
         .iter()
         .zip(&xy)
         .enumerate()
-        .map(|(i, (r, &(x, y)))| crate::plot::Point {
+        .map(|(i, ((label, g), &(x, y)))| crate::plot::Point {
             x,
             y,
-            label: keys
-                .iter()
-                .map(|k| match r.settings.get(k) {
-                    Some(serde_json::Value::String(s)) => short(s),
-                    Some(v) => v.to_string(),
-                    None => String::new(),
-                })
-                .collect::<Vec<_>>()
-                .join(" "),
+            label: match g.len() {
+                1 => label.clone(),
+                n => format!("{label} (mean of {n})"),
+            },
             marked: front.contains(&i),
         })
         .collect();
-    let title = format!(
-        "{} runs: {} against {} (Pareto frontier marked)",
-        runs.len(),
-        a.y,
-        a.x
-    );
+    let title = match &a.mean_over {
+        Some(m) => format!(
+            "{} runs, averaged over {m}: {} against {} (Pareto frontier marked)",
+            runs.len(),
+            a.y,
+            a.x
+        ),
+        None => format!(
+            "{} runs: {} against {} (Pareto frontier marked)",
+            runs.len(),
+            a.y,
+            a.x
+        ),
+    };
     let doc = crate::plot::scatter(&title, (&a.x, &a.y), &points);
     let out = a
         .out
@@ -426,8 +467,9 @@ fn plot(a: &PlotArgs) -> Result<(), String> {
         .unwrap_or_else(|| a.dirs[0].join("pareto.svg"));
     std::fs::write(&out, doc).map_err(|e| format!("{}: {e}", out.display()))?;
     println!(
-        "{} runs, {} on the frontier: wrote {}",
+        "{} runs, {} points, {} on the frontier: wrote {}",
         runs.len(),
+        points.len(),
         front.len(),
         out.display()
     );
