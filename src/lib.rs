@@ -14,6 +14,7 @@ pub mod optim;
 pub mod quant;
 pub mod reference;
 pub mod rng;
+pub mod scaled_fixed;
 pub mod softfloat;
 pub mod sweep;
 pub mod train;

@@ -1,3 +1,5 @@
-//! Research methods that drive the engine: linear models at low precision (ZipML).
+//! Research methods that drive the engine: linear models at low precision (ZipML), and
+//! HALP with the low-precision SGD and SVRG it is measured against.
 
+pub mod halp;
 pub mod linear;

@@ -5,6 +5,9 @@ use crate::plot::{Curve, Panel, svg};
 use clap::ValueEnum;
 use lowp::data::table::{Scaler, Table};
 use lowp::levels::Estimator;
+use lowp::methods::halp::{
+    HalpConfig, HalpEpoch, Method, logistic_optimum, strong_convexity, train_halp,
+};
 use lowp::methods::linear::{
     EpochMetrics, LevelKind, LinearConfig, lsq_optimum, synthetic_lsq, train_linear,
 };
@@ -42,10 +45,22 @@ pub struct Args {
     /// Predict the natural log of the target (e.g. diamonds' price).
     #[arg(long)]
     log_target: bool,
-    /// How samples are read: fp32, naive (one quantization), double (two independent ones),
-    /// or chebyshev (logistic regression: degree + 1 independent ones).
-    #[arg(long, default_value = "double", value_parser = |s: &str| s.parse::<Estimator>())]
-    estimator: Estimator,
+    /// How samples are read: fp32, naive (one quantization), double (two independent ones;
+    /// the default), or chebyshev (logistic regression: degree + 1 independent ones).
+    #[arg(long, value_parser = |s: &str| s.parse::<Estimator>())]
+    estimator: Option<Estimator>,
+    /// Train by sgd, lp-sgd, svrg, lp-svrg or halp (HALP's comparison: fp32 samples, the
+    /// iterate in --bits-bit scaled fixed point for the lp- methods and halp); without it,
+    /// ZipML's SGD on quantized samples.
+    #[arg(long, value_parser = |s: &str| s.parse::<Method>())]
+    method: Option<Method>,
+    /// The strong-convexity constant that scales HALP's grid (default: the L2 coefficient
+    /// for logistic regression, the smallest eigenvalue of A^T A / N for least squares).
+    #[arg(long)]
+    mu: Option<f64>,
+    /// Steps per epoch of --method (default: one pass over the training set).
+    #[arg(long)]
+    inner: Option<usize>,
     /// L2 coefficient of logistic regression.
     #[arg(long, default_value_t = 1e-3)]
     l2: f32,
@@ -239,6 +254,10 @@ pub fn run(a: &Args) -> Result<(), String> {
         Task::Lsq => "least squares",
         Task::Logistic => "logistic regression",
     };
+    if let Some(method) = a.method {
+        return run_method(a, method, (task, name), (&train, test.as_ref()));
+    }
+    let estimator = a.estimator.unwrap_or(Estimator::Double);
     // Least squares: the exact optimum, for the gap.
     let optimum = (a.task == Task::Lsq).then(|| lsq_optimum(&train).1);
     println!(
@@ -248,7 +267,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         train.rows(),
         n_test,
         train.cols(),
-        a.estimator,
+        estimator,
         a.bits,
         a.levels
     );
@@ -259,7 +278,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         task,
         degree: a.degree,
         range: a.range,
-        estimator: a.estimator,
+        estimator,
         bits: a.bits,
         levels: a.levels,
         epochs: a.epochs,
@@ -382,7 +401,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         ];
         let title = format!(
             "{name}, {} — {} samples, {} bits, {} levels",
-            a.data, a.estimator, a.bits, a.levels
+            a.data, estimator, a.bits, a.levels
         );
         let p = dir.join("curves.svg");
         std::fs::write(&p, svg(&title, &panels)).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -393,4 +412,167 @@ pub fn run(a: &Args) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// `lowp linear --method`: HALP and the methods it is measured against, on the CPU
+/// reference, with the gap to the f64 optimum and the gradient's norm every epoch.
+fn run_method(
+    a: &Args,
+    method: Method,
+    (task, name): (lowp::methods::linear::Task, &str),
+    (train, test): (&Table, Option<&Table>),
+) -> Result<(), String> {
+    if a.device != "cpu" {
+        return Err(
+            "--method runs on the CPU reference for now: add --device cpu (the GPU twin of \
+             HALP's inner loop is not built yet)"
+                .into(),
+        );
+    }
+    if a.estimator.is_some_and(|e| e != Estimator::Fp32) {
+        return Err(
+            "--method trains on fp32 samples; --estimator belongs to ZipML's SGD \
+                    (leave --method out)"
+                .into(),
+        );
+    }
+    if a.mu.is_some_and(|m| !(m.is_finite() && m > 0.0)) {
+        return Err(format!("--mu {:?}: expected a positive number", a.mu));
+    }
+    if a.inner == Some(0) {
+        return Err("--inner must be at least 1".into());
+    }
+    let (mu, source) = match a.mu {
+        Some(m) => (m, "--mu"),
+        None => strong_convexity(train, task),
+    };
+    let optimum = match task {
+        lowp::methods::linear::Task::Lsq => lsq_optimum(train).1,
+        lowp::methods::linear::Task::Logistic { l2 } => logistic_optimum(train, l2).1,
+    };
+    println!(
+        "{name} on {} ({} training rows, {} features with the intercept); {method:?}, {} bits, \
+         lr {}, batch {}; mu {mu:.6e} ({source}); optimum_loss {optimum:.12e} (f64 {})",
+        a.data,
+        train.rows(),
+        train.cols(),
+        a.bits,
+        a.lr,
+        a.batch,
+        match task {
+            lowp::methods::linear::Task::Lsq => "conjugate gradients",
+            _ => "Newton",
+        }
+    );
+    let cfg = HalpConfig {
+        method,
+        task,
+        bits: a.bits,
+        mu: Some(mu),
+        inner: a.inner,
+        epochs: a.epochs,
+        batch: a.batch,
+        lr: a.lr,
+        seed: a.seed,
+    };
+    let mut metrics = match &a.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let p = dir.join("metrics.jsonl");
+            Some(std::fs::File::create(&p).map_err(|e| format!("{}: {e}", p.display()))?)
+        }
+        None => None,
+    };
+    let bar = indicatif::ProgressBar::new(a.epochs as u64);
+    let mut history: Vec<HalpEpoch> = Vec::new();
+    let mut failed = None;
+    let result = train_halp(&cfg, train, optimum, |m, w| {
+        let (test_loss, test_accuracy) = match (test, task) {
+            (Some(t), lowp::methods::linear::Task::Lsq) => {
+                (Some(lowp::methods::linear::lsq_loss(t, w)), None)
+            }
+            (Some(t), lowp::methods::linear::Task::Logistic { l2 }) => (
+                Some(lowp::methods::linear::logistic_loss(t, w, l2)),
+                Some(lowp::methods::linear::accuracy(t, w)),
+            ),
+            (None, _) => (None, None),
+        };
+        bar.suspend(|| {
+            println!(
+                "epoch {:>3}  train_loss {:.9e}  gap {:.3e}  grad_norm {:.3e}{}{}  {:.2}s",
+                m.epoch,
+                m.train_loss,
+                m.gap,
+                m.grad_norm,
+                m.scale
+                    .map_or(String::new(), |s| format!("  scale {s:.3e}")),
+                test_accuracy.map_or(String::new(), |v| format!("  test_accuracy {v:.4}")),
+                m.seconds
+            )
+        });
+        bar.inc(1);
+        if let Some(f) = metrics.as_mut() {
+            let line = serde_json::json!({
+                "epoch": m.epoch,
+                "method": format!("{method:?}").to_lowercase(),
+                "bits": a.bits,
+                "train_loss": m.train_loss,
+                "optimum_loss": optimum,
+                "gap": m.gap,
+                "grad_norm": m.grad_norm,
+                "mu": mu,
+                "scale": m.scale,
+                "saturated": m.saturated,
+                "test_loss": test_loss,
+                "test_accuracy": test_accuracy,
+                "lr": a.lr,
+                "seconds": m.seconds,
+            });
+            if let Err(e) = writeln!(f, "{line}") {
+                failed.get_or_insert(e.to_string());
+            }
+        }
+        history.push(m.clone());
+    });
+    bar.finish_and_clear();
+    if let Some(e) = failed {
+        return Err(format!("writing metrics.jsonl: {e}"));
+    }
+    if let Some(dir) = &a.out {
+        let panels = [
+            Panel {
+                label: "train loss",
+                unit: false,
+                curves: vec![Curve {
+                    name: "train",
+                    colour: "#1f77b4",
+                    values: history.iter().map(|m| m.train_loss).collect(),
+                }],
+            },
+            Panel {
+                label: "log10 gap",
+                unit: false,
+                curves: vec![Curve {
+                    name: "gap",
+                    colour: "#d62728",
+                    values: history.iter().map(|m| m.gap.max(1e-300).log10()).collect(),
+                }],
+            },
+        ];
+        let title = format!(
+            "{name}, {}: {} at {} bits, lr {}",
+            a.data,
+            format!("{method:?}").to_lowercase(),
+            a.bits,
+            a.lr
+        );
+        let p = dir.join("curves.svg");
+        std::fs::write(&p, svg(&title, &panels)).map_err(|e| format!("{}: {e}", p.display()))?;
+        println!(
+            "wrote {} and {}",
+            dir.join("metrics.jsonl").display(),
+            p.display()
+        );
+    }
+    result.map(|_| ()).map_err(|e| e.to_string())
 }

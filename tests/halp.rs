@@ -1,0 +1,175 @@
+//! HALP and its comparison methods on the CPU reference: the scaled fixed-point quantizer
+//! is unbiased and saturates where it should; the strong-convexity constant is the exact
+//! smallest eigenvalue; on a well-conditioned least-squares problem HALP at 8 bits falls
+//! linearly below 1e-10 of the initial gap, as fast as fp32 SVRG, while LP-SGD and LP-SVRG
+//! at the same bits stall far above it.
+
+use lowp::methods::halp::{
+    HalpConfig, Method, logistic_optimum, smallest_eigenvalue, strong_convexity, train_halp,
+};
+use lowp::methods::linear::{Task, logistic_loss, lsq_optimum, synthetic_lsq};
+use lowp::rng::random_bits;
+use lowp::scaled_fixed::ScaledFixed;
+
+#[test]
+fn scaled_fixed_point_rounds_without_bias_and_saturates_at_its_ends() {
+    let q = ScaledFixed::new(0.37, 8).unwrap();
+    assert_eq!(q.max_code(), 127);
+    // Unbiased: the mean of many roundings of x is x. Each rounding's variance is at most
+    // delta^2 / 4, so with 200,000 draws the mean's standard error is below
+    // 0.37 / 2 / sqrt(200000) = 4.2e-4; allowed 6 standard errors.
+    for (k, &x) in [0.1f32, -5.55, 13.0 * 0.37 + 0.01, 46.9, -0.0001]
+        .iter()
+        .enumerate()
+    {
+        let n = 200_000u64;
+        let mean: f64 = (0..n)
+            .map(|i| q.value(q.round(x, random_bits(7, k as u32, i)).k) as f64)
+            .sum::<f64>()
+            / n as f64;
+        assert!((mean - x as f64).abs() < 6.0 * 4.2e-4, "{x}: mean {mean}");
+    }
+    // A grid value k delta is an f32, so v / delta lies within an ulp of k, not on it: a
+    // random word of one half rounds to nearest and gives k back; any word gives k or a
+    // neighbour. The grid's ends clamp and count.
+    for k in [-127, -3, 0, 1, 126, 127] {
+        let v = q.value(k);
+        assert_eq!(q.round(v, 0x8000_0000).k, k);
+        for r in [0, 0xffff_ffff] {
+            assert!((q.round(v, r).k - k).abs() <= 1);
+        }
+    }
+    let big = q.round(127.5 * 0.37, 0);
+    assert_eq!((big.k, big.saturated), (127, true));
+    let small = q.round(-1e9, 0);
+    assert_eq!((small.k, small.saturated), (-127, true));
+    assert!(q.round(f32::NAN, 0).saturated);
+    assert!(ScaledFixed::new(0.0, 8).is_err() && ScaledFixed::new(1.0, 1).is_err());
+}
+
+#[test]
+fn the_smallest_eigenvalue_is_exact() {
+    // Q diag(l) Q^T with Q a Householder reflection: eigenvalues l exactly.
+    let d = 7;
+    let l = [3.0, 0.25, 1.5, 9.0, 0.031_25, 2.0, 5.5];
+    let v: Vec<f64> = (0..d).map(|i| (i as f64 * 0.7).sin() + 0.2).collect();
+    let vv: f64 = v.iter().map(|x| x * x).sum();
+    let q = |i: usize, j: usize| (i == j) as u8 as f64 - 2.0 * v[i] * v[j] / vv;
+    let a: Vec<f64> = (0..d * d)
+        .map(|ij| {
+            let (i, j) = (ij / d, ij % d);
+            (0..d).map(|k| q(i, k) * l[k] * q(j, k)).sum()
+        })
+        .collect();
+    let got = smallest_eigenvalue(&a, d);
+    assert!((got - 0.031_25).abs() < 1e-12, "{got}");
+}
+
+/// A well-conditioned problem: 500 rows, 10 features uniform in [-1, 1] (one an
+/// intercept), noise 0.1.
+fn problem() -> lowp::data::table::Table {
+    synthetic_lsq(500, 10, 0.1, 3).0
+}
+
+fn run(method: Method, bits: u32, epochs: usize) -> Vec<f64> {
+    let t = problem();
+    let optimum = lsq_optimum(&t).1;
+    let cfg = HalpConfig {
+        method,
+        task: Task::Lsq,
+        bits,
+        mu: None,
+        inner: None,
+        epochs,
+        batch: 1,
+        lr: 0.02,
+        seed: 5,
+    };
+    let mut gaps = Vec::new();
+    train_halp(&cfg, &t, optimum, |m, _| gaps.push(m.gap)).unwrap();
+    gaps
+}
+
+#[test]
+fn halp_converges_linearly_where_low_precision_sgd_and_svrg_stall() {
+    let t = problem();
+    let (mu, _) = strong_convexity(&t, Task::Lsq);
+    let l_max = t
+        .features
+        .chunks(t.cols())
+        .map(|a| a.iter().map(|x| (x * x) as f64).sum::<f64>())
+        .fold(0.0, f64::max);
+    assert!(
+        l_max / mu < 50.0,
+        "well conditioned: L_max / mu = {}",
+        l_max / mu
+    );
+    let initial = lowp::methods::linear::lsq_loss(&t, &vec![0.0; t.cols()]) - lsq_optimum(&t).1;
+    let epochs = 40;
+    let halp = run(Method::Halp, 8, epochs);
+    let svrg = run(Method::Svrg, 8, epochs);
+    let floor = |g: &[f64]| {
+        g[g.len() - 5..]
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min)
+    };
+    // HALP below 1e-10 of the initial gap.
+    assert!(
+        floor(&halp) < 1e-10 * initial,
+        "HALP's gaps: {halp:?} (initial {initial:.2e})"
+    );
+    // Linearly: the contraction per epoch over the run, against fp32 SVRG's over the
+    // epochs it takes to reach the same 1e-10.
+    let rate = |g: &[f64]| {
+        let k = g
+            .iter()
+            .position(|&x| x < 1e-10 * initial)
+            .unwrap_or(g.len() - 1);
+        (g[k] / g[0]).powf(1.0 / k.max(1) as f64)
+    };
+    let (rh, rs) = (rate(&halp), rate(&svrg));
+    assert!(rh < 1.0 && rh <= rs.powf(0.5), "HALP {rh}, SVRG {rs}");
+    // The low-precision iterates stall at least 10^4 above HALP's end.
+    for m in [Method::LpSgd, Method::LpSvrg] {
+        let g = run(m, 8, epochs);
+        assert!(
+            floor(&g) > 1e4 * floor(&halp),
+            "{m:?} ends at {:.2e}, HALP at {:.2e}",
+            floor(&g),
+            floor(&halp)
+        );
+    }
+}
+
+#[test]
+fn the_logistic_optimum_is_stationary() {
+    // Labels from the sign of a noisy linear target; the Newton optimum's gradient is zero
+    // to 1e-12, and nudging any weight raises the loss.
+    let (mut t, _) = synthetic_lsq(400, 6, 0.3, 9);
+    t.target
+        .iter_mut()
+        .for_each(|v| *v = if *v > 0.0 { 1.0 } else { -1.0 });
+    let l2 = 1e-2;
+    let (w, loss) = logistic_optimum(&t, l2);
+    let g = lowp::methods::halp::full_gradient_f64(
+        &t,
+        &w.iter().map(|&x| x as f32).collect::<Vec<_>>(),
+        Task::Logistic { l2 },
+    );
+    // The gradient at the f32-rounded optimum: within f32 rounding of the weights (relative
+    // 6e-8, times the Hessian's scale, at most 1 + l2 for features in [-1, 1]).
+    let wmax = w.iter().fold(0f64, |m, x| m.max(x.abs()));
+    assert!(
+        g.iter()
+            .all(|x| x.abs() < 6.0 * 6e-8 * wmax.max(1.0) * t.cols() as f64),
+        "{g:?}"
+    );
+    let w32: Vec<f32> = w.iter().map(|&x| x as f32).collect();
+    assert!((logistic_loss(&t, &w32, l2) - loss).abs() < 1e-12);
+    for k in 0..w.len() {
+        let mut v = w32.clone();
+        v[k] += 1e-3;
+        assert!(logistic_loss(&t, &v, l2) > loss);
+    }
+}
