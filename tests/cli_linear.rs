@@ -302,3 +302,82 @@ fn a_libsvm_file_trains_logistic_regression() {
     assert!(text.contains("4 features with the intercept"), "{text}");
     assert!(l[19]["test_accuracy"].as_f64().unwrap() >= 0.9, "{}", l[19]);
 }
+
+/// `--method halp` through the command line: the mu it used, every epoch's gap and
+/// gradient norm against the recorded optimum, and clear refusals.
+#[test]
+fn halp_through_the_command_line_records_gap_and_gradient_norm() {
+    let (l, text, dir) = run_linear(
+        "halp",
+        &[
+            "--method",
+            "halp",
+            "--device",
+            "cpu",
+            "--bits",
+            "8",
+            "--batch",
+            "1",
+            "--lr",
+            "0.02",
+            "--epochs",
+            "12",
+            "--rows",
+            "600",
+            "--features",
+            "6",
+        ],
+    );
+    assert!(
+        text.contains("the smallest eigenvalue of A^T A / N"),
+        "{text}"
+    );
+    assert_eq!(l.len(), 12);
+    let opt = l[0]["optimum_loss"].as_f64().unwrap();
+    for m in &l {
+        let (loss, gap) = (
+            m["train_loss"].as_f64().unwrap(),
+            m["gap"].as_f64().unwrap(),
+        );
+        // serde_json reads floats to within an ulp, not always exactly.
+        assert!(
+            (gap - (loss - opt)).abs() <= 4.0 * f64::EPSILON * loss,
+            "{m}"
+        );
+        assert!(m["grad_norm"].as_f64().unwrap() >= 0.0 && m["scale"].as_f64().unwrap() > 0.0);
+    }
+    let (first, last) = (
+        l[0]["gap"].as_f64().unwrap(),
+        l[11]["gap"].as_f64().unwrap(),
+    );
+    assert!(last < 1e-9 * first, "gap {first:e} -> {last:e}");
+    assert!(dir.join("curves.svg").exists());
+    for (args, want) in [
+        (vec!["--method", "halp"], "--device cpu"),
+        (
+            vec![
+                "--method",
+                "halp",
+                "--device",
+                "cpu",
+                "--estimator",
+                "double",
+            ],
+            "fp32 samples",
+        ),
+        (vec!["--method", "halpp", "--device", "cpu"], "methods are"),
+        (
+            vec!["--method", "halp", "--device", "cpu", "--mu", "-1"],
+            "--mu",
+        ),
+    ] {
+        let mut all = vec!["linear", "--rows", "100", "--features", "3"];
+        all.extend(args);
+        let out = lowp(&all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(want),
+            "{all:?}: {err}"
+        );
+    }
+}

@@ -56,7 +56,7 @@ pub struct Args {
     method: Option<Method>,
     /// The strong-convexity constant that scales HALP's grid (default: the L2 coefficient
     /// for logistic regression, the smallest eigenvalue of A^T A / N for least squares).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     mu: Option<f64>,
     /// Steps per epoch of --method (default: one pass over the training set).
     #[arg(long)]
