@@ -117,3 +117,23 @@ fn a_grid_with_a_setting_lowp_train_lacks_is_refused_before_any_run() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_run_that_diverges_is_recorded_as_diverged_with_its_partial_metrics() {
+    let dir = fresh("diverged");
+    let g = dir.join("grid.toml");
+    std::fs::write(
+        &g,
+        "[train]\nhidden = \"16\"\nepochs = 1\nbatch = 50\ntrain-size = 600\ntest-size = 100\n\
+         momentum = 0.9\n[axes]\nlr = [1e6]\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    sweep(&["run", g.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let r = results(&out);
+    let rec = r.values().next().unwrap();
+    assert_eq!(rec["status"], "diverged", "{rec}");
+    assert!(rec["error"].as_str().unwrap().contains("diverged"), "{rec}");
+    assert_eq!(rec["epochs"], 1, "the partial epoch's metrics line: {rec}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
