@@ -3,6 +3,7 @@
 pub mod accum;
 pub mod conv;
 pub mod data;
+pub mod digest;
 pub mod error;
 pub mod format;
 pub mod gpu;

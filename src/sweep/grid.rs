@@ -15,6 +15,7 @@
 //! A value is a string, a number or a boolean (a flag: true gives `--flag`, false leaves it
 //! out). The sweep gives each run its own `--out`, so neither `out` nor `resume` may be set.
 
+use crate::digest::fnv64;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -178,18 +179,6 @@ pub fn train_args(settings: &BTreeMap<String, Value>) -> Vec<String> {
     args
 }
 
-/// A 64-bit FNV-1a digest, as 16 hex digits.
-fn fnv(parts: &[&[u8]]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for &b in *p {
-            h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        h = (h ^ 0xff).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
 /// The id of resolved settings: a digest of `key=value` lines in key order, each value
 /// that names a file followed by a digest of the file's contents (an edited precision
 /// map or model file makes another run).
@@ -200,9 +189,9 @@ pub fn run_id(settings: &BTreeMap<String, Value>) -> String {
         if let Value::Text(s) = value
             && let Ok(bytes) = std::fs::read(s)
         {
-            text.push_str(&format!("#{}", fnv(&[&bytes])));
+            text.push_str(&format!("#{:016x}", fnv64(&bytes)));
         }
         text.push('\n');
     }
-    fnv(&[text.as_bytes()])
+    format!("{:016x}", fnv64(text.as_bytes()))
 }

@@ -66,12 +66,8 @@ fn bytes_of(words: &[u32]) -> Vec<u8> {
 /// tensor by name, the run settings), independent of the order they are stored in: a
 /// damaged file fails to match it.
 fn checksum(state: &TrainState, meta: &BTreeMap<String, String>) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
+    let mut h = crate::digest::Fnv64::default();
+    let mut eat = |bytes: &[u8]| h.eat(bytes);
     eat(b"lowp checkpoint 1");
     eat(&state.step.to_le_bytes());
     state.loss_scale.iter().for_each(|w| eat(&w.to_le_bytes()));
@@ -94,7 +90,7 @@ fn checksum(state: &TrainState, meta: &BTreeMap<String, String>) -> u64 {
             eat(&[0]);
         }
     }
-    h
+    h.finish()
 }
 
 /// The safetensors file of u32 tensors `blobs` (name, bytes, words) and `info`: an 8-byte

@@ -719,8 +719,5 @@ impl run::Progress for Bar {
 /// FNV-1a of a file's bytes (of nothing if it cannot be read), so that an edited file is
 /// not resumed silently.
 fn content_hash(p: &std::path::Path) -> u64 {
-    let text = std::fs::read(p).unwrap_or_default();
-    text.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
+    lowp::digest::fnv64(&std::fs::read(p).unwrap_or_default())
 }
