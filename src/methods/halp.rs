@@ -9,7 +9,7 @@
 use super::linear::{LinearError, Task, logistic_loss, lsq_loss};
 use crate::data::table::Table;
 use crate::levels::{Loss, Samples};
-use crate::reference::linear::batch_gradient;
+use crate::reference::linear::{batch_gradient, gradient_from_factors, row_factor};
 use crate::rng::random_bits;
 use crate::scaled_fixed::ScaledFixed;
 use std::time::Instant;
@@ -299,6 +299,11 @@ pub fn train_halp(
             Method::Svrg | Method::LpSvrg | Method::Halp => {
                 let centre = w.clone();
                 let full = grad(&all, &centre);
+                // Each row's factor at the centre, once an epoch (a^T w~ for a linear
+                // model): the centre's minibatch gradients need no further products.
+                let at_centre: Vec<f32> = (0..n)
+                    .map(|i| row_factor(&samples, &train.target, i, &centre, &loss))
+                    .collect();
                 let grid = match cfg.method {
                     Method::Halp => {
                         let g = grid_for(&full, mu, cfg.bits)?;
@@ -316,7 +321,9 @@ pub fn train_halp(
                         true => centre.iter().zip(&x).map(|(c, z)| c + z).collect(),
                         false => x.clone(),
                     };
-                    let (gi, gc) = (grad(rows, &at), grad(rows, &centre));
+                    let gi = grad(rows, &at);
+                    let gc =
+                        gradient_from_factors(&samples, rows, |i| at_centre[i], &centre, &loss);
                     for (k, xk) in x.iter_mut().enumerate() {
                         *xk -= cfg.lr * (gi[k] - gc[k] + full[k]);
                     }
@@ -364,17 +371,6 @@ pub fn logistic_optimum(t: &Table, l2: f32) -> (Vec<f64>, f64) {
     let l2 = l2 as f64;
     let mut w = vec![0f64; d];
     let rows = || t.features.chunks(d.max(1)).zip(&t.target).take(n);
-    let objective = |w: &[f64]| {
-        let data: f64 = rows()
-            .map(|(a, &y)| {
-                let z: f64 = a.iter().zip(w).map(|(&x, v)| x as f64 * v).sum();
-                let m = -(y as f64) * z;
-                m.max(0.0) + (-m.abs()).exp().ln_1p()
-            })
-            .sum::<f64>()
-            / n.max(1) as f64;
-        data + 0.5 * l2 * w.iter().map(|v| v * v).sum::<f64>()
-    };
     for _ in 0..100 {
         let mut g = vec![0f64; d];
         let mut h = vec![0f64; d * d];
@@ -404,7 +400,7 @@ pub fn logistic_optimum(t: &Table, l2: f32) -> (Vec<f64>, f64) {
         };
         w.iter_mut().zip(&step).for_each(|(wi, s)| *wi -= s);
     }
-    let loss = objective(&w);
+    let loss = super::linear::logistic_loss_f64(t, &w, l2);
     (w, loss)
 }
 

@@ -213,6 +213,12 @@ pub fn column_levels(t: &Table, bits: u32, kind: LevelKind) -> Result<Vec<Levels
 /// The logistic objective (1/N) sum log(1 + exp(-y a^T w)) + (l2/2)|w|^2 in f64 (labels
 /// +-1), computed stably.
 pub fn logistic_loss(t: &Table, w: &[f32], l2: f32) -> f64 {
+    let w: Vec<f64> = w.iter().map(|&v| v as f64).collect();
+    logistic_loss_f64(t, &w, l2 as f64)
+}
+
+/// The logistic objective at f64 weights (`logistic_loss`'s arithmetic).
+pub fn logistic_loss_f64(t: &Table, w: &[f64], l2: f64) -> f64 {
     let d = t.cols();
     let n = t.rows().max(1) as f64;
     let data: f64 = t
@@ -220,17 +226,13 @@ pub fn logistic_loss(t: &Table, w: &[f32], l2: f32) -> f64 {
         .chunks(d.max(1))
         .zip(&t.target)
         .map(|(a, &y)| {
-            let z: f64 = a
-                .iter()
-                .zip(w)
-                .map(|(&x, &v)| x as f64 * v as f64)
-                .sum::<f64>();
+            let z: f64 = a.iter().zip(w).map(|(&x, v)| x as f64 * v).sum::<f64>();
             let m = -(y as f64) * z;
             m.max(0.0) + (-m.abs()).exp().ln_1p()
         })
         .sum::<f64>()
         / n;
-    data + 0.5 * l2 as f64 * w.iter().map(|&v| (v as f64).powi(2)).sum::<f64>()
+    data + 0.5 * l2 * w.iter().map(|v| v.powi(2)).sum::<f64>()
 }
 
 /// The share of rows whose sign of a^T w is their label (+-1).

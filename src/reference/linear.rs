@@ -56,11 +56,24 @@ pub fn batch_gradient(
     w: &[f32],
     loss: &Loss,
 ) -> Vec<f32> {
+    let factor = |i| row_factor(samples, targets, i, w, loss);
+    gradient_from_factors(samples, rows, factor, w, loss)
+}
+
+/// `batch_gradient` with each row's factor r_i given (e.g. cached at a fixed point, as
+/// SVRG caches a^T w~ for its centre): the same arithmetic in the same order.
+pub fn gradient_from_factors(
+    samples: &Samples,
+    rows: &[usize],
+    factor: impl Fn(usize) -> f32,
+    w: &[f32],
+    loss: &Loss,
+) -> Vec<f32> {
     let d = samples.cols();
     let mut g = vec![0f32; d];
     let inv = 1.0 / rows.len().max(1) as f32;
     for &i in rows {
-        let r = row_factor(samples, targets, i, w, loss);
+        let r = factor(i);
         for (c, gc) in g.iter_mut().enumerate() {
             *gc += samples.value(i, c, 0) * r;
         }

@@ -229,6 +229,18 @@ fn load(a: &Args) -> Result<Table, String> {
     Ok(t)
 }
 
+/// `--out`'s metrics.jsonl, created with its folder.
+fn metrics_file(a: &Args) -> Result<Option<std::fs::File>, String> {
+    let Some(dir) = &a.out else {
+        return Ok(None);
+    };
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let p = dir.join("metrics.jsonl");
+    std::fs::File::create(&p)
+        .map(Some)
+        .map_err(|e| format!("{}: {e}", p.display()))
+}
+
 pub fn run(a: &Args) -> Result<(), String> {
     check(a)?;
     let table = load(a)?;
@@ -287,14 +299,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         decay: a.decay,
         seed: a.seed,
     };
-    let mut metrics = match &a.out {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let p = dir.join("metrics.jsonl");
-            Some(std::fs::File::create(&p).map_err(|e| format!("{}: {e}", p.display()))?)
-        }
-        None => None,
-    };
+    let mut metrics = metrics_file(a)?;
     let bar = indicatif::ProgressBar::new(a.epochs as u64);
     let mut history: Vec<EpochMetrics> = Vec::new();
     let mut failed = None;
@@ -475,14 +480,7 @@ fn run_method(
         lr: a.lr,
         seed: a.seed,
     };
-    let mut metrics = match &a.out {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let p = dir.join("metrics.jsonl");
-            Some(std::fs::File::create(&p).map_err(|e| format!("{}: {e}", p.display()))?)
-        }
-        None => None,
-    };
+    let mut metrics = metrics_file(a)?;
     let bar = indicatif::ProgressBar::new(a.epochs as u64);
     let mut history: Vec<HalpEpoch> = Vec::new();
     let mut failed = None;
