@@ -117,7 +117,9 @@ impl<'a> Io<'a> {
                     )));
                 }
                 if clear && phase == OutPhase::Store && spec.format.bits() < 32 {
-                    enc.clear_buffer(t.words(), 0, None);
+                    // Only the tensor's words: its buffer may be a larger shared one.
+                    let words = crate::format::packed_words(t.len(), spec.format.bits());
+                    enc.clear_buffer(t.words(), 0, Some(4 * words as u64));
                 }
                 OutParams::packed(spec, phase, add.is_some())
             }
