@@ -257,7 +257,7 @@ fn flat_b(kk: u32, j: u32) -> u32 {
 
 fn value_a(i: u32, kk: u32) -> u32 {
     let f = flat_a(i, kk);
-    return decode_code(G.fa, code_a(f), scale_a(f));
+    return decode_code(fmt_a(), code_a(f), scale_a(f));
 }
 
 fn value_b(kk: u32, j: u32) -> u32 {
@@ -265,7 +265,7 @@ fn value_b(kk: u32, j: u32) -> u32 {
     if (f == NONE) {
         return 0u;
     }
-    return decode_code(G.fb, code_b(f), scale_b(f));
+    return decode_code(fmt_b(), code_b(f), scale_b(f));
 }
 
 // Four values along K, for the tiled kernel's grouped staging. Convolution views gather
@@ -279,7 +279,7 @@ fn group_b(kk: u32, j: u32) -> vec4<u32> {
 }
 
 fn int_a(i: u32, kk: u32) -> i32 {
-    return fixed_int(G.fa, code_a(flat_a(i, kk)));
+    return fixed_int(fmt_a(), code_a(flat_a(i, kk)));
 }
 
 fn int_b(kk: u32, j: u32) -> i32 {
@@ -287,7 +287,7 @@ fn int_b(kk: u32, j: u32) -> i32 {
     if (f == NONE) {
         return 0;
     }
-    return fixed_int(G.fb, code_b(f));
+    return fixed_int(fmt_b(), code_b(f));
 }
 
 fn out_index(i: u32, j: u32) -> u32 {

@@ -46,12 +46,12 @@ fn flat_b(kk: u32, j: u32) -> u32 {
 // f32 bits of op(A)[i, kk] and op(B)[kk, j].
 fn value_a(i: u32, kk: u32) -> u32 {
     let f = flat_a(i, kk);
-    return decode_code(G.fa, code_a(f), scale_a(f));
+    return decode_code(fmt_a(), code_a(f), scale_a(f));
 }
 
 fn value_b(kk: u32, j: u32) -> u32 {
     let f = flat_b(kk, j);
-    return decode_code(G.fb, code_b(f), scale_b(f));
+    return decode_code(fmt_b(), code_b(f), scale_b(f));
 }
 
 // The four w-bit codes of a group from bit `first` of its 16-byte vector q.
@@ -74,35 +74,35 @@ fn decode_group(fm: Fmt, c: vec4<u32>, s: i32) -> vec4<u32> {
 // words), read with one vector load; value by value where the buffer ends inside that vec4.
 fn group_a(i: u32, kk: u32) -> vec4<u32> {
     let f = flat_a(i, kk);
-    let bit = f * G.fa.bits;
+    let bit = f * fmt_a().bits;
     var c: vec4<u32>;
     if (bit / 128u < arrayLength(&a_vec)) {
-        c = group_codes(a_vec[bit / 128u], bit % 128u, G.fa.bits);
+        c = group_codes(a_vec[bit / 128u], bit % 128u, fmt_a().bits);
     } else {
         c = vec4<u32>(code_a(f), code_a(f + 1u), code_a(f + 2u), code_a(f + 3u));
     }
-    return decode_group(G.fa, c, scale_a(f));
+    return decode_group(fmt_a(), c, scale_a(f));
 }
 
 fn group_b(kk: u32, j: u32) -> vec4<u32> {
     let f = flat_b(kk, j);
-    let bit = f * G.fb.bits;
+    let bit = f * fmt_b().bits;
     var c: vec4<u32>;
     if (bit / 128u < arrayLength(&b_vec)) {
-        c = group_codes(b_vec[bit / 128u], bit % 128u, G.fb.bits);
+        c = group_codes(b_vec[bit / 128u], bit % 128u, fmt_b().bits);
     } else {
         c = vec4<u32>(code_b(f), code_b(f + 1u), code_b(f + 2u), code_b(f + 3u));
     }
-    return decode_group(G.fb, c, scale_b(f));
+    return decode_group(fmt_b(), c, scale_b(f));
 }
 
 // Integer values of fixed-point operands (exact integer GEMM).
 fn int_a(i: u32, kk: u32) -> i32 {
-    return fixed_int(G.fa, code_a(flat_a(i, kk)));
+    return fixed_int(fmt_a(), code_a(flat_a(i, kk)));
 }
 
 fn int_b(kk: u32, j: u32) -> i32 {
-    return fixed_int(G.fb, code_b(flat_b(kk, j)));
+    return fixed_int(fmt_b(), code_b(flat_b(kk, j)));
 }
 
 fn out_index(i: u32, j: u32) -> u32 {

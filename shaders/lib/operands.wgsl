@@ -20,7 +20,7 @@ struct PanelBlock {
 @group(0) @binding(6) var<storage, read_write> c_out: array<u32>;
 
 fn code_a(flat: u32) -> u32 {
-    let w = G.fa.bits;
+    let w = fmt_a().bits;
     let start = flat * w;
     let wi = start / 32u;
     let off = start % 32u;
@@ -32,7 +32,7 @@ fn code_a(flat: u32) -> u32 {
 }
 
 fn code_b(flat: u32) -> u32 {
-    let w = G.fb.bits;
+    let w = fmt_b().bits;
     let start = flat * w;
     let wi = start / 32u;
     let off = start % 32u;
@@ -45,21 +45,21 @@ fn code_b(flat: u32) -> u32 {
 
 fn scale_a(flat: u32) -> i32 {
     var word = 0u;
-    if (G.a_scaling == 2u) {
+    if (scaling_a() == 2u) {
         word = a_scales[flat / 128u];
-    } else if (G.a_scaling == 1u) {
+    } else if (scaling_a() == 1u) {
         word = a_scales[0];
     }
-    return element_scale_exp(G.a_scaling, word, flat);
+    return element_scale_exp(scaling_a(), word, flat);
 }
 
 fn scale_b(flat: u32) -> i32 {
     var word = 0u;
-    if (G.b_scaling == 2u) {
+    if (scaling_b() == 2u) {
         word = b_scales[flat / 128u];
-    } else if (G.b_scaling == 1u) {
+    } else if (scaling_b() == 1u) {
         word = b_scales[0];
     }
-    return element_scale_exp(G.b_scaling, word, flat);
+    return element_scale_exp(scaling_b(), word, flat);
 }
 

@@ -6,7 +6,7 @@
 @group(0) @binding($S) var<storage, read> in$K_scales: array<u32>;
 
 fn load$K(i: u32) -> u32 {
-    let f = IO.in$K;
+    let f = in$K_fmt();
     if (f.raw != 0u) {
         return in$K_words[i];
     }

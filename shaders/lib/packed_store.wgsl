@@ -17,7 +17,7 @@
 
 // The amax words are raised with a load first, so that most elements write nothing.
 fn store_out(i: u32, value: u32) {
-    let f = IO.out;
+    let f = out_fmt();
     var v = value;
     if (f.add != 0u) {
         v = sf_add(v, out_addend[i]);

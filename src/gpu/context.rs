@@ -24,6 +24,7 @@ pub struct GpuContext {
     f16_staging: bool,
     vector_loads: bool,
     gemm_panels: bool,
+    specialise: bool,
     panel_words: usize,
     scratch: Mutex<std::collections::HashMap<&'static str, DeviceBuffer>>,
     /// Every buffer made on this device, counted by purpose.
@@ -165,6 +166,7 @@ impl GpuContext {
             }
             _ => info.device_type == wgpu::DeviceType::Cpu,
         };
+        let specialise = std::env::var("LOWP_SPECIALISE").map_or(true, |v| v != "0");
         let profiler = std::env::var("LOWP_PROFILE")
             .is_ok_and(|v| !v.is_empty() && v != "0")
             .then(|| super::profile::Profiler::new(&device))
@@ -181,6 +183,7 @@ impl GpuContext {
             f16_staging,
             vector_loads,
             gemm_panels,
+            specialise,
             panel_words: PANEL_WORDS,
             scratch: Mutex::default(),
             ledger: Arc::default(),
@@ -199,6 +202,20 @@ impl GpuContext {
     /// (the default on CPU adapters) rather than the workgroup-staged tiled kernel.
     pub fn gemm_panels(&self) -> bool {
         self.gemm_panels
+    }
+
+    /// Compiles kernels for their operands' formats, or runs the generic kernels that read
+    /// every format from their parameters.
+    pub fn with_specialise(mut self, on: bool) -> GpuContext {
+        self.specialise = on;
+        self
+    }
+
+    /// Whether kernels are compiled for their operands' formats (`LOWP_SPECIALISE` not
+    /// `0`): one pipeline per combination of formats, each decode and rounding folded to
+    /// its format's arithmetic.
+    pub fn specialise(&self) -> bool {
+        self.specialise
     }
 
     /// Sets the f32 words the panel kernel's two panels may take together (at least 4096).

@@ -4,6 +4,7 @@ use super::buffers::uniform;
 use super::context::GpuContext;
 use super::error::GpuError;
 use super::params::DispatchParams;
+use super::specialise::Specialisation;
 
 /// Invocations per workgroup of every 1-D kernel (WGSL's `WG`).
 pub const WORKGROUP: u32 = 256;
@@ -26,21 +27,32 @@ pub fn record<P: DispatchParams>(
     params: P,
     bindings: &[(u32, &wgpu::Buffer)],
 ) -> Result<(), GpuError> {
-    record_with(ctx, enc, (kernel, entry, &[]), count, params, bindings)
+    let kernel = (kernel, entry, &[][..]);
+    record_with(
+        ctx,
+        enc,
+        kernel,
+        &Specialisation::default(),
+        count,
+        params,
+        bindings,
+    )
 }
 
-/// Like [`record`], for a kernel with pipeline-overridable constants.
+/// Like [`record`], for a kernel with pipeline-overridable constants, compiled for the
+/// operand formats of `spec`.
 pub fn record_with<P: DispatchParams>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
     kernel: (&str, &str, &[(&str, f64)]),
+    spec: &Specialisation,
     count: u32,
     mut params: P,
     bindings: &[(u32, &wgpu::Buffer)],
 ) -> Result<(), GpuError> {
     let (gx, gy) = grid(ctx, count);
     params.set_grid(gx, count);
-    record_tiled(ctx, enc, kernel, (gx, gy, 1), &params, bindings)
+    record_tiled(ctx, enc, kernel, spec, (gx, gy, 1), &params, bindings)
 }
 
 /// Records `entry` of `kernel` over an explicit grid of workgroups. A shader, pipeline or
@@ -58,24 +70,31 @@ pub fn record_groups<P: bytemuck::Pod>(
         ctx,
         enc,
         (kernel, entry, &[]),
+        &Specialisation::default(),
         (gx, gy, 1),
         params,
         bindings,
     )
 }
 
-/// Like [`record_groups`], for a kernel with pipeline-overridable constants.
+/// Like [`record_groups`], for a kernel with pipeline-overridable constants, compiled for
+/// the operand formats of `spec` (unless the context runs generic kernels).
 pub fn record_tiled<P: bytemuck::Pod>(
     ctx: &GpuContext,
     enc: &mut wgpu::CommandEncoder,
     (kernel, entry, constants): (&str, &str, &[(&str, f64)]),
+    spec: &Specialisation,
     (gx, gy, gz): (u32, u32, u32),
     params: &P,
     bindings: &[(u32, &wgpu::Buffer)],
 ) -> Result<(), GpuError> {
     let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let ubuf = uniform(ctx, params);
-    let pipeline = ctx.pipelines.get(&ctx.device, kernel, entry, constants);
+    let generic = Specialisation::default();
+    let spec = if ctx.specialise() { spec } else { &generic };
+    let pipeline = ctx
+        .pipelines
+        .get(&ctx.device, (kernel, entry, constants), spec);
     let mut entries = vec![wgpu::BindGroupEntry {
         binding: 0,
         resource: ubuf.as_entire_binding(),

@@ -10,6 +10,7 @@ pub mod pipelines;
 pub mod profile;
 pub mod readback;
 pub mod shader;
+pub mod specialise;
 pub mod tensor;
 pub mod tiles;
 pub mod timer;

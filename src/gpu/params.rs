@@ -27,6 +27,25 @@ pub struct FmtParams {
 
 const NONE: u32 = u32::MAX;
 
+/// The words of `Fmt` that are `i32` in WGSL: bias, top_field_exp, emax.
+const FMT_SIGNED: [usize; 3] = [3, 7, 14];
+
+impl FmtParams {
+    /// This format as a WGSL `Fmt` constructor (every field a literal).
+    pub fn wgsl(&self) -> String {
+        let words: [u32; 16] = bytemuck::cast(*self);
+        let fields: Vec<String> = words
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| match FMT_SIGNED.contains(&i) {
+                true => format!("{}i", w as i32),
+                false => format!("{w}u"),
+            })
+            .collect();
+        format!("Fmt({})", fields.join(", "))
+    }
+}
+
 impl FmtParams {
     /// The parameters of an element format.
     pub fn new(f: &ScalarFormat) -> FmtParams {
@@ -213,6 +232,8 @@ pub trait SplitParams: DispatchParams {
     fn groups(&self) -> u32 {
         1
     }
+    /// The element format and scaling of operands A and B.
+    fn operands(&self) -> [(FmtParams, u32); 2];
     /// The parameters of view `g`.
     fn with_group(self, _g: u32) -> Self {
         self
@@ -222,6 +243,10 @@ pub trait SplitParams: DispatchParams {
 impl SplitParams for GemmParams {
     fn cells(&self) -> u32 {
         self.m * self.n
+    }
+
+    fn operands(&self) -> [(FmtParams, u32); 2] {
+        [(self.fa, self.a_scaling), (self.fb, self.b_scaling)]
     }
 
     fn set_split(&mut self, splits: u32, k_split: u32) {
@@ -242,6 +267,10 @@ impl SplitParams for GemmParams {
 impl SplitParams for ConvParams {
     fn cells(&self) -> u32 {
         self.m * self.n
+    }
+
+    fn operands(&self) -> [(FmtParams, u32); 2] {
+        [(self.fa, self.a_scaling), (self.fb, self.b_scaling)]
     }
 
     fn set_split(&mut self, splits: u32, k_split: u32) {
@@ -529,6 +558,16 @@ impl InParams {
             ..Default::default()
         }
     }
+
+    /// WGSL statements that set the fields of an `InFmt` named `f` to this input's.
+    pub fn wgsl_fields(&self) -> String {
+        format!(
+            "f.fmt = {}; f.scaling = {}u; f.raw = {}u;",
+            self.fmt.wgsl(),
+            self.scaling,
+            self.raw
+        )
+    }
 }
 
 /// A fused kernel's output format and rounding (28 words, like WGSL's `OutFmt`).
@@ -589,6 +628,24 @@ impl OutParams {
             add: add as u32,
             pad: [0; 3],
         }
+    }
+
+    /// Whether values are rounded into a format (not plain f32 words).
+    pub fn rounds(&self) -> bool {
+        self.phase == OutPhase::Store as u32 || self.phase == OutPhase::Amax as u32
+    }
+
+    /// WGSL statements that set the format and rounding of an `OutFmt` named `f` (its
+    /// seed, stream, phase and addend flag stay as they are).
+    pub fn rounding_wgsl(&self) -> String {
+        format!(
+            "f.fmt = {}; f.mode = {}u; f.sr_bits = {}u; f.saturate = {}u; f.scaling = {}u;",
+            self.fmt.wgsl(),
+            self.mode,
+            self.sr_bits,
+            self.saturate,
+            self.scaling
+        )
     }
 }
 

@@ -1,5 +1,7 @@
 //! Shader assembly: WGSL has no #include, so a kernel is the library pieces it names plus its own file.
 
+use super::specialise::Specialisation;
+
 /// The pieces of `shaders/lib/`, in dependency order.
 const LIB: &[(&str, &str)] = &[
     (
@@ -173,6 +175,11 @@ const KERNELS: &[(&str, &[&str], &str)] = &[
 
 /// The full WGSL source of a kernel: its library pieces, then the kernel file.
 pub fn assemble(kernel: &str) -> Option<String> {
+    assemble_specialised(kernel, &Specialisation::default())
+}
+
+/// The WGSL source of a kernel compiled for the operand formats of `spec`.
+pub fn assemble_specialised(kernel: &str, spec: &Specialisation) -> Option<String> {
     let (_, libs, body) = KERNELS.iter().find(|(n, _, _)| *n == kernel)?;
     // The tiled kernel stages its operands as `Stage`: f16 in the *_f16 kernels.
     let mut src = String::from(match kernel {
@@ -180,13 +187,17 @@ pub fn assemble(kernel: &str) -> Option<String> {
         k if k.ends_with("_f32") => "alias Stage = f32;\n",
         _ => "",
     });
-    src.push_str(&assemble_with(libs, kernel, body));
+    src.push_str(&assemble_pieces(libs, kernel, body, spec));
     Some(src)
 }
 
 /// A kernel's WGSL from the library pieces `libs` (names of `shaders/lib/` files, put in
 /// dependency order) and a body of its own: how tests build kernels of their own.
 pub fn assemble_with(libs: &[&str], name: &str, body: &str) -> String {
+    assemble_pieces(libs, name, body, &Specialisation::default())
+}
+
+fn assemble_pieces(libs: &[&str], name: &str, body: &str, spec: &Specialisation) -> String {
     let pieces = LIB
         .iter()
         .filter(|(lib, _)| libs.contains(lib))
@@ -207,6 +218,12 @@ pub fn assemble_with(libs: &[&str], name: &str, body: &str) -> String {
             }
         } else {
             src.push_str(text);
+        }
+        // The format accessors: constants where `spec` fixes a format, else the parameters.
+        match name {
+            "io_params" => src.push_str(&spec.io_accessors()),
+            "operands" => src.push_str(&spec.operand_accessors()),
+            _ => {}
         }
         src.push('\n');
     }

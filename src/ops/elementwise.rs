@@ -6,7 +6,7 @@
 
 use super::packed_io::{Dst, Src, record_parts, record_phases};
 use crate::conv::Pool;
-use crate::gpu::dispatch::record;
+use crate::gpu::dispatch::{record, record_with};
 use crate::gpu::params::ElemParams;
 use crate::gpu::{GpuContext, GpuError};
 pub use crate::layer_geometry::{COL_SUM_CHUNK, Shortcut};
@@ -27,7 +27,8 @@ pub(crate) fn record_io<'a>(
     record_phases(ctx, enc, ins, out, |enc, io| {
         let mut b = own.to_vec();
         b.extend(io.bindings());
-        record(ctx, enc, kernel, entry, count as u32, p, &b)
+        let kernel = (kernel, entry, &[][..]);
+        record_with(ctx, enc, kernel, &io.spec(), count as u32, p, &b)
     })
 }
 
@@ -372,7 +373,8 @@ pub fn record_concat<'a>(
         let n = sc.batch * sc.source.iter().product::<usize>();
         let mut b = Vec::new();
         b.extend(io.bindings());
-        record(ctx, enc, "residual", "place", n as u32, sc.params(n)?, &b)
+        let kernel = ("residual", "place", &[][..]);
+        record_with(ctx, enc, kernel, &io.spec(), n as u32, sc.params(n)?, &b)
     })
 }
 

@@ -7,6 +7,7 @@ use crate::format::Format;
 use crate::gpu::buffers::{upload_f32, zeroed};
 use crate::gpu::dispatch::{record_tiled, record_with};
 use crate::gpu::params::{FmtParams, GemmParams, PanelBlock, SplitParams, scaling_id};
+use crate::gpu::specialise::Specialisation;
 use crate::gpu::tiles::Tiles;
 use crate::gpu::{GpuContext, GpuError, Tensor};
 use crate::quant::{Exceptions, QuantSpec};
@@ -345,10 +346,14 @@ fn record_view_io<P: SplitParams>(
         (5, bias),
     ];
     bindings.extend(io.bindings());
+    let spec = Specialisation {
+        operands: Some(params.operands()),
+        ..io.spec()
+    };
     let mut view = *view;
     if view.kernel == Kernel::TiledF32 && ctx.gemm_panels() {
         view.kernel = Kernel::Panel;
-        return record_panels(ctx, enc, &view, params, (a, b), bias, io);
+        return record_panels(ctx, enc, &view, params, (a, b), bias, (io, &spec));
     }
     if view.kernel == Kernel::TiledF32
         && ctx.f16_staging()
@@ -375,7 +380,7 @@ fn record_view_io<P: SplitParams>(
             for begin in (0..k.max(1)).step_by(pass) {
                 params.set_pass(begin as u32, (begin + pass).min(k) as u32);
                 let kernel = (name.as_str(), "main", &[][..]);
-                record_with(ctx, enc, kernel, cells as u32, params, &with_state)?;
+                record_with(ctx, enc, kernel, &spec, cells as u32, params, &with_state)?;
             }
             Ok(())
         }
@@ -406,6 +411,7 @@ fn record_view_io<P: SplitParams>(
                         ctx,
                         enc,
                         (&name, "main", &constants),
+                        &spec,
                         (gx as u32, gy as u32, 1),
                         &params,
                         &bindings,
@@ -424,6 +430,7 @@ fn record_view_io<P: SplitParams>(
                     ctx,
                     enc,
                     (&name, "main", &constants),
+                    &spec,
                     grid,
                     &params,
                     &bindings,
@@ -438,6 +445,7 @@ fn record_view_io<P: SplitParams>(
                 ctx,
                 enc,
                 (&name, "main", &constants),
+                &spec,
                 grid,
                 &params,
                 &split_bindings,
@@ -529,10 +537,12 @@ fn record_panels<P: SplitParams>(
     mut params: P,
     (a, b): (&Tensor, &Tensor),
     bias: &wgpu::Buffer,
-    io: &Io,
+    (io, spec): (&Io, &Specialisation),
 ) -> Result<(), GpuError> {
     let (m, n, k) = (view.m, view.n, view.k);
     let none = ctx.scratch("no scales", 1)?;
+    // `pack` only decodes the operands; `main` only stores the output.
+    let packs = spec.operands_only();
     let (wx, wy) = panel_lanes(m, n);
     let (bm, bn, bk, k_split, splits) = panel_blocks(ctx, (m, n, k), ctx.panel_words());
     params.set_split(splits as u32, k_split as u32);
@@ -582,12 +592,28 @@ fn record_panels<P: SplitParams>(
             };
             params.set_block(&block);
             let kernel = (name.as_str(), "pack", pack_a.as_slice());
-            record_with(ctx, enc, kernel, (bm * kb) as u32, params, &a_bindings)?;
+            record_with(
+                ctx,
+                enc,
+                kernel,
+                &packs,
+                (bm * kb) as u32,
+                params,
+                &a_bindings,
+            )?;
             for j0 in (0..n.max(1)).step_by(bn) {
                 block.j0 = j0 as u32;
                 params.set_block(&block);
                 let kernel = (name.as_str(), "pack", pack_b.as_slice());
-                record_with(ctx, enc, kernel, (bn * kb) as u32, params, &b_bindings)?;
+                record_with(
+                    ctx,
+                    enc,
+                    kernel,
+                    &packs,
+                    (bn * kb) as u32,
+                    params,
+                    &b_bindings,
+                )?;
                 let grid = (
                     (bn / (8 * wx)) as u32,
                     (bm / (8 * wy)) as u32,
@@ -597,6 +623,7 @@ fn record_panels<P: SplitParams>(
                     ctx,
                     enc,
                     (&name, "main", &constants),
+                    &spec.io_only(),
                     grid,
                     &params,
                     &main_bindings,
@@ -625,7 +652,15 @@ fn record_reduce<P: SplitParams>(
     let reduce = format!("{family}_reduce");
     let mut bindings = vec![(5, bias), (6, partial)];
     bindings.extend(io.bindings());
-    record_with(ctx, enc, (&reduce, "main", &[]), cells, params, &bindings)
+    record_with(
+        ctx,
+        enc,
+        (&reduce, "main", &[]),
+        &io.spec(),
+        cells,
+        params,
+        &bindings,
+    )
 }
 
 /// Runs a GEMM view and quantizes its sums into a tensor of `out_shape`.

@@ -7,6 +7,7 @@ use crate::gpu::dispatch::record;
 use crate::gpu::memory::DeviceBuffer;
 use crate::gpu::params::{ElemParams, InParams, IoParams, OutParams, OutPhase};
 use crate::gpu::shader::INPUT_BINDINGS;
+use crate::gpu::specialise::Specialisation;
 use crate::gpu::{GpuContext, GpuError, Tensor};
 use crate::quant::{QuantSpec, Scaling};
 
@@ -89,6 +90,7 @@ pub struct Io<'a> {
     amax: Option<DeviceBuffer>,
     ins: Vec<Src<'a>>,
     out: Option<Dst<'a>>,
+    spec: Specialisation,
 }
 
 impl<'a> Io<'a> {
@@ -133,7 +135,15 @@ impl<'a> Io<'a> {
             in2: input(ins.get(2)),
             in3: input(ins.get(3)),
         };
+        let mut spec = Specialisation {
+            out: out.map(|_| out_params),
+            ..Default::default()
+        };
+        for (slot, src) in spec.ins.iter_mut().zip(ins) {
+            *slot = Some(input(Some(src)));
+        }
         Ok(Io {
+            spec,
             params: uniform(ctx, &p),
             none: ctx.scratch("no scales", 1)?,
             no_counts: ctx.scratch("no counts", 4)?,
@@ -142,6 +152,11 @@ impl<'a> Io<'a> {
             ins: ins.to_vec(),
             out,
         })
+    }
+
+    /// The formats of these operands, to compile the kernel for.
+    pub fn spec(&self) -> Specialisation {
+        self.spec
     }
 
     /// The bindings, to append to the kernel's own.

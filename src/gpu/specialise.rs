@@ -1,0 +1,89 @@
+//! Operand formats compiled into a kernel: its format accessors return constants instead of
+//! reading the uniform parameters, so the shader compiler folds each decode and rounding
+//! down to the arithmetic of that format (one pipeline per combination of formats).
+
+use super::params::{FmtParams, InParams, OutParams};
+
+/// The formats one pipeline is compiled for; `None` reads that operand's format from the
+/// dispatch's parameters at run time (the portable path, `LOWP_SPECIALISE=0` everywhere).
+/// An accessor still reads the parameters it replaces (and the compiler drops the read), so
+/// a kernel's bindings are the same whichever formats it is compiled for.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Specialisation {
+    /// The fused kernel's inputs in0 to in3.
+    pub ins: [Option<InParams>; 4],
+    /// The fused kernel's output format and rounding mode.
+    pub out: Option<OutParams>,
+    /// GEMM-shaped kernels' operands A and B: element format and scaling.
+    pub operands: Option<[(FmtParams, u32); 2]>,
+}
+
+impl Specialisation {
+    /// The same output and inputs, no operand formats (a kernel that only stores).
+    pub fn io_only(&self) -> Specialisation {
+        Specialisation {
+            operands: None,
+            ..*self
+        }
+    }
+
+    /// Only the operand formats (a kernel that only decodes A and B).
+    pub fn operands_only(&self) -> Specialisation {
+        Specialisation {
+            operands: self.operands,
+            ..Default::default()
+        }
+    }
+
+    /// The WGSL accessors of the fused operands' formats (`in0_fmt` to `in3_fmt`,
+    /// `out_fmt`), for a kernel with `io_params`.
+    pub fn io_accessors(&self) -> String {
+        let mut src = String::new();
+        for (k, spec) in self.ins.iter().enumerate() {
+            src.push_str(&format!(
+                "fn in{k}_fmt() -> InFmt {{\n    var f = IO.in{k};\n"
+            ));
+            if let Some(p) = spec {
+                src.push_str(&format!("    {}\n", p.wgsl_fields()));
+            }
+            src.push_str("    return f;\n}\n");
+        }
+        src.push_str("fn out_fmt() -> OutFmt {\n    var f = IO.out;\n");
+        if let Some(p) = self.out.filter(OutParams::rounds) {
+            src.push_str(&format!("    {}\n", p.rounding_wgsl()));
+        }
+        src.push_str("    return f;\n}\n");
+        src
+    }
+
+    /// The WGSL accessors of GEMM operands' formats (`fmt_a`, `fmt_b`, `scaling_a`,
+    /// `scaling_b`), for a kernel with `operands`.
+    pub fn operand_accessors(&self) -> String {
+        let (fa, fb, sa, sb) = match self.operands {
+            Some([(fa, sa), (fb, sb)]) => {
+                (fa.wgsl(), fb.wgsl(), format!("{sa}u"), format!("{sb}u"))
+            }
+            None => (
+                "G.fa".into(),
+                "G.fb".into(),
+                "G.a_scaling".into(),
+                "G.b_scaling".into(),
+            ),
+        };
+        let accessors = [
+            ("fmt_a", "Fmt", fa),
+            ("fmt_b", "Fmt", fb),
+            ("scaling_a", "u32", sa),
+            ("scaling_b", "u32", sb),
+        ];
+        accessors
+            .iter()
+            .map(|(name, ty, value)| format!("fn {name}() -> {ty} {{\n    return {value};\n}}\n"))
+            .collect()
+    }
+
+    /// What distinguishes this specialisation's pipelines from others of the same kernel.
+    pub fn key(&self) -> String {
+        self.io_accessors() + &self.operand_accessors()
+    }
+}

@@ -1,0 +1,202 @@
+# Training-step time of lowp next to PyTorch (fp32) and QPyTorch (HFP8 emulation) on the
+# same machine, in one run: the MLP (784-256-128-10), LeNet-5 and ResNet-8 at batch 64,
+# SGD (lr 0.05, momentum 0.9), the same models lowp's `cargo bench --bench train` steps.
+#
+#   python3 -m venv venv && venv/bin/pip install numpy ninja torch qtorch
+#   PATH=$PWD/venv/bin:$PATH venv/bin/python tools/bench_peers.py [--lowp-bench BINARY]
+#       [--models mlp,lenet,resnet8] [--steps N] [--out TABLE.md]
+#
+# lowp's figures come from the bench (`cargo bench --bench train`, or the bench binary
+# given, run here with `--bench`); PyTorch's from the same models built with torch.nn and
+# timed here, on the CPU, with torch's threads set to the machine's cores. QPyTorch's HFP8
+# is fake quantization as its examples do it: the input, every weight and every layer's
+# output rounded to e4m3 (saturating, nearest) in the forward pass, every gradient that
+# flows back through them to e5m2 (nearest), the fp32 weights updated by torch's SGD: the
+# map of examples/precision/hfp8.toml. A step is forward, loss, backward and update on a
+# fixed synthetic batch; the median over the timed steps is reported.
+import argparse, os, re, statistics, subprocess, sys, time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+p = argparse.ArgumentParser()
+p.add_argument('--lowp-bench', help='the train bench binary (default: cargo bench --bench train)')
+p.add_argument('--models', default='mlp,lenet,resnet8')
+p.add_argument('--steps', type=int, default=0, help='timed steps per case (default: 20, 5 for ResNet-8)')
+p.add_argument('--batch', type=int, default=64)
+p.add_argument('--out', help='also write the table (Markdown) here')
+args = p.parse_args()
+models = args.models.split(',')
+torch.set_num_threads(os.cpu_count() or 1)
+
+
+def qpytorch_hfp8():
+    """Forward e4m3 / backward e5m2 quantizers (QPyTorch), or None if it is not installed."""
+    try:
+        from qtorch import FloatingPoint
+        from qtorch.quant import Quantizer, quantizer
+    except ImportError:
+        return None
+    e4m3, e5m2 = FloatingPoint(exp=4, man=3), FloatingPoint(exp=5, man=2)
+    act = Quantizer(forward_number=e4m3, backward_number=e5m2,
+                    forward_rounding='nearest', backward_rounding='nearest')
+    weight = quantizer(forward_number=e4m3, backward_number=e5m2,
+                       forward_rounding='nearest', backward_rounding='nearest')
+    return act, weight
+
+
+class Q(nn.Module):
+    """Rounds what passes through (forward) and its gradient (backward); identity in fp32."""
+
+    def __init__(self, hfp8):
+        super().__init__()
+        self.q = hfp8[0] if hfp8 else None
+
+    def forward(self, x):
+        return self.q(x) if self.q else x
+
+
+def qweight(hfp8, w):
+    return hfp8[1](w) if hfp8 else w
+
+
+class QLinear(nn.Linear):
+    def __init__(self, i, o, hfp8):
+        super().__init__(i, o)
+        self.hfp8 = hfp8
+
+    def forward(self, x):
+        return F.linear(x, qweight(self.hfp8, self.weight), qweight(self.hfp8, self.bias))
+
+
+class QConv(nn.Conv2d):
+    def __init__(self, i, o, k, hfp8, stride=1, pad=0):
+        super().__init__(i, o, k, stride=stride, padding=pad)
+        self.hfp8 = hfp8
+
+    def forward(self, x):
+        return F.conv2d(x, qweight(self.hfp8, self.weight), qweight(self.hfp8, self.bias),
+                        self.stride, self.padding)
+
+
+def mlp(h):
+    return nn.Sequential(Q(h), nn.Flatten(), QLinear(784, 256, h), nn.ReLU(), Q(h),
+                         QLinear(256, 128, h), nn.ReLU(), Q(h), QLinear(128, 10, h))
+
+
+def lenet(h):
+    return nn.Sequential(Q(h), QConv(1, 6, 5, h, pad=2), nn.ReLU(), Q(h), nn.MaxPool2d(2),
+                         QConv(6, 16, 5, h), nn.ReLU(), Q(h), nn.MaxPool2d(2), nn.Flatten(),
+                         QLinear(400, 120, h), nn.ReLU(), Q(h), QLinear(120, 84, h), nn.ReLU(),
+                         Q(h), QLinear(84, 10, h))
+
+
+class Block(nn.Module):
+    """Two 3x3 convolutions with batch norm; the shortcut is the identity or option A."""
+
+    def __init__(self, cin, cout, stride, h):
+        super().__init__()
+        self.c1, self.b1 = QConv(cin, cout, 3, h, stride, 1), nn.BatchNorm2d(cout)
+        self.c2, self.b2 = QConv(cout, cout, 3, h, 1, 1), nn.BatchNorm2d(cout)
+        self.q, self.stride, self.pad = Q(h), stride, cout - cin
+
+    def forward(self, x):
+        y = self.q(F.relu(self.q(self.b1(self.c1(x)))))
+        y = self.q(self.b2(self.c2(y)))
+        s = x[:, :, ::self.stride, ::self.stride] if self.stride > 1 else x
+        if self.pad:
+            s = F.pad(s, (0, 0, 0, 0, 0, self.pad))
+        return self.q(F.relu(self.q(y + s)))
+
+
+def resnet8(h):
+    return nn.Sequential(Q(h), QConv(3, 16, 3, h, 1, 1), nn.BatchNorm2d(16), Q(h), nn.ReLU(),
+                         Block(16, 16, 1, h), Block(16, 32, 2, h), Block(32, 64, 2, h),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), Q(h), QLinear(64, 10, h))
+
+
+SHAPES = {'mlp': (1, 28, 28), 'lenet': (1, 28, 28), 'resnet8': (3, 32, 32)}
+BUILD = {'mlp': mlp, 'lenet': lenet, 'resnet8': resnet8}
+
+
+def torch_step_ms(name, hfp8, steps):
+    torch.manual_seed(0)
+    model = BUILD[name](hfp8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    x = torch.randn(args.batch, *SHAPES[name])
+    y = torch.randint(0, 10, (args.batch,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    for _ in range(3):
+        step()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        step()
+        times.append(1000 * (time.perf_counter() - t))
+    return statistics.median(times)
+
+
+def lowp_step_ms():
+    """{(model, 'fp32'|'hfp8'): ms per step} from lowp's train bench."""
+    env = dict(os.environ, LOWP_PROFILE='')
+    cmd = [args.lowp_bench, '--bench'] if args.lowp_bench else ['cargo', 'bench', '--bench', 'train']
+    found = {}
+    for m in models:
+        env['LOWP_BENCH_MODEL'] = m
+        env['LOWP_BENCH_BATCH'] = str(args.batch)
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            r = re.match(r'^(\w+)\s+(fp32|hfp8)\b.*?\s([\d.]+)\s+([\d.]+)\s+\d+%$', line)
+            if r:
+                found[(r.group(1), r.group(2))] = float(r.group(3))
+            a = re.match(r'^adapter: (.*?);', line)
+            if a:
+                found['adapter'] = a.group(1)
+    return found
+
+
+hfp8 = qpytorch_hfp8()
+if hfp8 is None:
+    print('QPyTorch not installed: its column is left empty', file=sys.stderr)
+peer = {}
+for m in models:
+    steps = args.steps or (5 if m == 'resnet8' else 20)
+    peer[(m, 'fp32')] = torch_step_ms(m, None, steps)
+    if hfp8:
+        peer[(m, 'hfp8')] = torch_step_ms(m, hfp8, steps)
+ours = lowp_step_ms()
+
+cpu = 'unknown CPU'
+try:
+    for line in open('/proc/cpuinfo'):
+        if line.startswith('model name'):
+            cpu = line.split(':', 1)[1].strip()
+            break
+except OSError:
+    pass
+lines = [
+    f'lowp: {ours.get("adapter", "?")}; PyTorch {torch.__version__} on the CPU ({cpu}, '
+    f'{torch.get_num_threads()} threads); batch {args.batch}, ms per step (median)',
+    '',
+    '| model | map | lowp | peer | peer ms / step | lowp / peer |',
+    '| --- | --- | ---: | --- | ---: | ---: |',
+]
+for m in models:
+    for fmt, who in [('fp32', 'PyTorch fp32'), ('hfp8', 'QPyTorch HFP8')]:
+        a, b = ours.get((m, fmt)), peer.get((m, fmt))
+        ratio = f'{a / b:.1f}x' if a and b else ''
+        lines.append(f'| {m} | {fmt} | {a or float("nan"):.1f} | {who} | '
+                     f'{b or float("nan"):.1f} | {ratio} |')
+text = '\n'.join(lines)
+print(text)
+if args.out:
+    with open(args.out, 'w') as f:
+        f.write(text + '\n')
