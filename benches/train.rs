@@ -1,5 +1,6 @@
 //! Training step time and samples/s: the MLP, LeNet-5 and ResNet-8 at batch 64 under the
-//! fp32 and HFP8 maps (`LOWP_BENCH_BATCH`, `LOWP_BENCH_MODEL=mlp|lenet|resnet8` to narrow).
+//! fp32 and HFP8 maps (`LOWP_BENCH_BATCH`, `LOWP_BENCH_MODEL=mlp|lenet|resnet8` to narrow,
+//! `LOWP_BENCH_STEPS` timed steps).
 //! With `LOWP_PROFILE=1`, each case's GPU time per kernel too.
 //!
 //! Wall-clock time per step, from upload of the batch to the step's loss on the host, over
@@ -24,14 +25,24 @@ fn main() {
     let batch_env = std::env::var("LOWP_BENCH_BATCH").ok();
     let batch_size: usize = batch_env.and_then(|b| b.parse().ok()).unwrap_or(64);
     let ctx = GpuContext::new().expect("a GPU adapter (install Mesa's lavapipe)");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The repository: where it was built, or (a binary carried elsewhere) the current folder.
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = if built.exists() {
+        built
+    } else {
+        std::path::Path::new(".")
+    };
     let hfp8 = PrecisionMap::load(&root.join("examples/precision/hfp8.toml")).unwrap();
     let maps = [
         ("fp32", PrecisionMap::uniform(Format::FP32), false),
         ("hfp8 (+fp32 master)", hfp8, true),
     ];
-    // A few steps on a CPU adapter, where a step takes up to seconds.
-    let steps = if is_cpu(&ctx) { 3 } else { 50 };
+    // A few steps on a CPU adapter, where a step takes up to seconds (LOWP_BENCH_STEPS sets it).
+    let steps_env = std::env::var("LOWP_BENCH_STEPS").ok();
+    let default_steps = if is_cpu(&ctx) { 3 } else { 50 };
+    let steps: usize = steps_env
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default_steps);
     let only = std::env::var("LOWP_BENCH_MODEL").unwrap_or_default();
     println!(
         "\nadapter: {} ({:?}, {:?}); batch {batch_size}, {steps} timed steps after one warm-up",

@@ -4,16 +4,18 @@
 #
 #   python3 -m venv venv && venv/bin/pip install numpy ninja torch qtorch
 #   PATH=$PWD/venv/bin:$PATH venv/bin/python tools/bench_peers.py [--lowp-bench BINARY]
-#       [--models mlp,lenet,resnet8] [--steps N] [--out TABLE.md]
+#       [--models mlp,lenet,resnet8] [--steps N] [--out TABLE.md] [--device cuda --gpu-extras]
 #
 # lowp's figures come from the bench (`cargo bench --bench train`, or the bench binary
 # given, run here with `--bench`); PyTorch's from the same models built with torch.nn and
-# timed here, on the CPU, with torch's threads set to the machine's cores. QPyTorch's HFP8
-# is fake quantization as its examples do it: the input, every weight and every layer's
-# output rounded to e4m3 (saturating, nearest) in the forward pass, every gradient that
-# flows back through them to e5m2 (nearest), the fp32 weights updated by torch's SGD: the
-# map of examples/precision/hfp8.toml. A step is forward, loss, backward and update on a
-# fixed synthetic batch; the median over the timed steps is reported.
+# timed here, on the CPU (torch's threads set to the machine's cores) or with `--device
+# cuda` on a GPU (`--gpu-extras` adds PyTorch's copy bandwidth and matmul rates there).
+# QPyTorch's HFP8 is fake quantization as its examples do it: the input, every weight and
+# every layer's output rounded to e4m3 in the forward pass, every gradient that flows back
+# through them to e5m2 (QPyTorch's nearest: ties away from zero, saturating), the fp32
+# weights updated by torch's SGD: the map of examples/precision/hfp8.toml. A step is
+# forward, loss, backward and update on a fixed synthetic batch; the median over the timed
+# steps is reported.
 import argparse, os, re, statistics, subprocess, sys, time
 
 import torch
@@ -26,9 +28,18 @@ p.add_argument('--models', default='mlp,lenet,resnet8')
 p.add_argument('--steps', type=int, default=0, help='timed steps per case (default: 20, 5 for ResNet-8)')
 p.add_argument('--batch', type=int, default=64)
 p.add_argument('--out', help='also write the table (Markdown) here')
+p.add_argument('--device', default='cpu', help='where PyTorch runs: cpu or cuda')
+p.add_argument('--gpu-extras', action='store_true',
+               help='also device-to-device copy bandwidth and fp32 (TF32 off) and bf16 matmul at 4096^3')
 args = p.parse_args()
 models = args.models.split(',')
 torch.set_num_threads(os.cpu_count() or 1)
+dev = torch.device(args.device)
+
+
+def sync():
+    if dev.type == 'cuda':
+        torch.cuda.synchronize()
 
 
 def qpytorch_hfp8():
@@ -122,10 +133,10 @@ BUILD = {'mlp': mlp, 'lenet': lenet, 'resnet8': resnet8}
 
 def torch_step_ms(name, hfp8, steps):
     torch.manual_seed(0)
-    model = BUILD[name](hfp8)
+    model = BUILD[name](hfp8).to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    x = torch.randn(args.batch, *SHAPES[name])
-    y = torch.randint(0, 10, (args.batch,))
+    x = torch.randn(args.batch, *SHAPES[name], device=dev)
+    y = torch.randint(0, 10, (args.batch,), device=dev)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -138,10 +149,34 @@ def torch_step_ms(name, hfp8, steps):
         step()
     times = []
     for _ in range(steps):
+        sync()
         t = time.perf_counter()
         step()
+        sync()
         times.append(1000 * (time.perf_counter() - t))
     return statistics.median(times)
+
+
+def extras():
+    """Copy bandwidth (GB/s, bytes read plus written) and matmul TFLOP/s on the device."""
+    def timed(f, reps=20):
+        f()
+        sync()
+        t = time.perf_counter()
+        for _ in range(reps):
+            f()
+        sync()
+        return (time.perf_counter() - t) / reps
+    n = 1 << 28
+    a, b = torch.empty(n, device=dev), torch.empty(n, device=dev)
+    out = {'copy GB/s': 8 * n / timed(lambda: b.copy_(a)) / 1e9}
+    del a, b
+    torch.backends.cuda.matmul.allow_tf32 = False
+    for dt, name in [(torch.float32, 'fp32 matmul 4096^3 TFLOP/s (TF32 off)'),
+                     (torch.bfloat16, 'bf16 matmul 4096^3 TFLOP/s')]:
+        x = torch.randn(4096, 4096, device=dev, dtype=dt)
+        out[name] = 2 * 4096**3 / timed(lambda: x @ x) / 1e12
+    return out
 
 
 def lowp_step_ms():
@@ -152,6 +187,8 @@ def lowp_step_ms():
     for m in models:
         env['LOWP_BENCH_MODEL'] = m
         env['LOWP_BENCH_BATCH'] = str(args.batch)
+        if args.steps:
+            env['LOWP_BENCH_STEPS'] = str(args.steps)
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
         for line in out.splitlines():
             r = re.match(r'^(\w+)\s+(fp32|hfp8)\b.*?\s([\d.]+)\s+([\d.]+)\s+\d+%$', line)
@@ -183,8 +220,9 @@ try:
 except OSError:
     pass
 lines = [
-    f'lowp: {ours.get("adapter", "?")}; PyTorch {torch.__version__} on the CPU ({cpu}, '
-    f'{torch.get_num_threads()} threads); batch {args.batch}, ms per step (median)',
+    f'lowp: {ours.get("adapter", "?")}; PyTorch {torch.__version__} on '
+    + (torch.cuda.get_device_name() if dev.type == 'cuda' else f'the CPU ({cpu}')
+    + f', {torch.get_num_threads()} CPU threads); batch {args.batch}, ms per step (median)',
     '',
     '| model | map | lowp | peer | peer ms / step | lowp / peer |',
     '| --- | --- | ---: | --- | ---: | ---: |',
@@ -195,6 +233,9 @@ for m in models:
         ratio = f'{a / b:.1f}x' if a and b else ''
         lines.append(f'| {m} | {fmt} | {a or float("nan"):.1f} | {who} | '
                      f'{b or float("nan"):.1f} | {ratio} |')
+if args.gpu_extras:
+    lines += ['', '| PyTorch on the device | value |', '| --- | ---: |']
+    lines += [f'| {k} | {v:.2f} |' for k, v in extras().items()]
 text = '\n'.join(lines)
 print(text)
 if args.out:
