@@ -33,7 +33,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         case 2u: { res[i] = sf_div(a, b); }
         case 3u: { res[i] = sf_sqrt(a); }
         case 4u: { res[i] = sf_exp(a); }
-        default: { res[i] = sf_expm1(a); }
+        case 5u: { res[i] = sf_expm1(a); }
+        case 6u: { res[i] = sf_add_exact(a, b); }
+        default: { res[i] = sf_mul_exact(a, b); }
     }
 }
 "#;
@@ -42,13 +44,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 type Function = fn(u32, u32) -> u32;
 
 /// The functions, in the kernel's `op` order, with their twins.
-const FUNCTIONS: [(&str, Function); 6] = [
+/// `add` and `mul` take the hardware's result where it is exact; `add_exact` and
+/// `mul_exact` are their integer paths alone, on every operand.
+const FUNCTIONS: [(&str, Function); 8] = [
     ("add", softfloat::add),
     ("mul", softfloat::mul),
     ("div", softfloat::div),
     ("sqrt", |a, _| softfloat::sqrt(a)),
     ("exp", |a, _| softfloat::exp(a)),
     ("expm1", |a, _| softfloat::expm1(a)),
+    ("add_exact", softfloat::add),
+    ("mul_exact", softfloat::mul),
 ];
 
 /// The operand pairs: each operand with a window of 40 on either side, itself and its

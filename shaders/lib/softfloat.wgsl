@@ -1,11 +1,50 @@
-// f32 add and mul in integer arithmetic, rounded to nearest even with subnormals:
-// the twin of src/softfloat.rs. Needs quant.wgsl (make_f32_bits) and rng.wgsl (mulhilo).
+// f32 arithmetic rounded to nearest even with subnormals, as IEEE binary32, whatever the
+// device flushes or fuses: the twin of src/softfloat.rs. Needs quant.wgsl (make_f32_bits) and rng.wgsl (mulhilo).
 
 fn sf_is_nan(b: u32) -> bool {
     return (b & 0x7fffffffu) > 0x7f800000u;
 }
 
+// Whether f32 bits are a normal finite number.
+fn sf_normal(b: u32) -> bool {
+    let e = (b >> 23u) & 0xffu;
+    return e != 0u && e != 0xffu;
+}
+
+// Whether f32 bits are zero or a normal finite number.
+fn sf_plain(b: u32) -> bool {
+    return sf_normal(b) || (b & 0x7fffffffu) == 0u;
+}
+
+// The hardware's a * b and a + b are correctly rounded (WGSL requires it), but a device may
+// flush subnormal operands and results and need not keep infinities: sf_mul and sf_add take
+// the hardware's result where operands and result are zero or normal (and a zero result is
+// exact), and compute in integers only otherwise. The result goes through a branch, so no
+// compiler fuses a product and a sum into one rounding.
 fn sf_mul(a: u32, b: u32) -> u32 {
+    if (sf_plain(a) && sf_plain(b)) {
+        let r = bitcast<u32>(bitcast<f32>(a) * bitcast<f32>(b));
+        let zero_operand = (a & 0x7fffffffu) == 0u || (b & 0x7fffffffu) == 0u;
+        if (sf_normal(r) || ((r & 0x7fffffffu) == 0u && zero_operand)) {
+            return r;
+        }
+    }
+    return sf_mul_exact(a, b);
+}
+
+fn sf_add(a: u32, b: u32) -> u32 {
+    if (sf_plain(a) && sf_plain(b)) {
+        let r = bitcast<u32>(bitcast<f32>(a) + bitcast<f32>(b));
+        // A zero sum is exact only from opposite operands (or zeros).
+        let cancels = (a ^ b) == 0x80000000u || ((a | b) & 0x7fffffffu) == 0u;
+        if (sf_normal(r) || ((r & 0x7fffffffu) == 0u && cancels)) {
+            return r;
+        }
+    }
+    return sf_add_exact(a, b);
+}
+
+fn sf_mul_exact(a: u32, b: u32) -> u32 {
     let sign = (a ^ b) & 0x80000000u;
     let ma = a & 0x7fffffffu;
     let mb = b & 0x7fffffffu;
@@ -26,7 +65,7 @@ fn sf_mul(a: u32, b: u32) -> u32 {
     return make_f32_bits(sign != 0u, c.x, f32_exp2(ma) + f32_exp2(mb) + i32(c.y));
 }
 
-fn sf_add(a: u32, b: u32) -> u32 {
+fn sf_add_exact(a: u32, b: u32) -> u32 {
     if (sf_is_nan(a) || sf_is_nan(b)) {
         return CANONICAL_NAN;
     }
