@@ -1,6 +1,7 @@
 //! lowp: low-precision training on any GPU, with a CPU reference that agrees bit for bit.
 
 pub mod accum;
+pub mod atomic_file;
 pub mod conv;
 pub mod data;
 pub mod digest;

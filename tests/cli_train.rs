@@ -171,6 +171,34 @@ fn bad_training_requests_are_one_line_errors() {
         std::fs::read_to_string(held.join("metrics.jsonl")).unwrap(),
         "{}\n"
     );
+    // --overwrite replaces it: every file of the old run goes, the new run's are written.
+    std::fs::write(held.join("summary.json"), "stale").unwrap();
+    std::fs::write(held.join("checkpoint.prev.safetensors"), "stale").unwrap();
+    let small = ["--epochs", "1", "--hidden", "8", "--train-size", "200"];
+    let out = lowp(
+        &[
+            &["train", "--out", held.to_str().unwrap(), "--overwrite"],
+            &small[..],
+        ]
+        .concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        metrics(&held).len(),
+        1,
+        "one epoch's metrics, not the old line"
+    );
+    let summary = std::fs::read_to_string(held.join("summary.json")).unwrap();
+    assert!(summary.contains("packed_bytes"), "{summary}");
+    assert!(!held.join("checkpoint.prev.safetensors").exists());
+    check(
+        &["train", "--out", "x", "--resume", "x", "--overwrite"],
+        "cannot be used with",
+    );
 }
 
 /// A run killed (SIGKILL) after a mid-epoch checkpoint and resumed with --resume ends with

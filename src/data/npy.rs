@@ -98,7 +98,5 @@ pub fn write_f32(path: &Path, a: &NpyArray) -> Result<(), NpyError> {
         .map_err(io)?;
     w.extend(a.data.iter().copied()).map_err(io)?;
     w.finish().map_err(io)?;
-    let tmp = path.with_extension("npy.partial");
-    std::fs::write(&tmp, &buf).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::atomic_file::write_atomic(path, &buf).map_err(io)
 }

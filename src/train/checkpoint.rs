@@ -169,21 +169,7 @@ pub fn save(
         }
     }
     let bytes = safetensors_bytes(&blobs, &info);
-    let tmp = path.with_extension("safetensors.tmp");
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        // Make the rename itself durable where the platform allows it.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    crate::atomic_file::write_atomic(path, &bytes).map_err(io)
 }
 
 /// Reads a checkpoint: its state and the run settings it was saved with.

@@ -3,6 +3,7 @@
 
 use crate::plot::{Curve, Panel, svg};
 use clap::ValueEnum;
+use lowp::atomic_file::write_atomic;
 use lowp::data::table::{Scaler, Table};
 use lowp::levels::Estimator;
 use lowp::methods::halp::{
@@ -409,7 +410,8 @@ pub fn run(a: &Args) -> Result<(), String> {
             a.data, estimator, a.bits, a.levels
         );
         let p = dir.join("curves.svg");
-        std::fs::write(&p, svg(&title, &panels)).map_err(|e| format!("{}: {e}", p.display()))?;
+        write_atomic(&p, svg(&title, &panels).as_bytes())
+            .map_err(|e| format!("{}: {e}", p.display()))?;
         println!(
             "wrote {} and {}",
             dir.join("metrics.jsonl").display(),
@@ -565,7 +567,8 @@ fn run_method(
             a.lr
         );
         let p = dir.join("curves.svg");
-        std::fs::write(&p, svg(&title, &panels)).map_err(|e| format!("{}: {e}", p.display()))?;
+        write_atomic(&p, svg(&title, &panels).as_bytes())
+            .map_err(|e| format!("{}: {e}", p.display()))?;
         println!(
             "wrote {} and {}",
             dir.join("metrics.jsonl").display(),

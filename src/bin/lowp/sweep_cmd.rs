@@ -3,6 +3,7 @@
 //! folders into one table; plot two measures with the Pareto frontier marked.
 
 use clap::Parser;
+use lowp::atomic_file::write_atomic;
 use lowp::sweep::grid::{self, Grid, Run};
 use lowp::sweep::pareto::frontier;
 use lowp::sweep::results::{self, NUMERIC, Record, Status};
@@ -363,7 +364,8 @@ fn merge(a: &MergeArgs) -> Result<(), String> {
     let csv = results::csv(&all).map_err(|e| e.to_string())?;
     let md = results::markdown(&all);
     for (name, text) in [("merged.csv", csv), ("merged.md", md.clone())] {
-        std::fs::write(out.join(name), text).map_err(|e| format!("{}: {e}", out.display()))?;
+        write_atomic(&out.join(name), text.as_bytes())
+            .map_err(|e| format!("{}: {e}", out.display()))?;
     }
     print!("{md}");
     println!(
@@ -465,7 +467,7 @@ fn plot(a: &PlotArgs) -> Result<(), String> {
         .out
         .clone()
         .unwrap_or_else(|| a.dirs[0].join("pareto.svg"));
-    std::fs::write(&out, doc).map_err(|e| format!("{}: {e}", out.display()))?;
+    write_atomic(&out, doc.as_bytes()).map_err(|e| format!("{}: {e}", out.display()))?;
     println!(
         "{} runs, {} points, {} on the frontier: wrote {}",
         runs.len(),

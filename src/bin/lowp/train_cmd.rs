@@ -1,6 +1,7 @@
 //! `lowp train`: train a model with every tensor in the format its precision map gives.
 
 use crate::args::{self, Device};
+use lowp::atomic_file::write_atomic;
 use lowp::data::{Dataset, load_dir, synthetic::synthetic};
 use lowp::format::Format;
 use lowp::gpu::memory::{MemoryReport, Purpose, wgpu_buffer_bytes};
@@ -170,10 +171,23 @@ pub struct Args {
     /// Folder for metrics.jsonl, curves.svg and checkpoint.safetensors.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Replace the run the --out folder already holds (its metrics, plot, summary and
+    /// checkpoints) instead of refusing to.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// Train on the GPU or on the CPU reference.
     #[arg(long, value_enum, default_value_t = Device::Gpu)]
     device: Device,
 }
+
+/// The files a run writes into its folder (what --overwrite removes).
+const RUN_FILES: [&str; 5] = [
+    "metrics.jsonl",
+    "checkpoint.safetensors",
+    "checkpoint.prev.safetensors",
+    "curves.svg",
+    "summary.json",
+];
 
 /// Parses `--loss-scale`.
 fn loss_scale(text: &str) -> Result<LossScale, String> {
@@ -440,15 +454,25 @@ pub fn run(a: &Args) -> Result<(), String> {
             r.display()
         ));
     }
-    // A folder that holds a run is continued with --resume, never overwritten.
+    // A folder that holds a run is continued with --resume, or replaced only when asked.
     if let (Some(dir), None) = (&a.out, &a.resume) {
+        if a.overwrite {
+            for f in RUN_FILES
+                .into_iter()
+                .map(|f| dir.join(f))
+                .filter(|f| f.exists())
+            {
+                std::fs::remove_file(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+            }
+        }
         let held: Vec<&str> = ["metrics.jsonl", "checkpoint.safetensors"]
             .into_iter()
             .filter(|f| dir.join(f).exists())
             .collect();
         if !held.is_empty() {
             return Err(format!(
-                "{} already holds a run ({}): continue it with --resume {}, or name another --out",
+                "{} already holds a run ({}): continue it with --resume {}, name another --out, \
+                 or replace it with --overwrite",
                 dir.display(),
                 held.join(", "),
                 dir.display()
@@ -604,7 +628,7 @@ pub fn run(a: &Args) -> Result<(), String> {
             .collect();
         if !lines.is_empty() || result.is_ok() {
             let doc = crate::plot::svg(&plot_title(a), &plot_panels(&lines));
-            std::fs::write(dir.join("curves.svg"), doc)
+            write_atomic(&dir.join("curves.svg"), doc.as_bytes())
                 .map_err(|e| format!("{}: {e}", dir.display()))?;
         }
     }
@@ -624,7 +648,7 @@ pub fn run(a: &Args) -> Result<(), String> {
             "error": result.as_ref().err().map(|e| e.to_string()),
         });
         let text = serde_json::to_string_pretty(&summary).expect("a JSON value");
-        std::fs::write(dir.join("summary.json"), text + "\n")
+        write_atomic(&dir.join("summary.json"), (text + "\n").as_bytes())
             .map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let lines = result.map_err(|e| e.to_string())?;
