@@ -328,7 +328,7 @@ impl GpuContext {
         let l = self.device.limits();
         let yes = |b: bool| if b { "yes" } else { "no" };
         format!(
-            "adapter: {} ({}, {})\ndriver: {} {}\nshader-f16: {}\nsubgroups: {}\ndot4I8Packed (WGSL): {}\ncooperative matrix: {}\ntimestamp queries: {}\nmax storage buffer binding: {} MiB\nmax buffer: {} MiB\nmax workgroups per dimension: {}\nGEMM with f32 sums: {}\nGEMM tiles: {}",
+            "adapter: {} ({}, {})\ndriver: {} {}\nshader-f16: {}\nsubgroups: {}\ndot4I8Packed (WGSL): {}\ncooperative matrix: {}\ntimestamp queries: {}\nmax storage buffer binding: {} MiB\nmax buffer: {} MiB\nmax workgroups per dimension: {}\nGEMM with f32 sums: {}\nGEMM tiles: {}\nkernels: {}",
             self.info.name,
             self.info.backend.to_str(),
             device_type_name(self.info.device_type),
@@ -356,6 +356,11 @@ impl GpuContext {
                 "tiled, operands staged in workgroup memory".to_string()
             },
             self.tiles,
+            if self.specialise {
+                "compiled for their operands' formats (LOWP_SPECIALISE=0: portable)"
+            } else {
+                "portable, every format read from the parameters (LOWP_SPECIALISE=0)"
+            },
         )
     }
 }
