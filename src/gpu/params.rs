@@ -635,6 +635,14 @@ impl OutParams {
         self.phase == OutPhase::Store as u32 || self.phase == OutPhase::Amax as u32
     }
 
+    /// The words of its format and rounding: what [`OutParams::rounding_wgsl`] writes.
+    pub fn rounding_words(&self) -> [u32; 20] {
+        let mut w = [0u32; 20];
+        w[..16].copy_from_slice(&bytemuck::cast::<FmtParams, [u32; 16]>(self.fmt));
+        w[16..].copy_from_slice(&[self.mode, self.sr_bits, self.saturate, self.scaling]);
+        w
+    }
+
     /// WGSL statements that set the format and rounding of an `OutFmt` named `f` (its
     /// seed, stream, phase and addend flag stay as they are).
     pub fn rounding_wgsl(&self) -> String {

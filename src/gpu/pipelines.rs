@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Kernel, entry point, constants, specialisation.
-type Key = (String, String, String, String);
+type Key = (String, String, String, Vec<u32>);
 
 /// Compiled pipelines, built on first use.
 #[derive(Default)]

@@ -82,8 +82,35 @@ impl Specialisation {
             .collect()
     }
 
-    /// What distinguishes this specialisation's pipelines from others of the same kernel.
-    pub fn key(&self) -> String {
-        self.io_accessors() + &self.operand_accessors()
+    /// What distinguishes this specialisation's pipelines from others of the same kernel:
+    /// the words its accessors are written from (built on every dispatch, so no text).
+    pub fn key(&self) -> Vec<u32> {
+        let mut k = Vec::with_capacity(128);
+        let mut put = |words: Option<&[u32]>| match words {
+            Some(w) => {
+                k.push(1);
+                k.extend_from_slice(w);
+            }
+            None => k.push(0),
+        };
+        for p in &self.ins {
+            put(p.as_ref().map(bytemuck::bytes_of).map(bytemuck::cast_slice));
+        }
+        put(self
+            .out
+            .filter(OutParams::rounds)
+            .map(|p| p.rounding_words())
+            .as_ref()
+            .map(|w| &w[..]));
+        let operands = self.operands.map(|[(fa, sa), (fb, sb)]| {
+            let mut w = Vec::with_capacity(34);
+            for (f, s) in [(fa, sa), (fb, sb)] {
+                w.extend_from_slice(&bytemuck::cast::<FmtParams, [u32; 16]>(f));
+                w.push(s);
+            }
+            w
+        });
+        put(operands.as_deref());
+        k
     }
 }
