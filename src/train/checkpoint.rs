@@ -1,8 +1,14 @@
 //! Checkpoints: a trainer's whole state (packed weights, optimizer state, master copies,
-//! loss scale, step) in a safetensors file, each tensor's format recorded beside it,
-//! written atomically (a temporary file, flushed, then renamed over the old one).
+//! loss scale, step) in a safetensors file that other tools can read: every tensor under
+//! its own name with its shape, its codes in the safetensors dtype of its format where
+//! there is one (F32, F16, BF16, F8_E4M3, F8_E5M2, I8/I16/I32 for fixed point) and as
+//! unsigned codes otherwise, its format, role and a checksum in the metadata; written
+//! atomically (a temporary file, flushed, then renamed over the old one).
 
-use std::collections::{BTreeMap, HashMap};
+use crate::format::{Format, MX_BLOCK, packed_words};
+use crate::reference::pack::{pack, unpack};
+use safetensors::Dtype;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// One stored tensor: its packed codes (and scales) exactly as the trainer holds them.
@@ -10,10 +16,14 @@ use std::path::{Path, PathBuf};
 pub struct StoredTensor {
     /// Name, e.g. `fc1.weight` or `fc1.momentum.bias`.
     pub name: String,
+    /// What it holds: `param`, `momentum`, `moment2`, `master` or `running`.
+    pub role: String,
     /// The format the codes are in (its text form).
     pub format: String,
     /// Elements.
     pub len: usize,
+    /// Its shape (`[out, in]` for a linear weight, `[out, in, k, k]` for a convolution's).
+    pub shape: Vec<usize>,
     /// Packed codes.
     pub words: Vec<u32>,
     /// MX block scales (four E8M0 bytes to a word) or one per-tensor exponent; may be empty.
@@ -55,31 +65,169 @@ pub enum CheckpointError {
     Mismatch(String),
 }
 
-const WORDS: &str = "words";
-const SCALES: &str = "scales";
+/// The version of the file layout this lowp writes (1: flat u32 word arrays).
+const VERSION: u32 = 2;
+/// The suffix of an MX tensor's block scales (E8M0 bytes, one per 32 elements).
+const BLOCK_SCALES: &str = "block_scales";
+/// The suffix of a per-tensor scaled tensor's power-of-two exponent.
+const SCALE_EXP: &str = "scale_exp";
 
-fn bytes_of(words: &[u32]) -> Vec<u8> {
-    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+/// One tensor of a safetensors file: name, dtype, shape and little-endian bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Blob {
+    /// Its name in the file.
+    pub name: String,
+    /// Its element type.
+    pub dtype: Dtype,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// Its bytes.
+    pub data: Vec<u8>,
+}
+
+/// How a format's codes are stored: the dtype, and whether the codes are signed
+/// (two's complement, sign-extended to the dtype's width).
+pub fn code_dtype(format: &Format) -> (Dtype, bool) {
+    use crate::format::{FloatFormat, ScalarFormat};
+    let el = format.element();
+    let named = [
+        (FloatFormat::FP32, Dtype::F32),
+        (FloatFormat::FP16, Dtype::F16),
+        (FloatFormat::BF16, Dtype::BF16),
+        (FloatFormat::E4M3, Dtype::F8_E4M3),
+        (FloatFormat::E5M2, Dtype::F8_E5M2),
+    ];
+    match el {
+        ScalarFormat::Float(f) => {
+            if let Some((_, d)) = named.iter().find(|(g, _)| *g == f) {
+                return (*d, false);
+            }
+        }
+        ScalarFormat::Fixed(x) => {
+            let d = match x.wl {
+                0..=8 => Dtype::I8,
+                9..=16 => Dtype::I16,
+                _ => Dtype::I32,
+            };
+            return (d, true);
+        }
+    }
+    let d = match el.bits() {
+        0..=8 => Dtype::U8,
+        9..=16 => Dtype::U16,
+        _ => Dtype::U32,
+    };
+    (d, false)
+}
+
+/// The bytes of `codes` (`bits` wide) in `dtype`, signed codes sign-extended.
+fn code_bytes(codes: &[u32], bits: u32, dtype: Dtype, signed: bool) -> Vec<u8> {
+    let size = dtype.bitsize() / 8;
+    let shift = 32 - bits;
+    let mut out = Vec::with_capacity(codes.len() * size);
+    for &c in codes {
+        let v = if signed {
+            (((c << shift) as i32) >> shift) as u32
+        } else {
+            c
+        };
+        out.extend_from_slice(&v.to_le_bytes()[..size]);
+    }
+    out
+}
+
+/// Codes (`bits` wide) from bytes in `dtype`; `None` where a value does not fit the width.
+fn codes_of(data: &[u8], bits: u32, dtype: Dtype, signed: bool) -> Option<Vec<u32>> {
+    let size = dtype.bitsize() / 8;
+    let mask = if bits == 32 {
+        u32::MAX
+    } else {
+        (1 << bits) - 1
+    };
+    data.chunks_exact(size)
+        .map(|b| {
+            let mut w = [0u8; 4];
+            w[..size].copy_from_slice(b);
+            let raw = u32::from_le_bytes(w);
+            if signed {
+                let s = 32 - 8 * size as u32;
+                let v = ((raw << s) as i32) >> s;
+                let lim = 1i64 << (bits - 1);
+                ((-lim..lim).contains(&(v as i64))).then_some(v as u32 & mask)
+            } else {
+                (raw & !mask == 0).then_some(raw)
+            }
+        })
+        .collect()
+}
+
+/// The tensors a stored tensor is written as: its codes, then its scales if it has any.
+pub fn blobs_of(t: &StoredTensor) -> Result<Vec<Blob>, String> {
+    let format: Format = t.format.parse().map_err(|e| format!("{}: {e}", t.name))?;
+    let bits = format.bits();
+    let (dtype, signed) = code_dtype(&format);
+    let codes = unpack(&t.words, bits, t.len);
+    let mut v = vec![Blob {
+        name: t.name.clone(),
+        dtype,
+        shape: t.shape.clone(),
+        data: code_bytes(&codes, bits, dtype, signed),
+    }];
+    if format.mx().is_some() {
+        let blocks = t.len.div_ceil(MX_BLOCK);
+        v.push(Blob {
+            name: format!("{}.{BLOCK_SCALES}", t.name),
+            dtype: Dtype::F8_E8M0,
+            shape: vec![blocks],
+            data: unpack(&t.scales, 8, blocks)
+                .iter()
+                .map(|&b| b as u8)
+                .collect(),
+        });
+    } else if !t.scales.is_empty() {
+        v.push(Blob {
+            name: format!("{}.{SCALE_EXP}", t.name),
+            dtype: Dtype::I32,
+            shape: vec![t.scales.len()],
+            data: t.scales.iter().flat_map(|w| w.to_le_bytes()).collect(),
+        });
+    }
+    Ok(v)
 }
 
 /// A 64-bit FNV-1a digest of everything a checkpoint holds (step, step state, every
-/// tensor by name, the run settings), independent of the order they are stored in: a
-/// damaged file fails to match it.
+/// tensor by name with its role, shape, codes and scales, the run settings), independent
+/// of the order and the dtypes they are stored in: a damaged file fails to match it.
 fn checksum(state: &TrainState, meta: &BTreeMap<String, String>) -> u64 {
     let mut h = crate::digest::Fnv64::default();
     let mut eat = |bytes: &[u8]| h.eat(bytes);
-    eat(b"lowp checkpoint 1");
+    eat(format!("lowp checkpoint {VERSION}").as_bytes());
     eat(&state.step.to_le_bytes());
     state.loss_scale.iter().for_each(|w| eat(&w.to_le_bytes()));
     let mut tensors: Vec<&StoredTensor> = state.tensors.iter().collect();
     tensors.sort_by(|a, b| a.name.cmp(&b.name));
     for t in tensors {
-        for text in [&t.name, &t.format] {
+        for text in [&t.name, &t.role, &t.format] {
             eat(text.as_bytes());
             eat(&[0]);
         }
         eat(&(t.len as u64).to_le_bytes());
-        for part in [&t.words, &t.scales] {
+        eat(&(t.shape.len() as u64).to_le_bytes());
+        t.shape.iter().for_each(|d| eat(&(*d as u64).to_le_bytes()));
+        // The codes and scales themselves, not the padding of their last word.
+        let bits = t.format.parse::<Format>().map_or(32, |f| f.bits());
+        let mx = t.format.parse::<Format>().is_ok_and(|f| f.mx().is_some());
+        let scales = if mx {
+            unpack(
+                &t.scales,
+                8,
+                t.len.div_ceil(MX_BLOCK).min(4 * t.scales.len()),
+            )
+        } else {
+            t.scales.clone()
+        };
+        let n = t.len.min(t.words.len() * 32 / bits as usize);
+        for part in [unpack(&t.words, bits, n), scales] {
             eat(&(part.len() as u64).to_le_bytes());
             part.iter().for_each(|w| eat(&w.to_le_bytes()));
         }
@@ -93,37 +241,33 @@ fn checksum(state: &TrainState, meta: &BTreeMap<String, String>) -> u64 {
     h.finish()
 }
 
-/// The safetensors file of u32 tensors `blobs` (name, bytes, words) and `info`: an 8-byte
-/// little-endian header length, the JSON header with keys in sorted order (so equal states
-/// give equal files), padded with spaces to 8 bytes, then the tensors' bytes in name order.
-fn safetensors_bytes(
-    blobs: &[(String, Vec<u8>, usize)],
-    info: &HashMap<String, String>,
-) -> Vec<u8> {
-    let mut order: Vec<&(String, Vec<u8>, usize)> = blobs.iter().collect();
-    order.sort_by(|a, b| a.0.cmp(&b.0));
+/// A safetensors file of `blobs` and `info`: an 8-byte little-endian header length, the
+/// JSON header with keys in sorted order (so equal states give equal files), padded with
+/// spaces to 8 bytes, then the tensors' bytes in name order.
+pub fn safetensors_bytes(blobs: &[Blob], info: &BTreeMap<String, String>) -> Vec<u8> {
+    let mut order: Vec<&Blob> = blobs.iter().collect();
+    order.sort_by(|a, b| a.name.cmp(&b.name));
     let mut header = serde_json::Map::new();
-    let sorted: BTreeMap<&String, &String> = info.iter().collect();
-    header.insert("__metadata__".into(), serde_json::json!(sorted));
+    header.insert("__metadata__".into(), serde_json::json!(info));
     let mut offset = 0usize;
-    for (name, data, words) in &order {
+    for b in &order {
         header.insert(
-            name.clone(),
+            b.name.clone(),
             serde_json::json!({
-                "dtype": "U32",
-                "shape": [words],
-                "data_offsets": [offset, offset + data.len()],
+                "dtype": b.dtype.to_string(),
+                "shape": b.shape,
+                "data_offsets": [offset, offset + b.data.len()],
             }),
         );
-        offset += data.len();
+        offset += b.data.len();
     }
     let mut text = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
     text.resize(text.len().next_multiple_of(8), b' ');
     let mut out = Vec::with_capacity(8 + text.len() + offset);
     out.extend_from_slice(&(text.len() as u64).to_le_bytes());
     out.extend_from_slice(&text);
-    for (_, data, _) in order {
-        out.extend_from_slice(data);
+    for b in order {
+        out.extend_from_slice(&b.data);
     }
     out
 }
@@ -138,10 +282,11 @@ pub fn save(
         path: path.to_path_buf(),
         source,
     };
-    let mut info: HashMap<String, String> = meta
+    let mut info: BTreeMap<String, String> = meta
         .iter()
         .map(|(k, v)| (format!("run.{k}"), v.clone()))
         .collect();
+    info.insert("lowp.version".into(), VERSION.to_string());
     info.insert("lowp.step".into(), state.step.to_string());
     info.insert(
         "lowp.checksum".into(),
@@ -151,22 +296,14 @@ pub fn save(
         "lowp.loss_scale".into(),
         serde_json::to_string(&state.loss_scale).unwrap(),
     );
-    let mut blobs: Vec<(String, Vec<u8>, usize)> = Vec::new();
+    let mut blobs = Vec::new();
     for t in &state.tensors {
         info.insert(format!("format.{}", t.name), t.format.clone());
-        info.insert(format!("len.{}", t.name), t.len.to_string());
-        blobs.push((
-            format!("{}/{WORDS}", t.name),
-            bytes_of(&t.words),
-            t.words.len(),
-        ));
-        if !t.scales.is_empty() {
-            blobs.push((
-                format!("{}/{SCALES}", t.name),
-                bytes_of(&t.scales),
-                t.scales.len(),
-            ));
-        }
+        info.insert(format!("role.{}", t.name), t.role.clone());
+        blobs.extend(blobs_of(t).map_err(|why| CheckpointError::Format {
+            path: path.to_path_buf(),
+            why,
+        })?);
     }
     let bytes = safetensors_bytes(&blobs, &info);
     crate::atomic_file::write_atomic(path, &bytes).map_err(io)
@@ -182,6 +319,7 @@ pub fn load(path: &Path) -> Result<(TrainState, BTreeMap<String, String>), Check
         path: path.to_path_buf(),
         why,
     };
+    let damaged = |why: String| bad(format!("{why}: the file is damaged"));
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
     let (_, header) =
         safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
@@ -190,28 +328,27 @@ pub fn load(path: &Path) -> Result<(TrainState, BTreeMap<String, String>), Check
         .clone()
         .ok_or_else(|| bad("no metadata".into()))?;
     let get = |k: &str| info.get(k).ok_or_else(|| bad(format!("no {k:?} entry")));
+    match info.get("lowp.version").map(String::as_str) {
+        Some(v) if v == VERSION.to_string() => {}
+        Some(v) => {
+            return Err(bad(format!(
+                "file layout version {v}; this lowp reads {VERSION}"
+            )));
+        }
+        None => {
+            return Err(bad(format!(
+                "an older layout (flat u32 words, version 1) that this lowp ({}) no longer reads; \
+                 finish the run with the lowp that started it",
+                env!("CARGO_PKG_VERSION")
+            )));
+        }
+    }
     let step = get("lowp.step")?
         .parse::<u64>()
         .map_err(|e| bad(format!("lowp.step: {e}")))?;
     let loss_scale: [u32; crate::ops::optim::STEP_STATE_WORDS] =
-        serde_json::from_str(get("lowp.loss_scale")?).map_err(|e| {
-            bad(format!(
-                "lowp.loss_scale: {e} (a checkpoint from before the step state counted \
-                 Adam's updates cannot be resumed)"
-            ))
-        })?;
-    let words_of = |name: &str| -> Result<Option<Vec<u32>>, CheckpointError> {
-        match st.tensor(name) {
-            Ok(v) if v.dtype() == safetensors::Dtype::U32 => Ok(Some(
-                v.data()
-                    .chunks_exact(4)
-                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-            )),
-            Ok(_) => Err(bad(format!("{name} is not u32"))),
-            Err(_) => Ok(None),
-        }
-    };
+        serde_json::from_str(get("lowp.loss_scale")?)
+            .map_err(|e| bad(format!("lowp.loss_scale: {e}")))?;
     let mut names: Vec<String> = info
         .keys()
         .filter_map(|k| k.strip_prefix("format.").map(String::from))
@@ -219,16 +356,54 @@ pub fn load(path: &Path) -> Result<(TrainState, BTreeMap<String, String>), Check
     names.sort();
     let mut tensors = Vec::new();
     for name in &names {
-        let len = get(&format!("len.{name}"))?
-            .parse::<usize>()
-            .map_err(|e| bad(format!("len.{name}: {e}")))?;
+        let text = &info[&format!("format.{name}")];
+        let format: Format = text.parse().map_err(|e| bad(format!("{name}: {e}")))?;
+        let view = st
+            .tensor(name)
+            .map_err(|_| bad(format!("no codes for {name}")))?;
+        let (dtype, signed) = code_dtype(&format);
+        if view.dtype() != dtype {
+            return Err(damaged(format!(
+                "{name} is {} where {text} is stored as {dtype}",
+                view.dtype()
+            )));
+        }
+        let bits = format.bits();
+        let codes = codes_of(view.data(), bits, dtype, signed).ok_or_else(|| {
+            damaged(format!(
+                "{name} holds a code wider than {text}'s {bits} bits"
+            ))
+        })?;
+        let len = codes.len();
+        let scales = if format.mx().is_some() {
+            let s = st
+                .tensor(&format!("{name}.{BLOCK_SCALES}"))
+                .map_err(|_| bad(format!("no block scales for {name}")))?;
+            if s.dtype() != Dtype::F8_E8M0 || s.data().len() != len.div_ceil(MX_BLOCK) {
+                return Err(damaged(format!("{name}'s block scales do not fit it")));
+            }
+            pack(&s.data().iter().map(|&b| b as u32).collect::<Vec<_>>(), 8)
+        } else {
+            match st.tensor(&format!("{name}.{SCALE_EXP}")) {
+                Ok(s) if s.dtype() == Dtype::I32 => s
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+                Ok(_) => return Err(damaged(format!("{name}'s scale is not I32"))),
+                Err(_) => Vec::new(),
+            }
+        };
+        let words = pack(&codes, bits);
+        debug_assert_eq!(words.len(), packed_words(len, bits));
         tensors.push(StoredTensor {
             name: name.to_string(),
-            format: info[&format!("format.{name}")].clone(),
+            role: get(&format!("role.{name}"))?.clone(),
+            format: text.clone(),
             len,
-            words: words_of(&format!("{name}/{WORDS}"))?
-                .ok_or_else(|| bad(format!("no codes for {name}")))?,
-            scales: words_of(&format!("{name}/{SCALES}"))?.unwrap_or_default(),
+            shape: view.shape().to_vec(),
+            words,
+            scales,
         });
     }
     let meta = info
@@ -245,13 +420,12 @@ pub fn load(path: &Path) -> Result<(TrainState, BTreeMap<String, String>), Check
         format!("{:016x}", checksum(&state, &meta)),
     );
     if *saved != computed {
-        return Err(bad(format!(
-            "its checksum is {saved} but its contents give {computed}: the file is damaged"
+        return Err(damaged(format!(
+            "its checksum is {saved} but its contents give {computed}"
         )));
     }
     Ok((state, meta))
 }
-
 impl TrainState {
     /// The stored tensor called `name`, checked against the format and length the run expects.
     pub fn expect(

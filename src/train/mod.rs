@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod cpu;
 pub mod engine;
+pub mod export;
 pub mod glob;
 pub mod gpu;
 pub mod layers;

@@ -241,7 +241,6 @@ pub fn run(
             "--checkpoint-every needs --out (the folder the checkpoints go to)".into(),
         ));
     }
-    let per = train.image_len();
     let batch = opts.batch;
     let steps = (train.len() / batch.max(1)) as u64;
     if steps == 0 {
@@ -262,7 +261,9 @@ pub fn run(
         let (st, meta) = checkpoint::load(&file)?;
         for (k, v) in &opts.settings {
             // The learning rate may change (a diverged run resumes with a smaller one).
-            if k == "lr" {
+            // Recorded file contents are compared through their hashes in `model` and
+            // `precision`.
+            if k == "lr" || k.ends_with("_text") {
                 continue;
             }
             // Checkpoints from before schedules existed trained at a constant rate.
@@ -324,13 +325,6 @@ pub fn run(
         kept: [opts.resume.as_ref().map(|_| start_step), None],
     };
     let mut lines = kept_lines;
-    let batch_of = |set: &Dataset, idx: &[usize]| -> (Vec<f32>, Vec<u32>) {
-        let x = idx
-            .iter()
-            .flat_map(|&i| set.images[i * per..(i + 1) * per].iter().copied())
-            .collect();
-        (x, idx.iter().map(|&i| set.labels[i] as u32).collect())
-    };
     let mut limit: Option<f32> = None;
     let first_epoch = (start_step / steps + 1) as usize;
     for epoch in first_epoch..=opts.epochs {
@@ -419,32 +413,16 @@ pub fn run(
         let taken = take(trainer.flush()?, &mut sums, &ckpt, progress, &mut partial);
         write_partial(&mut log, partial.take())?;
         taken?;
-        // Evaluate every test image: the last batch may be short.
-        let (mut tl, mut tc, tn) = (0f64, 0usize, test.len());
-        let mut sizes = std::collections::VecDeque::new();
-        let mut count = |reports: Vec<Report>, sizes: &mut std::collections::VecDeque<usize>| {
-            for r in reports.into_iter().filter(|r| !r.train) {
-                let n = sizes.pop_front().unwrap_or(0);
-                tl += r.stats.loss as f64 * n as f64;
-                tc += r.stats.correct;
-            }
-        };
-        for start in (0..tn).step_by(batch) {
-            let idx: Vec<usize> = (start..(start + batch).min(tn)).collect();
-            let (x, y) = batch_of(test, &idx);
-            sizes.push_back(idx.len());
-            trainer.submit(&x, &y, false)?;
-            count(trainer.poll()?, &mut sizes);
-        }
-        count(trainer.flush()?, &mut sizes);
+        let (test_loss, test_acc) = evaluate(trainer, test, batch)?;
+        let tn = test.len();
         let secs = t0.elapsed().as_secs_f64();
         let n_train = steps as usize * batch;
         let mut line = serde_json::json!({
             "epoch": epoch,
             "train_loss": sums.loss / steps as f64,
             "train_acc": sums.correct as f64 / n_train as f64,
-            "test_loss": tl / tn.max(1) as f64,
-            "test_acc": tc as f64 / tn.max(1) as f64,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
             "test_images": tn,
             "seconds": secs,
             "lr": config.lr_at((epoch as u64 * steps).saturating_sub(1)),
@@ -461,4 +439,37 @@ pub fn run(
         lines.push(line);
     }
     Ok(lines)
+}
+
+/// The images `idx` of `set` and their labels.
+fn batch_of(set: &Dataset, idx: &[usize]) -> (Vec<f32>, Vec<u32>) {
+    let per = set.image_len();
+    let x = idx
+        .iter()
+        .flat_map(|&i| set.images[i * per..(i + 1) * per].iter().copied())
+        .collect();
+    (x, idx.iter().map(|&i| set.labels[i] as u32).collect())
+}
+
+/// The mean loss and the accuracy on every image of `test`, in batches of at most `batch`
+/// (the last may be short).
+pub fn evaluate(trainer: &mut Trainer, test: &Dataset, batch: usize) -> Result<(f64, f64)> {
+    let (mut tl, mut tc, tn) = (0f64, 0usize, test.len());
+    let mut sizes = std::collections::VecDeque::new();
+    let mut count = |reports: Vec<Report>, sizes: &mut std::collections::VecDeque<usize>| {
+        for r in reports.into_iter().filter(|r| !r.train) {
+            let n = sizes.pop_front().unwrap_or(0);
+            tl += r.stats.loss as f64 * n as f64;
+            tc += r.stats.correct;
+        }
+    };
+    for start in (0..tn).step_by(batch.max(1)) {
+        let idx: Vec<usize> = (start..(start + batch).min(tn)).collect();
+        let (x, y) = batch_of(test, &idx);
+        sizes.push_back(idx.len());
+        trainer.submit(&x, &y, false)?;
+        count(trainer.poll()?, &mut sizes);
+    }
+    count(trainer.flush()?, &mut sizes);
+    Ok((tl / tn.max(1) as f64, tc as f64 / tn.max(1) as f64))
 }

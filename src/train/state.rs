@@ -34,8 +34,22 @@ pub struct Kept {
     pub name: String,
     /// Elements.
     pub n: usize,
+    /// Its shape (the weight's as the layer stores it; a bias is a vector).
+    pub shape: Vec<usize>,
     /// The plan's tensor name and stream part its rounding comes from.
     tensor: (String, u32),
+}
+
+impl Role {
+    /// Its name in checkpoints' metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Param => "param",
+            Role::Velocity => "momentum",
+            Role::Moment2 => "moment2",
+            Role::Master => "master",
+        }
+    }
 }
 
 impl Kept {
@@ -86,6 +100,11 @@ pub fn kept(plan: &Plan) -> Vec<Kept> {
                     part,
                     name,
                     n: len,
+                    shape: if part == 0 {
+                        l.weight_shape()
+                    } else {
+                        vec![len]
+                    },
                     tensor,
                 });
             }
@@ -145,7 +164,9 @@ pub fn save<S: Store>(s: &S, plan: &Plan, step: u64) -> Result<TrainState, S::Er
         let (words, scales) = s.read(&k)?;
         tensors.push(StoredTensor {
             format: k.spec(plan, 0).format.to_string(),
+            role: k.role.name().into(),
             len: k.n,
+            shape: k.shape,
             name: k.name,
             words,
             scales,
@@ -156,8 +177,11 @@ pub fn save<S: Store>(s: &S, plan: &Plan, step: u64) -> Result<TrainState, S::Er
             let words = s.read_running(i)?;
             tensors.push(StoredTensor {
                 name: format!("{}.running", l.name()),
+                role: "running".into(),
                 format: "fp32".into(),
                 len: words.len(),
+                // The running mean's row, then the running variance's.
+                shape: vec![2, words.len() / 2],
                 words,
                 scales: Vec::new(),
             });
@@ -178,6 +202,12 @@ pub fn restore<S: Store>(s: &mut S, plan: &Plan, st: &TrainState) -> Result<(), 
     for k in kept(plan) {
         let format = k.spec(plan, 0).format.to_string();
         let t = st.expect(&k.name, &format, k.n).map_err(S::mismatch)?;
+        if t.shape != k.shape {
+            return Err(bad(format!(
+                "{} has shape {:?} there, this run {:?}",
+                k.name, t.shape, k.shape
+            )));
+        }
         let (words, scales) = k.words(plan);
         if t.words.len() != words || t.scales.len() != scales {
             return Err(bad(format!(

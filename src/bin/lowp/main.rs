@@ -1,6 +1,8 @@
 //! The `lowp` command line.
 
 mod args;
+mod eval_cmd;
+mod export_cmd;
 mod formats_cmd;
 mod levels_cmd;
 mod linear_cmd;
@@ -37,6 +39,11 @@ enum Command {
     Matmul(matmul_cmd::Args),
     /// Train a model with every tensor in the format its precision map gives.
     Train(Box<train_cmd::Args>),
+    /// A checkpoint's test loss and accuracy, without training.
+    Eval(eval_cmd::Args),
+    /// Write a checkpoint's parameters as a safetensors file other tools read (f32, or the
+    /// stored dtypes: F8_E4M3, F8_E5M2, F16, BF16, integer codes).
+    Export(export_cmd::Args),
     /// Run a grid of trainings as one command (resumable, sharded, `--jobs` at a time),
     /// merge the results and plot them with the Pareto frontier marked.
     #[command(subcommand)]
@@ -70,6 +77,8 @@ fn main() -> ExitCode {
         Command::Quantize(args) => quantize_cmd::run(&args),
         Command::Matmul(args) => matmul_cmd::run(&args),
         Command::Train(args) => train_cmd::run(&args),
+        Command::Eval(args) => eval_cmd::run(&args),
+        Command::Export(args) => export_cmd::run(&args),
         Command::Linear(args) => linear_cmd::run(&args),
         Command::Sweep(c) => sweep_cmd::run(&c),
         Command::Levels(args) => levels_cmd::run(&args),

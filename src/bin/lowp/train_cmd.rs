@@ -236,8 +236,15 @@ fn betas(text: &str) -> Result<(f32, f32), String> {
 }
 
 /// The settings a checkpoint must share with the run that resumes it.
-fn run_settings(a: &Args) -> BTreeMap<String, String> {
+fn run_settings(a: &Args, src: &Sources) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
+    // The files' contents, so that `lowp eval` rebuilds the run without them.
+    if let Some(t) = &src.model {
+        m.insert("model_text".into(), t.clone());
+    }
+    if let Some(t) = &src.map {
+        m.insert("precision_text".into(), t.clone());
+    }
     let mut put = |k: &str, v: String| {
         m.insert(k.to_string(), v);
     };
@@ -263,7 +270,10 @@ fn run_settings(a: &Args) -> BTreeMap<String, String> {
         "train_size",
         a.train_size.map_or("all".into(), |n| n.to_string()),
     );
-    put("test_size", format!("{:?}", a.test_size));
+    put(
+        "test_size",
+        a.test_size.map_or("all".into(), |n| n.to_string()),
+    );
     put("batch", a.batch.to_string());
     put("seed", a.seed.to_string());
     put("loss", format!("{:?}", a.loss).to_lowercase());
@@ -439,6 +449,88 @@ fn plot_panels(lines: &[serde_json::Value]) -> Vec<crate::plot::Panel> {
     panels
 }
 
+/// The texts of the model file and the precision map a run names.
+#[derive(Default)]
+pub struct Sources {
+    /// The model file's text (a built-in model has none).
+    pub model: Option<String>,
+    /// The precision map's text (the all-fp32 default has none).
+    pub map: Option<String>,
+}
+
+impl Sources {
+    /// Reads the files `a` names.
+    fn read(a: &Args) -> Result<Sources, String> {
+        let read = |p: &PathBuf| {
+            std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+        };
+        Ok(Sources {
+            model: match &a.model {
+                ModelArg::File(p) => Some(read(p)?),
+                _ => None,
+            },
+            map: a.precision.as_ref().map(read).transpose()?,
+        })
+    }
+}
+
+/// The training plan `a` describes, for the data set `train`.
+pub fn plan_of(a: &Args, train: &Dataset, src: &Sources) -> Result<Plan, String> {
+    let hidden: Vec<usize> = a
+        .hidden
+        .split(',')
+        .map(|s| s.trim().parse::<usize>().ok().filter(|&h| h > 0))
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
+            format!(
+                "--hidden {:?}: expected positive widths like 256,128",
+                a.hidden
+            )
+        })?;
+    let model = match &a.model {
+        ModelArg::Lenet => Model::lenet(train.shape, train.classes)?,
+        ModelArg::Resnet8 => Model::resnet(1, train.shape, train.classes)?,
+        ModelArg::Resnet20 => Model::resnet(3, train.shape, train.classes)?,
+        ModelArg::File(p) => ModelFile::parse(src.model.as_deref().unwrap_or_default())
+            .and_then(|m| m.build(&train.shape, train.classes))
+            .map_err(|e| format!("{}: {e}", p.display()))?,
+        _ => Model::mlp(train.image_len(), &hidden, train.classes),
+    };
+    let map = match (&a.precision, &src.map) {
+        (Some(p), Some(text)) => {
+            PrecisionMap::parse(text).map_err(|e| format!("{}: {e}", p.display()))?
+        }
+        _ => PrecisionMap::uniform(Format::FP32),
+    };
+    let (beta1, beta2) = betas(&a.betas)?;
+    let config = TrainConfig {
+        loss: match a.loss {
+            LossArg::Xent => LossKind::CrossEntropy,
+            LossArg::Mse => LossKind::Mse,
+        },
+        kind: match a.optimizer {
+            OptimizerArg::Sgd => OptimKind::Sgd,
+            OptimizerArg::Adam => OptimKind::Adam,
+        },
+        lr: a.lr,
+        schedule: match a.lr_schedule {
+            ScheduleArg::Constant => LrSchedule::Constant,
+            ScheduleArg::Cosine => LrSchedule::Cosine {
+                steps: (train.len() / a.batch) as u64 * a.epochs as u64,
+            },
+        },
+        momentum: a.momentum,
+        beta1,
+        beta2,
+        eps: a.eps,
+        weight_decay: a.weight_decay,
+        nesterov: a.nesterov,
+        loss_scale: loss_scale(&a.loss_scale)?,
+    };
+    let master = a.master || map.master;
+    Plan::new(model, &map, master, config, a.seed).map_err(|e| e.to_string())
+}
+
 /// Runs the command.
 pub fn run(a: &Args) -> Result<(), String> {
     if a.batch == 0 || a.epochs == 0 {
@@ -479,58 +571,10 @@ pub fn run(a: &Args) -> Result<(), String> {
             ));
         }
     }
-    let hidden: Vec<usize> = a
-        .hidden
-        .split(',')
-        .map(|s| s.trim().parse::<usize>().ok().filter(|&h| h > 0))
-        .collect::<Option<_>>()
-        .ok_or_else(|| {
-            format!(
-                "--hidden {:?}: expected positive widths like 256,128",
-                a.hidden
-            )
-        })?;
+    let src = Sources::read(a)?;
     let (train, test) = data(a)?;
-    let model = match &a.model {
-        ModelArg::Lenet => Model::lenet(train.shape, train.classes)?,
-        ModelArg::Resnet8 => Model::resnet(1, train.shape, train.classes)?,
-        ModelArg::Resnet20 => Model::resnet(3, train.shape, train.classes)?,
-        ModelArg::File(p) => ModelFile::load(p)
-            .and_then(|m| m.build(&train.shape, train.classes))
-            .map_err(|e| e.to_string())?,
-        _ => Model::mlp(train.image_len(), &hidden, train.classes),
-    };
-    let map = match &a.precision {
-        Some(p) => PrecisionMap::load(p).map_err(|e| e.to_string())?,
-        None => PrecisionMap::uniform(Format::FP32),
-    };
-    let (beta1, beta2) = betas(&a.betas)?;
-    let config = TrainConfig {
-        loss: match a.loss {
-            LossArg::Xent => LossKind::CrossEntropy,
-            LossArg::Mse => LossKind::Mse,
-        },
-        kind: match a.optimizer {
-            OptimizerArg::Sgd => OptimKind::Sgd,
-            OptimizerArg::Adam => OptimKind::Adam,
-        },
-        lr: a.lr,
-        schedule: match a.lr_schedule {
-            ScheduleArg::Constant => LrSchedule::Constant,
-            ScheduleArg::Cosine => LrSchedule::Cosine {
-                steps: (train.len() / a.batch) as u64 * a.epochs as u64,
-            },
-        },
-        momentum: a.momentum,
-        beta1,
-        beta2,
-        eps: a.eps,
-        weight_decay: a.weight_decay,
-        nesterov: a.nesterov,
-        loss_scale: loss_scale(&a.loss_scale)?,
-    };
-    let master = a.master || map.master;
-    let plan = Plan::new(model, &map, master, config, a.seed).map_err(|e| e.to_string())?;
+    let plan = plan_of(a, &train, &src)?;
+    let config = plan.config;
     if a.show_precision {
         let sizes = plan.tensor_sizes(a.batch);
         println!(
@@ -614,7 +658,7 @@ pub fn run(a: &Args) -> Result<(), String> {
             .clone()
             .or_else(|| a.resume.clone().filter(|p| p.is_dir())),
         resume: a.resume.clone(),
-        settings: run_settings(a),
+        settings: run_settings(a, &src),
         loss_scaling: a.loss_scale != "none",
     };
     let mut bar = Bar::default();
@@ -744,4 +788,95 @@ impl run::Progress for Bar {
 /// not resumed silently.
 fn content_hash(p: &std::path::Path) -> u64 {
     lowp::digest::fnv64(&std::fs::read(p).unwrap_or_default())
+}
+
+/// `lowp train`'s arguments alone, to parse a recorded run's.
+#[derive(clap::Parser)]
+struct Recorded {
+    #[command(flatten)]
+    args: Args,
+}
+
+/// The arguments and files of the run a checkpoint's settings record, with its data
+/// replaced by `data` where given.
+pub fn args_from_record(
+    meta: &BTreeMap<String, String>,
+    data: Option<&std::path::Path>,
+) -> Result<(Args, Sources), String> {
+    let get = |k: &str| {
+        meta.get(k)
+            .map(String::as_str)
+            .ok_or_else(|| format!("the checkpoint does not record its run's {k}"))
+    };
+    // A recorded file is "PATH (HASH)"; its text is recorded beside it.
+    let path = |v: &str| v.rfind(" (").map_or(v, |i| &v[..i]).to_string();
+    let mut argv: Vec<String> = vec!["lowp train".into()];
+    let mut opt = |k: &str, v: String| {
+        argv.push(format!("--{}", k.replace('_', "-")));
+        argv.push(v);
+    };
+    opt("model", path(get("model")?));
+    for k in [
+        "hidden",
+        "batch",
+        "seed",
+        "loss",
+        "optimizer",
+        "lr",
+        "lr_schedule",
+        "momentum",
+        "betas",
+        "eps",
+        "weight_decay",
+        "loss_scale",
+    ] {
+        opt(k, get(k)?.to_string());
+    }
+    if let Some(e) = meta.get("epochs") {
+        opt("epochs", e.clone());
+    }
+    for k in ["train_size", "test_size"] {
+        match get(k)? {
+            "all" => {}
+            n => opt(k, n.to_string()),
+        }
+    }
+    match (data, get("data")?) {
+        (Some(d), _) => opt("data", d.display().to_string()),
+        (None, "synthetic") => {}
+        (None, d) => opt("data", d.to_string()),
+    }
+    if get("precision")? != "fp32" {
+        opt("precision", path(get("precision")?));
+    }
+    for flag in ["nesterov", "master"] {
+        if get(flag)? == "true" {
+            argv.push(format!("--{flag}"));
+        }
+    }
+    let args = <Recorded as clap::Parser>::try_parse_from(&argv)
+        .map_err(|e| format!("the checkpoint's settings are not a run lowp can rebuild: {e}"))?
+        .args;
+    let src = Sources {
+        model: meta.get("model_text").cloned(),
+        map: meta.get("precision_text").cloned(),
+    };
+    if matches!(args.model, ModelArg::File(_)) && src.model.is_none()
+        || args.precision.is_some() && src.map.is_none()
+    {
+        return Err("the checkpoint does not record its model file's or map's text".into());
+    }
+    Ok((args, src))
+}
+
+/// The data sets `a` trains and tests on (normalized by the training set's statistics).
+pub fn data_of(a: &Args) -> Result<(Dataset, Dataset), String> {
+    data(a)
+}
+
+impl Args {
+    /// The samples per step.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
 }

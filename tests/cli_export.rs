@@ -1,0 +1,242 @@
+//! `lowp export` and `lowp eval`: a trained run's parameters read back by the safetensors
+//! crate in their own dtypes and shapes, decoded by an independent formula and equal to
+//! the f32 export; a checkpoint evaluated to exactly the test figures the run reported.
+
+mod common;
+
+use common::{lowp, read_metrics};
+use safetensors::{Dtype, SafeTensors};
+
+/// Every kind of storage: MX (F8_E4M3 codes and F8_E8M0 block scales), fixed point as
+/// integers, a per-tensor scaled fixed point, bf16, e5m2 and a format with no dtype.
+const MIXED_MAP: &str = r#"
+default = { format = "fp32" }
+[[rule]]
+match = "fc1.weight"
+format = "mxfp8_e4m3"
+[[rule]]
+match = "fc2.weight"
+format = "fixed(wl=8,fl=6)"
+saturate = true
+[[rule]]
+match = "fc3.weight"
+format = "float(e=3,m=4)"
+saturate = true
+[[rule]]
+match = "fc1.bias"
+format = "bf16"
+[[rule]]
+match = "fc2.bias"
+format = "e5m2"
+[[rule]]
+match = "fc3.bias"
+format = "fixed(wl=12,fl=8)"
+saturate = true
+scale = "tensor"
+"#;
+
+/// An IEEE-style binary float's value from its bits: `e` exponent bits, `m` mantissa bits
+/// (no special values reached by the trained weights checked here).
+fn float_value(bits: u32, e: u32, m: u32) -> f64 {
+    let sign = if bits >> (e + m) & 1 == 1 { -1.0 } else { 1.0 };
+    let field = (bits >> m) & ((1 << e) - 1);
+    let mant = (bits & ((1 << m) - 1)) as f64;
+    let bias = (1i32 << (e - 1)) - 1;
+    let v = if field == 0 {
+        mant * 2f64.powi(1 - bias - m as i32)
+    } else {
+        (1.0 + mant / 2f64.powi(m as i32)) * 2f64.powi(field as i32 - bias)
+    };
+    sign * v
+}
+
+fn f32s(st: &SafeTensors, name: &str) -> Vec<f64> {
+    let t = st.tensor(name).unwrap();
+    assert_eq!(t.dtype(), Dtype::F32, "{name}");
+    t.data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+        .collect()
+}
+
+#[test]
+fn exported_parameters_load_in_their_dtypes_and_eval_repeats_the_runs_figures() {
+    let dir = std::env::temp_dir().join(format!("lowp-export-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let map = dir.join("map.toml");
+    std::fs::write(&map, MIXED_MAP).unwrap();
+    let run = dir.join("run");
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let out = lowp(&[
+        "train",
+        "--epochs",
+        "1",
+        "--hidden",
+        "16,8",
+        "--train-size",
+        "640",
+        "--test-size",
+        "500",
+        "--precision",
+        &s(&map),
+        "--out",
+        &s(&run),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = read_metrics(&run).pop().unwrap();
+
+    // eval: the same test loss and accuracy as the run's last epoch, on either engine, and
+    // with the map file gone (the checkpoint records its text).
+    std::fs::remove_file(&map).unwrap();
+    for device in ["gpu", "cpu"] {
+        let out = lowp(&["eval", &s(&run), "--json", "--device", device]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for k in ["test_acc", "test_images"] {
+            assert_eq!(v[k], last[k], "{device}: {k}");
+        }
+        let (got, want) = (
+            v["test_loss"].as_f64().unwrap(),
+            last["test_loss"].as_f64().unwrap(),
+        );
+        if device == "gpu" {
+            assert_eq!(got, want, "the run's own engine repeats its loss exactly");
+        } else {
+            // The CPU reference's exp and log are not the GPU's (WGSL allows exp an error
+            // of 3 + 2|x| ulps), and it sums in another order: a few f32 ulps per sample.
+            assert!(
+                (got - want).abs() <= 1e-5 * want,
+                "cpu: test_loss {got} vs {want}"
+            );
+        }
+        assert_eq!(v["step"], 10);
+    }
+
+    // export: f32 values, and the stored codes in their dtypes, both readable by the crate.
+    let (stored, fp32) = (dir.join("stored.safetensors"), dir.join("fp32.safetensors"));
+    for (file, how) in [(&stored, "stored"), (&fp32, "fp32")] {
+        let out = lowp(&["export", &s(&run), &s(file), "--as", how]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (sb, fb) = (
+        std::fs::read(&stored).unwrap(),
+        std::fs::read(&fp32).unwrap(),
+    );
+    let (st, ft) = (
+        SafeTensors::deserialize(&sb).unwrap(),
+        SafeTensors::deserialize(&fb).unwrap(),
+    );
+    let shapes = [
+        ("fc1.weight", Dtype::F8_E4M3, vec![16, 784]),
+        ("fc1.bias", Dtype::BF16, vec![16]),
+        ("fc2.weight", Dtype::I8, vec![8, 16]),
+        ("fc2.bias", Dtype::F8_E5M2, vec![8]),
+        ("fc3.weight", Dtype::U8, vec![10, 8]),
+        ("fc3.bias", Dtype::I16, vec![10]),
+    ];
+    let mut names: Vec<String> = ft.names().into_iter().map(String::from).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "fc1.bias",
+            "fc1.weight",
+            "fc2.bias",
+            "fc2.weight",
+            "fc3.bias",
+            "fc3.weight"
+        ],
+        "the f32 export holds the parameters only"
+    );
+    for (name, dtype, shape) in &shapes {
+        let t = st.tensor(name).unwrap();
+        assert_eq!((t.dtype(), t.shape()), (*dtype, &shape[..]), "{name}");
+        assert_eq!(ft.tensor(name).unwrap().shape(), &shape[..], "{name}");
+    }
+    // Each stored tensor decoded here, by the formats' definitions, equals the f32 export.
+    let bytes = |name: &str| st.tensor(name).unwrap().data().to_vec();
+    let block_scales = bytes("fc1.weight.block_scales");
+    assert_eq!(block_scales.len(), 16 * 784 / 32);
+    let scale_exp = i32::from_le_bytes(bytes("fc3.bias.scale_exp")[..4].try_into().unwrap());
+    let decoded: [(&str, Vec<f64>); 5] = [
+        (
+            "fc1.weight",
+            bytes("fc1.weight")
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| {
+                    float_value(b as u32, 4, 3) * 2f64.powi(block_scales[i / 32] as i32 - 127)
+                })
+                .collect(),
+        ),
+        (
+            "fc1.bias",
+            bytes("fc1.bias")
+                .chunks_exact(2)
+                .map(|c| float_value(u16::from_le_bytes([c[0], c[1]]) as u32, 8, 7))
+                .collect(),
+        ),
+        (
+            "fc2.weight",
+            bytes("fc2.weight")
+                .iter()
+                .map(|&b| b as i8 as f64 / 64.0)
+                .collect(),
+        ),
+        (
+            "fc2.bias",
+            bytes("fc2.bias")
+                .iter()
+                .map(|&b| float_value(b as u32, 5, 2))
+                .collect(),
+        ),
+        (
+            "fc3.bias",
+            bytes("fc3.bias")
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]) as f64 / 256.0 * 2f64.powi(scale_exp))
+                .collect(),
+        ),
+    ];
+    for (name, want) in decoded {
+        assert_eq!(f32s(&ft, name), want, "{name}");
+    }
+    // The format without a dtype: codes that fit its 8 bits, the format in the metadata.
+    let (_, header) = SafeTensors::read_metadata(&sb).unwrap();
+    let meta = header.metadata().clone().unwrap();
+    assert_eq!(meta["format.fc3.weight"], "float(e=3,m=4)");
+    assert_eq!(meta["format.fc1.weight"], "mxfp8_e4m3");
+    let codes = bytes("fc3.weight");
+    let values: Vec<f64> = codes
+        .iter()
+        .map(|&c| {
+            // e3m4 with IEEE specials: bias 3; no trained weight reaches Inf or NaN.
+            assert!(c >> 4 & 7 != 7, "a special code");
+            float_value(c as u32, 3, 4)
+        })
+        .collect();
+    assert_eq!(f32s(&ft, "fc3.weight"), values);
+
+    // Equal states give equal files.
+    let again = dir.join("again.safetensors");
+    let out = lowp(&["export", &s(&run), &s(&again), "--as", "stored"]);
+    assert!(out.status.success());
+    assert!(
+        std::fs::read(&again).unwrap() == sb,
+        "equal states, different exports"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
