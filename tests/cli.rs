@@ -79,8 +79,10 @@ fn quantize_gives_the_same_output_on_gpu_and_cpu() {
         ),
     ] {
         let (g, c) = (tmp("g.npy"), tmp("c.npy"));
+        let (gc, cc) = (tmp("g_codes.npy"), tmp("c_codes.npy"));
         let mut args = vec!["quantize", s(&input), s(&g), "--format", fmt];
         args.extend(&extra);
+        args.extend(["--codes", s(&gc)]);
         let out = lowp(&args);
         assert!(
             out.status.success(),
@@ -93,6 +95,8 @@ fn quantize_gives_the_same_output_on_gpu_and_cpu() {
             "{report}"
         );
         args[2] = s(&c);
+        let at = args.iter().position(|a| *a == s(&gc)).unwrap();
+        args[at] = s(&cc);
         args.extend(["--device", "cpu"]);
         let out = lowp(&args);
         assert!(
@@ -116,6 +120,72 @@ fn quantize_gives_the_same_output_on_gpu_and_cpu() {
                 .join("\n")
         };
         assert_eq!(strip(&report), strip(&cpu_report));
+        // The codes: the same on both devices, in the narrowest unsigned dtype, and each
+        // decodes (with its block's or the tensor's scale) to the value written.
+        let format: lowp::format::Format = fmt.parse().unwrap();
+        let read = |p: &Path| {
+            let bytes = std::fs::read(p).unwrap();
+            let f = npyz::NpyFile::new(&bytes[..]).unwrap();
+            let descr = f.dtype().descr().trim_matches('\'').to_string();
+            let shape = f.shape().to_vec();
+            let v: Vec<u32> = match &descr[1..] {
+                "u1" => f
+                    .into_vec::<u8>()
+                    .unwrap()
+                    .into_iter()
+                    .map(u32::from)
+                    .collect(),
+                "u2" => f
+                    .into_vec::<u16>()
+                    .unwrap()
+                    .into_iter()
+                    .map(u32::from)
+                    .collect(),
+                "i4" => f
+                    .into_vec::<i32>()
+                    .unwrap()
+                    .into_iter()
+                    .map(|v| v as u32)
+                    .collect(),
+                other => panic!("{fmt}: codes as {other}"),
+            };
+            (descr, shape, v)
+        };
+        let scales = |p: &Path| {
+            p.with_file_name(format!(
+                "{}_scales.npy",
+                p.file_stem().unwrap().to_str().unwrap()
+            ))
+        };
+        let (descr, shape, codes) = read(&gc);
+        assert_eq!(
+            read(&cc),
+            (descr.clone(), shape.clone(), codes.clone()),
+            "{fmt}"
+        );
+        assert_eq!(shape, [60, 100]);
+        let want = if format.bits() <= 8 { "|u1" } else { "<u2" };
+        assert_eq!(descr, want, "{fmt}");
+        let scale = |i: usize| -> i32 {
+            if format.mx().is_some() {
+                read(&scales(&gc)).2[i / 32] as i32 - 127
+            } else if extra.contains(&"tensor") {
+                read(&scales(&gc)).2[0] as i32
+            } else {
+                assert!(!scales(&gc).exists() || extra.contains(&"tensor"));
+                0
+            }
+        };
+        for (i, (&code, y)) in codes.iter().zip(&gy.data).enumerate().step_by(7) {
+            let v = format.element().decode_bits(code, scale(i));
+            assert_eq!(v, y.to_bits(), "{fmt}: code {code:#x} at {i}");
+        }
+        if format.mx().is_some() || extra.contains(&"tensor") {
+            assert!(
+                read(&scales(&gc)) == read(&scales(&cc)),
+                "{fmt}: scales differ"
+            );
+        }
     }
 }
 

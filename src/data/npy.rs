@@ -1,4 +1,4 @@
-//! Reading and writing f32 .npy arrays.
+//! Reading f32 .npy arrays; writing f32 arrays and arrays of packed formats' codes.
 
 use npyz::WriterBuilder;
 use std::path::{Path, PathBuf};
@@ -78,13 +78,45 @@ pub fn read_f32(path: &Path) -> Result<NpyArray, NpyError> {
 
 /// Writes an f32 .npy file atomically (a temporary file renamed into place).
 pub fn write_f32(path: &Path, a: &NpyArray) -> Result<(), NpyError> {
+    write(path, &a.shape, a.fortran_order, a.data.iter().copied())
+}
+
+/// Writes `bits`-wide codes as an unsigned .npy array (uint8 up to 8 bits, uint16 up to
+/// 16, else uint32) of `shape`, atomically.
+pub fn write_codes(
+    path: &Path,
+    shape: &[usize],
+    fortran_order: bool,
+    codes: &[u32],
+    bits: u32,
+) -> Result<(), NpyError> {
+    let it = codes.iter().copied();
+    match bits {
+        0..=8 => write(path, shape, fortran_order, it.map(|c| c as u8)),
+        9..=16 => write(path, shape, fortran_order, it.map(|c| c as u16)),
+        _ => write(path, shape, fortran_order, it),
+    }
+}
+
+/// Writes an int32 .npy array of `shape`, atomically.
+pub fn write_i32(path: &Path, shape: &[usize], data: &[i32]) -> Result<(), NpyError> {
+    write(path, shape, false, data.iter().copied())
+}
+
+/// Writes an .npy array of `T` atomically.
+fn write<T: npyz::AutoSerialize>(
+    path: &Path,
+    shape: &[usize],
+    fortran_order: bool,
+    data: impl Iterator<Item = T>,
+) -> Result<(), NpyError> {
     let io = |source| NpyError::Io {
         path: path.to_path_buf(),
         source,
     };
     let mut buf = Vec::new();
-    let shape: Vec<u64> = a.shape.iter().map(|&d| d as u64).collect();
-    let order = if a.fortran_order {
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let order = if fortran_order {
         npyz::Order::Fortran
     } else {
         npyz::Order::C
@@ -96,7 +128,7 @@ pub fn write_f32(path: &Path, a: &NpyArray) -> Result<(), NpyError> {
         .writer(&mut buf)
         .begin_nd()
         .map_err(io)?;
-    w.extend(a.data.iter().copied()).map_err(io)?;
+    w.extend(data).map_err(io)?;
     w.finish().map_err(io)?;
     crate::atomic_file::write_atomic(path, &buf).map_err(io)
 }

@@ -1,8 +1,10 @@
 //! `lowp quantize`: an f32 .npy array through a format, on the GPU or the CPU reference.
 
-use lowp::data::npy::{NpyArray, read_f32, write_f32};
+use lowp::data::npy::{NpyArray, read_f32, write_codes, write_f32, write_i32};
 use lowp::format::Format;
+use lowp::format::MX_BLOCK;
 use lowp::quant::{Exceptions, QuantSpec, Rounding, Scaling};
+use lowp::reference::pack::unpack;
 use std::path::PathBuf;
 
 use crate::args::{self, Device};
@@ -38,6 +40,12 @@ pub struct Args {
     /// Per-tensor power-of-two scaling.
     #[arg(long, value_enum, default_value_t = ScaleArg::None)]
     scale: ScaleArg,
+    /// Also write the codes: an unsigned integer .npy array of the input's shape (uint8 up to
+    /// 8 bits, uint16 up to 16, else uint32; fixed point in two's complement), and, for a
+    /// format with scales, OUT_scales.npy beside it (MX: the E8M0 byte of each 32-element
+    /// block, uint8; per-tensor: the power-of-two exponent, int32).
+    #[arg(long)]
+    codes: Option<PathBuf>,
     /// Run on the GPU or on the CPU reference.
     #[arg(long, value_enum, default_value_t = Device::Gpu)]
     device: Device,
@@ -61,15 +69,23 @@ pub fn run(a: &Args) -> Result<(), String> {
         seed: a.seed,
         stream: 0,
     };
-    let (y, exc, stored, device) = match a.device {
+    // The values, exceptions, stored bytes, device, and the packed codes and scale words.
+    let (y, exc, stored, device, words, scales) = match a.device {
         Device::Cpu => {
             let q = lowp::reference::quantize(&input.data, &spec);
             let y = lowp::reference::dequantize(&q);
+            let scales = match a.scale {
+                ScaleArg::Tensor if spec.format.mx().is_none() => vec![q.scale_exp as u32],
+                _ => q.scales.clone(),
+            };
+            let stored = q.stored_bytes() as u64;
             (
                 y,
                 q.exceptions,
-                q.stored_bytes() as u64,
-                "cpu reference".to_string(),
+                stored,
+                "cpu reference".into(),
+                q.words,
+                scales,
             )
         }
         Device::Gpu => {
@@ -78,7 +94,15 @@ pub fn run(a: &Args) -> Result<(), String> {
             let (t, exc) =
                 lowp::ops::quantize(&ctx, &input.data, &shape, &spec).map_err(|e| e.to_string())?;
             let y = lowp::ops::dequantize(&ctx, &t).map_err(|e| e.to_string())?;
-            (y, exc, t.stored_bytes(), format!("gpu ({})", ctx.info.name))
+            let (words, scales) = match &a.codes {
+                Some(_) => (
+                    t.read_words(&ctx).map_err(|e| e.to_string())?,
+                    t.read_scales(&ctx).map_err(|e| e.to_string())?,
+                ),
+                None => (Vec::new(), Vec::new()),
+            };
+            let device = format!("gpu ({})", ctx.info.name);
+            (y, exc, t.stored_bytes(), device, words, scales)
         }
     };
     // The output first: a report cut short (a closed pipe) must not lose it.
@@ -88,6 +112,29 @@ pub fn run(a: &Args) -> Result<(), String> {
         fortran_order: input.fortran_order,
     };
     write_f32(&a.output, &out).map_err(|e| e.to_string())?;
+    if let Some(path) = &a.codes {
+        let bits = spec.format.bits();
+        let codes = unpack(&words, bits, n);
+        write_codes(path, &input.shape, input.fortran_order, &codes, bits)
+            .map_err(|e| e.to_string())?;
+        let stem = path
+            .file_stem()
+            .map_or("codes".into(), |s| s.to_string_lossy().into_owned());
+        let scales_path = path.with_file_name(format!("{stem}_scales.npy"));
+        if spec.format.mx().is_some() {
+            let blocks = n.div_ceil(MX_BLOCK);
+            write_codes(
+                &scales_path,
+                &[blocks],
+                false,
+                &unpack(&scales, 8, blocks),
+                8,
+            )
+            .map_err(|e| e.to_string())?;
+        } else if let Some(&e) = scales.first() {
+            write_i32(&scales_path, &[1], &[e as i32]).map_err(|e| e.to_string())?;
+        }
+    }
     report(&spec, &input, &out.data, &exc, stored, &device);
     Ok(())
 }
