@@ -89,6 +89,22 @@ fn exported_parameters_load_in_their_dtypes_and_eval_repeats_the_runs_figures() 
         String::from_utf8_lossy(&out.stderr)
     );
     let last = read_metrics(&run).pop().unwrap();
+    // The run folder records what ran: the map's text and each tensor's resolved rounding.
+    let settings: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("settings.json")).unwrap()).unwrap();
+    assert_eq!(settings["settings"]["precision_text"], MIXED_MAP);
+    let resolved = |t: &str| {
+        settings["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["tensor"] == t)
+            .unwrap_or_else(|| panic!("no {t} in {settings}"))
+            .clone()
+    };
+    assert_eq!(resolved("fc1.weight")["format"], "mxfp8_e4m3");
+    assert_eq!(resolved("fc3.bias")["scaling"], "tensor");
+    assert_eq!(resolved("fc2.weight")["saturate"], true);
 
     // eval: the same test loss and accuracy as the run's last epoch, on either engine, and
     // with the map file gone (the checkpoint records its text).

@@ -672,3 +672,89 @@ fn resume_accepts_the_same_files_by_another_path() {
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), 2, "{metrics}");
 }
+
+#[test]
+fn plot_overlays_runs_and_names_bad_metrics() {
+    let dir = tmp("plot");
+    let line = |e: u32, acc: f64| {
+        format!(
+            "{{\"epoch\":{e},\"train_loss\":{},\"train_acc\":{acc},\"test_loss\":{},\"test_acc\":{acc}}}\n",
+            2.0 / e as f64,
+            2.5 / e as f64
+        )
+    };
+    let (a, b) = (dir.join("fp32"), dir.join("other").join("fp32"));
+    for d in [&a, &b] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(
+        a.join("metrics.jsonl"),
+        line(1, 0.5) + &line(2, 0.7) + &line(3, 0.8),
+    )
+    .unwrap();
+    // A one-epoch run whose second epoch diverged part way (no test figures).
+    let partial =
+        "{\"epoch\":2,\"steps\":3,\"train_loss\":9.0,\"train_acc\":0.1,\"diverged_at_step\":8}\n";
+    std::fs::write(b.join("metrics.jsonl"), line(1, 0.25) + partial).unwrap();
+    let svg = dir.join("runs.svg");
+    let out = lowp(&[
+        "plot",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&svg).unwrap();
+    for label in ["test accuracy", "test loss", "train accuracy", "train loss"] {
+        assert!(
+            text.contains(&format!(">{label}</text>")),
+            "no {label} panel"
+        );
+    }
+    // Equal folder names are told apart by their paths: each run once per panel's legend.
+    for name in [a.to_str().unwrap(), b.to_str().unwrap()] {
+        let legend = format!(
+            ">{}</text>",
+            if name.len() > 20 {
+                format!("…{}", &name[name.len() - 19..])
+            } else {
+                name.to_string()
+            }
+        );
+        assert_eq!(text.matches(&legend).count(), 4, "{legend} in\n{text}");
+    }
+    assert_eq!(text.matches("<polyline").count(), 8);
+    // 3 + 1 points in the test panels, 3 + 2 in the train panels.
+    assert_eq!(text.matches("<circle").count(), 2 * 4 + 2 * 5);
+    let report = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        report.contains("0.8000") && report.contains("0.2500"),
+        "{report}"
+    );
+
+    let bad = dir.join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("metrics.jsonl"), line(1, 0.5) + "{not json\n").unwrap();
+    let out = lowp(&[
+        "plot",
+        bad.to_str().unwrap(),
+        "--out",
+        svg.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("metrics.jsonl:2"),
+        "{err}"
+    );
+    let out = lowp(&["plot", dir.join("none").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("metrics.jsonl") && !err.contains("panicked"),
+        "{err}"
+    );
+}

@@ -354,12 +354,12 @@ pub fn run(a: &Args) -> Result<(), String> {
     if let Some(dir) = &a.out {
         let mut loss = vec![
             Curve {
-                name: "train",
+                name: "train".into(),
                 colour: "#1f77b4",
                 values: history.iter().map(|m| m.train_loss).collect(),
             },
             Curve {
-                name: "test",
+                name: "test".into(),
                 colour: "#ff7f0e",
                 values: history
                     .iter()
@@ -370,7 +370,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         let second = match optimum {
             Some(o) => {
                 loss.push(Curve {
-                    name: "optimum",
+                    name: "optimum".into(),
                     colour: "#2ca02c",
                     values: vec![o; history.len()],
                 });
@@ -378,7 +378,7 @@ pub fn run(a: &Args) -> Result<(), String> {
                     label: "train loss - optimum",
                     unit: false,
                     curves: vec![Curve {
-                        name: "gap",
+                        name: "gap".into(),
                         colour: "#d62728",
                         values: history.iter().map(|m| m.train_loss - o).collect(),
                     }],
@@ -388,7 +388,7 @@ pub fn run(a: &Args) -> Result<(), String> {
                 label: "test accuracy",
                 unit: true,
                 curves: vec![Curve {
-                    name: "test",
+                    name: "test".into(),
                     colour: "#ff7f0e",
                     values: history
                         .iter()
@@ -544,7 +544,7 @@ fn run_method(
                 label: "train loss",
                 unit: false,
                 curves: vec![Curve {
-                    name: "train",
+                    name: "train".into(),
                     colour: "#1f77b4",
                     values: history.iter().map(|m| m.train_loss).collect(),
                 }],
@@ -553,7 +553,7 @@ fn run_method(
                 label: "log10 gap",
                 unit: false,
                 curves: vec![Curve {
-                    name: "gap",
+                    name: "gap".into(),
                     colour: "#d62728",
                     values: history.iter().map(|m| m.gap.max(1e-300).log10()).collect(),
                 }],

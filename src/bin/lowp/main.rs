@@ -8,6 +8,7 @@ mod levels_cmd;
 mod linear_cmd;
 mod matmul_cmd;
 mod plot;
+mod plot_cmd;
 mod quantize_cmd;
 mod sweep_cmd;
 mod train_cmd;
@@ -44,6 +45,8 @@ enum Command {
     /// Write a checkpoint's parameters as a safetensors file other tools read (f32, or the
     /// stored dtypes: F8_E4M3, F8_E5M2, F16, BF16, integer codes).
     Export(export_cmd::Args),
+    /// Overlay the curves of several training runs (their --out folders) in one chart.
+    Plot(plot_cmd::Args),
     /// Run a grid of trainings as one command (resumable, sharded, `--jobs` at a time),
     /// merge the results and plot them with the Pareto frontier marked.
     #[command(subcommand)]
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train_cmd::run(&args),
         Command::Eval(args) => eval_cmd::run(&args),
         Command::Export(args) => export_cmd::run(&args),
+        Command::Plot(args) => plot_cmd::run(&args),
         Command::Linear(args) => linear_cmd::run(&args),
         Command::Sweep(c) => sweep_cmd::run(&c),
         Command::Levels(args) => levels_cmd::run(&args),

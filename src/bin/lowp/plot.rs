@@ -4,7 +4,7 @@
 /// One curve: its name, colour and one value per epoch (NaN where there is none).
 pub struct Curve {
     /// Legend text.
-    pub name: &'static str,
+    pub name: String,
     /// Stroke colour.
     pub colour: &'static str,
     /// Values, epoch 1 first.
@@ -179,7 +179,7 @@ pub fn svg(title: &str, panels: &[Panel]) -> String {
                 c.colour,
                 x_end + 40.0,
                 y0 + 14.0 + 16.0 * k as f64,
-                escape(c.name)
+                escape(&c.name)
             );
         }
     }

@@ -181,8 +181,9 @@ pub struct Args {
 }
 
 /// The files a run writes into its folder (what --overwrite removes).
-const RUN_FILES: [&str; 5] = [
+const RUN_FILES: [&str; 6] = [
     "metrics.jsonl",
+    "settings.json",
     "checkpoint.safetensors",
     "checkpoint.prev.safetensors",
     "curves.svg",
@@ -411,8 +412,8 @@ fn plot_panels(lines: &[serde_json::Value]) -> Vec<crate::plot::Panel> {
             .map(|l| l[key].as_f64().unwrap_or(f64::NAN))
             .collect()
     };
-    let curve = |name, colour, key: &str| Curve {
-        name,
+    let curve = |name: &str, colour, key: &str| Curve {
+        name: name.into(),
         colour,
         values: of(key),
     };
@@ -661,6 +662,9 @@ pub fn run(a: &Args) -> Result<(), String> {
         settings: run_settings(a, &src),
         loss_scaling: a.loss_scale != "none",
     };
+    if let Some(dir) = &opts.out {
+        write_settings(dir, &opts.settings, &plan)?;
+    }
     let mut bar = Bar::default();
     let result = run::run(&mut trainer, (&train, &test), &config, &opts, &mut bar);
     // The curves so far, also of a run that diverged.
@@ -879,4 +883,40 @@ impl Args {
     pub fn batch(&self) -> usize {
         self.batch
     }
+}
+
+/// Writes `settings.json` into the run folder: the command line, every setting (with the
+/// map's and model file's text) and each tensor's resolved format, rounding and scaling.
+fn write_settings(
+    dir: &std::path::Path,
+    settings: &BTreeMap<String, String>,
+    plan: &Plan,
+) -> Result<(), String> {
+    let tensors: Vec<serde_json::Value> = plan
+        .table()
+        .into_iter()
+        .map(|(name, a)| {
+            serde_json::json!({
+                "tensor": name,
+                "format": a.format.to_string(),
+                "rounding": a.rounding.to_string(),
+                "saturate": a.saturate,
+                "scaling": match a.scaling {
+                    lowp::quant::Scaling::None => "none",
+                    lowp::quant::Scaling::Tensor => "tensor",
+                },
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "command": std::env::args().collect::<Vec<_>>(),
+        "settings": settings,
+        "master_weights": plan.master,
+        "tensors": tensors,
+    });
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let text = serde_json::to_string_pretty(&doc).expect("a JSON value") + "\n";
+    write_atomic(&dir.join("settings.json"), text.as_bytes())
+        .map_err(|e| format!("{}: {e}", dir.display()))
 }
