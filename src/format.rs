@@ -208,16 +208,23 @@ impl FloatFormat {
             let ok: Vec<i32> = (-400..=400)
                 .filter(|&b| FloatFormat { bias: b, ..*self }.fits_f32())
                 .collect();
+            let allowed = match (ok.first(), ok.last()) {
+                (Some(lo), Some(hi)) if lo == hi => format!("the only bias that fits is {lo}"),
+                (Some(lo), Some(hi)) => format!("allowed biases are {lo}..={hi}"),
+                _ => "no bias fits: use fewer exponent or mantissa bits".into(),
+            };
             return Err(FormatError(format!(
-                "bias={} makes no sense for e={e},m={m}: some values would fall outside f32's range; allowed biases are {}..={}",
+                "bias={} makes no sense for e={e},m={m}: its smallest values would fall below f32's \
+                 (2^-149) or its largest at 2^129 or beyond; {allowed}",
                 self.bias,
-                ok.first().copied().unwrap_or(0),
-                ok.last().copied().unwrap_or(0)
             )));
         }
         Ok(())
     }
 
+    /// Whether every value is exact in f32, except that a top binade at 2^128 (as
+    /// QPyTorch's float_quantize(x, 8, M) has, every exponent code in use) is allowed: its
+    /// values' f32 images are ±Inf.
     fn fits_f32(&self) -> bool {
         let top = self.top_exp() as i64;
         let low = if self.subnormals {
@@ -226,7 +233,23 @@ impl FloatFormat {
             self.emin() as i64
         };
         let has_finite_top = self.max_code() > 0;
-        has_finite_top && top <= 127 && low >= -149
+        has_finite_top && top <= 128 && low >= -149
+    }
+
+    /// Whether its largest values lie at 2^128 or beyond, where their f32 images are ±Inf.
+    pub fn beyond_f32(&self) -> bool {
+        self.top_exp() > 127
+    }
+
+    /// Its largest finite value, exactly (in f64, which also holds the values beyond f32).
+    pub fn max_f64(&self) -> f64 {
+        let mag = self.max_code();
+        let (field, mant) = (mag >> self.m, mag & ((1u32 << self.m) - 1));
+        if field == 0 {
+            mant as f64 * 2f64.powi(self.emin() - self.m as i32)
+        } else {
+            (mant | (1 << self.m)) as f64 * 2f64.powi(field as i32 - self.bias - self.m as i32)
+        }
     }
 
     /// Smallest normal exponent, `1 - bias`.

@@ -152,6 +152,15 @@ impl QuantSpec {
                     "stochastic rounding with {bits} random bits: the number of bits must be 1..=24"
                 )))
             }
+            _ if self.scaling == Scaling::Tensor
+                && matches!(self.format, Format::Float(f) if f.beyond_f32()) =>
+            {
+                Err(RoundingError(format!(
+                    "per-tensor scaling aims a tensor's amax at the format's largest binade, but \
+                     {}'s lies beyond f32 (2^128); its range already holds every f32",
+                    self.format
+                )))
+            }
             _ => Ok(()),
         }
     }

@@ -1,6 +1,6 @@
 //! Format text round-trips, properties, and clear errors for bad text.
 
-use lowp::format::Format;
+use lowp::format::{FloatFormat, Format};
 
 #[test]
 fn text_round_trips() {
@@ -95,4 +95,25 @@ fn bad_text_says_what_is_wrong() {
     assert!(err("float(e=4,m=3,x=1)").contains("unknown key"));
     assert!(err("float(e=4,m=0)").contains("NaN"));
     assert!(err("float(e=4,m=3,bias=200)").contains("allowed biases"));
+}
+
+/// `float(e=8,m=7,specials=none)` (QPyTorch's `float_quantize(x, 8, 7)`): every one of its
+/// 65,536 codes decodes to the f32 whose top half it is (bfloat16's layout), except the
+/// all-ones exponent, finite values at 2^128 and beyond whose f32 images are ±Inf.
+#[test]
+fn e8_with_every_exponent_code_decodes_like_bf16_below_2_to_128() {
+    let f: Format = "float(e=8,m=7,specials=none)".parse().unwrap();
+    let Format::Float(ff) = f else { unreachable!() };
+    assert!(ff.beyond_f32());
+    assert_eq!(ff.max_f64(), (2.0 - 2f64.powi(-7)) * 2f64.powi(128));
+    for code in 0..1u32 << 16 {
+        let got = f.element().decode_bits(code, 0);
+        let want = if (code >> 7) & 0xff == 0xff {
+            (code & 0x8000) << 16 | 0x7f80_0000
+        } else {
+            code << 16
+        };
+        assert_eq!(got, want, "code {code:#06x}");
+    }
+    assert!(!FloatFormat::BF16.beyond_f32());
 }

@@ -324,3 +324,85 @@ fn tensor_scale_is_the_smallest_power_of_two_that_fits_amax() {
     }
     assert!(checked >= 6 * 81 * 3, "{checked} cases");
 }
+
+/// QPyTorch's `float_quantize(x, 8, M)` uses every exponent code, so its top binade lies
+/// at 2^128, beyond f32: lowp takes `float(e=8,m=M,specials=none)` with those values' f32
+/// images ±Inf. On a sweep of every 4099th f32 bit pattern (NaN, Inf, subnormals and the
+/// top of f32's range included) and the neighbourhood of f32's max, GPU and CPU agree bit
+/// for bit under every rounding; at M = 7 round-to-nearest-even equals the classic
+/// bf16 conversion (add 0x7fff plus the kept lowest bit, truncate) and ties-away its
+/// `+ 0x8000` form, for every input that is not NaN; at M = 23 every finite value is kept.
+#[test]
+fn e8_formats_with_every_exponent_code_give_inf_beyond_f32() {
+    let c = ctx();
+    let mut x: Vec<f32> = (0..(1u64 << 32))
+        .step_by(4099)
+        .map(|b| f32::from_bits(b as u32))
+        .collect();
+    for d in 0..64u32 {
+        for s in [0, 0x8000_0000] {
+            x.push(f32::from_bits(s | (0x7f7f_ffff - d * 0x1_0001)));
+            x.push(f32::from_bits(s | (0x7f7f_8000 - d)));
+        }
+    }
+    let n = x.len();
+    for f in [
+        "float(e=8,m=7,specials=none)",
+        "float(e=8,m=3,specials=none)",
+        "float(e=8,m=22,specials=none)",
+        "float(e=8,m=23,specials=none)",
+    ] {
+        let format: Format = f.parse().unwrap();
+        assert_eq!(format.properties().emax, 128, "{f}");
+        for rounding in ROUNDINGS {
+            for saturate in [false, true] {
+                let spec = QuantSpec {
+                    rounding,
+                    saturate,
+                    seed: 77,
+                    ..QuantSpec::new(format)
+                };
+                let what = format!("{f} {rounding} sat={saturate}");
+                let r = reference::quantize(&x, &spec);
+                let (t, exc) = ops::quantize(c, &x, &[n], &spec).unwrap();
+                assert_eq!(t.read_words(c).unwrap(), r.words, "{what}: codes");
+                assert_eq!(exc, r.exceptions, "{what}: exceptions");
+                let y = reference::dequantize(&r);
+                assert_eq!(bits(&ops::dequantize(c, &t).unwrap()), bits(&y), "{what}");
+                // No finite f32 lies beyond the format: nothing overflows but ±Inf inputs.
+                let infs = x.iter().filter(|v| v.is_infinite()).count() as u64;
+                assert_eq!(exc.overflow, infs, "{what}: overflows");
+                let want: Option<fn(u32) -> u32> = match (f, rounding) {
+                    ("float(e=8,m=7,specials=none)", Rounding::Nearest) => {
+                        Some(|b| (b + 0x7fff + ((b >> 16) & 1)) >> 16 << 16)
+                    }
+                    ("float(e=8,m=7,specials=none)", Rounding::NearestAway) => {
+                        Some(|b| (b + 0x8000) >> 16 << 16)
+                    }
+                    ("float(e=8,m=23,specials=none)", _) => Some(|b| b),
+                    _ => None,
+                };
+                if let Some(want) = want {
+                    for (v, q) in x.iter().zip(&y) {
+                        if v.is_nan() {
+                            continue;
+                        }
+                        let b = v.to_bits();
+                        let m = want(b & 0x7fff_ffff).min(0x7f80_0000) | (b & 0x8000_0000);
+                        assert_eq!(q.to_bits(), m, "{what}: {v:e} gave {q:e}");
+                    }
+                }
+            }
+        }
+    }
+    // Per-tensor scaling aims amax at the top binade, which f32 cannot reach: refused.
+    let spec = QuantSpec {
+        scaling: Scaling::Tensor,
+        ..QuantSpec::new("float(e=8,m=7,specials=none)".parse().unwrap())
+    };
+    let e = match ops::quantize(c, &x[..8], &[8], &spec) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("per-tensor scaling of a format beyond f32 was accepted"),
+    };
+    assert!(e.contains("beyond f32"), "{e}");
+}

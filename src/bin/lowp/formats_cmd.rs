@@ -92,7 +92,14 @@ fn describe(f: &Format) -> Result<(), String> {
         );
     }
     println!("bits          {}", bits_text(f));
-    println!("max           {}", g(p.max));
+    match f {
+        Format::Float(x) if x.beyond_f32() => println!(
+            "max           {:.6e} (2^{} and above lie beyond f32: their f32 images are inf)",
+            x.max_f64(),
+            x.top_exp()
+        ),
+        _ => println!("max           {}", g(p.max)),
+    }
     if let Some(n) = p.min_normal {
         println!("min normal    {}", g(n));
     }
