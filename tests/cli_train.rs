@@ -114,12 +114,21 @@ fn show_precision_lists_every_tensor_and_its_bytes() {
     ] {
         assert!(text.contains(needle), "{needle} missing:\n{text}");
     }
-    // fc1.weight: 32 x 784 e4m3 values = 25088 bytes.
+    // fc1.weight: 32 x 784 e4m3 values = 25088 bytes, decided by hfp8.toml's first rule.
     assert!(
-        text.lines()
-            .any(|l| l.starts_with("fc1.weight") && l.trim_end().ends_with("25088")),
+        text.lines().any(|l| l.starts_with("fc1.weight")
+            && l.contains("rule 1 (*.weight)")
+            && l.trim_end().ends_with("25088")),
         "{text}"
     );
+    // The accumulator as the GEMMs use it: the map names none, so the hardware's fp32.
+    assert!(
+        text.lines().any(|l| l.starts_with("fc1.acc")
+            && l.contains("fp32 (hardware sum)")
+            && l.contains("no rule")),
+        "{text}"
+    );
+    assert!(!text.contains("warning"), "{text}");
 }
 
 #[test]

@@ -221,3 +221,103 @@ fn accumulators_follow_rules_only() {
         assert!(e.contains("rule 1") && e.contains(needle), "{e}");
     }
 }
+
+/// An accumulator rule's `chunk` reaches the GEMMs; a chunk anywhere else, of 0, or on the
+/// hardware's fp32 sum is refused; a default does not reach accumulators.
+#[test]
+fn accumulator_rules_and_their_chunks() {
+    use lowp::accum::Accumulator;
+    use lowp::train::model::Model;
+    use lowp::train::plan::{Plan, TrainConfig};
+    let model = || Model::mlp(12, &[6], 3);
+    let plan = |text: &str| {
+        Plan::new(
+            model(),
+            &PrecisionMap::parse(text)?,
+            false,
+            TrainConfig::default(),
+            0,
+        )
+    };
+    let p = plan(
+        r#"
+        default = { format = "e4m3" }
+        [[rule]]
+        match = "fc1.acc"
+        format = "bf16"
+        chunk = 16
+        "#,
+    )
+    .unwrap();
+    assert_eq!(
+        p.accumulator("fc1"),
+        Accumulator::Emulated {
+            format: "bf16".parse().unwrap(),
+            chunk: 16
+        }
+    );
+    assert_eq!(
+        p.accumulator("fc2"),
+        Accumulator::Fp32,
+        "the default stops at accumulators"
+    );
+    for (text, needle) in [
+        (
+            "default = { format = \"fp32\" }\n[[rule]]\nmatch = \"*.weight\"\nformat = \"e4m3\"\nchunk = 4",
+            "only accumulators",
+        ),
+        (
+            "default = { format = \"fp32\" }\n[[rule]]\nmatch = \"*.acc\"\nformat = \"fp16\"\nchunk = 0",
+            "chunk = 0",
+        ),
+        (
+            "default = { format = \"fp32\" }\n[[rule]]\nmatch = \"*.acc\"\nformat = \"fp32\"\nchunk = 8",
+            "hardware",
+        ),
+        (
+            "default = { format = \"fp32\" }\n[[rule]]\nmatch = \"*.acc\"\nformat = \"mxfp8_e4m3\"",
+            "MX",
+        ),
+        (
+            "default = { format = \"fp32\" }\n[[rule]]\nmatch = \"*.acc\"\nformat = \"fp16\"\nsaturate = true",
+            "saturates",
+        ),
+    ] {
+        let e = match plan(text) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted:\n{text}"),
+        };
+        assert!(e.contains(needle), "{needle:?} not in {e}");
+    }
+}
+
+/// A rule every one of whose tensors an earlier rule decides is reported, naming those rules.
+#[test]
+fn shadowed_rules_are_named() {
+    let map = PrecisionMap::parse(
+        r#"
+        default = { format = "fp32" }
+        [[rule]]
+        match = "conv*"
+        format = "bf16"
+        [[rule]]
+        match = "fc*"
+        format = "fp16"
+        [[rule]]
+        match = "*.weight"
+        format = "e4m3"
+        [[rule]]
+        match = "conv1.bias"
+        format = "e5m2"
+        "#,
+    )
+    .unwrap();
+    let warnings = map.shadowed(&names());
+    assert_eq!(
+        warnings,
+        [
+            "rule 3 (*.weight) decides nothing: rule 1 (conv*) and rule 2 (fc*) decide every tensor it matches",
+            "rule 4 (conv1.bias) decides nothing: rule 1 (conv*) decides every tensor it matches"
+        ]
+    );
+}

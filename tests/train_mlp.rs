@@ -195,6 +195,31 @@ fn fp8_training_with_emulated_accumulators_is_bit_exact() {
     );
 }
 
+/// Accumulators that sum 8 (fc1) or 3 (the rest) products in f32 between roundings to
+/// fp16 (`chunk` in the map), in the forward, backward-data and weight-gradient GEMMs.
+#[test]
+fn chunked_accumulators_are_bit_exact() {
+    check(
+        r#"
+        default = { format = "bf16" }
+        [[rule]]
+        match = "fc1.acc"
+        format = "fp16"
+        chunk = 8
+        [[rule]]
+        match = "*.acc"
+        format = "fp16"
+        chunk = 3
+        [[rule]]
+        match = "*.weight"
+        format = "e4m3"
+        saturate = true
+        "#,
+        false,
+        3,
+    );
+}
+
 #[test]
 fn lenet_training_is_bit_exact() {
     // LeNet-5 on 1 x 12 x 12 images: conv 5x5 pad 2, ReLU, pool, conv 5x5, ReLU, pool (to

@@ -237,6 +237,13 @@ impl Plan {
         // scalar format, rounded to nearest even after every addition, unscaled.
         for (name, a, rule) in resolved.iter_mut() {
             if !name.ends_with(".acc") {
+                if let (Some(_), Some(r)) = (a.chunk, rule) {
+                    return Err(PrecisionError::Setting(format!(
+                        "precision map, rule {} gives {name} a chunk: only accumulators \
+                         (LAYER.acc) sum in chunks",
+                        *r + 1
+                    )));
+                }
                 continue;
             }
             match rule {
@@ -257,6 +264,12 @@ impl Plan {
                     }
                     if a.saturate || a.scaling != crate::quant::Scaling::None {
                         return bad("an accumulator neither saturates nor scales");
+                    }
+                    if a.chunk.is_some() && a.format == crate::format::Format::FP32 {
+                        return bad(
+                            "an fp32 accumulator is the hardware's; a chunk applies to an \
+                             emulated one (another format)",
+                        );
                     }
                 }
             }
@@ -308,7 +321,7 @@ impl Plan {
         } else {
             Accumulator::Emulated {
                 format: a.format,
-                chunk: 1,
+                chunk: a.chunk.unwrap_or(1),
             }
         }
     }

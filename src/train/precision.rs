@@ -13,10 +13,16 @@
 //! rounding = "nearest"                      # optional: nearest | nearest-away | toward-zero | stochastic[:K]
 //! saturate = true                           # optional, default false
 //! scale = "tensor"                          # optional: none | tensor
+//!
+//! [[rule]]
+//! match = "*.acc"                           # the GEMM accumulators (fp32 unless a rule names them)
+//! format = "fp16"
+//! chunk = 32                                # optional: products summed in f32 between roundings (1)
 //! ```
 //!
 //! Rules are tried in order and the first whose pattern matches a name decides; names no
-//! rule matches take the default. A rule that matches no tensor, or a tensor that neither a
+//! rule matches take the default, except accumulators, which are fp32 unless a rule names
+//! them. A rule that matches no tensor, or a tensor that neither a
 //! rule nor a default covers, is an error that lists the names.
 
 use super::glob::glob_match;
@@ -36,6 +42,8 @@ pub struct Assignment {
     pub saturate: bool,
     /// Per-tensor scaling.
     pub scaling: Scaling,
+    /// Products summed in f32 between roundings to the format (accumulators only; None: 1).
+    pub chunk: Option<usize>,
 }
 
 impl Assignment {
@@ -46,6 +54,7 @@ impl Assignment {
             rounding: Rounding::Nearest,
             saturate: false,
             scaling: Scaling::None,
+            chunk: None,
         }
     }
 }
@@ -125,6 +134,7 @@ struct EntrySpec {
     rounding: Option<String>,
     saturate: Option<bool>,
     scale: Option<String>,
+    chunk: Option<usize>,
 }
 
 impl EntrySpec {
@@ -153,6 +163,15 @@ impl EntrySpec {
             rounding,
             saturate: self.saturate.unwrap_or(false),
             scaling,
+            chunk: match self.chunk {
+                Some(0) => {
+                    return Err(err(
+                        "chunk = 0: an accumulator sums at least 1 product between roundings"
+                            .into(),
+                    ));
+                }
+                c => c,
+            },
         })
     }
 }
@@ -205,6 +224,35 @@ impl PrecisionMap {
             PrecisionError::Syntax(m) => PrecisionError::Syntax(format!("{}: {m}", path.display())),
             other => other,
         })
+    }
+
+    /// Rules that decide no tensor because earlier rules decide every one they match, each
+    /// as a sentence naming those rules.
+    pub fn shadowed(&self, names: &[String]) -> Vec<String> {
+        let first = |n: &String| self.rules.iter().position(|r| glob_match(&r.pattern, n));
+        let mut out = Vec::new();
+        for (j, r) in self.rules.iter().enumerate() {
+            let matched: Vec<&String> =
+                names.iter().filter(|n| glob_match(&r.pattern, n)).collect();
+            if matched.is_empty() || matched.iter().any(|n| first(n) == Some(j)) {
+                continue;
+            }
+            let mut by: Vec<usize> = matched.iter().filter_map(|n| first(n)).collect();
+            by.sort();
+            by.dedup();
+            let by: Vec<String> = by
+                .iter()
+                .map(|&i| format!("rule {} ({})", i + 1, self.rules[i].pattern))
+                .collect();
+            out.push(format!(
+                "rule {} ({}) decides nothing: {} decide{} every tensor it matches",
+                j + 1,
+                r.pattern,
+                by.join(" and "),
+                if by.len() == 1 { "s" } else { "" }
+            ));
+        }
+        out
     }
 
     /// Assigns every name: `(name, assignment, index of the deciding rule or None for the default)`.

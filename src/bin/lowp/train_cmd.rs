@@ -475,6 +475,67 @@ impl Sources {
     }
 }
 
+/// The precision map `a` names (all fp32 without one).
+fn map_of(a: &Args, src: &Sources) -> Result<PrecisionMap, String> {
+    Ok(match (&a.precision, &src.map) {
+        (Some(p), Some(text)) => {
+            PrecisionMap::parse(text).map_err(|e| format!("{}: {e}", p.display()))?
+        }
+        _ => PrecisionMap::uniform(Format::FP32),
+    })
+}
+
+/// Prints `--show-precision`: each tensor's resolved storage, the rule that decided it and
+/// its bytes at the batch size, accumulators as the GEMMs use them, shadowed rules, memory.
+fn show_precision(plan: &Plan, map: &PrecisionMap, batch: usize) {
+    let sizes = plan.tensor_sizes(batch);
+    let names: Vec<String> = plan.table().into_iter().map(|(n, _)| n).collect();
+    let rules = map.resolve(&names).unwrap_or_default();
+    println!(
+        "{:<16} {:<28} {:<14} {:<8} {:<7} {:<22} {:>10}",
+        "tensor", "format", "rounding", "saturate", "scaling", "decided by", "bytes"
+    );
+    for (name, asg) in plan.table() {
+        let bytes: usize = sizes
+            .iter()
+            .filter(|(n, _, _)| *n == name)
+            .map(|(n, p, e)| plan.spec(n, 0, *p).stored_bytes(*e))
+            .sum();
+        let rule = rules.iter().find(|(n, _, _)| *n == name).and_then(|r| r.2);
+        let by = match rule {
+            Some(i) => format!("rule {} ({})", i + 1, map.rules[i].pattern),
+            None if name.ends_with(".acc") => "no rule: fp32".into(),
+            None => "default".into(),
+        };
+        let format = match name.strip_suffix(".acc").map(|l| plan.accumulator(l)) {
+            Some(lowp::accum::Accumulator::Fp32) => "fp32 (hardware sum)".to_string(),
+            Some(lowp::accum::Accumulator::Emulated { format, chunk }) => {
+                format!("{format}, chunk {chunk}")
+            }
+            None => asg.format.to_string(),
+        };
+        let scaling = match asg.scaling {
+            lowp::quant::Scaling::None => "none",
+            lowp::quant::Scaling::Tensor => "tensor",
+        };
+        println!(
+            "{name:<16} {format:<28} {:<14} {:<8} {scaling:<7} {by:<22} {bytes:>10}",
+            asg.rounding.to_string(),
+            asg.saturate
+        );
+    }
+    println!(
+        "LAYER.acc is the accumulator of the layer's GEMMs (forward, backward data, weight \
+         gradient): fp32 unless a rule names it (a default does not reach it); an emulated one \
+         sums `chunk` products in f32, then rounds the sum to its format"
+    );
+    for w in map.shadowed(&names) {
+        println!("warning: {w}");
+    }
+    let (r, fp32) = plan.memory(batch);
+    show(&r, &fp32, &format!("batch {batch}"));
+}
+
 /// The training plan `a` describes, for the data set `train`.
 pub fn plan_of(a: &Args, train: &Dataset, src: &Sources) -> Result<Plan, String> {
     let hidden: Vec<usize> = a
@@ -497,12 +558,7 @@ pub fn plan_of(a: &Args, train: &Dataset, src: &Sources) -> Result<Plan, String>
             .map_err(|e| format!("{}: {e}", p.display()))?,
         _ => Model::mlp(train.image_len(), &hidden, train.classes),
     };
-    let map = match (&a.precision, &src.map) {
-        (Some(p), Some(text)) => {
-            PrecisionMap::parse(text).map_err(|e| format!("{}: {e}", p.display()))?
-        }
-        _ => PrecisionMap::uniform(Format::FP32),
-    };
+    let map = map_of(a, src)?;
     let (beta1, beta2) = betas(&a.betas)?;
     let config = TrainConfig {
         loss: match a.loss {
@@ -576,28 +632,14 @@ pub fn run(a: &Args) -> Result<(), String> {
     let (train, test) = data(a)?;
     let plan = plan_of(a, &train, &src)?;
     let config = plan.config;
+    let map = map_of(a, &src)?;
     if a.show_precision {
-        let sizes = plan.tensor_sizes(a.batch);
-        println!(
-            "{:<16} {:<26} {:<14} {:<9} {:>10}",
-            "tensor", "format", "rounding", "saturate", "bytes"
-        );
-        for (name, asg) in plan.table() {
-            let bytes: usize = sizes
-                .iter()
-                .filter(|(n, _, _)| *n == name)
-                .map(|(n, p, e)| plan.spec(n, 0, *p).stored_bytes(*e))
-                .sum();
-            println!(
-                "{name:<16} {:<26} {:<14} {:<9} {bytes:>10}",
-                asg.format.to_string(),
-                asg.rounding.to_string(),
-                asg.saturate
-            );
-        }
-        let (r, fp32) = plan.memory(a.batch);
-        show(&r, &fp32, &format!("batch {}", a.batch));
+        show_precision(&plan, &map, a.batch);
         return Ok(());
+    }
+    let names: Vec<String> = plan.table().into_iter().map(|(n, _)| n).collect();
+    for w in map.shadowed(&names) {
+        eprintln!("warning: precision map: {w}");
     }
     let started = std::time::Instant::now();
     let ctx;
