@@ -32,17 +32,17 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let wi = load1(i);
     let vi = load2(i);
-    if (ls[1] != 0u) {
-        pick(i, wi, vi, 0u);
-        return;
-    }
     let ge = sf_add(sf_mul(load0(i), ls[2]), sf_mul(E.wd, wi));
     let vn = sf_add(sf_mul(E.mu, vi), ge);
     var u = vn;
     if (E.nesterov != 0u) {
         u = sf_add(ge, sf_mul(E.mu, vn));
     }
-    pick(i, sf_add(wi, sf_mul(E.lr, u) ^ 0x80000000u), vn, 0u);
+    let wn = sf_add(wi, sf_mul(E.lr, u) ^ 0x80000000u);
+    // A skipped step keeps the old values (selected, not branched: a CPU adapter would run
+    // both sides of a branch on a value it cannot see is the same for every element).
+    let skip = ls[1] != 0u;
+    pick(i, select(wn, wi, skip), select(vn, vi, skip), 0u);
 }
 
 @compute @workgroup_size(256)
@@ -54,14 +54,12 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
     let wi = load1(i);
     let mi = load2(i);
     let vi = load3(i);
-    if (ls[1] != 0u) {
-        pick(i, wi, mi, vi);
-        return;
-    }
     let ge = sf_add(sf_mul(load0(i), ls[2]), sf_mul(E.wd, wi));
     let mn = sf_add(sf_mul(E.mu, mi), sf_mul(E.beta1c, ge));
     let vn = sf_add(sf_mul(E.beta2, vi), sf_mul(E.beta2c, sf_mul(ge, ge)));
     let denom = sf_add(sf_mul(sf_sqrt(vn), ls[6]), E.eps);
     let lr_t = sf_mul(E.lr, ls[5]);
-    pick(i, sf_add(wi, sf_mul(lr_t, sf_div(mn, denom)) ^ 0x80000000u), mn, vn);
+    let wn = sf_add(wi, sf_mul(lr_t, sf_div(mn, denom)) ^ 0x80000000u);
+    let skip = ls[1] != 0u;
+    pick(i, select(wn, wi, skip), select(mn, mi, skip), select(vn, vi, skip));
 }

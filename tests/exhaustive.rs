@@ -54,7 +54,7 @@ fn check_all_codes(el: ScalarFormat) -> usize {
             if finite && (mag >> f.m) as i32 - f.bias >= 128 {
                 assert_eq!(
                     v,
-                    (code & f.sign_bit() != 0) as u32 * 0x8000_0000 | 0x7f80_0000
+                    ((code & f.sign_bit() != 0) as u32 * 0x8000_0000) | 0x7f80_0000
                 );
                 checked += 1;
                 continue;

@@ -11,18 +11,20 @@ use wgpu::naga;
 fn validate(k: &str, src: &str) {
     let module = naga::front::wgsl::parse_str(src)
         .unwrap_or_else(|e| panic!("{k}: {}", e.emit_to_string(src)));
-    let caps = if needs_f16(k) {
-        naga::valid::Capabilities::SHADER_FLOAT16
-    } else {
-        naga::valid::Capabilities::empty()
-    };
+    let mut caps = naga::valid::Capabilities::SUBGROUP;
+    if needs_f16(k) {
+        caps |= naga::valid::Capabilities::SHADER_FLOAT16;
+    }
     naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
+        .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+        .subgroup_operations(naga::valid::SubgroupOperationSet::all())
         .validate(&module)
         .unwrap_or_else(|e| panic!("{k}: {}", e.emit_to_string(src)));
 }
 
 /// Every kernel also validates compiled for fixed formats: an MX input, a fixed-point one, a
-/// raw one, a stochastic e5m2 output, e4m3 and MX GEMM operands.
+/// raw one, a stochastic e5m2 output (its codes share words: atomic stores) or an fp32 one
+/// (a word each: plain stores), e4m3 and MX GEMM operands, soft-float gated by subgroups.
 #[test]
 fn every_specialised_kernel_validates() {
     let spec = |f: &str| QuantSpec::new(f.parse::<Format>().unwrap());
@@ -40,13 +42,27 @@ fn every_specialised_kernel_validates() {
         ],
         out: Some(OutParams::packed(&e5m2, OutPhase::Store, false)),
         operands: Some([(element("e4m3"), 0), (element("mxfp8_e4m3"), 2)]),
+        subgroups: true,
+    };
+    let fp32 = Specialisation {
+        out: Some(OutParams::packed(&spec("fp32"), OutPhase::Store, false)),
+        ..s
     };
     for k in kernel_names() {
-        let src = assemble_specialised(k, &s).unwrap();
-        if src.contains("fn out_fmt") || src.contains("fn fmt_a") {
-            assert_ne!(src, assemble(k).unwrap(), "{k}: nothing specialised");
+        for s in [&s, &fp32] {
+            let src = assemble_specialised(k, s).unwrap();
+            if src.contains("fn out_fmt") || src.contains("fn fmt_a") {
+                assert_ne!(src, assemble(k).unwrap(), "{k}: nothing specialised");
+            }
+            if src.contains("fn sf_all") {
+                assert!(src.contains("subgroupAll"), "{k}");
+            }
+            if src.contains("out_words") {
+                let plain = src.contains("out_words: array<u32>");
+                assert_eq!(plain, std::ptr::eq(s, &fp32), "{k}: out_words");
+            }
+            validate(k, &src);
         }
-        validate(k, &src);
     }
 }
 

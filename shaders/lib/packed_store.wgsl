@@ -9,7 +9,8 @@
 // amax its scales need (per tensor: |x| into the counts' amax word; MX: each block's finite
 // amax into out_amax), then out_scales.wgsl computes the scales, then phase 0 rounds with them.
 
-@group(0) @binding(25) var<storage, read_write> out_words: array<atomic<u32>>;
+// out_words (binding 25) and out_word_store/load/or are written by the shader assembly:
+// plain stores where each element owns its word, atomics where codes share words.
 @group(0) @binding(26) var<storage, read_write> out_stats: array<atomic<u32>, 4>;
 @group(0) @binding(27) var<storage, read> out_scales: array<u32>;
 @group(0) @binding(28) var<storage, read_write> out_amax: array<atomic<u32>>;
@@ -23,12 +24,12 @@ fn store_out(i: u32, value: u32) {
         v = sf_add(v, out_addend[i]);
     }
     if (f.phase == 1u) {
-        atomicStore(&out_words[i], v);
+        out_word_store(i, v);
         return;
     }
     if (f.phase == 3u) {
         // Each element has one invocation: the load and store do not race.
-        atomicStore(&out_words[i], sf_add(atomicLoad(&out_words[i]), v));
+        out_word_store(i, sf_add(out_word_load(i), v));
         return;
     }
     let mag = v & 0x7fffffffu;
@@ -57,14 +58,14 @@ fn store_out(i: u32, value: u32) {
     let r = round_element(f.fmt, v, se, f.mode, f.sr_bits, f.saturate != 0u, rand);
     let w = f.fmt.bits;
     if (w == 32u) {
-        atomicStore(&out_words[i], r.x);
+        out_word_store(i, r.x);
     } else if (r.x != 0u) {
         let start = i * w;
         let wi = start / 32u;
         let off = start % 32u;
-        atomicOr(&out_words[wi], r.x << off);
+        out_word_or(wi, r.x << off);
         if (off + w > 32u) {
-            atomicOr(&out_words[wi + 1u], r.x >> (32u - off));
+            out_word_or(wi + 1u, r.x >> (32u - off));
         }
     }
     if (r.y != 0u) {

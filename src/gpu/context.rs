@@ -218,6 +218,12 @@ impl GpuContext {
         self.specialise
     }
 
+    /// Whether the device runs subgroup operations (kernels use them to skip soft-float's
+    /// integer path a whole subgroup at a time).
+    pub fn has_subgroups(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SUBGROUP)
+    }
+
     /// Sets the f32 words the panel kernel's two panels may take together (at least 4096).
     pub fn with_panel_words(mut self, words: usize) -> GpuContext {
         self.panel_words = words.max(4096);

@@ -90,8 +90,14 @@ pub fn record_tiled<P: bytemuck::Pod>(
 ) -> Result<(), GpuError> {
     let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let ubuf = uniform(ctx, params);
-    let generic = Specialisation::default();
-    let spec = if ctx.specialise() { spec } else { &generic };
+    let spec = match ctx.specialise() {
+        true => Specialisation {
+            subgroups: ctx.has_subgroups(),
+            ..*spec
+        },
+        false => Specialisation::default(),
+    };
+    let spec = &spec;
     let pipeline = ctx
         .pipelines
         .get(&ctx.device, (kernel, entry, constants), spec);

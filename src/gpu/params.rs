@@ -630,6 +630,12 @@ impl OutParams {
         }
     }
 
+    /// Whether each output element has a word of its own (plain f32 words, or a 32-bit
+    /// format), so that stores need no atomics.
+    pub fn exclusive_words(&self) -> bool {
+        !self.rounds() || self.fmt.bits == 32
+    }
+
     /// Whether values are rounded into a format (not plain f32 words).
     pub fn rounds(&self) -> bool {
         self.phase == OutPhase::Store as u32 || self.phase == OutPhase::Amax as u32

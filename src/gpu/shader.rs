@@ -182,7 +182,9 @@ pub fn assemble(kernel: &str) -> Option<String> {
 pub fn assemble_specialised(kernel: &str, spec: &Specialisation) -> Option<String> {
     let (_, libs, body) = KERNELS.iter().find(|(n, _, _)| *n == kernel)?;
     // The tiled kernel stages its operands as `Stage`: f16 in the *_f16 kernels.
-    let mut src = String::from(match kernel {
+    // (Naga takes subgroup builtins without WGSL's `enable subgroups`, which it refuses.)
+    let mut src = String::new();
+    src.push_str(match kernel {
         k if k.ends_with("_f16") => "enable f16;\nalias Stage = f16;\n",
         k if k.ends_with("_f32") => "alias Stage = f32;\n",
         _ => "",
@@ -195,6 +197,11 @@ pub fn assemble_specialised(kernel: &str, spec: &Specialisation) -> Option<Strin
 /// dependency order) and a body of its own: how tests build kernels of their own.
 pub fn assemble_with(libs: &[&str], name: &str, body: &str) -> String {
     assemble_pieces(libs, name, body, &Specialisation::default())
+}
+
+/// Like [`assemble_with`], compiled for `spec` (formats, soft-float's subgroup gate).
+pub fn assemble_with_spec(libs: &[&str], name: &str, body: &str, spec: &Specialisation) -> String {
+    assemble_pieces(libs, name, body, spec)
 }
 
 fn assemble_pieces(libs: &[&str], name: &str, body: &str, spec: &Specialisation) -> String {
@@ -216,6 +223,12 @@ fn assemble_pieces(libs: &[&str], name: &str, body: &str, spec: &Specialisation)
                     .replace("$S", &s.to_string());
                 src.push_str(&copy);
             }
+        } else if name == "softfloat" {
+            src.push_str(spec.sf_all());
+            src.push_str(text);
+        } else if name == "packed_store" {
+            src.push_str(spec.out_words());
+            src.push_str(text);
         } else {
             src.push_str(text);
         }

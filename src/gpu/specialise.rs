@@ -16,6 +16,9 @@ pub struct Specialisation {
     pub out: Option<OutParams>,
     /// GEMM-shaped kernels' operands A and B: element format and scaling.
     pub operands: Option<[(FmtParams, u32); 2]>,
+    /// Soft-float skips its integer path with one branch per subgroup where every lane
+    /// has its hardware result (the device has subgroups).
+    pub subgroups: bool,
 }
 
 impl Specialisation {
@@ -54,6 +57,32 @@ impl Specialisation {
         }
         src.push_str("    return f;\n}\n");
         src
+    }
+
+    /// The declaration of a fused kernel's output words and the functions that store,
+    /// load and OR into them: plain where each element owns its word (the stores
+    /// vectorise), atomic where codes share words (or the format is not known here).
+    pub fn out_words(&self) -> &'static str {
+        if self.out.is_some_and(|p| p.exclusive_words()) {
+            "@group(0) @binding(25) var<storage, read_write> out_words: array<u32>;\n\
+             fn out_word_store(i: u32, v: u32) { out_words[i] = v; }\n\
+             fn out_word_load(i: u32) -> u32 { return out_words[i]; }\n\
+             fn out_word_or(i: u32, v: u32) { out_words[i] = out_words[i] | v; }\n"
+        } else {
+            "@group(0) @binding(25) var<storage, read_write> out_words: array<atomic<u32>>;\n\
+             fn out_word_store(i: u32, v: u32) { atomicStore(&out_words[i], v); }\n\
+             fn out_word_load(i: u32) -> u32 { return atomicLoad(&out_words[i]); }\n\
+             fn out_word_or(i: u32, v: u32) { atomicOr(&out_words[i], v); }\n"
+        }
+    }
+
+    /// `sf_all`, the subgroup-wide test of soft-float's fast path.
+    pub fn sf_all(&self) -> &'static str {
+        if self.subgroups {
+            "fn sf_all(ok: bool) -> bool {\n    return subgroupAll(ok);\n}\n"
+        } else {
+            "fn sf_all(ok: bool) -> bool {\n    return false;\n}\n"
+        }
     }
 
     /// The WGSL accessors of GEMM operands' formats (`fmt_a`, `fmt_b`, `scaling_a`,
@@ -111,6 +140,8 @@ impl Specialisation {
             w
         });
         put(operands.as_deref());
+        k.push(self.out.is_some_and(|p| p.exclusive_words()) as u32);
+        k.push(self.subgroups as u32);
         k
     }
 }
