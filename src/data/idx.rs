@@ -31,7 +31,16 @@ fn header(path: &Path, bytes: &[u8], magic: u32, dims: usize) -> Result<Vec<usiz
         )));
     }
     let shape: Vec<usize> = (0..dims).map(|d| word(4 + 4 * d) as usize).collect();
-    let want = 4 + 4 * dims + shape.iter().product::<usize>();
+    // Dimensions from a damaged header can multiply past usize: no such file exists.
+    let want = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .and_then(|n| n.checked_add(4 + 4 * dims))
+        .ok_or_else(|| {
+            bad(format!(
+                "the header's dimensions {shape:?} are impossibly large"
+            ))
+        })?;
     if bytes.len() != want {
         return Err(bad(format!(
             "{} bytes, the header {shape:?} says {want}",
