@@ -47,6 +47,19 @@ impl std::str::FromStr for Method {
     }
 }
 
+impl std::fmt::Display for Method {
+    /// The method's name on the command line (`lp-sgd`, `halp`, ...).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Method::Sgd => "sgd",
+            Method::LpSgd => "lp-sgd",
+            Method::Svrg => "svrg",
+            Method::LpSvrg => "lp-svrg",
+            Method::Halp => "halp",
+        })
+    }
+}
+
 impl Method {
     /// Whether the iterate (or HALP's offset) is held in scaled fixed point.
     pub fn low_precision(&self) -> bool {

@@ -444,7 +444,8 @@ fn run_method(
         );
     }
     if a.mu.is_some_and(|m| !(m.is_finite() && m > 0.0)) {
-        return Err(format!("--mu {:?}: expected a positive number", a.mu));
+        let m = a.mu.unwrap_or_default();
+        return Err(format!("--mu {m}: expected a positive number"));
     }
     if a.inner == Some(0) {
         return Err("--inner must be at least 1".into());
@@ -458,11 +459,12 @@ fn run_method(
         lowp::methods::linear::Task::Logistic { l2 } => logistic_optimum(train, l2).1,
     };
     println!(
-        "{name} on {} ({} training rows, {} features with the intercept); {method:?}, {} bits, \
+        "{name} on {} ({} training rows, {} features with the intercept); {}, {} bits, \
          lr {}, batch {}; mu {mu:.6e} ({source}); optimum_loss {optimum:.12e} (f64 {})",
         a.data,
         train.rows(),
         train.cols(),
+        method.to_string(),
         a.bits,
         a.lr,
         a.batch,
@@ -514,7 +516,7 @@ fn run_method(
         if let Some(f) = metrics.as_mut() {
             let line = serde_json::json!({
                 "epoch": m.epoch,
-                "method": format!("{method:?}").to_lowercase(),
+                "method": method.to_string(),
                 "bits": a.bits,
                 "train_loss": m.train_loss,
                 "optimum_loss": optimum,
@@ -562,7 +564,7 @@ fn run_method(
         let title = format!(
             "{name}, {}: {} at {} bits, lr {}",
             a.data,
-            format!("{method:?}").to_lowercase(),
+            method.to_string(),
             a.bits,
             a.lr
         );
