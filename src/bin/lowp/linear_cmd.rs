@@ -464,7 +464,7 @@ fn run_method(
         a.data,
         train.rows(),
         train.cols(),
-        method.to_string(),
+        method,
         a.bits,
         a.lr,
         a.batch,
