@@ -563,10 +563,7 @@ fn run_method(
         ];
         let title = format!(
             "{name}, {}: {} at {} bits, lr {}",
-            a.data,
-            method.to_string(),
-            a.bits,
-            a.lr
+            a.data, method, a.bits, a.lr
         );
         let p = dir.join("curves.svg");
         write_atomic(&p, svg(&title, &panels).as_bytes())
