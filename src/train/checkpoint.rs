@@ -309,6 +309,15 @@ pub fn save(
     crate::atomic_file::write_atomic(path, &bytes).map_err(io)
 }
 
+/// The checkpoint `path` names: the file itself, or a run folder's checkpoint.safetensors.
+pub fn file_of(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join("checkpoint.safetensors")
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// Reads a checkpoint: its state and the run settings it was saved with.
 pub fn load(path: &Path) -> Result<(TrainState, BTreeMap<String, String>), CheckpointError> {
     let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {

@@ -253,11 +253,7 @@ pub fn run(
     let (mut start_step, mut carried) = (0u64, EpochSums::default());
     let mut kept_lines: Vec<serde_json::Value> = Vec::new();
     if let Some(p) = &opts.resume {
-        let file = if p.is_dir() {
-            p.join("checkpoint.safetensors")
-        } else {
-            p.clone()
-        };
+        let file = checkpoint::file_of(p);
         let (st, meta) = checkpoint::load(&file)?;
         for (k, v) in &opts.settings {
             // The learning rate may change (a diverged run resumes with a smaller one).

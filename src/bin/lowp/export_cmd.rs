@@ -30,11 +30,7 @@ pub struct Args {
 
 /// Runs the command.
 pub fn run(a: &Args) -> Result<(), String> {
-    let file = if a.checkpoint.is_dir() {
-        a.checkpoint.join("checkpoint.safetensors")
-    } else {
-        a.checkpoint.clone()
-    };
+    let file = checkpoint::file_of(&a.checkpoint);
     let (state, meta) = checkpoint::load(&file).map_err(|e| e.to_string())?;
     let how = match a.as_ {
         AsArg::Fp32 => ExportAs::Fp32,
