@@ -51,7 +51,7 @@ enum Command {
     /// merge the results and plot them with the Pareto frontier marked.
     #[command(subcommand)]
     Sweep(sweep_cmd::Command),
-    /// Train least squares on samples read at low precision (ZipML's estimators and levels).
+    /// Train linear models (least squares, logistic regression) on low-precision data: ZipML's estimators and levels, HALP and its baselines.
     Linear(Box<linear_cmd::Args>),
     /// Print the quantization levels of an array and the variance they give.
     Levels(levels_cmd::Args),
