@@ -2,8 +2,8 @@
 // operands decoded as they load: in0 the gradient g (times the loss scale S), in1 the
 // weights w it starts from (the master copy where there is one), in2 the velocity (Adam's
 // first moment m), in3 Adam's second moment v. A dispatch stores one value (E.which: 0 the
-// new weights, 1 the new velocity or m, 2 the new v), rounded as it stores it; the step
-// computes them all and a trainer dispatches once per tensor it keeps. When the
+// new weights, 1 the new velocity or m, 2 the new v), rounded as it stores it, computing
+// only what that value needs; a trainer dispatches once per tensor it keeps. When the
 // loss-scale state (ls) skips the step, the stored values are the old ones.
 //   sgd:  ge = g / S + wd w;  v' = mu v + ge;  u = nesterov ? ge + mu v' : v';  w' = w - lr u.
 //   adam (L2 weight decay added to the gradient, as torch.optim.Adam):
@@ -14,15 +14,10 @@
 // Loss-scale state: [scale, skip, 1 / scale of this step, good steps, ...] (loss_scale.wgsl).
 @group(0) @binding(4) var<storage, read> ls: array<u32, 8>;
 
-fn pick(i: u32, w: u32, v: u32, m2: u32) {
-    if (E.which == 0u) {
-        store_out(i, w);
-    } else if (E.which == 1u) {
-        store_out(i, v);
-    } else {
-        store_out(i, m2);
-    }
-}
+// Each dispatch stores one value (E.which, the same for every element): it computes what
+// that value needs and stops. A skipped step keeps the old values (selected, not branched:
+// a CPU adapter runs both sides of a branch on a value it cannot see is the same for every
+// element, as the skip flag read from a storage buffer).
 
 @compute @workgroup_size(256)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -30,19 +25,21 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= E.count) {
         return;
     }
+    let skip = ls[1] != 0u;
     let wi = load1(i);
     let vi = load2(i);
     let ge = sf_add(sf_mul(load0(i), ls[2]), sf_mul(E.wd, wi));
     let vn = sf_add(sf_mul(E.mu, vi), ge);
+    if (E.which == 1u) {
+        store_out(i, select(vn, vi, skip));
+        return;
+    }
     var u = vn;
     if (E.nesterov != 0u) {
         u = sf_add(ge, sf_mul(E.mu, vn));
     }
     let wn = sf_add(wi, sf_mul(E.lr, u) ^ 0x80000000u);
-    // A skipped step keeps the old values (selected, not branched: a CPU adapter would run
-    // both sides of a branch on a value it cannot see is the same for every element).
-    let skip = ls[1] != 0u;
-    pick(i, select(wn, wi, skip), select(vn, vi, skip), 0u);
+    store_out(i, select(wn, wi, skip));
 }
 
 @compute @workgroup_size(256)
@@ -51,15 +48,23 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= E.count) {
         return;
     }
+    let skip = ls[1] != 0u;
     let wi = load1(i);
     let mi = load2(i);
     let vi = load3(i);
     let ge = sf_add(sf_mul(load0(i), ls[2]), sf_mul(E.wd, wi));
     let mn = sf_add(sf_mul(E.mu, mi), sf_mul(E.beta1c, ge));
+    if (E.which == 1u) {
+        store_out(i, select(mn, mi, skip));
+        return;
+    }
     let vn = sf_add(sf_mul(E.beta2, vi), sf_mul(E.beta2c, sf_mul(ge, ge)));
+    if (E.which == 2u) {
+        store_out(i, select(vn, vi, skip));
+        return;
+    }
     let denom = sf_add(sf_mul(sf_sqrt(vn), ls[6]), E.eps);
     let lr_t = sf_mul(E.lr, ls[5]);
     let wn = sf_add(wi, sf_mul(lr_t, sf_div(mn, denom)) ^ 0x80000000u);
-    let skip = ls[1] != 0u;
-    pick(i, select(wn, wi, skip), select(mn, mi, skip), select(vn, vi, skip));
+    store_out(i, select(wn, wi, skip));
 }
