@@ -25,6 +25,8 @@ pub struct GpuContext {
     vector_loads: bool,
     gemm_panels: bool,
     specialise: bool,
+    /// The device runs subgroup operations (read once, asked on every dispatch).
+    subgroups: bool,
     panel_words: usize,
     scratch: Mutex<std::collections::HashMap<&'static str, DeviceBuffer>>,
     /// Every buffer made on this device, counted by purpose.
@@ -166,6 +168,7 @@ impl GpuContext {
             }
             _ => info.device_type == wgpu::DeviceType::Cpu,
         };
+        let subgroups = device.features().contains(wgpu::Features::SUBGROUP);
         let specialise = std::env::var("LOWP_SPECIALISE").map_or(true, |v| v != "0");
         let profiler = std::env::var("LOWP_PROFILE")
             .is_ok_and(|v| !v.is_empty() && v != "0")
@@ -184,6 +187,7 @@ impl GpuContext {
             vector_loads,
             gemm_panels,
             specialise,
+            subgroups,
             panel_words: PANEL_WORDS,
             scratch: Mutex::default(),
             ledger: Arc::default(),
@@ -221,7 +225,7 @@ impl GpuContext {
     /// Whether the device runs subgroup operations (kernels use them to skip soft-float's
     /// integer path a whole subgroup at a time).
     pub fn has_subgroups(&self) -> bool {
-        self.device.features().contains(wgpu::Features::SUBGROUP)
+        self.subgroups
     }
 
     /// Sets the f32 words the panel kernel's two panels may take together (at least 4096).

@@ -215,8 +215,9 @@ fn checksum(state: &TrainState, meta: &BTreeMap<String, String>) -> u64 {
         eat(&(t.shape.len() as u64).to_le_bytes());
         t.shape.iter().for_each(|d| eat(&(*d as u64).to_le_bytes()));
         // The codes and scales themselves, not the padding of their last word.
-        let bits = t.format.parse::<Format>().map_or(32, |f| f.bits());
-        let mx = t.format.parse::<Format>().is_ok_and(|f| f.mx().is_some());
+        let format = t.format.parse::<Format>().ok();
+        let bits = format.map_or(32, |f| f.bits());
+        let mx = format.is_some_and(|f| f.mx().is_some());
         let scales = if mx {
             unpack(
                 &t.scales,
