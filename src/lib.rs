@@ -7,6 +7,7 @@ pub mod data;
 pub mod digest;
 pub mod error;
 pub mod format;
+pub mod glm;
 pub mod gpu;
 pub mod layer_geometry;
 pub mod levels;

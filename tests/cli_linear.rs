@@ -353,7 +353,10 @@ fn halp_through_the_command_line_records_gap_and_gradient_norm() {
     assert!(last < 1e-9 * first, "gap {first:e} -> {last:e}");
     assert!(dir.join("curves.svg").exists());
     for (args, want) in [
-        (vec!["--method", "halp"], "--device cpu"),
+        (
+            vec!["--task", "softmax", "--method", "halp"],
+            "needs classes",
+        ),
         (
             vec![
                 "--method",
@@ -380,4 +383,100 @@ fn halp_through_the_command_line_records_gap_and_gradient_norm() {
             "{all:?}: {err}"
         );
     }
+}
+
+/// Softmax regression through the command line, on a CSV whose target holds class numbers:
+/// the GPU and the CPU reference write the same losses, gaps and accuracies; the optimum is
+/// L-BFGS's; without --method the command says softmax needs one.
+#[test]
+fn softmax_halp_on_the_gpu_and_the_cpu_writes_the_same_metrics() {
+    let csv = tmp("three.csv");
+    let mut text = String::from("a,b,c,label\n");
+    for i in 0..240 {
+        let (a, b, c) = (
+            ((i * 37) % 101) as f32 / 50.0 - 1.0,
+            ((i * 53) % 97) as f32 / 48.0 - 1.0,
+            ((i * 11) % 89) as f32,
+        );
+        // Three classes from the larger of two scores and a margin, with some overlap.
+        let label = if a + 0.3 * b > 0.4 {
+            2
+        } else if a - b < -0.2 {
+            1
+        } else {
+            0
+        };
+        text.push_str(&format!("{a},{b},{c},{label}\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let args = |device: &'static str| {
+        vec![
+            "--data",
+            csv.to_str().unwrap(),
+            "--target",
+            "label",
+            "--task",
+            "softmax",
+            "--l2",
+            "0.01",
+            "--method",
+            "halp",
+            "--bits",
+            "12",
+            "--batch",
+            "4",
+            "--lr",
+            "0.1",
+            "--epochs",
+            "4",
+            "--device",
+            device,
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>()
+    };
+    let cpu_args = args("cpu");
+    let gpu_args = args("gpu");
+    let (cpu, text, _) = run_linear(
+        "softmax-cpu",
+        &cpu_args.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+    );
+    let (gpu, _, _) = run_linear(
+        "softmax-gpu",
+        &gpu_args.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+    );
+    assert!(
+        text.contains("softmax regression") && text.contains("L-BFGS"),
+        "{text}"
+    );
+    assert_eq!(cpu.len(), 4);
+    for (c, g) in cpu.iter().zip(&gpu) {
+        for key in [
+            "train_loss",
+            "gap",
+            "grad_norm",
+            "test_accuracy",
+            "saturated",
+            "scale",
+        ] {
+            assert_eq!(c[key], g[key], "{key}: {c} against {g}");
+        }
+    }
+    let (first, last) = (
+        cpu[0]["gap"].as_f64().unwrap(),
+        cpu[3]["gap"].as_f64().unwrap(),
+    );
+    assert!(last < first && last >= -1e-12, "gap {first:e} -> {last:e}");
+    let out = lowp(&[
+        "linear",
+        "--data",
+        csv.to_str().unwrap(),
+        "--target",
+        "label",
+        "--task",
+        "softmax",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--method"), "{err}");
 }

@@ -266,6 +266,35 @@ impl Table {
     }
 }
 
+impl Table {
+    /// Every image of an image set as a table: every pixel a feature, the class index
+    /// (0, 1, ...) the target, in the sets' order.
+    pub fn from_all_images(sets: &[&super::dataset::Dataset]) -> Result<Table, DataError> {
+        let first = sets
+            .first()
+            .ok_or_else(|| DataError::Mismatch("no images".into()))?;
+        let per = first.image_len();
+        let mut t = Table {
+            features: Vec::new(),
+            target: Vec::new(),
+            names: (0..per).map(|i| format!("pixel{i}")).collect(),
+        };
+        for s in sets {
+            if s.image_len() != per {
+                return Err(DataError::Mismatch(format!(
+                    "{}: images of {} values beside {per}",
+                    s.name,
+                    s.image_len()
+                )));
+            }
+            t.features
+                .extend_from_slice(&s.images[..s.labels.len() * per]);
+            t.target.extend(s.labels.iter().map(|&l| l as f32));
+        }
+        Ok(t)
+    }
+}
+
 /// Per-column scaling to [-1, 1] by a training set's minimum and maximum (a constant
 /// column maps to 0), then an intercept feature of 1.
 #[derive(Clone, Debug, PartialEq)]

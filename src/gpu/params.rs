@@ -457,6 +457,59 @@ impl DispatchParams for LinearParams {
     }
 }
 
+/// Parameters of HALP's kernels (20 words, like WGSL's `HalpParams`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct HalpParams {
+    /// Features per row.
+    pub cols: u32,
+    /// Gradient factors per row: 1, or the classes of softmax.
+    pub outputs: u32,
+    /// Work items in this dispatch.
+    pub count: u32,
+    /// Workgroups along x in this dispatch.
+    pub groups_x: u32,
+    /// First position of the batch in the row order (full gradient: first row).
+    pub start: u32,
+    /// Rows in the batch (full gradient: rows in this run).
+    pub len: u32,
+    /// Where factors and the L2 term are taken: 0 the iterate, 1 centre + iterate, 2 centre.
+    pub point: u32,
+    /// 1: the step is SVRG's (less the centre's batch gradient, plus the full one).
+    pub svrg: u32,
+    /// Full gradient: 1 on the first run of rows.
+    pub first: u32,
+    /// Full gradient: 1 on the last run of rows.
+    pub last: u32,
+    /// Step size (f32 bits).
+    pub lr: u32,
+    /// 1 / rows (f32 bits).
+    pub inv: u32,
+    /// L2 coefficient (f32 bits; 0 for none).
+    pub l2: u32,
+    /// Bits of the grid's codes; 0 for no grid.
+    pub bits: u32,
+    /// The grid's step (f32 bits).
+    pub scale: u32,
+    /// Low word of the random counter of element 0 of this step.
+    pub base_lo: u32,
+    /// High word of that counter.
+    pub base_hi: u32,
+    /// Low word of the seed.
+    pub seed_lo: u32,
+    /// High word of the seed.
+    pub seed_hi: u32,
+    /// 0 least squares, 1 logistic regression, 2 softmax.
+    pub task: u32,
+}
+
+impl DispatchParams for HalpParams {
+    fn set_grid(&mut self, groups_x: u32, count: u32) {
+        self.groups_x = groups_x;
+        self.count = count;
+    }
+}
+
 /// Parameters of the elementwise training kernels (32 words, like WGSL's `ElemParams`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]

@@ -167,6 +167,11 @@ const KERNELS: &[(&str, &[&str], &str)] = &[
         include_str!("../../shaders/linear.wgsl"),
     ),
     (
+        "halp",
+        &["fmt", "rng", "quant", "softfloat"],
+        include_str!("../../shaders/halp.wgsl"),
+    ),
+    (
         "out_scales",
         &["fmt", "quant", "io_params", "elem_params"],
         include_str!("../../shaders/out_scales.wgsl"),

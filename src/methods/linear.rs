@@ -73,6 +73,24 @@ pub enum Task {
         /// The L2 coefficient.
         l2: f32,
     },
+    /// Softmax regression on class labels 0..classes with an L2 term (HALP's methods only).
+    Softmax {
+        /// The L2 coefficient.
+        l2: f32,
+        /// Classes.
+        classes: usize,
+    },
+}
+
+impl Task {
+    /// The objective as the GPU kernels and their reference take it.
+    pub fn glm(&self) -> crate::glm::Glm {
+        match *self {
+            Task::Lsq => crate::glm::Glm::Lsq,
+            Task::Logistic { l2 } => crate::glm::Glm::Logistic { l2 },
+            Task::Softmax { l2, classes } => crate::glm::Glm::Softmax { l2, classes },
+        }
+    }
 }
 
 /// How a linear model is trained.
@@ -250,6 +268,34 @@ pub fn accuracy(t: &Table, w: &[f32]) -> f64 {
     right as f64 / t.rows().max(1) as f64
 }
 
+/// The share of rows classified right: None for least squares; the sign of a^T w against
+/// labels +-1 for logistic regression; the largest a^T w_k against the class for softmax.
+pub fn accuracy_of(t: &Table, w: &[f32], task: Task) -> Option<f64> {
+    match task {
+        Task::Lsq => None,
+        Task::Logistic { .. } => Some(accuracy(t, w)),
+        Task::Softmax { classes, .. } => {
+            let d = t.cols();
+            let right = t
+                .features
+                .chunks(d.max(1))
+                .zip(&t.target)
+                .filter(|(a, y)| {
+                    let score = |k: usize| -> f64 {
+                        a.iter()
+                            .zip(&w[k * d..(k + 1) * d])
+                            .map(|(&x, &v)| x as f64 * v as f64)
+                            .sum()
+                    };
+                    let best = (1..classes).fold(0, |b, k| if score(k) > score(b) { k } else { b });
+                    best as f32 == **y
+                })
+                .count();
+            Some(right as f64 / t.rows().max(1) as f64)
+        }
+    }
+}
+
 /// Monomial coefficients (of z^0 .. z^degree) of the polynomial that interpolates
 /// sigma(-z) = 1 / (1 + e^z) at the degree + 1 Chebyshev nodes of [-range, range].
 pub fn sigmoid_poly(degree: usize, range: f32) -> Vec<f32> {
@@ -311,6 +357,13 @@ pub fn train_linear(
 ) -> Result<Vec<f32>, LinearError> {
     let (n, d) = (train.rows(), train.cols());
     let loss = match (cfg.task, cfg.estimator) {
+        (Task::Softmax { .. }, _) => {
+            return Err(LinearError::Invalid(
+                "softmax regression trains with --method (sgd, lp-sgd, svrg, lp-svrg, halp); \
+                 ZipML's estimators take lsq and logistic"
+                    .into(),
+            ));
+        }
         (Task::Lsq, Estimator::Chebyshev) => {
             return Err(LinearError::Invalid(
                 "the chebyshev estimator is for logistic regression (--task logistic)".into(),
@@ -338,10 +391,7 @@ pub fn train_linear(
             }
         }
     };
-    let objective = |t: &Table, w: &[f32]| match cfg.task {
-        Task::Lsq => lsq_loss(t, w),
-        Task::Logistic { l2 } => logistic_loss(t, w, l2),
-    };
+    let objective = |t: &Table, w: &[f32]| super::optimum::objective(t, w, cfg.task);
     let quantized = match cfg.estimator {
         Estimator::Fp32 => None,
         est => {
@@ -402,10 +452,7 @@ pub fn train_linear(
             epoch,
             train_loss: objective(train, &w),
             test_loss: test.map(|t| objective(t, &w)),
-            test_accuracy: match cfg.task {
-                Task::Lsq => None,
-                Task::Logistic { .. } => test.map(|t| accuracy(t, &w)),
-            },
+            test_accuracy: test.and_then(|t| accuracy_of(t, &w, cfg.task)),
             lr,
             bits_per_sample,
             seconds: start.elapsed().as_secs_f64(),

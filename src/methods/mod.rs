@@ -3,3 +3,4 @@
 
 pub mod halp;
 pub mod linear;
+pub mod optimum;

@@ -4,6 +4,7 @@ pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;
+pub mod halp;
 pub mod linear;
 pub mod optim;
 pub mod pack;

@@ -6,12 +6,11 @@ use clap::ValueEnum;
 use lowp::atomic_file::write_atomic;
 use lowp::data::table::{Scaler, Table};
 use lowp::levels::Estimator;
-use lowp::methods::halp::{
-    HalpConfig, HalpEpoch, Method, logistic_optimum, strong_convexity, train_halp,
-};
+use lowp::methods::halp::{HalpConfig, HalpEpoch, Method, train_halp};
 use lowp::methods::linear::{
     EpochMetrics, LevelKind, LinearConfig, lsq_optimum, synthetic_lsq, train_linear,
 };
+use lowp::methods::optimum::{optimum, strong_convexity};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -22,6 +21,9 @@ pub enum Task {
     Lsq,
     /// Logistic regression on two classes (labels -1, +1) with an L2 term.
     Logistic,
+    /// Softmax regression over every class (an image folder's, or a file's integer
+    /// targets 0, 1, ...) with an L2 term; trains with --method.
+    Softmax,
 }
 
 /// Arguments of `lowp linear`.
@@ -40,7 +42,7 @@ pub struct Args {
     #[arg(long)]
     target: Option<String>,
     /// With an image folder (MNIST, CIFAR-10) as --data: the two classes A,B to tell apart
-    /// (A is -1, B is +1), every pixel a feature.
+    /// (A is -1, B is +1), every pixel a feature (--task softmax takes every class).
     #[arg(long)]
     classes: Option<String>,
     /// Predict the natural log of the target (e.g. diamonds' price).
@@ -62,7 +64,7 @@ pub struct Args {
     /// Steps per epoch of --method (default: one pass over the training set).
     #[arg(long)]
     inner: Option<usize>,
-    /// L2 coefficient of logistic regression.
+    /// L2 coefficient of logistic and softmax regression.
     #[arg(long, default_value_t = 1e-3)]
     l2: f32,
     /// Degree of the Chebyshev estimator's polynomial (1 to 7).
@@ -139,6 +141,13 @@ fn check(a: &Args) -> Result<(), String> {
 /// The table to train on, before scaling.
 fn load(a: &Args) -> Result<Table, String> {
     if a.data == "synthetic" {
+        if a.task == Task::Softmax {
+            return Err(
+                "--task softmax needs classes: an image folder, or a CSV or LIBSVM file whose \
+                 target holds class numbers 0, 1, ..."
+                    .into(),
+            );
+        }
         if a.rows == 0 || a.features < 2 {
             return Err("a synthetic set needs --rows >= 1 and --features >= 2".into());
         }
@@ -160,6 +169,17 @@ fn load(a: &Args) -> Result<Table, String> {
         return Ok(t);
     }
     let path = std::path::Path::new(&a.data);
+    if path.is_dir() && a.task == Task::Softmax {
+        if a.classes.is_some() {
+            return Err(
+                "--task softmax takes every class of the folder: leave out --classes".into(),
+            );
+        }
+        let loaded = lowp::data::load_dir(path).map_err(|e| e.to_string())?;
+        let mut sets = vec![&loaded.train];
+        sets.extend(loaded.test.as_ref());
+        return Table::from_all_images(&sets).map_err(|e| e.to_string());
+    }
     if path.is_dir() {
         let spec = a.classes.as_deref().ok_or_else(|| {
             format!(
@@ -210,6 +230,17 @@ fn load(a: &Args) -> Result<Table, String> {
             return Err(format!("--log-target: the target holds {v}, not positive"));
         }
         t.target.iter_mut().for_each(|v| *v = v.ln());
+    }
+    if a.task == Task::Softmax
+        && let Some(y) = t
+            .target
+            .iter()
+            .find(|&&y| !((0.0..1000.0).contains(&y) && y.fract() == 0.0))
+    {
+        return Err(format!(
+            "--task softmax: the target {target:?} holds {y}; classes are numbered 0, 1, ... \
+             (below 1000)"
+        ));
     }
     if a.task == Task::Logistic {
         // Two classes: the lesser target is -1, the greater +1.
@@ -262,13 +293,25 @@ pub fn run(a: &Args) -> Result<(), String> {
     let task = match a.task {
         Task::Lsq => lowp::methods::linear::Task::Lsq,
         Task::Logistic => lowp::methods::linear::Task::Logistic { l2: a.l2 },
+        Task::Softmax => lowp::methods::linear::Task::Softmax {
+            l2: a.l2,
+            classes: table.target.iter().fold(0f32, |m, &y| m.max(y)) as usize + 1,
+        },
     };
     let name = match a.task {
         Task::Lsq => "least squares",
         Task::Logistic => "logistic regression",
+        Task::Softmax => "softmax regression",
     };
     if let Some(method) = a.method {
         return run_method(a, method, (task, name), (&train, test.as_ref()));
+    }
+    if a.task == Task::Softmax {
+        return Err(
+            "--task softmax trains with --method sgd|lp-sgd|svrg|lp-svrg|halp (ZipML's \
+             estimators take lsq and logistic)"
+                .into(),
+        );
     }
     let estimator = a.estimator.unwrap_or(Estimator::Double);
     // Least squares: the exact optimum, for the gap.
@@ -421,21 +464,14 @@ pub fn run(a: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// `lowp linear --method`: HALP and the methods it is measured against, on the CPU
-/// reference, with the gap to the f64 optimum and the gradient's norm every epoch.
+/// `lowp linear --method`: HALP and the methods it is measured against, on the GPU or the
+/// CPU reference, with the gap to the f64 optimum and the gradient's norm every epoch.
 fn run_method(
     a: &Args,
     method: Method,
     (task, name): (lowp::methods::linear::Task, &str),
     (train, test): (&Table, Option<&Table>),
 ) -> Result<(), String> {
-    if a.device != "cpu" {
-        return Err(
-            "--method runs on the CPU reference for now: add --device cpu (the GPU twin of \
-             HALP's inner loop is not built yet)"
-                .into(),
-        );
-    }
     if a.estimator.is_some_and(|e| e != Estimator::Fp32) {
         return Err(
             "--method trains on fp32 samples; --estimator belongs to ZipML's SGD \
@@ -454,13 +490,11 @@ fn run_method(
         Some(m) => (m, "--mu"),
         None => strong_convexity(train, task),
     };
-    let optimum = match task {
-        lowp::methods::linear::Task::Lsq => lsq_optimum(train).1,
-        lowp::methods::linear::Task::Logistic { l2 } => logistic_optimum(train, l2).1,
-    };
+    let (optimum, _, optimum_grad, solver) = optimum(train, task);
     println!(
         "{name} on {} ({} training rows, {} features with the intercept); {}, {} bits, \
-         lr {}, batch {}; mu {mu:.6e} ({source}); optimum_loss {optimum:.12e} (f64 {})",
+         lr {}, batch {}; mu {mu:.6e} ({source}); optimum_loss {optimum:.12e} (f64 {solver}, \
+         gradient norm there {optimum_grad:.1e})",
         a.data,
         train.rows(),
         train.cols(),
@@ -468,10 +502,6 @@ fn run_method(
         a.bits,
         a.lr,
         a.batch,
-        match task {
-            lowp::methods::linear::Task::Lsq => "conjugate gradients",
-            _ => "Newton",
-        }
     );
     let cfg = HalpConfig {
         method,
@@ -488,17 +518,13 @@ fn run_method(
     let bar = indicatif::ProgressBar::new(a.epochs as u64);
     let mut history: Vec<HalpEpoch> = Vec::new();
     let mut failed = None;
-    let result = train_halp(&cfg, train, optimum, |m, w| {
-        let (test_loss, test_accuracy) = match (test, task) {
-            (Some(t), lowp::methods::linear::Task::Lsq) => {
-                (Some(lowp::methods::linear::lsq_loss(t, w)), None)
-            }
-            (Some(t), lowp::methods::linear::Task::Logistic { l2 }) => (
-                Some(lowp::methods::linear::logistic_loss(t, w, l2)),
-                Some(lowp::methods::linear::accuracy(t, w)),
-            ),
-            (None, _) => (None, None),
-        };
+    let ctx = match a.device.as_str() {
+        "gpu" => Some(lowp::gpu::GpuContext::new().map_err(|e| e.to_string())?),
+        _ => None,
+    };
+    let result = train_halp(&cfg, train, optimum, ctx.as_ref(), |m, w| {
+        let test_loss = test.map(|t| lowp::methods::optimum::objective(t, w, task));
+        let test_accuracy = test.and_then(|t| lowp::methods::linear::accuracy_of(t, w, task));
         bar.suspend(|| {
             println!(
                 "epoch {:>3}  train_loss {:.9e}  gap {:.3e}  grad_norm {:.3e}{}{}  {:.2}s",
@@ -520,6 +546,8 @@ fn run_method(
                 "bits": a.bits,
                 "train_loss": m.train_loss,
                 "optimum_loss": optimum,
+                "optimum_grad_norm": optimum_grad,
+                "device": a.device,
                 "gap": m.gap,
                 "grad_norm": m.grad_norm,
                 "mu": mu,
