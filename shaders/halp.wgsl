@@ -5,7 +5,8 @@
 // [k = y]), one invocation per row; `full_grad` sums the factors cached at the centre over
 // a run of rows into the full gradient, continuing an earlier run's sum; `step` takes one
 // inner step for one weight element (the batch's rows in order) and rounds it onto the
-// scaled fixed-point grid when there is one.
+// scaled fixed-point grid when there is one; `epoch` runs many steps in one workgroup,
+// each a `factors` phase and a `step` phase between barriers (no dispatch per step).
 
 struct HalpParams {
     cols: u32,
@@ -28,6 +29,10 @@ struct HalpParams {
     seed_lo: u32,
     seed_hi: u32,
     task: u32,      // 0 least squares, 1 logistic, 2 softmax
+    steps: u32,     // epoch: inner steps in this dispatch
+    batch: u32,     // epoch: rows per step
+    order_len: u32, // epoch: rows in the order
+    j0: u32,        // epoch: the first step's index within the epoch
 }
 
 @group(0) @binding(0) var<uniform> P: HalpParams;
@@ -87,13 +92,15 @@ fn factors(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     // At the centre the factors of every row are cached by row; otherwise by batch position.
-    var i = t;
-    var slot = t * P.outputs;
     if (P.point != 2u) {
-        i = order[P.start + t];
+        row_factors(order[P.start + t], t * P.outputs);
     } else {
-        slot = i * P.outputs;
+        row_factors(t, t * P.outputs);
     }
+}
+
+// Row i's factors at the point, into res (or cres at the centre) from `slot`.
+fn row_factors(i: u32, slot: u32) {
     let yi = y[i];
     if (P.task == 0u) {
         put(slot, sf_add(dot_row(i, 0u), yi ^ SIGN));
@@ -203,25 +210,31 @@ fn step(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (e >= P.count) {
         return;
     }
+    step_element(e, P.start, P.len, P.inv, vec2<u32>(P.base_lo, P.base_hi));
+}
+
+// One inner step of weight element e over the `len` rows of the order from `start`; `base`
+// is the random counter (low, high) of element 0.
+fn step_element(e: u32, start: u32, len: u32, inv: u32, base: vec2<u32>) {
     let k = e / P.cols;
     let c = e % P.cols;
     var gi = 0u;
     var gc = 0u;
-    for (var t = 0u; t < P.len; t++) {
-        let i = order[P.start + t];
+    for (var t = 0u; t < len; t++) {
+        let i = order[start + t];
         let a = x[i * P.cols + c];
         gi = sf_add(gi, sf_mul(a, res[t * P.outputs + k]));
         if (P.svrg == 1u) {
             gc = sf_add(gc, sf_mul(a, cres[i * P.outputs + k]));
         }
     }
-    gi = sf_mul(gi, P.inv);
+    gi = sf_mul(gi, inv);
     if (P.l2 != 0u) {
         gi = sf_add(gi, sf_mul(P.l2, point_w(e)));
     }
     var v = gi;
     if (P.svrg == 1u) {
-        gc = sf_mul(gc, P.inv);
+        gc = sf_mul(gc, inv);
         if (P.l2 != 0u) {
             gc = sf_add(gc, sf_mul(P.l2, centre[e]));
         }
@@ -230,8 +243,8 @@ fn step(@builtin(global_invocation_id) gid: vec3<u32>) {
     var w = sf_add(iter[e], sf_mul(P.lr, v) ^ SIGN);
     if (P.bits != 0u) {
         // Random word of element base + e (64-bit counter), as src/rng.rs's random_bits.
-        let lo = P.base_lo + e;
-        let hi = P.base_hi + select(0u, 1u, lo < e);
+        let lo = base.x + e;
+        let hi = base.y + select(0u, 1u, lo < e);
         let block = philox4x32_10(
             vec4<u32>((lo >> 2u) | (hi << 30u), hi >> 2u, 0x4a1fu, 0u),
             vec2<u32>(P.seed_lo, P.seed_hi),
@@ -243,4 +256,37 @@ fn step(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
     iter[e] = w;
+}
+
+// Invocations of the epoch kernel's workgroup, set per adapter class when the pipeline is
+// made: 8 on a CPU adapter (one SIMD group, so a barrier costs nothing), 64 on a GPU.
+override EPOCH_WG: u32 = 64u;
+
+// `steps` inner steps from step j0 of the epoch, in one workgroup of EPOCH_WG invocations:
+// each step's factors (a row per invocation), a barrier, its weight elements (strided over
+// the invocations), a barrier. Step j's random counter starts at (base + j0 + j) * weights.
+@compute @workgroup_size(EPOCH_WG)
+fn epoch(@builtin(local_invocation_index) lid: u32) {
+    let batches = (P.order_len + P.batch - 1u) / P.batch;
+    let weights = P.cols * P.outputs;
+    for (var j = 0u; j < P.steps; j++) {
+        let first = ((P.j0 + j) % batches) * P.batch;
+        let len = min(P.batch, P.order_len - first);
+        for (var t = lid; t < len; t += EPOCH_WG) {
+            row_factors(order[first + t], t * P.outputs);
+        }
+        storageBarrier();
+        workgroupBarrier();
+        let inv = sf_div(ONE, int_bits(i32(len)));
+        // (step0 + j0 + j) * weights in 64 bits.
+        let n_lo = P.base_lo + P.j0 + j;
+        let n_hi = P.base_hi + select(0u, 1u, n_lo < P.base_lo);
+        let prod = mulhilo(n_lo, weights);
+        let base = vec2<u32>(prod.y, prod.x + n_hi * weights);
+        for (var e = lid; e < weights; e += EPOCH_WG) {
+            step_element(e, first, len, inv, base);
+        }
+        storageBarrier();
+        workgroupBarrier();
+    }
 }

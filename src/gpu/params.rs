@@ -457,7 +457,7 @@ impl DispatchParams for LinearParams {
     }
 }
 
-/// Parameters of HALP's kernels (20 words, like WGSL's `HalpParams`).
+/// Parameters of HALP's kernels (24 words, like WGSL's `HalpParams`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct HalpParams {
@@ -501,6 +501,14 @@ pub struct HalpParams {
     pub seed_hi: u32,
     /// 0 least squares, 1 logistic regression, 2 softmax.
     pub task: u32,
+    /// Epoch kernel: inner steps in this dispatch.
+    pub steps: u32,
+    /// Epoch kernel: rows per step.
+    pub batch: u32,
+    /// Epoch kernel: rows in the order.
+    pub order_len: u32,
+    /// Epoch kernel: the first step's index within the epoch.
+    pub j0: u32,
 }
 
 impl DispatchParams for HalpParams {

@@ -1,7 +1,7 @@
 //! `lowp linear`: least squares or logistic regression trained by SGD on samples read at
 //! low precision (ZipML).
 
-use crate::plot::{Curve, Panel, svg};
+use crate::plot::{Curve, PALETTE, Panel, svg};
 use clap::ValueEnum;
 use lowp::atomic_file::write_atomic;
 use lowp::data::table::{Scaler, Table};
@@ -52,11 +52,12 @@ pub struct Args {
     /// the default), or chebyshev (logistic regression: degree + 1 independent ones).
     #[arg(long, value_parser = |s: &str| s.parse::<Estimator>())]
     estimator: Option<Estimator>,
-    /// Train by sgd, lp-sgd, svrg, lp-svrg or halp (HALP's comparison: fp32 samples, the
-    /// iterate in --bits-bit scaled fixed point for the lp- methods and halp); without it,
-    /// ZipML's SGD on quantized samples.
-    #[arg(long, value_parser = |s: &str| s.parse::<Method>())]
-    method: Option<Method>,
+    /// Train by sgd, lp-sgd, svrg, lp-svrg or halp, or several (comma-separated, or "all")
+    /// side by side against one optimum (HALP's comparison: fp32 samples, the iterate in
+    /// --bits-bit scaled fixed point for the lp- methods and halp); without it, ZipML's SGD
+    /// on quantized samples.
+    #[arg(long, value_delimiter = ',', value_parser = parse_method)]
+    method: Vec<Vec<Method>>,
     /// The strong-convexity constant that scales HALP's grid (default: the L2 coefficient
     /// for logistic regression, the smallest eigenvalue of A^T A / N for least squares).
     #[arg(long, allow_negative_numbers = true)]
@@ -73,9 +74,10 @@ pub struct Args {
     /// The polynomial approximates sigma(-z) on [-R, R].
     #[arg(long, default_value_t = 4.0)]
     range: f32,
-    /// Bits of each level index (1 to 16).
-    #[arg(long, default_value_t = 4)]
-    bits: u32,
+    /// Bits of each level index (1 to 16); with --method, the bits of the low-precision
+    /// iterate, several comma-separated to compare.
+    #[arg(long, value_delimiter = ',', default_value = "4")]
+    bits: Vec<u32>,
     /// How each column's levels are chosen: uniform or optimal (variance-optimal).
     #[arg(long, default_value = "uniform", value_parser = |s: &str| s.parse::<LevelKind>())]
     levels: LevelKind,
@@ -109,6 +111,20 @@ pub struct Args {
     /// Folder for metrics.jsonl and curves.svg.
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+/// One method's name, or "all" of them.
+fn parse_method(s: &str) -> Result<Vec<Method>, String> {
+    if s == "all" {
+        return Ok(vec![
+            Method::Sgd,
+            Method::LpSgd,
+            Method::Svrg,
+            Method::LpSvrg,
+            Method::Halp,
+        ]);
+    }
+    s.parse::<Method>().map(|m| vec![m])
 }
 
 fn check(a: &Args) -> Result<(), String> {
@@ -303,9 +319,21 @@ pub fn run(a: &Args) -> Result<(), String> {
         Task::Logistic => "logistic regression",
         Task::Softmax => "softmax regression",
     };
-    if let Some(method) = a.method {
-        return run_method(a, method, (task, name), (&train, test.as_ref()));
+    if !a.method.is_empty() {
+        let mut methods: Vec<Method> = Vec::new();
+        for m in a.method.iter().flatten() {
+            if !methods.contains(m) {
+                methods.push(*m);
+            }
+        }
+        return run_method(a, &methods, (task, name), (&train, test.as_ref()));
     }
+    let [bits] = a.bits[..] else {
+        return Err(format!(
+            "--bits {:?}: ZipML's SGD takes one width (several are for --method)",
+            a.bits
+        ));
+    };
     if a.task == Task::Softmax {
         return Err(
             "--task softmax trains with --method sgd|lp-sgd|svrg|lp-svrg|halp (ZipML's \
@@ -324,7 +352,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         n_test,
         train.cols(),
         estimator,
-        a.bits,
+        bits,
         a.levels
     );
     if let Some(o) = optimum {
@@ -335,7 +363,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         degree: a.degree,
         range: a.range,
         estimator,
-        bits: a.bits,
+        bits,
         levels: a.levels,
         epochs: a.epochs,
         batch: a.batch,
@@ -450,7 +478,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         ];
         let title = format!(
             "{name}, {} — {} samples, {} bits, {} levels",
-            a.data, estimator, a.bits, a.levels
+            a.data, estimator, bits, a.levels
         );
         let p = dir.join("curves.svg");
         write_atomic(&p, svg(&title, &panels).as_bytes())
@@ -464,11 +492,33 @@ pub fn run(a: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// An epoch's figures and its test accuracy (classification).
+type Epoch = (HalpEpoch, Option<f64>);
+
+/// One training of `lowp linear --method`: the method, its bits (None for fp32), and its
+/// epochs' figures with the test loss and accuracy.
+struct MethodRun {
+    method: Method,
+    bits: Option<u32>,
+    history: Vec<Epoch>,
+    error: Option<String>,
+}
+
+impl MethodRun {
+    fn label(&self) -> String {
+        match self.bits {
+            Some(b) => format!("{} {b}-bit", self.method),
+            None => format!("{} fp32", self.method),
+        }
+    }
+}
+
 /// `lowp linear --method`: HALP and the methods it is measured against, on the GPU or the
-/// CPU reference, with the gap to the f64 optimum and the gradient's norm every epoch.
+/// CPU reference, each against one f64 optimum, with the gap and the gradient's norm every
+/// epoch; several methods and bit widths go side by side into one metrics file and chart.
 fn run_method(
     a: &Args,
-    method: Method,
+    methods: &[Method],
     (task, name): (lowp::methods::linear::Task, &str),
     (train, test): (&Table, Option<&Table>),
 ) -> Result<(), String> {
@@ -486,112 +536,185 @@ fn run_method(
     if a.inner == Some(0) {
         return Err("--inner must be at least 1".into());
     }
+    if let Some(b) = a.bits.iter().find(|b| !(2..=24).contains(*b)) {
+        return Err(format!(
+            "--bits {b}: the low-precision iterate takes 2 to 24 bits"
+        ));
+    }
     let (mu, source) = match a.mu {
         Some(m) => (m, "--mu"),
         None => strong_convexity(train, task),
     };
     let (optimum, _, optimum_grad, solver) = optimum(train, task);
+    let list = |v: Vec<String>| v.join(", ");
     println!(
-        "{name} on {} ({} training rows, {} features with the intercept); {}, {} bits, \
+        "{name} on {} ({} training rows, {} features with the intercept); {} at {} bits, \
          lr {}, batch {}; mu {mu:.6e} ({source}); optimum_loss {optimum:.12e} (f64 {solver}, \
          gradient norm there {optimum_grad:.1e})",
         a.data,
         train.rows(),
         train.cols(),
-        method,
-        a.bits,
+        list(methods.iter().map(|m| m.to_string()).collect()),
+        list(a.bits.iter().map(|b| b.to_string()).collect()),
         a.lr,
         a.batch,
     );
-    let cfg = HalpConfig {
-        method,
-        task,
-        bits: a.bits,
-        mu: Some(mu),
-        inner: a.inner,
-        epochs: a.epochs,
-        batch: a.batch,
-        lr: a.lr,
-        seed: a.seed,
-    };
+    let mut runs: Vec<MethodRun> = Vec::new();
+    for &method in methods {
+        if method.low_precision() {
+            runs.extend(a.bits.iter().map(|&b| MethodRun {
+                method,
+                bits: Some(b),
+                history: Vec::new(),
+                error: None,
+            }));
+        } else {
+            runs.push(MethodRun {
+                method,
+                bits: None,
+                history: Vec::new(),
+                error: None,
+            });
+        }
+    }
     let mut metrics = metrics_file(a)?;
-    let bar = indicatif::ProgressBar::new(a.epochs as u64);
-    let mut history: Vec<HalpEpoch> = Vec::new();
+    let bar = indicatif::ProgressBar::new((a.epochs * runs.len()) as u64);
     let mut failed = None;
     let ctx = match a.device.as_str() {
         "gpu" => Some(lowp::gpu::GpuContext::new().map_err(|e| e.to_string())?),
         _ => None,
     };
-    let result = train_halp(&cfg, train, optimum, ctx.as_ref(), |m, w| {
-        let test_loss = test.map(|t| lowp::methods::optimum::objective(t, w, task));
-        let test_accuracy = test.and_then(|t| lowp::methods::linear::accuracy_of(t, w, task));
-        bar.suspend(|| {
-            println!(
-                "epoch {:>3}  train_loss {:.9e}  gap {:.3e}  grad_norm {:.3e}{}{}  {:.2}s",
-                m.epoch,
-                m.train_loss,
-                m.gap,
-                m.grad_norm,
-                m.scale
-                    .map_or(String::new(), |s| format!("  scale {s:.3e}")),
-                test_accuracy.map_or(String::new(), |v| format!("  test_accuracy {v:.4}")),
-                m.seconds
-            )
-        });
-        bar.inc(1);
-        if let Some(f) = metrics.as_mut() {
-            let line = serde_json::json!({
-                "epoch": m.epoch,
-                "method": method.to_string(),
-                "bits": a.bits,
-                "train_loss": m.train_loss,
-                "optimum_loss": optimum,
-                "optimum_grad_norm": optimum_grad,
-                "device": a.device,
-                "gap": m.gap,
-                "grad_norm": m.grad_norm,
-                "mu": mu,
-                "scale": m.scale,
-                "saturated": m.saturated,
-                "test_loss": test_loss,
-                "test_accuracy": test_accuracy,
-                "lr": a.lr,
-                "seconds": m.seconds,
+    for run in runs.iter_mut() {
+        let label = run.label();
+        let cfg = HalpConfig {
+            method: run.method,
+            task,
+            bits: run.bits.unwrap_or(32),
+            mu: Some(mu),
+            inner: a.inner,
+            epochs: a.epochs,
+            batch: a.batch,
+            lr: a.lr,
+            seed: a.seed,
+        };
+        let history = &mut run.history;
+        let result = train_halp(&cfg, train, optimum, ctx.as_ref(), |m, w| {
+            let test_loss = test.map(|t| lowp::methods::optimum::objective(t, w, task));
+            let test_accuracy = test.and_then(|t| lowp::methods::linear::accuracy_of(t, w, task));
+            bar.suspend(|| {
+                println!(
+                    "{label:<14} epoch {:>3}  train_loss {:.9e}  gap {:.3e}  grad_norm {:.3e}{}{}  {:.2}s",
+                    m.epoch,
+                    m.train_loss,
+                    m.gap,
+                    m.grad_norm,
+                    m.scale
+                        .map_or(String::new(), |s| format!("  scale {s:.3e}")),
+                    test_accuracy.map_or(String::new(), |v| format!("  test_accuracy {v:.4}")),
+                    m.seconds
+                )
             });
-            if let Err(e) = writeln!(f, "{line}") {
-                failed.get_or_insert(e.to_string());
+            bar.inc(1);
+            if let Some(f) = metrics.as_mut() {
+                let line = serde_json::json!({
+                    "epoch": m.epoch,
+                    "run": label,
+                    "method": cfg.method.to_string(),
+                    "bits": run.bits,
+                    "train_loss": m.train_loss,
+                    "optimum_loss": optimum,
+                    "optimum_grad_norm": optimum_grad,
+                    "device": a.device,
+                    "gap": m.gap,
+                    "grad_norm": m.grad_norm,
+                    "mu": mu,
+                    "scale": m.scale,
+                    "saturated": m.saturated,
+                    "test_loss": test_loss,
+                    "test_accuracy": test_accuracy,
+                    "lr": a.lr,
+                    "seconds": m.seconds,
+                });
+                if let Err(e) = writeln!(f, "{line}") {
+                    failed.get_or_insert(e.to_string());
+                }
             }
+            history.push((m.clone(), test_accuracy));
+        });
+        if let Err(e) = result {
+            bar.suspend(|| eprintln!("{label}: {e}"));
+            run.error = Some(e.to_string());
         }
-        history.push(m.clone());
-    });
+    }
     bar.finish_and_clear();
     if let Some(e) = failed {
         return Err(format!("writing metrics.jsonl: {e}"));
     }
+    if runs.len() > 1 {
+        println!(
+            "\n{:<16} {:>12} {:>14} {:>10}",
+            "run", "final gap", "test accuracy", "s/epoch"
+        );
+        for r in &runs {
+            let last = r.history.last();
+            let secs = r.history.iter().map(|(m, _)| m.seconds).sum::<f64>()
+                / r.history.len().max(1) as f64;
+            println!(
+                "{:<16} {:>12} {:>14} {:>10.2}{}",
+                r.label(),
+                last.map_or("-".into(), |(m, _)| format!("{:.3e}", m.gap)),
+                last.and_then(|(_, acc)| *acc)
+                    .map_or("-".into(), |v| format!("{:.2}%", 100.0 * v)),
+                secs,
+                r.error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!("  ({e})"))
+            );
+        }
+    }
     if let Some(dir) = &a.out {
+        let curve = |i: usize, r: &MethodRun, f: &dyn Fn(&Epoch) -> f64| Curve {
+            name: r.label(),
+            colour: PALETTE[i % PALETTE.len()],
+            values: r.history.iter().map(f).collect(),
+        };
+        let classify = runs
+            .iter()
+            .any(|r| r.history.iter().any(|(_, acc)| acc.is_some()));
         let panels = [
             Panel {
-                label: "train loss",
+                label: "log10 (train loss - optimum)",
                 unit: false,
-                curves: vec![Curve {
-                    name: "train".into(),
-                    colour: "#1f77b4",
-                    values: history.iter().map(|m| m.train_loss).collect(),
-                }],
+                curves: runs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| curve(i, r, &|(m, _)| m.gap.max(1e-300).log10()))
+                    .collect(),
             },
-            Panel {
-                label: "log10 gap",
-                unit: false,
-                curves: vec![Curve {
-                    name: "gap".into(),
-                    colour: "#d62728",
-                    values: history.iter().map(|m| m.gap.max(1e-300).log10()).collect(),
-                }],
+            match classify {
+                true => Panel {
+                    label: "test accuracy",
+                    unit: true,
+                    curves: runs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| curve(i, r, &|(_, acc)| acc.unwrap_or(f64::NAN)))
+                        .collect(),
+                },
+                false => Panel {
+                    label: "train loss",
+                    unit: false,
+                    curves: runs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| curve(i, r, &|(m, _)| m.train_loss))
+                        .collect(),
+                },
             },
         ];
         let title = format!(
-            "{name}, {}: {} at {} bits, lr {}",
-            a.data, method, a.bits, a.lr
+            "{name}, {}: lr {}, batch {}, mu {mu:.2e}",
+            a.data, a.lr, a.batch
         );
         let p = dir.join("curves.svg");
         write_atomic(&p, svg(&title, &panels).as_bytes())
@@ -602,5 +725,9 @@ fn run_method(
             p.display()
         );
     }
-    result.map(|_| ()).map_err(|e| e.to_string())
+    match runs.iter().find_map(|r| r.error.clone()) {
+        Some(e) if runs.len() == 1 => Err(e),
+        Some(_) => Err("a run failed (see the table above)".into()),
+        None => Ok(()),
+    }
 }

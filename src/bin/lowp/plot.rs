@@ -1,6 +1,12 @@
 //! SVG charts of training curves: one panel per quantity, each with its own labelled axis,
 //! ticks and grid, and a marker at every epoch (so a one-epoch run shows its points).
 
+/// Colours that stay apart for up to ten runs (then repeat).
+pub const PALETTE: [&str; 10] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf",
+];
+
 /// One curve: its name, colour and one value per epoch (NaN where there is none).
 pub struct Curve {
     /// Legend text.

@@ -1,6 +1,6 @@
 //! `lowp plot`: the curves of several training runs overlaid, one colour per run.
 
-use crate::plot::{Curve, Panel, svg};
+use crate::plot::{Curve, PALETTE, Panel, svg};
 use lowp::atomic_file::write_atomic;
 use std::path::PathBuf;
 
@@ -17,12 +17,6 @@ pub struct Args {
     #[arg(long)]
     title: Option<String>,
 }
-
-/// Colours that stay apart for up to ten runs (then repeat).
-const PALETTE: [&str; 10] = [
-    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf",
-];
 
 /// The quantities drawn, each in its own panel: (metrics key, axis label, axis fixed to [0, 1]).
 const PANELS: [(&str, &str, bool); 4] = [
