@@ -511,3 +511,22 @@ pub fn synthetic_lsq(n: usize, d: usize, noise: f32, seed: u64) -> (Table, Vec<f
         w,
     )
 }
+
+/// `synthetic_lsq`'s set with its feature columns (the intercept aside) scaled
+/// geometrically from 1 down to 1 / `spread`, the target unchanged: the smallest
+/// eigenvalue of A^T A / N falls about as 1 / spread^2, so the condition number grows with
+/// it.
+pub fn synthetic_lsq_conditioned(n: usize, d: usize, noise: f32, spread: f64, seed: u64) -> Table {
+    let (mut t, _) = synthetic_lsq(n, d, noise, seed);
+    let scaled = d.saturating_sub(1);
+    let s: Vec<f32> = (0..d)
+        .map(|c| match c < scaled {
+            true => spread.powf(-(c as f64) / (scaled.max(2) - 1) as f64) as f32,
+            false => 1.0,
+        })
+        .collect();
+    for row in t.features.chunks_mut(d.max(1)) {
+        row.iter_mut().zip(&s).for_each(|(v, sc)| *v *= sc);
+    }
+    t
+}

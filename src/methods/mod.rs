@@ -2,5 +2,6 @@
 //! HALP with the low-precision SGD and SVRG it is measured against.
 
 pub mod halp;
+pub mod halp_bits;
 pub mod linear;
 pub mod optimum;

@@ -1,0 +1,123 @@
+//! How many bits HALP needs as the condition number grows: HALP at several widths and fp32
+//! SVRG on least-squares sets of growing L_max / mu, the largest condition number each
+//! width converges at, and the bound that certifies convergence.
+
+use super::halp::{HalpConfig, Method, train_halp};
+use super::linear::{Task, lsq_loss, lsq_optimum, synthetic_lsq_conditioned};
+use super::optimum::strong_convexity;
+
+/// One problem of the study: its conditioning and each method's final gap over its initial.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConditionRow {
+    /// L_max / mu (L_max the largest |a_i|^2, mu the smallest eigenvalue of A^T A / N).
+    pub kappa: f64,
+    /// The largest |a_i|^2.
+    pub l_max: f64,
+    /// fp32 SVRG's final gap over its initial gap.
+    pub svrg: f64,
+    /// HALP's, one per width (infinite where it diverged).
+    pub halp: Vec<f64>,
+}
+
+/// The study's settings and rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BitsStudy {
+    /// Rows and features of each problem.
+    pub shape: (usize, usize),
+    /// Step size (batch 1, one pass per epoch).
+    pub lr: f32,
+    /// Epochs of every run.
+    pub epochs: usize,
+    /// HALP's widths.
+    pub widths: Vec<u32>,
+    /// One per problem, in growing L_max / mu.
+    pub rows: Vec<ConditionRow>,
+}
+
+/// Runs fp32 SVRG and HALP at each of `widths` bits on `synthetic_lsq_conditioned` sets of
+/// `shape` (noise 0.1) with each column spread in `spreads`: batch 1, step `lr`, `epochs`
+/// passes, mu the smallest eigenvalue.
+pub fn bits_against_condition(
+    shape: (usize, usize),
+    widths: &[u32],
+    spreads: &[f64],
+    lr: f32,
+    epochs: usize,
+) -> BitsStudy {
+    let (n, d) = shape;
+    let rows = spreads
+        .iter()
+        .map(|&spread| {
+            let t = synthetic_lsq_conditioned(n, d, 0.1, spread, 7);
+            let (mu, _) = strong_convexity(&t, Task::Lsq);
+            let l_max = t
+                .features
+                .chunks(d)
+                .map(|a| a.iter().map(|x| (x * x) as f64).sum::<f64>())
+                .fold(0.0, f64::max);
+            let best = lsq_optimum(&t).1;
+            let initial = lsq_loss(&t, &vec![0.0; d]) - best;
+            let run = |method, bits| {
+                let cfg = HalpConfig {
+                    method,
+                    task: Task::Lsq,
+                    bits,
+                    mu: None,
+                    inner: None,
+                    epochs,
+                    batch: 1,
+                    lr,
+                    seed: 1,
+                };
+                let mut last = f64::NAN;
+                match train_halp(&cfg, &t, best, None, |m, _| last = m.gap) {
+                    Ok(_) if last.is_finite() => (last / initial).max(0.0),
+                    _ => f64::INFINITY,
+                }
+            };
+            ConditionRow {
+                kappa: l_max / mu,
+                l_max,
+                svrg: run(Method::Svrg, 32),
+                halp: widths.iter().map(|&b| run(Method::Halp, b)).collect(),
+            }
+        })
+        .collect();
+    BitsStudy {
+        shape,
+        lr,
+        epochs,
+        widths: widths.to_vec(),
+        rows,
+    }
+}
+
+impl BitsStudy {
+    /// Whether HALP at width `j` converged on row `r`: its final gap within 10x of fp32
+    /// SVRG's, or below 1e-10 of its initial gap.
+    pub fn converged(&self, j: usize, r: &ConditionRow) -> bool {
+        r.halp[j] < (10.0 * r.svrg).max(1e-10)
+    }
+
+    /// The largest L_max / mu up to which width `j` converged on every problem (0 if not on
+    /// the first).
+    pub fn largest(&self, j: usize) -> f64 {
+        self.rows
+            .iter()
+            .take_while(|r| self.converged(j, r))
+            .map(|r| r.kappa)
+            .fold(0.0, f64::max)
+    }
+
+    /// The L_max / mu below which the bound certifies HALP at `bits`: with stochastic
+    /// rounding (E|Q(x) - x|^2 <= d delta^2 / 4) and delta = |g| / (mu q), q = 2^(b-1) - 1,
+    /// SVRG's epoch contraction gains kappa^2 d / (4 alpha L (1 - 2 alpha L) q^2), which must
+    /// stay below 1: kappa < 2 q sqrt(alpha L (1 - 2 alpha L) / d), with L the largest
+    /// L_max of the study.
+    pub fn bound(&self, bits: u32) -> f64 {
+        let l = self.rows.iter().map(|r| r.l_max).fold(0.0, f64::max);
+        let al = self.lr as f64 * l;
+        let q = ((1u64 << (bits - 1)) - 1) as f64;
+        2.0 * q * (al * (1.0 - 2.0 * al)).max(0.0).sqrt() / (self.shape.1 as f64).sqrt()
+    }
+}
