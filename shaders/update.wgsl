@@ -68,3 +68,46 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
     let wn = sf_add(wi, sf_mul(lr_t, sf_div(mn, denom)) ^ 0x80000000u);
     store_out(i, select(wn, wi, skip));
 }
+
+// Bit-centred SVRG (HALP), one value of one parameter a dispatch (E.which, uniform):
+//   svrg1 (in0):  0  in0 (the centre, rounded as the parameter);  3  (in0 / S) E.mu (a
+//                 gradient kept, E.mu = 1; a share of the full gradient, E.mu = 1 / batches);
+//                 5  zero (the offset after re-centring).
+//   svrg2 (in0, in1):  in0 + in1 (the centre plus the offset).
+//   svrg4 (in0 g, in1 z, in2 gc, in3 full):  z - lr ((g / S - gc) + full), the offset's step.
+@compute @workgroup_size(256)
+fn svrg1(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = item_index(gid, E.groups_x);
+    if (i >= E.count) {
+        return;
+    }
+    if (E.which == 5u) {
+        store_out(i, 0u);
+        return;
+    }
+    let x = load0(i);
+    if (E.which == 0u) {
+        store_out(i, x);
+        return;
+    }
+    store_out(i, sf_mul(sf_mul(x, ls[2]), E.mu));
+}
+
+@compute @workgroup_size(256)
+fn svrg2(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = item_index(gid, E.groups_x);
+    if (i >= E.count) {
+        return;
+    }
+    store_out(i, sf_add(load0(i), load1(i)));
+}
+
+@compute @workgroup_size(256)
+fn svrg4(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = item_index(gid, E.groups_x);
+    if (i >= E.count) {
+        return;
+    }
+    let d = sf_add(sf_add(sf_mul(load0(i), ls[2]), load2(i) ^ 0x80000000u), load3(i));
+    store_out(i, sf_add(load1(i), sf_mul(E.lr, d) ^ 0x80000000u));
+}

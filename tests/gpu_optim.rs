@@ -340,3 +340,109 @@ fn packed_updates_equal_decode_step_and_quantize() {
         }
     }
 }
+
+#[test]
+fn svrg_values_on_packed_tensors_equal_decode_compute_and_quantize() {
+    // Bit-centred SVRG's values (HALP in the neural trainer): the centre (fp32), the offset
+    // (e4m3 with a per-tensor scale, or 8-bit fixed point), the gradients (e5m2, packed)
+    // and the full gradient (fp32), under a loss scale of 8: each stored value equals the
+    // twin's f32 values quantized with the same spec, codes and scales alike.
+    use lowp::format::Format;
+    use lowp::ops::quantize::alloc_tensor;
+    use lowp::quant::{QuantSpec, Rounding, Scaling};
+    use lowp::reference::{dequantize, quantize};
+    let c = common::small_grid_gpu();
+    let spec = |f: &str, rounding, scaling, stream| QuantSpec {
+        rounding,
+        scaling,
+        saturate: true,
+        seed: 0x51,
+        stream,
+        ..QuantSpec::new(f.parse::<Format>().unwrap())
+    };
+    let nearest = Rounding::Nearest;
+    let sr = Rounding::Stochastic { bits: 12 };
+    let ls = upload_u32(c, "ls", &loss_scale_state(8.0)).unwrap();
+    let stored = |x: &[f32], sp: &QuantSpec| {
+        let (t, _) = lowp::ops::quantize(c, x, &[N], sp).unwrap();
+        (t, dequantize(&quantize(x, sp)))
+    };
+    for (zf, zs) in [
+        ("e4m3", Scaling::Tensor),
+        ("fixed(wl=8,fl=6)", Scaling::None),
+    ] {
+        let fp32 = spec("fp32", nearest, Scaling::None, 1);
+        let (centre, cv) = stored(&common::finite(N, 31, 1.0), &fp32);
+        let (z, zv) = stored(&common::finite(N, 32, 0.05), &spec(zf, sr, zs, 2));
+        let (g, gv) = stored(
+            &common::finite(N, 33, 4.0),
+            &spec("e5m2", nearest, Scaling::None, 3),
+        );
+        let (gc, gcv) = stored(&common::finite(N, 34, 0.5), &fp32);
+        let (full, fv) = stored(&common::finite(N, 35, 0.2), &fp32);
+        let inv = 0.125f32;
+        let cases = [
+            (
+                SvrgValue::Copy(Src::Packed(&centre)),
+                cpu::SvrgValue::Copy(&cv),
+            ),
+            (
+                SvrgValue::Sum(Src::Packed(&centre), Src::Packed(&z)),
+                cpu::SvrgValue::Sum(&cv, &zv),
+            ),
+            (
+                SvrgValue::Unscaled(Src::Packed(&g), 1.0 / 7.0),
+                cpu::SvrgValue::Unscaled(&gv, 1.0 / 7.0),
+            ),
+            (
+                SvrgValue::Step {
+                    g: Src::Packed(&g),
+                    z: Src::Packed(&z),
+                    gc: Src::Packed(&gc),
+                    full: Src::Packed(&full),
+                    lr: 0.3,
+                },
+                cpu::SvrgValue::Step {
+                    g: &gv,
+                    z: &zv,
+                    gc: &gcv,
+                    full: &fv,
+                    lr: 0.3,
+                },
+            ),
+            (SvrgValue::Zero(Src::Packed(&z)), cpu::SvrgValue::Zero(N)),
+        ];
+        for (j, (gpu, twin)) in cases.iter().enumerate() {
+            let want = cpu::svrg_value(twin, inv);
+            // The offset's own format for the step and zero; the parameter's otherwise.
+            let sp = match j {
+                3 | 4 => spec(zf, sr, zs, 20 + j as u32),
+                _ => spec("bf16", sr, Scaling::None, 20 + j as u32),
+            };
+            let out = alloc_tensor(c, &[N], &sp).unwrap();
+            let stats = zeroed(c, "stats", 4).unwrap();
+            common::submit(|e| {
+                let d = Dst::Packed {
+                    t: &out,
+                    spec: &sp,
+                    stats: &stats,
+                    add: None,
+                };
+                record_svrg(c, e, gpu, &ls, N, d).unwrap();
+            });
+            let q = quantize(&want, &sp);
+            assert_eq!(
+                out.read_words(c).unwrap(),
+                q.words,
+                "offset {zf}, value {j}"
+            );
+            if zs == Scaling::Tensor && j >= 3 {
+                assert_eq!(
+                    out.read_scales(c).unwrap(),
+                    vec![q.scale_exp as u32],
+                    "value {j}"
+                );
+            }
+        }
+    }
+}

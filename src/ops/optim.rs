@@ -108,6 +108,85 @@ pub fn record_update<'a>(
     )
 }
 
+/// A value bit-centred SVRG (HALP) stores for one parameter (S the loss scale of the
+/// step state).
+#[derive(Clone, Copy)]
+pub enum SvrgValue<'a> {
+    /// x itself (the centre, rounded as the parameter is).
+    Copy(Src<'a>),
+    /// a + b (the centre plus the offset).
+    Sum(Src<'a>, Src<'a>),
+    /// (g / S) times `factor` (1: a gradient kept; 1 / batches: a share of the full
+    /// gradient, accumulated by an accumulating store).
+    Unscaled(Src<'a>, f32),
+    /// z - lr ((g / S - gc) + full): the offset's step.
+    Step {
+        /// The gradient at the point (times S).
+        g: Src<'a>,
+        /// The offset.
+        z: Src<'a>,
+        /// The gradient at the centre on the same batch (unscaled).
+        gc: Src<'a>,
+        /// The full gradient at the centre.
+        full: Src<'a>,
+        /// The step size.
+        lr: f32,
+    },
+    /// Zero (the offset after re-centring); `like` is any operand of `n` values.
+    Zero(Src<'a>),
+}
+
+/// Records one SVRG value over `n` values into `out` (inputs read, not written: `out` must
+/// be another buffer), in soft-float; the twin of `reference::optim::svrg_value`.
+pub fn record_svrg<'a>(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    value: &SvrgValue<'a>,
+    ls: &wgpu::Buffer,
+    n: usize,
+    out: impl Into<Dst<'a>>,
+) -> Result<(), GpuError> {
+    let base = ElemParams {
+        n: n as u32,
+        ..Default::default()
+    };
+    let (entry, p, srcs) = match *value {
+        SvrgValue::Copy(x) => ("svrg1", base, vec![x]),
+        SvrgValue::Zero(x) => ("svrg1", ElemParams { which: 5, ..base }, vec![x]),
+        SvrgValue::Unscaled(g, f) => (
+            "svrg1",
+            ElemParams {
+                which: 3,
+                mu: f.to_bits(),
+                ..base
+            },
+            vec![g],
+        ),
+        SvrgValue::Sum(a, b) => ("svrg2", base, vec![a, b]),
+        SvrgValue::Step { g, z, gc, full, lr } => (
+            "svrg4",
+            ElemParams {
+                lr: lr.to_bits(),
+                ..base
+            },
+            vec![g, z, gc, full],
+        ),
+    };
+    // svrg2 does not read the step state (its layout has no binding for it).
+    let own = [(4, ls)];
+    let own = if entry == "svrg2" { &own[..0] } else { &own[..] };
+    record_io(
+        ctx,
+        enc,
+        ("update", entry),
+        n,
+        p,
+        own,
+        &srcs,
+        Some(out.into()),
+    )
+}
+
 /// Records x *= S over `n` values (S from the loss-scale state `ls`).
 pub fn record_loss_scale_apply(
     ctx: &GpuContext,

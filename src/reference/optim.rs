@@ -41,6 +41,46 @@ pub fn adam(
     }
 }
 
+/// A value of bit-centred SVRG (HALP) for one parameter, the twin of
+/// `ops::optim::record_svrg`: the f32 values it stores before they are rounded.
+#[derive(Clone, Copy, Debug)]
+pub enum SvrgValue<'a> {
+    /// x itself.
+    Copy(&'a [f32]),
+    /// a + b.
+    Sum(&'a [f32], &'a [f32]),
+    /// (g inv_scale) factor.
+    Unscaled(&'a [f32], f32),
+    /// z - lr ((g inv_scale - gc) + full).
+    Step {
+        /// The gradient at the point (times S).
+        g: &'a [f32],
+        /// The offset.
+        z: &'a [f32],
+        /// The gradient at the centre.
+        gc: &'a [f32],
+        /// The full gradient.
+        full: &'a [f32],
+        /// The step size.
+        lr: f32,
+    },
+    /// n zeros.
+    Zero(usize),
+}
+
+/// The values of `v` with the step state's 1 / S `inv_scale`.
+pub fn svrg_value(v: &SvrgValue, inv_scale: f32) -> Vec<f32> {
+    match *v {
+        SvrgValue::Copy(x) => x.to_vec(),
+        SvrgValue::Sum(a, b) => a.iter().zip(b).map(|(x, y)| x + y).collect(),
+        SvrgValue::Unscaled(g, f) => g.iter().map(|x| (x * inv_scale) * f).collect(),
+        SvrgValue::Step { g, z, gc, full, lr } => (0..z.len())
+            .map(|i| z[i] - lr * ((g[i] * inv_scale - gc[i]) + full[i]))
+            .collect(),
+        SvrgValue::Zero(n) => vec![0.0; n],
+    }
+}
+
 /// The step state of `shaders/loss_scale.wgsl`: scale S (a power of two), whether this
 /// step's update is skipped, 1 / S of this step, good steps since the last change, and
 /// the updates applied with Adam's bias corrections for the last of them.
