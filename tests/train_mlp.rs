@@ -663,3 +663,83 @@ const FIXED16: &str = r#"
     match = "*.wgrad"
     format = "fixed(wl=16,fl=12)"
 "#;
+
+#[test]
+fn halp_training_is_bit_exact() {
+    // Bit-centred SVRG: a full-gradient pass over three batches, then steps from the
+    // centre, a second pass (re-centring), more steps; weights in 8-bit fixed point with
+    // stochastic rounding (the offset too), a per-tensor scaled e4m3 bias, a static loss
+    // scale of 4. After every pass and step the whole state (centre, offset, full gradient,
+    // parameters) agrees, and the offset holds 8-bit codes of a nonzero step.
+    use lowp::train::engine::Pass;
+    let ctx = common::gpu();
+    let model = Model::mlp(12, &[10, 8], 4);
+    let map = PrecisionMap::parse(
+        r#"
+        default = { format = "fixed(wl=16,fl=12)" }
+        [[rule]]
+        match = "*.acc"
+        format = "fp32"
+        [[rule]]
+        match = "*.weight"
+        format = "fixed(wl=8,fl=6)"
+        rounding = "stochastic"
+        [[rule]]
+        match = "*.bias"
+        format = "e4m3"
+        scale = "tensor"
+        [[rule]]
+        match = "*.grad"
+        format = "fixed(wl=16,fl=14)"
+        rounding = "stochastic"
+        "#,
+    )
+    .unwrap();
+    let config = TrainConfig {
+        kind: OptimKind::Halp,
+        lr: 0.2,
+        loss_scale: LossScale::Static(4.0),
+        ..Default::default()
+    };
+    let plan = Plan::new(model.clone(), &map, false, config, 5).unwrap();
+    assert!(plan.master && plan.keeps_moment2());
+    assert_eq!(
+        plan.spec("fc1.momentum", 0, 1).format,
+        plan.spec("fc1.weight", 0, 0).format
+    );
+    let batch = 6;
+    let mut cpu = CpuTrainer::new(plan.clone());
+    let mut gpu = GpuTrainer::new(&ctx, plan, batch).unwrap();
+    let data = |k: u64| {
+        let x = common::uniform(batch * model.inputs, k, 2.0);
+        let y: Vec<u32> = (0..batch as u32).map(|i| (i * 3 + k as u32) % 4).collect();
+        (x, y)
+    };
+    let full = |cpu: &mut CpuTrainer, gpu: &mut GpuTrainer| {
+        for b in 0..3u64 {
+            let (x, y) = data(100 + b);
+            let pass = Pass::HalpFull {
+                first: b == 0,
+                inv: 1.0 / 3.0,
+            };
+            cpu.pass(&x, &y, pass);
+            gpu.submit_pass(&x, &y, pass).unwrap();
+            gpu.readback_all().unwrap();
+        }
+        assert_eq!(gpu.state().unwrap(), cpu.state(), "after a full pass");
+    };
+    for round in 0..2 {
+        full(&mut cpu, &mut gpu);
+        for k in 0..3u64 {
+            let (x, y) = data(round * 10 + k);
+            let c = cpu.step(&x, &y);
+            let g = gpu.step(&x, &y).unwrap();
+            assert_eq!(g.correct, c.correct);
+            assert_eq!(gpu.state().unwrap(), cpu.state(), "round {round}, step {k}");
+        }
+    }
+    // The offset moved off zero (its codes are not all zero) and steps were counted.
+    let st = cpu.state.iter().flatten().next().unwrap();
+    assert!(st.vw.words.iter().any(|&w| w != 0));
+    assert_eq!(cpu.step, 6);
+}

@@ -174,7 +174,11 @@ pub fn record_svrg<'a>(
     };
     // svrg2 does not read the step state (its layout has no binding for it).
     let own = [(4, ls)];
-    let own = if entry == "svrg2" { &own[..0] } else { &own[..] };
+    let own = if entry == "svrg2" {
+        &own[..0]
+    } else {
+        &own[..]
+    };
     record_io(
         ctx,
         enc,

@@ -8,13 +8,14 @@ use super::state::{self, Kept, Role, Store};
 
 /// A loss's gradient, per-row losses and per-row correct flags.
 type LossParts = (Vec<f32>, Vec<f32>, Vec<u32>);
-use super::engine::{Elem, Engine, Flow, Out, T, UpdateSpecs};
+use super::engine::{Elem, Engine, Flow, Out, Pass, Svrg, T, UpdateSpecs};
 use super::layers;
 use crate::accum::{GemmError, GemmSpec};
 use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
 use crate::layer_geometry::{BatchNorm, Shortcut};
 use crate::ops::optim::STEP_STATE_WORDS;
 use crate::quant::Exceptions;
+use crate::quant::QuantSpec;
 use crate::reference::batchnorm::{BnStat, bn_backward, bn_forward, bn_stats};
 use crate::reference::conv::conv2d_values;
 use crate::reference::elementwise::{
@@ -24,7 +25,7 @@ use crate::reference::elementwise::{
     col_sum, maxpool_backward, maxpool_forward, mse, relu_backward, relu_forward, softmax_xent,
 };
 use crate::reference::gemm::gemm_values;
-use crate::reference::optim::{LossScaleState, adam, sgd};
+use crate::reference::optim::{LossScaleState, SvrgValue, adam, sgd, svrg_value};
 use crate::reference::{Quantized, dequantize, quantize};
 
 /// What one training step measured.
@@ -57,6 +58,9 @@ pub struct LinearState {
     pub moment2: Option<(Quantized, Quantized)>,
     /// Master copies of weights and biases, `LAYER.master`, if kept.
     pub master: Option<(Quantized, Quantized)>,
+    /// HALP: the gradient at the centre on this step's batch, weights and biases (f32,
+    /// a working value, not kept).
+    pub centre_grad: (Vec<f32>, Vec<f32>),
 }
 
 /// A model's parameters and optimizer state on the CPU.
@@ -118,6 +122,7 @@ impl CpuTrainer {
                     vb,
                     moment2: pair(Role::Moment2),
                     master: pair(Role::Master),
+                    centre_grad: Default::default(),
                 })
             })
             .collect();
@@ -168,7 +173,7 @@ impl CpuTrainer {
         let (mut state, mut bn, mut ls) = (self.state.clone(), self.bn.clone(), self.loss_scale);
         let step = self.step;
         let parts = (&mut state[..], &mut bn[..], &mut ls);
-        let run = run_step(&self.plan, parts, (x, labels), (step, false));
+        let run = run_step(&self.plan, parts, (x, labels), (step, Pass::Evaluate));
         StepStats {
             loss: run.results.0.iter().sum::<f32>() / labels.len() as f32,
             correct: run.results.1.iter().map(|&c| c as usize).sum(),
@@ -180,13 +185,22 @@ impl CpuTrainer {
 
     /// One step on a batch of `labels.len()` samples.
     pub fn step(&mut self, x: &[f32], labels: &[u32]) -> StepStats {
+        self.pass(x, labels, Pass::Train)
+    }
+
+    /// A training step, or a batch of HALP's full-gradient pass (which is not a step), on
+    /// a batch of `labels.len()` samples; an evaluation goes to `evaluate`.
+    pub fn pass(&mut self, x: &[f32], labels: &[u32], pass: Pass) -> StepStats {
+        if pass == Pass::Evaluate {
+            return self.evaluate(x, labels);
+        }
         let s = self.step;
         let scale = f32::from_bits(self.loss_scale.scale);
         let parts = (&mut self.state[..], &mut self.bn[..], &mut self.loss_scale);
-        let run = run_step(&self.plan, parts, (x, labels), (s, true));
+        let run = run_step(&self.plan, parts, (x, labels), (s, pass));
         let (loss, correct) = run.results;
         let grad_ex = run.exceptions;
-        self.step += 1;
+        self.step += (pass == Pass::Train) as u64;
         StepStats {
             loss: loss.iter().sum::<f32>() / labels.len() as f32,
             correct: correct.iter().map(|&c| c as usize).sum(),
@@ -207,11 +221,11 @@ fn run_step<'a>(
         &'a mut LossScaleState,
     ),
     (x, labels): (&[f32], &'a [u32]),
-    (s, train): (u64, bool),
+    (s, pass): (u64, Pass),
 ) -> CpuStep<'a> {
     let input = quantize(x, &plan.spec("input", s, 0));
     let mut run = CpuStep::new(plan, (state, bn, loss_scale), input, labels);
-    layers::step(&mut run, plan, (labels.len(), s, train))
+    layers::run_pass(&mut run, plan, (labels.len(), s), pass)
         .expect("a model's layers fit its shapes");
     run
 }
@@ -463,6 +477,17 @@ impl Engine for CpuStep<'_> {
         Ok(())
     }
 
+    fn svrg(
+        &mut self,
+        i: usize,
+        part: u32,
+        op: Svrg,
+        specs: &UpdateSpecs,
+    ) -> Result<(), GemmError> {
+        self.svrg_value(i, part, op, specs);
+        Ok(())
+    }
+
     fn update(&mut self, i: usize, part: u32, specs: &UpdateSpecs) -> Result<(), GemmError> {
         let (c, s) = (self.plan.config, specs.step);
         let (skip, inv) = (
@@ -508,6 +533,89 @@ impl Engine for CpuStep<'_> {
             *m = quantize(&w, spec);
         }
         Ok(())
+    }
+}
+
+impl CpuStep<'_> {
+    /// One value of bit-centred SVRG for layer `i`'s `part` (see `Engine::svrg`).
+    fn svrg_value(&mut self, i: usize, part: u32, op: Svrg, specs: &UpdateSpecs) {
+        let inv_s = f32::from_bits(self.loss_scale.inv);
+        let g = match op {
+            Svrg::KeepCentreGrad | Svrg::AddFull { .. } | Svrg::Step => {
+                let q = if part == 0 {
+                    &self.wgrads[i].0
+                } else {
+                    &self.wgrads[i].1
+                };
+                dequantize(q.as_ref().expect("the backward pass wrote the gradient"))
+            }
+            _ => Vec::new(),
+        };
+        let st = self.state[i].as_mut().expect("a layer with weights");
+        let pick = |pair: &Option<(Quantized, Quantized)>| {
+            let (w, b) = pair
+                .as_ref()
+                .expect("HALP keeps a centre and a full gradient");
+            if part == 0 { w.clone() } else { b.clone() }
+        };
+        let c = dequantize(&pick(&st.master));
+        let z = dequantize(if part == 0 { &st.vw } else { &st.vb });
+        let spec = |s: Option<QuantSpec>| s.expect("HALP's specs");
+        match op {
+            Svrg::AtCentre | Svrg::AtPoint => {
+                let v = match op {
+                    Svrg::AtCentre => svrg_value(&SvrgValue::Copy(&c), inv_s),
+                    _ => svrg_value(&SvrgValue::Sum(&c, &z), inv_s),
+                };
+                *(if part == 0 { &mut st.w } else { &mut st.b }) = quantize(&v, &specs.param);
+            }
+            Svrg::KeepCentreGrad => {
+                let v = svrg_value(&SvrgValue::Unscaled(&g, 1.0), inv_s);
+                *(if part == 0 {
+                    &mut st.centre_grad.0
+                } else {
+                    &mut st.centre_grad.1
+                }) = v;
+            }
+            Svrg::AddFull { inv, first } => {
+                let share = svrg_value(&SvrgValue::Unscaled(&g, inv), inv_s);
+                let pair = st.moment2.as_mut().expect("HALP keeps a full gradient");
+                let full = if part == 0 { &mut pair.0 } else { &mut pair.1 };
+                let old = dequantize(full);
+                let v: Vec<f32> = match first {
+                    true => share.iter().map(|x| 0.0 + x).collect(),
+                    false => old.iter().zip(&share).map(|(a, b)| a + b).collect(),
+                };
+                *full = quantize(&v, &spec(specs.moment2));
+            }
+            Svrg::Step => {
+                let full = dequantize(&pick(&st.moment2));
+                let gc = if part == 0 {
+                    &st.centre_grad.0
+                } else {
+                    &st.centre_grad.1
+                };
+                let step = SvrgValue::Step {
+                    g: &g,
+                    z: &z,
+                    gc,
+                    full: &full,
+                    lr: self.plan.config.lr_at(specs.step),
+                };
+                let v = svrg_value(&step, inv_s);
+                *(if part == 0 { &mut st.vw } else { &mut st.vb }) = quantize(&v, &specs.velocity);
+            }
+            Svrg::Recentre => {
+                let v = svrg_value(&SvrgValue::Sum(&c, &z), inv_s);
+                let pair = st.master.as_mut().expect("HALP keeps a centre");
+                *(if part == 0 { &mut pair.0 } else { &mut pair.1 }) =
+                    quantize(&v, &spec(specs.master));
+                let n = z.len();
+                let zero = svrg_value(&SvrgValue::Zero(n), inv_s);
+                *(if part == 0 { &mut st.vw } else { &mut st.vb }) =
+                    quantize(&zero, &specs.velocity);
+            }
+        }
     }
 }
 

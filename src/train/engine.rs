@@ -149,6 +149,59 @@ pub trait Engine {
     /// Layer `i`'s weight (`part` 0) or bias (1) and its optimizer state updated from its
     /// gradient (unless the loss scale skips the step), each rounded into its spec.
     fn update(&mut self, i: usize, part: u32, specs: &UpdateSpecs) -> Result<(), Self::Error>;
+
+    /// Layer `i`'s weight (`part` 0) or bias (1): one value of bit-centred SVRG, rounded
+    /// into its spec in `specs` (the parameter's, the offset's in `velocity`, the full
+    /// gradient's in `moment2`, the centre's in `master`).
+    fn svrg(
+        &mut self,
+        i: usize,
+        part: u32,
+        op: Svrg,
+        specs: &UpdateSpecs,
+    ) -> Result<(), Self::Error>;
+}
+
+/// What one submission to a trainer runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pass {
+    /// A training step (the optimizer's update; HALP's two gradients and offset step).
+    Train,
+    /// An evaluation: the forward pass and the loss only.
+    Evaluate,
+    /// One batch of HALP's full-gradient pass (not a step): on the first batch the centre
+    /// takes the offset; every batch adds its share, 1 / batches, of the gradient.
+    HalpFull {
+        /// The pass's first batch.
+        first: bool,
+        /// 1 / batches of the pass.
+        inv: f32,
+    },
+}
+
+/// A value of bit-centred SVRG (HALP) for one parameter: c the centre (fp32, `LAYER.master`),
+/// z the offset (`LAYER.momentum`, the weights' format), full the full gradient at the
+/// centre (fp32, `LAYER.moment2`), gc the gradient at the centre on this step's batch (a
+/// working buffer), g the gradient just computed (over the loss scale S).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Svrg {
+    /// The parameter takes the centre: w <- c.
+    AtCentre,
+    /// The parameter takes the point: w <- c + z.
+    AtPoint,
+    /// The gradient at the centre is kept: gc <- g / S.
+    KeepCentreGrad,
+    /// The full gradient gains a batch's share: full <- (first ? 0 : full) + (g / S) inv.
+    AddFull {
+        /// 1 / batches of the pass.
+        inv: f32,
+        /// The pass's first batch.
+        first: bool,
+    },
+    /// The offset steps: z <- z - lr ((g / S - gc) + full).
+    Step,
+    /// Re-centring: c <- c + z, z <- 0.
+    Recentre,
 }
 
 /// The roundings of one parameter's update at step `step`: the parameter, its velocity (or

@@ -3,7 +3,7 @@
 
 use super::checkpoint::{CheckpointError, TrainState};
 use super::cpu::StepStats;
-use super::engine::{Elem, Engine, Flow, Out, T, UpdateSpecs};
+use super::engine::{Elem, Engine, Flow, Out, Pass, Svrg, T, UpdateSpecs};
 use super::model::Layer;
 use super::plan::{LossKind, Plan, RoleBytes};
 use super::state::{self, Kept, Role, Store};
@@ -27,8 +27,8 @@ use crate::ops::elementwise::{
 };
 use crate::ops::gemm::{prepare_gemm, record_view};
 use crate::ops::optim::{
-    Rule, STEP_STATE_WORDS, StepInputs, Stored, loss_scale_state, record_loss_scale_update,
-    record_update,
+    Rule, STEP_STATE_WORDS, StepInputs, Stored, SvrgValue, loss_scale_state,
+    record_loss_scale_update, record_svrg, record_update,
 };
 use crate::ops::packed_io::{Dst, Src};
 use crate::ops::quantize::{QuantizeTargets, alloc_tensor, dequantize_into, record_quantize};
@@ -95,6 +95,8 @@ struct LinearSlots {
     dw: Slot,
     db: Slot,
     master: Option<(Slot, Slot)>,
+    /// HALP: the gradient at the centre on this step's batch, weights and biases (f32).
+    centre_grad: Option<(DeviceBuffer, DeviceBuffer)>,
     /// The decoded bias for the forward GEMM.
     bias_f32: DeviceBuffer,
 }
@@ -280,7 +282,7 @@ impl<'c> GpuTrainer<'c> {
                 b: slot(ctx, &[nb], &p("bias", 0), bn.then_some(fb))?,
                 vw: slot(ctx, &ws, &p("momentum", 0), None)?,
                 vb: slot(ctx, &[nb], &p("momentum", 1), None)?,
-                moment2: match t.plan.adam() {
+                moment2: match t.plan.keeps_moment2() {
                     true => Some((
                         slot(ctx, &ws, &p("moment2", 0), None)?,
                         slot(ctx, &[nb], &p("moment2", 1), None)?,
@@ -293,6 +295,18 @@ impl<'c> GpuTrainer<'c> {
                     true => Some((
                         slot(ctx, &ws, &p("master", 0), None)?,
                         slot(ctx, &[nb], &p("master", 1), None)?,
+                    )),
+                    false => None,
+                },
+                centre_grad: match t.plan.halp() {
+                    true => Some((
+                        zeroed_as(
+                            ctx,
+                            Purpose::Working,
+                            "centre gradient",
+                            ws.iter().product(),
+                        )?,
+                        zeroed_as(ctx, Purpose::Working, "centre gradient", nb)?,
                     )),
                     false => None,
                 },
@@ -468,9 +482,16 @@ impl<'c> GpuTrainer<'c> {
     /// waiting for it: its statistics come back later through `poll` or `readback_all`.
     /// The host runs at most `MAX_IN_FLIGHT` submissions ahead of the GPU.
     pub fn submit(&mut self, x: &[f32], labels: &[u32], train: bool) -> Result<(), GpuError> {
+        let pass = if train { Pass::Train } else { Pass::Evaluate };
+        self.submit_pass(x, labels, pass)
+    }
+
+    /// Records and submits `pass` on a batch, like `submit` (a batch of HALP's
+    /// full-gradient pass reports as an evaluation: it is not a step).
+    pub fn submit_pass(&mut self, x: &[f32], labels: &[u32], pass: Pass) -> Result<(), GpuError> {
         let earlier = self.readback.limit(self.ctx, MAX_IN_FLIGHT - 1)?;
         self.arrived.extend(earlier);
-        let (st, tag) = self.run(x, labels, train)?;
+        let (st, tag) = self.run(x, labels, pass)?;
         self.readback.push(tag, st.0, st.1);
         Ok(())
     }
@@ -549,8 +570,10 @@ impl<'c> GpuTrainer<'c> {
         &mut self,
         x: &[f32],
         labels: &[u32],
-        train: bool,
+        pass: Pass,
     ) -> Result<((DeviceBuffer, wgpu::SubmissionIndex), u64), GpuError> {
+        // Every pass but an evaluation takes a full batch and runs the backward pass.
+        let train = pass != Pass::Evaluate;
         let (ctx, s, batch) = (self.ctx, self.step, self.batch);
         let inputs = self.plan.model.inputs;
         let classes = self.plan.model.classes();
@@ -602,7 +625,7 @@ impl<'c> GpuTrainer<'c> {
         e.clear_buffer(&self.grad_stats, 0, None);
         // The step, in the order train::layers gives.
         let mut step = GpuStep { t: self, e };
-        super::layers::step(&mut step, plan, (batch, s, train))?;
+        super::layers::run_pass(&mut step, plan, (batch, s), pass)?;
         let st = Readback::stage(
             ctx,
             &mut enc,
@@ -615,8 +638,9 @@ impl<'c> GpuTrainer<'c> {
         );
         let index = ctx.queue.submit([enc.finish()]);
         self.valid.push_back(n);
-        let tag = (s << 1) | train as u64;
-        self.step += train as u64;
+        let step = pass == Pass::Train;
+        let tag = (s << 1) | step as u64;
+        self.step += step as u64;
         Ok(((st, index), tag))
     }
 
@@ -1007,6 +1031,87 @@ impl<'a> Engine for GpuStep<'a, '_> {
         let ln_betas = c.adam(s).ln_betas();
         let ls = (&*t.loss_scale, &*t.grad_stats);
         record_loss_scale_update(t.ctx, self.e, ls.0, ls.1, c.loss_scale.dynamic(), ln_betas)
+    }
+
+    fn svrg(&mut self, i: usize, part: u32, op: Svrg, specs: &UpdateSpecs) -> Result<(), GpuError> {
+        let (t, ctx, e) = (self.t, self.t.ctx, &mut *self.e);
+        let p = t.params[i].as_ref().expect("a layer with weights");
+        let pick = |pair: &'a (Slot, Slot)| if part == 0 { &pair.0 } else { &pair.1 };
+        let (param, z, grad) = match part {
+            0 => (&p.w, &p.vw, &p.dw),
+            _ => (&p.b, &p.vb, &p.db),
+        };
+        let missing = || GpuError::Invalid("HALP keeps a centre and a full gradient".into());
+        let c = p.master.as_ref().map(pick).ok_or_else(missing)?;
+        let full = p.moment2.as_ref().map(pick).ok_or_else(missing)?;
+        let gc = p.centre_grad.as_ref().ok_or_else(missing)?;
+        let gc: &wgpu::Buffer = if part == 0 { &gc.0 } else { &gc.1 };
+        let spec = |s: Option<QuantSpec>| s.ok_or_else(missing);
+        let (ls, n) = (&*t.loss_scale, param.n);
+        // A value stored into `slot` straight, or through the role's scratch buffer when
+        // the value reads the slot itself.
+        let store = |e: &mut wgpu::CommandEncoder,
+                     v: SvrgValue,
+                     slot: &Slot,
+                     sp: &QuantSpec,
+                     scratch: Option<usize>|
+         -> Result<(), GpuError> {
+            e.clear_buffer(&t.stats, 0, None);
+            let Some(role) = scratch else {
+                let d = Dst::Packed {
+                    t: &slot.t,
+                    spec: sp,
+                    stats: &t.stats,
+                    add: None,
+                };
+                return record_svrg(ctx, e, &v, ls, n, d);
+            };
+            let (words, scales) = &t.update_out.outs[role];
+            let scaled = slot.t.scales().map(|_| scales.clone());
+            let out = Tensor::from_parts(slot.t.shape().to_vec(), *sp, words.clone(), scaled);
+            let d = Dst::Packed {
+                t: &out,
+                spec: sp,
+                stats: &t.stats,
+                add: None,
+            };
+            record_svrg(ctx, e, &v, ls, n, d)?;
+            let bytes = 4 * crate::format::packed_words(n, slot.t.spec().format.bits()) as u64;
+            e.copy_buffer_to_buffer(out.words(), 0, slot.t.words(), 0, bytes);
+            if let (Some(from), Some(to)) = (out.scales(), slot.t.scales()) {
+                e.copy_buffer_to_buffer(from, 0, to, 0, to.size());
+            }
+            Ok(())
+        };
+        let (cs, zs, gs) = (Src::Packed(&c.t), Src::Packed(&z.t), Src::Packed(&grad.t));
+        match op {
+            Svrg::AtCentre => store(e, SvrgValue::Copy(cs), param, &specs.param, None),
+            Svrg::AtPoint => store(e, SvrgValue::Sum(cs, zs), param, &specs.param, None),
+            Svrg::KeepCentreGrad => {
+                record_svrg(ctx, e, &SvrgValue::Unscaled(gs, 1.0), ls, n, Dst::F32(gc))
+            }
+            Svrg::AddFull { inv, first } => {
+                if first {
+                    e.clear_buffer(full.t.words(), 0, None);
+                }
+                let d = Dst::Accumulate(full.t.words());
+                record_svrg(ctx, e, &SvrgValue::Unscaled(gs, inv), ls, n, d)
+            }
+            Svrg::Step => {
+                let v = SvrgValue::Step {
+                    g: gs,
+                    z: zs,
+                    gc: Src::F32(gc),
+                    full: Src::Packed(&full.t),
+                    lr: t.plan.config.lr_at(specs.step),
+                };
+                store(e, v, z, &specs.velocity, Some(1))
+            }
+            Svrg::Recentre => {
+                store(e, SvrgValue::Sum(cs, zs), c, &spec(specs.master)?, Some(3))?;
+                store(e, SvrgValue::Zero(zs), z, &specs.velocity, Some(1))
+            }
+        }
     }
 
     fn update(&mut self, i: usize, part: u32, specs: &UpdateSpecs) -> Result<(), GpuError> {

@@ -3,7 +3,7 @@
 //! (forward, loss, backward, loss scale, updates) with every tensor's rounding and random
 //! stream. Both trainers run their steps through here.
 
-use super::engine::{Elem, Engine, Flow, Out, T, UpdateSpecs};
+use super::engine::{Elem, Engine, Flow, Out, Pass, Svrg, T, UpdateSpecs};
 use super::model::{Layer, Source};
 use super::plan::{Plan, conv_spec, in_shape};
 use crate::accum::GemmSpec;
@@ -254,10 +254,9 @@ pub fn backward<E: Engine>(
     }
 }
 
-/// One step at step number `s`: every layer's forward pass, the loss and, when training,
-/// every layer's backward pass, the loss scale's update and every parameter's update (each
-/// rounded with the next step's streams).
-pub fn step<E: Engine>(
+/// Every layer's forward pass and the loss at step number `s` and, when training, every
+/// layer's backward pass.
+fn passes<E: Engine>(
     e: &mut E,
     plan: &Plan,
     (batch, s, train): (usize, u64, bool),
@@ -280,20 +279,113 @@ pub fn step<E: Engine>(
     for i in (0..layers.len()).rev() {
         backward(e, plan, i, (batch, s))?;
     }
+    Ok(())
+}
+
+/// The roundings of layer `l`'s `part` (0 weight, 1 bias) when step `s` updates it: each
+/// stored value rounded with the next step's streams.
+fn update_specs(plan: &Plan, l: &Layer, s: u64, part: u32) -> UpdateSpecs {
+    let n = l.name();
+    let spec = |t: &str, part| plan.spec(&format!("{n}.{t}"), s + 1, part);
+    UpdateSpecs {
+        step: s,
+        param: spec(if part == 0 { "weight" } else { "bias" }, 0),
+        velocity: spec("momentum", part),
+        moment2: plan.keeps_moment2().then(|| spec("moment2", part)),
+        master: plan.master.then(|| spec("master", part)),
+    }
+}
+
+/// One step at step number `s`: every layer's forward pass, the loss and, when training,
+/// every layer's backward pass, the loss scale's update and every parameter's update (each
+/// rounded with the next step's streams).
+pub fn step<E: Engine>(
+    e: &mut E,
+    plan: &Plan,
+    (batch, s, train): (usize, u64, bool),
+) -> Result<(), E::Error> {
+    passes(e, plan, (batch, s, train))?;
+    if !train {
+        return Ok(());
+    }
     e.loss_scale_update(s)?;
-    for (i, l) in layers.iter().enumerate().filter(|(_, l)| l.has_params()) {
-        let n = l.name();
-        let spec = |t: &str, part| plan.spec(&format!("{n}.{t}"), s + 1, part);
+    for (i, l) in plan
+        .model
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.has_params())
+    {
         for part in [0u32, 1] {
-            let specs = UpdateSpecs {
-                step: s,
-                param: spec(if part == 0 { "weight" } else { "bias" }, 0),
-                velocity: spec("momentum", part),
-                moment2: plan.adam().then(|| spec("moment2", part)),
-                master: plan.master.then(|| spec("master", part)),
-            };
-            e.update(i, part, &specs)?;
+            e.update(i, part, &update_specs(plan, l, s, part))?;
         }
     }
     Ok(())
+}
+
+/// What `pass` runs at step `s` on a batch of `batch`: a training step (the optimizer's
+/// update, or HALP's step when the plan trains by HALP), an evaluation, or a batch of
+/// HALP's full-gradient pass.
+pub fn run_pass<E: Engine>(
+    e: &mut E,
+    plan: &Plan,
+    (batch, s): (usize, u64),
+    pass: Pass,
+) -> Result<(), E::Error> {
+    match pass {
+        Pass::Train if plan.halp() => halp_step(e, plan, (batch, s)),
+        Pass::Train => step(e, plan, (batch, s, true)),
+        Pass::Evaluate => step(e, plan, (batch, s, false)),
+        Pass::HalpFull { first, inv } => halp_full(e, plan, (batch, s), (first, inv)),
+    }
+}
+
+/// `op` on every parameter (weights, then biases, layer by layer), at step `s`.
+fn each_param<E: Engine>(e: &mut E, plan: &Plan, s: u64, op: Svrg) -> Result<(), E::Error> {
+    for (i, l) in plan
+        .model
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.has_params())
+    {
+        for part in [0u32, 1] {
+            e.svrg(i, part, op, &update_specs(plan, l, s, part))?;
+        }
+    }
+    Ok(())
+}
+
+/// One step of bit-centred SVRG (HALP) at step number `s`: the gradient at the centre on
+/// the batch, then at the point (centre plus offset), the offset's step, and the
+/// parameters left at the new point (for evaluation and the next step's statistics).
+pub fn halp_step<E: Engine>(
+    e: &mut E,
+    plan: &Plan,
+    (batch, s): (usize, u64),
+) -> Result<(), E::Error> {
+    each_param(e, plan, s, Svrg::AtCentre)?;
+    passes(e, plan, (batch, s, true))?;
+    each_param(e, plan, s, Svrg::KeepCentreGrad)?;
+    each_param(e, plan, s, Svrg::AtPoint)?;
+    passes(e, plan, (batch, s, true))?;
+    each_param(e, plan, s, Svrg::Step)?;
+    each_param(e, plan, s, Svrg::AtPoint)
+}
+
+/// One batch of HALP's full-gradient pass before step `s`: on the first batch the centre
+/// takes the offset (re-centring) and the parameters the centre; every batch adds its
+/// gradient, over the pass's batches, to the full gradient.
+pub fn halp_full<E: Engine>(
+    e: &mut E,
+    plan: &Plan,
+    (batch, s): (usize, u64),
+    (first, inv): (bool, f32),
+) -> Result<(), E::Error> {
+    if first {
+        each_param(e, plan, s, Svrg::Recentre)?;
+        each_param(e, plan, s, Svrg::AtCentre)?;
+    }
+    passes(e, plan, (batch, s, true))?;
+    each_param(e, plan, s, Svrg::AddFull { inv, first })
 }

@@ -16,6 +16,10 @@ pub enum OptimKind {
     Sgd,
     /// Adam: first moment `LAYER.momentum`, second moment `LAYER.moment2`.
     Adam,
+    /// Bit-centred SVRG (HALP): the centre in `LAYER.master` (fp32), the offset from it in
+    /// `LAYER.momentum` (the weights' format), the full gradient at the centre in
+    /// `LAYER.moment2` (fp32), re-centred every `TrainConfig::inner` steps.
+    Halp,
 }
 
 /// The loss a run minimizes.
@@ -120,6 +124,8 @@ pub struct TrainConfig {
     pub nesterov: bool,
     /// Loss scaling.
     pub loss_scale: LossScale,
+    /// HALP: steps between full-gradient passes (0: one epoch).
+    pub inner: u64,
 }
 
 impl Default for TrainConfig {
@@ -136,6 +142,7 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             nesterov: false,
             loss_scale: LossScale::None,
+            inner: 0,
         }
     }
 }
@@ -190,6 +197,21 @@ impl TrainConfig {
         if !(self.eps.is_finite() && self.eps > 0.0) {
             return bad("--eps", self.eps, "a finite number above 0");
         }
+        if self.kind == OptimKind::Halp {
+            if self.weight_decay != 0.0 {
+                return Err(format!(
+                    "--weight-decay {}: --optimizer halp steps without weight decay (give 0)",
+                    self.weight_decay
+                ));
+            }
+            if self.loss_scale.dynamic().0 {
+                return Err(
+                    "--optimizer halp takes no dynamic loss scaling (a skipped step would leave \
+                     the offset and the centre's gradient apart); use none or a static scale"
+                        .into(),
+                );
+            }
+        }
         self.loss_scale.validate()
     }
 
@@ -230,8 +252,29 @@ impl Plan {
         seed: u64,
     ) -> Result<Plan, PrecisionError> {
         config.validate().map_err(PrecisionError::Setting)?;
-        let names = model.tensor_names(master, config.kind == OptimKind::Adam);
+        let halp = config.kind == OptimKind::Halp;
+        let master = master || halp;
+        let names = model.tensor_names(master, config.kind != OptimKind::Sgd);
         let mut resolved = map.resolve(&names)?;
+        if halp {
+            // HALP holds its centre and full gradient in fp32 and its offset in the weights'
+            // format (the bias's offset too), whatever the map says of those roles.
+            let weights: HashMap<String, Assignment> = resolved
+                .iter()
+                .filter(|(n, _, _)| n.ends_with(".weight"))
+                .map(|(n, a, _)| (n.trim_end_matches(".weight").to_string(), *a))
+                .collect();
+            for (name, a, _) in resolved.iter_mut() {
+                let Some((layer, role)) = name.rsplit_once('.') else {
+                    continue;
+                };
+                match role {
+                    "master" | "moment2" => *a = Assignment::plain(crate::format::Format::FP32),
+                    "momentum" => *a = weights[layer],
+                    _ => {}
+                }
+            }
+        }
         // Accumulators: fp32 unless a rule names them (a default means the stored
         // tensors), and a rule may ask only for what an emulated accumulator does: a
         // scalar format, rounded to nearest even after every addition, unscaled.
@@ -288,9 +331,20 @@ impl Plan {
         })
     }
 
-    /// Whether the run keeps Adam's second moments (`LAYER.moment2`).
+    /// Whether the run steps by Adam.
     pub fn adam(&self) -> bool {
         self.config.kind == OptimKind::Adam
+    }
+
+    /// Whether the run steps by HALP.
+    pub fn halp(&self) -> bool {
+        self.config.kind == OptimKind::Halp
+    }
+
+    /// Whether the run keeps `LAYER.moment2` tensors (Adam's second moments, HALP's full
+    /// gradient).
+    pub fn keeps_moment2(&self) -> bool {
+        self.config.kind != OptimKind::Sgd
     }
 
     /// The assignment of a tensor.
@@ -329,7 +383,7 @@ impl Plan {
     /// The resolved map, for `--show-precision`: (name, format text, rounding, saturate).
     pub fn table(&self) -> Vec<(String, Assignment)> {
         self.model
-            .tensor_names(self.master, self.adam())
+            .tensor_names(self.master, self.keeps_moment2())
             .into_iter()
             .map(|n| {
                 let a = self.assignment(&n);
@@ -375,7 +429,7 @@ impl Plan {
                 v.push((format!("{n}.weight"), 0, w));
                 v.push((format!("{n}.bias"), 0, b));
                 let mut pairs = vec!["wgrad", "momentum"];
-                if self.adam() {
+                if self.keeps_moment2() {
                     pairs.push("moment2");
                 }
                 if self.master {

@@ -4,8 +4,9 @@
 
 use super::checkpoint::{self, TrainState};
 use super::cpu::CpuTrainer;
+use super::engine::Pass;
 use super::gpu::{GpuTrainer, Report};
-use super::plan::TrainConfig;
+use super::plan::{OptimKind, TrainConfig};
 use crate::data::{Dataset, shuffled};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
@@ -29,15 +30,19 @@ impl Trainer<'_> {
 
     /// Starts a training step or an evaluation; its statistics arrive through `poll`/`flush`.
     pub fn submit(&mut self, x: &[f32], y: &[u32], train: bool) -> Result<()> {
+        let pass = if train { Pass::Train } else { Pass::Evaluate };
+        self.submit_pass(x, y, pass)
+    }
+
+    /// Starts `pass` on a batch; its statistics arrive through `poll`/`flush` (a batch of
+    /// HALP's full-gradient pass reports as an evaluation).
+    pub fn submit_pass(&mut self, x: &[f32], y: &[u32], pass: Pass) -> Result<()> {
         match self {
-            Trainer::Gpu(t) => Ok(t.submit(x, y, train)?),
+            Trainer::Gpu(t) => Ok(t.submit_pass(x, y, pass)?),
             Trainer::Cpu(t, done) => {
                 let step = t.step;
-                let stats = if train {
-                    t.step(x, y)
-                } else {
-                    t.evaluate(x, y)
-                };
+                let stats = t.pass(x, y, pass);
+                let train = pass == Pass::Train;
                 done.push(Report { step, train, stats });
                 Ok(())
             }
@@ -389,6 +394,21 @@ pub fn run(
             Ok(())
         };
         for s in begin..steps {
+            let global = (epoch as u64 - 1) * steps + s;
+            if config.kind == OptimKind::Halp {
+                let inner = if config.inner == 0 {
+                    steps
+                } else {
+                    config.inner
+                };
+                if global.is_multiple_of(inner) {
+                    // The steps before count first; the pass's own reports do not.
+                    let taken = take(trainer.flush()?, &mut sums, &ckpt, progress, &mut partial);
+                    write_partial(&mut log, partial.take())?;
+                    taken?;
+                    halp_full_pass(trainer, train, batch, steps)?;
+                }
+            }
             let idx = &order[s as usize * batch..(s as usize + 1) * batch];
             let (x, y) = batch_of(train, idx);
             trainer.submit(&x, &y, true)?;
@@ -435,6 +455,20 @@ pub fn run(
         lines.push(line);
     }
     Ok(lines)
+}
+
+/// HALP's full-gradient pass: every training batch in the set's order (`steps` of them),
+/// the centre re-centred on the first; its reports are not steps and are dropped.
+fn halp_full_pass(trainer: &mut Trainer, train: &Dataset, batch: usize, steps: u64) -> Result<()> {
+    let inv = 1.0 / steps as f32;
+    for b in 0..steps as usize {
+        let idx: Vec<usize> = (b * batch..(b + 1) * batch).collect();
+        let (x, y) = batch_of(train, &idx);
+        trainer.submit_pass(&x, &y, Pass::HalpFull { first: b == 0, inv })?;
+        trainer.poll()?;
+    }
+    trainer.flush()?;
+    Ok(())
 }
 
 /// The images `idx` of `set` and their labels.

@@ -79,7 +79,7 @@ pub fn kept(plan: &Plan) -> Vec<Kept> {
         };
         let n = l.name();
         let mut roles = vec![(Role::Param, ""), (Role::Velocity, "momentum")];
-        if plan.adam() {
+        if plan.keeps_moment2() {
             roles.push((Role::Moment2, "moment2"));
         }
         if plan.master {

@@ -75,6 +75,9 @@ pub enum OptimizerArg {
     Sgd,
     /// Adam (first moment `.momentum`, second moment `.moment2`).
     Adam,
+    /// Bit-centred SVRG (HALP): an fp32 centre and full gradient, the offset from the
+    /// centre in the weights' format, a full-gradient pass every --inner steps.
+    Halp,
 }
 
 /// Learning-rate schedules.
@@ -162,6 +165,9 @@ pub struct Args {
     /// Optimizer.
     #[arg(long, value_enum, default_value_t = OptimizerArg::Sgd)]
     optimizer: OptimizerArg,
+    /// --optimizer halp: steps between full-gradient passes (default: one epoch).
+    #[arg(long)]
+    inner: Option<u64>,
     /// Hidden widths of the MLP.
     #[arg(long, default_value = "256,128")]
     hidden: String,
@@ -279,6 +285,9 @@ fn run_settings(a: &Args, src: &Sources) -> BTreeMap<String, String> {
     put("seed", a.seed.to_string());
     put("loss", format!("{:?}", a.loss).to_lowercase());
     put("optimizer", format!("{:?}", a.optimizer).to_lowercase());
+    if let Some(t) = a.inner {
+        put("inner", t.to_string());
+    }
     put("lr", a.lr.to_string());
     put("lr_schedule", format!("{:?}", a.lr_schedule).to_lowercase());
     if a.lr_schedule == ScheduleArg::Cosine {
@@ -568,6 +577,7 @@ pub fn plan_of(a: &Args, train: &Dataset, src: &Sources) -> Result<Plan, String>
         kind: match a.optimizer {
             OptimizerArg::Sgd => OptimKind::Sgd,
             OptimizerArg::Adam => OptimKind::Adam,
+            OptimizerArg::Halp => OptimKind::Halp,
         },
         lr: a.lr,
         schedule: match a.lr_schedule {
@@ -583,6 +593,12 @@ pub fn plan_of(a: &Args, train: &Dataset, src: &Sources) -> Result<Plan, String>
         weight_decay: a.weight_decay,
         nesterov: a.nesterov,
         loss_scale: loss_scale(&a.loss_scale)?,
+        inner: match (a.optimizer, a.inner) {
+            (_, Some(0)) => return Err("--inner must be at least 1".into()),
+            (OptimizerArg::Halp, t) => t.unwrap_or(0),
+            (_, Some(_)) => return Err("--inner belongs to --optimizer halp".into()),
+            (_, None) => 0,
+        },
     };
     let master = a.master || map.master;
     Plan::new(model, &map, master, config, a.seed).map_err(|e| e.to_string())
@@ -878,8 +894,10 @@ pub fn args_from_record(
     ] {
         opt(k, get(k)?.to_string());
     }
-    if let Some(e) = meta.get("epochs") {
-        opt("epochs", e.clone());
+    for k in ["epochs", "inner"] {
+        if let Some(v) = meta.get(k) {
+            opt(k, v.clone());
+        }
     }
     for k in ["train_size", "test_size"] {
         match get(k)? {
