@@ -4,7 +4,7 @@
 //!
 //! cargo run --release --example halp_condition
 
-use lowp::methods::halp_bits::bits_against_condition;
+use lowp::methods::halp_bits::{bits_against_condition, contraction, methods_on_conditioned};
 
 fn main() {
     let widths = [6u32, 8, 10, 12, 14];
@@ -40,5 +40,17 @@ fn main() {
             s.bound(b),
             s.largest(j) / s.bound(b)
         );
+    }
+    // The five methods at 16 bits where L_max / mu is about 100.
+    let (kappa, initial, runs) = methods_on_conditioned((500, 10), 2f64.powf(1.5), 16, 0.02, 40);
+    println!(
+        "\n16 bits, L_max/mu {kappa:.1}, initial gap {initial:.3e}: final gap / initial, and the \
+         mean contraction per epoch until 1e-6 and until 1e-10 of the initial gap"
+    );
+    for (m, gaps) in &runs {
+        let end = gaps.last().copied().unwrap_or(f64::NAN) / initial;
+        let early = contraction(initial, gaps, 1e-6 * initial);
+        let rate = contraction(initial, gaps, 1e-10 * initial);
+        println!("{:>8} {end:>10.1e} {early:>8.3} {rate:>8.3}", m.to_string());
     }
 }

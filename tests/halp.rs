@@ -306,3 +306,27 @@ fn the_bits_halp_needs_grow_with_the_condition_number_as_the_bound_says() {
             .any(|r| !s.converged(1, r) && s.converged(2, r))
     );
 }
+
+#[test]
+fn sixteen_bits_converge_at_condition_number_100_where_fixed_grids_stall() {
+    // L_max / mu about 100, 16 bits, 40 epochs: HALP below 1e-10 of the initial gap, LP-SGD
+    // and LP-SVRG at the same bits stalled at least 10^4 above HALP's end, and HALP's
+    // contraction per epoch (until 1e-6 of the initial gap, where fp32 SVRG is not yet
+    // near its own f32 floor) within 2x of fp32 SVRG's in the exponent.
+    use lowp::methods::halp_bits::{contraction, methods_on_conditioned};
+    let (kappa, initial, runs) = methods_on_conditioned((500, 10), 2f64.powf(1.5), 16, 0.02, 40);
+    assert!((70.0..130.0).contains(&kappa), "L_max / mu {kappa}");
+    let end = |m: Method| *runs.iter().find(|r| r.0 == m).unwrap().1.last().unwrap();
+    let gaps = |m: Method| &runs.iter().find(|r| r.0 == m).unwrap().1;
+    let halp = end(Method::Halp);
+    assert!(
+        halp < 1e-10 * initial,
+        "HALP ends at {halp:e} of {initial:e}"
+    );
+    for m in [Method::LpSgd, Method::LpSvrg] {
+        assert!(end(m) > 1e4 * halp.max(1e-300), "{m} ends at {:e}", end(m));
+    }
+    let rate = |m| contraction(initial, gaps(m), 1e-6 * initial);
+    let (h, s) = (rate(Method::Halp), rate(Method::Svrg));
+    assert!(h < 1.0 && h <= s.sqrt(), "HALP {h}, SVRG {s}");
+}

@@ -121,3 +121,62 @@ impl BitsStudy {
         2.0 * q * (al * (1.0 - 2.0 * al)).max(0.0).sqrt() / (self.shape.1 as f64).sqrt()
     }
 }
+
+/// Every method of the comparison at `bits` on one `synthetic_lsq_conditioned` set (noise
+/// 0.1, columns spread by `spread`): L_max / mu, the initial gap, and each method's gap
+/// after every epoch (batch 1, step `lr`, one pass per epoch, mu the smallest eigenvalue).
+pub fn methods_on_conditioned(
+    shape: (usize, usize),
+    spread: f64,
+    bits: u32,
+    lr: f32,
+    epochs: usize,
+) -> (f64, f64, Vec<(Method, Vec<f64>)>) {
+    let (n, d) = shape;
+    let t = synthetic_lsq_conditioned(n, d, 0.1, spread, 7);
+    let (mu, _) = strong_convexity(&t, Task::Lsq);
+    let l_max = t
+        .features
+        .chunks(d)
+        .map(|a| a.iter().map(|x| (x * x) as f64).sum::<f64>())
+        .fold(0.0, f64::max);
+    let best = lsq_optimum(&t).1;
+    let initial = lsq_loss(&t, &vec![0.0; d]) - best;
+    let runs = [
+        Method::Sgd,
+        Method::LpSgd,
+        Method::Svrg,
+        Method::LpSvrg,
+        Method::Halp,
+    ]
+    .into_iter()
+    .map(|method| {
+        let cfg = HalpConfig {
+            method,
+            task: Task::Lsq,
+            bits,
+            mu: None,
+            inner: None,
+            epochs,
+            batch: 1,
+            lr,
+            seed: 1,
+        };
+        let mut gaps = Vec::new();
+        let _ = train_halp(&cfg, &t, best, None, |m, _| gaps.push(m.gap));
+        (method, gaps)
+    })
+    .collect();
+    (l_max / mu, initial, runs)
+}
+
+/// The mean contraction per epoch of a run's gap until it first falls below `floor` (or
+/// over the whole run): (gap_k / initial)^(1 / k).
+pub fn contraction(initial: f64, gaps: &[f64], floor: f64) -> f64 {
+    let k = gaps
+        .iter()
+        .position(|&g| g < floor)
+        .map_or(gaps.len(), |k| k + 1)
+        .max(1);
+    (gaps[k - 1].max(f64::MIN_POSITIVE) / initial).powf(1.0 / k as f64)
+}
