@@ -141,7 +141,7 @@ impl Engine<'_, '_> {
     fn set_centre(&mut self, w: &[f32], task: Task) -> Result<Vec<f32>, LinearError> {
         match self {
             Engine::Cpu(rows, c) => {
-                let made = cpu::centre(rows, w, &task.glm());
+                let made = cpu::centre(rows, w, &task);
                 let full = made.full.clone();
                 *c = Some(made);
                 Ok(full)
@@ -157,7 +157,7 @@ impl Engine<'_, '_> {
         task: Task,
     ) -> Result<(Vec<f32>, u64), LinearError> {
         match self {
-            Engine::Cpu(rows, c) => Ok(cpu::inner(rows, &task.glm(), c.as_ref(), start, s)),
+            Engine::Cpu(rows, c) => Ok(cpu::inner(rows, &task, c.as_ref(), start, s)),
             Engine::Gpu(g) => g.inner(start, s).map_err(gpu_error),
         }
     }
@@ -238,13 +238,13 @@ pub fn train_halp(
     };
     let mut engine = match gpu {
         Some(ctx) => Engine::Gpu(Box::new(
-            GpuHalp::new(ctx, &rows, &cfg.task.glm()).map_err(gpu_error)?,
+            GpuHalp::new(ctx, &rows, &cfg.task).map_err(gpu_error)?,
         )),
         None => Engine::Cpu(rows, None),
     };
     let batch = cfg.batch.clamp(1, n);
     let inner = cfg.inner.unwrap_or(n.div_ceil(batch)).max(1);
-    let weights = d * cfg.task.glm().outputs();
+    let weights = d * cfg.task.outputs();
     // The centre (SVRG, HALP) or the iterate (SGD, LP-SGD), from zero.
     let mut w = vec![0f32; weights];
     // LP-SGD and LP-SVRG keep the grid HALP starts with: the one of the first full gradient.

@@ -34,6 +34,56 @@ pub struct BitsStudy {
     pub rows: Vec<ConditionRow>,
 }
 
+/// One least-squares problem of the study and what its gaps are measured against.
+struct Problem {
+    t: crate::data::table::Table,
+    mu: f64,
+    l_max: f64,
+    best: f64,
+    initial: f64,
+}
+
+impl Problem {
+    /// `synthetic_lsq_conditioned` of `shape`, noise 0.1, columns spread by `spread`.
+    fn new((n, d): (usize, usize), spread: f64) -> Problem {
+        let t = synthetic_lsq_conditioned(n, d, 0.1, spread, 7);
+        let (mu, _) = strong_convexity(&t, Task::Lsq);
+        let l_max = t
+            .features
+            .chunks(d)
+            .map(|a| a.iter().map(|x| (x * x) as f64).sum::<f64>())
+            .fold(0.0, f64::max);
+        let best = lsq_optimum(&t).1;
+        let initial = lsq_loss(&t, &vec![0.0; d]) - best;
+        Problem {
+            t,
+            mu,
+            l_max,
+            best,
+            initial,
+        }
+    }
+
+    /// `method`'s gap after every epoch (batch 1, one pass an epoch, mu the smallest
+    /// eigenvalue); a diverged run's list ends at its non-finite epoch.
+    fn gaps(&self, method: Method, bits: u32, lr: f32, epochs: usize) -> Vec<f64> {
+        let cfg = HalpConfig {
+            method,
+            task: Task::Lsq,
+            bits,
+            mu: None,
+            inner: None,
+            epochs,
+            batch: 1,
+            lr,
+            seed: 1,
+        };
+        let mut gaps = Vec::new();
+        let _ = train_halp(&cfg, &self.t, self.best, None, |m, _| gaps.push(m.gap));
+        gaps
+    }
+}
+
 /// Runs fp32 SVRG and HALP at each of `widths` bits on `synthetic_lsq_conditioned` sets of
 /// `shape` (noise 0.1) with each column spread in `spreads`: batch 1, step `lr`, `epochs`
 /// passes, mu the smallest eigenvalue.
@@ -44,42 +94,19 @@ pub fn bits_against_condition(
     lr: f32,
     epochs: usize,
 ) -> BitsStudy {
-    let (n, d) = shape;
     let rows = spreads
         .iter()
         .map(|&spread| {
-            let t = synthetic_lsq_conditioned(n, d, 0.1, spread, 7);
-            let (mu, _) = strong_convexity(&t, Task::Lsq);
-            let l_max = t
-                .features
-                .chunks(d)
-                .map(|a| a.iter().map(|x| (x * x) as f64).sum::<f64>())
-                .fold(0.0, f64::max);
-            let best = lsq_optimum(&t).1;
-            let initial = lsq_loss(&t, &vec![0.0; d]) - best;
-            let run = |method, bits| {
-                let cfg = HalpConfig {
-                    method,
-                    task: Task::Lsq,
-                    bits,
-                    mu: None,
-                    inner: None,
-                    epochs,
-                    batch: 1,
-                    lr,
-                    seed: 1,
-                };
-                let mut last = f64::NAN;
-                match train_halp(&cfg, &t, best, None, |m, _| last = m.gap) {
-                    Ok(_) if last.is_finite() => (last / initial).max(0.0),
-                    _ => f64::INFINITY,
-                }
+            let p = Problem::new(shape, spread);
+            let end = |method, bits| match p.gaps(method, bits, lr, epochs).last() {
+                Some(g) if g.is_finite() => (g / p.initial).max(0.0),
+                _ => f64::INFINITY,
             };
             ConditionRow {
-                kappa: l_max / mu,
-                l_max,
-                svrg: run(Method::Svrg, 32),
-                halp: widths.iter().map(|&b| run(Method::Halp, b)).collect(),
+                kappa: p.l_max / p.mu,
+                l_max: p.l_max,
+                svrg: end(Method::Svrg, 32),
+                halp: widths.iter().map(|&b| end(Method::Halp, b)).collect(),
             }
         })
         .collect();
@@ -132,16 +159,7 @@ pub fn methods_on_conditioned(
     lr: f32,
     epochs: usize,
 ) -> (f64, f64, Vec<(Method, Vec<f64>)>) {
-    let (n, d) = shape;
-    let t = synthetic_lsq_conditioned(n, d, 0.1, spread, 7);
-    let (mu, _) = strong_convexity(&t, Task::Lsq);
-    let l_max = t
-        .features
-        .chunks(d)
-        .map(|a| a.iter().map(|x| (x * x) as f64).sum::<f64>())
-        .fold(0.0, f64::max);
-    let best = lsq_optimum(&t).1;
-    let initial = lsq_loss(&t, &vec![0.0; d]) - best;
+    let p = Problem::new(shape, spread);
     let runs = [
         Method::Sgd,
         Method::LpSgd,
@@ -150,24 +168,9 @@ pub fn methods_on_conditioned(
         Method::Halp,
     ]
     .into_iter()
-    .map(|method| {
-        let cfg = HalpConfig {
-            method,
-            task: Task::Lsq,
-            bits,
-            mu: None,
-            inner: None,
-            epochs,
-            batch: 1,
-            lr,
-            seed: 1,
-        };
-        let mut gaps = Vec::new();
-        let _ = train_halp(&cfg, &t, best, None, |m, _| gaps.push(m.gap));
-        (method, gaps)
-    })
+    .map(|method| (method, p.gaps(method, bits, lr, epochs)))
     .collect();
-    (l_max / mu, initial, runs)
+    (p.l_max / p.mu, p.initial, runs)
 }
 
 /// The mean contraction per epoch of a run's gap until it first falls below `floor` (or

@@ -63,35 +63,9 @@ pub enum LinearError {
     },
 }
 
-/// The objective.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Task {
-    /// Least squares, (1/2N) sum (a^T w - b)^2.
-    Lsq,
-    /// Logistic regression on labels +-1 with an L2 term (l2 / 2)|w|^2.
-    Logistic {
-        /// The L2 coefficient.
-        l2: f32,
-    },
-    /// Softmax regression on class labels 0..classes with an L2 term (HALP's methods only).
-    Softmax {
-        /// The L2 coefficient.
-        l2: f32,
-        /// Classes.
-        classes: usize,
-    },
-}
-
-impl Task {
-    /// The objective as the GPU kernels and their reference take it.
-    pub fn glm(&self) -> crate::glm::Glm {
-        match *self {
-            Task::Lsq => crate::glm::Glm::Lsq,
-            Task::Logistic { l2 } => crate::glm::Glm::Logistic { l2 },
-            Task::Softmax { l2, classes } => crate::glm::Glm::Softmax { l2, classes },
-        }
-    }
-}
+/// The objective: least squares, logistic or softmax regression (the spec the GPU kernels
+/// and their reference share).
+pub use crate::glm::Glm as Task;
 
 /// How a linear model is trained.
 #[derive(Clone, Debug, PartialEq)]

@@ -309,18 +309,7 @@ pub fn step<E: Engine>(
         return Ok(());
     }
     e.loss_scale_update(s)?;
-    for (i, l) in plan
-        .model
-        .layers
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.has_params())
-    {
-        for part in [0u32, 1] {
-            e.update(i, part, &update_specs(plan, l, s, part))?;
-        }
-    }
-    Ok(())
+    each_param(e, plan, s, |e, i, part, specs| e.update(i, part, specs))
 }
 
 /// What `pass` runs at step `s` on a batch of `batch`: a training step (the optimizer's
@@ -340,8 +329,14 @@ pub fn run_pass<E: Engine>(
     }
 }
 
-/// `op` on every parameter (weights, then biases, layer by layer), at step `s`.
-fn each_param<E: Engine>(e: &mut E, plan: &Plan, s: u64, op: Svrg) -> Result<(), E::Error> {
+/// `f` on every parameter (weights, then biases, layer by layer) with its roundings at
+/// step `s`.
+fn each_param<E: Engine>(
+    e: &mut E,
+    plan: &Plan,
+    s: u64,
+    mut f: impl FnMut(&mut E, usize, u32, &UpdateSpecs) -> Result<(), E::Error>,
+) -> Result<(), E::Error> {
     for (i, l) in plan
         .model
         .layers
@@ -350,10 +345,15 @@ fn each_param<E: Engine>(e: &mut E, plan: &Plan, s: u64, op: Svrg) -> Result<(),
         .filter(|(_, l)| l.has_params())
     {
         for part in [0u32, 1] {
-            e.svrg(i, part, op, &update_specs(plan, l, s, part))?;
+            f(e, i, part, &update_specs(plan, l, s, part))?;
         }
     }
     Ok(())
+}
+
+/// `op` of bit-centred SVRG on every parameter at step `s`.
+fn each_svrg<E: Engine>(e: &mut E, plan: &Plan, s: u64, op: Svrg) -> Result<(), E::Error> {
+    each_param(e, plan, s, |e, i, part, specs| e.svrg(i, part, op, specs))
 }
 
 /// One step of bit-centred SVRG (HALP) at step number `s`: the gradient at the centre on
@@ -364,13 +364,13 @@ pub fn halp_step<E: Engine>(
     plan: &Plan,
     (batch, s): (usize, u64),
 ) -> Result<(), E::Error> {
-    each_param(e, plan, s, Svrg::AtCentre)?;
+    each_svrg(e, plan, s, Svrg::AtCentre)?;
     passes(e, plan, (batch, s, true))?;
-    each_param(e, plan, s, Svrg::KeepCentreGrad)?;
-    each_param(e, plan, s, Svrg::AtPoint)?;
+    each_svrg(e, plan, s, Svrg::KeepCentreGrad)?;
+    each_svrg(e, plan, s, Svrg::AtPoint)?;
     passes(e, plan, (batch, s, true))?;
-    each_param(e, plan, s, Svrg::Step)?;
-    each_param(e, plan, s, Svrg::AtPoint)
+    each_svrg(e, plan, s, Svrg::Step)?;
+    each_svrg(e, plan, s, Svrg::AtPoint)
 }
 
 /// One batch of HALP's full-gradient pass before step `s`: on the first batch the centre
@@ -383,9 +383,9 @@ pub fn halp_full<E: Engine>(
     (first, inv): (bool, f32),
 ) -> Result<(), E::Error> {
     if first {
-        each_param(e, plan, s, Svrg::Recentre)?;
-        each_param(e, plan, s, Svrg::AtCentre)?;
+        each_svrg(e, plan, s, Svrg::Recentre)?;
+        each_svrg(e, plan, s, Svrg::AtCentre)?;
     }
     passes(e, plan, (batch, s, true))?;
-    each_param(e, plan, s, Svrg::AddFull { inv, first })
+    each_svrg(e, plan, s, Svrg::AddFull { inv, first })
 }
