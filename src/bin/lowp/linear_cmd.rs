@@ -42,7 +42,9 @@ pub struct Args {
     #[arg(long)]
     target: Option<String>,
     /// With an image folder (MNIST, CIFAR-10) as --data: the two classes A,B to tell apart
-    /// (A is -1, B is +1), every pixel a feature (--task softmax takes every class).
+    /// (A is -1, B is +1), every pixel a feature; or "all" (--task logistic): one model per
+    /// class against the rest, and the multiclass prediction by the largest score (--task
+    /// softmax takes every class without it).
     #[arg(long)]
     classes: Option<String>,
     /// Predict the natural log of the target (e.g. diamonds' price).
@@ -185,11 +187,22 @@ fn load(a: &Args) -> Result<Table, String> {
         return Ok(t);
     }
     let path = std::path::Path::new(&a.data);
-    if path.is_dir() && a.task == Task::Softmax {
-        if a.classes.is_some() {
-            return Err(
-                "--task softmax takes every class of the folder: leave out --classes".into(),
-            );
+    let all = a.classes.as_deref() == Some("all");
+    if path.is_dir() && (a.task == Task::Softmax || all) {
+        match a.task {
+            Task::Softmax if a.classes.is_some() => {
+                return Err(
+                    "--task softmax takes every class of the folder: leave out --classes".into(),
+                );
+            }
+            Task::Lsq => {
+                return Err(
+                    "--classes all trains one logistic regression per class against the rest \
+                     (--task logistic)"
+                        .into(),
+                );
+            }
+            _ => {}
         }
         let loaded = lowp::data::load_dir(path).map_err(|e| e.to_string())?;
         let mut sets = vec![&loaded.train];
@@ -339,6 +352,47 @@ pub fn run(a: &Args) -> Result<(), String> {
             "--task softmax trains with --method sgd|lp-sgd|svrg|lp-svrg|halp (ZipML's \
              estimators take lsq and logistic)"
                 .into(),
+        );
+    }
+    if a.classes.as_deref() == Some("all") {
+        let Some(test) = test.as_ref() else {
+            return Err("--classes all needs a test set (--test-fraction above 0)".into());
+        };
+        let classes = table.target.iter().fold(0f32, |m, &y| m.max(y)) as usize + 1;
+        let estimator = a.estimator.unwrap_or(Estimator::Double);
+        println!(
+            "one-vs-rest logistic regression on {} ({classes} classes, {} training rows, {} \
+             test rows, {} features with the intercept); {estimator} samples, {bits} bits, {} \
+             levels",
+            a.data,
+            train.rows(),
+            test.rows(),
+            train.cols(),
+            a.levels
+        );
+        let cfg = LinearConfig {
+            task,
+            degree: a.degree,
+            range: a.range,
+            estimator,
+            bits,
+            levels: a.levels,
+            epochs: a.epochs,
+            batch: a.batch,
+            lr: a.lr,
+            decay: a.decay,
+            seed: a.seed,
+        };
+        let ctx = match a.device.as_str() {
+            "gpu" => Some(lowp::gpu::GpuContext::new().map_err(|e| e.to_string())?),
+            _ => None,
+        };
+        return crate::one_vs_rest::run(
+            &cfg,
+            (&train, test),
+            classes,
+            ctx.as_ref(),
+            (&a.data, a.out.as_deref()),
         );
     }
     let estimator = a.estimator.unwrap_or(Estimator::Double);

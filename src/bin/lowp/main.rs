@@ -7,6 +7,7 @@ mod formats_cmd;
 mod levels_cmd;
 mod linear_cmd;
 mod matmul_cmd;
+mod one_vs_rest;
 mod plot;
 mod plot_cmd;
 mod quantize_cmd;

@@ -1,0 +1,136 @@
+//! `lowp linear --task logistic --classes all`: one binary logistic regression per class
+//! (that class +1, every other -1) under ZipML's estimators, and the multiclass prediction
+//! by the largest of the ten scores.
+
+use crate::plot::{Curve, PALETTE, Panel, svg};
+use lowp::atomic_file::write_atomic;
+use lowp::data::table::Table;
+use lowp::methods::linear::{LinearConfig, accuracy, train_linear};
+use std::io::Write;
+use std::path::Path;
+
+/// The table with class `k` labelled +1 and every other class -1.
+fn binary(t: &Table, k: usize) -> Table {
+    Table {
+        target: t
+            .target
+            .iter()
+            .map(|&y| if y as usize == k { 1.0 } else { -1.0 })
+            .collect(),
+        ..t.clone()
+    }
+}
+
+/// The share of `t`'s rows whose largest score a^T w_k is their class.
+fn multiclass_accuracy(t: &Table, ws: &[Vec<f32>]) -> f64 {
+    let d = t.cols();
+    let right = t
+        .features
+        .chunks(d.max(1))
+        .zip(&t.target)
+        .filter(|(a, y)| {
+            let score =
+                |w: &Vec<f32>| -> f64 { a.iter().zip(w).map(|(&x, &v)| x as f64 * v as f64).sum() };
+            let best =
+                (1..ws.len()).fold(0, |b, k| if score(&ws[k]) > score(&ws[b]) { k } else { b });
+            best as f32 == **y
+        })
+        .count();
+    right as f64 / t.rows().max(1) as f64
+}
+
+/// Trains `classes` one-vs-rest models with `cfg` on `train` (targets the class numbers),
+/// printing each model's test accuracy and the multiclass one; with `out`, metrics.jsonl
+/// (a line per class and epoch, then a summary line) and curves.svg.
+pub fn run(
+    cfg: &LinearConfig,
+    (train, test): (&Table, &Table),
+    classes: usize,
+    gpu: Option<&lowp::gpu::GpuContext>,
+    (data, out): (&str, Option<&Path>),
+) -> Result<(), String> {
+    let mut metrics = match out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let p = dir.join("metrics.jsonl");
+            Some(std::fs::File::create(&p).map_err(|e| format!("{}: {e}", p.display()))?)
+        }
+        None => None,
+    };
+    let bar = indicatif::ProgressBar::new((classes * cfg.epochs) as u64);
+    let mut ws = Vec::with_capacity(classes);
+    let mut curves = Vec::with_capacity(classes);
+    let mut failed = None;
+    for k in 0..classes {
+        let (tk, sk) = (binary(train, k), binary(test, k));
+        let mut accs = Vec::new();
+        let w = train_linear(cfg, &tk, Some(&sk), gpu, |m, _| {
+            bar.inc(1);
+            accs.push(m.test_accuracy.unwrap_or(f64::NAN));
+            if let Some(f) = metrics.as_mut() {
+                let line = serde_json::json!({
+                    "class": k,
+                    "epoch": m.epoch,
+                    "train_loss": m.train_loss,
+                    "test_loss": m.test_loss,
+                    "test_accuracy": m.test_accuracy,
+                    "bits_per_sample": m.bits_per_sample,
+                    "seconds": m.seconds,
+                });
+                if let Err(e) = writeln!(f, "{line}") {
+                    failed.get_or_insert(e.to_string());
+                }
+            }
+        })
+        .map_err(|e| format!("class {k} against the rest: {e}"))?;
+        bar.suspend(|| {
+            println!(
+                "class {k} against the rest: test accuracy {:.4} (binary, sign of a^T w)",
+                accuracy(&sk, &w)
+            )
+        });
+        curves.push(Curve {
+            name: format!("class {k}"),
+            colour: PALETTE[k % PALETTE.len()],
+            values: accs,
+        });
+        ws.push(w);
+    }
+    bar.finish_and_clear();
+    let all = multiclass_accuracy(test, &ws);
+    println!(
+        "{classes} classes by the largest score: test accuracy {all:.4} ({} test rows)",
+        test.rows()
+    );
+    if let Some(f) = metrics.as_mut() {
+        let line = serde_json::json!({"classes": classes, "multiclass_test_accuracy": all});
+        if let Err(e) = writeln!(f, "{line}") {
+            failed.get_or_insert(e.to_string());
+        }
+    }
+    if let Some(e) = failed {
+        return Err(format!("writing metrics.jsonl: {e}"));
+    }
+    if let Some(dir) = out {
+        let panels = [Panel {
+            label: "test accuracy (binary)",
+            unit: true,
+            curves,
+        }];
+        let title = format!(
+            "one-vs-rest logistic regression, {data}: {} samples, {} bits; {classes} classes {:.2}%",
+            cfg.estimator,
+            cfg.bits,
+            100.0 * all
+        );
+        let p = dir.join("curves.svg");
+        write_atomic(&p, svg(&title, &panels).as_bytes())
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+        println!(
+            "wrote {} and {}",
+            dir.join("metrics.jsonl").display(),
+            p.display()
+        );
+    }
+    Ok(())
+}
