@@ -290,6 +290,28 @@ fn load(a: &Args) -> Result<Table, String> {
     Ok(t)
 }
 
+/// ZipML's training settings from the arguments.
+fn zipml_config(
+    a: &Args,
+    task: lowp::methods::linear::Task,
+    estimator: Estimator,
+    bits: u32,
+) -> LinearConfig {
+    LinearConfig {
+        task,
+        degree: a.degree,
+        range: a.range,
+        estimator,
+        bits,
+        levels: a.levels,
+        epochs: a.epochs,
+        batch: a.batch,
+        lr: a.lr,
+        decay: a.decay,
+        seed: a.seed,
+    }
+}
+
 /// `--out`'s metrics.jsonl, created with its folder.
 fn metrics_file(a: &Args) -> Result<Option<std::fs::File>, String> {
     let Some(dir) = &a.out else {
@@ -370,19 +392,7 @@ pub fn run(a: &Args) -> Result<(), String> {
             train.cols(),
             a.levels
         );
-        let cfg = LinearConfig {
-            task,
-            degree: a.degree,
-            range: a.range,
-            estimator,
-            bits,
-            levels: a.levels,
-            epochs: a.epochs,
-            batch: a.batch,
-            lr: a.lr,
-            decay: a.decay,
-            seed: a.seed,
-        };
+        let cfg = zipml_config(a, task, estimator, bits);
         let ctx = match a.device.as_str() {
             "gpu" => Some(lowp::gpu::GpuContext::new().map_err(|e| e.to_string())?),
             _ => None,
@@ -412,19 +422,7 @@ pub fn run(a: &Args) -> Result<(), String> {
     if let Some(o) = optimum {
         println!("optimum_loss (exact, f64): {o:.6e}");
     }
-    let cfg = LinearConfig {
-        task,
-        degree: a.degree,
-        range: a.range,
-        estimator,
-        bits,
-        levels: a.levels,
-        epochs: a.epochs,
-        batch: a.batch,
-        lr: a.lr,
-        decay: a.decay,
-        seed: a.seed,
-    };
+    let cfg = zipml_config(a, task, estimator, bits);
     let mut metrics = metrics_file(a)?;
     let bar = indicatif::ProgressBar::new(a.epochs as u64);
     let mut history: Vec<EpochMetrics> = Vec::new();

@@ -5,7 +5,7 @@
 use crate::plot::{Curve, PALETTE, Panel, svg};
 use lowp::atomic_file::write_atomic;
 use lowp::data::table::Table;
-use lowp::methods::linear::{LinearConfig, accuracy, train_linear};
+use lowp::methods::linear::{LinearConfig, accuracy, accuracy_of, train_linear};
 use std::io::Write;
 use std::path::Path;
 
@@ -19,24 +19,6 @@ fn binary(t: &Table, k: usize) -> Table {
             .collect(),
         ..t.clone()
     }
-}
-
-/// The share of `t`'s rows whose largest score a^T w_k is their class.
-fn multiclass_accuracy(t: &Table, ws: &[Vec<f32>]) -> f64 {
-    let d = t.cols();
-    let right = t
-        .features
-        .chunks(d.max(1))
-        .zip(&t.target)
-        .filter(|(a, y)| {
-            let score =
-                |w: &Vec<f32>| -> f64 { a.iter().zip(w).map(|(&x, &v)| x as f64 * v as f64).sum() };
-            let best =
-                (1..ws.len()).fold(0, |b, k| if score(&ws[k]) > score(&ws[b]) { k } else { b });
-            best as f32 == **y
-        })
-        .count();
-    right as f64 / t.rows().max(1) as f64
 }
 
 /// Trains `classes` one-vs-rest models with `cfg` on `train` (targets the class numbers),
@@ -97,7 +79,10 @@ pub fn run(
         ws.push(w);
     }
     bar.finish_and_clear();
-    let all = multiclass_accuracy(test, &ws);
+    // The class of the largest score: softmax's prediction over the models' weights.
+    let stacked: Vec<f32> = ws.concat();
+    let task = lowp::methods::linear::Task::Softmax { l2: 0.0, classes };
+    let all = accuracy_of(test, &stacked, task).unwrap_or(f64::NAN);
     println!(
         "{classes} classes by the largest score: test accuracy {all:.4} ({} test rows)",
         test.rows()
