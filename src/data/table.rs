@@ -241,21 +241,9 @@ impl Table {
                 "--classes {a},{b}: name two different classes"
             )));
         }
-        let per = first.image_len();
-        let mut t = Table {
-            features: Vec::new(),
-            target: Vec::new(),
-            names: (0..per).map(|i| format!("pixel{i}")).collect(),
-        };
-        for s in sets {
-            for (i, &l) in s.labels.iter().enumerate() {
-                if l == a || l == b {
-                    t.features
-                        .extend_from_slice(&s.images[i * per..(i + 1) * per]);
-                    t.target.push(if l == a { -1.0 } else { 1.0 });
-                }
-            }
-        }
+        let t = image_rows(sets, |l| {
+            (l == a || l == b).then_some(if l == a { -1.0 } else { 1.0 })
+        })?;
         if t.target.is_empty() {
             return Err(DataError::Mismatch(format!(
                 "{}: no images of class {a} or {b}",
@@ -270,29 +258,42 @@ impl Table {
     /// Every image of an image set as a table: every pixel a feature, the class index
     /// (0, 1, ...) the target, in the sets' order.
     pub fn from_all_images(sets: &[&super::dataset::Dataset]) -> Result<Table, DataError> {
-        let first = sets
-            .first()
-            .ok_or_else(|| DataError::Mismatch("no images".into()))?;
-        let per = first.image_len();
-        let mut t = Table {
-            features: Vec::new(),
-            target: Vec::new(),
-            names: (0..per).map(|i| format!("pixel{i}")).collect(),
-        };
-        for s in sets {
-            if s.image_len() != per {
-                return Err(DataError::Mismatch(format!(
-                    "{}: images of {} values beside {per}",
-                    s.name,
-                    s.image_len()
-                )));
-            }
-            t.features
-                .extend_from_slice(&s.images[..s.labels.len() * per]);
-            t.target.extend(s.labels.iter().map(|&l| l as f32));
-        }
-        Ok(t)
+        image_rows(sets, |l| Some(l as f32))
     }
+}
+
+/// The images of `sets` whose label `target` keeps, in order, with the target it gives;
+/// every pixel a feature.
+fn image_rows(
+    sets: &[&super::dataset::Dataset],
+    target: impl Fn(u8) -> Option<f32>,
+) -> Result<Table, DataError> {
+    let first = sets
+        .first()
+        .ok_or_else(|| DataError::Mismatch("no images".into()))?;
+    let per = first.image_len();
+    let mut t = Table {
+        features: Vec::new(),
+        target: Vec::new(),
+        names: (0..per).map(|i| format!("pixel{i}")).collect(),
+    };
+    for s in sets {
+        if s.image_len() != per {
+            return Err(DataError::Mismatch(format!(
+                "{}: images of {} values beside {per}",
+                s.name,
+                s.image_len()
+            )));
+        }
+        for (i, &l) in s.labels.iter().enumerate() {
+            if let Some(y) = target(l) {
+                t.features
+                    .extend_from_slice(&s.images[i * per..(i + 1) * per]);
+                t.target.push(y);
+            }
+        }
+    }
+    Ok(t)
 }
 
 /// Per-column scaling to [-1, 1] by a training set's minimum and maximum (a constant

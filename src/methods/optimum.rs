@@ -87,7 +87,7 @@ pub fn objective(t: &Table, w: &[f32], task: Task) -> f64 {
         Task::Logistic { l2 } => logistic_loss(t, w, l2),
         Task::Softmax { .. } => {
             let w: Vec<f64> = w.iter().map(|&v| v as f64).collect();
-            value_and_gradient(t, &w, task).0
+            evaluate(t, &w, task, false).0
         }
     }
 }
@@ -96,13 +96,18 @@ pub fn objective(t: &Table, w: &[f32], task: Task) -> f64 {
 /// y)^2; logistic (1/N) sum log(1 + exp(-y a^T w)) + (l2/2)|w|^2; softmax (1/N) sum
 /// (log sum_k exp(a^T w_k) - a^T w_y) + (l2/2)|w|^2. Rows are split over the CPU's threads.
 pub fn value_and_gradient(t: &Table, w: &[f64], task: Task) -> (f64, Vec<f64>) {
+    evaluate(t, w, task, true)
+}
+
+/// The objective and, when `grad`, its gradient (else an empty vector), in f64.
+fn evaluate(t: &Table, w: &[f64], task: Task, grad: bool) -> (f64, Vec<f64>) {
     let (n, d) = (t.rows(), t.cols());
     let m = match task {
         Task::Softmax { classes, .. } => classes,
         _ => 1,
     };
     let part = |lo: usize, hi: usize| -> (f64, Vec<f64>) {
-        let mut g = vec![0f64; d * m];
+        let mut g = vec![0f64; if grad { d * m } else { 0 }];
         let mut z = vec![0f64; m];
         let mut loss = 0f64;
         for i in lo..hi {
@@ -136,7 +141,7 @@ pub fn value_and_gradient(t: &Table, w: &[f64], task: Task) -> (f64, Vec<f64>) {
                     }
                 }
             }
-            for (k, &r) in z.iter().enumerate() {
+            for (k, &r) in z.iter().enumerate().filter(|_| grad) {
                 for (gc, &ac) in g[k * d..(k + 1) * d].iter_mut().zip(a) {
                     *gc += ac as f64 * r;
                 }
@@ -161,7 +166,7 @@ pub fn value_and_gradient(t: &Table, w: &[f64], task: Task) -> (f64, Vec<f64>) {
         Task::Lsq => 0.0,
         Task::Logistic { l2 } | Task::Softmax { l2, .. } => l2 as f64,
     };
-    let mut g = vec![0f64; d * m];
+    let mut g = vec![0f64; if grad { d * m } else { 0 }];
     let mut loss = 0f64;
     for (l, pg) in parts {
         loss += l;

@@ -558,8 +558,14 @@ impl CpuStep<'_> {
                 .expect("HALP keeps a centre and a full gradient");
             if part == 0 { w.clone() } else { b.clone() }
         };
-        let c = dequantize(&pick(&st.master));
-        let z = dequantize(if part == 0 { &st.vw } else { &st.vb });
+        // The centre and offset, decoded only for the values that read them.
+        let (c, z) = match op {
+            Svrg::AtCentre | Svrg::AtPoint | Svrg::Step | Svrg::Recentre => (
+                dequantize(&pick(&st.master)),
+                dequantize(if part == 0 { &st.vw } else { &st.vb }),
+            ),
+            _ => Default::default(),
+        };
         let spec = |s: Option<QuantSpec>| s.expect("HALP's specs");
         match op {
             Svrg::AtCentre | Svrg::AtPoint => {

@@ -76,6 +76,24 @@ struct UpdateOut {
     outs: Vec<(DeviceBuffer, DeviceBuffer)>,
 }
 
+impl UpdateOut {
+    /// A tensor shaped like `slot`, rounded by `spec`, over role `role`'s scratch buffers.
+    fn tensor(&self, role: usize, slot: &Slot, spec: &QuantSpec) -> Tensor {
+        let (words, scales) = &self.outs[role];
+        let scaled = slot.t.scales().map(|_| scales.clone());
+        Tensor::from_parts(slot.t.shape().to_vec(), *spec, words.clone(), scaled)
+    }
+}
+
+/// Records: a new value's codes and scales (in scratch) replace `slot`'s.
+fn copy_over(e: &mut wgpu::CommandEncoder, out: &Tensor, slot: &Slot) {
+    let words = 4 * crate::format::packed_words(slot.n, slot.t.spec().format.bits()) as u64;
+    e.copy_buffer_to_buffer(out.words(), 0, slot.t.words(), 0, words);
+    if let (Some(from), Some(to)) = (out.scales(), slot.t.scales()) {
+        e.copy_buffer_to_buffer(from, 0, to, 0, to.size());
+    }
+}
+
 /// The tensor-name suffixes of the roles an optimizer step stores, in `UpdateOut`'s order.
 const UPDATE_ROLES: [&[&str]; 4] = [
     &["weight", "bias"],
@@ -1066,9 +1084,7 @@ impl<'a> Engine for GpuStep<'a, '_> {
                 };
                 return record_svrg(ctx, e, &v, ls, n, d);
             };
-            let (words, scales) = &t.update_out.outs[role];
-            let scaled = slot.t.scales().map(|_| scales.clone());
-            let out = Tensor::from_parts(slot.t.shape().to_vec(), *sp, words.clone(), scaled);
+            let out = t.update_out.tensor(role, slot, sp);
             let d = Dst::Packed {
                 t: &out,
                 spec: sp,
@@ -1076,11 +1092,7 @@ impl<'a> Engine for GpuStep<'a, '_> {
                 add: None,
             };
             record_svrg(ctx, e, &v, ls, n, d)?;
-            let bytes = 4 * crate::format::packed_words(n, slot.t.spec().format.bits()) as u64;
-            e.copy_buffer_to_buffer(out.words(), 0, slot.t.words(), 0, bytes);
-            if let (Some(from), Some(to)) = (out.scales(), slot.t.scales()) {
-                e.copy_buffer_to_buffer(from, 0, to, 0, to.size());
-            }
+            copy_over(e, &out, slot);
             Ok(())
         };
         let (cs, zs, gs) = (Src::Packed(&c.t), Src::Packed(&z.t), Src::Packed(&grad.t));
@@ -1153,10 +1165,7 @@ impl<'a> Engine for GpuStep<'a, '_> {
         // value), then replaces the old one.
         let mut outs = Vec::new();
         for (which, slot, spec, role) in &stores {
-            let (words, scales) = &t.update_out.outs[*role];
-            let shape = slot.t.shape().to_vec();
-            let scaled = slot.t.scales().map(|_| scales.clone());
-            let out = Tensor::from_parts(shape, *spec, words.clone(), scaled);
+            let out = t.update_out.tensor(*role, slot, spec);
             e.clear_buffer(&t.stats, 0, None);
             let d = Dst::Packed {
                 t: &out,
@@ -1168,11 +1177,7 @@ impl<'a> Engine for GpuStep<'a, '_> {
             outs.push(out);
         }
         for ((_, slot, _, _), out) in stores.iter().zip(&outs) {
-            let words = 4 * crate::format::packed_words(slot.n, slot.t.spec().format.bits()) as u64;
-            e.copy_buffer_to_buffer(out.words(), 0, slot.t.words(), 0, words);
-            if let (Some(from), Some(to)) = (out.scales(), slot.t.scales()) {
-                e.copy_buffer_to_buffer(from, 0, to, 0, to.size());
-            }
+            copy_over(e, out, slot);
         }
         Ok(())
     }

@@ -1,9 +1,8 @@
 //! `lowp linear`: least squares or logistic regression trained by SGD on samples read at
 //! low precision (ZipML).
 
-use crate::plot::{Curve, PALETTE, Panel, svg};
+use crate::plot::{Curve, PALETTE, Panel, write_curves};
 use clap::ValueEnum;
-use lowp::atomic_file::write_atomic;
 use lowp::data::table::{Scaler, Table};
 use lowp::levels::Estimator;
 use lowp::methods::halp::{HalpConfig, HalpEpoch, Method, train_halp};
@@ -532,14 +531,7 @@ pub fn run(a: &Args) -> Result<(), String> {
             "{name}, {} — {} samples, {} bits, {} levels",
             a.data, estimator, bits, a.levels
         );
-        let p = dir.join("curves.svg");
-        write_atomic(&p, svg(&title, &panels).as_bytes())
-            .map_err(|e| format!("{}: {e}", p.display()))?;
-        println!(
-            "wrote {} and {}",
-            dir.join("metrics.jsonl").display(),
-            p.display()
-        );
+        write_curves(dir, &title, &panels)?;
     }
     Ok(())
 }
@@ -768,14 +760,7 @@ fn run_method(
             "{name}, {}: lr {}, batch {}, mu {mu:.2e}",
             a.data, a.lr, a.batch
         );
-        let p = dir.join("curves.svg");
-        write_atomic(&p, svg(&title, &panels).as_bytes())
-            .map_err(|e| format!("{}: {e}", p.display()))?;
-        println!(
-            "wrote {} and {}",
-            dir.join("metrics.jsonl").display(),
-            p.display()
-        );
+        write_curves(dir, &title, &panels)?;
     }
     match runs.iter().find_map(|r| r.error.clone()) {
         Some(e) if runs.len() == 1 => Err(e),

@@ -2,8 +2,7 @@
 //! (that class +1, every other -1) under ZipML's estimators, and the multiclass prediction
 //! by the largest of the ten scores.
 
-use crate::plot::{Curve, PALETTE, Panel, svg};
-use lowp::atomic_file::write_atomic;
+use crate::plot::{Curve, PALETTE, Panel, write_curves};
 use lowp::data::table::Table;
 use lowp::methods::linear::{LinearConfig, accuracy, accuracy_of, train_linear};
 use std::io::Write;
@@ -108,14 +107,7 @@ pub fn run(
             cfg.bits,
             100.0 * all
         );
-        let p = dir.join("curves.svg");
-        write_atomic(&p, svg(&title, &panels).as_bytes())
-            .map_err(|e| format!("{}: {e}", p.display()))?;
-        println!(
-            "wrote {} and {}",
-            dir.join("metrics.jsonl").display(),
-            p.display()
-        );
+        write_curves(dir, &title, &panels)?;
     }
     Ok(())
 }

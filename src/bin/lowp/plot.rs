@@ -309,3 +309,17 @@ pub fn scatter(title: &str, (xl, yl): (&str, &str), points: &[Point]) -> String 
     ));
     out
 }
+
+/// Writes the chart of `panels` under `title` to DIR/curves.svg (atomically) and says where
+/// it and DIR/metrics.jsonl are.
+pub fn write_curves(dir: &std::path::Path, title: &str, panels: &[Panel]) -> Result<(), String> {
+    let p = dir.join("curves.svg");
+    lowp::atomic_file::write_atomic(&p, svg(title, panels).as_bytes())
+        .map_err(|e| format!("{}: {e}", p.display()))?;
+    println!(
+        "wrote {} and {}",
+        dir.join("metrics.jsonl").display(),
+        p.display()
+    );
+    Ok(())
+}
