@@ -16,6 +16,12 @@ pub enum Glm {
         /// The L2 coefficient.
         l2: f32,
     },
+    /// A support vector machine on labels +-1: the hinge (1/N) sum max(0, 1 - y a^T w) with an
+    /// L2 term (ZipML's estimators only: HALP takes smooth objectives).
+    Svm {
+        /// The L2 coefficient.
+        l2: f32,
+    },
     /// Softmax (multinomial logistic) regression on class labels 0..classes with an L2 term.
     Softmax {
         /// The L2 coefficient.
@@ -38,7 +44,7 @@ impl Glm {
     pub fn l2(&self) -> f32 {
         match self {
             Glm::Lsq => 0.0,
-            Glm::Logistic { l2 } | Glm::Softmax { l2, .. } => *l2,
+            Glm::Logistic { l2 } | Glm::Svm { l2 } | Glm::Softmax { l2, .. } => *l2,
         }
     }
 }

@@ -336,6 +336,10 @@ pub enum Estimator {
     /// through a polynomial of degree d whose k-th power of a^T x is estimated by the
     /// product of k independent Q_t(a)^T x: unbiased for the polynomial.
     Chebyshev,
+    /// SVM: one quantization Q(a), and the row read again at full precision when the
+    /// margin y Q(a)^T x lies within its error band of the hinge (where Q could flip the
+    /// hinge's side); the hinge's side is then always the exact one.
+    Refetch,
 }
 
 impl std::fmt::Display for Estimator {
@@ -345,6 +349,7 @@ impl std::fmt::Display for Estimator {
             Estimator::Naive => "naive",
             Estimator::Double => "double",
             Estimator::Chebyshev => "chebyshev",
+            Estimator::Refetch => "refetch",
         })
     }
 }
@@ -357,8 +362,9 @@ impl std::str::FromStr for Estimator {
             "naive" => Ok(Estimator::Naive),
             "double" => Ok(Estimator::Double),
             "chebyshev" => Ok(Estimator::Chebyshev),
+            "refetch" => Ok(Estimator::Refetch),
             _ => Err(format!(
-                "estimator {s:?}: expected fp32, naive, double or chebyshev"
+                "estimator {s:?}: expected fp32, naive, double, chebyshev or refetch"
             )),
         }
     }
@@ -377,6 +383,7 @@ pub struct QuantizedMatrix {
     levels: Vec<Levels>,
     lower: Vec<u16>,
     up: Vec<u8>,
+    inside: Vec<bool>,
     samples: usize,
 }
 
@@ -400,9 +407,11 @@ impl QuantizedMatrix {
         );
         let mut lower = Vec::with_capacity(x.len());
         let mut up = Vec::with_capacity(x.len());
+        let mut inside = Vec::with_capacity(x.len());
         for (e, &v) in x.iter().enumerate() {
             let l = &levels[e % cols];
             let (j, _) = l.bracket(v.clamp(l.0[0], l.0[l.0.len() - 1]));
+            inside.push(v != l.0[j]);
             let mut bits = 0u8;
             for s in 0..samples {
                 let r = crate::rng::random_bits(seed, SAMPLE_STREAM + s as u32, e as u64);
@@ -419,6 +428,7 @@ impl QuantizedMatrix {
             levels,
             lower,
             up,
+            inside,
             samples,
         }
     }
@@ -433,6 +443,25 @@ impl QuantizedMatrix {
         let e = i * self.cols + c;
         let j = self.lower[e] as usize + ((self.up[e] >> s.min(self.samples - 1)) & 1) as usize;
         self.levels[c].0[j]
+    }
+
+    /// The width of the interval value (i, c) lies strictly inside, l_j+1 - l_j, or 0 where
+    /// it is a level itself (every sample of it is then exact): a bound on |Q(a) - a| for a
+    /// value within the levels' range (the training set's levels span it).
+    pub fn gap(&self, i: usize, c: usize) -> f32 {
+        let v = &self.levels[c].0;
+        let e = i * self.cols + c;
+        let j = self.lower[e] as usize;
+        match self.inside[e] {
+            true => v[(j + 1).min(v.len() - 1)] - v[j],
+            false => 0.0,
+        }
+    }
+
+    /// Whether each value lies strictly between two levels (row-major): the one bit
+    /// refetching stores beside a sample, which zeroes the error band of a value on a level.
+    pub fn inside(&self) -> &[bool] {
+        &self.inside
     }
 
     /// The level sets, one per column.
@@ -461,7 +490,8 @@ impl QuantizedMatrix {
         &self.up
     }
 
-    /// Bits of sample data stored per row: each value's level index and one bit per sample.
+    /// Bits of sample data stored per row: each value's level index and one bit per sample
+    /// (refetching stores one more, `inside`).
     pub fn bits_per_row(&self) -> usize {
         self.cols * (self.index_bits() as usize + self.samples)
     }
@@ -473,6 +503,9 @@ pub enum Samples<'a> {
     Fp32(&'a [f32], usize),
     /// Quantized onto levels (one sample: naive; two: double sampling).
     Quantized(&'a QuantizedMatrix, Estimator),
+    /// Quantized onto levels (one sample), with the full-precision rows (row-major) to read
+    /// again where the quantized margin is too near the hinge (`Estimator::Refetch`).
+    Refetch(&'a QuantizedMatrix, &'a [f32]),
 }
 
 impl Samples<'_> {
@@ -480,7 +513,7 @@ impl Samples<'_> {
     pub fn cols(&self) -> usize {
         match self {
             Samples::Fp32(_, c) => *c,
-            Samples::Quantized(q, _) => q.shape().1,
+            Samples::Quantized(q, _) | Samples::Refetch(q, _) => q.shape().1,
         }
     }
 
@@ -488,8 +521,17 @@ impl Samples<'_> {
     pub fn value(&self, i: usize, c: usize, s: usize) -> f32 {
         match self {
             Samples::Fp32(x, cols) => x[i * cols + c],
-            Samples::Quantized(q, Estimator::Naive) => q.value(i, c, 0),
+            Samples::Quantized(q, Estimator::Naive) | Samples::Refetch(q, _) => q.value(i, c, 0),
             Samples::Quantized(q, _) => q.value(i, c, s),
+        }
+    }
+
+    /// Value (i, c) at full precision, where it is held (`Refetch` and `Fp32`).
+    pub fn full(&self, i: usize, c: usize) -> Option<f32> {
+        match self {
+            Samples::Fp32(x, cols) => Some(x[i * cols + c]),
+            Samples::Refetch(q, x) => Some(x[i * q.shape().1 + c]),
+            Samples::Quantized(..) => None,
         }
     }
 }
@@ -506,5 +548,11 @@ pub enum Loss {
         l2: f32,
         /// Monomial coefficients of the derivative's polynomial (Chebyshev estimator).
         poly: Option<Vec<f32>>,
+    },
+    /// A support vector machine on labels y = +-1: the hinge, (1/N) sum max(0, 1 - y a^T w)
+    /// + (l2/2)|w|^2, by its subgradient -y a where y a^T w < 1.
+    Hinge {
+        /// The L2 coefficient.
+        l2: f32,
     },
 }

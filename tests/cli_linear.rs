@@ -182,7 +182,7 @@ fn mnist_zeros_against_ones_from_two_bit_double_samples() {
 
 #[test]
 fn bad_linear_runs_fail_with_one_clear_line() {
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 10] = [
         (
             &["linear", "--lr", "50", "--epochs", "3", "--rows", "500"],
             "diverged",
@@ -190,7 +190,19 @@ fn bad_linear_runs_fail_with_one_clear_line() {
         (&["linear", "--data", "x.csv"], "--target"),
         (
             &["linear", "--estimator", "triple"],
-            "expected fp32, naive, double or chebyshev",
+            "expected fp32, naive, double, chebyshev or refetch",
+        ),
+        (
+            &["linear", "--estimator", "refetch", "--rows", "50"],
+            "--task svm",
+        ),
+        (
+            &["linear", "--task", "svm", "--estimator", "chebyshev"],
+            "--task logistic",
+        ),
+        (
+            &["linear", "--task", "svm", "--method", "halp"],
+            "not --method",
         ),
         (
             &[
@@ -540,4 +552,58 @@ fn one_vs_rest_over_mnist_classes() {
         !out.status.success() && err.contains("--task logistic"),
         "{err}"
     );
+}
+
+#[test]
+fn svm_refetches_rows_near_the_hinge_and_counts_their_bits() {
+    // MNIST's 3s against 8s (1,587 training rows, 784 pixels and the intercept).
+    let mnist = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/mnist");
+    let run = |name: &str, est: &str| {
+        run_linear(
+            name,
+            &[
+                "--data",
+                mnist,
+                "--classes",
+                "3,8",
+                "--task",
+                "svm",
+                "--estimator",
+                est,
+                "--bits",
+                "4",
+                "--epochs",
+                "2",
+                "--lr",
+                "0.02",
+                "--decay",
+                "--device",
+                "cpu",
+            ],
+        )
+    };
+    let (l, text, _) = run("svm-refetch", "refetch");
+    assert_eq!(l.len(), 2);
+    let d = 785.0;
+    for e in &l {
+        let r = e["refetched"].as_f64().unwrap();
+        // 4-bit indices, one up bit and the on-a-level bit per value, plus 32 bits a value
+        // for each row read again, over the 1,587 training rows.
+        let expected = d * 6.0 + 32.0 * d * r / 1587.0;
+        let bits = e["bits_per_sample"].as_f64().unwrap();
+        assert!(
+            (bits - expected).abs() < 1e-6 * expected,
+            "{bits} vs {expected}"
+        );
+        assert!(r < 1587.0, "{r}");
+        // Two classes about equally common: chance is 0.5; measured 0.95.
+        assert!(e["test_accuracy"].as_f64().unwrap() > 0.9, "{e}");
+    }
+    // The first epoch starts at w = 0, whose margins (0) are far from 1: some rows are not
+    // read again, and once the model has grown some are.
+    assert!(l[1]["refetched"].as_f64().unwrap() > 0.0, "{text}");
+    assert!(text.contains("rows refetched"), "{text}");
+    let (l, _, _) = run("svm-naive", "naive");
+    assert!(l.iter().all(|e| e.get("refetched").is_none()));
+    assert_eq!(l[0]["bits_per_sample"].as_f64().unwrap(), d * 5.0);
 }

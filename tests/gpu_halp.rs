@@ -18,7 +18,7 @@ fn table(task: Task, rows: usize) -> lowp::data::table::Table {
     let (mut t, _) = synthetic_lsq(rows, 6, 0.3, 21);
     match task {
         Task::Lsq => {}
-        Task::Logistic { .. } => t
+        Task::Logistic { .. } | Task::Svm { .. } => t
             .target
             .iter_mut()
             .for_each(|v| *v = if *v > 0.0 { 1.0 } else { -1.0 }),

@@ -1,7 +1,7 @@
 //! The GPU linear-model trainer against its CPU reference: the same weights, bit for bit,
-//! after several epochs, for least squares and logistic regression, every estimator
-//! (Chebyshev included), uniform and optimal levels, batches that do and do not divide the
-//! rows, and index widths from 1 to 5 bits.
+//! after several epochs, for least squares, logistic regression and the SVM, every estimator
+//! (Chebyshev and refetching included, with the same rows refetched), uniform and optimal
+//! levels, batches that do and do not divide the rows, and index widths from 1 to 5 bits.
 
 mod common;
 
@@ -18,6 +18,15 @@ fn gpu_weights_equal_the_cpu_reference_bit_for_bit() {
         .iter_mut()
         .for_each(|v| *v = if *v > 0.0 { 1.0 } else { -1.0 });
     let logistic = Task::Logistic { l2: 0.01 };
+    let svm = Task::Svm { l2: 0.01 };
+    // The SVM's features on a grid of 0.25, so that many values sit on a level (no error
+    // band) and others between two.
+    let mut discrete = classes.clone();
+    discrete
+        .features
+        .iter_mut()
+        .for_each(|v| *v = (*v * 4.0).round() / 4.0);
+    let mut refetched = 0;
     for (t, (task, estimator, bits, levels, batch)) in [
         (Task::Lsq, Estimator::Fp32, 4, LevelKind::Uniform, 16),
         (Task::Lsq, Estimator::Naive, 1, LevelKind::Uniform, 7),
@@ -28,6 +37,12 @@ fn gpu_weights_equal_the_cpu_reference_bit_for_bit() {
         (logistic, Estimator::Naive, 2, LevelKind::Uniform, 9),
         (logistic, Estimator::Double, 3, LevelKind::Optimal, 32),
         (logistic, Estimator::Chebyshev, 3, LevelKind::Uniform, 20),
+        (svm, Estimator::Fp32, 4, LevelKind::Uniform, 16),
+        (svm, Estimator::Naive, 2, LevelKind::Uniform, 9),
+        (svm, Estimator::Double, 3, LevelKind::Optimal, 32),
+        (svm, Estimator::Refetch, 1, LevelKind::Uniform, 7),
+        (svm, Estimator::Refetch, 3, LevelKind::Optimal, 1),
+        (svm, Estimator::Refetch, 5, LevelKind::Uniform, 301),
     ]
     .into_iter()
     .enumerate()
@@ -45,22 +60,34 @@ fn gpu_weights_equal_the_cpu_reference_bit_for_bit() {
             decay: t % 2 == 0,
             seed: t as u64,
         };
-        let data = if task == Task::Lsq { &train } else { &classes };
+        let data = match task {
+            Task::Lsq => &train,
+            Task::Svm { .. } => &discrete,
+            _ => &classes,
+        };
         let (mut on_gpu, mut on_cpu) = (Vec::new(), Vec::new());
         let wg = train_linear(&cfg, data, None, Some(&ctx), |m, w| {
-            on_gpu.push((m.train_loss, w.to_vec()))
+            on_gpu.push((m.train_loss, w.to_vec(), m.refetched))
         })
         .unwrap();
         let wc = train_linear(&cfg, data, None, None, |m, w| {
-            on_cpu.push((m.train_loss, w.to_vec()))
+            on_cpu.push((m.train_loss, w.to_vec(), m.refetched))
         })
         .unwrap();
         let bits_of = |w: &[f32]| w.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits_of(&wg), bits_of(&wc), "{cfg:?}");
         assert_eq!(on_gpu.len(), 3);
-        for ((lg, g), (lc, c)) in on_gpu.iter().zip(&on_cpu) {
+        for ((lg, g, rg), (lc, c, rc)) in on_gpu.iter().zip(&on_cpu) {
             assert_eq!(bits_of(g), bits_of(c), "{cfg:?}: an epoch's weights");
             assert_eq!(lg, lc);
+            assert_eq!(rg, rc, "{cfg:?}: rows refetched");
+            assert_eq!(rc.is_some(), estimator == Estimator::Refetch);
+        }
+        if estimator == Estimator::Refetch {
+            // Not every row is read again (the first step's margins are 0, far from 1).
+            let r: u64 = on_cpu.iter().map(|e| e.2.unwrap()).sum();
+            assert!(r < 3 * 301, "{cfg:?}: {r} rows refetched");
+            refetched += r;
         }
         // It learned something: the objective fell below that of w = 0.
         let mut zero = None;
@@ -79,4 +106,5 @@ fn gpu_weights_equal_the_cpu_reference_bit_for_bit() {
         let zero = zero.unwrap();
         assert!(on_cpu[2].0 < zero, "{cfg:?}: {} vs {zero}", on_cpu[2].0);
     }
+    assert!(refetched > 0, "some rows were refetched");
 }

@@ -122,7 +122,8 @@ fn the_chebyshev_estimator_is_unbiased_for_its_polynomial() {
             &[0],
             &w,
             &loss,
-        );
+        )
+        .0;
         for c in 0..d {
             sum[c] += g[c] as f64;
             sq[c] += (g[c] as f64).powi(2);

@@ -172,7 +172,9 @@ fn gpu_error(e: crate::gpu::GpuError) -> LinearError {
 fn check_targets(t: &Table, task: Task) -> Result<(), LinearError> {
     let bad = match task {
         Task::Lsq => t.target.iter().find(|y| !y.is_finite()),
-        Task::Logistic { .. } => t.target.iter().find(|&&y| y != 1.0 && y != -1.0),
+        Task::Logistic { .. } | Task::Svm { .. } => {
+            t.target.iter().find(|&&y| y != 1.0 && y != -1.0)
+        }
         Task::Softmax { classes, .. } => t
             .target
             .iter()
@@ -183,7 +185,8 @@ fn check_targets(t: &Table, task: Task) -> Result<(), LinearError> {
             "the target {y} does not fit {}",
             match task {
                 Task::Lsq => "least squares (a finite value)".to_string(),
-                Task::Logistic { .. } => "logistic regression (labels -1 and +1)".to_string(),
+                Task::Logistic { .. } | Task::Svm { .. } =>
+                    "two classes (labels -1 and +1)".to_string(),
                 Task::Softmax { classes, .. } =>
                     format!("softmax over classes 0 to {}", classes - 1),
             }
@@ -213,6 +216,13 @@ pub fn train_halp(
         return Err(LinearError::Invalid(format!(
             "softmax over {classes} classes: at least 2 are needed"
         )));
+    }
+    if let Task::Svm { .. } = cfg.task {
+        return Err(LinearError::Invalid(
+            "the SVM's hinge is not smooth, which HALP's and SVRG's analysis needs: train it \
+             with ZipML's estimators (--estimator fp32|naive|double|refetch)"
+                .into(),
+        ));
     }
     check_targets(train, cfg.task)?;
     if cfg.method.low_precision() && !(2..=24).contains(&cfg.bits) {

@@ -108,8 +108,11 @@ pub struct EpochMetrics {
     pub test_accuracy: Option<f64>,
     /// The step size used.
     pub lr: f32,
-    /// Bits of sample data read per sample.
+    /// Bits of sample data read per sample: the stored row, and 32 bits a feature for each
+    /// row read again at full precision.
     pub bits_per_sample: f64,
+    /// Rows read again at full precision this epoch (the SVM's refetching).
+    pub refetched: Option<u64>,
     /// Seconds the epoch took.
     pub seconds: f64,
 }
@@ -247,7 +250,7 @@ pub fn accuracy(t: &Table, w: &[f32]) -> f64 {
 pub fn accuracy_of(t: &Table, w: &[f32], task: Task) -> Option<f64> {
     match task {
         Task::Lsq => None,
-        Task::Logistic { .. } => Some(accuracy(t, w)),
+        Task::Logistic { .. } | Task::Svm { .. } => Some(accuracy(t, w)),
         Task::Softmax { classes, .. } => {
             let d = t.cols();
             let right = t
@@ -338,12 +341,21 @@ pub fn train_linear(
                     .into(),
             ));
         }
-        (Task::Lsq, Estimator::Chebyshev) => {
+        (Task::Lsq | Task::Svm { .. }, Estimator::Chebyshev) => {
             return Err(LinearError::Invalid(
                 "the chebyshev estimator is for logistic regression (--task logistic)".into(),
             ));
         }
+        (Task::Lsq | Task::Logistic { .. }, Estimator::Refetch) => {
+            return Err(LinearError::Invalid(
+                "the refetch estimator is for the SVM's hinge (--task svm)".into(),
+            ));
+        }
         (Task::Lsq, _) => Loss::Lsq,
+        (Task::Svm { l2 }, _) => {
+            check_labels(train, "the SVM")?;
+            Loss::Hinge { l2 }
+        }
         (Task::Logistic { l2 }, est) => {
             let valid = (1..=7).contains(&cfg.degree) && cfg.range.is_finite() && cfg.range > 0.0;
             if est == Estimator::Chebyshev && !valid {
@@ -354,11 +366,7 @@ pub fn train_linear(
                     r = cfg.range
                 )));
             }
-            if let Some(y) = train.target.iter().find(|&&y| y != 1.0 && y != -1.0) {
-                return Err(LinearError::Invalid(format!(
-                    "logistic regression takes labels -1 and +1, not {y}"
-                )));
-            }
+            check_labels(train, "logistic regression")?;
             Loss::Logistic {
                 l2,
                 poly: (est == Estimator::Chebyshev).then(|| sigmoid_poly(cfg.degree, cfg.range)),
@@ -385,12 +393,14 @@ pub fn train_linear(
         }
     };
     let samples = match &quantized {
+        Some(q) if cfg.estimator == Estimator::Refetch => Samples::Refetch(q, &train.features),
         Some(q) => Samples::Quantized(q, cfg.estimator),
         None => Samples::Fp32(&train.features, d),
     };
-    let bits_per_sample = quantized
-        .as_ref()
-        .map_or(32.0 * d as f64, |q| q.bits_per_row() as f64);
+    let stored_bits = quantized.as_ref().map_or(32.0 * d as f64, |q| {
+        let inside = (cfg.estimator == Estimator::Refetch) as usize;
+        (q.bits_per_row() + inside * d) as f64
+    });
     let mut w = vec![0f32; d];
     let batch = cfg.batch.clamp(1, n.max(1));
     let mut device = match gpu {
@@ -410,25 +420,31 @@ pub fn train_linear(
             cfg.lr
         };
         let order = crate::data::dataset::shuffled(n, cfg.seed, 0x11ea + epoch as u32);
-        match device.as_mut() {
+        let refetched = match device.as_mut() {
             Some(dev) => {
-                dev.epoch(&order, batch, lr)?;
+                let r = dev.epoch(&order, batch, lr)?;
                 w = dev.weights()?;
+                r
             }
             None => {
+                let mut r = 0;
                 for rows in order.chunks(batch) {
-                    let g = batch_gradient(&samples, &train.target, rows, &w, &loss);
+                    let (g, full) = batch_gradient(&samples, &train.target, rows, &w, &loss);
                     sgd_step(&mut w, &g, lr);
+                    r += full as u64;
                 }
+                r
             }
-        }
+        };
+        let refetching = cfg.estimator == Estimator::Refetch;
         let m = EpochMetrics {
             epoch,
             train_loss: objective(train, &w),
             test_loss: test.map(|t| objective(t, &w)),
             test_accuracy: test.and_then(|t| accuracy_of(t, &w, cfg.task)),
             lr,
-            bits_per_sample,
+            bits_per_sample: stored_bits + 32.0 * d as f64 * refetched as f64 / n.max(1) as f64,
+            refetched: refetching.then_some(refetched),
             seconds: start.elapsed().as_secs_f64(),
         };
         each(&m, &w);
@@ -440,6 +456,16 @@ pub fn train_linear(
         }
     }
     Ok(w)
+}
+
+/// Refuses a table whose targets are not the labels -1 and +1.
+fn check_labels(t: &Table, task: &str) -> Result<(), LinearError> {
+    match t.target.iter().find(|&&y| y != 1.0 && y != -1.0) {
+        Some(y) => Err(LinearError::Invalid(format!(
+            "{task} takes labels -1 and +1, not {y}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// A synthetic least-squares problem with a known optimum: `n` rows of `d` features

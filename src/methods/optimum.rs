@@ -11,7 +11,9 @@ use crate::data::table::Table;
 /// for least squares.
 pub fn strong_convexity(t: &Table, task: Task) -> (f64, &'static str) {
     match task {
-        Task::Logistic { l2 } | Task::Softmax { l2, .. } => (l2 as f64, "the L2 coefficient"),
+        Task::Logistic { l2 } | Task::Svm { l2 } | Task::Softmax { l2, .. } => {
+            (l2 as f64, "the L2 coefficient")
+        }
         Task::Lsq => (
             smallest_eigenvalue(&gram(t), t.cols()),
             "the smallest eigenvalue of A^T A / N",
@@ -85,7 +87,7 @@ pub fn objective(t: &Table, w: &[f32], task: Task) -> f64 {
     match task {
         Task::Lsq => lsq_loss(t, w),
         Task::Logistic { l2 } => logistic_loss(t, w, l2),
-        Task::Softmax { .. } => {
+        Task::Svm { .. } | Task::Softmax { .. } => {
             let w: Vec<f64> = w.iter().map(|&v| v as f64).collect();
             evaluate(t, &w, task, false).0
         }
@@ -93,7 +95,8 @@ pub fn objective(t: &Table, w: &[f32], task: Task) -> f64 {
 }
 
 /// The objective and its gradient at f64 weights, in f64: least squares (1/2N) sum (a^T w -
-/// y)^2; logistic (1/N) sum log(1 + exp(-y a^T w)) + (l2/2)|w|^2; softmax (1/N) sum
+/// y)^2; logistic (1/N) sum log(1 + exp(-y a^T w)) + (l2/2)|w|^2; the SVM's (1/N) sum
+/// max(0, 1 - y a^T w) + (l2/2)|w|^2 with the subgradient -y a where y a^T w < 1; softmax (1/N) sum
 /// (log sum_k exp(a^T w_k) - a^T w_y) + (l2/2)|w|^2. Rows are split over the CPU's threads.
 pub fn value_and_gradient(t: &Table, w: &[f64], task: Task) -> (f64, Vec<f64>) {
     evaluate(t, w, task, true)
@@ -131,6 +134,11 @@ fn evaluate(t: &Table, w: &[f64], task: Task, grad: bool) -> (f64, Vec<f64>) {
                     loss += q.max(0.0) + (-q.abs()).exp().ln_1p();
                     z[0] = -y / (1.0 + (y * z[0]).exp());
                 }
+                Task::Svm { .. } => {
+                    let q = y * z[0];
+                    loss += (1.0 - q).max(0.0);
+                    z[0] = if q < 1.0 { -y } else { 0.0 };
+                }
                 Task::Softmax { .. } => {
                     let top = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                     let s: f64 = z.iter().map(|v| (v - top).exp()).sum();
@@ -164,7 +172,7 @@ fn evaluate(t: &Table, w: &[f64], task: Task, grad: bool) -> (f64, Vec<f64>) {
     let inv = 1.0 / n.max(1) as f64;
     let l2 = match task {
         Task::Lsq => 0.0,
-        Task::Logistic { l2 } | Task::Softmax { l2, .. } => l2 as f64,
+        Task::Logistic { l2 } | Task::Svm { l2 } | Task::Softmax { l2, .. } => l2 as f64,
     };
     let mut g = vec![0f64; if grad { d * m } else { 0 }];
     let mut loss = 0f64;
@@ -197,6 +205,10 @@ pub fn optimum(t: &Table, task: Task) -> (f64, Vec<f64>, f64, &'static str) {
         Task::Logistic { l2 } => {
             let (w, l) = logistic_optimum(t, l2);
             (w, l, "Newton")
+        }
+        Task::Svm { l2 } => {
+            let (w, l) = svm_optimum(t, l2 as f64, 1e-10);
+            (w, l, "dual coordinate descent")
         }
         Task::Softmax { .. } => {
             let (w, l) = lbfgs(t, task, 1e-9, 3000);
@@ -351,4 +363,56 @@ fn cholesky_solve(h: &[f64], g: &[f64], d: usize) -> Option<Vec<f64>> {
         x[i] = (y[i] - s) / l[i * d + i];
     }
     Some(x)
+}
+
+/// The SVM's f64 optimum, min (1/N) sum max(0, 1 - y a^T w) + (l2/2)|w|^2 (labels +-1), by
+/// dual coordinate descent (Hsieh et al., ICML 2008) on the equivalent (1/2)|w|^2 + C sum
+/// hinge, C = 1 / (N l2), until the duality gap is within `rel` of the objective (or 1,000
+/// sweeps): the weights and the objective there. NaN where l2 is not positive (the hinge
+/// alone has no unique minimum, and its linear program is not solved here).
+pub fn svm_optimum(t: &Table, l2: f64, rel: f64) -> (Vec<f64>, f64) {
+    let (n, d) = (t.rows(), t.cols());
+    if l2.is_nan() || l2 <= 0.0 || n == 0 {
+        return (vec![f64::NAN; d], f64::NAN);
+    }
+    let c = 1.0 / (n as f64 * l2);
+    let row = |i: usize| &t.features[i * d..(i + 1) * d];
+    let dot = |a: &[f32], w: &[f64]| a.iter().zip(w).map(|(&u, v)| u as f64 * v).sum::<f64>();
+    let diag: Vec<f64> = (0..n)
+        .map(|i| row(i).iter().map(|&u| (u as f64).powi(2)).sum())
+        .collect();
+    let mut alpha = vec![0f64; n];
+    let mut w = vec![0f64; d];
+    let objective = |w: &[f64]| {
+        let hinge: f64 = (0..n)
+            .map(|i| (1.0 - t.target[i] as f64 * dot(row(i), w)).max(0.0))
+            .sum();
+        0.5 * w.iter().map(|v| v * v).sum::<f64>() + c * hinge
+    };
+    for sweep in 0..1000 {
+        for i in 0..n {
+            if diag[i] == 0.0 {
+                continue;
+            }
+            let y = t.target[i] as f64;
+            let g = y * dot(row(i), &w) - 1.0;
+            let next = (alpha[i] - g / diag[i]).clamp(0.0, c);
+            let step = (next - alpha[i]) * y;
+            if step != 0.0 {
+                alpha[i] = next;
+                w.iter_mut()
+                    .zip(row(i))
+                    .for_each(|(wc, &u)| *wc += step * u as f64);
+            }
+        }
+        if sweep % 5 == 4 {
+            let primal = objective(&w);
+            let dual = alpha.iter().sum::<f64>() - 0.5 * w.iter().map(|v| v * v).sum::<f64>();
+            if primal - dual <= rel * primal.abs().max(1e-300) {
+                break;
+            }
+        }
+    }
+    let loss = l2 * objective(&w);
+    (w, loss)
 }

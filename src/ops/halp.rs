@@ -64,6 +64,11 @@ impl<'c> GpuHalp<'c> {
             Glm::Lsq => 0,
             Glm::Logistic { .. } => 1,
             Glm::Softmax { .. } => 2,
+            Glm::Svm { .. } => {
+                return Err(GpuError::Invalid(
+                    "HALP's kernels take least squares, logistic and softmax regression".into(),
+                ));
+            }
         };
         let base = HalpParams {
             cols: d as u32,

@@ -1,5 +1,6 @@
-//! Least-squares SGD on the GPU over samples stored packed (ZipML): level indices at `bits`
-//! bits and one up bit per sample, or f32 values; the twin of `reference::linear`.
+//! Linear-model SGD on the GPU over samples stored packed (ZipML): level indices at `bits`
+//! bits and one up bit per sample (with the f32 rows beside them where the hinge refetches),
+//! or f32 values; the twin of `reference::linear`.
 
 use crate::format::pack;
 use crate::gpu::buffers::{read_u32, upload_f32, upload_u32, zeroed};
@@ -25,6 +26,7 @@ pub struct GpuLinear<'c> {
     poly: DeviceBuffer,
     w: DeviceBuffer,
     res: DeviceBuffer,
+    fetched: DeviceBuffer,
 }
 
 impl<'c> GpuLinear<'c> {
@@ -57,6 +59,11 @@ impl<'c> GpuLinear<'c> {
                     None => one()?,
                 }
             }
+            Loss::Hinge { l2 } => {
+                base.l2 = if *l2 == 0.0 { 0 } else { l2.to_bits() };
+                base.task = 3;
+                one()?
+            }
         };
         let (features, lower, up, levels) = match samples {
             Samples::Fp32(x, _) => (
@@ -65,23 +72,43 @@ impl<'c> GpuLinear<'c> {
                 one()?,
                 one()?,
             ),
-            Samples::Quantized(q, est) => {
+            Samples::Quantized(q, _) | Samples::Refetch(q, _) => {
                 let bits = q.index_bits();
-                let s = q.samples() as u32;
+                let mut s = q.samples() as u32;
                 let per_col = 1usize << bits;
-                base.mode = if *est == Estimator::Naive { 1 } else { 2 };
+                let full = match samples {
+                    Samples::Refetch(_, x) => {
+                        base.mode = 3;
+                        upload_f32(ctx, "linear features", x)?
+                    }
+                    Samples::Quantized(_, Estimator::Naive) => {
+                        base.mode = 1;
+                        one()?
+                    }
+                    _ => {
+                        base.mode = 2;
+                        one()?
+                    }
+                };
                 base.bits = bits;
-                base.samples = s;
                 base.per_col = per_col as u32;
                 let codes: Vec<u32> = q.lower().iter().map(|&c| c as u32).collect();
-                let ups: Vec<u32> = q.up().iter().map(|&c| c as u32).collect();
+                let mut ups: Vec<u32> = q.up().iter().map(|&c| c as u32).collect();
+                if base.mode == 3 {
+                    // The up bit, then whether the value lies strictly between two levels.
+                    ups.iter_mut()
+                        .zip(q.inside())
+                        .for_each(|(u, &inside)| *u = (*u & 1) | (inside as u32) << 1);
+                    s = 2;
+                }
+                base.samples = s;
                 let mut table = Vec::with_capacity(cols * per_col);
                 for l in q.levels() {
                     let v = l.values();
                     table.extend((0..per_col).map(|j| v[j.min(v.len() - 1)]));
                 }
                 (
-                    one()?,
+                    full,
                     upload_u32(ctx, "level indices", &pack(&codes, bits))?,
                     upload_u32(ctx, "up bits", &pack(&ups, s))?,
                     upload_f32(ctx, "levels", &table)?,
@@ -100,21 +127,22 @@ impl<'c> GpuLinear<'c> {
             poly,
             w: zeroed(ctx, "weights", cols)?,
             res: zeroed(ctx, "residuals", MAX_BATCH.min(rows.max(1)))?,
+            fetched: zeroed(ctx, "refetch flags", MAX_BATCH.min(rows.max(1)) + 1)?,
         })
     }
 
     /// Bytes of sample data held on the device.
     pub fn sample_bytes(&self) -> u64 {
-        if self.base.mode == 0 {
-            self.features.size()
-        } else {
-            self.lower.size() + self.up.size()
+        match self.base.mode {
+            0 => self.features.size(),
+            3 => self.features.size() + self.lower.size() + self.up.size(),
+            _ => self.lower.size() + self.up.size(),
         }
     }
 
     /// One epoch of SGD: the rows in `order`, `batch` at a time, step size `lr`; submitted
-    /// as one command buffer and waited for.
-    pub fn epoch(&mut self, order: &[usize], batch: usize, lr: f32) -> Result<(), GpuError> {
+    /// as one command buffer and waited for. Returns the rows read again at full precision.
+    pub fn epoch(&mut self, order: &[usize], batch: usize, lr: f32) -> Result<u64, GpuError> {
         let held = MAX_BATCH.min(self.rows.max(1));
         if batch == 0 || batch.min(order.len()) > held || order.iter().any(|&i| i >= self.rows) {
             return Err(GpuError::Invalid(format!(
@@ -136,7 +164,9 @@ impl<'c> GpuLinear<'c> {
             (7, &*self.w),
             (8, &*self.res),
             (9, &*self.poly),
+            (10, &*self.fetched),
         ];
+        self.ctx.queue.write_buffer(&self.fetched, 0, &[0; 4]);
         // `update` reads every binding but the targets and the polynomial.
         let update: Vec<_> = bindings
             .iter()
@@ -158,7 +188,8 @@ impl<'c> GpuLinear<'c> {
             record(self.ctx, &mut enc, "linear", "update", cols, p, &update)?;
         }
         self.ctx.queue.submit([enc.finish()]);
-        self.ctx.wait()
+        self.ctx.wait()?;
+        Ok(read_u32(self.ctx, &self.fetched, 1)?[0] as u64)
     }
 
     /// The weights.

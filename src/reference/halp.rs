@@ -19,7 +19,8 @@ fn dot(a: &[f32], w: &[f32]) -> f32 {
 }
 
 /// Row i's gradient factors at `w` into `out` (`glm.outputs()` of them): a^T w - y for
-/// least squares; -y sigma(-y a^T w) for logistic regression; p_k - [k = y] for softmax,
+/// least squares; -y sigma(-y a^T w) for logistic regression; the hinge's subgradient -y
+/// where y a^T w < 1, else 0, for the SVM; p_k - [k = y] for softmax,
 /// with p the softmax of the logits less their largest (largest by `order_key`).
 pub fn factors(rows: &Rows, i: usize, w: &[f32], glm: &Glm, out: &mut [f32]) {
     let a = rows.row(i);
@@ -27,6 +28,7 @@ pub fn factors(rows: &Rows, i: usize, w: &[f32], glm: &Glm, out: &mut [f32]) {
     match glm {
         Glm::Lsq => out[0] = dot(a, w) - y,
         Glm::Logistic { .. } => out[0] = -y * sigmoid_neg(y * dot(a, w)),
+        Glm::Svm { .. } => out[0] = if y * dot(a, w) < 1.0 { -y } else { 0.0 },
         Glm::Softmax { classes, .. } => {
             let d = rows.cols;
             let mut m = 0f32;

@@ -1,5 +1,5 @@
-//! `lowp linear`: least squares or logistic regression trained by SGD on samples read at
-//! low precision (ZipML).
+//! `lowp linear`: least squares, logistic regression or an SVM trained by SGD on samples
+//! read at low precision (ZipML), or by HALP and the methods it is measured against.
 
 use crate::plot::{Curve, PALETTE, Panel, write_curves};
 use clap::ValueEnum;
@@ -20,6 +20,8 @@ pub enum Task {
     Lsq,
     /// Logistic regression on two classes (labels -1, +1) with an L2 term.
     Logistic,
+    /// A support vector machine on two classes (labels -1, +1): the hinge with an L2 term.
+    Svm,
     /// Softmax regression over every class (an image folder's, or a file's integer
     /// targets 0, 1, ...) with an L2 term; trains with --method.
     Softmax,
@@ -50,7 +52,9 @@ pub struct Args {
     #[arg(long)]
     log_target: bool,
     /// How samples are read: fp32, naive (one quantization), double (two independent ones;
-    /// the default), or chebyshev (logistic regression: degree + 1 independent ones).
+    /// the default but for svm), chebyshev (logistic regression: degree + 1 independent
+    /// ones), or refetch (svm, its default: one quantization, and the row read again at
+    /// full precision where the margin is within its error band of the hinge).
     #[arg(long, value_parser = |s: &str| s.parse::<Estimator>())]
     estimator: Option<Estimator>,
     /// Train by sgd, lp-sgd, svrg, lp-svrg or halp, or several (comma-separated, or "all")
@@ -66,7 +70,7 @@ pub struct Args {
     /// Steps per epoch of --method (default: one pass over the training set).
     #[arg(long)]
     inner: Option<usize>,
-    /// L2 coefficient of logistic and softmax regression.
+    /// L2 coefficient of logistic and softmax regression and of the SVM.
     #[arg(long, default_value_t = 1e-3)]
     l2: f32,
     /// Degree of the Chebyshev estimator's polynomial (1 to 7).
@@ -170,7 +174,7 @@ fn load(a: &Args) -> Result<Table, String> {
         }
         // The generator adds its own intercept; the scaler adds one again: drop its column.
         let (mut t, _) = synthetic_lsq(a.rows, a.features, 0.1, a.seed);
-        if a.task == Task::Logistic {
+        if matches!(a.task, Task::Logistic | Task::Svm) {
             // Classes by the sign of the noisy linear target.
             t.target
                 .iter_mut()
@@ -196,8 +200,8 @@ fn load(a: &Args) -> Result<Table, String> {
             }
             Task::Lsq => {
                 return Err(
-                    "--classes all trains one logistic regression per class against the rest \
-                     (--task logistic)"
+                    "--classes all trains one classifier per class against the rest (--task \
+                     logistic or svm)"
                         .into(),
                 );
             }
@@ -270,14 +274,19 @@ fn load(a: &Args) -> Result<Table, String> {
              (below 1000)"
         ));
     }
-    if a.task == Task::Logistic {
+    if matches!(a.task, Task::Logistic | Task::Svm) {
         // Two classes: the lesser target is -1, the greater +1.
         let mut values: Vec<f32> = t.target.clone();
         values.sort_by(f32::total_cmp);
         values.dedup();
         if values.len() != 2 {
             return Err(format!(
-                "--task logistic: the target {:?} takes {} values; two classes are needed",
+                "--task {}: the target {:?} takes {} values; two classes are needed",
+                if a.task == Task::Svm {
+                    "svm"
+                } else {
+                    "logistic"
+                },
                 target,
                 values.len()
             ));
@@ -343,6 +352,7 @@ pub fn run(a: &Args) -> Result<(), String> {
     let task = match a.task {
         Task::Lsq => lowp::methods::linear::Task::Lsq,
         Task::Logistic => lowp::methods::linear::Task::Logistic { l2: a.l2 },
+        Task::Svm => lowp::methods::linear::Task::Svm { l2: a.l2 },
         Task::Softmax => lowp::methods::linear::Task::Softmax {
             l2: a.l2,
             classes: table.target.iter().fold(0f32, |m, &y| m.max(y)) as usize + 1,
@@ -351,9 +361,20 @@ pub fn run(a: &Args) -> Result<(), String> {
     let name = match a.task {
         Task::Lsq => "least squares",
         Task::Logistic => "logistic regression",
+        Task::Svm => "SVM (hinge)",
         Task::Softmax => "softmax regression",
     };
+    let default_estimator = match a.task {
+        Task::Svm => Estimator::Refetch,
+        _ => Estimator::Double,
+    };
     if !a.method.is_empty() {
+        if a.task == Task::Svm {
+            return Err("--task svm trains with ZipML's estimators (--estimator \
+                        fp32|naive|double|refetch), not --method: the hinge is not smooth, \
+                        which HALP's and SVRG's analysis needs"
+                .into());
+        }
         let mut methods: Vec<Method> = Vec::new();
         for m in a.method.iter().flatten() {
             if !methods.contains(m) {
@@ -371,7 +392,7 @@ pub fn run(a: &Args) -> Result<(), String> {
     if a.task == Task::Softmax {
         return Err(
             "--task softmax trains with --method sgd|lp-sgd|svrg|lp-svrg|halp (ZipML's \
-             estimators take lsq and logistic)"
+             estimators take lsq, logistic and svm)"
                 .into(),
         );
     }
@@ -380,9 +401,9 @@ pub fn run(a: &Args) -> Result<(), String> {
             return Err("--classes all needs a test set (--test-fraction above 0)".into());
         };
         let classes = table.target.iter().fold(0f32, |m, &y| m.max(y)) as usize + 1;
-        let estimator = a.estimator.unwrap_or(Estimator::Double);
+        let estimator = a.estimator.unwrap_or(default_estimator);
         println!(
-            "one-vs-rest logistic regression on {} ({classes} classes, {} training rows, {} \
+            "one-vs-rest {name} on {} ({classes} classes, {} training rows, {} \
              test rows, {} features with the intercept); {estimator} samples, {bits} bits, {} \
              levels",
             a.data,
@@ -404,7 +425,7 @@ pub fn run(a: &Args) -> Result<(), String> {
             (&a.data, a.out.as_deref()),
         );
     }
-    let estimator = a.estimator.unwrap_or(Estimator::Double);
+    let estimator = a.estimator.unwrap_or(default_estimator);
     // Least squares: the exact optimum, for the gap.
     let optimum = (a.task == Task::Lsq).then(|| lsq_optimum(&train).1);
     println!(
@@ -434,7 +455,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         let gap = optimum.map(|o| m.train_loss - o);
         bar.suspend(|| {
             println!(
-                "epoch {:>3}  train_loss {:.6e}{}  test_loss {}{}  {:.0} bits/sample  {:.2}s",
+                "epoch {:>3}  train_loss {:.6e}{}  test_loss {}{}  {:.0} bits/sample{}  {:.2}s",
                 m.epoch,
                 m.train_loss,
                 gap.map_or(String::new(), |g| format!("  gap {g:.3e}")),
@@ -442,6 +463,8 @@ pub fn run(a: &Args) -> Result<(), String> {
                 m.test_accuracy
                     .map_or(String::new(), |v| format!("  test_accuracy {v:.4}")),
                 m.bits_per_sample,
+                m.refetched
+                    .map_or(String::new(), |r| format!(" ({r} rows refetched)")),
                 m.seconds
             )
         });
@@ -461,6 +484,9 @@ pub fn run(a: &Args) -> Result<(), String> {
             }
             if let Some(acc) = m.test_accuracy {
                 line["test_accuracy"] = acc.into();
+            }
+            if let Some(r) = m.refetched {
+                line["refetched"] = r.into();
             }
             if let Err(e) = writeln!(f, "{line}") {
                 failed.get_or_insert(e.to_string());

@@ -1,6 +1,6 @@
-//! `lowp linear --task logistic --classes all`: one binary logistic regression per class
-//! (that class +1, every other -1) under ZipML's estimators, and the multiclass prediction
-//! by the largest of the ten scores.
+//! `lowp linear --task logistic|svm --classes all`: one binary classifier per class (that
+//! class +1, every other -1) under ZipML's estimators, and the multiclass prediction by the
+//! largest of the ten scores.
 
 use crate::plot::{Curve, PALETTE, Panel, write_curves};
 use lowp::data::table::Table;
@@ -45,11 +45,15 @@ pub fn run(
     for k in 0..classes {
         let (tk, sk) = (binary(train, k), binary(test, k));
         let mut accs = Vec::new();
+        let mut refetched = None;
         let w = train_linear(cfg, &tk, Some(&sk), gpu, |m, _| {
             bar.inc(1);
             accs.push(m.test_accuracy.unwrap_or(f64::NAN));
+            if let Some(r) = m.refetched {
+                *refetched.get_or_insert(0) += r;
+            }
             if let Some(f) = metrics.as_mut() {
-                let line = serde_json::json!({
+                let mut line = serde_json::json!({
                     "class": k,
                     "epoch": m.epoch,
                     "train_loss": m.train_loss,
@@ -58,6 +62,9 @@ pub fn run(
                     "bits_per_sample": m.bits_per_sample,
                     "seconds": m.seconds,
                 });
+                if let Some(r) = m.refetched {
+                    line["refetched"] = r.into();
+                }
                 if let Err(e) = writeln!(f, "{line}") {
                     failed.get_or_insert(e.to_string());
                 }
@@ -66,8 +73,13 @@ pub fn run(
         .map_err(|e| format!("class {k} against the rest: {e}"))?;
         bar.suspend(|| {
             println!(
-                "class {k} against the rest: test accuracy {:.4} (binary, sign of a^T w)",
-                accuracy(&sk, &w)
+                "class {k} against the rest: test accuracy {:.4} (binary, sign of a^T w){}",
+                accuracy(&sk, &w),
+                refetched.map_or(String::new(), |r| format!(
+                    "; {r} rows refetched over {} epochs ({:.1}% of the rows read)",
+                    cfg.epochs,
+                    100.0 * r as f64 / (cfg.epochs * tk.rows()).max(1) as f64
+                ))
             )
         });
         curves.push(Curve {
@@ -102,7 +114,11 @@ pub fn run(
             curves,
         }];
         let title = format!(
-            "one-vs-rest logistic regression, {data}: {} samples, {} bits; {classes} classes {:.2}%",
+            "one-vs-rest {}, {data}: {} samples, {} bits; {classes} classes {:.2}%",
+            match cfg.task {
+                lowp::methods::linear::Task::Svm { .. } => "SVM",
+                _ => "logistic regression",
+            },
             cfg.estimator,
             cfg.bits,
             100.0 * all
