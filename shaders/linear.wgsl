@@ -25,7 +25,8 @@ struct LinearParams {
     task: u32,        // 0 least squares, 1 logistic, 2 logistic through the polynomial, 3 hinge
     degree: u32,      // the polynomial's degree
     l2: u32,          // f32 bits of the L2 coefficient, 0 for none
-    pad: u32,
+    rounded: u32,     // 1: `update` writes g to gout, and `apply` steps (the gradient or
+                      // the model rounded through a format between them)
 }
 
 @group(0) @binding(0) var<uniform> L: LinearParams;
@@ -39,6 +40,8 @@ struct LinearParams {
 @group(0) @binding(8) var<storage, read_write> res: array<u32>;
 @group(0) @binding(9) var<storage, read> poly: array<u32>; // f32 bits, z^0 first
 @group(0) @binding(10) var<storage, read_write> fetched: array<atomic<u32>>;
+@group(0) @binding(11) var<storage, read_write> gout: array<u32>;
+@group(0) @binding(12) var<storage, read> gin: array<u32>;
 
 fn packed_code(words_index: u32, width: u32, which: u32) -> u32 {
     let start = words_index * width;
@@ -195,5 +198,20 @@ fn update(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (L.l2 != 0u) {
         g = sf_add(g, sf_mul(L.l2, w[c]));
     }
+    if (L.rounded == 1u) {
+        gout[c] = g;
+        return;
+    }
     w[c] = sf_add(w[c], sf_mul(L.lr, g) ^ 0x80000000u);
+}
+
+// The step from a gradient rounded through its format: gout_c = w_c - lr gin_c (the model
+// rounded from gout into w after, or copied).
+@compute @workgroup_size(256)
+fn apply(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = item_index(gid, L.groups_x);
+    if (c >= L.count) {
+        return;
+    }
+    gout[c] = sf_add(w[c], sf_mul(L.lr, gin[c]) ^ 0x80000000u);
 }

@@ -370,6 +370,25 @@ impl std::str::FromStr for Estimator {
     }
 }
 
+/// The first random stream of the gradient's and the model's rounding (`step_spec`).
+pub const STEP_STREAM: u32 = 0x3000_0000;
+
+/// `spec` as step `step` rounds the gradient (`which` 0) or the model (1) through it: its
+/// random bits from `seed` on a stream of their own, STEP_STREAM + 2 step + which (apart
+/// from every other stream for the first 1.6e9 steps).
+pub fn step_spec(
+    spec: &crate::quant::QuantSpec,
+    seed: u64,
+    step: u64,
+    which: u32,
+) -> crate::quant::QuantSpec {
+    crate::quant::QuantSpec {
+        seed,
+        stream: STEP_STREAM.wrapping_add((step as u32).wrapping_mul(2).wrapping_add(which)),
+        ..*spec
+    }
+}
+
 /// The random stream of sample `s` (0 or 1) of a quantized matrix.
 pub const SAMPLE_STREAM: u32 = 0x5a11;
 

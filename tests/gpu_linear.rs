@@ -59,6 +59,8 @@ fn gpu_weights_equal_the_cpu_reference_bit_for_bit() {
             lr: 0.05,
             decay: t % 2 == 0,
             seed: t as u64,
+            model: None,
+            grad: None,
         };
         let data = match task {
             Task::Lsq => &train,
@@ -107,4 +109,85 @@ fn gpu_weights_equal_the_cpu_reference_bit_for_bit() {
         assert!(on_cpu[2].0 < zero, "{cfg:?}: {} vs {zero}", on_cpu[2].0);
     }
     assert!(refetched > 0, "some rows were refetched");
+}
+
+#[test]
+fn rounded_model_and_gradient_equal_the_cpu_reference() {
+    use lowp::quant::{QuantSpec, Rounding, Scaling};
+    let ctx = common::gpu();
+    let (train, _) = synthetic_lsq(203, 6, 0.3, 8);
+    let mut classes = train.clone();
+    classes
+        .target
+        .iter_mut()
+        .for_each(|v| *v = if *v > 0.0 { 1.0 } else { -1.0 });
+    let spec = |f: &str| QuantSpec {
+        rounding: Rounding::Stochastic { bits: 23 },
+        saturate: true,
+        scaling: Scaling::Tensor,
+        ..QuantSpec::new(f.parse().unwrap())
+    };
+    for (t, (task, estimator, model, grad)) in [
+        (
+            Task::Lsq,
+            Estimator::Double,
+            Some("fixed(wl=8,fl=7)"),
+            Some("fixed(wl=6,fl=5)"),
+        ),
+        (
+            Task::Logistic { l2: 0.01 },
+            Estimator::Naive,
+            None,
+            Some("e4m3"),
+        ),
+        (
+            Task::Svm { l2: 0.01 },
+            Estimator::Refetch,
+            Some("e5m2"),
+            None,
+        ),
+        (Task::Lsq, Estimator::Fp32, Some("mxfp8_e4m3"), Some("bf16")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let cfg = LinearConfig {
+            task,
+            degree: 3,
+            range: 4.0,
+            estimator,
+            bits: 3,
+            levels: LevelKind::Uniform,
+            epochs: 2,
+            batch: 16,
+            lr: 0.1,
+            decay: t % 2 == 0,
+            seed: t as u64,
+            model: model.map(spec),
+            grad: grad.map(spec),
+        };
+        let data = if task == Task::Lsq { &train } else { &classes };
+        let wg = train_linear(&cfg, data, None, Some(&ctx), |_, _| {}).unwrap();
+        let wc = train_linear(&cfg, data, None, None, |_, _| {}).unwrap();
+        let bits_of = |w: &[f32]| w.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits_of(&wg), bits_of(&wc), "{cfg:?}");
+        assert!(wc.iter().any(|&v| v != 0.0), "{cfg:?}: it moved");
+        // The weights are the format's values: rounding them to nearest changes nothing.
+        if let Some(m) = cfg.model {
+            let nearest = QuantSpec {
+                rounding: Rounding::Nearest,
+                ..m
+            };
+            let (again, _) = lowp::reference::quantize::fake_quantize(&wc, &nearest);
+            assert_eq!(bits_of(&again), bits_of(&wc), "{cfg:?}");
+        }
+        // Without the rounding the same run ends elsewhere: the formats were applied.
+        let plain = LinearConfig {
+            model: None,
+            grad: None,
+            ..cfg.clone()
+        };
+        let wp = train_linear(&plain, data, None, None, |_, _| {}).unwrap();
+        assert_ne!(bits_of(&wp), bits_of(&wc), "{cfg:?}");
+    }
 }

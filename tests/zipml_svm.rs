@@ -208,6 +208,8 @@ fn sgd_approaches_the_dual_coordinate_descent_optimum() {
             lr: 0.5,
             decay: true,
             seed: 1,
+            model: None,
+            grad: None,
         };
         let w = train_linear(&cfg, &t, None, None, |_, _| {}).unwrap();
         let gap = objective(&t, &w, task) - best;

@@ -440,14 +440,15 @@ pub struct LinearParams {
     pub groups_x: u32,
     /// Work items in this dispatch.
     pub count: u32,
-    /// 0 least squares, 1 logistic regression, 2 logistic through a polynomial.
+    /// 0 least squares, 1 logistic regression, 2 logistic through a polynomial, 3 hinge.
     pub task: u32,
     /// Degree of the polynomial (task 2).
     pub degree: u32,
     /// L2 coefficient (f32 bits; 0 for none).
     pub l2: u32,
-    /// Padding.
-    pub pad: u32,
+    /// 1 where the gradient or the model is rounded through a format each step: `update`
+    /// then writes the gradient out for `apply`, instead of stepping.
+    pub rounded: u32,
 }
 
 impl DispatchParams for LinearParams {

@@ -4,8 +4,10 @@
 //! f64 for reference.
 
 use crate::data::table::Table;
-use crate::levels::{Estimator, Levels, LevelsError, QuantizedMatrix, Samples};
+use crate::levels::{Estimator, Levels, LevelsError, QuantizedMatrix, Samples, step_spec};
+use crate::quant::QuantSpec;
 use crate::reference::linear::{Loss, batch_gradient, sgd_step};
+use crate::reference::quantize::fake_quantize;
 use std::time::Instant;
 
 /// How each column's levels are chosen.
@@ -93,6 +95,11 @@ pub struct LinearConfig {
     pub decay: bool,
     /// Seed of the quantization and the shuffling.
     pub seed: u64,
+    /// The format each step's weights are rounded through (None: f32); its seed and
+    /// stream are replaced per step (`levels::step_spec`).
+    pub model: Option<QuantSpec>,
+    /// The format each step's gradient is rounded through before the step (None: f32).
+    pub grad: Option<QuantSpec>,
 }
 
 /// One epoch's figures.
@@ -401,17 +408,24 @@ pub fn train_linear(
         let inside = (cfg.estimator == Estimator::Refetch) as usize;
         (q.bits_per_row() + inside * d) as f64
     });
+    for (spec, what) in [(&cfg.model, "the model's"), (&cfg.grad, "the gradient's")] {
+        if let Some(s) = spec {
+            s.validate()
+                .map_err(|e| LinearError::Invalid(format!("{what} format {}: {e}", s.format)))?;
+        }
+    }
     let mut w = vec![0f32; d];
     let batch = cfg.batch.clamp(1, n.max(1));
     let mut device = match gpu {
-        Some(ctx) => Some(crate::ops::linear::GpuLinear::new(
-            ctx,
-            &samples,
-            &train.target,
-            &loss,
-        )?),
+        Some(ctx) => {
+            let mut dev = crate::ops::linear::GpuLinear::new(ctx, &samples, &train.target, &loss)?;
+            dev.set_rounding(cfg.model, cfg.grad, cfg.seed)?;
+            Some(dev)
+        }
         None => None,
     };
+    // Steps taken before this epoch: the rounding's random streams.
+    let mut steps = 0u64;
     for epoch in 1..=cfg.epochs {
         let start = Instant::now();
         let lr = if cfg.decay {
@@ -422,20 +436,28 @@ pub fn train_linear(
         let order = crate::data::dataset::shuffled(n, cfg.seed, 0x11ea + epoch as u32);
         let refetched = match device.as_mut() {
             Some(dev) => {
-                let r = dev.epoch(&order, batch, lr)?;
+                let r = dev.epoch(&order, batch, lr, steps)?;
                 w = dev.weights()?;
                 r
             }
             None => {
                 let mut r = 0;
-                for rows in order.chunks(batch) {
-                    let (g, full) = batch_gradient(&samples, &train.target, rows, &w, &loss);
+                for (k, rows) in order.chunks(batch).enumerate() {
+                    let step = steps + k as u64;
+                    let (mut g, full) = batch_gradient(&samples, &train.target, rows, &w, &loss);
+                    if let Some(spec) = &cfg.grad {
+                        g = fake_quantize(&g, &step_spec(spec, cfg.seed, step, 0)).0;
+                    }
                     sgd_step(&mut w, &g, lr);
+                    if let Some(spec) = &cfg.model {
+                        w = fake_quantize(&w, &step_spec(spec, cfg.seed, step, 1)).0;
+                    }
                     r += full as u64;
                 }
                 r
             }
         };
+        steps += n.div_ceil(batch) as u64;
         let refetching = cfg.estimator == Estimator::Refetch;
         let m = EpochMetrics {
             epoch,

@@ -8,7 +8,9 @@ use crate::gpu::dispatch::record;
 use crate::gpu::memory::DeviceBuffer;
 use crate::gpu::params::LinearParams;
 use crate::gpu::{GpuContext, GpuError};
-use crate::levels::{Estimator, Loss, Samples};
+use crate::levels::{Estimator, Loss, Samples, step_spec};
+use crate::ops::quantize::{check_len, record_fake_quantize, scale_words};
+use crate::quant::QuantSpec;
 
 /// Rows a batch may hold: a kernel loops over them, and llvmpipe ends a loop after 65,535.
 pub const MAX_BATCH: usize = 65_535;
@@ -27,6 +29,22 @@ pub struct GpuLinear<'c> {
     w: DeviceBuffer,
     res: DeviceBuffer,
     fetched: DeviceBuffer,
+    rounding: Option<StepRounding>,
+    /// `update`'s gradient output where nothing is rounded (never written then).
+    spare: DeviceBuffer,
+}
+
+/// The gradient's and the model's rounding through formats each step, with their buffers.
+struct StepRounding {
+    model: Option<QuantSpec>,
+    grad: Option<QuantSpec>,
+    seed: u64,
+    /// The step's gradient, then the step's weights before their rounding.
+    grad_out: DeviceBuffer,
+    next: DeviceBuffer,
+    rounded_grad: DeviceBuffer,
+    scales: DeviceBuffer,
+    stats: DeviceBuffer,
 }
 
 impl<'c> GpuLinear<'c> {
@@ -128,7 +146,43 @@ impl<'c> GpuLinear<'c> {
             w: zeroed(ctx, "weights", cols)?,
             res: zeroed(ctx, "residuals", MAX_BATCH.min(rows.max(1)))?,
             fetched: zeroed(ctx, "refetch flags", MAX_BATCH.min(rows.max(1)) + 1)?,
+            rounding: None,
+            spare: zeroed(ctx, "unused", 1)?,
         })
+    }
+
+    /// Rounds each step's gradient through `grad` and the weights after it through `model`
+    /// (either may be None), their random bits from `seed` (`levels::step_spec`).
+    pub fn set_rounding(
+        &mut self,
+        model: Option<QuantSpec>,
+        grad: Option<QuantSpec>,
+        seed: u64,
+    ) -> Result<(), GpuError> {
+        if model.is_none() && grad.is_none() {
+            self.rounding = None;
+            self.base.rounded = 0;
+            return Ok(());
+        }
+        let d = self.base.cols as usize;
+        let mut words = 1;
+        for spec in model.iter().chain(&grad) {
+            check_len(spec, d)?;
+            words = words.max(scale_words(spec, d));
+        }
+        let ctx = self.ctx;
+        self.rounding = Some(StepRounding {
+            model,
+            grad,
+            seed,
+            grad_out: zeroed(ctx, "gradient", d)?,
+            next: zeroed(ctx, "next weights", d)?,
+            rounded_grad: zeroed(ctx, "rounded gradient", d)?,
+            scales: zeroed(ctx, "rounding scales", words)?,
+            stats: zeroed(ctx, "rounding stats", 4)?,
+        });
+        self.base.rounded = 1;
+        Ok(())
     }
 
     /// Bytes of sample data held on the device.
@@ -140,9 +194,16 @@ impl<'c> GpuLinear<'c> {
         }
     }
 
-    /// One epoch of SGD: the rows in `order`, `batch` at a time, step size `lr`; submitted
-    /// as one command buffer and waited for. Returns the rows read again at full precision.
-    pub fn epoch(&mut self, order: &[usize], batch: usize, lr: f32) -> Result<u64, GpuError> {
+    /// One epoch of SGD: the rows in `order`, `batch` at a time, step size `lr`, the first
+    /// step numbered `step0` (the rounding's random streams); submitted as one command
+    /// buffer and waited for. Returns the rows read again at full precision.
+    pub fn epoch(
+        &mut self,
+        order: &[usize],
+        batch: usize,
+        lr: f32,
+        step0: u64,
+    ) -> Result<u64, GpuError> {
         let held = MAX_BATCH.min(self.rows.max(1));
         if batch == 0 || batch.min(order.len()) > held || order.iter().any(|&i| i >= self.rows) {
             return Err(GpuError::Invalid(format!(
@@ -167,12 +228,19 @@ impl<'c> GpuLinear<'c> {
             (10, &*self.fetched),
         ];
         self.ctx.queue.write_buffer(&self.fetched, 0, &[0; 4]);
-        // `update` reads every binding but the targets and the polynomial.
-        let update: Vec<_> = bindings
+        // `update` reads every binding but the targets and the polynomial (and writes the
+        // gradient out where it is rounded).
+        let mut update: Vec<_> = bindings
             .iter()
             .filter(|(b, _)| *b != 5 && *b != 9)
             .copied()
             .collect();
+        update.push((
+            11,
+            self.rounding
+                .as_ref()
+                .map_or(&*self.spare, |r| &*r.grad_out),
+        ));
         for start in (0..order.len()).step_by(batch) {
             let len = batch.min(order.len() - start);
             let p = LinearParams {
@@ -186,10 +254,47 @@ impl<'c> GpuLinear<'c> {
                 self.ctx, &mut enc, "linear", "residual", len as u32, p, &bindings,
             )?;
             record(self.ctx, &mut enc, "linear", "update", cols, p, &update)?;
+            if let Some(r) = &self.rounding {
+                let step = step0 + (start / batch) as u64;
+                self.record_rounded_step(&mut enc, r, p, step)?;
+            }
         }
         self.ctx.queue.submit([enc.finish()]);
         self.ctx.wait()?;
         Ok(read_u32(self.ctx, &self.fetched, 1)?[0] as u64)
+    }
+
+    /// Records the rest of a step whose gradient `update` wrote out: the gradient rounded
+    /// through its format, the step, and the weights rounded through theirs.
+    fn record_rounded_step(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        r: &StepRounding,
+        p: LinearParams,
+        step: u64,
+    ) -> Result<(), GpuError> {
+        let (ctx, d) = (self.ctx, self.base.cols as usize);
+        let round = |enc: &mut wgpu::CommandEncoder, from, to, spec: &QuantSpec, which| {
+            enc.clear_buffer(&r.stats, 0, None);
+            let spec = step_spec(spec, r.seed, step, which);
+            record_fake_quantize(ctx, enc, (from, to), d, &spec, &r.scales, &r.stats)
+        };
+        let gradient = match &r.grad {
+            Some(spec) => {
+                round(enc, &r.grad_out, &r.rounded_grad, spec, 0)?;
+                &r.rounded_grad
+            }
+            None => &r.grad_out,
+        };
+        let apply = [(7, &*self.w), (11, &*r.next), (12, &**gradient)];
+        record(ctx, enc, "linear", "apply", d as u32, p, &apply)?;
+        match &r.model {
+            Some(spec) => round(enc, &r.next, &self.w, spec, 1),
+            None => {
+                enc.copy_buffer_to_buffer(&r.next, 0, &self.w, 0, 4 * d as u64);
+                Ok(())
+            }
+        }
     }
 
     /// The weights.

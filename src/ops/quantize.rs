@@ -153,6 +153,30 @@ pub fn exceptions_from(stats: &[u32]) -> Exceptions {
     }
 }
 
+/// Records the passes that round `n` f32 values of `input` through `spec`'s format and back
+/// into `out` (the scales first, into `scales`; the exception counts added to `stats`).
+pub fn record_fake_quantize(
+    ctx: &GpuContext,
+    enc: &mut wgpu::CommandEncoder,
+    (input, out): (&wgpu::Buffer, &wgpu::Buffer),
+    n: usize,
+    spec: &QuantSpec,
+    scales: &wgpu::Buffer,
+    stats: &wgpu::Buffer,
+) -> Result<(), GpuError> {
+    record_scales(ctx, enc, input, n, spec, scales, stats)?;
+    let p = QuantParams::new(spec, n);
+    record(
+        ctx,
+        enc,
+        "fake_quantize",
+        "main",
+        (n as u32).div_ceil(4),
+        p,
+        &[(1, input), (2, out), (3, scales), (7, stats)],
+    )
+}
+
 /// Rounds `x` through the format and back on the GPU, with the exception counts.
 pub fn fake_quantize(
     ctx: &GpuContext,
@@ -166,17 +190,7 @@ pub fn fake_quantize(
     let scales = zeroed(ctx, "scales", scale_words(spec, n))?;
     let stats = zeroed(ctx, "stats", 4)?;
     let mut enc = ctx.device.create_command_encoder(&Default::default());
-    record_scales(ctx, &mut enc, &input, n, spec, &scales, &stats)?;
-    let p = QuantParams::new(spec, n);
-    record(
-        ctx,
-        &mut enc,
-        "fake_quantize",
-        "main",
-        (n as u32).div_ceil(4),
-        p,
-        &[(1, &input), (2, &out), (3, &scales), (7, &stats)],
-    )?;
+    record_fake_quantize(ctx, &mut enc, (&input, &out), n, spec, &scales, &stats)?;
     let st = staging(ctx, 16);
     enc.copy_buffer_to_buffer(&stats, 0, &st, 0, 16);
     ctx.queue.submit([enc.finish()]);

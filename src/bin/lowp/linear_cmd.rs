@@ -4,12 +4,14 @@
 use crate::plot::{Curve, PALETTE, Panel, write_curves};
 use clap::ValueEnum;
 use lowp::data::table::{Scaler, Table};
+use lowp::format::Format;
 use lowp::levels::Estimator;
 use lowp::methods::halp::{HalpConfig, HalpEpoch, Method, train_halp};
 use lowp::methods::linear::{
     EpochMetrics, LevelKind, LinearConfig, lsq_optimum, synthetic_lsq, train_linear,
 };
 use lowp::methods::optimum::{optimum, strong_convexity};
+use lowp::quant::{QuantSpec, Rounding, Scaling};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -79,6 +81,18 @@ pub struct Args {
     /// The polynomial approximates sigma(-z) on [-R, R].
     #[arg(long, default_value_t = 4.0)]
     range: f32,
+    /// What is held at low precision: data (the samples, as --estimator reads them), model
+    /// (the weights, rounded through --model-format after every step) and grad (the
+    /// gradient, rounded through --grad-format before the step), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "data", value_parser = ["data", "model", "grad"])]
+    quantize: Vec<String>,
+    /// The weights' format with --quantize model (any lowp format; a power-of-two scale per
+    /// step from the weights' amax, stochastic rounding).
+    #[arg(long, default_value = "fixed(wl=8,fl=7)", value_parser = |s: &str| s.parse::<Format>())]
+    model_format: Format,
+    /// The gradient's format with --quantize grad (scaled and rounded as the model's).
+    #[arg(long, default_value = "fixed(wl=8,fl=7)", value_parser = |s: &str| s.parse::<Format>())]
+    grad_format: Format,
     /// Bits of each level index (1 to 16); with --method, the bits of the low-precision
     /// iterate, several comma-separated to compare.
     #[arg(long, value_delimiter = ',', default_value = "4")]
@@ -317,7 +331,32 @@ fn zipml_config(
         lr: a.lr,
         decay: a.decay,
         seed: a.seed,
+        model: rounded(a, "model", a.model_format),
+        grad: rounded(a, "grad", a.grad_format),
     }
+}
+
+/// The model's and the gradient's formats where --quantize rounds them, for the header.
+fn rounding_note(a: &Args) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = rounded(a, "model", a.model_format) {
+        parts.push(format!("; the model rounded through {}", s.format));
+    }
+    if let Some(s) = rounded(a, "grad", a.grad_format) {
+        parts.push(format!("; the gradient through {}", s.format));
+    }
+    parts.concat()
+}
+
+/// How --quantize rounds the model or the gradient through `format`, if it names `what`:
+/// a power-of-two scale from the tensor's amax each step, stochastic rounding, saturating.
+fn rounded(a: &Args, what: &str, format: Format) -> Option<QuantSpec> {
+    a.quantize.iter().any(|q| q == what).then(|| QuantSpec {
+        rounding: Rounding::Stochastic { bits: 23 },
+        saturate: true,
+        scaling: Scaling::Tensor,
+        ..QuantSpec::new(format)
+    })
 }
 
 /// `--out`'s metrics.jsonl, created with its folder.
@@ -364,10 +403,25 @@ pub fn run(a: &Args) -> Result<(), String> {
         Task::Svm => "SVM (hinge)",
         Task::Softmax => "softmax regression",
     };
+    let data_low = a.quantize.iter().any(|q| q == "data");
     let default_estimator = match a.task {
+        _ if !data_low => Estimator::Fp32,
         Task::Svm => Estimator::Refetch,
         _ => Estimator::Double,
     };
+    if let Some(e) = a.estimator.filter(|&e| !data_low && e != Estimator::Fp32) {
+        return Err(format!(
+            "--estimator {e} reads quantized samples, but --quantize leaves out data: add it, \
+             or use --estimator fp32"
+        ));
+    }
+    if !a.method.is_empty() && a.quantize.iter().any(|q| q != "data") {
+        return Err(
+            "--quantize model,grad rounds ZipML's SGD; --method's low-precision \
+                    iterate is set by --bits"
+                .into(),
+        );
+    }
     if !a.method.is_empty() {
         if a.task == Task::Svm {
             return Err("--task svm trains with ZipML's estimators (--estimator \
@@ -430,14 +484,15 @@ pub fn run(a: &Args) -> Result<(), String> {
     let optimum = (a.task == Task::Lsq).then(|| lsq_optimum(&train).1);
     println!(
         "{name} on {} ({} training rows, {} test rows, {} features with the intercept); \
-         {} samples, {} bits, {} levels",
+         {} samples, {} bits, {} levels{}",
         a.data,
         train.rows(),
         n_test,
         train.cols(),
         estimator,
         bits,
-        a.levels
+        a.levels,
+        rounding_note(a)
     );
     if let Some(o) = optimum {
         println!("optimum_loss (exact, f64): {o:.6e}");
