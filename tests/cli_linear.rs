@@ -649,3 +649,35 @@ fn model_and_gradient_rounded_through_formats() {
     assert!(gap(&l) < 0.02, "{}", gap(&l));
     assert_ne!(gap(&l), gap(&plain));
 }
+
+#[test]
+fn stored_samples_report_their_limits_and_resampling_goes_below() {
+    // 2-bit double samples of the synthetic set (2,000 rows), 12 epochs at lr / epoch.
+    let args = [
+        "--rows", "2000", "--bits", "2", "--epochs", "12", "--lr", "0.1", "--decay", "--device",
+        "cpu",
+    ];
+    let (l, text, _) = run_linear("limits-stored", &args);
+    assert!(
+        text.contains("where SGD ends on these stored samples"),
+        "{text}"
+    );
+    let last = l.last().unwrap();
+    let limit = last["limit_gap"].as_f64().unwrap();
+    let ridge = last["ridge_gap"].as_f64().unwrap();
+    let gap = last["gap"].as_f64().unwrap();
+    // Double sampling ends near its stored samples' limit, far below the naive estimator's
+    // ridge bias.
+    assert!(
+        gap >= 0.8 * limit && gap <= 2.0 * limit,
+        "{gap:e} vs {limit:e}"
+    );
+    assert!(ridge > 10.0 * limit, "{ridge:e} vs {limit:e}");
+    let mut fresh = args.to_vec();
+    fresh.push("--resample");
+    let (l, _, _) = run_linear("limits-fresh", &fresh);
+    let last = l.last().unwrap();
+    assert!(last.get("limit_gap").is_none());
+    let resampled = last["gap"].as_f64().unwrap();
+    assert!(resampled < limit / 2.0, "{resampled:e} vs {limit:e}");
+}

@@ -48,6 +48,7 @@ fn gpu_weights_equal_the_cpu_reference_bit_for_bit() {
     .enumerate()
     {
         let cfg = LinearConfig {
+            resample: t % 3 == 1,
             task,
             degree: 3 + t % 3,
             range: 4.0,
@@ -165,6 +166,7 @@ fn rounded_model_and_gradient_equal_the_cpu_reference() {
             seed: t as u64,
             model: model.map(spec),
             grad: grad.map(spec),
+            resample: false,
         };
         let data = if task == Task::Lsq { &train } else { &classes };
         let wg = train_linear(&cfg, data, None, Some(&ctx), |_, _| {}).unwrap();

@@ -210,6 +210,7 @@ fn sgd_approaches_the_dual_coordinate_descent_optimum() {
             seed: 1,
             model: None,
             grad: None,
+            resample: false,
         };
         let w = train_linear(&cfg, &t, None, None, |_, _| {}).unwrap();
         let gap = objective(&t, &w, task) - best;

@@ -100,6 +100,19 @@ pub struct LinearConfig {
     pub model: Option<QuantSpec>,
     /// The format each step's gradient is rounded through before the step (None: f32).
     pub grad: Option<QuantSpec>,
+    /// Draw the samples' rounding anew every epoch (`epoch_seed`) rather than once: the
+    /// stored samples' own limit (`zipml_limits`) averages away, at the cost of keeping the
+    /// full-precision data on the host to draw them.
+    pub resample: bool,
+}
+
+/// The seed of an epoch's samples: `seed` itself for the first epoch (and every epoch
+/// without resampling), then `seed` with the epoch in its high word.
+pub fn epoch_seed(seed: u64, epoch: usize, resample: bool) -> u64 {
+    match resample && epoch > 1 {
+        true => seed ^ ((epoch as u64) << 40),
+        false => seed,
+    }
 }
 
 /// One epoch's figures.
@@ -381,29 +394,28 @@ pub fn train_linear(
         }
     };
     let objective = |t: &Table, w: &[f32]| super::optimum::objective(t, w, cfg.task);
-    let quantized = match cfg.estimator {
+    let levels = match cfg.estimator {
         Estimator::Fp32 => None,
-        est => {
-            let levels = column_levels(train, cfg.bits, cfg.levels)?;
-            let samples = match est {
-                Estimator::Double => 2,
-                Estimator::Chebyshev => cfg.degree + 1,
-                _ => 1,
-            };
-            Some(QuantizedMatrix::new(
-                &train.features,
-                (n, d),
-                levels,
-                samples,
-                cfg.seed,
-            ))
+        _ => Some(column_levels(train, cfg.bits, cfg.levels)?),
+    };
+    let per_value = match cfg.estimator {
+        Estimator::Double => 2,
+        Estimator::Chebyshev => cfg.degree + 1,
+        _ => 1,
+    };
+    let draw = |seed: u64| {
+        levels
+            .as_ref()
+            .map(|l| QuantizedMatrix::new(&train.features, (n, d), l.clone(), per_value, seed))
+    };
+    fn as_samples<'a>(q: Option<&'a QuantizedMatrix>, t: &'a Table, est: Estimator) -> Samples<'a> {
+        match q {
+            Some(q) if est == Estimator::Refetch => Samples::Refetch(q, &t.features),
+            Some(q) => Samples::Quantized(q, est),
+            None => Samples::Fp32(&t.features, t.cols()),
         }
-    };
-    let samples = match &quantized {
-        Some(q) if cfg.estimator == Estimator::Refetch => Samples::Refetch(q, &train.features),
-        Some(q) => Samples::Quantized(q, cfg.estimator),
-        None => Samples::Fp32(&train.features, d),
-    };
+    }
+    let mut quantized = draw(cfg.seed);
     let stored_bits = quantized.as_ref().map_or(32.0 * d as f64, |q| {
         let inside = (cfg.estimator == Estimator::Refetch) as usize;
         (q.bits_per_row() + inside * d) as f64
@@ -418,6 +430,7 @@ pub fn train_linear(
     let batch = cfg.batch.clamp(1, n.max(1));
     let mut device = match gpu {
         Some(ctx) => {
+            let samples = as_samples(quantized.as_ref(), train, cfg.estimator);
             let mut dev = crate::ops::linear::GpuLinear::new(ctx, &samples, &train.target, &loss)?;
             dev.set_rounding(cfg.model, cfg.grad, cfg.seed)?;
             Some(dev)
@@ -434,6 +447,13 @@ pub fn train_linear(
             cfg.lr
         };
         let order = crate::data::dataset::shuffled(n, cfg.seed, 0x11ea + epoch as u32);
+        if cfg.resample && epoch > 1 {
+            quantized = draw(epoch_seed(cfg.seed, epoch, true));
+            if let (Some(dev), Some(q)) = (device.as_mut(), quantized.as_ref()) {
+                dev.set_up_bits(q)?;
+            }
+        }
+        let samples = as_samples(quantized.as_ref(), train, cfg.estimator);
         let refetched = match device.as_mut() {
             Some(dev) => {
                 let r = dev.epoch(&order, batch, lr, steps)?;

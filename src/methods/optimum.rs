@@ -416,3 +416,55 @@ pub fn svm_optimum(t: &Table, l2: f64, rel: f64) -> (Vec<f64>, f64) {
     let loss = l2 * objective(&w);
     (w, loss)
 }
+
+/// Solves the d x d system `m` x = `r` (row-major) in f64 by Gaussian elimination with
+/// complete pivoting; where `m` is singular (pivots below 1e-13 of the largest, as one-hot
+/// columns beside an intercept make it), the free unknowns are 0 (a solution when the
+/// system is consistent).
+pub fn solve(mut m: Vec<f64>, r: &[f64], d: usize) -> Vec<f64> {
+    let mut r = r.to_vec();
+    let mut cols: Vec<usize> = (0..d).collect();
+    let scale = m.iter().fold(0f64, |a, v| a.max(v.abs()));
+    let mut rank = d;
+    for k in 0..d {
+        let (mut pr, mut pc, mut best) = (k, k, 0f64);
+        for i in k..d {
+            for j in k..d {
+                if m[i * d + j].abs() > best {
+                    (pr, pc, best) = (i, j, m[i * d + j].abs());
+                }
+            }
+        }
+        if best <= 1e-13 * scale {
+            rank = k;
+            break;
+        }
+        for j in 0..d {
+            m.swap(k * d + j, pr * d + j);
+        }
+        r.swap(k, pr);
+        for i in 0..d {
+            m.swap(i * d + k, i * d + pc);
+        }
+        cols.swap(k, pc);
+        for i in k + 1..d {
+            let f = m[i * d + k] / m[k * d + k];
+            if f != 0.0 {
+                for j in k..d {
+                    m[i * d + j] -= f * m[k * d + j];
+                }
+                r[i] -= f * r[k];
+            }
+        }
+    }
+    let mut y = vec![0f64; d];
+    for k in (0..rank).rev() {
+        let s: f64 = (k + 1..rank).map(|j| m[k * d + j] * y[j]).sum();
+        y[k] = (r[k] - s) / m[k * d + k];
+    }
+    let mut x = vec![0f64; d];
+    for (k, &c) in cols.iter().enumerate() {
+        x[c] = y[k];
+    }
+    x
+}

@@ -8,12 +8,27 @@ use crate::gpu::dispatch::record;
 use crate::gpu::memory::DeviceBuffer;
 use crate::gpu::params::LinearParams;
 use crate::gpu::{GpuContext, GpuError};
-use crate::levels::{Estimator, Loss, Samples, step_spec};
+use crate::levels::{Estimator, Loss, QuantizedMatrix, Samples, step_spec};
 use crate::ops::quantize::{check_len, record_fake_quantize, scale_words};
 use crate::quant::QuantSpec;
 
 /// Rows a batch may hold: a kernel loops over them, and llvmpipe ends a loop after 65,535.
 pub const MAX_BATCH: usize = 65_535;
+
+/// The up bits of `q` packed as kernel `mode` reads them, and their width per value: the
+/// samples' up bits, or for refetching (mode 3) the up bit and then whether the value lies
+/// strictly between two levels.
+fn up_words(q: &QuantizedMatrix, mode: u32) -> (Vec<u32>, u32) {
+    let mut ups: Vec<u32> = q.up().iter().map(|&c| c as u32).collect();
+    let mut s = q.samples() as u32;
+    if mode == 3 {
+        ups.iter_mut()
+            .zip(q.inside())
+            .for_each(|(u, &inside)| *u = (*u & 1) | (inside as u32) << 1);
+        s = 2;
+    }
+    (pack(&ups, s), s)
+}
 
 /// A linear model's data, targets and weights on the GPU.
 pub struct GpuLinear<'c> {
@@ -92,7 +107,6 @@ impl<'c> GpuLinear<'c> {
             ),
             Samples::Quantized(q, _) | Samples::Refetch(q, _) => {
                 let bits = q.index_bits();
-                let mut s = q.samples() as u32;
                 let per_col = 1usize << bits;
                 let full = match samples {
                     Samples::Refetch(_, x) => {
@@ -111,14 +125,7 @@ impl<'c> GpuLinear<'c> {
                 base.bits = bits;
                 base.per_col = per_col as u32;
                 let codes: Vec<u32> = q.lower().iter().map(|&c| c as u32).collect();
-                let mut ups: Vec<u32> = q.up().iter().map(|&c| c as u32).collect();
-                if base.mode == 3 {
-                    // The up bit, then whether the value lies strictly between two levels.
-                    ups.iter_mut()
-                        .zip(q.inside())
-                        .for_each(|(u, &inside)| *u = (*u & 1) | (inside as u32) << 1);
-                    s = 2;
-                }
+                let (ups, s) = up_words(q, base.mode);
                 base.samples = s;
                 let mut table = Vec::with_capacity(cols * per_col);
                 for l in q.levels() {
@@ -128,7 +135,7 @@ impl<'c> GpuLinear<'c> {
                 (
                     full,
                     upload_u32(ctx, "level indices", &pack(&codes, bits))?,
-                    upload_u32(ctx, "up bits", &pack(&ups, s))?,
+                    upload_u32(ctx, "up bits", &ups)?,
                     upload_f32(ctx, "levels", &table)?,
                 )
             }
@@ -149,6 +156,21 @@ impl<'c> GpuLinear<'c> {
             rounding: None,
             spare: zeroed(ctx, "unused", 1)?,
         })
+    }
+
+    /// Replaces the samples' up bits with those of `q` (the same values drawn again, as
+    /// resampling does every epoch; the level indices stay).
+    pub fn set_up_bits(&mut self, q: &QuantizedMatrix) -> Result<(), GpuError> {
+        let (ups, s) = up_words(q, self.base.mode);
+        if self.base.mode == 0 || s != self.base.samples || 4 * ups.len() as u64 > self.up.size() {
+            return Err(GpuError::Invalid(
+                "new samples must be drawn for the same values and estimator".into(),
+            ));
+        }
+        self.ctx
+            .queue
+            .write_buffer(&self.up, 0, bytemuck::cast_slice(&ups));
+        Ok(())
     }
 
     /// Rounds each step's gradient through `grad` and the weights after it through `model`

@@ -112,6 +112,10 @@ pub struct Args {
     /// Step size lr / epoch (removes the noise floor a constant step leaves).
     #[arg(long)]
     decay: bool,
+    /// Draw the samples' rounding anew every epoch instead of once, so that the stored
+    /// samples' own limit averages away (the full-precision data stays on the host).
+    #[arg(long)]
+    resample: bool,
     /// Share of the rows held out as the test set.
     #[arg(long, default_value_t = 0.2)]
     test_fraction: f64,
@@ -331,9 +335,33 @@ fn zipml_config(
         lr: a.lr,
         decay: a.decay,
         seed: a.seed,
+        resample: a.resample,
         model: rounded(a, "model", a.model_format),
         grad: rounded(a, "grad", a.grad_format),
     }
+}
+
+/// Where least-squares SGD ends on the samples a naive or double-sampling run stores (the
+/// same levels, seed and samples), for 200 features or fewer (the solves grow as d^3);
+/// none with --resample, whose samples change every epoch.
+fn stored_limits(
+    a: &Args,
+    train: &Table,
+    estimator: Estimator,
+    bits: u32,
+) -> Result<Option<lowp::methods::zipml_limits::Limits>, String> {
+    let (n, d) = (train.rows(), train.cols());
+    if a.task != Task::Lsq
+        || !matches!(estimator, Estimator::Naive | Estimator::Double)
+        || d > 200
+        || a.resample
+    {
+        return Ok(None);
+    }
+    let levels =
+        lowp::methods::linear::column_levels(train, bits, a.levels).map_err(|e| e.to_string())?;
+    let q = lowp::levels::QuantizedMatrix::new(&train.features, (n, d), levels, 2, a.seed);
+    Ok(Some(lowp::methods::zipml_limits::limits(train, &q)))
 }
 
 /// The model's and the gradient's formats where --quantize rounds them, for the header.
@@ -497,6 +525,18 @@ pub fn run(a: &Args) -> Result<(), String> {
     if let Some(o) = optimum {
         println!("optimum_loss (exact, f64): {o:.6e}");
     }
+    let limits = stored_limits(a, &train, estimator, bits)?;
+    let limit = limits.map(|l| match estimator {
+        Estimator::Naive => l.naive,
+        _ => l.double,
+    });
+    if let Some(l) = limits {
+        println!(
+            "where SGD ends on these stored samples (exact, f64): naive gap {:.3e} (the ridge \
+             problem naive sampling is biased toward: {:.3e}), double gap {:.3e}",
+            l.naive, l.ridge, l.double
+        );
+    }
     let cfg = zipml_config(a, task, estimator, bits);
     let mut metrics = metrics_file(a)?;
     let bar = indicatif::ProgressBar::new(a.epochs as u64);
@@ -536,6 +576,10 @@ pub fn run(a: &Args) -> Result<(), String> {
             if let (Some(o), Some(g)) = (optimum, gap) {
                 line["optimum_loss"] = o.into();
                 line["gap"] = g.into();
+            }
+            if let (Some(l), Some(lim)) = (limits, limit) {
+                line["limit_gap"] = lim.into();
+                line["ridge_gap"] = l.ridge.into();
             }
             if let Some(acc) = m.test_accuracy {
                 line["test_accuracy"] = acc.into();
