@@ -75,6 +75,25 @@ fn gpu_and_cpu_runs_agree_under_a_fixed_point_map() {
     );
     assert_eq!(g["test_acc"], c["test_acc"]);
     assert!(g["test_acc"].as_f64().unwrap() > 0.5, "it learns: {g}");
+    // Every stored tensor's rounding statistics, the same on both devices.
+    assert_eq!(g["tensors"], c["tensors"]);
+    let tensors = g["tensors"].as_object().unwrap();
+    for name in [
+        "input",
+        "fc1.act",
+        "fc1.grad",
+        "fc1.weight",
+        "fc1.wgrad[bias]",
+    ] {
+        let t = &tensors[name];
+        assert!(t["elements"].as_u64().unwrap() > 0, "{name}: {t}");
+        for rate in ["overflow", "underflow", "nan"] {
+            assert!(
+                (0.0..=1.0).contains(&t[rate].as_f64().unwrap()),
+                "{name}: {t}"
+            );
+        }
+    }
     // Losses come from each side's own f32 log of identical bits.
     let (gl, cl) = (
         g["train_loss"].as_f64().unwrap(),

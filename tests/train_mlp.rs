@@ -106,6 +106,16 @@ fn check_model(
         cpu.state(),
         "state after {steps} steps"
     );
+    // So do the roundings' statistics: every stored tensor, once per training step (the
+    // evaluations between the steps do not count), its exceptions and amax equal.
+    let (gs, cs) = (gpu.take_tensor_stats(), cpu.take_tensor_stats());
+    assert_eq!(gs, cs, "tensor statistics after {steps} steps");
+    for (name, part, n) in cpu.plan.tensor_sizes(batch) {
+        let s = cs.get(&(name.clone(), part));
+        let s = s.unwrap_or_else(|| panic!("{name} part {part}: no statistics"));
+        assert_eq!(s.elements, (steps * n) as u64, "{name} part {part}");
+    }
+    assert_eq!(cs.len(), cpu.plan.tensor_sizes(batch).len());
     // Training moved every layer's weights (the comparison above is not of frozen values).
     for (w0, st) in initial.iter().zip(cpu.state.iter().flatten()) {
         let changed = w0.iter().zip(&st.w.words).filter(|(a, b)| a != b).count();
@@ -742,4 +752,76 @@ fn halp_training_is_bit_exact() {
     let st = cpu.state.iter().flatten().next().unwrap();
     assert!(st.vw.words.iter().any(|&w| w != 0));
     assert_eq!(cpu.step, 6);
+    // The roundings' statistics agree: the steps' two gradients, the offset's steps and the
+    // re-centrings (the full passes are not steps and do not count).
+    let stats = cpu.take_tensor_stats();
+    assert_eq!(gpu.take_tensor_stats(), stats);
+    let offset = stats.keys().find(|k| k.0.ends_with(".momentum")).unwrap();
+    assert!(stats[offset].elements > 0, "{stats:?}");
+}
+
+#[test]
+fn tensor_statistics_count_what_the_formats_do() {
+    // The input in e4m3 (largest finite 448, overflowing from 464 up) fed values up to
+    // 1,000: its statistics against an independent count of the same values; without
+    // saturation the overflows are infinities, whose NaNs the statistics then show
+    // downstream, with it every later tensor stays finite.
+    for saturate in [false, true] {
+        let ctx = common::gpu();
+        let model = Model::mlp(12, &[8], 4);
+        let text = format!(
+            "default = {{ format = \"fp32\" }}\n[[rule]]\nmatch = \"input\"\n\
+             format = \"e4m3\"\nsaturate = {saturate}\n"
+        );
+        let map = PrecisionMap::parse(&text).unwrap();
+        let plan = Plan::new(model, &map, false, sgd(), 5).unwrap();
+        let batch = 6;
+        let mut gpu = GpuTrainer::new(&ctx, plan.clone(), batch).unwrap();
+        let mut cpu = CpuTrainer::new(plan);
+        let (mut amax, mut over_lo, mut over_hi, mut underflow) = (0f32, 0u64, 0u64, 0u64);
+        for step in 0..3u64 {
+            let x: Vec<f32> = common::uniform(batch * 12, step, 2.0)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match i % 3 {
+                    0 => v * 500.0,
+                    1 => v * 1e-4,
+                    _ => *v,
+                })
+                .collect();
+            for v in &x {
+                amax = amax.max(v.abs());
+                // e4m3's smallest subnormal is 2^-9: below half of it rounds to zero.
+                underflow += (*v != 0.0 && v.abs() < 2f32.powi(-10)) as u64;
+                // Past 448 overflows once it rounds above it: from 464 surely.
+                over_lo += (v.abs() >= 464.0) as u64;
+                over_hi += (v.abs() > 448.0) as u64;
+            }
+            let labels: Vec<u32> = (0..batch as u32).map(|i| i % 4).collect();
+            cpu.step(&x, &labels);
+            gpu.step(&x, &labels).unwrap();
+        }
+        let stats = cpu.take_tensor_stats();
+        assert_eq!(gpu.take_tensor_stats(), stats);
+        let input = &stats[&("input".to_string(), 0)];
+        let e = &input.exceptions;
+        assert_eq!(input.elements, 3 * 6 * 12);
+        assert_eq!(e.amax, amax);
+        assert!(
+            over_lo > 0 && (over_lo..=over_hi).contains(&e.overflow),
+            "{e:?}"
+        );
+        assert_eq!((e.underflow, e.nan), (underflow, 0));
+        let act = &stats[&("fc1.act".to_string(), 0)];
+        match saturate {
+            // Infinite inputs make every first-layer output NaN.
+            false => assert_eq!(act.rates()[2], 1.0, "{act:?}"),
+            // fp32 rounds nothing away: no exceptions, and an amax of its own.
+            true => {
+                let a = &act.exceptions;
+                assert_eq!((a.overflow, a.underflow, a.nan), (0, 0, 0));
+                assert!(a.amax > 0.0 && a.amax.is_finite());
+            }
+        }
+    }
 }

@@ -8,7 +8,7 @@ use super::state::{self, Kept, Role, Store};
 
 /// A loss's gradient, per-row losses and per-row correct flags.
 type LossParts = (Vec<f32>, Vec<f32>, Vec<u32>);
-use super::engine::{Elem, Engine, Flow, Out, Pass, Svrg, T, UpdateSpecs};
+use super::engine::{Elem, Engine, Flow, Out, Pass, Svrg, T, TensorLog, UpdateSpecs, state_key};
 use super::layers;
 use crate::accum::{GemmError, GemmSpec};
 use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
@@ -75,6 +75,8 @@ pub struct CpuTrainer {
     pub bn: Vec<Option<BnStat>>,
     /// Steps taken.
     pub step: u64,
+    /// Every stored tensor's roundings in the training steps since `take_tensor_stats`.
+    tensor_log: TensorLog,
 }
 
 impl LinearState {
@@ -141,6 +143,7 @@ impl CpuTrainer {
             plan,
             state,
             step: 0,
+            tensor_log: TensorLog::new(),
         }
     }
 
@@ -183,6 +186,22 @@ impl CpuTrainer {
         }
     }
 
+    /// Every stored tensor's roundings (elements, exceptions, amax) in the training steps
+    /// since the last call.
+    pub fn take_tensor_stats(&mut self) -> TensorLog {
+        std::mem::take(&mut self.tensor_log)
+    }
+
+    /// The statistics `take_tensor_stats` would return, left in place.
+    pub fn tensor_stats(&self) -> &TensorLog {
+        &self.tensor_log
+    }
+
+    /// Adds statistics carried over (from a checkpoint taken within an epoch).
+    pub fn add_tensor_stats(&mut self, log: &TensorLog) {
+        super::engine::merge_logs(&mut self.tensor_log, log);
+    }
+
     /// One step on a batch of `labels.len()` samples.
     pub fn step(&mut self, x: &[f32], labels: &[u32]) -> StepStats {
         self.pass(x, labels, Pass::Train)
@@ -200,6 +219,9 @@ impl CpuTrainer {
         let run = run_step(&self.plan, parts, (x, labels), (s, pass));
         let (loss, correct) = run.results;
         let grad_ex = run.exceptions;
+        if pass == Pass::Train {
+            super::engine::merge_logs(&mut self.tensor_log, &run.log);
+        }
         self.step += (pass == Pass::Train) as u64;
         StepStats {
             loss: loss.iter().sum::<f32>() / labels.len() as f32,
@@ -250,6 +272,8 @@ struct CpuStep<'a> {
     pending: Vec<Option<Vec<f32>>>,
     /// The gradient quantizers' exception counts.
     exceptions: Exceptions,
+    /// Every stored tensor's roundings this step.
+    log: TensorLog,
 }
 
 impl<'a> CpuStep<'a> {
@@ -264,6 +288,9 @@ impl<'a> CpuStep<'a> {
         labels: &'a [u32],
     ) -> Self {
         let n = state.len();
+        let mut log = TensorLog::new();
+        let e = log.entry(T::Input.key(plan)).or_default();
+        e.add(input.len, &input.exceptions);
         CpuStep {
             plan,
             state,
@@ -277,6 +304,7 @@ impl<'a> CpuStep<'a> {
             wgrads: vec![(None, None); n],
             pending: vec![None; n],
             exceptions: Exceptions::default(),
+            log,
         }
     }
 
@@ -332,6 +360,7 @@ impl<'a> CpuStep<'a> {
         if out.grad {
             self.exceptions.merge(&q.exceptions);
         }
+        self.note(out.t.key(self.plan), &q);
         let slot = match out.t {
             T::Act(i) => &mut self.acts[i],
             T::Grad(i) => &mut self.grads[i],
@@ -521,22 +550,47 @@ impl Engine for CpuStep<'_> {
             (Some(v2), false) => adam(&g, &mut w, (&mut v, v2), self.loss_scale, &c.adam(s)),
             (None, false) => sgd(&g, &mut w, &mut v, inv, &c.sgd(s)),
         }
+        let mut noted = Vec::new();
         *vel = quantize(&v, &specs.velocity);
+        noted.push(("momentum", (vel.len, vel.exceptions)));
         let param = if part == 0 { &mut st.w } else { &mut st.b };
         *param = quantize(&w, &specs.param);
+        noted.push(("param", (param.len, param.exceptions)));
         if let (Some(pair), Some(v2), Some(spec)) = (st.moment2.as_mut(), &v2, &specs.moment2) {
             let m2 = if part == 0 { &mut pair.0 } else { &mut pair.1 };
             *m2 = quantize(v2, spec);
+            noted.push(("moment2", (m2.len, m2.exceptions)));
         }
         if let (Some((mw, mb)), Some(spec)) = (st.master.as_mut(), &specs.master) {
             let m = if part == 0 { mw } else { mb };
             *m = quantize(&w, spec);
+            noted.push(("master", (m.len, m.exceptions)));
+        }
+        for (role, counts) in noted {
+            self.note_counts((i, part), role, counts);
         }
         Ok(())
     }
 }
 
 impl CpuStep<'_> {
+    /// Adds a rounding into a stored tensor to the step's log under `key`.
+    fn note(&mut self, key: (String, u32), q: &Quantized) {
+        self.log.entry(key).or_default().add(q.len, &q.exceptions);
+    }
+
+    /// `note` of a rounding's element count and exceptions, for layer `i`'s `part` of the
+    /// state `role`.
+    fn note_counts(&mut self, (i, part): (usize, u32), role: &str, (n, e): (usize, Exceptions)) {
+        let key = state_key(self.plan, i, part, role);
+        self.log.entry(key).or_default().add(n, &e);
+    }
+
+    /// Adds layer `i`'s rounded `part` of the state `role` to the step's log.
+    fn note_state(&mut self, (i, part): (usize, u32), role: &str, q: &Quantized) {
+        self.note(state_key(self.plan, i, part, role), q);
+    }
+
     /// One value of bit-centred SVRG for layer `i`'s `part` (see `Engine::svrg`).
     fn svrg_value(&mut self, i: usize, part: u32, op: Svrg, specs: &UpdateSpecs) {
         let inv_s = f32::from_bits(self.loss_scale.inv);
@@ -573,7 +627,9 @@ impl CpuStep<'_> {
                     Svrg::AtCentre => svrg_value(&SvrgValue::Copy(&c), inv_s),
                     _ => svrg_value(&SvrgValue::Sum(&c, &z), inv_s),
                 };
-                *(if part == 0 { &mut st.w } else { &mut st.b }) = quantize(&v, &specs.param);
+                let q = quantize(&v, &specs.param);
+                *(if part == 0 { &mut st.w } else { &mut st.b }) = q.clone();
+                self.note_state((i, part), "param", &q);
             }
             Svrg::KeepCentreGrad => {
                 let v = svrg_value(&SvrgValue::Unscaled(&g, 1.0), inv_s);
@@ -609,17 +665,21 @@ impl CpuStep<'_> {
                     lr: self.plan.config.lr_at(specs.step),
                 };
                 let v = svrg_value(&step, inv_s);
-                *(if part == 0 { &mut st.vw } else { &mut st.vb }) = quantize(&v, &specs.velocity);
+                let q = quantize(&v, &specs.velocity);
+                *(if part == 0 { &mut st.vw } else { &mut st.vb }) = q.clone();
+                self.note_state((i, part), "momentum", &q);
             }
             Svrg::Recentre => {
                 let v = svrg_value(&SvrgValue::Sum(&c, &z), inv_s);
                 let pair = st.master.as_mut().expect("HALP keeps a centre");
-                *(if part == 0 { &mut pair.0 } else { &mut pair.1 }) =
-                    quantize(&v, &spec(specs.master));
+                let centre = quantize(&v, &spec(specs.master));
+                *(if part == 0 { &mut pair.0 } else { &mut pair.1 }) = centre.clone();
                 let n = z.len();
                 let zero = svrg_value(&SvrgValue::Zero(n), inv_s);
-                *(if part == 0 { &mut st.vw } else { &mut st.vb }) =
-                    quantize(&zero, &specs.velocity);
+                let offset = quantize(&zero, &specs.velocity);
+                *(if part == 0 { &mut st.vw } else { &mut st.vb }) = offset.clone();
+                self.note_state((i, part), "master", &centre);
+                self.note_state((i, part), "momentum", &offset);
             }
         }
     }

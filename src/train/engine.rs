@@ -2,10 +2,12 @@
 //! kernels, the CPU engine calls the reference twins. A layer's forward and backward are
 //! written once (`train::layers`) against this interface.
 
+use super::plan::Plan;
 use crate::accum::GemmSpec;
 use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass, Pool};
 use crate::layer_geometry::{BatchNorm, Shortcut};
-use crate::quant::QuantSpec;
+use crate::quant::{Exceptions, QuantSpec};
+use std::collections::BTreeMap;
 
 /// A tensor of a training step, by its role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +26,118 @@ pub enum T {
     WeightGrad(usize),
     /// The gradient of layer i's bias.
     BiasGrad(usize),
+}
+
+impl T {
+    /// The stored tensor's name in a precision map, and its part (0, or 1 for the bias half
+    /// of `LAYER.wgrad`), in `plan`'s model.
+    pub fn key(self, plan: &Plan) -> (String, u32) {
+        let n = |i: usize| plan.model.layers[i].name();
+        match self {
+            T::Input => ("input".into(), 0),
+            T::Act(i) => (format!("{}.act", n(i)), 0),
+            T::Grad(i) => (format!("{}.grad", n(i)), 0),
+            T::Weight(i) => (format!("{}.weight", n(i)), 0),
+            T::Bias(i) => (format!("{}.bias", n(i)), 0),
+            T::WeightGrad(i) => (format!("{}.wgrad", n(i)), 0),
+            T::BiasGrad(i) => (format!("{}.wgrad", n(i)), 1),
+        }
+    }
+}
+
+/// The key of layer `layer`'s optimizer state `role` (momentum, moment2, master; "param"
+/// for the weight or bias itself), part 0 (weight) or 1 (bias).
+pub fn state_key(plan: &Plan, layer: usize, part: u32, role: &str) -> (String, u32) {
+    let n = plan.model.layers[layer].name();
+    match role {
+        "param" => (
+            format!("{n}.{}", if part == 0 { "weight" } else { "bias" }),
+            0,
+        ),
+        _ => (format!("{n}.{role}"), part),
+    }
+}
+
+/// One stored tensor's roundings over some steps: the elements rounded, their exceptions,
+/// and the largest |x| met before rounding (over the non-NaN values).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TensorStats {
+    /// Elements rounded.
+    pub elements: u64,
+    /// Their exceptions and amax.
+    pub exceptions: Exceptions,
+}
+
+impl TensorStats {
+    /// Adds a rounding of `n` elements with its exceptions.
+    pub fn add(&mut self, n: usize, e: &Exceptions) {
+        self.elements += n as u64;
+        self.exceptions.merge(e);
+    }
+
+    /// Overflow, underflow and NaN counts per element rounded.
+    pub fn rates(&self) -> [f64; 3] {
+        let n = self.elements.max(1) as f64;
+        let e = &self.exceptions;
+        [
+            e.overflow as f64 / n,
+            e.underflow as f64 / n,
+            e.nan as f64 / n,
+        ]
+    }
+}
+
+/// Statistics per stored tensor, by its key (`T::key`, `state_key`), in name order.
+pub type TensorLog = BTreeMap<(String, u32), TensorStats>;
+
+/// Adds every tensor's statistics in `from` to `into`.
+pub fn merge_logs(into: &mut TensorLog, from: &TensorLog) {
+    for (k, v) in from {
+        into.entry(k.clone())
+            .or_default()
+            .add(v.elements as usize, &v.exceptions);
+    }
+}
+
+/// A log as text (one line per tensor: name, part, elements, overflow, underflow, nan and
+/// the amax's bits, tab-separated), exact, for a checkpoint's metadata.
+pub fn encode_log(log: &TensorLog) -> String {
+    log.iter()
+        .map(|((name, part), s)| {
+            let e = &s.exceptions;
+            format!(
+                "{name}\t{part}\t{}\t{}\t{}\t{}\t{}\n",
+                s.elements,
+                e.overflow,
+                e.underflow,
+                e.nan,
+                e.amax.to_bits()
+            )
+        })
+        .collect()
+}
+
+/// `encode_log`'s text back (None where it is not that text).
+pub fn decode_log(text: &str) -> Option<TensorLog> {
+    let mut log = TensorLog::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let [name, part, n, o, u, nan, amax] = f[..] else {
+            return None;
+        };
+        let num = |s: &str| s.parse::<u64>().ok();
+        let stats = TensorStats {
+            elements: num(n)?,
+            exceptions: Exceptions {
+                overflow: num(o)?,
+                underflow: num(u)?,
+                nan: num(nan)?,
+                amax: f32::from_bits(amax.parse().ok()?),
+            },
+        };
+        log.insert((name.to_string(), part.parse().ok()?), stats);
+    }
+    Some(log)
 }
 
 /// How one contribution to a gradient reaches it. The gradient of an output that several

@@ -3,7 +3,7 @@
 
 use super::checkpoint::{CheckpointError, TrainState};
 use super::cpu::StepStats;
-use super::engine::{Elem, Engine, Flow, Out, Pass, Svrg, T, UpdateSpecs};
+use super::engine::{Elem, Engine, Flow, Out, Pass, Svrg, T, TensorLog, UpdateSpecs, state_key};
 use super::model::Layer;
 use super::plan::{LossKind, Plan, RoleBytes};
 use super::state::{self, Kept, Role, Store};
@@ -32,7 +32,7 @@ use crate::ops::optim::{
 };
 use crate::ops::packed_io::{Dst, Src};
 use crate::ops::quantize::{QuantizeTargets, alloc_tensor, dequantize_into, record_quantize};
-use crate::quant::QuantSpec;
+use crate::quant::{Exceptions, QuantSpec};
 use crate::reference::batchnorm::BnStat;
 
 /// A packed tensor, and, where its values cannot be rounded as the op that computes them
@@ -165,8 +165,85 @@ pub struct GpuTrainer<'c> {
     arrived: Vec<(u64, Vec<u32>)>,
     /// Samples that count in each submission on its way, oldest first.
     valid: std::collections::VecDeque<usize>,
+    /// Each submission's roundings logged (in `log`'s slots, or counted on the host).
+    logs: std::collections::VecDeque<Vec<LogEntry>>,
+    /// The slots a step's roundings copy their statistics words into (4 words each).
+    log: DeviceBuffer,
+    /// Every stored tensor's roundings in the training steps that came back since
+    /// `take_tensor_stats`.
+    tensor_log: TensorLog,
     /// Steps taken.
     pub step: u64,
+}
+
+/// One rounding into a stored tensor that a step logs.
+#[derive(Clone, Debug)]
+struct LogEntry {
+    /// The tensor's key (`T::key`, `state_key`).
+    key: (String, u32),
+    /// Elements rounded.
+    n: usize,
+    /// Counted on the host (the input), else in the next of the log's slots.
+    host: Option<Exceptions>,
+    /// The slot's counts are the step's gradients' so far (the counts of this rounding are
+    /// the difference from the previous such slot); its amax word is this rounding's own.
+    cumulative: bool,
+}
+
+/// Adds a step's logged roundings to `into`: `words` the log's slots as they came back.
+fn add_log(into: &mut TensorLog, entries: &[LogEntry], words: &[u32]) {
+    let (mut slot, mut before) = (0, [0u32; 3]);
+    for e in entries {
+        let exc = match e.host {
+            Some(x) => x,
+            None => {
+                let Some(w) = words.get(4 * slot..4 * slot + 4) else {
+                    break;
+                };
+                slot += 1;
+                let mut c = [w[0], w[1], w[2]];
+                if e.cumulative {
+                    let now = c;
+                    c = [0, 1, 2].map(|k| now[k].wrapping_sub(before[k]));
+                    before = now;
+                }
+                Exceptions {
+                    overflow: c[0] as u64,
+                    underflow: c[1] as u64,
+                    nan: c[2] as u64,
+                    amax: f32::from_bits(w[3]),
+                }
+            }
+        };
+        into.entry(e.key.clone()).or_default().add(e.n, &exc);
+    }
+}
+
+/// Records a copy of the statistics words in `stats` (just written by a rounding of `n`
+/// elements into the tensor `key`) into the next of the log's slots, and notes it in `log`.
+fn note_into(
+    e: &mut wgpu::CommandEncoder,
+    t: &GpuTrainer,
+    log: &mut Vec<LogEntry>,
+    (key, n): ((String, u32), usize),
+    stats: &wgpu::Buffer,
+    cumulative: bool,
+) {
+    let k = log.iter().filter(|l| l.host.is_none()).count() as u64;
+    if 16 * (k + 1) <= t.log.size() {
+        e.copy_buffer_to_buffer(stats, 0, &t.log, 16 * k, 16);
+        log.push(LogEntry {
+            key,
+            n,
+            host: None,
+            cumulative,
+        });
+    }
+}
+
+/// Slots of the statistics log: enough for every stored tensor written several times.
+fn log_slots(plan: &Plan) -> usize {
+    8 * plan.tensor_sizes(1).len() + 64
 }
 
 /// The statistics of the last report.
@@ -273,6 +350,9 @@ impl<'c> GpuTrainer<'c> {
             update_out,
             arrived: Vec::new(),
             valid: Default::default(),
+            logs: Default::default(),
+            log: zeroed_as(ctx, Purpose::Other, "statistics log", 4 * log_slots(&plan))?,
+            tensor_log: TensorLog::new(),
             step: 0,
             plan,
         };
@@ -528,15 +608,36 @@ impl<'c> GpuTrainer<'c> {
         Ok(self.reports())
     }
 
+    /// Every stored tensor's roundings (elements, exceptions, amax) in the training steps
+    /// that came back since the last call.
+    pub fn take_tensor_stats(&mut self) -> TensorLog {
+        std::mem::take(&mut self.tensor_log)
+    }
+
+    /// The statistics `take_tensor_stats` would return, left in place.
+    pub fn tensor_stats(&self) -> &TensorLog {
+        &self.tensor_log
+    }
+
+    /// Adds statistics carried over (from a checkpoint taken within an epoch).
+    pub fn add_tensor_stats(&mut self, log: &TensorLog) {
+        super::engine::merge_logs(&mut self.tensor_log, log);
+    }
+
     fn reports(&mut self) -> Vec<Report> {
         let batch = self.batch;
         let valid = &mut self.valid;
+        let (logs, tensor_log) = (&mut self.logs, &mut self.tensor_log);
         self.arrived
             .drain(..)
             .map(|(tag, words)| {
                 let n = valid.pop_front().unwrap_or(batch);
                 let ls = &words[2 * batch..];
                 let train = tag & 1 == 1;
+                let entries = logs.pop_front().unwrap_or_default();
+                if train {
+                    add_log(tensor_log, &entries, &words[2 * batch + 8..]);
+                }
                 // Training: the scale this step used is 1 / (its recorded inverse).
                 let scale = match train {
                     true => 1.0 / f32::from_bits(ls[2]),
@@ -642,20 +743,33 @@ impl<'c> GpuTrainer<'c> {
         let e = &mut enc;
         e.clear_buffer(&self.grad_stats, 0, None);
         // The step, in the order train::layers gives.
-        let mut step = GpuStep { t: self, e };
+        let input_entry = LogEntry {
+            key: T::Input.key(plan),
+            n: q.len,
+            host: Some(q.exceptions),
+            cumulative: false,
+        };
+        let mut step = GpuStep {
+            t: self,
+            e,
+            log: vec![input_entry],
+        };
         super::layers::run_pass(&mut step, plan, (batch, s), pass)?;
-        let st = Readback::stage(
-            ctx,
-            &mut enc,
-            &[
-                (&self.loss, batch),
-                (&self.correct, batch),
-                (&self.loss_scale, 4),
-                (&self.grad_stats, 4),
-            ],
-        );
+        let entries = std::mem::take(&mut step.log);
+        let slots = entries.iter().filter(|l| l.host.is_none()).count();
+        let mut sources = vec![
+            (&*self.loss, batch),
+            (&*self.correct, batch),
+            (&*self.loss_scale, 4),
+            (&*self.grad_stats, 4),
+        ];
+        if slots > 0 {
+            sources.push((&*self.log, 4 * slots));
+        }
+        let st = Readback::stage(ctx, &mut enc, &sources);
         let index = ctx.queue.submit([enc.finish()]);
         self.valid.push_back(n);
+        self.logs.push_back(entries);
         let step = pass == Pass::Train;
         let tag = (s << 1) | step as u64;
         self.step += step as u64;
@@ -860,6 +974,8 @@ fn pending_buffers(
 struct GpuStep<'a, 'c> {
     t: &'a GpuTrainer<'c>,
     e: &'a mut wgpu::CommandEncoder,
+    /// The step's roundings into stored tensors, in order.
+    log: Vec<LogEntry>,
 }
 
 impl<'a> GpuStep<'a, '_> {
@@ -879,11 +995,31 @@ impl<'a> GpuStep<'a, '_> {
         };
         let slot = t.slot(out.t);
         match out.flow {
-            Flow::Store => t.produce(self.e, slot, &out.spec, (out.grad, None), op),
-            Flow::Finish => t.produce(self.e, slot, &out.spec, (out.grad, Some(pending())), op),
-            Flow::Start => op(self.e, Dst::F32(pending())),
-            Flow::Add => op(self.e, Dst::Accumulate(pending())),
+            Flow::Store => t.produce(self.e, slot, &out.spec, (out.grad, None), op)?,
+            Flow::Finish => t.produce(self.e, slot, &out.spec, (out.grad, Some(pending())), op)?,
+            Flow::Start => return op(self.e, Dst::F32(pending())),
+            Flow::Add => return op(self.e, Dst::Accumulate(pending())),
         }
+        let stats = if out.grad { &t.grad_stats } else { &t.stats };
+        note_into(
+            self.e,
+            t,
+            &mut self.log,
+            (out.t.key(&t.plan), slot.n),
+            stats,
+            out.grad,
+        );
+        Ok(())
+    }
+
+    /// Records `t.quantize_grad` of `out`'s f32 values into its slot, and logs it.
+    fn quantize_grad(&mut self, out: &Out) -> Result<(), GpuError> {
+        let t = self.t;
+        let slot = t.slot(out.t);
+        t.quantize_grad(self.e, slot.f32()?, slot, &out.spec)?;
+        let key = (out.t.key(&t.plan), slot.n);
+        note_into(self.e, t, &mut self.log, key, &t.grad_stats, true);
+        Ok(())
     }
 
     /// The decoded bias of a forward GEMM or convolution, and its length.
@@ -960,7 +1096,7 @@ impl<'a> Engine for GpuStep<'a, '_> {
         let t = self.t;
         let slot = t.slot(out.t);
         record_col_sum(t.ctx, self.e, &t.slot(g).t, slot.f32()?, shape)?;
-        t.quantize_grad(self.e, slot.f32()?, slot, &out.spec)
+        self.quantize_grad(&out)
     }
 
     fn batch_norm(
@@ -1012,8 +1148,8 @@ impl<'a> Engine for GpuStep<'a, '_> {
         let (sw, sb) = (t.slot(dw.t), t.slot(db.t));
         self.e.copy_buffer_to_buffer(stat, 5 * c, sw.f32()?, 0, c);
         self.e.copy_buffer_to_buffer(stat, 4 * c, sb.f32()?, 0, c);
-        t.quantize_grad(self.e, sw.f32()?, sw, &dw.spec)?;
-        t.quantize_grad(self.e, sb.f32()?, sb, &db.spec)
+        self.quantize_grad(&dw)?;
+        self.quantize_grad(&db)
     }
 
     fn concat(&mut self, parts: &[(T, Shortcut)], out: Out) -> Result<(), GpuError> {
@@ -1052,7 +1188,11 @@ impl<'a> Engine for GpuStep<'a, '_> {
     }
 
     fn svrg(&mut self, i: usize, part: u32, op: Svrg, specs: &UpdateSpecs) -> Result<(), GpuError> {
-        let (t, ctx, e) = (self.t, self.t.ctx, &mut *self.e);
+        let (t, ctx, e, log) = (self.t, self.t.ctx, &mut *self.e, &mut self.log);
+        let mut note = |e: &mut wgpu::CommandEncoder, role: &str, n: usize| {
+            let key = (state_key(&t.plan, i, part, role), n);
+            note_into(e, t, log, key, &t.stats, false)
+        };
         let p = t.params[i].as_ref().expect("a layer with weights");
         let pick = |pair: &'a (Slot, Slot)| if part == 0 { &pair.0 } else { &pair.1 };
         let (param, z, grad) = match part {
@@ -1097,8 +1237,15 @@ impl<'a> Engine for GpuStep<'a, '_> {
         };
         let (cs, zs, gs) = (Src::Packed(&c.t), Src::Packed(&z.t), Src::Packed(&grad.t));
         match op {
-            Svrg::AtCentre => store(e, SvrgValue::Copy(cs), param, &specs.param, None),
-            Svrg::AtPoint => store(e, SvrgValue::Sum(cs, zs), param, &specs.param, None),
+            Svrg::AtCentre | Svrg::AtPoint => {
+                let v = match op {
+                    Svrg::AtCentre => SvrgValue::Copy(cs),
+                    _ => SvrgValue::Sum(cs, zs),
+                };
+                store(e, v, param, &specs.param, None)?;
+                note(e, "param", n);
+                Ok(())
+            }
             Svrg::KeepCentreGrad => {
                 record_svrg(ctx, e, &SvrgValue::Unscaled(gs, 1.0), ls, n, Dst::F32(gc))
             }
@@ -1117,17 +1264,22 @@ impl<'a> Engine for GpuStep<'a, '_> {
                     full: Src::Packed(&full.t),
                     lr: t.plan.config.lr_at(specs.step),
                 };
-                store(e, v, z, &specs.velocity, Some(1))
+                store(e, v, z, &specs.velocity, Some(1))?;
+                note(e, "momentum", n);
+                Ok(())
             }
             Svrg::Recentre => {
                 store(e, SvrgValue::Sum(cs, zs), c, &spec(specs.master)?, Some(3))?;
-                store(e, SvrgValue::Zero(zs), z, &specs.velocity, Some(1))
+                note(e, "master", n);
+                store(e, SvrgValue::Zero(zs), z, &specs.velocity, Some(1))?;
+                note(e, "momentum", n);
+                Ok(())
             }
         }
     }
 
     fn update(&mut self, i: usize, part: u32, specs: &UpdateSpecs) -> Result<(), GpuError> {
-        let (t, ctx, e) = (self.t, self.t.ctx, &mut *self.e);
+        let (t, ctx, e, log) = (self.t, self.t.ctx, &mut *self.e, &mut self.log);
         let (c, s) = (t.plan.config, specs.step);
         let p = t.params[i].as_ref().expect("a layer with weights");
         let pick = |pair: &'a (Slot, Slot)| if part == 0 { &pair.0 } else { &pair.1 };
@@ -1174,6 +1326,9 @@ impl<'a> Engine for GpuStep<'a, '_> {
                 add: None,
             };
             record_update(ctx, e, &rule, &ins, &t.loss_scale, slot.n, *which, d)?;
+            let name = ["param", "momentum", "moment2", "master"][*role];
+            let key = (state_key(&t.plan, i, part, name), slot.n);
+            note_into(e, t, log, key, &t.stats, false);
             outs.push(out);
         }
         for ((_, slot, _, _), out) in stores.iter().zip(&outs) {

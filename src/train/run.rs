@@ -4,7 +4,7 @@
 
 use super::checkpoint::{self, TrainState};
 use super::cpu::CpuTrainer;
-use super::engine::Pass;
+use super::engine::{Pass, TensorLog, decode_log, encode_log};
 use super::gpu::{GpuTrainer, Report};
 use super::plan::{OptimKind, TrainConfig};
 use crate::data::{Dataset, shuffled};
@@ -70,6 +70,31 @@ impl Trainer<'_> {
         match self {
             Trainer::Gpu(t) => Ok(t.state()?),
             Trainer::Cpu(t, _) => Ok(t.state()),
+        }
+    }
+
+    /// Every stored tensor's roundings in the training steps whose statistics have arrived
+    /// since the last call.
+    pub fn take_tensor_stats(&mut self) -> TensorLog {
+        match self {
+            Trainer::Gpu(t) => t.take_tensor_stats(),
+            Trainer::Cpu(t, _) => t.take_tensor_stats(),
+        }
+    }
+
+    /// The statistics `take_tensor_stats` would return, left in place.
+    pub fn tensor_stats(&self) -> &TensorLog {
+        match self {
+            Trainer::Gpu(t) => t.tensor_stats(),
+            Trainer::Cpu(t, _) => t.tensor_stats(),
+        }
+    }
+
+    /// Adds statistics carried over from a checkpoint taken within an epoch.
+    pub fn add_tensor_stats(&mut self, log: &TensorLog) {
+        match self {
+            Trainer::Gpu(t) => t.add_tensor_stats(log),
+            Trainer::Cpu(t, _) => t.add_tensor_stats(log),
         }
     }
 
@@ -162,6 +187,7 @@ impl Checkpoints<'_> {
         meta.insert("epoch_loss".into(), format!("{:?}", sums.loss));
         meta.insert("epoch_correct".into(), sums.correct.to_string());
         meta.insert("epoch_skipped".into(), sums.skipped.to_string());
+        meta.insert("epoch_tensors".into(), encode_log(trainer.tensor_stats()));
         if path.exists() {
             // A whole file under the other name at every moment: link (or copy), and the
             // save below replaces `path` atomically.
@@ -290,6 +316,10 @@ pub fn run(
             correct: num("epoch_correct").unwrap_or(0.0) as usize,
             skipped: num("epoch_skipped").unwrap_or(0.0) as u64,
         };
+        // The epoch's tensor statistics so far (none in a checkpoint from before them).
+        if let Some(log) = meta.get("epoch_tensors").and_then(|t| decode_log(t)) {
+            trainer.add_tensor_stats(&log);
+        }
         progress.resumed(&file, start_step);
         // Keep the metrics of the epochs finished before the checkpoint.
         if let Some(dir) = &opts.out
@@ -429,6 +459,7 @@ pub fn run(
         let taken = take(trainer.flush()?, &mut sums, &ckpt, progress, &mut partial);
         write_partial(&mut log, partial.take())?;
         taken?;
+        let tensors = tensor_rates(&trainer.take_tensor_stats());
         let (test_loss, test_acc) = evaluate(trainer, test, batch)?;
         let tn = test.len();
         let secs = t0.elapsed().as_secs_f64();
@@ -447,6 +478,7 @@ pub fn run(
             line["loss_scale"] = serde_json::json!(scale);
             line["skipped_steps"] = serde_json::json!(sums.skipped);
         }
+        line["tensors"] = tensors;
         progress.epoch_end(&line);
         if let Some((f, path)) = log.as_mut() {
             writeln!(f, "{line}").map_err(|e| Error::io(&*path, e))?;
@@ -455,6 +487,32 @@ pub fn run(
         lines.push(line);
     }
     Ok(lines)
+}
+
+/// The metrics line's `tensors`: per stored tensor (`NAME`, or `NAME[bias]` for the bias
+/// half of a weight/bias pair), the shares of its rounded elements that overflowed,
+/// underflowed and were NaN over the epoch's training steps, their count, and the largest
+/// |x| met before rounding (null where it was infinite).
+fn tensor_rates(log: &TensorLog) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for ((name, part), s) in log {
+        let [overflow, underflow, nan] = s.rates();
+        let key = match part {
+            0 => name.clone(),
+            _ => format!("{name}[bias]"),
+        };
+        m.insert(
+            key,
+            serde_json::json!({
+                "overflow": overflow,
+                "underflow": underflow,
+                "nan": nan,
+                "amax": s.exceptions.amax,
+                "elements": s.elements,
+            }),
+        );
+    }
+    serde_json::Value::Object(m)
 }
 
 /// HALP's full-gradient pass: every training batch in the set's order (`steps` of them),
