@@ -108,7 +108,10 @@ fn check_model(
     );
     // So do the roundings' statistics: every stored tensor, once per training step (the
     // evaluations between the steps do not count), its exceptions and amax equal.
-    let (gs, cs) = (gpu.take_tensor_stats(), cpu.take_tensor_stats());
+    let (gs, cs) = (
+        std::mem::take(gpu.tensor_log()),
+        std::mem::take(cpu.tensor_log()),
+    );
     assert_eq!(gs, cs, "tensor statistics after {steps} steps");
     for (name, part, n) in cpu.plan.tensor_sizes(batch) {
         let s = cs.get(&(name.clone(), part));
@@ -754,8 +757,8 @@ fn halp_training_is_bit_exact() {
     assert_eq!(cpu.step, 6);
     // The roundings' statistics agree: the steps' two gradients, the offset's steps and the
     // re-centrings (the full passes are not steps and do not count).
-    let stats = cpu.take_tensor_stats();
-    assert_eq!(gpu.take_tensor_stats(), stats);
+    let stats = std::mem::take(cpu.tensor_log());
+    assert_eq!(std::mem::take(gpu.tensor_log()), stats);
     let offset = stats.keys().find(|k| k.0.ends_with(".momentum")).unwrap();
     assert!(stats[offset].elements > 0, "{stats:?}");
 }
@@ -801,8 +804,8 @@ fn tensor_statistics_count_what_the_formats_do() {
             cpu.step(&x, &labels);
             gpu.step(&x, &labels).unwrap();
         }
-        let stats = cpu.take_tensor_stats();
-        assert_eq!(gpu.take_tensor_stats(), stats);
+        let stats = std::mem::take(cpu.tensor_log());
+        assert_eq!(std::mem::take(gpu.tensor_log()), stats);
         let input = &stats[&("input".to_string(), 0)];
         let e = &input.exceptions;
         assert_eq!(input.elements, 3 * 6 * 12);

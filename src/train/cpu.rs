@@ -75,7 +75,7 @@ pub struct CpuTrainer {
     pub bn: Vec<Option<BnStat>>,
     /// Steps taken.
     pub step: u64,
-    /// Every stored tensor's roundings in the training steps since `take_tensor_stats`.
+    /// Every stored tensor's roundings in the training steps since it was last emptied.
     tensor_log: TensorLog,
 }
 
@@ -187,19 +187,9 @@ impl CpuTrainer {
     }
 
     /// Every stored tensor's roundings (elements, exceptions, amax) in the training steps
-    /// since the last call.
-    pub fn take_tensor_stats(&mut self) -> TensorLog {
-        std::mem::take(&mut self.tensor_log)
-    }
-
-    /// The statistics `take_tensor_stats` would return, left in place.
-    pub fn tensor_stats(&self) -> &TensorLog {
-        &self.tensor_log
-    }
-
-    /// Adds statistics carried over (from a checkpoint taken within an epoch).
-    pub fn add_tensor_stats(&mut self, log: &TensorLog) {
-        super::engine::merge_logs(&mut self.tensor_log, log);
+    /// since it was last emptied (`std::mem::take` empties it).
+    pub fn tensor_log(&mut self) -> &mut TensorLog {
+        &mut self.tensor_log
     }
 
     /// One step on a batch of `labels.len()` samples.

@@ -170,7 +170,7 @@ pub struct GpuTrainer<'c> {
     /// The slots a step's roundings copy their statistics words into (4 words each).
     log: DeviceBuffer,
     /// Every stored tensor's roundings in the training steps that came back since
-    /// `take_tensor_stats`.
+    /// it was last emptied.
     tensor_log: TensorLog,
     /// Steps taken.
     pub step: u64,
@@ -609,19 +609,9 @@ impl<'c> GpuTrainer<'c> {
     }
 
     /// Every stored tensor's roundings (elements, exceptions, amax) in the training steps
-    /// that came back since the last call.
-    pub fn take_tensor_stats(&mut self) -> TensorLog {
-        std::mem::take(&mut self.tensor_log)
-    }
-
-    /// The statistics `take_tensor_stats` would return, left in place.
-    pub fn tensor_stats(&self) -> &TensorLog {
-        &self.tensor_log
-    }
-
-    /// Adds statistics carried over (from a checkpoint taken within an epoch).
-    pub fn add_tensor_stats(&mut self, log: &TensorLog) {
-        super::engine::merge_logs(&mut self.tensor_log, log);
+    /// that came back since it was last emptied (`std::mem::take` empties it).
+    pub fn tensor_log(&mut self) -> &mut TensorLog {
+        &mut self.tensor_log
     }
 
     fn reports(&mut self) -> Vec<Report> {

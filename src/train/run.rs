@@ -4,7 +4,7 @@
 
 use super::checkpoint::{self, TrainState};
 use super::cpu::CpuTrainer;
-use super::engine::{Pass, TensorLog, decode_log, encode_log};
+use super::engine::{Pass, TensorLog, decode_log, encode_log, merge_logs};
 use super::gpu::{GpuTrainer, Report};
 use super::plan::{OptimKind, TrainConfig};
 use crate::data::{Dataset, shuffled};
@@ -74,27 +74,11 @@ impl Trainer<'_> {
     }
 
     /// Every stored tensor's roundings in the training steps whose statistics have arrived
-    /// since the last call.
-    pub fn take_tensor_stats(&mut self) -> TensorLog {
+    /// since it was last emptied.
+    pub fn tensor_log(&mut self) -> &mut TensorLog {
         match self {
-            Trainer::Gpu(t) => t.take_tensor_stats(),
-            Trainer::Cpu(t, _) => t.take_tensor_stats(),
-        }
-    }
-
-    /// The statistics `take_tensor_stats` would return, left in place.
-    pub fn tensor_stats(&self) -> &TensorLog {
-        match self {
-            Trainer::Gpu(t) => t.tensor_stats(),
-            Trainer::Cpu(t, _) => t.tensor_stats(),
-        }
-    }
-
-    /// Adds statistics carried over from a checkpoint taken within an epoch.
-    pub fn add_tensor_stats(&mut self, log: &TensorLog) {
-        match self {
-            Trainer::Gpu(t) => t.add_tensor_stats(log),
-            Trainer::Cpu(t, _) => t.add_tensor_stats(log),
+            Trainer::Gpu(t) => t.tensor_log(),
+            Trainer::Cpu(t, _) => t.tensor_log(),
         }
     }
 
@@ -187,7 +171,7 @@ impl Checkpoints<'_> {
         meta.insert("epoch_loss".into(), format!("{:?}", sums.loss));
         meta.insert("epoch_correct".into(), sums.correct.to_string());
         meta.insert("epoch_skipped".into(), sums.skipped.to_string());
-        meta.insert("epoch_tensors".into(), encode_log(trainer.tensor_stats()));
+        meta.insert("epoch_tensors".into(), encode_log(trainer.tensor_log()));
         if path.exists() {
             // A whole file under the other name at every moment: link (or copy), and the
             // save below replaces `path` atomically.
@@ -318,7 +302,7 @@ pub fn run(
         };
         // The epoch's tensor statistics so far (none in a checkpoint from before them).
         if let Some(log) = meta.get("epoch_tensors").and_then(|t| decode_log(t)) {
-            trainer.add_tensor_stats(&log);
+            merge_logs(trainer.tensor_log(), &log);
         }
         progress.resumed(&file, start_step);
         // Keep the metrics of the epochs finished before the checkpoint.
@@ -459,7 +443,7 @@ pub fn run(
         let taken = take(trainer.flush()?, &mut sums, &ckpt, progress, &mut partial);
         write_partial(&mut log, partial.take())?;
         taken?;
-        let tensors = tensor_rates(&trainer.take_tensor_stats());
+        let tensors = tensor_rates(&std::mem::take(trainer.tensor_log()));
         let (test_loss, test_acc) = evaluate(trainer, test, batch)?;
         let tn = test.len();
         let secs = t0.elapsed().as_secs_f64();
