@@ -43,6 +43,10 @@ fn set_var(@builtin(global_invocation_id) gid: vec3<u32>) {
     let cs = E.cols;
     let var_b = sf_mul(g[c], E.scale);
     stat[cs + c] = sf_div(0x3f800000u, sf_sqrt(sf_add(var_b, E.eps)));
+    // Momentum 0 leaves the running statistics as they are (a gradient-only pass).
+    if (E.mu == 0u) {
+        return;
+    }
     stat[2u * cs + c] = sf_add(sf_mul(E.bn_keep, stat[2u * cs + c]), sf_mul(E.mu, stat[c]));
     let unbiased = sf_mul(var_b, E.bn_unbias);
     stat[3u * cs + c] = sf_add(sf_mul(E.bn_keep, stat[3u * cs + c]), sf_mul(E.mu, unbiased));

@@ -828,3 +828,83 @@ fn tensor_statistics_count_what_the_formats_do() {
         }
     }
 }
+
+#[test]
+fn halp_moves_batch_norm_running_statistics_once_a_step() {
+    // ResNet-8 on 2 x 8 x 8 images trained by HALP: the full-gradient pass and
+    // the gradient at the centre normalise with their batches' statistics but leave the
+    // running ones alone; each step moves them once, from the point's batch. GPU and CPU
+    // agree on all of it.
+    use lowp::train::engine::Pass;
+    use lowp::train::model::Layer;
+    let ctx = common::gpu();
+    let model = Model::resnet(1, [2, 8, 8], 4).unwrap();
+    let k = model
+        .layers
+        .iter()
+        .position(|l| matches!(l, Layer::BatchNorm2d { .. }))
+        .expect("a batch-norm layer");
+    // Exact 16-bit fixed point, as resnet_training_is_bit_exact.
+    let map = PrecisionMap::parse(
+        r#"
+        default = { format = "fixed(wl=16,fl=10)" }
+        [[rule]]
+        match = "*.acc"
+        format = "fp32"
+        [[rule]]
+        match = "*.grad"
+        format = "fixed(wl=16,fl=14)"
+        rounding = "stochastic"
+        [[rule]]
+        match = "*.wgrad"
+        format = "fixed(wl=16,fl=12)"
+        "#,
+    )
+    .unwrap();
+    let config = TrainConfig {
+        kind: OptimKind::Halp,
+        lr: 0.05,
+        ..Default::default()
+    };
+    let plan = Plan::new(model.clone(), &map, false, config, 3).unwrap();
+    let batch = 4;
+    let mut cpu = CpuTrainer::new(plan.clone());
+    let mut gpu = GpuTrainer::new(&ctx, plan, batch).unwrap();
+    let data = |k: u64| {
+        let x = common::uniform(batch * model.inputs, k, 2.0);
+        let y: Vec<u32> = (0..batch as u32).map(|i| (i + k as u32) % 4).collect();
+        (x, y)
+    };
+    let bn = |cpu: &CpuTrainer| {
+        cpu.bn[k]
+            .clone()
+            .expect("the first batch norm's statistics")
+    };
+    let before = bn(&cpu);
+    for b in 0..2u64 {
+        let (x, y) = data(10 + b);
+        let pass = Pass::HalpFull {
+            first: b == 0,
+            inv: 0.5,
+        };
+        cpu.pass(&x, &y, pass);
+        gpu.submit_pass(&x, &y, pass).unwrap();
+        gpu.readback_all().unwrap();
+    }
+    let after_pass = bn(&cpu);
+    assert_eq!(after_pass.running_mean, before.running_mean);
+    assert_eq!(after_pass.running_var, before.running_var);
+    assert_eq!(gpu.state().unwrap(), cpu.state(), "after the full pass");
+    let (x, y) = data(20);
+    cpu.step(&x, &y);
+    gpu.step(&x, &y).unwrap();
+    let st = bn(&cpu);
+    // From a running mean of 0, one update is exactly momentum times the batch's mean (the
+    // last forward pass's: the point's).
+    let momentum = model.layers[k].batch_norm(batch).unwrap().momentum;
+    assert!(before.running_mean.iter().all(|&m| m == 0.0));
+    let once: Vec<f32> = st.mean.iter().map(|&m| momentum * m).collect();
+    assert_eq!(st.running_mean, once);
+    assert!(st.running_mean.iter().any(|&m| m != 0.0));
+    assert_eq!(gpu.state().unwrap(), cpu.state(), "after a step");
+}

@@ -94,8 +94,11 @@ pub fn bn_stats(x: &[f32], st: &mut BnStat, bn: &BatchNorm, train: bool) {
     for (c, sum) in channel_sums(&sq, bn).into_iter().enumerate() {
         let var = sum * inv_m;
         st.inv[c] = 1.0 / (var + bn.eps).sqrt();
-        st.running_mean[c] = keep * st.running_mean[c] + bn.momentum * st.mean[c];
-        st.running_var[c] = keep * st.running_var[c] + bn.momentum * (var * unbias);
+        // Momentum 0 leaves the running statistics as they are (a gradient-only pass).
+        if bn.momentum.to_bits() != 0 {
+            st.running_mean[c] = keep * st.running_mean[c] + bn.momentum * st.mean[c];
+            st.running_var[c] = keep * st.running_var[c] + bn.momentum * (var * unbias);
+        }
     }
 }
 

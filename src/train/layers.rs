@@ -43,12 +43,24 @@ fn source_grad(plan: &Plan, i: usize, slot: usize, s: u64) -> Option<Out> {
     })
 }
 
-/// Layer `i`'s forward pass at step `s` (batch-norm statistics from the batch when `train`).
+/// What a pass is for, as batch norm sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// An evaluation: the running statistics normalise, and no backward pass runs.
+    Evaluate,
+    /// A training step: the batch's statistics normalise and move the running ones.
+    Train,
+    /// A gradient only (HALP's at the centre, and its full-gradient pass): the batch's
+    /// statistics normalise, and the running ones stay as they are.
+    Gradient,
+}
+
+/// Layer `i`'s forward pass at step `s` (batch-norm statistics as `mode` says).
 pub fn forward<E: Engine>(
     e: &mut E,
     plan: &Plan,
     i: usize,
-    (batch, s, train): (usize, u64, bool),
+    (batch, s, mode): (usize, u64, Mode),
 ) -> Result<(), E::Error> {
     let l = &plan.model.layers[i];
     let n = l.name();
@@ -102,8 +114,12 @@ pub fn forward<E: Engine>(
         Layer::Relu { .. } => e.elementwise(Elem::Relu, &[x], values, out),
         Layer::Flatten { .. } => e.elementwise(Elem::Convert, &[x], values, out),
         Layer::BatchNorm2d { .. } => {
-            let geo = l.batch_norm(batch).expect("a batch-norm layer");
-            e.batch_norm(i, x, &geo, train, out)
+            let mut geo = l.batch_norm(batch).expect("a batch-norm layer");
+            if mode == Mode::Gradient {
+                // Momentum 0: the running statistics are left as they are.
+                geo.momentum = 0.0;
+            }
+            e.batch_norm(i, x, &geo, mode != Mode::Evaluate, out)
         }
         Layer::Add { .. } => {
             let sc = l.shortcut(batch).expect("a residual layer");
@@ -259,11 +275,12 @@ pub fn backward<E: Engine>(
 fn passes<E: Engine>(
     e: &mut E,
     plan: &Plan,
-    (batch, s, train): (usize, u64, bool),
+    (batch, s, mode): (usize, u64, Mode),
 ) -> Result<(), E::Error> {
+    let train = mode != Mode::Evaluate;
     let layers = &plan.model.layers;
     for i in 0..layers.len() {
-        forward(e, plan, i, (batch, s, train))?;
+        forward(e, plan, i, (batch, s, mode))?;
     }
     let last = layers.len() - 1;
     let out = Out {
@@ -304,7 +321,8 @@ pub fn step<E: Engine>(
     plan: &Plan,
     (batch, s, train): (usize, u64, bool),
 ) -> Result<(), E::Error> {
-    passes(e, plan, (batch, s, train))?;
+    let mode = if train { Mode::Train } else { Mode::Evaluate };
+    passes(e, plan, (batch, s, mode))?;
     if !train {
         return Ok(());
     }
@@ -365,10 +383,10 @@ pub fn halp_step<E: Engine>(
     (batch, s): (usize, u64),
 ) -> Result<(), E::Error> {
     each_svrg(e, plan, s, Svrg::AtCentre)?;
-    passes(e, plan, (batch, s, true))?;
+    passes(e, plan, (batch, s, Mode::Gradient))?;
     each_svrg(e, plan, s, Svrg::KeepCentreGrad)?;
     each_svrg(e, plan, s, Svrg::AtPoint)?;
-    passes(e, plan, (batch, s, true))?;
+    passes(e, plan, (batch, s, Mode::Train))?;
     each_svrg(e, plan, s, Svrg::Step)?;
     each_svrg(e, plan, s, Svrg::AtPoint)
 }
@@ -386,6 +404,6 @@ pub fn halp_full<E: Engine>(
         each_svrg(e, plan, s, Svrg::Recentre)?;
         each_svrg(e, plan, s, Svrg::AtCentre)?;
     }
-    passes(e, plan, (batch, s, true))?;
+    passes(e, plan, (batch, s, Mode::Gradient))?;
     each_svrg(e, plan, s, Svrg::AddFull { inv, first })
 }
