@@ -241,9 +241,10 @@ fn note_into(
     }
 }
 
-/// Slots of the statistics log: enough for every stored tensor written several times.
+/// Slots of the statistics log: enough for every stored tensor written several times (a
+/// HALP step writes an activation twice and a parameter three times).
 fn log_slots(plan: &Plan) -> usize {
-    8 * plan.tensor_sizes(1).len() + 64
+    4 * plan.tensor_sizes(1).len() + 64
 }
 
 /// The statistics of the last report.
@@ -798,6 +799,12 @@ impl<'c> GpuTrainer<'c> {
             .as_ref()
             .ok_or_else(|| GpuError::Invalid(format!("layer {i} has no weights")))?;
         Ok((p.dw.t.read_words(self.ctx)?, p.db.t.read_words(self.ctx)?))
+    }
+
+    /// Bytes of the slots a step's rounding statistics are copied into on the device (read
+    /// back with the step; 16 per rounding).
+    pub fn statistics_bytes(&self) -> u64 {
+        self.log.size()
     }
 
     /// The bound, in bytes, on the working buffers the trainer holds beside its packed
