@@ -844,23 +844,7 @@ fn halp_moves_batch_norm_running_statistics_once_a_step() {
         .iter()
         .position(|l| matches!(l, Layer::BatchNorm2d { .. }))
         .expect("a batch-norm layer");
-    // Exact 16-bit fixed point, as resnet_training_is_bit_exact.
-    let map = PrecisionMap::parse(
-        r#"
-        default = { format = "fixed(wl=16,fl=10)" }
-        [[rule]]
-        match = "*.acc"
-        format = "fp32"
-        [[rule]]
-        match = "*.grad"
-        format = "fixed(wl=16,fl=14)"
-        rounding = "stochastic"
-        [[rule]]
-        match = "*.wgrad"
-        format = "fixed(wl=16,fl=12)"
-        "#,
-    )
-    .unwrap();
+    let map = PrecisionMap::parse(FIXED16).unwrap();
     let config = TrainConfig {
         kind: OptimKind::Halp,
         lr: 0.05,
