@@ -88,7 +88,7 @@ fn bench(c: &mut Criterion) {
             dequantize_into(&ctx, enc, &words, &scales, n, &spec, &decoded).unwrap()
         };
         // MX reads its input twice (scales pass, then the quantize pass).
-        let q_bytes = 4 * n as u64 * if spec.format.mx().is_some() { 2 } else { 1 } + packed;
+        let q_bytes = 4 * n as u64 * if spec.format.block().is_some() { 2 } else { 1 } + packed;
         let dq_bytes = packed + 4 * n as u64;
         let mut g = c.benchmark_group(format!("quantize {label}"));
         g.throughput(Throughput::Bytes(q_bytes));

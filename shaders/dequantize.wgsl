@@ -18,5 +18,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         hi = words[wi + 1u];
     }
     let code = extract_code(words[wi], hi, off, w);
-    out[i] = decode_code(P.fmt, code, scale_exp_of(i));
+    out[i] = decode_scaled(P.fmt, code, scale_of(i));
 }

@@ -15,10 +15,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
         for (var t = 0u; t < 4u; t++) {
             let i = 4u * j + t;
             if (i < P.n) {
-                let se = scale_exp_of(i);
+                let se = scale_of(i);
                 let v = x[i];
-                let r = round_element(P.fmt, v, se, P.mode, P.sr_bits, P.saturate != 0u, rnd[t]);
-                out[i] = decode_code(P.fmt, r.x, se);
+                let r = round_scaled(P.fmt, v, se, P.mode, P.sr_bits, P.saturate != 0u, rnd[t]);
+                out[i] = decode_scaled(P.fmt, r.x, se);
                 note(&st, r.y, v);
             }
         }

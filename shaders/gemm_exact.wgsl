@@ -33,7 +33,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             state[2u * idx + 1u] = acc.y;
             return;
         }
-        let exp2 = scale_a(0u) + scale_b(0u) - i32(fmt_a().fl) - i32(fmt_b().fl);
+        let exp2 = scale_a(0u).exp + scale_b(0u).exp - i32(fmt_a().fl) - i32(fmt_b().fl);
         c = i64_to_f32_bits(acc, exp2);
     } else {
         // c: the sum rounded after the last whole chunk; s: the running sum within a chunk.

@@ -100,7 +100,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         }
         return;
     }
-    let exp2 = scale_a(0u) + scale_b(0u) - i32(fmt_a().fl) - i32(fmt_b().fl);
+    let exp2 = scale_a(0u).exp + scale_b(0u).exp - i32(fmt_a().fl) - i32(fmt_b().fl);
     for (var r = 0u; r < RM; r++) {
         let gi = row0 + lid.y * RM + r;
         for (var q = 0u; q < RN; q++) {

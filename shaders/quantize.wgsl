@@ -26,7 +26,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
                 rand = rnd[i & 3u];
             }
             let v = x[i];
-            let r = round_element(P.fmt, v, scale_exp_of(i), P.mode, P.sr_bits, P.saturate != 0u, rand);
+            let r = round_scaled(P.fmt, v, scale_of(i), P.mode, P.sr_bits, P.saturate != 0u, rand);
             let start = i * w;
             if (start >= base) {
                 word |= r.x << (start - base);

@@ -54,9 +54,9 @@ impl FromStr for Accumulator {
         let format: Format = f
             .parse()
             .map_err(|e| AccumulatorError(format!("accumulator '{s}': {e}")))?;
-        if format.mx().is_some() {
+        if format.block().is_some() {
             return Err(AccumulatorError(format!(
-                "accumulator '{s}': an MX block format cannot be an accumulator"
+                "accumulator '{s}': a block format cannot be an accumulator"
             )));
         }
         Ok(Accumulator::Emulated { format, chunk })

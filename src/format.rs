@@ -53,61 +53,150 @@ pub struct FixedFormat {
     pub fl: u32,
 }
 
-/// The element formats of OCP Microscaling (MX) blocks.
+/// How the blocks of a block format are scaled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MxKind {
-    /// MXFP8 with E4M3 elements.
-    Fp8E4m3,
-    /// MXFP8 with E5M2 elements.
-    Fp8E5m2,
-    /// MXFP6 with E3M2 elements.
-    Fp6E3m2,
-    /// MXFP6 with E2M3 elements.
-    Fp6E2m3,
-    /// MXFP4 with E2M1 elements.
-    Fp4E2m1,
-    /// MXINT8: 8-bit two's complement elements with an implicit scale of 2^-6.
-    Int8,
+pub enum BlockScale {
+    /// One E8M0 byte a block, the power of two `2^(floor(log2 amax) - emax)` (OCP MX).
+    E8m0,
+    /// One E4M3 byte a block times one fp32 scale for the tensor (NVIDIA's NVFP4).
+    E4m3,
 }
 
-/// Elements in an MX block (all MX formats share one E8M0 scale per block).
+impl BlockScale {
+    fn as_str(self) -> &'static str {
+        match self {
+            BlockScale::E8m0 => "e8m0",
+            BlockScale::E4m3 => "e4m3",
+        }
+    }
+}
+
+/// A block format: elements of one scalar format, each `size` consecutive ones sharing a scale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BlockFormat {
+    /// The format of each element.
+    pub element: ScalarFormat,
+    /// Elements a scale covers (1..=MAX_BLOCK).
+    pub size: u32,
+    /// How each block is scaled.
+    pub scale: BlockScale,
+}
+
+/// Elements in an OCP MX block.
 pub const MX_BLOCK: usize = 32;
 
-impl MxKind {
-    /// All MX kinds, in table order.
-    pub const ALL: [MxKind; 6] = [
-        MxKind::Fp8E4m3,
-        MxKind::Fp8E5m2,
-        MxKind::Fp6E3m2,
-        MxKind::Fp6E2m3,
-        MxKind::Fp4E2m1,
-        MxKind::Int8,
-    ];
+/// The largest block a block format may have (one GPU invocation gathers a block's amax).
+pub const MAX_BLOCK: u32 = 1024;
 
-    /// The text name (`mxfp8_e4m3`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            MxKind::Fp8E4m3 => "mxfp8_e4m3",
-            MxKind::Fp8E5m2 => "mxfp8_e5m2",
-            MxKind::Fp6E3m2 => "mxfp6_e3m2",
-            MxKind::Fp6E2m3 => "mxfp6_e2m3",
-            MxKind::Fp4E2m1 => "mxfp4_e2m1",
-            MxKind::Int8 => "mxint8",
+impl BlockFormat {
+    /// OCP MX: `element` in blocks of 32 under an E8M0 scale.
+    pub const fn mx(element: ScalarFormat) -> BlockFormat {
+        BlockFormat {
+            element,
+            size: MX_BLOCK as u32,
+            scale: BlockScale::E8m0,
         }
     }
 
-    /// The element format of the block.
-    pub fn element(self) -> ScalarFormat {
-        match self {
-            MxKind::Fp8E4m3 => ScalarFormat::Float(FloatFormat::E4M3),
-            MxKind::Fp8E5m2 => ScalarFormat::Float(FloatFormat::E5M2),
-            MxKind::Fp6E3m2 => ScalarFormat::Float(FloatFormat::E3M2),
-            MxKind::Fp6E2m3 => ScalarFormat::Float(FloatFormat::E2M3),
-            MxKind::Fp4E2m1 => ScalarFormat::Float(FloatFormat::E2M1),
-            MxKind::Int8 => ScalarFormat::Fixed(FixedFormat { wl: 8, fl: 6 }),
+    /// NVFP4: E2M1 in blocks of 16, an E4M3 scale a block and an fp32 scale a tensor.
+    pub const NVFP4: BlockFormat = BlockFormat {
+        element: ScalarFormat::Float(FloatFormat::E2M1),
+        size: 16,
+        scale: BlockScale::E4m3,
+    };
+
+    /// Blocks in a tensor of `n` elements.
+    pub fn blocks(&self, n: usize) -> usize {
+        n.div_ceil(self.size as usize)
+    }
+
+    /// u32 words of scales for `n` elements: the block bytes four to a word, after the
+    /// fp32 tensor scale's word for E4M3 scales.
+    pub fn scale_words(&self, n: usize) -> usize {
+        let header = match self.scale {
+            BlockScale::E8m0 => 0,
+            BlockScale::E4m3 => 1,
+        };
+        header + self.blocks(n).div_ceil(4)
+    }
+
+    /// The word of the scales that holds block `b`'s byte.
+    pub fn scale_word_of_block(&self, b: usize) -> usize {
+        b / 4 + (self.scale == BlockScale::E4m3) as usize
+    }
+
+    /// Checks what the type cannot: the block size, and an element format the scale can aim.
+    pub fn validate(&self) -> Result<(), FormatError> {
+        if !(1..=MAX_BLOCK).contains(&self.size) {
+            return Err(FormatError(format!(
+                "block size {} is out of range; it must be 1..={MAX_BLOCK}",
+                self.size
+            )));
         }
+        if let ScalarFormat::Float(f) = self.element
+            && f.beyond_f32()
+        {
+            return Err(FormatError(format!(
+                "element {} reaches beyond f32 (2^128); a block scale aims each block's \
+                 amax at the element's largest binade, which must lie within f32",
+                Format::Float(f)
+            )));
+        }
+        if self.scale == BlockScale::E4m3 && !(self.element.max() * 448.0).is_finite() {
+            return Err(FormatError(format!(
+                "element {} is too wide for an E4M3 scale: the tensor scale divides amax by \
+                 448 x the element's max ({:e}), which must be a finite f32",
+                self.element,
+                self.element.max()
+            )));
+        }
+        Ok(())
     }
 }
+
+impl fmt::Display for BlockFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some((name, _)) = NAMED_BLOCKS.iter().find(|(_, b)| b == self) {
+            return f.write_str(name);
+        }
+        write!(
+            f,
+            "block(elem={},size={},scale={})",
+            self.element,
+            self.size,
+            self.scale.as_str()
+        )
+    }
+}
+
+/// The named block formats: OCP MX's six and NVFP4, in the order `lowp formats` lists them.
+pub const NAMED_BLOCKS: [(&str, BlockFormat); 7] = [
+    (
+        "mxfp8_e4m3",
+        BlockFormat::mx(ScalarFormat::Float(FloatFormat::E4M3)),
+    ),
+    (
+        "mxfp8_e5m2",
+        BlockFormat::mx(ScalarFormat::Float(FloatFormat::E5M2)),
+    ),
+    (
+        "mxfp6_e3m2",
+        BlockFormat::mx(ScalarFormat::Float(FloatFormat::E3M2)),
+    ),
+    (
+        "mxfp6_e2m3",
+        BlockFormat::mx(ScalarFormat::Float(FloatFormat::E2M3)),
+    ),
+    (
+        "mxfp4_e2m1",
+        BlockFormat::mx(ScalarFormat::Float(FloatFormat::E2M1)),
+    ),
+    (
+        "mxint8",
+        BlockFormat::mx(ScalarFormat::Fixed(FixedFormat { wl: 8, fl: 6 })),
+    ),
+    ("nvfp4", BlockFormat::NVFP4),
+];
 
 /// A format a single element is coded in: a minifloat or fixed point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -125,8 +214,8 @@ pub enum Format {
     Float(FloatFormat),
     /// Signed fixed point.
     Fixed(FixedFormat),
-    /// OCP Microscaling block format.
-    Mx(MxKind),
+    /// A block format (OCP MX, NVFP4, or any element, block size and scale).
+    Block(BlockFormat),
 }
 
 /// Why a format's text could not be parsed.
@@ -421,33 +510,33 @@ impl Format {
             .iter()
             .map(|(_, f)| Format::Float(*f))
             .collect();
-        v.extend(MxKind::ALL.iter().map(|k| Format::Mx(*k)));
+        v.extend(NAMED_BLOCKS.iter().map(|(_, b)| Format::Block(*b)));
         v
     }
 
-    /// The element format (for MX, the format of the block's elements).
+    /// The element format (for a block format, the format of the block's elements).
     pub fn element(&self) -> ScalarFormat {
         match self {
             Format::Float(f) => ScalarFormat::Float(*f),
             Format::Fixed(x) => ScalarFormat::Fixed(*x),
-            Format::Mx(k) => k.element(),
+            Format::Block(b) => b.element,
         }
     }
 
-    /// The MX kind, if this is a block format.
-    pub fn mx(&self) -> Option<MxKind> {
+    /// The block format, if this is one.
+    pub fn block(&self) -> Option<BlockFormat> {
         match self {
-            Format::Mx(k) => Some(*k),
+            Format::Block(b) => Some(*b),
             _ => None,
         }
     }
 
-    /// Bits per element code (not counting MX block scales).
+    /// Bits per element code (not counting block scales).
     pub fn bits(&self) -> u32 {
         self.element().bits()
     }
 
-    /// Largest finite element value (for MX, before the block scale).
+    /// Largest finite element value (for a block format, before the scales).
     pub fn max(&self) -> f32 {
         self.element().max()
     }
@@ -456,18 +545,14 @@ impl Format {
     pub fn always_saturates(&self) -> bool {
         match self {
             Format::Float(f) => f.specials == Specials::None,
-            Format::Fixed(_) | Format::Mx(_) => true,
+            Format::Fixed(_) | Format::Block(_) => true,
         }
     }
 
-    /// Bytes a dense-packed tensor of `n` elements occupies (codes in u32 words, plus MX scales).
+    /// Bytes a dense-packed tensor of `n` elements occupies (codes in u32 words, plus block scales).
     pub fn stored_bytes(&self, n: usize) -> usize {
         let words = packed_words(n, self.bits());
-        let scales = if self.mx().is_some() {
-            n.div_ceil(MX_BLOCK).div_ceil(4)
-        } else {
-            0
-        };
+        let scales = self.block().map_or(0, |b| b.scale_words(n));
         (words + scales) * 4
     }
 
@@ -563,17 +648,26 @@ impl fmt::Display for FloatFormat {
     }
 }
 
-impl fmt::Display for Format {
+impl fmt::Display for ScalarFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Format::Float(x) => x.fmt(f),
-            Format::Fixed(x) => write!(f, "fixed(wl={},fl={})", x.wl, x.fl),
-            Format::Mx(k) => f.write_str(k.name()),
+            ScalarFormat::Float(x) => x.fmt(f),
+            ScalarFormat::Fixed(x) => write!(f, "fixed(wl={},fl={})", x.wl, x.fl),
         }
     }
 }
 
-const ALLOWED: &str = "fp32, bf16, fp16, e5m2, e4m3, e3m2, e2m3, e2m1, mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4_e2m1, mxint8, float(e=E,m=M[,bias=B][,specials=ieee|nan|none][,subnormals=true|false]), fixed(wl=W,fl=F)";
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Format::Float(x) => x.fmt(f),
+            Format::Fixed(x) => ScalarFormat::Fixed(*x).fmt(f),
+            Format::Block(b) => b.fmt(f),
+        }
+    }
+}
+
+const ALLOWED: &str = "fp32, bf16, fp16, e5m2, e4m3, e3m2, e2m3, e2m1, mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4_e2m1, mxint8, nvfp4, block(elem=FORMAT,size=N,scale=e8m0|e4m3), float(e=E,m=M[,bias=B][,specials=ieee|nan|none][,subnormals=true|false]), fixed(wl=W,fl=F)";
 
 impl FromStr for Format {
     type Err = FormatError;
@@ -587,8 +681,11 @@ impl FromStr for Format {
         if let Some((_, f)) = NAMED_FLOATS.iter().find(|(n, _)| *n == s) {
             return Ok(Format::Float(*f));
         }
-        if let Some(k) = MxKind::ALL.iter().find(|k| k.name() == s) {
-            return Ok(Format::Mx(*k));
+        if let Some((_, b)) = NAMED_BLOCKS.iter().find(|(n, _)| *n == s) {
+            return Ok(Format::Block(*b));
+        }
+        if let Some(args) = s.strip_prefix("block(").and_then(|r| r.strip_suffix(')')) {
+            return parse_block(text, args).map(Format::Block);
         }
         let (head, args) = match s.split_once('(') {
             Some((h, rest)) if rest.ends_with(')') => (h, &rest[..rest.len() - 1]),
@@ -716,6 +813,91 @@ impl FromStr for Format {
             ))),
         }
     }
+}
+
+/// `block(elem=FORMAT,size=N,scale=e8m0|e4m3)`'s arguments (`args`, lowercase, no spaces).
+fn parse_block(text: &str, args: &str) -> Result<BlockFormat, FormatError> {
+    // Split at the commas outside parentheses: the element may be `float(e=3,m=2)`.
+    let mut parts = Vec::new();
+    let (mut depth, mut from) = (0i32, 0);
+    for (i, c) in args.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&args[from..i]);
+                from = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&args[from..]);
+    let (mut element, mut size, mut scale) = (None, None, None);
+    for part in parts.into_iter().filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').ok_or_else(|| {
+            FormatError(format!(
+                "in '{text}': '{part}' is not of the form key=value"
+            ))
+        })?;
+        let twice = || FormatError(format!("in '{text}': '{k}' is given twice"));
+        match k {
+            "elem" => {
+                let f: Format = v
+                    .parse()
+                    .map_err(|e: FormatError| FormatError(format!("in '{text}': {}", e.0)))?;
+                let el = match f {
+                    Format::Float(x) => ScalarFormat::Float(x),
+                    Format::Fixed(x) => ScalarFormat::Fixed(x),
+                    Format::Block(_) => {
+                        return Err(FormatError(format!(
+                            "in '{text}': the element must be a float or fixed-point format, not the block format {f}"
+                        )));
+                    }
+                };
+                if element.replace(el).is_some() {
+                    return Err(twice());
+                }
+            }
+            "size" => {
+                let n: u32 = v.parse().map_err(|_| {
+                    FormatError(format!(
+                        "in '{text}': size={v} is not a whole number in 1..={MAX_BLOCK}"
+                    ))
+                })?;
+                if size.replace(n).is_some() {
+                    return Err(twice());
+                }
+            }
+            "scale" => {
+                let sc = match v {
+                    "e8m0" => BlockScale::E8m0,
+                    "e4m3" => BlockScale::E4m3,
+                    _ => {
+                        return Err(FormatError(format!(
+                            "in '{text}': scale={v} is not one of e8m0 (a power of two a block), e4m3 (an E4M3 byte a block and an fp32 scale a tensor)"
+                        )));
+                    }
+                };
+                if scale.replace(sc).is_some() {
+                    return Err(twice());
+                }
+            }
+            _ => {
+                return Err(FormatError(format!(
+                    "in '{text}': unknown key '{k}'; block(...) takes elem, size, scale"
+                )));
+            }
+        }
+    }
+    let b = BlockFormat {
+        element: element
+            .ok_or_else(|| FormatError(format!("in '{text}': block(...) needs elem=FORMAT")))?,
+        size: size.unwrap_or(MX_BLOCK as u32),
+        scale: scale.unwrap_or(BlockScale::E8m0),
+    };
+    b.validate()
+        .map_err(|e| FormatError(format!("in '{text}': {}", e.0)))?;
+    Ok(b)
 }
 
 /// Number of u32 words holding `n` codes of `w` bits, densely packed.

@@ -4,6 +4,7 @@
 //! `shaders/lib/quant.wgsl` computes exactly the same codes on any GPU.
 
 use crate::format::{FixedFormat, FloatFormat, Format, ScalarFormat, Specials};
+use crate::softfloat;
 use std::fmt;
 use std::str::FromStr;
 
@@ -100,7 +101,7 @@ impl fmt::Display for Rounding {
 /// How values are scaled before rounding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Scaling {
-    /// No scaling (MX formats still use their block scales).
+    /// No scaling (block formats still use their block scales).
     #[default]
     None,
     /// One power-of-two scale per tensor, the smallest that keeps amax within the format's max.
@@ -116,7 +117,7 @@ pub struct QuantSpec {
     pub rounding: Rounding,
     /// Clamp overflow to ±max instead of Inf/NaN.
     pub saturate: bool,
-    /// Per-tensor scaling (ignored for MX formats, which scale per block).
+    /// Per-tensor scaling (ignored for block formats, which scale per block).
     pub scaling: Scaling,
     /// Seed of the random bits for stochastic rounding.
     pub seed: u64,
@@ -137,10 +138,10 @@ impl QuantSpec {
         }
     }
 
-    /// Bytes a tensor of `n` elements quantized this way occupies: packed codes, MX block
+    /// Bytes a tensor of `n` elements quantized this way occupies: packed codes, block
     /// scales, and the 4-byte exponent of a per-tensor scale.
     pub fn stored_bytes(&self, n: usize) -> usize {
-        let tensor_scale = self.format.mx().is_none() && self.scaling == Scaling::Tensor;
+        let tensor_scale = self.format.block().is_none() && self.scaling == Scaling::Tensor;
         self.format.stored_bytes(n) + if tensor_scale { 4 } else { 0 }
     }
 
@@ -451,6 +452,63 @@ pub fn mx_scale_exp(amax_bits: u32, emax: i32) -> i32 {
         return -127;
     }
     (floor_log2_bits(amax_bits) - emax).clamp(-127, 127)
+}
+
+/// The fp32 tensor scale of an E4M3-scaled block format, as f32 bits: the tensor's finite
+/// amax / (448 x the element's max), so the largest block scale lands on E4M3's 448; 1
+/// where that is 0 (an all-zero tensor).
+pub fn e4m3_tensor_scale(finite_amax: u32, el: &ScalarFormat) -> u32 {
+    let limit = softfloat::mul(448f32.to_bits(), el.max().to_bits());
+    match softfloat::div(finite_amax, limit) {
+        0 => 1f32.to_bits(),
+        s => s,
+    }
+}
+
+/// The E4M3 scale byte of a block with finite amax `block_amax` under tensor scale
+/// `tensor` (f32 bits): (amax / element max) / tensor, to nearest E4M3, saturating at 448.
+pub fn e4m3_block_byte(block_amax: u32, tensor: u32, el: &ScalarFormat) -> u32 {
+    let t = softfloat::div(softfloat::div(block_amax, el.max().to_bits()), tensor);
+    let er = ElementRounding {
+        rounding: Rounding::Nearest,
+        saturate: true,
+        scale_exp: 0,
+    };
+    round_element(&ScalarFormat::Float(FloatFormat::E4M3), t, &er, 0).code
+}
+
+/// f32 bits of an E4M3 scale byte.
+pub fn e4m3_value(byte: u32) -> u32 {
+    FloatFormat::E4M3.decode_bits(byte & 0x7f, 0)
+}
+
+/// Rounds `bits` into `el` as an element of an E4M3-scaled block whose decode scale (block
+/// scale x tensor scale, f32 bits) is `d`: `bits / d` rounded; a zero scale stores zeros.
+pub fn round_block_element(
+    el: &ScalarFormat,
+    bits: u32,
+    d: u32,
+    er: &ElementRounding,
+    rand: u32,
+) -> Rounded {
+    let mag = bits & 0x7fff_ffff;
+    let x = if mag >= 0x7f80_0000 {
+        bits
+    } else if d & 0x7fff_ffff == 0 {
+        bits & 0x8000_0000
+    } else {
+        softfloat::div(bits, d)
+    };
+    let mut r = round_element(el, x, er, rand);
+    // A value the division took to zero underflowed as surely as one the rounding did.
+    r.underflow |= mag != 0 && mag < 0x7f80_0000 && x & 0x7fff_ffff == 0;
+    r
+}
+
+/// f32 bits of code `code` of `el` in an E4M3-scaled block: (value x block scale) x tensor
+/// scale, each product rounded as f32 (the first is exact for elements of up to 20 bits).
+pub fn decode_block_element(el: &ScalarFormat, code: u32, block: u32, tensor: u32) -> u32 {
+    softfloat::mul(softfloat::mul(el.decode_bits(code, 0), block), tensor)
 }
 
 /// The per-tensor power-of-two scale exponent: the smallest `s` with `amax / 2^s <= max`.

@@ -167,7 +167,7 @@ fn quantize_gives_the_same_output_on_gpu_and_cpu() {
         let want = if format.bits() <= 8 { "|u1" } else { "<u2" };
         assert_eq!(descr, want, "{fmt}");
         let scale = |i: usize| -> i32 {
-            if format.mx().is_some() {
+            if format.block().is_some() {
                 read(&scales(&gc)).2[i / 32] as i32 - 127
             } else if extra.contains(&"tensor") {
                 read(&scales(&gc)).2[0] as i32
@@ -180,7 +180,7 @@ fn quantize_gives_the_same_output_on_gpu_and_cpu() {
             let v = format.element().decode_bits(code, scale(i));
             assert_eq!(v, y.to_bits(), "{fmt}: code {code:#x} at {i}");
         }
-        if format.mx().is_some() || extra.contains(&"tensor") {
+        if format.block().is_some() || extra.contains(&"tensor") {
             assert!(
                 read(&scales(&gc)) == read(&scales(&cc)),
                 "{fmt}: scales differ"

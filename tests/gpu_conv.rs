@@ -135,7 +135,7 @@ fn exact_accumulation_equals_the_gemm_based_reference() {
             ),
             (["e4m3", "e5m2", "bf16"], "fp16:1"),
             (["mxfp6_e2m3", "bf16", "e4m3"], "bf16:4"),
-            (["fp32", "e2m1", "fixed(wl=8,fl=4)"], "float(e=6,m=7):3"),
+            (["fp32", "nvfp4", "fixed(wl=8,fl=4)"], "float(e=6,m=7):3"),
         ] {
             let mut spec = spec_of(geo);
             spec.acc = acc.parse().unwrap();

@@ -33,7 +33,7 @@ fn spec(f: &str, rounding: Rounding, saturate: bool, scaling: Scaling) -> QuantS
 }
 
 /// Output specs: every rounding mode, saturation, codes that straddle words (6 and 5 bits),
-/// a per-tensor scale, MX blocks, and f32-wide codes.
+/// a per-tensor scale, MX and NVFP4 blocks, and f32-wide codes.
 fn out_specs() -> Vec<QuantSpec> {
     let sr = Rounding::Stochastic { bits: 13 };
     vec![
@@ -49,13 +49,13 @@ fn out_specs() -> Vec<QuantSpec> {
         ),
         spec("e4m3", sr, true, Scaling::Tensor),
         spec("mxfp4_e2m1", Rounding::Nearest, false, Scaling::None),
-        spec("mxfp6_e3m2", sr, false, Scaling::None),
+        spec("nvfp4", sr, false, Scaling::None),
         spec("fp32", Rounding::Nearest, false, Scaling::None),
         spec("bf16", sr, false, Scaling::None),
     ]
 }
 
-/// Input specs, taken in turn: plain, MX, per-tensor scaled, fixed point, f32.
+/// Input specs, taken in turn: plain, MX, per-tensor scaled, fixed point, f32, E4M3 blocks.
 fn in_specs() -> Vec<QuantSpec> {
     let n = Rounding::Nearest;
     vec![
@@ -64,6 +64,12 @@ fn in_specs() -> Vec<QuantSpec> {
         spec("e5m2", n, false, Scaling::Tensor),
         spec("fixed(wl=8,fl=3)", n, false, Scaling::None),
         spec("fp32", n, false, Scaling::None),
+        spec(
+            "block(elem=e3m2,size=12,scale=e4m3)",
+            n,
+            false,
+            Scaling::None,
+        ),
     ]
 }
 
@@ -75,7 +81,7 @@ fn packed_input(c: &GpuContext, x: &[f32], s: &QuantSpec) -> (Tensor, Vec<f32>) 
 
 /// The GPU's stored scales in the reference's layout.
 fn expected_scales(q: &Quantized) -> Vec<u32> {
-    match (q.spec.format.mx(), q.spec.scaling) {
+    match (q.spec.format.block(), q.spec.scaling) {
         (Some(_), _) => q.scales.clone(),
         (None, Scaling::Tensor) => vec![q.scale_exp as u32],
         _ => Vec::new(),

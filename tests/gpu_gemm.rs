@@ -124,6 +124,7 @@ fn emulated_accumulators_are_bit_exact() {
         ("mxfp8_e4m3", "fp16"),
         ("fixed(wl=8,fl=4)", "e2m1"),
         ("mxfp4_e2m1", "mxint8"),
+        ("nvfp4", "block(elem=e4m3,size=12,scale=e4m3)"),
     ];
     let mut t = 0;
     for acc in accs {
@@ -181,6 +182,7 @@ fn fp32_accumulation_is_within_the_error_bound() {
         ("e2m1", "mxfp8_e4m3"),
         ("fixed(wl=8,fl=4)", "fp16"),
         ("float(e=5,m=4)", "mxfp6_e3m2"),
+        ("nvfp4", "fp16"),
     ] {
         for &(m, n, k) in SHAPES.iter().chain(&[(70, 66, 300), (3, 5, 20_000)]) {
             let case = Case {
@@ -485,6 +487,7 @@ fn vector_loads_equal_value_by_value_staging() {
         ("e2m1", "fixed(wl=8,fl=4)"),
         ("mxfp8_e4m3", "mxfp4_e2m1"),
         ("e3m2", "fp16"),
+        ("nvfp4", "block(elem=e2m1,size=8,scale=e8m0)"),
     ] {
         let (qa, qb) = (
             QuantSpec::new(fa.parse().unwrap()),

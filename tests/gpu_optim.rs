@@ -329,7 +329,7 @@ fn packed_updates_equal_decode_step_and_quantize() {
                 let case = format!("case {k}, adam {adam}, skip {skip}, {which:?} as {f}");
                 assert_eq!(out.read_words(c).unwrap(), q.words, "{case}");
                 let scales = out.read_scales(c).unwrap();
-                match (sp.format.mx(), sp.scaling) {
+                match (sp.format.block(), sp.scaling) {
                     (Some(_), _) => assert_eq!(scales, q.scales, "{case}"),
                     (None, Scaling::Tensor) => {
                         assert_eq!(scales, vec![q.scale_exp as u32], "{case}")

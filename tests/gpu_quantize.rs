@@ -17,7 +17,7 @@ fn ctx() -> &'static GpuContext {
     CTX.get_or_init(|| common::gpu().with_max_groups_x(3))
 }
 
-const FORMATS: [&str; 24] = [
+const FORMATS: [&str; 29] = [
     "fp32",
     "bf16",
     "fp16",
@@ -42,6 +42,11 @@ const FORMATS: [&str; 24] = [
     "mxfp6_e2m3",
     "mxfp4_e2m1",
     "mxint8",
+    "nvfp4",
+    "block(elem=e4m3,size=16,scale=e4m3)",
+    "block(elem=e3m2,size=7,scale=e8m0)",
+    "block(elem=fixed(wl=6,fl=4),size=20,scale=e4m3)",
+    "block(elem=fp16,size=64,scale=e4m3)",
 ];
 
 const ROUNDINGS: [Rounding; 5] = [
@@ -76,8 +81,8 @@ fn check(spec: &QuantSpec, n: usize, seed: u64) -> lowp::quant::Exceptions {
         "{what}: packed codes differ"
     );
     assert_eq!(exc, r.exceptions, "{what}: exception counts differ");
-    match (spec.format.mx(), spec.scaling) {
-        (Some(_), _) => assert_eq!(t.read_scales(c).unwrap(), r.scales, "{what}: MX scales"),
+    match (spec.format.block(), spec.scaling) {
+        (Some(_), _) => assert_eq!(t.read_scales(c).unwrap(), r.scales, "{what}: block scales"),
         (None, Scaling::Tensor) => assert_eq!(
             t.read_scales(c).unwrap(),
             vec![r.scale_exp as u32],
@@ -94,7 +99,7 @@ fn check(spec: &QuantSpec, n: usize, seed: u64) -> lowp::quant::Exceptions {
     assert_eq!(
         r.stored_bytes(),
         (r.words.len() + r.scales.len()) * 4
-            + 4 * (t.read_scales(c).unwrap().len() == 1 && spec.format.mx().is_none()) as usize
+            + 4 * (t.read_scales(c).unwrap().len() == 1 && spec.format.block().is_none()) as usize
     );
     let y = ops::dequantize(c, &t).unwrap();
     let yr = reference::dequantize(&r);
@@ -125,7 +130,7 @@ struct Called {
 
 fn called_for(x: &[f32], spec: &QuantSpec) -> Called {
     let p = spec.format.properties();
-    let unscaled = spec.scaling == Scaling::None && spec.format.mx().is_none();
+    let unscaled = spec.scaling == Scaling::None && spec.format.block().is_none();
     // The grid's spacing just below max: epsilon 2^emax for floats, the resolution for fixed
     // (doubled there: two's complement reaches one step further below zero, -max - step).
     let step = match spec.format {
@@ -159,7 +164,7 @@ fn every_format_rounding_saturation_and_scaling_at_every_length() {
         for rounding in ROUNDINGS {
             for saturate in [false, true] {
                 for scaling in [Scaling::None, Scaling::Tensor] {
-                    if format.mx().is_some() && scaling == Scaling::Tensor {
+                    if format.block().is_some() && scaling == Scaling::Tensor {
                         continue;
                     }
                     for n in SWEEP_LENGTHS {
@@ -183,7 +188,7 @@ fn every_format_rounding_saturation_and_scaling_at_every_length() {
                         // Without saturation, a format with Inf stores Inf for each value
                         // past its range (toward-zero clamps instead; MX elements saturate).
                         let props = format.properties();
-                        let unsaturated = !saturate && format.mx().is_none();
+                        let unsaturated = !saturate && format.block().is_none();
                         if unsaturated && props.has_inf && rounding != Rounding::TowardZero {
                             let y = reference::dequantize(&reference::quantize(
                                 &common::tricky_inputs(n, case, format.max()),

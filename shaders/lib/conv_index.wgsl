@@ -257,7 +257,7 @@ fn flat_b(kk: u32, j: u32) -> u32 {
 
 fn value_a(i: u32, kk: u32) -> u32 {
     let f = flat_a(i, kk);
-    return decode_code(fmt_a(), code_a(f), scale_a(f));
+    return decode_scaled(fmt_a(), code_a(f), scale_a(f));
 }
 
 fn value_b(kk: u32, j: u32) -> u32 {
@@ -265,7 +265,7 @@ fn value_b(kk: u32, j: u32) -> u32 {
     if (f == NONE) {
         return 0u;
     }
-    return decode_code(fmt_b(), code_b(f), scale_b(f));
+    return decode_scaled(fmt_b(), code_b(f), scale_b(f));
 }
 
 // Four values along K, for the tiled kernel's grouped staging. Convolution views gather

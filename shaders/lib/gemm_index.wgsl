@@ -46,12 +46,12 @@ fn flat_b(kk: u32, j: u32) -> u32 {
 // f32 bits of op(A)[i, kk] and op(B)[kk, j].
 fn value_a(i: u32, kk: u32) -> u32 {
     let f = flat_a(i, kk);
-    return decode_code(fmt_a(), code_a(f), scale_a(f));
+    return decode_scaled(fmt_a(), code_a(f), scale_a(f));
 }
 
 fn value_b(kk: u32, j: u32) -> u32 {
     let f = flat_b(kk, j);
-    return decode_code(fmt_b(), code_b(f), scale_b(f));
+    return decode_scaled(fmt_b(), code_b(f), scale_b(f));
 }
 
 // The four w-bit codes of a group from bit `first` of its 16-byte vector q.
@@ -64,13 +64,13 @@ fn group_codes(q: vec4<u32>, first: u32, w: u32) -> vec4<u32> {
     return c;
 }
 
-// f32 bits of four codes of format fm that share the scale exponent s.
-fn decode_group(fm: Fmt, c: vec4<u32>, s: i32) -> vec4<u32> {
-    return vec4<u32>(decode_code(fm, c.x, s), decode_code(fm, c.y, s), decode_code(fm, c.z, s), decode_code(fm, c.w, s));
+// f32 bits of four codes of format fm that share the scale s.
+fn decode_group(fm: Fmt, c: vec4<u32>, s: ElemScale) -> vec4<u32> {
+    return vec4<u32>(decode_scaled(fm, c.x, s), decode_scaled(fm, c.y, s), decode_scaled(fm, c.z, s), decode_scaled(fm, c.w, s));
 }
 
 // f32 bits of the four values stored consecutively from flat index f (a multiple of four,
-// with codes of 4, 8, 16 or 32 bits: the four lie in one MX block and one aligned vec4 of
+// with codes of 4, 8, 16 or 32 bits: the four lie in one scale block and one aligned vec4 of
 // words), read with one vector load; value by value where the buffer ends inside that vec4.
 fn group_a(i: u32, kk: u32) -> vec4<u32> {
     let f = flat_a(i, kk);

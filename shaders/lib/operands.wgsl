@@ -43,23 +43,23 @@ fn code_b(flat: u32) -> u32 {
     return extract_code(b_words[wi], hi, off, w);
 }
 
-fn scale_a(flat: u32) -> i32 {
+fn scale_a(flat: u32) -> ElemScale {
     var word = 0u;
-    if (scaling_a() == 2u) {
-        word = a_scales[flat / 128u];
-    } else if (scaling_a() == 1u) {
-        word = a_scales[0];
+    var tw = 0u;
+    if (scaling_a() != 0u) {
+        word = a_scales[scale_word_index(scaling_a(), flat)];
+        tw = a_scales[0];
     }
-    return element_scale_exp(scaling_a(), word, flat);
+    return element_scale(scaling_a(), word, tw, flat);
 }
 
-fn scale_b(flat: u32) -> i32 {
+fn scale_b(flat: u32) -> ElemScale {
     var word = 0u;
-    if (scaling_b() == 2u) {
-        word = b_scales[flat / 128u];
-    } else if (scaling_b() == 1u) {
-        word = b_scales[0];
+    var tw = 0u;
+    if (scaling_b() != 0u) {
+        word = b_scales[scale_word_index(scaling_b(), flat)];
+        tw = b_scales[0];
     }
-    return element_scale_exp(scaling_b(), word, flat);
+    return element_scale(scaling_b(), word, tw, flat);
 }
 

@@ -19,11 +19,11 @@ fn load$K(i: u32) -> u32 {
         hi = in$K_words[wi + 1u];
     }
     var sw = 0u;
-    if (f.scaling == 2u) {
-        sw = in$K_scales[i / 128u];
-    } else if (f.scaling == 1u) {
-        sw = in$K_scales[0];
+    var tw = 0u;
+    if (f.scaling != 0u) {
+        sw = in$K_scales[scale_word_index(f.scaling, i)];
+        tw = in$K_scales[0];
     }
     let code = extract_code(in$K_words[wi], hi, off, w);
-    return decode_code(f.fmt, code, element_scale_exp(f.scaling, sw, i));
+    return decode_scaled(f.fmt, code, element_scale(f.scaling, sw, tw, i));
 }

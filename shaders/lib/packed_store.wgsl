@@ -6,8 +6,8 @@
 // them, in soft-float, to the f32 word there (phase 3: a pending gradient). With IO.out.add
 // an f32 term (a residual shortcut's gradient) is added to each value first, in soft-float.
 // A scaled output is written in two dispatches of the same kernel: phase 2 only gathers the
-// amax its scales need (per tensor: |x| into the counts' amax word; MX: each block's finite
-// amax into out_amax), then out_scales.wgsl computes the scales, then phase 0 rounds with them.
+// amax its scales need (per tensor: |x| into the counts' amax word; blocks: each block's
+// finite amax into out_amax), then out_scales.wgsl computes the scales, then phase 0 rounds with them.
 
 // out_words (binding 25) and out_word_store/load/or are written by the shader assembly:
 // plain stores where each element owns its word, atomics where codes share words.
@@ -34,9 +34,16 @@ fn store_out(i: u32, value: u32) {
     }
     let mag = v & 0x7fffffffu;
     if (f.phase == 2u) {
-        if (f.scaling == 2u) {
-            if (mag < 0x7f800000u && mag > atomicLoad(&out_amax[i / 32u])) {
-                atomicMax(&out_amax[i / 32u], mag);
+        let kind = f.scaling & 15u;
+        if (kind >= 2u) {
+            // Block formats gather each block's finite amax; E4M3 blocks also the tensor's,
+            // in word 0 before the blocks'.
+            let b = i / (f.scaling >> 8u) + select(0u, 1u, kind == 3u);
+            if (mag < 0x7f800000u && mag > atomicLoad(&out_amax[b])) {
+                atomicMax(&out_amax[b], mag);
+                if (kind == 3u && mag > atomicLoad(&out_amax[0])) {
+                    atomicMax(&out_amax[0], mag);
+                }
             }
         } else if (mag <= 0x7f800000u && mag > atomicLoad(&out_stats[3])) {
             atomicMax(&out_stats[3], mag);
@@ -44,18 +51,17 @@ fn store_out(i: u32, value: u32) {
         return;
     }
     var sw = 0u;
-    if (f.scaling == 2u) {
-        sw = out_scales[i / 128u];
-    } else if (f.scaling == 1u) {
-        sw = out_scales[0];
+    var tw = 0u;
+    if (f.scaling != 0u) {
+        sw = out_scales[scale_word_index(f.scaling, i)];
+        tw = out_scales[0];
     }
     var rand = 0u;
     if (f.mode == 3u) {
         let r4 = random_block4(f.seed_lo, f.seed_hi, f.stream, i >> 2u);
         rand = r4[i & 3u];
     }
-    let se = element_scale_exp(f.scaling, sw, i);
-    let r = round_element(f.fmt, v, se, f.mode, f.sr_bits, f.saturate != 0u, rand);
+    let r = round_scaled(f.fmt, v, element_scale(f.scaling, sw, tw, i), f.mode, f.sr_bits, f.saturate != 0u, rand);
     let w = f.fmt.bits;
     if (w == 32u) {
         out_word_store(i, r.x);

@@ -274,13 +274,104 @@ fn extract_code(lo: u32, hi: u32, off: u32, w: u32) -> u32 {
     return code & low_mask(w);
 }
 
-// The scale exponent element i is divided by.
-fn element_scale_exp(scaling: u32, scale_word: u32, i: u32) -> i32 {
-    if (scaling == 2u) {
-        return i32((scale_word >> (8u * ((i / 32u) % 4u))) & 0xffu) - 127;
+// How element i of a tensor is scaled: by 2^exp, or (mul) by an E4M3 block's scale and the
+// tensor's fp32 scale (f32 bits).
+struct ElemScale {
+    exp: i32,
+    mul: bool,
+    block: u32,
+    tensor: u32,
+}
+
+// The word of a tensor's scales that holds element i's scale; `scaling` is the scaling word
+// of src/gpu/params.rs's scaling_id (kind in bits 0-3, block size from bit 8).
+fn scale_word_index(scaling: u32, i: u32) -> u32 {
+    let kind = scaling & 15u;
+    if (kind < 2u) {
+        return 0u;
     }
-    if (scaling == 1u) {
-        return bitcast<i32>(scale_word);
+    return (i / (scaling >> 8u)) / 4u + select(0u, 1u, kind == 3u);
+}
+
+// f32 bits of an E4M3 scale byte (0x7e = 448 at most).
+fn e4m3_value(byte: u32) -> u32 {
+    let e = (byte >> 3u) & 15u;
+    let m = byte & 7u;
+    if (e == 0u) {
+        return make_f32_bits(false, m, -9);
     }
-    return 0;
+    return make_f32_bits(false, 8u | m, i32(e) - 10);
+}
+
+// The scale of element i from the scale word `sw` that holds it and, for E4M3 blocks, the
+// tensor scale `tw` (the scales' word 0).
+fn element_scale(scaling: u32, sw: u32, tw: u32, i: u32) -> ElemScale {
+    let kind = scaling & 15u;
+    var s = ElemScale(0, false, 0u, 0u);
+    if (kind == 1u) {
+        s.exp = bitcast<i32>(sw);
+    } else if (kind >= 2u) {
+        let byte = (sw >> (8u * ((i / (scaling >> 8u)) % 4u))) & 0xffu;
+        if (kind == 2u) {
+            s.exp = i32(byte) - 127;
+        } else {
+            s.mul = true;
+            s.block = e4m3_value(byte);
+            s.tensor = tw;
+        }
+    }
+    return s;
+}
+
+// (code, flags) of f32 bits v rounded into f under scale s; an E4M3-scaled element is
+// v / (block x tensor) rounded, zero where that scale is zero (the twin of
+// quant::round_block_element).
+fn round_scaled(f: Fmt, v: u32, s: ElemScale, mode: u32, k: u32, sat: bool, rand: u32) -> vec2<u32> {
+    if (!s.mul) {
+        return round_element(f, v, s.exp, mode, k, sat, rand);
+    }
+    let d = sf_mul(s.block, s.tensor);
+    let mag = v & 0x7fffffffu;
+    var x = v;
+    if (mag < 0x7f800000u) {
+        if ((d & 0x7fffffffu) == 0u) {
+            x = v & 0x80000000u;
+        } else {
+            x = sf_div(v, d);
+        }
+    }
+    var r = round_element(f, x, 0, mode, k, sat, rand);
+    if (mag != 0u && mag < 0x7f800000u && (x & 0x7fffffffu) == 0u) {
+        r.y |= FLAG_UNDERFLOW;
+    }
+    return r;
+}
+
+// f32 bits of a code of f under scale s: (value x block) x tensor for E4M3 blocks.
+fn decode_scaled(f: Fmt, code: u32, s: ElemScale) -> u32 {
+    if (!s.mul) {
+        return decode_code(f, code, s.exp);
+    }
+    return sf_mul(sf_mul(decode_code(f, code, 0), s.block), s.tensor);
+}
+
+// The fp32 tensor scale of E4M3 blocks of element f: finite amax / (448 x f's max), 1 where
+// that is 0 (the twin of quant::e4m3_tensor_scale).
+fn e4m3_tensor_scale(finite_amax: u32, f: Fmt) -> u32 {
+    let s = sf_div(finite_amax, sf_mul(0x43e00000u, f.max_bits));
+    return select(s, 0x3f800000u, s == 0u);
+}
+
+// The E4M3 byte of a block with finite amax under tensor scale t: (amax / max) / t to
+// nearest, saturating at 448 (the twin of quant::e4m3_block_byte).
+fn e4m3_block_byte(block_amax: u32, t: u32, f: Fmt) -> u32 {
+    let v = sf_div(sf_div(block_amax, f.max_bits), t);
+    if (v >= 0x7f800000u) {
+        return 0x7eu;
+    }
+    if (v == 0u) {
+        return 0u;
+    }
+    let c = float_magnitude(f32_sig(v), f32_exp2(v), 3u, -6, true, 8, 0x7eu, 0u, 0u, 0u);
+    return select(c, 0x7eu, c == OVERFLOW);
 }

@@ -9,7 +9,7 @@ struct QuantParams {
     seed_lo: u32,
     seed_hi: u32,
     stream: u32,
-    scaling: u32,   // 0 none, 1 per tensor, 2 MX blocks
+    scaling: u32,   // scaling word: kind (0 none, 1 tensor, 2 E8M0, 3 E4M3 blocks) | block << 8
     groups_x: u32,  // workgroups along x in this dispatch
     count: u32,     // work items in this dispatch
     _pad0: u32,

@@ -1,6 +1,6 @@
 //! The uniform parameters of the quantization kernels; mirrors `shaders/lib/params.wgsl`.
 
-use crate::format::{ScalarFormat, Specials};
+use crate::format::{BlockScale, ScalarFormat, Specials};
 use crate::quant::{QuantSpec, Scaling};
 
 /// A format flattened for the kernels (16 words, like WGSL's `Fmt`).
@@ -114,7 +114,7 @@ impl QuantParams {
             n: n as u32,
             mode: spec.rounding.mode_id(),
             sr_bits: spec.rounding.sr_bits(),
-            saturate: (spec.saturate || spec.format.mx().is_some()) as u32,
+            saturate: (spec.saturate || spec.format.block().is_some()) as u32,
             seed_lo: spec.seed as u32,
             seed_hi: (spec.seed >> 32) as u32,
             stream: spec.stream,
@@ -124,10 +124,17 @@ impl QuantParams {
     }
 }
 
-/// 0 none, 1 per tensor, 2 MX blocks.
+/// The kernels' scaling word: the kind in bits 0-3 (0 none, 1 per tensor, 2 E8M0 blocks,
+/// 3 E4M3 blocks under an fp32 tensor scale) and a block format's block size from bit 8.
 pub fn scaling_id(spec: &QuantSpec) -> u32 {
-    match (spec.format.mx(), spec.scaling) {
-        (Some(_), _) => 2,
+    match (spec.format.block(), spec.scaling) {
+        (Some(b), _) => {
+            let kind = match b.scale {
+                BlockScale::E8m0 => 2,
+                BlockScale::E4m3 => 3,
+            };
+            kind | b.size << 8
+        }
         (None, Scaling::Tensor) => 1,
         (None, Scaling::None) => 0,
     }
@@ -153,7 +160,7 @@ pub struct GemmParams {
     pub trans_a: u32,
     /// B is stored transposed.
     pub trans_b: u32,
-    /// A's scaling: 0 none, 1 per tensor, 2 MX.
+    /// A's scaling word (see [`scaling_id`]).
     pub a_scaling: u32,
     /// B's scaling.
     pub b_scaling: u32,
@@ -347,7 +354,7 @@ pub struct ConvParams {
     pub k: u32,
     /// 0 forward, 1 backward data, 2 backward weight.
     pub pass: u32,
-    /// A's scaling: 0 none, 1 per tensor, 2 MX.
+    /// A's scaling word (see [`scaling_id`]).
     pub a_scaling: u32,
     /// B's scaling.
     pub b_scaling: u32,

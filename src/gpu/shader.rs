@@ -44,7 +44,15 @@ const LIB: &[(&str, &str)] = &[
     ),
 ];
 
-const QUANT_LIB: &[&str] = &["fmt", "quant_params", "rng", "quant", "scales", "stats"];
+const QUANT_LIB: &[&str] = &[
+    "fmt",
+    "quant_params",
+    "rng",
+    "quant",
+    "softfloat",
+    "scales",
+    "stats",
+];
 // The GEMM family rounds its output as it stores it; the elementwise kernels also decode
 // their inputs as they load them (a kernel's layout holds only the bindings it uses).
 const GEMM_LIB: &[&str] = &[
@@ -173,7 +181,14 @@ const KERNELS: &[(&str, &[&str], &str)] = &[
     ),
     (
         "out_scales",
-        &["fmt", "quant", "io_params", "elem_params"],
+        &[
+            "fmt",
+            "rng",
+            "quant",
+            "softfloat",
+            "io_params",
+            "elem_params",
+        ],
         include_str!("../../shaders/out_scales.wgsl"),
     ),
 ];

@@ -62,7 +62,7 @@ pub fn f16_exact(spec: &QuantSpec) -> bool {
             f.m <= 10 && quantum >= -14 && max <= 65504.0
         }
         Format::Fixed(x) => x.wl <= 12 && x.fl <= 14 && (x.wl as i32 - 1 - x.fl as i32) <= 15,
-        Format::Mx(_) => false,
+        Format::Block(_) => false,
     }
 }
 
@@ -154,11 +154,12 @@ impl GemmView {
 
     /// The vector-load groups of a plain GEMM's operands: along the dimension each is stored
     /// contiguously in, where its codes are 4, 8, 16 or 32 bits wide (four of them fill an
-    /// aligned part of a 16-byte vector, within one 32-value MX block) and that dimension
-    /// is a multiple of four (a group never straddles two rows).
+    /// aligned part of a 16-byte vector, within one scale block where blocks are multiples
+    /// of four) and that dimension is a multiple of four (a group never straddles two rows).
     fn with_groups(mut self, fa: &Format, fb: &Format, spec: &GemmSpec) -> GemmView {
         let group = |f: &Format, (dir, extent): (u32, usize)| {
-            if matches!(f.bits(), 4 | 8 | 16 | 32) && extent % 4 == 0 {
+            let blocks_whole = f.block().is_none_or(|b| b.size % 4 == 0);
+            if matches!(f.bits(), 4 | 8 | 16 | 32) && extent % 4 == 0 && blocks_whole {
                 dir
             } else {
                 0

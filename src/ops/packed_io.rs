@@ -1,7 +1,7 @@
 //! The operands of the fused kernels: inputs decoded as they are loaded and outputs rounded
 //! as they are stored, so that a layer reads and writes packed tensors with no f32 copy.
 
-use crate::format::MX_BLOCK;
+use crate::format::BlockScale;
 use crate::gpu::buffers::uniform;
 use crate::gpu::dispatch::record;
 use crate::gpu::memory::DeviceBuffer;
@@ -76,7 +76,7 @@ impl<'a> From<&'a DeviceBuffer> for Dst<'a> {
 /// Whether a tensor of `spec` is rounded as it is stored in one pass (it has no scale;
 /// a scaled one takes an amax pass first, see [`record_phases`]).
 pub fn stores_packed(spec: &QuantSpec) -> bool {
-    spec.format.mx().is_none() && spec.scaling == Scaling::None
+    spec.format.block().is_none() && spec.scaling == Scaling::None
 }
 
 /// The bindings of one fused dispatch's operands: its parameters (binding 20), inputs
@@ -86,7 +86,7 @@ pub struct Io<'a> {
     none: DeviceBuffer,
     no_counts: DeviceBuffer,
     no_amax: DeviceBuffer,
-    /// An MX output's block amax words (its amax pass and its scales pass).
+    /// A block output's amax words (its amax pass and its scales pass).
     amax: Option<DeviceBuffer>,
     ins: Vec<Src<'a>>,
     out: Option<Dst<'a>>,
@@ -242,9 +242,12 @@ pub fn record_parts<'a>(
         .scales()
         .ok_or_else(|| GpuError::Invalid(format!("a {} tensor without scales", spec.format)))?;
     let n = t.len();
-    let amax = match spec.format.mx() {
-        Some(_) => {
-            let blocks = ctx.scratch("MX block amax", n.div_ceil(MX_BLOCK))?;
+    let block = spec.format.block();
+    let amax = match block {
+        Some(b) => {
+            // E4M3 blocks gather the tensor's finite amax in a word before the blocks'.
+            let header = (b.scale == BlockScale::E4m3) as usize;
+            let blocks = ctx.scratch("block amax", header + b.blocks(n))?;
             enc.clear_buffer(&blocks, 0, None);
             Some(blocks)
         }
@@ -261,13 +264,17 @@ pub fn record_parts<'a>(
         n: n as u32,
         ..Default::default()
     };
-    match &amax {
-        Some(blocks) => {
-            let words = n.div_ceil(MX_BLOCK).div_ceil(4);
+    match (&amax, block) {
+        (Some(blocks), Some(bf)) => {
+            let words = bf.scale_words(n);
+            let entry = match bf.scale {
+                BlockScale::E8m0 => "mx",
+                BlockScale::E4m3 => "e4m3",
+            };
             let b = [(20, &*io.params), (27, scales), (28, &**blocks)];
-            record(ctx, enc, "out_scales", "mx", words as u32, p, &b)?;
+            record(ctx, enc, "out_scales", entry, words as u32, p, &b)?;
         }
-        None => {
+        _ => {
             let b = [(20, &*io.params), (26, stats), (27, scales)];
             record(ctx, enc, "out_scales", "tensor", 1, p, &b)?;
         }

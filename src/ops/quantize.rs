@@ -1,6 +1,5 @@
 //! Quantize, dequantize, fake-quantize and amax on the GPU.
 
-use crate::format::MX_BLOCK;
 use crate::format::packed_words;
 use crate::gpu::buffers::{map_read, read_u32, staging, upload_f32, zeroed, zeroed_as};
 use crate::gpu::dispatch::record;
@@ -13,7 +12,7 @@ use crate::quant::{Exceptions, QuantSpec};
 pub struct QuantizeTargets<'a> {
     /// Packed codes (at least `packed_words(n, bits)` words).
     pub words: &'a wgpu::Buffer,
-    /// MX scale words, or one word for the per-tensor exponent; any buffer otherwise.
+    /// Block scale words, or one word for the per-tensor exponent; any buffer otherwise.
     pub scales: &'a wgpu::Buffer,
     /// [overflow, underflow, nan, amax bits], zeroed before the first use.
     pub stats: &'a wgpu::Buffer,
@@ -21,9 +20,9 @@ pub struct QuantizeTargets<'a> {
 
 /// Number of scale words a tensor of `n` elements needs under `spec`.
 pub fn scale_words(spec: &QuantSpec, n: usize) -> usize {
-    match scaling_id(spec) {
-        2 => n.div_ceil(MX_BLOCK).div_ceil(4),
-        1 => 1,
+    match (spec.format.block(), scaling_id(spec)) {
+        (Some(b), _) => b.scale_words(n),
+        (None, 1) => 1,
         _ => 0,
     }
 }
@@ -46,7 +45,7 @@ pub fn check_len(spec: &QuantSpec, n: usize) -> Result<(), GpuError> {
     Ok(())
 }
 
-/// Records the passes that compute the scales `spec` needs (MX block scales, or the
+/// Records the passes that compute the scales `spec` needs (block scales, or the
 /// per-tensor exponent from the tensor's amax) into `scales`.
 pub fn record_scales(
     ctx: &GpuContext,
@@ -59,7 +58,18 @@ pub fn record_scales(
 ) -> Result<(), GpuError> {
     let p = QuantParams::new(spec, n);
     let n32 = n as u32;
-    match scaling_id(spec) {
+    match scaling_id(spec) & 15 {
+        3 => {
+            // Each block's finite amax and the tensor's (word 0), then the scales.
+            let blocks = spec.format.block().map_or(0, |b| b.blocks(n));
+            let amax = ctx.scratch("block amax", 1 + blocks)?;
+            enc.clear_buffer(&amax, 0, None);
+            let b = [(1, input), (4, &*amax)];
+            record(ctx, enc, "mx_scales", "block_amax", blocks as u32, p, &b)?;
+            let words = scale_words(spec, n) as u32;
+            let b = [(2, scales), (4, &*amax)];
+            record(ctx, enc, "mx_scales", "e4m3", words, p, &b)?;
+        }
         2 => {
             let words = scale_words(spec, n) as u32;
             record(

@@ -1,10 +1,11 @@
 //! CPU quantize, dequantize and fake-quantize of whole tensors.
 
 use super::pack::{pack, unpack};
-use crate::format::MX_BLOCK;
+use crate::format::{BlockFormat, BlockScale, Format};
 use crate::quant::{
-    ElementRounding, Exceptions, QuantSpec, Scaling, amax_bits, finite_amax_bits, mx_scale_exp,
-    round_element, tensor_scale_exp,
+    ElementRounding, Exceptions, QuantSpec, Scaling, amax_bits, decode_block_element,
+    e4m3_block_byte, e4m3_tensor_scale, e4m3_value, finite_amax_bits, mx_scale_exp,
+    round_block_element, round_element, tensor_scale_exp,
 };
 use crate::rng::random_block;
 
@@ -17,7 +18,7 @@ pub struct Quantized {
     pub len: usize,
     /// Codes, densely packed at the format's width.
     pub words: Vec<u32>,
-    /// MX block scales as E8M0 bytes, four to a word (empty for other formats).
+    /// Block scales as `BlockFormat::scale_words` lays them out (empty for other formats).
     pub scales: Vec<u32>,
     /// Per-tensor scale exponent (0 unless per-tensor scaling was asked for).
     pub scale_exp: i32,
@@ -31,9 +32,31 @@ impl Quantized {
         self.spec.stored_bytes(self.len)
     }
 
-    /// The E8M0 scale byte of block `b`.
+    /// The scale byte of block `b` (E8M0 or E4M3).
     pub fn block_scale_byte(&self, b: usize) -> u8 {
-        (self.scales[b / 4] >> (8 * (b % 4))) as u8
+        let block = self.spec.format.block().expect("a block format");
+        block_byte(&block, &self.scales, b) as u8
+    }
+}
+
+/// The scale byte of block `b` in the scale words `scales` of a `block` tensor.
+pub fn block_byte(block: &BlockFormat, scales: &[u32], b: usize) -> u32 {
+    (scales[block.scale_word_of_block(b)] >> (8 * (b % 4))) & 0xff
+}
+
+/// f32 bits of element `i` (code `code`) of a tensor stored as `format` with scale words
+/// `scales`: block scales, else the per-tensor exponent `scale_exp`.
+pub fn decode_stored(format: &Format, scales: &[u32], scale_exp: i32, i: usize, code: u32) -> u32 {
+    let el = format.element();
+    match format.block() {
+        Some(b) => {
+            let byte = block_byte(&b, scales, i / b.size as usize);
+            match b.scale {
+                BlockScale::E8m0 => el.decode_bits(code, byte as i32 - 127),
+                BlockScale::E4m3 => decode_block_element(&el, code, e4m3_value(byte), scales[0]),
+            }
+        }
+        None => el.decode_bits(code, scale_exp),
     }
 }
 
@@ -47,14 +70,14 @@ pub fn quantize(x: &[f32], spec: &QuantSpec) -> Quantized {
     }
     let el = spec.format.element();
     let amax = amax_bits(x);
-    let mx = spec.format.mx();
-    let scale_exp = match (mx, spec.scaling) {
+    let block = spec.format.block();
+    let scale_exp = match (block, spec.scaling) {
         (None, Scaling::Tensor) => tensor_scale_exp(amax, &el),
         _ => 0,
     };
     let mut er = ElementRounding {
         rounding: spec.rounding,
-        saturate: spec.saturate || mx.is_some(),
+        saturate: spec.saturate || block.is_some(),
         scale_exp,
     };
     let mut exc = Exceptions {
@@ -64,19 +87,36 @@ pub fn quantize(x: &[f32], spec: &QuantSpec) -> Quantized {
     let mut codes = vec![0u32; x.len()];
     let mut scale_bytes = Vec::new();
     let stochastic = spec.rounding.sr_bits() > 0;
-    let chunk = if mx.is_some() { MX_BLOCK } else { 4096 };
+    let chunk = block.map_or(4096, |b| b.size as usize);
+    // E4M3 scales: the tensor's scale first, from the finite amax of the whole tensor.
+    let tensor = match block {
+        Some(b) if b.scale == BlockScale::E4m3 => Some(e4m3_tensor_scale(finite_amax_bits(x), &el)),
+        _ => None,
+    };
+    let mut d = 0;
     let mut rand = vec![0u32; chunk];
     for (c, (xs, out)) in x.chunks(chunk).zip(codes.chunks_mut(chunk)).enumerate() {
         let start = c * chunk;
         if stochastic {
             random_block(spec.seed, spec.stream, start as u64, &mut rand[..xs.len()]);
         }
-        if mx.is_some() {
-            er.scale_exp = mx_scale_exp(finite_amax_bits(xs), el.emax());
-            scale_bytes.push((er.scale_exp + 127) as u32);
+        match (block, tensor) {
+            (Some(_), Some(t)) => {
+                let byte = e4m3_block_byte(finite_amax_bits(xs), t, &el);
+                scale_bytes.push(byte);
+                d = crate::softfloat::mul(e4m3_value(byte), t);
+            }
+            (Some(_), None) => {
+                er.scale_exp = mx_scale_exp(finite_amax_bits(xs), el.emax());
+                scale_bytes.push((er.scale_exp + 127) as u32);
+            }
+            _ => {}
         }
         for (j, (&v, o)) in xs.iter().zip(out.iter_mut()).enumerate() {
-            let r = round_element(&el, v.to_bits(), &er, rand[j]);
+            let r = match tensor {
+                Some(_) => round_block_element(&el, v.to_bits(), d, &er, rand[j]),
+                None => round_element(&el, v.to_bits(), &er, rand[j]),
+            };
             *o = r.code;
             exc.overflow += r.overflow as u64;
             exc.underflow += r.underflow as u64;
@@ -87,7 +127,7 @@ pub fn quantize(x: &[f32], spec: &QuantSpec) -> Quantized {
         spec: *spec,
         len: x.len(),
         words: pack(&codes, el.bits()),
-        scales: pack(&scale_bytes, 8),
+        scales: tensor.into_iter().chain(pack(&scale_bytes, 8)).collect(),
         scale_exp,
         exceptions: exc,
     }
@@ -95,20 +135,11 @@ pub fn quantize(x: &[f32], spec: &QuantSpec) -> Quantized {
 
 /// Decodes a quantized tensor back to f32 (scales applied).
 pub fn dequantize(q: &Quantized) -> Vec<f32> {
-    let el = q.spec.format.element();
-    let codes = unpack(&q.words, el.bits(), q.len);
-    let mx = q.spec.format.mx().is_some();
+    let codes = unpack(&q.words, q.spec.format.bits(), q.len);
     codes
         .iter()
         .enumerate()
-        .map(|(i, &c)| {
-            let s = if mx {
-                q.block_scale_byte(i / MX_BLOCK) as i32 - 127
-            } else {
-                q.scale_exp
-            };
-            f32::from_bits(el.decode_bits(c, s))
-        })
+        .map(|(i, &c)| f32::from_bits(decode_stored(&q.spec.format, &q.scales, q.scale_exp, i, c)))
         .collect()
 }
 

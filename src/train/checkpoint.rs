@@ -5,7 +5,7 @@
 //! unsigned codes otherwise, its format, role and a checksum in the metadata; written
 //! atomically (a temporary file, flushed, then renamed over the old one).
 
-use crate::format::{Format, MX_BLOCK, packed_words};
+use crate::format::{BlockScale, Format, packed_words};
 use crate::reference::pack::{pack, unpack};
 use safetensors::Dtype;
 use std::collections::BTreeMap;
@@ -67,10 +67,12 @@ pub enum CheckpointError {
 
 /// The version of the file layout this lowp writes (1: flat u32 word arrays).
 const VERSION: u32 = 2;
-/// The suffix of an MX tensor's block scales (E8M0 bytes, one per 32 elements).
+/// The suffix of a block tensor's block scales (an E8M0 or E4M3 byte a block).
 const BLOCK_SCALES: &str = "block_scales";
 /// The suffix of a per-tensor scaled tensor's power-of-two exponent.
 const SCALE_EXP: &str = "scale_exp";
+/// The suffix of an E4M3-scaled block tensor's fp32 tensor scale.
+const TENSOR_SCALE: &str = "tensor_scale";
 
 /// One tensor of a safetensors file: name, dtype, shape and little-endian bytes.
 #[derive(Clone, Debug, PartialEq)]
@@ -173,13 +175,28 @@ pub fn blobs_of(t: &StoredTensor) -> Result<Vec<Blob>, String> {
         shape: t.shape.clone(),
         data: code_bytes(&codes, bits, dtype, signed),
     }];
-    if format.mx().is_some() {
-        let blocks = t.len.div_ceil(MX_BLOCK);
+    if let Some(b) = format.block() {
+        let (dtype, header) = match b.scale {
+            BlockScale::E8m0 => (Dtype::F8_E8M0, 0),
+            BlockScale::E4m3 => (Dtype::F8_E4M3, 1),
+        };
+        let blocks = b.blocks(t.len);
+        if t.scales.len() != b.scale_words(t.len) {
+            return Err(format!("{}: its block scales do not fit it", t.name));
+        }
+        if header == 1 {
+            v.push(Blob {
+                name: format!("{}.{TENSOR_SCALE}", t.name),
+                dtype: Dtype::F32,
+                shape: vec![1],
+                data: t.scales[0].to_le_bytes().to_vec(),
+            });
+        }
         v.push(Blob {
             name: format!("{}.{BLOCK_SCALES}", t.name),
-            dtype: Dtype::F8_E8M0,
+            dtype,
             shape: vec![blocks],
-            data: unpack(&t.scales, 8, blocks)
+            data: unpack(&t.scales[header..], 8, blocks)
                 .iter()
                 .map(|&b| b as u8)
                 .collect(),
@@ -217,15 +234,15 @@ fn checksum(state: &TrainState, meta: &BTreeMap<String, String>) -> u64 {
         // The codes and scales themselves, not the padding of their last word.
         let format = t.format.parse::<Format>().ok();
         let bits = format.map_or(32, |f| f.bits());
-        let mx = format.is_some_and(|f| f.mx().is_some());
-        let scales = if mx {
-            unpack(
-                &t.scales,
-                8,
-                t.len.div_ceil(MX_BLOCK).min(4 * t.scales.len()),
-            )
-        } else {
-            t.scales.clone()
+        let scales = match format.and_then(|f| f.block()) {
+            Some(b) => {
+                let header = ((b.scale == BlockScale::E4m3) as usize).min(t.scales.len());
+                let mut v = t.scales[..header].to_vec();
+                let rest = &t.scales[header..];
+                v.extend(unpack(rest, 8, b.blocks(t.len).min(4 * rest.len())));
+                v
+            }
+            None => t.scales.clone(),
         };
         let n = t.len.min(t.words.len() * 32 / bits as usize);
         for part in [unpack(&t.words, bits, n), scales] {
@@ -385,14 +402,34 @@ pub fn load(path: &Path) -> Result<(TrainState, BTreeMap<String, String>), Check
             ))
         })?;
         let len = codes.len();
-        let scales = if format.mx().is_some() {
+        let scales = if let Some(b) = format.block() {
             let s = st
                 .tensor(&format!("{name}.{BLOCK_SCALES}"))
                 .map_err(|_| bad(format!("no block scales for {name}")))?;
-            if s.dtype() != Dtype::F8_E8M0 || s.data().len() != len.div_ceil(MX_BLOCK) {
+            let dtype = match b.scale {
+                BlockScale::E8m0 => Dtype::F8_E8M0,
+                BlockScale::E4m3 => Dtype::F8_E4M3,
+            };
+            if s.dtype() != dtype || s.data().len() != b.blocks(len) {
                 return Err(damaged(format!("{name}'s block scales do not fit it")));
             }
-            pack(&s.data().iter().map(|&b| b as u32).collect::<Vec<_>>(), 8)
+            let mut words = Vec::new();
+            if b.scale == BlockScale::E4m3 {
+                let ts = st
+                    .tensor(&format!("{name}.{TENSOR_SCALE}"))
+                    .map_err(|_| bad(format!("no tensor scale for {name}")))?;
+                match ts.data() {
+                    [a, b, c, d] if ts.dtype() == Dtype::F32 => {
+                        words.push(u32::from_le_bytes([*a, *b, *c, *d]))
+                    }
+                    _ => return Err(damaged(format!("{name}'s tensor scale is not one F32"))),
+                }
+            }
+            words.extend(pack(
+                &s.data().iter().map(|&b| b as u32).collect::<Vec<_>>(),
+                8,
+            ));
+            words
         } else {
             match st.tensor(&format!("{name}.{SCALE_EXP}")) {
                 Ok(s) if s.dtype() == Dtype::I32 => s

@@ -697,7 +697,7 @@ impl Store for CpuTrainer {
     fn write(&mut self, k: &Kept, words: &[u32], scales: &[u32]) -> Result<(), CheckpointError> {
         let q = self.kept_mut(k);
         q.words = words.to_vec();
-        if q.spec.scaling == crate::quant::Scaling::Tensor && q.spec.format.mx().is_none() {
+        if q.spec.scaling == crate::quant::Scaling::Tensor && q.spec.format.block().is_none() {
             q.scale_exp = scales[0] as i32;
         } else {
             q.scales = scales.to_vec();

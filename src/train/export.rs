@@ -2,8 +2,9 @@
 //! statistics) as f32 values or in the dtypes they are stored in, without optimizer state.
 
 use super::checkpoint::{Blob, StoredTensor, TrainState, blobs_of};
-use crate::format::{Format, MX_BLOCK};
+use crate::format::Format;
 use crate::reference::pack::unpack;
+use crate::reference::quantize::decode_stored;
 use safetensors::Dtype;
 use std::collections::BTreeMap;
 
@@ -16,22 +17,15 @@ pub enum ExportAs {
     Stored,
 }
 
-/// A stored tensor's values in f32 (codes decoded, MX block or per-tensor scales applied).
+/// A stored tensor's values in f32 (codes decoded, block or per-tensor scales applied).
 pub fn values(t: &StoredTensor) -> Result<Vec<f32>, String> {
     let format: Format = t.format.parse().map_err(|e| format!("{}: {e}", t.name))?;
-    let el = format.element();
-    let codes = unpack(&t.words, el.bits(), t.len);
-    let scale = |i: usize| -> i32 {
-        if format.mx().is_some() {
-            ((t.scales[i / MX_BLOCK / 4] >> (8 * (i / MX_BLOCK % 4))) & 0xff) as i32 - 127
-        } else {
-            t.scales.first().map_or(0, |&w| w as i32)
-        }
-    };
+    let codes = unpack(&t.words, format.bits(), t.len);
+    let scale_exp = t.scales.first().map_or(0, |&w| w as i32);
     Ok(codes
         .iter()
         .enumerate()
-        .map(|(i, &c)| f32::from_bits(el.decode_bits(c, scale(i))))
+        .map(|(i, &c)| f32::from_bits(decode_stored(&format, &t.scales, scale_exp, i, c)))
         .collect())
 }
 

@@ -721,7 +721,7 @@ impl<'c> GpuTrainer<'c> {
         ctx.queue
             .write_buffer(input.words(), 0, bytemuck::cast_slice(&q.words));
         if let Some(scales) = input.scales() {
-            let words = match q.spec.format.mx() {
+            let words = match q.spec.format.block() {
                 Some(_) => q.scales,
                 None => vec![q.scale_exp as u32],
             };

@@ -299,8 +299,8 @@ impl Plan {
                             a.format
                         )))
                     };
-                    if a.format.mx().is_some() {
-                        return bad("an accumulator holds one running sum, not MX blocks");
+                    if a.format.block().is_some() {
+                        return bad("an accumulator holds one running sum, not blocks");
                     }
                     if a.rounding != crate::quant::Rounding::Nearest {
                         return bad("an accumulator rounds to nearest even (drop `rounding`)");

@@ -11,8 +11,8 @@ pub enum AsArg {
     /// f32 values (scales applied): loads anywhere.
     Fp32,
     /// The stored codes: e4m3 as F8_E4M3, e5m2 as F8_E5M2, fp16, bf16, fixed point as
-    /// I8/I16/I32, other formats as U8/U16/U32 codes; scales as NAME.block_scales (F8_E8M0)
-    /// or NAME.scale_exp; each tensor's format in the metadata (format.NAME).
+    /// I8/I16/I32, other formats as U8/U16/U32 codes; scales as NAME.block_scales (F8_E8M0,
+    /// or F8_E4M3 with the fp32 NAME.tensor_scale) or NAME.scale_exp; each tensor's format in the metadata (format.NAME).
     Stored,
 }
 

@@ -1,6 +1,6 @@
 //! `lowp formats`: the table of named formats, or one format described.
 
-use lowp::format::{Format, MX_BLOCK, ScalarFormat, Specials};
+use lowp::format::{BlockScale, Format, ScalarFormat, Specials};
 
 fn g(v: f32) -> String {
     if v == 0.0 || (1e-3..1e6).contains(&v.abs()) {
@@ -11,8 +11,9 @@ fn g(v: f32) -> String {
 }
 
 fn bits_text(f: &Format) -> String {
-    match f.mx() {
-        Some(_) => format!("{}+8/{MX_BLOCK}", f.bits()),
+    match f.block() {
+        Some(b) if b.scale == BlockScale::E4m3 => format!("{}+8/{}+32/tensor", f.bits(), b.size),
+        Some(b) => format!("{}+8/{}", f.bits(), b.size),
         None => f.bits().to_string(),
     }
 }
@@ -85,11 +86,20 @@ fn describe(f: &Format) -> Result<(), String> {
             );
         }
     }
-    if f.mx().is_some() {
-        println!(
-            "blocks        {MX_BLOCK} elements share one E8M0 scale 2^(floor(log2 amax) - {})",
-            p.emax
-        );
+    match f.block() {
+        Some(b) if b.scale == BlockScale::E8m0 => println!(
+            "blocks        {} {} elements share one E8M0 scale 2^(floor(log2 amax) - {})",
+            b.size, b.element, p.emax
+        ),
+        Some(b) => println!(
+            "blocks        {} {} elements share one E4M3 scale, (amax / {}) / tensor scale to \
+             nearest; the tensor's fp32 scale is its amax / (448 x {})",
+            b.size,
+            b.element,
+            g(p.max),
+            g(p.max)
+        ),
+        None => {}
     }
     println!("bits          {}", bits_text(f));
     match f {

@@ -1,8 +1,8 @@
 //! `lowp quantize`: an f32 .npy array through a format, on the GPU or the CPU reference.
 
 use lowp::data::npy::{NpyArray, read_f32, write_codes, write_f32, write_i32};
+use lowp::format::BlockScale;
 use lowp::format::Format;
-use lowp::format::MX_BLOCK;
 use lowp::quant::{Exceptions, QuantSpec, Rounding, Scaling};
 use lowp::reference::pack::unpack;
 use std::path::PathBuf;
@@ -42,8 +42,9 @@ pub struct Args {
     scale: ScaleArg,
     /// Also write the codes: an unsigned integer .npy array of the input's shape (uint8 up to
     /// 8 bits, uint16 up to 16, else uint32; fixed point in two's complement), and, for a
-    /// format with scales, OUT_scales.npy beside it (MX: the E8M0 byte of each 32-element
-    /// block, uint8; per-tensor: the power-of-two exponent, int32).
+    /// format with scales, OUT_scales.npy beside it (block formats: each block's scale
+    /// byte, E8M0 or E4M3, uint8, and for E4M3 blocks OUT_tensor_scale.npy, the fp32 tensor
+    /// scale; per-tensor: the power-of-two exponent, int32).
     #[arg(long)]
     codes: Option<PathBuf>,
     /// Run on the GPU or on the CPU reference.
@@ -75,7 +76,7 @@ pub fn run(a: &Args) -> Result<(), String> {
             let q = lowp::reference::quantize(&input.data, &spec);
             let y = lowp::reference::dequantize(&q);
             let scales = match a.scale {
-                ScaleArg::Tensor if spec.format.mx().is_none() => vec![q.scale_exp as u32],
+                ScaleArg::Tensor if spec.format.block().is_none() => vec![q.scale_exp as u32],
                 _ => q.scales.clone(),
             };
             let stored = q.stored_bytes() as u64;
@@ -121,16 +122,29 @@ pub fn run(a: &Args) -> Result<(), String> {
             .file_stem()
             .map_or("codes".into(), |s| s.to_string_lossy().into_owned());
         let scales_path = path.with_file_name(format!("{stem}_scales.npy"));
-        if spec.format.mx().is_some() {
-            let blocks = n.div_ceil(MX_BLOCK);
+        if let Some(b) = spec.format.block() {
+            let blocks = b.blocks(n);
+            let header = (b.scale == BlockScale::E4m3) as usize;
             write_codes(
                 &scales_path,
                 &[blocks],
                 false,
-                &unpack(&scales, 8, blocks),
+                &unpack(&scales[header..], 8, blocks),
                 8,
             )
             .map_err(|e| e.to_string())?;
+            if header == 1 {
+                let tensor = NpyArray {
+                    data: vec![f32::from_bits(scales[0])],
+                    shape: vec![1],
+                    fortran_order: false,
+                };
+                write_f32(
+                    &path.with_file_name(format!("{stem}_tensor_scale.npy")),
+                    &tensor,
+                )
+                .map_err(|e| e.to_string())?;
+            }
         } else if let Some(&e) = scales.first() {
             write_i32(&scales_path, &[1], &[e as i32]).map_err(|e| e.to_string())?;
         }
