@@ -569,6 +569,18 @@ fn lenet_under_the_example_fp4_map_is_bit_exact() {
     check_model(Model::lenet([1, 12, 12], 4).unwrap(), &map, true, 3, sgd());
 }
 
+/// The shipped `examples/precision/nvfp4.toml` (NVFP4 weights, activations and
+/// stochastically rounded gradients: E4M3 block scales under fp32 tensor scales) on LeNet
+/// and an MLP, with an fp16 accumulator so every rounding is defined: GPU equal to CPU.
+#[test]
+fn lenet_and_mlp_under_the_example_nvfp4_map_are_bit_exact() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/precision/nvfp4.toml");
+    let map = std::fs::read_to_string(path).unwrap()
+        + "\n[[rule]]\nmatch = \"*.acc\"\nformat = \"fp16\"\n";
+    check_model(Model::lenet([1, 12, 12], 4).unwrap(), &map, true, 2, sgd());
+    check_model(Model::mlp(40, &[24, 18], 5), &map, true, 3, sgd());
+}
+
 /// ResNet-20 as He et al. build it for CIFAR-10 (3 x 32 x 32, three stages of three
 /// blocks, 16/32/64 channels, option-A shortcuts): 19 convolutions and one Linear layer,
 /// 268,336 weights (conv 267,696 + fc 640, He et al.'s 0.27M); one step on the GPU equals
