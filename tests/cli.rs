@@ -40,7 +40,15 @@ fn formats_lists_and_describes() {
     let out = lowp(&["formats"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for name in ["fp32", "bf16", "e4m3", "e2m1", "mxfp4_e2m1", "mxint8"] {
+    for name in [
+        "fp32",
+        "bf16",
+        "e4m3",
+        "e2m1",
+        "mxfp4_e2m1",
+        "mxint8",
+        "nvfp4",
+    ] {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }
     let out = lowp(&["formats", "float(e=5,m=4)"]);
@@ -51,6 +59,13 @@ fn formats_lists_and_describes() {
         "{text}"
     );
     assert_clean_failure(&lowp(&["formats", "float(e=0,m=3)"]), "e=0");
+    let out = lowp(&["formats", "nvfp4"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("16 e2m1 elements share one E4M3 scale") && text.contains("4+8/16+32/tensor"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -73,6 +88,7 @@ fn quantize_gives_the_same_output_on_gpu_and_cpu() {
         ("float(e=5,m=4)", vec!["--saturate"]),
         ("fixed(wl=8,fl=2)", vec!["--rounding", "stochastic:8"]),
         ("mxfp4_e2m1", vec![]),
+        ("nvfp4", vec!["--rounding", "stochastic", "--seed", "3"]),
         (
             "e2m3",
             vec!["--scale", "tensor", "--rounding", "toward-zero"],
@@ -166,8 +182,11 @@ fn quantize_gives_the_same_output_on_gpu_and_cpu() {
         assert_eq!(shape, [60, 100]);
         let want = if format.bits() <= 8 { "|u1" } else { "<u2" };
         assert_eq!(descr, want, "{fmt}");
+        let nvfp4 = fmt == "nvfp4";
         let scale = |i: usize| -> i32 {
-            if format.block().is_some() {
+            if nvfp4 {
+                0
+            } else if format.block().is_some() {
                 read(&scales(&gc)).2[i / 32] as i32 - 127
             } else if extra.contains(&"tensor") {
                 read(&scales(&gc)).2[0] as i32
@@ -176,8 +195,20 @@ fn quantize_gives_the_same_output_on_gpu_and_cpu() {
                 0
             }
         };
+        // NVFP4: (e2m1 x its block's E4M3 scale) x the fp32 tensor scale, in f32.
+        let tensor_scale = || {
+            let p = gc.with_file_name("g_codes_tensor_scale.npy");
+            read_f32(&p).unwrap().data[0]
+        };
         for (i, (&code, y)) in codes.iter().zip(&gy.data).enumerate().step_by(7) {
-            let v = format.element().decode_bits(code, scale(i));
+            let v = if nvfp4 {
+                let byte = read(&scales(&gc)).2[i / 16];
+                let e4m3 = lowp::format::FloatFormat::E4M3.decode_bits(byte, 0);
+                let e = f32::from_bits(format.element().decode_bits(code, 0));
+                (e * f32::from_bits(e4m3) * tensor_scale()).to_bits()
+            } else {
+                format.element().decode_bits(code, scale(i))
+            };
             assert_eq!(v, y.to_bits(), "{fmt}: code {code:#x} at {i}");
         }
         if format.block().is_some() || extra.contains(&"tensor") {

@@ -256,3 +256,101 @@ fn exported_parameters_load_in_their_dtypes_and_eval_repeats_the_runs_figures() 
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// NVFP4 weights export as E2M1 codes (U8, one a byte), F8_E4M3 block scales (one per 16)
+/// and an F32 tensor scale; decoded here by the formats' definitions, (e2m1 x scale) x
+/// tensor scale in f32, they equal the f32 export, and the checkpoint evaluates as the run.
+#[test]
+fn nvfp4_weights_export_with_e4m3_block_scales_and_a_tensor_scale() {
+    let dir = std::env::temp_dir().join(format!("lowp-export-nv-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let map = dir.join("map.toml");
+    std::fs::write(
+        &map,
+        "default = { format = \"fp32\" }\n[[rule]]\nmatch = \"*.weight\"\nformat = \"nvfp4\"\n",
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let out = lowp(&[
+        "train",
+        "--epochs",
+        "1",
+        "--hidden",
+        "16,8",
+        "--train-size",
+        "320",
+        "--test-size",
+        "200",
+        "--precision",
+        &s(&map),
+        "--out",
+        &s(&run),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = read_metrics(&run).pop().unwrap();
+    let out = lowp(&["eval", &s(&run), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["test_acc"], last["test_acc"]);
+    assert_eq!(v["test_loss"], last["test_loss"]);
+    let (stored, fp32) = (dir.join("stored.safetensors"), dir.join("fp32.safetensors"));
+    for (file, how) in [(&stored, "stored"), (&fp32, "fp32")] {
+        let out = lowp(&["export", &s(&run), &s(file), "--as", how]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (sb, fb) = (
+        std::fs::read(&stored).unwrap(),
+        std::fs::read(&fp32).unwrap(),
+    );
+    let (st, ft) = (
+        SafeTensors::deserialize(&sb).unwrap(),
+        SafeTensors::deserialize(&fb).unwrap(),
+    );
+    for (name, shape) in [
+        ("fc1.weight", [16, 784]),
+        ("fc2.weight", [8, 16]),
+        ("fc3.weight", [10, 8]),
+    ] {
+        let n = shape[0] * shape[1];
+        let codes = st.tensor(name).unwrap();
+        assert_eq!(
+            (codes.dtype(), codes.shape()),
+            (Dtype::U8, &shape[..]),
+            "{name}"
+        );
+        let scales = st.tensor(&format!("{name}.block_scales")).unwrap();
+        assert_eq!(
+            (scales.dtype(), scales.shape()),
+            (Dtype::F8_E4M3, &[n.div_ceil(16)][..]),
+            "{name}"
+        );
+        let ts = f32s(&st, &format!("{name}.tensor_scale"));
+        assert_eq!(ts.len(), 1, "{name}");
+        let want: Vec<f64> = codes
+            .data()
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                assert!(c < 16, "{name}: code {c} wider than 4 bits");
+                let scale = float_value(scales.data()[i / 16] as u32, 4, 3) as f32;
+                ((float_value(c as u32, 2, 1) as f32 * scale) * ts[0] as f32) as f64
+            })
+            .collect();
+        assert_eq!(f32s(&ft, name), want, "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

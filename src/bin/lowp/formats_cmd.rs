@@ -41,7 +41,7 @@ pub fn run(text: Option<&str>) -> Result<(), String> {
                 );
             }
             println!(
-                "\nAlso: float(e=E,m=M[,bias=B][,specials=ieee|nan|none][,subnormals=false]) and fixed(wl=W,fl=F)."
+                "\nAlso: float(e=E,m=M[,bias=B][,specials=ieee|nan|none][,subnormals=false]), fixed(wl=W,fl=F) and\nblock(elem=FORMAT,size=N,scale=e8m0|e4m3): N elements of FORMAT sharing a power-of-two\nscale, or an E4M3 scale under an fp32 tensor scale (nvfp4 is block(elem=e2m1,size=16,scale=e4m3))."
             );
             println!("Describe any of them with: lowp formats 'float(e=5,m=4)'");
             Ok(())
