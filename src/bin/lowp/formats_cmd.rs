@@ -23,13 +23,13 @@ pub fn run(text: Option<&str>) -> Result<(), String> {
     match text {
         None => {
             println!(
-                "{:<12} {:>7} {:>12} {:>12} {:>12} {:>10} {:>4} {:>4}",
+                "{:<12} {:>16} {:>12} {:>12} {:>12} {:>10} {:>4} {:>4}",
                 "format", "bits", "max", "min normal", "min >0", "epsilon", "inf", "nan"
             );
             for f in Format::named() {
                 let p = f.properties();
                 println!(
-                    "{:<12} {:>7} {:>12} {:>12} {:>12} {:>10} {:>4} {:>4}",
+                    "{:<12} {:>16} {:>12} {:>12} {:>12} {:>10} {:>4} {:>4}",
                     f.to_string(),
                     bits_text(&f),
                     g(p.max),
