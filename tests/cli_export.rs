@@ -6,6 +6,7 @@ mod common;
 
 use common::{lowp, read_metrics};
 use safetensors::{Dtype, SafeTensors};
+use std::path::{Path, PathBuf};
 
 /// Every kind of storage: MX (F8_E4M3 codes and F8_E8M0 block scales), fixed point as
 /// integers, a per-tensor scaled fixed point, bf16, e5m2 and a format with no dtype.
@@ -59,15 +60,19 @@ fn f32s(st: &SafeTensors, name: &str) -> Vec<f64> {
         .collect()
 }
 
-#[test]
-fn exported_parameters_load_in_their_dtypes_and_eval_repeats_the_runs_figures() {
-    let dir = std::env::temp_dir().join(format!("lowp-export-{}", std::process::id()));
+fn s(p: &std::path::Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+/// A fresh folder `name` holding `map.toml` with `map_text`, and the folder of a one-epoch
+/// MLP (784-16-8-10) run under it on `train` / `test` synthetic images.
+fn trained_run(name: &str, map_text: &str, train: &str, test: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("lowp-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let map = dir.join("map.toml");
-    std::fs::write(&map, MIXED_MAP).unwrap();
+    std::fs::write(&map, map_text).unwrap();
     let run = dir.join("run");
-    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
     let out = lowp(&[
         "train",
         "--epochs",
@@ -75,9 +80,9 @@ fn exported_parameters_load_in_their_dtypes_and_eval_repeats_the_runs_figures() 
         "--hidden",
         "16,8",
         "--train-size",
-        "640",
+        train,
         "--test-size",
-        "500",
+        test,
         "--precision",
         &s(&map),
         "--out",
@@ -88,6 +93,30 @@ fn exported_parameters_load_in_their_dtypes_and_eval_repeats_the_runs_figures() 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    (dir, run)
+}
+
+/// The bytes of `lowp export RUN --as stored` and `--as fp32`, written in `dir`.
+fn exports(dir: &Path, run: &Path) -> (Vec<u8>, Vec<u8>) {
+    let (stored, fp32) = (dir.join("stored.safetensors"), dir.join("fp32.safetensors"));
+    for (file, how) in [(&stored, "stored"), (&fp32, "fp32")] {
+        let out = lowp(&["export", &s(run), &s(file), "--as", how]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (
+        std::fs::read(&stored).unwrap(),
+        std::fs::read(&fp32).unwrap(),
+    )
+}
+
+#[test]
+fn exported_parameters_load_in_their_dtypes_and_eval_repeats_the_runs_figures() {
+    let (dir, run) = trained_run("export", MIXED_MAP, "640", "500");
+    let map = dir.join("map.toml");
     let last = read_metrics(&run).pop().unwrap();
     // The run folder records what ran: the map's text and each tensor's resolved rounding.
     let settings: serde_json::Value =
@@ -138,19 +167,7 @@ fn exported_parameters_load_in_their_dtypes_and_eval_repeats_the_runs_figures() 
     }
 
     // export: f32 values, and the stored codes in their dtypes, both readable by the crate.
-    let (stored, fp32) = (dir.join("stored.safetensors"), dir.join("fp32.safetensors"));
-    for (file, how) in [(&stored, "stored"), (&fp32, "fp32")] {
-        let out = lowp(&["export", &s(&run), &s(file), "--as", how]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let (sb, fb) = (
-        std::fs::read(&stored).unwrap(),
-        std::fs::read(&fp32).unwrap(),
-    );
+    let (sb, fb) = exports(&dir, &run);
     let (st, ft) = (
         SafeTensors::deserialize(&sb).unwrap(),
         SafeTensors::deserialize(&fb).unwrap(),
@@ -262,37 +279,9 @@ fn exported_parameters_load_in_their_dtypes_and_eval_repeats_the_runs_figures() 
 /// tensor scale in f32, they equal the f32 export, and the checkpoint evaluates as the run.
 #[test]
 fn nvfp4_weights_export_with_e4m3_block_scales_and_a_tensor_scale() {
-    let dir = std::env::temp_dir().join(format!("lowp-export-nv-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let map = dir.join("map.toml");
-    std::fs::write(
-        &map,
-        "default = { format = \"fp32\" }\n[[rule]]\nmatch = \"*.weight\"\nformat = \"nvfp4\"\n",
-    )
-    .unwrap();
-    let run = dir.join("run");
-    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
-    let out = lowp(&[
-        "train",
-        "--epochs",
-        "1",
-        "--hidden",
-        "16,8",
-        "--train-size",
-        "320",
-        "--test-size",
-        "200",
-        "--precision",
-        &s(&map),
-        "--out",
-        &s(&run),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let map =
+        "default = { format = \"fp32\" }\n[[rule]]\nmatch = \"*.weight\"\nformat = \"nvfp4\"\n";
+    let (dir, run) = trained_run("export-nv", map, "320", "200");
     let last = read_metrics(&run).pop().unwrap();
     let out = lowp(&["eval", &s(&run), "--json"]);
     assert!(
@@ -303,19 +292,7 @@ fn nvfp4_weights_export_with_e4m3_block_scales_and_a_tensor_scale() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["test_acc"], last["test_acc"]);
     assert_eq!(v["test_loss"], last["test_loss"]);
-    let (stored, fp32) = (dir.join("stored.safetensors"), dir.join("fp32.safetensors"));
-    for (file, how) in [(&stored, "stored"), (&fp32, "fp32")] {
-        let out = lowp(&["export", &s(&run), &s(file), "--as", how]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let (sb, fb) = (
-        std::fs::read(&stored).unwrap(),
-        std::fs::read(&fp32).unwrap(),
-    );
+    let (sb, fb) = exports(&dir, &run);
     let (st, ft) = (
         SafeTensors::deserialize(&sb).unwrap(),
         SafeTensors::deserialize(&fb).unwrap(),
