@@ -56,7 +56,7 @@ impl FromStr for Accumulator {
             .map_err(|e| AccumulatorError(format!("accumulator '{s}': {e}")))?;
         if format.block().is_some() {
             return Err(AccumulatorError(format!(
-                "accumulator '{s}': a block format cannot be an accumulator"
+                "accumulator '{s}': a block format (MX, NVFP4) cannot be an accumulator"
             )));
         }
         Ok(Accumulator::Emulated { format, chunk })

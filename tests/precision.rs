@@ -208,7 +208,8 @@ fn accumulators_follow_rules_only() {
         }
     );
     for (rule, needle) in [
-        ("format = \"mxfp8_e4m3\"", "MX blocks"),
+        ("format = \"mxfp8_e4m3\"", "block format"),
+        ("format = \"nvfp4\"", "block format"),
         (
             "format = \"fp16\"\nrounding = \"stochastic\"",
             "nearest even",

@@ -325,23 +325,15 @@ fn element_scale(scaling: u32, sw: u32, tw: u32, i: u32) -> ElemScale {
 
 // (code, flags) of f32 bits v rounded into f under scale s; an E4M3-scaled element is
 // v / (block x tensor) rounded, zero where that scale is zero (the twin of
-// quant::round_block_element).
+// quant::round_block_element). One rounding call, so that it is inlined once.
 fn round_scaled(f: Fmt, v: u32, s: ElemScale, mode: u32, k: u32, sat: bool, rand: u32) -> vec2<u32> {
-    if (!s.mul) {
-        return round_element(f, v, s.exp, mode, k, sat, rand);
-    }
-    let d = sf_mul(s.block, s.tensor);
-    let mag = v & 0x7fffffffu;
     var x = v;
-    if (mag < 0x7f800000u) {
-        if ((d & 0x7fffffffu) == 0u) {
-            x = v & 0x80000000u;
-        } else {
-            x = sf_div(v, d);
-        }
+    if (s.mul) {
+        x = e4m3_prescale(v, s);
     }
-    var r = round_element(f, x, 0, mode, k, sat, rand);
-    if (mag != 0u && mag < 0x7f800000u && (x & 0x7fffffffu) == 0u) {
+    var r = round_element(f, x, s.exp, mode, k, sat, rand);
+    let mag = v & 0x7fffffffu;
+    if (s.mul && mag != 0u && mag < 0x7f800000u && (x & 0x7fffffffu) == 0u) {
         r.y |= FLAG_UNDERFLOW;
     }
     return r;
@@ -349,10 +341,11 @@ fn round_scaled(f: Fmt, v: u32, s: ElemScale, mode: u32, k: u32, sat: bool, rand
 
 // f32 bits of a code of f under scale s: (value x block) x tensor for E4M3 blocks.
 fn decode_scaled(f: Fmt, code: u32, s: ElemScale) -> u32 {
-    if (!s.mul) {
-        return decode_code(f, code, s.exp);
+    let v = decode_code(f, code, s.exp);
+    if (s.mul) {
+        return e4m3_postscale(v, s);
     }
-    return sf_mul(sf_mul(decode_code(f, code, 0), s.block), s.tensor);
+    return v;
 }
 
 // The fp32 tensor scale of E4M3 blocks of element f: finite amax / (448 x f's max), 1 where

@@ -628,6 +628,11 @@ impl InParams {
         }
     }
 
+    /// The input's scaling word (see [`scaling_id`]).
+    pub fn scaling(&self) -> u32 {
+        self.scaling
+    }
+
     /// WGSL statements that set the fields of an `InFmt` named `f` to this input's.
     pub fn wgsl_fields(&self) -> String {
         format!(
@@ -670,6 +675,11 @@ pub enum OutPhase {
 }
 
 impl OutParams {
+    /// The output's scaling word (see [`scaling_id`]).
+    pub fn scaling(&self) -> u32 {
+        self.scaling
+    }
+
     /// Plain f32 words, stored as they are (`OutPhase::Raw`) or added to the words there
     /// (`OutPhase::Accumulate`).
     pub fn raw(phase: OutPhase) -> OutParams {

@@ -246,6 +246,14 @@ fn assemble_pieces(libs: &[&str], name: &str, body: &str, spec: &Specialisation)
         } else if name == "softfloat" {
             src.push_str(spec.sf_all());
             src.push_str(text);
+        } else if name == "quant" {
+            src.push_str(text);
+            // E4M3 block arithmetic where an operand may need it, else stubs (never called).
+            if spec.e4m3_blocks() && libs.contains(&"softfloat") {
+                src.push_str(BLOCK_E4M3);
+            } else {
+                src.push_str(BLOCK_E4M3_STUBS);
+            }
         } else if name == "packed_store" {
             src.push_str(spec.out_words());
             src.push_str(text);
@@ -262,6 +270,19 @@ fn assemble_pieces(libs: &[&str], name: &str, body: &str, spec: &Specialisation)
     }
     src
 }
+
+/// The soft-float scaling of E4M3-scaled blocks around rounding and decoding.
+const BLOCK_E4M3: &str = include_str!("../../shaders/lib/block_e4m3.wgsl");
+
+/// What replaces [`BLOCK_E4M3`] in a kernel none of whose operands has E4M3 blocks.
+const BLOCK_E4M3_STUBS: &str = "
+fn e4m3_prescale(v: u32, s: ElemScale) -> u32 {
+    return v;
+}
+fn e4m3_postscale(v: u32, s: ElemScale) -> u32 {
+    return v;
+}
+";
 
 /// The bindings of a fused kernel's inputs: (codes, scales) of in0 to in3.
 pub const INPUT_BINDINGS: [(u32, u32); 4] = [(21, 22), (23, 24), (30, 31), (32, 33)];

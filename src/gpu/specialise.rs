@@ -38,6 +38,22 @@ impl Specialisation {
         }
     }
 
+    /// Whether any operand may hold E4M3-scaled blocks (NVFP4): one of the formats fixed
+    /// here has them, or none is fixed (the portable kernels read every format at run
+    /// time). Decided from what [`Specialisation::key`] holds, so equal keys agree.
+    pub fn e4m3_blocks(&self) -> bool {
+        let e4m3 = |scaling: u32| scaling & 15 == 3;
+        let out = self.out.filter(OutParams::rounds);
+        let fixed =
+            self.ins.iter().any(Option::is_some) || out.is_some() || self.operands.is_some();
+        !fixed
+            || self.ins.iter().flatten().any(|p| e4m3(p.scaling()))
+            || out.is_some_and(|p| e4m3(p.scaling()))
+            || self
+                .operands
+                .is_some_and(|o| o.iter().any(|(_, s)| e4m3(*s)))
+    }
+
     /// The WGSL accessors of the fused operands' formats (`in0_fmt` to `in3_fmt`,
     /// `out_fmt`), for a kernel with `io_params`.
     pub fn io_accessors(&self) -> String {

@@ -300,7 +300,9 @@ impl Plan {
                         )))
                     };
                     if a.format.block().is_some() {
-                        return bad("an accumulator holds one running sum, not blocks");
+                        return bad(
+                            "an accumulator holds one running sum, not a block format's (MX, NVFP4) blocks",
+                        );
                     }
                     if a.rounding != crate::quant::Rounding::Nearest {
                         return bad("an accumulator rounds to nearest even (drop `rounding`)");
