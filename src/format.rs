@@ -110,19 +110,22 @@ impl BlockFormat {
         n.div_ceil(self.size as usize)
     }
 
-    /// u32 words of scales for `n` elements: the block bytes four to a word, after the
-    /// fp32 tensor scale's word for E4M3 scales.
-    pub fn scale_words(&self, n: usize) -> usize {
-        let header = match self.scale {
+    /// Words of the scales before the block bytes: the fp32 tensor scale's for E4M3 scales.
+    pub fn scale_header(&self) -> usize {
+        match self.scale {
             BlockScale::E8m0 => 0,
             BlockScale::E4m3 => 1,
-        };
-        header + self.blocks(n).div_ceil(4)
+        }
+    }
+
+    /// u32 words of scales for `n` elements: the header, then the block bytes four to a word.
+    pub fn scale_words(&self, n: usize) -> usize {
+        self.scale_header() + self.blocks(n).div_ceil(4)
     }
 
     /// The word of the scales that holds block `b`'s byte.
     pub fn scale_word_of_block(&self, b: usize) -> usize {
-        b / 4 + (self.scale == BlockScale::E4m3) as usize
+        self.scale_header() + b / 4
     }
 
     /// Checks what the type cannot: the block size, and an element format the scale can aim.

@@ -246,8 +246,7 @@ pub fn record_parts<'a>(
     let amax = match block {
         Some(b) => {
             // E4M3 blocks gather the tensor's finite amax in a word before the blocks'.
-            let header = (b.scale == BlockScale::E4m3) as usize;
-            let blocks = ctx.scratch("block amax", header + b.blocks(n))?;
+            let blocks = ctx.scratch("block amax", b.scale_header() + b.blocks(n))?;
             enc.clear_buffer(&blocks, 0, None);
             Some(blocks)
         }

@@ -74,6 +74,14 @@ const SCALE_EXP: &str = "scale_exp";
 /// The suffix of an E4M3-scaled block tensor's fp32 tensor scale.
 const TENSOR_SCALE: &str = "tensor_scale";
 
+/// The safetensors dtype block scales are stored as.
+fn scale_dtype(scale: BlockScale) -> Dtype {
+    match scale {
+        BlockScale::E8m0 => Dtype::F8_E8M0,
+        BlockScale::E4m3 => Dtype::F8_E4M3,
+    }
+}
+
 /// One tensor of a safetensors file: name, dtype, shape and little-endian bytes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Blob {
@@ -176,10 +184,7 @@ pub fn blobs_of(t: &StoredTensor) -> Result<Vec<Blob>, String> {
         data: code_bytes(&codes, bits, dtype, signed),
     }];
     if let Some(b) = format.block() {
-        let (dtype, header) = match b.scale {
-            BlockScale::E8m0 => (Dtype::F8_E8M0, 0),
-            BlockScale::E4m3 => (Dtype::F8_E4M3, 1),
-        };
+        let (dtype, header) = (scale_dtype(b.scale), b.scale_header());
         let blocks = b.blocks(t.len);
         if t.scales.len() != b.scale_words(t.len) {
             return Err(format!("{}: its block scales do not fit it", t.name));
@@ -236,7 +241,7 @@ fn checksum(state: &TrainState, meta: &BTreeMap<String, String>) -> u64 {
         let bits = format.map_or(32, |f| f.bits());
         let scales = match format.and_then(|f| f.block()) {
             Some(b) => {
-                let header = ((b.scale == BlockScale::E4m3) as usize).min(t.scales.len());
+                let header = b.scale_header().min(t.scales.len());
                 let mut v = t.scales[..header].to_vec();
                 let rest = &t.scales[header..];
                 v.extend(unpack(rest, 8, b.blocks(t.len).min(4 * rest.len())));
@@ -406,11 +411,7 @@ pub fn load(path: &Path) -> Result<(TrainState, BTreeMap<String, String>), Check
             let s = st
                 .tensor(&format!("{name}.{BLOCK_SCALES}"))
                 .map_err(|_| bad(format!("no block scales for {name}")))?;
-            let dtype = match b.scale {
-                BlockScale::E8m0 => Dtype::F8_E8M0,
-                BlockScale::E4m3 => Dtype::F8_E4M3,
-            };
-            if s.dtype() != dtype || s.data().len() != b.blocks(len) {
+            if s.dtype() != scale_dtype(b.scale) || s.data().len() != b.blocks(len) {
                 return Err(damaged(format!("{name}'s block scales do not fit it")));
             }
             let mut words = Vec::new();

@@ -1,7 +1,6 @@
 //! `lowp quantize`: an f32 .npy array through a format, on the GPU or the CPU reference.
 
 use lowp::data::npy::{NpyArray, read_f32, write_codes, write_f32, write_i32};
-use lowp::format::BlockScale;
 use lowp::format::Format;
 use lowp::quant::{Exceptions, QuantSpec, Rounding, Scaling};
 use lowp::reference::pack::unpack;
@@ -124,7 +123,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         let scales_path = path.with_file_name(format!("{stem}_scales.npy"));
         if let Some(b) = spec.format.block() {
             let blocks = b.blocks(n);
-            let header = (b.scale == BlockScale::E4m3) as usize;
+            let header = b.scale_header();
             write_codes(
                 &scales_path,
                 &[blocks],
