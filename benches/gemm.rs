@@ -1,6 +1,7 @@
 //! GFLOP/s of GEMM and convolutions over packed operands, each next to the same run's fp32
 //! figure. A GEMM of m x k by k x n counts 2mnk floating-point operations; a convolution
-//! pass counts 2 N O OH OW C KH KW (every tap, padding included).
+//! pass counts 2 N O OH OW C KH KW (every tap, padding included). `LOWP_BENCH_CASE=TEXT`
+//! runs only the cases and operand formats whose "case operands" line contains TEXT.
 
 mod common;
 
@@ -8,6 +9,7 @@ use common::{config, is_cpu, per_rep};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use lowp::accum::GemmSpec;
 use lowp::conv::{Conv2dSpec, ConvPass};
+use lowp::gpu::Encoder;
 use lowp::gpu::buffers::{upload_f32, zeroed};
 use lowp::gpu::{GpuContext, Tensor};
 use lowp::ops::conv::prepare_conv;
@@ -45,6 +47,19 @@ struct Row {
     gflops: Option<f64>,
 }
 
+/// Whether `LOWP_BENCH_CASE` (unset: everything) selects this case and operand format.
+fn selected(case: &str, fmt: &str) -> bool {
+    std::env::var("LOWP_BENCH_CASE").map_or(true, |only| format!("{case} {fmt}").contains(&only))
+}
+
+/// Prints (and clears) the GPU time per kernel since the last call, under `LOWP_PROFILE=1`.
+fn profile(ctx: &GpuContext, what: &str) {
+    if let Some(p) = &ctx.profiler {
+        let lines = p.take(ctx).unwrap();
+        println!("{what}:\n{}", lowp::gpu::profile::format_profile(&lines));
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let ctx = GpuContext::new().unwrap_or_else(|e| panic!("{e}"));
     println!("{}\n", ctx.report());
@@ -69,7 +84,7 @@ fn bench(c: &mut Criterion) {
         let out = zeroed(&ctx, "c", m * n).unwrap();
         let mut g = c.benchmark_group(&case);
         g.throughput(Throughput::Elements(flops as u64));
-        for fmt in FORMATS {
+        for fmt in FORMATS.into_iter().filter(|f| selected(&case, f)) {
             let (a, b) = (tensor(&ctx, &[m, k], fmt, 1), tensor(&ctx, &[k, n], fmt, 2));
             let (view, params, _) = prepare_gemm(&a, &b, None, &GemmSpec::new()).unwrap();
             // The per-element exact kernel is slow: keep it to small sizes on a CPU adapter.
@@ -81,7 +96,7 @@ fn bench(c: &mut Criterion) {
                 });
                 continue;
             }
-            let run = |enc: &mut wgpu::CommandEncoder| {
+            let run = |enc: &mut Encoder| {
                 record_view(&ctx, enc, &view, params, &a, &b, &dummy_bias, &out).unwrap()
             };
             g.bench_function(fmt, |bch| {
@@ -96,6 +111,7 @@ fn bench(c: &mut Criterion) {
                 format: fmt.into(),
                 gflops: Some(gflops(flops, per_rep(&ctx, run))),
             });
+            profile(&ctx, &format!("{case} {fmt}"));
         }
         g.finish();
     }
@@ -125,7 +141,8 @@ fn bench(c: &mut Criterion) {
             let out = zeroed(&ctx, "c", size).unwrap();
             let mut g = c.benchmark_group(&case);
             g.throughput(Throughput::Elements(flops as u64));
-            for fmt in ["fp32", "bf16", "e4m3", "mxfp8_e4m3"] {
+            let formats = ["fp32", "bf16", "e4m3", "mxfp8_e4m3"];
+            for fmt in formats.into_iter().filter(|f| selected(&case, f)) {
                 let (x, w, dy) = (
                     tensor(&ctx, &xs, fmt, 3),
                     tensor(&ctx, &ws, fmt, 4),
@@ -137,7 +154,7 @@ fn bench(c: &mut Criterion) {
                     ConvPass::BackwardWeight => (&dy, &x),
                 };
                 let (view, params) = prepare_conv(pass, &geo, a, b, None, &spec).unwrap();
-                let run = |enc: &mut wgpu::CommandEncoder| {
+                let run = |enc: &mut Encoder| {
                     record_view(&ctx, enc, &view, params, a, b, &dummy_bias, &out).unwrap()
                 };
                 g.bench_function(fmt, |bch| {
@@ -152,6 +169,7 @@ fn bench(c: &mut Criterion) {
                     format: fmt.into(),
                     gflops: Some(gflops(flops, per_rep(&ctx, run))),
                 });
+                profile(&ctx, &format!("{case} {fmt}"));
             }
             g.finish();
         }

@@ -7,6 +7,7 @@ mod common;
 
 use common::{config, is_cpu, per_rep};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use lowp::gpu::Encoder;
 use lowp::gpu::GpuContext;
 use lowp::gpu::buffers::{upload_f32, zeroed};
 use lowp::gpu::timer::{Clock, time_gpu};
@@ -61,9 +62,7 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("copy");
     g.throughput(Throughput::Bytes(8 * n as u64));
-    let copy = |enc: &mut wgpu::CommandEncoder| {
-        enc.copy_buffer_to_buffer(&input, 0, &copy_dst, 0, 4 * n as u64)
-    };
+    let copy = |enc: &mut Encoder| enc.copy_buffer_to_buffer(&input, 0, &copy_dst, 0, 4 * n as u64);
     g.bench_function("f32 buffer copy", |b| {
         b.iter_custom(|iters| time_gpu(&ctx, iters as u32, copy).unwrap().0)
     });
@@ -81,10 +80,8 @@ fn bench(c: &mut Criterion) {
             scales: &scales,
             stats: &stats,
         };
-        let q = |enc: &mut wgpu::CommandEncoder| {
-            record_quantize(&ctx, enc, &input, n, &spec, &t).unwrap()
-        };
-        let dq = |enc: &mut wgpu::CommandEncoder| {
+        let q = |enc: &mut Encoder| record_quantize(&ctx, enc, &input, n, &spec, &t).unwrap();
+        let dq = |enc: &mut Encoder| {
             dequantize_into(&ctx, enc, &words, &scales, n, &spec, &decoded).unwrap()
         };
         // MX reads its input twice (scales pass, then the quantize pass).

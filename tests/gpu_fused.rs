@@ -9,6 +9,7 @@ mod common;
 use lowp::accum::{Accumulator, GemmSpec};
 use lowp::conv::Pool;
 use lowp::format::Format;
+use lowp::gpu::Encoder;
 use lowp::gpu::buffers::{read_u32, upload_f32, upload_u32, zeroed};
 use lowp::gpu::{GpuContext, Tensor};
 use lowp::ops::batchnorm::*;
@@ -100,12 +101,7 @@ fn stats_words(e: &Exceptions) -> Vec<u32> {
 
 /// Runs `op` writing a packed output of `n` values under each output spec, and checks it
 /// against the reference quantization of `want`.
-fn check_output(
-    c: &GpuContext,
-    what: &str,
-    want: &[f32],
-    op: impl Fn(&mut wgpu::CommandEncoder, Dst<'_>),
-) {
+fn check_output(c: &GpuContext, what: &str, want: &[f32], op: impl Fn(&mut Encoder, Dst<'_>)) {
     for s in out_specs() {
         let out = alloc_tensor(c, &[want.len()], &s).unwrap();
         let stats = zeroed(c, "stats", 4).unwrap();
@@ -296,7 +292,7 @@ fn gemm_outputs_round_as_they_store() {
             let t = alloc_tensor(c, &[m, n], &out).unwrap();
             let stats = zeroed(c, "stats", 4).unwrap();
             let (view, params, _) = prepare_gemm(&ta, &tb, Some(n), &gs).unwrap();
-            let mut enc = c.device.create_command_encoder(&Default::default());
+            let mut enc = Encoder::new(c);
             let d = Dst::Packed {
                 t: &t,
                 spec: &out,

@@ -5,6 +5,7 @@
 
 mod common;
 
+use lowp::gpu::Encoder;
 use lowp::gpu::GpuContext;
 use lowp::gpu::buffers::{read_u32, upload_f32, upload_u32, zeroed};
 use lowp::ops::optim::*;
@@ -18,7 +19,7 @@ const N: usize = 1000;
 /// over the old (the update reads every old value for each new one).
 fn f32_step(
     c: &GpuContext,
-    e: &mut wgpu::CommandEncoder,
+    e: &mut Encoder,
     rule: &Rule,
     (g, w, v, m2): (
         &wgpu::Buffer,

@@ -1,13 +1,14 @@
 //! Helpers shared by the benchmarks.
 #![allow(dead_code)]
 
+use lowp::gpu::Encoder;
 use lowp::gpu::GpuContext;
 use lowp::gpu::timer::time_gpu;
 use std::time::Duration;
 
 /// GPU time per repetition of what `record` encodes, repeating until the measured span is
 /// at least a quarter second so that per-submission overhead does not distort it.
-pub fn per_rep(ctx: &GpuContext, mut record: impl FnMut(&mut wgpu::CommandEncoder)) -> Duration {
+pub fn per_rep(ctx: &GpuContext, mut record: impl FnMut(&mut Encoder)) -> Duration {
     let mut reps = 1u32;
     loop {
         let (t, _) = time_gpu(ctx, reps, &mut record).unwrap();

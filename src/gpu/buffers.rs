@@ -2,6 +2,7 @@
 //! is made here and counted in its context's ledger (`gpu::memory`) under its purpose.
 
 use super::context::GpuContext;
+use super::encoder::Encoder;
 use super::error::GpuError;
 use super::memory::{DeviceBuffer, Purpose};
 use wgpu::util::DeviceExt;
@@ -123,7 +124,7 @@ pub fn map_read(ctx: &GpuContext, staging: &wgpu::Buffer) -> Result<Vec<u32>, Gp
 pub fn read_u32(ctx: &GpuContext, buf: &wgpu::Buffer, words: usize) -> Result<Vec<u32>, GpuError> {
     let bytes = (words.max(1) * 4) as u64;
     let st = staging(ctx, bytes);
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let mut enc = Encoder::new(ctx);
     enc.copy_buffer_to_buffer(buf, 0, &st, 0, bytes);
     ctx.queue.submit([enc.finish()]);
     let mut out = map_read(ctx, &st)?;

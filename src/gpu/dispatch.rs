@@ -2,6 +2,7 @@
 
 use super::buffers::uniform;
 use super::context::GpuContext;
+use super::encoder::Encoder;
 use super::error::GpuError;
 use super::params::DispatchParams;
 use super::specialise::Specialisation;
@@ -20,7 +21,7 @@ pub fn grid(ctx: &GpuContext, count: u32) -> (u32, u32) {
 /// (binding 0 is the uniform `params`, filled in here with the grid).
 pub fn record<P: DispatchParams>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     kernel: &str,
     entry: &str,
     count: u32,
@@ -43,7 +44,7 @@ pub fn record<P: DispatchParams>(
 /// operand formats of `spec`.
 pub fn record_with<P: DispatchParams>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     kernel: (&str, &str, &[(&str, f64)]),
     spec: &Specialisation,
     count: u32,
@@ -59,7 +60,7 @@ pub fn record_with<P: DispatchParams>(
 /// binding error is returned here, by the call that caused it.
 pub fn record_groups<P: bytemuck::Pod>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     kernel: &str,
     entry: &str,
     (gx, gy): (u32, u32),
@@ -81,7 +82,7 @@ pub fn record_groups<P: bytemuck::Pod>(
 /// the operand formats of `spec` (unless the context runs generic kernels).
 pub fn record_tiled<P: bytemuck::Pod>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     (kernel, entry, constants): (&str, &str, &[(&str, f64)]),
     spec: &Specialisation,
     (gx, gy, gz): (u32, u32, u32),
@@ -114,17 +115,14 @@ pub fn record_tiled<P: bytemuck::Pod>(
         layout: &pipeline.get_bind_group_layout(0),
         entries: &entries,
     });
-    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-        label: Some(kernel),
-        timestamp_writes: ctx
-            .profiler
-            .as_ref()
-            .and_then(|p| p.pass(format!("{kernel}/{entry} {gx}x{gy}x{gz}"))),
-    });
+    let timestamps = ctx
+        .profiler
+        .as_ref()
+        .and_then(|p| p.pass(format!("{kernel}/{entry} {gx}x{gy}x{gz}")));
+    let pass = enc.compute_pass(kernel, timestamps);
     pass.set_pipeline(&pipeline);
     pass.set_bind_group(0, &bind, &[]);
     pass.dispatch_workgroups(gx, gy, gz);
-    drop(pass);
     match pollster::block_on(scope.pop()) {
         Some(e) => Err(GpuError::Device(format!("kernel {kernel}/{entry}: {e}"))),
         None => Ok(()),

@@ -3,6 +3,7 @@
 pub mod buffers;
 pub mod context;
 pub mod dispatch;
+pub mod encoder;
 pub mod error;
 pub mod memory;
 pub mod params;
@@ -16,5 +17,6 @@ pub mod tiles;
 pub mod timer;
 
 pub use context::GpuContext;
+pub use encoder::Encoder;
 pub use error::GpuError;
 pub use tensor::Tensor;

@@ -2,6 +2,7 @@
 
 use super::buffers::{map_read, staging};
 use super::context::GpuContext;
+use super::encoder::Encoder;
 use super::error::GpuError;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -77,7 +78,7 @@ impl Profiler {
             mapped_at_creation: false,
         });
         let st = staging(ctx, bytes);
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        let mut enc = Encoder::new(ctx);
         enc.resolve_query_set(&self.queries, 0..n, &resolve, 0);
         enc.copy_buffer_to_buffer(&resolve, 0, &st, 0, bytes);
         ctx.queue.submit([enc.finish()]);

@@ -3,6 +3,7 @@
 //! GPU has finished, in submission order, while later work is still running.
 
 use super::buffers::staging;
+use super::encoder::Encoder;
 use super::memory::DeviceBuffer;
 use super::{GpuContext, GpuError};
 use std::collections::VecDeque;
@@ -30,7 +31,7 @@ impl Readback {
     /// Records copies of `sources` (buffer, words) into one new staging buffer, word after word.
     pub fn stage(
         ctx: &GpuContext,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut Encoder,
         sources: &[(&wgpu::Buffer, usize)],
     ) -> DeviceBuffer {
         let words: usize = sources.iter().map(|(_, n)| n).sum();

@@ -2,6 +2,7 @@
 
 use super::buffers::{map_read, staging};
 use super::context::GpuContext;
+use super::encoder::Encoder;
 use super::error::GpuError;
 use std::time::{Duration, Instant};
 
@@ -18,12 +19,12 @@ pub enum Clock {
 pub fn time_gpu(
     ctx: &GpuContext,
     reps: u32,
-    mut record: impl FnMut(&mut wgpu::CommandEncoder),
+    mut record: impl FnMut(&mut Encoder),
 ) -> Result<(Duration, Clock), GpuError> {
     let inside = ctx.device.features().contains(
         wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS,
     );
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let mut enc = Encoder::new(ctx);
     if !inside {
         ctx.wait()?;
         let t0 = Instant::now();

@@ -6,6 +6,7 @@
 use super::elementwise::record_io;
 use super::elementwise::{record_col_sum, record_col_sum_of};
 use super::packed_io::{Dst, Src};
+use crate::gpu::Encoder;
 use crate::gpu::dispatch::record;
 use crate::gpu::params::ElemParams;
 use crate::gpu::{GpuContext, GpuError};
@@ -35,7 +36,7 @@ impl BatchNorm {
 /// training (updating the running statistics), else from the running statistics.
 pub fn record_bn_stats<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     x: impl Into<Src<'a>>,
     stat: &wgpu::Buffer,
     bn: &BatchNorm,
@@ -82,7 +83,7 @@ pub fn record_bn_stats<'a>(
 /// Records y = gamma (x - mean) inv + beta (`gamma_beta`: gamma then beta, C each).
 pub fn record_bn_forward<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     x: impl Into<Src<'a>>,
     (gamma_beta, stat): (&wgpu::Buffer, &wgpu::Buffer),
     y: impl Into<Dst<'a>>,
@@ -98,7 +99,7 @@ pub fn record_bn_forward<'a>(
 /// Records the backward pass: dbeta and dgamma into `stat`, dx into `dx`.
 pub fn record_bn_backward<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     (x, g): (impl Into<Src<'a>>, impl Into<Src<'a>>),
     (gamma_beta, stat): (&wgpu::Buffer, &wgpu::Buffer),
     dx: impl Into<Dst<'a>>,

@@ -6,6 +6,7 @@
 
 use super::packed_io::{Dst, Src, record_parts, record_phases};
 use crate::conv::Pool;
+use crate::gpu::Encoder;
 use crate::gpu::dispatch::{record, record_with};
 use crate::gpu::params::ElemParams;
 use crate::gpu::{GpuContext, GpuError};
@@ -16,7 +17,7 @@ pub use crate::layer_geometry::{COL_SUM_CHUNK, Shortcut};
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn record_io<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     (kernel, entry): (&str, &str),
     count: usize,
     p: ElemParams,
@@ -42,7 +43,7 @@ fn count_params(n: usize) -> ElemParams {
 /// Records y = relu(x) over `n` values.
 pub fn record_relu_forward<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     x: impl Into<Src<'a>>,
     y: impl Into<Dst<'a>>,
     n: usize,
@@ -55,7 +56,7 @@ pub fn record_relu_forward<'a>(
 /// Records dx = g where the forward input x was positive, else 0.
 pub fn record_relu_backward<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     x: impl Into<Src<'a>>,
     g: impl Into<Src<'a>>,
     dx: impl Into<Dst<'a>>,
@@ -69,7 +70,7 @@ pub fn record_relu_backward<'a>(
 /// Records y = x over `n` values, decoded from x's format and rounded into y's.
 pub fn record_convert<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     x: impl Into<Src<'a>>,
     y: impl Into<Dst<'a>>,
     n: usize,
@@ -106,7 +107,7 @@ pub enum Loss {
 #[allow(clippy::too_many_arguments)]
 pub fn record_loss<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     kind: Loss,
     (logits, labels): (impl Into<Src<'a>>, &wgpu::Buffer),
     grad: impl Into<Dst<'a>>,
@@ -145,7 +146,7 @@ pub fn record_loss<'a>(
 /// Records softmax cross-entropy of `rows` x `cols` logits against u32 labels (no loss scale).
 pub fn record_softmax_xent<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     logits: impl Into<Src<'a>>,
     labels: &wgpu::Buffer,
     out: &XentOutputs<'a>,
@@ -166,7 +167,7 @@ pub fn record_softmax_xent<'a>(
 /// per-row correctness (first maximum is the label); no loss scale.
 pub fn record_mse<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     logits: impl Into<Src<'a>>,
     labels: &wgpu::Buffer,
     out: &XentOutputs<'a>,
@@ -178,7 +179,7 @@ pub fn record_mse<'a>(
 /// [`record_loss`] into f32 outputs, with a loss scale of 1.
 fn record_unscaled<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     kind: Loss,
     inputs: (Src<'a>, &wgpu::Buffer),
     out: &XentOutputs<'a>,
@@ -198,7 +199,7 @@ pub fn unit_scale(ctx: &GpuContext) -> Result<crate::gpu::memory::DeviceBuffer, 
 /// `reference::elementwise::col_sum`) (in (row, inner) order).
 pub fn record_col_sum<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     g: impl Into<Src<'a>>,
     out: &wgpu::Buffer,
     shape: (usize, usize, usize),
@@ -210,7 +211,7 @@ pub fn record_col_sum<'a>(
 /// `ins` (and batch norm's statistics `stat`): the array itself, (x - mean)^2 or g xhat.
 pub(crate) fn record_col_sum_of<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     (partial, ins, stat): (&str, &[Src<'a>], Option<&wgpu::Buffer>),
     out: &wgpu::Buffer,
     (rows, cols, inner): (usize, usize, usize),
@@ -263,7 +264,7 @@ fn pool_params(p: &Pool, n: usize) -> ElemParams {
 /// Records y = maxpool(x).
 pub fn record_maxpool_forward<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     x: impl Into<Src<'a>>,
     y: impl Into<Dst<'a>>,
     p: &Pool,
@@ -278,7 +279,7 @@ pub fn record_maxpool_forward<'a>(
 /// Records dx: each output gradient routed to its window's first maximum in x.
 pub fn record_maxpool_backward<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     x: impl Into<Src<'a>>,
     g: impl Into<Src<'a>>,
     dx: impl Into<Dst<'a>>,
@@ -300,7 +301,7 @@ fn avg_params(p: &Pool, n: usize) -> ElemParams {
 /// Records y = average pooling of x.
 pub fn record_avgpool_forward<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     x: impl Into<Src<'a>>,
     y: impl Into<Dst<'a>>,
     p: &Pool,
@@ -315,7 +316,7 @@ pub fn record_avgpool_forward<'a>(
 /// Records dx: each input gets its window's gradient over pool^2.
 pub fn record_avgpool_backward<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     g: impl Into<Src<'a>>,
     dx: impl Into<Dst<'a>>,
     p: &Pool,
@@ -347,7 +348,7 @@ impl Shortcut {
 /// Records y = a + shortcut(s) over a batch of outputs.
 pub fn record_residual_forward<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     (a, s): (impl Into<Src<'a>>, impl Into<Src<'a>>),
     y: impl Into<Dst<'a>>,
     sc: &Shortcut,
@@ -362,7 +363,7 @@ pub fn record_residual_forward<'a>(
 /// (its channel window), one dispatch a part, the output rounded as one tensor.
 pub fn record_concat<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     parts: &[(Src<'a>, Shortcut)],
     y: impl Into<Dst<'a>>,
 ) -> Result<(), GpuError> {
@@ -381,7 +382,7 @@ pub fn record_concat<'a>(
 /// Records ds: the gradient `g` of the outputs, taken back through the shortcut.
 pub fn record_skip_backward<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     g: impl Into<Src<'a>>,
     ds: impl Into<Dst<'a>>,
     sc: &Shortcut,
@@ -404,7 +405,7 @@ pub fn record_skip_backward<'a>(
 /// Records y += g over `n` values.
 pub fn record_accumulate(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     g: &wgpu::Buffer,
     y: &wgpu::Buffer,
     n: usize,

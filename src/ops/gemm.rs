@@ -4,6 +4,7 @@ use super::packed_io::{Dst, Io, record_phases};
 use super::quantize::quantize_buffer;
 use crate::accum::{Accumulator, GemmMode, GemmSpec};
 use crate::format::Format;
+use crate::gpu::Encoder;
 use crate::gpu::buffers::{upload_f32, zeroed};
 use crate::gpu::dispatch::{record_tiled, record_with};
 use crate::gpu::params::{FmtParams, GemmParams, PanelBlock, SplitParams, scaling_id};
@@ -297,7 +298,7 @@ fn staging_in(
 #[allow(clippy::too_many_arguments)]
 pub fn record_view<'c, P: SplitParams>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     view: &GemmView,
     params: P,
     a: &Tensor,
@@ -317,7 +318,7 @@ pub fn record_view<'c, P: SplitParams>(
 /// Records a GEMM view's sums into the output of `io`.
 fn record_view_io<P: SplitParams>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     view: &GemmView,
     params: P,
     (a, b): (&Tensor, &Tensor),
@@ -458,6 +459,8 @@ fn record_view_io<P: SplitParams>(
 
 /// Invocations per workgroup of the panel kernel at most, each owning 8 x 8 sums.
 const PANEL_LANES: usize = 64;
+/// Sums per invocation along each side of the panel kernel's register tile.
+const PANEL_R: usize = 8;
 
 /// Products one K slice of the panel kernel takes at most: llvmpipe ends a shader loop after
 /// 65,535 iterations.
@@ -468,10 +471,11 @@ const PANEL_SLICE: usize = 32768;
 /// in what is left, then balanced while the rows overflow the tile; a view smaller than
 /// one tile gets a smaller workgroup.
 pub fn panel_lanes(m: usize, n: usize) -> (usize, usize) {
-    let fill = |extent: usize, most: usize| extent.div_ceil(8).next_power_of_two().clamp(1, most);
+    let fill =
+        |extent: usize, most: usize| extent.div_ceil(PANEL_R).next_power_of_two().clamp(1, most);
     let mut wx = fill(n, PANEL_LANES);
     let mut wy = fill(m, PANEL_LANES / wx);
-    while wx > 8 && 8 * wy < m {
+    while wx > 8 && PANEL_R * wy < m {
         wx /= 2;
         wy = fill(m, PANEL_LANES / wx);
     }
@@ -488,7 +492,7 @@ pub fn panel_blocks(
     words: usize,
 ) -> (usize, usize, usize, usize, usize) {
     let (wx, wy) = panel_lanes(m, n);
-    let (tm, tn) = (8 * wy, 8 * wx);
+    let (tm, tn) = (PANEL_R * wy, PANEL_R * wx);
     let k = k.max(1);
     let (mut bm, mut bn) = (m.max(1).next_multiple_of(tm), n.max(1).next_multiple_of(tn));
     // Within the grid's limits, then within the panels' budget: halve the larger side.
@@ -533,7 +537,7 @@ pub fn panel_blocks(
 /// in slice order with the bias).
 fn record_panels<P: SplitParams>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     view: &GemmView,
     mut params: P,
     (a, b): (&Tensor, &Tensor),
@@ -616,8 +620,8 @@ fn record_panels<P: SplitParams>(
                     &b_bindings,
                 )?;
                 let grid = (
-                    (bn / (8 * wx)) as u32,
-                    (bm / (8 * wy)) as u32,
+                    (bn / (PANEL_R * wx)) as u32,
+                    (bm / (PANEL_R * wy)) as u32,
                     kb.div_ceil(k_split) as u32,
                 );
                 record_tiled(
@@ -642,7 +646,7 @@ fn record_panels<P: SplitParams>(
 /// into the output of `io`.
 fn record_reduce<P: SplitParams>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     family: &str,
     params: P,
     bias: &wgpu::Buffer,
@@ -678,7 +682,7 @@ pub(crate) fn finish_view<P: SplitParams>(
 ) -> Result<(Tensor, Exceptions), GpuError> {
     let c = zeroed(ctx, "gemm sums", out_shape.iter().product())?;
     let bias_buf = upload_f32(ctx, "bias", bias.unwrap_or(&[0.0]))?;
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let mut enc = Encoder::new(ctx);
     record_view(ctx, &mut enc, view, params, a, b, &bias_buf, &*c)?;
     ctx.queue.submit([enc.finish()]);
     quantize_buffer(ctx, &c, out_shape, out)

@@ -3,6 +3,7 @@
 //! the centre and the full gradient stay on the device; an epoch's steps are one submission.
 
 use crate::glm::{Glm, InnerSteps, Rows};
+use crate::gpu::Encoder;
 use crate::gpu::buffers::{read_u32, upload_f32, upload_u32, zeroed};
 use crate::gpu::dispatch::{record, record_tiled};
 use crate::gpu::memory::DeviceBuffer;
@@ -142,7 +143,7 @@ impl<'c> GpuHalp<'c> {
             .queue
             .write_buffer(&self.centre, 0, bytemuck::cast_slice(w));
         let unused = upload_u32(self.ctx, "unused order", &[0])?;
-        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        let mut enc = Encoder::new(self.ctx);
         let p = HalpParams {
             point: 2,
             ..self.base
@@ -215,7 +216,7 @@ impl<'c> GpuHalp<'c> {
         );
         let (bits, scale) = s.grid.map_or((0, 0), |g| (g.bits, g.scale.to_bits()));
         let batches = s.order.len().div_ceil(s.batch);
-        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        let mut enc = Encoder::new(self.ctx);
         let common = HalpParams {
             point: s.offset as u32,
             svrg: s.svrg as u32,

@@ -3,6 +3,7 @@
 //! or f32 values; the twin of `reference::linear`.
 
 use crate::format::pack;
+use crate::gpu::Encoder;
 use crate::gpu::buffers::{read_u32, upload_f32, upload_u32, zeroed};
 use crate::gpu::dispatch::record;
 use crate::gpu::memory::DeviceBuffer;
@@ -235,7 +236,7 @@ impl<'c> GpuLinear<'c> {
         }
         let idx: Vec<u32> = order.iter().map(|&i| i as u32).collect();
         let order_buf = upload_u32(self.ctx, "row order", &idx)?;
-        let mut enc = self.ctx.device.create_command_encoder(&Default::default());
+        let mut enc = Encoder::new(self.ctx);
         let cols = self.base.cols;
         let bindings = [
             (1, &*self.features),
@@ -290,13 +291,13 @@ impl<'c> GpuLinear<'c> {
     /// through its format, the step, and the weights rounded through theirs.
     fn record_rounded_step(
         &self,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut Encoder,
         r: &StepRounding,
         p: LinearParams,
         step: u64,
     ) -> Result<(), GpuError> {
         let (ctx, d) = (self.ctx, self.base.cols as usize);
-        let round = |enc: &mut wgpu::CommandEncoder, from, to, spec: &QuantSpec, which| {
+        let round = |enc: &mut Encoder, from, to, spec: &QuantSpec, which| {
             enc.clear_buffer(&r.stats, 0, None);
             let spec = step_spec(spec, r.seed, step, which);
             record_fake_quantize(ctx, enc, (from, to), d, &spec, &r.scales, &r.stats)

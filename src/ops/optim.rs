@@ -4,6 +4,7 @@
 
 use super::elementwise::record_io;
 use super::packed_io::{Dst, Src};
+use crate::gpu::Encoder;
 use crate::gpu::dispatch::record;
 use crate::gpu::params::ElemParams;
 use crate::gpu::{GpuContext, GpuError};
@@ -50,7 +51,7 @@ pub struct StepInputs<'a> {
 #[allow(clippy::too_many_arguments)]
 pub fn record_update<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     rule: &Rule,
     ins: &StepInputs<'a>,
     ls: &wgpu::Buffer,
@@ -140,7 +141,7 @@ pub enum SvrgValue<'a> {
 /// be another buffer), in soft-float; the twin of `reference::optim::svrg_value`.
 pub fn record_svrg<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     value: &SvrgValue<'a>,
     ls: &wgpu::Buffer,
     n: usize,
@@ -194,7 +195,7 @@ pub fn record_svrg<'a>(
 /// Records x *= S over `n` values (S from the loss-scale state `ls`).
 pub fn record_loss_scale_apply(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     x: &wgpu::Buffer,
     ls: &wgpu::Buffer,
     n: usize,
@@ -219,7 +220,7 @@ pub fn record_loss_scale_apply(
 /// the update unless skipped and setting Adam's bias corrections for it from `ln_betas`.
 pub fn record_loss_scale_update(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     ls: &wgpu::Buffer,
     grad_stats: &wgpu::Buffer,
     (dynamic, interval): (bool, u32),

@@ -2,6 +2,7 @@
 //! as they are stored, so that a layer reads and writes packed tensors with no f32 copy.
 
 use crate::format::BlockScale;
+use crate::gpu::Encoder;
 use crate::gpu::buffers::uniform;
 use crate::gpu::dispatch::record;
 use crate::gpu::memory::DeviceBuffer;
@@ -99,7 +100,7 @@ impl<'a> Io<'a> {
     /// (its codes are ORed in).
     fn new(
         ctx: &GpuContext,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut Encoder,
         (ins, out): (&[Src<'a>], Option<Dst<'a>>),
         (phase, clear): (OutPhase, bool),
         amax: Option<DeviceBuffer>,
@@ -197,10 +198,10 @@ impl<'a> Io<'a> {
 /// round and store. The values are computed twice instead of held in f32 in between.
 pub fn record_phases<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     ins: &[Src<'a>],
     out: Option<Dst<'a>>,
-    mut dispatch: impl FnMut(&mut wgpu::CommandEncoder, &Io<'a>) -> Result<(), GpuError>,
+    mut dispatch: impl FnMut(&mut Encoder, &Io<'a>) -> Result<(), GpuError>,
 ) -> Result<(), GpuError> {
     record_parts(ctx, enc, &[ins], out, |e, io, _| dispatch(e, io))
 }
@@ -210,12 +211,12 @@ pub fn record_phases<'a>(
 /// is gathered over every part before any is rounded.
 pub fn record_parts<'a>(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     parts: &[&[Src<'a>]],
     out: Option<Dst<'a>>,
-    mut dispatch: impl FnMut(&mut wgpu::CommandEncoder, &Io<'a>, usize) -> Result<(), GpuError>,
+    mut dispatch: impl FnMut(&mut Encoder, &Io<'a>, usize) -> Result<(), GpuError>,
 ) -> Result<(), GpuError> {
-    let mut each = |enc: &mut wgpu::CommandEncoder,
+    let mut each = |enc: &mut Encoder,
                     phase: OutPhase,
                     amax: &Option<DeviceBuffer>|
      -> Result<Option<Io<'a>>, GpuError> {

@@ -1,6 +1,7 @@
 //! Quantize, dequantize, fake-quantize and amax on the GPU.
 
 use crate::format::packed_words;
+use crate::gpu::Encoder;
 use crate::gpu::buffers::{map_read, read_u32, staging, upload_f32, zeroed, zeroed_as};
 use crate::gpu::dispatch::record;
 use crate::gpu::memory::{DeviceBuffer, Purpose};
@@ -49,7 +50,7 @@ pub fn check_len(spec: &QuantSpec, n: usize) -> Result<(), GpuError> {
 /// per-tensor exponent from the tensor's amax) into `scales`.
 pub fn record_scales(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     input: &wgpu::Buffer,
     n: usize,
     spec: &QuantSpec,
@@ -111,7 +112,7 @@ pub fn record_scales(
 /// Records the passes that quantize `n` f32 values from `input` into `t`.
 pub fn record_quantize(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     input: &wgpu::Buffer,
     n: usize,
     spec: &QuantSpec,
@@ -134,7 +135,7 @@ pub fn record_quantize(
 /// Records the pass that decodes `n` elements of packed codes into f32 `out`.
 pub fn dequantize_into(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     words: &wgpu::Buffer,
     scales: &wgpu::Buffer,
     n: usize,
@@ -167,7 +168,7 @@ pub fn exceptions_from(stats: &[u32]) -> Exceptions {
 /// into `out` (the scales first, into `scales`; the exception counts added to `stats`).
 pub fn record_fake_quantize(
     ctx: &GpuContext,
-    enc: &mut wgpu::CommandEncoder,
+    enc: &mut Encoder,
     (input, out): (&wgpu::Buffer, &wgpu::Buffer),
     n: usize,
     spec: &QuantSpec,
@@ -199,7 +200,7 @@ pub fn fake_quantize(
     let out = zeroed(ctx, "output", n)?;
     let scales = zeroed(ctx, "scales", scale_words(spec, n))?;
     let stats = zeroed(ctx, "stats", 4)?;
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let mut enc = Encoder::new(ctx);
     record_fake_quantize(ctx, &mut enc, (&input, &out), n, spec, &scales, &stats)?;
     let st = staging(ctx, 16);
     enc.copy_buffer_to_buffer(&stats, 0, &st, 0, 16);
@@ -269,7 +270,7 @@ pub fn quantize_buffer(
         }
     };
     let stats = zeroed(ctx, "stats", 4)?;
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let mut enc = Encoder::new(ctx);
     let targets = QuantizeTargets {
         words: t.words(),
         scales: scales_ref,
@@ -301,7 +302,7 @@ pub fn dequantize_buffer(ctx: &GpuContext, t: &Tensor) -> Result<DeviceBuffer, G
             &dummy
         }
     };
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let mut enc = Encoder::new(ctx);
     dequantize_into(ctx, &mut enc, t.words(), scales, t.len(), t.spec(), &out)?;
     ctx.queue.submit([enc.finish()]);
     ctx.check()?;
@@ -324,7 +325,7 @@ pub fn amax(ctx: &GpuContext, input: &wgpu::Buffer, n: usize) -> Result<f32, Gpu
         return Ok(0.0);
     }
     let stats = zeroed(ctx, "stats", 4)?;
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let mut enc = Encoder::new(ctx);
     let p = QuantParams::new(&QuantSpec::new(crate::format::Format::FP32), n);
     let groups = (n as u32).div_ceil(4);
     record(

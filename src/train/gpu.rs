@@ -9,6 +9,7 @@ use super::plan::{LossKind, Plan, RoleBytes};
 use super::state::{self, Kept, Role, Store};
 use crate::accum::GemmSpec;
 use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
+use crate::gpu::Encoder;
 use crate::gpu::buffers::{upload_as, zeroed_as};
 use crate::gpu::memory::{DeviceBuffer, Purpose};
 use crate::gpu::readback::Readback;
@@ -86,7 +87,7 @@ impl UpdateOut {
 }
 
 /// Records: a new value's codes and scales (in scratch) replace `slot`'s.
-fn copy_over(e: &mut wgpu::CommandEncoder, out: &Tensor, slot: &Slot) {
+fn copy_over(e: &mut Encoder, out: &Tensor, slot: &Slot) {
     let words = 4 * crate::format::packed_words(slot.n, slot.t.spec().format.bits()) as u64;
     e.copy_buffer_to_buffer(out.words(), 0, slot.t.words(), 0, words);
     if let (Some(from), Some(to)) = (out.scales(), slot.t.scales()) {
@@ -222,7 +223,7 @@ fn add_log(into: &mut TensorLog, entries: &[LogEntry], words: &[u32]) {
 /// Records a copy of the statistics words in `stats` (just written by a rounding of `n`
 /// elements into the tensor `key`) into the next of the log's slots, and notes it in `log`.
 fn note_into(
-    e: &mut wgpu::CommandEncoder,
+    e: &mut Encoder,
     t: &GpuTrainer,
     log: &mut Vec<LogEntry>,
     (key, n): ((String, u32), usize),
@@ -357,7 +358,7 @@ impl<'c> GpuTrainer<'c> {
             step: 0,
             plan,
         };
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        let mut enc = Encoder::new(ctx);
         for l in &m.layers {
             let n = l.name().to_string();
             let shape = [vec![batch], l.sample_shape()].concat();
@@ -454,7 +455,7 @@ impl<'c> GpuTrainer<'c> {
     /// Records: quantize the f32 buffer `src` into `dst` as `spec` says.
     fn quantize(
         &self,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut Encoder,
         src: &wgpu::Buffer,
         dst: &Slot,
         spec: &QuantSpec,
@@ -466,7 +467,7 @@ impl<'c> GpuTrainer<'c> {
     /// Records: quantize `src` into `dst`, adding its exception counts to `stats`.
     fn quantize_counting(
         &self,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut Encoder,
         src: &wgpu::Buffer,
         dst: &Slot,
         spec: &QuantSpec,
@@ -481,12 +482,7 @@ impl<'c> GpuTrainer<'c> {
     }
 
     /// Records: decode `src` into the f32 buffer `dst`.
-    fn decode(
-        &self,
-        enc: &mut wgpu::CommandEncoder,
-        src: &Slot,
-        dst: &wgpu::Buffer,
-    ) -> Result<(), GpuError> {
+    fn decode(&self, enc: &mut Encoder, src: &Slot, dst: &wgpu::Buffer) -> Result<(), GpuError> {
         dequantize_into(
             self.ctx,
             enc,
@@ -503,11 +499,11 @@ impl<'c> GpuTrainer<'c> {
     /// exceptions are counted for loss scaling.
     fn produce<'s>(
         &'s self,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut Encoder,
         slot: &'s Slot,
         spec: &'s QuantSpec,
         (grad, skip): (bool, Option<&'s DeviceBuffer>),
-        op: impl FnOnce(&mut wgpu::CommandEncoder, Dst<'s>) -> Result<(), GpuError>,
+        op: impl FnOnce(&mut Encoder, Dst<'s>) -> Result<(), GpuError>,
     ) -> Result<(), GpuError> {
         let stats = match grad {
             true => {
@@ -535,7 +531,7 @@ impl<'c> GpuTrainer<'c> {
     /// Records a quantization of a gradient, counting its exceptions for loss scaling.
     fn quantize_grad(
         &self,
-        enc: &mut wgpu::CommandEncoder,
+        enc: &mut Encoder,
         src: &wgpu::Buffer,
         dst: &Slot,
         spec: &QuantSpec,
@@ -730,7 +726,7 @@ impl<'c> GpuTrainer<'c> {
         }
         ctx.queue
             .write_buffer(&self.labels, 0, bytemuck::cast_slice(&ys));
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        let mut enc = Encoder::new(ctx);
         let e = &mut enc;
         e.clear_buffer(&self.grad_stats, 0, None);
         // The step, in the order train::layers gives.
@@ -970,7 +966,7 @@ fn pending_buffers(
 /// recorded into.
 struct GpuStep<'a, 'c> {
     t: &'a GpuTrainer<'c>,
-    e: &'a mut wgpu::CommandEncoder,
+    e: &'a mut Encoder,
     /// The step's roundings into stored tensors, in order.
     log: Vec<LogEntry>,
 }
@@ -981,7 +977,7 @@ impl<'a> GpuStep<'a, '_> {
     fn produce<'s>(
         &'s mut self,
         out: &'s Out,
-        op: impl FnOnce(&mut wgpu::CommandEncoder, Dst<'s>) -> Result<(), GpuError>,
+        op: impl FnOnce(&mut Encoder, Dst<'s>) -> Result<(), GpuError>,
     ) -> Result<(), GpuError> {
         let t = self.t;
         let pending = || match out.t {
@@ -1186,7 +1182,7 @@ impl<'a> Engine for GpuStep<'a, '_> {
 
     fn svrg(&mut self, i: usize, part: u32, op: Svrg, specs: &UpdateSpecs) -> Result<(), GpuError> {
         let (t, ctx, e, log) = (self.t, self.t.ctx, &mut *self.e, &mut self.log);
-        let mut note = |e: &mut wgpu::CommandEncoder, role: &str, n: usize| {
+        let mut note = |e: &mut Encoder, role: &str, n: usize| {
             let key = (state_key(&t.plan, i, part, role), n);
             note_into(e, t, log, key, &t.stats, false)
         };
@@ -1205,7 +1201,7 @@ impl<'a> Engine for GpuStep<'a, '_> {
         let (ls, n) = (&*t.loss_scale, param.n);
         // A value stored into `slot` straight, or through the role's scratch buffer when
         // the value reads the slot itself.
-        let store = |e: &mut wgpu::CommandEncoder,
+        let store = |e: &mut Encoder,
                      v: SvrgValue,
                      slot: &Slot,
                      sp: &QuantSpec,

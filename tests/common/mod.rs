@@ -3,6 +3,7 @@
 
 pub mod sweep;
 
+use lowp::gpu::Encoder;
 use std::path::PathBuf;
 
 /// The golden-vector folder `../shared/golden`, or a failure that says where it was looked for.
@@ -132,9 +133,9 @@ pub fn small_grid_gpu() -> &'static lowp::gpu::GpuContext {
 }
 
 /// Records what `f` encodes on `small_grid_gpu()` and submits it.
-pub fn submit(f: impl FnOnce(&mut wgpu::CommandEncoder)) {
+pub fn submit(f: impl FnOnce(&mut Encoder)) {
     let c = small_grid_gpu();
-    let mut enc = c.device.create_command_encoder(&Default::default());
+    let mut enc = Encoder::new(c);
     f(&mut enc);
     c.queue.submit([enc.finish()]);
 }
