@@ -285,10 +285,11 @@ pub fn record_maxpool_backward<'a>(
     dx: impl Into<Dst<'a>>,
     p: &Pool,
 ) -> Result<(), GpuError> {
-    let n = p.planes * p.in_hw[0] * p.in_hw[1];
+    // One work item per pool x pool cell of the input, partial cells at the edges included.
+    let cells = p.planes * p.in_hw[0].div_ceil(p.pool) * p.in_hw[1].div_ceil(p.pool);
     let (ins, out) = ([x.into(), g.into()], Some(dx.into()));
     let e = ("maxpool", "backward");
-    record_io(ctx, enc, e, n, pool_params(p, n), &[], &ins, out)
+    record_io(ctx, enc, e, cells, pool_params(p, cells), &[], &ins, out)
 }
 
 fn avg_params(p: &Pool, n: usize) -> ElemParams {
