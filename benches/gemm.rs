@@ -52,11 +52,15 @@ fn selected(case: &str, fmt: &str) -> bool {
     std::env::var("LOWP_BENCH_CASE").map_or(true, |only| format!("{case} {fmt}").contains(&only))
 }
 
-/// Prints (and clears) the GPU time per kernel since the last call, under `LOWP_PROFILE=1`.
-fn profile(ctx: &GpuContext, what: &str) {
+/// Under `LOWP_PROFILE=1`, clears the GPU time per kernel gathered so far and prints it
+/// under `what` (None: discards it, such as criterion's runs, whose first dispatches
+/// include lavapipe compiling the pipelines).
+fn profile(ctx: &GpuContext, what: Option<&str>) {
     if let Some(p) = &ctx.profiler {
         let lines = p.take(ctx).unwrap();
-        println!("{what}:\n{}", lowp::gpu::profile::format_profile(&lines));
+        if let Some(what) = what {
+            println!("{what}:\n{}", lowp::gpu::profile::format_profile(&lines));
+        }
     }
 }
 
@@ -106,12 +110,13 @@ fn bench(c: &mut Criterion) {
                         .0
                 })
             });
+            profile(&ctx, None);
             rows.push(Row {
                 case: case.clone(),
                 format: fmt.into(),
                 gflops: Some(gflops(flops, per_rep(&ctx, run))),
             });
-            profile(&ctx, &format!("{case} {fmt}"));
+            profile(&ctx, Some(&format!("{case} {fmt}")));
         }
         g.finish();
     }
@@ -164,12 +169,13 @@ fn bench(c: &mut Criterion) {
                             .0
                     })
                 });
+                profile(&ctx, None);
                 rows.push(Row {
                     case: case.clone(),
                     format: fmt.into(),
                     gflops: Some(gflops(flops, per_rep(&ctx, run))),
                 });
-                profile(&ctx, &format!("{case} {fmt}"));
+                profile(&ctx, Some(&format!("{case} {fmt}")));
             }
             g.finish();
         }
