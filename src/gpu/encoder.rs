@@ -10,7 +10,6 @@ use std::ops::{Deref, DerefMut};
 pub struct Encoder {
     pass: Option<wgpu::ComputePass<'static>>,
     enc: wgpu::CommandEncoder,
-    shared: bool,
 }
 
 impl Encoder {
@@ -19,18 +18,17 @@ impl Encoder {
         Encoder {
             pass: None,
             enc: ctx.device.create_command_encoder(&Default::default()),
-            shared: ctx.profiler.is_none(),
         }
     }
 
     /// The compute pass a dispatch is recorded in: the open one, or a new one (always a new
-    /// one, with these timestamp writes, when passes are not shared).
+    /// one when the dispatch carries timestamp writes, which belong to a whole pass).
     pub fn compute_pass(
         &mut self,
         label: &str,
         timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
     ) -> &mut wgpu::ComputePass<'static> {
-        if !self.shared || timestamps.is_some() {
+        if timestamps.is_some() {
             self.pass = None;
         }
         if self.pass.is_none() {
