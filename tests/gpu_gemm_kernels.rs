@@ -48,40 +48,66 @@ fn gemms_of_integers_are_exact_with_every_kernel() {
         (3, 200, 1),
     ];
     for (name, ctx) in contexts() {
-        for (t, &(m, n, k)) in shapes.iter().enumerate() {
-            let (ta_, tb_) = (t % 2 == 1, t % 3 != 0);
-            for (fa, fb, fc) in [
-                ("fp32", "fp32", "fp32"),
-                ("e4m3", "fixed(wl=4,fl=0)", "e4m3"),
-            ] {
-                let spec = GemmSpec {
-                    trans_a: ta_,
-                    trans_b: tb_,
-                    out: QuantSpec::new(fc.parse().unwrap()),
-                    ..GemmSpec::new()
-                };
-                let a_shape = if ta_ { [k, m] } else { [m, k] };
-                let b_shape = if tb_ { [n, k] } else { [k, n] };
-                let (xa, xb) = (ints(m * k, t as u64, 4), ints(k * n, 50 + t as u64, 3));
-                let bias: Vec<f32> = ints(n, 99, 20);
-                let (qa, qb) = (
-                    QuantSpec::new(fa.parse().unwrap()),
-                    QuantSpec::new(fb.parse().unwrap()),
-                );
-                let (ta, _) = ops::quantize(&ctx, &xa, &a_shape, &qa).unwrap();
-                let (tb, _) = ops::quantize(&ctx, &xb, &b_shape, &qb).unwrap();
-                let (tc, exc) = ops::gemm(&ctx, &ta, &tb, Some(&bias), &spec).unwrap();
-                let (ra, rb) = (reference::quantize(&xa, &qa), reference::quantize(&xb, &qb));
-                let r = reference::gemm::gemm(&ra, &a_shape, &rb, &b_shape, Some(&bias), &spec)
-                    .unwrap();
-                assert_eq!(
-                    tc.read_words(&ctx).unwrap(),
-                    r.out.words,
-                    "{name}: {fa} x {fb} -> {fc}, {m}x{n}x{k}, trans {ta_} {tb_}"
-                );
-                assert_eq!(exc, r.out.exceptions, "{name}: {m}x{n}x{k} exceptions");
-            }
+        for (t, &shape) in shapes.iter().enumerate() {
+            check_gemm(name, &ctx, shape, t);
         }
+    }
+}
+
+/// One GEMM of integers (transposes and operands from `t`) against the CPU reference, in
+/// fp32 and in E4M3 and 4-bit fixed point operands.
+fn check_gemm(name: &str, ctx: &GpuContext, (m, n, k): (usize, usize, usize), t: usize) {
+    let (ta_, tb_) = (t % 2 == 1, !t.is_multiple_of(3));
+    for (fa, fb, fc) in [
+        ("fp32", "fp32", "fp32"),
+        ("e4m3", "fixed(wl=4,fl=0)", "e4m3"),
+    ] {
+        let spec = GemmSpec {
+            trans_a: ta_,
+            trans_b: tb_,
+            out: QuantSpec::new(fc.parse().unwrap()),
+            ..GemmSpec::new()
+        };
+        let a_shape = if ta_ { [k, m] } else { [m, k] };
+        let b_shape = if tb_ { [n, k] } else { [k, n] };
+        let (xa, xb) = (ints(m * k, t as u64, 4), ints(k * n, 50 + t as u64, 3));
+        let bias: Vec<f32> = ints(n, 99, 20);
+        let (qa, qb) = (
+            QuantSpec::new(fa.parse().unwrap()),
+            QuantSpec::new(fb.parse().unwrap()),
+        );
+        let (ta, _) = ops::quantize(ctx, &xa, &a_shape, &qa).unwrap();
+        let (tb, _) = ops::quantize(ctx, &xb, &b_shape, &qb).unwrap();
+        let (tc, exc) = ops::gemm(ctx, &ta, &tb, Some(&bias), &spec).unwrap();
+        let (ra, rb) = (reference::quantize(&xa, &qa), reference::quantize(&xb, &qb));
+        let r = reference::gemm::gemm(&ra, &a_shape, &rb, &b_shape, Some(&bias), &spec).unwrap();
+        assert_eq!(
+            tc.read_words(ctx).unwrap(),
+            r.out.words,
+            "{name}: {fa} x {fb} -> {fc}, {m}x{n}x{k}, trans {ta_} {tb_}"
+        );
+        assert_eq!(exc, r.out.exceptions, "{name}: {m}x{n}x{k} exceptions");
+    }
+}
+
+#[test]
+fn views_whose_last_panel_block_is_cut_short_are_exact() {
+    // Panels of so many words cut these views into blocks of several tiles, the last along
+    // M (the first view) or N (the second) fewer tiles than the others.
+    let views = [((700, 100, 100), 40_000), ((6, 2100, 100), 110_000)];
+    for (t, &((m, n, k), words)) in views.iter().enumerate() {
+        let ctx = common::gpu().with_gemm_panels(true).with_panel_words(words);
+        let (wx, wy) = ops::gemm::panel_lanes(m, n);
+        let (bm, bn, ..) = ops::gemm::panel_blocks(&ctx, (m, n, k), words);
+        let (tm, tn) = (8 * wy, 8 * wx);
+        let cut = |extent: usize, block: usize, tile: usize| {
+            extent > block && (extent % block).next_multiple_of(tile) < block
+        };
+        assert!(
+            cut(m, bm, tm) || cut(n, bn, tn),
+            "{m}x{n}x{k}: blocks {bm} x {bn} of tiles {tm} x {tn} leave no short last block"
+        );
+        check_gemm(&format!("panels of {words} words"), &ctx, (m, n, k), t);
     }
 }
 

@@ -564,12 +564,12 @@ fn record_panels<P: SplitParams>(
     // Only `pack`, whose every element decodes a convolution index, is specialised to the
     // layer (each specialisation is another pipeline to compile).
     let constants = [("WX", wx as f64), ("WY", wy as f64)];
+    let layer = params.constants();
     let with_side = |side: u32, pan: usize| {
-        let mut c = params.constants();
+        let mut c = layer.clone();
         c.extend([("SIDE", side as f64), ("PAN", pan as f64)]);
         c
     };
-    let (pack_a, pack_b) = (with_side(0, bm), with_side(1, bn));
     // `pack` reads both operands' bindings whichever panel it writes.
     let operands = [
         (1, a.words()),
@@ -583,45 +583,56 @@ fn record_panels<P: SplitParams>(
         v
     };
     let (a_bindings, b_bindings) = (pack_into(&*pa), pack_into(&*pb));
+    // A view's last block along M or N is cut to the tiles that reach its edge (its panel
+    // narrower, so `pack` is compiled for that width too).
+    let (tm, tn) = (PANEL_R * wy, PANEL_R * wx);
+    let width = |extent: usize, start: usize, most: usize, tile: usize| {
+        most.min(extent.max(1) - start).next_multiple_of(tile)
+    };
     for k0 in (0..k.max(1)).step_by(bk) {
         let kb = bk.min(k.max(1) - k0);
         for i0 in (0..m.max(1)).step_by(bm) {
+            let mb = width(m, i0, bm, tm);
             let mut block = PanelBlock {
                 i0: i0 as u32,
                 j0: 0,
                 k0: k0 as u32,
                 k: kb as u32,
-                pan_m: bm as u32,
+                pan_m: mb as u32,
                 pan_n: bn as u32,
                 slice0: (k0 / k_split) as u32,
             };
             params.set_block(&block);
+            let pack_a = with_side(0, mb);
             let kernel = (name.as_str(), "pack", pack_a.as_slice());
             record_with(
                 ctx,
                 enc,
                 kernel,
                 &packs,
-                (bm * kb) as u32,
+                (mb * kb) as u32,
                 params,
                 &a_bindings,
             )?;
             for j0 in (0..n.max(1)).step_by(bn) {
+                let nb = width(n, j0, bn, tn);
                 block.j0 = j0 as u32;
+                block.pan_n = nb as u32;
                 params.set_block(&block);
+                let pack_b = with_side(1, nb);
                 let kernel = (name.as_str(), "pack", pack_b.as_slice());
                 record_with(
                     ctx,
                     enc,
                     kernel,
                     &packs,
-                    (bn * kb) as u32,
+                    (nb * kb) as u32,
                     params,
                     &b_bindings,
                 )?;
                 let grid = (
-                    (bn / (PANEL_R * wx)) as u32,
-                    (bm / (PANEL_R * wy)) as u32,
+                    (nb / tn) as u32,
+                    (mb / tm) as u32,
                     kb.div_ceil(k_split) as u32,
                 );
                 record_tiled(
