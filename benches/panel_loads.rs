@@ -4,8 +4,10 @@
 //! a CPU adapter's kernels (llvmpipe loads a storage value lane by lane, a texel with a
 //! vector gather). Wall clock of one submission of 5 dispatches after a warm-up.
 
+mod common;
+
+use common::{raw_kernel, raw_seconds};
 use lowp::gpu::GpuContext;
-use std::time::Instant;
 
 /// The GEMM's size (m = n = k).
 const N: u32 = 512;
@@ -91,18 +93,6 @@ fn main() {
     let mut best = [0.0f64; 2];
     for round in 0..10 {
         let textures = round % 2 == 1;
-        let module = d.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("panel product"),
-            source: wgpu::ShaderSource::Wgsl(kernel(textures).into()),
-        });
-        let p = d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("panel product"),
-            layout: None,
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
         let (a, b) = match textures {
             true => (
                 wgpu::BindingResource::TextureView(&ta),
@@ -110,28 +100,9 @@ fn main() {
             ),
             false => (ba.as_entire_binding(), bb.as_entire_binding()),
         };
-        let entries = [(1, a), (2, b), (3, out.as_entire_binding())]
-            .map(|(binding, resource)| wgpu::BindGroupEntry { binding, resource });
-        let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("panel product"),
-            layout: &p.get_bind_group_layout(0),
-            entries: &entries,
-        });
-        let run = |reps: u32| {
-            let t0 = Instant::now();
-            let mut enc = d.create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                pass.set_pipeline(&p);
-                pass.set_bind_group(0, &bind, &[]);
-                for _ in 0..reps {
-                    pass.dispatch_workgroups(N / 64, N / 64, 1);
-                }
-            }
-            ctx.queue.submit([enc.finish()]);
-            ctx.wait().unwrap();
-            t0.elapsed().as_secs_f64() / reps as f64
-        };
+        let resources = vec![(1, a), (2, b), (3, out.as_entire_binding())];
+        let kernel = raw_kernel(&ctx, &kernel(textures), resources);
+        let run = |reps: u32| raw_seconds(&ctx, &kernel, (N / 64, N / 64, 1), reps);
         run(1);
         let gflops = 2.0 * (N as f64).powi(3) / run(5) / 1e9;
         best[textures as usize] = best[textures as usize].max(gflops);

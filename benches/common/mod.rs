@@ -31,3 +31,58 @@ pub fn config() -> criterion::Criterion {
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1))
 }
+
+/// A WGSL kernel's `main` as a raw wgpu pipeline with its bind group 0 (the benches that
+/// measure what a kind of load costs, apart from lowp's kernels).
+pub fn raw_kernel(
+    ctx: &GpuContext,
+    wgsl: &str,
+    resources: Vec<(u32, wgpu::BindingResource)>,
+) -> (wgpu::ComputePipeline, wgpu::BindGroup) {
+    let d = &ctx.device;
+    let module = d.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("raw kernel"),
+        source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+    });
+    let pipeline = d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some("raw kernel"),
+        layout: None,
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    let entries: Vec<_> = resources
+        .into_iter()
+        .map(|(binding, resource)| wgpu::BindGroupEntry { binding, resource })
+        .collect();
+    let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("raw kernel"),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &entries,
+    });
+    (pipeline, bind)
+}
+
+/// Wall-clock seconds per dispatch of `reps` dispatches over `groups` in one compute pass
+/// and one submission, waited for.
+pub fn raw_seconds(
+    ctx: &GpuContext,
+    (pipeline, bind): &(wgpu::ComputePipeline, wgpu::BindGroup),
+    groups: (u32, u32, u32),
+    reps: u32,
+) -> f64 {
+    let t0 = std::time::Instant::now();
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, bind, &[]);
+        for _ in 0..reps {
+            pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        }
+    }
+    ctx.queue.submit([enc.finish()]);
+    ctx.wait().unwrap();
+    t0.elapsed().as_secs_f64() / reps as f64
+}
