@@ -30,7 +30,7 @@ fn kernel(texture: bool) -> String {
         @group(0) @binding(2) var<storage, read_write> out: array<f32>;
         @compute @workgroup_size(256)
         fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
-            let e = gid.x + gid.y * 65535u * 256u;
+            let e = gid.x;
             let s = e ^ 3u;
             out[e] = {load};
         }}"
