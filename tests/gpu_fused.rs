@@ -99,10 +99,26 @@ fn stats_words(e: &Exceptions) -> Vec<u32> {
     ]
 }
 
-/// Runs `op` writing a packed output of `n` values under each output spec, and checks it
-/// against the reference quantization of `want`.
-fn check_output(c: &GpuContext, what: &str, want: &[f32], op: impl Fn(&mut Encoder, Dst<'_>)) {
-    for s in out_specs() {
+/// The output specs a loop's `k`-th input spec is checked under: those whose index is `k`
+/// modulo the number of input specs, so a loop over the input specs checks every output
+/// spec once (each pairing is another pipeline for lavapipe to compile; the decode and the
+/// rounding paths are independent, so the full cross product would add only compile time).
+fn outs_for(k: usize) -> Vec<QuantSpec> {
+    let ins = in_specs().len();
+    let outs: Vec<QuantSpec> = out_specs().into_iter().skip(k % ins).step_by(ins).collect();
+    outs
+}
+
+/// Runs `op` writing a packed output of `n` values under the output specs of the `k`-th
+/// input spec ([`outs_for`]), and checks it against the reference quantization of `want`.
+fn check_output(
+    c: &GpuContext,
+    k: usize,
+    what: &str,
+    want: &[f32],
+    op: impl Fn(&mut Encoder, Dst<'_>),
+) {
+    for s in outs_for(k) {
         let out = alloc_tensor(c, &[want.len()], &s).unwrap();
         let stats = zeroed(c, "stats", 4).unwrap();
         common::submit(|e| {
@@ -145,13 +161,17 @@ fn relu_and_convert_round_as_they_store() {
         let (tx, xd) = packed_input(c, &x, si);
         let (tg, gd) = packed_input(c, &g, &in_specs()[(k + 1) % 5]);
         let n = x.len();
-        check_output(c, "relu", &cpu::relu_forward(&xd), |e, d| {
+        check_output(c, k, "relu", &cpu::relu_forward(&xd), |e, d| {
             record_relu_forward(c, e, &tx, d, n).unwrap()
         });
-        check_output(c, "relu backward", &cpu::relu_backward(&xd, &gd), |e, d| {
-            record_relu_backward(c, e, &tx, &tg, d, n).unwrap()
-        });
-        check_output(c, "convert", &xd, |e, d| {
+        check_output(
+            c,
+            k,
+            "relu backward",
+            &cpu::relu_backward(&xd, &gd),
+            |e, d| record_relu_backward(c, e, &tx, &tg, d, n).unwrap(),
+        );
+        check_output(c, k, "convert", &xd, |e, d| {
             record_convert(c, e, &tx, d, n).unwrap()
         });
     }
@@ -177,18 +197,19 @@ fn pooling_decodes_and_rounds_in_place_of_f32() {
         let g = common::tricky_inputs(n_out, 40 + k as u64, 3.0);
         let (tx, xd) = packed_input(c, &x, si);
         let (tg, gd) = packed_input(c, &g, &in_specs()[(k + 2) % 5]);
-        check_output(c, "maxpool", &cpu::maxpool_forward(&xd, &p), |e, d| {
+        check_output(c, k, "maxpool", &cpu::maxpool_forward(&xd, &p), |e, d| {
             record_maxpool_forward(c, e, &tx, d, &p).unwrap()
         });
         let want = cpu::maxpool_backward(&xd, &gd, &p);
-        check_output(c, "maxpool backward", &want, |e, d| {
+        check_output(c, k, "maxpool backward", &want, |e, d| {
             record_maxpool_backward(c, e, &tx, &tg, d, &p).unwrap()
         });
-        check_output(c, "avgpool", &cpu::avgpool_forward(&xd, &p), |e, d| {
+        check_output(c, k, "avgpool", &cpu::avgpool_forward(&xd, &p), |e, d| {
             record_avgpool_forward(c, e, &tx, d, &p).unwrap()
         });
         check_output(
             c,
+            k,
             "avgpool backward",
             &cpu::avgpool_backward(&gd, &p),
             |e, d| record_avgpool_backward(c, e, &tg, d, &p).unwrap(),
@@ -239,7 +260,7 @@ fn losses_and_column_sums_decode_as_they_load() {
             (Loss::Mse, cpu::mse(&zd, &labels, (rows, cols))),
         ] {
             let scaled: Vec<f32> = g.iter().map(|v| v * scale).collect();
-            check_output(c, &format!("{kind:?} gradient"), &scaled, |e, d| {
+            check_output(c, k, &format!("{kind:?} gradient"), &scaled, |e, d| {
                 let io = ((&tz, &*bl), (&*loss, &*correct));
                 record_loss(c, e, kind, io.0, d, io.1, &state, (rows, cols)).unwrap()
             });
@@ -281,7 +302,8 @@ fn gemm_outputs_round_as_they_store() {
         let (ta, tb) = (ta.reshaped(vec![m, k]), tb.reshaped(vec![k, n]));
         let bias = common::uniform(n, 80 + case as u64, 1.0);
         let bias_buf = upload_f32(c, "bias", &bias).unwrap();
-        for out in out_specs() {
+        // Each path under every fourth output spec (all ten over the four paths).
+        for out in out_specs().into_iter().skip(case).step_by(cases.len()) {
             let gs = GemmSpec {
                 trans_a: false,
                 trans_b: false,
@@ -331,6 +353,7 @@ fn residual_shortcuts_and_added_terms_round_as_they_store() {
         let (ts, sd) = packed_input(c, &common::tricky_inputs(ns, 95 + k as u64, 9.0), s2);
         check_output(
             c,
+            k,
             "residual",
             &cpu::residual_forward(&ad, &sd, &sc),
             |e, d| record_residual_forward(c, e, (&ta, &ts), d, &sc).unwrap(),
@@ -349,7 +372,7 @@ fn residual_shortcuts_and_added_terms_round_as_they_store() {
             .zip(&t)
             .map(|(&y, &t)| f32::from_bits(lowp::softfloat::add(y.to_bits(), t.to_bits())))
             .collect();
-        check_output(c, "relu plus a term", &want, |e, d| {
+        check_output(c, k, "relu plus a term", &want, |e, d| {
             let Dst::Packed { t, spec, stats, .. } = d else {
                 unreachable!()
             };
@@ -407,10 +430,10 @@ fn batchnorm_decodes_and_rounds_in_place_of_f32() {
         };
         let (want_y, want_dx) = (f32s(&y), f32s(&dx));
         common::submit(|e| record_bn_stats(c, e, &tx, &stat_p, &bn, true).unwrap());
-        check_output(c, "batch norm", &want_y, |e, d| {
+        check_output(c, k, "batch norm", &want_y, |e, d| {
             record_bn_forward(c, e, &tx, (&gb, &stat_p), d, &bn).unwrap()
         });
-        check_output(c, "batch norm backward", &want_dx, |e, d| {
+        check_output(c, k, "batch norm backward", &want_dx, |e, d| {
             record_bn_backward(c, e, (&tx, &tg), (&gb, &stat_p), d, &bn).unwrap()
         });
         assert_eq!(
@@ -457,7 +480,7 @@ fn concatenation_rounds_as_one_tensor_and_pending_sums_add() {
             cpu::place(&d, sc, &mut want);
             tensors.push(t);
         }
-        check_output(c, "concat", &want, |e, d| {
+        check_output(c, k, "concat", &want, |e, d| {
             let parts: Vec<_> = tensors
                 .iter()
                 .map(|t| t.into())
