@@ -15,7 +15,7 @@ use lowp::train::precision::PrecisionMap;
 
 #[test]
 fn the_ledger_counts_every_buffer_until_its_last_handle_goes() {
-    let c = common::gpu();
+    let c = common::own_gpu();
     c.wait().unwrap();
     let (before, hal_before) = (c.memory(), wgpu_buffer_bytes(&c.device));
     let a = zeroed_as(&c, Purpose::Tensor, "a", 1000).unwrap();
@@ -54,7 +54,7 @@ fn the_ledger_counts_every_buffer_until_its_last_handle_goes() {
 /// gives; wgpu's count of the device's buffer memory covers everything the ledger holds.
 #[test]
 fn a_trainers_tensor_bytes_are_its_reported_packed_bytes() {
-    let c = common::gpu();
+    let c = common::own_gpu();
     let model = Model::lenet([1, 12, 12], 4).unwrap();
     let hfp8 = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -93,7 +93,7 @@ fn a_trainers_tensor_bytes_are_its_reported_packed_bytes() {
 /// small buffers (labels, losses, statistics and the rounding statistics' slots).
 #[test]
 fn a_trainers_device_bytes_are_packed_bytes_plus_the_stated_working_bound() {
-    let c = common::gpu();
+    let c = common::own_gpu();
     let hfp8 = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/precision/hfp8.toml"

@@ -18,7 +18,7 @@ pub struct GpuContext {
     pub info: wgpu::AdapterInfo,
     /// WGSL language extensions the instance offers (e.g. packed 4x8 integer dot products).
     pub wgsl_features: wgpu::WgslLanguageFeatures,
-    pub(crate) pipelines: PipelineCache,
+    pub(crate) pipelines: Arc<PipelineCache>,
     max_groups_x: u32,
     tiles: Tiles,
     f16_staging: bool,
@@ -180,7 +180,7 @@ impl GpuContext {
             queue,
             info,
             wgsl_features,
-            pipelines: PipelineCache::default(),
+            pipelines: Arc::default(),
             max_groups_x,
             tiles,
             f16_staging,
@@ -194,6 +194,34 @@ impl GpuContext {
             profiler,
             error,
         })
+    }
+
+    /// Another context on the same device with the same settings: its own buffers, ledger
+    /// and profiler, sharing the compiled pipelines (and the device's error slot).
+    pub fn fork(&self) -> GpuContext {
+        GpuContext {
+            adapter: self.adapter.clone(),
+            device: self.device.clone(),
+            queue: self.queue.clone(),
+            info: self.info.clone(),
+            wgsl_features: self.wgsl_features.clone(),
+            pipelines: self.pipelines.clone(),
+            max_groups_x: self.max_groups_x,
+            tiles: self.tiles,
+            f16_staging: self.f16_staging,
+            vector_loads: self.vector_loads,
+            gemm_panels: self.gemm_panels,
+            specialise: self.specialise,
+            subgroups: self.subgroups,
+            panel_words: self.panel_words,
+            scratch: Mutex::default(),
+            ledger: Arc::default(),
+            profiler: self
+                .profiler
+                .as_ref()
+                .and_then(|_| super::profile::Profiler::new(&self.device)),
+            error: self.error.clone(),
+        }
     }
 
     /// Runs f32-accumulating GEMMs with the panel kernel (or the tiled one).

@@ -62,8 +62,18 @@ pub fn same_value(a: u32, b: u32) -> bool {
     a == b || (nan(a) && nan(b))
 }
 
-/// The GPU context for tests, or a failure that says how to get a (software) GPU.
+/// A GPU context for a test, or a failure that says how to get a (software) GPU: a fork of
+/// one device the test binary opens once, so that its tests compile each pipeline once
+/// (compiling is most of a small test's time on lavapipe), each with its own buffers,
+/// ledger and settings.
 pub fn gpu() -> lowp::gpu::GpuContext {
+    static DEVICE: std::sync::OnceLock<lowp::gpu::GpuContext> = std::sync::OnceLock::new();
+    DEVICE.get_or_init(own_gpu).fork()
+}
+
+/// A GPU context on a device of its own, for tests that read device-wide figures (wgpu's
+/// count of buffer memory), which other tests' buffers on a shared device would change.
+pub fn own_gpu() -> lowp::gpu::GpuContext {
     match lowp::gpu::GpuContext::new() {
         Ok(ctx) => ctx,
         Err(e) => panic!("this test needs a GPU adapter: {e}"),
