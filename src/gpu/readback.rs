@@ -10,6 +10,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+/// How long a finished submission's results may take to arrive: on a device that several
+/// contexts share ([`GpuContext::fork`]), another thread's poll may be the one that runs the
+/// callback marking them mapped, just after this thread saw the device idle.
+const ARRIVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 const PENDING: u8 = 0;
 const MAPPED: u8 = 1;
 const FAILED: u8 = 2;
@@ -80,13 +85,8 @@ impl Readback {
                 })
                 .map_err(|e| GpuError::Device(e.to_string()))?;
             ctx.check()?;
-            let arrived = self.collect()?;
-            if arrived.is_empty() {
-                return Err(GpuError::Readback(
-                    "a finished submission's results were not mapped".into(),
-                ));
-            }
-            out.extend(arrived);
+            let unmapped = "a finished submission's results were not mapped";
+            out.extend(self.collect_until(ctx, depth, unmapped)?);
         }
         Ok(out)
     }
@@ -116,11 +116,26 @@ impl Readback {
             return Ok(Vec::new());
         }
         ctx.wait()?;
-        let out = self.collect()?;
-        if !self.in_flight.is_empty() {
-            return Err(GpuError::Readback(
-                "a mapped result did not arrive after the device went idle".into(),
-            ));
+        let late = "a mapped result did not arrive after the device went idle";
+        self.collect_until(ctx, 0, late)
+    }
+
+    /// Collects the results of finished submissions until at most `left` are on their way,
+    /// polling while another thread may still be delivering them; `what` after ARRIVAL.
+    fn collect_until(
+        &mut self,
+        ctx: &GpuContext,
+        left: usize,
+        what: &str,
+    ) -> Result<Vec<(u64, Vec<u32>)>, GpuError> {
+        let start = std::time::Instant::now();
+        let mut out = self.collect()?;
+        while self.in_flight.len() > left {
+            if start.elapsed() > ARRIVAL {
+                return Err(GpuError::Readback(what.into()));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            out.extend(self.poll(ctx)?);
         }
         Ok(out)
     }
