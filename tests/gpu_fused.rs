@@ -99,18 +99,17 @@ fn stats_words(e: &Exceptions) -> Vec<u32> {
     ]
 }
 
-/// The output specs a loop's `k`-th input spec is checked under: those whose index is `k`
-/// modulo the number of input specs, so a loop over the input specs checks every output
-/// spec once (each pairing is another pipeline for lavapipe to compile; the decode and the
-/// rounding paths are independent, so the full cross product would add only compile time).
-fn outs_for(k: usize) -> Vec<QuantSpec> {
-    let ins = in_specs().len();
-    let outs: Vec<QuantSpec> = out_specs().into_iter().skip(k % ins).step_by(ins).collect();
-    outs
+/// The `k`-th of `parts` shares of the output specs: those whose index is `k` modulo
+/// `parts`, so a loop over `parts` cases (the input specs, say) checks every output spec
+/// once. Each pairing is another pipeline for lavapipe to compile, and the decode and the
+/// rounding paths are independent, so the full cross product would add only compile time.
+fn outs_for(k: usize, parts: usize) -> impl Iterator<Item = QuantSpec> {
+    out_specs().into_iter().skip(k % parts).step_by(parts)
 }
 
-/// Runs `op` writing a packed output of `n` values under the output specs of the `k`-th
-/// input spec ([`outs_for`]), and checks it against the reference quantization of `want`.
+/// Runs `op` writing a packed output of `n` values under the `k`-th input spec's share of
+/// the output specs ([`outs_for`]), and checks it against the reference quantization of
+/// `want`.
 fn check_output(
     c: &GpuContext,
     k: usize,
@@ -118,7 +117,7 @@ fn check_output(
     want: &[f32],
     op: impl Fn(&mut Encoder, Dst<'_>),
 ) {
-    for s in outs_for(k) {
+    for s in outs_for(k, in_specs().len()) {
         let out = alloc_tensor(c, &[want.len()], &s).unwrap();
         let stats = zeroed(c, "stats", 4).unwrap();
         common::submit(|e| {
@@ -302,8 +301,8 @@ fn gemm_outputs_round_as_they_store() {
         let (ta, tb) = (ta.reshaped(vec![m, k]), tb.reshaped(vec![k, n]));
         let bias = common::uniform(n, 80 + case as u64, 1.0);
         let bias_buf = upload_f32(c, "bias", &bias).unwrap();
-        // Each path under every fourth output spec (all ten over the four paths).
-        for out in out_specs().into_iter().skip(case).step_by(cases.len()) {
+        // Each path under its share of the output specs (all ten over the four paths).
+        for out in outs_for(case, cases.len()) {
             let gs = GemmSpec {
                 trans_a: false,
                 trans_b: false,
