@@ -4,15 +4,19 @@
 use super::shader::assemble_specialised;
 use super::specialise::Specialisation;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Kernel, entry point, constants, specialisation.
 type Key = (String, String, String, Vec<u32>);
 
-/// Compiled pipelines, built on first use.
+/// A pipeline, or the slot it is being compiled into.
+type Slot = Arc<OnceLock<Arc<wgpu::ComputePipeline>>>;
+
+/// Compiled pipelines, built on first use; contexts forked from one device share them, and
+/// a thread asking for a pipeline another thread is compiling waits for it.
 #[derive(Default)]
 pub struct PipelineCache {
-    map: Mutex<HashMap<Key, Arc<wgpu::ComputePipeline>>>,
+    map: Mutex<HashMap<Key, Slot>>,
 }
 
 impl PipelineCache {
@@ -30,17 +34,16 @@ impl PipelineCache {
             format!("{constants:?}"),
             spec.key(),
         );
-        if let Some(p) = self.map.lock().unwrap().get(&key) {
-            return p.clone();
-        }
-        let src = assemble_specialised(kernel, spec)
-            .unwrap_or_else(|| panic!("no kernel named {kernel}"));
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(kernel),
-            source: wgpu::ShaderSource::Wgsl(src.into()),
-        });
-        let p = Arc::new(
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        let slot = self.map.lock().unwrap().entry(key).or_default().clone();
+        slot.get_or_init(|| {
+            let t0 = std::time::Instant::now();
+            let src = assemble_specialised(kernel, spec)
+                .unwrap_or_else(|| panic!("no kernel named {kernel}"));
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(kernel),
+                source: wgpu::ShaderSource::Wgsl(src.into()),
+            });
+            let p = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(kernel),
                 layout: None,
                 module: &module,
@@ -50,9 +53,13 @@ impl PipelineCache {
                     ..Default::default()
                 },
                 cache: None,
-            }),
-        );
-        self.map.lock().unwrap().insert(key, p.clone());
-        p
+            });
+            if std::env::var_os("LOWP_TRACE_PIPELINES").is_some() {
+                let secs = t0.elapsed().as_secs_f64();
+                eprintln!("lowp: compiled {kernel}/{entry} {constants:?} {spec:?} in {secs:.3} s");
+            }
+            Arc::new(p)
+        })
+        .clone()
     }
 }
