@@ -22,14 +22,16 @@ pub fn fresh(name: &str) -> PathBuf {
     d
 }
 
-/// A grid of 3 maps (one of them broken) x 2 seeds of a small MLP on the built-in data.
+/// A grid of 2 maps (a broken one, then HFP8) x 2 seeds of a small MLP on the built-in data:
+/// the broken runs fail at once, so a sweep killed after its second result still has a
+/// training to run.
 pub fn grid(dir: &Path) -> PathBuf {
     let root = env!("CARGO_MANIFEST_DIR");
     let bad = dir.join("broken.toml");
     std::fs::write(&bad, "default = { format = \"e9m9\" }\n").unwrap();
     let text = format!(
         "[train]\nhidden = \"16\"\nepochs = 1\ntrain-size = 192\ntest-size = 64\nbatch = 32\n\n\
-         [axes]\nprecision = [\"{root}/examples/precision/fp32.toml\", \"{root}/examples/precision/hfp8.toml\", \"{}\"]\n\
+         [axes]\nprecision = [\"{}\", \"{root}/examples/precision/hfp8.toml\"]\n\
          seed = [0, 1]\n",
         bad.display()
     );
