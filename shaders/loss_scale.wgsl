@@ -33,10 +33,14 @@ fn update() {
     if (!skip) {
         state[4] = state[4] + 1u;
         let t = make_f32_bits(false, state[4], 0);
-        let c1 = sf_expm1(sf_mul(t, E.ln_beta1)) ^ 0x80000000u;
-        let c2 = sf_expm1(sf_mul(t, E.ln_beta2)) ^ 0x80000000u;
-        state[5] = sf_div(0x3f800000u, c1);
-        state[6] = sf_div(0x3f800000u, sf_sqrt(c2));
+        // 1 - beta^t for both betas through one call of sf_expm1 (each call is inlined).
+        var ln_beta = array<u32, 2>(E.ln_beta1, E.ln_beta2);
+        var c = array<u32, 2>(0u, 0u);
+        for (var k = 0u; k < 2u; k++) {
+            c[k] = sf_expm1(sf_mul(t, ln_beta[k])) ^ 0x80000000u;
+        }
+        state[5] = sf_div(0x3f800000u, c[0]);
+        state[6] = sf_div(0x3f800000u, sf_sqrt(c[1]));
     }
     if (E.dynamic == 0u) {
         return;

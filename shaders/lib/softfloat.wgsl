@@ -270,13 +270,13 @@ fn sf_exp(x: u32) -> u32 {
     let n = sf_round_to_int(sf_mul(x, 0x3fb8aa3bu));
     let nf = make_f32_bits(n < 0, u32(abs(n)), 0);
     let r = sf_add(sf_add(x, sf_mul(nf, 0x3f317200u) ^ 0x80000000u), sf_mul(nf, 0x35bfbe8eu) ^ 0x80000000u);
+    // Horner's steps in a loop, not unrolled: each sf_mul and sf_add carries its integer
+    // path, and the shader compiler inlines every call (six copies took seconds to compile).
+    var c = array<u32, 6>(0x3c088889u, 0x3d2aaaabu, 0x3e2aaaabu, 0x3f000000u, 0x3f800000u, 0x3f800000u);
     var p = 0x3ab60b61u;
-    p = sf_add(sf_mul(p, r), 0x3c088889u);
-    p = sf_add(sf_mul(p, r), 0x3d2aaaabu);
-    p = sf_add(sf_mul(p, r), 0x3e2aaaabu);
-    p = sf_add(sf_mul(p, r), 0x3f000000u);
-    p = sf_add(sf_mul(p, r), 0x3f800000u);
-    p = sf_add(sf_mul(p, r), 0x3f800000u);
+    for (var i = 0u; i < 6u; i++) {
+        p = sf_add(sf_mul(p, r), c[i]);
+    }
     let pm = p & 0x7fffffffu;
     return make_f32_bits(false, f32_sig(pm), f32_exp2(pm) + n);
 }
@@ -293,16 +293,15 @@ fn sf_expm1(x: u32) -> u32 {
     if (mag >= 0x3f300000u) {
         return sf_add(sf_exp(x), 0xbf800000u);
     }
+    // Horner's steps in a loop, as in sf_exp.
+    var c = array<u32, 9>(
+        0x3493f27eu, 0x3638ef1du, 0x37d00d01u, 0x39500d01u, 0x3ab60b61u,
+        0x3c088889u, 0x3d2aaaabu, 0x3e2aaaabu, 0x3f000000u,
+    );
     var q = 0x32d7322bu;
-    q = sf_add(sf_mul(q, x), 0x3493f27eu);
-    q = sf_add(sf_mul(q, x), 0x3638ef1du);
-    q = sf_add(sf_mul(q, x), 0x37d00d01u);
-    q = sf_add(sf_mul(q, x), 0x39500d01u);
-    q = sf_add(sf_mul(q, x), 0x3ab60b61u);
-    q = sf_add(sf_mul(q, x), 0x3c088889u);
-    q = sf_add(sf_mul(q, x), 0x3d2aaaabu);
-    q = sf_add(sf_mul(q, x), 0x3e2aaaabu);
-    q = sf_add(sf_mul(q, x), 0x3f000000u);
+    for (var i = 0u; i < 9u; i++) {
+        q = sf_add(sf_mul(q, x), c[i]);
+    }
     return sf_add(x, sf_mul(sf_mul(x, x), q));
 }
 
