@@ -15,7 +15,8 @@
 @group(0) @binding(4) var<storage, read> ls: array<u32, 8>;
 
 // Each dispatch stores one value (E.which, the same for every element): it computes what
-// that value needs and stops. A skipped step keeps the old values (selected, not branched:
+// that value needs, then stores through one call of store_out (each call site is another
+// inlined copy of the rounding and packing to compile). A skipped step keeps the old values (selected, not branched:
 // a CPU adapter runs both sides of a branch on a value it cannot see is the same for every
 // element, as the skip flag read from a storage buffer).
 
@@ -30,16 +31,16 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
     let vi = load2(i);
     let ge = sf_add(sf_mul(load0(i), ls[2]), sf_mul(E.wd, wi));
     let vn = sf_add(sf_mul(E.mu, vi), ge);
-    if (E.which == 1u) {
-        store_out(i, select(vn, vi, skip));
-        return;
+    var out = select(vn, vi, skip);
+    if (E.which != 1u) {
+        var u = vn;
+        if (E.nesterov != 0u) {
+            u = sf_add(ge, sf_mul(E.mu, vn));
+        }
+        let wn = sf_add(wi, sf_mul(E.lr, u) ^ 0x80000000u);
+        out = select(wn, wi, skip);
     }
-    var u = vn;
-    if (E.nesterov != 0u) {
-        u = sf_add(ge, sf_mul(E.mu, vn));
-    }
-    let wn = sf_add(wi, sf_mul(E.lr, u) ^ 0x80000000u);
-    store_out(i, select(wn, wi, skip));
+    store_out(i, out);
 }
 
 @compute @workgroup_size(256)
@@ -54,19 +55,18 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
     let vi = load3(i);
     let ge = sf_add(sf_mul(load0(i), ls[2]), sf_mul(E.wd, wi));
     let mn = sf_add(sf_mul(E.mu, mi), sf_mul(E.beta1c, ge));
-    if (E.which == 1u) {
-        store_out(i, select(mn, mi, skip));
-        return;
+    var out = select(mn, mi, skip);
+    if (E.which != 1u) {
+        let vn = sf_add(sf_mul(E.beta2, vi), sf_mul(E.beta2c, sf_mul(ge, ge)));
+        out = select(vn, vi, skip);
+        if (E.which != 2u) {
+            let denom = sf_add(sf_mul(sf_sqrt(vn), ls[6]), E.eps);
+            let lr_t = sf_mul(E.lr, ls[5]);
+            let wn = sf_add(wi, sf_mul(lr_t, sf_div(mn, denom)) ^ 0x80000000u);
+            out = select(wn, wi, skip);
+        }
     }
-    let vn = sf_add(sf_mul(E.beta2, vi), sf_mul(E.beta2c, sf_mul(ge, ge)));
-    if (E.which == 2u) {
-        store_out(i, select(vn, vi, skip));
-        return;
-    }
-    let denom = sf_add(sf_mul(sf_sqrt(vn), ls[6]), E.eps);
-    let lr_t = sf_mul(E.lr, ls[5]);
-    let wn = sf_add(wi, sf_mul(lr_t, sf_div(mn, denom)) ^ 0x80000000u);
-    store_out(i, select(wn, wi, skip));
+    store_out(i, out);
 }
 
 // Bit-centred SVRG (HALP), one value of one parameter a dispatch (E.which, uniform):
@@ -81,16 +81,14 @@ fn svrg1(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= E.count) {
         return;
     }
-    if (E.which == 5u) {
-        store_out(i, 0u);
-        return;
+    var out = 0u;
+    if (E.which != 5u) {
+        out = load0(i);
+        if (E.which != 0u) {
+            out = sf_mul(sf_mul(out, ls[2]), E.mu);
+        }
     }
-    let x = load0(i);
-    if (E.which == 0u) {
-        store_out(i, x);
-        return;
-    }
-    store_out(i, sf_mul(sf_mul(x, ls[2]), E.mu));
+    store_out(i, out);
 }
 
 @compute @workgroup_size(256)
