@@ -16,9 +16,9 @@
 
 // Each dispatch stores one value (E.which, the same for every element): it computes what
 // that value needs, then stores through one call of store_out (each call site is another
-// inlined copy of the rounding and packing to compile). A skipped step keeps the old values (selected, not branched:
-// a CPU adapter runs both sides of a branch on a value it cannot see is the same for every
-// element, as the skip flag read from a storage buffer).
+// inlined copy of the rounding and packing to compile). A skipped step keeps the old
+// values (selected, not branched: a CPU adapter runs both sides of a branch on a value it
+// cannot see is the same for every element, as the skip flag read from a storage buffer).
 
 @compute @workgroup_size(256)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
