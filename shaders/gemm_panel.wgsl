@@ -112,3 +112,55 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         put(i + r / 2u, j + 4u * (r % 2u), s, sums[r]);
     }
 }
+
+// B's value (k, j) of the block, decoded from its packed codes; zero beyond the view.
+fn gather_b(k: u32, j: u32) -> f32 {
+    let kk = G.blk.k0 + k;
+    if (j < G.n && kk < G.k) {
+        return bitcast<f32>(value_b(kk, j));
+    }
+    return 0.0;
+}
+
+// The product for views of at most 8 rows (WY = 1, one invocation row): each B value is
+// used by one invocation only, so `thin` gathers and decodes it here instead of reading a
+// B panel, and the view needs no B `pack` pass (whose stores were half its cost). A's panel
+// and the sums' order and stores are `main`'s.
+@compute @workgroup_size(WX, 1)
+fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let col = wid.x * (8u * WX) + lid.x * 8u;
+    let sa = G.blk.pan_m / 4u;
+    let j = G.blk.j0 + col;
+    let k_begin = wid.z * G.k_split;
+    let k_end = min(G.blk.k, k_begin + G.k_split);
+    var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
+    var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
+    var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
+    var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
+    var c40 = vec4<f32>(0.0); var c41 = vec4<f32>(0.0);
+    var c50 = vec4<f32>(0.0); var c51 = vec4<f32>(0.0);
+    var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
+    var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
+    for (var k = k_begin; k < k_end; k++) {
+        let a0 = pa[k * sa];
+        let a1 = pa[k * sa + 1u];
+        let b0 = vec4(gather_b(k, j), gather_b(k, j + 1u), gather_b(k, j + 2u), gather_b(k, j + 3u));
+        let b1 = vec4(gather_b(k, j + 4u), gather_b(k, j + 5u), gather_b(k, j + 6u), gather_b(k, j + 7u));
+        c00 = fma(vec4(a0.x), b0, c00); c01 = fma(vec4(a0.x), b1, c01);
+        c10 = fma(vec4(a0.y), b0, c10); c11 = fma(vec4(a0.y), b1, c11);
+        c20 = fma(vec4(a0.z), b0, c20); c21 = fma(vec4(a0.z), b1, c21);
+        c30 = fma(vec4(a0.w), b0, c30); c31 = fma(vec4(a0.w), b1, c31);
+        c40 = fma(vec4(a1.x), b0, c40); c41 = fma(vec4(a1.x), b1, c41);
+        c50 = fma(vec4(a1.y), b0, c50); c51 = fma(vec4(a1.y), b1, c51);
+        c60 = fma(vec4(a1.z), b0, c60); c61 = fma(vec4(a1.z), b1, c61);
+        c70 = fma(vec4(a1.w), b0, c70); c71 = fma(vec4(a1.w), b1, c71);
+    }
+    let i = G.blk.i0;
+    let s = G.blk.slice0 + wid.z;
+    let sums = array<vec4<f32>, 16>(
+        c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71,
+    );
+    for (var r = 0u; r < 16u; r++) {
+        put(i + r / 2u, j + 4u * (r % 2u), s, sums[r]);
+    }
+}

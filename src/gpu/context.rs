@@ -24,6 +24,7 @@ pub struct GpuContext {
     f16_staging: bool,
     vector_loads: bool,
     gemm_panels: bool,
+    thin_panels: bool,
     specialise: bool,
     /// The device runs subgroup operations (read once, asked on every dispatch).
     subgroups: bool,
@@ -186,6 +187,7 @@ impl GpuContext {
             f16_staging,
             vector_loads,
             gemm_panels,
+            thin_panels: true,
             specialise,
             subgroups,
             panel_words: PANEL_WORDS,
@@ -211,6 +213,7 @@ impl GpuContext {
             f16_staging: self.f16_staging,
             vector_loads: self.vector_loads,
             gemm_panels: self.gemm_panels,
+            thin_panels: self.thin_panels,
             specialise: self.specialise,
             subgroups: self.subgroups,
             panel_words: self.panel_words,
@@ -234,6 +237,18 @@ impl GpuContext {
     /// (the default on CPU adapters) rather than the workgroup-staged tiled kernel.
     pub fn gemm_panels(&self) -> bool {
         self.gemm_panels
+    }
+
+    /// Lets the panel kernel gather B in its product for views of at most 8 rows (the
+    /// default), or packs B's panel for every view.
+    pub fn with_thin_panels(mut self, on: bool) -> GpuContext {
+        self.thin_panels = on;
+        self
+    }
+
+    /// Whether the panel kernel gathers B in its product for views of at most 8 rows.
+    pub fn thin_panels(&self) -> bool {
+        self.thin_panels
     }
 
     /// Compiles kernels for their operands' formats, or runs the generic kernels that read

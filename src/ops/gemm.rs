@@ -553,18 +553,32 @@ fn record_panels<P: SplitParams>(
     params.set_split(splits as u32, k_split as u32);
     let name = view.kernel_name();
     // One buffer per panel, grown to the largest view's (within PANEL_WORDS together).
+    // Views of at most one invocation row of sums, wide enough to fill whole workgroups,
+    // gather B in the product (`thin`), with no B panel (narrower ones, such as a weight
+    // gradient's 25 columns, measured faster packed: their few lanes gather alone).
+    let thin = ctx.thin_panels() && wy == 1 && m <= PANEL_R && wx == PANEL_LANES;
     let pa = ctx.scratch("GEMM panel A", bm * bk)?;
-    let pb = ctx.scratch("GEMM panel B", bn * bk)?;
+    let pb = ctx.scratch("GEMM panel B", if thin { 1 } else { bn * bk })?;
     let partial = ctx.scratch(
         "split-K partial sums",
         if splits > 1 { splits * m * n } else { 1 },
     )?;
     let mut main_bindings = vec![(5, bias), (6, &*partial), (13, &*pa), (14, &*pb)];
     main_bindings.extend(io.bindings());
+    let mut thin_bindings = vec![
+        (3, b.words()),
+        (4, b.scales().unwrap_or(&none)),
+        (5, bias),
+        (6, &*partial),
+        (13, &*pa),
+    ];
+    thin_bindings.extend(io.bindings());
     // Only `pack`, whose every element decodes a convolution index, is specialised to the
     // layer (each specialisation is another pipeline to compile).
     let constants = [("WX", wx as f64), ("WY", wy as f64)];
     let layer = params.constants();
+    let mut thin_constants = layer.clone();
+    thin_constants.push(("WX", wx as f64));
     let with_side = |side: u32, pan: usize| {
         let mut c = layer.clone();
         c.extend([("SIDE", side as f64), ("PAN", pan as f64)]);
@@ -619,6 +633,23 @@ fn record_panels<P: SplitParams>(
                 block.j0 = j0 as u32;
                 block.pan_n = nb as u32;
                 params.set_block(&block);
+                let grid = (
+                    (nb / tn) as u32,
+                    (mb / tm) as u32,
+                    kb.div_ceil(k_split) as u32,
+                );
+                if thin {
+                    record_tiled(
+                        ctx,
+                        enc,
+                        (&name, "thin", &thin_constants),
+                        spec,
+                        grid,
+                        &params,
+                        &thin_bindings,
+                    )?;
+                    continue;
+                }
                 let pack_b = with_side(1, nb);
                 let kernel = (name.as_str(), "pack", pack_b.as_slice());
                 record_with(
@@ -630,11 +661,6 @@ fn record_panels<P: SplitParams>(
                     params,
                     &b_bindings,
                 )?;
-                let grid = (
-                    (nb / tn) as u32,
-                    (mb / tm) as u32,
-                    kb.div_ceil(k_split) as u32,
-                );
                 record_tiled(
                     ctx,
                     enc,
