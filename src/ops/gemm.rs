@@ -552,11 +552,11 @@ fn record_panels<P: SplitParams>(
     let (bm, bn, bk, k_split, splits) = panel_blocks(ctx, (m, n, k), ctx.panel_words());
     params.set_split(splits as u32, k_split as u32);
     let name = view.kernel_name();
-    // One buffer per panel, grown to the largest view's (within PANEL_WORDS together).
     // Views of at most one invocation row of sums, wide enough to fill whole workgroups,
     // gather B in the product (`thin`), with no B panel (narrower ones, such as a weight
     // gradient's 25 columns, measured faster packed: their few lanes gather alone).
     let thin = ctx.thin_panels() && wy == 1 && m <= PANEL_R && wx == PANEL_LANES;
+    // One buffer per panel, grown to the largest view's (within PANEL_WORDS together).
     let pa = ctx.scratch("GEMM panel A", bm * bk)?;
     let pb = ctx.scratch("GEMM panel B", if thin { 1 } else { bn * bk })?;
     let partial = ctx.scratch(
