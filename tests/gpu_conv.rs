@@ -338,3 +338,110 @@ fn split_k_backward_weight_is_within_the_bound() {
         );
     }
 }
+
+/// The stats words (overflow, underflow, NaN counts, amax bits) a packed output's store
+/// gathers, as the reference quantization counts them.
+fn stats_words(e: &lowp::quant::Exceptions) -> Vec<u32> {
+    let n = |x: u64| x as u32;
+    vec![n(e.overflow), n(e.underflow), n(e.nan), e.amax.to_bits()]
+}
+
+#[test]
+fn backward_data_by_taps_equals_its_twin_bit_for_bit() {
+    // Backward data passes with fewer tap products than im2col values (valid, strided,
+    // dilated), run by taps and rounded into their output as they store: f32 (the sums'
+    // bits), e5m2 with stochastic rounding, and a per-tensor scaled e4m3 (two phases), each
+    // against the twin's f32 values quantized by the reference. The operands (fp32 W, bf16
+    // dY) make products that f32 rounds, so the order of the sums shows, and whether the
+    // multiply-adds round once or twice (the twin takes either: WGSL's `fma` allows both). The last case's panel budget cuts its
+    // five images into chunks of three and two. On a GPU (no panel kernel) the tiled
+    // kernel's order differs: there the bound of fp32_accumulation_is_within_the_bound_of_
+    // the_direct_loops applies, and this test checks the route is taken.
+    use lowp::gpu::buffers::{read_u32, zeroed};
+    use lowp::ops::conv::{prepare_conv, record_conv};
+    use lowp::ops::conv_taps::tap_chunk;
+    use lowp::ops::packed_io::Dst;
+    use lowp::quant::Scaling;
+    let geos: [(Geo, usize); 4] = [
+        (
+            ([2, 3, 9, 9], [4, 3, 3], [1, 1], [0, 0], [1, 1], 1),
+            1 << 20,
+        ),
+        (
+            ([2, 3, 8, 8], [5, 3, 3], [2, 2], [1, 1], [1, 1], 1),
+            1 << 20,
+        ),
+        (
+            ([1, 2, 9, 8], [3, 3, 2], [2, 1], [0, 2], [1, 2], 1),
+            1 << 20,
+        ),
+        (([5, 3, 9, 9], [4, 3, 3], [1, 1], [0, 0], [1, 1], 1), 4096),
+    ];
+    let outs = [
+        QuantSpec::new("fp32".parse().unwrap()),
+        QuantSpec {
+            rounding: Rounding::Stochastic { bits: 13 },
+            seed: 77,
+            ..QuantSpec::new("e5m2".parse().unwrap())
+        },
+        QuantSpec {
+            scaling: Scaling::Tensor,
+            saturate: true,
+            ..QuantSpec::new("e4m3".parse().unwrap())
+        },
+    ];
+    for (t, (geo, words)) in geos.iter().enumerate() {
+        let c = &ctx().fork().with_panel_words(*words);
+        let spec = spec_of(geo);
+        let r = setup(geo, ["fp32", "fp32", "bf16"], &spec, 300 + t as u64);
+        let g = &r.g;
+        let dec = |v: &[f32], q: &QuantSpec| reference::dequantize(&reference::quantize(v, q));
+        let (w, dy) = (dec(&r.w, &r.qw), dec(&r.dy, &r.qdy));
+        let twins = [false, true].map(|f| reference::conv::backward_data_by_taps(g, &w, &dy, f));
+        let tw = ops::quantize(c, &r.w, &[g.cout, g.cin, g.kh, g.kw], &r.qw)
+            .unwrap()
+            .0;
+        let tdy = ops::quantize(c, &r.dy, &[g.batch, g.cout, g.oh, g.ow], &r.qdy)
+            .unwrap()
+            .0;
+        let pass = ConvPass::BackwardData;
+        let (view, params) = prepare_conv(pass, g, &tw, &tdy, None, &spec).unwrap();
+        let chunk = tap_chunk(c, &view, &params);
+        let want_chunk = if *words == 4096 { 3 } else { g.batch };
+        assert_eq!(chunk, Some(want_chunk), "{geo:?}: the pass runs by taps");
+        // The twin whose multiply-adds round as this device's do (the f32 output first).
+        let mut twin = &twins[0];
+        for out in &outs {
+            let dx = lowp::ops::quantize::alloc_tensor(c, &[twin.len()], out).unwrap();
+            let stats = zeroed(c, "stats", 4).unwrap();
+            let none = zeroed(c, "no bias", 1).unwrap();
+            let mut enc = lowp::gpu::Encoder::new(c);
+            let d = Dst::Packed {
+                t: &dx,
+                spec: out,
+                stats: &stats,
+                add: None,
+            };
+            record_conv(c, &mut enc, &view, params, (&tw, &tdy), &none, d).unwrap();
+            c.queue.submit([enc.finish()]);
+            if out.format == lowp::format::Format::Float(lowp::format::FloatFormat::FP32) {
+                let got = dx.read_words(c).unwrap();
+                twin = &twins[(got != common::bits(&twins[0])) as usize];
+            }
+            let q = reference::quantize(twin, out);
+            let what = format!("{geo:?} into {}", out.format);
+            if c.gemm_panels() {
+                assert_eq!(dx.read_words(c).unwrap(), q.words, "{what}: codes");
+                if out.scaling == Scaling::Tensor {
+                    let scale = vec![q.scale_exp as u32];
+                    assert_eq!(dx.read_scales(c).unwrap(), scale, "{what}: scale");
+                }
+                assert_eq!(
+                    read_u32(c, &stats, 4).unwrap(),
+                    stats_words(&q.exceptions),
+                    "{what}: counts and amax"
+                );
+            }
+        }
+    }
+}

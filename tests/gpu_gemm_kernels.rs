@@ -179,10 +179,12 @@ fn convolutions_of_integers_are_exact_with_every_kernel() {
 #[test]
 fn the_thin_product_equals_the_b_panel_path_bit_for_bit() {
     assert_eq!(ops::gemm::panel_lanes(6, 2100), (64, 1), "a thin view");
+    // Backward data as its im2col view (not by taps), whose 6 rows make a thin view.
     let panels = || {
         common::gpu()
             .with_gemm_panels(true)
             .with_panel_words(110_000)
+            .with_tap_sums(false)
     };
     let (on, off) = (panels(), panels().with_thin_panels(false));
     assert!(on.thin_panels() && !off.thin_panels());

@@ -3,6 +3,9 @@
 //   pass 0, forward:         Y[n,o,oh,ow]  = sum_(c,kh,kw)  W[o,c,kh,kw] X[n,c,ih,iw]
 //   pass 1, backward data:   dX[n,c,h,w]   = sum_(o,kh,kw)  W[o,c,kh,kw] dY[n,o,oh,ow]
 //   pass 2, backward weight: dW[o,c,kh,kw] = sum_(n,oh,ow)  dY[n,o,oh,ow] X[n,c,ih,iw]
+//   pass 3, tap products:    T[(c,kh,kw), (n,oh,ow)] = sum_o W[o,c,kh,kw] dY[n0+n,o,oh,ow]
+//     for images n0 = G.img0 onwards (G.batch of them), stored row-major m x n; conv_taps
+//     then adds each dX value's taps (src/ops/conv_taps.rs).
 // with ih = oh*stride - pad + kh*dilation (likewise iw); out-of-range taps read zero.
 // Grouped: each dispatch is group G.group's view, its channels offset by the group's first
 // (c0 input, o0 output); W is [O, C / groups, KH, KW]; G.cin and G.cout count all groups.
@@ -44,6 +47,9 @@ struct ConvParams {
     groups: u32,    // channel groups: each dispatch computes one group's GEMM view
     group: u32,     // this dispatch's group
     blk: PanelBlock, // panel kernels: the block this dispatch covers (operands.wgsl)
+    // pass 3: the first image of this chunk (after a struct, a uniform's member starts at a
+    // multiple of 16 bytes: Rust's ConvParams pads before it)
+    @align(16) img0: u32,
 }
 
 @group(0) @binding(0) var<uniform> G: ConvParams;
@@ -225,6 +231,9 @@ fn flat_a(i: u32, kk: u32) -> u32 {
         case 1u: {
             return ((o0() + kk / taps) * cin_g() + i) * taps + kk % taps;
         }
+        case 3u: {
+            return (o0() + kk) * cin_g() * taps + i;
+        }
         default: {
             let sp = cv_oh() * cv_ow();
             return ((kk / sp) * cv_cout() + o0() + i) * sp + kk % sp;
@@ -246,6 +255,9 @@ fn flat_b(kk: u32, j: u32) -> u32 {
             let hw = cv_h() * cv_w();
             let q = j % hw;
             return output_flat(j / hw, o0() + kk / taps, q / cv_w(), q % cv_w(), r / cv_kw(), r % cv_kw());
+        }
+        case 3u: {
+            return ((G.img0 + j / sp) * cv_cout() + o0() + kk) * sp + j % sp;
         }
         default: {
             let r = j % taps;
@@ -299,6 +311,9 @@ fn out_index(i: u32, j: u32) -> u32 {
         case 1u: {
             let hw = cv_h() * cv_w();
             return ((j / hw) * cv_cin() + c0() + i) * hw + j % hw;
+        }
+        case 3u: {
+            return i * cv_n() + j;
         }
         default: {
             return (o0() + i) * cv_n() + j;

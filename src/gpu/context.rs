@@ -25,6 +25,7 @@ pub struct GpuContext {
     vector_loads: bool,
     gemm_panels: bool,
     thin_panels: bool,
+    tap_sums: bool,
     specialise: bool,
     /// The device runs subgroup operations (read once, asked on every dispatch).
     subgroups: bool,
@@ -171,6 +172,7 @@ impl GpuContext {
         };
         let subgroups = device.features().contains(wgpu::Features::SUBGROUP);
         let specialise = std::env::var("LOWP_SPECIALISE").map_or(true, |v| v != "0");
+        let tap_sums = std::env::var("LOWP_TAP_SUMS").map_or(true, |v| v != "0");
         let profiler = std::env::var("LOWP_PROFILE")
             .is_ok_and(|v| !v.is_empty() && v != "0")
             .then(|| super::profile::Profiler::new(&device))
@@ -188,6 +190,7 @@ impl GpuContext {
             vector_loads,
             gemm_panels,
             thin_panels: true,
+            tap_sums,
             specialise,
             subgroups,
             panel_words: PANEL_WORDS,
@@ -214,6 +217,7 @@ impl GpuContext {
             vector_loads: self.vector_loads,
             gemm_panels: self.gemm_panels,
             thin_panels: self.thin_panels,
+            tap_sums: self.tap_sums,
             specialise: self.specialise,
             subgroups: self.subgroups,
             panel_words: self.panel_words,
@@ -249,6 +253,20 @@ impl GpuContext {
     /// Whether the panel kernel gathers B in its product for views of at most 8 rows.
     pub fn thin_panels(&self) -> bool {
         self.thin_panels
+    }
+
+    /// Lets a convolution's f32-accumulating backward data pass run as per-tap products
+    /// and their sums where that is fewer values than its im2col view (the default), or
+    /// runs every such pass as its im2col view.
+    pub fn with_tap_sums(mut self, on: bool) -> GpuContext {
+        self.tap_sums = on;
+        self
+    }
+
+    /// Whether a backward data pass may run as per-tap products and their sums
+    /// (`LOWP_TAP_SUMS` not `0`).
+    pub fn tap_sums(&self) -> bool {
+        self.tap_sums
     }
 
     /// Compiles kernels for their operands' formats, or runs the generic kernels that read

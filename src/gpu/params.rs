@@ -231,6 +231,8 @@ pub trait SplitParams: DispatchParams {
     fn set_block(&mut self, b: &PanelBlock);
     /// Elements of the view's output (m x n).
     fn cells(&self) -> u32;
+    /// Whether the view adds a bias.
+    fn has_bias(&self) -> bool;
     /// Pipeline constants that specialise the kernel to these parameters' shape.
     fn constants(&self) -> Vec<(&'static str, f64)> {
         Vec::new()
@@ -250,6 +252,10 @@ pub trait SplitParams: DispatchParams {
 impl SplitParams for GemmParams {
     fn cells(&self) -> u32 {
         self.m * self.n
+    }
+
+    fn has_bias(&self) -> bool {
+        self.has_bias != 0
     }
 
     fn operands(&self) -> [(FmtParams, u32); 2] {
@@ -274,6 +280,10 @@ impl SplitParams for GemmParams {
 impl SplitParams for ConvParams {
     fn cells(&self) -> u32 {
         self.m * self.n
+    }
+
+    fn has_bias(&self) -> bool {
+        self.has_bias != 0
     }
 
     fn operands(&self) -> [(FmtParams, u32); 2] {
@@ -336,7 +346,7 @@ impl DispatchParams for GemmParams {
     }
 }
 
-/// A convolution dispatch's parameters (83 words, like WGSL's `ConvParams`).
+/// A convolution dispatch's parameters (like WGSL's `ConvParams`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct ConvParams {
@@ -412,6 +422,12 @@ pub struct ConvParams {
     pub group: u32,
     /// Panel kernels: the block this dispatch covers.
     pub blk: PanelBlock,
+    /// Padding: in a uniform, WGSL starts the member after a struct at a multiple of 16 bytes.
+    pub blk_pad: u32,
+    /// Tap products (pass 3): the first image of this chunk.
+    pub img0: u32,
+    /// Padding to WGSL's size of the struct (a multiple of 16 bytes).
+    pub tail_pad: [u32; 3],
 }
 
 impl DispatchParams for ConvParams {
@@ -726,6 +742,17 @@ impl OutParams {
         w[..16].copy_from_slice(&bytemuck::cast::<FmtParams, [u32; 16]>(self.fmt));
         w[16..].copy_from_slice(&[self.mode, self.sr_bits, self.saturate, self.scaling]);
         w
+    }
+
+    /// The words of what a store does (its phase and addend flag): what
+    /// [`OutParams::store_wgsl`] writes.
+    pub fn store_words(&self) -> [u32; 2] {
+        [self.phase, self.add]
+    }
+
+    /// WGSL statements that set the phase and addend flag of an `OutFmt` named `f`.
+    pub fn store_wgsl(&self) -> String {
+        format!("f.phase = {}u; f.add = {}u;", self.phase, self.add)
     }
 
     /// WGSL statements that set the format and rounding of an `OutFmt` named `f` (its

@@ -127,6 +127,11 @@ const KERNELS: &[(&str, &[&str], &str)] = &[
     ("conv_i8", CONV_LIB, GEMM_I8),
     ("conv_reduce", CONV_LIB, GEMM_REDUCE),
     ("conv_panel", CONV_LIB, GEMM_PANEL),
+    (
+        "conv_taps",
+        CONV_LIB,
+        include_str!("../../shaders/conv_taps.wgsl"),
+    ),
     ("relu", ELEM_LIB, include_str!("../../shaders/relu.wgsl")),
     (
         "softmax_xent",

@@ -68,6 +68,11 @@ impl Specialisation {
             src.push_str("    return f;\n}\n");
         }
         src.push_str("fn out_fmt() -> OutFmt {\n    var f = IO.out;\n");
+        // What the store does (raw, accumulate, amax or round; an addend or not), so that a
+        // CPU adapter, which runs both sides of a branch, runs only that path.
+        if let Some(p) = self.out {
+            src.push_str(&format!("    {}\n", p.store_wgsl()));
+        }
         if let Some(p) = self.out.filter(OutParams::rounds) {
             src.push_str(&format!("    {}\n", p.rounding_wgsl()));
         }
@@ -141,6 +146,7 @@ impl Specialisation {
         for p in &self.ins {
             put(p.as_ref().map(bytemuck::bytes_of).map(bytemuck::cast_slice));
         }
+        put(self.out.map(|p| p.store_words()).as_ref().map(|w| &w[..]));
         put(self
             .out
             .filter(OutParams::rounds)

@@ -1,10 +1,12 @@
 //! 2-D convolutions (NCHW) on the GPU: forward, backward data, backward weight, each an
 //! implicit GEMM over packed operands with the same accumulator and output options.
 
-use super::gemm::{GemmView, acc_params, finish_view, mode_id};
+use super::conv_taps::{record_by_taps, tap_chunk};
+use super::gemm::{GemmView, acc_params, finish_view, mode_id, record_view};
+use super::packed_io::Dst;
 use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
 use crate::gpu::params::{ConvParams, FmtParams, scaling_id};
-use crate::gpu::{GpuContext, GpuError, Tensor};
+use crate::gpu::{Encoder, GpuContext, GpuError, Tensor};
 use crate::quant::Exceptions;
 
 fn invalid(e: crate::accum::GemmError) -> GpuError {
@@ -61,16 +63,27 @@ fn run(
     spec: &Conv2dSpec,
 ) -> Result<(Tensor, Exceptions), GpuError> {
     let (view, params) = prepare_conv(pass, g, a, b, bias.map(<[f32]>::len), spec)?;
-    finish_view(
-        ctx,
-        &view,
-        params,
-        a,
-        b,
-        bias,
-        &g.out_shape(pass),
-        &spec.out,
-    )
+    let out_shape = g.out_shape(pass);
+    finish_view(ctx, bias, &out_shape, &spec.out, |enc, bias, c| {
+        record_conv(ctx, enc, &view, params, (a, b), bias, c)
+    })
+}
+
+/// Records a convolution pass prepared by [`prepare_conv`] into `c`: its GEMM view, or, for
+/// a backward data pass where that is fewer values, its per-tap products and their sums.
+pub fn record_conv<'c>(
+    ctx: &GpuContext,
+    enc: &mut Encoder,
+    view: &GemmView,
+    params: ConvParams,
+    (a, b): (&Tensor, &Tensor),
+    bias: &wgpu::Buffer,
+    c: impl Into<Dst<'c>>,
+) -> Result<(), GpuError> {
+    match tap_chunk(ctx, view, &params) {
+        Some(chunk) => record_by_taps(ctx, enc, params, (a, b), chunk, c),
+        None => record_view(ctx, enc, view, params, a, b, bias, c),
+    }
 }
 
 /// Checks one convolution pass with operands `a` (A of the GEMM view) and `b`, and builds

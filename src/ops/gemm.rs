@@ -255,7 +255,9 @@ pub fn gemm(
     spec: &GemmSpec,
 ) -> Result<(Tensor, Exceptions), GpuError> {
     let (view, params, _) = prepare_gemm(a, b, bias.map(<[f32]>::len), spec)?;
-    finish_view(ctx, &view, params, a, b, bias, &[view.m, view.n], &spec.out)
+    finish_view(ctx, bias, &[view.m, view.n], &spec.out, |enc, bias, c| {
+        record_view(ctx, enc, &view, params, a, b, bias, c)
+    })
 }
 
 /// How a tiled f32 GEMM view stages its operands (the kernel's VEC_A and VEC_B): its
@@ -575,10 +577,14 @@ fn record_panels<P: SplitParams>(
     thin_bindings.extend(io.bindings());
     // Only `pack`, whose every element decodes a convolution index, is specialised to the
     // layer (each specialisation is another pipeline to compile).
-    let constants = [("WX", wx as f64), ("WY", wy as f64)];
+    let store = [
+        ("SPLIT", (splits > 1) as u32 as f64),
+        ("BIAS", params.has_bias() as u32 as f64),
+    ];
+    let constants = [("WX", wx as f64), ("WY", wy as f64), store[0], store[1]];
     let layer = params.constants();
     let mut thin_constants = layer.clone();
-    thin_constants.push(("WX", wx as f64));
+    thin_constants.extend([("WX", wx as f64), store[0], store[1]]);
     let with_side = |side: u32, pan: usize| {
         let mut c = layer.clone();
         c.extend([("SIDE", side as f64), ("PAN", pan as f64)]);
@@ -705,22 +711,19 @@ fn record_reduce<P: SplitParams>(
     )
 }
 
-/// Runs a GEMM view and quantizes its sums into a tensor of `out_shape`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn finish_view<P: SplitParams>(
+/// Runs `record` (a GEMM-shaped pass writing f32 sums, given the bias buffer) and quantizes
+/// its sums into a tensor of `out_shape`.
+pub(crate) fn finish_view(
     ctx: &GpuContext,
-    view: &GemmView,
-    params: P,
-    a: &Tensor,
-    b: &Tensor,
     bias: Option<&[f32]>,
     out_shape: &[usize],
     out: &QuantSpec,
+    record: impl FnOnce(&mut Encoder, &wgpu::Buffer, &wgpu::Buffer) -> Result<(), GpuError>,
 ) -> Result<(Tensor, Exceptions), GpuError> {
     let c = zeroed(ctx, "gemm sums", out_shape.iter().product())?;
     let bias_buf = upload_f32(ctx, "bias", bias.unwrap_or(&[0.0]))?;
     let mut enc = Encoder::new(ctx);
-    record_view(ctx, &mut enc, view, params, a, b, &bias_buf, &*c)?;
+    record(&mut enc, &bias_buf, &c)?;
     ctx.queue.submit([enc.finish()]);
     quantize_buffer(ctx, &c, out_shape, out)
 }

@@ -2,6 +2,7 @@
 
 pub mod batchnorm;
 pub mod conv;
+pub mod conv_taps;
 pub mod elementwise;
 pub mod gemm;
 pub mod halp;

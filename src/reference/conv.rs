@@ -105,3 +105,49 @@ pub fn conv2d_direct(
     }
     (out, mag)
 }
+
+/// Backward data by taps (groups 1) in f32, in the GPU's order (src/ops/conv_taps.rs with
+/// the panel kernel): each tap's product, summed over the output channels in order by
+/// multiply-adds (`fused`: rounded once, as a fused multiply-add; else twice: WGSL's `fma`
+/// may do either, and lavapipe rounds twice), then each dX value the sum of its taps'
+/// products in tap order. `w` and `dy` are decoded values.
+pub fn backward_data_by_taps(g: &ConvGeometry, w: &[f32], dy: &[f32], fused: bool) -> Vec<f32> {
+    assert_eq!(g.groups, 1, "backward data by taps takes one channel group");
+    let mut dx = vec![0f32; g.batch * g.cin * g.h * g.w];
+    // The output position that tap (kh, kw) of input (ih, iw) comes from, if any.
+    let from = |i: usize, k: usize, d: usize| {
+        let t = (i + g.padding[d]).checked_sub(k * g.dilation[d])?;
+        let o = t / g.stride[d];
+        let extent = if d == 0 { g.oh } else { g.ow };
+        (t % g.stride[d] == 0 && o < extent).then_some(o)
+    };
+    for nb in 0..g.batch {
+        for c in 0..g.cin {
+            for ih in 0..g.h {
+                for iw in 0..g.w {
+                    let mut s = 0f32;
+                    for kh in 0..g.kh {
+                        for kw in 0..g.kw {
+                            let (Some(oh), Some(ow)) = (from(ih, kh, 0), from(iw, kw, 1)) else {
+                                continue;
+                            };
+                            let mut t = 0f32;
+                            for o in 0..g.cout {
+                                let wv = w[((o * g.cin + c) * g.kh + kh) * g.kw + kw];
+                                let yv = dy[((nb * g.cout + o) * g.oh + oh) * g.ow + ow];
+                                t = if fused {
+                                    wv.mul_add(yv, t)
+                                } else {
+                                    t + wv * yv
+                                };
+                            }
+                            s += t;
+                        }
+                    }
+                    dx[((nb * g.cin + c) * g.h + ih) * g.w + iw] = s;
+                }
+            }
+        }
+    }
+    dx
+}

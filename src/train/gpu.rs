@@ -16,7 +16,7 @@ use crate::gpu::readback::Readback;
 use crate::gpu::{GpuContext, GpuError, Tensor};
 use crate::layer_geometry::{BatchNorm, Shortcut};
 use crate::ops::batchnorm::{record_bn_backward, record_bn_forward, record_bn_stats};
-use crate::ops::conv::prepare_conv;
+use crate::ops::conv::{prepare_conv, record_conv};
 use crate::ops::elementwise::{
     Loss, record_col_sum, record_loss, record_relu_backward, record_relu_forward,
 };
@@ -1064,7 +1064,7 @@ impl<'a> Engine for GpuStep<'a, '_> {
         let (view, params) = prepare_conv(pass, geo, ta, tb, bias.map(|(_, n)| n), spec)?;
         let bias = bias.map_or(&*t.none, |(buf, _)| buf);
         self.produce(&out, |e, d| {
-            record_view(t.ctx, e, &view, params, ta, tb, bias, d)
+            record_conv(t.ctx, e, &view, params, (ta, tb), bias, d)
         })
     }
 
