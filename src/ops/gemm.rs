@@ -644,7 +644,11 @@ fn record_panels<P: SplitParams>(
                     (mb / tm) as u32,
                     kb.div_ceil(k_split) as u32,
                 );
+                // The panels' widths are the product's constants too.
+                let widths = [("PM", mb as f64), ("PN", nb as f64)];
                 if thin {
+                    let mut thin_constants = thin_constants.clone();
+                    thin_constants.push(widths[0]);
                     record_tiled(
                         ctx,
                         enc,
@@ -667,6 +671,8 @@ fn record_panels<P: SplitParams>(
                     params,
                     &b_bindings,
                 )?;
+                let mut constants = constants.to_vec();
+                constants.extend(widths);
                 record_tiled(
                     ctx,
                     enc,
