@@ -73,6 +73,32 @@ fn put(i: u32, j: u32, slice: u32, v: vec4<f32>) {
     }
 }
 
+// An invocation's 8 x 8 sums: row r's columns j..j+3 in cR0, j+4..j+7 in cR1.
+struct Tile {
+    c00: vec4<f32>, c01: vec4<f32>, c10: vec4<f32>, c11: vec4<f32>,
+    c20: vec4<f32>, c21: vec4<f32>, c30: vec4<f32>, c31: vec4<f32>,
+    c40: vec4<f32>, c41: vec4<f32>, c50: vec4<f32>, c51: vec4<f32>,
+    c60: vec4<f32>, c61: vec4<f32>, c70: vec4<f32>, c71: vec4<f32>,
+}
+
+// Stores an invocation's sums, rows i..i+7 and columns j..j+7, through two calls of `put`
+// in a loop over the rows, the sums moving up a row each time: two inlined copies of the
+// output's rounding, not sixteen (lavapipe compiles an entry point in 0.1 s instead of
+// 1.2 s; each output format is another pipeline), and no indexing into an array of the
+// sums (which cost a 192 x 6400 x 16 product 32 ms a dispatch on lavapipe, against 18 ms
+// this way and 12 ms with sixteen copies).
+fn put_tile(i: u32, j: u32, slice: u32, tile: Tile) {
+    var t = tile;
+    for (var r = 0u; r < 8u; r++) {
+        put(i + r, j, slice, t.c00);
+        put(i + r, j + 4u, slice, t.c01);
+        t.c00 = t.c10; t.c01 = t.c11; t.c10 = t.c20; t.c11 = t.c21;
+        t.c20 = t.c30; t.c21 = t.c31; t.c30 = t.c40; t.c31 = t.c41;
+        t.c40 = t.c50; t.c41 = t.c51; t.c50 = t.c60; t.c51 = t.c61;
+        t.c60 = t.c70; t.c61 = t.c71;
+    }
+}
+
 @compute @workgroup_size(WX, WY)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let lx = lid.x;
@@ -110,18 +136,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let i = G.blk.i0 + row;
     let j = G.blk.j0 + col;
     let s = G.blk.slice0 + wid.z;
-    // Two calls of `put` in a loop over the rows, the sums moving up a row each time: two
-    // inlined copies of the output's rounding, not sixteen (lavapipe compiles this entry
-    // point in 0.1 s instead of 1.2 s; each output format is another pipeline), and no
-    // indexing into an array of the sums (which cost a 192 x 6400 x 16 product 32 ms a
-    // dispatch on lavapipe, against 18 ms this way and 12 ms with sixteen copies).
-    for (var r = 0u; r < 8u; r++) {
-        put(i + r, j, s, c00);
-        put(i + r, j + 4u, s, c01);
-        c00 = c10; c01 = c11; c10 = c20; c11 = c21; c20 = c30; c21 = c31;
-        c30 = c40; c31 = c41; c40 = c50; c41 = c51; c50 = c60; c51 = c61;
-        c60 = c70; c61 = c71;
-    }
+    let sums = Tile(c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71);
+    put_tile(i, j, s, sums);
 }
 
 // B's value (k, j) of the block, decoded from its packed codes; zero beyond the view.
@@ -168,11 +184,6 @@ fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
     let i = G.blk.i0;
     let s = G.blk.slice0 + wid.z;
-    for (var r = 0u; r < 8u; r++) {
-        put(i + r, j, s, c00);
-        put(i + r, j + 4u, s, c01);
-        c00 = c10; c01 = c11; c10 = c20; c11 = c21; c20 = c30; c21 = c31;
-        c30 = c40; c31 = c41; c40 = c50; c41 = c51; c50 = c60; c51 = c61;
-        c60 = c70; c61 = c71;
-    }
+    let sums = Tile(c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71);
+    put_tile(i, j, s, sums);
 }
