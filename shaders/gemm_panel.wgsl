@@ -81,6 +81,21 @@ struct Tile {
     c60: vec4<f32>, c61: vec4<f32>, c70: vec4<f32>, c71: vec4<f32>,
 }
 
+// The sums after one k: row r's sums plus A's value r (a0's four, then a1's) times B's
+// eight values b0, b1, each with one fma.
+fn rank1(t: Tile, a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>) -> Tile {
+    return Tile(
+        fma(vec4(a0.x), b0, t.c00), fma(vec4(a0.x), b1, t.c01),
+        fma(vec4(a0.y), b0, t.c10), fma(vec4(a0.y), b1, t.c11),
+        fma(vec4(a0.z), b0, t.c20), fma(vec4(a0.z), b1, t.c21),
+        fma(vec4(a0.w), b0, t.c30), fma(vec4(a0.w), b1, t.c31),
+        fma(vec4(a1.x), b0, t.c40), fma(vec4(a1.x), b1, t.c41),
+        fma(vec4(a1.y), b0, t.c50), fma(vec4(a1.y), b1, t.c51),
+        fma(vec4(a1.z), b0, t.c60), fma(vec4(a1.z), b1, t.c61),
+        fma(vec4(a1.w), b0, t.c70), fma(vec4(a1.w), b1, t.c71),
+    );
+}
+
 // Stores an invocation's sums, rows i..i+7 and columns j..j+7, through two calls of `put`
 // in a loop over the rows, the sums moving up a row each time: two inlined copies of the
 // output's rounding, not sixteen (lavapipe compiles an entry point in 0.1 s instead of
@@ -111,33 +126,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let jb = col / 4u;
     let k_begin = wid.z * G.k_split;
     let k_end = min(G.blk.k, k_begin + G.k_split);
-    var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
-    var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
-    var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
-    var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
-    var c40 = vec4<f32>(0.0); var c41 = vec4<f32>(0.0);
-    var c50 = vec4<f32>(0.0); var c51 = vec4<f32>(0.0);
-    var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
-    var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
+    var c = Tile();
     for (var k = k_begin; k < k_end; k++) {
         let a0 = pa[k * sa + ia];
         let a1 = pa[k * sa + ia + 1u];
         let b0 = pb[k * sb + jb];
         let b1 = pb[k * sb + jb + 1u];
-        c00 = fma(vec4(a0.x), b0, c00); c01 = fma(vec4(a0.x), b1, c01);
-        c10 = fma(vec4(a0.y), b0, c10); c11 = fma(vec4(a0.y), b1, c11);
-        c20 = fma(vec4(a0.z), b0, c20); c21 = fma(vec4(a0.z), b1, c21);
-        c30 = fma(vec4(a0.w), b0, c30); c31 = fma(vec4(a0.w), b1, c31);
-        c40 = fma(vec4(a1.x), b0, c40); c41 = fma(vec4(a1.x), b1, c41);
-        c50 = fma(vec4(a1.y), b0, c50); c51 = fma(vec4(a1.y), b1, c51);
-        c60 = fma(vec4(a1.z), b0, c60); c61 = fma(vec4(a1.z), b1, c61);
-        c70 = fma(vec4(a1.w), b0, c70); c71 = fma(vec4(a1.w), b1, c71);
+        c = rank1(c, a0, a1, b0, b1);
     }
     let i = G.blk.i0 + row;
     let j = G.blk.j0 + col;
     let s = G.blk.slice0 + wid.z;
-    let sums = Tile(c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71);
-    put_tile(i, j, s, sums);
+    put_tile(i, j, s, c);
 }
 
 // B's value (k, j) of the block, decoded from its packed codes; zero beyond the view.
@@ -160,30 +160,15 @@ fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let j = G.blk.j0 + col;
     let k_begin = wid.z * G.k_split;
     let k_end = min(G.blk.k, k_begin + G.k_split);
-    var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
-    var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
-    var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
-    var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
-    var c40 = vec4<f32>(0.0); var c41 = vec4<f32>(0.0);
-    var c50 = vec4<f32>(0.0); var c51 = vec4<f32>(0.0);
-    var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
-    var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
+    var c = Tile();
     for (var k = k_begin; k < k_end; k++) {
         let a0 = pa[k * sa];
         let a1 = pa[k * sa + 1u];
         let b0 = vec4(gather_b(k, j), gather_b(k, j + 1u), gather_b(k, j + 2u), gather_b(k, j + 3u));
         let b1 = vec4(gather_b(k, j + 4u), gather_b(k, j + 5u), gather_b(k, j + 6u), gather_b(k, j + 7u));
-        c00 = fma(vec4(a0.x), b0, c00); c01 = fma(vec4(a0.x), b1, c01);
-        c10 = fma(vec4(a0.y), b0, c10); c11 = fma(vec4(a0.y), b1, c11);
-        c20 = fma(vec4(a0.z), b0, c20); c21 = fma(vec4(a0.z), b1, c21);
-        c30 = fma(vec4(a0.w), b0, c30); c31 = fma(vec4(a0.w), b1, c31);
-        c40 = fma(vec4(a1.x), b0, c40); c41 = fma(vec4(a1.x), b1, c41);
-        c50 = fma(vec4(a1.y), b0, c50); c51 = fma(vec4(a1.y), b1, c51);
-        c60 = fma(vec4(a1.z), b0, c60); c61 = fma(vec4(a1.z), b1, c61);
-        c70 = fma(vec4(a1.w), b0, c70); c71 = fma(vec4(a1.w), b1, c71);
+        c = rank1(c, a0, a1, b0, b1);
     }
     let i = G.blk.i0;
     let s = G.blk.slice0 + wid.z;
-    let sums = Tile(c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71);
-    put_tile(i, j, s, sums);
+    put_tile(i, j, s, c);
 }
