@@ -96,17 +96,21 @@ fn rank1(t: Tile, a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>) ->
     );
 }
 
-// Stores an invocation's sums, rows i..i+7 and columns j..j+7, through two calls of `put`
-// in a loop over the rows, the sums moving up a row each time: two inlined copies of the
-// output's rounding, not sixteen (lavapipe compiles an entry point in 0.1 s instead of
+// Stores an invocation's sums, rows i..i+7 and columns j..j+7 (a `tall` tile: rows
+// i..i+15, columns j..j+3, row r in field r), through two calls of `put` in a loop over
+// the tile's pairs of fields, the sums moving up a pair each time: two inlined copies of
+// the output's rounding, not sixteen (lavapipe compiles an entry point in 0.1 s instead of
 // 1.2 s; each output format is another pipeline), and no indexing into an array of the
 // sums (which cost a 192 x 6400 x 16 product 32 ms a dispatch on lavapipe, against 18 ms
 // this way and 12 ms with sixteen copies).
-fn put_tile(i: u32, j: u32, slice: u32, tile: Tile) {
+fn put_tile(i: u32, j: u32, slice: u32, tile: Tile, tall: bool) {
     var t = tile;
+    let step = select(1u, 2u, tall);
+    let di = select(0u, 1u, tall);
+    let dj = select(4u, 0u, tall);
     for (var r = 0u; r < 8u; r++) {
-        put(i + r, j, slice, t.c00);
-        put(i + r, j + 4u, slice, t.c01);
+        put(i + step * r, j, slice, t.c00);
+        put(i + step * r + di, j + dj, slice, t.c01);
         t.c00 = t.c10; t.c01 = t.c11; t.c10 = t.c20; t.c11 = t.c21;
         t.c20 = t.c30; t.c21 = t.c31; t.c30 = t.c40; t.c31 = t.c41;
         t.c40 = t.c50; t.c41 = t.c51; t.c50 = t.c60; t.c51 = t.c61;
@@ -137,7 +141,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let i = G.blk.i0 + row;
     let j = G.blk.j0 + col;
     let s = G.blk.slice0 + wid.z;
-    put_tile(i, j, s, c);
+    put_tile(i, j, s, c, false);
 }
 
 // B's value (k, j) of the block, decoded from its packed codes; zero beyond the view.
@@ -170,5 +174,42 @@ fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
     let i = G.blk.i0;
     let s = G.blk.slice0 + wid.z;
-    put_tile(i, j, s, c);
+    put_tile(i, j, s, c, false);
+}
+
+// A tall tile's sums after one k: row r's four sums plus A's value r (a0's four, then a1's,
+// a2's, a3's) times B's four values b, each with one fma.
+fn rank1_tall(t: Tile, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, b: vec4<f32>) -> Tile {
+    return Tile(
+        fma(vec4(a0.x), b, t.c00), fma(vec4(a0.y), b, t.c01),
+        fma(vec4(a0.z), b, t.c10), fma(vec4(a0.w), b, t.c11),
+        fma(vec4(a1.x), b, t.c20), fma(vec4(a1.y), b, t.c21),
+        fma(vec4(a1.z), b, t.c30), fma(vec4(a1.w), b, t.c31),
+        fma(vec4(a2.x), b, t.c40), fma(vec4(a2.y), b, t.c41),
+        fma(vec4(a2.z), b, t.c50), fma(vec4(a2.w), b, t.c51),
+        fma(vec4(a3.x), b, t.c60), fma(vec4(a3.y), b, t.c61),
+        fma(vec4(a3.z), b, t.c70), fma(vec4(a3.w), b, t.c71),
+    );
+}
+
+// `thin` for views of 9 to 16 rows: each invocation sums all sixteen rows of four columns
+// (a tall tile), so each B value is gathered once, where `main` packs a B panel first and
+// two `thin` passes would gather it twice. A's four loads are the same for every lane.
+@compute @workgroup_size(WX, 1)
+fn thin_tall(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let col = wid.x * (4u * WX) + lid.x * 4u;
+    let sa = PM / 4u;
+    let j = G.blk.j0 + col;
+    let k_begin = wid.z * G.k_split;
+    let k_end = min(G.blk.k, k_begin + G.k_split);
+    var c = Tile();
+    for (var k = k_begin; k < k_end; k++) {
+        let a0 = pa[k * sa];
+        let a1 = pa[k * sa + 1u];
+        let a2 = pa[k * sa + 2u];
+        let a3 = pa[k * sa + 3u];
+        let b = vec4(gather_b(k, j), gather_b(k, j + 1u), gather_b(k, j + 2u), gather_b(k, j + 3u));
+        c = rank1_tall(c, a0, a1, a2, a3, b);
+    }
+    put_tile(G.blk.i0, j, G.blk.slice0 + wid.z, c, true);
 }

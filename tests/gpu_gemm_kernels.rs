@@ -172,14 +172,25 @@ fn convolutions_of_integers_are_exact_with_every_kernel() {
     }
 }
 
-/// The panel product that gathers B itself (`thin`, views of at most 8 rows that fill a
-/// workgroup) sums in `main`'s order, so on real-valued operands (where the order shows in
-/// the bits) it equals the B-panel path bit for bit: a GEMM and a convolution's forward and
-/// backward-data views, f32 and packed operands, the last block cut short.
+/// The panel products that gather B themselves (`thin`, views of at most 8 rows, and
+/// `thin_tall`, 9 to 16 rows, that fill a workgroup) sum in `main`'s order, so on
+/// real-valued operands (where the order shows in the bits) they equal the B-panel path bit
+/// for bit: GEMMs of 6, 12 and 16 rows and convolutions' forward and backward-data views of
+/// 6 and 16 channels, f32 and packed operands, the last block cut short.
 #[test]
-fn the_thin_product_equals_the_b_panel_path_bit_for_bit() {
+fn the_thin_products_equal_the_b_panel_path_bit_for_bit() {
     assert_eq!(ops::gemm::panel_lanes(6, 2100), (64, 1), "a thin view");
-    // Backward data as its im2col view (not by taps), whose 6 rows make a thin view.
+    assert_eq!(
+        ops::gemm::panel_lanes(12, 2100),
+        (32, 2),
+        "a tall thin view"
+    );
+    assert_eq!(
+        ops::gemm::panel_lanes(16, 2100),
+        (32, 2),
+        "a tall thin view"
+    );
+    // Backward data as its im2col view (not by taps), whose rows are the input channels.
     let panels = || {
         common::gpu()
             .with_gemm_panels(true)
@@ -197,41 +208,46 @@ fn the_thin_product_equals_the_b_panel_path_bit_for_bit() {
             out: QuantSpec::new(fc.parse().unwrap()),
             ..GemmSpec::new()
         };
-        let (m, n, k) = (6, 2100, 100);
-        let (xa, xb) = (
-            common::uniform(m * k, 1, 2.0),
-            common::uniform(k * n, 2, 2.0),
-        );
-        let bias = common::uniform(n, 3, 1.0);
-        let run = |ctx: &GpuContext| {
-            let (ta, _) = ops::quantize(ctx, &xa, &[m, k], &qa).unwrap();
-            let (tb, _) = ops::quantize(ctx, &xb, &[k, n], &qb).unwrap();
-            let (tc, _) = ops::gemm(ctx, &ta, &tb, Some(&bias), &spec).unwrap();
-            tc.read_words(ctx).unwrap()
-        };
-        assert_eq!(run(&on), run(&off), "GEMM {fa} x {fb} -> {fc}");
-        // Forward (6 output channels) and backward data (6 input channels) over 28 x 28.
+        for m in [6, 12, 16] {
+            let (n, k) = (2100, 100);
+            let (xa, xb) = (
+                common::uniform(m * k, 1, 2.0),
+                common::uniform(k * n, 2, 2.0),
+            );
+            let bias = common::uniform(n, 3, 1.0);
+            let run = |ctx: &GpuContext| {
+                let (ta, _) = ops::quantize(ctx, &xa, &[m, k], &qa).unwrap();
+                let (tb, _) = ops::quantize(ctx, &xb, &[k, n], &qb).unwrap();
+                let (tc, _) = ops::gemm(ctx, &ta, &tb, Some(&bias), &spec).unwrap();
+                tc.read_words(ctx).unwrap()
+            };
+            assert_eq!(run(&on), run(&off), "GEMM {m} rows, {fa} x {fb} -> {fc}");
+        }
+        // Forward (c output channels) and backward data (c input channels) over 28 x 28.
         let conv = Conv2dSpec {
             out: spec.out,
             ..Conv2dSpec::new()
         };
-        let (x, w) = (
-            common::uniform(4 * 6 * 28 * 28, 4, 1.0),
-            common::uniform(6 * 6 * 25, 5, 0.5),
-        );
-        let dy = common::uniform(4 * 6 * 24 * 24, 6, 1.0);
-        let run_conv = |ctx: &GpuContext| {
-            let (tx, _) = ops::quantize(ctx, &x, &[4, 6, 28, 28], &qa).unwrap();
-            let (tw, _) = ops::quantize(ctx, &w, &[6, 6, 5, 5], &qb).unwrap();
-            let (tdy, _) = ops::quantize(ctx, &dy, &[4, 6, 24, 24], &qa).unwrap();
-            let (y, _) = ops::conv2d_forward(ctx, &tx, &tw, Some(&bias[..6]), &conv).unwrap();
-            let (dx, _) = ops::conv2d_backward_data(ctx, &tdy, &tw, [28, 28], &conv).unwrap();
-            (y.read_words(ctx).unwrap(), dx.read_words(ctx).unwrap())
-        };
-        assert_eq!(
-            run_conv(&on),
-            run_conv(&off),
-            "convolution {fa} x {fb} -> {fc}"
-        );
+        for c in [6, 16] {
+            let (x, w) = (
+                common::uniform(4 * c * 28 * 28, 4, 1.0),
+                common::uniform(c * c * 25, 5, 0.5),
+            );
+            let bias = common::uniform(c, 3, 1.0);
+            let dy = common::uniform(4 * c * 24 * 24, 6, 1.0);
+            let run_conv = |ctx: &GpuContext| {
+                let (tx, _) = ops::quantize(ctx, &x, &[4, c, 28, 28], &qa).unwrap();
+                let (tw, _) = ops::quantize(ctx, &w, &[c, c, 5, 5], &qb).unwrap();
+                let (tdy, _) = ops::quantize(ctx, &dy, &[4, c, 24, 24], &qa).unwrap();
+                let (y, _) = ops::conv2d_forward(ctx, &tx, &tw, Some(&bias), &conv).unwrap();
+                let (dx, _) = ops::conv2d_backward_data(ctx, &tdy, &tw, [28, 28], &conv).unwrap();
+                (y.read_words(ctx).unwrap(), dx.read_words(ctx).unwrap())
+            };
+            assert_eq!(
+                run_conv(&on),
+                run_conv(&off),
+                "convolution of {c} channels, {fa} x {fb} -> {fc}"
+            );
+        }
     }
 }

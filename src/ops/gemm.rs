@@ -557,7 +557,15 @@ fn record_panels<P: SplitParams>(
     // Views of at most one invocation row of sums, wide enough to fill whole workgroups,
     // gather B in the product (`thin`), with no B panel (narrower ones, such as a weight
     // gradient's 25 columns, measured faster packed: their few lanes gather alone).
-    let thin = ctx.thin_panels() && wy == 1 && m <= PANEL_R && wx == PANEL_LANES;
+    // Views of 9 to 16 rows, two invocation rows high, gather B too where they fill a
+    // workgroup of twice as many invocations, each sixteen rows of four columns
+    // (`thin_tall`).
+    let tall = ctx.thin_panels()
+        && wy == 2
+        && m <= 2 * PANEL_R
+        && 2 * wx == PANEL_LANES
+        && n > PANEL_R * PANEL_LANES / 2;
+    let thin = tall || ctx.thin_panels() && wy == 1 && m <= PANEL_R && wx == PANEL_LANES;
     // One buffer per panel, grown to the largest view's (within PANEL_WORDS together).
     let pa = ctx.scratch("GEMM panel A", bm * bk)?;
     let pb = ctx.scratch("GEMM panel B", if thin { 1 } else { bn * bk })?;
@@ -584,7 +592,9 @@ fn record_panels<P: SplitParams>(
     let constants = [("WX", wx as f64), ("WY", wy as f64), store[0], store[1]];
     let layer = params.constants();
     let mut thin_constants = layer.clone();
-    thin_constants.extend([("WX", wx as f64), store[0], store[1]]);
+    let thin_lanes = if tall { 2 * wx } else { wx };
+    thin_constants.extend([("WX", thin_lanes as f64), store[0], store[1]]);
+    let thin_entry = if tall { "thin_tall" } else { "thin" };
     let with_side = |side: u32, pan: usize| {
         let mut c = layer.clone();
         c.extend([("SIDE", side as f64), ("PAN", pan as f64)]);
@@ -652,7 +662,7 @@ fn record_panels<P: SplitParams>(
                     record_tiled(
                         ctx,
                         enc,
-                        (&name, "thin", &thin_constants),
+                        (&name, thin_entry, &thin_constants),
                         spec,
                         grid,
                         &params,
