@@ -471,14 +471,14 @@ const PANEL_SLICE: usize = 32768;
 /// The panel kernel's workgroup shape for an `m` x `n` view: (invocations along N, along
 /// M), as many along N as its columns fill (eight each), as many along M as its rows fill
 /// in what is left, then balanced while the rows overflow the tile; a view smaller than
-/// one tile gets a smaller workgroup.
+/// one tile gets a smaller workgroup, no wider than its columns (a weight gradient's 144
+/// columns, 18 invocations wide, not 32: the B panel and the products a third narrower).
 pub fn panel_lanes(m: usize, n: usize) -> (usize, usize) {
-    let fill =
-        |extent: usize, most: usize| extent.div_ceil(PANEL_R).next_power_of_two().clamp(1, most);
+    let fill = |extent: usize, most: usize| extent.div_ceil(PANEL_R).clamp(1, most);
     let mut wx = fill(n, PANEL_LANES);
     let mut wy = fill(m, PANEL_LANES / wx);
     while wx > 8 && PANEL_R * wy < m {
-        wx /= 2;
+        wx = (wx / 2).max(8);
         wy = fill(m, PANEL_LANES / wx);
     }
     (wx, wy)
@@ -508,9 +508,11 @@ pub fn panel_blocks(
             bm = (bm / 2).next_multiple_of(tm);
         }
     }
-    // Split K for parallelism where a block has few tiles, within llvmpipe's loop limit
-    // and the panels' budget.
+    // Split K for parallelism where a block has few tiles, within llvmpipe's loop limit:
+    // each block (the panels' budget deep) into that many slices of 256 products or more,
+    // so that a view deeper than one block does not run its blocks one workgroup at a time.
     let tiles = (bm / tm) * (bn / tn);
+    let depth = words / (bm + bn);
     let target = if ctx.info.device_type == wgpu::DeviceType::Cpu {
         16
     } else {
@@ -524,7 +526,7 @@ pub fn panel_blocks(
     let k_split = k
         .div_ceil(splits)
         .min(PANEL_SLICE)
-        .min(words / (bm + bn))
+        .min((depth / splits).max(depth.min(256)))
         .max(1);
     let bk = if (bm + bn) * k <= words {
         k
