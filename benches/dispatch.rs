@@ -7,7 +7,7 @@ mod common;
 use criterion::{Criterion, criterion_group, criterion_main};
 use lowp::gpu::Encoder;
 use lowp::gpu::GpuContext;
-use lowp::gpu::buffers::{upload_f32, zeroed};
+use lowp::gpu::buffers::{uniform, upload_f32, zeroed};
 use lowp::ops::elementwise::record_relu_forward;
 use std::time::{Duration, Instant};
 
@@ -32,16 +32,29 @@ fn one_round(ctx: &GpuContext, x: &wgpu::Buffer, y: &wgpu::Buffer) -> (Duration,
     (recorded, start.elapsed())
 }
 
-/// Record-to-done time per dispatch of a trivial kernel: each in its own pass, or all in one.
-fn raw(ctx: &GpuContext, x: &wgpu::Buffer, shared: bool) -> Duration {
+/// How the raw kernel's dispatches are recorded.
+#[derive(Clone, Copy, Debug)]
+enum Raw {
+    /// Each in a compute pass of its own, one bind group for all.
+    OwnPass,
+    /// All in one pass, one bind group for all.
+    SharedPass,
+    /// All in one pass, each with a uniform buffer and bind group made for it (as lowp
+    /// records a dispatch).
+    FreshBindGroups,
+}
+
+/// Record-to-done time per dispatch of a trivial kernel (a uniform read, a storage update).
+fn raw(ctx: &GpuContext, x: &wgpu::Buffer, mode: Raw) -> Duration {
     let module = ctx
         .device
         .create_shader_module(wgpu::ShaderModuleDescriptor {
             label: None,
             source: wgpu::ShaderSource::Wgsl(
-                "@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+                "@group(0) @binding(0) var<uniform> u: vec4<f32>;
+             @group(0) @binding(1) var<storage, read_write> x: array<f32>;
              @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-                 x[g.x] = max(x[g.x], 0.0);
+                 x[g.x] = max(x[g.x], u.x);
              }"
                 .into(),
             ),
@@ -56,29 +69,45 @@ fn raw(ctx: &GpuContext, x: &wgpu::Buffer, shared: bool) -> Duration {
             compilation_options: Default::default(),
             cache: None,
         });
-    let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: None,
-        layout: &p.get_bind_group_layout(0),
-        entries: &[wgpu::BindGroupEntry {
-            binding: 0,
-            resource: x.as_entire_binding(),
-        }],
-    });
+    let make_bind = || {
+        let u = uniform(ctx, &[0f32; 4]);
+        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &p.get_bind_group_layout(0),
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: u.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: x.as_entire_binding(),
+                },
+            ],
+        })
+    };
+    let bind = make_bind();
     let start = Instant::now();
     let mut enc = ctx.device.create_command_encoder(&Default::default());
-    if shared {
-        let mut pass = enc.begin_compute_pass(&Default::default());
-        for _ in 0..DISPATCHES {
-            pass.set_pipeline(&p);
-            pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(1, 1, 1);
+    match mode {
+        Raw::OwnPass => {
+            for _ in 0..DISPATCHES {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&p);
+                pass.set_bind_group(0, &bind, &[]);
+                pass.dispatch_workgroups(1, 1, 1);
+            }
         }
-    } else {
-        for _ in 0..DISPATCHES {
+        Raw::SharedPass | Raw::FreshBindGroups => {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&p);
-            pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(1, 1, 1);
+            for _ in 0..DISPATCHES {
+                pass.set_pipeline(&p);
+                match mode {
+                    Raw::FreshBindGroups => pass.set_bind_group(0, &make_bind(), &[]),
+                    _ => pass.set_bind_group(0, &bind, &[]),
+                }
+                pass.dispatch_workgroups(1, 1, 1);
+            }
         }
     }
     ctx.queue.submit([enc.finish()]);
@@ -91,11 +120,12 @@ fn bench(c: &mut Criterion) {
     let x = upload_f32(&ctx, "x", &[1.0; VALUES]).unwrap();
     let y = zeroed(&ctx, "y", VALUES).unwrap();
     one_round(&ctx, &x, &y);
-    for shared in [false, true, false, true] {
-        raw(&ctx, &x, shared);
-        let t: Duration = (0..10).map(|_| raw(&ctx, &x, shared)).sum::<Duration>() / 10;
+    let modes = [Raw::OwnPass, Raw::SharedPass, Raw::FreshBindGroups];
+    for mode in modes.iter().chain(&modes) {
+        raw(&ctx, &x, *mode);
+        let t: Duration = (0..10).map(|_| raw(&ctx, &x, *mode)).sum::<Duration>() / 10;
         println!(
-            "raw, shared pass {shared}: {:.1} us per dispatch",
+            "raw, {mode:?}: {:.1} us per dispatch",
             t.as_secs_f64() * 1e6
         );
     }
