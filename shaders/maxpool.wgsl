@@ -3,21 +3,46 @@
 // routes each output's gradient to that position. x (in0) and g (in1) are decoded as they
 // are loaded, the output rounded as it is stored.
 
+// The pooling's shape as pipeline constants where the kernel is compiled for its layer
+// (divisions by constants become multiplications, the window loops unroll), else (0) read
+// from the parameters.
+override MP_POOL: u32 = 0u;
+override MP_IN_H: u32 = 0u;
+override MP_IN_W: u32 = 0u;
+override MP_OUT_H: u32 = 0u;
+override MP_OUT_W: u32 = 0u;
+
+fn mp_pool() -> u32 {
+    return select(E.pool, MP_POOL, MP_POOL != 0u);
+}
+fn mp_in_h() -> u32 {
+    return select(E.in_h, MP_IN_H, MP_IN_H != 0u);
+}
+fn mp_in_w() -> u32 {
+    return select(E.in_w, MP_IN_W, MP_IN_W != 0u);
+}
+fn mp_out_h() -> u32 {
+    return select(E.out_h, MP_OUT_H, MP_OUT_H != 0u);
+}
+fn mp_out_w() -> u32 {
+    return select(E.out_w, MP_OUT_W, MP_OUT_W != 0u);
+}
+
 // Flat input index of the first maximum of output o's window (each value loaded once).
 fn window_argmax(o: u32) -> u32 {
-    let per = E.out_h * E.out_w;
+    let per = mp_out_h() * mp_out_w();
     let plane = o / per;
-    let oh = (o % per) / E.out_w;
-    let ow = o % E.out_w;
-    let base = plane * E.in_h * E.in_w;
-    var best = base + oh * E.pool * E.in_w + ow * E.pool;
+    let oh = (o % per) / mp_out_w();
+    let ow = o % mp_out_w();
+    let base = plane * mp_in_h() * mp_in_w();
+    var best = base + oh * mp_pool() * mp_in_w() + ow * mp_pool();
     var top = order_key(load0(best));
-    for (var a = 0u; a < E.pool; a++) {
-        for (var b = 0u; b < E.pool; b++) {
+    for (var a = 0u; a < mp_pool(); a++) {
+        for (var b = 0u; b < mp_pool(); b++) {
             if (a + b == 0u) {
                 continue;
             }
-            let idx = base + (oh * E.pool + a) * E.in_w + ow * E.pool + b;
+            let idx = base + (oh * mp_pool() + a) * mp_in_w() + ow * mp_pool() + b;
             let key = order_key(load0(idx));
             if (key > top) {
                 best = idx;
@@ -47,25 +72,25 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (c >= E.count) {
         return;
     }
-    let cells_h = (E.in_h + E.pool - 1u) / E.pool;
-    let cells_w = (E.in_w + E.pool - 1u) / E.pool;
+    let cells_h = (mp_in_h() + mp_pool() - 1u) / mp_pool();
+    let cells_w = (mp_in_w() + mp_pool() - 1u) / mp_pool();
     let plane = c / (cells_h * cells_w);
     let r = (c % (cells_h * cells_w)) / cells_w;
     let q = c % cells_w;
     var best = 0xffffffffu;
     var v = 0u;
-    if (r < E.out_h && q < E.out_w) {
-        let o = (plane * E.out_h + r) * E.out_w + q;
+    if (r < mp_out_h() && q < mp_out_w()) {
+        let o = (plane * mp_out_h() + r) * mp_out_w() + q;
         best = window_argmax(o);
         v = load1(o);
     }
-    let base = plane * E.in_h * E.in_w;
-    for (var a = 0u; a < E.pool; a++) {
-        for (var b = 0u; b < E.pool; b++) {
-            let ih = r * E.pool + a;
-            let iw = q * E.pool + b;
-            if (ih < E.in_h && iw < E.in_w) {
-                let i = base + ih * E.in_w + iw;
+    let base = plane * mp_in_h() * mp_in_w();
+    for (var a = 0u; a < mp_pool(); a++) {
+        for (var b = 0u; b < mp_pool(); b++) {
+            let ih = r * mp_pool() + a;
+            let iw = q * mp_pool() + b;
+            if (ih < mp_in_h() && iw < mp_in_w()) {
+                let i = base + ih * mp_in_w() + iw;
                 store_out(i, select(0u, v, i == best));
             }
         }

@@ -25,10 +25,25 @@ pub(crate) fn record_io<'a>(
     ins: &[Src<'a>],
     out: Option<Dst<'a>>,
 ) -> Result<(), GpuError> {
+    let kernel = (kernel, entry, &[][..]);
+    record_io_with(ctx, enc, kernel, count, p, own, ins, out)
+}
+
+/// Like [`record_io`], for a kernel with pipeline-overridable constants.
+#[allow(clippy::too_many_arguments)]
+fn record_io_with<'a>(
+    ctx: &GpuContext,
+    enc: &mut Encoder,
+    kernel: (&str, &str, &[(&str, f64)]),
+    count: usize,
+    p: ElemParams,
+    own: &[(u32, &wgpu::Buffer)],
+    ins: &[Src<'a>],
+    out: Option<Dst<'a>>,
+) -> Result<(), GpuError> {
     record_phases(ctx, enc, ins, out, |enc, io| {
         let mut b = own.to_vec();
         b.extend(io.bindings());
-        let kernel = (kernel, entry, &[][..]);
         record_with(ctx, enc, kernel, &io.spec(), count as u32, p, &b)
     })
 }
@@ -248,6 +263,18 @@ pub(crate) fn record_col_sum_of<'a>(
     )
 }
 
+/// Max pooling's shape as its kernel's constants, where the context compiles kernels for
+/// their operands (else none: the portable kernel reads it from its parameters).
+fn pool_constants(ctx: &GpuContext, p: &Pool) -> Vec<(&'static str, f64)> {
+    if !ctx.specialise() {
+        return Vec::new();
+    }
+    let [oh, ow] = p.out_hw();
+    let shape = [p.pool, p.in_hw[0], p.in_hw[1], oh, ow];
+    let names = ["MP_POOL", "MP_IN_H", "MP_IN_W", "MP_OUT_H", "MP_OUT_W"];
+    names.into_iter().zip(shape.map(|v| v as f64)).collect()
+}
+
 fn pool_params(p: &Pool, n: usize) -> ElemParams {
     let [oh, ow] = p.out_hw();
     ElemParams {
@@ -272,8 +299,9 @@ pub fn record_maxpool_forward<'a>(
     let [oh, ow] = p.out_hw();
     let n = p.planes * oh * ow;
     let (ins, out) = ([x.into()], Some(y.into()));
-    let e = ("maxpool", "forward");
-    record_io(ctx, enc, e, n, pool_params(p, n), &[], &ins, out)
+    let constants = pool_constants(ctx, p);
+    let e = ("maxpool", "forward", constants.as_slice());
+    record_io_with(ctx, enc, e, n, pool_params(p, n), &[], &ins, out)
 }
 
 /// Records dx: each output gradient routed to its window's first maximum in x.
@@ -288,8 +316,9 @@ pub fn record_maxpool_backward<'a>(
     // One work item per pool x pool cell of the input, partial cells at the edges included.
     let cells = p.planes * p.in_hw[0].div_ceil(p.pool) * p.in_hw[1].div_ceil(p.pool);
     let (ins, out) = ([x.into(), g.into()], Some(dx.into()));
-    let e = ("maxpool", "backward");
-    record_io(ctx, enc, e, cells, pool_params(p, cells), &[], &ins, out)
+    let constants = pool_constants(ctx, p);
+    let e = ("maxpool", "backward", constants.as_slice());
+    record_io_with(ctx, enc, e, cells, pool_params(p, cells), &[], &ins, out)
 }
 
 fn avg_params(p: &Pool, n: usize) -> ElemParams {
