@@ -153,30 +153,6 @@ fn gather_b(k: u32, j: u32) -> f32 {
     return 0.0;
 }
 
-// The product for views of at most 8 rows (WY = 1, one invocation row): each B value is
-// used by one invocation only, so `thin` gathers and decodes it here instead of reading a
-// B panel, and the view needs no B `pack` pass (whose stores were half its cost). A's panel
-// and the sums' order and stores are `main`'s.
-@compute @workgroup_size(WX, 1)
-fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let col = wid.x * (8u * WX) + lid.x * 8u;
-    let sa = PM / 4u;
-    let j = G.blk.j0 + col;
-    let k_begin = wid.z * G.k_split;
-    let k_end = min(G.blk.k, k_begin + G.k_split);
-    var c = Tile();
-    for (var k = k_begin; k < k_end; k++) {
-        let a0 = pa[k * sa];
-        let a1 = pa[k * sa + 1u];
-        let b0 = vec4(gather_b(k, j), gather_b(k, j + 1u), gather_b(k, j + 2u), gather_b(k, j + 3u));
-        let b1 = vec4(gather_b(k, j + 4u), gather_b(k, j + 5u), gather_b(k, j + 6u), gather_b(k, j + 7u));
-        c = rank1(c, a0, a1, b0, b1);
-    }
-    let i = G.blk.i0;
-    let s = G.blk.slice0 + wid.z;
-    put_tile(i, j, s, c, false);
-}
-
 // A tall tile's sums after one k: row r's four sums plus A's value r (a0's four, then a1's,
 // a2's, a3's) times B's four values b, each with one fma.
 fn rank1_tall(t: Tile, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>, b: vec4<f32>) -> Tile {
@@ -192,12 +168,19 @@ fn rank1_tall(t: Tile, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32
     );
 }
 
-// `thin` for views of 9 to 16 rows: each invocation sums all sixteen rows of four columns
-// (a tall tile), so each B value is gathered once, where `main` packs a B panel first and
-// two `thin` passes would gather it twice. A's four loads are the same for every lane.
+// Whether `thin` sums tall tiles (a constant): views of 9 to 16 rows, each invocation all
+// sixteen rows of four columns, so that each B value is still gathered once (where `main`
+// packs a B panel first, and two 8-row passes would gather it twice).
+override TALL: bool = false;
+
+// The product for views of at most 8 rows (WY = 1, one invocation row), or 16 (TALL): each
+// B value is used by one invocation only, so `thin` gathers and decodes it here instead of
+// reading a B panel, and the view needs no B `pack` pass (whose stores were half its cost).
+// A's panel (loads the same for every lane) and the sums' order and stores are `main`'s.
 @compute @workgroup_size(WX, 1)
-fn thin_tall(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let col = wid.x * (4u * WX) + lid.x * 4u;
+fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let width = select(8u, 4u, TALL);
+    let col = wid.x * (width * WX) + lid.x * width;
     let sa = PM / 4u;
     let j = G.blk.j0 + col;
     let k_begin = wid.z * G.k_split;
@@ -206,10 +189,13 @@ fn thin_tall(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id
     for (var k = k_begin; k < k_end; k++) {
         let a0 = pa[k * sa];
         let a1 = pa[k * sa + 1u];
-        let a2 = pa[k * sa + 2u];
-        let a3 = pa[k * sa + 3u];
-        let b = vec4(gather_b(k, j), gather_b(k, j + 1u), gather_b(k, j + 2u), gather_b(k, j + 3u));
-        c = rank1_tall(c, a0, a1, a2, a3, b);
+        let b0 = vec4(gather_b(k, j), gather_b(k, j + 1u), gather_b(k, j + 2u), gather_b(k, j + 3u));
+        if (TALL) {
+            c = rank1_tall(c, a0, a1, pa[k * sa + 2u], pa[k * sa + 3u], b0);
+        } else {
+            let b1 = vec4(gather_b(k, j + 4u), gather_b(k, j + 5u), gather_b(k, j + 6u), gather_b(k, j + 7u));
+            c = rank1(c, a0, a1, b0, b1);
+        }
     }
-    put_tile(G.blk.i0, j, G.blk.slice0 + wid.z, c, true);
+    put_tile(G.blk.i0, j, G.blk.slice0 + wid.z, c, TALL);
 }

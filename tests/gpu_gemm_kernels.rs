@@ -173,7 +173,7 @@ fn convolutions_of_integers_are_exact_with_every_kernel() {
 }
 
 /// The panel products that gather B themselves (`thin`, views of at most 8 rows, and
-/// `thin_tall`, 9 to 16 rows, that fill a workgroup) sum in `main`'s order, so on
+/// compiled `TALL`, 9 to 16 rows, that fill a workgroup) sum in `main`'s order, so on
 /// real-valued operands (where the order shows in the bits) they equal the B-panel path bit
 /// for bit: GEMMs of 6, 12 and 16 rows and convolutions' forward and backward-data views of
 /// 6 and 16 channels, f32 and packed operands, the last block cut short.

@@ -561,7 +561,7 @@ fn record_panels<P: SplitParams>(
     // gradient's 25 columns, measured faster packed: their few lanes gather alone).
     // Views of 9 to 16 rows, two invocation rows high, gather B too where they fill a
     // workgroup of twice as many invocations, each sixteen rows of four columns
-    // (`thin_tall`).
+    // (`thin` with TALL).
     let tall = ctx.thin_panels()
         && wy == 2
         && m <= 2 * PANEL_R
@@ -596,7 +596,7 @@ fn record_panels<P: SplitParams>(
     let mut thin_constants = layer.clone();
     let thin_lanes = if tall { 2 * wx } else { wx };
     thin_constants.extend([("WX", thin_lanes as f64), store[0], store[1]]);
-    let thin_entry = if tall { "thin_tall" } else { "thin" };
+    thin_constants.push(("TALL", tall as u32 as f64));
     let with_side = |side: u32, pan: usize| {
         let mut c = layer.clone();
         c.extend([("SIDE", side as f64), ("PAN", pan as f64)]);
@@ -664,7 +664,7 @@ fn record_panels<P: SplitParams>(
                     record_tiled(
                         ctx,
                         enc,
-                        (&name, thin_entry, &thin_constants),
+                        (&name, "thin", &thin_constants),
                         spec,
                         grid,
                         &params,
