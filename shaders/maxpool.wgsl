@@ -3,29 +3,44 @@
 // routes each output's gradient to that position. x (in0) and g (in1) are decoded as they
 // are loaded, the output rounded as it is stored.
 
-// The pooling's shape as pipeline constants where the kernel is compiled for its layer
-// (divisions by constants become multiplications, the window loops unroll), else (0) read
-// from the parameters.
-override MP_POOL: u32 = 0u;
-override MP_IN_H: u32 = 0u;
-override MP_IN_W: u32 = 0u;
-override MP_OUT_H: u32 = 0u;
-override MP_OUT_W: u32 = 0u;
-
+// The pooling's shape again as pipeline constants (src/ops/elementwise.rs pool_constants),
+// as conv_index.wgsl has a layer's geometry: with MP set, the pipeline is specialised to
+// one layer's shape, so its divisions are by constants and the window loops unroll.
+override MP: bool = false;
+override MP_POOL: u32 = 1u;
+override MP_IN_H: u32 = 1u;
+override MP_IN_W: u32 = 1u;
+override MP_OUT_H: u32 = 1u;
+override MP_OUT_W: u32 = 1u;
 fn mp_pool() -> u32 {
-    return select(E.pool, MP_POOL, MP_POOL != 0u);
+    if (MP) {
+        return MP_POOL;
+    }
+    return E.pool;
 }
 fn mp_in_h() -> u32 {
-    return select(E.in_h, MP_IN_H, MP_IN_H != 0u);
+    if (MP) {
+        return MP_IN_H;
+    }
+    return E.in_h;
 }
 fn mp_in_w() -> u32 {
-    return select(E.in_w, MP_IN_W, MP_IN_W != 0u);
+    if (MP) {
+        return MP_IN_W;
+    }
+    return E.in_w;
 }
 fn mp_out_h() -> u32 {
-    return select(E.out_h, MP_OUT_H, MP_OUT_H != 0u);
+    if (MP) {
+        return MP_OUT_H;
+    }
+    return E.out_h;
 }
 fn mp_out_w() -> u32 {
-    return select(E.out_w, MP_OUT_W, MP_OUT_W != 0u);
+    if (MP) {
+        return MP_OUT_W;
+    }
+    return E.out_w;
 }
 
 // Flat input index of the first maximum of output o's window (each value loaded once).

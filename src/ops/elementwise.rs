@@ -272,7 +272,8 @@ fn pool_constants(ctx: &GpuContext, p: &Pool) -> Vec<(&'static str, f64)> {
     let [oh, ow] = p.out_hw();
     let shape = [p.pool, p.in_hw[0], p.in_hw[1], oh, ow];
     let names = ["MP_POOL", "MP_IN_H", "MP_IN_W", "MP_OUT_H", "MP_OUT_W"];
-    names.into_iter().zip(shape.map(|v| v as f64)).collect()
+    let shape = names.into_iter().zip(shape.map(|v| v as f64));
+    std::iter::once(("MP", 1.0)).chain(shape).collect()
 }
 
 fn pool_params(p: &Pool, n: usize) -> ElemParams {
