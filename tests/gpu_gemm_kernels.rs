@@ -36,8 +36,8 @@ fn ints(n: usize, seed: u64, r: i32) -> Vec<f32> {
         .collect()
 }
 
-#[test]
-fn gemms_of_integers_are_exact_with_every_kernel() {
+/// GEMMs of integers on each context from `contexts()[kernels]`: every partial sum exact.
+fn gemms_of_integers(kernels: std::ops::Range<usize>) {
     // |sum| <= K * 4 * 3 < 2^24 for K < 1.3M: every partial sum is an exact f32.
     let shapes = [
         (1, 1, 1),
@@ -47,11 +47,21 @@ fn gemms_of_integers_are_exact_with_every_kernel() {
         (130, 9, 70_000), // K past the 65,535-iteration loop limit
         (3, 200, 1),
     ];
-    for (name, ctx) in contexts() {
+    for (name, ctx) in &contexts()[kernels] {
         for (t, &shape) in shapes.iter().enumerate() {
-            check_gemm(name, &ctx, shape, t);
+            check_gemm(name, ctx, shape, t);
         }
     }
+}
+
+#[test]
+fn gemms_of_integers_are_exact_with_the_tiled_kernel() {
+    gemms_of_integers(0..1);
+}
+
+#[test]
+fn gemms_of_integers_are_exact_with_the_panel_kernel() {
+    gemms_of_integers(1..3);
 }
 
 /// One GEMM of integers (transposes and operands from `t`) against the CPU reference, in

@@ -22,6 +22,20 @@ use lowp::train::precision::PrecisionMap;
 /// Checks `per_tensor` weights of every weight and bias tensor.
 /// `h` is the step of the central differences.
 fn check(model: Model, batch: usize, loss: LossKind, per_tensor: usize, h: f64) {
+    check_part(model, batch, loss, per_tensor, h, (0, 1));
+}
+
+/// [`check`] on part `k` of `parts` of the layers with parameters, taken two at a time in
+/// turn (a convolution and its batch norm stay together), so that a large model's checks
+/// run as tests side by side.
+fn check_part(
+    model: Model,
+    batch: usize,
+    loss: LossKind,
+    per_tensor: usize,
+    h: f64,
+    (k, parts): (usize, usize),
+) {
     let ctx = common::gpu();
     // lr 0, no momentum: a step computes gradients and leaves the weights as they are.
     let config = TrainConfig {
@@ -53,10 +67,17 @@ fn check(model: Model, batch: usize, loss: LossKind, per_tensor: usize, h: f64) 
     // gradient of zero (or of half the size) fails.
     let slack = 1.5 * d / h;
     let (mut checked, mut kinks, mut significant) = (0, 0, 0);
-    for (i, layer) in model.layers.iter().enumerate() {
-        if !layer.has_params() {
-            continue;
-        }
+    let with_params = model
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.has_params());
+    let part: Vec<_> = with_params
+        .enumerate()
+        .filter(|(j, _)| (j / 2) % parts == k)
+        .map(|(_, il)| il)
+        .collect();
+    for (i, layer) in part {
         let (dw, db) = t.read_grads(i).unwrap();
         for (part, grads) in [("weight", dw), ("bias", db)] {
             let significant_before = significant;
@@ -140,16 +161,27 @@ fn lenet_gradients_match_finite_differences() {
     );
 }
 
-#[test]
-fn resnet_gradients_match_finite_differences() {
-    // Batch norm, residual shortcuts (identity and option A), average pooling, flatten.
-    check(
+/// Batch norm, residual shortcuts (identity and option A), average pooling, flatten; the
+/// layers in two halves, one a test.
+fn resnet_gradients(half: usize) {
+    check_part(
         Model::resnet(1, [2, 8, 8], 4).unwrap(),
         4,
         LossKind::CrossEntropy,
         3,
         1e-3,
+        (half, 2),
     );
+}
+
+#[test]
+fn resnet_gradients_match_finite_differences() {
+    resnet_gradients(0);
+}
+
+#[test]
+fn resnet_gradients_of_the_other_layers_match_finite_differences() {
+    resnet_gradients(1);
 }
 
 #[test]

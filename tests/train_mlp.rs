@@ -588,7 +588,9 @@ fn lenet_and_mlp_under_the_example_nvfp4_map_are_bit_exact() {
 #[test]
 fn resnet20_is_built_and_steps_bit_exact() {
     use lowp::train::model::Layer;
-    let model = Model::resnet(3, [3, 32, 32], 10).unwrap();
+    // At 16 x 16 rather than CIFAR's 32 x 32: the same layers and weights (average pooling
+    // ends the network), a quarter of the CPU reference's work.
+    let model = Model::resnet(3, [3, 16, 16], 10).unwrap();
     let (mut convs, mut linears, mut weights) = (0, 0, 0);
     for l in &model.layers {
         match l {
@@ -626,7 +628,7 @@ fn resnet20_is_built_and_steps_bit_exact() {
     let mut cpu = CpuTrainer::new(plan.clone());
     let mut gpu = GpuTrainer::new(&ctx, plan, batch).unwrap();
     let before = cpu.state();
-    let x = common::uniform(batch * 3 * 32 * 32, 1, 2.0);
+    let x = common::uniform(batch * 3 * 16 * 16, 1, 2.0);
     let labels = [3, 7];
     let (c, g) = (cpu.step(&x, &labels), gpu.step(&x, &labels).unwrap());
     assert!(c.loss.is_finite() && (g.loss - c.loss).abs() <= 1e-5 * c.loss.abs());

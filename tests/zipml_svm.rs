@@ -36,7 +36,7 @@ fn margin(t: &Table, i: usize, w: &[f32]) -> (f64, f64) {
 
 #[test]
 fn refetching_reads_the_hinge_side_exactly() {
-    let (n, d) = (3000, 12);
+    let (n, d) = (1500, 12);
     let (t, w_star) = classes(n, d, 5);
     let loss = Loss::Hinge { l2: 0.0 };
     let mut by_bits = Vec::new();
