@@ -72,12 +72,11 @@ fn check_part(
         .iter()
         .enumerate()
         .filter(|(_, l)| l.has_params());
-    let part: Vec<_> = with_params
+    let in_part = with_params
         .enumerate()
         .filter(|(j, _)| (j / 2) % parts == k)
-        .map(|(_, il)| il)
-        .collect();
-    for (i, layer) in part {
+        .map(|(_, il)| il);
+    for (i, layer) in in_part {
         let (dw, db) = t.read_grads(i).unwrap();
         for (part, grads) in [("weight", dw), ("bias", db)] {
             let significant_before = significant;
