@@ -103,22 +103,20 @@ fn pairs() -> (Vec<u32>, Vec<u32>) {
     (a, b)
 }
 
-/// Runs function `op` of the test kernel over the pairs on the GPU; `subgroups`: the fast
-/// path is taken a whole subgroup at a time where every lane can (as specialised kernels do).
+/// Runs function `op` of the test kernel over the pairs on the GPU, its `sf_mul` and
+/// `sf_add` in the form `form` names (subgroups: the fast path is taken a whole subgroup at a
+/// time where every lane can, as specialised kernels do; f64: through f64).
 fn on_gpu(
     ctx: &lowp::gpu::GpuContext,
     op: u32,
     (a, b): (&[u32], &[u32]),
-    subgroups: bool,
+    form: &Specialisation,
 ) -> Vec<u32> {
     let src = assemble_with_spec(
         &["fmt", "rng", "quant", "softfloat"],
         "softfloat_apply",
         APPLY,
-        &Specialisation {
-            subgroups,
-            ..Default::default()
-        },
+        form,
     );
     let module = ctx
         .device
@@ -208,21 +206,29 @@ fn wgsl_softfloat_equals_its_rust_twin_bit_for_bit() {
         "some pairing of zero, subnormal, Inf, NaN and normal operands is missing"
     );
     // The random pairs are mostly normal (about 3 in 4 runs of 8 lanes are all normal), so
-    // whole subgroups take the fast path; the special operands send theirs to the integer path.
-    let gates = if ctx.has_subgroups() {
-        vec![false, true]
-    } else {
-        vec![false]
+    // whole subgroups take the fast path; the special operands send theirs to the integer
+    // path. Where the context computes through f64 (a CPU adapter with f64), that form too.
+    let form = |subgroups, f64_arith| Specialisation {
+        subgroups,
+        f64_arith,
+        ..Default::default()
     };
+    let mut forms = vec![("gate", form(false, false))];
+    if ctx.has_subgroups() {
+        forms.push(("subgroup gate", form(true, false)));
+    }
+    if ctx.f64_softfloat() {
+        forms.push(("f64", form(false, true)));
+    }
     for (op, (name, twin)) in FUNCTIONS.iter().enumerate() {
-        for &gate in &gates {
-            let got = on_gpu(&ctx, op as u32, (&a, &b), gate);
+        for (form_name, form) in &forms {
+            let got = on_gpu(&ctx, op as u32, (&a, &b), form);
             let differ: Vec<usize> = (0..a.len())
                 .filter(|&i| got[i] != twin(a[i], b[i]))
                 .collect();
             if let Some(&i) = differ.first() {
                 panic!(
-                    "{name}: {} of {} results differ from src/softfloat.rs; first: \
+                    "{name} ({form_name}): {} of {} results differ from src/softfloat.rs; first: \
                  {name}({:08x}, {:08x}) = {:08x} on the GPU, {:08x} on the CPU",
                     differ.len(),
                     a.len(),

@@ -11,7 +11,7 @@ use wgpu::naga;
 fn validate(k: &str, src: &str) {
     let module = naga::front::wgsl::parse_str(src)
         .unwrap_or_else(|e| panic!("{k}: {}", e.emit_to_string(src)));
-    let mut caps = naga::valid::Capabilities::SUBGROUP;
+    let mut caps = naga::valid::Capabilities::SUBGROUP | naga::valid::Capabilities::FLOAT64;
     if needs_f16(k) {
         caps |= naga::valid::Capabilities::SHADER_FLOAT16;
     }
@@ -24,7 +24,8 @@ fn validate(k: &str, src: &str) {
 
 /// Every kernel also validates compiled for fixed formats: an MX input, a fixed-point one, a
 /// raw one, a stochastic e5m2 output (its codes share words: atomic stores) or an fp32 one
-/// (a word each: plain stores), e4m3 and MX GEMM operands, soft-float gated by subgroups.
+/// (a word each: plain stores), e4m3 and MX GEMM operands, soft-float gated by subgroups
+/// or through f64.
 #[test]
 fn every_specialised_kernel_validates() {
     let spec = |f: &str| QuantSpec::new(f.parse::<Format>().unwrap());
@@ -43,9 +44,12 @@ fn every_specialised_kernel_validates() {
         out: Some(OutParams::packed(&e5m2, OutPhase::Store, false)),
         operands: Some([(element("e4m3"), 0), (element("mxfp8_e4m3"), 2)]),
         subgroups: true,
+        f64_arith: false,
     };
+    // fp32 output, soft-float through f64 (the CPU adapters' form).
     let fp32 = Specialisation {
         out: Some(OutParams::packed(&spec("fp32"), OutPhase::Store, false)),
+        f64_arith: true,
         ..s
     };
     for k in kernel_names() {
@@ -56,6 +60,11 @@ fn every_specialised_kernel_validates() {
             }
             if src.contains("fn sf_all") {
                 assert!(src.contains("subgroupAll"), "{k}");
+                assert_eq!(
+                    src.contains("fn sf_to_f64"),
+                    s.f64_arith,
+                    "{k}: sf_mul's form"
+                );
             }
             if src.contains("out_words") {
                 let plain = src.contains("out_words: array<u32>");

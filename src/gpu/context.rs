@@ -29,6 +29,8 @@ pub struct GpuContext {
     specialise: bool,
     /// The device runs subgroup operations (read once, asked on every dispatch).
     subgroups: bool,
+    /// Soft-float multiplies and adds through f64 (see [`GpuContext::f64_softfloat`]).
+    f64_softfloat: bool,
     panel_words: usize,
     scratch: Mutex<std::collections::HashMap<&'static str, DeviceBuffer>>,
     /// Every buffer made on this device, counted by purpose.
@@ -130,10 +132,33 @@ impl GpuContext {
                 .expect("nonempty"),
         };
         let info = chosen.get_info();
-        let wanted = wgpu::Features::TIMESTAMP_QUERY
+        // Soft-float through f64 on a CPU adapter (LOWP_SOFTFLOAT=f64 or gate chooses).
+        let f64_softfloat = match std::env::var("LOWP_SOFTFLOAT").as_deref() {
+            Ok("f64") if !chosen.features().contains(wgpu::Features::SHADER_F64) => {
+                return Err(GpuError::Invalid(format!(
+                    "LOWP_SOFTFLOAT=f64: {} has no f64 in shaders",
+                    info.name
+                )));
+            }
+            Ok("f64") => true,
+            Ok("gate") => false,
+            Ok(other) if !other.is_empty() => {
+                return Err(GpuError::Invalid(format!(
+                    "LOWP_SOFTFLOAT={other:?}: expected \"f64\" or \"gate\""
+                )));
+            }
+            _ => {
+                info.device_type == wgpu::DeviceType::Cpu
+                    && chosen.features().contains(wgpu::Features::SHADER_F64)
+            }
+        };
+        let mut wanted = wgpu::Features::TIMESTAMP_QUERY
             | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
             | wgpu::Features::SHADER_F16
             | wgpu::Features::SUBGROUP;
+        if f64_softfloat {
+            wanted |= wgpu::Features::SHADER_F64;
+        }
         let (device, queue) = chosen
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("lowp"),
@@ -193,6 +218,7 @@ impl GpuContext {
             tap_sums,
             specialise,
             subgroups,
+            f64_softfloat,
             panel_words: PANEL_WORDS,
             scratch: Mutex::default(),
             ledger: Arc::default(),
@@ -220,6 +246,7 @@ impl GpuContext {
             tap_sums: self.tap_sums,
             specialise: self.specialise,
             subgroups: self.subgroups,
+            f64_softfloat: self.f64_softfloat,
             panel_words: self.panel_words,
             scratch: Mutex::default(),
             ledger: Arc::default(),
@@ -287,6 +314,16 @@ impl GpuContext {
     /// integer path a whole subgroup at a time).
     pub fn has_subgroups(&self) -> bool {
         self.subgroups
+    }
+
+    /// Whether specialised kernels compute soft-float's multiplies and adds through f64,
+    /// without a branch (the default on a CPU adapter with f64, which runs both sides of
+    /// every branch; `LOWP_SOFTFLOAT=f64` or `gate` chooses), rather than taking the
+    /// hardware's f32 result where it is exact and an integer path elsewhere. Both give the
+    /// same bits. Portable kernels (`LOWP_SPECIALISE=0`) and the entries
+    /// [`takes_f64_softfloat`](super::shader::takes_f64_softfloat) refuses keep the latter.
+    pub fn f64_softfloat(&self) -> bool {
+        self.f64_softfloat
     }
 
     /// Sets the f32 words the panel kernel's two panels may take together (at least 4096).
@@ -399,13 +436,14 @@ impl GpuContext {
         let l = self.device.limits();
         let yes = |b: bool| if b { "yes" } else { "no" };
         format!(
-            "adapter: {} ({}, {})\ndriver: {} {}\nshader-f16: {}\nsubgroups: {}\ndot4I8Packed (WGSL): {}\ncooperative matrix: {}\ntimestamp queries: {}\nmax storage buffer binding: {} MiB\nmax buffer: {} MiB\nmax workgroups per dimension: {}\nGEMM with f32 sums: {}\nGEMM tiles: {}\nkernels: {}",
+            "adapter: {} ({}, {})\ndriver: {} {}\nshader-f16: {}\nshader-f64: {}\nsubgroups: {}\ndot4I8Packed (WGSL): {}\ncooperative matrix: {}\ntimestamp queries: {}\nmax storage buffer binding: {} MiB\nmax buffer: {} MiB\nmax workgroups per dimension: {}\nGEMM with f32 sums: {}\nGEMM tiles: {}\nkernels: {}",
             self.info.name,
             self.info.backend.to_str(),
             device_type_name(self.info.device_type),
             self.info.driver,
             self.info.driver_info,
             yes(f.contains(wgpu::Features::SHADER_F16)),
+            yes(self.adapter.features().contains(wgpu::Features::SHADER_F64)),
             yes(f.contains(wgpu::Features::SUBGROUP)),
             yes(self
                 .wgsl_features
@@ -427,10 +465,12 @@ impl GpuContext {
                 "tiled, operands staged in workgroup memory".to_string()
             },
             self.tiles,
-            if self.specialise {
-                "compiled for their operands' formats (LOWP_SPECIALISE=0: portable)"
-            } else {
-                "portable, every format read from the parameters (LOWP_SPECIALISE=0)"
+            match (self.specialise, self.f64_softfloat) {
+                (true, true) =>
+                    "compiled for their operands' formats, soft-float through f64 (LOWP_SPECIALISE=0: portable)",
+                (true, false) =>
+                    "compiled for their operands' formats (LOWP_SPECIALISE=0: portable)",
+                _ => "portable, every format read from the parameters (LOWP_SPECIALISE=0)",
             },
         )
     }

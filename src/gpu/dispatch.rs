@@ -5,6 +5,7 @@ use super::context::GpuContext;
 use super::encoder::Encoder;
 use super::error::GpuError;
 use super::params::DispatchParams;
+use super::shader::takes_f64_softfloat;
 use super::specialise::Specialisation;
 
 /// Invocations per workgroup of every 1-D kernel (WGSL's `WG`).
@@ -94,6 +95,7 @@ pub fn record_tiled<P: bytemuck::Pod>(
     let spec = match ctx.specialise() {
         true => Specialisation {
             subgroups: ctx.has_subgroups(),
+            f64_arith: ctx.f64_softfloat() && takes_f64_softfloat(kernel, entry),
             ..*spec
         },
         false => Specialisation::default(),

@@ -250,6 +250,7 @@ fn assemble_pieces(libs: &[&str], name: &str, body: &str, spec: &Specialisation)
             }
         } else if name == "softfloat" {
             src.push_str(spec.sf_all());
+            src.push_str(spec.sf_arith());
             src.push_str(text);
         } else if name == "quant" {
             src.push_str(text);
@@ -291,6 +292,18 @@ fn e4m3_postscale(v: u32, s: ElemScale) -> u32 {
 
 /// The bindings of a fused kernel's inputs: (codes, scales) of in0 to in3.
 pub const INPUT_BINDINGS: [(u32, u32); 4] = [(21, 22), (23, 24), (30, 31), (32, 33)];
+
+/// Entry points that keep the gated soft-float even where the context computes through f64:
+/// the linear model's residual pass, whose loops over a row's values (bounds from its
+/// parameters) lavapipe 22.3 compiles again for each new set of parameters once their
+/// bodies have no branch (gpu_linear's tests: 9.7 s gated, 282 s through f64).
+const GATED_SOFTFLOAT: &[(&str, &str)] = &[("linear", "residual")];
+
+/// Whether `entry` of `kernel` may take soft-float's f64 form (see
+/// [`GpuContext::f64_softfloat`](super::GpuContext::f64_softfloat)).
+pub fn takes_f64_softfloat(kernel: &str, entry: &str) -> bool {
+    !GATED_SOFTFLOAT.contains(&(kernel, entry))
+}
 
 /// Whether a kernel needs the SHADER_F16 device feature.
 pub fn needs_f16(kernel: &str) -> bool {

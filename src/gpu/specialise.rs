@@ -4,6 +4,12 @@
 
 use super::params::{FmtParams, InParams, OutParams};
 
+/// `sf_mul` and `sf_add` taking the hardware's f32 result where it is exact.
+const SOFTFLOAT_GATE: &str = include_str!("../../shaders/lib/softfloat_gate.wgsl");
+
+/// `sf_mul` and `sf_add` through f64 (kernels then need the SHADER_F64 feature).
+const SOFTFLOAT_F64: &str = include_str!("../../shaders/lib/softfloat_f64.wgsl");
+
 /// The formats one pipeline is compiled for; `None` reads that operand's format from the
 /// dispatch's parameters at run time (the portable path, `LOWP_SPECIALISE=0` everywhere).
 /// An accessor still reads the parameters it replaces (and the compiler drops the read), so
@@ -19,6 +25,9 @@ pub struct Specialisation {
     /// Soft-float skips its integer path with one branch per subgroup where every lane
     /// has its hardware result (the device has subgroups).
     pub subgroups: bool,
+    /// Soft-float multiplies and adds through f64 without a branch (a CPU adapter with
+    /// f64), instead of taking the hardware's f32 result where it is exact.
+    pub f64_arith: bool,
 }
 
 impl Specialisation {
@@ -97,6 +106,16 @@ impl Specialisation {
         }
     }
 
+    /// Soft-float's `sf_mul` and `sf_add`: through f64, or the hardware's f32 result gated
+    /// by `sf_all` with the integer path beside it.
+    pub fn sf_arith(&self) -> &'static str {
+        if self.f64_arith {
+            SOFTFLOAT_F64
+        } else {
+            SOFTFLOAT_GATE
+        }
+    }
+
     /// `sf_all`, the subgroup-wide test of soft-float's fast path.
     pub fn sf_all(&self) -> &'static str {
         if self.subgroups {
@@ -164,6 +183,7 @@ impl Specialisation {
         put(operands.as_deref());
         k.push(self.out.is_some_and(|p| p.exclusive_words()) as u32);
         k.push(self.subgroups as u32);
+        k.push(self.f64_arith as u32);
         k
     }
 }
