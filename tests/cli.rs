@@ -285,6 +285,33 @@ fn bad_input_is_a_one_line_error() {
     assert!(!out_path.exists(), "no output may be written on failure");
 }
 
+/// `LOWP_SOFTFLOAT` chooses soft-float's form (`lowp info` says which); anything else is a
+/// one-line error.
+#[test]
+fn softfloat_form_is_chosen_by_its_variable() {
+    let info = |value: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lowp"))
+            .arg("info")
+            .env("LOWP_SOFTFLOAT", value)
+            .output()
+            .expect("run lowp")
+    };
+    let gate = info("gate");
+    assert!(gate.status.success());
+    let text = String::from_utf8_lossy(&gate.stdout);
+    assert!(text.contains("kernels: "), "{text}");
+    assert!(!text.contains("through f64"), "{text}");
+    // Where the adapter has f64 in shaders, f64 is taken; where not, it is refused.
+    let f64 = info("f64");
+    if text.contains("shader-f64: yes") {
+        let text = String::from_utf8_lossy(&f64.stdout);
+        assert!(text.contains("soft-float through f64"), "{text}");
+    } else {
+        assert_clean_failure(&f64, "no f64 in shaders");
+    }
+    assert_clean_failure(&info("f32"), "LOWP_SOFTFLOAT");
+}
+
 #[test]
 fn matmul_runs_on_gpu_and_cpu() {
     let (m, k, n) = (13, 40, 7);
