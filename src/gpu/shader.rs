@@ -249,7 +249,6 @@ fn assemble_pieces(libs: &[&str], name: &str, body: &str, spec: &Specialisation)
                 src.push_str(&copy);
             }
         } else if name == "softfloat" {
-            src.push_str(spec.sf_all());
             src.push_str(spec.sf_arith());
             src.push_str(text);
         } else if name == "quant" {

@@ -4,8 +4,18 @@
 
 use super::params::{FmtParams, InParams, OutParams};
 
-/// `sf_mul` and `sf_add` taking the hardware's f32 result where it is exact.
-const SOFTFLOAT_GATE: &str = include_str!("../../shaders/lib/softfloat_gate.wgsl");
+/// `sf_mul` and `sf_add` taking the hardware's f32 result where every lane of the subgroup
+/// has it exact (`sf_all`), else lane by lane.
+const SOFTFLOAT_GATE_SUBGROUP: &str = concat!(
+    "fn sf_all(ok: bool) -> bool {\n    return subgroupAll(ok);\n}\n",
+    include_str!("../../shaders/lib/softfloat_gate.wgsl")
+);
+
+/// `sf_mul` and `sf_add` taking the hardware's f32 result lane by lane where it is exact.
+const SOFTFLOAT_GATE_LANE: &str = concat!(
+    "fn sf_all(ok: bool) -> bool {\n    return false;\n}\n",
+    include_str!("../../shaders/lib/softfloat_gate.wgsl")
+);
 
 /// `sf_mul` and `sf_add` through f64 (kernels then need the SHADER_F64 feature).
 const SOFTFLOAT_F64: &str = include_str!("../../shaders/lib/softfloat_f64.wgsl");
@@ -107,21 +117,13 @@ impl Specialisation {
     }
 
     /// Soft-float's `sf_mul` and `sf_add`: through f64, or the hardware's f32 result gated
-    /// by `sf_all` with the integer path beside it.
+    /// by `sf_all` (a subgroup-wide test where the device has subgroups) with the integer
+    /// path beside it.
     pub fn sf_arith(&self) -> &'static str {
-        if self.f64_arith {
-            SOFTFLOAT_F64
-        } else {
-            SOFTFLOAT_GATE
-        }
-    }
-
-    /// `sf_all`, the subgroup-wide test of soft-float's fast path.
-    pub fn sf_all(&self) -> &'static str {
-        if self.subgroups {
-            "fn sf_all(ok: bool) -> bool {\n    return subgroupAll(ok);\n}\n"
-        } else {
-            "fn sf_all(ok: bool) -> bool {\n    return false;\n}\n"
+        match (self.f64_arith, self.subgroups) {
+            (true, _) => SOFTFLOAT_F64,
+            (false, true) => SOFTFLOAT_GATE_SUBGROUP,
+            (false, false) => SOFTFLOAT_GATE_LANE,
         }
     }
 
