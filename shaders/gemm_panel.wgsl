@@ -96,6 +96,14 @@ fn rank1(t: Tile, a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>) ->
     );
 }
 
+// `rank1` at product k with A's eight values spread from the subgroup's lanes: this lane's
+// is component `cq` of A's panel vector `aq` (B's two vectors from `jb`, as in `main`).
+fn rank1_spread(t: Tile, k: u32, aq: u32, cq: u32, jb: u32) -> Tile {
+    let a = spread8(pa[k * (PM / 4u) + aq][cq]);
+    let b = k * (PN / 4u) + jb;
+    return rank1(t, a.lo, a.hi, pb[b], pb[b + 1u]);
+}
+
 // Stores an invocation's sums, rows i..i+7 and columns j..j+7 (a `tall` tile: rows
 // i..i+15, columns j..j+3, row r in field r), through two calls of `put` in a loop over
 // the tile's pairs of fields, the sums moving up a pair each time: two inlined copies of
@@ -131,12 +139,31 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let k_begin = wid.z * G.k_split;
     let k_end = min(G.blk.k, k_begin + G.k_split);
     var c = Tile();
-    for (var k = k_begin; k < k_end; k++) {
-        let a0 = pa[k * sa + ia];
-        let a1 = pa[k * sa + ia + 1u];
-        let b0 = pb[k * sb + jb];
-        let b1 = pb[k * sb + jb + 1u];
-        c = rank1(c, a0, a1, b0, b1);
+    if (BROADCAST && WX % 8u == 0u) {
+        // Subgroups of 8 consecutive invocations share a row of the workgroup (WX is a
+        // multiple of 8), so their A values: lane q loads row q's, `spread8` gives all eight
+        // to every lane (one load a lane instead of eight), four products a loop iteration.
+        let q = lx % 8u;
+        let aq = ia + q / 4u;
+        let cq = q % 4u;
+        var k = k_begin;
+        for (; k + 4u <= k_end; k += 4u) {
+            c = rank1_spread(c, k, aq, cq, jb);
+            c = rank1_spread(c, k + 1u, aq, cq, jb);
+            c = rank1_spread(c, k + 2u, aq, cq, jb);
+            c = rank1_spread(c, k + 3u, aq, cq, jb);
+        }
+        for (; k < k_end; k++) {
+            c = rank1_spread(c, k, aq, cq, jb);
+        }
+    } else {
+        for (var k = k_begin; k < k_end; k++) {
+            let a0 = pa[k * sa + ia];
+            let a1 = pa[k * sa + ia + 1u];
+            let b0 = pb[k * sb + jb];
+            let b1 = pb[k * sb + jb + 1u];
+            c = rank1(c, a0, a1, b0, b1);
+        }
     }
     let i = G.blk.i0 + row;
     let j = G.blk.j0 + col;
@@ -186,12 +213,34 @@ fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let k_begin = wid.z * G.k_split;
     let k_end = min(G.blk.k, k_begin + G.k_split);
     var c = Tile();
+    // Every lane shares the block's rows: with BROADCAST lane q loads rows q's (and 8 + q's)
+    // A values and `spread8` gives them to the subgroup, as in `main`.
+    let q = lid.x % 8u;
     for (var k = k_begin; k < k_end; k++) {
-        let a0 = pa[k * sa];
-        let a1 = pa[k * sa + 1u];
+        var a0: vec4<f32>;
+        var a1: vec4<f32>;
+        var a2: vec4<f32>;
+        var a3: vec4<f32>;
+        if (BROADCAST && WX % 8u == 0u) {
+            let lo = spread8(pa[k * sa + q / 4u][q % 4u]);
+            a0 = lo.lo;
+            a1 = lo.hi;
+            if (TALL) {
+                let hi = spread8(pa[k * sa + 2u + q / 4u][q % 4u]);
+                a2 = hi.lo;
+                a3 = hi.hi;
+            }
+        } else {
+            a0 = pa[k * sa];
+            a1 = pa[k * sa + 1u];
+            if (TALL) {
+                a2 = pa[k * sa + 2u];
+                a3 = pa[k * sa + 3u];
+            }
+        }
         let b0 = vec4(gather_b(k, j), gather_b(k, j + 1u), gather_b(k, j + 2u), gather_b(k, j + 3u));
         if (TALL) {
-            c = rank1_tall(c, a0, a1, pa[k * sa + 2u], pa[k * sa + 3u], b0);
+            c = rank1_tall(c, a0, a1, a2, a3, b0);
         } else {
             let b1 = vec4(gather_b(k, j + 4u), gather_b(k, j + 5u), gather_b(k, j + 6u), gather_b(k, j + 7u));
             c = rank1(c, a0, a1, b0, b1);

@@ -313,6 +313,35 @@ fn softfloat_form_is_chosen_by_its_variable() {
 }
 
 #[test]
+fn broadcast_is_turned_off_by_its_variable() {
+    let info = |value: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lowp"))
+            .arg("info")
+            .env("LOWP_BROADCAST", value)
+            .output()
+            .expect("run lowp")
+    };
+    let off = info("0");
+    assert!(off.status.success());
+    let text = String::from_utf8_lossy(&off.stdout);
+    assert!(text.contains("kernels: "), "{text}");
+    assert!(!text.contains("broadcast"), "{text}");
+    // The default broadcasts on a CPU adapter whose subgroups are 8 lanes (lavapipe on an
+    // AVX2 host), and the line says so.
+    let on = info("");
+    let text = String::from_utf8_lossy(&on.stdout);
+    if text.contains("(Vulkan, Cpu)") || text.contains("CPU adapter") {
+        let eight = text.contains("subgroups: yes, 8 lanes");
+        assert_eq!(
+            text.contains("broadcast across subgroups of 8"),
+            eight,
+            "{text}"
+        );
+    }
+    assert_clean_failure(&info("yes"), "LOWP_BROADCAST");
+}
+
+#[test]
 fn matmul_runs_on_gpu_and_cpu() {
     let (m, k, n) = (13, 40, 7);
     let xa: Vec<f32> = (0..m * k)

@@ -261,3 +261,46 @@ fn the_thin_products_equal_the_b_panel_path_bit_for_bit() {
         }
     }
 }
+
+/// Where the adapter broadcasts A's values across subgroups (a CPU adapter with subgroups
+/// of 8), the panel kernels that do (`main` with whole subgroups in a row of the workgroup,
+/// four products an iteration and the rest one by one; `thin`, tall or not) give the same
+/// bits as loading A in every lane: the same sums in the same order, on real-valued
+/// operands where the order shows. Shapes: 64 x 64 (a workgroup of 8 x 8 invocations) with
+/// K = 37 (a remainder) and K = 1030 (split into slices of 258), thin (6 rows) and tall
+/// (12 rows) views, and the thin view's rows through `main`.
+#[test]
+fn broadcast_a_values_equal_loading_them_in_every_lane() {
+    let panels = || common::gpu().with_gemm_panels(true);
+    if !panels().broadcast_lanes() {
+        eprintln!("this adapter does not broadcast A's values: nothing to compare");
+        return;
+    }
+    assert_eq!(ops::gemm::panel_lanes(64, 64), (8, 8));
+    assert_eq!(ops::gemm::panel_lanes(6, 2100), (64, 1));
+    for thin in [true, false] {
+        let on = panels().with_thin_panels(thin);
+        let off = panels().with_thin_panels(thin).with_broadcast_lanes(false);
+        assert!(!off.broadcast_lanes());
+        for (m, n, k) in [
+            (64, 64, 37),
+            (64, 64, 1030),
+            (6, 2100, 101),
+            (12, 2100, 101),
+        ] {
+            let (xa, xb) = (
+                common::uniform(m * k, 7, 2.0),
+                common::uniform(k * n, 8, 2.0),
+            );
+            let bias = common::uniform(n, 9, 1.0);
+            let q = QuantSpec::new("fp32".parse().unwrap());
+            let run = |ctx: &GpuContext| {
+                let (ta, _) = ops::quantize(ctx, &xa, &[m, k], &q).unwrap();
+                let (tb, _) = ops::quantize(ctx, &xb, &[k, n], &q).unwrap();
+                let (tc, _) = ops::gemm(ctx, &ta, &tb, Some(&bias), &GemmSpec::new()).unwrap();
+                tc.read_words(ctx).unwrap()
+            };
+            assert_eq!(run(&on), run(&off), "{m}x{n}x{k}, thin {thin}");
+        }
+    }
+}

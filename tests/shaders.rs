@@ -25,7 +25,7 @@ fn validate(k: &str, src: &str) {
 /// Every kernel also validates compiled for fixed formats: an MX input, a fixed-point one, a
 /// raw one, a stochastic e5m2 output (its codes share words: atomic stores) or an fp32 one
 /// (a word each: plain stores), e4m3 and MX GEMM operands, soft-float gated by subgroups
-/// or through f64.
+/// or through f64, the panel kernels' A values broadcast across subgroups or not.
 #[test]
 fn every_specialised_kernel_validates() {
     let spec = |f: &str| QuantSpec::new(f.parse::<Format>().unwrap());
@@ -45,11 +45,13 @@ fn every_specialised_kernel_validates() {
         operands: Some([(element("e4m3"), 0), (element("mxfp8_e4m3"), 2)]),
         subgroups: true,
         f64_arith: false,
+        broadcast: false,
     };
-    // fp32 output, soft-float through f64 (the CPU adapters' form).
+    // fp32 output, soft-float through f64 and A's values broadcast (the CPU adapters' form).
     let fp32 = Specialisation {
         out: Some(OutParams::packed(&spec("fp32"), OutPhase::Store, false)),
         f64_arith: true,
+        broadcast: true,
         ..s
     };
     for k in kernel_names() {
@@ -67,6 +69,9 @@ fn every_specialised_kernel_validates() {
                     s.f64_arith,
                     "{k}: sf_mul's form"
                 );
+            }
+            if src.contains("fn spread8(") {
+                assert_eq!(src.contains("subgroupBroadcast"), s.broadcast, "{k}");
             }
             if src.contains("out_words") {
                 let plain = src.contains("out_words: array<u32>");

@@ -31,6 +31,9 @@ pub struct GpuContext {
     subgroups: bool,
     /// Soft-float multiplies and adds through f64 (see [`GpuContext::f64_softfloat`]).
     f64_softfloat: bool,
+    /// The panel kernels broadcast A's values across subgroups of 8 (see
+    /// [`GpuContext::broadcast_lanes`]).
+    broadcast_lanes: bool,
     panel_words: usize,
     scratch: Mutex<std::collections::HashMap<&'static str, DeviceBuffer>>,
     /// Every buffer made on this device, counted by purpose.
@@ -196,6 +199,23 @@ impl GpuContext {
             _ => info.device_type == wgpu::DeviceType::Cpu,
         };
         let subgroups = device.features().contains(wgpu::Features::SUBGROUP);
+        // A CPU adapter runs each load whose address may differ across lanes as a loop over
+        // the lanes, loads the same for every lane included: the panel kernels load A's
+        // values once per subgroup of 8 and broadcast them, where subgroups are always 8.
+        let broadcast_lanes = match std::env::var("LOWP_BROADCAST").as_deref() {
+            Ok("0") => false,
+            Err(_) | Ok("") => {
+                subgroups
+                    && info.device_type == wgpu::DeviceType::Cpu
+                    && info.subgroup_min_size == 8
+                    && info.subgroup_max_size == 8
+            }
+            Ok(other) => {
+                return Err(GpuError::Invalid(format!(
+                    "LOWP_BROADCAST={other:?}: expected \"0\" (off) or unset"
+                )));
+            }
+        };
         let specialise = std::env::var("LOWP_SPECIALISE").map_or(true, |v| v != "0");
         let tap_sums = std::env::var("LOWP_TAP_SUMS").map_or(true, |v| v != "0");
         let profiler = std::env::var("LOWP_PROFILE")
@@ -219,6 +239,7 @@ impl GpuContext {
             specialise,
             subgroups,
             f64_softfloat,
+            broadcast_lanes,
             panel_words: PANEL_WORDS,
             scratch: Mutex::default(),
             ledger: Arc::default(),
@@ -246,6 +267,7 @@ impl GpuContext {
             tap_sums: self.tap_sums,
             specialise: self.specialise,
             subgroups: self.subgroups,
+            broadcast_lanes: self.broadcast_lanes,
             f64_softfloat: self.f64_softfloat,
             panel_words: self.panel_words,
             scratch: Mutex::default(),
@@ -274,6 +296,13 @@ impl GpuContext {
     /// default), or packs B's panel for every view.
     pub fn with_thin_panels(mut self, on: bool) -> GpuContext {
         self.thin_panels = on;
+        self
+    }
+
+    /// Lets the specialised panel kernels broadcast A's values across subgroups where the
+    /// adapter allows it (the default there), or loads them in every lane.
+    pub fn with_broadcast_lanes(mut self, on: bool) -> GpuContext {
+        self.broadcast_lanes = on && self.broadcast_lanes;
         self
     }
 
@@ -314,6 +343,13 @@ impl GpuContext {
     /// integer path a whole subgroup at a time).
     pub fn has_subgroups(&self) -> bool {
         self.subgroups
+    }
+
+    /// Whether the specialised panel kernels load A's values once per subgroup and broadcast
+    /// them (a CPU adapter whose subgroups are always 8 lanes; `LOWP_BROADCAST=0` turns it
+    /// off).
+    pub fn broadcast_lanes(&self) -> bool {
+        self.broadcast_lanes
     }
 
     /// Whether specialised kernels compute soft-float's multiplies and adds through f64,
@@ -444,7 +480,15 @@ impl GpuContext {
             self.info.driver_info,
             yes(f.contains(wgpu::Features::SHADER_F16)),
             yes(self.adapter.features().contains(wgpu::Features::SHADER_F64)),
-            yes(f.contains(wgpu::Features::SUBGROUP)),
+            match (
+                f.contains(wgpu::Features::SUBGROUP),
+                self.info.subgroup_min_size,
+                self.info.subgroup_max_size
+            ) {
+                (false, _, _) => "no".to_string(),
+                (true, lo, hi) if lo == hi => format!("yes, {lo} lanes"),
+                (true, lo, hi) => format!("yes, {lo} to {hi} lanes"),
+            },
             yes(self
                 .wgsl_features
                 .contains(wgpu::WgslLanguageFeatures::Packed4x8IntegerDotProduct)),
@@ -458,8 +502,13 @@ impl GpuContext {
             l.max_compute_workgroups_per_dimension,
             if self.gemm_panels {
                 format!(
-                    "decoded panels, 8 x 8 per invocation ({} MiB of panels at most)",
-                    (self.panel_words * 4) >> 20
+                    "decoded panels, 8 x 8 per invocation ({} MiB of panels at most){}",
+                    (self.panel_words * 4) >> 20,
+                    if self.broadcast_lanes && self.specialise {
+                        ", A's values broadcast across subgroups of 8 (LOWP_BROADCAST=0: off)"
+                    } else {
+                        ""
+                    }
                 )
             } else {
                 "tiled, operands staged in workgroup memory".to_string()

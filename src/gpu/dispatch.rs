@@ -95,6 +95,7 @@ pub fn record_tiled<P: bytemuck::Pod>(
     let spec = match ctx.specialise() {
         true => Specialisation {
             subgroups: ctx.has_subgroups(),
+            broadcast: ctx.broadcast_lanes(),
             f64_arith: ctx.f64_softfloat() && takes_f64_softfloat(kernel, entry),
             ..*spec
         },

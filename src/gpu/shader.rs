@@ -42,6 +42,7 @@ const LIB: &[(&str, &str)] = &[
         "conv_index",
         include_str!("../../shaders/lib/conv_index.wgsl"),
     ),
+    ("lanes", include_str!("../../shaders/lib/lanes.wgsl")),
 ];
 
 const QUANT_LIB: &[&str] = &[
@@ -85,6 +86,29 @@ const CONV_LIB: &[&str] = &[
     "operands",
     "conv_index",
 ];
+/// The panel kernels' libraries: GEMM's or a convolution's, and the broadcast of A.
+const GEMM_PANEL_LIB: &[&str] = &[
+    "fmt",
+    "rng",
+    "quant",
+    "io_params",
+    "packed_store",
+    "softfloat",
+    "operands",
+    "gemm_index",
+    "lanes",
+];
+const CONV_PANEL_LIB: &[&str] = &[
+    "fmt",
+    "rng",
+    "quant",
+    "io_params",
+    "packed_store",
+    "softfloat",
+    "operands",
+    "conv_index",
+    "lanes",
+];
 const GEMM_EXACT: &str = include_str!("../../shaders/gemm_exact.wgsl");
 const GEMM_F32: &str = include_str!("../../shaders/gemm_f32.wgsl");
 const GEMM_I8: &str = include_str!("../../shaders/gemm_i8.wgsl");
@@ -119,14 +143,14 @@ const KERNELS: &[(&str, &[&str], &str)] = &[
     ("gemm_f32", GEMM_LIB, GEMM_F32),
     ("gemm_i8", GEMM_LIB, GEMM_I8),
     ("gemm_reduce", GEMM_LIB, GEMM_REDUCE),
-    ("gemm_panel", GEMM_LIB, GEMM_PANEL),
+    ("gemm_panel", GEMM_PANEL_LIB, GEMM_PANEL),
     // Convolutions run the GEMM bodies with convolution addressing.
     ("conv_exact", CONV_LIB, GEMM_EXACT),
     ("conv_f16", CONV_LIB, GEMM_F32),
     ("conv_f32", CONV_LIB, GEMM_F32),
     ("conv_i8", CONV_LIB, GEMM_I8),
     ("conv_reduce", CONV_LIB, GEMM_REDUCE),
-    ("conv_panel", CONV_LIB, GEMM_PANEL),
+    ("conv_panel", CONV_PANEL_LIB, GEMM_PANEL),
     (
         "conv_taps",
         CONV_LIB,
@@ -248,6 +272,9 @@ fn assemble_pieces(libs: &[&str], name: &str, body: &str, spec: &Specialisation)
                     .replace("$S", &s.to_string());
                 src.push_str(&copy);
             }
+        } else if name == "lanes" {
+            src.push_str(text);
+            src.push_str(spec.lanes());
         } else if name == "softfloat" {
             src.push_str(spec.sf_arith());
             src.push_str(text);

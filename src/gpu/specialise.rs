@@ -17,6 +17,21 @@ const SOFTFLOAT_GATE_LANE: &str = concat!(
     include_str!("../../shaders/lib/softfloat_gate.wgsl")
 );
 
+/// The panel kernels' broadcast of A's values: lanes 0 to 7's values to every lane.
+const LANES_BROADCAST: &str = "const BROADCAST: bool = true;\n\
+fn spread8(v: f32) -> Lanes8 {\n\
+    return Lanes8(\n\
+        vec4(subgroupBroadcast(v, 0u), subgroupBroadcast(v, 1u), subgroupBroadcast(v, 2u), subgroupBroadcast(v, 3u)),\n\
+        vec4(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u)),\n\
+    );\n\
+}\n";
+
+/// Without the broadcast (never called: `BROADCAST` is false).
+const LANES_NONE: &str = "const BROADCAST: bool = false;\n\
+fn spread8(v: f32) -> Lanes8 {\n\
+    return Lanes8(vec4(v), vec4(v));\n\
+}\n";
+
 /// `sf_mul` and `sf_add` through f64 (kernels then need the SHADER_F64 feature).
 const SOFTFLOAT_F64: &str = include_str!("../../shaders/lib/softfloat_f64.wgsl");
 
@@ -38,6 +53,9 @@ pub struct Specialisation {
     /// Soft-float multiplies and adds through f64 without a branch (a CPU adapter with
     /// f64), instead of taking the hardware's f32 result where it is exact.
     pub f64_arith: bool,
+    /// The panel kernels load A's values once per subgroup of 8 lanes and broadcast them
+    /// (a CPU adapter whose subgroups are always 8 lanes).
+    pub broadcast: bool,
 }
 
 impl Specialisation {
@@ -127,6 +145,15 @@ impl Specialisation {
         }
     }
 
+    /// The panel kernels' `BROADCAST` and `spread8`: subgroup broadcasts, or a stub.
+    pub fn lanes(&self) -> &'static str {
+        if self.broadcast {
+            LANES_BROADCAST
+        } else {
+            LANES_NONE
+        }
+    }
+
     /// The WGSL accessors of GEMM operands' formats (`fmt_a`, `fmt_b`, `scaling_a`,
     /// `scaling_b`), for a kernel with `operands`.
     pub fn operand_accessors(&self) -> String {
@@ -186,6 +213,7 @@ impl Specialisation {
         k.push(self.out.is_some_and(|p| p.exclusive_words()) as u32);
         k.push(self.subgroups as u32);
         k.push(self.f64_arith as u32);
+        k.push(self.broadcast as u32);
         k
     }
 }
