@@ -287,15 +287,18 @@ fn bad_input_is_a_one_line_error() {
 
 /// `LOWP_SOFTFLOAT` chooses soft-float's form (`lowp info` says which); anything else is a
 /// one-line error.
+/// `lowp info`'s output with the environment variable `var` set to `value`.
+fn info_with(var: &str, value: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_lowp"))
+        .arg("info")
+        .env(var, value)
+        .output()
+        .expect("run lowp")
+}
+
 #[test]
 fn softfloat_form_is_chosen_by_its_variable() {
-    let info = |value: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_lowp"))
-            .arg("info")
-            .env("LOWP_SOFTFLOAT", value)
-            .output()
-            .expect("run lowp")
-    };
+    let info = |value: &str| info_with("LOWP_SOFTFLOAT", value);
     let gate = info("gate");
     assert!(gate.status.success());
     let text = String::from_utf8_lossy(&gate.stdout);
@@ -314,13 +317,7 @@ fn softfloat_form_is_chosen_by_its_variable() {
 
 #[test]
 fn broadcast_is_turned_off_by_its_variable() {
-    let info = |value: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_lowp"))
-            .arg("info")
-            .env("LOWP_BROADCAST", value)
-            .output()
-            .expect("run lowp")
-    };
+    let info = |value: &str| info_with("LOWP_BROADCAST", value);
     let off = info("0");
     assert!(off.status.success());
     let text = String::from_utf8_lossy(&off.stdout);

@@ -65,6 +65,7 @@ const GEMM_LIB: &[&str] = &[
     "softfloat",
     "operands",
     "gemm_index",
+    "lanes",
 ];
 const ELEM_LIB: &[&str] = &[
     "fmt",
@@ -77,28 +78,6 @@ const ELEM_LIB: &[&str] = &[
     "elem_params",
 ];
 const CONV_LIB: &[&str] = &[
-    "fmt",
-    "rng",
-    "quant",
-    "io_params",
-    "packed_store",
-    "softfloat",
-    "operands",
-    "conv_index",
-];
-/// The panel kernels' libraries: GEMM's or a convolution's, and the broadcast of A.
-const GEMM_PANEL_LIB: &[&str] = &[
-    "fmt",
-    "rng",
-    "quant",
-    "io_params",
-    "packed_store",
-    "softfloat",
-    "operands",
-    "gemm_index",
-    "lanes",
-];
-const CONV_PANEL_LIB: &[&str] = &[
     "fmt",
     "rng",
     "quant",
@@ -143,14 +122,14 @@ const KERNELS: &[(&str, &[&str], &str)] = &[
     ("gemm_f32", GEMM_LIB, GEMM_F32),
     ("gemm_i8", GEMM_LIB, GEMM_I8),
     ("gemm_reduce", GEMM_LIB, GEMM_REDUCE),
-    ("gemm_panel", GEMM_PANEL_LIB, GEMM_PANEL),
+    ("gemm_panel", GEMM_LIB, GEMM_PANEL),
     // Convolutions run the GEMM bodies with convolution addressing.
     ("conv_exact", CONV_LIB, GEMM_EXACT),
     ("conv_f16", CONV_LIB, GEMM_F32),
     ("conv_f32", CONV_LIB, GEMM_F32),
     ("conv_i8", CONV_LIB, GEMM_I8),
     ("conv_reduce", CONV_LIB, GEMM_REDUCE),
-    ("conv_panel", CONV_PANEL_LIB, GEMM_PANEL),
+    ("conv_panel", CONV_LIB, GEMM_PANEL),
     (
         "conv_taps",
         CONV_LIB,
