@@ -96,10 +96,23 @@ fn rank1(t: Tile, a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>) ->
     );
 }
 
-// `rank1` at product k with A's eight values spread from the subgroup's lanes: this lane's
-// is component `cq` of A's panel vector `aq` (B's two vectors from `jb`, as in `main`).
-fn rank1_spread(t: Tile, k: u32, aq: u32, cq: u32, jb: u32) -> Tile {
-    let a = spread8(pa[k * (PM / 4u) + aq][cq]);
+// Whether a kernel spreads A's values from one load a lane: BROADCAST, and a workgroup's
+// rows are whole subgroups of 8 consecutive invocations (WX a multiple of 8), so a
+// subgroup shares its rows and their A values.
+fn spreads_a() -> bool {
+    return BROADCAST && WX % 8u == 0u;
+}
+
+// A's eight values of product k from panel vectors v and v + 1, spread to every lane of the
+// subgroup: lane q loads row q's (one load a lane instead of eight).
+fn spread_a(k: u32, v: u32, q: u32) -> Lanes8 {
+    return spread8(pa[k * (PM / 4u) + v + q / 4u][q % 4u]);
+}
+
+// `rank1` at product k with A's rows spread from the subgroup's lanes (vectors `ia`,
+// `ia + 1`; B's two vectors from `jb`, as in `main`).
+fn rank1_spread(t: Tile, k: u32, ia: u32, q: u32, jb: u32) -> Tile {
+    let a = spread_a(k, ia, q);
     let b = k * (PN / 4u) + jb;
     return rank1(t, a.lo, a.hi, pb[b], pb[b + 1u]);
 }
@@ -139,22 +152,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let k_begin = wid.z * G.k_split;
     let k_end = min(G.blk.k, k_begin + G.k_split);
     var c = Tile();
-    if (BROADCAST && WX % 8u == 0u) {
-        // Subgroups of 8 consecutive invocations share a row of the workgroup (WX is a
-        // multiple of 8), so their A values: lane q loads row q's, `spread8` gives all eight
-        // to every lane (one load a lane instead of eight), four products a loop iteration.
+    if (spreads_a()) {
+        // A's values spread from one load a lane, four products a loop iteration.
         let q = lx % 8u;
-        let aq = ia + q / 4u;
-        let cq = q % 4u;
         var k = k_begin;
         for (; k + 4u <= k_end; k += 4u) {
-            c = rank1_spread(c, k, aq, cq, jb);
-            c = rank1_spread(c, k + 1u, aq, cq, jb);
-            c = rank1_spread(c, k + 2u, aq, cq, jb);
-            c = rank1_spread(c, k + 3u, aq, cq, jb);
+            c = rank1_spread(c, k, ia, q, jb);
+            c = rank1_spread(c, k + 1u, ia, q, jb);
+            c = rank1_spread(c, k + 2u, ia, q, jb);
+            c = rank1_spread(c, k + 3u, ia, q, jb);
         }
         for (; k < k_end; k++) {
-            c = rank1_spread(c, k, aq, cq, jb);
+            c = rank1_spread(c, k, ia, q, jb);
         }
     } else {
         for (var k = k_begin; k < k_end; k++) {
@@ -213,20 +222,19 @@ fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let k_begin = wid.z * G.k_split;
     let k_end = min(G.blk.k, k_begin + G.k_split);
     var c = Tile();
-    // Every lane shares the block's rows: with BROADCAST lane q loads rows q's (and 8 + q's)
-    // A values and `spread8` gives them to the subgroup, as in `main`.
+    // Every lane shares the block's rows, so A's values can be spread as in `main`.
     let q = lid.x % 8u;
     for (var k = k_begin; k < k_end; k++) {
         var a0: vec4<f32>;
         var a1: vec4<f32>;
         var a2: vec4<f32>;
         var a3: vec4<f32>;
-        if (BROADCAST && WX % 8u == 0u) {
-            let lo = spread8(pa[k * sa + q / 4u][q % 4u]);
+        if (spreads_a()) {
+            let lo = spread_a(k, 0u, q);
             a0 = lo.lo;
             a1 = lo.hi;
             if (TALL) {
-                let hi = spread8(pa[k * sa + 2u + q / 4u][q % 4u]);
+                let hi = spread_a(k, 2u, q);
                 a2 = hi.lo;
                 a3 = hi.hi;
             }

@@ -285,8 +285,6 @@ fn bad_input_is_a_one_line_error() {
     assert!(!out_path.exists(), "no output may be written on failure");
 }
 
-/// `LOWP_SOFTFLOAT` chooses soft-float's form (`lowp info` says which); anything else is a
-/// one-line error.
 /// `lowp info`'s output with the environment variable `var` set to `value`.
 fn info_with(var: &str, value: &str) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_lowp"))
@@ -296,6 +294,8 @@ fn info_with(var: &str, value: &str) -> std::process::Output {
         .expect("run lowp")
 }
 
+/// `LOWP_SOFTFLOAT` chooses soft-float's form (`lowp info` says which); anything else is a
+/// one-line error.
 #[test]
 fn softfloat_form_is_chosen_by_its_variable() {
     let info = |value: &str| info_with("LOWP_SOFTFLOAT", value);
@@ -315,6 +315,8 @@ fn softfloat_form_is_chosen_by_its_variable() {
     assert_clean_failure(&info("f32"), "LOWP_SOFTFLOAT");
 }
 
+/// `LOWP_BROADCAST=0` turns the panel product's broadcast of A off (`lowp info` says when it
+/// is on); anything else is a one-line error.
 #[test]
 fn broadcast_is_turned_off_by_its_variable() {
     let info = |value: &str| info_with("LOWP_BROADCAST", value);
