@@ -26,10 +26,17 @@ fn partial(@builtin(global_invocation_id) gid: vec3<u32>) {
     let q = idx / E.cols;
     let end = min(E.rows * E.inner, (q + 1u) * CHUNK);
     var s = 0u;
-    for (var t = q * CHUNK; t < end; t++) {
-        let i = t / E.inner;
-        let p = t % E.inner;
+    // (i, p) = (t / inner, t % inner), stepped without dividing.
+    let t0 = q * CHUNK;
+    var i = t0 / E.inner;
+    var p = t0 % E.inner;
+    for (var t = t0; t < end; t++) {
         s = sf_add(s, load0((i * E.cols + j) * E.inner + p));
+        p += 1u;
+        if (p == E.inner) {
+            p = 0u;
+            i += 1u;
+        }
     }
     out[q * E.cols + j] = s;
 }
@@ -45,11 +52,18 @@ fn partial_sq(@builtin(global_invocation_id) gid: vec3<u32>) {
     let q = idx / E.cols;
     let end = min(E.rows * E.inner, (q + 1u) * CHUNK);
     var s = 0u;
-    for (var t = q * CHUNK; t < end; t++) {
-        let i = t / E.inner;
-        let p = t % E.inner;
+    // (i, p) = (t / inner, t % inner), stepped without dividing.
+    let t0 = q * CHUNK;
+    var i = t0 / E.inner;
+    var p = t0 % E.inner;
+    for (var t = t0; t < end; t++) {
         let d = sf_add(load0((i * E.cols + j) * E.inner + p), stat[j] ^ 0x80000000u);
         s = sf_add(s, sf_mul(d, d));
+        p += 1u;
+        if (p == E.inner) {
+            p = 0u;
+            i += 1u;
+        }
     }
     out[q * E.cols + j] = s;
 }
@@ -65,12 +79,19 @@ fn partial_gxhat(@builtin(global_invocation_id) gid: vec3<u32>) {
     let q = idx / E.cols;
     let end = min(E.rows * E.inner, (q + 1u) * CHUNK);
     var s = 0u;
-    for (var t = q * CHUNK; t < end; t++) {
-        let i = t / E.inner;
-        let p = t % E.inner;
+    // (i, p) = (t / inner, t % inner), stepped without dividing.
+    let t0 = q * CHUNK;
+    var i = t0 / E.inner;
+    var p = t0 % E.inner;
+    for (var t = t0; t < end; t++) {
         let k = (i * E.cols + j) * E.inner + p;
         let xhat = sf_mul(sf_add(load0(k), stat[j] ^ 0x80000000u), stat[E.cols + j]);
         s = sf_add(s, sf_mul(load1(k), xhat));
+        p += 1u;
+        if (p == E.inner) {
+            p = 0u;
+            i += 1u;
+        }
     }
     out[q * E.cols + j] = s;
 }

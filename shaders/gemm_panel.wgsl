@@ -24,17 +24,12 @@ override PM: u32 = 4u;
 override PN: u32 = 4u;
 
 // Panels: written by `pack` (binding 12), read as vectors by `main` (13, 14).
-@group(0) @binding(12) var<storage, read_write> panel: array<f32>;
+@group(0) @binding(12) var<storage, read_write> panel: array<vec4<f32>>;
 @group(0) @binding(13) var<storage, read> pa: array<vec4<f32>>;
 @group(0) @binding(14) var<storage, read> pb: array<vec4<f32>>;
 
-// Panel element e: row (or column) e % PAN of the block, product e / PAN.
-@compute @workgroup_size(256)
-fn pack(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let e = item_index(gid, G.groups_x);
-    if (e >= G.count) {
-        return;
-    }
+// Panel element e's value: row (or column) e % PAN of the block, product e / PAN.
+fn panel_value(e: u32) -> f32 {
     let k = G.blk.k0 + e / PAN;
     var v = 0u;
     if (SIDE == 0u) {
@@ -48,7 +43,18 @@ fn pack(@builtin(global_invocation_id) gid: vec3<u32>) {
             v = value_b(k, j);
         }
     }
-    panel[e] = bitcast<f32>(v);
+    return bitcast<f32>(v);
+}
+
+// Panel vector e: elements 4e to 4e + 3 (PAN is a multiple of 4, so one product's).
+@compute @workgroup_size(256)
+fn pack(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let e = item_index(gid, G.groups_x);
+    if (e >= G.count) {
+        return;
+    }
+    let f = 4u * e;
+    panel[e] = vec4(panel_value(f), panel_value(f + 1u), panel_value(f + 2u), panel_value(f + 3u));
 }
 
 // Stores four sums of row `i`, columns j..j+3: the slice's partial sums, or the output

@@ -642,7 +642,7 @@ fn record_panels<P: SplitParams>(
                 enc,
                 kernel,
                 &packs,
-                (mb * kb) as u32,
+                (mb * kb / 4) as u32,
                 params,
                 &a_bindings,
             )?;
@@ -679,7 +679,7 @@ fn record_panels<P: SplitParams>(
                     enc,
                     kernel,
                     &packs,
-                    (nb * kb) as u32,
+                    (nb * kb / 4) as u32,
                     params,
                     &b_bindings,
                 )?;
