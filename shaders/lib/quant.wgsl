@@ -134,6 +134,12 @@ fn overflow_code(f: Fmt, sign: u32, saturate: bool, finite_rtz: bool) -> u32 {
     return sign | f.max_code;
 }
 
+// Whether f's codes are f32's own bits (IEEE binary32): unscaled, rounding into it keeps
+// every finite value and decoding returns the code (NaNs made canonical).
+fn is_binary32(f: Fmt) -> bool {
+    return f.kind == 0u && f.bits == 32u && f.m == 23u && f.bias == 127 && f.specials == 0u && f.subnormals != 0u;
+}
+
 // (code, flags) of f32 bits rounded into a float format.
 fn round_float(f: Fmt, bits: u32, scale_exp: i32, mode: u32, k: u32, sat: bool, rand: u32) -> vec2<u32> {
     let neg = (bits >> 31u) == 1u;
@@ -148,6 +154,9 @@ fn round_float(f: Fmt, bits: u32, scale_exp: i32, mode: u32, k: u32, sat: bool, 
     }
     if (mag == 0u) {
         return vec2<u32>(sign, 0u);
+    }
+    if (scale_exp == 0 && is_binary32(f)) {
+        return vec2<u32>(bits, 0u);
     }
     let c = float_magnitude(f32_sig(mag), f32_exp2(mag) - scale_exp, f.m, 1 - f.bias, f.subnormals != 0u, f.top_field_exp, f.max_code, mode, k, rand);
     if (c == OVERFLOW) {
@@ -203,6 +212,9 @@ fn round_element(f: Fmt, bits: u32, scale_exp: i32, mode: u32, k: u32, sat: bool
 
 // f32 bits of a float code times 2^scale_exp.
 fn decode_float(f: Fmt, code: u32, scale_exp: i32) -> u32 {
+    if (scale_exp == 0 && is_binary32(f)) {
+        return select(code, CANONICAL_NAN, (code & 0x7fffffffu) > 0x7f800000u);
+    }
     let neg = (code & f.sign_bit) != 0u;
     let mag = code & (f.sign_bit - 1u);
     let field = mag >> f.m;
