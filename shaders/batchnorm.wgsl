@@ -64,30 +64,66 @@ fn set_running(@builtin(global_invocation_id) gid: vec3<u32>) {
     stat[cs + c] = sf_div(0x3f800000u, sf_sqrt(sf_add(stat[3u * cs + c], E.eps)));
 }
 
+// Channel c's per-element constants.
+struct BnChannel {
+    mean: u32,
+    inv: u32,
+    gamma: u32,
+    beta: u32,
+    dbeta: u32,
+    dgamma: u32,
+}
+
+fn channel(c: u32) -> BnChannel {
+    let cs = E.cols;
+    return BnChannel(stat[c], stat[cs + c], gamma_beta[c], gamma_beta[cs + c], stat[4u * cs + c], stat[5u * cs + c]);
+}
+
+// The channel of element i.
+fn channel_of(i: u32) -> u32 {
+    return (i / E.inner) % E.cols;
+}
+
+fn bn_forward(k: BnChannel, x: u32) -> u32 {
+    let xhat = sf_mul(sf_add(x, neg(k.mean)), k.inv);
+    return sf_add(sf_mul(k.gamma, xhat), k.beta);
+}
+
+// E.bn_m holds M as f32; E.scale holds 1 / M.
+fn bn_backward(k: BnChannel, x: u32, g: u32) -> u32 {
+    let xhat = sf_mul(sf_add(x, neg(k.mean)), k.inv);
+    var t = sf_add(sf_mul(E.bn_m, g), neg(k.dbeta));
+    t = sf_add(t, neg(sf_mul(xhat, k.dgamma)));
+    return sf_mul(sf_mul(sf_mul(k.gamma, k.inv), E.scale), t);
+}
+
+// Each invocation takes elements 4q to 4q + 3 (E.n in all; one channel's when a channel's
+// pixels are a multiple of 4); the last one's tail element by element.
 @compute @workgroup_size(256)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = item_index(gid, E.groups_x);
-    if (i >= E.count) {
+    let i = 4u * item_index(gid, E.groups_x);
+    if (i + 4u <= E.n && E.inner % 4u == 0u) {
+        let k = channel(channel_of(i));
+        let x = load4_0(i);
+        store_out4(i, vec4(bn_forward(k, x.x), bn_forward(k, x.y), bn_forward(k, x.z), bn_forward(k, x.w)));
         return;
     }
-    let c = (i / E.inner) % E.cols;
-    let xhat = sf_mul(sf_add(load0(i), neg(stat[c])), stat[E.cols + c]);
-    store_out(i, sf_add(sf_mul(gamma_beta[c], xhat), gamma_beta[E.cols + c]));
+    for (var t = i; t < min(i + 4u, E.n); t++) {
+        store_out(t, bn_forward(channel(channel_of(t)), load0(t)));
+    }
 }
 
 @compute @workgroup_size(256)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = item_index(gid, E.groups_x);
-    if (i >= E.count) {
+    let i = 4u * item_index(gid, E.groups_x);
+    if (i + 4u <= E.n && E.inner % 4u == 0u) {
+        let k = channel(channel_of(i));
+        let x = load4_0(i);
+        let g = load4_1(i);
+        store_out4(i, vec4(bn_backward(k, x.x, g.x), bn_backward(k, x.y, g.y), bn_backward(k, x.z, g.z), bn_backward(k, x.w, g.w)));
         return;
     }
-    let cs = E.cols;
-    let c = (i / E.inner) % cs;
-    let inv = stat[cs + c];
-    let xhat = sf_mul(sf_add(load0(i), neg(stat[c])), inv);
-    // E.bn_m holds M as f32; E.scale holds 1 / M.
-    var t = sf_add(sf_mul(E.bn_m, load1(i)), neg(stat[4u * cs + c]));
-    t = sf_add(t, neg(sf_mul(xhat, stat[5u * cs + c])));
-    let k = sf_mul(sf_mul(gamma_beta[c], inv), E.scale);
-    store_out(i, sf_mul(k, t));
+    for (var t = i; t < min(i + 4u, E.n); t++) {
+        store_out(t, bn_backward(channel(channel_of(t)), load0(t), load1(t)));
+    }
 }

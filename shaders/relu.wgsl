@@ -6,35 +6,57 @@ fn positive(b: u32) -> bool {
     return (b >> 31u) == 0u && b != 0u && b <= 0x7f800000u;
 }
 
+// y of one element: NaN canonical, else max(x, 0).
+fn relu(v: u32) -> u32 {
+    if ((v & 0x7fffffffu) > 0x7f800000u) {
+        return CANONICAL_NAN;
+    }
+    return select(0u, v, positive(v));
+}
+
+// dx of one element: g where x was positive.
+fn relu_grad(x: u32, g: u32) -> u32 {
+    return select(0u, g, positive(x));
+}
+
+// Each invocation takes elements 4q to 4q + 3 (E.n in all); the last one's tail element by
+// element.
 @compute @workgroup_size(256)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = item_index(gid, E.groups_x);
-    if (i >= E.count) {
+    let i = 4u * item_index(gid, E.groups_x);
+    if (i + 4u <= E.n) {
+        let v = load4_0(i);
+        store_out4(i, vec4(relu(v.x), relu(v.y), relu(v.z), relu(v.w)));
         return;
     }
-    let v = load0(i);
-    if ((v & 0x7fffffffu) > 0x7f800000u) {
-        store_out(i, CANONICAL_NAN);
-    } else {
-        store_out(i, select(0u, v, positive(v)));
+    for (var t = i; t < E.n; t++) {
+        store_out(t, relu(load0(t)));
     }
 }
 
 @compute @workgroup_size(256)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = item_index(gid, E.groups_x);
-    if (i >= E.count) {
+    let i = 4u * item_index(gid, E.groups_x);
+    if (i + 4u <= E.n) {
+        let x = load4_0(i);
+        let g = load4_1(i);
+        store_out4(i, vec4(relu_grad(x.x, g.x), relu_grad(x.y, g.y), relu_grad(x.z, g.z), relu_grad(x.w, g.w)));
         return;
     }
-    store_out(i, select(0u, load1(i), positive(load0(i))));
+    for (var t = i; t < E.n; t++) {
+        store_out(t, relu_grad(load0(t), load1(t)));
+    }
 }
 
 // A tensor in another format: y = x, decoded and rounded again (Flatten).
 @compute @workgroup_size(256)
 fn convert(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = item_index(gid, E.groups_x);
-    if (i >= E.count) {
+    let i = 4u * item_index(gid, E.groups_x);
+    if (i + 4u <= E.n) {
+        store_out4(i, load4_0(i));
         return;
     }
-    store_out(i, load0(i));
+    for (var t = i; t < E.n; t++) {
+        store_out(t, load0(t));
+    }
 }

@@ -155,8 +155,9 @@ fn check_output(
 fn relu_and_convert_round_as_they_store() {
     let c = common::small_grid_gpu();
     for (k, si) in in_specs().iter().enumerate() {
-        let x = common::tricky_inputs(1000, 10 + k as u64, 60.0);
-        let g = common::tricky_inputs(1000, 20 + k as u64, 2.0);
+        // Four elements an invocation, and a tail of three.
+        let x = common::tricky_inputs(1003, 10 + k as u64, 60.0);
+        let g = common::tricky_inputs(1003, 20 + k as u64, 2.0);
         let (tx, xd) = packed_input(c, &x, si);
         let (tg, gd) = packed_input(c, &g, &in_specs()[(k + 1) % 5]);
         let n = x.len();
@@ -392,16 +393,18 @@ fn residual_shortcuts_and_added_terms_round_as_they_store() {
 #[test]
 fn batchnorm_decodes_and_rounds_in_place_of_f32() {
     let c = common::small_grid_gpu();
-    let bn = BatchNorm {
-        batch: 4,
-        channels: 3,
-        pixels: 5 * 7,
-        eps: 1e-5,
-        momentum: 0.1,
-    };
-    let n = bn.batch * bn.channels * bn.pixels;
-    let gb = upload_f32(c, "gb", &[1.0, 0.5, -2.0, 0.0, 0.25, 3.0]).unwrap();
+    // A channel's pixels not a multiple of 4 (element by element), then a multiple (four
+    // elements of one channel an invocation).
     for (k, si) in in_specs().iter().enumerate() {
+        let bn = BatchNorm {
+            batch: 4,
+            channels: 3,
+            pixels: if k % 2 == 1 { 5 * 7 } else { 6 * 6 },
+            eps: 1e-5,
+            momentum: 0.1,
+        };
+        let n = bn.batch * bn.channels * bn.pixels;
+        let gb = upload_f32(c, "gb", &[1.0, 0.5, -2.0, 0.0, 0.25, 3.0]).unwrap();
         let (tx, xd) = packed_input(c, &common::finite(n, 110 + k as u64, 4.0), si);
         let gs = &in_specs()[(k + 1) % 5];
         let (tg, gd) = packed_input(c, &common::finite(n, 120 + k as u64, 1.0), gs);

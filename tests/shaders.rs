@@ -24,7 +24,8 @@ fn validate(k: &str, src: &str) {
 
 /// Every kernel also validates compiled for fixed formats: an MX input, a fixed-point one, a
 /// raw one, a stochastic e5m2 output (its codes share words: atomic stores) or an fp32 one
-/// (a word each: plain stores), e4m3 and MX GEMM operands, soft-float gated by subgroups
+/// (a word each: plain stores, or 16-byte vectors four elements an invocation), e4m3 and
+/// MX GEMM operands, soft-float gated by subgroups
 /// or through f64, the panel kernels' A values broadcast across subgroups or not.
 #[test]
 fn every_specialised_kernel_validates() {
@@ -46,6 +47,7 @@ fn every_specialised_kernel_validates() {
         subgroups: true,
         f64_arith: false,
         broadcast: false,
+        quads: false,
     };
     // fp32 output, soft-float through f64 and A's values broadcast (the CPU adapters' form).
     let fp32 = Specialisation {
@@ -54,8 +56,13 @@ fn every_specialised_kernel_validates() {
         broadcast: true,
         ..s
     };
+    // Four elements an invocation: the raw input and the fp32 output as 16-byte vectors.
+    let quads = Specialisation {
+        quads: true,
+        ..fp32
+    };
     for k in kernel_names() {
-        for s in [&s, &fp32] {
+        for s in [&s, &fp32, &quads] {
             let src = assemble_specialised(k, s).unwrap();
             if src.contains("fn out_fmt") || src.contains("fn fmt_a") {
                 assert_ne!(src, assemble(k).unwrap(), "{k}: nothing specialised");
@@ -76,6 +83,14 @@ fn every_specialised_kernel_validates() {
             if src.contains("out_words") {
                 let plain = src.contains("out_words: array<u32>");
                 assert_eq!(plain, std::ptr::eq(s, &fp32), "{k}: out_words");
+                let vectors = src.contains("out_words: array<vec4<u32>>");
+                assert_eq!(vectors, std::ptr::eq(s, &quads), "{k}: out_words");
+            }
+            if src.contains("in2_words") {
+                // Only the raw input owns its words; the MX and fixed-point ones share them.
+                let vectors = src.contains("in2_words: array<vec4<u32>>");
+                assert_eq!(vectors, std::ptr::eq(s, &quads), "{k}: in2_words");
+                assert!(!src.contains("in0_words: array<vec4"), "{k}: in0_words");
             }
             validate(k, &src);
         }

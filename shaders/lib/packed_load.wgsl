@@ -1,14 +1,14 @@
 // Decode on load: element i of a fused kernel's input $K (in$K), as f32 bits, from its
 // packed codes and scales (or its f32 words when the input is raw). A template: the shader
-// assembly writes one copy per input, $K its index and $W, $S its bindings.
+// assembly writes one copy per input, $K its index and $W, $S its bindings, after the
+// declaration of in$K_words and its accessors in$K_word and in$K_quad.
 
-@group(0) @binding($W) var<storage, read> in$K_words: array<u32>;
 @group(0) @binding($S) var<storage, read> in$K_scales: array<u32>;
 
 fn load$K(i: u32) -> u32 {
     let f = in$K_fmt();
     if (f.raw != 0u) {
-        return in$K_words[i];
+        return in$K_word(i);
     }
     let w = f.fmt.bits;
     let start = i * w;
@@ -16,7 +16,7 @@ fn load$K(i: u32) -> u32 {
     let off = start % 32u;
     var hi = 0u;
     if (off + w > 32u) {
-        hi = in$K_words[wi + 1u];
+        hi = in$K_word(wi + 1u);
     }
     var sw = 0u;
     var tw = 0u;
@@ -24,6 +24,29 @@ fn load$K(i: u32) -> u32 {
         sw = in$K_scales[scale_word_index(f.scaling, i)];
         tw = in$K_scales[0];
     }
-    let code = extract_code(in$K_words[wi], hi, off, w);
+    let code = extract_code(in$K_word(wi), hi, off, w);
     return decode_scaled(f.fmt, code, element_scale(f.scaling, sw, tw, i));
+}
+
+// Elements i to i + 3 of input $K (i a multiple of 4, i + 3 within the tensor), as f32 bits:
+// one 16-byte load where each element owns a word, one word's four codes for 8-bit codes
+// without scales, else element by element.
+fn load4_$K(i: u32) -> vec4<u32> {
+    let f = in$K_fmt();
+    if (f.raw != 0u) {
+        return in$K_quad(i / 4u);
+    }
+    let w = f.fmt.bits;
+    if (f.scaling == 0u && (w == 32u || w == 8u)) {
+        let s = element_scale(0u, 0u, 0u, i);
+        var c = vec4(0u);
+        if (w == 32u) {
+            c = in$K_quad(i / 4u);
+        } else {
+            let word = in$K_word(i / 4u);
+            c = vec4(word & 0xffu, (word >> 8u) & 0xffu, (word >> 16u) & 0xffu, word >> 24u);
+        }
+        return vec4(decode_scaled(f.fmt, c.x, s), decode_scaled(f.fmt, c.y, s), decode_scaled(f.fmt, c.z, s), decode_scaled(f.fmt, c.w, s));
+    }
+    return vec4(load$K(i), load$K(i + 1u), load$K(i + 2u), load$K(i + 3u));
 }

@@ -85,3 +85,63 @@ fn store_out(i: u32, value: u32) {
         atomicMax(&out_stats[3], mag);
     }
 }
+
+// `store_out` of elements i to i + 3 (i a multiple of 4, i + 3 within the tensor): plain f32
+// words and pending gradients as one 16-byte vector; rounded into a format without scales
+// whose four codes fill one word (8 bits) or each own one (32 bits), four roundings, one
+// store and the counts added once; else element by element.
+fn store_out4(i: u32, value: vec4<u32>) {
+    let f = out_fmt();
+    let q = i / 4u;
+    if (f.add == 0u && f.phase == 1u) {
+        out_quad_store(q, value);
+        return;
+    }
+    if (f.add == 0u && f.phase == 3u) {
+        let o = out_quad_load(q);
+        out_quad_store(q, vec4(sf_add(o.x, value.x), sf_add(o.y, value.y), sf_add(o.z, value.z), sf_add(o.w, value.w)));
+        return;
+    }
+    let w = f.fmt.bits;
+    if (f.add != 0u || f.phase != 0u || f.scaling != 0u || (w != 32u && w != 8u)) {
+        store_out(i, value.x);
+        store_out(i + 1u, value.y);
+        store_out(i + 2u, value.z);
+        store_out(i + 3u, value.w);
+        return;
+    }
+    let s = element_scale(0u, 0u, 0u, i);
+    var rand = vec4(0u);
+    if (f.mode == 3u) {
+        rand = random_block4(f.seed_lo, f.seed_hi, f.stream, q);
+    }
+    let sat = f.saturate != 0u;
+    let r0 = round_scaled(f.fmt, value.x, s, f.mode, f.sr_bits, sat, rand.x);
+    let r1 = round_scaled(f.fmt, value.y, s, f.mode, f.sr_bits, sat, rand.y);
+    let r2 = round_scaled(f.fmt, value.z, s, f.mode, f.sr_bits, sat, rand.z);
+    let r3 = round_scaled(f.fmt, value.w, s, f.mode, f.sr_bits, sat, rand.w);
+    if (w == 32u) {
+        out_quad_store(q, vec4(r0.x, r1.x, r2.x, r3.x));
+    } else {
+        let word = r0.x | (r1.x << 8u) | (r2.x << 16u) | (r3.x << 24u);
+        if (word != 0u) {
+            out_word_or(q, word);
+        }
+    }
+    let flags = r0.y | r1.y | r2.y | r3.y;
+    if (flags != 0u) {
+        for (var c = 0u; c < 3u; c++) {
+            let n = ((r0.y >> c) & 1u) + ((r1.y >> c) & 1u) + ((r2.y >> c) & 1u) + ((r3.y >> c) & 1u);
+            if (n != 0u) {
+                atomicAdd(&out_stats[c], n);
+            }
+        }
+    }
+    // |x| of the four, NaNs left out (0 when all are NaN: nothing is raised).
+    let mags = value & vec4(0x7fffffffu);
+    let finite = select(vec4(0u), mags, mags <= vec4(0x7f800000u));
+    let mag = max(max(finite.x, finite.y), max(finite.z, finite.w));
+    if (mag > atomicLoad(&out_stats[3])) {
+        atomicMax(&out_stats[3], mag);
+    }
+}

@@ -33,7 +33,14 @@ pub fn upload_as(
     words: &[u32],
 ) -> Result<DeviceBuffer, GpuError> {
     check_size(ctx, label, words.len() as u64 * 4)?;
-    let data: &[u32] = if words.is_empty() { &[0] } else { words };
+    // Whole 16-byte vectors (see `allocated_words`).
+    let padded;
+    let data: &[u32] = if !words.is_empty() && words.len().is_multiple_of(4) {
+        words
+    } else {
+        padded = [words, &[0; 4][..4 - words.len() % 4]].concat();
+        &padded
+    };
     let b = ctx
         .device
         .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -54,6 +61,13 @@ pub fn upload_f32(ctx: &GpuContext, label: &str, xs: &[f32]) -> Result<DeviceBuf
     upload_as(ctx, Purpose::Other, label, bytemuck::cast_slice(xs))
 }
 
+/// The words a storage buffer asked to hold `words` takes: whole 16-byte vectors, at
+/// least one (a kernel of four elements an invocation reads and writes 32-bit operands as
+/// arrays of vec4, whose length rounds down).
+pub fn allocated_words(words: usize) -> usize {
+    words.max(1).next_multiple_of(4)
+}
+
 /// A zero-filled storage buffer for `purpose` of `words` u32 words (at least one).
 pub fn zeroed_as(
     ctx: &GpuContext,
@@ -61,7 +75,7 @@ pub fn zeroed_as(
     label: &str,
     words: usize,
 ) -> Result<DeviceBuffer, GpuError> {
-    let bytes = words.max(1) as u64 * 4;
+    let bytes = allocated_words(words) as u64 * 4;
     check_size(ctx, label, bytes)?;
     let b = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),

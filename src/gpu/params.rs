@@ -649,6 +649,12 @@ impl InParams {
         self.scaling
     }
 
+    /// Whether each element has a 32-bit word of its own and no scale (plain f32 words, or
+    /// a 32-bit format), so four elements are one 16-byte vector.
+    pub fn whole_words(&self) -> bool {
+        self.raw != 0 || self.fmt.bits == 32 && self.scaling == 0
+    }
+
     /// WGSL statements that set the fields of an `InFmt` named `f` to this input's.
     pub fn wgsl_fields(&self) -> String {
         format!(

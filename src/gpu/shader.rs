@@ -245,6 +245,7 @@ fn assemble_pieces(libs: &[&str], name: &str, body: &str, spec: &Specialisation)
         src.push_str(" ----\n");
         if name == "packed_load" {
             for (k, (w, s)) in INPUT_BINDINGS.iter().enumerate() {
+                src.push_str(&spec.in_words(k, *w));
                 let copy = text
                     .replace("$K", &k.to_string())
                     .replace("$W", &w.to_string())

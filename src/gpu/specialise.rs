@@ -32,6 +32,47 @@ fn spread8(v: f32) -> Lanes8 {\n\
     return Lanes8(vec4(v), vec4(v));\n\
 }\n";
 
+/// Output words each element owns, as 32-bit words.
+const OUT_WORDS: &str = "@group(0) @binding(25) var<storage, read_write> out_words: array<u32>;
+fn out_word_store(i: u32, v: u32) { out_words[i] = v; }
+fn out_word_load(i: u32) -> u32 { return out_words[i]; }
+fn out_word_or(i: u32, v: u32) { out_words[i] = out_words[i] | v; }
+fn out_quad_store(q: u32, v: vec4<u32>) {
+    out_words[4u * q] = v.x; out_words[4u * q + 1u] = v.y;
+    out_words[4u * q + 2u] = v.z; out_words[4u * q + 3u] = v.w;
+}
+fn out_quad_load(q: u32) -> vec4<u32> {
+    return vec4(out_words[4u * q], out_words[4u * q + 1u], out_words[4u * q + 2u], out_words[4u * q + 3u]);
+}
+";
+
+/// Output words each element owns, as 16-byte vectors (a kernel of four elements an
+/// invocation).
+const OUT_QUADS: &str =
+    "@group(0) @binding(25) var<storage, read_write> out_words: array<vec4<u32>>;
+fn out_word_store(i: u32, v: u32) { out_words[i / 4u][i % 4u] = v; }
+fn out_word_load(i: u32) -> u32 { return out_words[i / 4u][i % 4u]; }
+fn out_word_or(i: u32, v: u32) { out_words[i / 4u][i % 4u] = out_words[i / 4u][i % 4u] | v; }
+fn out_quad_store(q: u32, v: vec4<u32>) { out_words[q] = v; }
+fn out_quad_load(q: u32) -> vec4<u32> { return out_words[q]; }
+";
+
+/// Output words that codes of several elements share, ORed atomically.
+const OUT_ATOMICS: &str =
+    "@group(0) @binding(25) var<storage, read_write> out_words: array<atomic<u32>>;
+fn out_word_store(i: u32, v: u32) { atomicStore(&out_words[i], v); }
+fn out_word_load(i: u32) -> u32 { return atomicLoad(&out_words[i]); }
+fn out_word_or(i: u32, v: u32) { atomicOr(&out_words[i], v); }
+fn out_quad_store(q: u32, v: vec4<u32>) {
+    atomicStore(&out_words[4u * q], v.x); atomicStore(&out_words[4u * q + 1u], v.y);
+    atomicStore(&out_words[4u * q + 2u], v.z); atomicStore(&out_words[4u * q + 3u], v.w);
+}
+fn out_quad_load(q: u32) -> vec4<u32> {
+    return vec4(atomicLoad(&out_words[4u * q]), atomicLoad(&out_words[4u * q + 1u]),
+        atomicLoad(&out_words[4u * q + 2u]), atomicLoad(&out_words[4u * q + 3u]));
+}
+";
+
 /// `sf_mul` and `sf_add` through f64 (kernels then need the SHADER_F64 feature).
 const SOFTFLOAT_F64: &str = include_str!("../../shaders/lib/softfloat_f64.wgsl");
 
@@ -56,6 +97,9 @@ pub struct Specialisation {
     /// The panel kernels load A's values once per subgroup of 8 lanes and broadcast them
     /// (a CPU adapter whose subgroups are always 8 lanes).
     pub broadcast: bool,
+    /// The kernel reads and writes four consecutive elements per invocation: operands
+    /// whose elements own 32-bit words are declared as arrays of 16-byte vectors.
+    pub quads: bool,
 }
 
 impl Specialisation {
@@ -63,6 +107,14 @@ impl Specialisation {
     pub fn io_only(&self) -> Specialisation {
         Specialisation {
             operands: None,
+            ..*self
+        }
+    }
+
+    /// The same, for a kernel of four elements an invocation.
+    pub fn with_quads(&self) -> Specialisation {
+        Specialisation {
+            quads: true,
             ..*self
         }
     }
@@ -118,20 +170,43 @@ impl Specialisation {
     }
 
     /// The declaration of a fused kernel's output words and the functions that store,
-    /// load and OR into them: plain where each element owns its word (the stores
-    /// vectorise), atomic where codes share words (or the format is not known here).
+    /// load and OR into them (one word, or four from a multiple of 4): plain where each
+    /// element owns its word (the stores vectorise; 16-byte vectors for a kernel of
+    /// [`quads`](Specialisation::quads)), atomic where codes share words (or the format is
+    /// not known here).
     pub fn out_words(&self) -> &'static str {
-        if self.out.is_some_and(|p| p.exclusive_words()) {
-            "@group(0) @binding(25) var<storage, read_write> out_words: array<u32>;\n\
-             fn out_word_store(i: u32, v: u32) { out_words[i] = v; }\n\
-             fn out_word_load(i: u32) -> u32 { return out_words[i]; }\n\
-             fn out_word_or(i: u32, v: u32) { out_words[i] = out_words[i] | v; }\n"
-        } else {
-            "@group(0) @binding(25) var<storage, read_write> out_words: array<atomic<u32>>;\n\
-             fn out_word_store(i: u32, v: u32) { atomicStore(&out_words[i], v); }\n\
-             fn out_word_load(i: u32) -> u32 { return atomicLoad(&out_words[i]); }\n\
-             fn out_word_or(i: u32, v: u32) { atomicOr(&out_words[i], v); }\n"
+        match (self.out.is_some_and(|p| p.exclusive_words()), self.quads) {
+            (true, true) => OUT_QUADS,
+            (true, false) => OUT_WORDS,
+            (false, _) => OUT_ATOMICS,
         }
+    }
+
+    /// The declaration of input `k`'s words at binding `w` and the functions that load one
+    /// word (`in{k}_word`) or four from a multiple of 4 (`in{k}_quad`): 16-byte vectors
+    /// where the kernel takes [`quads`](Specialisation::quads) and each element owns a
+    /// word, else 32-bit words.
+    pub fn in_words(&self, k: usize, w: u32) -> String {
+        let quads = self.quads && self.ins[k].is_some_and(|p| p.whole_words());
+        let (ty, word, quad) = if quads {
+            (
+                "vec4<u32>",
+                format!("in{k}_words[i / 4u][i % 4u]"),
+                format!("in{k}_words[q]"),
+            )
+        } else {
+            let at = |t: u32| format!("in{k}_words[4u * q + {t}u]");
+            (
+                "u32",
+                format!("in{k}_words[i]"),
+                format!("vec4({}, {}, {}, {})", at(0), at(1), at(2), at(3)),
+            )
+        };
+        format!(
+            "@group(0) @binding({w}) var<storage, read> in{k}_words: array<{ty}>;\n\
+             fn in{k}_word(i: u32) -> u32 {{ return {word}; }}\n\
+             fn in{k}_quad(q: u32) -> vec4<u32> {{ return {quad}; }}\n"
+        )
     }
 
     /// Soft-float's `sf_mul` and `sf_add`: through f64, or the hardware's f32 result gated
@@ -214,6 +289,7 @@ impl Specialisation {
         k.push(self.subgroups as u32);
         k.push(self.f64_arith as u32);
         k.push(self.broadcast as u32);
+        k.push(self.quads as u32);
         k
     }
 }

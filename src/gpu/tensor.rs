@@ -2,6 +2,7 @@
 
 use super::buffers::read_u32;
 use super::memory::DeviceBuffer;
+use super::params::scaling_id;
 use super::{GpuContext, GpuError};
 use crate::format::packed_words;
 use crate::quant::QuantSpec;
@@ -71,7 +72,7 @@ impl Tensor {
     /// The scale words (MX E8M0 bytes four to a word, or the per-tensor exponent); empty if none.
     pub fn read_scales(&self, ctx: &GpuContext) -> Result<Vec<u32>, GpuError> {
         match &self.scales {
-            Some(s) => read_u32(ctx, s, (s.size() / 4) as usize),
+            Some(s) => read_u32(ctx, s, scale_words(&self.spec, self.len)),
             None => Ok(Vec::new()),
         }
     }
@@ -99,5 +100,14 @@ impl Tensor {
     /// How the tensor was quantized (its format among it).
     pub fn spec(&self) -> &QuantSpec {
         &self.spec
+    }
+}
+
+/// Number of scale words a tensor of `n` elements needs under `spec`.
+pub fn scale_words(spec: &QuantSpec, n: usize) -> usize {
+    match (spec.format.block(), scaling_id(spec)) {
+        (Some(b), _) => b.scale_words(n),
+        (None, 1) => 1,
+        _ => 0,
     }
 }

@@ -3,7 +3,7 @@
 //! backward pass from per-channel gradient sums. x and g are read packed (decoded as they
 //! load) or as f32 words, y and dx written packed (rounded as they store) or as f32.
 
-use super::elementwise::record_io;
+use super::elementwise::record_io_quads;
 use super::elementwise::{record_col_sum, record_col_sum_of};
 use super::packed_io::{Dst, Src};
 use crate::gpu::Encoder;
@@ -93,7 +93,7 @@ pub fn record_bn_forward<'a>(
     let p = bn.params(n);
     let b = [(4, gamma_beta), (5, stat)];
     let (ins, out) = ([x.into()], Some(y.into()));
-    record_io(ctx, enc, ("batchnorm", "forward"), n, p, &b, &ins, out)
+    record_io_quads(ctx, enc, ("batchnorm", "forward"), p, &b, &ins, out)
 }
 
 /// Records the backward pass: dbeta and dgamma into `stat`, dx into `dx`.
@@ -124,5 +124,5 @@ pub fn record_bn_backward<'a>(
     enc.copy_buffer_to_buffer(&sums, 0, stat, 5 * row, row);
     let b = [(4, gamma_beta), (5, stat)];
     let out = Some(dx.into());
-    record_io(ctx, enc, ("batchnorm", "backward"), n, p, &b, &[x, g], out)
+    record_io_quads(ctx, enc, ("batchnorm", "backward"), p, &b, &[x, g], out)
 }

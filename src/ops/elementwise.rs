@@ -48,6 +48,28 @@ fn record_io_with<'a>(
     })
 }
 
+/// Like [`record_io`], for an entry that takes four consecutive elements an invocation
+/// (`p.n` of them in all; see [`Specialisation::quads`](crate::gpu::specialise::Specialisation)).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_io_quads<'a>(
+    ctx: &GpuContext,
+    enc: &mut Encoder,
+    (kernel, entry): (&str, &str),
+    p: ElemParams,
+    own: &[(u32, &wgpu::Buffer)],
+    ins: &[Src<'a>],
+    out: Option<Dst<'a>>,
+) -> Result<(), GpuError> {
+    let quads = (p.n as usize).div_ceil(4);
+    record_phases(ctx, enc, ins, out, |enc, io| {
+        let mut b = own.to_vec();
+        b.extend(io.bindings());
+        let spec = io.spec().with_quads();
+        let kernel = (kernel, entry, &[][..]);
+        record_with(ctx, enc, kernel, &spec, quads as u32, p, &b)
+    })
+}
+
 fn count_params(n: usize) -> ElemParams {
     ElemParams {
         n: n as u32,
@@ -65,7 +87,7 @@ pub fn record_relu_forward<'a>(
 ) -> Result<(), GpuError> {
     let p = count_params(n);
     let (ins, out) = ([x.into()], Some(y.into()));
-    record_io(ctx, enc, ("relu", "forward"), n, p, &[], &ins, out)
+    record_io_quads(ctx, enc, ("relu", "forward"), p, &[], &ins, out)
 }
 
 /// Records dx = g where the forward input x was positive, else 0.
@@ -79,7 +101,7 @@ pub fn record_relu_backward<'a>(
 ) -> Result<(), GpuError> {
     let p = count_params(n);
     let (ins, out) = ([x.into(), g.into()], Some(dx.into()));
-    record_io(ctx, enc, ("relu", "backward"), n, p, &[], &ins, out)
+    record_io_quads(ctx, enc, ("relu", "backward"), p, &[], &ins, out)
 }
 
 /// Records y = x over `n` values, decoded from x's format and rounded into y's.
@@ -92,7 +114,7 @@ pub fn record_convert<'a>(
 ) -> Result<(), GpuError> {
     let p = count_params(n);
     let (ins, out) = ([x.into()], Some(y.into()));
-    record_io(ctx, enc, ("relu", "convert"), n, p, &[], &ins, out)
+    record_io_quads(ctx, enc, ("relu", "convert"), p, &[], &ins, out)
 }
 
 /// Where a loss (softmax cross-entropy or MSE) writes: the outputs' gradient, per-row loss

@@ -19,14 +19,7 @@ pub struct QuantizeTargets<'a> {
     pub stats: &'a wgpu::Buffer,
 }
 
-/// Number of scale words a tensor of `n` elements needs under `spec`.
-pub fn scale_words(spec: &QuantSpec, n: usize) -> usize {
-    match (spec.format.block(), scaling_id(spec)) {
-        (Some(b), _) => b.scale_words(n),
-        (None, 1) => 1,
-        _ => 0,
-    }
-}
+pub use crate::gpu::tensor::scale_words;
 
 /// Fails unless `spec` is valid and `n` elements fit the kernels' 32-bit indexing.
 pub fn check_len(spec: &QuantSpec, n: usize) -> Result<(), GpuError> {

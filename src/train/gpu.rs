@@ -10,7 +10,7 @@ use super::state::{self, Kept, Role, Store};
 use crate::accum::GemmSpec;
 use crate::conv::{Conv2dSpec, ConvGeometry, ConvPass};
 use crate::gpu::Encoder;
-use crate::gpu::buffers::{upload_as, zeroed_as};
+use crate::gpu::buffers::{allocated_words, upload_as, zeroed_as};
 use crate::gpu::memory::{DeviceBuffer, Purpose};
 use crate::gpu::readback::Readback;
 use crate::gpu::{GpuContext, GpuError, Tensor};
@@ -813,24 +813,26 @@ impl<'c> GpuTrainer<'c> {
     /// state have no f32 buffer: their kernels decode as they load and round as they store.
     pub fn working_bound(&self) -> u64 {
         let (m, batch) = (&self.plan.model, self.batch);
-        let pending: usize = pending_buffers(m, batch).1.iter().sum();
+        // Each buffer in whole 16-byte vectors.
+        let w = allocated_words;
+        let pending: usize = pending_buffers(m, batch).1.iter().map(|&n| w(n)).sum();
         let (mut most_b, mut biases, mut bn) = (1, 0, 0);
         for l in &m.layers {
             if let Some((_, nb, _)) = l.param_sizes() {
-                (most_b, biases) = (most_b.max(nb), biases + nb);
+                (most_b, biases) = (most_b.max(nb), biases + w(nb));
             }
             if let Layer::BatchNorm2d { shape, .. } = l {
-                bn += 8 * shape[0];
+                bn += w(6 * shape[0]) + w(2 * shape[0]);
             }
         }
         let update: usize = UPDATE_ROLES
             .iter()
             .map(|role| {
                 let (words, scales) = largest_of(&self.plan, role);
-                words + scales
+                w(words) + w(scales)
             })
             .sum();
-        let all = pending + 2 * most_b + biases + bn + update;
+        let all = pending + 2 * w(most_b) + biases + bn + update;
         4 * all as u64
     }
 
