@@ -230,12 +230,25 @@ fn decode_float(f: Fmt, code: u32, scale_exp: i32) -> u32 {
         return CANONICAL_NAN;
     }
     if (field == 0u) {
-        if (f.subnormals == 0u) {
+        if (f.subnormals == 0u || mant == 0u) {
             return select(0u, 0x80000000u, neg);
         }
-        return make_f32_bits(neg, mant, 1 - f.bias - i32(f.m) + scale_exp);
     }
-    return make_f32_bits(neg, mant | (1u << f.m), i32(field) - f.bias - i32(f.m) + scale_exp);
+    // The value sig * 2^exp2, sig's leading bit at `lead`: where it is a normal f32 (every
+    // code of a format narrower than f32, unscaled), its bits directly; else rounded.
+    var sig = mant | (1u << f.m);
+    var exp2 = i32(field) - f.bias - i32(f.m) + scale_exp;
+    if (field == 0u) {
+        sig = mant;
+        exp2 = 1 - f.bias - i32(f.m) + scale_exp;
+    }
+    let lead = firstLeadingBit(sig);
+    let biased = exp2 + i32(lead) + 127;
+    if (lead <= 23u && biased >= 1 && biased <= 254) {
+        let frac = (sig << (23u - lead)) & 0x7fffffu;
+        return select(0u, 0x80000000u, neg) | (u32(biased) << 23u) | frac;
+    }
+    return make_f32_bits(neg, sig, exp2);
 }
 
 // The integer k of a two's-complement fixed-point code (value k * 2^-fl).
