@@ -189,20 +189,23 @@ fn bench(c: &mut Criterion) {
         "{:<52} {:<18} {:>10} {:>9}",
         "case", "operands", "GFLOP/s", "of fp32"
     );
-    let mut fp32 = 0.0;
+    // Each case's fp32 rate (a case filtered down to other operands has none: "-").
+    let mut fp32: Option<(&str, f64)> = None;
     for r in &rows {
         if r.format == "fp32" {
-            fp32 = r.gflops.unwrap_or(0.0);
+            fp32 = r.gflops.map(|v| (r.case.as_str(), v));
         }
-        match r.gflops {
-            Some(v) => println!(
+        let base = fp32.filter(|(case, v)| *case == r.case && *v > 0.0);
+        match (r.gflops, base) {
+            (Some(v), Some((_, b))) => println!(
                 "{:<52} {:<18} {:>10.2} {:>8.0}%",
                 r.case,
                 r.format,
                 v,
-                100.0 * v / fp32
+                100.0 * v / b
             ),
-            None => println!(
+            (Some(v), None) => println!("{:<52} {:<18} {:>10.2} {:>9}", r.case, r.format, v, "-"),
+            (None, _) => println!(
                 "{:<52} {:<18} {:>10} {:>9}",
                 r.case, r.format, "skipped", "-"
             ),
