@@ -90,10 +90,11 @@ fn check(spec: &QuantSpec, n: usize, seed: u64) -> lowp::quant::Exceptions {
         ),
         _ => {}
     }
-    // The GPU buffers are exactly the dense-packed size.
+    // The GPU buffers are the dense-packed codes and scale words, each buffer in whole
+    // 16-byte vectors: less than 16 bytes a buffer over the dense size.
     assert_eq!(
         t.stored_bytes(),
-        spec.stored_bytes(n) as u64,
+        device_bytes(spec, n),
         "{what}: stored bytes"
     );
     assert_eq!(
@@ -251,7 +252,20 @@ fn convert_between_formats_matches_reference() {
     let r = reference::quantize(&via, &b);
     assert_eq!(u.read_words(c).unwrap(), r.words);
     assert_eq!(exc, r.exceptions);
-    assert_eq!(u.stored_bytes(), b.format.stored_bytes(777) as u64);
+    assert_eq!(u.stored_bytes(), device_bytes(&b, 777));
+}
+
+/// The bytes a packed tensor of `n` elements of `spec` takes on the device: its dense codes
+/// and scale words, each buffer in whole 16-byte vectors (less than 16 bytes over a buffer's
+/// dense size).
+fn device_bytes(spec: &QuantSpec, n: usize) -> u64 {
+    let bytes = lowp::gpu::tensor::device_bytes(spec, n);
+    let dense = spec.stored_bytes(n) as u64;
+    assert!(
+        bytes >= dense && bytes < dense.max(4) + 32,
+        "{bytes} for {dense} dense"
+    );
+    bytes
 }
 
 #[test]

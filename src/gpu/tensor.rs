@@ -1,6 +1,6 @@
 //! The packed GPU tensor: shape, format, and its codes stored at the format's own width.
 
-use super::buffers::read_u32;
+use super::buffers::{allocated_words, read_u32};
 use super::memory::DeviceBuffer;
 use super::params::scaling_id;
 use super::{GpuContext, GpuError};
@@ -110,4 +110,12 @@ pub fn scale_words(spec: &QuantSpec, n: usize) -> usize {
         (None, 1) => 1,
         _ => 0,
     }
+}
+
+/// Bytes a tensor of `n` elements of `spec` holds on the device: its packed codes and its
+/// scale words, each buffer in whole 16-byte vectors (see [`allocated_words`]).
+pub fn device_bytes(spec: &QuantSpec, n: usize) -> u64 {
+    let scales = scale_words(spec, n);
+    let buffer = |words: usize| 4 * allocated_words(words) as u64;
+    buffer(packed_words(n, spec.format.bits())) + if scales > 0 { buffer(scales) } else { 0 }
 }

@@ -5,6 +5,7 @@
 use super::model::Model;
 use super::precision::{Assignment, PrecisionError, PrecisionMap};
 use crate::accum::Accumulator;
+use crate::gpu::tensor::device_bytes;
 use crate::quant::QuantSpec;
 use std::collections::HashMap;
 
@@ -446,13 +447,18 @@ impl Plan {
         v
     }
 
-    /// Bytes per role under this plan, and under all-fp32 storage.
+    /// Device bytes per role under this plan, and under all-fp32 storage (each tensor's
+    /// buffers in whole 16-byte vectors).
     pub fn memory(&self, batch: usize) -> (RoleBytes, RoleBytes) {
         let (mut planned, mut fp32) = (RoleBytes::default(), RoleBytes::default());
+        let fp32_spec = QuantSpec::new(crate::format::Format::FP32);
         for (name, part, n) in self.tensor_sizes(batch) {
-            let bytes = self.spec(&name, 0, part).stored_bytes(n) as u64;
+            let bytes = device_bytes(&self.spec(&name, 0, part), n);
             let suffix = name.rsplit('.').next().unwrap_or("");
-            for (r, b) in [(&mut planned, bytes), (&mut fp32, 4 * n as u64)] {
+            for (r, b) in [
+                (&mut planned, bytes),
+                (&mut fp32, device_bytes(&fp32_spec, n)),
+            ] {
                 match suffix {
                     "weight" | "bias" => r.weights += b,
                     "act" | "input" => r.activations += b,

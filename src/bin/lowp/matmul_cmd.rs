@@ -116,10 +116,12 @@ pub fn run(a: &Args) -> Result<(), String> {
             let (ta, _) = lowp::ops::quantize(&ctx, &xa, &sa, &qa).map_err(err)?;
             let (tb, _) = lowp::ops::quantize(&ctx, &xb, &sb, &qb).map_err(err)?;
             let (tc, exc) = lowp::ops::gemm(&ctx, &ta, &tb, bias.as_deref(), &spec).map_err(err)?;
+            // The packed sizes, as the reference's (the device's buffers add under 16
+            // bytes each: whole 16-byte vectors).
             let stored = [
-                ta.stored_bytes() as usize,
-                tb.stored_bytes() as usize,
-                tc.stored_bytes() as usize,
+                qa.stored_bytes(ta.len()),
+                qb.stored_bytes(tb.len()),
+                spec.out.stored_bytes(tc.len()),
             ];
             let c = lowp::ops::dequantize(&ctx, &tc).map_err(err)?;
             (c, exc, stored, format!("gpu ({})", ctx.info.name))

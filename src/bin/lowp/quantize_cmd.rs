@@ -102,7 +102,10 @@ pub fn run(a: &Args) -> Result<(), String> {
                 None => (Vec::new(), Vec::new()),
             };
             let device = format!("gpu ({})", ctx.info.name);
-            (y, exc, t.stored_bytes(), device, words, scales)
+            // The packed size, as the reference's (the device's buffers add under 16
+            // bytes each: whole 16-byte vectors).
+            let stored = spec.stored_bytes(n) as u64;
+            (y, exc, stored, device, words, scales)
         }
     };
     // The output first: a report cut short (a closed pipe) must not lose it.
