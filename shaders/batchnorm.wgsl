@@ -98,14 +98,19 @@ fn bn_backward(k: BnChannel, x: u32, g: u32) -> u32 {
 }
 
 // Each invocation takes elements 4q to 4q + 3 (E.n in all; one channel's when a channel's
-// pixels are a multiple of 4); the last one's tail element by element.
+// pixels are a multiple of 4), in a loop (not four inlined copies to compile); the last
+// one's tail element by element.
 @compute @workgroup_size(256)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = 4u * item_index(gid, E.groups_x);
     if (i + 4u <= E.n && E.inner % 4u == 0u) {
         let k = channel(channel_of(i));
         let x = load4_0(i);
-        store_out4(i, vec4(bn_forward(k, x.x), bn_forward(k, x.y), bn_forward(k, x.z), bn_forward(k, x.w)));
+        var y = vec4(0u);
+        for (var t = 0u; t < 4u; t++) {
+            y[t] = bn_forward(k, x[t]);
+        }
+        store_out4(i, y);
         return;
     }
     for (var t = i; t < min(i + 4u, E.n); t++) {
@@ -120,7 +125,11 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
         let k = channel(channel_of(i));
         let x = load4_0(i);
         let g = load4_1(i);
-        store_out4(i, vec4(bn_backward(k, x.x, g.x), bn_backward(k, x.y, g.y), bn_backward(k, x.z, g.z), bn_backward(k, x.w, g.w)));
+        var dx = vec4(0u);
+        for (var t = 0u; t < 4u; t++) {
+            dx[t] = bn_backward(k, x[t], g[t]);
+        }
+        store_out4(i, dx);
         return;
     }
     for (var t = i; t < min(i + 4u, E.n); t++) {

@@ -53,8 +53,11 @@ fn pack(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (e >= G.count) {
         return;
     }
-    let f = 4u * e;
-    panel[e] = vec4(panel_value(f), panel_value(f + 1u), panel_value(f + 2u), panel_value(f + 3u));
+    var v = vec4(0.0);
+    for (var t = 0u; t < 4u; t++) {
+        v[t] = panel_value(4u * e + t);
+    }
+    panel[e] = v;
 }
 
 // Stores four sums of row `i`, columns j..j+3: the slice's partial sums, or the output

@@ -46,7 +46,16 @@ fn load4_$K(i: u32) -> vec4<u32> {
             let word = in$K_word(i / 4u);
             c = vec4(word & 0xffu, (word >> 8u) & 0xffu, (word >> 16u) & 0xffu, word >> 24u);
         }
-        return vec4(decode_scaled(f.fmt, c.x, s), decode_scaled(f.fmt, c.y, s), decode_scaled(f.fmt, c.z, s), decode_scaled(f.fmt, c.w, s));
+        // Loops over the four (not four inlined copies to compile).
+        var v = vec4(0u);
+        for (var t = 0u; t < 4u; t++) {
+            v[t] = decode_scaled(f.fmt, c[t], s);
+        }
+        return v;
     }
-    return vec4(load$K(i), load$K(i + 1u), load$K(i + 2u), load$K(i + 3u));
+    var v = vec4(0u);
+    for (var t = 0u; t < 4u; t++) {
+        v[t] = load$K(i + t);
+    }
+    return v;
 }

@@ -103,11 +103,11 @@ fn store_out4(i: u32, value: vec4<u32>) {
         return;
     }
     let w = f.fmt.bits;
+    // Loops over the four (not four inlined copies: each is another rounding to compile).
     if (f.add != 0u || f.phase != 0u || f.scaling != 0u || (w != 32u && w != 8u)) {
-        store_out(i, value.x);
-        store_out(i + 1u, value.y);
-        store_out(i + 2u, value.z);
-        store_out(i + 3u, value.w);
+        for (var t = 0u; t < 4u; t++) {
+            store_out(i + t, value[t]);
+        }
         return;
     }
     let s = element_scale(0u, 0u, 0u, i);
@@ -115,23 +115,25 @@ fn store_out4(i: u32, value: vec4<u32>) {
     if (f.mode == 3u) {
         rand = random_block4(f.seed_lo, f.seed_hi, f.stream, q);
     }
-    let sat = f.saturate != 0u;
-    let r0 = round_scaled(f.fmt, value.x, s, f.mode, f.sr_bits, sat, rand.x);
-    let r1 = round_scaled(f.fmt, value.y, s, f.mode, f.sr_bits, sat, rand.y);
-    let r2 = round_scaled(f.fmt, value.z, s, f.mode, f.sr_bits, sat, rand.z);
-    let r3 = round_scaled(f.fmt, value.w, s, f.mode, f.sr_bits, sat, rand.w);
+    var codes = vec4(0u);
+    var flags = vec4(0u);
+    for (var t = 0u; t < 4u; t++) {
+        let r = round_scaled(f.fmt, value[t], s, f.mode, f.sr_bits, f.saturate != 0u, rand[t]);
+        codes[t] = r.x;
+        flags[t] = r.y;
+    }
     if (w == 32u) {
-        out_quad_store(q, vec4(r0.x, r1.x, r2.x, r3.x));
+        out_quad_store(q, codes);
     } else {
-        let word = r0.x | (r1.x << 8u) | (r2.x << 16u) | (r3.x << 24u);
+        let word = codes.x | (codes.y << 8u) | (codes.z << 16u) | (codes.w << 24u);
         if (word != 0u) {
             out_word_or(q, word);
         }
     }
-    let flags = r0.y | r1.y | r2.y | r3.y;
-    if (flags != 0u) {
+    if (any(flags != vec4(0u))) {
         for (var c = 0u; c < 3u; c++) {
-            let n = ((r0.y >> c) & 1u) + ((r1.y >> c) & 1u) + ((r2.y >> c) & 1u) + ((r3.y >> c) & 1u);
+            let b = (flags >> vec4(c)) & vec4(1u);
+            let n = b.x + b.y + b.z + b.w;
             if (n != 0u) {
                 atomicAdd(&out_stats[c], n);
             }
