@@ -5,11 +5,15 @@
 #   python3 -m venv venv && venv/bin/pip install numpy ninja torch qtorch
 #   PATH=$PWD/venv/bin:$PATH venv/bin/python tools/bench_peers.py [--lowp-bench BINARY]
 #       [--models mlp,lenet,resnet8] [--steps N] [--out TABLE.md] [--device cuda --gpu-extras]
+#       [--gemm-bench BINARY] [--gemm-case 'gemm 512x512x512' ('' skips it)]
 #
 # lowp's figures come from the bench (`cargo bench --bench train`, or the bench binary
 # given, run here with `--bench`); PyTorch's from the same models built with torch.nn and
 # timed here, on the CPU (torch's threads set to the machine's cores) or with `--device
 # cuda` on a GPU (`--gpu-extras` adds PyTorch's copy bandwidth and matmul rates there).
+# Then lowp's GEMM bench for one case (`--gemm-case`, every operand format it runs, each
+# beside its fp32) and, for a square case, PyTorch's fp32 matmul of that size on the same
+# device.
 # QPyTorch's HFP8 is fake quantization as its examples do it: the input, every weight and
 # every layer's output rounded to e4m3 in the forward pass, every gradient that flows back
 # through them to e5m2 (QPyTorch's nearest: ties away from zero, saturating), the fp32
@@ -27,6 +31,9 @@ p.add_argument('--lowp-bench', help='the train bench binary (default: cargo benc
 p.add_argument('--models', default='mlp,lenet,resnet8')
 p.add_argument('--steps', type=int, default=0, help='timed steps per case (default: 20, 5 for ResNet-8)')
 p.add_argument('--batch', type=int, default=64)
+p.add_argument('--gemm-bench', help='the GEMM bench binary (default: cargo bench --bench gemm)')
+p.add_argument('--gemm-case', default='gemm 512x512x512',
+               help="the GEMM bench's case (LOWP_BENCH_CASE; '' skips the GEMM)")
 p.add_argument('--out', help='also write the table (Markdown) here')
 p.add_argument('--device', default='cpu', help='where PyTorch runs: cpu or cuda')
 p.add_argument('--gpu-extras', action='store_true',
@@ -200,6 +207,33 @@ def lowp_step_ms():
     return found
 
 
+def lowp_gemm():
+    """[(operands, GFLOP/s, of fp32)] from lowp's GEMM bench for --gemm-case."""
+    env = dict(os.environ, LOWP_PROFILE='', LOWP_BENCH_CASE=args.gemm_case)
+    cmd = [args.gemm_bench, '--bench'] if args.gemm_bench else ['cargo', 'bench', '--bench', 'gemm']
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    rows = []
+    for line in out.splitlines():
+        r = re.match(r'^' + re.escape(args.gemm_case) + r'\s+(\S+)\s+([\d.]+)\s+(\S+)$', line)
+        if r:
+            rows.append((r.group(1), float(r.group(2)), r.group(3)))
+    return rows
+
+
+def torch_matmul_gflops(n, reps=20):
+    """PyTorch's fp32 n^3 matmul on the device, GFLOP/s (TF32 off)."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
+    for _ in range(3):
+        a @ b
+    sync()
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync()
+    return 2 * n**3 / ((time.perf_counter() - t) / reps) / 1e9
+
+
 hfp8 = qpytorch_hfp8()
 if hfp8 is None:
     print('QPyTorch not installed: its column is left empty', file=sys.stderr)
@@ -233,6 +267,13 @@ for m in models:
         ratio = f'{a / b:.1f}x' if a and b else ''
         lines.append(f'| {m} | {fmt} | {a or float("nan"):.1f} | {who} | '
                      f'{b or float("nan"):.1f} | {ratio} |')
+if args.gemm_case:
+    size = re.search(r'(\d+)x(\d+)x(\d+)', args.gemm_case)
+    lines += ['', f'| lowp `{args.gemm_case}` | GFLOP/s | of lowp fp32 |', '| --- | ---: | ---: |']
+    lines += [f'| {o} | {g:.2f} | {pct} |' for o, g, pct in lowp_gemm()]
+    if size and size.group(1) == size.group(2) == size.group(3):
+        n = int(size.group(1))
+        lines.append(f'| PyTorch fp32 matmul {n}^3 | {torch_matmul_gflops(n):.2f} | |')
 if args.gpu_extras:
     lines += ['', '| PyTorch on the device | value |', '| --- | ---: |']
     lines += [f'| {k} | {v:.2f} |' for k, v in extras().items()]
