@@ -18,6 +18,10 @@ override PAN: u32 = 1u;
 // that a CPU adapter (which runs both sides of a branch) runs only the path taken.
 override SPLIT: bool = false;
 override BIAS: bool = false;
+// Whether every four output columns from a multiple of 4 are four consecutive output words
+// from a multiple of 4, within the view (src/gpu/params.rs SplitParams::rows_in_quads):
+// `put` then stores them as one vector.
+override QUAD_OUT: bool = false;
 // The block's panel widths (pan_m, pan_n) for `main` and `thin`: as constants, the panels'
 // strides make a 512^3 product run in 42-51 ms a dispatch on lavapipe instead of 75-83.
 override PM: u32 = 4u;
@@ -64,6 +68,18 @@ fn pack(@builtin(global_invocation_id) gid: vec3<u32>) {
 // (bias added) rounded into its format.
 fn put(i: u32, j: u32, slice: u32, v: vec4<f32>) {
     if (i >= G.m) {
+        return;
+    }
+    if (QUAD_OUT && !SPLIT) {
+        if (j < G.n) {
+            var s = v;
+            if (BIAS) {
+                for (var t = 0u; t < 4u; t++) {
+                    s[t] = s[t] + bitcast<f32>(bias_at(i, j + t));
+                }
+            }
+            store_out4(out_index(i, j), bitcast<vec4<u32>>(s));
+        }
         return;
     }
     for (var t = 0u; t < 4u; t++) {

@@ -237,6 +237,9 @@ pub trait SplitParams: DispatchParams {
     fn constants(&self) -> Vec<(&'static str, f64)> {
         Vec::new()
     }
+    /// Whether every four output columns from a multiple of 4 are four consecutive output
+    /// words from a multiple of 4 (so a kernel may store them as one 16-byte vector).
+    fn rows_in_quads(&self) -> bool;
     /// How many GEMM views of the same dimensions the op is (convolution groups).
     fn groups(&self) -> u32 {
         1
@@ -252,6 +255,11 @@ pub trait SplitParams: DispatchParams {
 impl SplitParams for GemmParams {
     fn cells(&self) -> u32 {
         self.m * self.n
+    }
+
+    /// Row i's column j is word i n + j.
+    fn rows_in_quads(&self) -> bool {
+        self.n.is_multiple_of(4)
     }
 
     fn has_bias(&self) -> bool {
@@ -280,6 +288,19 @@ impl SplitParams for GemmParams {
 impl SplitParams for ConvParams {
     fn cells(&self) -> u32 {
         self.m * self.n
+    }
+
+    /// Columns run over an image's output pixels (forward), its input pixels (backward
+    /// data), or row-major (weight gradient, tap products), as `out_index` in
+    /// shaders/lib/conv_index.wgsl: four from a multiple of 4 stay in one image's plane
+    /// where its pixels are a multiple of 4.
+    fn rows_in_quads(&self) -> bool {
+        let run = match self.pass {
+            0 => self.oh * self.ow,
+            1 => self.h * self.w,
+            _ => self.n,
+        };
+        run.is_multiple_of(4) && self.n.is_multiple_of(4)
     }
 
     fn has_bias(&self) -> bool {

@@ -591,7 +591,20 @@ fn record_panels<P: SplitParams>(
         ("SPLIT", (splits > 1) as u32 as f64),
         ("BIAS", params.has_bias() as u32 as f64),
     ];
-    let constants = [("WX", wx as f64), ("WY", wy as f64), store[0], store[1]];
+    // Whole rows of four output words: `main` stores each four sums as one vector (and
+    // rounds them together), compiled with the output's words as 16-byte vectors.
+    let quads = params.rows_in_quads() && splits == 1;
+    let constants = [
+        ("WX", wx as f64),
+        ("WY", wy as f64),
+        store[0],
+        store[1],
+        ("QUAD_OUT", quads as u32 as f64),
+    ];
+    let main_spec = match quads {
+        true => spec.io_only().with_quads(),
+        false => spec.io_only(),
+    };
     let layer = params.constants();
     let mut thin_constants = layer.clone();
     let thin_lanes = if tall { 2 * wx } else { wx };
@@ -689,7 +702,7 @@ fn record_panels<P: SplitParams>(
                     ctx,
                     enc,
                     (&name, "main", &constants),
-                    &spec.io_only(),
+                    &main_spec,
                     grid,
                     &params,
                     &main_bindings,
