@@ -16,6 +16,15 @@ const CHUNK: u32 = 1024u;
 // and of g xhat take the mean (and inv) of column j from here.
 @group(0) @binding(5) var<storage, read> stat: array<u32>;
 
+// The (row, pixel) after (i, p): (t / inner, t % inner) for the next t, without dividing.
+fn next_value(i: ptr<function, u32>, p: ptr<function, u32>) {
+    *p += 1u;
+    if (*p == E.inner) {
+        *p = 0u;
+        *i += 1u;
+    }
+}
+
 @compute @workgroup_size(256)
 fn partial(@builtin(global_invocation_id) gid: vec3<u32>) {
     let idx = item_index(gid, E.groups_x);
@@ -26,17 +35,12 @@ fn partial(@builtin(global_invocation_id) gid: vec3<u32>) {
     let q = idx / E.cols;
     let end = min(E.rows * E.inner, (q + 1u) * CHUNK);
     var s = 0u;
-    // (i, p) = (t / inner, t % inner), stepped without dividing.
     let t0 = q * CHUNK;
     var i = t0 / E.inner;
     var p = t0 % E.inner;
     for (var t = t0; t < end; t++) {
         s = sf_add(s, load0((i * E.cols + j) * E.inner + p));
-        p += 1u;
-        if (p == E.inner) {
-            p = 0u;
-            i += 1u;
-        }
+        next_value(&i, &p);
     }
     out[q * E.cols + j] = s;
 }
@@ -52,18 +56,13 @@ fn partial_sq(@builtin(global_invocation_id) gid: vec3<u32>) {
     let q = idx / E.cols;
     let end = min(E.rows * E.inner, (q + 1u) * CHUNK);
     var s = 0u;
-    // (i, p) = (t / inner, t % inner), stepped without dividing.
     let t0 = q * CHUNK;
     var i = t0 / E.inner;
     var p = t0 % E.inner;
     for (var t = t0; t < end; t++) {
         let d = sf_add(load0((i * E.cols + j) * E.inner + p), stat[j] ^ 0x80000000u);
         s = sf_add(s, sf_mul(d, d));
-        p += 1u;
-        if (p == E.inner) {
-            p = 0u;
-            i += 1u;
-        }
+        next_value(&i, &p);
     }
     out[q * E.cols + j] = s;
 }
@@ -79,7 +78,6 @@ fn partial_gxhat(@builtin(global_invocation_id) gid: vec3<u32>) {
     let q = idx / E.cols;
     let end = min(E.rows * E.inner, (q + 1u) * CHUNK);
     var s = 0u;
-    // (i, p) = (t / inner, t % inner), stepped without dividing.
     let t0 = q * CHUNK;
     var i = t0 / E.inner;
     var p = t0 % E.inner;
@@ -87,11 +85,7 @@ fn partial_gxhat(@builtin(global_invocation_id) gid: vec3<u32>) {
         let k = (i * E.cols + j) * E.inner + p;
         let xhat = sf_mul(sf_add(load0(k), stat[j] ^ 0x80000000u), stat[E.cols + j]);
         s = sf_add(s, sf_mul(load1(k), xhat));
-        p += 1u;
-        if (p == E.inner) {
-            p = 0u;
-            i += 1u;
-        }
+        next_value(&i, &p);
     }
     out[q * E.cols + j] = s;
 }

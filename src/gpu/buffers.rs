@@ -33,12 +33,12 @@ pub fn upload_as(
     words: &[u32],
 ) -> Result<DeviceBuffer, GpuError> {
     check_size(ctx, label, words.len() as u64 * 4)?;
-    // Whole 16-byte vectors (see `allocated_words`).
+    // Whole 16-byte vectors (see `allocated_words`), zeros after the words.
     let padded;
-    let data: &[u32] = if !words.is_empty() && words.len().is_multiple_of(4) {
+    let data: &[u32] = if words.len() == allocated_words(words.len()) {
         words
     } else {
-        padded = [words, &[0; 4][..4 - words.len() % 4]].concat();
+        padded = [words, &vec![0; allocated_words(words.len()) - words.len()]].concat();
         &padded
     };
     let b = ctx

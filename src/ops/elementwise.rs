@@ -26,31 +26,11 @@ pub(crate) fn record_io<'a>(
     out: Option<Dst<'a>>,
 ) -> Result<(), GpuError> {
     let kernel = (kernel, entry, &[][..]);
-    record_io_with(ctx, enc, kernel, count, p, own, ins, out)
-}
-
-/// Like [`record_io`], for a kernel with pipeline-overridable constants.
-#[allow(clippy::too_many_arguments)]
-fn record_io_with<'a>(
-    ctx: &GpuContext,
-    enc: &mut Encoder,
-    kernel: (&str, &str, &[(&str, f64)]),
-    count: usize,
-    p: ElemParams,
-    own: &[(u32, &wgpu::Buffer)],
-    ins: &[Src<'a>],
-    out: Option<Dst<'a>>,
-) -> Result<(), GpuError> {
-    record_phases(ctx, enc, ins, out, |enc, io| {
-        let mut b = own.to_vec();
-        b.extend(io.bindings());
-        record_with(ctx, enc, kernel, &io.spec(), count as u32, p, &b)
-    })
+    record_io_with(ctx, enc, kernel, Work::Items(count), p, own, ins, out)
 }
 
 /// Like [`record_io`], for an entry that takes four consecutive elements an invocation
 /// (`p.n` of them in all; see [`Specialisation::quads`](crate::gpu::specialise::Specialisation)).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn record_io_quads<'a>(
     ctx: &GpuContext,
     enc: &mut Encoder,
@@ -60,13 +40,43 @@ pub(crate) fn record_io_quads<'a>(
     ins: &[Src<'a>],
     out: Option<Dst<'a>>,
 ) -> Result<(), GpuError> {
-    let quads = (p.n as usize).div_ceil(4);
+    let kernel = (kernel, entry, &[][..]);
+    record_io_with(ctx, enc, kernel, Work::Quads, p, own, ins, out)
+}
+
+/// What each invocation of a fused kernel takes.
+#[derive(Clone, Copy)]
+enum Work {
+    /// One of `count` items.
+    Items(usize),
+    /// Four consecutive elements of `p.n`.
+    Quads,
+}
+
+/// Like [`record_io`], for a kernel with pipeline-overridable constants.
+#[allow(clippy::too_many_arguments)]
+fn record_io_with<'a>(
+    ctx: &GpuContext,
+    enc: &mut Encoder,
+    kernel: (&str, &str, &[(&str, f64)]),
+    work: Work,
+    p: ElemParams,
+    own: &[(u32, &wgpu::Buffer)],
+    ins: &[Src<'a>],
+    out: Option<Dst<'a>>,
+) -> Result<(), GpuError> {
+    let count = match work {
+        Work::Items(count) => count,
+        Work::Quads => (p.n as usize).div_ceil(4),
+    };
     record_phases(ctx, enc, ins, out, |enc, io| {
         let mut b = own.to_vec();
         b.extend(io.bindings());
-        let spec = io.spec().with_quads();
-        let kernel = (kernel, entry, &[][..]);
-        record_with(ctx, enc, kernel, &spec, quads as u32, p, &b)
+        let spec = match work {
+            Work::Items(_) => io.spec(),
+            Work::Quads => io.spec().with_quads(),
+        };
+        record_with(ctx, enc, kernel, &spec, count as u32, p, &b)
     })
 }
 
@@ -324,7 +334,16 @@ pub fn record_maxpool_forward<'a>(
     let (ins, out) = ([x.into()], Some(y.into()));
     let constants = pool_constants(ctx, p);
     let e = ("maxpool", "forward", constants.as_slice());
-    record_io_with(ctx, enc, e, n, pool_params(p, n), &[], &ins, out)
+    record_io_with(
+        ctx,
+        enc,
+        e,
+        Work::Items(n),
+        pool_params(p, n),
+        &[],
+        &ins,
+        out,
+    )
 }
 
 /// Records dx: each output gradient routed to its window's first maximum in x.
@@ -341,7 +360,16 @@ pub fn record_maxpool_backward<'a>(
     let (ins, out) = ([x.into(), g.into()], Some(dx.into()));
     let constants = pool_constants(ctx, p);
     let e = ("maxpool", "backward", constants.as_slice());
-    record_io_with(ctx, enc, e, cells, pool_params(p, cells), &[], &ins, out)
+    record_io_with(
+        ctx,
+        enc,
+        e,
+        Work::Items(cells),
+        pool_params(p, cells),
+        &[],
+        &ins,
+        out,
+    )
 }
 
 fn avg_params(p: &Pool, n: usize) -> ElemParams {
