@@ -27,7 +27,7 @@ fn one_round(ctx: &GpuContext, x: &wgpu::Buffer, y: &wgpu::Buffer) -> (Duration,
         record_relu_forward(ctx, &mut enc, src, dst, VALUES).unwrap();
     }
     let recorded = start.elapsed();
-    ctx.queue.submit([enc.finish()]);
+    enc.submit();
     ctx.wait().unwrap();
     (recorded, start.elapsed())
 }

@@ -423,7 +423,7 @@ fn backward_data_by_taps_equals_its_twin_bit_for_bit() {
                 add: None,
             };
             record_conv(c, &mut enc, &view, params, (&tw, &tdy), &none, d).unwrap();
-            c.queue.submit([enc.finish()]);
+            enc.submit();
             if out.format == lowp::format::Format::Float(lowp::format::FloatFormat::FP32) {
                 let got = dx.read_words(c).unwrap();
                 twin = &twins[(got != common::bits(&twins[0])) as usize];

@@ -322,7 +322,7 @@ fn gemm_outputs_round_as_they_store() {
                 add: None,
             };
             record_view(c, &mut enc, &view, params, &ta, &tb, &bias_buf, d).unwrap();
-            c.queue.submit([enc.finish()]);
+            enc.submit();
             let what = format!("{m}x{n}x{k} into {}", out.format);
             assert_eq!(
                 t.read_words(c).unwrap(),

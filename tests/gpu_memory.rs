@@ -128,7 +128,11 @@ fn a_trainers_device_bytes_are_packed_bytes_plus_the_stated_working_bound() {
             // Labels, losses, statistics words and the rounding statistics' slots.
             let other = 4 * (3 * batch as u64 + 64) + t.statistics_bytes();
             assert!(m.of(Purpose::Other) <= other, "{m:?}");
-            assert!(m.total() <= packed + bound + m.of(Purpose::Other));
+            // The context's kernel parameters: the one chunk setting up the trainer fills
+            // (a chunk holds 256 dispatches' parameters).
+            let params = m.of(Purpose::Parameters);
+            assert!(params <= lowp::gpu::param_ring::CHUNK, "{m:?}");
+            assert!(m.total() <= packed + bound + m.of(Purpose::Other) + params);
         }
     }
 }

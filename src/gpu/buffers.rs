@@ -140,7 +140,7 @@ pub fn read_u32(ctx: &GpuContext, buf: &wgpu::Buffer, words: usize) -> Result<Ve
     let st = staging(ctx, bytes);
     let mut enc = Encoder::new(ctx);
     enc.copy_buffer_to_buffer(buf, 0, &st, 0, bytes);
-    ctx.queue.submit([enc.finish()]);
+    enc.submit();
     let mut out = map_read(ctx, &st)?;
     out.truncate(words);
     Ok(out)

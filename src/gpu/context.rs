@@ -1,7 +1,9 @@
 //! The device context: adapter choice, device, queue, capabilities and pipeline cache.
 
+use super::bind_cache::BindCache;
 use super::error::GpuError;
 use super::memory::{DeviceBuffer, Ledger, Purpose};
+use super::param_ring::ParamRing;
 use super::pipelines::PipelineCache;
 use super::tiles::Tiles;
 use std::sync::{Arc, Mutex};
@@ -19,6 +21,10 @@ pub struct GpuContext {
     /// WGSL language extensions the instance offers (e.g. packed 4x8 integer dot products).
     pub wgsl_features: wgpu::WgslLanguageFeatures,
     pub(crate) pipelines: Arc<PipelineCache>,
+    /// Uniform chunks the encoders place kernel parameters in.
+    pub(crate) params: Arc<ParamRing>,
+    /// Bind groups reused across submissions.
+    pub(crate) binds: Arc<BindCache>,
     max_groups_x: u32,
     tiles: Tiles,
     f16_staging: bool,
@@ -36,12 +42,16 @@ pub struct GpuContext {
     broadcast_lanes: bool,
     panel_words: usize,
     scratch: Mutex<std::collections::HashMap<&'static str, DeviceBuffer>>,
+    uniforms: Mutex<std::collections::HashMap<Vec<u8>, DeviceBuffer>>,
     /// Every buffer made on this device, counted by purpose.
     pub ledger: Arc<Ledger>,
     /// Kernel timings, when `LOWP_PROFILE` is set and the device has timestamps.
     pub profiler: Option<super::profile::Profiler>,
     error: Arc<Mutex<Option<String>>>,
 }
+
+/// Distinct shared uniform buffers a context keeps (see [`GpuContext::shared_uniform`]).
+const SHARED_UNIFORMS: usize = 1024;
 
 /// The f32 words the GEMM panels of one block may take by default (4 MiB).
 pub const PANEL_WORDS: usize = 1 << 20;
@@ -222,7 +232,10 @@ impl GpuContext {
             .is_ok_and(|v| !v.is_empty() && v != "0")
             .then(|| super::profile::Profiler::new(&device))
             .flatten();
+        let ledger = Arc::default();
         Ok(GpuContext {
+            params: ParamRing::new(&device, &ledger),
+            binds: Arc::default(),
             adapter: chosen,
             device,
             queue,
@@ -242,7 +255,8 @@ impl GpuContext {
             broadcast_lanes,
             panel_words: PANEL_WORDS,
             scratch: Mutex::default(),
-            ledger: Arc::default(),
+            uniforms: Mutex::default(),
+            ledger,
             profiler,
             error,
         })
@@ -251,7 +265,10 @@ impl GpuContext {
     /// Another context on the same device with the same settings: its own buffers, ledger
     /// and profiler, sharing the compiled pipelines (and the device's error slot).
     pub fn fork(&self) -> GpuContext {
+        let ledger = Arc::default();
         GpuContext {
+            params: ParamRing::new(&self.device, &ledger),
+            binds: Arc::default(),
             adapter: self.adapter.clone(),
             device: self.device.clone(),
             queue: self.queue.clone(),
@@ -271,7 +288,8 @@ impl GpuContext {
             f64_softfloat: self.f64_softfloat,
             panel_words: self.panel_words,
             scratch: Mutex::default(),
-            ledger: Arc::default(),
+            uniforms: Mutex::default(),
+            ledger,
             profiler: self
                 .profiler
                 .as_ref()
@@ -426,6 +444,23 @@ impl GpuContext {
         let b = super::buffers::zeroed_as(self, Purpose::Temporary, purpose, words)?;
         pool.insert(purpose, b.clone());
         Ok(b)
+    }
+
+    /// A uniform buffer holding `value`, shared by every call with the same bytes (so that
+    /// the bind groups of a step that uses it again can be reused); at most
+    /// `SHARED_UNIFORMS` are kept.
+    pub fn shared_uniform<T: bytemuck::Pod>(&self, value: &T) -> DeviceBuffer {
+        let bytes = bytemuck::bytes_of(value);
+        let mut map = self.uniforms.lock().unwrap();
+        if let Some(b) = map.get(bytes) {
+            return b.clone();
+        }
+        if map.len() >= SHARED_UNIFORMS {
+            map.clear();
+        }
+        let b = super::buffers::uniform(self, value);
+        map.insert(bytes.to_vec(), b.clone());
+        b
     }
 
     /// The bytes of the buffers alive on this device, by purpose, as lowp counts them.

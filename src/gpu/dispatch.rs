@@ -1,6 +1,5 @@
 //! Recording one kernel dispatch: grid size, bind group and compute pass.
 
-use super::buffers::uniform;
 use super::context::GpuContext;
 use super::encoder::Encoder;
 use super::error::GpuError;
@@ -90,8 +89,6 @@ pub fn record_tiled<P: bytemuck::Pod>(
     params: &P,
     bindings: &[(u32, &wgpu::Buffer)],
 ) -> Result<(), GpuError> {
-    let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let ubuf = uniform(ctx, params);
     let spec = match ctx.specialise() {
         true => Specialisation {
             subgroups: ctx.has_subgroups(),
@@ -101,23 +98,40 @@ pub fn record_tiled<P: bytemuck::Pod>(
         },
         false => Specialisation::default(),
     };
-    let spec = &spec;
+    let slot = enc.params(params);
     let pipeline = ctx
         .pipelines
-        .get(&ctx.device, (kernel, entry, constants), spec);
-    let mut entries = vec![wgpu::BindGroupEntry {
-        binding: 0,
-        resource: ubuf.as_entire_binding(),
-    }];
-    entries.extend(bindings.iter().map(|(b, buf)| wgpu::BindGroupEntry {
-        binding: *b,
-        resource: buf.as_entire_binding(),
-    }));
-    let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(kernel),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &entries,
-    });
+        .get(&ctx.device, (kernel, entry, constants), &spec)
+        .map_err(|e| GpuError::Device(format!("kernel {kernel}/{entry}: {e}")))?;
+    let mut key = vec![(0, (*slot.buffer).clone(), slot.offset)];
+    key.extend(bindings.iter().map(|(b, buf)| (*b, (*buf).clone(), 0)));
+    // A validation error in making the bind group is returned by the call that caused it;
+    // a step whose bind groups are all cached opens no error scope.
+    let bind = ctx.binds.get(((*pipeline).clone(), key), || {
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let uniform = wgpu::BufferBinding {
+            buffer: &slot.buffer,
+            offset: slot.offset,
+            size: std::num::NonZeroU64::new(slot.size),
+        };
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(uniform),
+        }];
+        entries.extend(bindings.iter().map(|(b, buf)| wgpu::BindGroupEntry {
+            binding: *b,
+            resource: buf.as_entire_binding(),
+        }));
+        let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        match pollster::block_on(scope.pop()) {
+            Some(e) => Err(GpuError::Device(format!("kernel {kernel}/{entry}: {e}"))),
+            None => Ok(bind),
+        }
+    })?;
     let timestamps = ctx
         .profiler
         .as_ref()
@@ -126,8 +140,5 @@ pub fn record_tiled<P: bytemuck::Pod>(
     pass.set_pipeline(&pipeline);
     pass.set_bind_group(0, &bind, &[]);
     pass.dispatch_workgroups(gx, gy, gz);
-    match pollster::block_on(scope.pop()) {
-        Some(e) => Err(GpuError::Device(format!("kernel {kernel}/{entry}: {e}"))),
-        None => Ok(()),
-    }
+    Ok(())
 }

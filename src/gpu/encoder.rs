@@ -1,15 +1,24 @@
-//! A command encoder whose consecutive dispatches share one compute pass.
+//! A command encoder whose consecutive dispatches share one compute pass and whose kernel
+//! parameters share reused uniform chunks.
 
+use super::bind_cache::BindCache;
 use super::context::GpuContext;
+use super::param_ring::{ParamArena, ParamSlot};
 use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 /// A command encoder that keeps a compute pass open across dispatches (on lavapipe a pass
 /// of its own costs a dispatch about 40-70 us more); anything else recorded on it (copies,
 /// clears, timestamps) first ends the open pass. Under `LOWP_PROFILE` every dispatch gets
-/// its own pass, which carries its timestamps.
+/// its own pass, which carries its timestamps. Its dispatches' parameters are written into
+/// uniform chunks leased from the context (`gpu::param_ring`) and uploaded when it is
+/// submitted with [`Encoder::submit`]; an encoder dropped unsubmitted records nothing.
 pub struct Encoder {
     pass: Option<wgpu::ComputePass<'static>>,
     enc: wgpu::CommandEncoder,
+    queue: wgpu::Queue,
+    params: ParamArena,
+    binds: Arc<BindCache>,
 }
 
 impl Encoder {
@@ -18,7 +27,15 @@ impl Encoder {
         Encoder {
             pass: None,
             enc: ctx.device.create_command_encoder(&Default::default()),
+            queue: ctx.queue.clone(),
+            params: ParamArena::new(&ctx.params),
+            binds: ctx.binds.clone(),
         }
+    }
+
+    /// Places one dispatch's parameters in this encoder's uniform chunks.
+    pub fn params<P: bytemuck::Pod>(&mut self, value: &P) -> ParamSlot {
+        self.params.push(bytemuck::bytes_of(value))
     }
 
     /// The compute pass a dispatch is recorded in: the open one, or a new one (always a new
@@ -41,10 +58,14 @@ impl Encoder {
         self.pass.as_mut().expect("a pass was just opened")
     }
 
-    /// Ends the open pass (if any) and finishes the command buffer.
-    pub fn finish(mut self) -> wgpu::CommandBuffer {
+    /// Ends the open pass (if any), uploads the kernel parameters and submits the commands
+    /// to the queue; the parameter chunks go back to the context for the next encoder.
+    pub fn submit(mut self) -> wgpu::SubmissionIndex {
         self.pass = None;
-        self.enc.finish()
+        self.params.upload(&self.queue);
+        let index = self.queue.submit([self.enc.finish()]);
+        self.binds.submitted();
+        index
     }
 }
 

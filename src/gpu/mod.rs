@@ -1,11 +1,13 @@
 //! GPU layer: device context, buffers, pipelines, shader assembly and the packed tensor.
 
+pub mod bind_cache;
 pub mod buffers;
 pub mod context;
 pub mod dispatch;
 pub mod encoder;
 pub mod error;
 pub mod memory;
+pub mod param_ring;
 pub mod params;
 pub mod pipelines;
 pub mod profile;

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// Kernel, entry point, constants, specialisation.
 type Key = (String, String, String, Vec<u32>);
 
-/// A pipeline, or the slot it is being compiled into.
-type Slot = Arc<OnceLock<Arc<wgpu::ComputePipeline>>>;
+/// A pipeline (or the error that making it raised), or the slot it is being compiled into.
+type Slot = Arc<OnceLock<Result<Arc<wgpu::ComputePipeline>, String>>>;
 
 /// Compiled pipelines, built on first use; contexts forked from one device share them, and
 /// a thread asking for a pipeline another thread is compiling waits for it.
@@ -21,13 +21,14 @@ pub struct PipelineCache {
 
 impl PipelineCache {
     /// The pipeline of `entry` in `kernel` with the given overridable constants and
-    /// operand formats, compiled the first time it is asked for.
+    /// operand formats, compiled the first time it is asked for (a validation error in
+    /// compiling it is returned then and on every later ask).
     pub fn get(
         &self,
         device: &wgpu::Device,
         (kernel, entry, constants): (&str, &str, &[(&str, f64)]),
         spec: &Specialisation,
-    ) -> Arc<wgpu::ComputePipeline> {
+    ) -> Result<Arc<wgpu::ComputePipeline>, String> {
         let key = (
             kernel.to_string(),
             entry.to_string(),
@@ -36,6 +37,7 @@ impl PipelineCache {
         );
         let slot = self.map.lock().unwrap().entry(key).or_default().clone();
         slot.get_or_init(|| {
+            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
             let t0 = std::time::Instant::now();
             let src = assemble_specialised(kernel, spec)
                 .unwrap_or_else(|| panic!("no kernel named {kernel}"));
@@ -58,7 +60,10 @@ impl PipelineCache {
                 let secs = t0.elapsed().as_secs_f64();
                 eprintln!("lowp: compiled {kernel}/{entry} {constants:?} {spec:?} in {secs:.3} s");
             }
-            Arc::new(p)
+            match pollster::block_on(scope.pop()) {
+                Some(e) => Err(e.to_string()),
+                None => Ok(Arc::new(p)),
+            }
         })
         .clone()
     }

@@ -81,7 +81,7 @@ impl Profiler {
         let mut enc = Encoder::new(ctx);
         enc.resolve_query_set(&self.queries, 0..n, &resolve, 0);
         enc.copy_buffer_to_buffer(&resolve, 0, &st, 0, bytes);
-        ctx.queue.submit([enc.finish()]);
+        enc.submit();
         let w = map_read(ctx, &st)?;
         let period = ctx.queue.get_timestamp_period() as f64;
         let tick = |i: usize| (w[2 * i + 1] as u64) << 32 | w[2 * i] as u64;

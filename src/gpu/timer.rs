@@ -31,7 +31,7 @@ pub fn time_gpu(
         for _ in 0..reps {
             record(&mut enc);
         }
-        ctx.queue.submit([enc.finish()]);
+        enc.submit();
         ctx.wait()?;
         return Ok((t0.elapsed(), Clock::WallClock));
     }
@@ -54,7 +54,7 @@ pub fn time_gpu(
     enc.write_timestamp(&qs, 1);
     enc.resolve_query_set(&qs, 0..2, &resolve, 0);
     enc.copy_buffer_to_buffer(&resolve, 0, &st, 0, 16);
-    ctx.queue.submit([enc.finish()]);
+    enc.submit();
     let w = map_read(ctx, &st)?;
     let ticks =
         ((w[3] as u64) << 32 | w[2] as u64).saturating_sub((w[1] as u64) << 32 | w[0] as u64);

@@ -755,6 +755,6 @@ pub(crate) fn finish_view(
     let bias_buf = upload_f32(ctx, "bias", bias.unwrap_or(&[0.0]))?;
     let mut enc = Encoder::new(ctx);
     record(&mut enc, &bias_buf, &c)?;
-    ctx.queue.submit([enc.finish()]);
+    enc.submit();
     quantize_buffer(ctx, &c, out_shape, out)
 }

@@ -179,7 +179,7 @@ impl<'c> GpuHalp<'c> {
                 &self.bindings("full_grad", &unused),
             )?;
         }
-        self.ctx.queue.submit([enc.finish()]);
+        enc.submit();
         self.ctx.wait()?;
         read_f32(self.ctx, &self.full, dm)
     }
@@ -268,7 +268,7 @@ impl<'c> GpuHalp<'c> {
             )?;
             record(self.ctx, &mut enc, "halp", "step", dm as u32, p, &step)?;
         }
-        self.ctx.queue.submit([enc.finish()]);
+        enc.submit();
         self.ctx.wait()?;
         let w = read_f32(self.ctx, &self.iter, dm)?;
         let sat = read_u32(self.ctx, &self.sat, 1)?[0];

@@ -282,7 +282,7 @@ impl<'c> GpuLinear<'c> {
                 self.record_rounded_step(&mut enc, r, p, step)?;
             }
         }
-        self.ctx.queue.submit([enc.finish()]);
+        enc.submit();
         self.ctx.wait()?;
         Ok(read_u32(self.ctx, &self.fetched, 1)?[0] as u64)
     }

@@ -3,7 +3,6 @@
 
 use crate::format::BlockScale;
 use crate::gpu::Encoder;
-use crate::gpu::buffers::uniform;
 use crate::gpu::dispatch::record;
 use crate::gpu::memory::DeviceBuffer;
 use crate::gpu::params::{ElemParams, InParams, IoParams, OutParams, OutPhase};
@@ -145,7 +144,7 @@ impl<'a> Io<'a> {
         }
         Ok(Io {
             spec,
-            params: uniform(ctx, &p),
+            params: ctx.shared_uniform(&p),
             none: ctx.scratch("no scales", 1)?,
             no_counts: ctx.scratch("no counts", 4)?,
             no_amax: ctx.scratch("no block amax", 1)?,

@@ -197,7 +197,7 @@ pub fn fake_quantize(
     record_fake_quantize(ctx, &mut enc, (&input, &out), n, spec, &scales, &stats)?;
     let st = staging(ctx, 16);
     enc.copy_buffer_to_buffer(&stats, 0, &st, 0, 16);
-    ctx.queue.submit([enc.finish()]);
+    enc.submit();
     let exc = exceptions_from(&map_read(ctx, &st)?);
     let y = read_u32(ctx, &out, n)?;
     Ok((y.into_iter().map(f32::from_bits).collect(), exc))
@@ -272,7 +272,7 @@ pub fn quantize_buffer(
     record_quantize(ctx, &mut enc, input, n, spec, &targets)?;
     let st = staging(ctx, 16);
     enc.copy_buffer_to_buffer(&stats, 0, &st, 0, 16);
-    ctx.queue.submit([enc.finish()]);
+    enc.submit();
     let exc = exceptions_from(&map_read(ctx, &st)?);
     Ok((t, exc))
 }
@@ -297,7 +297,7 @@ pub fn dequantize_buffer(ctx: &GpuContext, t: &Tensor) -> Result<DeviceBuffer, G
     };
     let mut enc = Encoder::new(ctx);
     dequantize_into(ctx, &mut enc, t.words(), scales, t.len(), t.spec(), &out)?;
-    ctx.queue.submit([enc.finish()]);
+    enc.submit();
     ctx.check()?;
     Ok(out)
 }
@@ -330,6 +330,6 @@ pub fn amax(ctx: &GpuContext, input: &wgpu::Buffer, n: usize) -> Result<f32, Gpu
         p,
         &[(1, input), (7, &stats)],
     )?;
-    ctx.queue.submit([enc.finish()]);
+    enc.submit();
     Ok(f32::from_bits(read_u32(ctx, &stats, 4)?[3]))
 }

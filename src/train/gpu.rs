@@ -447,7 +447,7 @@ impl<'c> GpuTrainer<'c> {
             .map(|&w| zeroed_as(ctx, Purpose::Working, "pending gradient sum", w))
             .collect::<Result<Vec<_>, _>>()?;
         t.pending = owner.iter().map(|o| o.map(|k| pool[k].clone())).collect();
-        ctx.queue.submit([enc.finish()]);
+        enc.submit();
         ctx.wait()?;
         Ok(t)
     }
@@ -754,7 +754,7 @@ impl<'c> GpuTrainer<'c> {
             sources.push((&*self.log, 4 * slots));
         }
         let st = Readback::stage(ctx, &mut enc, &sources);
-        let index = ctx.queue.submit([enc.finish()]);
+        let index = enc.submit();
         self.valid.push_back(n);
         self.logs.push_back(entries);
         let step = pass == Pass::Train;

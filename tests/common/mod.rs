@@ -147,7 +147,7 @@ pub fn submit(f: impl FnOnce(&mut Encoder)) {
     let c = small_grid_gpu();
     let mut enc = Encoder::new(c);
     f(&mut enc);
-    c.queue.submit([enc.finish()]);
+    enc.submit();
 }
 
 /// The bit patterns of f32 values.

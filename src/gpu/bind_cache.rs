@@ -1,0 +1,51 @@
+//! Bind groups kept between submissions: a dispatch whose pipeline and buffers (and
+//! parameter offset) match one of the last submission's reuses its bind group instead of
+//! making another. Entries unused for a whole submission are dropped, so the buffers they
+//! hold are not kept alive longer than that.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// A bind group's identity: its pipeline and (binding, buffer, offset) entries.
+type Key = (wgpu::ComputePipeline, Vec<(u32, wgpu::Buffer, u64)>);
+
+/// The context's cached bind groups, each with the submission it was last used in.
+#[derive(Default)]
+pub struct BindCache {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    groups: HashMap<Key, (wgpu::BindGroup, u64)>,
+    submission: u64,
+}
+
+impl BindCache {
+    /// The cached bind group for `key`, or the one `make` creates (then cached).
+    pub fn get(
+        &self,
+        key: Key,
+        make: impl FnOnce() -> Result<wgpu::BindGroup, super::GpuError>,
+    ) -> Result<wgpu::BindGroup, super::GpuError> {
+        let mut inner = self.inner.lock().unwrap();
+        let now = inner.submission;
+        if let Some((group, used)) = inner.groups.get_mut(&key) {
+            *used = now;
+            return Ok(group.clone());
+        }
+        drop(inner);
+        let group = make()?;
+        let mut inner = self.inner.lock().unwrap();
+        inner.groups.insert(key, (group.clone(), now));
+        Ok(group)
+    }
+
+    /// Marks a submission: bind groups not used since the one before it are dropped.
+    pub fn submitted(&self) {
+        let mut inner = self.inner.lock().unwrap();
+        let now = inner.submission;
+        inner.groups.retain(|_, (_, used)| *used + 1 >= now);
+        inner.submission += 1;
+    }
+}

@@ -1,0 +1,50 @@
+//! Kernel parameters from the context's reused uniform chunks, and bind groups reused across
+//! submissions: every dispatch runs with its own parameters, across chunk boundaries within
+//! one encoder and again in a later encoder that reuses the same chunks and bind groups.
+
+mod common;
+
+use lowp::gpu::Encoder;
+use lowp::gpu::buffers::{read_u32, upload_f32, zeroed};
+use lowp::gpu::param_ring::CHUNK;
+use lowp::ops::elementwise::record_relu_forward;
+use lowp::ops::packed_io::Dst;
+
+/// Values of the input and the accumulated output.
+const N: usize = 64;
+
+#[test]
+fn every_dispatch_runs_with_its_own_parameters() {
+    let c = common::own_gpu();
+    // Enough dispatches to fill two chunks and start a third, at the device's offsets.
+    let align = c
+        .device
+        .limits()
+        .min_uniform_buffer_offset_alignment
+        .max(16) as u64;
+    let dispatches = 2 * (CHUNK / align) as usize + 3;
+    let x = upload_f32(&c, "ones", &[1.0; N]).unwrap();
+    let out = zeroed(&c, "counts", N).unwrap();
+    // out[e] += relu(x[e]) = 1 for e below each dispatch's count: after all of them,
+    // out[e] is the number of counts above e (small whole numbers, exact in f32).
+    let mut expected = [0u32; N];
+    for round in 0..2u64 {
+        let count = |i: usize| 1 + (i * (37 + 26 * round as usize) + 5 * round as usize) % N;
+        let mut enc = Encoder::new(&c);
+        for i in 0..dispatches {
+            let n = count(i);
+            record_relu_forward(&c, &mut enc, &*x, Dst::Accumulate(&out), n).unwrap();
+            for e in expected.iter_mut().take(n) {
+                *e += 1;
+            }
+        }
+        enc.submit();
+        let got: Vec<f32> = read_u32(&c, &out, N)
+            .unwrap()
+            .into_iter()
+            .map(f32::from_bits)
+            .collect();
+        let want: Vec<f32> = expected.iter().map(|&k| k as f32).collect();
+        assert_eq!(got, want, "round {round}, {dispatches} dispatches");
+    }
+}
