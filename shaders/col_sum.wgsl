@@ -6,7 +6,8 @@
 // times: CPU adapters such as llvmpipe stop loops after 65535 iterations.)
 // `partial` decodes the array as it loads it (in0); `partial_sq` and `partial_gxhat` sum
 // batch norm's (x - mean)^2 and g xhat computed as they load x and g; `finish` reads the
-// chunk sums (g).
+// chunk sums (g) and stores each column's sum as the fused output (packed_store: rounded
+// into a packed tensor as it is stored, or f32 as it is).
 
 const CHUNK: u32 = 1024u;
 
@@ -101,5 +102,5 @@ fn finish(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var q = 0u; q < chunks; q++) {
         s = sf_add(s, g[q * E.cols + j]);
     }
-    out[j] = s;
+    store_out(j, s);
 }

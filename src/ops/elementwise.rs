@@ -243,12 +243,13 @@ pub fn unit_scale(ctx: &GpuContext) -> Result<crate::gpu::memory::DeviceBuffer, 
 }
 
 /// Records the column sums of a `rows` x `cols` x `inner` array (chunked, see
-/// `reference::elementwise::col_sum`) (in (row, inner) order).
+/// `reference::elementwise::col_sum`) (in (row, inner) order) into `out`: f32 words, or
+/// a packed tensor they are rounded into as they are stored.
 pub fn record_col_sum<'a>(
     ctx: &GpuContext,
     enc: &mut Encoder,
     g: impl Into<Src<'a>>,
-    out: &wgpu::Buffer,
+    out: impl Into<Dst<'a>>,
     shape: (usize, usize, usize),
 ) -> Result<(), GpuError> {
     record_col_sum_of(ctx, enc, ("partial", &[g.into()], None), out, shape)
@@ -260,7 +261,7 @@ pub(crate) fn record_col_sum_of<'a>(
     ctx: &GpuContext,
     enc: &mut Encoder,
     (partial, ins, stat): (&str, &[Src<'a>], Option<&wgpu::Buffer>),
-    out: &wgpu::Buffer,
+    out: impl Into<Dst<'a>>,
     (rows, cols, inner): (usize, usize, usize),
 ) -> Result<(), GpuError> {
     let chunks = (rows * inner).div_ceil(COL_SUM_CHUNK).max(1);
@@ -284,15 +285,9 @@ pub(crate) fn record_col_sum_of<'a>(
     let mut own = vec![(2, &*parts)];
     own.extend(stat.map(|s| (5, s)));
     record_io(ctx, enc, ("col_sum", partial), count, p, &own, ins, None)?;
-    record(
-        ctx,
-        enc,
-        "col_sum",
-        "finish",
-        cols as u32,
-        p,
-        &[(1, &parts), (2, out)],
-    )
+    let parts = [(1, &*parts)];
+    let finish = ("col_sum", "finish");
+    record_io(ctx, enc, finish, cols, p, &parts, &[], Some(out.into()))
 }
 
 /// Max pooling's shape as its kernel's constants, where the context compiles kernels for

@@ -60,12 +60,12 @@ impl Slot {
 }
 
 /// The f32 buffers of the per-channel vectors that are summed before they are rounded
-/// (bias gradients, batch norm's dgamma and dbeta) and of batch norm's decoded gamma and
-/// beta: two of the largest bias. Layer outputs, gradients, weights and optimizer state
+/// (batch norm's dgamma and dbeta) and of batch norm's decoded gamma and beta: two of the
+/// largest bias (other bias gradients are rounded as their column sums are stored). Layer outputs, gradients, weights and optimizer state
 /// have none: their kernels decode as they load and round as they store. A vector's f32
 /// values never outlive the op that rounds them, so every layer shares the two.
 struct VectorPool {
-    /// [weight-side (gamma, dgamma), bias-side (beta, dbeta, bias gradients)].
+    /// [weight-side (gamma, dgamma), bias-side (beta, dbeta)].
     f: [DeviceBuffer; 2],
 }
 
@@ -373,7 +373,7 @@ impl<'c> GpuTrainer<'c> {
             let ws = l.weight_shape();
             let p = |name: &str, part| t.plan.spec(&format!("{n}.{name}"), 0, part);
             // Batch norm sums dgamma and dbeta in f32 and decodes gamma and beta into its
-            // own layout; every layer sums its bias gradient in f32.
+            // own layout; other layers' bias gradients are rounded as their sums are stored.
             let bn = matches!(l, Layer::BatchNorm2d { .. });
             let [fw, fb] = &pool.f;
             let fw = bn.then_some(fw);
@@ -390,7 +390,7 @@ impl<'c> GpuTrainer<'c> {
                     false => None,
                 },
                 dw: slot(ctx, &ws, &p("wgrad", 0), fw)?,
-                db: slot(ctx, &[nb], &p("wgrad", 1), Some(fb))?,
+                db: slot(ctx, &[nb], &p("wgrad", 1), bn.then_some(fb))?,
                 master: match t.plan.master {
                     true => Some((
                         slot(ctx, &ws, &p("master", 0), None)?,
@@ -806,8 +806,7 @@ impl<'c> GpuTrainer<'c> {
     /// The bound, in bytes, on the working buffers the trainer holds beside its packed
     /// tensors (`Purpose::Working`), from the model's shape and the plan: the pending sums
     /// of the gradients of outputs several layers read (f32, see `pending_buffers`), two of
-    /// the largest bias (f32 bias gradients, batch norm's gamma, beta and their
-    /// gradients), each layer's decoded bias, 8 words a batch-norm channel, and the packed
+    /// the largest bias (batch norm's gamma, beta and their gradients), each layer's decoded bias, 8 words a batch-norm channel, and the packed
     /// outputs of an optimizer step (`UpdateOut`: the codes and scales of the largest
     /// tensor of each role it stores). Layer outputs, gradients, weights and optimizer
     /// state have no f32 buffer: their kernels decode as they load and round as they store.
@@ -1088,10 +1087,9 @@ impl<'a> Engine for GpuStep<'a, '_> {
     }
 
     fn col_sum(&mut self, g: T, shape: (usize, usize, usize), out: Out) -> Result<(), GpuError> {
-        let t = self.t;
-        let slot = t.slot(out.t);
-        record_col_sum(t.ctx, self.e, &t.slot(g).t, slot.f32()?, shape)?;
-        self.quantize_grad(&out)
+        let (t, ctx) = (self.t, self.t.ctx);
+        let g = &t.slot(g).t;
+        self.produce(&out, |e, d| record_col_sum(ctx, e, g, d, shape))
     }
 
     fn batch_norm(
