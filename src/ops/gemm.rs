@@ -592,8 +592,8 @@ fn record_panels<P: SplitParams>(
         ("SPLIT", (splits > 1) as u32 as f64),
         ("BIAS", params.has_bias() as u32 as f64),
     ];
-    // Whole rows of four output words: `main` stores each four sums as one vector (and
-    // rounds them together), compiled with the output's words as 16-byte vectors.
+    // Whole rows of four output words: `main` and `thin` store each four sums as one
+    // vector (and round them together), compiled with the output's words as 16-byte vectors.
     let quads = params.rows_in_quads() && splits == 1;
     let constants = [
         ("WX", wx as f64),
@@ -611,6 +611,11 @@ fn record_panels<P: SplitParams>(
     let thin_lanes = if tall { 2 * wx } else { wx };
     thin_constants.extend([("WX", thin_lanes as f64), store[0], store[1]]);
     thin_constants.push(("TALL", tall as u32 as f64));
+    thin_constants.push(("QUAD_OUT", quads as u32 as f64));
+    let thin_spec = match quads {
+        true => spec.with_quads(),
+        false => *spec,
+    };
     let with_side = |side: u32, pan: usize| {
         let mut c = layer.clone();
         c.extend([("SIDE", side as f64), ("PAN", pan as f64)]);
@@ -679,7 +684,7 @@ fn record_panels<P: SplitParams>(
                         ctx,
                         enc,
                         (&name, "thin", &thin_constants),
-                        spec,
+                        &thin_spec,
                         grid,
                         &params,
                         &thin_bindings,
