@@ -111,3 +111,35 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
 }
+
+// `backward` for 2 x 2 windows that tile planes whose width is a multiple of 4
+// (src/ops/elementwise.rs record_maxpool_backward): one invocation per two neighbouring
+// cells, storing their two rows of four values as two vectors.
+@compute @workgroup_size(256)
+fn backward_pairs(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let c = item_index(gid, E.groups_x);
+    if (c >= E.count) {
+        return;
+    }
+    // Cell pairs a plane: out_h rows of out_w / 2.
+    let pairs_w = mp_out_w() / 2u;
+    let per = mp_out_h() * pairs_w;
+    let plane = c / per;
+    let r = (c % per) / pairs_w;
+    let q = 2u * (c % pairs_w);
+    let o = (plane * mp_out_h() + r) * mp_out_w() + q;
+    let best0 = window_argmax(o);
+    let best1 = window_argmax(o + 1u);
+    let g0 = load1(o);
+    let g1 = load1(o + 1u);
+    let top = (plane * mp_in_h() + 2u * r) * mp_in_w() + 2u * q;
+    for (var a = 0u; a < 2u; a++) {
+        let i = top + a * mp_in_w();
+        store_out4(i, vec4(
+            select(0u, g0, i == best0),
+            select(0u, g0, i + 1u == best0),
+            select(0u, g1, i + 2u == best1),
+            select(0u, g1, i + 3u == best1),
+        ));
+    }
+}

@@ -156,44 +156,51 @@ fn column_sums_match() {
 fn maxpool_matches_with_ties() {
     use lowp::conv::Pool;
     let c = common::small_grid_gpu();
-    let p = Pool {
-        planes: 7,
-        in_hw: [9, 10],
-        pool: 2,
-    };
-    // Few distinct values, so windows hold ties: the first maximum must win on both sides.
-    let x: Vec<f32> = (0..7 * 90).map(|i| ((i * 7919) % 5) as f32 - 2.0).collect();
-    let [oh, ow] = p.out_hw();
-    let g = common::tricky_inputs(7 * oh * ow, 12, 1.0)
-        .into_iter()
-        .map(|v| if v.is_finite() { v } else { 1.0 })
-        .collect::<Vec<_>>();
-    let (bx, bg) = (
-        upload_f32(c, "x", &x).unwrap(),
-        upload_f32(c, "g", &g).unwrap(),
-    );
-    let (y, dx) = (
-        zeroed(c, "y", g.len()).unwrap(),
-        zeroed(c, "dx", x.len()).unwrap(),
-    );
-    common::submit(|e| {
-        record_maxpool_forward(c, e, &bx, &y, &p).unwrap();
-        record_maxpool_backward(c, e, &bx, &bg, &dx, &p).unwrap();
-    });
-    assert_eq!(
-        read_u32(c, &y, g.len()).unwrap(),
-        common::bits(&cpu::maxpool_forward(&x, &p))
-    );
-    assert_eq!(
-        read_u32(c, &dx, x.len()).unwrap(),
-        common::bits(&cpu::maxpool_backward(&x, &g, &p))
-    );
-    // Each window passes exactly one gradient (odd edges: row 8 and no column is left over).
-    let routed = cpu::maxpool_backward(&x, &vec![1.0; g.len()], &p)
-        .iter()
-        .filter(|&&v| v == 1.0)
-        .count();
-    assert_eq!(routed, g.len());
+    // Odd edges (a row left over); 2 x 2 windows tiling planes four wide (the backward pass
+    // two windows an invocation), of whole rows of four or not.
+    for (planes, in_hw) in [(7, [9, 10]), (5, [8, 12]), (3, [6, 6])] {
+        let p = Pool {
+            planes,
+            in_hw,
+            pool: 2,
+        };
+        let n = planes * in_hw[0] * in_hw[1];
+        // Few distinct values, so windows hold ties: the first maximum must win on both sides.
+        let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 5) as f32 - 2.0).collect();
+        let [oh, ow] = p.out_hw();
+        let g = common::tricky_inputs(planes * oh * ow, 12, 1.0)
+            .into_iter()
+            .map(|v| if v.is_finite() { v } else { 1.0 })
+            .collect::<Vec<_>>();
+        let (bx, bg) = (
+            upload_f32(c, "x", &x).unwrap(),
+            upload_f32(c, "g", &g).unwrap(),
+        );
+        let (y, dx) = (
+            zeroed(c, "y", g.len()).unwrap(),
+            zeroed(c, "dx", x.len()).unwrap(),
+        );
+        common::submit(|e| {
+            record_maxpool_forward(c, e, &bx, &y, &p).unwrap();
+            record_maxpool_backward(c, e, &bx, &bg, &dx, &p).unwrap();
+        });
+        assert_eq!(
+            read_u32(c, &y, g.len()).unwrap(),
+            common::bits(&cpu::maxpool_forward(&x, &p)),
+            "{p:?}"
+        );
+        assert_eq!(
+            read_u32(c, &dx, x.len()).unwrap(),
+            common::bits(&cpu::maxpool_backward(&x, &g, &p)),
+            "{p:?}"
+        );
+        // Each window passes exactly one gradient.
+        let routed = cpu::maxpool_backward(&x, &vec![1.0; g.len()], &p)
+            .iter()
+            .filter(|&&v| v == 1.0)
+            .count();
+        assert_eq!(routed, g.len());
+    }
 }
 
 #[test]

@@ -180,15 +180,21 @@ fn relu_and_convert_round_as_they_store() {
 #[test]
 fn pooling_decodes_and_rounds_in_place_of_f32() {
     let c = common::small_grid_gpu();
-    // 6 planes of 12 x 10 (odd window counts: MX blocks cut across planes and rows).
-    let p = Pool {
-        planes: 6,
-        in_hw: [12, 10],
-        pool: 2,
-    };
-    let n_in = 6 * 12 * 10;
-    let n_out = 6 * 6 * 5;
-    for (k, si) in in_specs().iter().enumerate() {
+    // 6 planes of 12 x 10 (odd window counts: MX blocks cut across planes and rows); 3 of
+    // 6 x 12 (windows tiling planes four wide: two windows a backward invocation, rows of
+    // four stored as vectors).
+    for (k, si, p) in in_specs().iter().enumerate().flat_map(|(k, si)| {
+        [(6, [12, 10]), (3, [6, 12])].map(|(planes, in_hw)| {
+            let p = Pool {
+                planes,
+                in_hw,
+                pool: 2,
+            };
+            (k, si, p)
+        })
+    }) {
+        let n_in = p.planes * p.in_hw[0] * p.in_hw[1];
+        let n_out = p.planes * p.out_hw()[0] * p.out_hw()[1];
         // Ties within windows: integers from a small set.
         let x: Vec<f32> = common::uniform(n_in, 30 + k as u64, 4.0)
             .iter()

@@ -51,6 +51,8 @@ enum Work {
     Items(usize),
     /// Four consecutive elements of `p.n`.
     Quads,
+    /// One of `count` items, each storing whole vectors of four elements.
+    QuadItems(usize),
 }
 
 /// Like [`record_io`], for a kernel with pipeline-overridable constants.
@@ -66,7 +68,7 @@ fn record_io_with<'a>(
     out: Option<Dst<'a>>,
 ) -> Result<(), GpuError> {
     let count = match work {
-        Work::Items(count) => count,
+        Work::Items(count) | Work::QuadItems(count) => count,
         Work::Quads => (p.n as usize).div_ceil(4),
     };
     record_phases(ctx, enc, ins, out, |enc, io| {
@@ -74,7 +76,7 @@ fn record_io_with<'a>(
         b.extend(io.bindings());
         let spec = match work {
             Work::Items(_) => io.spec(),
-            Work::Quads => io.spec().with_quads(),
+            Work::Quads | Work::QuadItems(_) => io.spec().with_quads(),
         };
         record_with(ctx, enc, kernel, &spec, count as u32, p, &b)
     })
@@ -350,21 +352,22 @@ pub fn record_maxpool_backward<'a>(
     dx: impl Into<Dst<'a>>,
     p: &Pool,
 ) -> Result<(), GpuError> {
-    // One work item per pool x pool cell of the input, partial cells at the edges included.
-    let cells = p.planes * p.in_hw[0].div_ceil(p.pool) * p.in_hw[1].div_ceil(p.pool);
     let (ins, out) = ([x.into(), g.into()], Some(dx.into()));
     let constants = pool_constants(ctx, p);
+    let [h, w] = p.in_hw;
+    // 2 x 2 windows tiling planes of a width of whole vectors (and a specialised kernel,
+    // whose window loops unroll): two cells an invocation, each row of four values one store.
+    if ctx.specialise() && p.pool == 2 && h % 2 == 0 && w % 4 == 0 {
+        let pairs = p.planes * (h / 2) * (w / 4);
+        let e = ("maxpool", "backward_pairs", constants.as_slice());
+        let params = pool_params(p, p.planes * h * w);
+        return record_io_with(ctx, enc, e, Work::QuadItems(pairs), params, &[], &ins, out);
+    }
+    // One work item per pool x pool cell of the input, partial cells at the edges included.
+    let cells = p.planes * h.div_ceil(p.pool) * w.div_ceil(p.pool);
     let e = ("maxpool", "backward", constants.as_slice());
-    record_io_with(
-        ctx,
-        enc,
-        e,
-        Work::Items(cells),
-        pool_params(p, cells),
-        &[],
-        &ins,
-        out,
-    )
+    let params = pool_params(p, cells);
+    record_io_with(ctx, enc, e, Work::Items(cells), params, &[], &ins, out)
 }
 
 fn avg_params(p: &Pool, n: usize) -> ElemParams {
