@@ -74,14 +74,33 @@ struct BnChannel {
     dgamma: u32,
 }
 
+// The shape as pipeline constants (src/ops/batchnorm.rs shape_constants): with BN set, the
+// pipeline is specialised to one layer's channels and pixels, so that an element's channel
+// is found by multiplications instead of two divisions.
+override BN: bool = false;
+override BN_COLS: u32 = 1u;
+override BN_INNER: u32 = 1u;
+fn bn_cols() -> u32 {
+    if (BN) {
+        return BN_COLS;
+    }
+    return E.cols;
+}
+fn bn_inner() -> u32 {
+    if (BN) {
+        return BN_INNER;
+    }
+    return E.inner;
+}
+
 fn channel(c: u32) -> BnChannel {
-    let cs = E.cols;
+    let cs = bn_cols();
     return BnChannel(stat[c], stat[cs + c], gamma_beta[c], gamma_beta[cs + c], stat[4u * cs + c], stat[5u * cs + c]);
 }
 
 // The channel of element i.
 fn channel_of(i: u32) -> u32 {
-    return (i / E.inner) % E.cols;
+    return (i / bn_inner()) % bn_cols();
 }
 
 fn bn_forward(k: BnChannel, x: u32) -> u32 {
@@ -103,7 +122,7 @@ fn bn_backward(k: BnChannel, x: u32, g: u32) -> u32 {
 @compute @workgroup_size(256)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = 4u * item_index(gid, E.groups_x);
-    if (i + 4u <= E.n && E.inner % 4u == 0u) {
+    if (i + 4u <= E.n && bn_inner() % 4u == 0u) {
         let k = channel(channel_of(i));
         let x = load4_0(i);
         var y = vec4(0u);
@@ -121,7 +140,7 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(256)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = 4u * item_index(gid, E.groups_x);
-    if (i + 4u <= E.n && E.inner % 4u == 0u) {
+    if (i + 4u <= E.n && bn_inner() % 4u == 0u) {
         let k = channel(channel_of(i));
         let x = load4_0(i);
         let g = load4_1(i);

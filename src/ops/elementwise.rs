@@ -46,7 +46,7 @@ pub(crate) fn record_io_quads<'a>(
 
 /// What each invocation of a fused kernel takes.
 #[derive(Clone, Copy)]
-enum Work {
+pub(crate) enum Work {
     /// One of `count` items.
     Items(usize),
     /// Four consecutive elements of `p.n`.
@@ -57,7 +57,7 @@ enum Work {
 
 /// Like [`record_io`], for a kernel with pipeline-overridable constants.
 #[allow(clippy::too_many_arguments)]
-fn record_io_with<'a>(
+pub(crate) fn record_io_with<'a>(
     ctx: &GpuContext,
     enc: &mut Encoder,
     kernel: (&str, &str, &[(&str, f64)]),
