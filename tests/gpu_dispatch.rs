@@ -1,11 +1,13 @@
 //! Kernel parameters from the context's reused uniform chunks, and bind groups reused across
 //! submissions: every dispatch runs with its own parameters, across chunk boundaries within
-//! one encoder and again in a later encoder that reuses the same chunks and bind groups.
+//! one encoder and again in a later encoder that reuses the same chunks and bind groups; a
+//! buffer a cached bind group binds is freed when its last handle goes.
 
 mod common;
 
 use lowp::gpu::Encoder;
 use lowp::gpu::buffers::{read_u32, upload_f32, zeroed};
+use lowp::gpu::memory::wgpu_buffer_bytes;
 use lowp::gpu::param_ring::CHUNK;
 use lowp::ops::elementwise::record_relu_forward;
 use lowp::ops::packed_io::Dst;
@@ -47,4 +49,22 @@ fn every_dispatch_runs_with_its_own_parameters() {
         let want: Vec<f32> = expected.iter().map(|&k| k as f32).collect();
         assert_eq!(got, want, "round {round}, {dispatches} dispatches");
     }
+}
+
+#[test]
+fn a_cached_bind_group_does_not_keep_a_dropped_buffer() {
+    let c = common::own_gpu();
+    let n = 1 << 20;
+    let x = upload_f32(&c, "input", &vec![1.0; n]).unwrap();
+    let y = zeroed(&c, "output", n).unwrap();
+    let mut enc = Encoder::new(&c);
+    record_relu_forward(&c, &mut enc, &*x, &*y, n).unwrap();
+    enc.submit();
+    c.wait().unwrap();
+    let held = wgpu_buffer_bytes(&c.device);
+    drop(x);
+    c.wait().unwrap();
+    let freed = held - wgpu_buffer_bytes(&c.device);
+    // The input's 4 MiB go back to the device (wgpu's own count; allocations round up).
+    assert!(freed >= 4 * n as u64, "{freed} bytes freed of {}", 4 * n);
 }

@@ -1,13 +1,15 @@
 //! Bind groups kept between submissions: a dispatch whose pipeline and buffers (and
 //! parameter offset) match one of the last submission's reuses its bind group instead of
-//! making another. Entries unused for a whole submission are dropped, so the buffers they
-//! hold are not kept alive longer than that.
+//! making another. Entries unused for a whole submission are dropped, and so is every entry
+//! of a buffer whose last handle goes (`memory::DeviceBuffer`), so the cache keeps no
+//! buffer alive that lowp no longer counts.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// A bind group's identity: its pipeline and (binding, buffer, offset) entries.
-type Key = (wgpu::ComputePipeline, Vec<(u32, wgpu::Buffer, u64)>);
+/// A bind group's identity: its pipeline and (binding, buffer, offset) entries (a kernel
+/// entry takes one parameter type, so an offset implies the bytes bound).
+pub type Key = (wgpu::ComputePipeline, Vec<(u32, wgpu::Buffer, u64)>);
 
 /// The context's cached bind groups, each with the submission it was last used in.
 #[derive(Default)]
@@ -39,6 +41,16 @@ impl BindCache {
         let mut inner = self.inner.lock().unwrap();
         inner.groups.insert(key, (group.clone(), now));
         Ok(group)
+    }
+
+    /// Drops the bind groups that bind `buffer`.
+    pub fn forget(&self, buffer: &wgpu::Buffer) {
+        let mut inner = self.inner.lock().unwrap();
+        if !inner.groups.is_empty() {
+            inner
+                .groups
+                .retain(|(_, entries), _| !entries.iter().any(|(_, b, _)| b == buffer));
+        }
     }
 
     /// Marks a submission: bind groups not used since the one before it are dropped.

@@ -1,6 +1,5 @@
 //! The device context: adapter choice, device, queue, capabilities and pipeline cache.
 
-use super::bind_cache::BindCache;
 use super::error::GpuError;
 use super::memory::{DeviceBuffer, Ledger, Purpose};
 use super::param_ring::ParamRing;
@@ -23,8 +22,6 @@ pub struct GpuContext {
     pub(crate) pipelines: Arc<PipelineCache>,
     /// Uniform chunks the encoders place kernel parameters in.
     pub(crate) params: Arc<ParamRing>,
-    /// Bind groups reused across submissions.
-    pub(crate) binds: Arc<BindCache>,
     max_groups_x: u32,
     tiles: Tiles,
     f16_staging: bool,
@@ -235,7 +232,6 @@ impl GpuContext {
         let ledger = Arc::default();
         Ok(GpuContext {
             params: ParamRing::new(&device, &ledger),
-            binds: Arc::default(),
             adapter: chosen,
             device,
             queue,
@@ -268,7 +264,6 @@ impl GpuContext {
         let ledger = Arc::default();
         GpuContext {
             params: ParamRing::new(&self.device, &ledger),
-            binds: Arc::default(),
             adapter: self.adapter.clone(),
             device: self.device.clone(),
             queue: self.queue.clone(),

@@ -107,7 +107,7 @@ pub fn record_tiled<P: bytemuck::Pod>(
     key.extend(bindings.iter().map(|(b, buf)| (*b, (*buf).clone(), 0)));
     // A validation error in making the bind group is returned by the call that caused it;
     // a step whose bind groups are all cached opens no error scope.
-    let bind = ctx.binds.get(((*pipeline).clone(), key), || {
+    let bind = enc.bind_group(&pipeline, key, || {
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let uniform = wgpu::BufferBinding {
             buffer: &slot.buffer,

@@ -1,8 +1,9 @@
 //! A command encoder whose consecutive dispatches share one compute pass and whose kernel
 //! parameters share reused uniform chunks.
 
-use super::bind_cache::BindCache;
 use super::context::GpuContext;
+use super::error::GpuError;
+use super::memory::Ledger;
 use super::param_ring::{ParamArena, ParamSlot};
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -18,7 +19,8 @@ pub struct Encoder {
     enc: wgpu::CommandEncoder,
     queue: wgpu::Queue,
     params: ParamArena,
-    binds: Arc<BindCache>,
+    /// The context's ledger, which holds its cached bind groups.
+    ledger: Arc<Ledger>,
 }
 
 impl Encoder {
@@ -29,8 +31,19 @@ impl Encoder {
             enc: ctx.device.create_command_encoder(&Default::default()),
             queue: ctx.queue.clone(),
             params: ParamArena::new(&ctx.params),
-            binds: ctx.binds.clone(),
+            ledger: ctx.ledger.clone(),
         }
+    }
+
+    /// The cached bind group of `pipeline` with these (binding, buffer, offset) entries, or
+    /// the one `make` creates (then cached).
+    pub fn bind_group(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        entries: Vec<(u32, wgpu::Buffer, u64)>,
+        make: impl FnOnce() -> Result<wgpu::BindGroup, GpuError>,
+    ) -> Result<wgpu::BindGroup, GpuError> {
+        self.ledger.binds.get((pipeline.clone(), entries), make)
     }
 
     /// Places one dispatch's parameters in this encoder's uniform chunks.
@@ -64,7 +77,7 @@ impl Encoder {
         self.pass = None;
         self.params.upload(&self.queue);
         let index = self.queue.submit([self.enc.finish()]);
-        self.binds.submitted();
+        self.ledger.binds.submitted();
         index
     }
 }

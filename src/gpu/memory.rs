@@ -53,12 +53,14 @@ impl Purpose {
 }
 
 /// Live and peak bytes of the buffers a context has created, by purpose.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Ledger {
     live: [AtomicU64; 6],
     total: AtomicU64,
     buffers: AtomicU64,
     peak: AtomicU64,
+    /// The context's cached bind groups, which forget a buffer when it is dropped here.
+    pub(crate) binds: super::bind_cache::BindCache,
 }
 
 /// A snapshot of a ledger.
@@ -139,6 +141,7 @@ struct Tracked {
 
 impl Drop for Tracked {
     fn drop(&mut self) {
+        self.ledger.binds.forget(&self.buffer);
         self.ledger.sub(self.purpose, self.buffer.size());
     }
 }

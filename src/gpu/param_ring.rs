@@ -10,6 +10,10 @@ use std::sync::{Arc, Mutex};
 /// Bytes of one chunk of parameters (256 dispatches at 256-byte offsets).
 pub const CHUNK: u64 = 64 * 1024;
 
+/// Free chunks a ring keeps for the next encoders (1 MiB); an encoder that needed more
+/// returns the rest to the device.
+const KEPT: usize = 16;
+
 /// The context's free chunks.
 pub struct ParamRing {
     device: wgpu::Device,
@@ -106,5 +110,10 @@ impl Drop for ParamArena {
     fn drop(&mut self) {
         let mut free = self.ring.free.lock().unwrap();
         free.extend(self.chunks.drain(..).rev().map(|(b, _)| b));
+        if free.len() > KEPT {
+            // The chunks leased first stay (at the end, leased first again).
+            let extra = free.len() - KEPT;
+            free.drain(..extra);
+        }
     }
 }

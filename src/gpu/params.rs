@@ -737,14 +737,19 @@ impl OutParams {
     /// each value first.
     pub fn packed(spec: &QuantSpec, phase: OutPhase, add: bool) -> OutParams {
         let q = QuantParams::new(spec, 0);
+        // Only stochastic rounding draws from the seed and stream: other outputs leave them
+        // 0, so that their parameters are the same every step (one shared uniform, cached
+        // bind groups) although a step's specs carry the step's seed.
+        let draws = matches!(spec.rounding, crate::quant::Rounding::Stochastic { .. });
+        let drawn = |v: u32| if draws { v } else { 0 };
         OutParams {
             fmt: q.fmt,
             mode: q.mode,
             sr_bits: q.sr_bits,
             saturate: q.saturate,
-            seed_lo: q.seed_lo,
-            seed_hi: q.seed_hi,
-            stream: q.stream,
+            seed_lo: drawn(q.seed_lo),
+            seed_hi: drawn(q.seed_hi),
+            stream: drawn(q.stream),
             phase: phase as u32,
             scaling: q.scaling,
             add: add as u32,
