@@ -46,11 +46,9 @@ impl BindCache {
     /// Drops the bind groups that bind `buffer`.
     pub fn forget(&self, buffer: &wgpu::Buffer) {
         let mut inner = self.inner.lock().unwrap();
-        if !inner.groups.is_empty() {
-            inner
-                .groups
-                .retain(|(_, entries), _| !entries.iter().any(|(_, b, _)| b == buffer));
-        }
+        inner
+            .groups
+            .retain(|(_, entries), _| !entries.iter().any(|(_, b, _)| b == buffer));
     }
 
     /// Marks a submission: bind groups not used since the one before it are dropped.

@@ -3,7 +3,7 @@
 //! backward pass from per-channel gradient sums. x and g are read packed (decoded as they
 //! load) or as f32 words, y and dx written packed (rounded as they store) or as f32.
 
-use super::elementwise::{Work, record_io_with};
+use super::elementwise::{Work, record_io_with, shape_constants};
 use super::elementwise::{record_col_sum, record_col_sum_of};
 use super::packed_io::{Dst, Src};
 use crate::gpu::Encoder;
@@ -93,22 +93,15 @@ pub fn record_bn_forward<'a>(
     let p = bn.params(n);
     let b = [(4, gamma_beta), (5, stat)];
     let (ins, out) = ([x.into()], Some(y.into()));
-    let constants = shape_constants(ctx, bn);
+    let constants = bn_constants(ctx, bn);
     let kernel = ("batchnorm", "forward", constants.as_slice());
     record_io_with(ctx, enc, kernel, Work::Quads, p, &b, &ins, out)
 }
 
-/// The layer's channels and pixels as the per-element kernels' constants, where the
-/// context compiles kernels for their operands (else none: the portable kernel reads them
-/// from its parameters).
-fn shape_constants(ctx: &GpuContext, bn: &BatchNorm) -> Vec<(&'static str, f64)> {
-    if !ctx.specialise() {
-        return Vec::new();
-    }
+/// The layer's channels and pixels as the per-element kernels' constants.
+fn bn_constants(ctx: &GpuContext, bn: &BatchNorm) -> Vec<(&'static str, f64)> {
     let shape = [("BN_COLS", bn.channels), ("BN_INNER", bn.pixels)];
-    std::iter::once(("BN", 1.0))
-        .chain(shape.map(|(k, v)| (k, v as f64)))
-        .collect()
+    shape_constants(ctx, "BN", &shape)
 }
 
 /// Records the backward pass: dbeta and dgamma into `stat`, dx into `dx`.
@@ -139,7 +132,7 @@ pub fn record_bn_backward<'a>(
     enc.copy_buffer_to_buffer(&sums, 0, stat, 5 * row, row);
     let b = [(4, gamma_beta), (5, stat)];
     let out = Some(dx.into());
-    let constants = shape_constants(ctx, bn);
+    let constants = bn_constants(ctx, bn);
     let kernel = ("batchnorm", "backward", constants.as_slice());
     record_io_with(ctx, enc, kernel, Work::Quads, p, &b, &[x, g], out)
 }

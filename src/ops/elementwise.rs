@@ -292,17 +292,33 @@ pub(crate) fn record_col_sum_of<'a>(
     record_io(ctx, enc, finish, cols, p, &parts, &[], Some(out.into()))
 }
 
-/// Max pooling's shape as its kernel's constants, where the context compiles kernels for
-/// their operands (else none: the portable kernel reads it from its parameters).
-fn pool_constants(ctx: &GpuContext, p: &Pool) -> Vec<(&'static str, f64)> {
+/// A layer's shape as a kernel's pipeline constants (`flag` set, then each named value),
+/// where the context compiles kernels for their operands (else none: the portable kernel
+/// reads the shape from its parameters).
+pub(crate) fn shape_constants(
+    ctx: &GpuContext,
+    flag: &'static str,
+    shape: &[(&'static str, usize)],
+) -> Vec<(&'static str, f64)> {
     if !ctx.specialise() {
         return Vec::new();
     }
+    let values = shape.iter().map(|&(k, v)| (k, v as f64));
+    std::iter::once((flag, 1.0)).chain(values).collect()
+}
+
+/// Max pooling's shape as its kernel's constants.
+fn pool_constants(ctx: &GpuContext, p: &Pool) -> Vec<(&'static str, f64)> {
     let [oh, ow] = p.out_hw();
-    let shape = [p.pool, p.in_hw[0], p.in_hw[1], oh, ow];
-    let names = ["MP_POOL", "MP_IN_H", "MP_IN_W", "MP_OUT_H", "MP_OUT_W"];
-    let shape = names.into_iter().zip(shape.map(|v| v as f64));
-    std::iter::once(("MP", 1.0)).chain(shape).collect()
+    let [h, w] = p.in_hw;
+    let shape = [
+        ("MP_POOL", p.pool),
+        ("MP_IN_H", h),
+        ("MP_IN_W", w),
+        ("MP_OUT_H", oh),
+        ("MP_OUT_W", ow),
+    ];
+    shape_constants(ctx, "MP", &shape)
 }
 
 fn pool_params(p: &Pool, n: usize) -> ElemParams {
@@ -331,16 +347,8 @@ pub fn record_maxpool_forward<'a>(
     let (ins, out) = ([x.into()], Some(y.into()));
     let constants = pool_constants(ctx, p);
     let e = ("maxpool", "forward", constants.as_slice());
-    record_io_with(
-        ctx,
-        enc,
-        e,
-        Work::Items(n),
-        pool_params(p, n),
-        &[],
-        &ins,
-        out,
-    )
+    let params = pool_params(p, n);
+    record_io_with(ctx, enc, e, Work::Items(n), params, &[], &ins, out)
 }
 
 /// Records dx: each output gradient routed to its window's first maximum in x.

@@ -61,9 +61,10 @@ impl Slot {
 
 /// The f32 buffers of the per-channel vectors that are summed before they are rounded
 /// (batch norm's dgamma and dbeta) and of batch norm's decoded gamma and beta: two of the
-/// largest bias (other bias gradients are rounded as their column sums are stored). Layer outputs, gradients, weights and optimizer state
-/// have none: their kernels decode as they load and round as they store. A vector's f32
-/// values never outlive the op that rounds them, so every layer shares the two.
+/// largest bias (other bias gradients are rounded as their column sums are stored). Layer
+/// outputs, gradients, weights and optimizer state have none: their kernels decode as they
+/// load and round as they store. A vector's f32 values never outlive the op that rounds
+/// them, so every layer shares the two.
 struct VectorPool {
     /// [weight-side (gamma, dgamma), bias-side (beta, dbeta)].
     f: [DeviceBuffer; 2],
@@ -806,10 +807,11 @@ impl<'c> GpuTrainer<'c> {
     /// The bound, in bytes, on the working buffers the trainer holds beside its packed
     /// tensors (`Purpose::Working`), from the model's shape and the plan: the pending sums
     /// of the gradients of outputs several layers read (f32, see `pending_buffers`), two of
-    /// the largest bias (batch norm's gamma, beta and their gradients), each layer's decoded bias, 8 words a batch-norm channel, and the packed
-    /// outputs of an optimizer step (`UpdateOut`: the codes and scales of the largest
-    /// tensor of each role it stores). Layer outputs, gradients, weights and optimizer
-    /// state have no f32 buffer: their kernels decode as they load and round as they store.
+    /// the largest bias (batch norm's gamma, beta and their gradients), each layer's
+    /// decoded bias, 8 words a batch-norm channel, and the packed outputs of an optimizer
+    /// step (`UpdateOut`: the codes and scales of the largest tensor of each role it
+    /// stores). Layer outputs, gradients, weights and optimizer state have no f32 buffer:
+    /// their kernels decode as they load and round as they store.
     pub fn working_bound(&self) -> u64 {
         let (m, batch) = (&self.plan.model, self.batch);
         // Each buffer in whole 16-byte vectors.
