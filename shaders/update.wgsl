@@ -5,9 +5,9 @@
 // new weights, 1 the new velocity or m, 2 the new v), rounded as it stores it, computing
 // only what that value needs; a trainer dispatches once per tensor it keeps. When the
 // loss-scale state (ls) skips the step, the stored values are the old ones.
-//   sgd:  ge = g / S + wd w;  v' = mu v + ge;  u = nesterov ? ge + mu v' : v';  w' = w - lr u.
+//   sgd:  ge = g / S (+ wd w where wd is not zero, as torch.optim);  v' = mu v + ge;  u = nesterov ? ge + mu v' : v';  w' = w - lr u.
 //   adam (L2 weight decay added to the gradient, as torch.optim.Adam):
-//     ge = g / S + wd w;  m' = b1 m + (1 - b1) ge;  v' = b2 v + (1 - b2) ge^2;
+//     ge = g / S (+ wd w);  m' = b1 m + (1 - b1) ge;  v' = b2 v + (1 - b2) ge^2;
 //     w' = w - lr_t m' / (sqrt(v') bc2 + eps),  lr_t = lr / (1 - b1^t),  bc2 = 1 / sqrt(1 - b2^t),
 //   t counting the updates applied: the step state (ls) holds 1 / (1 - b1^t) and bc2.
 
@@ -20,16 +20,19 @@
 // values (selected, not branched: a CPU adapter runs both sides of a branch on a value it
 // cannot see is the same for every element, as the skip flag read from a storage buffer).
 
-@compute @workgroup_size(256)
-fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = item_index(gid, E.groups_x);
-    if (i >= E.count) {
-        return;
+// The gradient a step takes: g / S, plus wd w where the weight decay is not zero (a branch
+// every invocation takes alike: without decay, two operations less an element).
+fn decayed(g: u32, wi: u32) -> u32 {
+    var ge = sf_mul(g, ls[2]);
+    if (E.wd != 0u) {
+        ge = sf_add(ge, sf_mul(E.wd, wi));
     }
-    let skip = ls[1] != 0u;
-    let wi = load1(i);
-    let vi = load2(i);
-    let ge = sf_add(sf_mul(load0(i), ls[2]), sf_mul(E.wd, wi));
+    return ge;
+}
+
+// The value E.which of one element's SGD step (g, w, v its decoded operands).
+fn sgd_value(g: u32, wi: u32, vi: u32, skip: bool) -> u32 {
+    let ge = decayed(g, wi);
     let vn = sf_add(sf_mul(E.mu, vi), ge);
     var out = select(vn, vi, skip);
     if (E.which != 1u) {
@@ -40,20 +43,12 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
         let wn = sf_add(wi, sf_mul(E.lr, u) ^ 0x80000000u);
         out = select(wn, wi, skip);
     }
-    store_out(i, out);
+    return out;
 }
 
-@compute @workgroup_size(256)
-fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = item_index(gid, E.groups_x);
-    if (i >= E.count) {
-        return;
-    }
-    let skip = ls[1] != 0u;
-    let wi = load1(i);
-    let mi = load2(i);
-    let vi = load3(i);
-    let ge = sf_add(sf_mul(load0(i), ls[2]), sf_mul(E.wd, wi));
+// The value E.which of one element's Adam step.
+fn adam_value(g: u32, wi: u32, mi: u32, vi: u32, skip: bool) -> u32 {
+    let ge = decayed(g, wi);
     let mn = sf_add(sf_mul(E.mu, mi), sf_mul(E.beta1c, ge));
     var out = select(mn, mi, skip);
     if (E.which != 1u) {
@@ -66,7 +61,76 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
             out = select(wn, wi, skip);
         }
     }
-    store_out(i, out);
+    return out;
+}
+
+// Each invocation takes elements 4q to 4q + 3 (E.n in all); the last one's tail element by
+// element. The rule is a loop over the four (one inlined copy of the soft-float to compile).
+@compute @workgroup_size(256)
+fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = 4u * item_index(gid, E.groups_x);
+    let skip = ls[1] != 0u;
+    if (i + 4u <= E.n) {
+        let g = load4_0(i);
+        let w = load4_1(i);
+        let v = load4_2(i);
+        var out = vec4(0u);
+        for (var t = 0u; t < 4u; t++) {
+            out[t] = sgd_value(g[t], w[t], v[t], skip);
+        }
+        store_out4(i, out);
+        return;
+    }
+    for (var t = i; t < E.n; t++) {
+        store_out(t, sgd_value(load0(t), load1(t), load2(t), skip));
+    }
+}
+
+@compute @workgroup_size(256)
+fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = 4u * item_index(gid, E.groups_x);
+    let skip = ls[1] != 0u;
+    if (i + 4u <= E.n) {
+        let g = load4_0(i);
+        let w = load4_1(i);
+        let m = load4_2(i);
+        let v = load4_3(i);
+        var out = vec4(0u);
+        for (var t = 0u; t < 4u; t++) {
+            out[t] = adam_value(g[t], w[t], m[t], v[t], skip);
+        }
+        store_out4(i, out);
+        return;
+    }
+    for (var t = i; t < E.n; t++) {
+        store_out(t, adam_value(load0(t), load1(t), load2(t), load3(t), skip));
+    }
+}
+
+// SGD's new weights from its new velocity v' as stored (in1; exact where the velocity keeps
+// every f32 value, and without Nesterov, where u = v'): w - lr v', the old w (in0) where the
+// step is skipped; two operations an element instead of the whole rule.
+fn sgd_from_velocity(wi: u32, vn: u32, skip: bool) -> u32 {
+    return select(sf_add(wi, sf_mul(E.lr, vn) ^ 0x80000000u), wi, skip);
+}
+
+@compute @workgroup_size(256)
+fn sgd_weights(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = 4u * item_index(gid, E.groups_x);
+    let skip = ls[1] != 0u;
+    if (i + 4u <= E.n) {
+        let w = load4_0(i);
+        let v = load4_1(i);
+        var out = vec4(0u);
+        for (var t = 0u; t < 4u; t++) {
+            out[t] = sgd_from_velocity(w[t], v[t], skip);
+        }
+        store_out4(i, out);
+        return;
+    }
+    for (var t = i; t < E.n; t++) {
+        store_out(t, sgd_from_velocity(load0(t), load1(t), skip));
+    }
 }
 
 // Bit-centred SVRG (HALP), one value of one parameter a dispatch (E.which, uniform):

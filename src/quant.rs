@@ -138,6 +138,12 @@ impl QuantSpec {
         }
     }
 
+    /// Whether storing an f32 value this way leaves it as it is (fp32, no scale, no
+    /// saturation): rounding it again into another spec is then rounding the value itself.
+    pub fn holds_f32(&self) -> bool {
+        self.format == Format::FP32 && self.scaling == Scaling::None && !self.saturate
+    }
+
     /// Bytes a tensor of `n` elements quantized this way occupies: packed codes, block
     /// scales, and the 4-byte exponent of a per-tensor scale.
     pub fn stored_bytes(&self, n: usize) -> usize {

@@ -13,10 +13,12 @@ use lowp::ops::packed_io::{Dst, Src};
 use lowp::quant::Exceptions;
 use lowp::reference::optim as cpu;
 
-const N: usize = 1000;
+// Not a multiple of 4: the last invocation takes its three elements one by one.
+const N: usize = 1003;
 
 /// Records one step on f32 buffers: each new value into a buffer of its own, then copied
-/// over the old (the update reads every old value for each new one).
+/// over the old (the update reads every old value for each new one); with `from_velocity`
+/// (SGD's step size), the new weights from the new velocity (`record_sgd_weights`).
 fn f32_step(
     c: &GpuContext,
     e: &mut Encoder,
@@ -28,6 +30,7 @@ fn f32_step(
         Option<&wgpu::Buffer>,
     ),
     ls: &wgpu::Buffer,
+    from_velocity: Option<f32>,
 ) {
     let ins = StepInputs {
         g: Src::F32(g),
@@ -43,8 +46,16 @@ fn f32_step(
         .iter()
         .map(|_| zeroed(c, "new", N).unwrap())
         .collect();
-    for ((which, _), out) in stored.iter().zip(&outs) {
-        record_update(c, e, rule, &ins, ls, N, *which, Dst::F32(out)).unwrap();
+    // The velocity first: the weights may come from its new value.
+    for k in [1, 0, 2].into_iter().filter(|&k| k < stored.len()) {
+        let (which, out) = (stored[k].0, &outs[k]);
+        match (which, from_velocity) {
+            (Stored::Weights, Some(lr)) => {
+                let ins = (Src::F32(w), Src::F32(&outs[1]));
+                record_sgd_weights(c, e, lr, ins, ls, N, Dst::F32(out)).unwrap()
+            }
+            _ => record_update(c, e, rule, &ins, ls, N, which, Dst::F32(out)).unwrap(),
+        }
     }
     for ((_, old), new) in stored.iter().zip(&outs) {
         e.copy_buffer_to_buffer(new, 0, old, 0, 4 * N as u64);
@@ -54,13 +65,28 @@ fn f32_step(
 #[test]
 fn sgd_matches_with_and_without_a_loss_scale() {
     let c = common::small_grid_gpu();
-    let g = common::finite(N, 9, 2.0);
-    let (w, v) = (common::finite(N, 10, 1.0), common::finite(N, 11, 0.1));
-    for (nesterov, scale) in [(false, 1.0f32), (true, 1024.0), (false, 0.125)] {
+    // (Nesterov, loss scale, weight decay, new weights from the new velocity)
+    let cases = [
+        (false, 1.0f32, 5e-4, false),
+        (true, 1024.0, 0.0, false),
+        (false, 0.125, 5e-4, false),
+        (false, 1024.0, 5e-4, true),
+        (false, 1.0, 0.0, true),
+    ];
+    for (nesterov, scale, weight_decay, from_velocity) in cases {
+        let mut g = common::finite(N, 9, 2.0);
+        let (mut w, mut v) = (common::finite(N, 10, 1.0), common::finite(N, 11, 0.1));
+        if weight_decay == 0.0 {
+            // Without decay the step adds no wd w term (as torch.optim): a -0 gradient and
+            // velocity keep the velocity -0, and an infinite weight leaves the velocity
+            // finite (with the term, +0 and NaN).
+            (g[0], v[0], w[0]) = (-0.0, -0.0, 1.0);
+            w[1] = f32::INFINITY;
+        }
         let s = Sgd {
             lr: 0.05,
             momentum: 0.9,
-            weight_decay: 5e-4,
+            weight_decay,
             nesterov,
         };
         let (bw, bv, bg) = (
@@ -71,14 +97,24 @@ fn sgd_matches_with_and_without_a_loss_scale() {
         let ls = upload_u32(c, "ls", &loss_scale_state(scale)).unwrap();
         common::submit(|e| {
             for _ in 0..3 {
-                f32_step(c, e, &Rule::Sgd(s), (&bg, &bw, &bv, None), &ls);
+                let from_velocity = from_velocity.then_some(s.lr);
+                f32_step(
+                    c,
+                    e,
+                    &Rule::Sgd(s),
+                    (&bg, &bw, &bv, None),
+                    &ls,
+                    from_velocity,
+                );
             }
         });
         let (mut rw, mut rv) = (w.clone(), v.clone());
         for _ in 0..3 {
             cpu::sgd(&g, &mut rw, &mut rv, 1.0 / scale, &s);
         }
-        let case = format!("nesterov {nesterov}, scale {scale}");
+        let case = format!(
+            "nesterov {nesterov}, scale {scale}, wd {weight_decay}, from velocity {from_velocity}"
+        );
         assert_eq!(
             read_u32(c, &bw, N).unwrap(),
             common::bits(&rw),
@@ -87,6 +123,53 @@ fn sgd_matches_with_and_without_a_loss_scale() {
         assert_eq!(
             read_u32(c, &bv, N).unwrap(),
             common::bits(&rv),
+            "velocity, {case}"
+        );
+    }
+}
+
+#[test]
+fn a_skipped_step_keeps_the_weights_and_velocity() {
+    let c = common::small_grid_gpu();
+    let (g, w, v) = (
+        common::finite(N, 31, 2.0),
+        common::finite(N, 32, 1.0),
+        common::finite(N, 33, 0.1),
+    );
+    let mut state = loss_scale_state(8.0);
+    state[1] = 1;
+    let ls = upload_u32(c, "ls", &state).unwrap();
+    let s = Sgd {
+        lr: 0.05,
+        momentum: 0.9,
+        weight_decay: 0.0,
+        nesterov: false,
+    };
+    for from_velocity in [None, Some(s.lr)] {
+        let (bw, bv, bg) = (
+            upload_f32(c, "w", &w).unwrap(),
+            upload_f32(c, "v", &v).unwrap(),
+            upload_f32(c, "g", &g).unwrap(),
+        );
+        common::submit(|e| {
+            f32_step(
+                c,
+                e,
+                &Rule::Sgd(s),
+                (&bg, &bw, &bv, None),
+                &ls,
+                from_velocity,
+            )
+        });
+        let case = format!("from velocity {from_velocity:?}");
+        assert_eq!(
+            read_u32(c, &bw, N).unwrap(),
+            common::bits(&w),
+            "weights, {case}"
+        );
+        assert_eq!(
+            read_u32(c, &bv, N).unwrap(),
+            common::bits(&v),
             "velocity, {case}"
         );
     }
@@ -123,7 +206,7 @@ fn adam_matches_over_steps_with_bias_correction() {
             let bs = upload_u32(c, "stats", st).unwrap();
             common::submit(|e| {
                 record_loss_scale_update(c, e, &ls, &bs, (true, 1000), a.ln_betas()).unwrap();
-                f32_step(c, e, &Rule::Adam(a), (&bg, &bw, &bm, Some(&bv)), &ls);
+                f32_step(c, e, &Rule::Adam(a), (&bg, &bw, &bm, Some(&bv)), &ls, None);
             });
             let ex = Exceptions {
                 overflow: st[0] as u64,

@@ -13,8 +13,9 @@
 // The exact value of finite f32 bits b (a subnormal from its integer significand).
 fn sf_to_f64(b: u32) -> f64 {
     let mag = b & 0x7fffffffu;
-    // mag * 2^-149: exact (mag < 2^23 here).
-    let tiny = f64(mag) * 1.4012984643248171e-45lf;
+    // mag * 2^-149: exact (mag < 2^23 here). Through i32: a CPU adapter converts signed
+    // integers to f64 a vector at a time, unsigned ones lane by lane.
+    let tiny = f64(i32(mag)) * 1.4012984643248171e-45lf;
     let sub = select(tiny, -tiny, (b >> 31u) != 0u);
     return select(f64(bitcast<f32>(b)), sub, mag < 0x00800000u);
 }
@@ -24,9 +25,17 @@ fn sf_to_f64(b: u32) -> f64 {
 fn sf_from_f64(x: f64, zero_sign: u32) -> u32 {
     let sign = select(select(0u, 0x80000000u, x < 0.0lf), zero_sign, x == 0.0lf);
     let ax = abs(x);
-    // Below 2^-126: the nearest multiple of 2^-149 (round() ties to even), whose integer is
-    // the code (2^23 when it rounds up to the least normal).
-    let sub = u32(round(ax * 713623846352979940529142984724747568191373312.0lf));
+    // Below 2^-126: the nearest multiple of 2^-149, ties to even, whose integer is the code
+    // (2^23 when it rounds up to the least normal). Rounded by hand from the floor (t and
+    // its parts are exact) and converted through i32, as in sf_to_f64: a CPU adapter
+    // converts f64 to unsigned integers lane by lane, and lavapipe's round() to an integer
+    // breaks some ties away from even. Only taken below 2^-126, where t < 2^23.
+    let t = ax * 713623846352979940529142984724747568191373312.0lf;
+    let fl = floor(t);
+    let frac = t - fl;
+    let lo = u32(i32(fl));
+    let up = frac > 0.5lf || (frac == 0.5lf && (lo & 1u) == 1u);
+    let sub = lo + select(0u, 1u, up);
     var r = select(bitcast<u32>(f32(ax)), sub, ax < 1.1754943508222875e-38lf);
     // From 2^128 - 2^103 (half an ulp above the largest finite f32) up: infinity.
     r = select(r, 0x7f800000u, ax >= 3.4028235677973366e38lf);

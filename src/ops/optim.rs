@@ -2,7 +2,7 @@
 //! rounded as they store, and the loss-scale kernels that drive them, all in soft-float so
 //! that they equal their reference twins (`reference::optim`) bit for bit.
 
-use super::elementwise::record_io;
+use super::elementwise::{record_io, record_io_quads};
 use super::packed_io::{Dst, Src};
 use crate::gpu::Encoder;
 use crate::gpu::dispatch::record;
@@ -97,16 +97,32 @@ pub fn record_update<'a>(
         ..p
     };
     let own = [(4, ls)];
-    record_io(
-        ctx,
-        enc,
-        ("update", entry),
-        n,
-        p,
-        &own,
-        &srcs,
-        Some(out.into()),
-    )
+    let out = Some(out.into());
+    record_io_quads(ctx, enc, ("update", entry), p, &own, &srcs, out)
+}
+
+/// Records SGD's new weights (without Nesterov) from the new velocity `v_new` as stored:
+/// w - lr v', the old `w` where the loss-scale state `ls` skips the step; equal to
+/// [`record_update`]'s weights where the velocity's store keeps every f32 value
+/// ([`QuantSpec::holds_f32`](crate::quant::QuantSpec::holds_f32)). `out` must be another
+/// buffer than `w`.
+pub fn record_sgd_weights<'a>(
+    ctx: &GpuContext,
+    enc: &mut Encoder,
+    lr: f32,
+    (w, v_new): (Src<'a>, Src<'a>),
+    ls: &wgpu::Buffer,
+    n: usize,
+    out: impl Into<Dst<'a>>,
+) -> Result<(), GpuError> {
+    let p = ElemParams {
+        n: n as u32,
+        lr: lr.to_bits(),
+        ..Default::default()
+    };
+    let own = [(4, ls)];
+    let (ins, out) = ([w, v_new], Some(out.into()));
+    record_io_quads(ctx, enc, ("update", "sgd_weights"), p, &own, &ins, out)
 }
 
 /// A value bit-centred SVRG (HALP) stores for one parameter (S the loss scale of the

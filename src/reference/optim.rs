@@ -5,11 +5,22 @@ use crate::optim::{AdamStep, STEP_STATE_WORDS, Sgd};
 use crate::quant::Exceptions;
 use crate::softfloat::{div, expm1, mul, sqrt};
 
+/// The gradient a step takes: g inv_scale, plus wd w where the weight decay wd is not zero
+/// (as torch.optim, which adds no term without decay: an infinite weight or a -0 gradient
+/// then stays as it is).
+fn decayed(g: f32, inv_scale: f32, wd: f32, w: f32) -> f32 {
+    if wd == 0.0 {
+        g * inv_scale
+    } else {
+        g * inv_scale + wd * w
+    }
+}
+
 /// One SGD step in place on the gradient times `inv_scale`:
-/// ge = g inv_scale + wd w; v' = mu v + ge; u = nesterov ? ge + mu v' : v'; w' = w - lr u.
+/// ge = g inv_scale (+ wd w); v' = mu v + ge; u = nesterov ? ge + mu v' : v'; w' = w - lr u.
 pub fn sgd(g: &[f32], w: &mut [f32], v: &mut [f32], inv_scale: f32, s: &Sgd) {
     for i in 0..w.len() {
-        let ge = g[i] * inv_scale + s.weight_decay * w[i];
+        let ge = decayed(g[i], inv_scale, s.weight_decay, w[i]);
         let vn = s.momentum * v[i] + ge;
         let u = if s.nesterov { ge + s.momentum * vn } else { vn };
         w[i] -= s.lr * u;
@@ -18,7 +29,7 @@ pub fn sgd(g: &[f32], w: &mut [f32], v: &mut [f32], inv_scale: f32, s: &Sgd) {
 }
 
 /// One Adam step in place on the gradient times the step state's 1 / S:
-/// ge = g / S + wd w; m' = b1 m + (1 - b1) ge; v' = b2 v + (1 - b2) ge^2;
+/// ge = g / S (+ wd w); m' = b1 m + (1 - b1) ge; v' = b2 v + (1 - b2) ge^2;
 /// w' = w - lr_t m' / (sqrt(v') bc2 + eps), lr_t = lr / (1 - b1^t) and bc2 from the state.
 pub fn adam(
     g: &[f32],
@@ -31,7 +42,7 @@ pub fn adam(
     let lr_t = a.lr * f32::from_bits(state.lr_factor);
     let bc2 = f32::from_bits(state.bc2);
     for i in 0..w.len() {
-        let ge = g[i] * inv_scale + a.weight_decay * w[i];
+        let ge = decayed(g[i], inv_scale, a.weight_decay, w[i]);
         let mn = a.beta1 * m[i] + a.beta1c * ge;
         let vn = a.beta2 * v[i] + a.beta2c * (ge * ge);
         let denom = vn.sqrt() * bc2 + a.eps;

@@ -29,7 +29,7 @@ use crate::ops::elementwise::{
 use crate::ops::gemm::{prepare_gemm, record_view};
 use crate::ops::optim::{
     Rule, STEP_STATE_WORDS, StepInputs, Stored, SvrgValue, loss_scale_state,
-    record_loss_scale_update, record_svrg, record_update,
+    record_loss_scale_update, record_sgd_weights, record_svrg, record_update,
 };
 use crate::ops::packed_io::{Dst, Src};
 use crate::ops::quantize::{QuantizeTargets, alloc_tensor, dequantize_into, record_quantize};
@@ -1297,20 +1297,28 @@ impl<'a> Engine for GpuStep<'a, '_> {
             Some(_) => Rule::Adam(c.adam(s)),
             None => Rule::Sgd(c.sgd(s)),
         };
-        // (what is stored, where, its rounding, its role in `UPDATE_ROLES`)
-        let mut stores = vec![
-            (Stored::Weights, param, specs.param, 0),
-            (Stored::Velocity, vel, specs.velocity, 1),
-        ];
+        // (what is stored, where, its rounding, its role in `UPDATE_ROLES`), in the order
+        // they are computed: the weights last, as they may come from the others' new values.
+        let mut stores = vec![(Stored::Velocity, vel, specs.velocity, 1)];
         if let (Some(m2), Some(spec)) = (moment2, specs.moment2) {
             stores.push((Stored::Moment2, m2, spec, 2));
         }
         if let (Some(m), Some(spec)) = (master, specs.master) {
             stores.push((Stored::Weights, m, spec, 3));
         }
+        stores.push((Stored::Weights, param, specs.param, 0));
+        // SGD without Nesterov whose velocity keeps every f32 value (fp32, no scale, no
+        // saturation) takes its new weights from the new velocity as stored (w - lr v',
+        // two operations an element); under a master copy that keeps every f32 value, the
+        // new weights are the master's new values rounded (converted, no arithmetic).
+        let lr = match rule {
+            Rule::Sgd(s) if !s.nesterov && specs.velocity.holds_f32() => Some(s.lr),
+            _ => None,
+        };
+        let from_master = specs.master.is_some_and(|m| m.holds_f32());
         // Every new value goes to a buffer of its own first (each store reads every old
         // value), then replaces the old one.
-        let mut outs = Vec::new();
+        let mut outs: Vec<Tensor> = Vec::new();
         for (which, slot, spec, role) in &stores {
             let out = t.update_out.tensor(*role, slot, spec);
             e.clear_buffer(&t.stats, 0, None);
@@ -1320,7 +1328,17 @@ impl<'a> Engine for GpuStep<'a, '_> {
                 stats: &t.stats,
                 add: None,
             };
-            record_update(ctx, e, &rule, &ins, &t.loss_scale, slot.n, *which, d)?;
+            // outs[0] is the new velocity, the last one the new master where there is one.
+            match (role, outs.last(), lr) {
+                (0, Some(m), _) if from_master && master.is_some() => {
+                    record_convert(ctx, e, m, d, slot.n)?
+                }
+                (0 | 3, _, Some(lr)) => {
+                    let v_new = Src::Packed(&outs[0]);
+                    record_sgd_weights(ctx, e, lr, (ins.w, v_new), &t.loss_scale, slot.n, d)?
+                }
+                _ => record_update(ctx, e, &rule, &ins, &t.loss_scale, slot.n, *which, d)?,
+            }
             let name = ["param", "momentum", "moment2", "master"][*role];
             let key = (state_key(&t.plan, i, part, name), slot.n);
             note_into(e, t, log, key, &t.stats, false);
