@@ -11,6 +11,14 @@
 //     w' = w - lr_t m' / (sqrt(v') bc2 + eps),  lr_t = lr / (1 - b1^t),  bc2 = 1 / sqrt(1 - b2^t),
 //   t counting the updates applied: the step state (ls) holds 1 / (1 - b1^t) and bc2.
 
+// What an optimizer step's dispatch stores and how, compiled into its pipeline: a CPU
+// adapter runs the block behind a branch even where every invocation skips it, so a
+// velocity read from the parameters would still compute the new weights. WHICH is the
+// value stored (E.which), DECAY whether the weight decay is not zero, NESTEROV SGD's.
+override WHICH: u32 = 0u;
+override DECAY: bool = true;
+override NESTEROV: bool = false;
+
 // Loss-scale state: [scale, skip, 1 / scale of this step, good steps, ...] (loss_scale.wgsl).
 @group(0) @binding(4) var<storage, read> ls: array<u32, 8>;
 
@@ -20,11 +28,10 @@
 // values (selected, not branched: a CPU adapter runs both sides of a branch on a value it
 // cannot see is the same for every element, as the skip flag read from a storage buffer).
 
-// The gradient a step takes: g / S, plus wd w where the weight decay is not zero (a branch
-// every invocation takes alike: without decay, two operations less an element).
+// The gradient a step takes: g / S, plus wd w where the weight decay is not zero.
 fn decayed(g: u32, wi: u32) -> u32 {
     var ge = sf_mul(g, ls[2]);
-    if (E.wd != 0u) {
+    if (DECAY) {
         ge = sf_add(ge, sf_mul(E.wd, wi));
     }
     return ge;
@@ -35,9 +42,9 @@ fn sgd_value(g: u32, wi: u32, vi: u32, skip: bool) -> u32 {
     let ge = decayed(g, wi);
     let vn = sf_add(sf_mul(E.mu, vi), ge);
     var out = select(vn, vi, skip);
-    if (E.which != 1u) {
+    if (WHICH != 1u) {
         var u = vn;
-        if (E.nesterov != 0u) {
+        if (NESTEROV) {
             u = sf_add(ge, sf_mul(E.mu, vn));
         }
         let wn = sf_add(wi, sf_mul(E.lr, u) ^ 0x80000000u);
@@ -46,15 +53,15 @@ fn sgd_value(g: u32, wi: u32, vi: u32, skip: bool) -> u32 {
     return out;
 }
 
-// The value E.which of one element's Adam step.
+// The value WHICH of one element's Adam step.
 fn adam_value(g: u32, wi: u32, mi: u32, vi: u32, skip: bool) -> u32 {
     let ge = decayed(g, wi);
     let mn = sf_add(sf_mul(E.mu, mi), sf_mul(E.beta1c, ge));
     var out = select(mn, mi, skip);
-    if (E.which != 1u) {
+    if (WHICH != 1u) {
         let vn = sf_add(sf_mul(E.beta2, vi), sf_mul(E.beta2c, sf_mul(ge, ge)));
         out = select(vn, vi, skip);
-        if (E.which != 2u) {
+        if (WHICH != 2u) {
             let denom = sf_add(sf_mul(sf_sqrt(vn), ls[6]), E.eps);
             let lr_t = sf_mul(E.lr, ls[5]);
             let wn = sf_add(wi, sf_mul(lr_t, sf_div(mn, denom)) ^ 0x80000000u);

@@ -2,7 +2,7 @@
 //! rounded as they store, and the loss-scale kernels that drive them, all in soft-float so
 //! that they equal their reference twins (`reference::optim`) bit for bit.
 
-use super::elementwise::{record_io, record_io_quads};
+use super::elementwise::{Work, record_io, record_io_quads, record_io_with};
 use super::packed_io::{Dst, Src};
 use crate::gpu::Encoder;
 use crate::gpu::dispatch::record;
@@ -98,7 +98,15 @@ pub fn record_update<'a>(
     };
     let own = [(4, ls)];
     let out = Some(out.into());
-    record_io_quads(ctx, enc, ("update", entry), p, &own, &srcs, out)
+    // What is stored and how, compiled into the pipeline (update.wgsl).
+    let nesterov = matches!(rule, Rule::Sgd(s) if s.nesterov);
+    let constants = [
+        ("WHICH", which as u32 as f64),
+        ("DECAY", (f32::from_bits(p.wd) != 0.0) as u32 as f64),
+        ("NESTEROV", nesterov as u32 as f64),
+    ];
+    let kernel = ("update", entry, &constants[..]);
+    record_io_with(ctx, enc, kernel, Work::Quads, p, &own, &srcs, out)
 }
 
 /// Records SGD's new weights (without Nesterov) from the new velocity `v_new` as stored:
