@@ -116,23 +116,33 @@ fn bn_backward(k: BnChannel, x: u32, g: u32) -> u32 {
     return sf_mul(sf_mul(sf_mul(k.gamma, k.inv), E.scale), t);
 }
 
-// Each invocation takes elements 4q to 4q + 3 (E.n in all; one channel's when a channel's
-// pixels are a multiple of 4), in a loop (not four inlined copies to compile); the last
-// one's tail element by element.
+// Each invocation takes elements 4q to 4q + 3 of the first 4 floor(E.n / 4) (one channel's
+// when a channel's pixels are a multiple of 4, else element by element), in a loop (not four
+// inlined copies to compile); a second dispatch, compiled with TAIL, takes the last E.n % 4
+// element by element (as relu.wgsl).
+override TAIL: bool = false;
+
+// The first element an invocation at i takes element by element.
+fn tail_start(i: u32) -> u32 {
+    return select(i, 4u * (E.n / 4u) + i, TAIL);
+}
 @compute @workgroup_size(256)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = 4u * item_index(gid, E.groups_x);
-    if (i + 4u <= E.n && bn_inner() % 4u == 0u) {
-        let k = channel(channel_of(i));
-        let x = load4_0(i);
-        var y = vec4(0u);
-        for (var t = 0u; t < 4u; t++) {
-            y[t] = bn_forward(k, x[t]);
+    if (!TAIL && bn_inner() % 4u == 0u) {
+        if (i + 4u <= E.n) {
+            let k = channel(channel_of(i));
+            let x = load4_0(i);
+            var y = vec4(0u);
+            for (var t = 0u; t < 4u; t++) {
+                y[t] = bn_forward(k, x[t]);
+            }
+            store_out4(i, y);
         }
-        store_out4(i, y);
         return;
     }
-    for (var t = i; t < min(i + 4u, E.n); t++) {
+    let start = tail_start(i);
+    for (var t = start; t < min(start + 4u, E.n); t++) {
         store_out(t, bn_forward(channel(channel_of(t)), load0(t)));
     }
 }
@@ -140,18 +150,21 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(256)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = 4u * item_index(gid, E.groups_x);
-    if (i + 4u <= E.n && bn_inner() % 4u == 0u) {
-        let k = channel(channel_of(i));
-        let x = load4_0(i);
-        let g = load4_1(i);
-        var dx = vec4(0u);
-        for (var t = 0u; t < 4u; t++) {
-            dx[t] = bn_backward(k, x[t], g[t]);
+    if (!TAIL && bn_inner() % 4u == 0u) {
+        if (i + 4u <= E.n) {
+            let k = channel(channel_of(i));
+            let x = load4_0(i);
+            let g = load4_1(i);
+            var dx = vec4(0u);
+            for (var t = 0u; t < 4u; t++) {
+                dx[t] = bn_backward(k, x[t], g[t]);
+            }
+            store_out4(i, dx);
         }
-        store_out4(i, dx);
         return;
     }
-    for (var t = i; t < min(i + 4u, E.n); t++) {
+    let start = tail_start(i);
+    for (var t = start; t < min(start + 4u, E.n); t++) {
         store_out(t, bn_backward(channel(channel_of(t)), load0(t), load1(t)));
     }
 }

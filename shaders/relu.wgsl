@@ -19,17 +19,27 @@ fn relu_grad(x: u32, g: u32) -> u32 {
     return select(0u, g, positive(x));
 }
 
-// Each invocation takes elements 4q to 4q + 3 (E.n in all); the last one's tail element by
-// element.
+// Each invocation takes elements 4q to 4q + 3 of the first 4 floor(E.n / 4); a second
+// dispatch, compiled with TAIL, takes the last E.n % 4 element by element (tail_start):
+// where the two were one kernel, a CPU adapter ran the tail's code in every invocation.
+override TAIL: bool = false;
+
+// Where a TAIL dispatch's invocation at i starts (past the end for every one but the first).
+fn tail_start(i: u32) -> u32 {
+    return 4u * (E.n / 4u) + i;
+}
+
 @compute @workgroup_size(256)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = 4u * item_index(gid, E.groups_x);
-    if (i + 4u <= E.n) {
-        let v = load4_0(i);
-        store_out4(i, vec4(relu(v.x), relu(v.y), relu(v.z), relu(v.w)));
+    if (!TAIL) {
+        if (i + 4u <= E.n) {
+            let v = load4_0(i);
+            store_out4(i, vec4(relu(v.x), relu(v.y), relu(v.z), relu(v.w)));
+        }
         return;
     }
-    for (var t = i; t < E.n; t++) {
+    for (var t = tail_start(i); t < E.n; t++) {
         store_out(t, relu(load0(t)));
     }
 }
@@ -37,13 +47,15 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(256)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = 4u * item_index(gid, E.groups_x);
-    if (i + 4u <= E.n) {
-        let x = load4_0(i);
-        let g = load4_1(i);
-        store_out4(i, vec4(relu_grad(x.x, g.x), relu_grad(x.y, g.y), relu_grad(x.z, g.z), relu_grad(x.w, g.w)));
+    if (!TAIL) {
+        if (i + 4u <= E.n) {
+            let x = load4_0(i);
+            let g = load4_1(i);
+            store_out4(i, vec4(relu_grad(x.x, g.x), relu_grad(x.y, g.y), relu_grad(x.z, g.z), relu_grad(x.w, g.w)));
+        }
         return;
     }
-    for (var t = i; t < E.n; t++) {
+    for (var t = tail_start(i); t < E.n; t++) {
         store_out(t, relu_grad(load0(t), load1(t)));
     }
 }
@@ -52,11 +64,13 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(256)
 fn convert(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = 4u * item_index(gid, E.groups_x);
-    if (i + 4u <= E.n) {
-        store_out4(i, load4_0(i));
+    if (!TAIL) {
+        if (i + 4u <= E.n) {
+            store_out4(i, load4_0(i));
+        }
         return;
     }
-    for (var t = i; t < E.n; t++) {
+    for (var t = tail_start(i); t < E.n; t++) {
         store_out(t, load0(t));
     }
 }

@@ -71,24 +71,32 @@ fn adam_value(g: u32, wi: u32, mi: u32, vi: u32, skip: bool) -> u32 {
     return out;
 }
 
-// Each invocation takes elements 4q to 4q + 3 (E.n in all); the last one's tail element by
-// element. The rule is a loop over the four (one inlined copy of the soft-float to compile).
+// Each invocation takes elements 4q to 4q + 3 of the first 4 floor(E.n / 4), the rule a loop
+// over the four (one inlined copy of the soft-float to compile); a second dispatch,
+// compiled with TAIL, takes the last E.n % 4 element by element (as relu.wgsl).
+override TAIL: bool = false;
+
+fn tail_start(i: u32) -> u32 {
+    return 4u * (E.n / 4u) + i;
+}
 @compute @workgroup_size(256)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = 4u * item_index(gid, E.groups_x);
     let skip = ls[1] != 0u;
-    if (i + 4u <= E.n) {
-        let g = load4_0(i);
-        let w = load4_1(i);
-        let v = load4_2(i);
-        var out = vec4(0u);
-        for (var t = 0u; t < 4u; t++) {
-            out[t] = sgd_value(g[t], w[t], v[t], skip);
+    if (!TAIL) {
+        if (i + 4u <= E.n) {
+            let g = load4_0(i);
+            let w = load4_1(i);
+            let v = load4_2(i);
+            var out = vec4(0u);
+            for (var t = 0u; t < 4u; t++) {
+                out[t] = sgd_value(g[t], w[t], v[t], skip);
+            }
+            store_out4(i, out);
         }
-        store_out4(i, out);
         return;
     }
-    for (var t = i; t < E.n; t++) {
+    for (var t = tail_start(i); t < E.n; t++) {
         store_out(t, sgd_value(load0(t), load1(t), load2(t), skip));
     }
 }
@@ -97,19 +105,21 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = 4u * item_index(gid, E.groups_x);
     let skip = ls[1] != 0u;
-    if (i + 4u <= E.n) {
-        let g = load4_0(i);
-        let w = load4_1(i);
-        let m = load4_2(i);
-        let v = load4_3(i);
-        var out = vec4(0u);
-        for (var t = 0u; t < 4u; t++) {
-            out[t] = adam_value(g[t], w[t], m[t], v[t], skip);
+    if (!TAIL) {
+        if (i + 4u <= E.n) {
+            let g = load4_0(i);
+            let w = load4_1(i);
+            let m = load4_2(i);
+            let v = load4_3(i);
+            var out = vec4(0u);
+            for (var t = 0u; t < 4u; t++) {
+                out[t] = adam_value(g[t], w[t], m[t], v[t], skip);
+            }
+            store_out4(i, out);
         }
-        store_out4(i, out);
         return;
     }
-    for (var t = i; t < E.n; t++) {
+    for (var t = tail_start(i); t < E.n; t++) {
         store_out(t, adam_value(load0(t), load1(t), load2(t), load3(t), skip));
     }
 }
@@ -125,17 +135,19 @@ fn sgd_from_velocity(wi: u32, vn: u32, skip: bool) -> u32 {
 fn sgd_weights(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = 4u * item_index(gid, E.groups_x);
     let skip = ls[1] != 0u;
-    if (i + 4u <= E.n) {
-        let w = load4_0(i);
-        let v = load4_1(i);
-        var out = vec4(0u);
-        for (var t = 0u; t < 4u; t++) {
-            out[t] = sgd_from_velocity(w[t], v[t], skip);
+    if (!TAIL) {
+        if (i + 4u <= E.n) {
+            let w = load4_0(i);
+            let v = load4_1(i);
+            var out = vec4(0u);
+            for (var t = 0u; t < 4u; t++) {
+                out[t] = sgd_from_velocity(w[t], v[t], skip);
+            }
+            store_out4(i, out);
         }
-        store_out4(i, out);
         return;
     }
-    for (var t = i; t < E.n; t++) {
+    for (var t = tail_start(i); t < E.n; t++) {
         store_out(t, sgd_from_velocity(load0(t), load1(t), skip));
     }
 }

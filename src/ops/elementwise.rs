@@ -67,9 +67,23 @@ pub(crate) fn record_io_with<'a>(
     ins: &[Src<'a>],
     out: Option<Dst<'a>>,
 ) -> Result<(), GpuError> {
-    let count = match work {
-        Work::Items(count) | Work::QuadItems(count) => count,
-        Work::Quads => (p.n as usize).div_ceil(4),
+    // Quads: one dispatch for the whole quads and, where E.n is not a multiple of 4, one
+    // compiled with TAIL for the last elements (a CPU adapter runs a tail's code in every
+    // invocation where the kernel has both).
+    let (name, entry, constants) = kernel;
+    let n = p.n as usize;
+    let parts: Vec<(usize, Vec<(&str, f64)>)> = match work {
+        Work::Items(count) | Work::QuadItems(count) => vec![(count, constants.to_vec())],
+        // (elements, invocations, TAIL)
+        Work::Quads => [(n / 4, n / 4, 0.0), (n % 4, 1, 1.0)]
+            .into_iter()
+            .filter(|&(elements, _, _)| elements > 0)
+            .map(|(_, count, tail)| {
+                let mut c = constants.to_vec();
+                c.push(("TAIL", tail));
+                (count, c)
+            })
+            .collect(),
     };
     record_phases(ctx, enc, ins, out, |enc, io| {
         let mut b = own.to_vec();
@@ -78,7 +92,11 @@ pub(crate) fn record_io_with<'a>(
             Work::Items(_) => io.spec(),
             Work::Quads | Work::QuadItems(_) => io.spec().with_quads(),
         };
-        record_with(ctx, enc, kernel, &spec, count as u32, p, &b)
+        for (count, constants) in &parts {
+            let kernel = (name, entry, constants.as_slice());
+            record_with(ctx, enc, kernel, &spec, *count as u32, p, &b)?;
+        }
+        Ok(())
     })
 }
 
