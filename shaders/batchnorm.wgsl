@@ -122,9 +122,15 @@ fn bn_backward(k: BnChannel, x: u32, g: u32) -> u32 {
 // element by element (as relu.wgsl).
 override TAIL: bool = false;
 
-// The first element an invocation at i takes element by element.
-fn tail_start(i: u32) -> u32 {
-    return select(i, 4u * (E.n / 4u) + i, TAIL);
+// The elements an invocation at i takes element by element: its four (within the whole
+// quads: the grid's spare invocations take none), or, compiled with TAIL, the last E.n % 4
+// (past the end for every invocation but the first).
+fn one_by_one(i: u32) -> vec2<u32> {
+    let quads_end = 4u * (E.n / 4u);
+    if (TAIL) {
+        return vec2(quads_end + i, E.n);
+    }
+    return vec2(i, min(i + 4u, quads_end));
 }
 @compute @workgroup_size(256)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -141,8 +147,8 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         return;
     }
-    let start = tail_start(i);
-    for (var t = start; t < min(start + 4u, E.n); t++) {
+    let part = one_by_one(i);
+    for (var t = part.x; t < part.y; t++) {
         store_out(t, bn_forward(channel(channel_of(t)), load0(t)));
     }
 }
@@ -163,8 +169,8 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         return;
     }
-    let start = tail_start(i);
-    for (var t = start; t < min(start + 4u, E.n); t++) {
+    let part = one_by_one(i);
+    for (var t = part.x; t < part.y; t++) {
         store_out(t, bn_backward(channel(channel_of(t)), load0(t), load1(t)));
     }
 }

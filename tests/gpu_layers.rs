@@ -65,6 +65,19 @@ fn batchnorm_case(bn: BatchNorm) {
             common::bits(&rdx),
             "dx, {what}"
         );
+        if round == 0 {
+            // Into a gradient that already holds values (an accumulating store): each dx
+            // added once, the last n % 4 included (they are a dispatch of their own).
+            let acc0 = common::finite(n, 3, 1.0);
+            let acc = upload_f32(c, "acc", &acc0).unwrap();
+            common::submit(|e| {
+                let d = lowp::ops::packed_io::Dst::Accumulate(&acc);
+                record_bn_backward(c, e, (&bx, &bg), (&bgb, &stat), d, &bn).unwrap();
+            });
+            let want: Vec<f32> = acc0.iter().zip(&rdx).map(|(a, d)| a + d).collect();
+            let got = read_u32(c, &acc, n).unwrap();
+            assert_eq!(got, common::bits(&want), "dx added to a gradient, {what}");
+        }
     }
 }
 
