@@ -116,22 +116,9 @@ fn bn_backward(k: BnChannel, x: u32, g: u32) -> u32 {
     return sf_mul(sf_mul(sf_mul(k.gamma, k.inv), E.scale), t);
 }
 
-// Each invocation takes elements 4q to 4q + 3 of the first 4 floor(E.n / 4) (one channel's
-// when a channel's pixels are a multiple of 4, else element by element), in a loop (not four
-// inlined copies to compile); a second dispatch, compiled with TAIL, takes the last E.n % 4
-// element by element (as relu.wgsl).
-override TAIL: bool = false;
-
-// The elements an invocation at i takes element by element: its four (within the whole
-// quads: the grid's spare invocations take none), or, compiled with TAIL, the last E.n % 4
-// (past the end for every invocation but the first).
-fn one_by_one(i: u32) -> vec2<u32> {
-    let quads_end = 4u * (E.n / 4u);
-    if (TAIL) {
-        return vec2(quads_end + i, E.n);
-    }
-    return vec2(i, min(i + 4u, quads_end));
-}
+// Each invocation takes elements 4q to 4q + 3 (one channel's when a channel's pixels are a
+// multiple of 4, else one by one), in a loop (not four inlined copies to compile); the last
+// E.n % 4 are a TAIL dispatch's (elem_params.wgsl).
 @compute @workgroup_size(256)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = 4u * item_index(gid, E.groups_x);

@@ -19,16 +19,8 @@ fn relu_grad(x: u32, g: u32) -> u32 {
     return select(0u, g, positive(x));
 }
 
-// Each invocation takes elements 4q to 4q + 3 of the first 4 floor(E.n / 4); a second
-// dispatch, compiled with TAIL, takes the last E.n % 4 element by element (tail_start):
-// where the two were one kernel, a CPU adapter ran the tail's code in every invocation.
-override TAIL: bool = false;
-
-// Where a TAIL dispatch's invocation at i starts (past the end for every one but the first).
-fn tail_start(i: u32) -> u32 {
-    return 4u * (E.n / 4u) + i;
-}
-
+// Each invocation takes elements 4q to 4q + 3; the last E.n % 4 are a TAIL dispatch's,
+// one by one (elem_params.wgsl).
 @compute @workgroup_size(256)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = 4u * item_index(gid, E.groups_x);
@@ -39,7 +31,8 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         return;
     }
-    for (var t = tail_start(i); t < E.n; t++) {
+    let part = one_by_one(i);
+    for (var t = part.x; t < part.y; t++) {
         store_out(t, relu(load0(t)));
     }
 }
@@ -55,7 +48,8 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         return;
     }
-    for (var t = tail_start(i); t < E.n; t++) {
+    let part = one_by_one(i);
+    for (var t = part.x; t < part.y; t++) {
         store_out(t, relu_grad(load0(t), load1(t)));
     }
 }
@@ -70,7 +64,8 @@ fn convert(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         return;
     }
-    for (var t = tail_start(i); t < E.n; t++) {
+    let part = one_by_one(i);
+    for (var t = part.x; t < part.y; t++) {
         store_out(t, load0(t));
     }
 }

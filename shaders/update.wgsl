@@ -37,7 +37,7 @@ fn decayed(g: u32, wi: u32) -> u32 {
     return ge;
 }
 
-// The value E.which of one element's SGD step (g, w, v its decoded operands).
+// The value WHICH of one element's SGD step (g, w, v its decoded operands).
 fn sgd_value(g: u32, wi: u32, vi: u32, skip: bool) -> u32 {
     let ge = decayed(g, wi);
     let vn = sf_add(sf_mul(E.mu, vi), ge);
@@ -71,14 +71,9 @@ fn adam_value(g: u32, wi: u32, mi: u32, vi: u32, skip: bool) -> u32 {
     return out;
 }
 
-// Each invocation takes elements 4q to 4q + 3 of the first 4 floor(E.n / 4), the rule a loop
-// over the four (one inlined copy of the soft-float to compile); a second dispatch,
-// compiled with TAIL, takes the last E.n % 4 element by element (as relu.wgsl).
-override TAIL: bool = false;
-
-fn tail_start(i: u32) -> u32 {
-    return 4u * (E.n / 4u) + i;
-}
+// Each invocation takes elements 4q to 4q + 3, the rule a loop over the four (one inlined
+// copy of the soft-float to compile); the last E.n % 4 are a TAIL dispatch's, one by one
+// (elem_params.wgsl).
 @compute @workgroup_size(256)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = 4u * item_index(gid, E.groups_x);
@@ -96,7 +91,8 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         return;
     }
-    for (var t = tail_start(i); t < E.n; t++) {
+    let part = one_by_one(i);
+    for (var t = part.x; t < part.y; t++) {
         store_out(t, sgd_value(load0(t), load1(t), load2(t), skip));
     }
 }
@@ -119,7 +115,8 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         return;
     }
-    for (var t = tail_start(i); t < E.n; t++) {
+    let part = one_by_one(i);
+    for (var t = part.x; t < part.y; t++) {
         store_out(t, adam_value(load0(t), load1(t), load2(t), load3(t), skip));
     }
 }
@@ -147,7 +144,8 @@ fn sgd_weights(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         return;
     }
-    for (var t = tail_start(i); t < E.n; t++) {
+    let part = one_by_one(i);
+    for (var t = part.x; t < part.y; t++) {
         store_out(t, sgd_from_velocity(load0(t), load1(t), skip));
     }
 }

@@ -36,3 +36,21 @@ struct ElemParams {
 }
 
 @group(0) @binding(0) var<uniform> E: ElemParams;
+
+// Kernels of four elements an invocation (record_io_with's Work::Quads) take the first
+// 4 floor(E.n / 4) elements as whole quads; a second dispatch compiled with TAIL takes the
+// last E.n % 4 one by one (where the two were one kernel, a CPU adapter ran the one-by-one
+// code in every invocation).
+override TAIL: bool = false;
+
+// The elements an invocation at i (a multiple of 4) takes one by one: with TAIL the last
+// E.n % 4 (past the end for every invocation but the first), else its own four where the
+// kernel does not take them as a quad, within the whole quads (the grid's spare
+// invocations take none).
+fn one_by_one(i: u32) -> vec2<u32> {
+    let quads_end = 4u * (E.n / 4u);
+    if (TAIL) {
+        return vec2(quads_end + i, E.n);
+    }
+    return vec2(i, min(i + 4u, quads_end));
+}
