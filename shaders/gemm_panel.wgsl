@@ -27,10 +27,9 @@ override QUAD_OUT: bool = false;
 override PM: u32 = 4u;
 override PN: u32 = 4u;
 
-// Panels: written by `pack` (binding 12), read as vectors by `main` (13, 14).
-@group(0) @binding(12) var<storage, read_write> panel: array<vec4<f32>>;
-@group(0) @binding(13) var<storage, read> pa: array<vec4<f32>>;
-@group(0) @binding(14) var<storage, read> pb: array<vec4<f32>>;
+// Panels: written by `pack` (binding 12, `panel_put`), read as vectors by `main` (13 and 14,
+// `panel_a` and `panel_b`), in storage buffers or textures (src/gpu/specialise.rs).
+// $PANELS
 
 // Panel element e's value: row (or column) e % PAN of the block, product e / PAN.
 fn panel_value(e: u32) -> f32 {
@@ -61,7 +60,7 @@ fn pack(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var t = 0u; t < 4u; t++) {
         v[t] = panel_value(4u * e + t);
     }
-    panel[e] = v;
+    panel_put(e, v);
 }
 
 // Stores four sums of row `i`, columns j..j+3: the slice's partial sums, or the output
@@ -131,7 +130,7 @@ fn spreads_a() -> bool {
 // A's eight values of product k from panel vectors v and v + 1, spread to every lane of the
 // subgroup: lane q loads row q's (one load a lane instead of eight).
 fn spread_a(k: u32, v: u32, q: u32) -> Lanes8 {
-    return spread8(pa[k * (PM / 4u) + v + q / 4u][q % 4u]);
+    return spread8(panel_a(k * (PM / 4u) + v + q / 4u)[q % 4u]);
 }
 
 // `rank1` at product k with A's rows spread from the subgroup's lanes (vectors `ia`,
@@ -139,7 +138,7 @@ fn spread_a(k: u32, v: u32, q: u32) -> Lanes8 {
 fn rank1_spread(t: Tile, k: u32, ia: u32, q: u32, jb: u32) -> Tile {
     let a = spread_a(k, ia, q);
     let b = k * (PN / 4u) + jb;
-    return rank1(t, a.lo, a.hi, pb[b], pb[b + 1u]);
+    return rank1(t, a.lo, a.hi, panel_b(b), panel_b(b + 1u));
 }
 
 // Stores an invocation's sums, rows i..i+7 and columns j..j+7 (a `tall` tile: rows
@@ -192,10 +191,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         }
     } else {
         for (var k = k_begin; k < k_end; k++) {
-            let a0 = pa[k * sa + ia];
-            let a1 = pa[k * sa + ia + 1u];
-            let b0 = pb[k * sb + jb];
-            let b1 = pb[k * sb + jb + 1u];
+            let a0 = panel_a(k * sa + ia);
+            let a1 = panel_a(k * sa + ia + 1u);
+            let b0 = panel_b(k * sb + jb);
+            let b1 = panel_b(k * sb + jb + 1u);
             c = rank1(c, a0, a1, b0, b1);
         }
     }
@@ -264,11 +263,11 @@ fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
                 a3 = hi.hi;
             }
         } else {
-            a0 = pa[k * sa];
-            a1 = pa[k * sa + 1u];
+            a0 = panel_a(k * sa);
+            a1 = panel_a(k * sa + 1u);
             if (TALL) {
-                a2 = pa[k * sa + 2u];
-                a3 = pa[k * sa + 3u];
+                a2 = panel_a(k * sa + 2u);
+                a3 = panel_a(k * sa + 3u);
             }
         }
         let b0 = vec4(gather_b(k, j), gather_b(k, j + 1u), gather_b(k, j + 2u), gather_b(k, j + 3u));

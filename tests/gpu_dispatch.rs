@@ -7,7 +7,7 @@ mod common;
 
 use lowp::gpu::Encoder;
 use lowp::gpu::buffers::{read_u32, upload_f32, zeroed};
-use lowp::gpu::memory::wgpu_buffer_bytes;
+use lowp::gpu::memory::wgpu_memory_bytes;
 use lowp::gpu::param_ring::CHUNK;
 use lowp::ops::elementwise::record_relu_forward;
 use lowp::ops::packed_io::Dst;
@@ -61,10 +61,10 @@ fn a_cached_bind_group_does_not_keep_a_dropped_buffer() {
     record_relu_forward(&c, &mut enc, &*x, &*y, n).unwrap();
     enc.submit();
     c.wait().unwrap();
-    let held = wgpu_buffer_bytes(&c.device);
+    let held = wgpu_memory_bytes(&c.device);
     drop(x);
     c.wait().unwrap();
-    let freed = held - wgpu_buffer_bytes(&c.device);
+    let freed = held - wgpu_memory_bytes(&c.device);
     // The input's 4 MiB go back to the device (wgpu's own count; allocations round up).
     assert!(freed >= 4 * n as u64, "{freed} bytes freed of {}", 4 * n);
 }

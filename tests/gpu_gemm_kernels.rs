@@ -13,7 +13,8 @@ use lowp::gpu::GpuContext;
 use lowp::quant::QuantSpec;
 use lowp::{ops, reference};
 
-/// The contexts under test: tiled, panels, panels of at most 4096 words.
+/// The contexts under test: tiled, panels (in textures on a CPU adapter), panels of at
+/// most 4096 words in storage buffers.
 fn contexts() -> Vec<(&'static str, GpuContext)> {
     vec![
         ("tiled", common::gpu().with_gemm_panels(false)),
@@ -22,6 +23,7 @@ fn contexts() -> Vec<(&'static str, GpuContext)> {
             "small panels",
             common::gpu()
                 .with_gemm_panels(true)
+                .with_panel_textures(false)
                 .with_panel_words(4096)
                 .with_max_groups_x(7),
         ),
@@ -301,6 +303,88 @@ fn broadcast_a_values_equal_loading_them_in_every_lane() {
                 tc.read_words(ctx).unwrap()
             };
             assert_eq!(run(&on), run(&off), "{m}x{n}x{k}, thin {thin}");
+        }
+    }
+}
+
+/// Panels in textures (a CPU adapter's default) give the same bits as panels in storage
+/// buffers: the same values reach the same sums. Real-valued operands (the order of the
+/// sums shows), A's values scaled into the subnormal range with B's scaled up (a texel
+/// path that flushed subnormals changes every sum), infinities and a NaN among them, -0;
+/// a 64 x 64 view (K 1030: slices), thin and tall views, packed operands, convolutions
+/// (forward, backward data as its im2col view, weight gradient), and small panel budgets
+/// (many blocks through one texture).
+#[test]
+fn panels_in_textures_equal_panels_in_buffers_bit_for_bit() {
+    let panels = |words: usize| {
+        common::gpu()
+            .with_gemm_panels(true)
+            .with_panel_words(words)
+            .with_tap_sums(false)
+    };
+    for words in [lowp::gpu::context::PANEL_WORDS, 8192] {
+        let (on, off) = (
+            panels(words).with_panel_textures(true),
+            panels(words).with_panel_textures(false),
+        );
+        for (fa, fb, fc) in [("fp32", "fp32", "fp32"), ("e4m3", "e5m2", "bf16")] {
+            let q = |f: &str| QuantSpec::new(f.parse().unwrap());
+            let spec = GemmSpec {
+                out: q(fc),
+                ..GemmSpec::new()
+            };
+            for (m, n, k) in [
+                (64, 64, 1030),
+                (6, 2100, 101),
+                (12, 2100, 101),
+                (67, 45, 33),
+            ] {
+                let mut xa: Vec<f32> = common::uniform(m * k, 11, 2.0);
+                let mut xb: Vec<f32> = common::uniform(k * n, 12, 2.0);
+                if fa == "fp32" {
+                    // Subnormal A values times B values of about 2^100.
+                    xa.iter_mut().step_by(3).for_each(|v| *v *= 1e-39);
+                    xb.iter_mut().step_by(3).for_each(|v| *v *= 1e30);
+                    (xa[5], xa[7], xb[9], xb[2]) =
+                        (f32::INFINITY, -0.0, f32::NEG_INFINITY, f32::NAN);
+                }
+                let bias = common::uniform(n, 13, 1.0);
+                let run = |ctx: &GpuContext| {
+                    let (ta, _) = ops::quantize(ctx, &xa, &[m, k], &q(fa)).unwrap();
+                    let (tb, _) = ops::quantize(ctx, &xb, &[k, n], &q(fb)).unwrap();
+                    let (tc, _) = ops::gemm(ctx, &ta, &tb, Some(&bias), &spec).unwrap();
+                    tc.read_words(ctx).unwrap()
+                };
+                let (t, b) = (run(&on), run(&off));
+                assert!(
+                    t.iter().zip(&b).all(|(x, y)| common::same_value(*x, *y)),
+                    "{m}x{n}x{k}, {fa} x {fb} -> {fc}, {words} panel words"
+                );
+            }
+            let conv = Conv2dSpec {
+                out: spec.out,
+                ..Conv2dSpec::new()
+            };
+            let c = 6;
+            let (x, w) = (
+                common::uniform(4 * c * 20 * 20, 14, 1.0),
+                common::uniform(16 * c * 25, 15, 0.5),
+            );
+            let dy = common::uniform(4 * 16 * 16 * 16, 16, 1.0);
+            let run_conv = |ctx: &GpuContext| {
+                let (tx, _) = ops::quantize(ctx, &x, &[4, c, 20, 20], &q(fa)).unwrap();
+                let (tw, _) = ops::quantize(ctx, &w, &[16, c, 5, 5], &q(fb)).unwrap();
+                let (tdy, _) = ops::quantize(ctx, &dy, &[4, 16, 16, 16], &q(fa)).unwrap();
+                let (y, _) = ops::conv2d_forward(ctx, &tx, &tw, None, &conv).unwrap();
+                let (dx, _) = ops::conv2d_backward_data(ctx, &tdy, &tw, [20, 20], &conv).unwrap();
+                let (dw, _) = ops::conv2d_backward_weight(ctx, &tdy, &tx, [5, 5], &conv).unwrap();
+                [y, dx, dw].map(|t| t.read_words(ctx).unwrap())
+            };
+            assert_eq!(
+                run_conv(&on),
+                run_conv(&off),
+                "convolutions, {fa} x {fb} -> {fc}, {words} panel words"
+            );
         }
     }
 }

@@ -7,7 +7,7 @@ mod common;
 
 use lowp::format::Format;
 use lowp::gpu::buffers::{staging, uniform, upload_as, zeroed_as};
-use lowp::gpu::memory::{Purpose, wgpu_buffer_bytes};
+use lowp::gpu::memory::{Purpose, wgpu_memory_bytes};
 use lowp::train::gpu::GpuTrainer;
 use lowp::train::model::Model;
 use lowp::train::plan::{Plan, TrainConfig};
@@ -17,7 +17,7 @@ use lowp::train::precision::PrecisionMap;
 fn the_ledger_counts_every_buffer_until_its_last_handle_goes() {
     let c = common::own_gpu();
     c.wait().unwrap();
-    let (before, hal_before) = (c.memory(), wgpu_buffer_bytes(&c.device));
+    let (before, hal_before) = (c.memory(), wgpu_memory_bytes(&c.device));
     let a = zeroed_as(&c, Purpose::Tensor, "a", 1000).unwrap();
     let b = upload_as(&c, Purpose::Working, "b", &[7; 300]).unwrap();
     let s = staging(&c, 64);
@@ -35,7 +35,7 @@ fn the_ledger_counts_every_buffer_until_its_last_handle_goes() {
     );
     // wgpu's own count: at least what was asked for (allocations round up).
     c.wait().unwrap();
-    let hal = wgpu_buffer_bytes(&c.device) - hal_before;
+    let hal = wgpu_memory_bytes(&c.device) - hal_before;
     assert!(hal >= 5280, "wgpu counts {hal} bytes for 5,280 asked");
     eprintln!("4 buffers of 5,280 bytes: wgpu counts {hal}");
     drop(a);
@@ -48,6 +48,45 @@ fn the_ledger_counts_every_buffer_until_its_last_handle_goes() {
     let after = c.memory();
     assert_eq!(after.total(), before.total());
     assert_eq!(after.buffers, before.buffers);
+}
+
+/// A pooled texture (the panel kernels' panels on a CPU adapter) is counted by its texel
+/// bytes while the context holds it, and wgpu's count of the device's memory covers it.
+#[test]
+fn the_ledger_counts_pooled_textures() {
+    let c = common::own_gpu();
+    c.wait().unwrap();
+    let (before, hal_before) = (c.memory(), wgpu_memory_bytes(&c.device));
+    let t = c.scratch_texture("test texture", 2500).unwrap().unwrap();
+    assert_eq!(t.size(), (1024, 3), "2,500 texels in rows of 1,024");
+    let now = c.memory().since(&before);
+    assert_eq!(
+        (now.of(Purpose::Temporary), now.buffers),
+        (3 * 1024 * 16, 1)
+    );
+    let again = c.scratch_texture("test texture", 1000).unwrap().unwrap();
+    assert_eq!(again.size(), (1024, 3), "the pooled texture, not another");
+    assert_eq!(c.memory().since(&before).buffers, 1);
+    c.wait().unwrap();
+    let hal = wgpu_memory_bytes(&c.device) - hal_before;
+    assert!(
+        hal >= 3 * 1024 * 16,
+        "wgpu counts {hal} bytes for 49,152 asked"
+    );
+    let taller = c.scratch_texture("test texture", 5000).unwrap().unwrap();
+    assert_eq!(taller.size(), (1024, 5));
+    drop((t, again));
+    let now = c.memory().since(&before);
+    assert_eq!(
+        (now.of(Purpose::Temporary), now.buffers),
+        (5 * 1024 * 16, 1)
+    );
+    let rows = c.device.limits().max_texture_dimension_2d as usize + 1;
+    assert!(
+        c.scratch_texture("test texture", 1024 * rows)
+            .unwrap()
+            .is_none()
+    );
 }
 
 /// A trainer's tensor buffers in the ledger are exactly the packed bytes its memory report
@@ -76,7 +115,7 @@ fn a_trainers_tensor_bytes_are_its_reported_packed_bytes() {
         );
         c.wait().unwrap();
         let all = c.memory().total();
-        let hal = wgpu_buffer_bytes(&c.device);
+        let hal = wgpu_memory_bytes(&c.device);
         assert!(hal >= all, "wgpu counts {hal} bytes, the ledger {all}");
         eprintln!(
             "{} tensors, {} working buffers, {} in all; wgpu counts {hal}",

@@ -26,7 +26,8 @@ fn validate(k: &str, src: &str) {
 /// raw one, a stochastic e5m2 output (its codes share words: atomic stores) or an fp32 one
 /// (a word each: plain stores, or 16-byte vectors four elements an invocation), e4m3 and
 /// MX GEMM operands, soft-float gated by subgroups
-/// or through f64, the panel kernels' A values broadcast across subgroups or not.
+/// or through f64, the panel kernels' A values broadcast across subgroups or not, their
+/// panels in storage buffers or textures.
 #[test]
 fn every_specialised_kernel_validates() {
     let spec = |f: &str| QuantSpec::new(f.parse::<Format>().unwrap());
@@ -48,12 +49,15 @@ fn every_specialised_kernel_validates() {
         f64_arith: false,
         broadcast: false,
         quads: false,
+        panel_textures: false,
     };
-    // fp32 output, soft-float through f64 and A's values broadcast (the CPU adapters' form).
+    // fp32 output, soft-float through f64, A's values broadcast and the panels in
+    // textures (the CPU adapters' form).
     let fp32 = Specialisation {
         out: Some(OutParams::packed(&spec("fp32"), OutPhase::Store, false)),
         f64_arith: true,
         broadcast: true,
+        panel_textures: true,
         ..s
     };
     // Four elements an invocation: the raw input and the fp32 output as 16-byte vectors.
@@ -79,6 +83,11 @@ fn every_specialised_kernel_validates() {
             }
             if src.contains("fn spread8(") {
                 assert_eq!(src.contains("subgroupBroadcast"), s.broadcast, "{k}");
+            }
+            if src.contains("fn panel_a(") {
+                assert!(!src.contains("$PANELS"), "{k}: the panels' placeholder left");
+                let textures = src.contains("pa: texture_2d<f32>");
+                assert_eq!(textures, s.panel_textures, "{k}: the panels' bindings");
             }
             if src.contains("out_words") {
                 let plain = src.contains("out_words: array<u32>");

@@ -1,15 +1,23 @@
-//! Bind groups kept between submissions: a dispatch whose pipeline and buffers (and
+//! Bind groups kept between submissions: a dispatch whose pipeline, buffers and textures (and
 //! parameter offset) match one of the last submission's reuses its bind group instead of
 //! making another. Entries unused for a whole submission are dropped, and so is every entry
-//! of a buffer whose last handle goes (`memory::DeviceBuffer`), so the cache keeps no
+//! of a buffer or texture whose last handle goes (`memory::DeviceBuffer`, `DeviceTexture`), so the cache keeps no
 //! buffer alive that lowp no longer counts.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// A bind group's identity: its pipeline and (binding, buffer, offset) entries (a kernel
-/// entry takes one parameter type, so an offset implies the bytes bound).
-pub type Key = (wgpu::ComputePipeline, Vec<(u32, wgpu::Buffer, u64)>);
+/// A bind group's identity: its pipeline, (binding, buffer, offset) entries (a kernel entry
+/// takes one parameter type, so an offset implies the bytes bound) and (binding, texture
+/// view) entries.
+pub type Key = (
+    wgpu::ComputePipeline,
+    Vec<(u32, wgpu::Buffer, u64)>,
+    Vec<(u32, wgpu::TextureView)>,
+);
+
+/// A bind group's entries: (binding, buffer, offset) and (binding, texture view).
+pub type Entries = (Vec<(u32, wgpu::Buffer, u64)>, Vec<(u32, wgpu::TextureView)>);
 
 /// The context's cached bind groups, each with the submission it was last used in.
 #[derive(Default)]
@@ -48,7 +56,15 @@ impl BindCache {
         let mut inner = self.inner.lock().unwrap();
         inner
             .groups
-            .retain(|(_, entries), _| !entries.iter().any(|(_, b, _)| b == buffer));
+            .retain(|(_, entries, _), _| !entries.iter().any(|(_, b, _)| b == buffer));
+    }
+
+    /// Drops the bind groups that bind `view`.
+    pub fn forget_texture(&self, view: &wgpu::TextureView) {
+        let mut inner = self.inner.lock().unwrap();
+        inner
+            .groups
+            .retain(|(_, _, views), _| !views.iter().any(|(_, v)| v == view));
     }
 
     /// Marks a submission: bind groups not used since the one before it are dropped.

@@ -1,9 +1,10 @@
 //! The device context: adapter choice, device, queue, capabilities and pipeline cache.
 
 use super::error::GpuError;
-use super::memory::{DeviceBuffer, Ledger, Purpose};
+use super::memory::{DeviceBuffer, DeviceTexture, Ledger, Purpose};
 use super::param_ring::ParamRing;
 use super::pipelines::PipelineCache;
+use super::specialise::PANEL_TEXELS;
 use super::tiles::Tiles;
 use std::sync::{Arc, Mutex};
 
@@ -37,8 +38,12 @@ pub struct GpuContext {
     /// The panel kernels broadcast A's values across subgroups of 8 (see
     /// [`GpuContext::broadcast_lanes`]).
     broadcast_lanes: bool,
+    /// The panel kernels keep their panels in textures (see
+    /// [`GpuContext::panel_textures`]).
+    panel_textures: bool,
     panel_words: usize,
     scratch: Mutex<std::collections::HashMap<&'static str, DeviceBuffer>>,
+    scratch_textures: Mutex<std::collections::HashMap<&'static str, DeviceTexture>>,
     uniforms: Mutex<std::collections::HashMap<Vec<u8>, DeviceBuffer>>,
     /// Every buffer made on this device, counted by purpose.
     pub ledger: Arc<Ledger>,
@@ -223,6 +228,17 @@ impl GpuContext {
                 )));
             }
         };
+        // A CPU adapter (llvmpipe) loads a storage value lane by lane through memory and
+        // fetches a texel with vector loads: the panels go in textures there.
+        let panel_textures = match std::env::var("LOWP_PANEL_TEXTURES").as_deref() {
+            Ok("0") => false,
+            Err(_) | Ok("") => info.device_type == wgpu::DeviceType::Cpu,
+            Ok(other) => {
+                return Err(GpuError::Invalid(format!(
+                    "LOWP_PANEL_TEXTURES={other:?}: expected \"0\" (off) or unset"
+                )));
+            }
+        };
         let specialise = std::env::var("LOWP_SPECIALISE").map_or(true, |v| v != "0");
         let tap_sums = std::env::var("LOWP_TAP_SUMS").map_or(true, |v| v != "0");
         let profiler = std::env::var("LOWP_PROFILE")
@@ -249,8 +265,10 @@ impl GpuContext {
             subgroups,
             f64_softfloat,
             broadcast_lanes,
+            panel_textures,
             panel_words: PANEL_WORDS,
             scratch: Mutex::default(),
+            scratch_textures: Mutex::default(),
             uniforms: Mutex::default(),
             ledger,
             profiler,
@@ -281,8 +299,10 @@ impl GpuContext {
             subgroups: self.subgroups,
             broadcast_lanes: self.broadcast_lanes,
             f64_softfloat: self.f64_softfloat,
+            panel_textures: self.panel_textures,
             panel_words: self.panel_words,
             scratch: Mutex::default(),
+            scratch_textures: Mutex::default(),
             uniforms: Mutex::default(),
             ledger,
             profiler: self
@@ -317,6 +337,20 @@ impl GpuContext {
     pub fn with_broadcast_lanes(mut self, on: bool) -> GpuContext {
         self.broadcast_lanes = on && self.broadcast_lanes;
         self
+    }
+
+    /// Keeps the panel kernels' panels in textures (`on`, the default on a CPU adapter) or
+    /// in storage buffers.
+    pub fn with_panel_textures(mut self, on: bool) -> GpuContext {
+        self.panel_textures = on;
+        self
+    }
+
+    /// Whether the panel kernels keep their panels in rgba32float textures (the default on
+    /// a CPU adapter, where a texel is fetched with vector loads and a storage value lane
+    /// by lane; `LOWP_PANEL_TEXTURES=0` turns it off) rather than storage buffers.
+    pub fn panel_textures(&self) -> bool {
+        self.panel_textures
     }
 
     /// Whether the panel kernel gathers B in its product for views of at most 8 rows.
@@ -441,6 +475,49 @@ impl GpuContext {
         Ok(b)
     }
 
+    /// An rgba32float texture of at least `texels` texels, [`PANEL_TEXELS`] a row, for
+    /// temporaries of `purpose`, written by storage-texture stores and read by texel loads:
+    /// pooled like [`GpuContext::scratch`] (one per purpose, replaced by a taller one when
+    /// a call needs more). None where the texture would be taller than the device allows.
+    pub fn scratch_texture(
+        &self,
+        purpose: &'static str,
+        texels: usize,
+    ) -> Result<Option<DeviceTexture>, GpuError> {
+        let rows = texels.max(1).div_ceil(PANEL_TEXELS as usize);
+        if rows > self.device.limits().max_texture_dimension_2d as usize {
+            return Ok(None);
+        }
+        let mut pool = self.scratch_textures.lock().unwrap();
+        if let Some(t) = pool.get(purpose)
+            && t.size().1 as usize >= rows
+        {
+            return Ok(Some(t.clone()));
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let texture = self.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some(purpose),
+            size: wgpu::Extent3d {
+                width: PANEL_TEXELS,
+                height: rows as u32,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Float,
+            usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::TEXTURE_BINDING,
+            view_formats: &[],
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::Device(format!("{purpose}: {e}")));
+        }
+        let bytes = 16 * PANEL_TEXELS as u64 * rows as u64;
+        let t = DeviceTexture::track(texture, bytes, Purpose::Temporary, &self.ledger);
+        pool.insert(purpose, t.clone());
+        Ok(Some(t))
+    }
+
     /// A uniform buffer holding `value`, shared by every call with the same bytes (so that
     /// the bind groups of a step that uses it again can be reused); at most
     /// `SHARED_UNIFORMS` are kept.
@@ -532,8 +609,13 @@ impl GpuContext {
             l.max_compute_workgroups_per_dimension,
             if self.gemm_panels {
                 format!(
-                    "decoded panels, 8 x 8 per invocation ({} MiB of panels at most){}",
+                    "decoded panels, 8 x 8 per invocation ({} MiB of panels at most, in {}){}",
                     (self.panel_words * 4) >> 20,
+                    if self.panel_textures {
+                        "textures; LOWP_PANEL_TEXTURES=0: storage buffers"
+                    } else {
+                        "storage buffers"
+                    },
                     if self.broadcast_lanes && self.specialise {
                         ", A's values broadcast across subgroups of 8 (LOWP_BROADCAST=0: off)"
                     } else {

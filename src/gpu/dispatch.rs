@@ -7,6 +7,12 @@ use super::params::DispatchParams;
 use super::shader::takes_f64_softfloat;
 use super::specialise::Specialisation;
 
+/// A dispatch's storage buffers and texture views, each with its binding number.
+pub type Bound<'a> = (
+    &'a [(u32, &'a wgpu::Buffer)],
+    &'a [(u32, &'a wgpu::TextureView)],
+);
+
 /// Invocations per workgroup of every 1-D kernel (WGSL's `WG`).
 pub const WORKGROUP: u32 = 256;
 
@@ -48,12 +54,26 @@ pub fn record_with<P: DispatchParams>(
     kernel: (&str, &str, &[(&str, f64)]),
     spec: &Specialisation,
     count: u32,
-    mut params: P,
+    params: P,
     bindings: &[(u32, &wgpu::Buffer)],
+) -> Result<(), GpuError> {
+    record_with_textures(ctx, enc, kernel, spec, count, params, (bindings, &[]))
+}
+
+/// Like [`record_with`], with texture views bound beside the buffers.
+pub fn record_with_textures<P: DispatchParams>(
+    ctx: &GpuContext,
+    enc: &mut Encoder,
+    kernel: (&str, &str, &[(&str, f64)]),
+    spec: &Specialisation,
+    count: u32,
+    mut params: P,
+    (bindings, textures): Bound<'_>,
 ) -> Result<(), GpuError> {
     let (gx, gy) = grid(ctx, count);
     params.set_grid(gx, count);
-    record_tiled(ctx, enc, kernel, spec, (gx, gy, 1), &params, bindings)
+    let grid = (gx, gy, 1);
+    record_textured(ctx, enc, kernel, spec, grid, &params, (bindings, textures))
 }
 
 /// Records `entry` of `kernel` over an explicit grid of workgroups. A shader, pipeline or
@@ -89,6 +109,28 @@ pub fn record_tiled<P: bytemuck::Pod>(
     params: &P,
     bindings: &[(u32, &wgpu::Buffer)],
 ) -> Result<(), GpuError> {
+    let kernel = (kernel, entry, constants);
+    record_textured(
+        ctx,
+        enc,
+        kernel,
+        spec,
+        (gx, gy, gz),
+        params,
+        (bindings, &[]),
+    )
+}
+
+/// Like [`record_tiled`], with texture views bound beside the buffers.
+pub fn record_textured<P: bytemuck::Pod>(
+    ctx: &GpuContext,
+    enc: &mut Encoder,
+    (kernel, entry, constants): (&str, &str, &[(&str, f64)]),
+    spec: &Specialisation,
+    (gx, gy, gz): (u32, u32, u32),
+    params: &P,
+    (bindings, textures): Bound<'_>,
+) -> Result<(), GpuError> {
     let spec = match ctx.specialise() {
         true => Specialisation {
             subgroups: ctx.has_subgroups(),
@@ -96,7 +138,10 @@ pub fn record_tiled<P: bytemuck::Pod>(
             f64_arith: ctx.f64_softfloat() && takes_f64_softfloat(kernel, entry),
             ..*spec
         },
-        false => Specialisation::default(),
+        false => Specialisation {
+            panel_textures: spec.panel_textures,
+            ..Default::default()
+        },
     };
     let slot = enc.params(params);
     let pipeline = ctx
@@ -105,9 +150,10 @@ pub fn record_tiled<P: bytemuck::Pod>(
         .map_err(|e| GpuError::Device(format!("kernel {kernel}/{entry}: {e}")))?;
     let mut key = vec![(0, (*slot.buffer).clone(), slot.offset)];
     key.extend(bindings.iter().map(|(b, buf)| (*b, (*buf).clone(), 0)));
+    let views = textures.iter().map(|(b, v)| (*b, (*v).clone())).collect();
     // A validation error in making the bind group is returned by the call that caused it;
     // a step whose bind groups are all cached opens no error scope.
-    let bind = enc.bind_group(&pipeline, key, || {
+    let bind = enc.bind_group(&pipeline, (key, views), || {
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let uniform = wgpu::BufferBinding {
             buffer: &slot.buffer,
@@ -121,6 +167,10 @@ pub fn record_tiled<P: bytemuck::Pod>(
         entries.extend(bindings.iter().map(|(b, buf)| wgpu::BindGroupEntry {
             binding: *b,
             resource: buf.as_entire_binding(),
+        }));
+        entries.extend(textures.iter().map(|(b, view)| wgpu::BindGroupEntry {
+            binding: *b,
+            resource: wgpu::BindingResource::TextureView(view),
         }));
         let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(kernel),

@@ -35,15 +35,17 @@ impl Encoder {
         }
     }
 
-    /// The cached bind group of `pipeline` with these (binding, buffer, offset) entries, or
-    /// the one `make` creates (then cached).
+    /// The cached bind group of `pipeline` with these (binding, buffer, offset) and
+    /// (binding, texture view) entries, or the one `make` creates (then cached).
     pub fn bind_group(
         &self,
         pipeline: &wgpu::ComputePipeline,
-        entries: Vec<(u32, wgpu::Buffer, u64)>,
+        (entries, views): super::bind_cache::Entries,
         make: impl FnOnce() -> Result<wgpu::BindGroup, GpuError>,
     ) -> Result<wgpu::BindGroup, GpuError> {
-        self.ledger.binds.get((pipeline.clone(), entries), make)
+        self.ledger
+            .binds
+            .get((pipeline.clone(), entries, views), make)
     }
 
     /// Places one dispatch's parameters in this encoder's uniform chunks.

@@ -1,7 +1,7 @@
-//! The device-memory ledger: every buffer lowp creates is counted here, by what it holds,
-//! from its creation until its last handle is dropped. (wgpu may keep a dropped buffer
-//! until the GPU has run the commands that use it; its own count, `wgpu_buffer_bytes`,
-//! sees that, its allocators' rounding and its internal buffers.)
+//! The device-memory ledger: every buffer and texture lowp creates is counted here, by what
+//! it holds, from its creation until its last handle is dropped. (wgpu may keep a dropped
+//! buffer until the GPU has run the commands that use it; its own count,
+//! `wgpu_memory_bytes`, sees that, its allocators' rounding and its internal buffers.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,7 +68,7 @@ pub struct Ledger {
 pub struct MemoryReport {
     /// Live bytes by purpose, in `Purpose::ALL` order.
     pub live: [u64; 6],
-    /// Live buffers.
+    /// Live buffers and textures.
     pub buffers: u64,
     /// The largest total held at once so far.
     pub peak: u64,
@@ -174,13 +174,64 @@ impl std::ops::Deref for DeviceBuffer {
     }
 }
 
-/// Bytes wgpu itself reports allocated for buffers on `device` (the backend's allocations,
-/// alignment included, every buffer wgpu holds, its own among them).
-pub fn wgpu_buffer_bytes(device: &wgpu::Device) -> u64 {
-    device
-        .get_internal_counters()
-        .hal
-        .buffer_memory
-        .read()
-        .max(0) as u64
+/// A 2-D texture counted in its context's ledger until its last clone is dropped, with the
+/// view its kernels bind.
+#[derive(Clone)]
+pub struct DeviceTexture(Arc<TrackedTexture>);
+
+struct TrackedTexture {
+    texture: wgpu::Texture,
+    view: wgpu::TextureView,
+    bytes: u64,
+    purpose: Purpose,
+    ledger: Arc<Ledger>,
+}
+
+impl Drop for TrackedTexture {
+    fn drop(&mut self) {
+        self.ledger.binds.forget_texture(&self.view);
+        self.ledger.sub(self.purpose, self.bytes);
+    }
+}
+
+impl DeviceTexture {
+    /// Counts `texture` (of `bytes` texel data) under `purpose` in `ledger`.
+    pub(crate) fn track(
+        texture: wgpu::Texture,
+        bytes: u64,
+        purpose: Purpose,
+        ledger: &Arc<Ledger>,
+    ) -> Self {
+        ledger.add(purpose, bytes);
+        let view = texture.create_view(&Default::default());
+        DeviceTexture(Arc::new(TrackedTexture {
+            texture,
+            view,
+            bytes,
+            purpose,
+            ledger: ledger.clone(),
+        }))
+    }
+
+    /// The view of the whole texture.
+    pub fn view(&self) -> &wgpu::TextureView {
+        &self.0.view
+    }
+
+    /// The texture's width and height in texels.
+    pub fn size(&self) -> (u32, u32) {
+        (self.0.texture.width(), self.0.texture.height())
+    }
+
+    /// Bytes of texel data.
+    pub fn bytes(&self) -> u64 {
+        self.0.bytes
+    }
+}
+
+/// Bytes wgpu itself reports allocated for buffers and textures on `device` (the backend's
+/// allocations, alignment included, every buffer wgpu holds, its own among them).
+pub fn wgpu_memory_bytes(device: &wgpu::Device) -> u64 {
+    let hal = device.get_internal_counters().hal;
+    (hal.buffer_memory.read().max(0) + hal.texture_memory.read().max(0)) as u64
 }

@@ -266,6 +266,8 @@ fn assemble_pieces(libs: &[&str], name: &str, body: &str, spec: &Specialisation)
             } else {
                 src.push_str(BLOCK_E4M3_STUBS);
             }
+        } else if text.contains(PANELS) {
+            src.push_str(&text.replace(PANELS, spec.panels()));
         } else if name == "packed_store" {
             src.push_str(spec.out_words());
             src.push_str(text);
@@ -282,6 +284,9 @@ fn assemble_pieces(libs: &[&str], name: &str, body: &str, spec: &Specialisation)
     }
     src
 }
+
+/// Where a kernel's text takes the panel declarations of its specialisation.
+const PANELS: &str = "// $PANELS\n";
 
 /// The soft-float scaling of E4M3-scaled blocks around rounding and decoding.
 const BLOCK_E4M3: &str = include_str!("../../shaders/lib/block_e4m3.wgsl");

@@ -73,6 +73,33 @@ fn out_quad_load(q: u32) -> vec4<u32> {
 }
 ";
 
+/// Panels in storage buffers of 16-byte vectors.
+const PANELS_BUFFERS: &str =
+    "@group(0) @binding(12) var<storage, read_write> panel: array<vec4<f32>>;
+@group(0) @binding(13) var<storage, read> pa: array<vec4<f32>>;
+@group(0) @binding(14) var<storage, read> pb: array<vec4<f32>>;
+fn panel_put(e: u32, v: vec4<f32>) { panel[e] = v; }
+fn panel_a(e: u32) -> vec4<f32> { return pa[e]; }
+fn panel_b(e: u32) -> vec4<f32> { return pb[e]; }
+";
+
+/// Texels a row of a panel texture holds (the divisor in [`PANELS_TEXTURES`]).
+pub const PANEL_TEXELS: u32 = 1024;
+
+/// Panels in rgba32float textures, vector e at texel (e % 1024, e / 1024): llvmpipe loads
+/// a storage value lane by lane, inserting each into a vector through memory (a
+/// store-forwarding stall per lane, ruinous on some CPUs), and fetches texels with vector
+/// gathers.
+const PANELS_TEXTURES: &str =
+    "@group(0) @binding(12) var panel: texture_storage_2d<rgba32float, write>;
+@group(0) @binding(13) var pa: texture_2d<f32>;
+@group(0) @binding(14) var pb: texture_2d<f32>;
+fn panel_texel(e: u32) -> vec2<u32> { return vec2(e % 1024u, e / 1024u); }
+fn panel_put(e: u32, v: vec4<f32>) { textureStore(panel, panel_texel(e), v); }
+fn panel_a(e: u32) -> vec4<f32> { return textureLoad(pa, panel_texel(e), 0); }
+fn panel_b(e: u32) -> vec4<f32> { return textureLoad(pb, panel_texel(e), 0); }
+";
+
 /// `sf_mul` and `sf_add` through f64 (kernels then need the SHADER_F64 feature).
 const SOFTFLOAT_F64: &str = include_str!("../../shaders/lib/softfloat_f64.wgsl");
 
@@ -100,6 +127,9 @@ pub struct Specialisation {
     /// The kernel reads and writes four consecutive elements per invocation: operands
     /// whose elements own 32-bit words are declared as arrays of 16-byte vectors.
     pub quads: bool,
+    /// The panel kernels keep their panels in rgba32float textures (a CPU adapter, which
+    /// gathers a texel's 16 bytes with vector loads), not storage buffers.
+    pub panel_textures: bool,
 }
 
 impl Specialisation {
@@ -119,11 +149,32 @@ impl Specialisation {
         }
     }
 
-    /// Only the operand formats (a kernel that only decodes A and B).
+    /// Only the operand formats (a kernel that only decodes A and B), and where the panels
+    /// live.
     pub fn operands_only(&self) -> Specialisation {
         Specialisation {
             operands: self.operands,
+            panel_textures: self.panel_textures,
             ..Default::default()
+        }
+    }
+
+    /// The same, the panels in textures (`on`) or storage buffers.
+    pub fn with_panel_textures(&self, on: bool) -> Specialisation {
+        Specialisation {
+            panel_textures: on,
+            ..*self
+        }
+    }
+
+    /// The panel kernels' panel bindings (12: the panel `pack` writes; 13, 14: A's and B's
+    /// panels) and their accessors: `panel_put(e, v)`, `panel_a(e)`, `panel_b(e)` for panel
+    /// vector `e` (four f32 values).
+    pub fn panels(&self) -> &'static str {
+        if self.panel_textures {
+            PANELS_TEXTURES
+        } else {
+            PANELS_BUFFERS
         }
     }
 
@@ -290,6 +341,7 @@ impl Specialisation {
         k.push(self.f64_arith as u32);
         k.push(self.broadcast as u32);
         k.push(self.quads as u32);
+        k.push(self.panel_textures as u32);
         k
     }
 }

@@ -6,7 +6,7 @@ use crate::accum::{Accumulator, GemmMode, GemmSpec};
 use crate::format::Format;
 use crate::gpu::Encoder;
 use crate::gpu::buffers::{upload_f32, zeroed};
-use crate::gpu::dispatch::{record_tiled, record_with};
+use crate::gpu::dispatch::{record_textured, record_tiled, record_with, record_with_textures};
 use crate::gpu::params::{FmtParams, GemmParams, PanelBlock, SplitParams, scaling_id};
 use crate::gpu::specialise::Specialisation;
 use crate::gpu::tiles::Tiles;
@@ -568,22 +568,52 @@ fn record_panels<P: SplitParams>(
         && 2 * wx == PANEL_LANES
         && n > PANEL_R * PANEL_LANES / 2;
     let thin = tall || ctx.thin_panels() && wy == 1 && m <= PANEL_R && wx == PANEL_LANES;
-    // One buffer per panel, grown to the largest view's (within PANEL_WORDS together).
-    let pa = ctx.scratch("GEMM panel A", bm * bk)?;
-    let pb = ctx.scratch("GEMM panel B", if thin { 1 } else { bn * bk })?;
+    // One texture (a CPU adapter) or buffer per panel, grown to the largest view's (within
+    // PANEL_WORDS together).
+    let textures = match ctx.panel_textures() {
+        true => {
+            let pa = ctx.scratch_texture("GEMM panel A", bm * bk / 4)?;
+            let pb = match thin {
+                true => pa.clone(), // not bound: `thin` has no B panel
+                false => ctx.scratch_texture("GEMM panel B", bn * bk / 4)?,
+            };
+            pa.zip(pb)
+        }
+        false => None,
+    };
+    let spec = &spec.with_panel_textures(textures.is_some());
+    let packs = packs.with_panel_textures(textures.is_some());
+    let panels = match &textures {
+        Some(_) => None,
+        None => Some((
+            ctx.scratch("GEMM panel A", bm * bk)?,
+            ctx.scratch("GEMM panel B", if thin { 1 } else { bn * bk })?,
+        )),
+    };
     let partial = ctx.scratch(
         "split-K partial sums",
         if splits > 1 { splits * m * n } else { 1 },
     )?;
-    let mut main_bindings = vec![(5, bias), (6, &*partial), (13, &*pa), (14, &*pb)];
-    main_bindings.extend(io.bindings());
+    let mut main_bindings = vec![(5, bias), (6, &*partial)];
     let mut thin_bindings = vec![
         (3, b.words()),
         (4, b.scales().unwrap_or(&none)),
         (5, bias),
         (6, &*partial),
-        (13, &*pa),
     ];
+    let (mut main_textures, mut thin_textures) = (vec![], vec![]);
+    match (&panels, &textures) {
+        (Some((pa, pb)), _) => {
+            main_bindings.extend([(13, &**pa), (14, &**pb)]);
+            thin_bindings.push((13, &**pa));
+        }
+        (None, Some((ta, tb))) => {
+            main_textures.extend([(13, ta.view()), (14, tb.view())]);
+            thin_textures.push((13, ta.view()));
+        }
+        (None, None) => unreachable!("panels in buffers where not in textures"),
+    }
+    main_bindings.extend(io.bindings());
     thin_bindings.extend(io.bindings());
     // Every kernel of the view is specialised to the layer (a convolution's indices divide
     // by its constants): `pack` and `thin` decode operands, `main` places its sums (the tap
@@ -628,12 +658,19 @@ fn record_panels<P: SplitParams>(
         (3, b.words()),
         (4, b.scales().unwrap_or(&none)),
     ];
-    let pack_into = |panel| {
-        let mut v = operands.to_vec();
-        v.push((12, panel));
-        v
-    };
-    let (a_bindings, b_bindings) = (pack_into(&*pa), pack_into(&*pb));
+    let mut pack_bindings = [operands.to_vec(), operands.to_vec()];
+    let mut pack_textures = [vec![], vec![]];
+    match (&panels, &textures) {
+        (Some((pa, pb)), _) => {
+            pack_bindings[0].push((12, &**pa));
+            pack_bindings[1].push((12, &**pb));
+        }
+        (None, Some((ta, tb))) => {
+            pack_textures[0].push((12, ta.view()));
+            pack_textures[1].push((12, tb.view()));
+        }
+        (None, None) => unreachable!("panels in buffers where not in textures"),
+    }
     // A view's last block along M or N is cut to the tiles that reach its edge (its panel
     // narrower, so `pack` is compiled for that width too).
     let (tm, tn) = (PANEL_R * wy, PANEL_R * wx);
@@ -656,14 +693,14 @@ fn record_panels<P: SplitParams>(
             params.set_block(&block);
             let pack_a = with_side(0, mb);
             let kernel = (name.as_str(), "pack", pack_a.as_slice());
-            record_with(
+            record_with_textures(
                 ctx,
                 enc,
                 kernel,
                 &packs,
                 (mb * kb / 4) as u32,
                 params,
-                &a_bindings,
+                (&pack_bindings[0], &pack_textures[0]),
             )?;
             for j0 in (0..n.max(1)).step_by(bn) {
                 let nb = width(n, j0, bn, tn);
@@ -680,39 +717,39 @@ fn record_panels<P: SplitParams>(
                 if thin {
                     let mut thin_constants = thin_constants.clone();
                     thin_constants.push(widths[0]);
-                    record_tiled(
+                    record_textured(
                         ctx,
                         enc,
                         (&name, "thin", &thin_constants),
                         &thin_spec,
                         grid,
                         &params,
-                        &thin_bindings,
+                        (&thin_bindings, &thin_textures),
                     )?;
                     continue;
                 }
                 let pack_b = with_side(1, nb);
                 let kernel = (name.as_str(), "pack", pack_b.as_slice());
-                record_with(
+                record_with_textures(
                     ctx,
                     enc,
                     kernel,
                     &packs,
                     (nb * kb / 4) as u32,
                     params,
-                    &b_bindings,
+                    (&pack_bindings[1], &pack_textures[1]),
                 )?;
                 let mut constants = constants.to_vec();
                 constants.extend(widths);
                 constants.extend(layer.iter().copied());
-                record_tiled(
+                record_textured(
                     ctx,
                     enc,
                     (&name, "main", &constants),
                     &main_spec,
                     grid,
                     &params,
-                    &main_bindings,
+                    (&main_bindings, &main_textures),
                 )?;
             }
         }

@@ -4,7 +4,7 @@ use crate::args::{self, Device};
 use lowp::atomic_file::write_atomic;
 use lowp::data::{Dataset, load_dir, synthetic::synthetic};
 use lowp::format::Format;
-use lowp::gpu::memory::{MemoryReport, Purpose, wgpu_buffer_bytes};
+use lowp::gpu::memory::{MemoryReport, Purpose, wgpu_memory_bytes};
 use lowp::train::cpu::CpuTrainer;
 use lowp::train::gpu::GpuTrainer;
 use lowp::train::model::Model;
@@ -690,7 +690,7 @@ pub fn run(a: &Args) -> Result<(), String> {
             let t = GpuTrainer::new(&ctx, plan.clone(), a.batch).map_err(|e| e.to_string())?;
             let ours = ctx.memory().since(&before);
             let fp32 = device_fp32.as_ref();
-            show_device(&ours, fp32, "start", wgpu_buffer_bytes(&ctx.device));
+            show_device(&ours, fp32, "start", wgpu_memory_bytes(&ctx.device));
             Trainer::Gpu(Box::new(t))
         }
     };
@@ -775,7 +775,7 @@ pub fn run(a: &Args) -> Result<(), String> {
             &now,
             device_fp32.as_ref(),
             when,
-            wgpu_buffer_bytes(t.device()),
+            wgpu_memory_bytes(t.device()),
         );
         println!("  peak while training   {:>12}", now.peak);
     }
