@@ -309,7 +309,7 @@ fn broadcast_a_values_equal_loading_them_in_every_lane() {
 
 /// Panels in textures (a CPU adapter's default) give the same bits as panels in storage
 /// buffers: the same values reach the same sums. Real-valued operands (the order of the
-/// sums shows), A's values scaled into the subnormal range with B's scaled up (a texel
+/// sums shows), fp32, 8-bit and 6-bit codes (some across two words, with MX block scales), A's values scaled into the subnormal range with B's scaled up (a texel
 /// path that flushed subnormals changes every sum), infinities and a NaN among them, -0;
 /// a 64 x 64 view (K 1030: slices), thin and tall views, packed operands, convolutions
 /// (forward, backward data as its im2col view, weight gradient), and small panel budgets
@@ -327,7 +327,12 @@ fn panels_in_textures_equal_panels_in_buffers_bit_for_bit() {
             panels(words).with_panel_textures(true),
             panels(words).with_panel_textures(false),
         );
-        for (fa, fb, fc) in [("fp32", "fp32", "fp32"), ("e4m3", "e5m2", "bf16")] {
+        let formats = [
+            ("fp32", "fp32", "fp32"),
+            ("e4m3", "e5m2", "bf16"),
+            ("e3m2", "mxfp6_e2m3", "fp32"), // 6-bit codes across words, block scales
+        ];
+        for (fa, fb, fc) in formats {
             let q = |f: &str| QuantSpec::new(f.parse().unwrap());
             let spec = GemmSpec {
                 out: q(fc),

@@ -85,7 +85,10 @@ fn every_specialised_kernel_validates() {
                 assert_eq!(src.contains("subgroupBroadcast"), s.broadcast, "{k}");
             }
             if src.contains("fn panel_a(") {
-                assert!(!src.contains("$PANELS"), "{k}: the panels' placeholder left");
+                assert!(
+                    !src.contains("$PANELS"),
+                    "{k}: the panels' placeholder left"
+                );
                 let textures = src.contains("pa: texture_2d<f32>");
                 assert_eq!(textures, s.panel_textures, "{k}: the panels' bindings");
             }
