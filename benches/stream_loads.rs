@@ -1,0 +1,161 @@
+//! What a streaming load (invocation q reads 16-byte vector q and writes it doubled) costs on
+//! this adapter, three ways, alternated five times: each lane loading its own vector from a
+//! storage buffer; a subgroup-sized workgroup loading its eight vectors at addresses the
+//! same in every lane (outside any branch or loop) and each lane keeping its own with
+//! selects; and each lane fetching its texel from an rgba32float texture. Wall clock of one
+//! submission of 5 dispatches over 1 Mi vectors after a warm-up. (llvmpipe 22.3 loads a
+//! storage value whose address differs across lanes lane by lane, and one the same in every
+//! lane, outside control flow, once.)
+
+mod common;
+
+use common::{raw_kernel, raw_seconds};
+use lowp::gpu::GpuContext;
+
+/// Vectors per dispatch.
+const N: u32 = 1 << 20;
+/// The texture's width in texels.
+const W: u32 = 1024;
+
+/// Chunks of eight vectors a workgroup of the uniform way takes.
+const CHUNKS: u32 = 8;
+/// Workgroups along x of every dispatch.
+const GX: u32 = 1024;
+
+/// The three ways to load.
+const WAYS: [&str; 3] = ["lane by lane", "uniform and selected", "texture"];
+
+/// The kernel for way `w` of [`WAYS`].
+fn kernel(w: usize) -> String {
+    let out = "@group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;";
+    match w {
+        0 => format!(
+            "@group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
+            {out}
+            @compute @workgroup_size(64)
+            fn main(@builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(local_invocation_id) lid: vec3<u32>) {{
+                let q = (wid.y * {GX}u + wid.x) * 64u + lid.x;
+                out[q] = 2.0 * src[q];
+            }}"
+        ),
+        1 => {
+            // Eight chunks of eight vectors a workgroup, unrolled (a loop would be control
+            // flow, where llvmpipe loads lane by lane again).
+            let mut body = String::new();
+            for c in 0..CHUNKS {
+                let base = format!("(((wid.y * {GX}u + wid.x) * {CHUNKS}u + {c}u) * 8u)");
+                for t in 0..8 {
+                    body.push_str(&format!("let v{c}_{t} = src[{base} + {t}u];\n"));
+                }
+                body.push_str(&format!("var v{c} = v{c}_0;\n"));
+                for t in 1..8 {
+                    body.push_str(&format!("v{c} = select(v{c}, v{c}_{t}, lid.x == {t}u);\n"));
+                }
+                body.push_str(&format!("out[{base} + lid.x] = 2.0 * v{c};\n"));
+            }
+            format!(
+                "@group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
+                {out}
+                @compute @workgroup_size(8)
+                fn main(@builtin(workgroup_id) wid: vec3<u32>,
+                        @builtin(local_invocation_id) lid: vec3<u32>) {{
+                    {body}
+                }}"
+            )
+        }
+        _ => format!(
+            "@group(0) @binding(1) var src: texture_2d<f32>;
+            {out}
+            @compute @workgroup_size(64)
+            fn main(@builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(local_invocation_id) lid: vec3<u32>) {{
+                let q = (wid.y * {GX}u + wid.x) * 64u + lid.x;
+                out[q] = 2.0 * textureLoad(src, vec2(q % {W}u, q / {W}u), 0);
+            }}"
+        ),
+    }
+}
+
+fn main() {
+    let ctx = GpuContext::new().unwrap_or_else(|e| panic!("{e}"));
+    let d = &ctx.device;
+    let tex = d.create_texture(&wgpu::TextureDescriptor {
+        label: Some("stream source"),
+        size: wgpu::Extent3d {
+            width: W,
+            height: N / W,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba32Float,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    });
+    let texture = tex.clone();
+    let tex = tex.create_view(&Default::default());
+    let buffer = || {
+        d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("stream"),
+            size: (N * 16) as u64,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        })
+    };
+    let (src, out) = (buffer(), buffer());
+    let copy_src = d.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("copy source"),
+        size: (N * 16) as u64,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    println!(
+        "adapter: {} ({:?}, {:?})",
+        ctx.info.name, ctx.info.backend, ctx.info.device_type
+    );
+    let mut best = [f64::MAX; 3];
+    for round in 0..15 {
+        let w = round % 3;
+        let s = match w {
+            2 => wgpu::BindingResource::TextureView(&tex),
+            _ => src.as_entire_binding(),
+        };
+        let kernel = raw_kernel(&ctx, &kernel(w), vec![(1, s), (2, out.as_entire_binding())]);
+        let groups = if w == 1 { N / 8 / CHUNKS } else { N / 64 };
+        let run = |reps: u32| raw_seconds(&ctx, &kernel, (GX, groups / GX, 1), reps);
+        run(1);
+        let ns = run(5) / N as f64 * 1e9;
+        best[w] = best[w].min(ns);
+        println!("{}: {ns:.2} ns per vector", WAYS[w]);
+    }
+    // What filling the texture from a buffer costs (one copy of every vector).
+    let copy = |reps: u32| {
+        let t0 = std::time::Instant::now();
+        let mut enc = d.create_command_encoder(&Default::default());
+        for _ in 0..reps {
+            enc.copy_buffer_to_texture(
+                wgpu::TexelCopyBufferInfo {
+                    buffer: &copy_src,
+                    layout: wgpu::TexelCopyBufferLayout {
+                        offset: 0,
+                        bytes_per_row: Some(16 * W),
+                        rows_per_image: None,
+                    },
+                },
+                texture.as_image_copy(),
+                texture.size(),
+            );
+        }
+        ctx.queue.submit([enc.finish()]);
+        ctx.wait().unwrap();
+        t0.elapsed().as_secs_f64() / reps as f64 / N as f64 * 1e9
+    };
+    copy(1);
+    println!("copy buffer to texture: {:.2} ns per vector", copy(5));
+    println!(
+        "best of 5: {} {:.2}, {} {:.2}, {} {:.2} ns per vector",
+        WAYS[0], best[0], WAYS[1], best[1], WAYS[2], best[2]
+    );
+}
