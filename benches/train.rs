@@ -1,7 +1,8 @@
 //! Training step time and samples/s: the MLP, LeNet-5 and ResNet-8 at batch 64 under the
 //! fp32 and HFP8 maps (`LOWP_BENCH_BATCH`, `LOWP_BENCH_MODEL=mlp|lenet|resnet8` to narrow,
 //! `LOWP_BENCH_STEPS` timed steps).
-//! With `LOWP_PROFILE=1`, each case's GPU time per kernel too.
+//! With `LOWP_PROFILE=1` (timestamps) or `host` (wall clock, each dispatch alone), each
+//! case's time per kernel too.
 //!
 //! Wall-clock time per step, from upload of the batch to the step's loss on the host, over
 //! the built-in synthetic images (a step's cost does not depend on the pixels); ResNet-8 on

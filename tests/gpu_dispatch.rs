@@ -1,7 +1,8 @@
 //! Kernel parameters from the context's reused uniform chunks, and bind groups reused across
 //! submissions: every dispatch runs with its own parameters, across chunk boundaries within
 //! one encoder and again in a later encoder that reuses the same chunks and bind groups; a
-//! buffer a cached bind group binds is freed when its last handle goes.
+//! buffer a cached bind group binds is freed when its last handle goes; a host-timed
+//! profile changes none of it.
 
 mod common;
 
@@ -17,7 +18,33 @@ const N: usize = 64;
 
 #[test]
 fn every_dispatch_runs_with_its_own_parameters() {
-    let c = common::own_gpu();
+    dispatches_with_their_own_parameters(&common::own_gpu());
+}
+
+/// The same under a host-timed profile (`LOWP_PROFILE=host`), which submits what an encoder
+/// has recorded before and after each dispatch and waits for it: the same sums, and every
+/// dispatch in the profile.
+#[test]
+fn a_host_timed_profile_runs_each_dispatch_alone_with_its_parameters() {
+    let mut c = common::own_gpu();
+    c.profiler = Some(lowp::gpu::profile::Profiler::host_timed());
+    let dispatches = dispatches_with_their_own_parameters(&c);
+    let lines = c.profiler.as_ref().unwrap().take(&c).unwrap();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.kernel.starts_with("relu/") && l.seconds > 0.0)
+    );
+    let timed: usize = lines.iter().map(|l| l.dispatches).sum();
+    assert!(
+        timed >= 2 * dispatches,
+        "{timed} timed of {dispatches} calls a round"
+    );
+}
+
+/// Accumulates ReLU over enough dispatches to fill two parameter chunks and start a third,
+/// in two encoders, checking the sums; returns the calls a round.
+fn dispatches_with_their_own_parameters(c: &lowp::gpu::GpuContext) -> usize {
     // Enough dispatches to fill two chunks and start a third, at the device's offsets.
     let align = c
         .device
@@ -25,23 +52,23 @@ fn every_dispatch_runs_with_its_own_parameters() {
         .min_uniform_buffer_offset_alignment
         .max(16) as u64;
     let dispatches = 2 * (CHUNK / align) as usize + 3;
-    let x = upload_f32(&c, "ones", &[1.0; N]).unwrap();
-    let out = zeroed(&c, "counts", N).unwrap();
+    let x = upload_f32(c, "ones", &[1.0; N]).unwrap();
+    let out = zeroed(c, "counts", N).unwrap();
     // out[e] += relu(x[e]) = 1 for e below each dispatch's count: after all of them,
     // out[e] is the number of counts above e (small whole numbers, exact in f32).
     let mut expected = [0u32; N];
     for round in 0..2u64 {
         let count = |i: usize| 1 + (i * (37 + 26 * round as usize) + 5 * round as usize) % N;
-        let mut enc = Encoder::new(&c);
+        let mut enc = Encoder::new(c);
         for i in 0..dispatches {
             let n = count(i);
-            record_relu_forward(&c, &mut enc, &*x, Dst::Accumulate(&out), n).unwrap();
+            record_relu_forward(c, &mut enc, &*x, Dst::Accumulate(&out), n).unwrap();
             for e in expected.iter_mut().take(n) {
                 *e += 1;
             }
         }
         enc.submit();
-        let got: Vec<f32> = read_u32(&c, &out, N)
+        let got: Vec<f32> = read_u32(c, &out, N)
             .unwrap()
             .into_iter()
             .map(f32::from_bits)
@@ -49,6 +76,7 @@ fn every_dispatch_runs_with_its_own_parameters() {
         let want: Vec<f32> = expected.iter().map(|&k| k as f32).collect();
         assert_eq!(got, want, "round {round}, {dispatches} dispatches");
     }
+    dispatches
 }
 
 #[test]

@@ -241,10 +241,11 @@ impl GpuContext {
         };
         let specialise = std::env::var("LOWP_SPECIALISE").map_or(true, |v| v != "0");
         let tap_sums = std::env::var("LOWP_TAP_SUMS").map_or(true, |v| v != "0");
-        let profiler = std::env::var("LOWP_PROFILE")
-            .is_ok_and(|v| !v.is_empty() && v != "0")
-            .then(|| super::profile::Profiler::new(&device))
-            .flatten();
+        let profiler = match std::env::var("LOWP_PROFILE").as_deref() {
+            Err(_) | Ok("") | Ok("0") => None,
+            Ok("host") => Some(super::profile::Profiler::host_timed()),
+            Ok(_) => super::profile::Profiler::new(&device),
+        };
         let ledger = Arc::default();
         Ok(GpuContext {
             params: ParamRing::new(&device, &ledger),
@@ -305,10 +306,7 @@ impl GpuContext {
             scratch_textures: Mutex::default(),
             uniforms: Mutex::default(),
             ledger,
-            profiler: self
-                .profiler
-                .as_ref()
-                .and_then(|_| super::profile::Profiler::new(&self.device)),
+            profiler: self.profiler.as_ref().and_then(|p| p.fork(&self.device)),
             error: self.error.clone(),
         }
     }

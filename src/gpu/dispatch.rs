@@ -182,13 +182,20 @@ pub fn record_textured<P: bytemuck::Pod>(
             None => Ok(bind),
         }
     })?;
-    let timestamps = ctx
-        .profiler
-        .as_ref()
-        .and_then(|p| p.pass(format!("{kernel}/{entry} {gx}x{gy}x{gz}")));
+    let label = || format!("{kernel}/{entry} {gx}x{gy}x{gz}");
+    let host_timed = ctx.profiler.as_ref().filter(|p| p.is_host_timed());
+    if host_timed.is_some() {
+        enc.run_recorded(ctx)?;
+    }
+    let start = std::time::Instant::now();
+    let timestamps = ctx.profiler.as_ref().and_then(|p| p.pass(label()));
     let pass = enc.compute_pass(kernel, timestamps);
     pass.set_pipeline(&pipeline);
     pass.set_bind_group(0, &bind, &[]);
     pass.dispatch_workgroups(gx, gy, gz);
+    if let Some(p) = host_timed {
+        enc.run_recorded(ctx)?;
+        p.add(label(), start.elapsed().as_secs_f64());
+    }
     Ok(())
 }

@@ -73,6 +73,18 @@ impl Encoder {
         self.pass.as_mut().expect("a pass was just opened")
     }
 
+    /// Submits what was recorded so far (the parameters uploaded first) and waits for it to
+    /// run; recording goes on in a new command encoder. (A host-timed profile runs each
+    /// dispatch alone this way.)
+    pub fn run_recorded(&mut self, ctx: &GpuContext) -> Result<(), GpuError> {
+        self.pass = None;
+        self.params.upload(&self.queue);
+        let next = ctx.device.create_command_encoder(&Default::default());
+        let done = std::mem::replace(&mut self.enc, next);
+        self.queue.submit([done.finish()]);
+        ctx.wait()
+    }
+
     /// Ends the open pass (if any), uploads the kernel parameters and submits the commands
     /// to the queue; the parameter chunks go back to the context for the next encoder.
     pub fn submit(mut self) -> wgpu::SubmissionIndex {

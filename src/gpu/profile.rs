@@ -1,4 +1,6 @@
-//! Time per kernel from timestamp queries around each compute pass (`LOWP_PROFILE=1`).
+//! Time per kernel from timestamp queries around each compute pass (`LOWP_PROFILE=1`), or
+//! from the wall clock around each dispatch run alone (`LOWP_PROFILE=host`: on lavapipe the
+//! timestamps stop adding up once some kernels read textures).
 
 use super::buffers::{map_read, staging};
 use super::context::GpuContext;
@@ -12,8 +14,11 @@ const CAPACITY: u32 = 2048;
 
 /// Kernel time by name, summed over the passes recorded since the last [`Profiler::take`].
 pub struct Profiler {
-    queries: wgpu::QuerySet,
+    /// The timestamp queries (None: host-timed).
+    queries: Option<wgpu::QuerySet>,
     labels: Mutex<Vec<String>>,
+    /// Host-timed dispatches: label and seconds.
+    host: Mutex<Vec<(String, f64)>>,
 }
 
 /// One kernel's line of a profile.
@@ -41,14 +46,45 @@ impl Profiler {
             count: 2 * CAPACITY,
         });
         Some(Profiler {
-            queries,
+            queries: Some(queries),
             labels: Mutex::default(),
+            host: Mutex::default(),
         })
+    }
+
+    /// A profiler that times each dispatch on the host: the commands before it run to the
+    /// end, then it alone, submitted and waited for (its time includes a submission and a
+    /// wait, tens of microseconds on lavapipe).
+    pub fn host_timed() -> Profiler {
+        Profiler {
+            queries: None,
+            labels: Mutex::default(),
+            host: Mutex::default(),
+        }
+    }
+
+    /// Another profiler of the same kind on `device`.
+    pub fn fork(&self, device: &wgpu::Device) -> Option<Profiler> {
+        match self.queries {
+            Some(_) => Profiler::new(device),
+            None => Some(Profiler::host_timed()),
+        }
+    }
+
+    /// Whether each dispatch is timed on the host.
+    pub fn is_host_timed(&self) -> bool {
+        self.queries.is_none()
+    }
+
+    /// Adds a host-timed dispatch of `label`.
+    pub fn add(&self, label: String, seconds: f64) {
+        self.host.lock().unwrap().push((label, seconds));
     }
 
     /// The timestamp writes for a pass running `label`, or None once the profile is full
     /// (the pass then goes untimed).
     pub fn pass(&self, label: String) -> Option<wgpu::ComputePassTimestampWrites<'_>> {
+        let queries = self.queries.as_ref()?;
         let mut labels = self.labels.lock().unwrap();
         let i = labels.len() as u32;
         if i >= CAPACITY {
@@ -56,7 +92,7 @@ impl Profiler {
         }
         labels.push(label);
         Some(wgpu::ComputePassTimestampWrites {
-            query_set: &self.queries,
+            query_set: queries,
             beginning_of_pass_write_index: Some(2 * i),
             end_of_pass_write_index: Some(2 * i + 1),
         })
@@ -65,6 +101,10 @@ impl Profiler {
     /// Waits for the work submitted so far, reads its timestamps and starts a new profile;
     /// lines by total time, longest first.
     pub fn take(&self, ctx: &GpuContext) -> Result<Vec<ProfileLine>, GpuError> {
+        let Some(queries) = &self.queries else {
+            let timed = std::mem::take(&mut *self.host.lock().unwrap());
+            return Ok(lines(timed));
+        };
         let labels = std::mem::take(&mut *self.labels.lock().unwrap());
         if labels.is_empty() {
             return Ok(Vec::new());
@@ -79,30 +119,38 @@ impl Profiler {
         });
         let st = staging(ctx, bytes);
         let mut enc = Encoder::new(ctx);
-        enc.resolve_query_set(&self.queries, 0..n, &resolve, 0);
+        enc.resolve_query_set(queries, 0..n, &resolve, 0);
         enc.copy_buffer_to_buffer(&resolve, 0, &st, 0, bytes);
         enc.submit();
         let w = map_read(ctx, &st)?;
         let period = ctx.queue.get_timestamp_period() as f64;
         let tick = |i: usize| (w[2 * i + 1] as u64) << 32 | w[2 * i] as u64;
-        let mut by: HashMap<String, (usize, f64)> = HashMap::new();
-        for (i, label) in labels.into_iter().enumerate() {
+        let timed = labels.into_iter().enumerate().map(|(i, label)| {
             let ns = tick(2 * i + 1).saturating_sub(tick(2 * i)) as f64 * period;
-            let e = by.entry(label).or_default();
-            e.0 += 1;
-            e.1 += ns * 1e-9;
-        }
-        let mut lines: Vec<ProfileLine> = by
-            .into_iter()
-            .map(|(kernel, (dispatches, seconds))| ProfileLine {
-                kernel,
-                dispatches,
-                seconds,
-            })
-            .collect();
-        lines.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
-        Ok(lines)
+            (label, ns * 1e-9)
+        });
+        Ok(lines(timed.collect()))
     }
+}
+
+/// Timed dispatches summed by label, longest total first.
+fn lines(timed: Vec<(String, f64)>) -> Vec<ProfileLine> {
+    let mut by: HashMap<String, (usize, f64)> = HashMap::new();
+    for (label, seconds) in timed {
+        let e = by.entry(label).or_default();
+        e.0 += 1;
+        e.1 += seconds;
+    }
+    let mut lines: Vec<ProfileLine> = by
+        .into_iter()
+        .map(|(kernel, (dispatches, seconds))| ProfileLine {
+            kernel,
+            dispatches,
+            seconds,
+        })
+        .collect();
+    lines.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+    lines
 }
 
 /// A profile as a table: kernel, dispatches, milliseconds and share of the total.
