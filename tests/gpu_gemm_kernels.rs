@@ -391,5 +391,53 @@ fn panels_in_textures_equal_panels_in_buffers_bit_for_bit() {
                 "convolutions, {fa} x {fb} -> {fc}, {words} panel words"
             );
         }
+        // The panels did go in textures on one context and not on the other: the pool
+        // holds A's and B's panel textures only where they did.
+        for panel in ["GEMM panel A", "GEMM panel B"] {
+            assert!(
+                on.scratch_texture_rows(panel).is_some(),
+                "{panel}: no texture"
+            );
+            assert_eq!(off.scratch_texture_rows(panel), None, "{panel}: a texture");
+        }
     }
+}
+
+/// The portable kernels (every format from the parameters, `LOWP_SPECIALISE=0`) take the
+/// panels in textures too, with the same bits as in buffers: a 64 x 64 x 1030 product and
+/// a thin view, fp32 and e4m3 operands.
+#[test]
+fn portable_kernels_take_panels_in_textures_bit_for_bit() {
+    let panels = |on: bool| {
+        common::gpu()
+            .with_gemm_panels(true)
+            .with_specialise(false)
+            .with_panel_textures(on)
+    };
+    let (on, off) = (panels(true), panels(false));
+    for f in ["fp32", "e4m3"] {
+        let q = QuantSpec::new(f.parse().unwrap());
+        for (m, n, k) in [(64, 64, 1030), (6, 2100, 101)] {
+            let (xa, xb) = (
+                common::uniform(m * k, 17, 2.0),
+                common::uniform(k * n, 18, 2.0),
+            );
+            let run = |ctx: &GpuContext| {
+                let (ta, _) = ops::quantize(ctx, &xa, &[m, k], &q).unwrap();
+                let (tb, _) = ops::quantize(ctx, &xb, &[k, n], &q).unwrap();
+                let (tc, _) = ops::gemm(ctx, &ta, &tb, None, &GemmSpec::new()).unwrap();
+                tc.read_words(ctx).unwrap()
+            };
+            assert_eq!(run(&on), run(&off), "{m}x{n}x{k} {f}, portable kernels");
+        }
+    }
+    assert!(
+        on.scratch_texture_rows("GEMM panel A").is_some(),
+        "no panel texture"
+    );
+    assert_eq!(
+        off.scratch_texture_rows("GEMM panel A"),
+        None,
+        "a panel texture"
+    );
 }

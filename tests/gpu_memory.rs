@@ -75,6 +75,7 @@ fn the_ledger_counts_pooled_textures() {
     );
     let taller = c.scratch_texture("test texture", 5000).unwrap().unwrap();
     assert_eq!(taller.size(), (1024, 5));
+    assert_eq!(c.scratch_texture_rows("test texture"), Some(5));
     drop((t, again));
     let now = c.memory().since(&before);
     assert_eq!(

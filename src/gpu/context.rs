@@ -232,10 +232,11 @@ impl GpuContext {
         // fetches a texel with vector loads: the panels go in textures there.
         let panel_textures = match std::env::var("LOWP_PANEL_TEXTURES").as_deref() {
             Ok("0") => false,
+            Ok("1") => true,
             Err(_) | Ok("") => info.device_type == wgpu::DeviceType::Cpu,
             Ok(other) => {
                 return Err(GpuError::Invalid(format!(
-                    "LOWP_PANEL_TEXTURES={other:?}: expected \"0\" (off) or unset"
+                    "LOWP_PANEL_TEXTURES={other:?}: expected \"0\" (off), \"1\" (on) or unset"
                 )));
             }
         };
@@ -346,7 +347,7 @@ impl GpuContext {
 
     /// Whether the panel kernels keep their panels in rgba32float textures (the default on
     /// a CPU adapter, where a texel is fetched with vector loads and a storage value lane
-    /// by lane; `LOWP_PANEL_TEXTURES=0` turns it off) rather than storage buffers.
+    /// by lane; `LOWP_PANEL_TEXTURES=0` or `1` chooses) rather than storage buffers.
     pub fn panel_textures(&self) -> bool {
         self.panel_textures
     }
@@ -514,6 +515,13 @@ impl GpuContext {
         let t = DeviceTexture::track(texture, bytes, Purpose::Temporary, &self.ledger);
         pool.insert(purpose, t.clone());
         Ok(Some(t))
+    }
+
+    /// The rows of the texture the pool holds for `purpose` (see
+    /// [`GpuContext::scratch_texture`]), if it holds one.
+    pub fn scratch_texture_rows(&self, purpose: &'static str) -> Option<u32> {
+        let pool = self.scratch_textures.lock().unwrap();
+        pool.get(purpose).map(|t| t.size().1)
     }
 
     /// A uniform buffer holding `value`, shared by every call with the same bytes (so that

@@ -75,7 +75,7 @@ impl Encoder {
 
     /// Submits what was recorded so far (the parameters uploaded first) and waits for it to
     /// run; recording goes on in a new command encoder. (A host-timed profile runs each
-    /// dispatch alone this way.)
+    /// dispatch alone this way; what ran stays done even if the encoder is then dropped.)
     pub fn run_recorded(&mut self, ctx: &GpuContext) -> Result<(), GpuError> {
         self.pass = None;
         self.params.upload(&self.queue);

@@ -36,6 +36,8 @@ pub struct ParamSlot {
 pub struct ParamArena {
     ring: Arc<ParamRing>,
     chunks: Vec<(DeviceBuffer, Vec<u8>)>,
+    /// Bytes of each chunk already uploaded.
+    uploaded: Vec<usize>,
 }
 
 impl ParamRing {
@@ -70,6 +72,7 @@ impl ParamArena {
         ParamArena {
             ring: ring.clone(),
             chunks: Vec::new(),
+            uploaded: Vec::new(),
         }
     }
 
@@ -94,13 +97,16 @@ impl ParamArena {
         }
     }
 
-    /// Queues the upload of what was written (before the next submission's commands run).
-    pub fn upload(&self, queue: &wgpu::Queue) {
-        for (buffer, data) in &self.chunks {
-            if !data.is_empty() {
-                queue.write_buffer(buffer, 0, data);
+    /// Queues the upload of what was written since the last upload (before the next
+    /// submission's commands run).
+    pub fn upload(&mut self, queue: &wgpu::Queue) {
+        for (i, (buffer, data)) in self.chunks.iter().enumerate() {
+            let done = self.uploaded.get(i).copied().unwrap_or(0);
+            if data.len() > done {
+                queue.write_buffer(buffer, done as u64, &data[done..]);
             }
         }
+        self.uploaded = self.chunks.iter().map(|(_, d)| d.len()).collect();
     }
 }
 

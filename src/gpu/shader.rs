@@ -285,8 +285,9 @@ fn assemble_pieces(libs: &[&str], name: &str, body: &str, spec: &Specialisation)
     src
 }
 
-/// Where a kernel's text takes the panel declarations of its specialisation.
-const PANELS: &str = "// $PANELS\n";
+/// Where a kernel's text takes the panel declarations of its specialisation (the line's
+/// end left as the checkout has it, LF or CRLF).
+const PANELS: &str = "// $PANELS";
 
 /// The soft-float scaling of E4M3-scaled blocks around rounding and decoding.
 const BLOCK_E4M3: &str = include_str!("../../shaders/lib/block_e4m3.wgsl");
