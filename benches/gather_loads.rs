@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{raw_kernel, raw_seconds};
+use common::{raw_kernel, raw_seconds, texture};
 use lowp::gpu::GpuContext;
 
 /// Values gathered per dispatch.
@@ -40,22 +40,14 @@ fn kernel(texture: bool) -> String {
 fn main() {
     let ctx = GpuContext::new().unwrap_or_else(|e| panic!("{e}"));
     let d = &ctx.device;
-    let tex = d
-        .create_texture(&wgpu::TextureDescriptor {
-            label: Some("gather source"),
-            size: wgpu::Extent3d {
-                width: W,
-                height: N / W,
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::R32Float,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING,
-            view_formats: &[],
-        })
-        .create_view(&Default::default());
+    let tex = texture(
+        &ctx,
+        "gather source",
+        (W, N / W),
+        wgpu::TextureFormat::R32Float,
+        wgpu::TextureUsages::TEXTURE_BINDING,
+    )
+    .create_view(&Default::default());
     let buffer = || {
         d.create_buffer(&wgpu::BufferDescriptor {
             label: Some("gather"),

@@ -60,20 +60,13 @@ fn main() {
     let ctx = GpuContext::new().unwrap_or_else(|e| panic!("{e}"));
     let d = &ctx.device;
     let texture = || {
-        d.create_texture(&wgpu::TextureDescriptor {
-            label: Some("panel"),
-            size: wgpu::Extent3d {
-                width: N / 4,
-                height: N,
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba32Float,
-            usage: wgpu::TextureUsages::TEXTURE_BINDING,
-            view_formats: &[],
-        })
+        common::texture(
+            &ctx,
+            "panel",
+            (N / 4, N),
+            wgpu::TextureFormat::Rgba32Float,
+            wgpu::TextureUsages::TEXTURE_BINDING,
+        )
         .create_view(&Default::default())
     };
     let buffer = || {

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{raw_kernel, raw_seconds};
+use common::{raw_kernel, raw_seconds, texture};
 use lowp::gpu::GpuContext;
 
 /// Vectors per dispatch.
@@ -80,20 +80,13 @@ fn kernel(w: usize) -> String {
 fn main() {
     let ctx = GpuContext::new().unwrap_or_else(|e| panic!("{e}"));
     let d = &ctx.device;
-    let tex = d.create_texture(&wgpu::TextureDescriptor {
-        label: Some("stream source"),
-        size: wgpu::Extent3d {
-            width: W,
-            height: N / W,
-            depth_or_array_layers: 1,
-        },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: wgpu::TextureFormat::Rgba32Float,
-        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-        view_formats: &[],
-    });
+    let tex = texture(
+        &ctx,
+        "stream source",
+        (W, N / W),
+        wgpu::TextureFormat::Rgba32Float,
+        wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+    );
     let texture = tex.clone();
     let tex = tex.create_view(&Default::default());
     let buffer = || {

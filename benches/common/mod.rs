@@ -86,3 +86,27 @@ pub fn raw_seconds(
     ctx.wait().unwrap();
     t0.elapsed().as_secs_f64() / reps as f64
 }
+
+/// A 2-D texture of `width` x `height` texels of `format` for the load benches.
+pub fn texture(
+    ctx: &GpuContext,
+    label: &str,
+    (width, height): (u32, u32),
+    format: wgpu::TextureFormat,
+    usage: wgpu::TextureUsages,
+) -> wgpu::Texture {
+    ctx.device.create_texture(&wgpu::TextureDescriptor {
+        label: Some(label),
+        size: wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format,
+        usage,
+        view_formats: &[],
+    })
+}

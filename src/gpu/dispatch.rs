@@ -103,22 +103,13 @@ pub fn record_groups<P: bytemuck::Pod>(
 pub fn record_tiled<P: bytemuck::Pod>(
     ctx: &GpuContext,
     enc: &mut Encoder,
-    (kernel, entry, constants): (&str, &str, &[(&str, f64)]),
+    kernel: (&str, &str, &[(&str, f64)]),
     spec: &Specialisation,
-    (gx, gy, gz): (u32, u32, u32),
+    grid: (u32, u32, u32),
     params: &P,
     bindings: &[(u32, &wgpu::Buffer)],
 ) -> Result<(), GpuError> {
-    let kernel = (kernel, entry, constants);
-    record_textured(
-        ctx,
-        enc,
-        kernel,
-        spec,
-        (gx, gy, gz),
-        params,
-        (bindings, &[]),
-    )
+    record_textured(ctx, enc, kernel, spec, grid, params, (bindings, &[]))
 }
 
 /// Like [`record_tiled`], with texture views bound beside the buffers.
