@@ -10,6 +10,10 @@
 
 override WX: u32 = 8u;
 override WY: u32 = 8u;
+// K slices side by side in one workgroup of `main` (lid.z the slice within the group): a
+// view narrower than a SIMD row of lanes (a 6 x 25 weight gradient's 4 invocations) fills
+// the lanes with its slices, which it would otherwise run half empty, one group a slice.
+override KS: u32 = 1u;
 // The panel `pack` writes: A's (0) or B's (1), and its width (pan_m or pan_n), a constant
 // so that its division is a multiplication.
 override SIDE: u32 = 0u;
@@ -163,7 +167,7 @@ fn put_tile(i: u32, j: u32, slice: u32, tile: Tile, tall: bool) {
     }
 }
 
-@compute @workgroup_size(WX, WY)
+@compute @workgroup_size(WX, WY, KS)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let lx = lid.x;
     let ly = lid.y;
@@ -173,7 +177,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let sb = PN / 4u;
     let ia = row / 4u;
     let jb = col / 4u;
-    let k_begin = wid.z * G.k_split;
+    // The block's slice (a last group's lanes past the block's slices sum nothing and
+    // store nothing).
+    let slice = wid.z * KS + lid.z;
+    let k_begin = slice * G.k_split;
     let k_end = min(G.blk.k, k_begin + G.k_split);
     var c = Tile();
     if (spreads_a()) {
@@ -198,10 +205,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             c = rank1(c, a0, a1, b0, b1);
         }
     }
-    let i = G.blk.i0 + row;
-    let j = G.blk.j0 + col;
-    let s = G.blk.slice0 + wid.z;
-    put_tile(i, j, s, c, false);
+    if (k_begin < G.blk.k) {
+        put_tile(G.blk.i0 + row, G.blk.j0 + col, G.blk.slice0 + slice, c, false);
+    }
 }
 
 // B's value (k, j) of the block, decoded from its packed codes; zero beyond the view.

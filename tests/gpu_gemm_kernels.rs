@@ -441,3 +441,75 @@ fn portable_kernels_take_panels_in_textures_bit_for_bit() {
         "a panel texture"
     );
 }
+
+/// A view narrower than a SIMD row of lanes (6 x 25: 4 invocations) whose K is split takes
+/// its slices side by side in one workgroup of `main`; its sums are the same slices added in
+/// the same order as a wide view's (6 x 128: 16 invocations, a slice a workgroup) with the
+/// same A, the same K slices and B's first 25 columns, so its columns equal those bit for
+/// bit. Real-valued operands (the order shows): fp32, and e4m3 x e5m2 rounded to bf16; K
+/// 4096 (16 slices, two a workgroup) and 1380 (5 slices: the last workgroup's second lane
+/// has none).
+#[test]
+fn slices_side_by_side_equal_a_slice_a_workgroup_bit_for_bit() {
+    let ctx = common::gpu().with_gemm_panels(true).with_thin_panels(false);
+    let (m, narrow, wide) = (6, 25, 128);
+    assert_eq!(ops::gemm::panel_lanes(m, narrow), (4, 1), "4 invocations");
+    assert_eq!(ops::gemm::panel_lanes(m, wide), (16, 1), "16 invocations");
+    for (k, slices) in [(4096, 16), (1380, 5)] {
+        check_slices_side_by_side(&ctx, (m, k, narrow, wide), slices);
+    }
+}
+
+/// One shape of [`slices_side_by_side_equal_a_slice_a_workgroup_bit_for_bit`].
+fn check_slices_side_by_side(
+    ctx: &GpuContext,
+    (m, k, narrow, wide): (usize, usize, usize, usize),
+    slices: usize,
+) {
+    let cut = |n| ops::gemm::panel_blocks(ctx, (m, n, k), ctx.panel_words());
+    let (b_narrow, b_wide) = (cut(narrow), cut(wide));
+    assert_eq!(b_narrow.4, slices, "K split: {b_narrow:?}");
+    assert_eq!(ops::gemm::slices_per_group(4, slices), 2, "two a workgroup");
+    assert_eq!(
+        ops::gemm::slices_per_group(16, slices),
+        1,
+        "one a workgroup"
+    );
+    assert_eq!(
+        (b_narrow.2, b_narrow.3, b_narrow.4),
+        (b_wide.2, b_wide.3, b_wide.4),
+        "the same blocks and slices along K"
+    );
+    let xa = common::uniform(m * k, 11, 2.0);
+    let xb_wide = common::uniform(k * wide, 12, 2.0);
+    let xb: Vec<f32> = (0..k)
+        .flat_map(|r| xb_wide[r * wide..r * wide + narrow].to_vec())
+        .collect();
+    for (fa, fb, fc) in [("fp32", "fp32", "fp32"), ("e4m3", "e5m2", "bf16")] {
+        let (qa, qb) = (
+            QuantSpec::new(fa.parse().unwrap()),
+            QuantSpec::new(fb.parse().unwrap()),
+        );
+        let spec = GemmSpec {
+            out: QuantSpec::new(fc.parse().unwrap()),
+            ..GemmSpec::new()
+        };
+        let run = |xb: &[f32], n: usize| {
+            let (ta, _) = ops::quantize(ctx, &xa, &[m, k], &qa).unwrap();
+            let (tb, _) = ops::quantize(ctx, xb, &[k, n], &qb).unwrap();
+            let (tc, _) = ops::gemm(ctx, &ta, &tb, None, &spec).unwrap();
+            ops::dequantize(ctx, &tc).unwrap()
+        };
+        let (c_narrow, c_wide) = (run(&xb, narrow), run(&xb_wide, wide));
+        for i in 0..m {
+            for j in 0..narrow {
+                let (x, y) = (c_narrow[i * narrow + j], c_wide[i * wide + j]);
+                assert_eq!(
+                    x.to_bits(),
+                    y.to_bits(),
+                    "C[{i}][{j}], K {k}, {fa} x {fb} -> {fc}: {x} narrow, {y} wide"
+                );
+            }
+        }
+    }
+}

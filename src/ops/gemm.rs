@@ -484,6 +484,17 @@ pub fn panel_lanes(m: usize, n: usize) -> (usize, usize) {
     (wx, wy)
 }
 
+/// K slices a workgroup of `main` takes side by side: a workgroup of `lanes` invocations
+/// fewer than one SIMD row of lanes (8, a CPU adapter's) fills it with slices where K is
+/// split into `splits`; else one.
+pub fn slices_per_group(lanes: usize, splits: usize) -> usize {
+    if splits > 1 && lanes < 8 {
+        (8 / lanes).min(splits)
+    } else {
+        1
+    }
+}
+
 /// How a view is cut for the panel kernel: the blocks' rows, columns and products, and the
 /// K slices (split-K) of its sums: (block rows, block columns, block products, slice length,
 /// slices in all). The two panels of a block hold at most `words` f32 words of data
@@ -625,9 +636,11 @@ fn record_panels<P: SplitParams>(
     // Whole rows of four output words: `main` and `thin` store each four sums as one
     // vector (and round them together), compiled with the output's words as 16-byte vectors.
     let quads = params.rows_in_quads() && splits == 1;
+    let ks = slices_per_group(wx * wy, splits);
     let constants = [
         ("WX", wx as f64),
         ("WY", wy as f64),
+        ("KS", ks as f64),
         store[0],
         store[1],
         ("QUAD_OUT", quads as u32 as f64),
@@ -710,11 +723,12 @@ fn record_panels<P: SplitParams>(
                 let grid = (
                     (nb / tn) as u32,
                     (mb / tm) as u32,
-                    kb.div_ceil(k_split) as u32,
+                    kb.div_ceil(k_split).div_ceil(ks) as u32,
                 );
                 // The panels' widths are the product's constants too.
                 let widths = [("PM", mb as f64), ("PN", nb as f64)];
                 if thin {
+                    let grid = (grid.0, grid.1, kb.div_ceil(k_split) as u32);
                     let mut thin_constants = thin_constants.clone();
                     thin_constants.push(widths[0]);
                     record_textured(
