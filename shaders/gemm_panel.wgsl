@@ -128,7 +128,7 @@ fn rank1(t: Tile, a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>) ->
 // rows are whole subgroups of 8 consecutive invocations (WX a multiple of 8), so a
 // subgroup shares its rows and their A values.
 fn spreads_a() -> bool {
-    return BROADCAST && WX % 8u == 0u;
+    return BROADCAST && WX % 8u == 0u && KS == 1u;
 }
 
 // A's eight values of product k from panel vectors v and v + 1, spread to every lane of the

@@ -448,7 +448,7 @@ fn portable_kernels_take_panels_in_textures_bit_for_bit() {
 /// same A, the same K slices and B's first 25 columns, so its columns equal those bit for
 /// bit. Real-valued operands (the order shows): fp32, and e4m3 x e5m2 rounded to bf16; K
 /// 4096 (16 slices, two a workgroup) and 1380 (5 slices: the last workgroup's second lane
-/// has none).
+/// has none), and K 4096 through a small panel budget (two K blocks).
 #[test]
 fn slices_side_by_side_equal_a_slice_a_workgroup_bit_for_bit() {
     let ctx = common::gpu().with_gemm_panels(true).with_thin_panels(false);
@@ -456,8 +456,11 @@ fn slices_side_by_side_equal_a_slice_a_workgroup_bit_for_bit() {
     assert_eq!(ops::gemm::panel_lanes(m, narrow), (4, 1), "4 invocations");
     assert_eq!(ops::gemm::panel_lanes(m, wide), (16, 1), "16 invocations");
     for (k, slices) in [(4096, 16), (1380, 5)] {
-        check_slices_side_by_side(&ctx, (m, k, narrow, wide), slices);
+        check_slices_side_by_side(&ctx, (m, k, narrow, wide), slices, false);
     }
+    // Panels of 81,920 words: the narrow view in two K blocks (the second's slices from 8).
+    let small = ctx.with_panel_words(81_920);
+    check_slices_side_by_side(&small, (m, 4096, narrow, wide), 16, true);
 }
 
 /// One shape of [`slices_side_by_side_equal_a_slice_a_workgroup_bit_for_bit`].
@@ -465,6 +468,7 @@ fn check_slices_side_by_side(
     ctx: &GpuContext,
     (m, k, narrow, wide): (usize, usize, usize, usize),
     slices: usize,
+    blocks: bool,
 ) {
     let cut = |n| ops::gemm::panel_blocks(ctx, (m, n, k), ctx.panel_words());
     let (b_narrow, b_wide) = (cut(narrow), cut(wide));
@@ -475,11 +479,13 @@ fn check_slices_side_by_side(
         1,
         "one a workgroup"
     );
+    // The same slices along K (the blocks, whole slices each, may differ).
     assert_eq!(
-        (b_narrow.2, b_narrow.3, b_narrow.4),
-        (b_wide.2, b_wide.3, b_wide.4),
-        "the same blocks and slices along K"
+        (b_narrow.3, b_narrow.4),
+        (b_wide.3, b_wide.4),
+        "the same slices along K"
     );
+    assert_eq!(b_narrow.2 < k, blocks, "K in blocks: {b_narrow:?}");
     let xa = common::uniform(m * k, 11, 2.0);
     let xb_wide = common::uniform(k * wide, 12, 2.0);
     let xb: Vec<f32> = (0..k)
