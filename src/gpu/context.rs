@@ -69,6 +69,28 @@ fn device_type_name(t: wgpu::DeviceType) -> &'static str {
     }
 }
 
+/// The Mesa release (major, minor) in a driver's description, as "Mesa 22.3.6 (LLVM 15.0.6)".
+pub fn mesa_version(driver_info: &str) -> Option<(u32, u32)> {
+    let rest = &driver_info[driver_info.find("Mesa ")? + 5..];
+    let mut parts = rest.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// A line for the capability report where the driver is known to run lowp's kernels slowly.
+fn driver_note(driver: &str, driver_info: &str) -> String {
+    match mesa_version(driver_info) {
+        Some(v) if driver == "llvmpipe" && v < (23, 0) => format!(
+            "\nnote: lavapipe {}.{} loads a storage value lane by lane through the stack; \
+             training steps ran 1.5-2.6x faster on lavapipe 25.0 on the same host \
+             (BENCHMARKS.md, session 26)",
+            v.0, v.1
+        ),
+        _ => String::new(),
+    }
+}
+
 /// The names of a set of backends, e.g. "vulkan, gl".
 fn backend_names(b: wgpu::Backends) -> String {
     let names: Vec<&str> = [
@@ -585,12 +607,13 @@ impl GpuContext {
         let l = self.device.limits();
         let yes = |b: bool| if b { "yes" } else { "no" };
         format!(
-            "adapter: {} ({}, {})\ndriver: {} {}\nshader-f16: {}\nshader-f64: {}\nsubgroups: {}\ndot4I8Packed (WGSL): {}\ncooperative matrix: {}\ntimestamp queries: {}\nmax storage buffer binding: {} MiB\nmax buffer: {} MiB\nmax workgroups per dimension: {}\nGEMM with f32 sums: {}\nGEMM tiles: {}\nkernels: {}",
+            "adapter: {} ({}, {})\ndriver: {} {}{}\nshader-f16: {}\nshader-f64: {}\nsubgroups: {}\ndot4I8Packed (WGSL): {}\ncooperative matrix: {}\ntimestamp queries: {}\nmax storage buffer binding: {} MiB\nmax buffer: {} MiB\nmax workgroups per dimension: {}\nGEMM with f32 sums: {}\nGEMM tiles: {}\nkernels: {}",
             self.info.name,
             self.info.backend.to_str(),
             device_type_name(self.info.device_type),
             self.info.driver,
             self.info.driver_info,
+            driver_note(&self.info.driver, &self.info.driver_info),
             yes(f.contains(wgpu::Features::SHADER_F16)),
             yes(self.adapter.features().contains(wgpu::Features::SHADER_F64)),
             match (
@@ -640,5 +663,25 @@ impl GpuContext {
                 _ => "portable, every format read from the parameters (LOWP_SPECIALISE=0)",
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{driver_note, mesa_version};
+
+    #[test]
+    fn mesa_versions_are_read_from_the_driver_description() {
+        assert_eq!(mesa_version("Mesa 22.3.6 (LLVM 15.0.6)"), Some((22, 3)));
+        assert_eq!(
+            mesa_version("Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6)"),
+            Some((25, 0))
+        );
+        assert_eq!(mesa_version("565.57.01"), None);
+        assert_eq!(mesa_version("Mesa"), None);
+        assert_eq!(mesa_version("Mesa 24"), None);
+        assert!(driver_note("llvmpipe", "Mesa 22.3.6 (LLVM 15.0.6)").contains("lavapipe 22.3"));
+        assert_eq!(driver_note("llvmpipe", "Mesa 25.0.7 (LLVM 15.0.6)"), "");
+        assert_eq!(driver_note("NVIDIA", "565.57.01"), "");
     }
 }
