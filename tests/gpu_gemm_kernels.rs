@@ -30,6 +30,16 @@ fn contexts() -> Vec<(&'static str, GpuContext)> {
     ]
 }
 
+/// Operands in formats `fa` and `fb`, and a GEMM rounding its output to `fc`.
+fn specs(fa: &str, fb: &str, fc: &str) -> (QuantSpec, QuantSpec, GemmSpec) {
+    let q = |f: &str| QuantSpec::new(f.parse().unwrap());
+    let spec = GemmSpec {
+        out: q(fc),
+        ..GemmSpec::new()
+    };
+    (q(fa), q(fb), spec)
+}
+
 /// `n` integers in [-r, r] (as f32), from `seed`.
 fn ints(n: usize, seed: u64, r: i32) -> Vec<f32> {
     common::uniform(n, seed, r as f32 + 0.499)
@@ -212,14 +222,7 @@ fn the_thin_products_equal_the_b_panel_path_bit_for_bit() {
     let (on, off) = (panels(), panels().with_thin_panels(false));
     assert!(on.thin_panels() && !off.thin_panels());
     for (fa, fb, fc) in [("fp32", "fp32", "fp32"), ("e4m3", "e5m2", "bf16")] {
-        let (qa, qb) = (
-            QuantSpec::new(fa.parse().unwrap()),
-            QuantSpec::new(fb.parse().unwrap()),
-        );
-        let spec = GemmSpec {
-            out: QuantSpec::new(fc.parse().unwrap()),
-            ..GemmSpec::new()
-        };
+        let (qa, qb, spec) = specs(fa, fb, fc);
         for m in [6, 12, 16] {
             let (n, k) = (2100, 100);
             let (xa, xb) = (
@@ -492,14 +495,7 @@ fn check_slices_side_by_side(
         .flat_map(|r| xb_wide[r * wide..r * wide + narrow].to_vec())
         .collect();
     for (fa, fb, fc) in [("fp32", "fp32", "fp32"), ("e4m3", "e5m2", "bf16")] {
-        let (qa, qb) = (
-            QuantSpec::new(fa.parse().unwrap()),
-            QuantSpec::new(fb.parse().unwrap()),
-        );
-        let spec = GemmSpec {
-            out: QuantSpec::new(fc.parse().unwrap()),
-            ..GemmSpec::new()
-        };
+        let (qa, qb, spec) = specs(fa, fb, fc);
         let run = |xb: &[f32], n: usize| {
             let (ta, _) = ops::quantize(ctx, &xa, &[m, k], &qa).unwrap();
             let (tb, _) = ops::quantize(ctx, xb, &[k, n], &qb).unwrap();

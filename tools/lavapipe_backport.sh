@@ -10,8 +10,9 @@
 # Why: lavapipe 22.3 (bookworm's own) loads a storage-buffer value whose address differs
 # across lanes one lane at a time through the stack, which stalls on AMD Zen hosts (see
 # BENCHMARKS.md, sessions 25 and 26); lavapipe 25.0 loads them without that stall: training
-# steps 1.5-2.6x faster there, the 512^3 GEMM (panels in textures) about 15% slower. For Debian 12 (bookworm) on x86-64; elsewhere the
-# distribution's own newer Mesa (25.0 measured; the versions between 22.3 and 25.0 not).
+# steps 1.5-2.6x faster there, the 512^3 GEMM (panels in textures) about 15% slower.
+# For Debian 12 (bookworm) on x86-64; elsewhere the distribution's own newer Mesa (25.0
+# measured; the versions between 22.3 and 25.0 not).
 set -euo pipefail
 dir="${1:-/tmp/lavapipe-backport}"
 mkdir -p "$dir/lists" "$dir/cache" "$dir/debs" "$dir/root"

@@ -720,15 +720,15 @@ fn record_panels<P: SplitParams>(
                 block.j0 = j0 as u32;
                 block.pan_n = nb as u32;
                 params.set_block(&block);
-                let grid = (
-                    (nb / tn) as u32,
-                    (mb / tm) as u32,
-                    kb.div_ceil(k_split).div_ceil(ks) as u32,
-                );
+                // `thin` takes a slice a workgroup, `main` KS of them.
+                let slices = kb.div_ceil(k_split);
+                let grid = |per_group: usize| {
+                    let z = slices.div_ceil(per_group) as u32;
+                    ((nb / tn) as u32, (mb / tm) as u32, z)
+                };
                 // The panels' widths are the product's constants too.
                 let widths = [("PM", mb as f64), ("PN", nb as f64)];
                 if thin {
-                    let grid = (grid.0, grid.1, kb.div_ceil(k_split) as u32);
                     let mut thin_constants = thin_constants.clone();
                     thin_constants.push(widths[0]);
                     record_textured(
@@ -736,7 +736,7 @@ fn record_panels<P: SplitParams>(
                         enc,
                         (&name, "thin", &thin_constants),
                         &thin_spec,
-                        grid,
+                        grid(1),
                         &params,
                         (&thin_bindings, &thin_textures),
                     )?;
@@ -761,7 +761,7 @@ fn record_panels<P: SplitParams>(
                     enc,
                     (&name, "main", &constants),
                     &main_spec,
-                    grid,
+                    grid(ks),
                     &params,
                     (&main_bindings, &main_textures),
                 )?;
