@@ -121,11 +121,13 @@ fn bench(c: &mut Criterion) {
         g.finish();
     }
 
-    // Convolutions: LeNet's second layer and a CIFAR ResNet 3x3 layer, all three passes.
+    // Convolutions: LeNet's second layer and CIFAR ResNets' 3x3 layers (64 channels; 16, whose
+    // forward view reads its input rows), all three passes.
     let batch = |b: usize| if cpu { b / 16 } else { b };
     let layers = [
         ("lenet conv2", [batch(128), 6, 14, 14], [16, 6, 5, 5], 0),
         ("resnet 3x3", [batch(32), 64, 32, 32], [64, 64, 3, 3], 1),
+        ("resnet8 3x3", [batch(64), 16, 32, 32], [16, 16, 3, 3], 1),
     ];
     for (name, xs, ws, pad) in layers {
         let spec = Conv2dSpec {

@@ -239,6 +239,22 @@ fn rank1_tall(t: Tile, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32
 // packs a B panel first, and two 8-row passes would gather it twice).
 override TALL: bool = false;
 
+// A tall tile's sums after product k (block-relative), its sixteen A values from the panel
+// (spread across the subgroup where it can) and B's four values b.
+fn rank1_tall_at(t: Tile, k: u32, q: u32, b: vec4<f32>) -> Tile {
+    if (spreads_a()) {
+        let lo = spread_a(k, 0u, q);
+        let hi = spread_a(k, 2u, q);
+        return rank1_tall(t, lo.lo, lo.hi, hi.lo, hi.hi, b);
+    }
+    let a = k * (PM / 4u);
+    return rank1_tall(t, panel_a(a), panel_a(a + 1u), panel_a(a + 2u), panel_a(a + 3u), b);
+}
+
+// Whether `thin` (TALL, the view's whole K in one slice) reads B from its input rows
+// (segment_sums: conv_segments.wgsl) rather than gathering each value.
+override SEGMENTS: bool = false;
+
 // The product for views of at most 8 rows (WY = 1, one invocation row), or 16 (TALL): each
 // B value is used by one invocation only, so `thin` gathers and decodes it here instead of
 // reading a B panel, and the view needs no B `pack` pass (whose stores were half its cost).
@@ -254,6 +270,10 @@ fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     var c = Tile();
     // Every lane shares the block's rows, so A's values can be spread as in `main`.
     let q = lid.x % 8u;
+    if (SEGMENTS) {
+        put_tile(G.blk.i0, j, G.blk.slice0, segment_sums(j, q), true);
+        return;
+    }
     for (var k = k_begin; k < k_end; k++) {
         var a0: vec4<f32>;
         var a1: vec4<f32>;

@@ -30,6 +30,7 @@ pub struct GpuContext {
     gemm_panels: bool,
     thin_panels: bool,
     tap_sums: bool,
+    segments: bool,
     specialise: bool,
     /// The device runs subgroup operations (read once, asked on every dispatch).
     subgroups: bool,
@@ -264,6 +265,7 @@ impl GpuContext {
         };
         let specialise = std::env::var("LOWP_SPECIALISE").map_or(true, |v| v != "0");
         let tap_sums = std::env::var("LOWP_TAP_SUMS").map_or(true, |v| v != "0");
+        let segments = std::env::var("LOWP_SEGMENTS").map_or(true, |v| v != "0");
         let profiler = match std::env::var("LOWP_PROFILE").as_deref() {
             Err(_) | Ok("") | Ok("0") => None,
             Ok("host") => Some(super::profile::Profiler::host_timed()),
@@ -285,6 +287,7 @@ impl GpuContext {
             gemm_panels,
             thin_panels: true,
             tap_sums,
+            segments,
             specialise,
             subgroups,
             f64_softfloat,
@@ -319,6 +322,7 @@ impl GpuContext {
             gemm_panels: self.gemm_panels,
             thin_panels: self.thin_panels,
             tap_sums: self.tap_sums,
+            segments: self.segments,
             specialise: self.specialise,
             subgroups: self.subgroups,
             broadcast_lanes: self.broadcast_lanes,
@@ -391,6 +395,18 @@ impl GpuContext {
     /// (`LOWP_TAP_SUMS` not `0`).
     pub fn tap_sums(&self) -> bool {
         self.tap_sums
+    }
+
+    /// Lets the panel kernel's `thin` read a stride-1 forward convolution's B values from
+    /// input rows, each word once per invocation (the default), or gathers every value.
+    pub fn with_segments(mut self, on: bool) -> GpuContext {
+        self.segments = on;
+        self
+    }
+
+    /// Whether `thin` may read B from input rows (`LOWP_SEGMENTS` not `0`).
+    pub fn segments(&self) -> bool {
+        self.segments
     }
 
     /// Compiles kernels for their operands' formats, or runs the generic kernels that read
@@ -638,7 +654,7 @@ impl GpuContext {
             l.max_compute_workgroups_per_dimension,
             if self.gemm_panels {
                 format!(
-                    "decoded panels, 8 x 8 per invocation ({} MiB of panels at most, in {}){}",
+                    "decoded panels, 8 x 8 per invocation ({} MiB of panels at most, in {}){}{}",
                     (self.panel_words * 4) >> 20,
                     if self.panel_textures {
                         "textures; LOWP_PANEL_TEXTURES=0: storage buffers"
@@ -647,6 +663,11 @@ impl GpuContext {
                     },
                     if self.broadcast_lanes && self.specialise {
                         ", A's values broadcast across subgroups of 8 (LOWP_BROADCAST=0: off)"
+                    } else {
+                        ""
+                    },
+                    if self.segments && self.thin_panels {
+                        ", stride-1 convolutions' inputs read a row at a time (LOWP_SEGMENTS=0: gathered)"
                     } else {
                         ""
                     }

@@ -240,6 +240,12 @@ pub trait SplitParams: DispatchParams {
     /// Whether every four output columns from a multiple of 4 are four consecutive output
     /// words from a multiple of 4 (so a kernel may store them as one 16-byte vector).
     fn rows_in_quads(&self) -> bool;
+    /// Whether every four columns from a multiple of 4 are four neighbours of one output row
+    /// of a forward convolution of stride 1 without dilation, its kernel at most 5 wide, so
+    /// that the panel kernel's `thin` may read them from input rows (`SEGMENTS`).
+    fn segments(&self) -> bool {
+        false
+    }
     /// How many GEMM views of the same dimensions the op is (convolution groups).
     fn groups(&self) -> u32 {
         1
@@ -301,6 +307,13 @@ impl SplitParams for ConvParams {
             _ => self.n,
         };
         run.is_multiple_of(4) && self.n.is_multiple_of(4)
+    }
+
+    fn segments(&self) -> bool {
+        self.pass == 0
+            && (self.stride_h, self.stride_w, self.dil_h, self.dil_w) == (1, 1, 1, 1)
+            && self.ow.is_multiple_of(4)
+            && (1..=5).contains(&self.kw)
     }
 
     fn has_bias(&self) -> bool {

@@ -92,7 +92,15 @@ const GEMM_EXACT: &str = include_str!("../../shaders/gemm_exact.wgsl");
 const GEMM_F32: &str = include_str!("../../shaders/gemm_f32.wgsl");
 const GEMM_I8: &str = include_str!("../../shaders/gemm_i8.wgsl");
 const GEMM_REDUCE: &str = include_str!("../../shaders/gemm_reduce.wgsl");
-const GEMM_PANEL: &str = include_str!("../../shaders/gemm_panel.wgsl");
+const GEMM_PANEL: &str = concat!(
+    include_str!("../../shaders/gemm_panel.wgsl"),
+    include_str!("../../shaders/gemm_segments.wgsl")
+);
+/// The panel kernel with convolution addressing, `thin` reading B from input rows.
+const CONV_PANEL: &str = concat!(
+    include_str!("../../shaders/gemm_panel.wgsl"),
+    include_str!("../../shaders/conv_segments.wgsl")
+);
 
 /// The kernels: name, library pieces, source.
 const KERNELS: &[(&str, &[&str], &str)] = &[
@@ -129,7 +137,7 @@ const KERNELS: &[(&str, &[&str], &str)] = &[
     ("conv_f32", CONV_LIB, GEMM_F32),
     ("conv_i8", CONV_LIB, GEMM_I8),
     ("conv_reduce", CONV_LIB, GEMM_REDUCE),
-    ("conv_panel", CONV_LIB, GEMM_PANEL),
+    ("conv_panel", CONV_LIB, CONV_PANEL),
     (
         "conv_taps",
         CONV_LIB,

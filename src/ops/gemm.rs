@@ -547,6 +547,41 @@ pub fn panel_blocks(
     (bm, bn, bk, k_split, k.div_ceil(k_split))
 }
 
+/// Whether the panel kernel's `thin` takes an `m` x `n` view of `(wx, wy)` invocations as
+/// tall tiles: 9 to 16 rows, each invocation sixteen rows of four columns, enough columns to
+/// fill a workgroup of 64.
+fn tall_view(ctx: &GpuContext, (m, n): (usize, usize), (wx, wy): (usize, usize)) -> bool {
+    ctx.thin_panels()
+        && wy == 2
+        && m <= 2 * PANEL_R
+        && 2 * wx == PANEL_LANES
+        && n > PANEL_R * PANEL_LANES / 2
+}
+
+/// Whether a tall view of blocks `bk` deep (of `k`) in `splits` slices reads B from its
+/// input rows in `thin` (SEGMENTS, shaders/conv_segments.wgsl): a stride-1 forward
+/// convolution, its K one slice. Each input word is then loaded once per invocation, not
+/// once per kernel column (1.3-1.6x on 16-channel 3 x 3 layers on lavapipe; views of at
+/// most 8 rows, made tall for it, ran slower on lavapipe 25, so they keep their gathers).
+fn reads_rows<P: SplitParams>(
+    ctx: &GpuContext,
+    params: &P,
+    (bk, k, splits): (usize, usize, usize),
+) -> bool {
+    ctx.segments() && params.segments() && splits == 1 && bk == k.max(1)
+}
+
+/// Whether the panel kernel's `thin` reads the B operand of view `view` (parameters
+/// `params`) from its input rows on `ctx` (see [`SplitParams::segments`]).
+pub fn reads_input_rows<P: SplitParams>(ctx: &GpuContext, view: &GemmView, params: &P) -> bool {
+    let (m, n, k) = (view.m, view.n, view.k);
+    let (_, _, bk, _, splits) = panel_blocks(ctx, (m, n, k), ctx.panel_words());
+    ctx.gemm_panels()
+        && view.kernel == Kernel::TiledF32
+        && tall_view(ctx, (m, n), panel_lanes(m, n))
+        && reads_rows(ctx, params, (bk, k, splits))
+}
+
 /// Records a view with the panel kernel: per block, decode A's and B's panels, multiply
 /// them (straight into the output, or into per-slice partial sums that the reduce pass adds
 /// in slice order with the bias).
@@ -573,11 +608,8 @@ fn record_panels<P: SplitParams>(
     // Views of 9 to 16 rows, two invocation rows high, gather B too where they fill a
     // workgroup of twice as many invocations, each sixteen rows of four columns
     // (`thin` with TALL).
-    let tall = ctx.thin_panels()
-        && wy == 2
-        && m <= 2 * PANEL_R
-        && 2 * wx == PANEL_LANES
-        && n > PANEL_R * PANEL_LANES / 2;
+    let tall = tall_view(ctx, (m, n), (wx, wy));
+    let segments = tall && reads_rows(ctx, &params, (bk, k, splits));
     let thin = tall || ctx.thin_panels() && wy == 1 && m <= PANEL_R && wx == PANEL_LANES;
     // One texture (a CPU adapter) or buffer per panel, grown to the largest view's (within
     // PANEL_WORDS together).
@@ -654,6 +686,7 @@ fn record_panels<P: SplitParams>(
     let thin_lanes = if tall { 2 * wx } else { wx };
     thin_constants.extend([("WX", thin_lanes as f64), store[0], store[1]]);
     thin_constants.push(("TALL", tall as u32 as f64));
+    thin_constants.push(("SEGMENTS", segments as u32 as f64));
     thin_constants.push(("QUAD_OUT", quads as u32 as f64));
     let thin_spec = match quads {
         true => spec.with_quads(),
