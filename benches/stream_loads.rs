@@ -1,14 +1,18 @@
 //! What a streaming load (invocation q reads 16-byte vector q and writes it doubled) costs on
-//! this adapter, four ways, alternated four times: each lane loading its own vector from a
+//! this adapter, seven ways, alternated three times: each lane loading its own vector from a
 //! storage buffer; a subgroup-sized workgroup loading its eight vectors at addresses the
 //! same in every lane (outside any branch or loop) and each lane keeping its own with
-//! selects; each lane fetching its texel from an rgba32float texture; and each lane loading
+//! selects; each lane fetching its texel from an rgba32float texture; each lane loading
 //! vector q % 4096 of a 64 KiB uniform buffer (a source that stays in cache, unlike the
-//! others' 16 MiB: what the load itself costs). Wall clock of one submission of 5
-//! dispatches over 1 Mi vectors after a warm-up. (llvmpipe 22.3 loads a storage value whose
-//! address differs across lanes lane by lane, through the stack, and one the same in every
-//! lane, outside control flow, once; a uniform value as a gather; lavapipe 25.0 loads storage
-//! values without the stall.)
+//! others' 16 MiB: what the load itself costs); each lane loading its vector as four f32
+//! words (what a load costs: per word or per vector); and two ways to a sum of five words,
+//! x[q..q+4] + x[q+4], that neighbouring lanes share: five word loads a lane, or one load a
+//! lane and four subgroup shuffles (the neighbours' words, as a convolution's lanes can
+//! share an input row's). Wall clock of one submission of 5 dispatches over 1 Mi vectors
+//! after a warm-up. (llvmpipe 22.3 loads a storage value whose address differs across
+//! lanes lane by lane, through the stack, and one the same in every lane, outside control
+//! flow, once; a uniform value as a gather; lavapipe 25.0 loads storage values without the
+//! stall.)
 
 mod common;
 
@@ -25,12 +29,15 @@ const CHUNKS: u32 = 8;
 /// Workgroups along x of every dispatch.
 const GX: u32 = 1024;
 
-/// The four ways to load.
-const WAYS: [&str; 4] = [
+/// The ways to load.
+const WAYS: [&str; 7] = [
     "lane by lane",
     "uniform and selected",
     "texture",
     "uniform buffer",
+    "four words",
+    "five words",
+    "a word and four shuffles",
 ];
 /// Vectors the uniform buffer holds (64 KiB, the binding size llvmpipe allows): lane q
 /// reads vector q % UNIFORM_VECTORS.
@@ -72,6 +79,28 @@ fn kernel(w: usize) -> String {
                 fn main(@builtin(workgroup_id) wid: vec3<u32>,
                         @builtin(local_invocation_id) lid: vec3<u32>) {{
                     {body}
+                }}"
+            )
+        }
+        4..=6 => {
+            // Lane q's words 4q..4q+3 (four words), or q..q+4 (the other two).
+            let sum = match w {
+                4 => "vec4(src[4u * q], src[4u * q + 1u], src[4u * q + 2u], src[4u * q + 3u])",
+                5 => "vec4(src[q], src[q + 1u], src[q + 2u], src[q + 3u]) + src[q + 4u]",
+                _ => {
+                    "vec4(v, subgroupShuffleDown(v, 1u), subgroupShuffleDown(v, 2u), \
+                     subgroupShuffleDown(v, 3u)) + subgroupShuffleDown(v, 4u)"
+                }
+            };
+            format!(
+                "@group(0) @binding(1) var<storage, read> src: array<f32>;
+                {out}
+                @compute @workgroup_size(64)
+                fn main(@builtin(workgroup_id) wid: vec3<u32>,
+                        @builtin(local_invocation_id) lid: vec3<u32>) {{
+                    let q = (wid.y * {GX}u + wid.x) * 64u + lid.x;
+                    let v = src[q];
+                    out[q] = 2.0 * {sum};
                 }}"
             )
         }
@@ -129,15 +158,18 @@ fn main() {
         "adapter: {} ({:?}, {:?})",
         ctx.info.name, ctx.info.backend, ctx.info.device_type
     );
-    let mut best = [f64::MAX; 4];
+    let mut best = [f64::MAX; WAYS.len()];
     let ubo = d.create_buffer(&wgpu::BufferDescriptor {
         label: Some("stream uniform source"),
         size: (UNIFORM_VECTORS * 16) as u64,
         usage: wgpu::BufferUsages::UNIFORM,
         mapped_at_creation: false,
     });
-    for round in 0..16 {
-        let w = round % 4;
+    for round in 0..3 * WAYS.len() {
+        let w = round % WAYS.len();
+        if w == 6 && !ctx.has_subgroups() {
+            continue; // no shuffles on this device
+        }
         let s = match w {
             2 => wgpu::BindingResource::TextureView(&tex),
             3 => ubo.as_entire_binding(),
@@ -175,8 +207,10 @@ fn main() {
     };
     copy(1);
     println!("copy buffer to texture: {:.2} ns per vector", copy(5));
-    println!(
-        "best of 4: {} {:.2}, {} {:.2}, {} {:.2}, {} {:.2} ns per vector",
-        WAYS[0], best[0], WAYS[1], best[1], WAYS[2], best[2], WAYS[3], best[3]
-    );
+    let best: Vec<String> = WAYS
+        .iter()
+        .zip(best)
+        .map(|(way, ns)| format!("{way} {ns:.2}"))
+        .collect();
+    println!("best of 3: {} ns per vector", best.join(", "));
 }
