@@ -7,7 +7,9 @@
 // the same sums. A lane past the view (j >= n) loads nothing and still takes part in the
 // subgroup's broadcasts of A.
 
-// Input word iw of row `row` (its flat index at iw = 0, wrapping), as f32; zero outside.
+// Input word iw of an input row whose word 0 has flat index `row` (iw may be negative:
+// the sum wraps to the right index wherever iw is inside the row), as f32; zero outside the
+// row or where `ok` is false.
 fn segment_word(ok: bool, row: u32, iw: i32) -> f32 {
     if (ok && iw >= 0 && iw < i32(cv_w())) {
         let f = row + u32(iw);

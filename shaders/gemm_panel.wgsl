@@ -240,7 +240,8 @@ fn rank1_tall(t: Tile, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32
 override TALL: bool = false;
 
 // A tall tile's sums after product k (block-relative), its sixteen A values from the panel
-// (spread across the subgroup where it can) and B's four values b.
+// (spread across the subgroup where it can) and B's four values b: `thin`'s step whether
+// it gathers B or reads it from input rows, so both sum alike.
 fn rank1_tall_at(t: Tile, k: u32, q: u32, b: vec4<f32>) -> Tile {
     if (spreads_a()) {
         let lo = spread_a(k, 0u, q);
@@ -251,8 +252,9 @@ fn rank1_tall_at(t: Tile, k: u32, q: u32, b: vec4<f32>) -> Tile {
     return rank1_tall(t, panel_a(a), panel_a(a + 1u), panel_a(a + 2u), panel_a(a + 3u), b);
 }
 
-// Whether `thin` (TALL, the view's whole K in one slice) reads B from its input rows
-// (segment_sums: conv_segments.wgsl) rather than gathering each value.
+// Whether `thin` (TALL, the view's whole K in one slice and one block: k_begin and k_end
+// unused) reads B from its input rows in segments (segment_sums: conv_segments.wgsl)
+// rather than gathering each value.
 override SEGMENTS: bool = false;
 
 // The product for views of at most 8 rows (WY = 1, one invocation row), or 16 (TALL): each
@@ -275,31 +277,20 @@ fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         return;
     }
     for (var k = k_begin; k < k_end; k++) {
-        var a0: vec4<f32>;
-        var a1: vec4<f32>;
-        var a2: vec4<f32>;
-        var a3: vec4<f32>;
-        if (spreads_a()) {
-            let lo = spread_a(k, 0u, q);
-            a0 = lo.lo;
-            a1 = lo.hi;
-            if (TALL) {
-                let hi = spread_a(k, 2u, q);
-                a2 = hi.lo;
-                a3 = hi.hi;
-            }
-        } else {
-            a0 = panel_a(k * sa);
-            a1 = panel_a(k * sa + 1u);
-            if (TALL) {
-                a2 = panel_a(k * sa + 2u);
-                a3 = panel_a(k * sa + 3u);
-            }
-        }
         let b0 = vec4(gather_b(k, j), gather_b(k, j + 1u), gather_b(k, j + 2u), gather_b(k, j + 3u));
         if (TALL) {
-            c = rank1_tall(c, a0, a1, a2, a3, b0);
+            c = rank1_tall_at(c, k, q, b0);
         } else {
+            var a0: vec4<f32>;
+            var a1: vec4<f32>;
+            if (spreads_a()) {
+                let lo = spread_a(k, 0u, q);
+                a0 = lo.lo;
+                a1 = lo.hi;
+            } else {
+                a0 = panel_a(k * sa);
+                a1 = panel_a(k * sa + 1u);
+            }
             let b1 = vec4(gather_b(k, j + 4u), gather_b(k, j + 5u), gather_b(k, j + 6u), gather_b(k, j + 7u));
             c = rank1(c, a0, a1, b0, b1);
         }

@@ -520,18 +520,26 @@ fn check_slices_side_by_side(
 type Layer = ([usize; 4], [usize; 3], [usize; 2], usize);
 
 /// A tall forward view of a stride-1 convolution (9 to 16 output channels, output rows a
-/// multiple of 4 wide) reads B from its input rows in `thin` (each input word once per
-/// invocation), and gives the same bits as gathering every value: the same values, summed
-/// in K's order. Real-valued operands (the order shows), in f32; e4m3 weights with e2m1
-/// inputs (codes sharing words) into bf16; bf16 weights with MX-scaled inputs into e5m2.
-/// Layers: ResNet's 3 x 3 (padding 1, rows 32 wide), 5 x 5 with padding 2, a 2 x 4 kernel
-/// with unequal padding, 1 x 1, a 3 x 2 kernel whose padding reaches left of the row, and
-/// two groups of 12 channels; bias on every one; each at least 512 output pixels (a tall
-/// view fills a workgroup).
+/// multiple of 4 wide) reads B from its input rows in segments in `thin` (each input word
+/// once per invocation), and gives the same bits as gathering every value: the same values,
+/// summed in K's order. Real-valued operands (the order shows), in f32; e4m3 weights with
+/// e2m1 inputs (codes sharing words) into bf16; bf16 weights with MX-scaled inputs into
+/// e5m2. Layers: ResNet's 3 x 3 (padding 1, rows 32 wide), 5 x 5 with padding 2, a 2 x 4
+/// kernel with unequal padding, 1 x 1, a 3 x 2 kernel whose padding reaches left of the row,
+/// and two groups of 12 channels; bias on every one; each at least 512 output pixels (a tall
+/// view fills a workgroup). The first two again (f32) through a 65,536-word panel budget
+/// (blocks of 256 columns along N, the second's last cut to 64) and with A loaded in every
+/// lane instead of broadcast (the other branch of the A loads).
 #[test]
 fn input_rows_equal_gathered_values_bit_for_bit() {
-    let on = common::gpu().with_gemm_panels(true);
-    let off = common::gpu().with_gemm_panels(true).with_segments(false);
+    let context = |p: usize, segments: bool| {
+        let c = common::gpu().with_gemm_panels(true).with_segments(segments);
+        match p {
+            1 => c.with_panel_words(1 << 16),
+            2 => c.with_broadcast_lanes(false),
+            _ => c,
+        }
+    };
     let layers: [Layer; 6] = [
         ([4, 16, 32, 32], [16, 3, 3], [1, 1], 1),
         ([4, 5, 12, 12], [12, 5, 5], [2, 2], 1),
@@ -540,41 +548,53 @@ fn input_rows_equal_gathered_values_bit_for_bit() {
         ([4, 4, 9, 15], [10, 3, 2], [1, 1], 1),
         ([2, 8, 16, 16], [24, 3, 3], [1, 1], 2),
     ];
-    for (fw, fx, fy) in [
+    let formats = [
         ("fp32", "fp32", "fp32"),
         ("e4m3", "e2m1", "bf16"),
         ("bf16", "mxfp8_e4m3", "e5m2"),
-    ] {
-        let (qw, qx, gspec) = specs(fw, fx, fy);
-        for (t, (xs, [o, kh, kw], padding, groups)) in layers.iter().enumerate() {
-            let spec = Conv2dSpec {
-                padding: *padding,
-                groups: *groups,
-                out: gspec.out,
-                ..Conv2dSpec::new()
-            };
-            let ws = [*o, xs[1] / groups, *kh, *kw];
-            let g = spec.geometry(xs, &ws).unwrap();
-            let x = common::uniform(xs.iter().product(), 20 + t as u64, 2.0);
-            let w = common::uniform(ws.iter().product(), 30 + t as u64, 1.0);
-            let bias = common::uniform(*o, 40 + t as u64, 1.0);
-            let run = |ctx: &GpuContext| {
-                let (tx, _) = ops::quantize(ctx, &x, xs, &qx).unwrap();
-                let (tw, _) = ops::quantize(ctx, &w, &ws, &qw).unwrap();
-                let (view, params) =
-                    ops::conv::prepare_conv(ConvPass::Forward, &g, &tw, &tx, Some(*o), &spec)
-                        .unwrap();
-                let rows = ops::gemm::reads_input_rows(ctx, &view, &params);
-                let (y, _) = ops::conv2d_forward(ctx, &tx, &tw, Some(&bias), &spec).unwrap();
-                (rows, y.read_words(ctx).unwrap())
-            };
-            let ((rows_on, y_on), (rows_off, y_off)) = (run(&on), run(&off));
-            let layer = format!("{xs:?} * {ws:?}, padding {padding:?}, {fw} x {fx} -> {fy}");
-            assert!(
-                rows_on && !rows_off,
-                "{layer}: the input rows are read on one side only"
-            );
-            assert_eq!(y_on, y_off, "{layer}");
+    ];
+    for (p, label) in ["default", "small panels", "A in every lane"]
+        .iter()
+        .enumerate()
+    {
+        let (on, off) = (context(p, true), context(p, false));
+        let (formats, layers) = match p {
+            0 => (&formats[..], &layers[..]),
+            _ => (&formats[..1], &layers[..2]),
+        };
+        for (fw, fx, fy) in formats {
+            let (qw, qx, gspec) = specs(fw, fx, fy);
+            for (t, (xs, [o, kh, kw], padding, groups)) in layers.iter().enumerate() {
+                let spec = Conv2dSpec {
+                    padding: *padding,
+                    groups: *groups,
+                    out: gspec.out,
+                    ..Conv2dSpec::new()
+                };
+                let ws = [*o, xs[1] / groups, *kh, *kw];
+                let g = spec.geometry(xs, &ws).unwrap();
+                let x = common::uniform(xs.iter().product(), 20 + t as u64, 2.0);
+                let w = common::uniform(ws.iter().product(), 30 + t as u64, 1.0);
+                let bias = common::uniform(*o, 40 + t as u64, 1.0);
+                let run = |ctx: &GpuContext| {
+                    let (tx, _) = ops::quantize(ctx, &x, xs, &qx).unwrap();
+                    let (tw, _) = ops::quantize(ctx, &w, &ws, &qw).unwrap();
+                    let (view, params) =
+                        ops::conv::prepare_conv(ConvPass::Forward, &g, &tw, &tx, Some(*o), &spec)
+                            .unwrap();
+                    let rows = ops::gemm::reads_input_rows(ctx, &view, &params);
+                    let (y, _) = ops::conv2d_forward(ctx, &tx, &tw, Some(&bias), &spec).unwrap();
+                    (rows, y.read_words(ctx).unwrap())
+                };
+                let ((rows_on, y_on), (rows_off, y_off)) = (run(&on), run(&off));
+                let layer =
+                    format!("{label}: {xs:?} * {ws:?}, padding {padding:?}, {fw} x {fx} -> {fy}");
+                assert!(
+                    rows_on && !rows_off,
+                    "{layer}: the input rows are read on one side only"
+                );
+                assert_eq!(y_on, y_off, "{layer}");
+            }
         }
     }
 }

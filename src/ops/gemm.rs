@@ -559,10 +559,11 @@ fn tall_view(ctx: &GpuContext, (m, n): (usize, usize), (wx, wy): (usize, usize))
 }
 
 /// Whether a tall view of blocks `bk` deep (of `k`) in `splits` slices reads B from its
-/// input rows in `thin` (SEGMENTS, shaders/conv_segments.wgsl): a stride-1 forward
-/// convolution, its K one slice. Each input word is then loaded once per invocation, not
-/// once per kernel column (1.3-1.6x on 16-channel 3 x 3 layers on lavapipe; views of at
-/// most 8 rows, made tall for it, ran slower on lavapipe 25, so they keep their gathers).
+/// input rows in segments in `thin` (SEGMENTS, shaders/conv_segments.wgsl): a stride-1
+/// forward convolution (see [`SplitParams::segments`]), its K one block and one slice. Each
+/// input word is then loaded once per invocation, not once per kernel column (a 16-channel
+/// 3 x 3 layer 1.3-2x on lavapipe 22.3, within the noise on 25.0 but MXFP8's 1.5x; views of
+/// at most 8 rows, made tall for it, ran slower on 25.0, so they keep their gathers).
 fn reads_rows<P: SplitParams>(
     ctx: &GpuContext,
     params: &P,
@@ -610,6 +611,8 @@ fn record_panels<P: SplitParams>(
     // (`thin` with TALL).
     let tall = tall_view(ctx, (m, n), (wx, wy));
     let segments = tall && reads_rows(ctx, &params, (bk, k, splits));
+    // The segment path ignores the slice's K range: one block, one slice, sixteen rows.
+    debug_assert!(!segments || (bk == k.max(1) && splits == 1 && bm == 2 * PANEL_R));
     let thin = tall || ctx.thin_panels() && wy == 1 && m <= PANEL_R && wx == PANEL_LANES;
     // One texture (a CPU adapter) or buffer per panel, grown to the largest view's (within
     // PANEL_WORDS together).
