@@ -316,7 +316,8 @@ fn softfloat_form_is_chosen_by_its_variable() {
 }
 
 /// `LOWP_BROADCAST=0` turns the panel product's broadcast of A off (`lowp info` says when it
-/// is on); anything else is a one-line error.
+/// is on), `1` leaves it as the adapter allows (the default); anything else is a one-line
+/// error.
 #[test]
 fn broadcast_is_turned_off_by_its_variable() {
     let info = |value: &str| info_with("LOWP_BROADCAST", value);
@@ -337,7 +338,26 @@ fn broadcast_is_turned_off_by_its_variable() {
             "{text}"
         );
     }
+    let one = info("1");
+    assert!(one.status.success());
+    assert_eq!(String::from_utf8_lossy(&one.stdout), text);
     assert_clean_failure(&info("yes"), "LOWP_BROADCAST");
+}
+
+/// `lowp info` says where stride-1 convolutions read their input in row segments (the panel
+/// kernel's default), and `LOWP_SEGMENTS=0` turns it off.
+#[test]
+fn input_row_segments_are_turned_off_by_their_variable() {
+    let info = |value: &str| info_with("LOWP_SEGMENTS", value);
+    let on = info("");
+    assert!(on.status.success());
+    let text = String::from_utf8_lossy(&on.stdout);
+    let panels = text.contains("decoded panels");
+    assert_eq!(text.contains("read in row segments"), panels, "{text}");
+    let off = info("0");
+    let text = String::from_utf8_lossy(&off.stdout);
+    assert!(text.contains("kernels: "), "{text}");
+    assert!(!text.contains("read in row segments"), "{text}");
 }
 
 #[test]

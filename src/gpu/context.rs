@@ -239,7 +239,7 @@ impl GpuContext {
         // values once per subgroup of 8 and broadcast them, where subgroups are always 8.
         let broadcast_lanes = match std::env::var("LOWP_BROADCAST").as_deref() {
             Ok("0") => false,
-            Err(_) | Ok("") => {
+            Err(_) | Ok("") | Ok("1") => {
                 subgroups
                     && info.device_type == wgpu::DeviceType::Cpu
                     && info.subgroup_min_size == 8
@@ -247,7 +247,7 @@ impl GpuContext {
             }
             Ok(other) => {
                 return Err(GpuError::Invalid(format!(
-                    "LOWP_BROADCAST={other:?}: expected \"0\" (off) or unset"
+                    "LOWP_BROADCAST={other:?}: expected \"0\" (off), \"1\" (on where the adapter's subgroups are 8 lanes) or unset"
                 )));
             }
         };
@@ -667,7 +667,7 @@ impl GpuContext {
                         ""
                     },
                     if self.segments && self.thin_panels {
-                        ", stride-1 convolutions' inputs read a row at a time (LOWP_SEGMENTS=0: gathered)"
+                        ", stride-1 convolutions' inputs read in row segments (LOWP_SEGMENTS=0: gathered)"
                     } else {
                         ""
                     }
