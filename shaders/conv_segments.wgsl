@@ -33,39 +33,27 @@ fn segment_sums(j: u32, q: u32) -> Tile {
             let ih = i32(oh + kh) - i32(cv_pad_h());
             let ok = live && ih >= 0 && ih < i32(cv_h());
             let row = row0 + u32(ih) * cv_w();
-            // Words 0..3 serve kernel column 0, word 3 + kw the last column of kw.
+            // Words 0..3 serve kernel column 0; column kw adds word 3 + kw.
             let s0 = segment_word(ok, row, iw0);
             let s1 = segment_word(ok, row, iw0 + 1);
             let s2 = segment_word(ok, row, iw0 + 2);
             let s3 = segment_word(ok, row, iw0 + 3);
-            var s4 = 0.0;
-            var s5 = 0.0;
-            var s6 = 0.0;
-            var s7 = 0.0;
-            if (cv_kw() > 1u) {
-                s4 = segment_word(ok, row, iw0 + 4);
-            }
-            if (cv_kw() > 2u) {
-                s5 = segment_word(ok, row, iw0 + 5);
-            }
-            if (cv_kw() > 3u) {
-                s6 = segment_word(ok, row, iw0 + 6);
-            }
-            if (cv_kw() > 4u) {
-                s7 = segment_word(ok, row, iw0 + 7);
-            }
             c = rank1_tall_at(c, k, q, vec4(s0, s1, s2, s3));
             if (cv_kw() > 1u) {
+                let s4 = segment_word(ok, row, iw0 + 4);
                 c = rank1_tall_at(c, k + 1u, q, vec4(s1, s2, s3, s4));
-            }
-            if (cv_kw() > 2u) {
-                c = rank1_tall_at(c, k + 2u, q, vec4(s2, s3, s4, s5));
-            }
-            if (cv_kw() > 3u) {
-                c = rank1_tall_at(c, k + 3u, q, vec4(s3, s4, s5, s6));
-            }
-            if (cv_kw() > 4u) {
-                c = rank1_tall_at(c, k + 4u, q, vec4(s4, s5, s6, s7));
+                if (cv_kw() > 2u) {
+                    let s5 = segment_word(ok, row, iw0 + 5);
+                    c = rank1_tall_at(c, k + 2u, q, vec4(s2, s3, s4, s5));
+                    if (cv_kw() > 3u) {
+                        let s6 = segment_word(ok, row, iw0 + 6);
+                        c = rank1_tall_at(c, k + 3u, q, vec4(s3, s4, s5, s6));
+                        if (cv_kw() > 4u) {
+                            let s7 = segment_word(ok, row, iw0 + 7);
+                            c = rank1_tall_at(c, k + 4u, q, vec4(s4, s5, s6, s7));
+                        }
+                    }
+                }
             }
             k += cv_kw();
         }
