@@ -1,7 +1,8 @@
 //! GFLOP/s of GEMM and convolutions over packed operands, each next to the same run's fp32
 //! figure. A GEMM of m x k by k x n counts 2mnk floating-point operations; a convolution
 //! pass counts 2 N O OH OW C KH KW (every tap, padding included). `LOWP_BENCH_CASE=TEXT`
-//! runs only the cases and operand formats whose "case operands" line contains TEXT.
+//! runs only the cases and operand formats whose "case operands" line contains TEXT;
+//! `LOWP_BENCH_BATCH=N` runs the convolutions at batch N.
 
 mod common;
 
@@ -123,7 +124,16 @@ fn bench(c: &mut Criterion) {
 
     // Convolutions: LeNet's second layer and CIFAR ResNets' 3x3 layers (64 channels; 16, whose
     // forward view reads its input rows), all three passes.
-    let batch = |b: usize| if cpu { b / 16 } else { b };
+    // LOWP_BENCH_BATCH sets every layer's batch (a training step's, say); by default each
+    // layer's own, a sixteenth of it on a CPU adapter.
+    let batch_env: Option<usize> = std::env::var("LOWP_BENCH_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok());
+    let batch = |b: usize| match batch_env {
+        Some(n) => n,
+        None if cpu => b / 16,
+        None => b,
+    };
     let layers = [
         ("lenet conv2", [batch(128), 6, 14, 14], [16, 6, 5, 5], 0),
         ("resnet 3x3", [batch(32), 64, 32, 32], [64, 64, 3, 3], 1),

@@ -119,9 +119,8 @@ fn bn_backward(k: BnChannel, x: u32, g: u32) -> u32 {
 // Each invocation takes elements 4q to 4q + 3 (one channel's when a channel's pixels are a
 // multiple of 4, else one by one), in a loop (not four inlined copies to compile); the last
 // E.n % 4 are a TAIL dispatch's (elem_params.wgsl).
-@compute @workgroup_size(256)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = 4u * item_index(gid, E.groups_x);
+fn forward_item(item: u32) {
+    let i = 4u * item;
     if (!TAIL && bn_inner() % 4u == 0u) {
         if (i + 4u <= E.n) {
             let k = channel(channel_of(i));
@@ -141,8 +140,15 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 @compute @workgroup_size(256)
-fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = 4u * item_index(gid, E.groups_x);
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let run = item_run(gid, E.groups_x, nwg, E.count);
+    for (var item = run.x; item < run.y; item += WG) {
+        forward_item(item);
+    }
+}
+
+fn backward_item(item: u32) {
+    let i = 4u * item;
     if (!TAIL && bn_inner() % 4u == 0u) {
         if (i + 4u <= E.n) {
             let k = channel(channel_of(i));
@@ -159,5 +165,13 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let part = one_by_one(i);
     for (var t = part.x; t < part.y; t++) {
         store_out(t, bn_backward(channel(channel_of(t)), load0(t), load1(t)));
+    }
+}
+
+@compute @workgroup_size(256)
+fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let run = item_run(gid, E.groups_x, nwg, E.count);
+    for (var item = run.x; item < run.y; item += WG) {
+        backward_item(item);
     }
 }

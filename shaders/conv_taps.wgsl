@@ -4,9 +4,8 @@
 // taps that reach no output add nothing. Rounded into the output as it is stored. One dX
 // value per invocation; G holds the tap view's parameters (n = the chunk's OH OW columns).
 
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let idx = item_index(gid, G.groups_x);
+fn main_item(item: u32) {
+    let idx = item;
     if (idx >= G.count) {
         return;
     }
@@ -36,4 +35,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         s = s + bitcast<f32>(c_out[(c * taps + r) * cv_n() + nb * sp + oh * cv_ow() + ow]);
     }
     store_out(G.img0 * per_image + idx, bitcast<u32>(s));
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let run = item_run(gid, G.groups_x, nwg, G.count);
+    for (var item = run.x; item < run.y; item += WG) {
+        main_item(item);
+    }
 }

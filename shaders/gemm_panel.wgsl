@@ -54,9 +54,8 @@ fn panel_value(e: u32) -> f32 {
 }
 
 // Panel vector e: elements 4e to 4e + 3 (PAN is a multiple of 4, so one product's).
-@compute @workgroup_size(256)
-fn pack(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let e = item_index(gid, G.groups_x);
+fn pack_item(item: u32) {
+    let e = item;
     if (e >= G.count) {
         return;
     }
@@ -65,6 +64,14 @@ fn pack(@builtin(global_invocation_id) gid: vec3<u32>) {
         v[t] = panel_value(4u * e + t);
     }
     panel_put(e, v);
+}
+
+@compute @workgroup_size(256)
+fn pack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let run = item_run(gid, G.groups_x, nwg, G.count);
+    for (var item = run.x; item < run.y; item += WG) {
+        pack_item(item);
+    }
 }
 
 // Stores four sums of row `i`, columns j..j+3: the slice's partial sums, or the output

@@ -1,9 +1,8 @@
 // Split-K: adds the partial sums of the K slices in slice order, then the bias, into the
 // output's layout, rounded into the output as it is stored. One output element per invocation.
 
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let idx = item_index(gid, G.groups_x);
+fn main_item(item: u32) {
+    let idx = item;
     if (idx >= G.count) {
         return;
     }
@@ -17,4 +16,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         s = s + bitcast<f32>(bias_at(i, j));
     }
     store_out(out_index(i, j), bitcast<u32>(s));
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let run = item_run(gid, G.groups_x, nwg, G.count);
+    for (var item = run.x; item < run.y; item += WG) {
+        main_item(item);
+    }
 }

@@ -68,22 +68,28 @@ fn window_argmax(o: u32) -> u32 {
     return best;
 }
 
-@compute @workgroup_size(256)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let o = item_index(gid, E.groups_x);
+fn forward_item(item: u32) {
+    let o = item;
     if (o >= E.count) {
         return;
     }
     store_out(o, load0(window_argmax(o)));
 }
 
+@compute @workgroup_size(256)
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let run = item_run(gid, E.groups_x, nwg, E.count);
+    for (var item = run.x; item < run.y; item += WG) {
+        forward_item(item);
+    }
+}
+
 // One invocation per pool x pool cell of the input (windows, and the partial cells of
 // the rows and columns no window covers): the window's maximum gets its output's gradient,
 // every other value of the cell 0. Each x is loaded once, where one invocation per input
 // would find its window's maximum again for every value of the window.
-@compute @workgroup_size(256)
-fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let c = item_index(gid, E.groups_x);
+fn backward_item(item: u32) {
+    let c = item;
     if (c >= E.count) {
         return;
     }
@@ -112,12 +118,19 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
+@compute @workgroup_size(256)
+fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let run = item_run(gid, E.groups_x, nwg, E.count);
+    for (var item = run.x; item < run.y; item += WG) {
+        backward_item(item);
+    }
+}
+
 // `backward` for 2 x 2 windows that tile planes whose width is a multiple of 4
 // (src/ops/elementwise.rs record_maxpool_backward): one invocation per two neighbouring
 // cells, storing their two rows of four values as two vectors.
-@compute @workgroup_size(256)
-fn backward_pairs(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let c = item_index(gid, E.groups_x);
+fn backward_pairs_item(item: u32) {
+    let c = item;
     if (c >= E.count) {
         return;
     }
@@ -141,5 +154,13 @@ fn backward_pairs(@builtin(global_invocation_id) gid: vec3<u32>) {
             select(0u, g1, i + 2u == best1),
             select(0u, g1, i + 3u == best1),
         ));
+    }
+}
+
+@compute @workgroup_size(256)
+fn backward_pairs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let run = item_run(gid, E.groups_x, nwg, E.count);
+    for (var item = run.x; item < run.y; item += WG) {
+        backward_pairs_item(item);
     }
 }

@@ -21,9 +21,8 @@ fn relu_grad(x: u32, g: u32) -> u32 {
 
 // Each invocation takes elements 4q to 4q + 3; the last E.n % 4 are a TAIL dispatch's,
 // one by one (elem_params.wgsl).
-@compute @workgroup_size(256)
-fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = 4u * item_index(gid, E.groups_x);
+fn forward_item(item: u32) {
+    let i = 4u * item;
     if (!TAIL) {
         if (i + 4u <= E.n) {
             let v = load4_0(i);
@@ -38,8 +37,15 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 @compute @workgroup_size(256)
-fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = 4u * item_index(gid, E.groups_x);
+fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let run = item_run(gid, E.groups_x, nwg, E.count);
+    for (var item = run.x; item < run.y; item += WG) {
+        forward_item(item);
+    }
+}
+
+fn backward_item(item: u32) {
+    let i = 4u * item;
     if (!TAIL) {
         if (i + 4u <= E.n) {
             let x = load4_0(i);
@@ -54,10 +60,17 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-// A tensor in another format: y = x, decoded and rounded again (Flatten).
 @compute @workgroup_size(256)
-fn convert(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = 4u * item_index(gid, E.groups_x);
+fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let run = item_run(gid, E.groups_x, nwg, E.count);
+    for (var item = run.x; item < run.y; item += WG) {
+        backward_item(item);
+    }
+}
+
+// A tensor in another format: y = x, decoded and rounded again (Flatten).
+fn convert_item(item: u32) {
+    let i = 4u * item;
     if (!TAIL) {
         if (i + 4u <= E.n) {
             store_out4(i, load4_0(i));
@@ -67,5 +80,13 @@ fn convert(@builtin(global_invocation_id) gid: vec3<u32>) {
     let part = one_by_one(i);
     for (var t = part.x; t < part.y; t++) {
         store_out(t, load0(t));
+    }
+}
+
+@compute @workgroup_size(256)
+fn convert(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let run = item_run(gid, E.groups_x, nwg, E.count);
+    for (var item = run.x; item < run.y; item += WG) {
+        convert_item(item);
     }
 }

@@ -74,9 +74,8 @@ fn adam_value(g: u32, wi: u32, mi: u32, vi: u32, skip: bool) -> u32 {
 // Each invocation takes elements 4q to 4q + 3, the rule a loop over the four (one inlined
 // copy of the soft-float to compile); the last E.n % 4 are a TAIL dispatch's, one by one
 // (elem_params.wgsl).
-@compute @workgroup_size(256)
-fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = 4u * item_index(gid, E.groups_x);
+fn sgd_item(item: u32) {
+    let i = 4u * item;
     let skip = ls[1] != 0u;
     if (!TAIL) {
         if (i + 4u <= E.n) {
@@ -98,8 +97,15 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 @compute @workgroup_size(256)
-fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = 4u * item_index(gid, E.groups_x);
+fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let run = item_run(gid, E.groups_x, nwg, E.count);
+    for (var item = run.x; item < run.y; item += WG) {
+        sgd_item(item);
+    }
+}
+
+fn adam_item(item: u32) {
+    let i = 4u * item;
     let skip = ls[1] != 0u;
     if (!TAIL) {
         if (i + 4u <= E.n) {
@@ -121,6 +127,14 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
+@compute @workgroup_size(256)
+fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let run = item_run(gid, E.groups_x, nwg, E.count);
+    for (var item = run.x; item < run.y; item += WG) {
+        adam_item(item);
+    }
+}
+
 // SGD's new weights from its new velocity v' as stored (in1; exact where the velocity keeps
 // every f32 value, and without Nesterov, where u = v'): w - lr v', the old w (in0) where the
 // step is skipped; two operations an element instead of the whole rule.
@@ -128,9 +142,8 @@ fn sgd_from_velocity(wi: u32, vn: u32, skip: bool) -> u32 {
     return select(sf_add(wi, sf_mul(E.lr, vn) ^ 0x80000000u), wi, skip);
 }
 
-@compute @workgroup_size(256)
-fn sgd_weights(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = 4u * item_index(gid, E.groups_x);
+fn sgd_weights_item(item: u32) {
+    let i = 4u * item;
     let skip = ls[1] != 0u;
     if (!TAIL) {
         if (i + 4u <= E.n) {
@@ -147,6 +160,14 @@ fn sgd_weights(@builtin(global_invocation_id) gid: vec3<u32>) {
     let part = one_by_one(i);
     for (var t = part.x; t < part.y; t++) {
         store_out(t, sgd_from_velocity(load0(t), load1(t), skip));
+    }
+}
+
+@compute @workgroup_size(256)
+fn sgd_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let run = item_run(gid, E.groups_x, nwg, E.count);
+    for (var item = run.x; item < run.y; item += WG) {
+        sgd_weights_item(item);
     }
 }
 

@@ -344,6 +344,37 @@ fn broadcast_is_turned_off_by_its_variable() {
     assert_clean_failure(&info("yes"), "LOWP_BROADCAST");
 }
 
+/// `LOWP_ITEM_GROUPS` caps the workgroups of the kernels that loop over their items (`lowp
+/// info` says so; 0: one item an invocation); anything but a number is a one-line error.
+#[test]
+fn item_groups_are_set_by_their_variable() {
+    let info = |value: &str| info_with("LOWP_ITEM_GROUPS", value);
+    let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    let five = info("5");
+    assert!(five.status.success());
+    assert!(
+        text(&five).contains("per-item kernels: at most 5 workgroups"),
+        "{}",
+        text(&five)
+    );
+    let off = info("0");
+    assert!(off.status.success());
+    assert!(
+        text(&off).contains("per-item kernels: one item an invocation"),
+        "{}",
+        text(&off)
+    );
+    // The default caps them on a CPU adapter only.
+    let default = text(&info(""));
+    let cpu = default.contains("(Vulkan, Cpu)") || default.contains("CPU adapter");
+    assert_eq!(
+        default.contains("per-item kernels: at most"),
+        cpu,
+        "{default}"
+    );
+    assert_clean_failure(&info("many"), "LOWP_ITEM_GROUPS");
+}
+
 /// `lowp info` says where stride-1 convolutions read their input in row segments (the panel
 /// kernel's default), and `LOWP_SEGMENTS=0` turns it off.
 #[test]

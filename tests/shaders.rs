@@ -118,3 +118,47 @@ fn every_kernel_validates() {
     }
     assert!(n >= 9);
 }
+
+/// The entry points that loop over their work items are the ones dispatched with fewer
+/// workgroups than items (`loops_over_items`, read from the source): each takes
+/// `num_workgroups` and starts with `item_run`, and no other entry point does either, so no
+/// dispatch leaves items unrun. The hot elementwise entries and the panel packs loop.
+#[test]
+fn looping_entries_take_their_items_from_item_run() {
+    use lowp::gpu::shader::loops_over_items;
+    let mut looping = vec![];
+    for k in kernel_names() {
+        let module = naga::front::wgsl::parse_str(&assemble(k).unwrap()).unwrap();
+        for ep in &module.entry_points {
+            let takes_groups = ep.function.arguments.iter().any(|a| {
+                matches!(
+                    a.binding,
+                    Some(naga::Binding::BuiltIn(naga::BuiltIn::NumWorkGroups))
+                )
+            });
+            let runs = ep.function.body.iter().any(|s| {
+                matches!(s, naga::Statement::Call { function, .. }
+                    if module.functions[*function].name.as_deref() == Some("item_run"))
+            });
+            assert_eq!(takes_groups, runs, "{k}/{}", ep.name);
+            assert_eq!(loops_over_items(k, &ep.name), runs, "{k}/{}", ep.name);
+            if runs {
+                looping.push(format!("{k}/{}", ep.name));
+            }
+        }
+    }
+    for hot in [
+        "relu/forward",
+        "relu/backward",
+        "maxpool/forward",
+        "maxpool/backward_pairs",
+        "update/sgd",
+        "conv_panel/pack",
+        "gemm_panel/pack",
+        "conv_taps/main",
+        "conv_reduce/main",
+    ] {
+        assert!(looping.iter().any(|l| l == hot), "{hot}: {looping:?}");
+    }
+    assert!(!loops_over_items("conv_panel", "main"));
+}

@@ -27,3 +27,15 @@ const WG: u32 = 256u;
 fn item_index(gid: vec3<u32>, groups_x: u32) -> u32 {
     return gid.x + gid.y * groups_x * WG;
 }
+
+// The items of an invocation where its kernel loops over them (an entry point that takes
+// `num_workgroups`): each workgroup a run of whole workgroups' worth of consecutive items,
+// its invocations items first, first + WG, ... below end (src/gpu/dispatch.rs looping_grid
+// gives a CPU adapter a few workgroups a core; with a workgroup per WG items, the item is
+// item_index's).
+fn item_run(gid: vec3<u32>, groups_x: u32, nwg: vec3<u32>, count: u32) -> vec2<u32> {
+    let per = (count + nwg.x * nwg.y * WG - 1u) / (nwg.x * nwg.y * WG);
+    let i = item_index(gid, groups_x);
+    let start = (i / WG) * per * WG;
+    return vec2(start + i % WG, min(start + per * WG, count));
+}

@@ -31,6 +31,9 @@ pub struct GpuContext {
     thin_panels: bool,
     tap_sums: bool,
     segments: bool,
+    /// The most workgroups of a kernel that loops over its work items (None: one item an
+    /// invocation; see [`GpuContext::item_groups`]).
+    item_groups: Option<u32>,
     specialise: bool,
     /// The device runs subgroup operations (read once, asked on every dispatch).
     subgroups: bool,
@@ -80,6 +83,13 @@ pub fn mesa_version(driver_info: &str) -> Option<(u32, u32)> {
 }
 
 /// A line for the capability report where the driver is known to run lowp's kernels slowly.
+/// Workgroups a looping kernel takes on a CPU adapter by default: eight per core, enough for
+/// llvmpipe's threads to share the work evenly.
+fn default_item_groups() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    8 * cores as u32
+}
+
 fn driver_note(driver: &str, driver_info: &str) -> String {
     match mesa_version(driver_info) {
         Some(v) if driver == "llvmpipe" && v < (23, 0) => format!(
@@ -266,6 +276,21 @@ impl GpuContext {
         let specialise = std::env::var("LOWP_SPECIALISE").map_or(true, |v| v != "0");
         let tap_sums = std::env::var("LOWP_TAP_SUMS").map_or(true, |v| v != "0");
         let segments = std::env::var("LOWP_SEGMENTS").map_or(true, |v| v != "0");
+        // On a CPU adapter each invocation costs its setup (llvmpipe 22.3: ~9 ns, as much as
+        // two loads): the kernels that loop over their items run a few workgroups a core.
+        let cpu = info.device_type == wgpu::DeviceType::Cpu;
+        let item_groups = match std::env::var("LOWP_ITEM_GROUPS").as_deref() {
+            Err(_) | Ok("") => cpu.then(default_item_groups),
+            Ok("0") => None,
+            Ok(v) => match v.parse::<u32>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    return Err(GpuError::Invalid(format!(
+                        "LOWP_ITEM_GROUPS={v:?}: expected a number of workgroups (0: one item an invocation) or unset"
+                    )));
+                }
+            },
+        };
         let profiler = match std::env::var("LOWP_PROFILE").as_deref() {
             Err(_) | Ok("") | Ok("0") => None,
             Ok("host") => Some(super::profile::Profiler::host_timed()),
@@ -288,6 +313,7 @@ impl GpuContext {
             thin_panels: true,
             tap_sums,
             segments,
+            item_groups,
             specialise,
             subgroups,
             f64_softfloat,
@@ -323,6 +349,7 @@ impl GpuContext {
             thin_panels: self.thin_panels,
             tap_sums: self.tap_sums,
             segments: self.segments,
+            item_groups: self.item_groups,
             specialise: self.specialise,
             subgroups: self.subgroups,
             broadcast_lanes: self.broadcast_lanes,
@@ -407,6 +434,19 @@ impl GpuContext {
     /// Whether `thin` may read B from input rows (`LOWP_SEGMENTS` not `0`).
     pub fn segments(&self) -> bool {
         self.segments
+    }
+
+    /// Caps the workgroups of a kernel that loops over its work items at `groups` (each
+    /// invocation then takes every so many items), or (None) gives it one item an invocation.
+    pub fn with_item_groups(mut self, groups: Option<u32>) -> GpuContext {
+        self.item_groups = groups.map(|g| g.max(1));
+        self
+    }
+
+    /// The most workgroups a dispatch of a kernel that loops over its items takes (None:
+    /// as many as its items need): on a CPU adapter, a few per core (`LOWP_ITEM_GROUPS`).
+    pub fn item_groups(&self) -> Option<u32> {
+        self.item_groups
     }
 
     /// Compiles kernels for their operands' formats, or runs the generic kernels that read
@@ -623,7 +663,7 @@ impl GpuContext {
         let l = self.device.limits();
         let yes = |b: bool| if b { "yes" } else { "no" };
         format!(
-            "adapter: {} ({}, {})\ndriver: {} {}{}\nshader-f16: {}\nshader-f64: {}\nsubgroups: {}\ndot4I8Packed (WGSL): {}\ncooperative matrix: {}\ntimestamp queries: {}\nmax storage buffer binding: {} MiB\nmax buffer: {} MiB\nmax workgroups per dimension: {}\nGEMM with f32 sums: {}\nGEMM tiles: {}\nkernels: {}",
+            "adapter: {} ({}, {})\ndriver: {} {}{}\nshader-f16: {}\nshader-f64: {}\nsubgroups: {}\ndot4I8Packed (WGSL): {}\ncooperative matrix: {}\ntimestamp queries: {}\nmax storage buffer binding: {} MiB\nmax buffer: {} MiB\nmax workgroups per dimension: {}\nGEMM with f32 sums: {}\nGEMM tiles: {}\nkernels: {}\nper-item kernels: {}",
             self.info.name,
             self.info.backend.to_str(),
             device_type_name(self.info.device_type),
@@ -682,6 +722,12 @@ impl GpuContext {
                 (true, false) =>
                     "compiled for their operands' formats (LOWP_SPECIALISE=0: portable)",
                 _ => "portable, every format read from the parameters (LOWP_SPECIALISE=0)",
+            },
+            match self.item_groups {
+                Some(g) => format!(
+                    "at most {g} workgroups, each invocation many items (LOWP_ITEM_GROUPS=0: one item an invocation)"
+                ),
+                None => "one item an invocation".to_string(),
             },
         )
     }

@@ -4,7 +4,7 @@ use super::context::GpuContext;
 use super::encoder::Encoder;
 use super::error::GpuError;
 use super::params::DispatchParams;
-use super::shader::takes_f64_softfloat;
+use super::shader::{loops_over_items, takes_f64_softfloat};
 use super::specialise::Specialisation;
 
 /// A dispatch's storage buffers and texture views, each with its binding number.
@@ -19,6 +19,17 @@ pub const WORKGROUP: u32 = 256;
 /// Workgroups along x and y covering `count` work items.
 pub fn grid(ctx: &GpuContext, count: u32) -> (u32, u32) {
     let groups = count.div_ceil(WORKGROUP).max(1);
+    let gx = groups.min(ctx.max_groups_x());
+    (gx, groups.div_ceil(gx))
+}
+
+/// Workgroups along x and y covering `count` work items of a kernel whose invocations loop
+/// over their items (`shader::loops_over_items`): as [`grid`], at most `ctx.item_groups()`.
+pub fn looping_grid(ctx: &GpuContext, count: u32) -> (u32, u32) {
+    let mut groups = count.div_ceil(WORKGROUP).max(1);
+    if let Some(most) = ctx.item_groups() {
+        groups = groups.min(most.max(1));
+    }
     let gx = groups.min(ctx.max_groups_x());
     (gx, groups.div_ceil(gx))
 }
@@ -70,7 +81,10 @@ pub fn record_with_textures<P: DispatchParams>(
     mut params: P,
     (bindings, textures): Bound<'_>,
 ) -> Result<(), GpuError> {
-    let (gx, gy) = grid(ctx, count);
+    let (gx, gy) = match loops_over_items(kernel.0, kernel.1) {
+        true => looping_grid(ctx, count),
+        false => grid(ctx, count),
+    };
     params.set_grid(gx, count);
     let grid = (gx, gy, 1);
     record_textured(ctx, enc, kernel, spec, grid, &params, (bindings, textures))

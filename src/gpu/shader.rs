@@ -1,6 +1,7 @@
 //! Shader assembly: WGSL has no #include, so a kernel is the library pieces it names plus its own file.
 
 use super::specialise::Specialisation;
+use std::sync::OnceLock;
 
 /// The pieces of `shaders/lib/`, in dependency order.
 const LIB: &[(&str, &str)] = &[
@@ -323,6 +324,30 @@ const GATED_SOFTFLOAT: &[(&str, &str)] = &[("linear", "residual")];
 /// [`GpuContext::f64_softfloat`](super::GpuContext::f64_softfloat)).
 pub fn takes_f64_softfloat(kernel: &str, entry: &str) -> bool {
     !GATED_SOFTFLOAT.contains(&(kernel, entry))
+}
+
+/// Whether `entry` of `kernel` loops over its work items, so that a dispatch may have fewer
+/// invocations than items: its entry point takes `num_workgroups` (fmt.wgsl's `item_stride`).
+pub fn loops_over_items(kernel: &str, entry: &str) -> bool {
+    static LOOPING: OnceLock<Vec<(&'static str, &'static str)>> = OnceLock::new();
+    LOOPING
+        .get_or_init(|| {
+            let mut found = Vec::new();
+            for (name, _, source) in KERNELS {
+                for (at, _) in source.match_indices("@compute") {
+                    let rest = &source[at..];
+                    let Some(f) = rest.find("fn ") else { continue };
+                    let sig = &rest[f + 3..rest.find('{').unwrap_or(rest.len())];
+                    let entry = sig.split('(').next().unwrap_or("").trim();
+                    if sig.contains("@builtin(num_workgroups)") {
+                        found.push((*name, entry));
+                    }
+                }
+            }
+            found
+        })
+        .iter()
+        .any(|&(k, e)| k == kernel && e == entry)
 }
 
 /// Whether a kernel needs the SHADER_F16 device feature.

@@ -136,10 +136,12 @@ pub fn lowp(args: &[&str]) -> std::process::Output {
 }
 
 /// One GPU context per test binary whose dispatches put at most 2 workgroups along x, so
-/// that kernels take their 2-D dispatch path even on small inputs.
+/// that kernels take their 2-D dispatch path even on small inputs, and whose kernels that
+/// loop over their items take at most 3 workgroups (two rows of two, the last with no items),
+/// so that their invocations take several items each beyond 768.
 pub fn small_grid_gpu() -> &'static lowp::gpu::GpuContext {
     static CTX: std::sync::OnceLock<lowp::gpu::GpuContext> = std::sync::OnceLock::new();
-    CTX.get_or_init(|| gpu().with_max_groups_x(2))
+    CTX.get_or_init(|| gpu().with_max_groups_x(2).with_item_groups(Some(3)))
 }
 
 /// Records what `f` encodes on `small_grid_gpu()` and submits it.
