@@ -100,3 +100,41 @@ fn a_cached_bind_group_does_not_keep_a_dropped_buffer() {
     // The input's 4 MiB go back to the device (wgpu's own count; allocations round up).
     assert!(freed >= 4 * n as u64, "{freed} bytes freed of {}", 4 * n);
 }
+
+/// A looping kernel's grid never gives an invocation so many items that they and their own
+/// loops pass llvmpipe's 65,535-iteration loop limit (which would drop the rest silently):
+/// one item an invocation where even two would; otherwise at most the context's workgroups
+/// where that suffices.
+#[test]
+fn looping_grids_keep_within_the_loop_limit() {
+    use lowp::gpu::dispatch::{ITEMS_MOST, looping_grid};
+    for cap in [None, Some(1), Some(3), Some(16)] {
+        let c = common::gpu().with_item_groups(cap);
+        for count in [1u32, 255, 256, 4097, 1 << 20, 10_000_000, u32::MAX / 2] {
+            for iterations in [4u32, 64, 1022, 1023, 30_000, 40_000, u32::MAX] {
+                let (gx, gy) = looping_grid(&c, count, iterations);
+                let groups = gx as u64 * gy as u64;
+                let per = (count as u64).div_ceil(groups * 256);
+                let what = format!("cap {cap:?}, {count} items, {iterations} iterations");
+                assert!(per <= ITEMS_MOST as u64, "{what}: {per} items");
+                assert!(
+                    per == 1 || per * (iterations as u64 + 1) <= 65_535,
+                    "{what}: {per} items"
+                );
+                assert!(gx <= c.max_groups_x(), "{what}");
+                // Never more workgroups than one item an invocation needs; at most the cap
+                // where the limit allows it.
+                assert!(
+                    groups <= (count as u64).div_ceil(256).max(1) + gx as u64,
+                    "{what}"
+                );
+                if let Some(most) = cap {
+                    let least = (count as u64).div_ceil(256 * ITEMS_MOST as u64);
+                    if iterations <= 1022 {
+                        assert!(groups <= (most as u64).max(least) + gx as u64, "{what}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -23,13 +23,25 @@ pub fn grid(ctx: &GpuContext, count: u32) -> (u32, u32) {
     (gx, groups.div_ceil(gx))
 }
 
+/// The most work items one invocation of a looping kernel takes: enough to amortise an
+/// invocation's setup, and few enough that llvmpipe's 65,535-iteration loop limit (which
+/// counts nested loops' iterations) leaves each item 1,022 iterations of its own.
+pub const ITEMS_MOST: u32 = 64;
+
 /// Workgroups along x and y covering `count` work items of a kernel whose invocations loop
-/// over their items (`shader::loops_over_items`): as [`grid`], at most `ctx.item_groups()`.
-pub fn looping_grid(ctx: &GpuContext, count: u32) -> (u32, u32) {
-    let mut groups = count.div_ceil(WORKGROUP).max(1);
-    if let Some(most) = ctx.item_groups() {
-        groups = groups.min(most.max(1));
-    }
+/// over their items (`shader::loops_over_items`), each item's loops running at most
+/// `iterations`: at most `ctx.item_groups()`, and never so few that an invocation's items
+/// and their loops pass llvmpipe's loop limit (one item an invocation where they would).
+pub fn looping_grid(ctx: &GpuContext, count: u32, iterations: u32) -> (u32, u32) {
+    let full = count.div_ceil(WORKGROUP).max(1);
+    let per = ITEMS_MOST.min(u16::MAX as u32 / iterations.saturating_add(1).max(1));
+    let groups = match ctx.item_groups() {
+        Some(most) if per >= 2 => {
+            let least = count.div_ceil(WORKGROUP.saturating_mul(per)).max(1);
+            full.min(most.max(least))
+        }
+        _ => full,
+    };
     let gx = groups.min(ctx.max_groups_x());
     (gx, groups.div_ceil(gx))
 }
@@ -82,7 +94,7 @@ pub fn record_with_textures<P: DispatchParams>(
     (bindings, textures): Bound<'_>,
 ) -> Result<(), GpuError> {
     let (gx, gy) = match loops_over_items(kernel.0, kernel.1) {
-        true => looping_grid(ctx, count),
+        true => looping_grid(ctx, count, params.item_iterations()),
         false => grid(ctx, count),
     };
     params.set_grid(gx, count);

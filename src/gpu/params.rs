@@ -190,6 +190,13 @@ pub struct GemmParams {
 pub trait DispatchParams: bytemuck::Pod {
     /// Stores the grid of a 1-D dispatch over `count` items.
     fn set_grid(&mut self, groups_x: u32, count: u32);
+
+    /// The most iterations the loops of one work item may run (at least 4, a four-element
+    /// invocation's): llvmpipe ends a shader loop after 65,535 iterations, those of the loops
+    /// nested in it counted, so a kernel looping over its items takes fewer of them.
+    fn item_iterations(&self) -> u32 {
+        4
+    }
 }
 
 impl DispatchParams for QuantParams {
@@ -378,6 +385,11 @@ impl DispatchParams for GemmParams {
         self.groups_x = groups_x;
         self.count = count;
     }
+
+    /// The split-K reduce adds each output's `splits` partial sums.
+    fn item_iterations(&self) -> u32 {
+        self.splits.max(4)
+    }
 }
 
 /// A convolution dispatch's parameters (like WGSL's `ConvParams`).
@@ -468,6 +480,11 @@ impl DispatchParams for ConvParams {
     fn set_grid(&mut self, groups_x: u32, count: u32) {
         self.groups_x = groups_x;
         self.count = count;
+    }
+
+    /// The reduce adds `splits` partial sums an output, the tap sums KH KW products.
+    fn item_iterations(&self) -> u32 {
+        self.splits.max(self.kh.saturating_mul(self.kw)).max(4)
     }
 }
 
@@ -647,6 +664,11 @@ impl DispatchParams for ElemParams {
     fn set_grid(&mut self, groups_x: u32, count: u32) {
         self.groups_x = groups_x;
         self.count = count;
+    }
+
+    /// Max pooling's backward visits a window twice (its maximum, then every cell).
+    fn item_iterations(&self) -> u32 {
+        self.pool.saturating_mul(self.pool).saturating_mul(2).max(4)
     }
 }
 
