@@ -34,8 +34,12 @@ fn item_index(gid: vec3<u32>, groups_x: u32) -> u32 {
 // gives a CPU adapter a few workgroups a core; with a workgroup per WG items, the item is
 // item_index's).
 fn item_run(gid: vec3<u32>, groups_x: u32, nwg: vec3<u32>, count: u32) -> vec2<u32> {
-    let per = (count + nwg.x * nwg.y * WG - 1u) / (nwg.x * nwg.y * WG);
+    let t = nwg.x * nwg.y * WG;
+    let per = count / t + select(0u, 1u, count % t != 0u);
     let i = item_index(gid, groups_x);
     let start = (i / WG) * per * WG;
-    return vec2(start + i % WG, min(start + per * WG, count));
+    if (start >= count) {
+        return vec2(0u, 0u);
+    }
+    return vec2(start + i % WG, start + min(per * WG, count - start));
 }

@@ -82,14 +82,15 @@ pub fn mesa_version(driver_info: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
-/// A line for the capability report where the driver is known to run lowp's kernels slowly.
-/// Workgroups a looping kernel takes on a CPU adapter by default: eight per core, enough for
-/// llvmpipe's threads to share the work evenly.
+/// Workgroups a looping kernel takes on a CPU adapter by default: eight per core (llvmpipe
+/// runs a thread a core unless LP_NUM_THREADS says otherwise), enough for its threads to
+/// share the work evenly.
 fn default_item_groups() -> u32 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     8 * cores as u32
 }
 
+/// A line for the capability report where the driver is known to run lowp's kernels slowly.
 fn driver_note(driver: &str, driver_info: &str) -> String {
     match mesa_version(driver_info) {
         Some(v) if driver == "llvmpipe" && v < (23, 0) => format!(

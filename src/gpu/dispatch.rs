@@ -24,17 +24,23 @@ pub fn grid(ctx: &GpuContext, count: u32) -> (u32, u32) {
 }
 
 /// The most work items one invocation of a looping kernel takes: enough to amortise an
-/// invocation's setup, and few enough that llvmpipe's 65,535-iteration loop limit (which
-/// counts nested loops' iterations) leaves each item 1,022 iterations of its own.
+/// invocation's setup, and few enough that llvmpipe's limit of 65,535 loop iterations an
+/// invocation (every loop's counted) leaves each item 1,022 of its own.
 pub const ITEMS_MOST: u32 = 64;
+
+/// Loop iterations an item may spend beyond its `item_iterations`: a store's rounding
+/// (random bits: 10 rounds; exception counts: 3) and soft-float's divisions and square
+/// roots (27 and 26 steps) for each of four elements, with room to spare.
+pub const ITEM_SLACK: u32 = 512;
 
 /// Workgroups along x and y covering `count` work items of a kernel whose invocations loop
 /// over their items (`shader::loops_over_items`), each item's loops running at most
-/// `iterations`: at most `ctx.item_groups()`, and never so few that an invocation's items
-/// and their loops pass llvmpipe's loop limit (one item an invocation where they would).
+/// `iterations` (and `ITEM_SLACK`): at most `ctx.item_groups()`, and never so few that an
+/// invocation's items and their loops pass llvmpipe's loop limit (one item an invocation
+/// where two would).
 pub fn looping_grid(ctx: &GpuContext, count: u32, iterations: u32) -> (u32, u32) {
     let full = count.div_ceil(WORKGROUP).max(1);
-    let per = ITEMS_MOST.min(u16::MAX as u32 / iterations.saturating_add(1).max(1));
+    let per = ITEMS_MOST.min(u16::MAX as u32 / iterations.saturating_add(1 + ITEM_SLACK));
     let groups = match ctx.item_groups() {
         Some(most) if per >= 2 => {
             let least = count.div_ceil(WORKGROUP.saturating_mul(per)).max(1);

@@ -191,9 +191,10 @@ pub trait DispatchParams: bytemuck::Pod {
     /// Stores the grid of a 1-D dispatch over `count` items.
     fn set_grid(&mut self, groups_x: u32, count: u32);
 
-    /// The most iterations the loops of one work item may run (at least 4, a four-element
-    /// invocation's): llvmpipe ends a shader loop after 65,535 iterations, those of the loops
-    /// nested in it counted, so a kernel looping over its items takes fewer of them.
+    /// The most iterations the loops of one work item may run beyond those of its one store
+    /// and soft-float arithmetic (`dispatch::ITEM_SLACK` covers these): llvmpipe ends an
+    /// invocation's loops after 65,535 iterations in all, so a kernel looping over its items
+    /// takes fewer of them the longer each item's loops run.
     fn item_iterations(&self) -> u32 {
         4
     }
@@ -666,9 +667,14 @@ impl DispatchParams for ElemParams {
         self.count = count;
     }
 
-    /// Max pooling's backward visits a window twice (its maximum, then every cell).
+    /// Max pooling's backward finds a window's maximum, then stores every cell of it, each
+    /// store with its own rounding's loops (16 iterations a cell allowed).
     fn item_iterations(&self) -> u32 {
-        self.pool.saturating_mul(self.pool).saturating_mul(2).max(4)
+        let cells = self.pool.saturating_mul(self.pool);
+        cells
+            .saturating_mul(16)
+            .saturating_add(self.pool.saturating_mul(2))
+            .max(4)
     }
 }
 

@@ -327,7 +327,7 @@ pub fn takes_f64_softfloat(kernel: &str, entry: &str) -> bool {
 }
 
 /// Whether `entry` of `kernel` loops over its work items, so that a dispatch may have fewer
-/// invocations than items: its entry point takes `num_workgroups` (fmt.wgsl's `item_stride`).
+/// invocations than items: its entry point takes `num_workgroups` (fmt.wgsl's `item_run`).
 pub fn loops_over_items(kernel: &str, entry: &str) -> bool {
     static LOOPING: OnceLock<Vec<(&'static str, &'static str)>> = OnceLock::new();
     LOOPING
@@ -337,7 +337,8 @@ pub fn loops_over_items(kernel: &str, entry: &str) -> bool {
                 for (at, _) in source.match_indices("@compute") {
                     let rest = &source[at..];
                     let Some(f) = rest.find("fn ") else { continue };
-                    let sig = &rest[f + 3..rest.find('{').unwrap_or(rest.len())];
+                    let rest = &rest[f + 3..];
+                    let sig = &rest[..rest.find('{').unwrap_or(rest.len())];
                     let entry = sig.split('(').next().unwrap_or("").trim();
                     if sig.contains("@builtin(num_workgroups)") {
                         found.push((*name, entry));
