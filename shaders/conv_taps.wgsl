@@ -6,9 +6,6 @@
 
 fn main_item(item: u32) {
     let idx = item;
-    if (idx >= G.count) {
-        return;
-    }
     let hw = cv_h() * cv_w();
     let per_image = cv_cin() * hw;
     let nb = idx / per_image;

@@ -56,9 +56,6 @@ fn panel_value(e: u32) -> f32 {
 // Panel vector e: elements 4e to 4e + 3 (PAN is a multiple of 4, so one product's).
 fn pack_item(item: u32) {
     let e = item;
-    if (e >= G.count) {
-        return;
-    }
     var v = vec4(0.0);
     for (var t = 0u; t < 4u; t++) {
         v[t] = panel_value(4u * e + t);

@@ -3,9 +3,6 @@
 
 fn main_item(item: u32) {
     let idx = item;
-    if (idx >= G.count) {
-        return;
-    }
     let i = idx / G.n;
     let j = idx % G.n;
     var s = 0.0;

@@ -70,9 +70,6 @@ fn window_argmax(o: u32) -> u32 {
 
 fn forward_item(item: u32) {
     let o = item;
-    if (o >= E.count) {
-        return;
-    }
     store_out(o, load0(window_argmax(o)));
 }
 
@@ -90,9 +87,6 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 // would find its window's maximum again for every value of the window.
 fn backward_item(item: u32) {
     let c = item;
-    if (c >= E.count) {
-        return;
-    }
     let cells_h = (mp_in_h() + mp_pool() - 1u) / mp_pool();
     let cells_w = (mp_in_w() + mp_pool() - 1u) / mp_pool();
     let plane = c / (cells_h * cells_w);
@@ -131,9 +125,6 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 // cells, storing their two rows of four values as two vectors.
 fn backward_pairs_item(item: u32) {
     let c = item;
-    if (c >= E.count) {
-        return;
-    }
     // Cell pairs a plane: out_h rows of out_w / 2.
     let pairs_w = mp_out_w() / 2u;
     let per = mp_out_h() * pairs_w;

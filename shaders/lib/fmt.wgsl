@@ -32,7 +32,7 @@ fn item_index(gid: vec3<u32>, groups_x: u32) -> u32 {
 // `num_workgroups`): each workgroup a run of whole workgroups' worth of consecutive items,
 // its invocations items first, first + WG, ... below end (src/gpu/dispatch.rs looping_grid
 // gives a CPU adapter a few workgroups a core; with a workgroup per WG items, the item is
-// item_index's).
+// item_index's). Every item is below count, so an item's body checks no bound of its own.
 fn item_run(gid: vec3<u32>, groups_x: u32, nwg: vec3<u32>, count: u32) -> vec2<u32> {
     let t = nwg.x * nwg.y * WG;
     let per = count / t + select(0u, 1u, count % t != 0u);
