@@ -138,3 +138,36 @@ fn looping_grids_keep_within_the_loop_limit() {
         }
     }
 }
+
+/// A context's settings given in code take the place of the environment's, one by one, and
+/// a bad one is the same typed error as from the environment.
+#[test]
+fn settings_given_in_code_replace_the_environments() {
+    use lowp::gpu::{GpuContext, GpuError};
+    let ctx =
+        GpuContext::with_settings(&[("LOWP_ITEM_GROUPS", "5"), ("LOWP_SEGMENTS", "0")]).unwrap();
+    assert_eq!(ctx.item_groups(), Some(5));
+    assert!(!ctx.segments());
+    let other = GpuContext::with_settings(&[("LOWP_ITEM_GROUPS", "0")]).unwrap();
+    assert_eq!(other.item_groups(), None);
+    // What is not given comes from the environment, as in `GpuContext::new`.
+    let plain = GpuContext::new().unwrap();
+    assert_eq!(other.segments(), plain.segments());
+    match GpuContext::with_settings(&[("LOWP_ITEM_GROUPS", "many")]) {
+        Err(GpuError::Invalid(e)) => assert!(e.contains("LOWP_ITEM_GROUPS"), "{e}"),
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("a bad setting was taken"),
+    }
+    // Settings read elsewhere than in the constructor go there too; a name it does not read
+    // (a misspelling) is refused rather than ignored.
+    match GpuContext::with_settings(&[("LOWP_GEMM_TILES", "1,2")]) {
+        Err(GpuError::Invalid(_)) => {}
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("bad tiles were taken"),
+    }
+    match GpuContext::with_settings(&[("LOWP_SEGMENT", "0")]) {
+        Err(GpuError::Invalid(e)) => assert!(e.contains("LOWP_SEGMENT "), "{e}"),
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("an unknown setting was taken"),
+    }
+}

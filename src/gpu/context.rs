@@ -133,13 +133,49 @@ fn type_rank(t: wgpu::DeviceType) -> u32 {
     }
 }
 
+/// The environment variables a context reads when it is made (and
+/// [`GpuContext::with_settings`] may give instead).
+const SETTINGS: &[&str] = &[
+    "WGPU_ADAPTER_NAME",
+    "LOWP_SOFTFLOAT",
+    "LOWP_GEMM_F16",
+    "LOWP_GEMM_VEC",
+    "LOWP_GEMM_TILES",
+    "LOWP_GEMM_KERNEL",
+    "LOWP_BROADCAST",
+    "LOWP_PANEL_TEXTURES",
+    "LOWP_SPECIALISE",
+    "LOWP_TAP_SUMS",
+    "LOWP_SEGMENTS",
+    "LOWP_ITEM_GROUPS",
+    "LOWP_PROFILE",
+];
+
 impl GpuContext {
     /// Opens the adapter named by WGPU_ADAPTER_NAME, else the best one on WGPU_BACKEND's backends.
     pub fn new() -> Result<GpuContext, GpuError> {
-        pollster::block_on(Self::open())
+        pollster::block_on(Self::open(&[]))
     }
 
-    async fn open() -> Result<GpuContext, GpuError> {
+    /// Like [`GpuContext::new`], each setting in `settings` (an environment variable's name
+    /// and value, such as `("LOWP_SEGMENTS", "0")`) taken in place of the environment's: two
+    /// contexts of one process set differently, to compare them step by step. A name the
+    /// context does not read is an error, not ignored.
+    pub fn with_settings(settings: &[(&str, &str)]) -> Result<GpuContext, GpuError> {
+        pollster::block_on(Self::open(settings))
+    }
+
+    async fn open(settings: &[(&str, &str)]) -> Result<GpuContext, GpuError> {
+        if let Some((name, _)) = settings.iter().find(|(n, _)| !SETTINGS.contains(n)) {
+            return Err(GpuError::Invalid(format!(
+                "{name} is not a setting of a GPU context (those are {})",
+                SETTINGS.join(", ")
+            )));
+        }
+        let var = |name: &str| match settings.iter().find(|(n, _)| *n == name) {
+            Some((_, v)) => Ok(v.to_string()),
+            None => std::env::var(name),
+        };
         let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         let backends = desc.backends;
         let instance = wgpu::Instance::new(desc);
@@ -159,7 +195,7 @@ impl GpuContext {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let chosen = match std::env::var("WGPU_ADAPTER_NAME") {
+        let chosen = match var("WGPU_ADAPTER_NAME") {
             Ok(wanted) if !wanted.is_empty() => {
                 let w = wanted.to_lowercase();
                 adapters
@@ -182,7 +218,7 @@ impl GpuContext {
         };
         let info = chosen.get_info();
         // Soft-float through f64 on a CPU adapter (LOWP_SOFTFLOAT=f64 or gate chooses).
-        let f64_softfloat = match std::env::var("LOWP_SOFTFLOAT").as_deref() {
+        let f64_softfloat = match var("LOWP_SOFTFLOAT").as_deref() {
             Ok("f64") if !chosen.features().contains(wgpu::Features::SHADER_F64) => {
                 return Err(GpuError::Invalid(format!(
                     "LOWP_SOFTFLOAT=f64: {} has no f64 in shaders",
@@ -231,10 +267,12 @@ impl GpuContext {
         let max_groups_x = device.limits().max_compute_workgroups_per_dimension;
         let wgsl_features = instance.wgsl_language_features();
         let f16_staging = device.features().contains(wgpu::Features::SHADER_F16)
-            && std::env::var("LOWP_GEMM_F16").map_or(true, |v| v != "0");
-        let vector_loads = std::env::var("LOWP_GEMM_VEC").map_or(true, |v| v != "0");
-        let tiles = Tiles::for_adapter(info.device_type, &device.limits())?;
-        let gemm_panels = match std::env::var("LOWP_GEMM_KERNEL").as_deref() {
+            && var("LOWP_GEMM_F16").map_or(true, |v| v != "0");
+        let vector_loads = var("LOWP_GEMM_VEC").map_or(true, |v| v != "0");
+        let tiles_setting = var("LOWP_GEMM_TILES").ok();
+        let tiles =
+            Tiles::for_adapter(info.device_type, &device.limits(), tiles_setting.as_deref())?;
+        let gemm_panels = match var("LOWP_GEMM_KERNEL").as_deref() {
             Ok("panel") => true,
             Ok("tiled") => false,
             Ok(other) if !other.is_empty() => {
@@ -248,7 +286,7 @@ impl GpuContext {
         // A CPU adapter runs each load whose address may differ across lanes as a loop over
         // the lanes, loads the same for every lane included: the panel kernels load A's
         // values once per subgroup of 8 and broadcast them, where subgroups are always 8.
-        let broadcast_lanes = match std::env::var("LOWP_BROADCAST").as_deref() {
+        let broadcast_lanes = match var("LOWP_BROADCAST").as_deref() {
             Ok("0") => false,
             Err(_) | Ok("") | Ok("1") => {
                 subgroups
@@ -264,7 +302,7 @@ impl GpuContext {
         };
         // A CPU adapter (llvmpipe) loads a storage value lane by lane through memory and
         // fetches a texel with vector loads: the panels go in textures there.
-        let panel_textures = match std::env::var("LOWP_PANEL_TEXTURES").as_deref() {
+        let panel_textures = match var("LOWP_PANEL_TEXTURES").as_deref() {
             Ok("0") => false,
             Ok("1") => true,
             Err(_) | Ok("") => info.device_type == wgpu::DeviceType::Cpu,
@@ -274,13 +312,13 @@ impl GpuContext {
                 )));
             }
         };
-        let specialise = std::env::var("LOWP_SPECIALISE").map_or(true, |v| v != "0");
-        let tap_sums = std::env::var("LOWP_TAP_SUMS").map_or(true, |v| v != "0");
-        let segments = std::env::var("LOWP_SEGMENTS").map_or(true, |v| v != "0");
+        let specialise = var("LOWP_SPECIALISE").map_or(true, |v| v != "0");
+        let tap_sums = var("LOWP_TAP_SUMS").map_or(true, |v| v != "0");
+        let segments = var("LOWP_SEGMENTS").map_or(true, |v| v != "0");
         // On a CPU adapter each invocation costs its setup (llvmpipe 22.3: ~9 ns, as much as
         // two loads): the kernels that loop over their items run a few workgroups a core.
         let cpu = info.device_type == wgpu::DeviceType::Cpu;
-        let item_groups = match std::env::var("LOWP_ITEM_GROUPS").as_deref() {
+        let item_groups = match var("LOWP_ITEM_GROUPS").as_deref() {
             Err(_) | Ok("") => cpu.then(default_item_groups),
             Ok("0") => None,
             Ok(v) => match v.parse::<u32>() {
@@ -292,7 +330,7 @@ impl GpuContext {
                 }
             },
         };
-        let profiler = match std::env::var("LOWP_PROFILE").as_deref() {
+        let profiler = match var("LOWP_PROFILE").as_deref() {
             Err(_) | Ok("") | Ok("0") => None,
             Ok("host") => Some(super::profile::Profiler::host_timed()),
             Ok(_) => super::profile::Profiler::new(&device),

@@ -54,13 +54,15 @@ impl Tiles {
         rn: 8,
     };
 
-    /// Tiles for an adapter type, unless `LOWP_GEMM_TILES=tm,tn,tk,rm,rn` says otherwise.
+    /// Tiles for an adapter type, unless `setting` (`LOWP_GEMM_TILES`'s value,
+    /// `tm,tn,tk,rm,rn`) says otherwise.
     pub fn for_adapter(
         device_type: wgpu::DeviceType,
         limits: &wgpu::Limits,
+        setting: Option<&str>,
     ) -> Result<Tiles, GpuError> {
-        let t = match std::env::var("LOWP_GEMM_TILES") {
-            Ok(text) if !text.is_empty() => Tiles::parse(&text)?,
+        let t = match setting {
+            Some(text) if !text.is_empty() => Tiles::parse(text)?,
             _ => match device_type {
                 wgpu::DeviceType::Cpu => Tiles::SMALL,
                 wgpu::DeviceType::DiscreteGpu => Tiles::LARGE,
