@@ -138,6 +138,8 @@ fn bench(c: &mut Criterion) {
         ("lenet conv2", [batch(128), 6, 14, 14], [16, 6, 5, 5], 0),
         ("resnet 3x3", [batch(32), 64, 32, 32], [64, 64, 3, 3], 1),
         ("resnet8 3x3", [batch(64), 16, 32, 32], [16, 16, 3, 3], 1),
+        ("resnet8 32ch", [batch(64), 32, 16, 16], [32, 32, 3, 3], 1),
+        ("resnet8 64ch", [batch(64), 64, 8, 8], [64, 64, 3, 3], 1),
     ];
     for (name, xs, ws, pad) in layers {
         let spec = Conv2dSpec {

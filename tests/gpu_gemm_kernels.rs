@@ -598,3 +598,59 @@ fn input_rows_equal_gathered_values_bit_for_bit() {
         }
     }
 }
+
+/// Narrow views of 9 to 16 rows (weight gradients: O x C KH KW, K = N OH OW) run as tall
+/// tiles gathering B in `thin`, K split across workgroups, and give the bits of packing B's
+/// panel for `main`: the same values summed in the same order. Layers: ResNet-8's 16-channel
+/// 3 x 3 (144 columns, K 4,096), LeNet-5's conv2 (150), 12 channels of 5 x 3 x 3 (45 columns,
+/// padding 0), and two groups of 12 from 10 channels each (90 columns); f32 (the order shows), e4m3 x e2m1 into
+/// bf16, bf16 x MXFP8 into e5m2.
+#[test]
+fn narrow_tall_views_equal_packed_panels_bit_for_bit() {
+    let (on, off) = (
+        common::gpu().with_gemm_panels(true).with_narrow_tall(true),
+        common::gpu().with_gemm_panels(true).with_narrow_tall(false),
+    );
+    let layers: [Layer; 4] = [
+        ([4, 16, 32, 32], [16, 3, 3], [1, 1], 1),
+        ([8, 6, 14, 14], [16, 5, 5], [0, 0], 1),
+        ([4, 5, 12, 12], [12, 3, 3], [0, 0], 1),
+        ([2, 20, 10, 10], [24, 3, 3], [1, 1], 2),
+    ];
+    let formats = [
+        ("fp32", "fp32", "fp32"),
+        ("e4m3", "e2m1", "bf16"),
+        ("bf16", "mxfp8_e4m3", "e5m2"),
+    ];
+    for (fg, fx, fw) in formats {
+        let (qg, qx, gspec) = specs(fg, fx, fw);
+        for (t, (xs, [o, kh, kw], padding, groups)) in layers.iter().enumerate() {
+            let spec = Conv2dSpec {
+                padding: *padding,
+                groups: *groups,
+                out: gspec.out,
+                ..Conv2dSpec::new()
+            };
+            let ws = [*o, xs[1] / groups, *kh, *kw];
+            let g = spec.geometry(xs, &ws).unwrap();
+            let ys = [xs[0], *o, g.oh, g.ow];
+            let x = common::uniform(xs.iter().product(), 50 + t as u64, 2.0);
+            let dy = common::uniform(ys.iter().product(), 60 + t as u64, 1.0);
+            let run = |ctx: &GpuContext| {
+                let (tx, _) = ops::quantize(ctx, &x, xs, &qx).unwrap();
+                let (tg, _) = ops::quantize(ctx, &dy, &ys, &qg).unwrap();
+                let (view, _) =
+                    ops::conv::prepare_conv(ConvPass::BackwardWeight, &g, &tg, &tx, None, &spec)
+                        .unwrap();
+                let gathers = ops::gemm::gathers_b(ctx, (view.m, view.n));
+                let (dw, _) =
+                    ops::conv2d_backward_weight(ctx, &tg, &tx, [*kh, *kw], &spec).unwrap();
+                (gathers, dw.read_words(ctx).unwrap())
+            };
+            let ((tall_on, w_on), (tall_off, w_off)) = (run(&on), run(&off));
+            let layer = format!("{xs:?}, dW {ws:?}, padding {padding:?}, {fg} x {fx} -> {fw}");
+            assert!(tall_on && !tall_off, "{layer}: B gathered on one side only");
+            assert_eq!(w_on, w_off, "{layer}");
+        }
+    }
+}

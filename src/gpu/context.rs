@@ -29,6 +29,9 @@ pub struct GpuContext {
     vector_loads: bool,
     gemm_panels: bool,
     thin_panels: bool,
+    /// Views of 9 to 16 rows and at most 256 columns run as `thin`'s tall tiles (see
+    /// [`GpuContext::narrow_tall`]).
+    narrow_tall: bool,
     tap_sums: bool,
     segments: bool,
     /// The most workgroups of a kernel that loops over its work items (None: one item an
@@ -147,6 +150,7 @@ const SETTINGS: &[&str] = &[
     "LOWP_SPECIALISE",
     "LOWP_TAP_SUMS",
     "LOWP_SEGMENTS",
+    "LOWP_NARROW_TALL",
     "LOWP_ITEM_GROUPS",
     "LOWP_PROFILE",
 ];
@@ -315,6 +319,19 @@ impl GpuContext {
         let specialise = var("LOWP_SPECIALISE").map_or(true, |v| v != "0");
         let tap_sums = var("LOWP_TAP_SUMS").map_or(true, |v| v != "0");
         let segments = var("LOWP_SEGMENTS").map_or(true, |v| v != "0");
+        // A CPU adapter stores a panel value lane by lane (llvmpipe 22.3: a scalar store a
+        // 32-bit channel, each behind a stack round trip): narrow views (weight gradients)
+        // gather B in the product rather than store it in a panel first.
+        let narrow_tall = match var("LOWP_NARROW_TALL").as_deref() {
+            Ok("0") => false,
+            Ok("1") => true,
+            Err(_) | Ok("") => info.device_type == wgpu::DeviceType::Cpu,
+            Ok(other) => {
+                return Err(GpuError::Invalid(format!(
+                    "LOWP_NARROW_TALL={other:?}: expected \"0\" (off), \"1\" (on) or unset"
+                )));
+            }
+        };
         // On a CPU adapter each invocation costs its setup (llvmpipe 22.3: ~9 ns, as much as
         // two loads): the kernels that loop over their items run a few workgroups a core.
         let cpu = info.device_type == wgpu::DeviceType::Cpu;
@@ -350,6 +367,7 @@ impl GpuContext {
             vector_loads,
             gemm_panels,
             thin_panels: true,
+            narrow_tall,
             tap_sums,
             segments,
             item_groups,
@@ -386,6 +404,7 @@ impl GpuContext {
             vector_loads: self.vector_loads,
             gemm_panels: self.gemm_panels,
             thin_panels: self.thin_panels,
+            narrow_tall: self.narrow_tall,
             tap_sums: self.tap_sums,
             segments: self.segments,
             item_groups: self.item_groups,
@@ -447,6 +466,21 @@ impl GpuContext {
     /// Whether the panel kernel gathers B in its product for views of at most 8 rows.
     pub fn thin_panels(&self) -> bool {
         self.thin_panels
+    }
+
+    /// Runs views of 9 to 16 rows and at most 256 columns as tall tiles gathering B (`on`,
+    /// the default on a CPU adapter), or packs their B panel.
+    pub fn with_narrow_tall(mut self, on: bool) -> GpuContext {
+        self.narrow_tall = on;
+        self
+    }
+
+    /// Whether views of 9 to 16 rows and at most 256 columns (a weight gradient's, say) run
+    /// as `thin`'s tall tiles, B gathered in the product, one invocation a column group of
+    /// four (`LOWP_NARROW_TALL=0` or `1` chooses; on by default on a CPU adapter, which
+    /// stores a B panel's values lane by lane), rather than packing B's panel for `main`.
+    pub fn narrow_tall(&self) -> bool {
+        self.narrow_tall
     }
 
     /// Lets a convolution's f32-accumulating backward data pass run as per-tap products
@@ -733,7 +767,7 @@ impl GpuContext {
             l.max_compute_workgroups_per_dimension,
             if self.gemm_panels {
                 format!(
-                    "decoded panels, 8 x 8 per invocation ({} MiB of panels at most, in {}){}{}",
+                    "decoded panels, 8 x 8 per invocation ({} MiB of panels at most, in {}){}{}{}",
                     (self.panel_words * 4) >> 20,
                     if self.panel_textures {
                         "textures; LOWP_PANEL_TEXTURES=0: storage buffers"
@@ -747,6 +781,11 @@ impl GpuContext {
                     },
                     if self.segments && self.thin_panels {
                         ", stride-1 convolutions' inputs read in row segments (LOWP_SEGMENTS=0: gathered)"
+                    } else {
+                        ""
+                    },
+                    if self.narrow_tall && self.thin_panels {
+                        ", views of 9 to 16 rows and at most 256 columns gather B too (LOWP_NARROW_TALL=0: B packed)"
                     } else {
                         ""
                     }

@@ -549,13 +549,20 @@ pub fn panel_blocks(
 
 /// Whether the panel kernel's `thin` takes an `m` x `n` view of `(wx, wy)` invocations as
 /// tall tiles: 9 to 16 rows, each invocation sixteen rows of four columns, enough columns to
-/// fill a workgroup of 64.
+/// fill a workgroup of 64, or (where [`GpuContext::narrow_tall`]) fewer, a workgroup as wide
+/// as the view (a weight gradient's; their K split across workgroups).
 fn tall_view(ctx: &GpuContext, (m, n): (usize, usize), (wx, wy): (usize, usize)) -> bool {
-    ctx.thin_panels()
-        && wy == 2
-        && m <= 2 * PANEL_R
-        && 2 * wx == PANEL_LANES
-        && n > PANEL_R * PANEL_LANES / 2
+    let wide = 2 * wx == PANEL_LANES && n > PANEL_R * PANEL_LANES / 2;
+    let narrow = ctx.narrow_tall() && 2 * wx < PANEL_LANES;
+    ctx.thin_panels() && wy == 2 && m <= 2 * PANEL_R && (wide || narrow)
+}
+
+/// Whether the panel kernel runs an `m` x `n` view with `thin`, B gathered in the product
+/// (no B panel): views of at most 8 rows filling a workgroup, and tall views.
+pub fn gathers_b(ctx: &GpuContext, (m, n): (usize, usize)) -> bool {
+    let (wx, wy) = panel_lanes(m, n);
+    let thin = ctx.thin_panels() && wy == 1 && m <= PANEL_R && wx == PANEL_LANES;
+    thin || tall_view(ctx, (m, n), (wx, wy))
 }
 
 /// Whether a tall view of blocks `bk` deep (of `k`) in `splits` slices reads B from its
@@ -608,12 +615,14 @@ fn record_panels<P: SplitParams>(
     // gradient's 25 columns, measured faster packed: their few lanes gather alone).
     // Views of 9 to 16 rows, two invocation rows high, gather B too where they fill a
     // workgroup of twice as many invocations, each sixteen rows of four columns
-    // (`thin` with TALL).
+    // (`thin` with TALL), and on a CPU adapter where they are narrower (a weight
+    // gradient's 144 or 150 columns, K split across workgroups: llvmpipe stores a B
+    // panel's values lane by lane, a scalar store a channel).
     let tall = tall_view(ctx, (m, n), (wx, wy));
     let segments = tall && reads_rows(ctx, &params, (bk, k, splits));
     // The segment path ignores the slice's K range: one block, one slice, sixteen rows.
     debug_assert!(!segments || (bk == k.max(1) && splits == 1 && bm == 2 * PANEL_R));
-    let thin = tall || ctx.thin_panels() && wy == 1 && m <= PANEL_R && wx == PANEL_LANES;
+    let thin = gathers_b(ctx, (m, n));
     // One texture (a CPU adapter) or buffer per panel, grown to the largest view's (within
     // PANEL_WORDS together).
     let textures = match ctx.panel_textures() {
