@@ -519,6 +519,23 @@ fn check_slices_side_by_side(
 /// A convolution layer: x shape, (O, KH, KW), padding, groups.
 type Layer = ([usize; 4], [usize; 3], [usize; 2], usize);
 
+/// A layer's convolution (its padding and groups, rounding into `gspec`'s output), weight
+/// shape and geometry.
+fn conv_of(
+    (xs, [o, kh, kw], padding, groups): &Layer,
+    gspec: &GemmSpec,
+) -> (Conv2dSpec, [usize; 4], lowp::conv::ConvGeometry) {
+    let spec = Conv2dSpec {
+        padding: *padding,
+        groups: *groups,
+        out: gspec.out,
+        ..Conv2dSpec::new()
+    };
+    let ws = [*o, xs[1] / groups, *kh, *kw];
+    let g = spec.geometry(xs, &ws).unwrap();
+    (spec, ws, g)
+}
+
 /// A tall forward view of a stride-1 convolution (9 to 16 output channels, output rows a
 /// multiple of 4 wide) reads B from its input rows in segments in `thin` (each input word
 /// once per invocation), and gives the same bits as gathering every value: the same values,
@@ -564,15 +581,9 @@ fn input_rows_equal_gathered_values_bit_for_bit() {
         };
         for (fw, fx, fy) in formats {
             let (qw, qx, gspec) = specs(fw, fx, fy);
-            for (t, (xs, [o, kh, kw], padding, groups)) in layers.iter().enumerate() {
-                let spec = Conv2dSpec {
-                    padding: *padding,
-                    groups: *groups,
-                    out: gspec.out,
-                    ..Conv2dSpec::new()
-                };
-                let ws = [*o, xs[1] / groups, *kh, *kw];
-                let g = spec.geometry(xs, &ws).unwrap();
+            for (t, layer) in layers.iter().enumerate() {
+                let (xs, [o, ..], padding, _) = layer;
+                let (spec, ws, g) = conv_of(layer, &gspec);
                 let x = common::uniform(xs.iter().product(), 20 + t as u64, 2.0);
                 let w = common::uniform(ws.iter().product(), 30 + t as u64, 1.0);
                 let bias = common::uniform(*o, 40 + t as u64, 1.0);
@@ -602,9 +613,9 @@ fn input_rows_equal_gathered_values_bit_for_bit() {
 /// Narrow views of 9 to 16 rows (weight gradients: O x C KH KW, K = N OH OW) run as tall
 /// tiles gathering B in `thin`, K split across workgroups, and give the bits of packing B's
 /// panel for `main`: the same values summed in the same order. Layers: ResNet-8's 16-channel
-/// 3 x 3 (144 columns, K 4,096), LeNet-5's conv2 (150), 12 channels of 5 x 3 x 3 (45 columns,
-/// padding 0), and two groups of 12 from 10 channels each (90 columns); f32 (the order shows), e4m3 x e2m1 into
-/// bf16, bf16 x MXFP8 into e5m2.
+/// 3 x 3 (144 columns, K 4,096), LeNet-5's conv2 (150), 12 channels of 5 x 3 x 3 (45
+/// columns, padding 0), and two groups of 12 from 10 channels each (90 columns); f32 (the
+/// order shows), e4m3 x e2m1 into bf16, bf16 x MXFP8 into e5m2.
 #[test]
 fn narrow_tall_views_equal_packed_panels_bit_for_bit() {
     let (on, off) = (
@@ -624,15 +635,9 @@ fn narrow_tall_views_equal_packed_panels_bit_for_bit() {
     ];
     for (fg, fx, fw) in formats {
         let (qg, qx, gspec) = specs(fg, fx, fw);
-        for (t, (xs, [o, kh, kw], padding, groups)) in layers.iter().enumerate() {
-            let spec = Conv2dSpec {
-                padding: *padding,
-                groups: *groups,
-                out: gspec.out,
-                ..Conv2dSpec::new()
-            };
-            let ws = [*o, xs[1] / groups, *kh, *kw];
-            let g = spec.geometry(xs, &ws).unwrap();
+        for (t, layer) in layers.iter().enumerate() {
+            let (xs, [o, kh, kw], padding, _) = layer;
+            let (spec, ws, g) = conv_of(layer, &gspec);
             let ys = [xs[0], *o, g.oh, g.ow];
             let x = common::uniform(xs.iter().product(), 50 + t as u64, 2.0);
             let dy = common::uniform(ys.iter().product(), 60 + t as u64, 1.0);

@@ -136,6 +136,19 @@ fn type_rank(t: wgpu::DeviceType) -> u32 {
     }
 }
 
+/// An on/off setting `name` whose value is `value`: "0" off, "1" on, unset or empty
+/// `default`; anything else an error that names it.
+fn on_off(name: &str, value: Option<&str>, default: bool) -> Result<bool, GpuError> {
+    match value {
+        Some("0") => Ok(false),
+        Some("1") => Ok(true),
+        None | Some("") => Ok(default),
+        Some(other) => Err(GpuError::Invalid(format!(
+            "{name}={other:?}: expected \"0\" (off), \"1\" (on) or unset"
+        ))),
+    }
+}
+
 /// The environment variables a context reads when it is made (and
 /// [`GpuContext::with_settings`] may give instead).
 const SETTINGS: &[&str] = &[
@@ -306,35 +319,18 @@ impl GpuContext {
         };
         // A CPU adapter (llvmpipe) loads a storage value lane by lane through memory and
         // fetches a texel with vector loads: the panels go in textures there.
-        let panel_textures = match var("LOWP_PANEL_TEXTURES").as_deref() {
-            Ok("0") => false,
-            Ok("1") => true,
-            Err(_) | Ok("") => info.device_type == wgpu::DeviceType::Cpu,
-            Ok(other) => {
-                return Err(GpuError::Invalid(format!(
-                    "LOWP_PANEL_TEXTURES={other:?}: expected \"0\" (off), \"1\" (on) or unset"
-                )));
-            }
-        };
+        let cpu = info.device_type == wgpu::DeviceType::Cpu;
+        let switch = |name: &str| on_off(name, var(name).ok().as_deref(), cpu);
+        let panel_textures = switch("LOWP_PANEL_TEXTURES")?;
         let specialise = var("LOWP_SPECIALISE").map_or(true, |v| v != "0");
         let tap_sums = var("LOWP_TAP_SUMS").map_or(true, |v| v != "0");
         let segments = var("LOWP_SEGMENTS").map_or(true, |v| v != "0");
         // A CPU adapter stores a panel value lane by lane (llvmpipe 22.3: a scalar store a
         // 32-bit channel, each behind a stack round trip): narrow views (weight gradients)
         // gather B in the product rather than store it in a panel first.
-        let narrow_tall = match var("LOWP_NARROW_TALL").as_deref() {
-            Ok("0") => false,
-            Ok("1") => true,
-            Err(_) | Ok("") => info.device_type == wgpu::DeviceType::Cpu,
-            Ok(other) => {
-                return Err(GpuError::Invalid(format!(
-                    "LOWP_NARROW_TALL={other:?}: expected \"0\" (off), \"1\" (on) or unset"
-                )));
-            }
-        };
+        let narrow_tall = switch("LOWP_NARROW_TALL")?;
         // On a CPU adapter each invocation costs its setup (llvmpipe 22.3: ~9 ns, as much as
         // two loads): the kernels that loop over their items run a few workgroups a core.
-        let cpu = info.device_type == wgpu::DeviceType::Cpu;
         let item_groups = match var("LOWP_ITEM_GROUPS").as_deref() {
             Err(_) | Ok("") => cpu.then(default_item_groups),
             Ok("0") => None,
