@@ -123,7 +123,8 @@ fn bench(c: &mut Criterion) {
     }
 
     // Convolutions: LeNet's second layer and CIFAR ResNets' 3x3 layers (64 channels; 16, whose
-    // forward view reads its input rows), all three passes.
+    // forward view reads its input rows; 32 and 64, and ResNet-8's stride-2 step from 32 to
+    // 64), all three passes.
     // LOWP_BENCH_BATCH sets every layer's batch (a training step's, say); by default each
     // layer's own, a sixteenth of it on a CPU adapter.
     let batch_env: Option<usize> = std::env::var("LOWP_BENCH_BATCH")
@@ -135,15 +136,29 @@ fn bench(c: &mut Criterion) {
         None => b,
     };
     let layers = [
-        ("lenet conv2", [batch(128), 6, 14, 14], [16, 6, 5, 5], 0),
-        ("resnet 3x3", [batch(32), 64, 32, 32], [64, 64, 3, 3], 1),
-        ("resnet8 3x3", [batch(64), 16, 32, 32], [16, 16, 3, 3], 1),
-        ("resnet8 32ch", [batch(64), 32, 16, 16], [32, 32, 3, 3], 1),
-        ("resnet8 64ch", [batch(64), 64, 8, 8], [64, 64, 3, 3], 1),
+        ("lenet conv2", [batch(128), 6, 14, 14], [16, 6, 5, 5], 0, 1),
+        ("resnet 3x3", [batch(32), 64, 32, 32], [64, 64, 3, 3], 1, 1),
+        ("resnet8 3x3", [batch(64), 16, 32, 32], [16, 16, 3, 3], 1, 1),
+        (
+            "resnet8 32ch",
+            [batch(64), 32, 16, 16],
+            [32, 32, 3, 3],
+            1,
+            1,
+        ),
+        (
+            "resnet8 32-64ch s2",
+            [batch(64), 32, 16, 16],
+            [64, 32, 3, 3],
+            1,
+            2,
+        ),
+        ("resnet8 64ch", [batch(64), 64, 8, 8], [64, 64, 3, 3], 1, 1),
     ];
-    for (name, xs, ws, pad) in layers {
+    for (name, xs, ws, pad, stride) in layers {
         let spec = Conv2dSpec {
             padding: [pad, pad],
+            stride: [stride, stride],
             ..Conv2dSpec::new()
         };
         let geo = spec.geometry(&xs, &ws).unwrap();

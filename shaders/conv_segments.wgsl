@@ -38,19 +38,19 @@ fn segment_sums(j: u32, q: u32) -> Tile {
             let s1 = segment_word(ok, row, iw0 + 1);
             let s2 = segment_word(ok, row, iw0 + 2);
             let s3 = segment_word(ok, row, iw0 + 3);
-            c = rank1_tall_at(c, k, q, vec4(s0, s1, s2, s3));
+            c = rank1_tall_at(c, k, 0u, q, vec4(s0, s1, s2, s3));
             if (cv_kw() > 1u) {
                 let s4 = segment_word(ok, row, iw0 + 4);
-                c = rank1_tall_at(c, k + 1u, q, vec4(s1, s2, s3, s4));
+                c = rank1_tall_at(c, k + 1u, 0u, q, vec4(s1, s2, s3, s4));
                 if (cv_kw() > 2u) {
                     let s5 = segment_word(ok, row, iw0 + 5);
-                    c = rank1_tall_at(c, k + 2u, q, vec4(s2, s3, s4, s5));
+                    c = rank1_tall_at(c, k + 2u, 0u, q, vec4(s2, s3, s4, s5));
                     if (cv_kw() > 3u) {
                         let s6 = segment_word(ok, row, iw0 + 6);
-                        c = rank1_tall_at(c, k + 3u, q, vec4(s3, s4, s5, s6));
+                        c = rank1_tall_at(c, k + 3u, 0u, q, vec4(s3, s4, s5, s6));
                         if (cv_kw() > 4u) {
                             let s7 = segment_word(ok, row, iw0 + 7);
-                            c = rank1_tall_at(c, k + 4u, q, vec4(s4, s5, s6, s7));
+                            c = rank1_tall_at(c, k + 4u, 0u, q, vec4(s4, s5, s6, s7));
                         }
                     }
                 }

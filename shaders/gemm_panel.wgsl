@@ -244,15 +244,15 @@ fn rank1_tall(t: Tile, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32
 override TALL: bool = false;
 
 // A tall tile's sums after product k (block-relative), its sixteen A values from the panel
-// (spread across the subgroup where it can) and B's four values b: `thin`'s step whether
+// from vector `ia` (spread across the subgroup where it can) and B's four values b: `thin`'s step whether
 // it gathers B or reads it from input rows, so both sum alike.
-fn rank1_tall_at(t: Tile, k: u32, q: u32, b: vec4<f32>) -> Tile {
+fn rank1_tall_at(t: Tile, k: u32, ia: u32, q: u32, b: vec4<f32>) -> Tile {
     if (spreads_a()) {
-        let lo = spread_a(k, 0u, q);
-        let hi = spread_a(k, 2u, q);
+        let lo = spread_a(k, ia, q);
+        let hi = spread_a(k, ia + 2u, q);
         return rank1_tall(t, lo.lo, lo.hi, hi.lo, hi.hi, b);
     }
-    let a = k * (PM / 4u);
+    let a = k * (PM / 4u) + ia;
     return rank1_tall(t, panel_a(a), panel_a(a + 1u), panel_a(a + 2u), panel_a(a + 3u), b);
 }
 
@@ -269,7 +269,11 @@ override SEGMENTS: bool = false;
 fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let width = select(8u, 4u, TALL);
     let col = wid.x * (width * WX) + lid.x * width;
+    // A workgroup's rows within the panel: a block of 16-row tall tiles (a weight gradient
+    // of 17 to 32 rows) takes one 16-row block a workgroup row.
+    let row = wid.y * select(8u, 16u, TALL);
     let sa = PM / 4u;
+    let ia = row / 4u;
     let j = G.blk.j0 + col;
     let k_begin = wid.z * G.k_split;
     let k_end = min(G.blk.k, k_begin + G.k_split);
@@ -283,21 +287,21 @@ fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     for (var k = k_begin; k < k_end; k++) {
         let b0 = vec4(gather_b(k, j), gather_b(k, j + 1u), gather_b(k, j + 2u), gather_b(k, j + 3u));
         if (TALL) {
-            c = rank1_tall_at(c, k, q, b0);
+            c = rank1_tall_at(c, k, ia, q, b0);
         } else {
             var a0: vec4<f32>;
             var a1: vec4<f32>;
             if (spreads_a()) {
-                let lo = spread_a(k, 0u, q);
+                let lo = spread_a(k, ia, q);
                 a0 = lo.lo;
                 a1 = lo.hi;
             } else {
-                a0 = panel_a(k * sa);
-                a1 = panel_a(k * sa + 1u);
+                a0 = panel_a(k * sa + ia);
+                a1 = panel_a(k * sa + ia + 1u);
             }
             let b1 = vec4(gather_b(k, j + 4u), gather_b(k, j + 5u), gather_b(k, j + 6u), gather_b(k, j + 7u));
             c = rank1(c, a0, a1, b0, b1);
         }
     }
-    put_tile(G.blk.i0, j, G.blk.slice0 + wid.z, c, TALL);
+    put_tile(G.blk.i0 + row, j, G.blk.slice0 + wid.z, c, TALL);
 }

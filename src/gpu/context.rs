@@ -32,6 +32,9 @@ pub struct GpuContext {
     /// Views of 9 to 16 rows and at most 256 columns run as `thin`'s tall tiles (see
     /// [`GpuContext::narrow_tall`]).
     narrow_tall: bool,
+    /// Weight gradients of 17 to 32 rows run as 16-row blocks of tall tiles (see
+    /// [`GpuContext::tall_blocks`]).
+    tall_blocks: bool,
     tap_sums: bool,
     segments: bool,
     /// The most workgroups of a kernel that loops over its work items (None: one item an
@@ -164,6 +167,7 @@ const SETTINGS: &[&str] = &[
     "LOWP_TAP_SUMS",
     "LOWP_SEGMENTS",
     "LOWP_NARROW_TALL",
+    "LOWP_TALL_BLOCKS",
     "LOWP_ITEM_GROUPS",
     "LOWP_PROFILE",
 ];
@@ -329,6 +333,9 @@ impl GpuContext {
         // 32-bit channel, each behind a stack round trip): narrow views (weight gradients)
         // gather B in the product rather than store it in a panel first.
         let narrow_tall = switch("LOWP_NARROW_TALL")?;
+        // And so weight gradients of 17 to 32 rows gather B once per 16 rows rather than
+        // store it in a panel once.
+        let tall_blocks = switch("LOWP_TALL_BLOCKS")?;
         // On a CPU adapter each invocation costs its setup (llvmpipe 22.3: ~9 ns, as much as
         // two loads): the kernels that loop over their items run a few workgroups a core.
         let item_groups = match var("LOWP_ITEM_GROUPS").as_deref() {
@@ -364,6 +371,7 @@ impl GpuContext {
             gemm_panels,
             thin_panels: true,
             narrow_tall,
+            tall_blocks,
             tap_sums,
             segments,
             item_groups,
@@ -401,6 +409,7 @@ impl GpuContext {
             gemm_panels: self.gemm_panels,
             thin_panels: self.thin_panels,
             narrow_tall: self.narrow_tall,
+            tall_blocks: self.tall_blocks,
             tap_sums: self.tap_sums,
             segments: self.segments,
             item_groups: self.item_groups,
@@ -477,6 +486,20 @@ impl GpuContext {
     /// stores a B panel's values lane by lane), rather than packing B's panel for `main`.
     pub fn narrow_tall(&self) -> bool {
         self.narrow_tall
+    }
+
+    /// Runs weight gradients of 17 to 32 rows as 16-row blocks of tall tiles gathering B
+    /// (`on`, the default on a CPU adapter), or packs their B panel.
+    pub fn with_tall_blocks(mut self, on: bool) -> GpuContext {
+        self.tall_blocks = on;
+        self
+    }
+
+    /// Whether weight gradients of 17 to 32 rows run as 16-row blocks of `thin`'s tall
+    /// tiles, B gathered in the product once per block (`LOWP_TALL_BLOCKS=0` or `1`
+    /// chooses; on by default on a CPU adapter), rather than packing B's panel for `main`.
+    pub fn tall_blocks(&self) -> bool {
+        self.tall_blocks
     }
 
     /// Lets a convolution's f32-accumulating backward data pass run as per-tap products
@@ -763,7 +786,7 @@ impl GpuContext {
             l.max_compute_workgroups_per_dimension,
             if self.gemm_panels {
                 format!(
-                    "decoded panels, 8 x 8 per invocation ({} MiB of panels at most, in {}){}{}{}",
+                    "decoded panels, 8 x 8 per invocation ({} MiB of panels at most, in {}){}{}{}{}",
                     (self.panel_words * 4) >> 20,
                     if self.panel_textures {
                         "textures; LOWP_PANEL_TEXTURES=0: storage buffers"
@@ -782,6 +805,11 @@ impl GpuContext {
                     },
                     if self.narrow_tall && self.thin_panels {
                         ", views of 9 to 16 rows and at most 256 columns gather B too (LOWP_NARROW_TALL=0: B packed)"
+                    } else {
+                        ""
+                    },
+                    if self.tall_blocks && self.thin_panels {
+                        ", weight gradients of 17 to 32 rows in 16-row blocks gathering B (LOWP_TALL_BLOCKS=0: B packed)"
                     } else {
                         ""
                     }

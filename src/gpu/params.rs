@@ -254,6 +254,11 @@ pub trait SplitParams: DispatchParams {
     fn segments(&self) -> bool {
         false
     }
+    /// Whether the view is a convolution's weight gradient (its rows the output channels,
+    /// its columns the kernel's taps, its K the batch's output pixels).
+    fn weight_gradient(&self) -> bool {
+        false
+    }
     /// How many GEMM views of the same dimensions the op is (convolution groups).
     fn groups(&self) -> u32 {
         1
@@ -322,6 +327,10 @@ impl SplitParams for ConvParams {
             && (self.stride_h, self.stride_w, self.dil_h, self.dil_w) == (1, 1, 1, 1)
             && self.ow.is_multiple_of(4)
             && (1..=5).contains(&self.kw)
+    }
+
+    fn weight_gradient(&self) -> bool {
+        self.pass == 2
     }
 
     fn has_bias(&self) -> bool {

@@ -552,17 +552,41 @@ pub fn panel_blocks(
 /// fill a workgroup of 64, or (where [`GpuContext::narrow_tall`]) fewer, a workgroup as wide
 /// as the view (a weight gradient's; their K split across workgroups).
 fn tall_view(ctx: &GpuContext, (m, n): (usize, usize), (wx, wy): (usize, usize)) -> bool {
-    let wide = 2 * wx == PANEL_LANES && n > PANEL_R * PANEL_LANES / 2;
-    let narrow = ctx.narrow_tall() && 2 * wx < PANEL_LANES;
-    ctx.thin_panels() && wy == 2 && m <= 2 * PANEL_R && (wide || narrow)
+    tall_tiles((m, n), (wx, wy), ctx.narrow_tall()) && ctx.thin_panels()
 }
 
-/// Whether the panel kernel runs an `m` x `n` view with `thin`, B gathered in the product
-/// (no B panel): views of at most 8 rows filling a workgroup, and tall views.
-pub fn gathers_b(ctx: &GpuContext, (m, n): (usize, usize)) -> bool {
+/// Whether an `m` x `n` view of `(wx, wy)` invocations has the shape of tall tiles: 9 to 16
+/// rows, wide enough to fill a workgroup of 64 or (`narrow`) as wide as the view.
+fn tall_tiles((m, n): (usize, usize), (wx, wy): (usize, usize), narrow: bool) -> bool {
+    let wide = 2 * wx == PANEL_LANES && n > PANEL_R * PANEL_LANES / 2;
+    let narrow = narrow && 2 * wx < PANEL_LANES;
+    wy == 2 && m <= 2 * PANEL_R && (wide || narrow)
+}
+
+/// The workgroup shape of `thin` for a weight gradient of 17 to 32 rows (parameters
+/// `params`) that runs as two 16-row blocks of tall tiles (where
+/// [`GpuContext::tall_blocks`]), each workgroup row one block, B gathered once per block
+/// instead of packed once in a panel (which a CPU adapter stores lane by lane: gathering
+/// twice measured 1.0-2x faster on lavapipe 22.3, four times 0.5-0.8x); None for other views.
+fn row_blocks<P: SplitParams>(
+    ctx: &GpuContext,
+    params: &P,
+    (m, n): (usize, usize),
+) -> Option<(usize, usize)> {
+    let rows = 2 * PANEL_R;
+    let lanes = panel_lanes(rows, n);
+    let view = params.weight_gradient() && (rows + 1..=2 * rows).contains(&m);
+    (ctx.tall_blocks() && ctx.thin_panels() && view && tall_tiles((rows, n), lanes, true))
+        .then_some(lanes)
+}
+
+/// Whether the panel kernel runs an `m` x `n` view (parameters `params`) with `thin`, B
+/// gathered in the product (no B panel): views of at most 8 rows filling a workgroup, tall
+/// views, and weight gradients in 16-row blocks of tall tiles.
+pub fn gathers_b<P: SplitParams>(ctx: &GpuContext, (m, n): (usize, usize), params: &P) -> bool {
     let (wx, wy) = panel_lanes(m, n);
     let thin = ctx.thin_panels() && wy == 1 && m <= PANEL_R && wx == PANEL_LANES;
-    thin || tall_view(ctx, (m, n), (wx, wy))
+    thin || tall_view(ctx, (m, n), (wx, wy)) || row_blocks(ctx, params, (m, n)).is_some()
 }
 
 /// Whether a tall view of blocks `bk` deep (of `k`) in `splits` slices reads B from its
@@ -606,8 +630,18 @@ fn record_panels<P: SplitParams>(
     let none = ctx.scratch("no scales", 1)?;
     // `pack` only decodes the operands; `main` only stores the output.
     let packs = spec.operands_only();
-    let (wx, wy) = panel_lanes(m, n);
     let (bm, bn, bk, k_split, splits) = panel_blocks(ctx, (m, n, k), ctx.panel_words());
+    // A weight gradient in 16-row blocks keeps the view's K blocks and slices (so its sums
+    // run in the same order as packed), its block's rows and columns whole tall tiles.
+    let blocks = row_blocks(ctx, &params, (m, n));
+    let (wx, wy) = blocks.unwrap_or_else(|| panel_lanes(m, n));
+    let (bm, bn) = match blocks {
+        Some((wx, wy)) => (
+            bm.min(m.max(1)).next_multiple_of(PANEL_R * wy),
+            bn.next_multiple_of(PANEL_R * wx),
+        ),
+        None => (bm, bn),
+    };
     params.set_split(splits as u32, k_split as u32);
     let name = view.kernel_name();
     // Views of at most one invocation row of sums, wide enough to fill whole workgroups,
@@ -618,11 +652,12 @@ fn record_panels<P: SplitParams>(
     // (`thin` with TALL), and on a CPU adapter where they are narrower (a weight
     // gradient's 144 or 150 columns, K split across workgroups: llvmpipe stores a B
     // panel's values lane by lane, a scalar store a channel).
-    let tall = tall_view(ctx, (m, n), (wx, wy));
+    // Weight gradients of 17 to 32 rows too, in 16-row blocks (`thin`'s workgroup rows).
+    let tall = blocks.is_some() || tall_view(ctx, (m, n), (wx, wy));
     let segments = tall && reads_rows(ctx, &params, (bk, k, splits));
     // The segment path ignores the slice's K range: one block, one slice, sixteen rows.
     debug_assert!(!segments || (bk == k.max(1) && splits == 1 && bm == 2 * PANEL_R));
-    let thin = gathers_b(ctx, (m, n));
+    let thin = gathers_b(ctx, (m, n), &params);
     // One texture (a CPU adapter) or buffer per panel, grown to the largest view's (within
     // PANEL_WORDS together).
     let textures = match ctx.panel_textures() {
