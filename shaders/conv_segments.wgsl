@@ -61,3 +61,69 @@ fn segment_sums(j: u32, q: u32) -> Tile {
     }
     return c;
 }
+
+// A's value in row i of a weight gradient's view whose row 0 is dY's word f, as f32; zero
+// past the view's rows.
+fn window_a(i: u32, f: u32) -> f32 {
+    if (i < G.m) {
+        let fi = f + i * cv_oh() * cv_ow();
+        return bitcast<f32>(decode_scaled(fmt_a(), code_a(fi), scale_a(fi)));
+    }
+    return 0.0;
+}
+
+// `thin`'s sums for a weight gradient of at most 8 rows, stride 1 and no dilation along the
+// width, kernel rows of at most 8 taps (WINDOW, src/gpu/params.rs SplitParams::window_rows),
+// stored: invocation g takes kernel row g (input channel g / KH of the group, row g % KH),
+// its taps the tile's columns. Over the slice's products (output pixels, in order), the
+// taps of one output row read neighbouring input words: a window of eight, moved one word a
+// product, loads one input word a product instead of KW gathers. Where subgroups of 8 can
+// share values (BROADCAST, workgroups whole subgroups) lane q decodes A's row q from dY and
+// shares it, so the view needs no A panel either. The products and their
+// order are `thin`'s (or `main`'s over a packed panel): the same sums. The window's words
+// past the kernel's width are summed into columns never stored.
+fn window_tile(g: u32, q: u32, k_begin: u32, k_end: u32, slice: u32) {
+    var c = Tile();
+    let spread = BROADCAST && WX % 8u == 0u;
+    let live = g < cin_g() * cv_kh();
+    let ch = c0() + g / cv_kh();
+    let kh = g % cv_kh();
+    let sp = cv_oh() * cv_ow();
+    let plane = cv_h() * cv_w();
+    var k = k_begin;
+    loop {
+        if (k >= k_end) {
+            break;
+        }
+        let kk = G.blk.k0 + k;
+        let p = kk % sp;
+        let oh = p / cv_ow();
+        let ow = p % cv_ow();
+        let run = min(cv_ow() - ow, k_end - k);
+        let ih = i32(oh * cv_stride_h() + kh * cv_dil_h()) - i32(cv_pad_h());
+        let ok = live && ih >= 0 && ih < i32(cv_h());
+        let row = ((kk / sp) * cv_cin() + ch) * plane + u32(ih) * cv_w();
+        let iw = i32(ow) - i32(cv_pad_w());
+        // dY's word of this output row in the view's row 0 (row i's is i OH OW further).
+        let fa = ((kk / sp) * cv_cout() + o0()) * sp + p;
+        var b0 = vec4(segment_word(ok, row, iw), segment_word(ok, row, iw + 1), segment_word(ok, row, iw + 2), segment_word(ok, row, iw + 3));
+        var b1 = vec4(segment_word(ok, row, iw + 4), segment_word(ok, row, iw + 5), segment_word(ok, row, iw + 6), segment_word(ok, row, iw + 7));
+        for (var r = 0u; r < run; r++) {
+            // A's eight values: lane q of each subgroup decodes row q's from dY's words
+            // and shares it, else from A's panel (the same words for every lane).
+            var a: Lanes8;
+            if (spread) {
+                a = spread8(window_a(q, fa + r));
+            } else {
+                let e = (k + r) * (PM / 4u);
+                a = Lanes8(panel_a(e), panel_a(e + 1u));
+            }
+            c = rank1(c, a.lo, a.hi, b0, b1);
+            b0 = vec4(b0.yzw, b1.x);
+            b1 = vec4(b1.yzw, segment_word(ok, row, iw + 8 + i32(r)));
+        }
+        k += run;
+    }
+    col_end = (g + 1u) * cv_kw();
+    put_tile(G.blk.i0, g * cv_kw(), slice, c, false);
+}

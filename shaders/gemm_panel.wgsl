@@ -71,6 +71,9 @@ fn pack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
 }
 
+// The columns an invocation stores end here (a window's kernel row, WINDOW).
+var<private> col_end: u32 = 0xffffffffu;
+
 // Stores four sums of row `i`, columns j..j+3: the slice's partial sums, or the output
 // (bias added) rounded into its format.
 fn put(i: u32, j: u32, slice: u32, v: vec4<f32>) {
@@ -91,7 +94,7 @@ fn put(i: u32, j: u32, slice: u32, v: vec4<f32>) {
     }
     for (var t = 0u; t < 4u; t++) {
         let jt = j + t;
-        if (jt < G.n) {
+        if (jt < min(G.n, col_end)) {
             if (SPLIT) {
                 c_out[(slice * G.m + i) * G.n + jt] = bitcast<u32>(v[t]);
             } else {
@@ -261,6 +264,11 @@ fn rank1_tall_at(t: Tile, k: u32, ia: u32, q: u32, b: vec4<f32>) -> Tile {
 // rather than gathering each value.
 override SEGMENTS: bool = false;
 
+// Whether `thin` sums a weight gradient of at most 8 rows (stride 1 along the width) through
+// sliding windows of its input words (window_tile: conv_segments.wgsl), an invocation one
+// kernel row's taps, rather than gathering each B value.
+override WINDOW: bool = false;
+
 // The product for views of at most 8 rows (WY = 1, one invocation row), or 16 (TALL): each
 // B value is used by one invocation only, so `thin` gathers and decodes it here instead of
 // reading a B panel, and the view needs no B `pack` pass (whose stores were half its cost).
@@ -275,13 +283,18 @@ fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let sa = PM / 4u;
     let ia = row / 4u;
     let j = G.blk.j0 + col;
-    let k_begin = wid.z * G.k_split;
+    let slice = wid.z;
+    let k_begin = slice * G.k_split;
     let k_end = min(G.blk.k, k_begin + G.k_split);
     var c = Tile();
     // Every lane shares the block's rows, so A's values can be spread as in `main`.
     let q = lid.x % 8u;
     if (SEGMENTS) {
         put_tile(G.blk.i0, j, G.blk.slice0, segment_sums(j, q), true);
+        return;
+    }
+    if (WINDOW) {
+        window_tile(wid.x * WX + lid.x, q, k_begin, k_end, G.blk.slice0 + slice);
         return;
     }
     for (var k = k_begin; k < k_end; k++) {
@@ -303,5 +316,5 @@ fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             c = rank1(c, a0, a1, b0, b1);
         }
     }
-    put_tile(G.blk.i0 + row, j, G.blk.slice0 + wid.z, c, TALL);
+    put_tile(G.blk.i0 + row, j, G.blk.slice0 + slice, c, TALL);
 }

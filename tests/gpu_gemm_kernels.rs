@@ -521,11 +521,18 @@ type Layer = ([usize; 4], [usize; 3], [usize; 2], usize);
 
 /// A layer's convolution (its padding and groups, rounding into `gspec`'s output), weight
 /// shape and geometry.
-fn conv_of(
+fn conv_of(layer: &Layer, gspec: &GemmSpec) -> (Conv2dSpec, [usize; 4], lowp::conv::ConvGeometry) {
+    strided_conv_of(layer, [1, 1], gspec)
+}
+
+/// [`conv_of`] with strides `stride`.
+fn strided_conv_of(
     (xs, [o, kh, kw], padding, groups): &Layer,
+    stride: [usize; 2],
     gspec: &GemmSpec,
 ) -> (Conv2dSpec, [usize; 4], lowp::conv::ConvGeometry) {
     let spec = Conv2dSpec {
+        stride,
         padding: *padding,
         groups: *groups,
         out: gspec.out,
@@ -627,7 +634,7 @@ fn narrow_tall_views_equal_packed_panels_bit_for_bit() {
         ([4, 5, 12, 12], [12, 3, 3], [0, 0], 1),
         ([2, 20, 10, 10], [24, 3, 3], [1, 1], 2),
     ];
-    assert_gathered_weight_gradients_equal_packed((&on, &off), &layers);
+    assert_gathered_weight_gradients_equal_packed((&on, &off), &layers.map(|l| (l, [1, 1])));
 }
 
 /// Weight gradients of 17 to 32 rows run as two 16-row blocks of tall tiles gathering B
@@ -648,7 +655,7 @@ fn weight_gradients_in_row_blocks_equal_packed_panels_bit_for_bit() {
         ([3, 5, 9, 9], [24, 3, 3], [0, 0], 1),
         ([2, 20, 10, 10], [40, 3, 3], [1, 1], 2),
     ];
-    assert_gathered_weight_gradients_equal_packed((&on, &off), &layers);
+    assert_gathered_weight_gradients_equal_packed((&on, &off), &layers.map(|l| (l, [1, 1])));
     let wide: Layer = ([2, 4, 8, 8], [33, 3, 3], [1, 1], 1);
     let (q, _, gspec) = specs("fp32", "fp32", "fp32");
     let (spec, _, g) = conv_of(&wide, &gspec);
@@ -663,12 +670,40 @@ fn weight_gradients_in_row_blocks_equal_packed_panels_bit_for_bit() {
     );
 }
 
-/// Asserts that each layer's weight gradient gathers B on context `on` and packs it on
-/// `off`, with the same bits: f32 (the order shows), e4m3 x e2m1 into bf16, bf16 x MXFP8
-/// into e5m2.
+/// Weight gradients of at most 8 rows, stride 1 along the width, run as `thin` reading
+/// their inputs through sliding windows (an invocation a kernel row's taps) and give the bits
+/// of packing B's panel for `main`: the same values summed in the same order. Layers:
+/// LeNet-5's conv1 (6 x 25, padding 2, rows 28 wide), kernel rows of 8 taps (padding 3, the
+/// window past both edges), 1 x 1, 72 kernel rows (two workgroups of `thin`), two groups
+/// of 4 channels, and stride 2 down the height. Where they are off, B is packed. A's values
+/// are shared across subgroups (no A panel) by default, read from A's panel without the
+/// broadcast, and the view is cut into many K blocks with small panels.
+#[test]
+fn weight_gradients_through_windows_equal_packed_panels_bit_for_bit() {
+    let panels = || common::gpu().with_gemm_panels(true);
+    let small = || panels().with_panel_textures(false).with_panel_words(4096);
+    let layers: [(Layer, [usize; 2]); 6] = [
+        (([4, 1, 28, 28], [6, 5, 5], [2, 2], 1), [1, 1]),
+        (([2, 2, 12, 12], [5, 3, 8], [1, 3], 1), [1, 1]),
+        (([2, 7, 8, 8], [5, 1, 1], [0, 0], 1), [1, 1]),
+        (([1, 24, 6, 6], [3, 3, 3], [1, 1], 1), [1, 1]),
+        (([2, 6, 10, 10], [8, 3, 3], [1, 1], 2), [1, 1]),
+        (([2, 3, 11, 9], [7, 3, 4], [1, 2], 1), [2, 1]),
+    ];
+    let (on, off) = (panels().with_windows(true), panels().with_windows(false));
+    assert_gathered_weight_gradients_equal_packed((&on, &off), &layers);
+    let on = panels().with_windows(true).with_broadcast_lanes(false);
+    assert_gathered_weight_gradients_equal_packed((&on, &off), &layers[..3]);
+    let (on, off) = (small().with_windows(true), small().with_windows(false));
+    assert_gathered_weight_gradients_equal_packed((&on, &off), &layers[..3]);
+}
+
+/// Asserts that each layer's weight gradient (with its strides) gathers B on context `on`
+/// and packs it on `off`, with the same bits: f32 (the order shows), e4m3 x e2m1 into bf16,
+/// bf16 x MXFP8 into e5m2.
 fn assert_gathered_weight_gradients_equal_packed(
     (on, off): (&GpuContext, &GpuContext),
-    layers: &[Layer],
+    layers: &[(Layer, [usize; 2])],
 ) {
     let formats = [
         ("fp32", "fp32", "fp32"),
@@ -677,9 +712,9 @@ fn assert_gathered_weight_gradients_equal_packed(
     ];
     for (fg, fx, fw) in formats {
         let (qg, qx, gspec) = specs(fg, fx, fw);
-        for (t, layer) in layers.iter().enumerate() {
+        for (t, (layer, stride)) in layers.iter().enumerate() {
             let (xs, [o, kh, kw], padding, _) = layer;
-            let (spec, ws, g) = conv_of(layer, &gspec);
+            let (spec, ws, g) = strided_conv_of(layer, *stride, &gspec);
             let ys = [xs[0], *o, g.oh, g.ow];
             let x = common::uniform(xs.iter().product(), 50 + t as u64, 2.0);
             let dy = common::uniform(ys.iter().product(), 60 + t as u64, 1.0);
@@ -695,7 +730,9 @@ fn assert_gathered_weight_gradients_equal_packed(
                 (gathers, dw.read_words(ctx).unwrap())
             };
             let ((tall_on, w_on), (tall_off, w_off)) = (run(on), run(off));
-            let layer = format!("{xs:?}, dW {ws:?}, padding {padding:?}, {fg} x {fx} -> {fw}");
+            let layer = format!(
+                "{xs:?}, dW {ws:?}, padding {padding:?}, stride {stride:?}, {fg} x {fx} -> {fw}"
+            );
             assert!(tall_on && !tall_off, "{layer}: B gathered on one side only");
             let differ = w_on.iter().zip(&w_off).filter(|(a, b)| a != b).count();
             let first = w_on.iter().zip(&w_off).position(|(a, b)| a != b);

@@ -35,6 +35,9 @@ pub struct GpuContext {
     /// Weight gradients of 17 to 32 rows run as 16-row blocks of tall tiles (see
     /// [`GpuContext::tall_blocks`]).
     tall_blocks: bool,
+    /// Weight gradients of at most 8 rows read their inputs through sliding windows (see
+    /// [`GpuContext::windows`]).
+    windows: bool,
     tap_sums: bool,
     segments: bool,
     /// The most workgroups of a kernel that loops over its work items (None: one item an
@@ -168,6 +171,7 @@ const SETTINGS: &[&str] = &[
     "LOWP_SEGMENTS",
     "LOWP_NARROW_TALL",
     "LOWP_TALL_BLOCKS",
+    "LOWP_WINDOWS",
     "LOWP_ITEM_GROUPS",
     "LOWP_PROFILE",
 ];
@@ -336,6 +340,9 @@ impl GpuContext {
         // And so weight gradients of 17 to 32 rows gather B once per 16 rows rather than
         // store it in a panel once.
         let tall_blocks = switch("LOWP_TALL_BLOCKS")?;
+        // And so weight gradients of at most 8 rows (LeNet-5's first, 6 x 25) read their
+        // inputs in `thin` through sliding windows, their K slices side by side.
+        let windows = switch("LOWP_WINDOWS")?;
         // On a CPU adapter each invocation costs its setup (llvmpipe 22.3: ~9 ns, as much as
         // two loads): the kernels that loop over their items run a few workgroups a core.
         let item_groups = match var("LOWP_ITEM_GROUPS").as_deref() {
@@ -372,6 +379,7 @@ impl GpuContext {
             thin_panels: true,
             narrow_tall,
             tall_blocks,
+            windows,
             tap_sums,
             segments,
             item_groups,
@@ -410,6 +418,7 @@ impl GpuContext {
             thin_panels: self.thin_panels,
             narrow_tall: self.narrow_tall,
             tall_blocks: self.tall_blocks,
+            windows: self.windows,
             tap_sums: self.tap_sums,
             segments: self.segments,
             item_groups: self.item_groups,
@@ -500,6 +509,21 @@ impl GpuContext {
     /// chooses; on by default on a CPU adapter), rather than packing B's panel for `main`.
     pub fn tall_blocks(&self) -> bool {
         self.tall_blocks
+    }
+
+    /// Runs weight gradients of at most 8 rows through sliding windows of their input words
+    /// (`on`, the default on a CPU adapter), or packs their B panel.
+    pub fn with_windows(mut self, on: bool) -> GpuContext {
+        self.windows = on;
+        self
+    }
+
+    /// Whether weight gradients of at most 8 rows (stride 1 along the width, kernel rows of
+    /// at most 8 taps) run as `thin`, each invocation a kernel row's taps, reading one input
+    /// word a product through a sliding window (`LOWP_WINDOWS=0` or `1` chooses; on by
+    /// default on a CPU adapter), rather than packing B's panel for `main`.
+    pub fn windows(&self) -> bool {
+        self.windows
     }
 
     /// Lets a convolution's f32-accumulating backward data pass run as per-tap products
@@ -786,7 +810,7 @@ impl GpuContext {
             l.max_compute_workgroups_per_dimension,
             if self.gemm_panels {
                 format!(
-                    "decoded panels, 8 x 8 per invocation ({} MiB of panels at most, in {}){}{}{}{}",
+                    "decoded panels, 8 x 8 per invocation ({} MiB of panels at most, in {}){}{}{}{}{}",
                     (self.panel_words * 4) >> 20,
                     if self.panel_textures {
                         "textures; LOWP_PANEL_TEXTURES=0: storage buffers"
@@ -810,6 +834,11 @@ impl GpuContext {
                     },
                     if self.tall_blocks && self.thin_panels {
                         ", weight gradients of 17 to 32 rows in 16-row blocks gathering B (LOWP_TALL_BLOCKS=0: B packed)"
+                    } else {
+                        ""
+                    },
+                    if self.windows && self.thin_panels {
+                        ", weight gradients of at most 8 rows read their inputs through sliding windows (LOWP_WINDOWS=0: B packed)"
                     } else {
                         ""
                     }

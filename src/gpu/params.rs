@@ -259,6 +259,13 @@ pub trait SplitParams: DispatchParams {
     fn weight_gradient(&self) -> bool {
         false
     }
+    /// The kernel rows of a weight gradient whose input words a sliding window can serve
+    /// (stride 1 and no dilation along the width, at most 8 taps a kernel row): each of a
+    /// group's input channels' kernel rows, its taps neighbouring GEMM columns; None for
+    /// other views.
+    fn window_rows(&self) -> Option<usize> {
+        None
+    }
     /// How many GEMM views of the same dimensions the op is (convolution groups).
     fn groups(&self) -> u32 {
         1
@@ -331,6 +338,14 @@ impl SplitParams for ConvParams {
 
     fn weight_gradient(&self) -> bool {
         self.pass == 2
+    }
+
+    fn window_rows(&self) -> Option<usize> {
+        let window = self.pass == 2
+            && (self.stride_w, self.dil_w) == (1, 1)
+            && (1..=8).contains(&self.kw)
+            && self.kh >= 1;
+        window.then(|| (self.cin / self.groups.max(1) * self.kh) as usize)
     }
 
     fn has_bias(&self) -> bool {

@@ -586,7 +586,18 @@ fn row_blocks<P: SplitParams>(
 pub fn gathers_b<P: SplitParams>(ctx: &GpuContext, (m, n): (usize, usize), params: &P) -> bool {
     let (wx, wy) = panel_lanes(m, n);
     let thin = ctx.thin_panels() && wy == 1 && m <= PANEL_R && wx == PANEL_LANES;
-    thin || tall_view(ctx, (m, n), (wx, wy)) || row_blocks(ctx, params, (m, n)).is_some()
+    thin || window_rows(ctx, params, m).is_some()
+        || tall_view(ctx, (m, n), (wx, wy))
+        || row_blocks(ctx, params, (m, n)).is_some()
+}
+
+/// The kernel rows of a weight gradient of `m` rows (parameters `params`) that `thin` reads
+/// through sliding windows of its input words (where [`GpuContext::windows`]): at most 8 rows,
+/// each invocation one kernel row's taps (at most 8), one input word loaded a product instead
+/// of a gathered B value; None for other views.
+fn window_rows<P: SplitParams>(ctx: &GpuContext, params: &P, m: usize) -> Option<usize> {
+    let on = ctx.windows() && ctx.thin_panels() && m <= PANEL_R;
+    params.window_rows().filter(|&rows| on && rows >= 1)
 }
 
 /// Whether a tall view of blocks `bk` deep (of `k`) in `splits` slices reads B from its
@@ -635,18 +646,28 @@ fn record_panels<P: SplitParams>(
     // run in the same order as packed), its block's rows and columns whole tall tiles.
     let blocks = row_blocks(ctx, &params, (m, n));
     let (wx, wy) = blocks.unwrap_or_else(|| panel_lanes(m, n));
-    let (bm, bn) = match blocks {
-        Some((wx, wy)) => (
+    // A weight gradient read through windows takes all its columns in one dispatch, an
+    // invocation a kernel row, a workgroup a K slice.
+    let windows = window_rows(ctx, &params, m);
+    let (bm, bn) = match (blocks, windows) {
+        (Some((wx, wy)), _) => (
             bm.min(m.max(1)).next_multiple_of(PANEL_R * wy),
             bn.next_multiple_of(PANEL_R * wx),
         ),
-        None => (bm, bn),
+        (None, Some(_)) => (bm, n.max(1).next_multiple_of(PANEL_R * wx)),
+        (None, None) => (bm, bn),
     };
+    // Where subgroups of 8 share values, it decodes A's values from dY too (no A panel),
+    // so its K is one block.
+    let spread = windows.is_some() && ctx.broadcast_lanes();
+    let bk = if spread { k.max(1) } else { bk };
+    let a_words = if spread { 4 } else { bm * bk };
     params.set_split(splits as u32, k_split as u32);
     let name = view.kernel_name();
     // Views of at most one invocation row of sums, wide enough to fill whole workgroups,
     // gather B in the product (`thin`), with no B panel (narrower ones, such as a weight
-    // gradient's 25 columns, measured faster packed: their few lanes gather alone).
+    // gradient's 25 columns, measured faster packed: their few lanes gather alone; on a CPU
+    // adapter such weight gradients read their inputs through sliding windows instead).
     // Views of 9 to 16 rows, two invocation rows high, gather B too where they fill a
     // workgroup of twice as many invocations, each sixteen rows of four columns
     // (`thin` with TALL), and on a CPU adapter where they are narrower (a weight
@@ -662,7 +683,7 @@ fn record_panels<P: SplitParams>(
     // PANEL_WORDS together).
     let textures = match ctx.panel_textures() {
         true => {
-            let pa = ctx.scratch_texture("GEMM panel A", bm * bk / 4)?;
+            let pa = ctx.scratch_texture("GEMM panel A", a_words / 4)?;
             let pb = match thin {
                 true => pa.clone(), // not bound: `thin` has no B panel
                 false => ctx.scratch_texture("GEMM panel B", bn * bk / 4)?,
@@ -676,7 +697,7 @@ fn record_panels<P: SplitParams>(
     let panels = match &textures {
         Some(_) => None,
         None => Some((
-            ctx.scratch("GEMM panel A", bm * bk)?,
+            ctx.scratch("GEMM panel A", a_words)?,
             ctx.scratch("GEMM panel B", if thin { 1 } else { bn * bk })?,
         )),
     };
@@ -685,7 +706,10 @@ fn record_panels<P: SplitParams>(
         if splits > 1 { splits * m * n } else { 1 },
     )?;
     let mut main_bindings = vec![(5, bias), (6, &*partial)];
+    // `thin` reads A's words too (a weight gradient through windows decodes its A values).
     let mut thin_bindings = vec![
+        (1, a.words()),
+        (2, a.scales().unwrap_or(&none)),
         (3, b.words()),
         (4, b.scales().unwrap_or(&none)),
         (5, bias),
@@ -714,7 +738,7 @@ fn record_panels<P: SplitParams>(
     ];
     // Whole rows of four output words: `main` and `thin` store each four sums as one
     // vector (and round them together), compiled with the output's words as 16-byte vectors.
-    let quads = params.rows_in_quads() && splits == 1;
+    let quads = params.rows_in_quads() && splits == 1 && windows.is_none();
     let ks = slices_per_group(wx * wy, splits);
     let constants = [
         ("WX", wx as f64),
@@ -730,10 +754,20 @@ fn record_panels<P: SplitParams>(
     };
     let layer = params.constants();
     let mut thin_constants = layer.clone();
-    let thin_lanes = if tall { 2 * wx } else { wx };
+    // A window's workgroup is its kernel rows (at most 64; whole subgroups of 8 where they
+    // share A's values), every lane in one slice, so that A's values are the same for every
+    // lane (2.8-3.2 GFLOP/s on LeNet-5's first weight gradient with A's panel, against 2.2
+    // with two slices side by side in the lanes).
+    let thin_lanes = match windows {
+        Some(rows) if spread => rows.next_multiple_of(8).min(PANEL_LANES),
+        Some(rows) => rows.min(PANEL_LANES),
+        None if tall => 2 * wx,
+        None => wx,
+    };
     thin_constants.extend([("WX", thin_lanes as f64), store[0], store[1]]);
     thin_constants.push(("TALL", tall as u32 as f64));
     thin_constants.push(("SEGMENTS", segments as u32 as f64));
+    thin_constants.push(("WINDOW", windows.is_some() as u32 as f64));
     thin_constants.push(("QUAD_OUT", quads as u32 as f64));
     let thin_spec = match quads {
         true => spec.with_quads(),
@@ -786,15 +820,17 @@ fn record_panels<P: SplitParams>(
             params.set_block(&block);
             let pack_a = with_side(0, mb);
             let kernel = (name.as_str(), "pack", pack_a.as_slice());
-            record_with_textures(
-                ctx,
-                enc,
-                kernel,
-                &packs,
-                (mb * kb / 4) as u32,
-                params,
-                (&pack_bindings[0], &pack_textures[0]),
-            )?;
+            if !spread {
+                record_with_textures(
+                    ctx,
+                    enc,
+                    kernel,
+                    &packs,
+                    (mb * kb / 4) as u32,
+                    params,
+                    (&pack_bindings[0], &pack_textures[0]),
+                )?;
+            }
             for j0 in (0..n.max(1)).step_by(bn) {
                 let nb = width(n, j0, bn, tn);
                 block.j0 = j0 as u32;
@@ -811,12 +847,19 @@ fn record_panels<P: SplitParams>(
                 if thin {
                     let mut thin_constants = thin_constants.clone();
                     thin_constants.push(widths[0]);
+                    let grid = match windows {
+                        Some(rows) => {
+                            let (_, y, z) = grid(1);
+                            (rows.div_ceil(thin_lanes) as u32, y, z)
+                        }
+                        None => grid(1),
+                    };
                     record_textured(
                         ctx,
                         enc,
                         (&name, "thin", &thin_constants),
                         &thin_spec,
-                        grid(1),
+                        grid,
                         &params,
                         (&thin_bindings, &thin_textures),
                     )?;
