@@ -341,7 +341,7 @@ impl GpuContext {
         // store it in a panel once.
         let tall_blocks = switch("LOWP_TALL_BLOCKS")?;
         // And so weight gradients of at most 8 rows (LeNet-5's first, 6 x 25) read their
-        // inputs in `thin` through sliding windows, their K slices side by side.
+        // inputs in `thin` through sliding windows, a workgroup a K slice.
         let windows = switch("LOWP_WINDOWS")?;
         // On a CPU adapter each invocation costs its setup (llvmpipe 22.3: ~9 ns, as much as
         // two loads): the kernels that loop over their items run a few workgroups a core.
