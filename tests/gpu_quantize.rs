@@ -4,8 +4,11 @@
 mod common;
 
 use lowp::format::Format;
-use lowp::gpu::GpuContext;
+use lowp::gpu::buffers::{read_u32, upload_f32, zeroed};
+use lowp::gpu::{Encoder, GpuContext};
 use lowp::ops;
+use lowp::ops::elementwise::record_convert;
+use lowp::ops::packed_io::Dst;
 use lowp::quant::{QuantSpec, Rounding, Scaling};
 use lowp::reference;
 use std::sync::OnceLock;
@@ -424,4 +427,140 @@ fn e8_formats_with_every_exponent_code_give_inf_beyond_f32() {
         Ok(_) => panic!("per-tensor scaling of a format beyond f32 was accepted"),
     };
     assert!(e.contains("beyond f32"), "{e}");
+}
+
+/// Float formats on both sides of the edges of the kernels' branch-free decode and
+/// rounding (shaders/lib/quant.wgsl `decodes_narrow`: every value a normal f32 or zero),
+/// the named 8- and 16-bit ones, and formats past each edge that take the general path.
+const EDGE_FORMATS: [&str; 17] = [
+    "e4m3",
+    "e5m2",
+    "e3m2",
+    "e2m3",
+    "e2m1",
+    "fp16",
+    "bf16",
+    "float(e=3,m=0,specials=nan)",
+    "float(e=4,m=3,bias=11,specials=none)",
+    "float(e=5,m=2,subnormals=false)",
+    "float(e=2,m=12,bias=-3)",
+    // Subnormals from 2^-126 (the smallest normal f32), then from 2^-127.
+    "float(e=7,m=3,bias=124)",
+    "float(e=7,m=3,bias=125)",
+    "float(e=7,m=3,bias=125,subnormals=false)",
+    // The top exponent field's values below 2^128, then past it.
+    "float(e=7,m=2,bias=0,specials=none)",
+    "float(e=7,m=2,bias=-1,specials=none)",
+    "float(e=8,m=3)",
+];
+
+/// f32 inputs around every value of float format `spec`: each code's value, the midpoints
+/// between neighbours and the f32s on either side of each (ties and their neighbours),
+/// past the largest value, under the smallest, f32 subnormals, zeros, infinities, NaN.
+fn around_every_value(spec: &QuantSpec) -> Vec<f32> {
+    let el = spec.format.element();
+    let mag_codes = 1u32 << (spec.format.bits() - 1);
+    let mut values: Vec<f32> = (0..mag_codes)
+        .map(|c| f32::from_bits(el.decode_bits(c, 0)))
+        .filter(|v| v.is_finite())
+        .collect();
+    values.sort_by(f32::total_cmp);
+    values.dedup();
+    let next = |v: f32, up: bool| {
+        let b = v.to_bits() as i64 + if up { 1 } else { -1 };
+        f32::from_bits(b.clamp(0, 0x7f80_0000) as u32)
+    };
+    let mut x = vec![
+        0.0,
+        f32::INFINITY,
+        f32::NAN,
+        f32::from_bits(1),
+        f32::from_bits(0x7f_ffff),
+    ];
+    for w in values.windows(2) {
+        let mid = ((w[0] as f64 + w[1] as f64) / 2.0) as f32;
+        x.extend([w[0], mid, next(mid, true), next(mid, false)]);
+    }
+    let (small, top) = (values[1], *values.last().unwrap());
+    x.extend([
+        top,
+        next(top, true),
+        1.5 * top,
+        small / 2.0,
+        next(small / 2.0, true),
+    ]);
+    x.extend([next(small / 2.0, false), small / 4.0, f32::MAX]);
+    let negated: Vec<f32> = x.iter().map(|v| -v).collect();
+    x.extend(negated);
+    x
+}
+
+/// The kernels decode every code and round values around every code's value (each rounding
+/// mode, saturating or not) bit for bit as the CPU reference does, on both sides of the
+/// edges of their branch-free paths.
+#[test]
+fn formats_at_the_edges_of_the_fast_paths_decode_and_round_every_value_as_the_reference() {
+    let c = ctx();
+    for name in EDGE_FORMATS {
+        let format: Format = name.parse().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let el = format.element();
+        // Every code, decoded.
+        let codes: Vec<u32> = (0..1u32 << format.bits()).collect();
+        let spec = QuantSpec::new(format);
+        let words = lowp::format::pack(&codes, format.bits());
+        let buffer = lowp::gpu::buffers::upload_u32(c, "codes", &words).unwrap();
+        let t = lowp::gpu::Tensor::from_parts(vec![codes.len()], spec, buffer, None);
+        let got = ops::dequantize(c, &t).unwrap();
+        let fused = zeroed(c, "decoded", codes.len()).unwrap();
+        let mut enc = Encoder::new(c);
+        record_convert(c, &mut enc, &t, &fused, codes.len()).unwrap();
+        enc.submit();
+        let fused = read_u32(c, &fused, codes.len()).unwrap();
+        for ((&code, v), f) in codes.iter().zip(&got).zip(fused) {
+            assert_eq!(
+                v.to_bits(),
+                el.decode_bits(code, 0),
+                "{name}: code {code:#x}"
+            );
+            assert_eq!(f, el.decode_bits(code, 0), "{name}: code {code:#x}, fused");
+        }
+        // Values around every value, rounded.
+        let x = around_every_value(&spec);
+        for rounding in ROUNDINGS {
+            for saturate in [false, true] {
+                let spec = QuantSpec {
+                    rounding,
+                    saturate,
+                    seed: 9,
+                    ..QuantSpec::new(format)
+                };
+                let what = format!("{name} {rounding} saturate {saturate}");
+                let r = reference::quantize(&x, &spec);
+                let (t, exc) = ops::quantize(c, &x, &[x.len()], &spec).unwrap();
+                assert_eq!(t.read_words(c).unwrap(), r.words, "{what}: codes");
+                assert_eq!(exc, r.exceptions, "{what}: exception counts");
+                if saturate && rounding != Rounding::Nearest {
+                    continue; // (each is another pipeline to compile for the fused kernel)
+                }
+                // The fused kernels' rounding on store (compiled for the format).
+                let (y, stats) = (
+                    ops::quantize::alloc_tensor(c, &[x.len()], &spec).unwrap(),
+                    zeroed(c, "stats", 4).unwrap(),
+                );
+                let input = upload_f32(c, "x", &x).unwrap();
+                let dst = Dst::Packed {
+                    t: &y,
+                    spec: &spec,
+                    stats: &stats,
+                    add: None,
+                };
+                let mut enc = Encoder::new(c);
+                record_convert(c, &mut enc, &*input, dst, x.len()).unwrap();
+                enc.submit();
+                assert_eq!(y.read_words(c).unwrap(), r.words, "{what}: fused codes");
+                let exc = ops::quantize::exceptions_from(&read_u32(c, &stats, 4).unwrap());
+                assert_eq!(exc, r.exceptions, "{what}: fused exception counts");
+            }
+        }
+    }
 }

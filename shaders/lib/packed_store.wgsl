@@ -126,9 +126,7 @@ fn store_out4(i: u32, value: vec4<u32>) {
         out_quad_store(q, codes);
     } else {
         let word = codes.x | (codes.y << 8u) | (codes.z << 16u) | (codes.w << 24u);
-        if (word != 0u) {
-            out_word_or(q, word);
-        }
+        out_word_store(q, word);
     }
     if (any(flags != vec4(0u))) {
         for (var c = 0u; c < 3u; c++) {

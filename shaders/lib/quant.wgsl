@@ -140,8 +140,40 @@ fn is_binary32(f: Fmt) -> bool {
     return f.kind == 0u && f.bits == 32u && f.m == 23u && f.bias == 127 && f.specials == 0u && f.subnormals != 0u;
 }
 
+// `round_float` unscaled into a format where `decodes_narrow` holds, without branches
+// on the value: the normal code and the one below the normals each from `round_shifted`
+// with `float_magnitude`'s arguments, then the one that applies and the specials selected.
+// (An f32 in the format's normal range is a normal f32: its significand's leading bit is
+// bit 23.)
+fn round_narrow(f: Fmt, bits: u32, mode: u32, k: u32, sat: bool, rand: u32) -> vec2<u32> {
+    let sign = select(0u, f.sign_bit, (bits >> 31u) == 1u);
+    let mag = bits & 0x7fffffffu;
+    let sig = select((mag & 0x7fffffu) | 0x800000u, mag, (mag >> 23u) == 0u);
+    let exp2 = select(i32(mag >> 23u) - 150, -149, (mag >> 23u) == 0u);
+    let u = exp2 + i32(firstLeadingBit(sig));
+    let emin = 1 - f.bias;
+    let mi = i32(f.m);
+    let normal = (u32(u - emin) << f.m) + round_shifted(sig, 23 - mi, mode, k, rand);
+    let subnormals = f.subnormals != 0u;
+    // At least 1 wherever it applies (u < emin); raised to 1 elsewhere.
+    let shift = max(emin - exp2 - select(0, mi, subnormals), 1);
+    let below = round_shifted(sig, shift, mode, k, rand) << select(f.m, 0u, subnormals);
+    let c = select(normal, below, u < emin);
+    let overflow = u > f.top_field_exp || c > f.max_code;
+    var r = vec2(sign | c, select(0u, FLAG_UNDERFLOW, c == 0u));
+    let saturate = sat || f.specials == 2u;
+    r = select(r, vec2(overflow_code(f, sign, saturate, mode == 2u), FLAG_OVERFLOW), overflow);
+    r = select(r, vec2(overflow_code(f, sign, saturate, false), FLAG_OVERFLOW), mag == 0x7f800000u);
+    r = select(r, vec2(sign, 0u), mag == 0u);
+    let nan = vec2(select(0u, f.nan_code, f.nan_code != NONE), FLAG_NAN);
+    return select(r, nan, mag > 0x7f800000u);
+}
+
 // (code, flags) of f32 bits rounded into a float format.
 fn round_float(f: Fmt, bits: u32, scale_exp: i32, mode: u32, k: u32, sat: bool, rand: u32) -> vec2<u32> {
+    if (scale_exp == 0 && decodes_narrow(f)) {
+        return round_narrow(f, bits, mode, k, sat, rand);
+    }
     let neg = (bits >> 31u) == 1u;
     let sign = select(0u, f.sign_bit, neg);
     let mag = bits & 0x7fffffffu;
@@ -210,10 +242,43 @@ fn round_element(f: Fmt, bits: u32, scale_exp: i32, mode: u32, k: u32, sat: bool
     return round_fixed(f, bits, scale_exp, mode, k, rand);
 }
 
+// Whether every code of float format f decodes, unscaled, to a normal f32 or zero: its
+// significand narrower than f32's, its values' exponents within f32's normal range.
+fn decodes_narrow(f: Fmt) -> bool {
+    let all_field = i32((f.sign_bit - 1u) >> f.m);
+    return f.kind == 0u && f.m < 23u && 1 - f.bias - i32(f.m) >= -126 && all_field - f.bias <= 127;
+}
+
+// `decode_float` of an unscaled code of a format where `decodes_narrow` holds, without
+// branches (a CPU adapter runs every side of a branch some lane takes): a normal's fields
+// moved into place, a subnormal's significand times its unit (one exact f32 product, a
+// normal f32), the specials selected.
+fn decode_narrow(f: Fmt, code: u32) -> u32 {
+    let sign = select(0u, 0x80000000u, (code & f.sign_bit) != 0u);
+    let mag = code & (f.sign_bit - 1u);
+    let field = mag >> f.m;
+    let mant = mag & low_mask(f.m);
+    let normal = (mag << (23u - f.m)) + (u32(127 - f.bias) << 23u);
+    let unit = bitcast<f32>(u32(128 - f.bias - i32(f.m)) << 23u);
+    let sub = select(0u, bitcast<u32>(f32(mant) * unit), f.subnormals != 0u);
+    var v = sign | select(normal, sub, field == 0u);
+    if (f.specials == 0u) {
+        let top = field == (f.sign_bit - 1u) >> f.m;
+        v = select(v, select(CANONICAL_NAN, sign | 0x7f800000u, mant == 0u), top);
+    }
+    if (f.specials == 1u) {
+        v = select(v, CANONICAL_NAN, mag == f.nan_code);
+    }
+    return v;
+}
+
 // f32 bits of a float code times 2^scale_exp.
 fn decode_float(f: Fmt, code: u32, scale_exp: i32) -> u32 {
     if (scale_exp == 0 && is_binary32(f)) {
         return select(code, CANONICAL_NAN, (code & 0x7fffffffu) > 0x7f800000u);
+    }
+    if (scale_exp == 0 && decodes_narrow(f)) {
+        return decode_narrow(f, code);
     }
     let neg = (code & f.sign_bit) != 0u;
     let mag = code & (f.sign_bit - 1u);

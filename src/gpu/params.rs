@@ -828,6 +828,13 @@ impl OutParams {
         !self.rounds() || self.fmt.bits == 32
     }
 
+    /// Whether four elements from a multiple of 4 fill whole words (codes of 8, 16, 24 or
+    /// 32 bits, or plain f32 words), so that a kernel of four elements an invocation
+    /// shares no word between invocations.
+    pub fn quads_own_words(&self) -> bool {
+        self.exclusive_words() || self.fmt.bits.is_multiple_of(8)
+    }
+
     /// Whether values are rounded into a format (not plain f32 words).
     pub fn rounds(&self) -> bool {
         self.phase == OutPhase::Store as u32 || self.phase == OutPhase::Amax as u32

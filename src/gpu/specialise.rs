@@ -221,16 +221,24 @@ impl Specialisation {
     }
 
     /// The declaration of a fused kernel's output words and the functions that store,
-    /// load and OR into them (one word, or four from a multiple of 4): plain where each
-    /// element owns its word (the stores vectorise; 16-byte vectors for a kernel of
-    /// [`quads`](Specialisation::quads)), atomic where codes share words (or the format is
-    /// not known here).
+    /// load and OR into them (one word, or four from a multiple of 4): plain where no two
+    /// invocations share a word (the stores vectorise; 16-byte vectors for a kernel of
+    /// [`quads`](Specialisation::quads)), atomic where they may (or the format is not
+    /// known here).
     pub fn out_words(&self) -> &'static str {
-        match (self.out.is_some_and(|p| p.exclusive_words()), self.quads) {
+        match (self.plain_out_words(), self.quads) {
             (true, true) => OUT_QUADS,
             (true, false) => OUT_WORDS,
             (false, _) => OUT_ATOMICS,
         }
+    }
+
+    /// Whether no two invocations store into one output word, so that its words need no
+    /// atomics: each element owns its word, or the kernel takes four elements from a
+    /// multiple of 4 an invocation and their codes fill whole words (8, 16 or 24 bits).
+    fn plain_out_words(&self) -> bool {
+        self.out
+            .is_some_and(|p| p.exclusive_words() || (self.quads && p.quads_own_words()))
     }
 
     /// The declaration of input `k`'s words at binding `w` and the functions that load one
@@ -336,7 +344,7 @@ impl Specialisation {
             w
         });
         put(operands.as_deref());
-        k.push(self.out.is_some_and(|p| p.exclusive_words()) as u32);
+        k.push(self.plain_out_words() as u32);
         k.push(self.subgroups as u32);
         k.push(self.f64_arith as u32);
         k.push(self.broadcast as u32);
