@@ -1,24 +1,65 @@
-// `thin`'s sums for a forward convolution of stride 1 without dilation whose output rows
-// are a multiple of 4 wide (SEGMENTS, src/gpu/params.rs SplitParams::segments): an
-// invocation's four columns are four neighbours of one output row, so for each input
-// channel and kernel row they read 3 + KW neighbouring input words, each loaded once here
-// (a CPU adapter loads a lane-varying address at a time), instead of 4 KW gathers. The
-// products run in K's order (channel, kernel row, kernel column), as `thin` sums them:
-// the same sums. A lane past the view (j >= n) loads nothing and still takes part in the
-// subgroup's broadcasts of A.
+// `thin`'s sums for a stride-1 convolution without dilation whose view's rows are a
+// multiple of 4 wide (SEGMENTS, src/gpu/params.rs SplitParams::segments), its forward pass
+// or its backward data pass: an invocation's four columns are four neighbours of one row
+// (of the output, or of dX), so for each channel and kernel row they read 3 + KW
+// neighbouring words of one row of B's tensor (X, or dY), each loaded once here (a CPU
+// adapter loads a lane-varying address at a time), instead of 4 KW gathers. The products
+// run in K's order (channel, kernel row, kernel column), as `thin` sums them: the same
+// sums. A lane past the view (j >= n) loads nothing and still takes part in the subgroup's
+// broadcasts of A.
 
-// Input word iw of an input row whose word 0 has flat index `row` (iw may be negative:
-// the sum wraps to the right index wherever iw is inside the row), as f32; zero outside the
-// row or where `ok` is false.
-fn segment_word(ok: bool, row: u32, iw: i32) -> f32 {
-    if (ok && iw >= 0 && iw < i32(cv_w())) {
+// Word iw of a row of B's tensor `width` words wide whose word 0 has flat index `row` (iw
+// may be negative: the sum wraps to the right index wherever iw is inside the row), as
+// f32; zero outside the row or where `ok` is false.
+fn segment_word(ok: bool, row: u32, iw: i32, width: u32) -> f32 {
+    if (ok && iw >= 0 && iw < i32(width)) {
         let f = row + u32(iw);
         return bitcast<f32>(decode_scaled(fmt_b(), code_b(f), scale_b(f)));
     }
     return 0.0;
 }
 
+// Four B values of one tap: words t to t + 3 of a segment, in the view's column order.
+// Forward, column j reads word iw0 + j + kw; backward data, word e + j - kw, so the segment
+// runs down from s0 = word e + 3 and a tap's four words are reversed.
+fn segment_vec(v: vec4<f32>) -> vec4<f32> {
+    return select(v, v.wzyx, cv_conv_pass() == 1u);
+}
+
+// The sums after the KW products of one channel and kernel row (K from k): the segment's
+// words s_t = word `at + dir t` of the row at `row` (`width` wide), tap kw reading words
+// kw to kw + 3.
+fn segment_taps(c_in: Tile, k: u32, q: u32, ok: bool, row: u32, at: i32, width: u32) -> Tile {
+    var c = c_in;
+    let d = select(1, -1, cv_conv_pass() == 1u);
+    let s0 = segment_word(ok, row, at, width);
+    let s1 = segment_word(ok, row, at + d, width);
+    let s2 = segment_word(ok, row, at + 2 * d, width);
+    let s3 = segment_word(ok, row, at + 3 * d, width);
+    c = rank1_tall_at(c, k, 0u, q, segment_vec(vec4(s0, s1, s2, s3)));
+    if (cv_kw() > 1u) {
+        let s4 = segment_word(ok, row, at + 4 * d, width);
+        c = rank1_tall_at(c, k + 1u, 0u, q, segment_vec(vec4(s1, s2, s3, s4)));
+        if (cv_kw() > 2u) {
+            let s5 = segment_word(ok, row, at + 5 * d, width);
+            c = rank1_tall_at(c, k + 2u, 0u, q, segment_vec(vec4(s2, s3, s4, s5)));
+            if (cv_kw() > 3u) {
+                let s6 = segment_word(ok, row, at + 6 * d, width);
+                c = rank1_tall_at(c, k + 3u, 0u, q, segment_vec(vec4(s3, s4, s5, s6)));
+                if (cv_kw() > 4u) {
+                    let s7 = segment_word(ok, row, at + 7 * d, width);
+                    c = rank1_tall_at(c, k + 4u, 0u, q, segment_vec(vec4(s4, s5, s6, s7)));
+                }
+            }
+        }
+    }
+    return c;
+}
+
 fn segment_sums(j: u32, q: u32) -> Tile {
+    if (cv_conv_pass() == 1u) {
+        return segment_sums_back(j, q);
+    }
     var c = Tile();
     let live = j < G.n;
     let sp = cv_oh() * cv_ow();
@@ -32,29 +73,31 @@ fn segment_sums(j: u32, q: u32) -> Tile {
         for (var kh = 0u; kh < cv_kh(); kh++) {
             let ih = i32(oh + kh) - i32(cv_pad_h());
             let ok = live && ih >= 0 && ih < i32(cv_h());
-            let row = row0 + u32(ih) * cv_w();
-            // Words 0..3 serve kernel column 0; column kw adds word 3 + kw.
-            let s0 = segment_word(ok, row, iw0);
-            let s1 = segment_word(ok, row, iw0 + 1);
-            let s2 = segment_word(ok, row, iw0 + 2);
-            let s3 = segment_word(ok, row, iw0 + 3);
-            c = rank1_tall_at(c, k, 0u, q, vec4(s0, s1, s2, s3));
-            if (cv_kw() > 1u) {
-                let s4 = segment_word(ok, row, iw0 + 4);
-                c = rank1_tall_at(c, k + 1u, 0u, q, vec4(s1, s2, s3, s4));
-                if (cv_kw() > 2u) {
-                    let s5 = segment_word(ok, row, iw0 + 5);
-                    c = rank1_tall_at(c, k + 2u, 0u, q, vec4(s2, s3, s4, s5));
-                    if (cv_kw() > 3u) {
-                        let s6 = segment_word(ok, row, iw0 + 6);
-                        c = rank1_tall_at(c, k + 3u, 0u, q, vec4(s3, s4, s5, s6));
-                        if (cv_kw() > 4u) {
-                            let s7 = segment_word(ok, row, iw0 + 7);
-                            c = rank1_tall_at(c, k + 4u, 0u, q, vec4(s4, s5, s6, s7));
-                        }
-                    }
-                }
-            }
+            c = segment_taps(c, k, q, ok, row0 + u32(ih) * cv_w(), iw0, cv_w());
+            k += cv_kw();
+        }
+        row0 += plane;
+    }
+    return c;
+}
+
+// Backward data: column j is dX's (image, ih, iw), K the group's output channels' taps; tap
+// (kh, kw) reads dY at (ih + pad_h - kh, iw + pad_w - kw).
+fn segment_sums_back(j: u32, q: u32) -> Tile {
+    var c = Tile();
+    let live = j < G.n;
+    let hw = cv_h() * cv_w();
+    let p = j % hw;
+    let ih = p / cv_w();
+    let top = i32(p % cv_w() + cv_pad_w()) + 3;
+    let plane = cv_oh() * cv_ow();
+    var row0 = ((j / hw) * cv_cout() + o0()) * plane;
+    var k = 0u;
+    for (var o = 0u; o < cv_cout() / cv_groups(); o++) {
+        for (var kh = 0u; kh < cv_kh(); kh++) {
+            let oh = i32(ih + cv_pad_h()) - i32(kh);
+            let ok = live && oh >= 0 && oh < i32(cv_oh());
+            c = segment_taps(c, k, q, ok, row0 + u32(oh) * cv_ow(), top, cv_ow());
             k += cv_kw();
         }
         row0 += plane;
@@ -106,8 +149,8 @@ fn window_tile(g: u32, q: u32, k_begin: u32, k_end: u32, slice: u32) {
         let iw = i32(ow) - i32(cv_pad_w());
         // dY's word of this output row in the view's row 0 (row i's is i OH OW further).
         let fa = ((kk / sp) * cv_cout() + o0()) * sp + p;
-        var b0 = vec4(segment_word(ok, row, iw), segment_word(ok, row, iw + 1), segment_word(ok, row, iw + 2), segment_word(ok, row, iw + 3));
-        var b1 = vec4(segment_word(ok, row, iw + 4), segment_word(ok, row, iw + 5), segment_word(ok, row, iw + 6), segment_word(ok, row, iw + 7));
+        var b0 = vec4(segment_word(ok, row, iw, cv_w()), segment_word(ok, row, iw + 1, cv_w()), segment_word(ok, row, iw + 2, cv_w()), segment_word(ok, row, iw + 3, cv_w()));
+        var b1 = vec4(segment_word(ok, row, iw + 4, cv_w()), segment_word(ok, row, iw + 5, cv_w()), segment_word(ok, row, iw + 6, cv_w()), segment_word(ok, row, iw + 7, cv_w()));
         for (var r = 0u; r < run; r++) {
             // A's eight values: lane q of each subgroup decodes row q's from dY's words
             // and shares it, else from A's panel (the same words for every lane).
@@ -120,7 +163,7 @@ fn window_tile(g: u32, q: u32, k_begin: u32, k_end: u32, slice: u32) {
             }
             c = rank1(c, a.lo, a.hi, b0, b1);
             b0 = vec4(b0.yzw, b1.x);
-            b1 = vec4(b1.yzw, segment_word(ok, row, iw + 8 + i32(r)));
+            b1 = vec4(b1.yzw, segment_word(ok, row, iw + 8 + i32(r), cv_w()));
         }
         k += run;
     }

@@ -617,6 +617,66 @@ fn input_rows_equal_gathered_values_bit_for_bit() {
     }
 }
 
+/// A tall backward data view of a stride-1 convolution (9 to 16 input channels a group, dX's
+/// rows a multiple of 4 wide) reads dY from its rows in segments in `thin`, a tap's four
+/// neighbouring columns from four words running down the row, and gives the bits of
+/// gathering every value (tap sums off on both sides, so that every layer runs as its
+/// view). Layers: ResNet's 16-channel 3 x 3, 5 x 5 with padding 2, a 2 x 4 kernel with
+/// unequal padding, 1 x 1, 3 x 2 with padding reaching past both ends of dY's rows, padding
+/// 0 (taps off dY's edges), two groups of 12; the formats of the forward test's.
+#[test]
+fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
+    let context = |segments: bool| {
+        common::gpu()
+            .with_gemm_panels(true)
+            .with_tap_sums(false)
+            .with_segments(segments)
+    };
+    let layers: [Layer; 7] = [
+        ([4, 16, 32, 32], [16, 3, 3], [1, 1], 1),
+        ([4, 12, 12, 12], [5, 5, 5], [2, 2], 1),
+        ([4, 10, 20, 12], [9, 2, 4], [1, 0], 1),
+        ([2, 16, 16, 16], [7, 1, 1], [0, 0], 1),
+        ([4, 9, 9, 16], [4, 3, 2], [1, 1], 1),
+        ([4, 12, 14, 16], [6, 5, 5], [0, 0], 1),
+        ([2, 24, 16, 16], [8, 3, 3], [1, 1], 2),
+    ];
+    let formats = [
+        ("fp32", "fp32", "fp32"),
+        ("e4m3", "e2m1", "bf16"),
+        ("bf16", "mxfp8_e4m3", "e5m2"),
+    ];
+    let (on, off) = (context(true), context(false));
+    for (fw, fy, fx) in formats {
+        let (qw, qy, gspec) = specs(fw, fy, fx);
+        for (t, layer) in layers.iter().enumerate() {
+            let (xs, _, padding, _) = layer;
+            let (spec, ws, g) = conv_of(layer, &gspec);
+            let ys = [xs[0], ws[0], g.oh, g.ow];
+            let dy = common::uniform(ys.iter().product(), 50 + t as u64, 2.0);
+            let w = common::uniform(ws.iter().product(), 60 + t as u64, 1.0);
+            let run = |ctx: &GpuContext| {
+                let (tdy, _) = ops::quantize(ctx, &dy, &ys, &qy).unwrap();
+                let (tw, _) = ops::quantize(ctx, &w, &ws, &qw).unwrap();
+                let (view, params) =
+                    ops::conv::prepare_conv(ConvPass::BackwardData, &g, &tw, &tdy, None, &spec)
+                        .unwrap();
+                let rows = ops::gemm::reads_input_rows(ctx, &view, &params);
+                let hw = [xs[2], xs[3]];
+                let (dx, _) = ops::conv2d_backward_data(ctx, &tdy, &tw, hw, &spec).unwrap();
+                (rows, dx.read_words(ctx).unwrap())
+            };
+            let ((rows_on, dx_on), (rows_off, dx_off)) = (run(&on), run(&off));
+            let layer = format!("{xs:?} * {ws:?}, padding {padding:?}, {fw} x {fy} -> {fx}");
+            assert!(
+                rows_on && !rows_off,
+                "{layer}: dY's rows are read on one side only"
+            );
+            assert_eq!(dx_on, dx_off, "{layer}");
+        }
+    }
+}
+
 /// Narrow views of 9 to 16 rows (weight gradients: O x C KH KW, K = N OH OW) run as tall
 /// tiles gathering B in `thin`, K split across workgroups, and give the bits of packing B's
 /// panel for `main`: the same values summed in the same order. Layers: ResNet-8's 16-channel

@@ -248,9 +248,10 @@ pub trait SplitParams: DispatchParams {
     /// Whether every four output columns from a multiple of 4 are four consecutive output
     /// words from a multiple of 4 (so a kernel may store them as one 16-byte vector).
     fn rows_in_quads(&self) -> bool;
-    /// Whether every four columns from a multiple of 4 are four neighbours of one output row
-    /// of a forward convolution of stride 1 without dilation, its kernel at most 5 wide, so
-    /// that the panel kernel's `thin` may read them from input rows (`SEGMENTS`).
+    /// Whether every four columns from a multiple of 4 are four neighbours of one row (of
+    /// the output, or of dX) of a convolution's forward or backward data pass, stride 1
+    /// without dilation, its kernel at most 5 wide, so that the panel kernel's `thin` may
+    /// read them from rows of B's tensor (X, or dY: `SEGMENTS`).
     fn segments(&self) -> bool {
         false
     }
@@ -330,9 +331,13 @@ impl SplitParams for ConvParams {
     }
 
     fn segments(&self) -> bool {
-        self.pass == 0
-            && (self.stride_h, self.stride_w, self.dil_h, self.dil_w) == (1, 1, 1, 1)
-            && self.ow.is_multiple_of(4)
+        let row = match self.pass {
+            0 => self.ow,
+            1 => self.w,
+            _ => return false,
+        };
+        (self.stride_h, self.stride_w, self.dil_h, self.dil_w) == (1, 1, 1, 1)
+            && row.is_multiple_of(4)
             && (1..=5).contains(&self.kw)
     }
 

@@ -602,8 +602,9 @@ fn window_rows<P: SplitParams>(ctx: &GpuContext, params: &P, m: usize) -> Option
 
 /// Whether a tall view of blocks `bk` deep (of `k`) in `splits` slices reads B from its
 /// input rows in segments in `thin` (SEGMENTS, shaders/conv_segments.wgsl): a stride-1
-/// forward convolution (see [`SplitParams::segments`]), its K one block and one slice. Each
-/// input word is then loaded once per invocation, not once per kernel column (a 16-channel
+/// convolution's forward or backward data pass (see [`SplitParams::segments`]), its K one
+/// block and one slice. Each input word is then loaded once per invocation, not once per
+/// kernel column (a 16-channel
 /// 3 x 3 layer 1.3-2x on lavapipe 22.3, within the noise on 25.0 but MXFP8's 1.5x; views of
 /// at most 8 rows, made tall for it, ran slower on 25.0, so they keep their gathers).
 fn reads_rows<P: SplitParams>(
