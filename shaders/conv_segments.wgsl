@@ -26,29 +26,29 @@ fn segment_vec(v: vec4<f32>) -> vec4<f32> {
     return select(v, v.wzyx, cv_conv_pass() == 1u);
 }
 
-// The sums after the KW products of one channel and kernel row (K from k): the segment's
-// words s_t = word `at + dir t` of the row at `row` (`width` wide), tap kw reading words
+// The sums after the KW products of one channel and kernel row (K from k, A's rows from
+// panel vector ia): the segment's words s_t = word `at + dir t` of the row at `row` (`width` wide), tap kw reading words
 // kw to kw + 3.
-fn segment_taps(c_in: Tile, k: u32, q: u32, ok: bool, row: u32, at: i32, width: u32) -> Tile {
+fn segment_taps(c_in: Tile, k: u32, ia: u32, q: u32, ok: bool, row: u32, at: i32, width: u32) -> Tile {
     var c = c_in;
     let d = select(1, -1, cv_conv_pass() == 1u);
     let s0 = segment_word(ok, row, at, width);
     let s1 = segment_word(ok, row, at + d, width);
     let s2 = segment_word(ok, row, at + 2 * d, width);
     let s3 = segment_word(ok, row, at + 3 * d, width);
-    c = rank1_tall_at(c, k, 0u, q, segment_vec(vec4(s0, s1, s2, s3)));
+    c = rank1_tall_at(c, k, ia, q, segment_vec(vec4(s0, s1, s2, s3)));
     if (cv_kw() > 1u) {
         let s4 = segment_word(ok, row, at + 4 * d, width);
-        c = rank1_tall_at(c, k + 1u, 0u, q, segment_vec(vec4(s1, s2, s3, s4)));
+        c = rank1_tall_at(c, k + 1u, ia, q, segment_vec(vec4(s1, s2, s3, s4)));
         if (cv_kw() > 2u) {
             let s5 = segment_word(ok, row, at + 5 * d, width);
-            c = rank1_tall_at(c, k + 2u, 0u, q, segment_vec(vec4(s2, s3, s4, s5)));
+            c = rank1_tall_at(c, k + 2u, ia, q, segment_vec(vec4(s2, s3, s4, s5)));
             if (cv_kw() > 3u) {
                 let s6 = segment_word(ok, row, at + 6 * d, width);
-                c = rank1_tall_at(c, k + 3u, 0u, q, segment_vec(vec4(s3, s4, s5, s6)));
+                c = rank1_tall_at(c, k + 3u, ia, q, segment_vec(vec4(s3, s4, s5, s6)));
                 if (cv_kw() > 4u) {
                     let s7 = segment_word(ok, row, at + 7 * d, width);
-                    c = rank1_tall_at(c, k + 4u, 0u, q, segment_vec(vec4(s4, s5, s6, s7)));
+                    c = rank1_tall_at(c, k + 4u, ia, q, segment_vec(vec4(s4, s5, s6, s7)));
                 }
             }
         }
@@ -56,9 +56,9 @@ fn segment_taps(c_in: Tile, k: u32, q: u32, ok: bool, row: u32, at: i32, width: 
     return c;
 }
 
-fn segment_sums(j: u32, q: u32) -> Tile {
+fn segment_sums(j: u32, q: u32, ia: u32) -> Tile {
     if (cv_conv_pass() == 1u) {
-        return segment_sums_back(j, q);
+        return segment_sums_back(j, q, ia);
     }
     var c = Tile();
     let live = j < G.n;
@@ -73,7 +73,7 @@ fn segment_sums(j: u32, q: u32) -> Tile {
         for (var kh = 0u; kh < cv_kh(); kh++) {
             let ih = i32(oh + kh) - i32(cv_pad_h());
             let ok = live && ih >= 0 && ih < i32(cv_h());
-            c = segment_taps(c, k, q, ok, row0 + u32(ih) * cv_w(), iw0, cv_w());
+            c = segment_taps(c, k, ia, q, ok, row0 + u32(ih) * cv_w(), iw0, cv_w());
             k += cv_kw();
         }
         row0 += plane;
@@ -83,7 +83,7 @@ fn segment_sums(j: u32, q: u32) -> Tile {
 
 // Backward data: column j is dX's (image, ih, iw), K the group's output channels' taps; tap
 // (kh, kw) reads dY at (ih + pad_h - kh, iw + pad_w - kw).
-fn segment_sums_back(j: u32, q: u32) -> Tile {
+fn segment_sums_back(j: u32, q: u32, ia: u32) -> Tile {
     var c = Tile();
     let live = j < G.n;
     let hw = cv_h() * cv_w();
@@ -97,7 +97,7 @@ fn segment_sums_back(j: u32, q: u32) -> Tile {
         for (var kh = 0u; kh < cv_kh(); kh++) {
             let oh = i32(ih + cv_pad_h()) - i32(kh);
             let ok = live && oh >= 0 && oh < i32(cv_oh());
-            c = segment_taps(c, k, q, ok, row0 + u32(oh) * cv_ow(), top, cv_ow());
+            c = segment_taps(c, k, ia, q, ok, row0 + u32(oh) * cv_ow(), top, cv_ow());
             k += cv_kw();
         }
         row0 += plane;

@@ -290,7 +290,7 @@ fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     // Every lane shares the block's rows, so A's values can be spread as in `main`.
     let q = lid.x % 8u;
     if (SEGMENTS) {
-        put_tile(G.blk.i0, j, G.blk.slice0, segment_sums(j, q), true);
+        put_tile(G.blk.i0 + row, j, G.blk.slice0, segment_sums(j, q, ia), true);
         return;
     }
     if (WINDOW) {

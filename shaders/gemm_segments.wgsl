@@ -1,6 +1,6 @@
 // A GEMM view has no input rows: `thin`'s SEGMENTS and WINDOW are for convolutions only
 // (conv_segments.wgsl), and these stand in for them, never called.
-fn segment_sums(j: u32, q: u32) -> Tile {
+fn segment_sums(j: u32, q: u32, ia: u32) -> Tile {
     return Tile();
 }
 

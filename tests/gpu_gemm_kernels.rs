@@ -550,8 +550,9 @@ fn strided_conv_of(
 /// e2m1 inputs (codes sharing words) into bf16; bf16 weights with MX-scaled inputs into
 /// e5m2. Layers: ResNet's 3 x 3 (padding 1, rows 32 wide), 5 x 5 with padding 2, a 2 x 4
 /// kernel with unequal padding, 1 x 1, a 3 x 2 kernel whose padding reaches left of the row,
-/// and two groups of 12 channels; bias on every one; each at least 512 output pixels (a tall
-/// view fills a workgroup). The first two again (f32) through a 65,536-word panel budget
+/// two groups of 12 channels, and views of 32, 64 and two groups of 20 rows (16-row blocks,
+/// the last part empty); bias on every one; each at least 512 output pixels (a tall view
+/// fills a workgroup). The first two again (f32) through a 65,536-word panel budget
 /// (blocks of 256 columns along N, the second's last cut to 64) and with A loaded in every
 /// lane instead of broadcast (the other branch of the A loads).
 #[test]
@@ -564,13 +565,16 @@ fn input_rows_equal_gathered_values_bit_for_bit() {
             _ => c,
         }
     };
-    let layers: [Layer; 6] = [
+    let layers: [Layer; 9] = [
         ([4, 16, 32, 32], [16, 3, 3], [1, 1], 1),
         ([4, 5, 12, 12], [12, 5, 5], [2, 2], 1),
         ([4, 3, 20, 11], [9, 2, 4], [1, 0], 1),
         ([2, 7, 16, 16], [16, 1, 1], [0, 0], 1),
         ([4, 4, 9, 15], [10, 3, 2], [1, 1], 1),
         ([2, 8, 16, 16], [24, 3, 3], [1, 1], 2),
+        ([2, 8, 16, 16], [32, 3, 3], [1, 1], 1),
+        ([8, 6, 8, 8], [64, 3, 3], [1, 1], 1),
+        ([2, 6, 16, 16], [40, 5, 5], [2, 2], 2),
     ];
     let formats = [
         ("fp32", "fp32", "fp32"),
@@ -623,7 +627,8 @@ fn input_rows_equal_gathered_values_bit_for_bit() {
 /// gathering every value (tap sums off on both sides, so that every layer runs as its
 /// view). Layers: ResNet's 16-channel 3 x 3, 5 x 5 with padding 2, a 2 x 4 kernel with
 /// unequal padding, 1 x 1, 3 x 2 with padding reaching past both ends of dY's rows, padding
-/// 0 (taps off dY's edges), two groups of 12; the formats of the forward test's.
+/// 0 (taps off dY's edges), two groups of 12, and views of 32, 64 and two groups of 20 rows
+/// (16-row blocks); the formats of the forward test's.
 #[test]
 fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
     let context = |segments: bool| {
@@ -632,7 +637,7 @@ fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
             .with_tap_sums(false)
             .with_segments(segments)
     };
-    let layers: [Layer; 7] = [
+    let layers: [Layer; 10] = [
         ([4, 16, 32, 32], [16, 3, 3], [1, 1], 1),
         ([4, 12, 12, 12], [5, 5, 5], [2, 2], 1),
         ([4, 10, 20, 12], [9, 2, 4], [1, 0], 1),
@@ -640,6 +645,9 @@ fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
         ([4, 9, 9, 16], [4, 3, 2], [1, 1], 1),
         ([4, 12, 14, 16], [6, 5, 5], [0, 0], 1),
         ([2, 24, 16, 16], [8, 3, 3], [1, 1], 2),
+        ([2, 32, 16, 16], [8, 3, 3], [1, 1], 1),
+        ([8, 64, 8, 8], [16, 3, 3], [1, 1], 1),
+        ([4, 40, 12, 12], [6, 3, 3], [1, 1], 2),
     ];
     let formats = [
         ("fp32", "fp32", "fp32"),
@@ -725,7 +733,7 @@ fn weight_gradients_in_row_blocks_equal_packed_panels_bit_for_bit() {
     let (view, params) =
         ops::conv::prepare_conv(ConvPass::BackwardWeight, &g, &tg, &tx, None, &spec).unwrap();
     assert!(
-        !ops::gemm::gathers_b(&on, (view.m, view.n), &params),
+        !ops::gemm::gathers_b(&on, (view.m, view.n, view.k), &params),
         "33 rows: B packed"
     );
 }
@@ -784,7 +792,7 @@ fn assert_gathered_weight_gradients_equal_packed(
                 let (view, params) =
                     ops::conv::prepare_conv(ConvPass::BackwardWeight, &g, &tg, &tx, None, &spec)
                         .unwrap();
-                let gathers = ops::gemm::gathers_b(ctx, (view.m, view.n), &params);
+                let gathers = ops::gemm::gathers_b(ctx, (view.m, view.n, view.k), &params);
                 let (dw, _) =
                     ops::conv2d_backward_weight(ctx, &tg, &tx, [*kh, *kw], &spec).unwrap();
                 (gathers, dw.read_words(ctx).unwrap())

@@ -338,7 +338,8 @@ impl GpuContext {
         // gather B in the product rather than store it in a panel first.
         let narrow_tall = switch("LOWP_NARROW_TALL")?;
         // And so weight gradients of 17 to 32 rows gather B once per 16 rows rather than
-        // store it in a panel once.
+        // store it in a panel once, and views of 17 to 64 rows that read input rows in
+        // segments read them once per 16 rows.
         let tall_blocks = switch("LOWP_TALL_BLOCKS")?;
         // And so weight gradients of at most 8 rows (LeNet-5's first, 6 x 25) read their
         // inputs in `thin` through sliding windows, a workgroup a K slice.
@@ -504,9 +505,10 @@ impl GpuContext {
         self
     }
 
-    /// Whether weight gradients of 17 to 32 rows run as 16-row blocks of `thin`'s tall
-    /// tiles, B gathered in the product once per block (`LOWP_TALL_BLOCKS=0` or `1`
-    /// chooses; on by default on a CPU adapter), rather than packing B's panel for `main`.
+    /// Whether weight gradients of 17 to 32 rows, and views of 17 to 64 rows that read
+    /// input rows in segments, run as 16-row blocks of `thin`'s tall tiles, B read in the
+    /// product once per block (`LOWP_TALL_BLOCKS=0` or `1` chooses; on by default on a CPU
+    /// adapter), rather than packing B's panel for `main`.
     pub fn tall_blocks(&self) -> bool {
         self.tall_blocks
     }
@@ -833,7 +835,7 @@ impl GpuContext {
                         ""
                     },
                     if self.tall_blocks && self.thin_panels {
-                        ", weight gradients of 17 to 32 rows in 16-row blocks gathering B (LOWP_TALL_BLOCKS=0: B packed)"
+                        ", weight gradients of 17 to 32 rows and segment views of 17 to 64 in 16-row blocks (LOWP_TALL_BLOCKS=0: B packed)"
                     } else {
                         ""
                     },

@@ -563,19 +563,23 @@ fn tall_tiles((m, n): (usize, usize), (wx, wy): (usize, usize), narrow: bool) ->
     wy == 2 && m <= 2 * PANEL_R && (wide || narrow)
 }
 
-/// The workgroup shape of `thin` for a weight gradient of 17 to 32 rows (parameters
-/// `params`) that runs as two 16-row blocks of tall tiles (where
-/// [`GpuContext::tall_blocks`]), each workgroup row one block, B gathered once per block
-/// instead of packed once in a panel (which a CPU adapter stores lane by lane: gathering
-/// twice measured 1.0-2x faster on lavapipe 22.3, four times 0.5-0.8x); None for other views.
+/// The workgroup shape of `thin` for a view of `(m, n, k)` (parameters `params`) that runs
+/// as 16-row blocks of tall tiles (where [`GpuContext::tall_blocks`]), each workgroup row
+/// one block, B read once per block instead of packed once in a panel (which a CPU adapter
+/// stores lane by lane): a weight gradient of 17 to 32 rows, B gathered (twice measured
+/// 1.0-2x faster on lavapipe 22.3, four times 0.5-0.8x), or a view of 17 to 64 rows that
+/// reads its input rows in segments; None for other views.
 fn row_blocks<P: SplitParams>(
     ctx: &GpuContext,
     params: &P,
-    (m, n): (usize, usize),
+    (m, n, k): (usize, usize, usize),
 ) -> Option<(usize, usize)> {
     let rows = 2 * PANEL_R;
     let lanes = panel_lanes(rows, n);
-    let view = params.weight_gradient() && (rows + 1..=2 * rows).contains(&m);
+    let (_, _, bk, _, splits) = panel_blocks(ctx, (m, n, k), ctx.panel_words());
+    let gathered = params.weight_gradient() && (rows + 1..=2 * rows).contains(&m);
+    let segments = reads_rows(ctx, params, (bk, k, splits)) && (rows + 1..=4 * rows).contains(&m);
+    let view = gathered || segments;
     (ctx.tall_blocks() && ctx.thin_panels() && view && tall_tiles((rows, n), lanes, true))
         .then_some(lanes)
 }
@@ -583,12 +587,16 @@ fn row_blocks<P: SplitParams>(
 /// Whether the panel kernel runs an `m` x `n` view (parameters `params`) with `thin`, B
 /// gathered in the product (no B panel): views of at most 8 rows filling a workgroup, tall
 /// views, and weight gradients in 16-row blocks of tall tiles.
-pub fn gathers_b<P: SplitParams>(ctx: &GpuContext, (m, n): (usize, usize), params: &P) -> bool {
+pub fn gathers_b<P: SplitParams>(
+    ctx: &GpuContext,
+    (m, n, k): (usize, usize, usize),
+    params: &P,
+) -> bool {
     let (wx, wy) = panel_lanes(m, n);
     let thin = ctx.thin_panels() && wy == 1 && m <= PANEL_R && wx == PANEL_LANES;
     thin || window_rows(ctx, params, m).is_some()
         || tall_view(ctx, (m, n), (wx, wy))
-        || row_blocks(ctx, params, (m, n)).is_some()
+        || row_blocks(ctx, params, (m, n, k)).is_some()
 }
 
 /// The kernel rows of a weight gradient of `m` rows (parameters `params`) that `thin` reads
@@ -622,7 +630,8 @@ pub fn reads_input_rows<P: SplitParams>(ctx: &GpuContext, view: &GemmView, param
     let (_, _, bk, _, splits) = panel_blocks(ctx, (m, n, k), ctx.panel_words());
     ctx.gemm_panels()
         && view.kernel == Kernel::TiledF32
-        && tall_view(ctx, (m, n), panel_lanes(m, n))
+        && (tall_view(ctx, (m, n), panel_lanes(m, n))
+            || row_blocks(ctx, params, (m, n, k)).is_some())
         && reads_rows(ctx, params, (bk, k, splits))
 }
 
@@ -645,7 +654,7 @@ fn record_panels<P: SplitParams>(
     let (bm, bn, bk, k_split, splits) = panel_blocks(ctx, (m, n, k), ctx.panel_words());
     // A weight gradient in 16-row blocks keeps the view's K blocks and slices (so its sums
     // run in the same order as packed), its block's rows and columns whole tall tiles.
-    let blocks = row_blocks(ctx, &params, (m, n));
+    let blocks = row_blocks(ctx, &params, (m, n, k));
     let (wx, wy) = blocks.unwrap_or_else(|| panel_lanes(m, n));
     // A weight gradient read through windows takes all its columns in one dispatch, an
     // invocation a kernel row, a workgroup a K slice.
@@ -678,8 +687,8 @@ fn record_panels<P: SplitParams>(
     let tall = blocks.is_some() || tall_view(ctx, (m, n), (wx, wy));
     let segments = tall && reads_rows(ctx, &params, (bk, k, splits));
     // The segment path ignores the slice's K range: one block, one slice, sixteen rows.
-    debug_assert!(!segments || (bk == k.max(1) && splits == 1 && bm == 2 * PANEL_R));
-    let thin = gathers_b(ctx, (m, n), &params);
+    debug_assert!(!segments || (bk == k.max(1) && splits == 1 && bm.is_multiple_of(2 * PANEL_R)));
+    let thin = gathers_b(ctx, (m, n, k), &params);
     // One texture (a CPU adapter) or buffer per panel, grown to the largest view's (within
     // PANEL_WORDS together).
     let textures = match ctx.panel_textures() {
