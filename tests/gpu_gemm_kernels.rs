@@ -628,7 +628,7 @@ fn input_rows_equal_gathered_values_bit_for_bit() {
 /// view). Layers: ResNet's 16-channel 3 x 3, 5 x 5 with padding 2, a 2 x 4 kernel with
 /// unequal padding, 1 x 1, 3 x 2 with padding reaching past both ends of dY's rows, padding
 /// 0 (taps off dY's edges), two groups of 12, and views of 32, 64 and two groups of 20 rows
-/// (16-row blocks); the formats of the forward test's.
+/// (16-row blocks); in f32, and in the forward test's packed formats on three of them.
 #[test]
 fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
     let context = |segments: bool| {
@@ -655,9 +655,14 @@ fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
         ("bf16", "mxfp8_e4m3", "e5m2"),
     ];
     let (on, off) = (context(true), context(false));
-    for (fw, fy, fx) in formats {
+    for (f, (fw, fy, fx)) in formats.into_iter().enumerate() {
         let (qw, qy, gspec) = specs(fw, fy, fx);
         for (t, layer) in layers.iter().enumerate() {
+            // The packed formats on ResNet's layer, 5 x 5 and a 32-row view (each layer and
+            // format is another pipeline to compile).
+            if f > 0 && ![0, 1, 7].contains(&t) {
+                continue;
+            }
             let (xs, _, padding, _) = layer;
             let (spec, ws, g) = conv_of(layer, &gspec);
             let ys = [xs[0], ws[0], g.oh, g.ow];
