@@ -584,9 +584,10 @@ fn row_blocks<P: SplitParams>(
         .then_some(lanes)
 }
 
-/// Whether the panel kernel runs an `m` x `n` view (parameters `params`) with `thin`, B
-/// gathered in the product (no B panel): views of at most 8 rows filling a workgroup, tall
-/// views, and weight gradients in 16-row blocks of tall tiles.
+/// Whether the panel kernel runs an `m` x `n` view of depth `k` (parameters `params`) with
+/// `thin`, B read in the product (no B panel): views of at most 8 rows filling a workgroup,
+/// weight gradients through sliding windows, tall views, and views in 16-row blocks of tall
+/// tiles (see `row_blocks`).
 pub fn gathers_b<P: SplitParams>(
     ctx: &GpuContext,
     (m, n, k): (usize, usize, usize),
@@ -652,8 +653,9 @@ fn record_panels<P: SplitParams>(
     // `pack` only decodes the operands; `main` only stores the output.
     let packs = spec.operands_only();
     let (bm, bn, bk, k_split, splits) = panel_blocks(ctx, (m, n, k), ctx.panel_words());
-    // A weight gradient in 16-row blocks keeps the view's K blocks and slices (so its sums
-    // run in the same order as packed), its block's rows and columns whole tall tiles.
+    // A view in 16-row blocks (a weight gradient, or a view reading input rows in
+    // segments) keeps the view's K blocks and slices (so its sums run in the same order as
+    // packed), its block's rows and columns whole tall tiles.
     let blocks = row_blocks(ctx, &params, (m, n, k));
     let (wx, wy) = blocks.unwrap_or_else(|| panel_lanes(m, n));
     // A weight gradient read through windows takes all its columns in one dispatch, an
