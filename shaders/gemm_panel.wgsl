@@ -108,29 +108,6 @@ fn put(i: u32, j: u32, slice: u32, v: vec4<f32>) {
     }
 }
 
-// An invocation's 8 x 8 sums: row r's columns j..j+3 in cR0, j+4..j+7 in cR1.
-struct Tile {
-    c00: vec4<f32>, c01: vec4<f32>, c10: vec4<f32>, c11: vec4<f32>,
-    c20: vec4<f32>, c21: vec4<f32>, c30: vec4<f32>, c31: vec4<f32>,
-    c40: vec4<f32>, c41: vec4<f32>, c50: vec4<f32>, c51: vec4<f32>,
-    c60: vec4<f32>, c61: vec4<f32>, c70: vec4<f32>, c71: vec4<f32>,
-}
-
-// The sums after one k: row r's sums plus A's value r (a0's four, then a1's) times B's
-// eight values b0, b1, each with one fma.
-fn rank1(t: Tile, a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>) -> Tile {
-    return Tile(
-        fma(vec4(a0.x), b0, t.c00), fma(vec4(a0.x), b1, t.c01),
-        fma(vec4(a0.y), b0, t.c10), fma(vec4(a0.y), b1, t.c11),
-        fma(vec4(a0.z), b0, t.c20), fma(vec4(a0.z), b1, t.c21),
-        fma(vec4(a0.w), b0, t.c30), fma(vec4(a0.w), b1, t.c31),
-        fma(vec4(a1.x), b0, t.c40), fma(vec4(a1.x), b1, t.c41),
-        fma(vec4(a1.y), b0, t.c50), fma(vec4(a1.y), b1, t.c51),
-        fma(vec4(a1.z), b0, t.c60), fma(vec4(a1.z), b1, t.c61),
-        fma(vec4(a1.w), b0, t.c70), fma(vec4(a1.w), b1, t.c71),
-    );
-}
-
 // Whether a kernel spreads A's values from one load a lane: BROADCAST, and a workgroup's
 // rows are whole subgroups of 8 consecutive invocations (WX a multiple of 8), so a
 // subgroup shares its rows and their A values.

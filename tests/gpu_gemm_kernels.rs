@@ -13,11 +13,20 @@ use lowp::gpu::GpuContext;
 use lowp::quant::QuantSpec;
 use lowp::{ops, reference};
 
-/// The contexts under test: tiled, panels (in textures on a CPU adapter), panels of at
-/// most 4096 words in storage buffers.
+/// The contexts under test: tiled (this adapter's tiles, and a discrete GPU's 8 x 8
+/// register tiles), panels (in textures on a CPU adapter), panels of at most 4096 words in
+/// storage buffers.
 fn contexts() -> Vec<(&'static str, GpuContext)> {
+    let large = lowp::gpu::tiles::Tiles::LARGE;
     vec![
         ("tiled", common::gpu().with_gemm_panels(false)),
+        (
+            "tiled 8 x 8",
+            common::gpu()
+                .with_gemm_panels(false)
+                .with_tiles(large)
+                .unwrap(),
+        ),
         ("panels", common::gpu().with_gemm_panels(true)),
         (
             "small panels",
@@ -68,12 +77,12 @@ fn gemms_of_integers(kernels: std::ops::Range<usize>) {
 
 #[test]
 fn gemms_of_integers_are_exact_with_the_tiled_kernel() {
-    gemms_of_integers(0..1);
+    gemms_of_integers(0..2);
 }
 
 #[test]
 fn gemms_of_integers_are_exact_with_the_panel_kernel() {
-    gemms_of_integers(1..3);
+    gemms_of_integers(2..4);
 }
 
 /// One GEMM of integers (transposes and operands from `t`) against the CPU reference, in

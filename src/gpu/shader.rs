@@ -90,15 +90,20 @@ const CONV_LIB: &[&str] = &[
     "lanes",
 ];
 const GEMM_EXACT: &str = include_str!("../../shaders/gemm_exact.wgsl");
-const GEMM_F32: &str = include_str!("../../shaders/gemm_f32.wgsl");
+const GEMM_F32: &str = concat!(
+    include_str!("../../shaders/register_tile.wgsl"),
+    include_str!("../../shaders/gemm_f32.wgsl")
+);
 const GEMM_I8: &str = include_str!("../../shaders/gemm_i8.wgsl");
 const GEMM_REDUCE: &str = include_str!("../../shaders/gemm_reduce.wgsl");
 const GEMM_PANEL: &str = concat!(
+    include_str!("../../shaders/register_tile.wgsl"),
     include_str!("../../shaders/gemm_panel.wgsl"),
     include_str!("../../shaders/gemm_segments.wgsl")
 );
 /// The panel kernel with convolution addressing, `thin` reading B from input rows.
 const CONV_PANEL: &str = concat!(
+    include_str!("../../shaders/register_tile.wgsl"),
     include_str!("../../shaders/gemm_panel.wgsl"),
     include_str!("../../shaders/conv_segments.wgsl")
 );
