@@ -5,7 +5,9 @@
 // neighbouring words of one row of B's tensor (X, or dY), each loaded once here (a CPU
 // adapter loads a lane-varying address at a time), instead of 4 KW gathers. The products
 // run in K's order (channel, kernel row, kernel column), as `thin` sums them: the same
-// sums. A lane past the view (j >= n) loads nothing and still takes part in the subgroup's
+// sums. With 8 x 8 tiles (views of at most 8 rows, not TALL) an invocation's eight columns
+// are two such quads, each in its own row (the row's width a multiple of 4), each with its
+// own segment. A lane past the view (j >= n) loads nothing and still takes part in the subgroup's
 // broadcasts of A.
 
 // Word iw of a row of B's tensor `width` words wide whose word 0 has flat index `row` (iw
@@ -26,29 +28,79 @@ fn segment_vec(v: vec4<f32>) -> vec4<f32> {
     return select(v, v.wzyx, cv_conv_pass() == 1u);
 }
 
+// Where one quad of an invocation's columns reads its segment: whether it reads at all,
+// the flat index of word 0 of its row of B's tensor, and its first word there.
+struct Seg {
+    ok: bool,
+    row: u32,
+    at: i32,
+}
+
+// Word t of segment `g` (of a row `width` words wide, running down for backward data).
+fn seg_word(g: Seg, t: i32, width: u32) -> f32 {
+    return segment_word(g.ok, g.row, g.at + select(t, -t, cv_conv_pass() == 1u), width);
+}
+
+// The sums after product k (block-relative) with the tap values b0 of the first quad of
+// columns and (8 x 8 tiles) b1 of the second: A's rows from panel vector ia, spread across
+// the subgroup where it can, as `thin` reads them.
+fn segment_step(t: Tile, k: u32, ia: u32, q: u32, b0: vec4<f32>, b1: vec4<f32>) -> Tile {
+    if (TALL) {
+        return rank1_tall_at(t, k, ia, q, b0);
+    }
+    let a = thin_a(k, ia, q);
+    return rank1(t, a.lo, a.hi, b0, b1);
+}
+
 // The sums after the KW products of one channel and kernel row (K from k, A's rows from
-// panel vector ia): the segment's words s_t = word `at + dir t` of the row at `row` (`width` wide), tap kw reading words
-// kw to kw + 3.
-fn segment_taps(c_in: Tile, k: u32, ia: u32, q: u32, ok: bool, row: u32, at: i32, width: u32) -> Tile {
+// panel vector ia): the first quad's segment words s_t = seg_word(g0, t), tap kw reading
+// words kw to kw + 3; with 8 x 8 tiles (not TALL) the second quad's u_t from g1 alike.
+fn segment_taps(c_in: Tile, k: u32, ia: u32, q: u32, g0: Seg, g1: Seg, width: u32) -> Tile {
     var c = c_in;
-    let d = select(1, -1, cv_conv_pass() == 1u);
-    let s0 = segment_word(ok, row, at, width);
-    let s1 = segment_word(ok, row, at + d, width);
-    let s2 = segment_word(ok, row, at + 2 * d, width);
-    let s3 = segment_word(ok, row, at + 3 * d, width);
-    c = rank1_tall_at(c, k, ia, q, segment_vec(vec4(s0, s1, s2, s3)));
+    let two = !TALL;
+    let s0 = seg_word(g0, 0, width);
+    let s1 = seg_word(g0, 1, width);
+    let s2 = seg_word(g0, 2, width);
+    let s3 = seg_word(g0, 3, width);
+    var u0 = 0.0;
+    var u1 = 0.0;
+    var u2 = 0.0;
+    var u3 = 0.0;
+    if (two) {
+        u0 = seg_word(g1, 0, width);
+        u1 = seg_word(g1, 1, width);
+        u2 = seg_word(g1, 2, width);
+        u3 = seg_word(g1, 3, width);
+    }
+    c = segment_step(c, k, ia, q, segment_vec(vec4(s0, s1, s2, s3)), segment_vec(vec4(u0, u1, u2, u3)));
     if (cv_kw() > 1u) {
-        let s4 = segment_word(ok, row, at + 4 * d, width);
-        c = rank1_tall_at(c, k + 1u, ia, q, segment_vec(vec4(s1, s2, s3, s4)));
+        let s4 = seg_word(g0, 4, width);
+        var u4 = 0.0;
+        if (two) {
+            u4 = seg_word(g1, 4, width);
+        }
+        c = segment_step(c, k + 1u, ia, q, segment_vec(vec4(s1, s2, s3, s4)), segment_vec(vec4(u1, u2, u3, u4)));
         if (cv_kw() > 2u) {
-            let s5 = segment_word(ok, row, at + 5 * d, width);
-            c = rank1_tall_at(c, k + 2u, ia, q, segment_vec(vec4(s2, s3, s4, s5)));
+            let s5 = seg_word(g0, 5, width);
+            var u5 = 0.0;
+            if (two) {
+                u5 = seg_word(g1, 5, width);
+            }
+            c = segment_step(c, k + 2u, ia, q, segment_vec(vec4(s2, s3, s4, s5)), segment_vec(vec4(u2, u3, u4, u5)));
             if (cv_kw() > 3u) {
-                let s6 = segment_word(ok, row, at + 6 * d, width);
-                c = rank1_tall_at(c, k + 3u, ia, q, segment_vec(vec4(s3, s4, s5, s6)));
+                let s6 = seg_word(g0, 6, width);
+                var u6 = 0.0;
+                if (two) {
+                    u6 = seg_word(g1, 6, width);
+                }
+                c = segment_step(c, k + 3u, ia, q, segment_vec(vec4(s3, s4, s5, s6)), segment_vec(vec4(u3, u4, u5, u6)));
                 if (cv_kw() > 4u) {
-                    let s7 = segment_word(ok, row, at + 7 * d, width);
-                    c = rank1_tall_at(c, k + 4u, ia, q, segment_vec(vec4(s4, s5, s6, s7)));
+                    let s7 = seg_word(g0, 7, width);
+                    var u7 = 0.0;
+                    if (two) {
+                        u7 = seg_word(g1, 7, width);
+                    }
+                    c = segment_step(c, k + 4u, ia, q, segment_vec(vec4(s4, s5, s6, s7)), segment_vec(vec4(u4, u5, u6, u7)));
                 }
             }
         }
@@ -56,51 +108,80 @@ fn segment_taps(c_in: Tile, k: u32, ia: u32, q: u32, ok: bool, row: u32, at: i32
     return c;
 }
 
+// Forward: the quad of output columns from j (a multiple of 4, so in one output row):
+// whether it is in the view, the flat index of its image's first channel (of the group) in
+// B's tensor, its output row, and its segments' first word.
+struct Quad {
+    live: bool,
+    base: u32,
+    oh: u32,
+    at: i32,
+}
+
+fn forward_quad(j: u32) -> Quad {
+    let sp = cv_oh() * cv_ow();
+    let p = j % sp;
+    let plane = cv_h() * cv_w();
+    let at = i32(p % cv_ow()) - i32(cv_pad_w());
+    return Quad(j < G.n, ((j / sp) * cv_cin() + c0()) * plane, p / cv_ow(), at);
+}
+
+// The segment of quad `u` for kernel row kh of the channel whose plane is `plane` words on.
+fn forward_seg(u: Quad, plane: u32, kh: u32) -> Seg {
+    let ih = i32(u.oh + kh) - i32(cv_pad_h());
+    let ok = u.live && ih >= 0 && ih < i32(cv_h());
+    return Seg(ok, u.base + plane + u32(ih) * cv_w(), u.at);
+}
+
 fn segment_sums(j: u32, q: u32, ia: u32) -> Tile {
     if (cv_conv_pass() == 1u) {
         return segment_sums_back(j, q, ia);
     }
     var c = Tile();
-    let live = j < G.n;
-    let sp = cv_oh() * cv_ow();
-    let p = j % sp;
-    let oh = p / cv_ow();
-    let iw0 = i32(p % cv_ow()) - i32(cv_pad_w());
-    let plane = cv_h() * cv_w();
-    var row0 = ((j / sp) * cv_cin() + c0()) * plane;
+    let u0 = forward_quad(j);
+    let u1 = forward_quad(j + 4u);
+    var plane = 0u;
     var k = 0u;
     for (var ch = 0u; ch < cin_g(); ch++) {
         for (var kh = 0u; kh < cv_kh(); kh++) {
-            let ih = i32(oh + kh) - i32(cv_pad_h());
-            let ok = live && ih >= 0 && ih < i32(cv_h());
-            c = segment_taps(c, k, ia, q, ok, row0 + u32(ih) * cv_w(), iw0, cv_w());
+            c = segment_taps(c, k, ia, q, forward_seg(u0, plane, kh), forward_seg(u1, plane, kh), cv_w());
             k += cv_kw();
         }
-        row0 += plane;
+        plane += cv_h() * cv_w();
     }
     return c;
 }
 
 // Backward data: column j is dX's (image, ih, iw), K the group's output channels' taps; tap
-// (kh, kw) reads dY at (ih + pad_h - kh, iw + pad_w - kw).
-fn segment_sums_back(j: u32, q: u32, ia: u32) -> Tile {
-    var c = Tile();
-    let live = j < G.n;
+// (kh, kw) reads dY at (ih + pad_h - kh, iw + pad_w - kw). A quad of dX's columns as
+// forward's: its image's first output channel (of the group) in dY, its dX row ih (in
+// `oh`), and its segments' top word.
+fn backward_quad(j: u32) -> Quad {
     let hw = cv_h() * cv_w();
     let p = j % hw;
-    let ih = p / cv_w();
-    let top = i32(p % cv_w() + cv_pad_w()) + 3;
     let plane = cv_oh() * cv_ow();
-    var row0 = ((j / hw) * cv_cout() + o0()) * plane;
+    let top = i32(p % cv_w() + cv_pad_w()) + 3;
+    return Quad(j < G.n, ((j / hw) * cv_cout() + o0()) * plane, p / cv_w(), top);
+}
+
+fn backward_seg(u: Quad, plane: u32, kh: u32) -> Seg {
+    let oh = i32(u.oh + cv_pad_h()) - i32(kh);
+    let ok = u.live && oh >= 0 && oh < i32(cv_oh());
+    return Seg(ok, u.base + plane + u32(oh) * cv_ow(), u.at);
+}
+
+fn segment_sums_back(j: u32, q: u32, ia: u32) -> Tile {
+    var c = Tile();
+    let u0 = backward_quad(j);
+    let u1 = backward_quad(j + 4u);
+    var plane = 0u;
     var k = 0u;
     for (var o = 0u; o < cv_cout() / cv_groups(); o++) {
         for (var kh = 0u; kh < cv_kh(); kh++) {
-            let oh = i32(ih + cv_pad_h()) - i32(kh);
-            let ok = live && oh >= 0 && oh < i32(cv_oh());
-            c = segment_taps(c, k, ia, q, ok, row0 + u32(oh) * cv_ow(), top, cv_ow());
+            c = segment_taps(c, k, ia, q, backward_seg(u0, plane, kh), backward_seg(u1, plane, kh), cv_ow());
             k += cv_kw();
         }
-        row0 += plane;
+        plane += cv_oh() * cv_ow();
     }
     return c;
 }

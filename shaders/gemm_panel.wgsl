@@ -236,8 +236,19 @@ fn rank1_tall_at(t: Tile, k: u32, ia: u32, q: u32, b: vec4<f32>) -> Tile {
     return rank1_tall(t, panel_a(a), panel_a(a + 1u), panel_a(a + 2u), panel_a(a + 3u), b);
 }
 
-// Whether `thin` (TALL, the view's whole K in one slice and one block: k_begin and k_end
-// unused) reads B from its input rows in segments (segment_sums: conv_segments.wgsl)
+// An 8 x 8 tile's eight A values of product k (block-relative) from panel vector `ia`:
+// spread across the subgroup where it can, else loaded in every lane.
+fn thin_a(k: u32, ia: u32, q: u32) -> Lanes8 {
+    if (spreads_a()) {
+        return spread_a(k, ia, q);
+    }
+    let a = k * (PM / 4u) + ia;
+    return Lanes8(panel_a(a), panel_a(a + 1u));
+}
+
+// Whether `thin` (tall tiles, or 8 x 8 tiles of a view of at most 8 rows; the view's whole
+// K in one slice and one block: k_begin and k_end unused) reads B from its input rows in
+// segments (segment_sums: conv_segments.wgsl)
 // rather than gathering each value.
 override SEGMENTS: bool = false;
 
@@ -257,7 +268,6 @@ fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     // A workgroup's rows within the panel: a block of 16-row tall tiles (a weight gradient
     // of 17 to 32 rows) takes one 16-row block a workgroup row.
     let row = wid.y * select(8u, 16u, TALL);
-    let sa = PM / 4u;
     let ia = row / 4u;
     let j = G.blk.j0 + col;
     let slice = wid.z;
@@ -267,7 +277,7 @@ fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     // Every lane shares the block's rows, so A's values can be spread as in `main`.
     let q = lid.x % 8u;
     if (SEGMENTS) {
-        put_tile(G.blk.i0 + row, j, G.blk.slice0, segment_sums(j, q, ia), true);
+        put_tile(G.blk.i0 + row, j, G.blk.slice0, segment_sums(j, q, ia), TALL);
         return;
     }
     if (WINDOW) {
@@ -279,18 +289,9 @@ fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         if (TALL) {
             c = rank1_tall_at(c, k, ia, q, b0);
         } else {
-            var a0: vec4<f32>;
-            var a1: vec4<f32>;
-            if (spreads_a()) {
-                let lo = spread_a(k, ia, q);
-                a0 = lo.lo;
-                a1 = lo.hi;
-            } else {
-                a0 = panel_a(k * sa + ia);
-                a1 = panel_a(k * sa + ia + 1u);
-            }
+            let a = thin_a(k, ia, q);
             let b1 = vec4(gather_b(k, j + 4u), gather_b(k, j + 5u), gather_b(k, j + 6u), gather_b(k, j + 7u));
-            c = rank1(c, a0, a1, b0, b1);
+            c = rank1(c, a.lo, a.hi, b0, b1);
         }
     }
     put_tile(G.blk.i0 + row, j, G.blk.slice0 + slice, c, TALL);

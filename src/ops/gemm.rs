@@ -584,6 +584,13 @@ fn row_blocks<P: SplitParams>(
         .then_some(lanes)
 }
 
+/// Whether an `m` x `n` view is short: at most 8 rows (one invocation row of 8 x 8 tiles),
+/// wide enough to fill a workgroup of the panel kernel, which `thin` runs gathering B.
+fn short_view(ctx: &GpuContext, (m, n): (usize, usize)) -> bool {
+    let (wx, wy) = panel_lanes(m, n);
+    ctx.thin_panels() && wy == 1 && m <= PANEL_R && wx == PANEL_LANES
+}
+
 /// Whether the panel kernel runs an `m` x `n` view of depth `k` (parameters `params`) with
 /// `thin`, B read in the product (no B panel): views of at most 8 rows filling a workgroup,
 /// weight gradients through sliding windows, tall views, and views in 16-row blocks of tall
@@ -594,8 +601,8 @@ pub fn gathers_b<P: SplitParams>(
     params: &P,
 ) -> bool {
     let (wx, wy) = panel_lanes(m, n);
-    let thin = ctx.thin_panels() && wy == 1 && m <= PANEL_R && wx == PANEL_LANES;
-    thin || window_rows(ctx, params, m).is_some()
+    short_view(ctx, (m, n))
+        || window_rows(ctx, params, m).is_some()
         || tall_view(ctx, (m, n), (wx, wy))
         || row_blocks(ctx, params, (m, n, k)).is_some()
 }
@@ -614,8 +621,10 @@ fn window_rows<P: SplitParams>(ctx: &GpuContext, params: &P, m: usize) -> Option
 /// convolution's forward or backward data pass (see [`SplitParams::segments`]), its K one
 /// block and one slice. Each input word is then loaded once per invocation, not once per
 /// kernel column (a 16-channel
-/// 3 x 3 layer 1.3-2x on lavapipe 22.3, within the noise on 25.0 but MXFP8's 1.5x; views of
-/// at most 8 rows, made tall for it, ran slower on 25.0, so they keep their gathers).
+/// 3 x 3 layer 1.3-2x on lavapipe 22.3, within the noise on 25.0 but MXFP8's 1.5x). Views
+/// of at most 8 rows read two quads of columns an invocation, each in its own row, in 8 x 8
+/// tiles (LeNet-5's first layer forward 1.2-1.4x in f32, 2.1x in E4M3 on lavapipe 22.3;
+/// made tall instead, 16 rows of which 10 empty, it ran slower).
 fn reads_rows<P: SplitParams>(
     ctx: &GpuContext,
     params: &P,
@@ -632,7 +641,8 @@ pub fn reads_input_rows<P: SplitParams>(ctx: &GpuContext, view: &GemmView, param
     ctx.gemm_panels()
         && view.kernel == Kernel::TiledF32
         && (tall_view(ctx, (m, n), panel_lanes(m, n))
-            || row_blocks(ctx, params, (m, n, k)).is_some())
+            || row_blocks(ctx, params, (m, n, k)).is_some()
+            || short_view(ctx, (m, n)))
         && reads_rows(ctx, params, (bk, k, splits))
 }
 
@@ -687,9 +697,11 @@ fn record_panels<P: SplitParams>(
     // panel's values lane by lane, a scalar store a channel).
     // Weight gradients of 17 to 32 rows too, in 16-row blocks (`thin`'s workgroup rows).
     let tall = blocks.is_some() || tall_view(ctx, (m, n), (wx, wy));
-    let segments = tall && reads_rows(ctx, &params, (bk, k, splits));
-    // The segment path ignores the slice's K range: one block, one slice, sixteen rows.
-    debug_assert!(!segments || (bk == k.max(1) && splits == 1 && bm.is_multiple_of(2 * PANEL_R)));
+    let short = short_view(ctx, (m, n));
+    let segments = (tall || short) && reads_rows(ctx, &params, (bk, k, splits));
+    // The segment path ignores the slice's K range: one block, one slice, sixteen rows (8
+    // in a short view).
+    debug_assert!(!segments || (bk == k.max(1) && splits == 1 && bm.is_multiple_of(PANEL_R)));
     let thin = gathers_b(ctx, (m, n, k), &params);
     // One texture (a CPU adapter) or buffer per panel, grown to the largest view's (within
     // PANEL_WORDS together).
