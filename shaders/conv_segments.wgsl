@@ -108,9 +108,29 @@ fn segment_taps(c_in: Tile, k: u32, ia: u32, q: u32, g0: Seg, g1: Seg, width: u3
     return c;
 }
 
-// Forward: the quad of output columns from j (a multiple of 4, so in one output row):
-// whether it is in the view, the flat index of its image's first channel (of the group) in
-// B's tensor, its output row, and its segments' first word.
+// The width of the rows the view's columns run along (the output's forward, dX's backward
+// data), and that width padded to a multiple of 4: a tall view whose rows are narrower than
+// that runs its columns over padded rows, so that each quad lies in one row (the padding's
+// columns are summed and never stored); the others' padded rows are their rows.
+fn seg_width() -> u32 {
+    return select(cv_ow(), cv_w(), cv_conv_pass() == 1u);
+}
+
+fn seg_padded() -> u32 {
+    return (seg_width() + 3u) / 4u * 4u;
+}
+
+// The view's column of padded column j, its row's end in `col_end` (past which `put`
+// stores nothing).
+fn segment_column(j: u32) -> u32 {
+    let r = j / seg_padded();
+    col_end = (r + 1u) * seg_width();
+    return r * seg_width() + j % seg_padded();
+}
+
+// The quad of padded columns from j (a multiple of 4, so in one row): whether it is in the
+// view, the flat index of its image's first channel (of the group) in B's tensor, its row
+// (the output's forward, dX's backward data), and its segments' first word.
 struct Quad {
     live: bool,
     base: u32,
@@ -119,11 +139,11 @@ struct Quad {
 }
 
 fn forward_quad(j: u32) -> Quad {
-    let sp = cv_oh() * cv_ow();
-    let p = j % sp;
+    let r = j / seg_padded();
     let plane = cv_h() * cv_w();
-    let at = i32(p % cv_ow()) - i32(cv_pad_w());
-    return Quad(j < G.n, ((j / sp) * cv_cin() + c0()) * plane, p / cv_ow(), at);
+    let at = i32(j % seg_padded()) - i32(cv_pad_w());
+    let live = r < G.n / cv_ow();
+    return Quad(live, ((r / cv_oh()) * cv_cin() + c0()) * plane, r % cv_oh(), at);
 }
 
 // The segment of quad `u` for kernel row kh of the channel whose plane is `plane` words on.
@@ -157,11 +177,11 @@ fn segment_sums(j: u32, q: u32, ia: u32) -> Tile {
 // forward's: its image's first output channel (of the group) in dY, its dX row ih (in
 // `oh`), and its segments' top word.
 fn backward_quad(j: u32) -> Quad {
-    let hw = cv_h() * cv_w();
-    let p = j % hw;
+    let r = j / seg_padded();
     let plane = cv_oh() * cv_ow();
-    let top = i32(p % cv_w() + cv_pad_w()) + 3;
-    return Quad(j < G.n, ((j / hw) * cv_cout() + o0()) * plane, p / cv_w(), top);
+    let top = i32(j % seg_padded() + cv_pad_w()) + 3;
+    let live = r < G.n / cv_w();
+    return Quad(live, ((r / cv_h()) * cv_cout() + o0()) * plane, r % cv_h(), top);
 }
 
 fn backward_seg(u: Quad, plane: u32, kh: u32) -> Seg {

@@ -277,7 +277,13 @@ fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     // Every lane shares the block's rows, so A's values can be spread as in `main`.
     let q = lid.x % 8u;
     if (SEGMENTS) {
-        put_tile(G.blk.i0 + row, j, G.blk.slice0, segment_sums(j, q, ia), TALL);
+        // A tall view's columns run over its rows padded to a multiple of 4 (a short
+        // view's rows are one: its two quads may lie in two rows).
+        var jr = j;
+        if (TALL) {
+            jr = segment_column(j);
+        }
+        put_tile(G.blk.i0 + row, jr, G.blk.slice0, segment_sums(j, q, ia), TALL);
         return;
     }
     if (WINDOW) {

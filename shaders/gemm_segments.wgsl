@@ -4,6 +4,10 @@ fn segment_sums(j: u32, q: u32, ia: u32) -> Tile {
     return Tile();
 }
 
+fn segment_column(j: u32) -> u32 {
+    return j;
+}
+
 fn window_tile(g: u32, q: u32, k_begin: u32, k_end: u32, slice: u32) {
     // Reads A's words as the convolutions' does, so that `thin` binds them in both.
     _ = value_a(0u, 0u);

@@ -562,8 +562,10 @@ fn strided_conv_of(
 /// two groups of 12 channels, views of 32, 64 and two groups of 20 rows (16-row blocks,
 /// the last part empty), and short views of 8 x 8 tiles, each invocation two quads of
 /// columns in their own rows: LeNet-5's first layer (6 rows), two groups of 4, and 5 rows
-/// of a 3 x 2 kernel whose quads start in different rows; bias on every one; each at
-/// least 512 output pixels (a view fills a workgroup). The first two again (f32) through a 65,536-word panel budget
+/// of a 3 x 2 kernel whose quads start in different rows; tall views whose rows are not a
+/// multiple of 4 wide (their columns over padded rows): LeNet-5's second layer (rows of 10)
+/// and 32 rows in blocks (rows of 9); bias on every one; each at least 324 output pixels
+/// (a view fills a workgroup). The first two again (f32) through a 65,536-word panel budget
 /// (blocks of 256 columns along N, the second's last cut to 64) and with A loaded in every
 /// lane instead of broadcast (the other branch of the A loads).
 #[test]
@@ -576,7 +578,7 @@ fn input_rows_equal_gathered_values_bit_for_bit() {
             _ => c,
         }
     };
-    let layers: [Layer; 12] = [
+    let layers: [Layer; 14] = [
         ([4, 16, 32, 32], [16, 3, 3], [1, 1], 1),
         ([4, 5, 12, 12], [12, 5, 5], [2, 2], 1),
         ([4, 3, 20, 11], [9, 2, 4], [1, 0], 1),
@@ -589,6 +591,8 @@ fn input_rows_equal_gathered_values_bit_for_bit() {
         ([4, 1, 28, 28], [6, 5, 5], [2, 2], 1),
         ([2, 4, 16, 16], [8, 3, 3], [1, 1], 2),
         ([5, 3, 9, 11], [5, 3, 2], [1, 1], 1),
+        ([8, 6, 14, 14], [16, 5, 5], [0, 0], 1),
+        ([4, 8, 9, 9], [32, 3, 3], [1, 1], 1),
     ];
     let formats = [
         ("fp32", "fp32", "fp32"),
@@ -642,8 +646,8 @@ fn input_rows_equal_gathered_values_bit_for_bit() {
 /// view). Layers: ResNet's 16-channel 3 x 3, 5 x 5 with padding 2, a 2 x 4 kernel with
 /// unequal padding, 1 x 1, 3 x 2 with padding reaching past both ends of dY's rows, padding
 /// 0 (taps off dY's edges), two groups of 12, views of 32, 64 and two groups of 20 rows
-/// (16-row blocks), and short views of 8 x 8 tiles (6 input channels of a 5 x 5 kernel,
-/// two groups of 4); in f32, and in the forward test's packed formats on four of them.
+/// (16-row blocks), short views of 8 x 8 tiles (6 input channels of a 5 x 5 kernel,
+/// two groups of 4), and 12 channels of rows 10 wide (padded to 12); in f32, and in the forward test's packed formats on four of them.
 #[test]
 fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
     let context = |segments: bool| {
@@ -652,7 +656,7 @@ fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
             .with_tap_sums(false)
             .with_segments(segments)
     };
-    let layers: [Layer; 12] = [
+    let layers: [Layer; 13] = [
         ([4, 16, 32, 32], [16, 3, 3], [1, 1], 1),
         ([4, 12, 12, 12], [5, 5, 5], [2, 2], 1),
         ([4, 10, 20, 12], [9, 2, 4], [1, 0], 1),
@@ -665,6 +669,7 @@ fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
         ([4, 40, 12, 12], [6, 3, 3], [1, 1], 2),
         ([4, 6, 14, 16], [16, 5, 5], [2, 2], 1),
         ([2, 8, 16, 16], [8, 3, 3], [1, 1], 2),
+        ([4, 12, 10, 10], [6, 3, 3], [1, 1], 1),
     ];
     let formats = [
         ("fp32", "fp32", "fp32"),

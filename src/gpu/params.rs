@@ -248,12 +248,12 @@ pub trait SplitParams: DispatchParams {
     /// Whether every four output columns from a multiple of 4 are four consecutive output
     /// words from a multiple of 4 (so a kernel may store them as one 16-byte vector).
     fn rows_in_quads(&self) -> bool;
-    /// Whether every four columns from a multiple of 4 are four neighbours of one row (of
-    /// the output, or of dX) of a convolution's forward or backward data pass, stride 1
-    /// without dilation, its kernel at most 5 wide, so that the panel kernel's `thin` may
-    /// read them from rows of B's tensor (X, or dY: `SEGMENTS`).
-    fn segments(&self) -> bool {
-        false
+    /// The width of the rows (of the output, or of dX) a convolution's forward or backward
+    /// data pass, stride 1 without dilation, its kernel at most 5 wide, runs its columns
+    /// along, so that the panel kernel's `thin` may read four neighbours of a row from rows
+    /// of B's tensor (X, or dY: `SEGMENTS`); None for other views.
+    fn segment_rows(&self) -> Option<u32> {
+        None
     }
     /// Whether the view is a convolution's weight gradient (its rows the output channels,
     /// its columns the kernel's taps, its K the batch's output pixels).
@@ -330,15 +330,14 @@ impl SplitParams for ConvParams {
         run.is_multiple_of(4) && self.n.is_multiple_of(4)
     }
 
-    fn segments(&self) -> bool {
+    fn segment_rows(&self) -> Option<u32> {
         let row = match self.pass {
             0 => self.ow,
             1 => self.w,
-            _ => return false,
+            _ => return None,
         };
-        (self.stride_h, self.stride_w, self.dil_h, self.dil_w) == (1, 1, 1, 1)
-            && row.is_multiple_of(4)
-            && (1..=5).contains(&self.kw)
+        let plain = (self.stride_h, self.stride_w, self.dil_h, self.dil_w) == (1, 1, 1, 1);
+        (plain && (1..=5).contains(&self.kw) && row >= 1).then_some(row)
     }
 
     fn weight_gradient(&self) -> bool {

@@ -578,7 +578,8 @@ fn row_blocks<P: SplitParams>(
     let lanes = panel_lanes(rows, n);
     let (_, _, bk, _, splits) = panel_blocks(ctx, (m, n, k), ctx.panel_words());
     let gathered = params.weight_gradient() && (rows + 1..=2 * rows).contains(&m);
-    let segments = reads_rows(ctx, params, (bk, k, splits)) && (rows + 1..=4 * rows).contains(&m);
+    let segments =
+        reads_rows(ctx, params, (bk, k, splits), true) && (rows + 1..=4 * rows).contains(&m);
     let view = gathered || segments;
     (ctx.tall_blocks() && ctx.thin_panels() && view && tall_tiles((rows, n), lanes, true))
         .then_some(lanes)
@@ -616,10 +617,11 @@ fn window_rows<P: SplitParams>(ctx: &GpuContext, params: &P, m: usize) -> Option
     params.window_rows().filter(|&rows| on && rows >= 1)
 }
 
-/// Whether a tall view of blocks `bk` deep (of `k`) in `splits` slices reads B from its
-/// input rows in segments in `thin` (SEGMENTS, shaders/conv_segments.wgsl): a stride-1
-/// convolution's forward or backward data pass (see [`SplitParams::segments`]), its K one
-/// block and one slice. Each input word is then loaded once per invocation, not once per
+/// Whether a view of blocks `bk` deep (of `k`) in `splits` slices, `tall` or short, reads B
+/// from its input rows in segments in `thin` (SEGMENTS, shaders/conv_segments.wgsl): a
+/// stride-1 convolution's forward or backward data pass (see
+/// [`SplitParams::segment_rows`]), its K one block and one slice, its rows a multiple of 4
+/// wide or (a tall view, one quad of columns an invocation) padded to one. Each input word is then loaded once per invocation, not once per
 /// kernel column (a 16-channel
 /// 3 x 3 layer 1.3-2x on lavapipe 22.3, within the noise on 25.0 but MXFP8's 1.5x). Views
 /// of at most 8 rows read two quads of columns an invocation, each in its own row, in 8 x 8
@@ -629,8 +631,11 @@ fn reads_rows<P: SplitParams>(
     ctx: &GpuContext,
     params: &P,
     (bk, k, splits): (usize, usize, usize),
+    tall: bool,
 ) -> bool {
-    ctx.segments() && params.segments() && splits == 1 && bk == k.max(1)
+    let rows = params.segment_rows();
+    let fits = rows.is_some_and(|w| tall || w.is_multiple_of(4));
+    ctx.segments() && fits && splits == 1 && bk == k.max(1)
 }
 
 /// Whether the panel kernel's `thin` reads the B operand of view `view` (parameters
@@ -638,12 +643,11 @@ fn reads_rows<P: SplitParams>(
 pub fn reads_input_rows<P: SplitParams>(ctx: &GpuContext, view: &GemmView, params: &P) -> bool {
     let (m, n, k) = (view.m, view.n, view.k);
     let (_, _, bk, _, splits) = panel_blocks(ctx, (m, n, k), ctx.panel_words());
-    ctx.gemm_panels()
-        && view.kernel == Kernel::TiledF32
-        && (tall_view(ctx, (m, n), panel_lanes(m, n))
-            || row_blocks(ctx, params, (m, n, k)).is_some()
-            || short_view(ctx, (m, n)))
-        && reads_rows(ctx, params, (bk, k, splits))
+    ctx.gemm_panels() && view.kernel == Kernel::TiledF32 && {
+        let tall = tall_view(ctx, (m, n), panel_lanes(m, n))
+            || row_blocks(ctx, params, (m, n, k)).is_some();
+        (tall || short_view(ctx, (m, n))) && reads_rows(ctx, params, (bk, k, splits), tall)
+    }
 }
 
 /// Records a view with the panel kernel: per block, decode A's and B's panels, multiply
@@ -698,7 +702,14 @@ fn record_panels<P: SplitParams>(
     // Weight gradients of 17 to 32 rows too, in 16-row blocks (`thin`'s workgroup rows).
     let tall = blocks.is_some() || tall_view(ctx, (m, n), (wx, wy));
     let short = short_view(ctx, (m, n));
-    let segments = (tall || short) && reads_rows(ctx, &params, (bk, k, splits));
+    let segments = (tall || short) && reads_rows(ctx, &params, (bk, k, splits), tall);
+    // A tall view whose rows are not a multiple of 4 wide runs its columns over rows
+    // padded to one (`segment_column` in conv_segments.wgsl): `cols` of them.
+    let padded = segments && params.segment_rows().is_some_and(|w| !w.is_multiple_of(4));
+    let cols = match params.segment_rows() {
+        Some(w) if padded => n / w as usize * (w as usize).next_multiple_of(4),
+        _ => n,
+    };
     // The segment path ignores the slice's K range: one block, one slice, sixteen rows (8
     // in a short view).
     debug_assert!(!segments || (bk == k.max(1) && splits == 1 && bm.is_multiple_of(PANEL_R)));
@@ -762,7 +773,7 @@ fn record_panels<P: SplitParams>(
     ];
     // Whole rows of four output words: `main` and `thin` store each four sums as one
     // vector (and round them together), compiled with the output's words as 16-byte vectors.
-    let quads = params.rows_in_quads() && splits == 1 && windows.is_none();
+    let quads = params.rows_in_quads() && splits == 1 && windows.is_none() && !padded;
     let ks = slices_per_group(wx * wy, splits);
     let constants = [
         ("WX", wx as f64),
@@ -855,8 +866,8 @@ fn record_panels<P: SplitParams>(
                     (&pack_bindings[0], &pack_textures[0]),
                 )?;
             }
-            for j0 in (0..n.max(1)).step_by(bn) {
-                let nb = width(n, j0, bn, tn);
+            for j0 in (0..cols.max(1)).step_by(bn) {
+                let nb = width(cols, j0, bn, tn);
                 block.j0 = j0 as u32;
                 block.pan_n = nb as u32;
                 params.set_block(&block);
