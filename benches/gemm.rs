@@ -139,6 +139,7 @@ fn bench(c: &mut Criterion) {
         ("lenet conv1", [batch(128), 1, 28, 28], [6, 1, 5, 5], 2, 1),
         ("lenet conv2", [batch(128), 6, 14, 14], [16, 6, 5, 5], 0, 1),
         ("resnet 3x3", [batch(32), 64, 32, 32], [64, 64, 3, 3], 1, 1),
+        ("resnet8 stem", [batch(64), 3, 32, 32], [16, 3, 3, 3], 1, 1),
         ("resnet8 3x3", [batch(64), 16, 32, 32], [16, 16, 3, 3], 1, 1),
         (
             "resnet8 32ch",

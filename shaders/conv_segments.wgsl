@@ -109,9 +109,9 @@ fn segment_taps(c_in: Tile, k: u32, ia: u32, q: u32, g0: Seg, g1: Seg, width: u3
 }
 
 // The width of the rows the view's columns run along (the output's forward, dX's backward
-// data), and that width padded to a multiple of 4: a tall view whose rows are narrower than
-// that runs its columns over padded rows, so that each quad lies in one row (the padding's
-// columns are summed and never stored); the others' padded rows are their rows.
+// data), and that width padded to a multiple of 4: a view whose rows are not a multiple of
+// 4 wide runs its columns over padded rows, so that each quad lies in one row (the
+// padding's columns are summed and never stored); the others' padded rows are their rows.
 fn seg_width() -> u32 {
     return select(cv_ow(), cv_w(), cv_conv_pass() == 1u);
 }
@@ -120,12 +120,11 @@ fn seg_padded() -> u32 {
     return (seg_width() + 3u) / 4u * 4u;
 }
 
-// The view's column of padded column j, its row's end in `col_end` (past which `put`
-// stores nothing).
-fn segment_column(j: u32) -> u32 {
+// The view's column of padded column j, and its row's end (from which `put` stores
+// nothing).
+fn segment_column(j: u32) -> vec2<u32> {
     let r = j / seg_padded();
-    col_end = (r + 1u) * seg_width();
-    return r * seg_width() + j % seg_padded();
+    return vec2(r * seg_width() + j % seg_padded(), (r + 1u) * seg_width());
 }
 
 // The quad of padded columns from j (a multiple of 4, so in one row): whether it is in the

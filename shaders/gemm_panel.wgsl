@@ -137,13 +137,22 @@ fn rank1_spread(t: Tile, k: u32, ia: u32, q: u32, jb: u32) -> Tile {
 // sums (which cost a 192 x 6400 x 16 product 32 ms a dispatch on lavapipe, against 18 ms
 // this way and 12 ms with sixteen copies).
 fn put_tile(i: u32, j: u32, slice: u32, tile: Tile, tall: bool) {
+    let end = col_end;
+    put_quads(i, vec2(j, end), vec2(j + select(4u, 0u, tall), end), slice, tile, tall);
+}
+
+// `put_tile` with the tile's second quad of columns anywhere: quads from q0.x and q1.x,
+// each storing nothing from column q0.y (q1.y) on (a short view's segments over padded
+// rows put each quad in its own row).
+fn put_quads(i: u32, q0: vec2<u32>, q1: vec2<u32>, slice: u32, tile: Tile, tall: bool) {
     var t = tile;
     let step = select(1u, 2u, tall);
     let di = select(0u, 1u, tall);
-    let dj = select(4u, 0u, tall);
     for (var r = 0u; r < 8u; r++) {
-        put(i + step * r, j, slice, t.c00);
-        put(i + step * r + di, j + dj, slice, t.c01);
+        col_end = q0.y;
+        put(i + step * r, q0.x, slice, t.c00);
+        col_end = q1.y;
+        put(i + step * r + di, q1.x, slice, t.c01);
         t.c00 = t.c10; t.c01 = t.c11; t.c10 = t.c20; t.c11 = t.c21;
         t.c20 = t.c30; t.c21 = t.c31; t.c30 = t.c40; t.c31 = t.c41;
         t.c40 = t.c50; t.c41 = t.c51; t.c50 = t.c60; t.c51 = t.c61;
@@ -277,13 +286,11 @@ fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     // Every lane shares the block's rows, so A's values can be spread as in `main`.
     let q = lid.x % 8u;
     if (SEGMENTS) {
-        // A tall view's columns run over its rows padded to a multiple of 4 (a short
-        // view's rows are one: its two quads may lie in two rows).
-        var jr = j;
-        if (TALL) {
-            jr = segment_column(j);
-        }
-        put_tile(G.blk.i0 + row, jr, G.blk.slice0, segment_sums(j, q, ia), TALL);
+        // The columns run over rows padded to a multiple of 4: each quad's column of the
+        // view and its row's end.
+        let q0 = segment_column(j);
+        let q1 = select(segment_column(j + 4u), q0, TALL);
+        put_quads(G.blk.i0 + row, q0, q1, G.blk.slice0, segment_sums(j, q, ia), TALL);
         return;
     }
     if (WINDOW) {

@@ -4,8 +4,8 @@ fn segment_sums(j: u32, q: u32, ia: u32) -> Tile {
     return Tile();
 }
 
-fn segment_column(j: u32) -> u32 {
-    return j;
+fn segment_column(j: u32) -> vec2<u32> {
+    return vec2(j, NONE);
 }
 
 fn window_tile(g: u32, q: u32, k_begin: u32, k_end: u32, slice: u32) {

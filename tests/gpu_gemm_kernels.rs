@@ -552,20 +552,21 @@ fn strided_conv_of(
     (spec, ws, g)
 }
 
-/// A tall forward view of a stride-1 convolution (9 to 16 output channels, output rows a
-/// multiple of 4 wide; also a view of at most 8 rows) reads B from its input rows in segments in `thin` (each input word
-/// once per invocation), and gives the same bits as gathering every value: the same values,
-/// summed in K's order. Real-valued operands (the order shows), in f32; e4m3 weights with
-/// e2m1 inputs (codes sharing words) into bf16; bf16 weights with MX-scaled inputs into
-/// e5m2. Layers: ResNet's 3 x 3 (padding 1, rows 32 wide), 5 x 5 with padding 2, a 2 x 4
-/// kernel with unequal padding, 1 x 1, a 3 x 2 kernel whose padding reaches left of the row,
-/// two groups of 12 channels, views of 32, 64 and two groups of 20 rows (16-row blocks,
-/// the last part empty), and short views of 8 x 8 tiles, each invocation two quads of
-/// columns in their own rows: LeNet-5's first layer (6 rows), two groups of 4, and 5 rows
-/// of a 3 x 2 kernel whose quads start in different rows; tall views whose rows are not a
-/// multiple of 4 wide (their columns over padded rows): LeNet-5's second layer (rows of 10)
-/// and 32 rows in blocks (rows of 9); bias on every one; each at least 324 output pixels
-/// (a view fills a workgroup). The first two again (f32) through a 65,536-word panel budget
+/// A forward view of a stride-1 convolution of at most 16 output channels a group (or 17 to
+/// 64, in 16-row blocks) reads B from its input rows in segments in `thin` (each input word
+/// once per invocation), its columns over its output rows padded to a multiple of 4 wide,
+/// and gives the same bits as gathering every value: the same values, summed in K's order.
+/// Real-valued operands (the order shows), in f32; e4m3 weights with e2m1 inputs (codes
+/// sharing words) into bf16; bf16 weights with MX-scaled inputs into e5m2. Layers: ResNet's
+/// 3 x 3 (padding 1, rows 32 wide), 5 x 5 with padding 2, a 2 x 4 kernel with unequal
+/// padding, 1 x 1, a 3 x 2 kernel whose padding reaches left of the row, two groups of 12
+/// channels, views of 32, 64 and two groups of 20 rows (16-row blocks, the last part empty),
+/// short views of 8 x 8 tiles, each invocation two quads of columns in their own rows:
+/// LeNet-5's first layer (6 rows), two groups of 4, and 5 rows of a 3 x 2 kernel whose
+/// quads start in different rows; and views whose rows are not a multiple of 4 wide:
+/// LeNet-5's second layer (rows of 10), 32 rows in blocks and 5 rows in 8 x 8 tiles (rows of
+/// 9, a tile's quads in two rows). Bias on every one; each at least 324 output pixels (a
+/// view fills a workgroup). The first two again (f32) through a 65,536-word panel budget
 /// (blocks of 256 columns along N, the second's last cut to 64) and with A loaded in every
 /// lane instead of broadcast (the other branch of the A loads).
 #[test]
@@ -578,7 +579,7 @@ fn input_rows_equal_gathered_values_bit_for_bit() {
             _ => c,
         }
     };
-    let layers: [Layer; 14] = [
+    let layers: [Layer; 15] = [
         ([4, 16, 32, 32], [16, 3, 3], [1, 1], 1),
         ([4, 5, 12, 12], [12, 5, 5], [2, 2], 1),
         ([4, 3, 20, 11], [9, 2, 4], [1, 0], 1),
@@ -593,6 +594,7 @@ fn input_rows_equal_gathered_values_bit_for_bit() {
         ([5, 3, 9, 11], [5, 3, 2], [1, 1], 1),
         ([8, 6, 14, 14], [16, 5, 5], [0, 0], 1),
         ([4, 8, 9, 9], [32, 3, 3], [1, 1], 1),
+        ([8, 2, 9, 9], [5, 3, 3], [1, 1], 1),
     ];
     let formats = [
         ("fp32", "fp32", "fp32"),
@@ -639,15 +641,16 @@ fn input_rows_equal_gathered_values_bit_for_bit() {
     }
 }
 
-/// A tall or short backward data view of a stride-1 convolution (at most 16 input channels a group, dX's
-/// rows a multiple of 4 wide) reads dY from its rows in segments in `thin`, a tap's four
+/// A backward data view of a stride-1 convolution of at most 16 input channels a group (or
+/// 17 to 64 in blocks) reads dY from its rows in segments in `thin`, a tap's four
 /// neighbouring columns from four words running down the row, and gives the bits of
 /// gathering every value (tap sums off on both sides, so that every layer runs as its
 /// view). Layers: ResNet's 16-channel 3 x 3, 5 x 5 with padding 2, a 2 x 4 kernel with
 /// unequal padding, 1 x 1, 3 x 2 with padding reaching past both ends of dY's rows, padding
 /// 0 (taps off dY's edges), two groups of 12, views of 32, 64 and two groups of 20 rows
 /// (16-row blocks), short views of 8 x 8 tiles (6 input channels of a 5 x 5 kernel,
-/// two groups of 4), and 12 channels of rows 10 wide (padded to 12); in f32, and in the forward test's packed formats on four of them.
+/// two groups of 4), and over rows padded to a multiple of 4: 12 channels of rows 10 wide,
+/// LeNet-5's second layer (6 channels of rows 14 wide, 5 x 5, padding 0); in f32, and in the forward test's packed formats on four of them.
 #[test]
 fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
     let context = |segments: bool| {
@@ -656,7 +659,7 @@ fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
             .with_tap_sums(false)
             .with_segments(segments)
     };
-    let layers: [Layer; 13] = [
+    let layers: [Layer; 14] = [
         ([4, 16, 32, 32], [16, 3, 3], [1, 1], 1),
         ([4, 12, 12, 12], [5, 5, 5], [2, 2], 1),
         ([4, 10, 20, 12], [9, 2, 4], [1, 0], 1),
@@ -670,6 +673,7 @@ fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
         ([4, 6, 14, 16], [16, 5, 5], [2, 2], 1),
         ([2, 8, 16, 16], [8, 3, 3], [1, 1], 2),
         ([4, 12, 10, 10], [6, 3, 3], [1, 1], 1),
+        ([4, 6, 14, 14], [16, 5, 5], [0, 0], 1),
     ];
     let formats = [
         ("fp32", "fp32", "fp32"),

@@ -4,7 +4,7 @@
 //! than the output (valid convolutions, strides), that is fewer values than the im2col
 //! view's (O KH KW x N H W), most of whose taps fall outside dY and read zero.
 
-use super::gemm::{GemmView, Kernel, record_view};
+use super::gemm::{GemmView, Kernel, reads_input_rows, record_view};
 use super::packed_io::{Dst, record_phases};
 use crate::accum::GemmMode;
 use crate::gpu::dispatch::record_with;
@@ -17,7 +17,7 @@ use crate::gpu::{Encoder, GpuContext, GpuError, Tensor};
 /// budget.
 pub fn tap_chunk(ctx: &GpuContext, view: &GemmView, p: &ConvParams) -> Option<usize> {
     let plain = p.pass == 1 && p.groups.max(1) == 1 && view.kernel == Kernel::TiledF32;
-    if !ctx.tap_sums() || !plain {
+    if !ctx.tap_sums() || !plain || reads_input_rows(ctx, view, p) {
         return None;
     }
     let (cin, cout, taps) = (p.cin as usize, p.cout as usize, (p.kh * p.kw) as usize);

@@ -578,8 +578,7 @@ fn row_blocks<P: SplitParams>(
     let lanes = panel_lanes(rows, n);
     let (_, _, bk, _, splits) = panel_blocks(ctx, (m, n, k), ctx.panel_words());
     let gathered = params.weight_gradient() && (rows + 1..=2 * rows).contains(&m);
-    let segments =
-        reads_rows(ctx, params, (bk, k, splits), true) && (rows + 1..=4 * rows).contains(&m);
+    let segments = reads_rows(ctx, params, (bk, k, splits)) && (rows + 1..=4 * rows).contains(&m);
     let view = gathered || segments;
     (ctx.tall_blocks() && ctx.thin_panels() && view && tall_tiles((rows, n), lanes, true))
         .then_some(lanes)
@@ -617,11 +616,11 @@ fn window_rows<P: SplitParams>(ctx: &GpuContext, params: &P, m: usize) -> Option
     params.window_rows().filter(|&rows| on && rows >= 1)
 }
 
-/// Whether a view of blocks `bk` deep (of `k`) in `splits` slices, `tall` or short, reads B
+/// Whether a tall or short view of blocks `bk` deep (of `k`) in `splits` slices reads B
 /// from its input rows in segments in `thin` (SEGMENTS, shaders/conv_segments.wgsl): a
 /// stride-1 convolution's forward or backward data pass (see
-/// [`SplitParams::segment_rows`]), its K one block and one slice, its rows a multiple of 4
-/// wide or (a tall view, one quad of columns an invocation) padded to one. Each input word is then loaded once per invocation, not once per
+/// [`SplitParams::segment_rows`]), its K one block and one slice, its columns over its
+/// rows padded to a multiple of 4 wide. Each input word is then loaded once per invocation, not once per
 /// kernel column (a 16-channel
 /// 3 x 3 layer 1.3-2x on lavapipe 22.3, within the noise on 25.0 but MXFP8's 1.5x). Views
 /// of at most 8 rows read two quads of columns an invocation, each in its own row, in 8 x 8
@@ -631,23 +630,21 @@ fn reads_rows<P: SplitParams>(
     ctx: &GpuContext,
     params: &P,
     (bk, k, splits): (usize, usize, usize),
-    tall: bool,
 ) -> bool {
-    let rows = params.segment_rows();
-    let fits = rows.is_some_and(|w| tall || w.is_multiple_of(4));
-    ctx.segments() && fits && splits == 1 && bk == k.max(1)
+    ctx.segments() && params.segment_rows().is_some() && splits == 1 && bk == k.max(1)
 }
 
 /// Whether the panel kernel's `thin` reads the B operand of view `view` (parameters
-/// `params`) from its input rows on `ctx` (see [`SplitParams::segments`]).
+/// `params`) from its input rows on `ctx` (see [`SplitParams::segment_rows`]).
 pub fn reads_input_rows<P: SplitParams>(ctx: &GpuContext, view: &GemmView, params: &P) -> bool {
     let (m, n, k) = (view.m, view.n, view.k);
     let (_, _, bk, _, splits) = panel_blocks(ctx, (m, n, k), ctx.panel_words());
-    ctx.gemm_panels() && view.kernel == Kernel::TiledF32 && {
-        let tall = tall_view(ctx, (m, n), panel_lanes(m, n))
-            || row_blocks(ctx, params, (m, n, k)).is_some();
-        (tall || short_view(ctx, (m, n))) && reads_rows(ctx, params, (bk, k, splits), tall)
-    }
+    ctx.gemm_panels()
+        && view.kernel == Kernel::TiledF32
+        && (tall_view(ctx, (m, n), panel_lanes(m, n))
+            || row_blocks(ctx, params, (m, n, k)).is_some()
+            || short_view(ctx, (m, n)))
+        && reads_rows(ctx, params, (bk, k, splits))
 }
 
 /// Records a view with the panel kernel: per block, decode A's and B's panels, multiply
@@ -702,9 +699,9 @@ fn record_panels<P: SplitParams>(
     // Weight gradients of 17 to 32 rows too, in 16-row blocks (`thin`'s workgroup rows).
     let tall = blocks.is_some() || tall_view(ctx, (m, n), (wx, wy));
     let short = short_view(ctx, (m, n));
-    let segments = (tall || short) && reads_rows(ctx, &params, (bk, k, splits), tall);
-    // A tall view whose rows are not a multiple of 4 wide runs its columns over rows
-    // padded to one (`segment_column` in conv_segments.wgsl): `cols` of them.
+    let segments = (tall || short) && reads_rows(ctx, &params, (bk, k, splits));
+    // A view whose rows are not a multiple of 4 wide runs its columns over rows padded to
+    // one (`segment_column` in conv_segments.wgsl): `cols` of them.
     let padded = segments && params.segment_rows().is_some_and(|w| !w.is_multiple_of(4));
     let cols = match params.segment_rows() {
         Some(w) if padded => n / w as usize * (w as usize).next_multiple_of(4),
