@@ -64,7 +64,8 @@ fn set_running(@builtin(global_invocation_id) gid: vec3<u32>) {
     stat[cs + c] = sf_div(0x3f800000u, sf_sqrt(sf_add(stat[3u * cs + c], E.eps)));
 }
 
-// Channel c's per-element constants.
+// Channel c's per-element constants; `coef` = (gamma inv) / M, backward's factor, the same
+// rounded products for every element of the channel, so taken once per channel and quad.
 struct BnChannel {
     mean: u32,
     inv: u32,
@@ -72,6 +73,7 @@ struct BnChannel {
     beta: u32,
     dbeta: u32,
     dgamma: u32,
+    coef: u32,
 }
 
 // The shape as pipeline constants (src/ops/batchnorm.rs shape_constants): with BN set, the
@@ -95,7 +97,10 @@ fn bn_inner() -> u32 {
 
 fn channel(c: u32) -> BnChannel {
     let cs = bn_cols();
-    return BnChannel(stat[c], stat[cs + c], gamma_beta[c], gamma_beta[cs + c], stat[4u * cs + c], stat[5u * cs + c]);
+    let gamma = gamma_beta[c];
+    let inv = stat[cs + c];
+    let coef = sf_mul(sf_mul(gamma, inv), E.scale);
+    return BnChannel(stat[c], inv, gamma, gamma_beta[cs + c], stat[4u * cs + c], stat[5u * cs + c], coef);
 }
 
 // The channel of element i.
@@ -113,7 +118,7 @@ fn bn_backward(k: BnChannel, x: u32, g: u32) -> u32 {
     let xhat = sf_mul(sf_add(x, neg(k.mean)), k.inv);
     var t = sf_add(sf_mul(E.bn_m, g), neg(k.dbeta));
     t = sf_add(t, neg(sf_mul(xhat, k.dgamma)));
-    return sf_mul(sf_mul(sf_mul(k.gamma, k.inv), E.scale), t);
+    return sf_mul(k.coef, t);
 }
 
 // Each invocation takes elements 4q to 4q + 3 (one channel's when a channel's pixels are a
