@@ -162,10 +162,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
 // Stores sum `v` of row gi, column gj: slice z's partial sum (split K), or the output
 // (bias added) rounded into its format; nothing outside the view.
-fn put(gi: u32, gj: u32, z: u32, v: f32) {
+fn put(gi: u32, gj: u32, z: u32, sum: f32) {
     if (gi >= G.m || gj >= G.n) {
         return;
     }
+    let v = plus_zero(sum);
     if (G.splits > 1u) {
         // A partial sum, row-major per slice; gemm_reduce adds the slices.
         c_out[(z * G.m + gi) * G.n + gj] = bitcast<u32>(v);

@@ -76,10 +76,11 @@ var<private> col_end: u32 = 0xffffffffu;
 
 // Stores four sums of row `i`, columns j..j+3: the slice's partial sums, or the output
 // (bias added) rounded into its format.
-fn put(i: u32, j: u32, slice: u32, v: vec4<f32>) {
+fn put(i: u32, j: u32, slice: u32, sums: vec4<f32>) {
     if (i >= G.m) {
         return;
     }
+    let v = plus_zero4(sums);
     if (QUAD_OUT && !SPLIT) {
         if (j < G.n) {
             var s = v;

@@ -25,3 +25,18 @@ fn rank1(t: Tile, a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>) ->
         fma(vec4(a1.w), b0, t.c70), fma(vec4(a1.w), b1, t.c71),
     );
 }
+
+// A sum of products taken from +0 in order (round to nearest) is never -0, but a compiler
+// that need not keep zeros' signs may fold an unrolled sum's first fma(a, b, 0) into the
+// product a b, -0 where a or b is -0 (lavapipe does, on a segment path whose K loop is a
+// constant): the sums' -0 bits are +0's before they are stored (integer operations, which
+// no such folding touches).
+fn plus_zero(v: f32) -> f32 {
+    let b = bitcast<u32>(v);
+    return bitcast<f32>(select(b, 0u, b == 0x80000000u));
+}
+
+fn plus_zero4(v: vec4<f32>) -> vec4<f32> {
+    let b = bitcast<vec4<u32>>(v);
+    return bitcast<vec4<f32>>(select(b, vec4(0u), b == vec4(0x80000000u)));
+}
