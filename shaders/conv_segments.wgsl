@@ -1,14 +1,14 @@
-// `thin`'s sums for a stride-1 convolution without dilation whose view's rows are a
-// multiple of 4 wide (SEGMENTS, src/gpu/params.rs SplitParams::segments), its forward pass
-// or its backward data pass: an invocation's four columns are four neighbours of one row
+// `thin`'s sums for a stride-1 convolution without dilation (SEGMENTS, src/gpu/params.rs
+// SplitParams::segment_rows), its forward pass or its backward data pass: a tall
+// invocation's four columns are four neighbours of one row
 // (of the output, or of dX), so for each channel and kernel row they read 3 + KW
 // neighbouring words of one row of B's tensor (X, or dY), each loaded once here (a CPU
 // adapter loads a lane-varying address at a time), instead of 4 KW gathers. The products
 // run in K's order (channel, kernel row, kernel column), as `thin` sums them: the same
 // sums. With 8 x 8 tiles (views of at most 8 rows, not TALL) an invocation's eight columns
-// are two such quads, each in its own row (the row's width a multiple of 4), each with its
-// own segment. A lane past the view (j >= n) loads nothing and still takes part in the subgroup's
-// broadcasts of A.
+// are two such quads, each in its own row, each with its own segment; rows not a multiple
+// of 4 wide are padded to one (`segment_column`). A lane past the view loads nothing and
+// still takes part in the subgroup's broadcasts of A.
 
 // Word iw of a row of B's tensor `width` words wide whose word 0 has flat index `row` (iw
 // may be negative: the sum wraps to the right index wherever iw is inside the row), as

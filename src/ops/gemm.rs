@@ -585,7 +585,8 @@ fn row_blocks<P: SplitParams>(
 }
 
 /// Whether an `m` x `n` view is short: at most 8 rows (one invocation row of 8 x 8 tiles),
-/// wide enough to fill a workgroup of the panel kernel, which `thin` runs gathering B.
+/// wide enough to fill a workgroup of the panel kernel, which `thin` runs, B gathered or
+/// read from input rows.
 fn short_view(ctx: &GpuContext, (m, n): (usize, usize)) -> bool {
     let (wx, wy) = panel_lanes(m, n);
     ctx.thin_panels() && wy == 1 && m <= PANEL_R && wx == PANEL_LANES
@@ -620,9 +621,9 @@ fn window_rows<P: SplitParams>(ctx: &GpuContext, params: &P, m: usize) -> Option
 /// from its input rows in segments in `thin` (SEGMENTS, shaders/conv_segments.wgsl): a
 /// stride-1 convolution's forward or backward data pass (see
 /// [`SplitParams::segment_rows`]), its K one block and one slice, its columns over its
-/// rows padded to a multiple of 4 wide. Each input word is then loaded once per invocation, not once per
-/// kernel column (a 16-channel
-/// 3 x 3 layer 1.3-2x on lavapipe 22.3, within the noise on 25.0 but MXFP8's 1.5x). Views
+/// rows padded to a multiple of 4 wide. Each input word is then loaded once per
+/// invocation, not once per kernel column (a 16-channel 3 x 3 layer 1.3-2x on lavapipe
+/// 22.3, within the noise on 25.0 but MXFP8's 1.5x). Views
 /// of at most 8 rows read two quads of columns an invocation, each in its own row, in 8 x 8
 /// tiles (LeNet-5's first layer forward 1.2-1.4x in f32, 2.1x in E4M3 on lavapipe 22.3;
 /// made tall instead, 16 rows of which 10 empty, it ran slower).
@@ -700,13 +701,14 @@ fn record_panels<P: SplitParams>(
     let tall = blocks.is_some() || tall_view(ctx, (m, n), (wx, wy));
     let short = short_view(ctx, (m, n));
     let segments = (tall || short) && reads_rows(ctx, &params, (bk, k, splits));
-    // A view whose rows are not a multiple of 4 wide runs its columns over rows padded to
-    // one (`segment_column` in conv_segments.wgsl): `cols` of them.
-    let padded = segments && params.segment_rows().is_some_and(|w| !w.is_multiple_of(4));
+    // Segments run their columns over rows padded to a multiple of 4 wide
+    // (`segment_column` in conv_segments.wgsl): `cols` of them, more than `n` where the
+    // rows are not (those store value by value).
     let cols = match params.segment_rows() {
-        Some(w) if padded => n / w as usize * (w as usize).next_multiple_of(4),
+        Some(w) if segments => n / w as usize * (w as usize).next_multiple_of(4),
         _ => n,
     };
+    let padded = cols != n;
     // The segment path ignores the slice's K range: one block, one slice, sixteen rows (8
     // in a short view).
     debug_assert!(!segments || (bk == k.max(1) && splits == 1 && bm.is_multiple_of(PANEL_R)));
