@@ -1,8 +1,9 @@
 //! Time per dispatch of the fused elementwise kernels (ReLU forward and backward, format
 //! conversion) on LeNet-5's largest activation (64 x 6 x 28 x 28 values), as f32 words and
-//! packed in the formats the HFP8 map stores activations (e4m3) and gradients (e5m2) in,
-//! next to the same run's f32 buffer copy. `LOWP_BENCH_CASE=TEXT` runs the cases whose
-//! label contains TEXT.
+//! packed in fp32 (the fp32 map's tensors) and in the formats the HFP8 map stores
+//! activations (e4m3) and gradients (e5m2) in, next to the same run's f32 buffer copy.
+//! `LOWP_BENCH_CASE=TEXT` runs the cases whose label contains TEXT; `LOWP_BENCH_N=N` takes N
+//! values instead (ResNet-8's 16-channel activations are 1,048,576 at batch 64).
 
 mod common;
 
@@ -49,7 +50,10 @@ impl Input {
 
 fn main() {
     let ctx = GpuContext::new().expect("a GPU adapter (install Mesa's lavapipe)");
-    let n = 64 * 6 * 28 * 28;
+    let n: usize = std::env::var("LOWP_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64 * 6 * 28 * 28);
     let only = std::env::var("LOWP_BENCH_CASE").ok();
     let x: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.618).sin() * 3.0).collect();
     let g: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.377).cos() * 0.01).collect();
@@ -76,6 +80,8 @@ fn main() {
     // (kernel, x's format, g's format, output format)
     let cases = [
         ("relu forward", "f32", "", "f32"),
+        ("relu forward", "fp32", "", "fp32"),
+        ("relu backward", "fp32", "fp32", "fp32"),
         ("relu forward", "e4m3", "", "e4m3"),
         ("relu backward", "f32", "f32", "f32"),
         ("relu backward", "e4m3", "e5m2", "e5m2"),

@@ -207,18 +207,23 @@ fn wgsl_softfloat_equals_its_rust_twin_bit_for_bit() {
     );
     // The random pairs are mostly normal (about 3 in 4 runs of 8 lanes are all normal), so
     // whole subgroups take the fast path; the special operands send theirs to the integer
-    // path. Where the context computes through f64 (a CPU adapter with f64), that form too.
-    let form = |subgroups, f64_arith| Specialisation {
+    // path. Where the context computes through f64 (a CPU adapter with f64), that form too,
+    // and where its probe found the device's conversions keep subnormals, the form with them.
+    let form = |subgroups, f64_arith, f64_subnormals| Specialisation {
         subgroups,
         f64_arith,
+        f64_subnormals,
         ..Default::default()
     };
-    let mut forms = vec![("gate", form(false, false))];
+    let mut forms = vec![("gate", form(false, false, false))];
     if ctx.has_subgroups() {
-        forms.push(("subgroup gate", form(true, false)));
+        forms.push(("subgroup gate", form(true, false, false)));
     }
     if ctx.f64_softfloat() {
-        forms.push(("f64", form(false, true)));
+        forms.push(("f64", form(false, true, false)));
+    }
+    if ctx.f64_subnormals() {
+        forms.push(("f64, the device's conversions", form(false, true, true)));
     }
     for (op, (name, twin)) in FUNCTIONS.iter().enumerate() {
         for (form_name, form) in &forms {

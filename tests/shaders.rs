@@ -47,6 +47,7 @@ fn every_specialised_kernel_validates() {
         operands: Some([(element("e4m3"), 0), (element("mxfp8_e4m3"), 2)]),
         subgroups: true,
         f64_arith: false,
+        f64_subnormals: false,
         broadcast: false,
         quads: false,
         panel_textures: false,
@@ -65,8 +66,13 @@ fn every_specialised_kernel_validates() {
         quads: true,
         ..fp32
     };
+    // Through f64 with the device's conversions (a CPU adapter that keeps subnormals).
+    let native = Specialisation {
+        f64_subnormals: true,
+        ..quads
+    };
     for k in kernel_names() {
-        for s in [&s, &fp32, &quads] {
+        for s in [&s, &fp32, &quads, &native] {
             let src = assemble_specialised(k, s).unwrap();
             if src.contains("fn out_fmt") || src.contains("fn fmt_a") {
                 assert_ne!(src, assemble(k).unwrap(), "{k}: nothing specialised");
@@ -77,8 +83,13 @@ fn every_specialised_kernel_validates() {
                 assert_eq!(src.contains("subgroupAll"), !s.f64_arith, "{k}");
                 assert_eq!(
                     src.contains("fn sf_to_f64"),
-                    s.f64_arith,
+                    s.f64_arith && !s.f64_subnormals,
                     "{k}: sf_mul's form"
+                );
+                assert_eq!(
+                    src.contains("f32(f64(bitcast<f32>(a))"),
+                    s.f64_subnormals,
+                    "{k}: sf_mul's conversions"
                 );
             }
             if src.contains("fn spread8(") {
@@ -96,12 +107,12 @@ fn every_specialised_kernel_validates() {
                 let plain = src.contains("out_words: array<u32>");
                 assert_eq!(plain, std::ptr::eq(s, &fp32), "{k}: out_words");
                 let vectors = src.contains("out_words: array<vec4<u32>>");
-                assert_eq!(vectors, std::ptr::eq(s, &quads), "{k}: out_words");
+                assert_eq!(vectors, s.quads, "{k}: out_words");
             }
             if src.contains("in2_words") {
                 // Only the raw input owns its words; the MX and fixed-point ones share them.
                 let vectors = src.contains("in2_words: array<vec4<u32>>");
-                assert_eq!(vectors, std::ptr::eq(s, &quads), "{k}: in2_words");
+                assert_eq!(vectors, s.quads, "{k}: in2_words");
                 assert!(!src.contains("in0_words: array<vec4"), "{k}: in0_words");
             }
             validate(k, &src);

@@ -1,8 +1,10 @@
 // f32 arithmetic rounded to nearest even with subnormals, as IEEE binary32, whatever the
 // device flushes or fuses: the twin of src/softfloat.rs. Needs quant.wgsl (make_f32_bits) and rng.wgsl (mulhilo).
-// sf_mul and sf_add come before this file, in one of two forms the shader assembly picks
+// sf_mul and sf_add come before this file, in one of three forms the shader assembly picks
 // per adapter class: softfloat_gate.wgsl (the hardware's f32 result where it is exact, else
-// the integer path here) or softfloat_f64.wgsl (through f64, branch-free).
+// the integer path here), softfloat_f64.wgsl (through f64, branch-free, subnormals built by
+// hand) or softfloat_f64_native.wgsl (through f64 and the device's conversions, where they
+// keep subnormals).
 
 fn sf_is_nan(b: u32) -> bool {
     return (b & 0x7fffffffu) > 0x7f800000u;

@@ -48,6 +48,9 @@ pub struct GpuContext {
     subgroups: bool,
     /// Soft-float multiplies and adds through f64 (see [`GpuContext::f64_softfloat`]).
     f64_softfloat: bool,
+    /// And with the device's own f32 <-> f64 conversions (see
+    /// [`GpuContext::f64_subnormals`]).
+    f64_subnormals: bool,
     /// The panel kernels broadcast A's values across subgroups of 8 (see
     /// [`GpuContext::broadcast_lanes`]).
     broadcast_lanes: bool,
@@ -242,19 +245,23 @@ impl GpuContext {
                 .expect("nonempty"),
         };
         let info = chosen.get_info();
-        // Soft-float through f64 on a CPU adapter (LOWP_SOFTFLOAT=f64 or gate chooses).
-        let f64_softfloat = match var("LOWP_SOFTFLOAT").as_deref() {
-            Ok("f64") if !chosen.features().contains(wgpu::Features::SHADER_F64) => {
+        // Soft-float through f64 on a CPU adapter (LOWP_SOFTFLOAT=f64, f64-built or gate
+        // chooses; f64-built: its conversions' subnormals built by hand, without the probe).
+        let softfloat_setting = var("LOWP_SOFTFLOAT").ok();
+        let f64_softfloat = match softfloat_setting.as_deref() {
+            Some(f @ ("f64" | "f64-built"))
+                if !chosen.features().contains(wgpu::Features::SHADER_F64) =>
+            {
                 return Err(GpuError::Invalid(format!(
-                    "LOWP_SOFTFLOAT=f64: {} has no f64 in shaders",
+                    "LOWP_SOFTFLOAT={f}: {} has no f64 in shaders",
                     info.name
                 )));
             }
-            Ok("f64") => true,
-            Ok("gate") => false,
-            Ok(other) if !other.is_empty() => {
+            Some("f64" | "f64-built") => true,
+            Some("gate") => false,
+            Some(other) if !other.is_empty() => {
                 return Err(GpuError::Invalid(format!(
-                    "LOWP_SOFTFLOAT={other:?}: expected \"f64\" or \"gate\""
+                    "LOWP_SOFTFLOAT={other:?}: expected \"f64\", \"f64-built\" or \"gate\""
                 )));
             }
             _ => {
@@ -364,7 +371,7 @@ impl GpuContext {
             Ok(_) => super::profile::Profiler::new(&device),
         };
         let ledger = Arc::default();
-        Ok(GpuContext {
+        let mut ctx = GpuContext {
             params: ParamRing::new(&device, &ledger),
             adapter: chosen,
             device,
@@ -387,6 +394,7 @@ impl GpuContext {
             specialise,
             subgroups,
             f64_softfloat,
+            f64_subnormals: false,
             broadcast_lanes,
             panel_textures,
             panel_words: PANEL_WORDS,
@@ -396,7 +404,12 @@ impl GpuContext {
             ledger,
             profiler,
             error,
-        })
+        };
+        // Through f64, the device's own conversions where they keep subnormals (lavapipe's
+        // soft-float adds and multiplies 4-5x faster than with conversions built by hand).
+        let built = softfloat_setting.as_deref() == Some("f64-built");
+        ctx.f64_subnormals = f64_softfloat && !built && super::f64_probe::keeps_subnormals(&ctx)?;
+        Ok(ctx)
     }
 
     /// Another context on the same device with the same settings: its own buffers, ledger
@@ -427,6 +440,7 @@ impl GpuContext {
             subgroups: self.subgroups,
             broadcast_lanes: self.broadcast_lanes,
             f64_softfloat: self.f64_softfloat,
+            f64_subnormals: self.f64_subnormals,
             panel_textures: self.panel_textures,
             panel_words: self.panel_words,
             scratch: Mutex::default(),
@@ -602,6 +616,13 @@ impl GpuContext {
     /// [`takes_f64_softfloat`](super::shader::takes_f64_softfloat) refuses keep the latter.
     pub fn f64_softfloat(&self) -> bool {
         self.f64_softfloat
+    }
+
+    /// Whether soft-float through f64 takes the device's own f32 <-> f64 conversions, which
+    /// a probe when the context opened found keep f32 subnormals (src/gpu/f64_probe.rs;
+    /// `LOWP_SOFTFLOAT=f64-built` builds them by hand instead).
+    pub fn f64_subnormals(&self) -> bool {
+        self.f64_subnormals
     }
 
     /// Sets the f32 words the panel kernel's two panels may take together (at least 4096).
@@ -850,8 +871,10 @@ impl GpuContext {
             },
             self.tiles,
             match (self.specialise, self.f64_softfloat) {
+                (true, true) if self.f64_subnormals =>
+                    "compiled for their operands' formats, soft-float through f64 and the device's conversions, which keep subnormals (LOWP_SPECIALISE=0: portable)",
                 (true, true) =>
-                    "compiled for their operands' formats, soft-float through f64 (LOWP_SPECIALISE=0: portable)",
+                    "compiled for their operands' formats, soft-float through f64, subnormals built by hand (LOWP_SPECIALISE=0: portable)",
                 (true, false) =>
                     "compiled for their operands' formats (LOWP_SPECIALISE=0: portable)",
                 _ => "portable, every format read from the parameters (LOWP_SPECIALISE=0)",

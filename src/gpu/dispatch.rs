@@ -159,6 +159,7 @@ pub fn record_textured<P: bytemuck::Pod>(
             subgroups: ctx.has_subgroups(),
             broadcast: ctx.broadcast_lanes(),
             f64_arith: ctx.f64_softfloat() && takes_f64_softfloat(kernel, entry),
+            f64_subnormals: ctx.f64_subnormals(),
             ..*spec
         },
         false => Specialisation {

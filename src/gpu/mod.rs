@@ -6,6 +6,7 @@ pub mod context;
 pub mod dispatch;
 pub mod encoder;
 pub mod error;
+pub mod f64_probe;
 pub mod memory;
 pub mod param_ring;
 pub mod params;

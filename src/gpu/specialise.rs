@@ -103,6 +103,9 @@ fn panel_b(e: u32) -> vec4<f32> { return textureLoad(pb, panel_texel(e), 0); }
 /// `sf_mul` and `sf_add` through f64 (kernels then need the SHADER_F64 feature).
 const SOFTFLOAT_F64: &str = include_str!("../../shaders/lib/softfloat_f64.wgsl");
 
+/// `sf_mul` and `sf_add` through f64 with the device's own conversions.
+const SOFTFLOAT_F64_NATIVE: &str = include_str!("../../shaders/lib/softfloat_f64_native.wgsl");
+
 /// The formats one pipeline is compiled for; `None` reads that operand's format from the
 /// dispatch's parameters at run time (the portable path, `LOWP_SPECIALISE=0` everywhere).
 /// An accessor still reads the parameters it replaces (and the compiler drops the read), so
@@ -121,6 +124,9 @@ pub struct Specialisation {
     /// Soft-float multiplies and adds through f64 without a branch (a CPU adapter with
     /// f64), instead of taking the hardware's f32 result where it is exact.
     pub f64_arith: bool,
+    /// Through f64 (`f64_arith`), with the device's f32 <-> f64 conversions, which keep
+    /// subnormals (src/gpu/f64_probe.rs checked them), instead of conversions built by hand.
+    pub f64_subnormals: bool,
     /// The panel kernels load A's values once per subgroup of 8 lanes and broadcast them
     /// (a CPU adapter whose subgroups are always 8 lanes).
     pub broadcast: bool,
@@ -268,11 +274,13 @@ impl Specialisation {
         )
     }
 
-    /// Soft-float's `sf_mul` and `sf_add`: through f64, or the hardware's f32 result gated
+    /// Soft-float's `sf_mul` and `sf_add`: through f64 (with the device's conversions where
+    /// `f64_subnormals`), or the hardware's f32 result gated
     /// by `sf_all` (a subgroup-wide test where the device has subgroups) with the integer
     /// path beside it.
     pub fn sf_arith(&self) -> &'static str {
         match (self.f64_arith, self.subgroups) {
+            (true, _) if self.f64_subnormals => SOFTFLOAT_F64_NATIVE,
             (true, _) => SOFTFLOAT_F64,
             (false, true) => SOFTFLOAT_GATE_SUBGROUP,
             (false, false) => SOFTFLOAT_GATE_LANE,
@@ -347,6 +355,7 @@ impl Specialisation {
         k.push(self.plain_out_words() as u32);
         k.push(self.subgroups as u32);
         k.push(self.f64_arith as u32);
+        k.push(self.f64_subnormals as u32);
         k.push(self.broadcast as u32);
         k.push(self.quads as u32);
         k.push(self.panel_textures as u32);

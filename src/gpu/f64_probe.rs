@@ -1,0 +1,140 @@
+//! Whether a device's f32 <-> f64 conversions keep f32 subnormals (and round into them as
+//! IEEE does): soft-float's native f64 form (shaders/lib/softfloat_f64_native.wgsl) run on
+//! the device over operand pairs around zero, the subnormal range and its ties, the least
+//! normals, overflow, infinities and NaN, and compared with src/softfloat.rs. Vulkan lets a
+//! device flush f32 subnormals; lavapipe keeps them.
+
+use super::buffers::{read_u32, upload_u32, zeroed};
+use super::shader::assemble_with_spec;
+use super::specialise::Specialisation;
+use super::{Encoder, GpuContext, GpuError};
+use crate::softfloat;
+
+/// The probe kernel: out[2 i] = sf_add(a[i], b[i]), out[2 i + 1] = sf_mul(a[i], b[i]).
+const PROBE: &str = r#"
+@group(0) @binding(1) var<storage, read> lhs: array<u32>;
+@group(0) @binding(2) var<storage, read> rhs: array<u32>;
+@group(0) @binding(3) var<storage, read_write> res: array<u32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= arrayLength(&lhs)) {
+        return;
+    }
+    res[2u * i] = sf_add(lhs[i], rhs[i]);
+    res[2u * i + 1u] = sf_mul(lhs[i], rhs[i]);
+}
+"#;
+
+/// The operands, each paired with every other (and itself): zeros, subnormals (the least,
+/// odd ones, the largest, a half of the range), the least normals and their neighbours,
+/// powers of two whose products with subnormals fall on the subnormal range's ties, values
+/// near one, the largest finite values, infinities, and NaN with payloads.
+const OPERANDS: [u32; 34] = [
+    0x0000_0000,
+    0x8000_0000,
+    0x0000_0001,
+    0x0000_0002,
+    0x0000_0003,
+    0x8000_0001,
+    0x0040_0000,
+    0x0040_0001,
+    0x007f_ffff,
+    0x807f_ffff,
+    0x0080_0000,
+    0x0080_0001,
+    0x8080_0000,
+    0x0100_0001,
+    0x2000_0000, // 2^-63
+    0x3380_0000, // 2^-24
+    0x3400_0000, // 2^-23
+    0x3e80_0000, // 0.25
+    0x3f00_0000, // 0.5
+    0x3f00_0001,
+    0x3f40_0000, // 0.75
+    0x3f80_0000, // 1
+    0x3f80_0001,
+    0x3fc0_0000, // 1.5
+    0xbf80_0000,
+    0x4b80_0000, // 2^24
+    0x7f00_0000, // 2^127
+    0x7f7f_ffff,
+    0xff7f_ffff,
+    0x7f80_0000,
+    0xff80_0000,
+    0x7fc0_0000,
+    0x7f80_0001,
+    0xffc0_0001,
+];
+
+/// Whether soft-float's native f64 form gives src/softfloat.rs's bits on `ctx`'s device for
+/// every pair of [`OPERANDS`].
+pub fn keeps_subnormals(ctx: &GpuContext) -> Result<bool, GpuError> {
+    let (a, b): (Vec<u32>, Vec<u32>) = OPERANDS
+        .iter()
+        .flat_map(|&x| OPERANDS.iter().map(move |&y| (x, y)))
+        .unzip();
+    let spec = Specialisation {
+        f64_arith: true,
+        f64_subnormals: true,
+        ..Default::default()
+    };
+    let src = assemble_with_spec(
+        &["fmt", "rng", "quant", "softfloat"],
+        "f64_probe",
+        PROBE,
+        &spec,
+    );
+    let module = ctx
+        .device
+        .create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("f64 probe"),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
+    let pipeline = ctx
+        .device
+        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("f64 probe"),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+    let (la, lb) = (
+        upload_u32(ctx, "probe a", &a)?,
+        upload_u32(ctx, "probe b", &b)?,
+    );
+    let out = zeroed(ctx, "probe results", 2 * a.len())?;
+    let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("f64 probe"),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: la.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 2,
+                resource: lb.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 3,
+                resource: out.as_entire_binding(),
+            },
+        ],
+    });
+    let mut enc = Encoder::new(ctx);
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind, &[]);
+        pass.dispatch_workgroups((a.len() as u32).div_ceil(64), 1, 1);
+    }
+    enc.submit();
+    let got = read_u32(ctx, &out, 2 * a.len())?;
+    Ok(a.iter().zip(&b).enumerate().all(|(i, (&x, &y))| {
+        got[2 * i] == softfloat::add(x, y) && got[2 * i + 1] == softfloat::mul(x, y)
+    }))
+}
