@@ -8,6 +8,9 @@
 // batch norm's (x - mean)^2 and g xhat computed as they load x and g; `finish` reads the
 // chunk sums (g) and stores each column's sum as the fused output (packed_store: rounded
 // into a packed tensor as it is stored, or f32 as it is).
+// With QUADS (a pipeline constant: inner a multiple of 4, so every chunk starts and ends
+// on a whole vector of four pixels of one row), `partial` and its twins load four values
+// at a time and add them in the same order.
 
 const CHUNK: u32 = 1024u;
 
@@ -26,6 +29,22 @@ fn next_value(i: ptr<function, u32>, p: ptr<function, u32>) {
     }
 }
 
+override QUADS: bool = false;
+
+// The (row, pixel) four values after (i, p) (QUADS).
+fn next_quad(i: ptr<function, u32>, p: ptr<function, u32>) {
+    *p += 4u;
+    if (*p == E.inner) {
+        *p = 0u;
+        *i += 1u;
+    }
+}
+
+// s plus the four values of v, added in order.
+fn add4(s: u32, v: vec4<u32>) -> u32 {
+    return sf_add(sf_add(sf_add(sf_add(s, v.x), v.y), v.z), v.w);
+}
+
 @compute @workgroup_size(256)
 fn partial(@builtin(global_invocation_id) gid: vec3<u32>) {
     let idx = item_index(gid, E.groups_x);
@@ -39,9 +58,16 @@ fn partial(@builtin(global_invocation_id) gid: vec3<u32>) {
     let t0 = q * CHUNK;
     var i = t0 / E.inner;
     var p = t0 % E.inner;
-    for (var t = t0; t < end; t++) {
-        s = sf_add(s, load0((i * E.cols + j) * E.inner + p));
-        next_value(&i, &p);
+    if (QUADS) {
+        for (var t = t0; t < end; t += 4u) {
+            s = add4(s, load4_0((i * E.cols + j) * E.inner + p));
+            next_quad(&i, &p);
+        }
+    } else {
+        for (var t = t0; t < end; t++) {
+            s = sf_add(s, load0((i * E.cols + j) * E.inner + p));
+            next_value(&i, &p);
+        }
     }
     out[q * E.cols + j] = s;
 }
@@ -60,10 +86,24 @@ fn partial_sq(@builtin(global_invocation_id) gid: vec3<u32>) {
     let t0 = q * CHUNK;
     var i = t0 / E.inner;
     var p = t0 % E.inner;
-    for (var t = t0; t < end; t++) {
-        let d = sf_add(load0((i * E.cols + j) * E.inner + p), stat[j] ^ 0x80000000u);
-        s = sf_add(s, sf_mul(d, d));
-        next_value(&i, &p);
+    let neg_mean = stat[j] ^ 0x80000000u;
+    if (QUADS) {
+        for (var t = t0; t < end; t += 4u) {
+            let x = load4_0((i * E.cols + j) * E.inner + p);
+            var sq = vec4(0u);
+            for (var c = 0u; c < 4u; c++) {
+                let d = sf_add(x[c], neg_mean);
+                sq[c] = sf_mul(d, d);
+            }
+            s = add4(s, sq);
+            next_quad(&i, &p);
+        }
+    } else {
+        for (var t = t0; t < end; t++) {
+            let d = sf_add(load0((i * E.cols + j) * E.inner + p), neg_mean);
+            s = sf_add(s, sf_mul(d, d));
+            next_value(&i, &p);
+        }
     }
     out[q * E.cols + j] = s;
 }
@@ -82,11 +122,27 @@ fn partial_gxhat(@builtin(global_invocation_id) gid: vec3<u32>) {
     let t0 = q * CHUNK;
     var i = t0 / E.inner;
     var p = t0 % E.inner;
-    for (var t = t0; t < end; t++) {
-        let k = (i * E.cols + j) * E.inner + p;
-        let xhat = sf_mul(sf_add(load0(k), stat[j] ^ 0x80000000u), stat[E.cols + j]);
-        s = sf_add(s, sf_mul(load1(k), xhat));
-        next_value(&i, &p);
+    let neg_mean = stat[j] ^ 0x80000000u;
+    let inv = stat[E.cols + j];
+    if (QUADS) {
+        for (var t = t0; t < end; t += 4u) {
+            let k = (i * E.cols + j) * E.inner + p;
+            let x = load4_0(k);
+            let g = load4_1(k);
+            var gx = vec4(0u);
+            for (var c = 0u; c < 4u; c++) {
+                gx[c] = sf_mul(g[c], sf_mul(sf_add(x[c], neg_mean), inv));
+            }
+            s = add4(s, gx);
+            next_quad(&i, &p);
+        }
+    } else {
+        for (var t = t0; t < end; t++) {
+            let k = (i * E.cols + j) * E.inner + p;
+            let xhat = sf_mul(sf_add(load0(k), neg_mean), inv);
+            s = sf_add(s, sf_mul(load1(k), xhat));
+            next_value(&i, &p);
+        }
     }
     out[q * E.cols + j] = s;
 }

@@ -304,7 +304,15 @@ pub(crate) fn record_col_sum_of<'a>(
     let count = chunks * cols;
     let mut own = vec![(2, &*parts)];
     own.extend(stat.map(|s| (5, s)));
-    record_io(ctx, enc, ("col_sum", partial), count, p, &own, ins, None)?;
+    // Rows of whole vectors of four: each invocation loads four values at a time (its
+    // chunk's start, a multiple of 1024, a multiple of 4 into a row).
+    let quads = ctx.specialise() && inner.is_multiple_of(4) && COL_SUM_CHUNK.is_multiple_of(4);
+    let (work, constants) = match quads {
+        true => (Work::QuadItems(count), vec![("QUADS", 1.0)]),
+        false => (Work::Items(count), vec![]),
+    };
+    let kernel = ("col_sum", partial, constants.as_slice());
+    record_io_with(ctx, enc, kernel, work, p, &own, ins, None)?;
     let parts = [(1, &*parts)];
     let finish = ("col_sum", "finish");
     record_io(ctx, enc, finish, cols, p, &parts, &[], Some(out.into()))
