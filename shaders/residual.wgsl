@@ -18,22 +18,55 @@ fn offset() -> u32 {
     return E.offset;
 }
 
+// The map's shape as pipeline constants (src/ops/elementwise.rs shortcut_constants): with
+// RS set, the pipeline is specialised to one map, so that an element's indices are found by
+// multiplications instead of divisions (a CPU adapter divides lane by lane).
+override RS: bool = false;
+override RS_COLS: u32 = 1u;
+override RS_ROWS: u32 = 1u;
+override RS_OUT_H: u32 = 1u;
+override RS_OUT_W: u32 = 1u;
+override RS_IN_H: u32 = 1u;
+override RS_IN_W: u32 = 1u;
+override RS_POOL: u32 = 1u;
+fn rs_cols() -> u32 {
+    return select(E.cols, RS_COLS, RS);
+}
+fn rs_rows() -> u32 {
+    return select(E.rows, RS_ROWS, RS);
+}
+fn rs_out_h() -> u32 {
+    return select(E.out_h, RS_OUT_H, RS);
+}
+fn rs_out_w() -> u32 {
+    return select(E.out_w, RS_OUT_W, RS);
+}
+fn rs_in_h() -> u32 {
+    return select(E.in_h, RS_IN_H, RS);
+}
+fn rs_in_w() -> u32 {
+    return select(E.in_w, RS_IN_W, RS);
+}
+fn rs_pool() -> u32 {
+    return select(E.pool, RS_POOL, RS);
+}
+
 @compute @workgroup_size(256)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = item_index(gid, E.groups_x);
     if (i >= E.count) {
         return;
     }
-    let hw = E.out_h * E.out_w;
-    let n = i / (E.cols * hw);
-    let c = (i / hw) % E.cols;
+    let hw = rs_out_h() * rs_out_w();
+    let n = i / (rs_cols() * hw);
+    let c = (i / hw) % rs_cols();
     let p = i % hw;
     var v = 0u;
     let off = offset();
-    if (c >= off && c - off < E.rows) {
-        let h = (p / E.out_w) * E.pool;
-        let w = (p % E.out_w) * E.pool;
-        v = load1(((n * E.rows + c - off) * E.in_h + h) * E.in_w + w);
+    if (c >= off && c - off < rs_rows()) {
+        let h = (p / rs_out_w()) * rs_pool();
+        let w = (p % rs_out_w()) * rs_pool();
+        v = load1(((n * rs_rows() + c - off) * rs_in_h() + h) * rs_in_w() + w);
     }
     store_out(i, sf_add(load0(i), v));
 }
@@ -41,15 +74,16 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>) {
 // The output element source element i maps to, or NONE (fmt.wgsl) where the map drops it.
 
 fn mapped(i: u32) -> u32 {
-    let shw = E.in_h * E.in_w;
-    let n = i / (E.rows * shw);
-    let cs = (i / shw) % E.rows;
-    let h = (i % shw) / E.in_w;
-    let w = i % E.in_w;
-    if (h % E.pool != 0u || w % E.pool != 0u || h / E.pool >= E.out_h || w / E.pool >= E.out_w) {
+    let shw = rs_in_h() * rs_in_w();
+    let n = i / (rs_rows() * shw);
+    let cs = (i / shw) % rs_rows();
+    let h = (i % shw) / rs_in_w();
+    let w = i % rs_in_w();
+    let pool = rs_pool();
+    if (h % pool != 0u || w % pool != 0u || h / pool >= rs_out_h() || w / pool >= rs_out_w()) {
         return NONE;
     }
-    return ((n * E.cols + cs + offset()) * E.out_h + h / E.pool) * E.out_w + w / E.pool;
+    return ((n * rs_cols() + cs + offset()) * rs_out_h() + h / pool) * rs_out_w() + w / pool;
 }
 
 @compute @workgroup_size(256)

@@ -458,6 +458,20 @@ impl Shortcut {
     }
 }
 
+/// A shortcut's map as its kernels' constants.
+fn shortcut_constants(ctx: &GpuContext, p: &ElemParams) -> Vec<(&'static str, f64)> {
+    let shape = [
+        ("RS_COLS", p.cols as usize),
+        ("RS_ROWS", p.rows as usize),
+        ("RS_OUT_H", p.out_h as usize),
+        ("RS_OUT_W", p.out_w as usize),
+        ("RS_IN_H", p.in_h as usize),
+        ("RS_IN_W", p.in_w as usize),
+        ("RS_POOL", p.pool as usize),
+    ];
+    shape_constants(ctx, "RS", &shape)
+}
+
 /// Records y = a + shortcut(s) over a batch of outputs.
 pub fn record_residual_forward<'a>(
     ctx: &GpuContext,
@@ -469,7 +483,9 @@ pub fn record_residual_forward<'a>(
     let n = sc.batch * sc.out.iter().product::<usize>();
     let p = sc.params(n)?;
     let (ins, out) = ([a.into(), s.into()], Some(y.into()));
-    record_io(ctx, enc, ("residual", "forward"), n, p, &[], &ins, out)
+    let constants = shortcut_constants(ctx, &p);
+    let kernel = ("residual", "forward", constants.as_slice());
+    record_io_with(ctx, enc, kernel, Work::Items(n), p, &[], &ins, out)
 }
 
 /// Records y = the concatenation of `parts`: each source written where its map places it
@@ -487,8 +503,10 @@ pub fn record_concat<'a>(
         let n = sc.batch * sc.source.iter().product::<usize>();
         let mut b = Vec::new();
         b.extend(io.bindings());
-        let kernel = ("residual", "place", &[][..]);
-        record_with(ctx, enc, kernel, &io.spec(), n as u32, sc.params(n)?, &b)
+        let p = sc.params(n)?;
+        let constants = shortcut_constants(ctx, &p);
+        let kernel = ("residual", "place", constants.as_slice());
+        record_with(ctx, enc, kernel, &io.spec(), n as u32, p, &b)
     })
 }
 
@@ -503,16 +521,9 @@ pub fn record_skip_backward<'a>(
     let n = sc.batch * sc.source.iter().product::<usize>();
     let p = sc.params(n)?;
     let (ins, out) = ([g.into()], Some(ds.into()));
-    record_io(
-        ctx,
-        enc,
-        ("residual", "skip_backward"),
-        n,
-        p,
-        &[],
-        &ins,
-        out,
-    )
+    let constants = shortcut_constants(ctx, &p);
+    let kernel = ("residual", "skip_backward", constants.as_slice());
+    record_io_with(ctx, enc, kernel, Work::Items(n), p, &[], &ins, out)
 }
 
 /// Records y += g over `n` values.
