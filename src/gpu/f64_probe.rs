@@ -69,7 +69,7 @@ const OPERANDS: [u32; 34] = [
 ];
 
 /// Whether soft-float's native f64 form gives src/softfloat.rs's bits on `ctx`'s device for
-/// every pair of [`OPERANDS`].
+/// every pair of [`OPERANDS`] (false where the device refuses its kernel).
 pub fn keeps_subnormals(ctx: &GpuContext) -> Result<bool, GpuError> {
     let (a, b): (Vec<u32>, Vec<u32>) = OPERANDS
         .iter()
@@ -86,6 +86,8 @@ pub fn keeps_subnormals(ctx: &GpuContext) -> Result<bool, GpuError> {
         PROBE,
         &spec,
     );
+    // A device that refuses the kernel keeps the conversions built by hand.
+    let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let module = ctx
         .device
         .create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -102,6 +104,9 @@ pub fn keeps_subnormals(ctx: &GpuContext) -> Result<bool, GpuError> {
             compilation_options: Default::default(),
             cache: None,
         });
+    if pollster::block_on(scope.pop()).is_some() {
+        return Ok(false);
+    }
     let (la, lb) = (
         upload_u32(ctx, "probe a", &a)?,
         upload_u32(ctx, "probe b", &b)?,
