@@ -10,23 +10,6 @@ use super::specialise::Specialisation;
 use super::{Encoder, GpuContext, GpuError};
 use crate::softfloat;
 
-/// The probe kernel: out[2 i] = sf_add(a[i], b[i]), out[2 i + 1] = sf_mul(a[i], b[i]).
-const PROBE: &str = r#"
-@group(0) @binding(1) var<storage, read> lhs: array<u32>;
-@group(0) @binding(2) var<storage, read> rhs: array<u32>;
-@group(0) @binding(3) var<storage, read_write> res: array<u32>;
-
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
-    if (i >= arrayLength(&lhs)) {
-        return;
-    }
-    res[2u * i] = sf_add(lhs[i], rhs[i]);
-    res[2u * i + 1u] = sf_mul(lhs[i], rhs[i]);
-}
-"#;
-
 /// The operands, each paired with every other (and itself): zeros, subnormals (the least,
 /// odd ones, the largest, a half of the range), the least normals and their neighbours,
 /// powers of two whose products with subnormals fall on the subnormal range's ties, values
@@ -80,24 +63,59 @@ pub fn keeps_subnormals(ctx: &GpuContext) -> Result<bool, GpuError> {
         f64_subnormals: true,
         ..Default::default()
     };
-    let src = assemble_with_spec(
-        &["fmt", "rng", "quant", "softfloat"],
-        "f64_probe",
-        PROBE,
-        &spec,
+    let Some(got) = soft_float_pairs(ctx, &["sf_add(a, b)", "sf_mul(a, b)"], &spec, (&a, &b))?
+    else {
+        return Ok(false);
+    };
+    Ok(a.iter().zip(&b).enumerate().all(|(i, (&x, &y))| {
+        got[0][i] == softfloat::add(x, y) && got[1][i] == softfloat::mul(x, y)
+    }))
+}
+
+/// Each of `steps` (WGSL expressions of a pair's f32 bits `a` and `b` through soft-float,
+/// assembled in `spec`'s form) over every pair (a[i], b[i]) on `ctx`'s device, one kernel and
+/// one dispatch: a result vector a step, or None where the device refuses the kernel.
+pub fn soft_float_pairs(
+    ctx: &GpuContext,
+    steps: &[&str],
+    spec: &Specialisation,
+    (a, b): (&[u32], &[u32]),
+) -> Result<Option<Vec<Vec<u32>>>, GpuError> {
+    let (n, r) = (a.len().min(b.len()), steps.len());
+    let stores: String = steps
+        .iter()
+        .enumerate()
+        .map(|(t, e)| format!("    res[{t}u * arrayLength(&lhs) + i] = {e};\n"))
+        .collect();
+    let body = format!(
+        "@group(0) @binding(1) var<storage, read> lhs: array<u32>;
+@group(0) @binding(2) var<storage, read> rhs: array<u32>;
+@group(0) @binding(3) var<storage, read_write> res: array<u32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
+    let i = gid.y * nwg.x * 64u + gid.x;
+    if (i >= arrayLength(&lhs)) {{
+        return;
+    }}
+    let a = lhs[i];
+    let b = rhs[i];
+{stores}}}
+"
     );
-    // A device that refuses the kernel keeps the conversions built by hand.
+    let libs = ["fmt", "rng", "quant", "softfloat"];
+    let src = assemble_with_spec(&libs, "soft-float pairs", &body, spec);
     let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let module = ctx
         .device
         .create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("f64 probe"),
+            label: Some("soft-float pairs"),
             source: wgpu::ShaderSource::Wgsl(src.into()),
         });
     let pipeline = ctx
         .device
         .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("f64 probe"),
+            label: Some("soft-float pairs"),
             layout: None,
             module: &module,
             entry_point: Some("main"),
@@ -105,15 +123,15 @@ pub fn keeps_subnormals(ctx: &GpuContext) -> Result<bool, GpuError> {
             cache: None,
         });
     if pollster::block_on(scope.pop()).is_some() {
-        return Ok(false);
+        return Ok(None);
     }
     let (la, lb) = (
-        upload_u32(ctx, "probe a", &a)?,
-        upload_u32(ctx, "probe b", &b)?,
+        upload_u32(ctx, "soft-float pairs a", &a[..n])?,
+        upload_u32(ctx, "soft-float pairs b", &b[..n])?,
     );
-    let out = zeroed(ctx, "probe results", 2 * a.len())?;
+    let out = zeroed(ctx, "soft-float pairs results", r * n)?;
     let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("f64 probe"),
+        label: Some("soft-float pairs"),
         layout: &pipeline.get_bind_group_layout(0),
         entries: &[
             wgpu::BindGroupEntry {
@@ -130,16 +148,19 @@ pub fn keeps_subnormals(ctx: &GpuContext) -> Result<bool, GpuError> {
             },
         ],
     });
+    // Rows of at most 32,768 workgroups of 64 (within every device's grid).
+    let groups = (n as u32).div_ceil(64).max(1);
+    let (gx, gy) = (groups.min(1 << 15), groups.div_ceil(1 << 15));
     let mut enc = Encoder::new(ctx);
     {
         let mut pass = enc.begin_compute_pass(&Default::default());
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &bind, &[]);
-        pass.dispatch_workgroups((a.len() as u32).div_ceil(64), 1, 1);
+        pass.dispatch_workgroups(gx, gy, 1);
     }
     enc.submit();
-    let got = read_u32(ctx, &out, 2 * a.len())?;
-    Ok(a.iter().zip(&b).enumerate().all(|(i, (&x, &y))| {
-        got[2 * i] == softfloat::add(x, y) && got[2 * i + 1] == softfloat::mul(x, y)
-    }))
+    let got = read_u32(ctx, &out, r * n)?;
+    Ok(Some(
+        (0..r).map(|t| got[t * n..(t + 1) * n].to_vec()).collect(),
+    ))
 }
