@@ -406,9 +406,11 @@ impl GpuContext {
             error,
         };
         // Through f64, the device's own conversions where they keep subnormals (lavapipe's
-        // soft-float adds and multiplies 4-5x faster than with conversions built by hand).
+        // soft-float adds and multiplies 5-7x faster than with conversions built by hand);
+        // the portable kernels (LOWP_SPECIALISE=0) never take it, so need no probe.
         let built = softfloat_setting.as_deref() == Some("f64-built");
-        ctx.f64_subnormals = f64_softfloat && !built && super::f64_probe::keeps_subnormals(&ctx)?;
+        ctx.f64_subnormals =
+            f64_softfloat && specialise && !built && super::f64_probe::keeps_subnormals(&ctx)?;
         Ok(ctx)
     }
 

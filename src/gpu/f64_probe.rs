@@ -1,8 +1,9 @@
-//! Whether a device's f32 <-> f64 conversions keep f32 subnormals (and round into them as
-//! IEEE does): soft-float's native f64 form (shaders/lib/softfloat_f64_native.wgsl) run on
-//! the device over operand pairs around zero, the subnormal range and its ties, the least
-//! normals, overflow, infinities and NaN, and compared with src/softfloat.rs. Vulkan lets a
-//! device flush f32 subnormals; lavapipe keeps them.
+//! Whether soft-float's native f64 form (shaders/lib/softfloat_f64_native.wgsl: the
+//! device's own f32 <-> f64 conversions, which must keep f32 subnormals and round into them
+//! as IEEE does) gives src/softfloat.rs's bits on a device: run there over operand pairs
+//! around zero, the subnormal range and its ties, the least normals, overflow, infinities and
+//! NaN, and compared. Vulkan lets a device flush f32 subnormals; lavapipe keeps them. Also
+//! the runner of soft-float expressions over operand pairs that the twin test uses.
 
 use super::buffers::{read_u32, upload_u32, zeroed};
 use super::shader::assemble_with_spec;
@@ -85,17 +86,19 @@ pub fn soft_float_pairs(
     let stores: String = steps
         .iter()
         .enumerate()
-        .map(|(t, e)| format!("    res[{t}u * arrayLength(&lhs) + i] = {e};\n"))
+        .map(|(t, e)| format!("    res[{t}u * N + i] = {e};\n"))
         .collect();
     let body = format!(
-        "@group(0) @binding(1) var<storage, read> lhs: array<u32>;
+        "// The pairs (the buffers hold whole vectors of four words, perhaps a few more).
+const N: u32 = {n}u;
+@group(0) @binding(1) var<storage, read> lhs: array<u32>;
 @group(0) @binding(2) var<storage, read> rhs: array<u32>;
 @group(0) @binding(3) var<storage, read_write> res: array<u32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {{
     let i = gid.y * nwg.x * 64u + gid.x;
-    if (i >= arrayLength(&lhs)) {{
+    if (i >= N) {{
         return;
     }}
     let a = lhs[i];
@@ -105,7 +108,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     );
     let libs = ["fmt", "rng", "quant", "softfloat"];
     let src = assemble_with_spec(&libs, "soft-float pairs", &body, spec);
-    let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    // A kernel the device refuses is None, not an error left in the device's slot: a
+    // refused shader or pipeline is a validation error or, from the backend, an internal one.
+    let internal = ctx.device.push_error_scope(wgpu::ErrorFilter::Internal);
+    let validation = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
     let module = ctx
         .device
         .create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -122,7 +128,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             compilation_options: Default::default(),
             cache: None,
         });
-    if pollster::block_on(scope.pop()).is_some() {
+    let refused = pollster::block_on(validation.pop()).is_some();
+    if pollster::block_on(internal.pop()).is_some() || refused {
         return Ok(None);
     }
     let (la, lb) = (

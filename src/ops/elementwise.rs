@@ -51,7 +51,8 @@ pub(crate) enum Work {
     Items(usize),
     /// Four consecutive elements of `p.n`.
     Quads,
-    /// One of `count` items, each storing whole vectors of four elements.
+    /// One of `count` items, each loading or storing whole vectors of four elements
+    /// (operands whose elements own 32-bit words declared as 16-byte vectors).
     QuadItems(usize),
 }
 
