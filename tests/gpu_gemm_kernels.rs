@@ -572,7 +572,12 @@ fn strided_conv_of(
 #[test]
 fn input_rows_equal_gathered_values_bit_for_bit() {
     let context = |p: usize, segments: bool| {
-        let c = common::gpu().with_gemm_panels(true).with_segments(segments);
+        // 16-row blocks too (a CPU adapter's default), so that every adapter takes the
+        // views of 17 to 64 rows through segments.
+        let c = common::gpu()
+            .with_gemm_panels(true)
+            .with_tall_blocks(true)
+            .with_segments(segments);
         match p {
             1 => c.with_panel_words(1 << 16),
             2 => c.with_broadcast_lanes(false),
@@ -656,6 +661,7 @@ fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
     let context = |segments: bool| {
         common::gpu()
             .with_gemm_panels(true)
+            .with_tall_blocks(true)
             .with_tap_sums(false)
             .with_segments(segments)
     };
