@@ -572,10 +572,11 @@ fn strided_conv_of(
 #[test]
 fn input_rows_equal_gathered_values_bit_for_bit() {
     let context = |p: usize, segments: bool| {
-        // 16-row blocks too (a CPU adapter's default), so that every adapter takes the
-        // views of 17 to 64 rows through segments.
+        // Narrow tall views and 16-row blocks too (a CPU adapter's defaults), so that every
+        // adapter takes these views through segments.
         let c = common::gpu()
             .with_gemm_panels(true)
+            .with_narrow_tall(true)
             .with_tall_blocks(true)
             .with_segments(segments);
         match p {
@@ -661,6 +662,7 @@ fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
     let context = |segments: bool| {
         common::gpu()
             .with_gemm_panels(true)
+            .with_narrow_tall(true)
             .with_tall_blocks(true)
             .with_tap_sums(false)
             .with_segments(segments)
