@@ -19,7 +19,7 @@ status=0
 for b in quantize gemm; do
     "$bin/$b" --bench >"$out/$b.txt" 2>&1 || status=1
 done
-python3 tools/bench_peers.py --lowp-bench "$bin/train" --device cuda --gpu-extras \
+python3 tools/bench_peers.py --lowp-bench "$bin/train" --gemm-bench "$bin/gemm" --device cuda --gpu-extras \
     --out "$out/peers.md" >"$out/peers.log" 2>&1 || status=1
 cat "$out/info.txt" "$out/peers.md" 2>/dev/null
 exit $status
