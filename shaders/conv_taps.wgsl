@@ -37,7 +37,7 @@ fn main_item(item: u32) {
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let run = item_run(gid, G.groups_x, nwg, G.count);
-    for (var item = run.x; item < run.y; item += WG) {
+    for (var item = run.x; item < run.y; item += RUN_LANES) {
         main_item(item);
     }
 }

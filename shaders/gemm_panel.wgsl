@@ -66,7 +66,7 @@ fn pack_item(item: u32) {
 @compute @workgroup_size(256)
 fn pack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let run = item_run(gid, G.groups_x, nwg, G.count);
-    for (var item = run.x; item < run.y; item += WG) {
+    for (var item = run.x; item < run.y; item += RUN_LANES) {
         pack_item(item);
     }
 }

@@ -76,7 +76,7 @@ fn forward_item(item: u32) {
 @compute @workgroup_size(256)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let run = item_run(gid, E.groups_x, nwg, E.count);
-    for (var item = run.x; item < run.y; item += WG) {
+    for (var item = run.x; item < run.y; item += RUN_LANES) {
         forward_item(item);
     }
 }
@@ -115,7 +115,7 @@ fn backward_item(item: u32) {
 @compute @workgroup_size(256)
 fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let run = item_run(gid, E.groups_x, nwg, E.count);
-    for (var item = run.x; item < run.y; item += WG) {
+    for (var item = run.x; item < run.y; item += RUN_LANES) {
         backward_item(item);
     }
 }
@@ -151,7 +151,7 @@ fn backward_pairs_item(item: u32) {
 @compute @workgroup_size(256)
 fn backward_pairs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let run = item_run(gid, E.groups_x, nwg, E.count);
-    for (var item = run.x; item < run.y; item += WG) {
+    for (var item = run.x; item < run.y; item += RUN_LANES) {
         backward_pairs_item(item);
     }
 }

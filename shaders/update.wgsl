@@ -99,7 +99,7 @@ fn sgd_item(item: u32) {
 @compute @workgroup_size(256)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let run = item_run(gid, E.groups_x, nwg, E.count);
-    for (var item = run.x; item < run.y; item += WG) {
+    for (var item = run.x; item < run.y; item += RUN_LANES) {
         sgd_item(item);
     }
 }
@@ -130,7 +130,7 @@ fn adam_item(item: u32) {
 @compute @workgroup_size(256)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let run = item_run(gid, E.groups_x, nwg, E.count);
-    for (var item = run.x; item < run.y; item += WG) {
+    for (var item = run.x; item < run.y; item += RUN_LANES) {
         adam_item(item);
     }
 }
@@ -166,7 +166,7 @@ fn sgd_weights_item(item: u32) {
 @compute @workgroup_size(256)
 fn sgd_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let run = item_run(gid, E.groups_x, nwg, E.count);
-    for (var item = run.x; item < run.y; item += WG) {
+    for (var item = run.x; item < run.y; item += RUN_LANES) {
         sgd_weights_item(item);
     }
 }

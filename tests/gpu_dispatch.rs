@@ -158,6 +158,13 @@ fn settings_given_in_code_replace_the_environments() {
         Err(e) => panic!("another error: {e}"),
         Ok(_) => panic!("a bad setting was taken"),
     }
+    match GpuContext::with_settings(&[("LOWP_RUN_LANES", "3")]) {
+        Err(GpuError::Invalid(e)) => assert!(e.contains("LOWP_RUN_LANES"), "{e}"),
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("run lanes that do not divide a workgroup were taken"),
+    }
+    let wide = GpuContext::with_settings(&[("LOWP_RUN_LANES", "256")]).unwrap();
+    assert_eq!(wide.run_lanes(), 256);
     // Settings read elsewhere than in the constructor go there too; a name it does not read
     // (a misspelling) is refused rather than ignored.
     match GpuContext::with_settings(&[("LOWP_GEMM_TILES", "1,2")]) {
@@ -169,5 +176,37 @@ fn settings_given_in_code_replace_the_environments() {
         Err(GpuError::Invalid(e)) => assert!(e.contains("LOWP_SEGMENT "), "{e}"),
         Err(e) => panic!("another error: {e}"),
         Ok(_) => panic!("an unknown setting was taken"),
+    }
+}
+
+/// A looping kernel takes every item exactly once whatever width its runs of items have
+/// (lanes side by side across the workgroup, a CPU adapter's 8, one, or a few), at counts
+/// that leave a lane's run, a workgroup's and the last workgroup partly empty: ReLU added
+/// into zeros gives each item's value once (twice or never would show).
+#[test]
+fn looping_kernels_take_every_item_once_for_any_run_width() {
+    let n_most = 100_003;
+    // Distinct values of both signs, none NaN: relu(x) is x or +0.
+    let x: Vec<f32> = (0..n_most)
+        .map(|i| (i as f32 + 1.0) * if i % 3 == 0 { -1.0 } else { 1.0 })
+        .collect();
+    for lanes in [256u32, 8, 32, 1] {
+        // At most 3 workgroups (two rows of two, the last empty): several items a lane.
+        let c = common::gpu()
+            .with_max_groups_x(2)
+            .with_item_groups(Some(3))
+            .with_run_lanes(lanes);
+        for n in [1usize, 5, 255, 769, 4_097, n_most] {
+            let xs = upload_f32(&c, "input", &x[..n]).unwrap();
+            let out = zeroed(&c, "sums", n).unwrap();
+            let mut enc = Encoder::new(&c);
+            record_relu_forward(&c, &mut enc, &*xs, Dst::Accumulate(&out), n).unwrap();
+            enc.submit();
+            let got = read_u32(&c, &out, n).unwrap();
+            for (i, (&g, &v)) in got.iter().zip(&x[..n]).enumerate() {
+                let want = if v > 0.0 { v } else { 0.0 };
+                assert_eq!(g, want.to_bits(), "{lanes} lanes, {n} items: item {i}");
+            }
+        }
     }
 }

@@ -28,18 +28,29 @@ fn item_index(gid: vec3<u32>, groups_x: u32) -> u32 {
     return gid.x + gid.y * groups_x * WG;
 }
 
+// Lanes of a workgroup that share a run of items (a divisor of WG; set per adapter class by
+// src/gpu/dispatch.rs): WG on a GPU, the SIMD width (8) on a CPU adapter.
+override RUN_LANES: u32 = 256u;
+
 // The items of an invocation where its kernel loops over them (an entry point that takes
 // `num_workgroups`): each workgroup a run of whole workgroups' worth of consecutive items,
-// its invocations items first, first + WG, ... below end (src/gpu/dispatch.rs looping_grid
-// gives a CPU adapter a few workgroups a core; with a workgroup per WG items, the item is
-// item_index's). Every item is below count, so an item's body checks no bound of its own.
+// split among its groups of RUN_LANES lanes, each group a run of consecutive items; an
+// invocation's items are first, first + RUN_LANES, ... below end (src/gpu/dispatch.rs
+// looping_grid gives a CPU adapter a few workgroups a core; with a workgroup per WG items,
+// the item is item_index's). On a GPU (RUN_LANES = WG) a workgroup's lanes load
+// neighbouring items together; on a CPU adapter, which runs each group of 8 lanes through
+// its whole loop before the next, each group walks its run in order, so its loads stream
+// (with the whole workgroup's stride, a group touched a new page every item and missed
+// the caches once a run outgrew them: 3x slower on 1M values). Every item is below count,
+// so an item's body checks no bound of its own.
 fn item_run(gid: vec3<u32>, groups_x: u32, nwg: vec3<u32>, count: u32) -> vec2<u32> {
     let t = nwg.x * nwg.y * WG;
     let per = count / t + select(0u, 1u, count % t != 0u);
     let i = item_index(gid, groups_x);
-    let start = (i / WG) * per * WG;
+    let l = i % WG;
+    let start = ((i / WG) * WG + (l / RUN_LANES) * RUN_LANES) * per;
     if (start >= count) {
         return vec2(0u, 0u);
     }
-    return vec2(start + i % WG, start + min(per * WG, count - start));
+    return vec2(start + l % RUN_LANES, start + min(per * RUN_LANES, count - start));
 }

@@ -1,5 +1,6 @@
 //! The device context: adapter choice, device, queue, capabilities and pipeline cache.
 
+use super::dispatch::WORKGROUP;
 use super::error::GpuError;
 use super::memory::{DeviceBuffer, DeviceTexture, Ledger, Purpose};
 use super::param_ring::ParamRing;
@@ -43,6 +44,9 @@ pub struct GpuContext {
     /// The most workgroups of a kernel that loops over its work items (None: one item an
     /// invocation; see [`GpuContext::item_groups`]).
     item_groups: Option<u32>,
+    /// Lanes of a looping kernel's workgroup that walk a run of items together (see
+    /// [`GpuContext::run_lanes`]).
+    run_lanes: u32,
     specialise: bool,
     /// The device runs subgroup operations (read once, asked on every dispatch).
     subgroups: bool,
@@ -176,6 +180,7 @@ const SETTINGS: &[&str] = &[
     "LOWP_TALL_BLOCKS",
     "LOWP_WINDOWS",
     "LOWP_ITEM_GROUPS",
+    "LOWP_RUN_LANES",
     "LOWP_PROFILE",
 ];
 
@@ -365,6 +370,21 @@ impl GpuContext {
                 }
             },
         };
+        // llvmpipe runs each group of SIMD lanes through a whole item loop before the next:
+        // each group takes a run of its own, so that its loads stream.
+        let simd = info.subgroup_max_size;
+        let run_lanes = match var("LOWP_RUN_LANES").as_deref() {
+            Err(_) | Ok("") if cpu && simd >= 1 && WORKGROUP.is_multiple_of(simd) => simd,
+            Err(_) | Ok("") => WORKGROUP,
+            Ok(v) => match v.parse::<u32>() {
+                Ok(n) if n >= 1 && WORKGROUP.is_multiple_of(n) => n,
+                _ => {
+                    return Err(GpuError::Invalid(format!(
+                        "LOWP_RUN_LANES={v:?}: expected a divisor of {WORKGROUP} (lanes that share a run of items) or unset"
+                    )));
+                }
+            },
+        };
         let profiler = match var("LOWP_PROFILE").as_deref() {
             Err(_) | Ok("") | Ok("0") => None,
             Ok("host") => Some(super::profile::Profiler::host_timed()),
@@ -391,6 +411,7 @@ impl GpuContext {
             tap_sums,
             segments,
             item_groups,
+            run_lanes,
             specialise,
             subgroups,
             f64_softfloat,
@@ -438,6 +459,7 @@ impl GpuContext {
             tap_sums: self.tap_sums,
             segments: self.segments,
             item_groups: self.item_groups,
+            run_lanes: self.run_lanes,
             specialise: self.specialise,
             subgroups: self.subgroups,
             broadcast_lanes: self.broadcast_lanes,
@@ -581,6 +603,24 @@ impl GpuContext {
     /// as many as its items need): on a CPU adapter, a few per core (`LOWP_ITEM_GROUPS`).
     pub fn item_groups(&self) -> Option<u32> {
         self.item_groups
+    }
+
+    /// Sets how many lanes of a looping kernel's workgroup walk a run of consecutive items
+    /// together (a divisor of 256; 256: the whole workgroup, lanes side by side).
+    pub fn with_run_lanes(mut self, lanes: u32) -> GpuContext {
+        assert!(
+            lanes >= 1 && WORKGROUP.is_multiple_of(lanes),
+            "run lanes must divide {WORKGROUP}, got {lanes}"
+        );
+        self.run_lanes = lanes;
+        self
+    }
+
+    /// Lanes of a looping kernel's workgroup that walk a run of items together: the
+    /// subgroup (SIMD) width on a CPU adapter, the whole workgroup elsewhere
+    /// (`LOWP_RUN_LANES`).
+    pub fn run_lanes(&self) -> u32 {
+        self.run_lanes
     }
 
     /// Compiles kernels for their operands' formats, or runs the generic kernels that read
@@ -804,7 +844,7 @@ impl GpuContext {
         let l = self.device.limits();
         let yes = |b: bool| if b { "yes" } else { "no" };
         format!(
-            "adapter: {} ({}, {})\ndriver: {} {}{}\nshader-f16: {}\nshader-f64: {}\nsubgroups: {}\ndot4I8Packed (WGSL): {}\ncooperative matrix: {}\ntimestamp queries: {}\nmax storage buffer binding: {} MiB\nmax buffer: {} MiB\nmax workgroups per dimension: {}\nGEMM with f32 sums: {}\nGEMM tiles: {}\nkernels: {}\nper-item kernels: {}",
+            "adapter: {} ({}, {})\ndriver: {} {}{}\nshader-f16: {}\nshader-f64: {}\nsubgroups: {}\ndot4I8Packed (WGSL): {}\ncooperative matrix: {}\ntimestamp queries: {}\nmax storage buffer binding: {} MiB\nmax buffer: {} MiB\nmax workgroups per dimension: {}\nGEMM with f32 sums: {}\nGEMM tiles: {}\nkernels: {}\nper-item kernels: {}; runs of items {} lanes wide (LOWP_RUN_LANES)",
             self.info.name,
             self.info.backend.to_str(),
             device_type_name(self.info.device_type),
@@ -887,6 +927,7 @@ impl GpuContext {
                 ),
                 None => "one item an invocation".to_string(),
             },
+            self.run_lanes,
         )
     }
 }

@@ -168,6 +168,16 @@ pub fn record_textured<P: bytemuck::Pod>(
         },
     };
     let slot = enc.params(params);
+    // A kernel that loops over its items walks them in runs as wide as the context says.
+    let mut looping = Vec::new();
+    let constants = match loops_over_items(kernel, entry) {
+        true => {
+            looping.extend_from_slice(constants);
+            looping.push(("RUN_LANES", ctx.run_lanes() as f64));
+            &looping[..]
+        }
+        false => constants,
+    };
     let pipeline = ctx
         .pipelines
         .get(&ctx.device, (kernel, entry, constants), &spec)
