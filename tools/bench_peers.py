@@ -19,7 +19,10 @@
 # through them to e5m2 (QPyTorch's nearest: ties away from zero, saturating), the fp32
 # weights updated by torch's SGD: the map of examples/precision/hfp8.toml. A step is
 # forward, loss, backward and update on a fixed synthetic batch; the median over the timed
-# steps is reported.
+# steps is a round's figure. A shared host's speed drifts by 2x within minutes, so each
+# model is timed in `--rounds` rounds (default 3), lowp's steps then the peers' in each:
+# the table gives the median of the rounds' figures and of their ratios (each lowp's over
+# the peer's of the same round), with the ratios' range.
 import argparse, os, re, statistics, subprocess, sys, time
 
 import torch
@@ -31,6 +34,8 @@ p.add_argument('--lowp-bench', help='the train bench binary (default: cargo benc
 p.add_argument('--models', default='mlp,lenet,resnet8')
 p.add_argument('--steps', type=int, default=0, help='timed steps per case (default: 20, 5 for ResNet-8)')
 p.add_argument('--batch', type=int, default=64)
+p.add_argument('--rounds', type=int, default=3,
+               help="rounds of each model's steps, lowp's then the peers' (default 3)")
 p.add_argument('--gemm-bench', help='the GEMM bench binary (default: cargo bench --bench gemm)')
 p.add_argument('--gemm-case', default='gemm 512x512x512',
                help="the GEMM bench's case (LOWP_BENCH_CASE; '' skips the GEMM)")
@@ -186,8 +191,8 @@ def extras():
     return out
 
 
-def lowp_step_ms():
-    """{(model, 'fp32'|'hfp8'): ms per step} from lowp's train bench."""
+def lowp_step_ms(models):
+    """{(model, 'fp32'|'hfp8'): ms per step} from lowp's train bench, for `models`."""
     env = dict(os.environ, LOWP_PROFILE='')
     cmd = [args.lowp_bench, '--bench'] if args.lowp_bench else ['cargo', 'bench', '--bench', 'train']
     found = {}
@@ -237,13 +242,29 @@ def torch_matmul_gflops(n, reps=20):
 hfp8 = qpytorch_hfp8()
 if hfp8 is None:
     print('QPyTorch not installed: its column is left empty', file=sys.stderr)
-peer = {}
-for m in models:
-    steps = args.steps or (5 if m == 'resnet8' else 20)
-    peer[(m, 'fp32')] = torch_step_ms(m, None, steps)
-    if hfp8:
-        peer[(m, 'hfp8')] = torch_step_ms(m, hfp8, steps)
-ours = lowp_step_ms()
+# Per round: {(model, map): ms} of lowp and of the peers.
+rounds = []
+for r in range(max(args.rounds, 1)):
+    ours_r, peer_r = {}, {}
+    for m in models:
+        ours_r.update(lowp_step_ms([m]))
+        steps = args.steps or (5 if m == 'resnet8' else 20)
+        peer_r[(m, 'fp32')] = torch_step_ms(m, None, steps)
+        if hfp8:
+            peer_r[(m, 'hfp8')] = torch_step_ms(m, hfp8, steps)
+    rounds.append((ours_r, peer_r))
+    print(f'round {r + 1} of {max(args.rounds, 1)} done', file=sys.stderr)
+
+
+def across(side, key):
+    """The median over the rounds of one side's figure (None where a round lacks it)."""
+    v = [rd[side].get(key) for rd in rounds]
+    return statistics.median(v) if v and all(x is not None for x in v) else None
+
+
+ours = {k: across(0, k) for k in rounds[0][0] if k != 'adapter'}
+ours['adapter'] = rounds[0][0].get('adapter', '?')
+peer = {k: across(1, k) for k in rounds[0][1]}
 
 cpu = 'unknown CPU'
 try:
@@ -256,15 +277,22 @@ except OSError:
 lines = [
     f'lowp: {ours.get("adapter", "?")}; PyTorch {torch.__version__} on '
     + (torch.cuda.get_device_name() if dev.type == 'cuda' else f'the CPU ({cpu}')
-    + f', {torch.get_num_threads()} CPU threads); batch {args.batch}, ms per step (median)',
+    + f', {torch.get_num_threads()} CPU threads); batch {args.batch}, ms per step (median of '
+    + f'{len(rounds)} rounds, each lowp then its peers)',
     '',
-    '| model | map | lowp | peer | peer ms / step | lowp / peer |',
+    '| model | map | lowp | peer | peer ms / step | lowp / peer (rounds) |',
     '| --- | --- | ---: | --- | ---: | ---: |',
 ]
 for m in models:
     for fmt, who in [('fp32', 'PyTorch fp32'), ('hfp8', 'QPyTorch HFP8')]:
         a, b = ours.get((m, fmt)), peer.get((m, fmt))
-        ratio = f'{a / b:.1f}x' if a and b else ''
+        ratios = [rd[0][(m, fmt)] / rd[1][(m, fmt)] for rd in rounds
+                  if rd[0].get((m, fmt)) and rd[1].get((m, fmt))]
+        ratio = ''
+        if ratios:
+            ratio = f'{statistics.median(ratios):.1f}x'
+            if len(ratios) > 1:
+                ratio += f' ({min(ratios):.1f}-{max(ratios):.1f})'
         lines.append(f'| {m} | {fmt} | {a or float("nan"):.1f} | {who} | '
                      f'{b or float("nan"):.1f} | {ratio} |')
 if args.gemm_case:
