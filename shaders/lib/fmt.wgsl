@@ -28,8 +28,9 @@ fn item_index(gid: vec3<u32>, groups_x: u32) -> u32 {
     return gid.x + gid.y * groups_x * WG;
 }
 
-// Lanes of a workgroup that share a run of items (a divisor of WG; set per adapter class by
-// src/gpu/dispatch.rs): WG on a GPU, the SIMD width (8) on a CPU adapter.
+// Lanes of a workgroup that share a run of items: WG on a GPU, the SIMD width (8) on a CPU
+// adapter (src/gpu/dispatch.rs sets it from the context). It must divide WG, or groups'
+// runs would overlap; the context refuses any other width.
 override RUN_LANES: u32 = 256u;
 
 // The items of an invocation where its kernel loops over them (an entry point that takes
