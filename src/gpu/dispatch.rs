@@ -216,7 +216,11 @@ pub fn record_textured<P: bytemuck::Pod>(
             None => Ok(bind),
         }
     })?;
-    let label = || format!("{kernel}/{entry} {gx}x{gy}x{gz}");
+    let view = enc.view().map(str::to_owned);
+    let label = || match &view {
+        Some(view) => format!("{kernel}/{entry} {view}"),
+        None => format!("{kernel}/{entry} {gx}x{gy}x{gz}"),
+    };
     let host_timed = ctx.profiler.as_ref().filter(|p| p.is_host_timed());
     if host_timed.is_some() {
         enc.run_recorded(ctx)?;

@@ -21,6 +21,9 @@ pub struct Encoder {
     params: ParamArena,
     /// The context's ledger, which holds its cached bind groups.
     ledger: Arc<Ledger>,
+    /// What the dispatches now being recorded compute (a GEMM view's family and size), for
+    /// the profile's labels.
+    view: Option<String>,
 }
 
 impl Encoder {
@@ -32,7 +35,18 @@ impl Encoder {
             queue: ctx.queue.clone(),
             params: ParamArena::new(&ctx.params),
             ledger: ctx.ledger.clone(),
+            view: None,
         }
+    }
+
+    /// Names what the next dispatches compute in the profile's labels (None: their grids).
+    pub fn set_view(&mut self, view: Option<String>) {
+        self.view = view;
+    }
+
+    /// What [`Encoder::set_view`] last named.
+    pub fn view(&self) -> Option<&str> {
+        self.view.as_deref()
     }
 
     /// The cached bind group of `pipeline` with these (binding, buffer, offset) and

@@ -308,13 +308,23 @@ pub fn record_view<'c, P: SplitParams>(
     bias: &wgpu::Buffer,
     c: impl Into<Dst<'c>>,
 ) -> Result<(), GpuError> {
+    // A profile names the view's dispatches by its size.
+    let named = ctx.profiler.is_some() && enc.view().is_none();
+    if named {
+        let (f, m, n, k) = (view.family, view.m, view.n, view.k);
+        enc.set_view(Some(format!("{f} {m}x{n}x{k}")));
+    }
     // A grouped convolution is one view per group, each writing its own outputs.
-    record_phases(ctx, enc, &[], Some(c.into()), |enc, io| {
+    let recorded = record_phases(ctx, enc, &[], Some(c.into()), |enc, io| {
         for g in 0..params.groups() {
             record_view_io(ctx, enc, view, params.with_group(g), (a, b), bias, io)?;
         }
         Ok(())
-    })
+    });
+    if named {
+        enc.set_view(None);
+    }
+    recorded
 }
 
 /// Records a GEMM view's sums into the output of `io`.
