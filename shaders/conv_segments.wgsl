@@ -215,9 +215,10 @@ fn window_a(i: u32, f: u32) -> f32 {
     return 0.0;
 }
 
-// `thin`'s sums for a weight gradient of at most 8 rows, stride 1 and no dilation along the
+// `thin`'s sums for a weight gradient of at most 16 rows, stride 1 and no dilation along the
 // width, kernel rows of at most 8 taps (WINDOW, src/gpu/params.rs SplitParams::window_rows),
-// stored: invocation g takes kernel row g (input channel g / KH of the group, row g % KH),
+// stored: workgroup row `block` takes the view's rows 8 block to 8 block + 7 of the panel's
+// block, invocation g kernel row g (input channel g / KH of the group, row g % KH),
 // its taps the tile's columns. Over the slice's products (output pixels, in order), the
 // taps of one output row read neighbouring input words: a window of eight, moved one word a
 // product, loads one input word a product instead of KW gathers. Where subgroups of 8 can
@@ -225,8 +226,11 @@ fn window_a(i: u32, f: u32) -> f32 {
 // shares it, so the view needs no A panel either. The products and their
 // order are `thin`'s (or `main`'s over a packed panel): the same sums. The window's words
 // past the kernel's width are summed into columns never stored.
-fn window_tile(g: u32, q: u32, k_begin: u32, k_end: u32, slice: u32) {
+fn window_tile(g: u32, q: u32, block: u32, k_begin: u32, k_end: u32, slice: u32) {
     var c = Tile();
+    // The tile's first row, within the panel's block and within the view.
+    let r0 = 8u * block;
+    let i0 = G.blk.i0 + r0;
     let spread = BROADCAST && WX % 8u == 0u;
     let live = g < cin_g() * cv_kh();
     let ch = c0() + g / cv_kh();
@@ -256,9 +260,9 @@ fn window_tile(g: u32, q: u32, k_begin: u32, k_end: u32, slice: u32) {
             // and shares it, else from A's panel (the same words for every lane).
             var a: Lanes8;
             if (spread) {
-                a = spread8(window_a(q, fa + r));
+                a = spread8(window_a(i0 + q, fa + r));
             } else {
-                let e = (k + r) * (PM / 4u);
+                let e = (k + r) * (PM / 4u) + r0 / 4u;
                 a = Lanes8(panel_a(e), panel_a(e + 1u));
             }
             c = rank1(c, a.lo, a.hi, b0, b1);
@@ -268,5 +272,5 @@ fn window_tile(g: u32, q: u32, k_begin: u32, k_end: u32, slice: u32) {
         k += run;
     }
     col_end = (g + 1u) * cv_kw();
-    put_tile(G.blk.i0, g * cv_kw(), slice, c, false);
+    put_tile(i0, g * cv_kw(), slice, c, false);
 }

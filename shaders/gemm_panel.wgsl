@@ -295,7 +295,7 @@ fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         return;
     }
     if (WINDOW) {
-        window_tile(wid.x * WX + lid.x, q, k_begin, k_end, G.blk.slice0 + slice);
+        window_tile(wid.x * WX + lid.x, q, wid.y, k_begin, k_end, G.blk.slice0 + slice);
         return;
     }
     for (var k = k_begin; k < k_end; k++) {

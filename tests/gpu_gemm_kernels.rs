@@ -731,9 +731,11 @@ fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
 /// columns, padding 0), and two groups of 12 from 10 channels each (90 columns).
 #[test]
 fn narrow_tall_views_equal_packed_panels_bit_for_bit() {
+    // Windows off: they would take these views (at most 16 rows) first.
+    let panels = || common::gpu().with_gemm_panels(true).with_windows(false);
     let (on, off) = (
-        common::gpu().with_gemm_panels(true).with_narrow_tall(true),
-        common::gpu().with_gemm_panels(true).with_narrow_tall(false),
+        panels().with_narrow_tall(true),
+        panels().with_narrow_tall(false),
     );
     let layers: [Layer; 4] = [
         ([4, 16, 32, 32], [16, 3, 3], [1, 1], 1),
@@ -777,32 +779,39 @@ fn weight_gradients_in_row_blocks_equal_packed_panels_bit_for_bit() {
     );
 }
 
-/// Weight gradients of at most 8 rows, stride 1 along the width, run as `thin` reading
-/// their inputs through sliding windows (an invocation a kernel row's taps) and give the bits
-/// of packing B's panel for `main`: the same values summed in the same order. Layers:
-/// LeNet-5's conv1 (6 x 25, padding 2, rows 28 wide), kernel rows of 8 taps (padding 3, the
-/// window past both edges), 1 x 1, 72 kernel rows (two workgroups of `thin`), two groups
-/// of 4 channels, and stride 2 down the height. Where they are off, B is packed. A's values
-/// are shared across subgroups (no A panel) by default, read from A's panel without the
-/// broadcast, and the view is cut into many K blocks with small panels.
+/// Weight gradients of at most 16 rows, stride 1 along the width, run as `thin` reading
+/// their inputs through sliding windows (an invocation a kernel row's taps, a workgroup row
+/// 8 of the view's rows) and give the bits of packing B's panel for `main`: the same values
+/// summed in the same order. Layers: LeNet-5's conv1 (6 x 25, padding 2, rows 28 wide),
+/// LeNet-5's conv2 (16 x 150: two blocks of 8 rows), 12 rows (the second block's last 4 past
+/// the view), kernel rows of 8 taps (padding 3, the window past both edges), 1 x 1, 72
+/// kernel rows (two workgroups of `thin`), two groups of 4 channels, and stride 2 down the
+/// height. Where they are off, B is packed. A's values are shared across subgroups (no A
+/// panel) by default, read from A's panel without the broadcast, and the view is cut into
+/// many K blocks with small panels.
 #[test]
 fn weight_gradients_through_windows_equal_packed_panels_bit_for_bit() {
     let panels = || common::gpu().with_gemm_panels(true);
     let small = || panels().with_panel_textures(false).with_panel_words(4096);
-    let layers: [(Layer, [usize; 2]); 6] = [
+    let layers: [(Layer, [usize; 2]); 8] = [
         (([4, 1, 28, 28], [6, 5, 5], [2, 2], 1), [1, 1]),
+        (([2, 6, 14, 14], [16, 5, 5], [0, 0], 1), [1, 1]),
+        (([2, 3, 9, 9], [12, 3, 3], [1, 1], 1), [1, 1]),
         (([2, 2, 12, 12], [5, 3, 8], [1, 3], 1), [1, 1]),
         (([2, 7, 8, 8], [5, 1, 1], [0, 0], 1), [1, 1]),
         (([1, 24, 6, 6], [3, 3, 3], [1, 1], 1), [1, 1]),
         (([2, 6, 10, 10], [8, 3, 3], [1, 1], 2), [1, 1]),
         (([2, 3, 11, 9], [7, 3, 4], [1, 2], 1), [2, 1]),
     ];
-    let (on, off) = (panels().with_windows(true), panels().with_windows(false));
+    // Off, a view of 9 to 16 rows packs B rather than gathering it in tall tiles.
+    let off = || panels().with_windows(false).with_narrow_tall(false);
+    let (on, off) = (panels().with_windows(true), off());
     assert_gathered_weight_gradients_equal_packed((&on, &off), &layers);
     let on = panels().with_windows(true).with_broadcast_lanes(false);
-    assert_gathered_weight_gradients_equal_packed((&on, &off), &layers[..3]);
-    let (on, off) = (small().with_windows(true), small().with_windows(false));
-    assert_gathered_weight_gradients_equal_packed((&on, &off), &layers[..3]);
+    assert_gathered_weight_gradients_equal_packed((&on, &off), &layers[..5]);
+    let small_off = small().with_windows(false).with_narrow_tall(false);
+    let (on, off) = (small().with_windows(true), small_off);
+    assert_gathered_weight_gradients_equal_packed((&on, &off), &layers[..5]);
 }
 
 /// Asserts that each layer's weight gradient (with its strides) gathers B on context `on`

@@ -36,7 +36,7 @@ pub struct GpuContext {
     /// Weight gradients of 17 to 32 rows run as 16-row blocks of tall tiles (see
     /// [`GpuContext::tall_blocks`]).
     tall_blocks: bool,
-    /// Weight gradients of at most 8 rows read their inputs through sliding windows (see
+    /// Weight gradients of at most 16 rows read their inputs through sliding windows (see
     /// [`GpuContext::windows`]).
     windows: bool,
     tap_sums: bool,
@@ -353,8 +353,8 @@ impl GpuContext {
         // store it in a panel once, and views of 17 to 64 rows that read input rows in
         // segments read them once per 16 rows.
         let tall_blocks = switch("LOWP_TALL_BLOCKS")?;
-        // And so weight gradients of at most 8 rows (LeNet-5's first, 6 x 25) read their
-        // inputs in `thin` through sliding windows, a workgroup a K slice.
+        // And so weight gradients of at most 16 rows (LeNet-5's, 6 x 25 and 16 x 150) read
+        // their inputs in `thin` through sliding windows, a workgroup a K slice.
         let windows = switch("LOWP_WINDOWS")?;
         // On a CPU adapter each invocation costs its setup (llvmpipe 22.3: ~9 ns, as much as
         // two loads): the kernels that loop over their items run a few workgroups a core.
@@ -551,14 +551,14 @@ impl GpuContext {
         self.tall_blocks
     }
 
-    /// Runs weight gradients of at most 8 rows through sliding windows of their input words
+    /// Runs weight gradients of at most 16 rows through sliding windows of their input words
     /// (`on`, the default on a CPU adapter), or packs their B panel.
     pub fn with_windows(mut self, on: bool) -> GpuContext {
         self.windows = on;
         self
     }
 
-    /// Whether weight gradients of at most 8 rows (stride 1 along the width, kernel rows of
+    /// Whether weight gradients of at most 16 rows (stride 1 along the width, kernel rows of
     /// at most 8 taps) run as `thin`, each invocation a kernel row's taps, reading one input
     /// word a product through a sliding window (`LOWP_WINDOWS=0` or `1` chooses; on by
     /// default on a CPU adapter), rather than packing B's panel for `main`.

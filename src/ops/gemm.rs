@@ -474,6 +474,10 @@ const PANEL_LANES: usize = 64;
 /// Sums per invocation along each side of the panel kernel's register tile.
 const PANEL_R: usize = 8;
 
+/// The most rows of a weight gradient that `thin` reads through sliding windows, in blocks
+/// of 8 rows, each block a workgroup row re-reading the windows.
+const WINDOW_ROWS_MOST: usize = 16;
+
 /// Products one K slice of the panel kernel takes at most: llvmpipe ends a shader loop after
 /// 65,535 iterations.
 const PANEL_SLICE: usize = 32768;
@@ -619,11 +623,13 @@ pub fn gathers_b<P: SplitParams>(
 }
 
 /// The kernel rows of a weight gradient of `m` rows (parameters `params`) that `thin` reads
-/// through sliding windows of its input words (where [`GpuContext::windows`]): at most 8 rows,
-/// each invocation one kernel row's taps (at most 8), one input word loaded a product instead
-/// of a gathered B value; None for other views.
+/// through sliding windows of its input words (where [`GpuContext::windows`]): at most 16
+/// rows (a workgroup row of `thin` 8 of them), each invocation one kernel row's taps (at most
+/// 8), one input word loaded a product instead of a gathered B value; None for other views.
+/// (16 rows: LeNet-5's conv2 6.6-6.8 -> 10.4-10.5 GFLOP/s, ResNet-8's 16-channel 3 x 3 4.5
+/// -> 7.5 on lavapipe 22.3; 32 and 64 rows ran slower than tall tiles and packed panels.)
 fn window_rows<P: SplitParams>(ctx: &GpuContext, params: &P, m: usize) -> Option<usize> {
-    let on = ctx.windows() && ctx.thin_panels() && m <= PANEL_R;
+    let on = ctx.windows() && ctx.thin_panels() && m <= WINDOW_ROWS_MOST;
     params.window_rows().filter(|&rows| on && rows >= 1)
 }
 
@@ -705,10 +711,10 @@ fn record_panels<P: SplitParams>(
     // Views of 9 to 16 rows, two invocation rows high, gather B too where they fill a
     // workgroup of twice as many invocations, each sixteen rows of four columns
     // (`thin` with TALL), and on a CPU adapter where they are narrower (a weight
-    // gradient's 144 or 150 columns, K split across workgroups: llvmpipe stores a B
+    // gradient's 144 or 150 columns where windows are off, K split across workgroups: llvmpipe stores a B
     // panel's values lane by lane, a scalar store a channel).
     // Weight gradients of 17 to 32 rows too, in 16-row blocks (`thin`'s workgroup rows).
-    let tall = blocks.is_some() || tall_view(ctx, (m, n), (wx, wy));
+    let tall = windows.is_none() && (blocks.is_some() || tall_view(ctx, (m, n), (wx, wy)));
     let short = short_view(ctx, (m, n));
     let segments = (tall || short) && reads_rows(ctx, &params, (bk, k, splits));
     // Segments run their columns over rows padded to a multiple of 4 wide
@@ -893,7 +899,8 @@ fn record_panels<P: SplitParams>(
                     thin_constants.push(widths[0]);
                     let grid = match windows {
                         Some(rows) => {
-                            let (_, y, z) = grid(1);
+                            let (_, _, z) = grid(1);
+                            let y = mb.div_ceil(PANEL_R) as u32;
                             (rows.div_ceil(thin_lanes) as u32, y, z)
                         }
                         None => grid(1),
