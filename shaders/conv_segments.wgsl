@@ -120,11 +120,35 @@ fn seg_padded() -> u32 {
     return (seg_width() + 3u) / 4u * 4u;
 }
 
+// Images a block of backward data's quads takes under SKIP_ROWS: enough that the quads of a
+// subgroup of 8 lanes (two quads a lane, one where TALL) lie in one row of dX, rows being
+// seg_padded / 4 quads (src/ops/gemm.rs row_images).
+fn row_images() -> u32 {
+    let per_row = seg_padded() / 4u;
+    return select(16u, 8u, TALL) >> min(countTrailingZeros(per_row), select(4u, 3u, TALL));
+}
+
+// The row (of the output forward, of dX backward; rows run over images) and the column
+// within its padded row of padded column j (a multiple of 4): row by row, or under
+// SKIP_ROWS (backward data) in blocks of row_images() images, each block dX row by dX row,
+// each row's quads image by image (quads of images past the batch are past the view).
+fn seg_quad(j: u32) -> vec2<u32> {
+    if (!SKIP_ROWS || cv_conv_pass() != 1u) {
+        return vec2(j / seg_padded(), j % seg_padded());
+    }
+    let per_row = seg_padded() / 4u;
+    let span = row_images() * per_row;
+    let u = j / 4u;
+    let rem = u % (span * cv_h());
+    let image = u / (span * cv_h()) * row_images() + rem % span / per_row;
+    return vec2(image * cv_h() + rem / span, rem % per_row * 4u + j % 4u);
+}
+
 // The view's column of padded column j, and its row's end (from which `put` stores
 // nothing).
 fn segment_column(j: u32) -> vec2<u32> {
-    let r = j / seg_padded();
-    return vec2(r * seg_width() + j % seg_padded(), (r + 1u) * seg_width());
+    let r = seg_quad(j);
+    return vec2(r.x * seg_width() + r.y, (r.x + 1u) * seg_width());
 }
 
 // The quad of padded columns from j (a multiple of 4, so in one row): whether it is in the
@@ -176,9 +200,10 @@ fn segment_sums(j: u32, q: u32, ia: u32) -> Tile {
 // forward's: its image's first output channel (of the group) in dY, its dX row ih (in
 // `oh`), and its segments' top word.
 fn backward_quad(j: u32) -> Quad {
-    let r = j / seg_padded();
+    let rq = seg_quad(j);
+    let r = rq.x;
     let plane = cv_oh() * cv_ow();
-    let top = i32(j % seg_padded() + cv_pad_w()) + 3;
+    let top = i32(rq.y + cv_pad_w()) + 3;
     let live = r < G.n / cv_w();
     return Quad(live, ((r / cv_h()) * cv_cout() + o0()) * plane, r % cv_h(), top);
 }
@@ -193,16 +218,92 @@ fn segment_sums_back(j: u32, q: u32, ia: u32) -> Tile {
     var c = Tile();
     let u0 = backward_quad(j);
     let u1 = backward_quad(j + 4u);
+    // Kernel rows lo to hi - 1 reach inside dY from dX's row (the same row for both quads,
+    // and for a whole subgroup, under SKIP_ROWS): the others' products are A's values times
+    // the zeros outside dY, which leave a sum as it was unless A's value is infinite or NaN
+    // (then NaN). Under SKIP_ROWS those rows only carry such NaNs into `nan`, added to the
+    // sums at the end: the same values (a -0 sum may come out +0, as `put` stores it anyway).
+    var lo = 0u;
+    var hi = cv_kh();
+    if (SKIP_ROWS) {
+        let reach = i32(u0.oh + cv_pad_h());
+        lo = u32(clamp(reach - i32(cv_oh()) + 1, 0, i32(cv_kh())));
+        hi = u32(clamp(reach + 1, i32(lo), i32(cv_kh())));
+    }
+    // A zero the compiler cannot fold (x times a constant 0 may be folded to 0, losing NaN).
+    let zero = vec4(select(0.0, 1.0, G.n == 0u));
+    var nan = Rows16();
+    let taps = cv_kh() * cv_kw();
     var plane = 0u;
     var k = 0u;
     for (var o = 0u; o < cv_cout() / cv_groups(); o++) {
-        for (var kh = 0u; kh < cv_kh(); kh++) {
-            c = segment_taps(c, k, ia, q, backward_seg(u0, plane, kh), backward_seg(u1, plane, kh), cv_ow());
-            k += cv_kw();
+        for (var t = 0u; t < lo * cv_kw(); t++) {
+            nan = zero_products(nan, k + t, ia, q, zero);
         }
+        for (var kh = lo; kh < hi; kh++) {
+            c = segment_taps(c, k + kh * cv_kw(), ia, q, backward_seg(u0, plane, kh), backward_seg(u1, plane, kh), cv_ow());
+        }
+        for (var t = hi * cv_kw(); t < taps; t++) {
+            nan = zero_products(nan, k + t, ia, q, zero);
+        }
+        k += taps;
         plane += cv_oh() * cv_ow();
     }
-    return c;
+    return plus_rows(c, row_values(nan));
+}
+
+// One value for each of a tile's rows: 8 (a0, a1) or, TALL, 16.
+struct Rows16 {
+    a0: vec4<f32>,
+    a1: vec4<f32>,
+    a2: vec4<f32>,
+    a3: vec4<f32>,
+}
+
+// `p` plus each row's A value of product k times `zero`, A's values read from its panel
+// as `segment_step` reads them. Where the subgroup spreads A's values, lane q adds only its
+// own rows' (q, and 8 + q where TALL, in p.a0.x and p.a0.y; `row_values` spreads them).
+fn zero_products(p: Rows16, k: u32, ia: u32, q: u32, zero: vec4<f32>) -> Rows16 {
+    let a = k * (PM / 4u) + ia;
+    if (spreads_a()) {
+        var own = vec2(panel_a(a + q / 4u)[q % 4u], 0.0);
+        if (TALL) {
+            own.y = panel_a(a + 2u + q / 4u)[q % 4u];
+        }
+        return Rows16(vec4(fma(own, zero.xy, p.a0.xy), 0.0, 0.0), p.a1, p.a2, p.a3);
+    }
+    if (TALL) {
+        return Rows16(fma(panel_a(a), zero, p.a0), fma(panel_a(a + 1u), zero, p.a1), fma(panel_a(a + 2u), zero, p.a2), fma(panel_a(a + 3u), zero, p.a3));
+    }
+    return Rows16(fma(panel_a(a), zero, p.a0), fma(panel_a(a + 1u), zero, p.a1), p.a2, p.a3);
+}
+
+// Every row's value of sums gathered by `zero_products`.
+fn row_values(p: Rows16) -> Rows16 {
+    if (spreads_a()) {
+        let lo = spread8(p.a0.x);
+        let hi = spread8(p.a0.y);
+        return Rows16(lo.lo, lo.hi, hi.lo, hi.hi);
+    }
+    return p;
+}
+
+// Tile `t` with each row's value of `p` added to its sums (rows as `put_quads` stores them).
+fn plus_rows(t: Tile, p: Rows16) -> Tile {
+    if (TALL) {
+        return Tile(
+            t.c00 + p.a0.x, t.c01 + p.a0.y, t.c10 + p.a0.z, t.c11 + p.a0.w,
+            t.c20 + p.a1.x, t.c21 + p.a1.y, t.c30 + p.a1.z, t.c31 + p.a1.w,
+            t.c40 + p.a2.x, t.c41 + p.a2.y, t.c50 + p.a2.z, t.c51 + p.a2.w,
+            t.c60 + p.a3.x, t.c61 + p.a3.y, t.c70 + p.a3.z, t.c71 + p.a3.w,
+        );
+    }
+    return Tile(
+        t.c00 + p.a0.x, t.c01 + p.a0.x, t.c10 + p.a0.y, t.c11 + p.a0.y,
+        t.c20 + p.a0.z, t.c21 + p.a0.z, t.c30 + p.a0.w, t.c31 + p.a0.w,
+        t.c40 + p.a1.x, t.c41 + p.a1.x, t.c50 + p.a1.y, t.c51 + p.a1.y,
+        t.c60 + p.a1.z, t.c61 + p.a1.z, t.c70 + p.a1.w, t.c71 + p.a1.w,
+    );
 }
 
 // A's value in row i of a weight gradient's view whose row 0 is dY's word f, as f32; zero

@@ -267,6 +267,11 @@ override SEGMENTS: bool = false;
 // kernel row's taps, rather than gathering each B value.
 override WINDOW: bool = false;
 
+// Whether a backward data view read in segments runs its quads of columns dX row by dX row
+// across blocks of images (`seg_quad`, conv_segments.wgsl), its subgroups skipping together
+// the kernel rows outside dY (CPU adapters: subgroups of 8 lanes).
+override SKIP_ROWS: bool = false;
+
 // The product for views of at most 8 rows (WY = 1, one invocation row), or 16 (TALL): each
 // B value is used by one invocation only, so `thin` gathers and decodes it here instead of
 // reading a B panel, and the view needs no B `pack` pass (whose stores were half its cost).

@@ -656,7 +656,10 @@ fn input_rows_equal_gathered_values_bit_for_bit() {
 /// 0 (taps off dY's edges), two groups of 12, views of 32, 64 and two groups of 20 rows
 /// (16-row blocks), short views of 8 x 8 tiles (6 input channels of a 5 x 5 kernel,
 /// two groups of 4), and over rows padded to a multiple of 4: 12 channels of rows 10 wide,
-/// LeNet-5's second layer (6 channels of rows 14 wide, 5 x 5, padding 0); in f32, and in the forward test's packed formats on four of them.
+/// LeNet-5's second layer (6 channels of rows 14 wide, 5 x 5, padding 0); in f32 (four
+/// layers again with an infinite and a NaN weight), and in the forward test's packed
+/// formats on four of them. On a CPU adapter the segments skip the kernel rows outside dY,
+/// their quads run row by row across blocks of images (SKIP_ROWS).
 #[test]
 fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
     let context = |segments: bool| {
@@ -701,25 +704,40 @@ fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
             let (spec, ws, g) = conv_of(layer, &gspec);
             let ys = [xs[0], ws[0], g.oh, g.ow];
             let dy = common::uniform(ys.iter().product(), 50 + t as u64, 2.0);
-            let w = common::uniform(ws.iter().product(), 60 + t as u64, 1.0);
-            let run = |ctx: &GpuContext| {
-                let (tdy, _) = ops::quantize(ctx, &dy, &ys, &qy).unwrap();
-                let (tw, _) = ops::quantize(ctx, &w, &ws, &qw).unwrap();
-                let (view, params) =
-                    ops::conv::prepare_conv(ConvPass::BackwardData, &g, &tw, &tdy, None, &spec)
-                        .unwrap();
-                let rows = ops::gemm::reads_input_rows(ctx, &view, &params);
-                let hw = [xs[2], xs[3]];
-                let (dx, _) = ops::conv2d_backward_data(ctx, &tdy, &tw, hw, &spec).unwrap();
-                (rows, dx.read_words(ctx).unwrap())
+            let finite = common::uniform(ws.iter().product(), 60 + t as u64, 1.0);
+            // In f32, four layers again with an infinite and a NaN weight, on kernel rows
+            // that reach outside dY from some of dX's rows (their zeros' products are NaN).
+            let mut poisoned = finite.clone();
+            let at = |o: usize, c: usize, kh: usize, kw: usize| {
+                ((o * ws[1] + c) * ws[2] + kh) * ws[3] + kw
             };
-            let ((rows_on, dx_on), (rows_off, dx_off)) = (run(&on), run(&off));
-            let layer = format!("{xs:?} * {ws:?}, padding {padding:?}, {fw} x {fy} -> {fx}");
-            assert!(
-                rows_on && !rows_off,
-                "{layer}: dY's rows are read on one side only"
-            );
-            assert_eq!(dx_on, dx_off, "{layer}");
+            poisoned[at(0, 0, ws[2] - 1, 0)] = f32::INFINITY;
+            poisoned[at(ws[0] - 1, ws[1].min(2) - 1, 0, ws[3] - 1)] = f32::NAN;
+            let nonfinite = f == 0 && [0, 5, 12, 13].contains(&t);
+            for w in [finite, poisoned].iter().take(1 + nonfinite as usize) {
+                let run = |ctx: &GpuContext| {
+                    let (tdy, _) = ops::quantize(ctx, &dy, &ys, &qy).unwrap();
+                    let (tw, _) = ops::quantize(ctx, w, &ws, &qw).unwrap();
+                    let (view, params) =
+                        ops::conv::prepare_conv(ConvPass::BackwardData, &g, &tw, &tdy, None, &spec)
+                            .unwrap();
+                    let rows = ops::gemm::reads_input_rows(ctx, &view, &params);
+                    let hw = [xs[2], xs[3]];
+                    let (dx, _) = ops::conv2d_backward_data(ctx, &tdy, &tw, hw, &spec).unwrap();
+                    (rows, dx.read_words(ctx).unwrap())
+                };
+                let ((rows_on, dx_on), (rows_off, dx_off)) = (run(&on), run(&off));
+                let layer = format!("{xs:?} * {ws:?}, padding {padding:?}, {fw} x {fy} -> {fx}");
+                assert!(
+                    rows_on && !rows_off,
+                    "{layer}: dY's rows are read on one side only"
+                );
+                assert_eq!(dx_on, dx_off, "{layer}");
+                if w.iter().any(|v| !v.is_finite()) {
+                    let nan = dx_on.iter().filter(|&&v| v == 0x7fc0_0000).count();
+                    assert!(0 < nan && nan < dx_on.len(), "{layer}: {nan} NaNs");
+                }
+            }
         }
     }
 }

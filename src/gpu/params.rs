@@ -255,6 +255,11 @@ pub trait SplitParams: DispatchParams {
     fn segment_rows(&self) -> Option<u32> {
         None
     }
+    /// For a backward data view that reads dY's rows in segments: its images and dX's
+    /// height (the rows of each image its columns run along); None for other views.
+    fn segment_images(&self) -> Option<(usize, usize)> {
+        None
+    }
     /// Whether the view is a convolution's weight gradient (its rows the output channels,
     /// its columns the kernel's taps, its K the batch's output pixels).
     fn weight_gradient(&self) -> bool {
@@ -338,6 +343,11 @@ impl SplitParams for ConvParams {
         };
         let plain = (self.stride_h, self.stride_w, self.dil_h, self.dil_w) == (1, 1, 1, 1);
         (plain && (1..=5).contains(&self.kw) && row >= 1).then_some(row)
+    }
+
+    fn segment_images(&self) -> Option<(usize, usize)> {
+        let back = self.pass == 1 && self.segment_rows().is_some();
+        back.then_some((self.batch as usize, self.h as usize))
     }
 
     fn weight_gradient(&self) -> bool {

@@ -598,6 +598,23 @@ fn row_blocks<P: SplitParams>(
         .then_some(lanes)
 }
 
+/// Whether `ctx` is a CPU adapter (whose subgroups are 8 lanes).
+fn cpu_adapter(ctx: &GpuContext) -> bool {
+    ctx.info.device_type == wgpu::DeviceType::Cpu
+}
+
+/// Images a block of a backward data view whose quads run row by row (`seg_quad` in
+/// conv_segments.wgsl) takes, for rows of `per_row` quads: enough that a subgroup's quads (8
+/// lanes, two quads a lane, one where `tall`) all lie in one row of dX.
+fn row_images(per_row: usize, tall: bool) -> usize {
+    let quads: usize = if tall { 8 } else { 16 };
+    let mut g = (quads, per_row.max(1));
+    while g.1 != 0 {
+        g = (g.1, g.0 % g.1);
+    }
+    quads / g.0
+}
+
 /// Whether an `m` x `n` view is short: at most 8 rows (one invocation row of 8 x 8 tiles),
 /// wide enough to fill a workgroup of the panel kernel, which `thin` runs, B gathered or
 /// read from input rows.
@@ -720,8 +737,17 @@ fn record_panels<P: SplitParams>(
     // Segments run their columns over rows padded to a multiple of 4 wide
     // (`segment_column` in conv_segments.wgsl): `cols` of them, more than `n` where the
     // rows are not (those store value by value).
-    let cols = match params.segment_rows() {
-        Some(w) if segments => n / w as usize * (w as usize).next_multiple_of(4),
+    // On a CPU adapter a backward data view's quads run dX row by dX row across blocks of
+    // images (`seg_quad`), so that a subgroup skips together the kernel rows outside dY.
+    let images = params
+        .segment_images()
+        .filter(|_| segments && cpu_adapter(ctx));
+    let cols = match (params.segment_rows(), images) {
+        (Some(w), Some((batch, h))) if segments => {
+            let padded = (w as usize).next_multiple_of(4);
+            batch.next_multiple_of(row_images(padded / 4, tall)) * h * padded
+        }
+        (Some(w), None) if segments => n / w as usize * (w as usize).next_multiple_of(4),
         _ => n,
     };
     let padded = cols != n;
@@ -818,6 +844,7 @@ fn record_panels<P: SplitParams>(
     thin_constants.push(("TALL", tall as u32 as f64));
     thin_constants.push(("SEGMENTS", segments as u32 as f64));
     thin_constants.push(("WINDOW", windows.is_some() as u32 as f64));
+    thin_constants.push(("SKIP_ROWS", images.is_some() as u32 as f64));
     thin_constants.push(("QUAD_OUT", quads as u32 as f64));
     let thin_spec = match quads {
         true => spec.with_quads(),
