@@ -6,8 +6,8 @@
 // adapter loads a lane-varying address at a time), instead of 4 KW gathers. The products
 // run in K's order (channel, kernel row, kernel column), as `thin` sums them: the same
 // sums. With 8 x 8 tiles (views of at most 8 rows, not TALL) an invocation's eight columns
-// are two such quads, each in its own row, each with its own segment; rows not a multiple
-// of 4 wide are padded to one (`segment_column`). A lane past the view loads nothing and
+// are two such quads, each in its own row (the same row under SKIP_ROWS), each with its own
+// segment; rows not a multiple of 4 wide are padded to one (`segment_column`). A lane past the view loads nothing and
 // still takes part in the subgroup's broadcasts of A.
 
 // Word iw of a row of B's tensor `width` words wide whose word 0 has flat index `row` (iw

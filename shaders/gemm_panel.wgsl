@@ -262,9 +262,9 @@ fn thin_a(k: u32, ia: u32, q: u32) -> Lanes8 {
 // rather than gathering each value.
 override SEGMENTS: bool = false;
 
-// Whether `thin` sums a weight gradient of at most 8 rows (stride 1 along the width) through
+// Whether `thin` sums a weight gradient of at most 16 rows (stride 1 along the width) through
 // sliding windows of its input words (window_tile: conv_segments.wgsl), an invocation one
-// kernel row's taps, rather than gathering each B value.
+// kernel row's taps, a workgroup row 8 of the view's rows, rather than gathering each B value.
 override WINDOW: bool = false;
 
 // Whether a backward data view read in segments runs its quads of columns dX row by dX row
@@ -272,7 +272,8 @@ override WINDOW: bool = false;
 // the kernel rows outside dY (CPU adapters: subgroups of 8 lanes).
 override SKIP_ROWS: bool = false;
 
-// The product for views of at most 8 rows (WY = 1, one invocation row), or 16 (TALL): each
+// The product for views of at most 8 rows (WY = 1, one invocation row), or 16 (TALL; or a
+// weight gradient through windows, WINDOW, a workgroup row 8 of its rows): each
 // B value is used by one invocation only, so `thin` gathers and decodes it here instead of
 // reading a B panel, and the view needs no B `pack` pass (whose stores were half its cost).
 // A's panel (loads the same for every lane) and the sums' order and stores are `main`'s.
@@ -281,7 +282,7 @@ fn thin(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let width = select(8u, 4u, TALL);
     let col = wid.x * (width * WX) + lid.x * width;
     // A workgroup's rows within the panel: a block of 16-row tall tiles (a weight gradient
-    // of 17 to 32 rows) takes one 16-row block a workgroup row.
+    // of 17 to 32 rows) takes one 16-row block a workgroup row (WINDOW: 8 rows, its own).
     let row = wid.y * select(8u, 16u, TALL);
     let ia = row / 4u;
     let j = G.blk.j0 + col;

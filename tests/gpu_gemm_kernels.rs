@@ -655,9 +655,11 @@ fn input_rows_equal_gathered_values_bit_for_bit() {
 /// unequal padding, 1 x 1, 3 x 2 with padding reaching past both ends of dY's rows, padding
 /// 0 (taps off dY's edges), two groups of 12, views of 32, 64 and two groups of 20 rows
 /// (16-row blocks), short views of 8 x 8 tiles (6 input channels of a 5 x 5 kernel,
-/// two groups of 4), and over rows padded to a multiple of 4: 12 channels of rows 10 wide,
+/// two groups of 4), and over rows padded to a multiple of 4: 12 channels of rows 10 wide
+/// (batch 15: on a CPU adapter its quads run in blocks of 8 images, one past the batch),
 /// LeNet-5's second layer (6 channels of rows 14 wide, 5 x 5, padding 0); in f32 (four
-/// layers again with an infinite and a NaN weight), and in the forward test's packed
+/// layers again with an infinite and a NaN weight, A's values spread and loaded in every
+/// lane), and in the forward test's packed
 /// formats on four of them. On a CPU adapter the segments skip the kernel rows outside dY,
 /// their quads run row by row across blocks of images (SKIP_ROWS).
 #[test]
@@ -683,7 +685,7 @@ fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
         ([4, 40, 12, 12], [6, 3, 3], [1, 1], 2),
         ([4, 6, 14, 16], [16, 5, 5], [2, 2], 1),
         ([2, 8, 16, 16], [8, 3, 3], [1, 1], 2),
-        ([4, 12, 10, 10], [6, 3, 3], [1, 1], 1),
+        ([15, 12, 10, 10], [6, 3, 3], [1, 1], 1),
         ([4, 6, 14, 14], [16, 5, 5], [0, 0], 1),
     ];
     let formats = [
@@ -692,6 +694,7 @@ fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
         ("bf16", "mxfp8_e4m3", "e5m2"),
     ];
     let (on, off) = (context(true), context(false));
+    let every_lane = context(true).with_broadcast_lanes(false);
     for (f, (fw, fy, fx)) in formats.into_iter().enumerate() {
         let (qw, qy, gspec) = specs(fw, fy, fx);
         for (t, layer) in layers.iter().enumerate() {
@@ -736,6 +739,9 @@ fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
                 if w.iter().any(|v| !v.is_finite()) {
                     let nan = dx_on.iter().filter(|&&v| v == 0x7fc0_0000).count();
                     assert!(0 < nan && nan < dx_on.len(), "{layer}: {nan} NaNs");
+                    // The skipped rows' weights loaded in every lane, not spread.
+                    let (_, dx_lanes) = run(&every_lane);
+                    assert_eq!(dx_lanes, dx_off, "{layer}, A in every lane");
                 }
             }
         }

@@ -354,7 +354,7 @@ impl GpuContext {
         // segments read them once per 16 rows.
         let tall_blocks = switch("LOWP_TALL_BLOCKS")?;
         // And so weight gradients of at most 16 rows (LeNet-5's, 6 x 25 and 16 x 150) read
-        // their inputs in `thin` through sliding windows, a workgroup a K slice.
+        // their inputs in `thin` through sliding windows, a workgroup a K slice of 8 rows.
         let windows = switch("LOWP_WINDOWS")?;
         // On a CPU adapter each invocation costs its setup (llvmpipe 22.3: ~9 ns, as much as
         // two loads): the kernels that loop over their items run a few workgroups a core.
@@ -903,7 +903,7 @@ impl GpuContext {
                         ""
                     },
                     if self.windows && self.thin_panels {
-                        ", weight gradients of at most 8 rows read their inputs through sliding windows (LOWP_WINDOWS=0: B packed)"
+                        ", weight gradients of at most 16 rows read their inputs through sliding windows (LOWP_WINDOWS=0: B packed)"
                     } else {
                         ""
                     }

@@ -598,7 +598,7 @@ fn row_blocks<P: SplitParams>(
         .then_some(lanes)
 }
 
-/// Whether `ctx` is a CPU adapter (whose subgroups are 8 lanes).
+/// Whether `ctx` is a CPU adapter (llvmpipe's subgroups: 8 lanes).
 fn cpu_adapter(ctx: &GpuContext) -> bool {
     ctx.info.device_type == wgpu::DeviceType::Cpu
 }
@@ -704,7 +704,7 @@ fn record_panels<P: SplitParams>(
     let blocks = row_blocks(ctx, &params, (m, n, k));
     let (wx, wy) = blocks.unwrap_or_else(|| panel_lanes(m, n));
     // A weight gradient read through windows takes all its columns in one dispatch, an
-    // invocation a kernel row, a workgroup a K slice.
+    // invocation a kernel row, a workgroup a K slice of 8 of its rows.
     let windows = window_rows(ctx, &params, m);
     let (bm, bn) = match (blocks, windows) {
         (Some((wx, wy)), _) => (
@@ -736,12 +736,18 @@ fn record_panels<P: SplitParams>(
     let segments = (tall || short) && reads_rows(ctx, &params, (bk, k, splits));
     // Segments run their columns over rows padded to a multiple of 4 wide
     // (`segment_column` in conv_segments.wgsl): `cols` of them, more than `n` where the
-    // rows are not (those store value by value).
+    // rows are not, or where blocks of images pass the batch (those store value by value).
     // On a CPU adapter a backward data view's quads run dX row by dX row across blocks of
-    // images (`seg_quad`), so that a subgroup skips together the kernel rows outside dY.
-    let images = params
-        .segment_images()
-        .filter(|_| segments && cpu_adapter(ctx));
+    // images (`seg_quad`), so that a subgroup skips together the kernel rows outside dY;
+    // not where the blocks would add more than an eighth of the batch's images (each runs
+    // the whole product, and the rows skipped save at most a few kernel rows in KH).
+    let per_row = params
+        .segment_rows()
+        .map_or(1, |w| (w as usize).div_ceil(4));
+    let images = params.segment_images().filter(|&(batch, _)| {
+        let extra = batch.next_multiple_of(row_images(per_row, tall)) - batch;
+        segments && cpu_adapter(ctx) && 8 * extra <= batch
+    });
     let cols = match (params.segment_rows(), images) {
         (Some(w), Some((batch, h))) if segments => {
             let padded = (w as usize).next_multiple_of(4);
