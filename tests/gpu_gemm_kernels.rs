@@ -656,12 +656,15 @@ fn input_rows_equal_gathered_values_bit_for_bit() {
 /// 0 (taps off dY's edges), two groups of 12, views of 32, 64 and two groups of 20 rows
 /// (16-row blocks), short views of 8 x 8 tiles (6 input channels of a 5 x 5 kernel,
 /// two groups of 4), and over rows padded to a multiple of 4: 12 channels of rows 10 wide
-/// (batch 15: on a CPU adapter its quads run in blocks of 8 images, one past the batch),
+/// (padding 0, batch 15: on a CPU adapter its quads run in blocks of 8 images, one past the
+/// batch),
 /// LeNet-5's second layer (6 channels of rows 14 wide, 5 x 5, padding 0); in f32 (four
 /// layers again with an infinite and a NaN weight, A's values spread and loaded in every
 /// lane), and in the forward test's packed
 /// formats on four of them. On a CPU adapter the segments skip the kernel rows outside dY,
-/// their quads run row by row across blocks of images (SKIP_ROWS).
+/// their quads run row by row across blocks of images (SKIP_ROWS), where a fifth of the
+/// (dX row, kernel row) pairs reach outside: here the layers of 5 x 5 with padding 0 and
+/// the batch of 15.
 #[test]
 fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
     let context = |segments: bool| {
@@ -685,7 +688,7 @@ fn backward_data_from_output_rows_equals_gathered_values_bit_for_bit() {
         ([4, 40, 12, 12], [6, 3, 3], [1, 1], 2),
         ([4, 6, 14, 16], [16, 5, 5], [2, 2], 1),
         ([2, 8, 16, 16], [8, 3, 3], [1, 1], 2),
-        ([15, 12, 10, 10], [6, 3, 3], [1, 1], 1),
+        ([15, 12, 10, 10], [6, 3, 3], [0, 0], 1),
         ([4, 6, 14, 14], [16, 5, 5], [0, 0], 1),
     ];
     let formats = [
