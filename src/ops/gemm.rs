@@ -761,6 +761,16 @@ fn record_panels<P: SplitParams>(
     // in a short view).
     debug_assert!(!segments || (bk == k.max(1) && splits == 1 && bm.is_multiple_of(PANEL_R)));
     let thin = gathers_b(ctx, (m, n, k), &params);
+    // `thin` keeps no B panel, so its columns need not fit the panels' budget: it takes
+    // them all in one dispatch (within the grid's limit), not in blocks each of a few
+    // workgroups (LeNet-5's conv2 backward data: 8 dispatches of 3.5 workgroups each).
+    let bn = match thin && windows.is_none() {
+        true => cols
+            .max(1)
+            .next_multiple_of(PANEL_R * wx)
+            .min(ctx.max_groups_x() as usize * PANEL_R * wx),
+        false => bn,
+    };
     // One texture (a CPU adapter) or buffer per panel, grown to the largest view's (within
     // PANEL_WORDS together).
     let textures = match ctx.panel_textures() {
