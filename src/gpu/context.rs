@@ -41,6 +41,9 @@ pub struct GpuContext {
     windows: bool,
     tap_sums: bool,
     segments: bool,
+    /// Whether a training step counts each logged rounding in its log slot's own buffer
+    /// (see [`GpuContext::slot_stats`]).
+    slot_stats: bool,
     /// The most workgroups of a kernel that loops over its work items (None: one item an
     /// invocation; see [`GpuContext::item_groups`]).
     item_groups: Option<u32>,
@@ -176,6 +179,7 @@ const SETTINGS: &[&str] = &[
     "LOWP_SPECIALISE",
     "LOWP_TAP_SUMS",
     "LOWP_SEGMENTS",
+    "LOWP_SLOT_STATS",
     "LOWP_NARROW_TALL",
     "LOWP_TALL_BLOCKS",
     "LOWP_WINDOWS",
@@ -345,6 +349,7 @@ impl GpuContext {
         let specialise = var("LOWP_SPECIALISE").map_or(true, |v| v != "0");
         let tap_sums = var("LOWP_TAP_SUMS").map_or(true, |v| v != "0");
         let segments = var("LOWP_SEGMENTS").map_or(true, |v| v != "0");
+        let slot_stats = var("LOWP_SLOT_STATS").map_or(true, |v| v != "0");
         // A CPU adapter stores a panel value lane by lane (llvmpipe 22.3: a scalar store a
         // 32-bit channel, each behind a stack round trip): narrow views (weight gradients)
         // gather B in the product rather than store it in a panel first.
@@ -410,6 +415,7 @@ impl GpuContext {
             windows,
             tap_sums,
             segments,
+            slot_stats,
             item_groups,
             run_lanes,
             specialise,
@@ -458,6 +464,7 @@ impl GpuContext {
             windows: self.windows,
             tap_sums: self.tap_sums,
             segments: self.segments,
+            slot_stats: self.slot_stats,
             item_groups: self.item_groups,
             run_lanes: self.run_lanes,
             specialise: self.specialise,
@@ -585,6 +592,14 @@ impl GpuContext {
     pub fn with_segments(mut self, on: bool) -> GpuContext {
         self.segments = on;
         self
+    }
+
+    /// Whether a training step counts the statistics of each rounding that is not a
+    /// gradient's in its log slot's own buffer, copied into the log at the end of the step,
+    /// rather than in one shared buffer cleared before and copied after each
+    /// (`LOWP_SLOT_STATS` not `0`).
+    pub fn slot_stats(&self) -> bool {
+        self.slot_stats
     }
 
     /// Whether `thin` may read B from input rows (`LOWP_SEGMENTS` not `0`).

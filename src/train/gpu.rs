@@ -151,6 +151,11 @@ pub struct GpuTrainer<'c> {
     /// A loss-scale state of scale 1 (evaluations).
     unit_scale: DeviceBuffer,
     stats: DeviceBuffer,
+    /// Each log slot's own statistics buffer: a rounding that is not a gradient's counts
+    /// straight into the next slot's (zero, as the end of each step leaves them), so that
+    /// a step records no clear and no copy between its dispatches for it (each ends
+    /// a compute pass); the end of the step copies them into the log and clears them.
+    slot_stats: Vec<DeviceBuffer>,
     /// Exception counts of this step's gradient quantizers (loss scaling reads them).
     grad_stats: DeviceBuffer,
     /// Loss-scale state: [scale, skip, 1 / scale, good steps].
@@ -190,6 +195,9 @@ struct LogEntry {
     /// The slot's counts are the step's gradients' so far (the counts of this rounding are
     /// the difference from the previous such slot); its amax word is this rounding's own.
     cumulative: bool,
+    /// The rounding counted straight into its slot's own statistics buffer
+    /// (`GpuTrainer::slot_stats`), copied into the log once, at the end of the step.
+    own: bool,
 }
 
 /// Adds a step's logged roundings to `into`: `words` the log's slots as they came back.
@@ -221,26 +229,44 @@ fn add_log(into: &mut TensorLog, entries: &[LogEntry], words: &[u32]) {
     }
 }
 
-/// Records a copy of the statistics words in `stats` (just written by a rounding of `n`
-/// elements into the tensor `key`) into the next of the log's slots, and notes it in `log`.
+/// Notes in `log` a rounding of `n` elements into the tensor `key` whose statistics words
+/// are in `stats`: `Shared(buffer)`, copied now into the next of the log's slots, or
+/// `Own`, the next slot's own buffer, copied at the end of the step.
 fn note_into(
     e: &mut Encoder,
     t: &GpuTrainer,
     log: &mut Vec<LogEntry>,
     (key, n): ((String, u32), usize),
-    stats: &wgpu::Buffer,
+    stats: Stats,
     cumulative: bool,
 ) {
-    let k = log.iter().filter(|l| l.host.is_none()).count() as u64;
+    let k = device_entries(log) as u64;
     if 16 * (k + 1) <= t.log.size() {
-        e.copy_buffer_to_buffer(stats, 0, &t.log, 16 * k, 16);
+        if let Stats::Shared(b) = stats {
+            e.copy_buffer_to_buffer(b, 0, &t.log, 16 * k, 16);
+        }
         log.push(LogEntry {
             key,
             n,
             host: None,
             cumulative,
+            own: stats == Stats::Own,
         });
     }
+}
+
+/// Where a logged rounding's statistics words are.
+#[derive(Clone, Copy, PartialEq)]
+enum Stats<'b> {
+    /// In the next log slot's own buffer (`GpuTrainer::slot_stats`).
+    Own,
+    /// In this buffer, to be copied into the log.
+    Shared(&'b wgpu::Buffer),
+}
+
+/// The entries of `log` counted on the device (each in a slot of the log).
+fn device_entries(log: &[LogEntry]) -> usize {
+    log.iter().filter(|l| l.host.is_none()).count()
 }
 
 /// Slots of the statistics log: enough for every stored tensor written several times (a
@@ -344,6 +370,9 @@ impl<'c> GpuTrainer<'c> {
             correct: zeroed_as(ctx, Purpose::Other, "correct", batch)?,
             unit_scale: crate::ops::elementwise::unit_scale(ctx)?,
             stats: zeroed_as(ctx, Purpose::Other, "stats", 4)?,
+            slot_stats: (0..log_slots(&plan))
+                .map(|_| zeroed_as(ctx, Purpose::Other, "slot stats", 4))
+                .collect::<Result<_, _>>()?,
             grad_stats: zeroed_as(ctx, Purpose::Other, "gradient stats", 4)?,
             loss_scale: ls,
             none: zeroed_as(ctx, Purpose::Other, "no scales", 1)?,
@@ -497,21 +526,23 @@ impl<'c> GpuTrainer<'c> {
 
     /// Records `op` computing `slot`'s values, rounded into it with `spec` as they are
     /// stored, with `skip` (a residual shortcut's gradient) added first; a gradient's
-    /// exceptions are counted for loss scaling.
+    /// exceptions are counted for loss scaling, the others' in `own` (a log slot's own
+    /// statistics buffer, zero) or, where that is None, in the shared buffer, cleared.
     fn produce<'s>(
         &'s self,
         enc: &mut Encoder,
         slot: &'s Slot,
         spec: &'s QuantSpec,
-        (grad, skip): (bool, Option<&'s DeviceBuffer>),
+        (grad, skip, own): (bool, Option<&'s DeviceBuffer>, Option<&'s wgpu::Buffer>),
         op: impl FnOnce(&mut Encoder, Dst<'s>) -> Result<(), GpuError>,
     ) -> Result<(), GpuError> {
-        let stats = match grad {
-            true => {
+        let stats = match (grad, own) {
+            (true, _) => {
                 enc.clear_buffer(&self.grad_stats, 12, Some(4));
                 &self.grad_stats
             }
-            false => {
+            (false, Some(own)) => own,
+            (false, None) => {
                 enc.clear_buffer(&self.stats, 0, None);
                 &self.stats
             }
@@ -541,6 +572,17 @@ impl<'c> GpuTrainer<'c> {
         // scale is taken from it).
         enc.clear_buffer(&self.grad_stats, 12, Some(4));
         self.quantize_counting(enc, src, dst, spec, &self.grad_stats)
+    }
+
+    /// The own statistics buffer of the log slot that a step's next logged rounding takes
+    /// (`log` the step's entries so far); None where the log is full or the context says
+    /// no (`GpuContext::slot_stats`).
+    fn own_stats(&self, log: &[LogEntry]) -> Option<&wgpu::Buffer> {
+        let on = self.ctx.slot_stats();
+        self.slot_stats
+            .get(device_entries(log))
+            .filter(|_| on)
+            .map(|b| &**b)
     }
 
     /// The slot of a step's tensor.
@@ -736,6 +778,7 @@ impl<'c> GpuTrainer<'c> {
             n: q.len,
             host: Some(q.exceptions),
             cumulative: false,
+            own: false,
         };
         let mut step = GpuStep {
             t: self,
@@ -744,7 +787,21 @@ impl<'c> GpuTrainer<'c> {
         };
         super::layers::run_pass(&mut step, plan, (batch, s), pass)?;
         let entries = std::mem::take(&mut step.log);
-        let slots = entries.iter().filter(|l| l.host.is_none()).count();
+        let slots = device_entries(&entries);
+        // The roundings counted in their slots' own buffers: into the log, then cleared
+        // for the next step (together, after the step's dispatches).
+        let own: Vec<usize> = entries
+            .iter()
+            .filter(|l| l.host.is_none())
+            .enumerate()
+            .filter_map(|(k, l)| l.own.then_some(k))
+            .collect();
+        for &k in &own {
+            enc.copy_buffer_to_buffer(&self.slot_stats[k], 0, &self.log, 16 * k as u64, 16);
+        }
+        for &k in &own {
+            enc.clear_buffer(&self.slot_stats[k], 0, None);
+        }
         let mut sources = vec![
             (&*self.loss, batch),
             (&*self.correct, batch),
@@ -799,9 +856,9 @@ impl<'c> GpuTrainer<'c> {
     }
 
     /// Bytes of the slots a step's rounding statistics are copied into on the device (read
-    /// back with the step; 16 per rounding).
+    /// back with the step; 16 per rounding) and of each slot's own buffer they are counted in.
     pub fn statistics_bytes(&self) -> u64 {
-        self.log.size()
+        self.log.size() + self.slot_stats.iter().map(|b| b.size()).sum::<u64>()
     }
 
     /// The bound, in bytes, on the working buffers the trainer holds beside its packed
@@ -990,13 +1047,21 @@ impl<'a> GpuStep<'a, '_> {
             other => panic!("only output gradients have several contributions, not {other:?}"),
         };
         let slot = t.slot(out.t);
+        let own = t.own_stats(&self.log).filter(|_| !out.grad);
         match out.flow {
-            Flow::Store => t.produce(self.e, slot, &out.spec, (out.grad, None), op)?,
-            Flow::Finish => t.produce(self.e, slot, &out.spec, (out.grad, Some(pending())), op)?,
+            Flow::Store => t.produce(self.e, slot, &out.spec, (out.grad, None, own), op)?,
+            Flow::Finish => {
+                let skip = Some(pending());
+                t.produce(self.e, slot, &out.spec, (out.grad, skip, own), op)?
+            }
             Flow::Start => return op(self.e, Dst::F32(pending())),
             Flow::Add => return op(self.e, Dst::Accumulate(pending())),
         }
-        let stats = if out.grad { &t.grad_stats } else { &t.stats };
+        let stats = match (out.grad, own) {
+            (true, _) => Stats::Shared(&t.grad_stats),
+            (false, Some(_)) => Stats::Own,
+            (false, None) => Stats::Shared(&t.stats),
+        };
         note_into(
             self.e,
             t,
@@ -1014,7 +1079,14 @@ impl<'a> GpuStep<'a, '_> {
         let slot = t.slot(out.t);
         t.quantize_grad(self.e, slot.f32()?, slot, &out.spec)?;
         let key = (out.t.key(&t.plan), slot.n);
-        note_into(self.e, t, &mut self.log, key, &t.grad_stats, true);
+        note_into(
+            self.e,
+            t,
+            &mut self.log,
+            key,
+            Stats::Shared(&t.grad_stats),
+            true,
+        );
         Ok(())
     }
 
@@ -1186,7 +1258,7 @@ impl<'a> Engine for GpuStep<'a, '_> {
         let (t, ctx, e, log) = (self.t, self.t.ctx, &mut *self.e, &mut self.log);
         let mut note = |e: &mut Encoder, role: &str, n: usize| {
             let key = (state_key(&t.plan, i, part, role), n);
-            note_into(e, t, log, key, &t.stats, false)
+            note_into(e, t, log, key, Stats::Shared(&t.stats), false)
         };
         let p = t.params[i].as_ref().expect("a layer with weights");
         let pick = |pair: &'a (Slot, Slot)| if part == 0 { &pair.0 } else { &pair.1 };
@@ -1321,11 +1393,18 @@ impl<'a> Engine for GpuStep<'a, '_> {
         let mut outs: Vec<Tensor> = Vec::new();
         for (which, slot, spec, role) in &stores {
             let out = t.update_out.tensor(*role, slot, spec);
-            e.clear_buffer(&t.stats, 0, None);
+            let own = t.own_stats(log);
+            let stats = match own {
+                Some(b) => b,
+                None => {
+                    e.clear_buffer(&t.stats, 0, None);
+                    &t.stats
+                }
+            };
             let d = Dst::Packed {
                 t: &out,
                 spec,
-                stats: &t.stats,
+                stats,
                 add: None,
             };
             // outs[0] is the new velocity, the last one the new master where there is one.
@@ -1341,7 +1420,8 @@ impl<'a> Engine for GpuStep<'a, '_> {
             }
             let name = ["param", "momentum", "moment2", "master"][*role];
             let key = (state_key(&t.plan, i, part, name), slot.n);
-            note_into(e, t, log, key, &t.stats, false);
+            let stats = own.map_or(Stats::Shared(&t.stats), |_| Stats::Own);
+            note_into(e, t, log, key, stats, false);
             outs.push(out);
         }
         for ((_, slot, _, _), out) in stores.iter().zip(&outs) {
