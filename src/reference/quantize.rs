@@ -3,7 +3,7 @@
 use super::pack::{pack, unpack};
 use crate::format::{BlockFormat, BlockScale, Format};
 use crate::quant::{
-    ElementRounding, Exceptions, QuantSpec, Scaling, amax_bits, decode_block_element,
+    ElementRounding, Exceptions, QuantSpec, Rounded, Scaling, amax_bits, decode_block_element,
     e4m3_block_byte, e4m3_tensor_scale, e4m3_value, finite_amax_bits, mx_scale_exp,
     round_block_element, round_element, tensor_scale_exp,
 };
@@ -65,6 +65,29 @@ pub fn decode_stored(format: &Format, scales: &[u32], scale_exp: i32, i: usize, 
 /// # Panics
 /// If `spec` fails [`QuantSpec::validate`] (stochastic rounding with 0 or more than 24 bits).
 pub fn quantize(x: &[f32], spec: &QuantSpec) -> Quantized {
+    quantize_with(x, spec, false)
+}
+
+/// [`quantize`]'s result, faster where `x` repeats values (images' pixels): under
+/// deterministic rounding without block scales each distinct value is rounded once.
+///
+/// # Panics
+/// As [`quantize`].
+pub fn quantize_repeating(x: &[f32], spec: &QuantSpec) -> Quantized {
+    quantize_with(x, spec, true)
+}
+
+/// Slots of [`quantize_repeating`]'s table of recent roundings (a power of two).
+const MEMO_SLOTS: usize = 4096;
+
+/// The table slot of f32 bits (Fibonacci hashing).
+fn memo_slot(bits: u32) -> usize {
+    (bits.wrapping_mul(0x9e37_79b9) >> (32 - MEMO_SLOTS.trailing_zeros())) as usize
+}
+
+/// [`quantize`], with `memo` keeping each deterministic rounding's result for values that
+/// come again (the same function of the bits within one call: one format, one scale).
+fn quantize_with(x: &[f32], spec: &QuantSpec, memo: bool) -> Quantized {
     if let Err(e) = spec.validate() {
         panic!("invalid quantization spec: {e}");
     }
@@ -95,6 +118,10 @@ pub fn quantize(x: &[f32], spec: &QuantSpec) -> Quantized {
     };
     let mut d = 0;
     let mut rand = vec![0u32; chunk];
+    let mut table: Vec<Option<(u32, Rounded)>> = match memo && !stochastic && block.is_none() {
+        true => vec![None; MEMO_SLOTS],
+        false => Vec::new(),
+    };
     for (c, (xs, out)) in x.chunks(chunk).zip(codes.chunks_mut(chunk)).enumerate() {
         let start = c * chunk;
         if stochastic {
@@ -113,9 +140,21 @@ pub fn quantize(x: &[f32], spec: &QuantSpec) -> Quantized {
             _ => {}
         }
         for (j, (&v, o)) in xs.iter().zip(out.iter_mut()).enumerate() {
-            let r = match tensor {
-                Some(_) => round_block_element(&el, v.to_bits(), d, &er, rand[j]),
-                None => round_element(&el, v.to_bits(), &er, rand[j]),
+            let bits = v.to_bits();
+            let r = match (tensor, table.is_empty()) {
+                (Some(_), _) => round_block_element(&el, bits, d, &er, rand[j]),
+                (None, true) => round_element(&el, bits, &er, rand[j]),
+                (None, false) => {
+                    let slot = &mut table[memo_slot(bits)];
+                    match *slot {
+                        Some((k, r)) if k == bits => r,
+                        _ => {
+                            let r = round_element(&el, bits, &er, 0);
+                            *slot = Some((bits, r));
+                            r
+                        }
+                    }
+                }
             };
             *o = r.code;
             exc.overflow += r.overflow as u64;

@@ -756,7 +756,7 @@ impl<'c> GpuTrainer<'c> {
         // The input is rounded here, by the CPU twin of the quantize kernel (the same
         // codes), so that only its packed codes travel and no f32 copy sits on the device.
         let input = &self.input.t;
-        let q = crate::reference::quantize::quantize(xs, &plan.spec("input", s, 0));
+        let q = crate::reference::quantize::quantize_repeating(xs, &plan.spec("input", s, 0));
         ctx.queue
             .write_buffer(input.words(), 0, bytemuck::cast_slice(&q.words));
         if let Some(scales) = input.scales() {
