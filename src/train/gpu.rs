@@ -117,8 +117,9 @@ struct LinearSlots {
     master: Option<(Slot, Slot)>,
     /// HALP: the gradient at the centre on this step's batch, weights and biases (f32).
     centre_grad: Option<(DeviceBuffer, DeviceBuffer)>,
-    /// The decoded bias for the forward GEMM.
-    bias_f32: DeviceBuffer,
+    /// The decoded bias for the forward GEMM; None where the bias's words are its f32
+    /// values (fp32, unscaled), read as they are.
+    bias_f32: Option<DeviceBuffer>,
 }
 
 /// Words of codes and of scales of the largest tensor whose name ends in one of `role`.
@@ -407,9 +408,14 @@ impl<'c> GpuTrainer<'c> {
             let bn = matches!(l, Layer::BatchNorm2d { .. });
             let [fw, fb] = &pool.f;
             let fw = bn.then_some(fw);
+            let b = slot(ctx, &[nb], &p("bias", 0), bn.then_some(fb))?;
+            let bias_f32 = match bn || b.t.spec().holds_f32() {
+                true => None,
+                false => Some(zeroed_as(ctx, Purpose::Working, "bias", nb)?),
+            };
             let ls = LinearSlots {
                 w: slot(ctx, &ws, &p("weight", 0), fw)?,
-                b: slot(ctx, &[nb], &p("bias", 0), bn.then_some(fb))?,
+                b,
                 vw: slot(ctx, &ws, &p("momentum", 0), None)?,
                 vb: slot(ctx, &[nb], &p("momentum", 1), None)?,
                 moment2: match t.plan.keeps_moment2() {
@@ -440,7 +446,7 @@ impl<'c> GpuTrainer<'c> {
                     )),
                     false => None,
                 },
-                bias_f32: zeroed_as(ctx, Purpose::Working, "bias", nb)?,
+                bias_f32,
             };
             t.params.push(Some(ls));
         }
@@ -1097,8 +1103,14 @@ impl<'a> GpuStep<'a, '_> {
         };
         let t = self.t;
         let p = t.params[i].as_ref().expect("a layer with a bias");
-        t.decode(self.e, &p.b, &p.bias_f32)?;
-        Ok(Some((&*p.bias_f32, p.b.n)))
+        let f32s = match &p.bias_f32 {
+            Some(f32s) => {
+                t.decode(self.e, &p.b, f32s)?;
+                &**f32s
+            }
+            None => p.b.t.words(),
+        };
+        Ok(Some((f32s, p.b.n)))
     }
 }
 
