@@ -2,7 +2,7 @@
 // 1 for a Linear layer, the channel's pixels for a convolution; batch-norm statistics),
 // soft-float adds: each column's values in (row, inner) order are cut into chunks of
 // CHUNK; `partial` sums each chunk in order (one invocation per column and chunk), then
-// `finish` sums a column's chunk sums in order. (No invocation loops more than CHUNK
+// `finish` sums a column's chunk sums in order (`whole` does both where a column is one chunk). (No invocation loops more than CHUNK
 // times: CPU adapters such as llvmpipe stop loops after 65535 iterations.)
 // `partial` decodes the array as it loads it (in0); `partial_sq` and `partial_gxhat` sum
 // batch norm's (x - mean)^2 and g xhat computed as they load x and g; `finish` reads the
@@ -51,8 +51,22 @@ fn partial(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (idx >= E.count) {
         return;
     }
-    let j = idx % E.cols;
-    let q = idx / E.cols;
+    out[idx] = chunk_sum(idx % E.cols, idx / E.cols);
+}
+
+// A column of one chunk: its sum, stored as `finish` would store it (finish's sum of the
+// one chunk sum, +0 plus it, is that sum: a chunk's sum starts at +0 so is never -0).
+@compute @workgroup_size(256)
+fn whole(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = item_index(gid, E.groups_x);
+    if (j >= E.count) {
+        return;
+    }
+    store_out(j, chunk_sum(j, 0u));
+}
+
+// The sum of chunk q of column j, in order.
+fn chunk_sum(j: u32, q: u32) -> u32 {
     let end = min(E.rows * E.inner, (q + 1u) * CHUNK);
     var s = 0u;
     let t0 = q * CHUNK;
@@ -69,7 +83,7 @@ fn partial(@builtin(global_invocation_id) gid: vec3<u32>) {
             next_value(&i, &p);
         }
     }
-    out[q * E.cols + j] = s;
+    return s;
 }
 
 // The partial sums of (x - mean)^2 (x: in0), as `partial` sums an array.

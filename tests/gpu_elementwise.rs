@@ -138,18 +138,23 @@ fn column_sums_match() {
         read_u32(c, &lo, 2).unwrap(),
         common::bits(&cpu::col_sum(&long, (3, 2, 40_000)))
     );
-    let (rows, cols) = (129, 300);
-    let gm = common::tricky_inputs(rows * cols, 9, 2.0)
-        .into_iter()
-        .map(|v| if v.is_finite() { v } else { 0.5 })
-        .collect::<Vec<_>>();
-    let bg = upload_f32(c, "g", &gm).unwrap();
-    let out = zeroed(c, "sum", cols).unwrap();
-    common::submit(|e| record_col_sum(c, e, &bg, &out, (rows, cols, 1)).unwrap());
-    assert_eq!(
-        read_u32(c, &out, cols).unwrap(),
-        common::bits(&cpu::col_sum(&gm, (rows, cols, 1)))
-    );
+    // Columns of one chunk (summed and stored by one dispatch), of whole vectors of four or
+    // not, and of several chunks of vectors.
+    for (rows, cols, inner) in [(129, 300, 1), (16, 3, 8), (5, 4, 3), (64, 2, 36)] {
+        let gm = common::tricky_inputs(rows * cols * inner, 9, 2.0)
+            .into_iter()
+            .map(|v| if v.is_finite() { v } else { 0.5 })
+            .collect::<Vec<_>>();
+        let bg = upload_f32(c, "g", &gm).unwrap();
+        let out = zeroed(c, "sum", cols).unwrap();
+        let shape = (rows, cols, inner);
+        common::submit(|e| record_col_sum(c, e, &bg, &out, shape).unwrap());
+        assert_eq!(
+            read_u32(c, &out, cols).unwrap(),
+            common::bits(&cpu::col_sum(&gm, shape)),
+            "{shape:?}"
+        );
+    }
 }
 
 #[test]

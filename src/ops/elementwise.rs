@@ -294,7 +294,6 @@ pub(crate) fn record_col_sum_of<'a>(
             u16::MAX as usize * COL_SUM_CHUNK
         )));
     }
-    let parts = ctx.scratch("column-sum chunks", chunks * cols)?;
     let p = ElemParams {
         n: cols as u32,
         rows: rows as u32,
@@ -302,6 +301,13 @@ pub(crate) fn record_col_sum_of<'a>(
         inner: inner as u32,
         ..Default::default()
     };
+    // A column of one chunk: summed and stored by one dispatch (its values one at a time:
+    // the output is stored one value at a time too).
+    if chunks == 1 && partial == "partial" {
+        let kernel = ("col_sum", "whole");
+        return record_io(ctx, enc, kernel, cols, p, &[], ins, Some(out.into()));
+    }
+    let parts = ctx.scratch("column-sum chunks", chunks * cols)?;
     let count = chunks * cols;
     let mut own = vec![(2, &*parts)];
     own.extend(stat.map(|s| (5, s)));
