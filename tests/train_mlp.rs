@@ -906,3 +906,75 @@ fn halp_moves_batch_norm_running_statistics_once_a_step() {
     assert!(st.running_mean.iter().any(|&m| m != 0.0));
     assert_eq!(gpu.state().unwrap(), cpu.state(), "after a step");
 }
+
+/// Steps and evaluations submitted without waiting (`submit`, up to `LOWP_IN_FLIGHT` on their
+/// way: 1, 2 and 3) come back in order, each with the statistics the CPU trainer gives for
+/// it, and end in the CPU trainer's state; a bad depth is a typed error.
+#[test]
+fn steps_submitted_ahead_come_back_in_order_and_exact() {
+    use lowp::gpu::{GpuContext, GpuError};
+    let model = Model::mlp(12, &[10, 8], 4);
+    // Fixed point with exact integer GEMMs: every rounding exact by construction.
+    let map = PrecisionMap::parse(
+        r#"
+        default = { format = "fixed(wl=16,fl=10)" }
+        [[rule]]
+        match = "*.acc"
+        format = "fp32"
+        [[rule]]
+        match = "*.grad"
+        format = "fixed(wl=16,fl=14)"
+        rounding = "stochastic"
+        "#,
+    )
+    .unwrap();
+    let plan = Plan::new(model.clone(), &map, false, sgd(), 11).unwrap();
+    let batch = 6;
+    let data = |k: u64| {
+        let x = common::uniform(batch * model.inputs, k, 2.0);
+        let y: Vec<u32> = (0..batch as u32).map(|i| (i * 5 + k as u32) % 4).collect();
+        (x, y)
+    };
+    // The CPU trainer's statistics of five steps with an evaluation after each.
+    let mut cpu = CpuTrainer::new(plan.clone());
+    let mut want = Vec::new();
+    for k in 0..5u64 {
+        let (x, y) = data(k);
+        want.push((true, cpu.step(&x, &y)));
+        want.push((false, cpu.evaluate(&x, &y)));
+    }
+    for depth in ["1", "2", "3"] {
+        let ctx = GpuContext::with_settings(&[("LOWP_IN_FLIGHT", depth)]).unwrap();
+        assert_eq!(ctx.in_flight().to_string(), depth);
+        let mut gpu = GpuTrainer::new(&ctx, plan.clone(), batch).unwrap();
+        let mut got = Vec::new();
+        for k in 0..5u64 {
+            let (x, y) = data(k);
+            gpu.submit(&x, &y, true).unwrap();
+            gpu.submit(&x, &y, false).unwrap();
+            got.extend(gpu.poll().unwrap());
+        }
+        got.extend(gpu.readback_all().unwrap());
+        let steps: Vec<u64> = got.iter().map(|r| r.step).collect();
+        assert_eq!(steps, [0, 1, 1, 2, 2, 3, 3, 4, 4, 5], "depth {depth}");
+        for (k, (r, (train, c))) in got.iter().zip(&want).enumerate() {
+            let g = &r.stats;
+            assert_eq!(
+                (r.train, g.correct),
+                (*train, c.correct),
+                "depth {depth}, {k}"
+            );
+            // Each side takes its own f32 log of the same bits: a few ulp of the loss.
+            let close = (g.loss - c.loss).abs() <= 1e-5 * c.loss.abs() + 1e-6;
+            assert!(close, "depth {depth}, {k}: loss {} vs {}", g.loss, c.loss);
+        }
+        assert_eq!(gpu.state().unwrap(), cpu.state(), "depth {depth}: state");
+    }
+    for bad in ["0", "65", "many"] {
+        match GpuContext::with_settings(&[("LOWP_IN_FLIGHT", bad)]) {
+            Err(GpuError::Invalid(e)) => assert!(e.contains("LOWP_IN_FLIGHT"), "{e}"),
+            Err(e) => panic!("another error: {e}"),
+            Ok(_) => panic!("LOWP_IN_FLIGHT={bad} was taken"),
+        }
+    }
+}

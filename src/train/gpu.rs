@@ -283,9 +283,6 @@ fn last_of(mut v: Vec<Report>) -> Result<StepStats, GpuError> {
         .ok_or_else(|| GpuError::Readback("no statistics came back".into()))
 }
 
-/// Submissions the host may run ahead of the GPU.
-const MAX_IN_FLIGHT: usize = 3;
-
 /// What came back from one submission.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Report {
@@ -624,7 +621,7 @@ impl<'c> GpuTrainer<'c> {
 
     /// Records and submits a training step (`train`) or an evaluation of a batch, without
     /// waiting for it: its statistics come back later through `poll` or `readback_all`.
-    /// The host runs at most `MAX_IN_FLIGHT` submissions ahead of the GPU.
+    /// The host runs at most [`GpuContext::in_flight`] submissions ahead of the GPU.
     pub fn submit(&mut self, x: &[f32], labels: &[u32], train: bool) -> Result<(), GpuError> {
         let pass = if train { Pass::Train } else { Pass::Evaluate };
         self.submit_pass(x, labels, pass)
@@ -633,7 +630,7 @@ impl<'c> GpuTrainer<'c> {
     /// Records and submits `pass` on a batch, like `submit` (a batch of HALP's
     /// full-gradient pass reports as an evaluation: it is not a step).
     pub fn submit_pass(&mut self, x: &[f32], labels: &[u32], pass: Pass) -> Result<(), GpuError> {
-        let earlier = self.readback.limit(self.ctx, MAX_IN_FLIGHT - 1)?;
+        let earlier = self.readback.limit(self.ctx, self.ctx.in_flight() - 1)?;
         self.arrived.extend(earlier);
         let (st, tag) = self.run(x, labels, pass)?;
         self.readback.push(tag, st.0, st.1);
