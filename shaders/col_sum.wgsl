@@ -2,8 +2,9 @@
 // 1 for a Linear layer, the channel's pixels for a convolution; batch-norm statistics),
 // soft-float adds: each column's values in (row, inner) order are cut into chunks of
 // CHUNK; `partial` sums each chunk in order (one invocation per column and chunk), then
-// `finish` sums a column's chunk sums in order (`whole` does both where a column is one chunk). (No invocation loops more than CHUNK
-// times: CPU adapters such as llvmpipe stop loops after 65535 iterations.)
+// `finish` sums a column's chunk sums in order (`whole` does both where a column is one
+// chunk). (No invocation loops more than CHUNK times: CPU adapters such as llvmpipe stop
+// loops after 65535 iterations.)
 // `partial` decodes the array as it loads it (in0); `partial_sq` and `partial_gxhat` sum
 // batch norm's (x - mean)^2 and g xhat computed as they load x and g; `finish` reads the
 // chunk sums (g) and stores each column's sum as the fused output (packed_store: rounded
