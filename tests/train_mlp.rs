@@ -131,24 +131,25 @@ fn check_model(
     (skipped, scales.len())
 }
 
-/// 16-bit fixed point everywhere (exact integer GEMMs), gradients stochastically rounded.
-const FIXED16_MAP: &str = r#"
-    default = { format = "fixed(wl=16,fl=10)" }
-    [[rule]]
-    match = "*.acc"
-    format = "fp32"
-    [[rule]]
-    match = "*.grad"
-    format = "fixed(wl=16,fl=14)"
-    rounding = "stochastic"
-    [[rule]]
-    match = "*.wgrad"
-    format = "fixed(wl=16,fl=13)"
-"#;
-
 #[test]
 fn sixteen_bit_fixed_point_training_is_bit_exact() {
-    check(FIXED16_MAP, false, 4);
+    check(
+        r#"
+        default = { format = "fixed(wl=16,fl=10)" }
+        [[rule]]
+        match = "*.acc"
+        format = "fp32"
+        [[rule]]
+        match = "*.grad"
+        format = "fixed(wl=16,fl=14)"
+        rounding = "stochastic"
+        [[rule]]
+        match = "*.wgrad"
+        format = "fixed(wl=16,fl=13)"
+        "#,
+        false,
+        4,
+    );
 }
 
 #[test]
@@ -913,7 +914,7 @@ fn halp_moves_batch_norm_running_statistics_once_a_step() {
 fn steps_submitted_ahead_come_back_in_order_and_exact() {
     use lowp::gpu::{GpuContext, GpuError};
     let model = Model::mlp(12, &[10, 8], 4);
-    let map = PrecisionMap::parse(FIXED16_MAP).unwrap();
+    let map = PrecisionMap::parse(FIXED16).unwrap();
     let plan = Plan::new(model.clone(), &map, false, sgd(), 11).unwrap();
     let batch = 6;
     let data = |k: u64| {
