@@ -11,9 +11,8 @@ use lowp::gpu::Encoder;
 use lowp::gpu::GpuContext;
 use lowp::gpu::buffers::{upload_f32, zeroed};
 use lowp::gpu::timer::{Clock, time_gpu};
-use lowp::ops::quantize::{QuantizeTargets, dequantize_into, record_quantize, scale_words};
+use lowp::ops::quantize::{alloc_tensor, dequantize_into, record_quantize};
 use lowp::quant::{QuantSpec, Rounding};
-use lowp::reference::packed_words;
 use std::time::Duration;
 
 const CASES: [(&str, &str); 6] = [
@@ -72,18 +71,10 @@ fn bench(c: &mut Criterion) {
 
     for (label, fmt) in CASES {
         let spec = spec_of(label, fmt);
-        let words = zeroed(&ctx, "codes", packed_words(n, spec.format.bits())).unwrap();
-        let scales = zeroed(&ctx, "scales", scale_words(&spec, n)).unwrap();
+        let t = alloc_tensor(&ctx, &[n], &spec).unwrap();
         let packed = spec.stored_bytes(n) as u64;
-        let t = QuantizeTargets {
-            words: &words,
-            scales: &scales,
-            stats: &stats,
-        };
-        let q = |enc: &mut Encoder| record_quantize(&ctx, enc, &input, n, &spec, &t).unwrap();
-        let dq = |enc: &mut Encoder| {
-            dequantize_into(&ctx, enc, &words, &scales, n, &spec, &decoded).unwrap()
-        };
+        let q = |enc: &mut Encoder| record_quantize(&ctx, enc, &input, &spec, &t, &stats).unwrap();
+        let dq = |enc: &mut Encoder| dequantize_into(&ctx, enc, &t, &decoded).unwrap();
         // MX reads its input twice (scales pass, then the quantize pass).
         let q_bytes = 4 * n as u64 * if spec.format.block().is_some() { 2 } else { 1 } + packed;
         let dq_bytes = packed + 4 * n as u64;

@@ -111,16 +111,6 @@ const CONV_PANEL: &str = concat!(
 /// The kernels: name, library pieces, source.
 const KERNELS: &[(&str, &[&str], &str)] = &[
     (
-        "quantize",
-        QUANT_LIB,
-        include_str!("../../shaders/quantize.wgsl"),
-    ),
-    (
-        "dequantize",
-        QUANT_LIB,
-        include_str!("../../shaders/dequantize.wgsl"),
-    ),
-    (
         "fake_quantize",
         QUANT_LIB,
         include_str!("../../shaders/fake_quantize.wgsl"),

@@ -17,7 +17,7 @@ pub struct Tensor {
 }
 
 impl Tensor {
-    /// Wraps buffers a quantize kernel filled (the ops layer builds tensors).
+    /// Wraps buffers of packed codes and scales (the ops layer builds tensors).
     pub fn from_parts(
         shape: Vec<usize>,
         spec: QuantSpec,

@@ -7,17 +7,9 @@ use crate::gpu::dispatch::record;
 use crate::gpu::memory::{DeviceBuffer, Purpose};
 use crate::gpu::params::{QuantParams, scaling_id};
 use crate::gpu::{GpuContext, GpuError, Tensor};
+use crate::ops::elementwise::record_convert;
+use crate::ops::packed_io::Dst;
 use crate::quant::{Exceptions, QuantSpec};
-
-/// Where a quantize writes: packed codes, scales, and the four stats words.
-pub struct QuantizeTargets<'a> {
-    /// Packed codes (at least `packed_words(n, bits)` words).
-    pub words: &'a wgpu::Buffer,
-    /// Block scale words, or one word for the per-tensor exponent; any buffer otherwise.
-    pub scales: &'a wgpu::Buffer,
-    /// [overflow, underflow, nan, amax bits], zeroed before the first use.
-    pub stats: &'a wgpu::Buffer,
-}
 
 pub use crate::gpu::tensor::scale_words;
 
@@ -102,49 +94,36 @@ pub fn record_scales(
     Ok(())
 }
 
-/// Records the passes that quantize `n` f32 values from `input` into `t`.
+/// Records the passes that round `t.len()` f32 values from `input` into the packed tensor
+/// `t` as `spec` says (its scales first, where it has any), the exception counts and amax
+/// added to `stats` ([overflow, underflow, nan, amax bits]; a scaled tensor's amax word is
+/// its own). The words are cleared first: `t` may hold older codes.
 pub fn record_quantize(
     ctx: &GpuContext,
     enc: &mut Encoder,
     input: &wgpu::Buffer,
-    n: usize,
     spec: &QuantSpec,
-    t: &QuantizeTargets<'_>,
+    t: &Tensor,
+    stats: &wgpu::Buffer,
 ) -> Result<(), GpuError> {
-    record_scales(ctx, enc, input, n, spec, t.scales, t.stats)?;
-    let p = QuantParams::new(spec, n);
-    let words = packed_words(n, spec.format.bits()) as u32;
-    record(
-        ctx,
-        enc,
-        "quantize",
-        "main",
-        words,
-        p,
-        &[(1, input), (2, t.words), (3, t.scales), (7, t.stats)],
-    )
+    check_len(spec, t.len())?;
+    let out = Dst::Packed {
+        t,
+        spec,
+        stats,
+        add: None,
+    };
+    record_convert(ctx, enc, input, out, t.len())
 }
 
-/// Records the pass that decodes `n` elements of packed codes into f32 `out`.
+/// Records the pass that decodes the packed tensor `t` into the f32 buffer `out`.
 pub fn dequantize_into(
     ctx: &GpuContext,
     enc: &mut Encoder,
-    words: &wgpu::Buffer,
-    scales: &wgpu::Buffer,
-    n: usize,
-    spec: &QuantSpec,
+    t: &Tensor,
     out: &wgpu::Buffer,
 ) -> Result<(), GpuError> {
-    let p = QuantParams::new(spec, n);
-    record(
-        ctx,
-        enc,
-        "dequantize",
-        "main",
-        n as u32,
-        p,
-        &[(1, words), (2, out), (3, scales)],
-    )
+    record_convert(ctx, enc, t, out, t.len())
 }
 
 /// Decodes the four stats words.
@@ -254,22 +233,9 @@ pub fn quantize_buffer(
     let n: usize = shape.iter().product();
     check_len(spec, n)?;
     let t = alloc_tensor(ctx, shape, spec)?;
-    let dummy;
-    let scales_ref = match t.scales() {
-        Some(s) => s,
-        None => {
-            dummy = zeroed(ctx, "no scales", 1)?;
-            &dummy
-        }
-    };
     let stats = zeroed(ctx, "stats", 4)?;
     let mut enc = Encoder::new(ctx);
-    let targets = QuantizeTargets {
-        words: t.words(),
-        scales: scales_ref,
-        stats: &stats,
-    };
-    record_quantize(ctx, &mut enc, input, n, spec, &targets)?;
+    record_quantize(ctx, &mut enc, input, spec, &t, &stats)?;
     let st = staging(ctx, 16);
     enc.copy_buffer_to_buffer(&stats, 0, &st, 0, 16);
     enc.submit();
@@ -287,16 +253,8 @@ pub fn dequantize(ctx: &GpuContext, t: &Tensor) -> Result<Vec<f32>, GpuError> {
 /// Decodes a tensor into a new f32 GPU buffer.
 pub fn dequantize_buffer(ctx: &GpuContext, t: &Tensor) -> Result<DeviceBuffer, GpuError> {
     let out = zeroed(ctx, "decoded", t.len())?;
-    let dummy;
-    let scales = match t.scales() {
-        Some(s) => s,
-        None => {
-            dummy = zeroed(ctx, "no scales", 1)?;
-            &dummy
-        }
-    };
     let mut enc = Encoder::new(ctx);
-    dequantize_into(ctx, &mut enc, t.words(), scales, t.len(), t.spec(), &out)?;
+    dequantize_into(ctx, &mut enc, t, &out)?;
     enc.submit();
     ctx.check()?;
     Ok(out)

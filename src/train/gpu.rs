@@ -32,7 +32,7 @@ use crate::ops::optim::{
     record_loss_scale_update, record_sgd_weights, record_svrg, record_update,
 };
 use crate::ops::packed_io::{Dst, Src};
-use crate::ops::quantize::{QuantizeTargets, alloc_tensor, dequantize_into, record_quantize};
+use crate::ops::quantize::{alloc_tensor, dequantize_into, record_quantize};
 use crate::quant::{Exceptions, QuantSpec};
 use crate::reference::batchnorm::BnStat;
 
@@ -506,25 +506,12 @@ impl<'c> GpuTrainer<'c> {
         spec: &QuantSpec,
         stats: &wgpu::Buffer,
     ) -> Result<(), GpuError> {
-        let targets = QuantizeTargets {
-            words: dst.t.words(),
-            scales: dst.t.scales().unwrap_or(&self.none),
-            stats,
-        };
-        record_quantize(self.ctx, enc, src, dst.n, spec, &targets)
+        record_quantize(self.ctx, enc, src, spec, &dst.t, stats)
     }
 
     /// Records: decode `src` into the f32 buffer `dst`.
     fn decode(&self, enc: &mut Encoder, src: &Slot, dst: &wgpu::Buffer) -> Result<(), GpuError> {
-        dequantize_into(
-            self.ctx,
-            enc,
-            src.t.words(),
-            src.t.scales().unwrap_or(&self.none),
-            src.n,
-            src.t.spec(),
-            dst,
-        )
+        dequantize_into(self.ctx, enc, &src.t, dst)
     }
 
     /// Records `op` computing `slot`'s values, rounded into it with `spec` as they are
@@ -756,7 +743,7 @@ impl<'c> GpuTrainer<'c> {
         };
         let mut ys = labels.to_vec();
         ys.resize(batch, 0);
-        // The input is rounded here, by the CPU twin of the quantize kernel (the same
+        // The input is rounded here, by the CPU twin of the GPU quantize pass (the same
         // codes), so that only its packed codes travel and no f32 copy sits on the device.
         let input = &self.input.t;
         let q = crate::reference::quantize::quantize_repeating(xs, &plan.spec("input", s, 0));
