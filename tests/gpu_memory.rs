@@ -169,9 +169,12 @@ fn a_trainers_device_bytes_are_packed_bytes_plus_the_stated_working_bound() {
             let other = 4 * (3 * batch as u64 + 64) + t.statistics_bytes();
             assert!(m.of(Purpose::Other) <= other, "{m:?}");
             // The context's kernel parameters: the one chunk setting up the trainer fills
-            // (a chunk holds 256 dispatches' parameters).
+            // (a chunk holds 256 dispatches' parameters), and the operand parameters of the
+            // conversions that round the initial values into the kept tensors, one buffer a
+            // distinct rounding (`GpuContext::shared_uniform`; these maps have at most 8).
             let params = m.of(Purpose::Parameters);
-            assert!(params <= lowp::gpu::param_ring::CHUNK, "{m:?}");
+            let operands = 8 * std::mem::size_of::<lowp::gpu::params::IoParams>() as u64;
+            assert!(params <= lowp::gpu::param_ring::CHUNK + operands, "{m:?}");
             assert!(m.total() <= packed + bound + m.of(Purpose::Other) + params);
         }
     }

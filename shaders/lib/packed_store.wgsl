@@ -88,8 +88,9 @@ fn store_out(i: u32, value: u32) {
 
 // `store_out` of elements i to i + 3 (i a multiple of 4, i + 3 within the tensor): plain f32
 // words and pending gradients as one 16-byte vector; rounded into a format without scales
-// whose four codes fill one word (8 bits) or each own one (32 bits), four roundings, one
-// store and the counts added once; else element by element.
+// whose four codes fill half a word (4 bits), one word (8 bits), two (16 bits) or each own
+// one (32 bits), four roundings, one store (or OR) and the counts added once; else element
+// by element.
 fn store_out4(i: u32, value: vec4<u32>) {
     let f = out_fmt();
     let q = i / 4u;
@@ -104,7 +105,7 @@ fn store_out4(i: u32, value: vec4<u32>) {
     }
     let w = f.fmt.bits;
     // Loops over the four (not four inlined copies: each is another rounding to compile).
-    if (f.add != 0u || f.phase != 0u || f.scaling != 0u || (w != 32u && w != 8u)) {
+    if (f.add != 0u || f.phase != 0u || f.scaling != 0u || (w != 32u && w != 16u && w != 8u && w != 4u)) {
         for (var t = 0u; t < 4u; t++) {
             store_out(i + t, value[t]);
         }
@@ -124,9 +125,18 @@ fn store_out4(i: u32, value: vec4<u32>) {
     }
     if (w == 32u) {
         out_quad_store(q, codes);
-    } else {
+    } else if (w == 16u) {
+        out_word_store(2u * q, codes.x | (codes.y << 16u));
+        out_word_store(2u * q + 1u, codes.z | (codes.w << 16u));
+    } else if (w == 8u) {
         let word = codes.x | (codes.y << 8u) | (codes.z << 16u) | (codes.w << 24u);
         out_word_store(q, word);
+    } else {
+        // Half a word, the other half another invocation's: ORed in (the words were cleared).
+        let half = codes.x | (codes.y << 4u) | (codes.z << 8u) | (codes.w << 12u);
+        if (half != 0u) {
+            out_word_or(q / 2u, half << (16u * (q % 2u)));
+        }
     }
     if (any(flags != vec4(0u))) {
         for (var c = 0u; c < 3u; c++) {
