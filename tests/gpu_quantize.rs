@@ -289,6 +289,24 @@ fn bad_shapes_and_empty_tensors_are_errors() {
         let e = ops::fake_quantize(c, &[1.0], &bad).err().unwrap();
         assert!(e.to_string().contains("1..=24"), "{e}");
     }
+    // A caller's buffer of 5 values in 20 bytes: the passes read and write four values at
+    // a time, so they refuse it rather than read past its last whole vector.
+    let raw = c.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("unpadded"),
+        size: 20,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let e = ops::quantize::quantize_buffer(c, &raw, &[5], &spec)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("32 bytes"), "{e}");
+    let (t, _) = ops::quantize(c, &[1.0; 5], &[5], &spec).unwrap();
+    let mut enc = Encoder::new(c);
+    let e = ops::quantize::dequantize_into(c, &mut enc, &t, &raw)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("32 bytes"), "{e}");
 }
 
 /// `--scale tensor` picks the smallest power of two 2^s with amax / 2^s <= max, found here by
