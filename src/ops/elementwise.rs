@@ -4,7 +4,7 @@
 //! as they store) or f32 buffers. All use soft-float where they round, so they equal their
 //! reference twins bit for bit.
 
-use super::packed_io::{Dst, Src, record_parts, record_phases};
+use super::packed_io::{Dst, Src, record_parts, record_phases, whole_vectors};
 use crate::conv::Pool;
 use crate::gpu::Encoder;
 use crate::gpu::dispatch::{record, record_with};
@@ -73,6 +73,19 @@ pub(crate) fn record_io_with<'a>(
     // invocation where the kernel has both).
     let (name, entry, constants) = kernel;
     let n = p.n as usize;
+    if let Work::Quads = work {
+        let srcs = ins.iter().filter_map(|s| match s {
+            Src::F32(b) => Some(*b),
+            Src::Packed(_) => None,
+        });
+        let dsts = out.into_iter().filter_map(|d| match d {
+            Dst::F32(b) | Dst::Accumulate(b) => Some(b),
+            Dst::Packed { add, .. } => add,
+        });
+        for b in srcs.chain(dsts) {
+            whole_vectors(b, n)?;
+        }
+    }
     let parts: Vec<(usize, Vec<(&str, f64)>)> = match work {
         Work::Items(count) | Work::QuadItems(count) => vec![(count, constants.to_vec())],
         // (elements, invocations, TAIL)

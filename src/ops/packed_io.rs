@@ -73,6 +73,21 @@ impl<'a> From<&'a DeviceBuffer> for Dst<'a> {
     }
 }
 
+/// Fails unless the f32 buffer `buffer` holds `n` values in whole 16-byte vectors (as
+/// lowp's buffers do): a kernel of four elements an invocation reads and writes them as
+/// vectors, and would miss the values past the last whole one.
+pub fn whole_vectors(buffer: &wgpu::Buffer, n: usize) -> Result<(), GpuError> {
+    let need = 4 * crate::gpu::buffers::allocated_words(n) as u64;
+    if buffer.size() < need {
+        return Err(GpuError::Invalid(format!(
+            "an operand of {n} f32 values needs a buffer of {need} bytes (whole 16-byte \
+             vectors), not {}",
+            buffer.size()
+        )));
+    }
+    Ok(())
+}
+
 /// Whether a tensor of `spec` is rounded as it is stored in one pass (it has no scale;
 /// a scaled one takes an amax pass first, see [`record_phases`]).
 pub fn stores_packed(spec: &QuantSpec) -> bool {

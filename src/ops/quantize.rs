@@ -2,9 +2,7 @@
 
 use crate::format::packed_words;
 use crate::gpu::Encoder;
-use crate::gpu::buffers::{
-    allocated_words, map_read, read_u32, staging, upload_f32, zeroed, zeroed_as,
-};
+use crate::gpu::buffers::{map_read, read_u32, staging, upload_f32, zeroed, zeroed_as};
 use crate::gpu::dispatch::record;
 use crate::gpu::memory::{DeviceBuffer, Purpose};
 use crate::gpu::params::{QuantParams, scaling_id};
@@ -110,7 +108,6 @@ pub fn record_quantize(
     stats: &wgpu::Buffer,
 ) -> Result<(), GpuError> {
     check_len(spec, t.len())?;
-    whole_vectors(input, t.len(), "a quantize's input")?;
     let out = Dst::Packed {
         t,
         spec,
@@ -118,20 +115,6 @@ pub fn record_quantize(
         add: None,
     };
     record_convert(ctx, enc, input, out, t.len())
-}
-
-/// Fails unless `buffer` holds `n` f32 values in whole 16-byte vectors (as lowp's buffers
-/// do): the convert kernel reads and writes four values at a time.
-fn whole_vectors(buffer: &wgpu::Buffer, n: usize, what: &str) -> Result<(), GpuError> {
-    let need = 4 * allocated_words(n) as u64;
-    if buffer.size() < need {
-        return Err(GpuError::Invalid(format!(
-            "{what} of {n} values needs a buffer of {need} bytes (whole 16-byte vectors), \
-             not {}",
-            buffer.size()
-        )));
-    }
-    Ok(())
 }
 
 /// Records the pass that decodes the packed tensor `t` into the f32 buffer `out` (whole
@@ -142,7 +125,6 @@ pub fn dequantize_into(
     t: &Tensor,
     out: &wgpu::Buffer,
 ) -> Result<(), GpuError> {
-    whole_vectors(out, t.len(), "a dequantize's output")?;
     record_convert(ctx, enc, t, out, t.len())
 }
 
